@@ -1,0 +1,94 @@
+import fs from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
+
+/** A refused configuration; `message` lists every problem, each naming key, value and expectation. */
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(problems.length === 1 ? problems[0] : `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Source = 'default' | 'file' | 'env' | 'flag'
+interface Candidate { value: unknown; source: Source; origin: string }
+
+export interface ConfigSources {
+  /** Values given on the command line, keyed by option key (kebab-case). Only given flags. */
+  flags?: Partial<Record<OptionKey, unknown>>
+  env?: NodeJS.ProcessEnv
+  /** YAML file path (`--config`). */
+  file?: string
+}
+
+/** Merge flags over environment over YAML file over defaults, then validate every key. */
+export function loadConfig (sources: ConfigSources = {}): NodeConfig {
+  const env = sources.env ?? process.env
+  const fromFile = sources.file !== undefined ? readConfigFile(sources.file) : {}
+  const problems: string[] = []
+  const result: Record<string, unknown> = {}
+
+  for (const key of OPTION_KEYS) {
+    const spec = optionSpec(key)
+    const candidate = pick(key, sources.flags?.[key], env[envName(key)], fromFile[key], sources.file)
+    let raw = candidate?.value ?? (typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default)
+    if (spec.multiple === true && candidate !== undefined) raw = asList(raw, candidate.source)
+    if (candidate === undefined) {
+      result[camelCase(key)] = raw
+      continue
+    }
+    const parsed = spec.schema.safeParse(raw)
+    if (parsed.success) {
+      result[camelCase(key)] = parsed.data
+    } else {
+      const why = parsed.error.issues.map((issue) => issue.message).join('; ')
+      problems.push(`${candidate.origin}: ${describe(candidate.value)} is not valid for "${key}": expected ${spec.expected} (${why})`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return result as NodeConfig
+}
+
+function pick (key: OptionKey, flag: unknown, env: string | undefined, file: unknown, filePath: string | undefined): Candidate | undefined {
+  if (flag !== undefined) return { value: flag, source: 'flag', origin: `--${key}` }
+  if (env !== undefined) return { value: env, source: 'env', origin: envName(key) }
+  if (file !== undefined) return { value: file, source: 'file', origin: `${filePath ?? 'config file'} key "${key}"` }
+  return undefined
+}
+
+/** Repeatable options: env vars are comma-separated, YAML may give a scalar or a list. */
+function asList (value: unknown, source: Source): unknown[] {
+  if (Array.isArray(value)) return value
+  if (source === 'env' && typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return [value]
+}
+
+function describe (value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 80 ? text.slice(0, 77) + '...' : text
+}
+
+/** Read the YAML file; unknown keys are refused so a typo never silently falls back to a default. */
+function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
+  let text: string
+  try {
+    text = fs.readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`--config: cannot read "${path}": ${(err as Error).message}`])
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (err) {
+    throw new ConfigError([`${path}: not valid YAML: ${(err as Error).message}`])
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError([`${path}: expected a mapping of option keys to values at the top level`])
+  }
+  const unknown = Object.keys(doc).filter((k) => !(k in OPTIONS))
+  if (unknown.length > 0) {
+    throw new ConfigError(unknown.map((k) => `${path}: unknown key "${k}" (known keys: ${OPTION_KEYS.join(', ')})`))
+  }
+  return doc as Partial<Record<OptionKey, unknown>>
+}

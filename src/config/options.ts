@@ -1,0 +1,194 @@
+import os from 'node:os'
+import { z } from 'zod'
+import { parseHostPort, type HostPort } from './host-port.js'
+
+/**
+ * The single table of `tlsfleet node` settings. Each entry is at once a CLI flag (`--key`),
+ * a YAML key (`key:`) and an environment variable (`TLSFLEET_KEY`), so the three can never
+ * drift apart. `expected` is what an operator reads when a value is refused.
+ */
+interface OptionSpec<T> {
+  description: string
+  expected: string
+  schema: z.ZodType<T>
+  default?: T | (() => T)
+  multiple?: boolean
+  /** Name of the value in --help, e.g. HOST:PORT. */
+  valueName?: string
+}
+
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const parsed = parseHostPort(text)
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed })
+    return z.NEVER
+  }
+  return parsed
+})
+
+const int = (min: number, max: number): z.ZodType<number> =>
+  z.coerce.number().int().min(min).max(max)
+const seconds = (min: number, max: number): z.ZodType<number> =>
+  z.coerce.number().min(min).max(max)
+const nonEmpty = z.string().min(1)
+
+function spec<T> (s: OptionSpec<T>): OptionSpec<T> { return s }
+
+export const OPTIONS = {
+  listen: spec({
+    description: 'address to accept TLS connections on (repeatable; IPv6 as [::1]:8443)',
+    expected: 'HOST:PORT',
+    valueName: 'HOST:PORT',
+    schema: z.array(hostPort).min(1),
+    multiple: true,
+    default: () => [{ host: '127.0.0.1', port: 8443 }]
+  }),
+  backend: spec({
+    description: 'where to forward the plaintext, or "demo" for the built-in demo backend',
+    expected: 'HOST:PORT or "demo"',
+    valueName: 'HOST:PORT',
+    schema: z.union([z.literal('demo'), hostPort]),
+    default: 'demo' as const
+  }),
+  workers: spec({
+    description: 'number of worker processes (default: number of cores)',
+    expected: 'an integer from 1 to 256',
+    schema: int(1, 256),
+    default: () => os.availableParallelism()
+  }),
+  cert: spec({
+    description: 'PEM file with key, certificate and chain (repeatable; the first is the default for SNI)',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.array(nonEmpty),
+    multiple: true,
+    default: () => [] as string[]
+  }),
+  'state-dir': spec({
+    description: 'directory for generated files (the self-signed certificate used when no --cert is given)',
+    expected: 'a directory path',
+    valueName: 'DIR',
+    schema: nonEmpty,
+    default: '.tlsfleet'
+  }),
+  'session-timeout': spec({
+    description: 'TLS session lifetime in seconds (L1, L2 and farm sync)',
+    expected: 'an integer number of seconds from 1 to 86400',
+    schema: int(1, 86400),
+    default: 300
+  }),
+  'session-id-context': spec({
+    description: 'TLS session-ID context; must be the same on every node of a farm ("hitch" to share with hitch)',
+    expected: 'a string of 1 to 32 bytes',
+    valueName: 'STRING',
+    schema: z.string().min(1).refine((s) => Buffer.byteLength(s) <= 32, 'longer than 32 bytes'),
+    default: 'tlsfleet'
+  }),
+  'cache-size': spec({
+    description: 'L2 (node-wide) session cache size in entries',
+    expected: 'an integer from 1 to 10000000',
+    schema: int(1, 10_000_000),
+    default: 100_000
+  }),
+  'cache-max-bytes': spec({
+    description: 'L2 session cache size bound in bytes',
+    expected: 'an integer number of bytes from 4096 to 17179869184',
+    schema: int(4096, 16 * 1024 ** 3),
+    default: 64 * 1024 * 1024
+  }),
+  'l1-size': spec({
+    description: 'L1 (per-worker) session cache size in entries',
+    expected: 'an integer from 1 to 10000000',
+    schema: int(1, 10_000_000),
+    default: 20_000
+  }),
+  'cache-get-timeout': spec({
+    description: 'how long a worker waits for the primary on an L1 miss before doing a full handshake (ms)',
+    expected: 'an integer number of milliseconds from 1 to 5000',
+    schema: int(1, 5000),
+    default: 25
+  }),
+  'proxy-protocol-in': spec({
+    description: 'PROXY protocol expected from the load balancer: off, v1, v2 or auto',
+    expected: 'one of off, v1, v2, auto',
+    schema: z.enum(['off', 'v1', 'v2', 'auto']),
+    default: 'off' as const
+  }),
+  'proxy-protocol-out': spec({
+    description: 'PROXY protocol header sent to the backend: off, v1 or v2',
+    expected: 'one of off, v1, v2',
+    schema: z.enum(['off', 'v1', 'v2']),
+    default: 'off' as const
+  }),
+  'handshake-timeout': spec({
+    description: 'seconds a client has to send its PROXY header and finish the TLS handshake',
+    expected: 'a number of seconds from 0.1 to 600',
+    schema: seconds(0.1, 600),
+    default: 10
+  }),
+  'idle-timeout': spec({
+    description: 'seconds without traffic in either direction before a proxied connection is closed',
+    expected: 'a number of seconds from 1 to 86400',
+    schema: seconds(1, 86400),
+    default: 300
+  }),
+  'connect-timeout': spec({
+    description: 'seconds to wait for the backend to accept a connection',
+    expected: 'a number of seconds from 0.1 to 600',
+    schema: seconds(0.1, 600),
+    default: 5
+  }),
+  'grace-period': spec({
+    description: 'seconds open connections may take to finish on shutdown',
+    expected: 'a number of seconds from 0 to 3600',
+    schema: seconds(0, 3600),
+    default: 30
+  }),
+  'accept-model': spec({
+    description: 'how workers accept: reuseport (one SO_REUSEPORT socket per worker) or shared (one socket, shared handle)',
+    expected: 'one of reuseport, shared',
+    schema: z.enum(['reuseport', 'shared']),
+    default: 'reuseport' as const
+  }),
+  'admin-listen': spec({
+    description: 'address of the admin HTTP API (health, state, metrics)',
+    expected: 'HOST:PORT',
+    valueName: 'HOST:PORT',
+    schema: hostPort,
+    default: () => ({ host: '127.0.0.1', port: 8445 })
+  }),
+  'log-level': spec({
+    description: 'log level: fatal, error, warn, info, debug, trace',
+    expected: 'one of fatal, error, warn, info, debug, trace, silent',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info' as const
+  }),
+  'log-format': spec({
+    description: 'log format: json, pretty, or auto (pretty when stdout is a terminal)',
+    expected: 'one of json, pretty, auto',
+    schema: z.enum(['json', 'pretty', 'auto']),
+    default: 'auto' as const
+  })
+} as const
+
+export type OptionKey = keyof typeof OPTIONS
+export const OPTION_KEYS = Object.keys(OPTIONS) as OptionKey[]
+
+type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S
+type ValueOf<K extends OptionKey> = (typeof OPTIONS)[K] extends OptionSpec<infer T> ? T : never
+
+/** The validated configuration of a node, with camelCase keys. */
+export type NodeConfig = { [K in OptionKey as CamelCase<K>]: ValueOf<K> }
+
+export function camelCase (key: string): string {
+  return key.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** `session-timeout` → `TLSFLEET_SESSION_TIMEOUT`. */
+export function envName (key: string): string {
+  return 'TLSFLEET_' + key.toUpperCase().replace(/-/g, '_')
+}
+
+export function optionSpec (key: OptionKey): OptionSpec<unknown> {
+  return OPTIONS[key] as OptionSpec<unknown>
+}

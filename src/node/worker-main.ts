@@ -1,0 +1,4 @@
+// Entry point of a worker process, forked by the primary through node:cluster.
+import { runWorker } from './worker.js'
+
+runWorker()

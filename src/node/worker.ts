@@ -1,0 +1,167 @@
+import { performance } from 'node:perf_hooks'
+import net from 'node:net'
+import { WorkerSessionCache, type L2Channel } from '../cache/worker-session-cache.js'
+import type { SessionEntry } from '../cache/session-store.js'
+import { formatHostPort } from '../config/host-port.js'
+import { WorkerMetrics } from '../metrics/worker-metrics.js'
+import { TlsTerminator } from '../tls/terminator.js'
+import { createLogger, type Logger } from '../util/logger.js'
+import { isPrimaryMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import type { WorkerSettings } from './worker-settings.js'
+
+/**
+ * A worker ("son"): accepts connections on its own listeners, terminates TLS, forwards to the
+ * backend. It owns L1; the primary owns L2. It takes orders only from the primary, and leaves
+ * as soon as the primary is gone so that no orphan keeps the port.
+ */
+function send (message: WorkerToPrimary): void {
+  if (process.connected) process.send?.(message)
+}
+
+class IpcL2Channel implements L2Channel {
+  private nextReq = 1
+  private readonly pending = new Map<number, (entry: SessionEntry | null) => void>()
+
+  sendNew (id: Buffer, entry: SessionEntry): void { send({ t: 'session-new', id, der: entry.der, createdAt: entry.createdAt }) }
+  sendDel (id: Buffer): void { send({ t: 'session-del', id }) }
+
+  async requestGet (id: Buffer): Promise<SessionEntry | null> {
+    if (!process.connected) return null
+    const req = this.nextReq++
+    return await new Promise((resolve) => {
+      this.pending.set(req, resolve)
+      // The cache's own deadline decides the handshake; this only bounds the map.
+      setTimeout(() => { if (this.pending.delete(req)) resolve(null) }, 5000).unref()
+      send({ t: 'session-get', req, id })
+    })
+  }
+
+  reply (req: number, der: Buffer | null, createdAt: number): void {
+    const resolve = this.pending.get(req)
+    if (resolve === undefined) return
+    this.pending.delete(req)
+    resolve(der === null ? null : { der, createdAt })
+  }
+}
+
+class Worker {
+  private readonly metrics = new WorkerMetrics()
+  private readonly channel = new IpcL2Channel()
+  private readonly cache: WorkerSessionCache
+  private readonly terminator: TlsTerminator
+  private readonly servers: net.Server[] = []
+  private readonly log: Logger
+  private elu = performance.eventLoopUtilization()
+  private stopping = false
+
+  get gracePeriodMs (): number { return this.settings.gracePeriodMs }
+
+  constructor (private readonly settings: WorkerSettings, init: Extract<PrimaryToWorker, { t: 'init' }>) {
+    this.log = createLogger({ level: settings.logLevel, format: settings.logFormat, name: 'worker' })
+    this.cache = new WorkerSessionCache({
+      l1Size: settings.l1Size,
+      lifetimeSeconds: settings.sessionTimeout,
+      getTimeoutMs: settings.cacheGetTimeoutMs
+    }, this.channel, this.metrics)
+    this.terminator = new TlsTerminator(settings, init.certificates, this.cache, this.metrics, this.log)
+  }
+
+  async listen (): Promise<void> {
+    const reusePort = this.settings.acceptModel === 'reuseport'
+    for (const address of this.settings.listen) {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.terminator.handle(socket))
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        // exclusive: with reuseport each worker binds its own socket (SO_REUSEPORT) and the
+        // kernel spreads connections; without it, cluster shares the primary's handle.
+        server.listen({ host: address.host, port: address.port, reusePort, exclusive: reusePort, backlog: 1024 }, () => {
+          server.removeListener('error', reject)
+          resolve()
+        })
+      })
+      this.servers.push(server)
+      this.log.debug({ listen: formatHostPort(address) }, 'listening')
+    }
+  }
+
+  onMessage (message: PrimaryToWorker): void {
+    switch (message.t) {
+      case 'session-reply':
+        this.channel.reply(message.req, message.der, message.createdAt)
+        break
+      case 'session-del':
+        this.cache.forget(message.id)
+        break
+      case 'certificates':
+        this.terminator.setCertificates(message.certificates)
+        this.log.info({ certificates: message.certificates.length }, 'certificates reloaded')
+        break
+      case 'report-request':
+        void this.report(message.req)
+        break
+      case 'shutdown':
+        this.shutdown(message.graceMs)
+        break
+      case 'init':
+        break
+    }
+  }
+
+  private async report (req: number): Promise<void> {
+    const elu = performance.eventLoopUtilization(this.elu)
+    this.elu = performance.eventLoopUtilization()
+    send({
+      t: 'report',
+      req,
+      metrics: await this.metrics.registry.getMetricsAsJSON(),
+      l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses },
+      eventLoopUtilization: elu.utilization,
+      activeConnections: this.terminator.connections.size
+    })
+  }
+
+  /** Stop accepting, let open connections finish within the grace period, then exit. */
+  shutdown (graceMs: number): void {
+    if (this.stopping) return
+    this.stopping = true
+    for (const server of this.servers) server.close()
+    const exitWhenIdle = (): void => {
+      if (this.terminator.connections.size > 0) return
+      send({ t: 'drained' })
+      process.exit(0)
+    }
+    const timer = setTimeout(() => {
+      for (const socket of this.terminator.connections) socket.destroy()
+      process.exit(0)
+    }, graceMs)
+    timer.unref()
+    setInterval(exitWhenIdle, 100).unref()
+    exitWhenIdle()
+  }
+}
+
+export function runWorker (): void {
+  let worker: Worker | undefined
+  // Ctrl-C reaches the whole process group; only the primary decides when workers stop.
+  process.on('SIGINT', () => {})
+  process.on('SIGTERM', () => { if (worker === undefined) process.exit(0); else worker.shutdown(worker.gracePeriodMs) })
+  process.on('disconnect', () => {
+    // The primary is gone (killed, crashed): release the port at once, finish briefly, leave.
+    if (worker !== undefined) worker.shutdown(2000)
+    else process.exit(0)
+  })
+  process.on('message', (message: unknown) => {
+    if (!isPrimaryMessage(message)) return
+    if (message.t === 'init') {
+      if (worker !== undefined) return
+      worker = new Worker(message.settings, message)
+      worker.listen().then(() => send({ t: 'listening' }), (err: Error) => {
+        process.stderr.write(`worker ${process.pid}: cannot listen: ${err.message}\n`)
+        process.exit(3)
+      })
+      return
+    }
+    worker?.onMessage(message)
+  })
+  send({ t: 'ready' })
+}

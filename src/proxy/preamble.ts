@@ -1,0 +1,76 @@
+import type net from 'node:net'
+import { parseClientHello, type ClientHelloInfo } from '../tls/client-hello.js'
+import { parseProxyHeader, type ProxyHeader, type ProxyMode } from './proxy-protocol.js'
+
+/** What a worker learns before TLS starts: the PROXY header (if any) and the ClientHello. */
+export interface Preamble {
+  proxy?: ProxyHeader
+  hello?: ClientHelloInfo
+}
+
+/** Why a connection was refused before TLS: counted, then the socket is destroyed. */
+export type PreambleFailure =
+  | { kind: 'proxy'; reason: string }
+  | { kind: 'not_tls' }
+  | { kind: 'closed' }
+
+/**
+ * Reads the first bytes of a connection: the PROXY header when one is expected, then enough
+ * to parse the ClientHello. Everything after the PROXY header is pushed back into the socket
+ * (`unshift`) so the TLS layer sees the stream from its first byte. A ClientHello we cannot
+ * parse (but that looks like TLS) is still handed to OpenSSL, which answers with a proper alert.
+ */
+export function readPreamble (
+  socket: net.Socket,
+  proxyMode: ProxyMode,
+  done: (result: Preamble | PreambleFailure) => void
+): void {
+  let buffered: Buffer = Buffer.alloc(0)
+  let proxy: ProxyHeader | undefined
+  let proxyPending = proxyMode !== 'off'
+  let finished = false
+
+  const finish = (result: Preamble | PreambleFailure, rest?: Buffer): void => {
+    if (finished) return
+    finished = true
+    socket.removeListener('data', onData)
+    socket.removeListener('end', onEnd)
+    socket.removeListener('close', onEnd)
+    if (rest !== undefined) {
+      socket.pause()
+      if (rest.length > 0) socket.unshift(rest)
+    }
+    done(result)
+  }
+
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
+    if (proxyPending && proxyMode !== 'off') {
+      const parsed = parseProxyHeader(buffered, proxyMode)
+      if (parsed.status === 'incomplete') return
+      if (parsed.status === 'error') return finish({ kind: 'proxy', reason: parsed.reason })
+      if (parsed.status === 'ok') {
+        proxy = parsed.header
+        buffered = buffered.subarray(parsed.length)
+      }
+      proxyPending = false
+      if (buffered.length === 0) return
+    }
+    const hello = parseClientHello(buffered)
+    if (hello.status === 'incomplete') return
+    if (hello.status === 'error' && hello.reason === 'not_tls') return finish({ kind: 'not_tls' })
+    const preamble: Preamble = {}
+    if (proxy !== undefined) preamble.proxy = proxy
+    if (hello.status === 'ok') preamble.hello = hello.hello
+    finish(preamble, buffered)
+  }
+  const onEnd = (): void => finish({ kind: 'closed' })
+
+  socket.on('data', onData)
+  socket.once('end', onEnd)
+  socket.once('close', onEnd)
+}
+
+export function isFailure (result: Preamble | PreambleFailure): result is PreambleFailure {
+  return 'kind' in result
+}

@@ -1,0 +1,82 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+
+/**
+ * A certificate file as the primary reads and checks it: the PEM text (sent to workers, which
+ * never touch the file system for certificates) and the host names SNI should route to it.
+ */
+export interface CertificateBundle {
+  path: string
+  key: string
+  cert: string   // leaf first, then the chain
+  names: string[]
+  keyType: string
+  notAfter: string
+}
+
+export class CertificateError extends Error {
+  constructor (path: string, problem: string) {
+    super(`certificate "${path}": ${problem}`)
+    this.name = 'CertificateError'
+  }
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g
+
+/** Read one PEM file holding a private key, a certificate and its chain, and check they fit. */
+export function loadCertificateFile (path: string): CertificateBundle {
+  let text: string
+  try {
+    text = fs.readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new CertificateError(path, `cannot read: ${(err as Error).message}`)
+  }
+  return parseCertificatePem(text, path)
+}
+
+export function parseCertificatePem (text: string, path: string): CertificateBundle {
+  const keys: string[] = []
+  const certs: string[] = []
+  for (const match of text.matchAll(PEM_BLOCK)) {
+    const label = match[1] ?? ''
+    if (label.endsWith('PRIVATE KEY')) keys.push(match[0])
+    else if (label === 'CERTIFICATE') certs.push(match[0])
+  }
+  if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length}`)
+  if (certs.length === 0) throw new CertificateError(path, 'no certificate found')
+  let privateKey: crypto.KeyObject
+  let leaf: crypto.X509Certificate
+  try {
+    privateKey = crypto.createPrivateKey(keys[0] as string)
+  } catch (err) {
+    throw new CertificateError(path, `unreadable private key: ${(err as Error).message}`)
+  }
+  try {
+    leaf = new crypto.X509Certificate(certs[0] as string)
+  } catch (err) {
+    throw new CertificateError(path, `unreadable certificate: ${(err as Error).message}`)
+  }
+  if (!leaf.checkPrivateKey(privateKey)) throw new CertificateError(path, 'the private key does not match the first certificate')
+  const names = certificateNames(leaf)
+  if (names.length === 0) throw new CertificateError(path, 'the certificate names no DNS host (no subjectAltName DNS entry and no CN)')
+  return {
+    path,
+    key: keys[0] as string,
+    cert: certs.join('\n') + '\n',
+    names,
+    keyType: privateKey.asymmetricKeyType ?? 'unknown',
+    notAfter: leaf.validTo
+  }
+}
+
+/** DNS names from subjectAltName; the CN only when there is no DNS SAN (RFC 6125). Lowercased. */
+export function certificateNames (cert: crypto.X509Certificate): string[] {
+  const dns = (cert.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4).trim().toLowerCase())
+    .filter((name) => name !== '')
+  if (dns.length > 0) return [...new Set(dns)]
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1]?.trim().toLowerCase()
+  return cn !== undefined && cn !== '' ? [cn] : []
+}

@@ -1,0 +1,42 @@
+/**
+ * Maps an SNI host name to the value registered for it (a ready SecureContext in workers):
+ * exact names first, then a wildcard one label up (`*.example.com` covers `a.example.com`,
+ * not `example.com` nor `a.b.example.com`). The first registration of a name wins, so the
+ * order of --cert decides overlaps. Lookups are two Map reads: nothing per handshake is
+ * parsed, read from disk, or asked of another process.
+ */
+export class SniRouter<T> {
+  private readonly exact = new Map<string, T>()
+  private readonly wildcard = new Map<string, T>()
+
+  constructor (readonly fallback: T) {}
+
+  add (name: string, value: T): void {
+    const lower = name.toLowerCase()
+    if (lower.startsWith('*.')) {
+      const parent = lower.slice(2)
+      if (!this.wildcard.has(parent)) this.wildcard.set(parent, value)
+    } else if (!this.exact.has(lower)) {
+      this.exact.set(lower, value)
+    }
+  }
+
+  /** The value for `servername`, or the fallback (the first certificate) when none matches. */
+  lookup (servername: string | undefined): T {
+    if (servername === undefined || servername === '') return this.fallback
+    const name = servername.toLowerCase().replace(/\.$/, '')
+    const exact = this.exact.get(name)
+    if (exact !== undefined) return exact
+    const dot = name.indexOf('.')
+    if (dot > 0) {
+      const wild = this.wildcard.get(name.slice(dot + 1))
+      if (wild !== undefined) return wild
+    }
+    return this.fallback
+  }
+
+  /** True when some certificate names this host (used in tests and diagnostics). */
+  has (servername: string): boolean {
+    return this.lookup(servername) !== this.fallback || this.exact.has(servername.toLowerCase())
+  }
+}

@@ -1,0 +1,185 @@
+import type net from 'node:net'
+import tls from 'node:tls'
+import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
+import type { WorkerMetrics } from '../metrics/worker-metrics.js'
+import type { Logger } from '../util/logger.js'
+import { forwardToBackend } from '../proxy/forwarder.js'
+import { isFailure, readPreamble, type Preamble } from '../proxy/preamble.js'
+import type { ProxyAddress } from '../proxy/proxy-protocol.js'
+import type { WorkerSettings } from '../node/worker-settings.js'
+import type { CertificateBundle } from './certificates.js'
+import type { ClientHelloInfo } from './client-hello.js'
+import { buildSniRouter } from './secure-contexts.js'
+import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
+import type { SniRouter } from './sni-router.js'
+
+interface Handshake {
+  hello?: ClientHelloInfo
+  /** True once resumeSession handed OpenSSL a cached session for this connection's ID. */
+  suppliedSession: boolean
+}
+
+/**
+ * Terminates TLS for the connections a worker accepts. Each connection goes:
+ * PROXY header → ClientHello peek → TLSSocket (context picked from the peeked SNI) → backend.
+ *
+ * `hub` is a tls.Server used only as the target of OpenSSL's session events (newSession,
+ * resumeSession); sockets are built here so each one can get its own secure context and its
+ * own bookkeeping, and nothing about a handshake ever waits on another process except an L1
+ * miss, which is bounded by the cache's timeout.
+ */
+export class TlsTerminator {
+  private router: SniRouter<tls.SecureContext>
+  private readonly hub = tls.createServer()
+  /** Handshakes in progress, by the legacy session ID the client offered (hex). */
+  private readonly offering = new Map<string, Handshake>()
+  readonly connections = new Set<net.Socket>()
+
+  constructor (
+    private readonly settings: WorkerSettings,
+    bundles: CertificateBundle[],
+    private readonly cache: WorkerSessionCache,
+    private readonly metrics: WorkerMetrics,
+    private readonly log: Logger
+  ) {
+    this.router = this.buildRouter(bundles)
+    this.hub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
+      // TLS 1.3 sessions never resume by session ID (the client's legacy ID is random).
+      if (sessionProtocolVersion(der) !== TLS1_3_VERSION) this.cache.add(id, der)
+      done()
+    })
+    this.hub.on('resumeSession', (id: Buffer, done: (err: Error | null, der: Buffer | null) => void) => {
+      this.resume(id, done)
+    })
+  }
+
+  /** Swap in new certificates: new handshakes use them, established connections are untouched. */
+  setCertificates (bundles: CertificateBundle[]): void {
+    this.router = this.buildRouter(bundles)
+  }
+
+  handle (socket: net.Socket): void {
+    this.metrics.connectionsAccepted.inc()
+    this.metrics.connectionsActive.inc()
+    this.connections.add(socket)
+    socket.once('close', () => {
+      this.connections.delete(socket)
+      this.metrics.connectionsActive.dec()
+    })
+    socket.on('error', () => { /* reported through close; a reset client is not an error of ours */ })
+    socket.setNoDelay(true)
+
+    let failed = false
+    const fail = (reason: string): void => {
+      if (failed) return
+      failed = true
+      this.metrics.handshakeFailures.inc({ reason })
+      socket.destroy()
+    }
+    const timer = setTimeout(() => fail('timeout'), this.settings.handshakeTimeoutMs)
+    socket.once('close', () => clearTimeout(timer))
+
+    readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
+      if (isFailure(result)) {
+        if (result.kind === 'proxy') {
+          this.metrics.proxyHeaderErrors.inc({ reason: result.reason })
+          failed = true
+          socket.destroy()
+        } else {
+          fail(result.kind)
+        }
+        return
+      }
+      this.startTls(socket, result, timer, fail)
+    })
+  }
+
+  private startTls (socket: net.Socket, preamble: Preamble, timer: NodeJS.Timeout, fail: (reason: string) => void): void {
+    const started = process.hrtime.bigint()
+    const handshake: Handshake = { suppliedSession: false }
+    if (preamble.hello !== undefined) handshake.hello = preamble.hello
+    const offeredId = preamble.hello?.sessionId
+    const key = offeredId !== undefined && offeredId.length > 0 ? offeredId.toString('hex') : undefined
+    if (key !== undefined) this.offering.set(key, handshake)
+
+    const router = this.router
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      server: this.hub,
+      secureContext: router.lookup(preamble.hello?.serverName),
+      SNICallback: (name, cb) => cb(null, router.lookup(name)),
+      allowHalfOpen: true
+    } as tls.TLSSocketOptions)
+
+    const forget = (): void => { if (key !== undefined && this.offering.get(key) === handshake) this.offering.delete(key) }
+    tlsSocket.once('secure', () => {
+      clearTimeout(timer)
+      forget()
+      const reused = tlsSocket.isSessionReused()
+      const result = reused ? 'resumed' : 'full'
+      this.metrics.handshakes.inc({ result, version: tlsSocket.getProtocol() ?? 'unknown' })
+      this.metrics.handshakeDuration.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9)
+      if (handshake.suppliedSession && !reused && offeredId !== undefined) {
+        // We offered OpenSSL a cached session and it refused it: the entry is bad everywhere.
+        this.metrics.sessionsDeleted.inc()
+        this.cache.invalidate(offeredId)
+      }
+      forwardToBackend(tlsSocket, {
+        backend: this.settings.backend,
+        proxyProtocolOut: this.settings.proxyProtocolOut,
+        connectTimeoutMs: this.settings.connectTimeoutMs,
+        idleTimeoutMs: this.settings.idleTimeoutMs,
+        source: clientAddress(socket, preamble),
+        destination: localAddress(socket, preamble),
+        onBackendError: (reason) => {
+          this.metrics.backendErrors.inc({ reason })
+          this.log.warn({ backend: this.settings.backend, reason }, 'backend connection failed')
+        }
+      })
+    })
+    let secured = false
+    tlsSocket.once('secure', () => { secured = true })
+    tlsSocket.on('error', (err: Error & { code?: string }) => {
+      forget()
+      if (secured) return // after the handshake the forwarder owns the connection's errors
+      this.log.debug({ err: err.message, code: err.code }, 'TLS handshake failed')
+      fail('tls_error')
+    })
+    // allowHalfOpen keeps a socket open after the client's FIN; before the handshake is done
+    // that only means the client gave up.
+    tlsSocket.once('end', () => { if (!secured) fail('closed') })
+    tlsSocket.once('close', forget)
+  }
+
+  /** resumeSession: answer from L1/L2, unless the client is about to negotiate TLS 1.3. */
+  private resume (id: Buffer, done: (err: Error | null, der: Buffer | null) => void): void {
+    const handshake = this.offering.get(id.toString('hex'))
+    if (handshake?.hello?.offersTls13 === true) {
+      done(null, null)
+      return
+    }
+    this.cache.lookup(id).then((der) => {
+      if (der !== null && handshake !== undefined) handshake.suppliedSession = true
+      done(null, der)
+    }, () => done(null, null))
+  }
+
+  private buildRouter (bundles: CertificateBundle[]): SniRouter<tls.SecureContext> {
+    return buildSniRouter(bundles, {
+      sessionIdContext: this.settings.sessionIdContext,
+      sessionTimeoutSeconds: this.settings.sessionTimeout
+    })
+  }
+}
+
+function clientAddress (socket: net.Socket, preamble: Preamble): ProxyAddress | undefined {
+  if (preamble.proxy !== undefined) return preamble.proxy.source
+  if (socket.remoteAddress === undefined || socket.remotePort === undefined) return undefined
+  return { address: socket.remoteAddress, port: socket.remotePort }
+}
+
+function localAddress (socket: net.Socket, preamble: Preamble): ProxyAddress | undefined {
+  if (preamble.proxy !== undefined) return preamble.proxy.destination
+  if (socket.localAddress === undefined || socket.localPort === undefined) return undefined
+  return { address: socket.localAddress, port: socket.localPort }
+}

@@ -1,0 +1,29 @@
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+/** A temporary directory removed when the test process exits. */
+export function tempDir (prefix = 'tlsfleet-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/**
+ * Make a self-signed certificate with the real `openssl` CLI and write key + cert into one
+ * PEM file (the layout `--cert` takes). `names[0]` is the CN; all names go in subjectAltName.
+ */
+export function makeCertificate (dir: string, file: string, names: string[], keyType: 'rsa' | 'ecdsa' = 'rsa'): string {
+  const keyFile = path.join(dir, `${file}.key`)
+  const certFile = path.join(dir, `${file}.crt`)
+  const keyArgs = keyType === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']
+  execFileSync('openssl', [
+    'req', '-x509', ...keyArgs, '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2',
+    '-subj', `/CN=${names[0] ?? 'localhost'}`,
+    '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`
+  ], { stdio: 'ignore' })
+  const pem = path.join(dir, `${file}.pem`)
+  fs.writeFileSync(pem, fs.readFileSync(keyFile, 'utf8') + fs.readFileSync(certFile, 'utf8'), { mode: 0o600 })
+  return pem
+}

@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+export const CLI = path.join(REPO_ROOT, 'bin', 'tlsfleet.js')
+
+export interface RunningNode {
+  process: ChildProcess
+  logs: Array<Record<string, unknown>>
+  stderr: () => string
+  adminUrl: string
+  /** Send a signal and wait for the process to exit (SIGKILL after `timeoutMs`). */
+  stop: (signal?: NodeJS.Signals, timeoutMs?: number) => Promise<number | null>
+  waitForLog: (predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>
+  metric: (name: string, labels?: Record<string, string>) => Promise<number>
+}
+
+const running = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
+/** Start `tlsfleet node` as a real process and wait until it logs that it is ready. */
+export async function startNode (args: string[], opts: { adminPort: number; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunningNode> {
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--admin-listen', `127.0.0.1:${opts.adminPort}`, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env }
+  })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  const logs: Array<Record<string, unknown>> = []
+  const waiters = new Set<() => void>()
+  let stderr = ''
+  let pending = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString()
+    let nl: number
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl)
+      pending = pending.slice(nl + 1)
+      try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not JSON */ }
+      for (const wake of waiters) wake()
+    }
+  })
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+
+  const waitForLog = async (predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> => {
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = logs.find(predicate)
+        if (found !== undefined) { done(); resolve(found) }
+      }
+      const onExit = (): void => { done(); reject(new Error(`node exited before the expected log line; stderr:\n${stderr}`)) }
+      const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for a log line; stderr:\n${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); waiters.delete(check); child.removeListener('exit', onExit) }
+      waiters.add(check)
+      child.once('exit', onExit)
+      check()
+    })
+  }
+
+  const adminUrl = `http://127.0.0.1:${opts.adminPort}`
+  const node: RunningNode = {
+    process: child,
+    logs,
+    stderr: () => stderr,
+    adminUrl,
+    waitForLog,
+    stop: async (signal = 'SIGTERM', timeoutMs = 15_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      return await new Promise((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+        child.once('exit', (code) => { clearTimeout(timer); resolve(code) })
+        child.kill(signal)
+      })
+    },
+    metric: async (name, labels = {}) => await readMetric(adminUrl, name, labels)
+  }
+  await waitForLog((l) => l.msg === 'tlsfleet node ready', opts.timeoutMs ?? 20_000)
+  return node
+}
+
+/** Sum of the samples of `name` whose labels include `labels`, from the node's /metrics. */
+export async function readMetric (adminUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text()
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line)
+    if (match === null || match[1] !== name) continue
+    const have = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[4])
+  }
+  return sum
+}
+
+/** Poll until `check` returns true, or fail after `timeoutMs`. */
+export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

@@ -1,0 +1,47 @@
+import { spawn } from 'node:child_process'
+
+export interface SClientResult { output: string; reused: boolean; protocol?: string; subject?: string; code: number | null }
+
+/**
+ * One real `openssl s_client` connection: handshake, then stdin closes and it leaves.
+ * `reused` is what s_client itself reports ("Reused, TLSv1.2, ...").
+ */
+export async function sClient (opts: {
+  host?: string
+  port: number
+  servername?: string
+  tls?: '1.2' | '1.3'
+  sessOut?: string
+  sessIn?: string
+  extra?: string[]
+  timeoutMs?: number
+}): Promise<SClientResult> {
+  const host = opts.host ?? '127.0.0.1'
+  const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
+  const args = ['s_client', '-connect', target]
+  if (opts.servername !== undefined) args.push('-servername', opts.servername)
+  else args.push('-noservername')
+  if (opts.tls !== undefined) args.push(opts.tls === '1.2' ? '-tls1_2' : '-tls1_3')
+  if (opts.sessOut !== undefined) args.push('-sess_out', opts.sessOut)
+  if (opts.sessIn !== undefined) args.push('-sess_in', opts.sessIn)
+  args.push(...(opts.extra ?? []))
+  return await new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s_client timed out:\n${output}`)) }, opts.timeoutMs ?? 10_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      const line = /^(New|Reused), (TLSv[\d.]+)/m.exec(output)
+      const subject = /^subject=(.*)$/m.exec(output)?.[1]
+      const result: SClientResult = { output, reused: line?.[1] === 'Reused', code }
+      if (line?.[2] !== undefined) result.protocol = line[2]
+      if (subject !== undefined) result.subject = subject
+      resolve(result)
+    })
+    // TLS 1.3 sends its session tickets after the handshake: give s_client a moment to read them.
+    setTimeout(() => child.stdin.end(), opts.tls === '1.3' ? 300 : 0)
+  })
+}

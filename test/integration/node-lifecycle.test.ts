@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import tls from 'node:tls'
+import { test } from 'node:test'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { CLI, eventually, startNode } from '../helpers/node-process.js'
+import { freePorts } from '../helpers/ports.js'
+import { startRecordingBackend } from '../helpers/recording-backend.js'
+
+function children (pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
+  } catch { return [] }
+}
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+async function portIsFree (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const server = net.createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+test('SIGTERM: stop accepting, let the open connection finish, then exit 0', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--grace-period', '10'], { adminPort: admin })
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString() })
+  socket.write('before')
+  await eventually(() => text.includes('echo:before'), 5000, 'first echo')
+
+  const exited = new Promise<number | null>((resolve) => node.process.once('exit', (code) => resolve(code)))
+  node.process.kill('SIGTERM')
+  await eventually(async () => await portIsFree(port), 5000, 'listeners closed')
+  socket.write('during')
+  await eventually(() => text.includes('echo:during'), 5000, 'echo during the grace period')
+  assert.equal(node.process.exitCode, null, 'the node left before the open connection finished')
+  socket.end()
+  assert.equal(await exited, 0)
+  await backend.close()
+})
+
+test('if the primary is killed, no worker is left holding the port', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost'])], { adminPort: admin })
+  const workers = children(node.process.pid as number)
+  assert.equal(workers.length, 2)
+  node.process.kill('SIGKILL')
+  await eventually(() => workers.every((pid) => !alive(pid)), 10_000, 'workers to exit')
+  assert.equal(await portIsFree(port), true)
+})
+
+test('the default run needs no flags: self-signed certificate and the built-in demo backend', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--listen', `127.0.0.1:${port}`, '--state-dir', path.join(dir, 'state'), '--workers', '1'], { adminPort: admin })
+  assert.ok(fs.existsSync(path.join(dir, 'state', 'self-signed.pem')))
+  const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
+  await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+  assert.equal(socket.getPeerCertificate().subject.CN, 'localhost')
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString() })
+  socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+  await new Promise<void>((resolve) => socket.once('end', resolve))
+  assert.match(text, /^HTTP\/1.1 200/)
+  assert.match(text, /"backend":"demo"/)
+  assert.equal(await node.stop('SIGINT'), 0)
+})
+
+test('a bad config value is refused at start, naming the key, the value and what is expected', () => {
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [CLI, 'node', ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 15_000 })
+    return { code: r.status, stderr: r.stderr }
+  }
+  let r = run(['--workers', 'many'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--workers: "many" is not valid for "workers": expected an integer from 1 to 256/)
+  r = run([], { TLSFLEET_PROXY_PROTOCOL_IN: 'v3' })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /TLSFLEET_PROXY_PROTOCOL_IN: "v3" is not valid for "proxy-protocol-in": expected one of off, v1, v2, auto/)
+  r = run(['--listen', 'localhost'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /"listen": expected HOST:PORT/)
+  const dir = tempDir()
+  const file = path.join(dir, 'bad.yaml')
+  fs.writeFileSync(file, 'session-timeout: -5\nworkers: 1\n')
+  r = run(['--config', file])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /bad\.yaml key "session-timeout": -5 is not valid for "session-timeout"/)
+  fs.writeFileSync(file, 'sesion-timeout: 5\n')
+  r = run(['--config', file])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /unknown key "sesion-timeout"/)
+  r = run(['--cert', path.join(dir, 'missing.pem'), '--workers', '1'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /certificate ".*missing\.pem": cannot read/)
+})

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import tls from 'node:tls'
+import { after, before, test } from 'node:test'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { freePorts } from '../helpers/ports.js'
+import { startRecordingBackend } from '../helpers/recording-backend.js'
+
+let node: RunningNode
+let port: number
+let backend: Awaited<ReturnType<typeof startRecordingBackend>>
+
+before(async () => {
+  const dir = tempDir()
+  const cert = makeCertificate(dir, 'node', ['localhost'])
+  backend = await startRecordingBackend()
+  let admin: number
+  ;[port, admin] = await freePorts(2) as [number, number]
+  node = await startNode([
+    '--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', cert,
+    '--proxy-protocol-in', 'auto', '--proxy-protocol-out', 'v2', '--handshake-timeout', '1'
+  ], { adminPort: admin })
+})
+
+after(async () => {
+  await node?.stop()
+  await backend?.close()
+})
+
+/** Open a TCP connection, optionally write a PROXY header, then run TLS over it. */
+async function connect (header?: string | Buffer): Promise<tls.TLSSocket> {
+  const raw = net.connect(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject) })
+  if (header !== undefined) raw.write(header)
+  // allowHalfOpen is passed through to the TLSSocket (not in @types/node's ConnectionOptions).
+  const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost', allowHalfOpen: true } as tls.ConnectionOptions)
+  await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+  return socket
+}
+
+async function readAll (socket: tls.TLSSocket): Promise<string> {
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString() })
+  await new Promise<void>((resolve) => socket.once('end', resolve))
+  return text
+}
+
+test('plaintext reaches the backend with the real client address in a PROXY v2 header; half-close works', async () => {
+  const socket = await connect('PROXY TCP4 203.0.113.7 198.51.100.1 55555 443\r\n')
+  const reply = readAll(socket)
+  socket.write('hello')
+  await eventually(() => backend.connections.some((c) => c.received.toString() === 'hello'), 5000, 'backend got the plaintext')
+  socket.end() // half-close: the backend answers "bye" after our end, and we must still receive it
+  const text = await reply
+  assert.equal(text, 'echo:hellobye')
+  const conn = backend.connections.find((c) => c.received.toString() === 'hello')
+  assert.ok(conn !== undefined)
+  assert.equal(conn.ended, true)
+  assert.equal(conn.proxy?.version, 2)
+  assert.deepEqual(conn.proxy?.source, { address: '203.0.113.7', port: 55555 })
+  assert.deepEqual(conn.proxy?.destination, { address: '198.51.100.1', port: 443 })
+  socket.destroy()
+})
+
+test('without an incoming PROXY header (auto), the backend sees the TCP peer', async () => {
+  const socket = await connect()
+  const localPort = socket.localPort
+  const reply = readAll(socket)
+  socket.end('plain')
+  assert.equal(await reply, 'echo:plainbye')
+  const conn = backend.connections.find((c) => c.received.toString() === 'plain')
+  assert.equal(conn?.proxy?.source?.address, '127.0.0.1')
+  assert.equal(conn?.proxy?.source?.port, localPort)
+})
+
+test('a PROXY v2 header from the load balancer is accepted too', async () => {
+  const v2 = Buffer.concat([
+    Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0x00, 12]),
+    Buffer.from([192, 0, 2, 9, 192, 0, 2, 1]), Buffer.from([0x30, 0x39, 0x01, 0xbb])
+  ])
+  const socket = await connect(v2)
+  const reply = readAll(socket)
+  socket.end('v2')
+  assert.equal(await reply, 'echo:v2bye')
+  const conn = backend.connections.find((c) => c.received.toString() === 'v2')
+  assert.deepEqual(conn?.proxy?.source, { address: '192.0.2.9', port: 12345 })
+})
+
+test('large transfers keep flowing under back-pressure in both directions', async () => {
+  const socket = await connect()
+  const size = 4 * 1024 * 1024
+  const payload = Buffer.alloc(size, 0x61)
+  let received = 0
+  socket.on('data', (d: Buffer) => { received += d.length })
+  socket.end(payload)
+  await new Promise<void>((resolve) => socket.once('end', resolve))
+  // "echo:" per chunk the backend saw, plus the payload itself, plus "bye".
+  assert.ok(received >= size + 3, `received only ${received} bytes`)
+  const conn = backend.connections.find((c) => c.received.length === size)
+  assert.ok(conn !== undefined, 'backend did not receive the whole payload')
+})
+
+async function closedWithoutHandshake (write: (raw: net.Socket) => void): Promise<number> {
+  const started = Date.now()
+  const raw = net.connect(port, '127.0.0.1')
+  raw.on('error', () => {})
+  await new Promise<void>((resolve) => raw.once('connect', resolve))
+  write(raw)
+  raw.resume()
+  await new Promise<void>((resolve) => raw.once('close', resolve))
+  return Date.now() - started
+}
+
+test('malformed and oversized PROXY headers close that connection and are counted', async () => {
+  const before = await node.metric('tlsfleet_proxy_protocol_errors_total')
+  await closedWithoutHandshake((raw) => raw.write('PROXY TCP4 999.1.1.1 1.2.3.4 1 2\r\n'))
+  await closedWithoutHandshake((raw) => raw.write('PROXY TCP4 ' + 'x'.repeat(200)))
+  const oversizedV2 = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0xff, 0xff])])
+  await closedWithoutHandshake((raw) => raw.write(oversizedV2))
+  await eventually(async () => await node.metric('tlsfleet_proxy_protocol_errors_total') === before + 3, 5000, 'three PROXY errors counted')
+  // The node still serves others.
+  const socket = await connect()
+  socket.destroy()
+})
+
+test('a client that is not speaking TLS is closed and counted', async () => {
+  const before = await node.metric('tlsfleet_handshake_failures_total', { reason: 'not_tls' })
+  await closedWithoutHandshake((raw) => raw.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+  await eventually(async () => await node.metric('tlsfleet_handshake_failures_total', { reason: 'not_tls' }) === before + 1, 5000, 'not_tls counted')
+})
+
+test('a client that stalls in the handshake is cut at the handshake timeout, others are served meanwhile', async () => {
+  const before = await node.metric('tlsfleet_handshake_failures_total', { reason: 'timeout' })
+  const stalled = closedWithoutHandshake((raw) => raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])))
+  const socket = await connect()
+  const reply = readAll(socket)
+  socket.end('meanwhile')
+  assert.equal(await reply, 'echo:meanwhilebye')
+  const elapsed = await stalled
+  assert.ok(elapsed >= 900 && elapsed < 5000, `stalled client closed after ${elapsed} ms, expected about 1000`)
+  let now = before
+  await eventually(async () => (now = await node.metric('tlsfleet_handshake_failures_total', { reason: 'timeout' })) === before + 1, 5000, 'timeout counted').catch((err: Error) => { throw new Error(`${err.message}: before ${before}, now ${now}`) })
+  assert.equal(now, before + 1)
+  void now
+})

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+import { parseHostPort } from '../../src/config/host-port.js'
+import { ConfigError, loadConfig } from '../../src/config/load.js'
+import { OPTION_KEYS, envName } from '../../src/config/options.js'
+import { tempDir } from '../helpers/certs.js'
+
+test('defaults need no input', () => {
+  const config = loadConfig({ env: {} })
+  assert.deepEqual(config.listen, [{ host: '127.0.0.1', port: 8443 }])
+  assert.equal(config.backend, 'demo')
+  assert.equal(config.sessionTimeout, 300)
+  assert.equal(config.sessionIdContext, 'tlsfleet')
+  assert.ok(config.workers >= 1)
+})
+
+test('flags win over env, env wins over the file, for every kind of value', () => {
+  const file = path.join(tempDir(), 'node.yaml')
+  fs.writeFileSync(file, 'session-timeout: 100\nworkers: 3\nlisten: ["127.0.0.1:1000", "[::1]:1001"]\nsession-id-context: filectx\n')
+  const fromFile = loadConfig({ env: {}, file })
+  assert.equal(fromFile.sessionTimeout, 100)
+  assert.deepEqual(fromFile.listen, [{ host: '127.0.0.1', port: 1000 }, { host: '::1', port: 1001 }])
+  const withEnv = loadConfig({ env: { TLSFLEET_SESSION_TIMEOUT: '200', TLSFLEET_LISTEN: '127.0.0.2:2000, 127.0.0.3:2001' }, file })
+  assert.equal(withEnv.sessionTimeout, 200)
+  assert.equal(withEnv.workers, 3)
+  assert.deepEqual(withEnv.listen, [{ host: '127.0.0.2', port: 2000 }, { host: '127.0.0.3', port: 2001 }])
+  const withFlags = loadConfig({ flags: { 'session-timeout': '400', listen: [':3000'] }, env: { TLSFLEET_SESSION_TIMEOUT: '200' }, file })
+  assert.equal(withFlags.sessionTimeout, 400)
+  assert.deepEqual(withFlags.listen, [{ host: '0.0.0.0', port: 3000 }])
+  assert.equal(withFlags.sessionIdContext, 'filectx')
+})
+
+test('every option has an environment variable and a YAML key of the same name', () => {
+  const file = path.join(tempDir(), 'all.yaml')
+  fs.writeFileSync(file, 'session-id-context: x\n')
+  for (const key of OPTION_KEYS) {
+    assert.match(envName(key), /^TLSFLEET_[A-Z0-9_]+$/)
+  }
+  assert.equal(loadConfig({ env: {}, file }).sessionIdContext, 'x')
+})
+
+test('every problem is reported at once, each naming key, value and expectation', () => {
+  try {
+    loadConfig({ env: { TLSFLEET_WORKERS: '0', TLSFLEET_SESSION_ID_CONTEXT: 'x'.repeat(33) }, flags: { backend: 'nowhere' } })
+    assert.fail('expected a ConfigError')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    assert.equal(err.problems.length, 3)
+    assert.match(err.message, /TLSFLEET_WORKERS: "0" is not valid for "workers": expected an integer from 1 to 256/)
+    assert.match(err.message, /TLSFLEET_SESSION_ID_CONTEXT: .* is not valid for "session-id-context": expected a string of 1 to 32 bytes/)
+    assert.match(err.message, /--backend: "nowhere" is not valid for "backend": expected HOST:PORT or "demo"/)
+  }
+})
+
+test('a YAML file that is not a mapping, or not YAML, is refused with its path', () => {
+  const dir = tempDir()
+  const list = path.join(dir, 'list.yaml')
+  fs.writeFileSync(list, '- a\n- b\n')
+  assert.throws(() => loadConfig({ env: {}, file: list }), /list\.yaml: expected a mapping/)
+  const broken = path.join(dir, 'broken.yaml')
+  fs.writeFileSync(broken, 'workers: [1\n')
+  assert.throws(() => loadConfig({ env: {}, file: broken }), /broken\.yaml: not valid YAML/)
+})
+
+test('HOST:PORT parsing', () => {
+  assert.deepEqual(parseHostPort('127.0.0.1:443'), { host: '127.0.0.1', port: 443 })
+  assert.deepEqual(parseHostPort('[::1]:443'), { host: '::1', port: 443 })
+  assert.deepEqual(parseHostPort('node-1.example:8443'), { host: 'node-1.example', port: 8443 })
+  assert.deepEqual(parseHostPort(':80'), { host: '0.0.0.0', port: 80 })
+  assert.equal(typeof parseHostPort('::1:443'), 'string')
+  assert.equal(typeof parseHostPort('[zz]:443'), 'string')
+  assert.equal(typeof parseHostPort('host:70000'), 'string')
+  assert.equal(typeof parseHostPort('host:0'), 'string')
+  assert.deepEqual(parseHostPort('host:0', { allowPortZero: true }), { host: 'host', port: 0 })
+  assert.equal(typeof parseHostPort('host'), 'string')
+})
