@@ -1,0 +1,128 @@
+/**
+ * Per-sender replay protection for sync v2 (a DTLS/IPsec style sliding window).
+ *
+ *   class ReplayGuard {
+ *     constructor (options?: { windowBits?: number /* default 1024, multiple of 32 *\/;
+ *                              maxSenders?: number /* default 1024 *\/ })
+ *     check (sender: Buffer, sequence: bigint, sentAtMs: number): boolean   // true = not seen
+ *     commit (sender: Buffer, sequence: bigint, sentAtMs: number): void     // record as seen
+ *     readonly size: number          // senders tracked
+ *     readonly horizonMs: number     // see "eviction" below
+ *   }
+ *
+ * Call check() only after the packet's tag verified (a forger cannot poison the window), and
+ * commit() only when the packet is accepted. check() never changes state; decoding is
+ * synchronous, so nothing runs between check() and commit().
+ *
+ * Window: per sender, the highest accepted sequence and a bitmap of the `windowBits` sequences
+ * at and below it. A sequence above the highest is new; one within the window is new unless its
+ * bit is set; one below the window is treated as a replay (cannot tell, so refuse).
+ *
+ * Eviction: at most `maxSenders` senders are tracked (least recently accepted goes first). An
+ * evicted sender's window is gone, so instead the guard keeps `horizonMs`, the newest sentAt
+ * ever accepted from any evicted sender. A packet from a sender that is not tracked is accepted
+ * only if its (authenticated) sentAt is after that horizon: every packet an evicted sender sent
+ * up to its last accepted one is refused, so eviction never reopens a replay. The cost: after
+ * evictions, the first packets of a new or evicted sender whose clock is behind the horizon are
+ * dropped until its clock passes it. Evictions only happen with more than `maxSenders`
+ * authenticated senders, so a normal farm never pays it. Packets older than the session lifetime
+ * are refused as stale before they get here, which bounds what a replay could ever bring back.
+ */
+
+interface SenderWindow {
+  highest: bigint
+  /** bit (seq mod windowBits) set = seen; covers highest - windowBits + 1 .. highest */
+  bits: Uint32Array
+  lastSentAtMs: number
+}
+
+export interface ReplayGuardOptions {
+  windowBits?: number
+  maxSenders?: number
+}
+
+export class ReplayGuard {
+  private readonly senders = new Map<string, SenderWindow>()
+  private readonly windowBits: number
+  private readonly window: bigint
+  private readonly maxSenders: number
+  private horizon = -Infinity
+
+  constructor (options: ReplayGuardOptions = {}) {
+    const windowBits = options.windowBits ?? 1024
+    const maxSenders = options.maxSenders ?? 1024
+    if (!Number.isInteger(windowBits) || windowBits < 32 || windowBits % 32 !== 0 || windowBits > 65536) {
+      throw new Error(`replay guard: windowBits must be a multiple of 32 from 32 to 65536, got ${windowBits}`)
+    }
+    if (!Number.isInteger(maxSenders) || maxSenders < 1) {
+      throw new Error(`replay guard: maxSenders must be a positive integer, got ${maxSenders}`)
+    }
+    this.windowBits = windowBits
+    this.window = BigInt(windowBits)
+    this.maxSenders = maxSenders
+  }
+
+  get size (): number { return this.senders.size }
+
+  get horizonMs (): number { return this.horizon }
+
+  check (sender: Buffer, sequence: bigint, sentAtMs: number): boolean {
+    const state = this.senders.get(sender.toString('hex'))
+    if (state === undefined) return sentAtMs > this.horizon
+    if (sequence > state.highest) return true
+    if (state.highest - sequence >= this.window) return false
+    return !this.testBit(state.bits, sequence)
+  }
+
+  commit (sender: Buffer, sequence: bigint, sentAtMs: number): void {
+    const key = sender.toString('hex')
+    let state = this.senders.get(key)
+    if (state === undefined) {
+      state = { highest: sequence, bits: new Uint32Array(this.windowBits / 32), lastSentAtMs: sentAtMs }
+    } else {
+      this.senders.delete(key) // re-inserted below: Map order is the LRU order
+      if (sequence > state.highest) this.advance(state, sequence)
+      state.lastSentAtMs = Math.max(state.lastSentAtMs, sentAtMs)
+    }
+    this.setBit(state.bits, sequence)
+    this.senders.set(key, state)
+    while (this.senders.size > this.maxSenders) {
+      const oldest = this.senders.entries().next().value
+      if (oldest === undefined) break
+      this.senders.delete(oldest[0])
+      this.horizon = Math.max(this.horizon, oldest[1].lastSentAtMs)
+    }
+  }
+
+  private advance (state: SenderWindow, sequence: bigint): void {
+    const distance = sequence - state.highest
+    if (distance >= this.window) {
+      state.bits.fill(0)
+    } else {
+      // Clear the slots of the sequences we skip over (they are new, not seen).
+      for (let s = state.highest + 1n; s < sequence; s++) this.clearBit(state.bits, s)
+      this.clearBit(state.bits, sequence)
+    }
+    state.highest = sequence
+  }
+
+  private slot (sequence: bigint): [number, number] {
+    const index = Number(sequence % this.window)
+    return [index >>> 5, 1 << (index & 31)]
+  }
+
+  private testBit (bits: Uint32Array, sequence: bigint): boolean {
+    const [word, mask] = this.slot(sequence)
+    return ((bits[word] as number) & mask) !== 0
+  }
+
+  private setBit (bits: Uint32Array, sequence: bigint): void {
+    const [word, mask] = this.slot(sequence)
+    bits[word] = (bits[word] as number) | mask
+  }
+
+  private clearBit (bits: Uint32Array, sequence: bigint): void {
+    const [word, mask] = this.slot(sequence)
+    bits[word] = (bits[word] as number) & ~mask
+  }
+}

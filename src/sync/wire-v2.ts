@@ -1,0 +1,394 @@
+/**
+ * Sync wire format v2 (the default): AES-256-GCM, header authenticated, sessions encrypted.
+ * Pure codec, no sockets. Byte layout, nonce choice and checks: docs/wire-protocol.md.
+ *
+ *   type SyncMessage =
+ *     | { op: 'new'; sessionId: Buffer; session: Buffer; createdAt: number /* unix s *\/ }
+ *     | { op: 'del'; sessionId: Buffer }
+ *     | { op: 'snapshot-request'; requestId: number }
+ *     | { op: 'snapshot-chunk'; requestId: number; sessions: SnapshotEntry[]; last: boolean }
+ *   interface EncodeContext { keyRing; nodeId /* 8 bytes *\/; nextSequence (): bigint;
+ *                             now? (): number /* ms *\/; maxPacketBytes? /* chunks, <= 65507 *\/;
+ *                             randomBytes? (n): Buffer /* tests only: fixed nonces *\/ }
+ *   encodeV2 (msg, ctx): Buffer                  throws (RangeError/Error) on bad input
+ *   encodedLengthV2 (msg): number                size encodeV2 would produce (to fill chunks)
+ *   packetLimitV2 (op, maxPacketBytes?): number  the size limit that applies to an op
+ *   sealV2 (op: number, body: Buffer, ctx): Buffer   low level (arbitrary body; tests use it)
+ *   interface DecodeContext { keyRing; ownNodeId; replay: ReplayGuard; now (): number /* ms *\/;
+ *                             sessionLifetimeSeconds; maxSkewSeconds; maxPacketBytes }
+ *   type DecodeResult = { ok: true; message; sender; sequence; keyId; sentAtMs }
+ *                     | { ok: false; reason: RejectReason }
+ *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
+ *   randomNodeId (): Buffer; createSequenceCounter (startMs?): () => bigint
+ *
+ * decodeV2 checks cheap, unauthenticated things first (size, magic, version, op, lengths, key id,
+ * own node id), then the GCM tag, and only then anything whose answer depends on the content
+ * (times, replay window, body). The replay window is committed only when a packet is accepted.
+ * Stale entries of a snapshot chunk are dropped from the result (not the whole chunk); an entry
+ * from the future rejects the chunk ('future').
+ */
+import { createCipheriv, createDecipheriv, randomBytes as cryptoRandomBytes } from 'node:crypto'
+import type { FarmKeyRing } from './farm-keys.js'
+import type { RejectReason } from './reject-reasons.js'
+import type { ReplayGuard } from './replay-guard.js'
+
+export interface SnapshotEntry { sessionId: Buffer; session: Buffer; createdAt: number }
+
+export type SyncMessage =
+  | { op: 'new'; sessionId: Buffer; session: Buffer; createdAt: number }
+  | { op: 'del'; sessionId: Buffer }
+  | { op: 'snapshot-request'; requestId: number }
+  | { op: 'snapshot-chunk'; requestId: number; sessions: SnapshotEntry[]; last: boolean }
+
+export type SyncOp = SyncMessage['op']
+
+export const V2_MAGIC = Buffer.from([0x54, 0x46]) // "TF"
+export const V2_VERSION = 2
+export const V2_NONCE_BYTES = 12
+export const V2_TAG_BYTES = 16
+export const V2_HEADER_BYTES = 43
+export const V2_OVERHEAD_BYTES = V2_HEADER_BYTES + V2_TAG_BYTES
+export const NODE_ID_BYTES = 8
+export const MAX_SESSION_ID_BYTES = 32
+/** New, Del and SnapshotRequest fit an Ethernet MTU (1500 - IPv6 40 - UDP 8, with margin). */
+export const MAX_SMALL_PACKET_BYTES = 1400
+/** Largest UDP payload over IPv4; the ceiling for SnapshotChunk packets. */
+export const MAX_UDP_PAYLOAD_BYTES = 65507
+
+export const OP_CODES: Readonly<Record<SyncOp, number>> = {
+  new: 1,
+  del: 2,
+  'snapshot-request': 3,
+  'snapshot-chunk': 4
+}
+const OP_NAMES = new Map<number, SyncOp>(Object.entries(OP_CODES).map(([name, code]) => [code, name as SyncOp]))
+
+const CHUNK_FLAG_LAST = 0x01
+const MAX_U32 = 0xffffffff
+const MAX_U64 = (1n << 64n) - 1n
+
+// Header offsets (docs/wire-protocol.md has the table).
+const OFF_VERSION = 2
+const OFF_KEY_ID = 3
+const OFF_OP = 4
+const OFF_NODE_ID = 5
+const OFF_SEQUENCE = 13
+const OFF_SENT_AT = 21
+const OFF_BODY_LEN = 29
+const OFF_NONCE = 31
+
+export interface EncodeContext {
+  keyRing: FarmKeyRing
+  nodeId: Buffer
+  nextSequence: () => bigint
+  /** Clock for the header's sent-at field, ms. Default Date.now. */
+  now?: () => number
+  /** Size limit for snapshot-chunk packets (other ops: 1400). Default and ceiling 65507. */
+  maxPacketBytes?: number
+  /** Source of the GCM nonce. Default crypto.randomBytes; tests inject fixed bytes. */
+  randomBytes?: (size: number) => Buffer
+}
+
+export interface DecodeContext {
+  keyRing: FarmKeyRing
+  ownNodeId: Buffer
+  replay: ReplayGuard
+  /** ms since the epoch */
+  now: () => number
+  sessionLifetimeSeconds: number
+  maxSkewSeconds: number
+  /** Size limit for snapshot-chunk packets, clamped to 1400..65507 (other ops: 1400). */
+  maxPacketBytes: number
+}
+
+export type DecodeResult =
+  | { ok: true; message: SyncMessage; sender: Buffer; sequence: bigint; keyId: number; sentAtMs: number }
+  | { ok: false; reason: RejectReason }
+
+// --- helpers ------------------------------------------------------------------------------
+
+export function randomNodeId (): Buffer { return cryptoRandomBytes(NODE_ID_BYTES) }
+
+/**
+ * A per-process sequence source: starts at ms * 1000 (so a restarted node with a configured id
+ * starts above where it stopped, unless it averaged more than 10^6 packets/s or its clock went
+ * back) and increases by one per packet.
+ */
+export function createSequenceCounter (startMs: number = Date.now()): () => bigint {
+  let next = BigInt(Math.floor(startMs)) * 1000n
+  return () => {
+    if (next > MAX_U64) throw new RangeError('sync sequence counter exhausted')
+    return next++
+  }
+}
+
+export function packetLimitV2 (op: SyncOp, maxPacketBytes: number = MAX_UDP_PAYLOAD_BYTES): number {
+  if (op !== 'snapshot-chunk') return MAX_SMALL_PACKET_BYTES
+  const limit = Number.isFinite(maxPacketBytes) ? Math.floor(maxPacketBytes) : MAX_UDP_PAYLOAD_BYTES
+  return Math.min(MAX_UDP_PAYLOAD_BYTES, Math.max(MAX_SMALL_PACKET_BYTES, limit))
+}
+
+/** Bytes one entry takes in a snapshot-chunk body. */
+export function snapshotEntryBytes (entry: SnapshotEntry): number {
+  return 1 + entry.sessionId.length + 4 + 2 + entry.session.length
+}
+
+function bodyLength (msg: SyncMessage): number {
+  switch (msg.op) {
+    case 'new': return snapshotEntryBytes(msg)
+    case 'del': return 1 + msg.sessionId.length
+    case 'snapshot-request': return 4
+    case 'snapshot-chunk': return 4 + 1 + 2 + msg.sessions.reduce((sum, e) => sum + snapshotEntryBytes(e), 0)
+  }
+}
+
+export function encodedLengthV2 (msg: SyncMessage): number { return V2_OVERHEAD_BYTES + bodyLength(msg) }
+
+// --- encode -------------------------------------------------------------------------------
+
+function checkSessionId (id: Buffer, what: string): void {
+  if (id.length < 1 || id.length > MAX_SESSION_ID_BYTES) {
+    throw new RangeError(`${what}: session id must be 1 to ${MAX_SESSION_ID_BYTES} bytes, got ${id.length}`)
+  }
+}
+
+function checkU32 (value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_U32) {
+    throw new RangeError(`${what} must be an integer from 0 to ${MAX_U32}, got ${value}`)
+  }
+}
+
+function writeEntry (out: Buffer, offset: number, entry: SnapshotEntry, what: string): number {
+  checkSessionId(entry.sessionId, what)
+  checkU32(entry.createdAt, `${what}: createdAt (unix seconds)`)
+  if (entry.session.length < 1 || entry.session.length > 0xffff) {
+    throw new RangeError(`${what}: DER session must be 1 to 65535 bytes, got ${entry.session.length}`)
+  }
+  offset = out.writeUInt8(entry.sessionId.length, offset)
+  offset += entry.sessionId.copy(out, offset)
+  offset = out.writeUInt32BE(entry.createdAt, offset)
+  offset = out.writeUInt16BE(entry.session.length, offset)
+  offset += entry.session.copy(out, offset)
+  return offset
+}
+
+function encodeBody (msg: SyncMessage): Buffer {
+  const body = Buffer.alloc(bodyLength(msg))
+  switch (msg.op) {
+    case 'new':
+      writeEntry(body, 0, msg, 'sync new')
+      break
+    case 'del':
+      checkSessionId(msg.sessionId, 'sync del')
+      body.writeUInt8(msg.sessionId.length, 0)
+      msg.sessionId.copy(body, 1)
+      break
+    case 'snapshot-request':
+      checkU32(msg.requestId, 'sync snapshot-request: requestId')
+      body.writeUInt32BE(msg.requestId, 0)
+      break
+    case 'snapshot-chunk': {
+      checkU32(msg.requestId, 'sync snapshot-chunk: requestId')
+      if (msg.sessions.length > 0xffff) throw new RangeError(`sync snapshot-chunk: at most 65535 sessions, got ${msg.sessions.length}`)
+      let offset = body.writeUInt32BE(msg.requestId, 0)
+      offset = body.writeUInt8(msg.last ? CHUNK_FLAG_LAST : 0, offset)
+      offset = body.writeUInt16BE(msg.sessions.length, offset)
+      for (const entry of msg.sessions) offset = writeEntry(body, offset, entry, 'sync snapshot-chunk entry')
+      break
+    }
+  }
+  return body
+}
+
+/** Seal an arbitrary body under the current key. encodeV2 uses it; tests use it for bad bodies. */
+export function sealV2 (op: number, body: Buffer, ctx: EncodeContext): Buffer {
+  if (!Number.isInteger(op) || op < 0 || op > 255) throw new RangeError(`sync op must be a byte, got ${op}`)
+  if (ctx.nodeId.length !== NODE_ID_BYTES) throw new RangeError(`sync node id must be ${NODE_ID_BYTES} bytes, got ${ctx.nodeId.length}`)
+  const total = V2_OVERHEAD_BYTES + body.length
+  if (total > MAX_UDP_PAYLOAD_BYTES) throw new RangeError(`sync packet of ${total} bytes exceeds ${MAX_UDP_PAYLOAD_BYTES}`)
+  const sequence = ctx.nextSequence()
+  if (typeof sequence !== 'bigint' || sequence < 0n || sequence > MAX_U64) {
+    throw new RangeError(`sync sequence must be a bigint from 0 to 2^64-1, got ${String(sequence)}`)
+  }
+  const sentAtMs = Math.floor((ctx.now ?? Date.now)())
+  if (!Number.isSafeInteger(sentAtMs) || sentAtMs < 0) throw new RangeError(`sync clock gave an invalid time: ${sentAtMs}`)
+  const nonce = (ctx.randomBytes ?? cryptoRandomBytes)(V2_NONCE_BYTES)
+  if (nonce.length !== V2_NONCE_BYTES) throw new RangeError(`sync nonce must be ${V2_NONCE_BYTES} bytes`)
+  const key = ctx.keyRing.current()
+
+  const packet = Buffer.alloc(total)
+  V2_MAGIC.copy(packet, 0)
+  packet.writeUInt8(V2_VERSION, OFF_VERSION)
+  packet.writeUInt8(key.id, OFF_KEY_ID)
+  packet.writeUInt8(op, OFF_OP)
+  ctx.nodeId.copy(packet, OFF_NODE_ID)
+  packet.writeBigUInt64BE(sequence, OFF_SEQUENCE)
+  packet.writeBigUInt64BE(BigInt(sentAtMs), OFF_SENT_AT)
+  packet.writeUInt16BE(body.length, OFF_BODY_LEN)
+  nonce.copy(packet, OFF_NONCE)
+
+  const cipher = createCipheriv('aes-256-gcm', key.aeadKey, nonce, { authTagLength: V2_TAG_BYTES })
+  cipher.setAAD(packet.subarray(0, V2_HEADER_BYTES))
+  const encrypted = Buffer.concat([cipher.update(body), cipher.final()])
+  encrypted.copy(packet, V2_HEADER_BYTES)
+  cipher.getAuthTag().copy(packet, V2_HEADER_BYTES + body.length)
+  return packet
+}
+
+export function encodeV2 (msg: SyncMessage, ctx: EncodeContext): Buffer {
+  const op = OP_CODES[msg.op]
+  if (op === undefined) throw new Error(`sync: unknown operation ${String((msg as { op: unknown }).op)}`)
+  const size = encodedLengthV2(msg)
+  const limit = packetLimitV2(msg.op, ctx.maxPacketBytes)
+  if (size > limit) {
+    throw new RangeError(`sync ${msg.op} packet would be ${size} bytes, over the ${limit}-byte limit`)
+  }
+  return sealV2(op, encodeBody(msg), ctx)
+}
+
+// --- decode -------------------------------------------------------------------------------
+
+/** Bounds-checked reader over an authenticated body; any overrun makes the body 'bad_body'. */
+class BodyReader {
+  offset = 0
+  failed = false
+  constructor (private readonly buf: Buffer) {}
+
+  private take (n: number): number | undefined {
+    if (this.failed || this.offset + n > this.buf.length) { this.failed = true; return undefined }
+    const at = this.offset
+    this.offset += n
+    return at
+  }
+
+  u8 (): number { const at = this.take(1); return at === undefined ? 0 : this.buf.readUInt8(at) }
+  u16 (): number { const at = this.take(2); return at === undefined ? 0 : this.buf.readUInt16BE(at) }
+  u32 (): number { const at = this.take(4); return at === undefined ? 0 : this.buf.readUInt32BE(at) }
+  bytes (n: number): Buffer {
+    const at = this.take(n)
+    // Copies: results must not alias the datagram buffer the caller may reuse.
+    return at === undefined ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(at, at + n))
+  }
+
+  get done (): boolean { return !this.failed && this.offset === this.buf.length }
+}
+
+function readSessionId (r: BodyReader): Buffer | undefined {
+  const len = r.u8()
+  if (len < 1 || len > MAX_SESSION_ID_BYTES) return undefined
+  return r.bytes(len)
+}
+
+function readEntry (r: BodyReader): SnapshotEntry | undefined {
+  const sessionId = readSessionId(r)
+  if (sessionId === undefined) return undefined
+  const createdAt = r.u32()
+  const derLen = r.u16()
+  if (derLen < 1) return undefined
+  const session = r.bytes(derLen)
+  return r.failed ? undefined : { sessionId, session, createdAt }
+}
+
+type BodyResult = { ok: true; message: SyncMessage } | { ok: false; reason: RejectReason }
+
+function createdAtReason (createdAt: number, ctx: DecodeContext, nowMs: number): RejectReason | undefined {
+  const nowS = nowMs / 1000
+  if (createdAt > nowS + ctx.maxSkewSeconds) return 'future'
+  if (createdAt < nowS - ctx.sessionLifetimeSeconds) return 'stale'
+  return undefined
+}
+
+function decodeBody (op: SyncOp, body: Buffer, ctx: DecodeContext, nowMs: number): BodyResult {
+  const r = new BodyReader(body)
+  const bad: BodyResult = { ok: false, reason: 'bad_body' }
+  switch (op) {
+    case 'new': {
+      const entry = readEntry(r)
+      if (entry === undefined || !r.done) return bad
+      const reason = createdAtReason(entry.createdAt, ctx, nowMs)
+      if (reason !== undefined) return { ok: false, reason }
+      return { ok: true, message: { op: 'new', ...entry } }
+    }
+    case 'del': {
+      const sessionId = readSessionId(r)
+      if (sessionId === undefined || !r.done) return bad
+      return { ok: true, message: { op: 'del', sessionId } }
+    }
+    case 'snapshot-request': {
+      const requestId = r.u32()
+      if (!r.done) return bad
+      return { ok: true, message: { op: 'snapshot-request', requestId } }
+    }
+    case 'snapshot-chunk': {
+      const requestId = r.u32()
+      const flags = r.u8()
+      const count = r.u16()
+      if (r.failed || (flags & ~CHUNK_FLAG_LAST) !== 0) return bad
+      const sessions: SnapshotEntry[] = []
+      let future = false
+      for (let i = 0; i < count; i++) {
+        const entry = readEntry(r)
+        if (entry === undefined) return bad
+        const reason = createdAtReason(entry.createdAt, ctx, nowMs)
+        if (reason === 'future') future = true
+        else if (reason === undefined) sessions.push(entry)
+        // stale entries are skipped: the sender's snapshot raced with their expiry
+      }
+      if (!r.done) return bad
+      if (future) return { ok: false, reason: 'future' }
+      return { ok: true, message: { op: 'snapshot-chunk', requestId, sessions, last: (flags & CHUNK_FLAG_LAST) !== 0 } }
+    }
+  }
+}
+
+function reject (reason: RejectReason): DecodeResult { return { ok: false, reason } }
+
+export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
+  const length = packet.length
+  if (length > packetLimitV2('snapshot-chunk', ctx.maxPacketBytes)) return reject('oversized')
+  if (length === 0) return reject('truncated')
+  for (let i = 0; i < Math.min(length, V2_MAGIC.length); i++) {
+    if (packet[i] !== V2_MAGIC[i]) return reject('bad_magic')
+  }
+  if (length > OFF_VERSION && packet[OFF_VERSION] !== V2_VERSION) return reject('bad_version')
+  if (length < V2_OVERHEAD_BYTES) return reject('truncated')
+
+  const op = OP_NAMES.get(packet.readUInt8(OFF_OP))
+  if (op === undefined) return reject('bad_op')
+  if (length > packetLimitV2(op, ctx.maxPacketBytes)) return reject('oversized')
+  const bodyLen = packet.readUInt16BE(OFF_BODY_LEN)
+  const expected = V2_OVERHEAD_BYTES + bodyLen
+  if (length < expected) return reject('truncated')
+  if (length > expected) return reject('bad_length')
+
+  const keyId = packet.readUInt8(OFF_KEY_ID)
+  const key = ctx.keyRing.byId(keyId)
+  if (key === undefined) return reject('unknown_key')
+  const sender = packet.subarray(OFF_NODE_ID, OFF_NODE_ID + NODE_ID_BYTES)
+  if (sender.equals(ctx.ownNodeId)) return reject('own')
+
+  let body: Buffer
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.aeadKey, packet.subarray(OFF_NONCE, OFF_NONCE + V2_NONCE_BYTES), { authTagLength: V2_TAG_BYTES })
+    decipher.setAAD(packet.subarray(0, V2_HEADER_BYTES))
+    decipher.setAuthTag(packet.subarray(V2_HEADER_BYTES + bodyLen))
+    body = Buffer.concat([decipher.update(packet.subarray(V2_HEADER_BYTES, V2_HEADER_BYTES + bodyLen)), decipher.final()])
+  } catch {
+    // final() throws "Unsupported state or unable to authenticate data" on a bad tag
+    return reject('bad_tag')
+  }
+
+  // Authenticated from here on.
+  const nowMs = ctx.now()
+  const sequence = packet.readBigUInt64BE(OFF_SEQUENCE)
+  const sentAtMs = Number(packet.readBigUInt64BE(OFF_SENT_AT))
+  if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return reject('future')
+  if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return reject('stale')
+  const senderId = Buffer.from(sender)
+  if (!ctx.replay.check(senderId, sequence, sentAtMs)) return reject('replay')
+
+  const decoded = decodeBody(op, body, ctx, nowMs)
+  if (!decoded.ok) return decoded
+  ctx.replay.commit(senderId, sequence, sentAtMs)
+  return { ok: true, message: decoded.message, sender: senderId, sequence, keyId, sentAtMs }
+}
