@@ -1,0 +1,150 @@
+import net from 'node:net'
+import { parseHostPort } from '../config/host-port.js'
+import { parseServersState, parseShowStat, type ServerStateRow, type StatRow } from './stats.js'
+
+/** HAProxy answered a command with an error text (or with something we did not expect). */
+export class HaproxyRuntimeError extends Error {
+  readonly command: string
+  readonly output: string
+  constructor (command: string, output: string, message?: string) {
+    super(message ?? `haproxy rejected "${command}": ${output.trim() === '' ? '(empty reply)' : output.trim()}`)
+    this.name = 'HaproxyRuntimeError'
+    this.command = command
+    this.output = output
+  }
+}
+
+export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
+
+type Target = { path: string } | { host: string; port: number }
+
+/** HAProxy object names (proxies, servers, tables): letters, digits, `-_.:` (see `invalid_char`). */
+const NAME = /^[A-Za-z0-9_.:-]+$/
+
+/**
+ * Replies that are errors whatever the command was. Checked on every reply: a `show ...`
+ * helper would otherwise try to parse "Permission denied" as data.
+ */
+const ALWAYS_ERROR = [/^Unknown command/, /^Permission denied/]
+
+function parseTarget (target: string): Target {
+  if (target.startsWith('unix@')) return { path: target.slice(5) }
+  if (target.includes('/')) return { path: target }
+  const stripped = target.replace(/^ipv[46]@/, '')
+  const parsed = parseHostPort(stripped)
+  if (typeof parsed === 'string') throw new Error(`haproxy runtime API target "${target}": ${parsed} (or give a socket path)`)
+  return parsed
+}
+
+function checkName (what: string, name: string): void {
+  if (!NAME.test(name)) throw new Error(`invalid haproxy ${what} name ${JSON.stringify(name)}: use letters, digits and -_.:`)
+}
+
+/**
+ * Client for the HAProxy Runtime API (stats socket), in its default non-interactive mode:
+ * one connection per command, write `cmd\n`, read until HAProxy closes. Every reply ends with
+ * an empty line, which is stripped, so a silent success is `''`.
+ */
+export class HaproxyRuntimeApi {
+  readonly target: string
+  private readonly endpoint: Target
+  private readonly timeoutMs: number
+
+  constructor (target: string, opts: { timeoutMs?: number } = {}) {
+    this.target = target
+    this.endpoint = parseTarget(target)
+    this.timeoutMs = opts.timeoutMs ?? 5000
+  }
+
+  /** Send one command and return HAProxy's reply without the terminating empty line. */
+  async command (cmd: string): Promise<string> {
+    // `;` chains commands and a newline starts another one: either would let a value smuggle
+    // in a second command. `prompt` would switch to interactive mode and never close.
+    if (/[\r\n;\0]/.test(cmd)) throw new Error(`refusing haproxy command containing a newline, ';' or NUL: ${JSON.stringify(cmd)}`)
+    const trimmed = cmd.trim()
+    if (trimmed === '') throw new Error('refusing an empty haproxy command')
+    if (/^prompt\b/.test(trimmed)) throw new Error('refusing "prompt": this client only speaks the non-interactive mode')
+    const raw = await this.exchange(trimmed)
+    if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`)
+    if (!raw.endsWith('\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`)
+    const output = raw.endsWith('\n\n') ? raw.slice(0, -1) : raw === '\n' ? '' : raw
+    if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
+    return output
+  }
+
+  /** Run a command that prints nothing on success; any text is HAProxy's error message. */
+  async silentCommand (cmd: string): Promise<void> {
+    const output = await this.command(cmd)
+    if (output.trim() !== '') throw new HaproxyRuntimeError(cmd, output)
+  }
+
+  /** `set server B/S state ready|drain|maint`. */
+  async setServerState (backend: string, server: string, state: ServerAdminCommandState): Promise<void> {
+    checkName('backend', backend)
+    checkName('server', server)
+    if (state !== 'ready' && state !== 'drain' && state !== 'maint') throw new Error(`invalid server state ${JSON.stringify(state)}: expected ready, drain or maint`)
+    await this.silentCommand(`set server ${backend}/${server} state ${state}`)
+  }
+
+  /** `show stat`, parsed. */
+  async showStat (): Promise<StatRow[]> {
+    const output = await this.command('show stat')
+    if (!output.startsWith('# ')) throw new HaproxyRuntimeError('show stat', output)
+    return parseShowStat(output)
+  }
+
+  /** `show servers state [B]`, parsed. An unknown backend is an error ("Can't find backend."). */
+  async showServersState (backend?: string): Promise<ServerStateRow[]> {
+    if (backend !== undefined) checkName('backend', backend)
+    const cmd = backend === undefined ? 'show servers state' : `show servers state ${backend}`
+    const output = await this.command(cmd)
+    if (!output.startsWith('1\n')) throw new HaproxyRuntimeError(cmd, output)
+    return parseServersState(output)
+  }
+
+  /**
+   * `clear table T data.server_id eq N`: forget every persistence entry pointing at server
+   * id N. Works on binary (SSL session ID) tables, unlike `clear table T key K` before 2.9.
+   */
+  async clearTableByServerId (table: string, serverId: number): Promise<void> {
+    checkName('table', table)
+    if (!Number.isSafeInteger(serverId) || serverId < 0) throw new Error(`invalid server id ${serverId}: expected a non-negative integer`)
+    await this.silentCommand(`clear table ${table} data.server_id eq ${serverId}`)
+  }
+
+  /** `show table T`, raw text starting with `# table: T, type: ...`. */
+  async showTable (table: string): Promise<string> {
+    checkName('table', table)
+    const cmd = `show table ${table}`
+    const output = await this.command(cmd)
+    if (!output.startsWith('# table:')) throw new HaproxyRuntimeError(cmd, output)
+    return output
+  }
+
+  private async exchange (cmd: string): Promise<string> {
+    return await new Promise((resolve, reject) => {
+      const socket = 'path' in this.endpoint
+        ? net.createConnection({ path: this.endpoint.path })
+        : net.createConnection({ host: this.endpoint.host, port: this.endpoint.port })
+      const chunks: Buffer[] = []
+      let settled = false
+      const finish = (error: Error | undefined): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        socket.destroy()
+        if (error !== undefined) reject(error)
+        else resolve(Buffer.concat(chunks).toString('utf8'))
+      }
+      // One deadline for connect + reply: a wedged HAProxy must not hang the caller.
+      const timer = setTimeout(() => {
+        finish(new Error(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`))
+      }, this.timeoutMs)
+      socket.on('connect', () => socket.write(`${cmd}\n`))
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.on('end', () => finish(undefined))
+      socket.on('close', () => finish(undefined))
+      socket.on('error', (err) => finish(new Error(`haproxy runtime API ${this.target}: ${err.message}`, { cause: err })))
+    })
+  }
+}

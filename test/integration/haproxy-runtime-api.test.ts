@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict'
+import { constants as cryptoConstants } from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import { test, type TestContext } from 'node:test'
+import tls from 'node:tls'
+import { formatAgentReply, type AgentReply } from '../../src/agent/agent-reply.js'
+import { HaproxyRuntimeApi, HaproxyRuntimeError } from '../../src/haproxy/runtime-api.js'
+import type { StatRow } from '../../src/haproxy/stats.js'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { pollUntil, startHaproxy } from '../helpers/haproxy.js'
+
+const DEFAULTS = `
+defaults
+  mode tcp
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+`
+
+/** A TCP server that accepts and closes: enough for an L4 health check to pass. */
+async function listener (t: TestContext): Promise<number> {
+  const server = net.createServer((socket) => { socket.on('error', () => {}); socket.destroy() })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.close() })
+  return (server.address() as net.AddressInfo).port
+}
+
+async function serverRow (api: HaproxyRuntimeApi, backend: string, server: string): Promise<StatRow> {
+  const row = (await api.showStat()).find((r) => r.pxname === backend && r.svname === server)
+  if (row === undefined) throw new Error(`no stat row for ${backend}/${server}`)
+  return row
+}
+
+async function rejectsWith (promise: Promise<unknown>, text: string | RegExp): Promise<HaproxyRuntimeError> {
+  try {
+    await promise
+  } catch (err) {
+    assert.ok(err instanceof HaproxyRuntimeError, `expected HaproxyRuntimeError, got ${String(err)}`)
+    if (typeof text === 'string') assert.equal(err.output.trim(), text)
+    else assert.match(err.output, text)
+    return err
+  }
+  assert.fail(`expected the call to fail with ${String(text)}`)
+}
+
+test('command round trip over the unix socket, IPv4 and IPv6 TCP sockets', async (t) => {
+  const port = await listener(t)
+  const h = await startHaproxy(({ ports }) => `
+global
+  stats socket ipv4@127.0.0.1:${ports[0]} level admin
+  stats socket ipv6@[::1]:${ports[1]} level admin
+${DEFAULTS}
+backend be
+  server s1 127.0.0.1:${port} weight 100
+`, { t })
+  const info = await h.api.command('show info')
+  assert.match(info, /^Name: HAProxy$/m)
+  assert.match(info, /^Version: 2\.6\./m)
+  assert.match(info, new RegExp(`^Pid: ${h.pid}$`, 'm'))
+  assert.ok(!info.endsWith('\n\n'), 'the terminating empty line is stripped')
+  for (const target of [`127.0.0.1:${h.ports[0]}`, `[::1]:${h.ports[1]}`, `unix@${h.socketPath}`]) {
+    const api = new HaproxyRuntimeApi(target, { timeoutMs: 2000 })
+    assert.match(await api.command('show info'), /^Name: HAProxy$/m, target)
+  }
+  const [state] = await h.api.showServersState('be')
+  assert.equal(state?.srv_name, 's1')
+  assert.equal(state?.srv_iweight, 100)
+  assert.equal(state?.srv_port, port)
+  assert.equal(await h.api.command('set server be/s1 weight 50'), '', 'a silent success is an empty string')
+})
+
+test('set server state drain / maint / ready shows in show stat and show servers state', async (t) => {
+  const port = await listener(t)
+  const h = await startHaproxy(`${DEFAULTS}
+backend be
+  server s1 127.0.0.1:${port} weight 100 check inter 200ms
+  server s2 127.0.0.1:${port} weight 100
+`, { t })
+  await pollUntil('s1 UP', async () => (await serverRow(h.api, 'be', 's1')).status === 'UP' ? true : undefined)
+  assert.equal((await serverRow(h.api, 'be', 's2')).status, 'no check')
+
+  await h.api.setServerState('be', 's1', 'drain')
+  assert.equal((await serverRow(h.api, 'be', 's1')).status, 'DRAIN')
+  let [s1] = await h.api.showServersState('be')
+  assert.deepEqual(s1?.admin_flags, ['FDRAIN'])
+  assert.equal(s1?.drain, true)
+  assert.equal(s1?.op_state, 'RUNNING')
+
+  await h.api.setServerState('be', 's1', 'maint')
+  assert.equal((await serverRow(h.api, 'be', 's1')).status, 'MAINT')
+  ;[s1] = await h.api.showServersState('be')
+  assert.deepEqual(s1?.admin_flags, ['FMAINT'])
+  assert.equal(s1?.maint, true)
+  assert.equal(s1?.op_state, 'STOPPED')
+
+  await h.api.setServerState('be', 's1', 'ready')
+  await pollUntil('s1 UP again', async () => (await serverRow(h.api, 'be', 's1')).status === 'UP' ? true : undefined)
+  ;[s1] = await h.api.showServersState('be')
+  assert.deepEqual(s1?.admin_flags, [])
+
+  await h.api.setServerState('be', 's2', 'drain')
+  assert.equal((await serverRow(h.api, 'be', 's2')).status, 'DRAIN')
+  await h.api.setServerState('be', 's2', 'ready')
+  assert.equal((await serverRow(h.api, 'be', 's2')).status, 'no check')
+})
+
+test("HAProxy's error texts surface as HaproxyRuntimeError", async (t) => {
+  const port = await listener(t)
+  const h = await startHaproxy(({ dir }) => `
+global
+  stats socket ${dir}/user.sock mode 600 level user
+${DEFAULTS}
+backend be
+  stick-table type ip size 1k
+  server s1 127.0.0.1:${port} weight 100
+`, { t })
+  const { api } = h
+  let err = await rejectsWith(api.setServerState('be', 'nosuch', 'drain'), 'No such server.')
+  assert.equal(err.command, 'set server be/nosuch state drain')
+  await rejectsWith(api.setServerState('nobe', 's1', 'drain'), 'No such backend.')
+  await rejectsWith(api.silentCommand('set server s1 state drain'), "Require 'backend/server'.")
+  await rejectsWith(api.silentCommand('set server be/s1 state bogus'), "'set server <srv> state' expects 'ready', 'drain' and 'maint'.")
+  await rejectsWith(api.silentCommand('set server be/s1 weight 300'), 'Absolute weight can only be between 0 and 256 inclusive.')
+  err = await rejectsWith(api.command('frobnicate'), /^Unknown command/)
+  assert.match(err.message, /frobnicate/)
+  await rejectsWith(api.showServersState('nobe'), "Can't find backend.")
+  await rejectsWith(api.showTable('nosuch'), 'No such table')
+  await rejectsWith(api.clearTableByServerId('nosuch', 1), 'No such table')
+  await rejectsWith(api.clearTableByServerId('be', 1), 'Filter entry #1: Data type not stored in this table')
+  const user = new HaproxyRuntimeApi(`${h.dir}/user.sock`, { timeoutMs: 2000 })
+  await rejectsWith(user.setServerState('be', 's1', 'maint'), 'Permission denied')
+  assert.equal((await serverRow(api, 'be', 's1')).status, 'no check', 'nothing changed')
+})
+
+test('injection, bad names, refused connections and timeouts are plain errors', async (t) => {
+  const h = await startHaproxy(`${DEFAULTS}\nbackend be\n  server s1 127.0.0.1:1 weight 100\n`, { t })
+  await assert.rejects(h.api.command('show info;show stat'), (err: Error) => !(err instanceof HaproxyRuntimeError) && /newline, ';'/.test(err.message))
+  await assert.rejects(h.api.command('show info\nset server be/s1 state maint'), /newline, ';'/)
+  await assert.rejects(h.api.command('show info\r'), /newline/)
+  await assert.rejects(h.api.command('prompt'), /non-interactive/)
+  await assert.rejects(h.api.setServerState('be', 's1 state maint', 'drain'), /invalid haproxy server name/)
+  await assert.rejects(h.api.setServerState('be', 's1', 'up' as 'ready'), /invalid server state "up"/)
+  await assert.rejects(h.api.clearTableByServerId('be', -1), /non-negative integer/)
+  assert.equal((await serverRow(h.api, 'be', 's1')).status, 'no check', 'nothing was sent')
+
+  await assert.rejects(new HaproxyRuntimeApi(`${h.dir}/missing.sock`).command('show info'), /ENOENT/)
+  assert.throws(() => new HaproxyRuntimeApi('localhost'), /HOST:PORT/)
+
+  // A peer that accepts and never answers: the command must fail within its timeout.
+  const held = new Set<net.Socket>()
+  const silent = net.createServer((socket) => { socket.on('error', () => {}); held.add(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.after(() => { silent.close() })
+  const api = new HaproxyRuntimeApi(`127.0.0.1:${(silent.address() as net.AddressInfo).port}`, { timeoutMs: 300 })
+  const started = Date.now()
+  await assert.rejects(api.command('show info'), /within 300 ms/)
+  assert.ok(Date.now() - started < 2000)
+  for (const socket of held) socket.destroy()
+})
+
+test('SSL session-ID stickiness fills a binary table; clear table by server id empties it', async (t) => {
+  const pem = fs.readFileSync(makeCertificate(tempDir(), 'backend', ['localhost']))
+  const ports: number[] = []
+  for (const name of ['s1', 's2']) {
+    // No tickets: a TLS 1.2 server then hands out session IDs, which is what the table keys on.
+    const server = tls.createServer({ key: pem, cert: pem, maxVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET }, (socket) => {
+      socket.on('error', () => {})
+      socket.end(name)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => { server.close() })
+    ports.push((server.address() as net.AddressInfo).port)
+  }
+  const h = await startHaproxy(({ ports: [front] }) => `${DEFAULTS}
+frontend fe
+  bind 127.0.0.1:${front}
+  default_backend be
+backend be
+  balance roundrobin
+  stick-table type binary len 32 size 30k expire 30m
+  acl clienthello req.ssl_hello_type 1
+  acl serverhello res.ssl_hello_type 2
+  tcp-request inspect-delay 5s
+  tcp-request content accept if clienthello
+  tcp-response inspect-delay 5s
+  tcp-response content accept if serverhello
+  stick on req.payload_lv(43,1) if clienthello
+  stick store-response res.payload_lv(43,1) if serverhello
+  server s1 127.0.0.1:${ports[0]}
+  server s2 127.0.0.1:${ports[1]}
+`, { t })
+  const front = h.ports[0] ?? 0
+  const connect = async (session?: Buffer): Promise<{ server: string; session: Buffer | undefined }> => await new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: front, servername: 'localhost', rejectUnauthorized: false, maxVersion: 'TLSv1.2', session })
+    let data = ''
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('TLS client timed out')) }, 5000)
+    socket.on('data', (chunk: Buffer) => { data += chunk.toString() })
+    socket.on('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.on('end', () => { clearTimeout(timer); resolve({ server: data, session: socket.getSession() }) })
+  })
+
+  const first = await connect()
+  const second = await connect()
+  assert.deepEqual([first.server, second.server].sort(), ['s1', 's2'], 'round robin without a session ID')
+  // With the session ID of the first connection, every reconnect sticks to its server.
+  for (let i = 0; i < 3; i++) assert.equal((await connect(first.session)).server, first.server)
+
+  const table = await h.api.showTable('be')
+  assert.match(table, /^# table: be, type: binary, size:30720, used:\d+/)
+  assert.match(table, /key=[0-9A-F]{64} .*server_id=1 server_key=s1/)
+  assert.match(table, /server_id=2 server_key=s2/)
+
+  // 2.6 cannot insert binary keys from the CLI; only traffic fills such a table.
+  await rejectsWith(h.api.silentCommand(`set table be key ${'00'.repeat(32)} data.server_id 1`),
+    'Inserting keys into tables of type other than ip, ipv6, string and integer is not supported')
+
+  await h.api.clearTableByServerId('be', 1)
+  const after = await h.api.showTable('be')
+  assert.doesNotMatch(after, /server_id=1 /)
+  assert.match(after, /server_id=2 server_key=s2/)
+  await h.api.clearTableByServerId('be', 2)
+  assert.match(await h.api.showTable('be'), /used:0\n$/)
+})
+
+test('agent-check replies drive weight, drain, maint and down', async (t) => {
+  let reply: AgentReply = { admin: 'ready', health: 'up', weightPercent: 100 }
+  const requests: string[] = []
+  const agent = net.createServer((socket) => {
+    socket.on('error', () => {}) // HAProxy resets the connection once it has read the line
+    socket.once('data', (chunk: Buffer) => { if (requests.length < 10) requests.push(chunk.toString()) })
+    socket.end(formatAgentReply(reply))
+  })
+  await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve))
+  t.after(() => { agent.close() })
+  const agentPort = (agent.address() as net.AddressInfo).port
+  const port = await listener(t)
+  const h = await startHaproxy(`${DEFAULTS}
+backend tlsfleet
+  server node1 127.0.0.1:${port} weight 100 check inter 200ms agent-check agent-port ${agentPort} agent-inter 200ms agent-send "hello\\n"
+`, { t })
+  const until = async (what: string, ok: (row: StatRow) => boolean): Promise<StatRow> =>
+    await pollUntil(what, async () => {
+      const row = await serverRow(h.api, 'tlsfleet', 'node1')
+      return ok(row) ? row : undefined
+    })
+
+  await until('UP 100', (r) => r.status === 'UP' && r.weight === 100)
+  reply = { admin: 'ready', health: 'up', weightPercent: 80 }
+  const weighted = await until('weight 80', (r) => r.weight === 80)
+  assert.equal(weighted.status, 'UP')
+  assert.equal(weighted.last_agt, 'via agent : up')
+
+  reply = { admin: 'drain', health: 'up', weightPercent: 100 }
+  await until('DRAIN (agent)', (r) => r.status === 'DRAIN (agent)' && r.weight === 100)
+  assert.deepEqual((await h.api.showServersState('tlsfleet'))[0]?.admin_flags, ['FDRAIN'])
+
+  reply = { admin: 'maint', health: 'up', weightPercent: 100 }
+  await until('MAINT', (r) => r.status === 'MAINT')
+  assert.deepEqual((await h.api.showServersState('tlsfleet'))[0]?.admin_flags, ['FMAINT'])
+
+  reply = { admin: 'ready', health: 'down', weightPercent: 100, reason: 'no workers, restarting' }
+  const down = await until('DOWN (agent)', (r) => r.status === 'DOWN (agent)')
+  assert.equal(down.agent_status, 'L7STS')
+  await until('reason shown', (r) => r.last_agt === 'via agent : down (no workers, restarting)')
+  assert.equal((await h.api.showServersState('tlsfleet'))[0]?.op_state, 'STOPPED')
+
+  reply = { admin: 'ready', health: 'up', weightPercent: 60 }
+  await until('UP 60 again', (r) => r.status === 'UP' && r.weight === 60)
+  assert.equal(requests[0], 'hello\n', 'agent-send arrives verbatim')
+})
