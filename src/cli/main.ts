@@ -1,5 +1,7 @@
 import { Command } from 'commander'
 import { ConfigError } from '../config/load.js'
+import { ConfigProblem } from '../node/primary.js'
+import { FarmSecretError } from '../sync/farm-secret.js'
 import { CertificateError } from '../tls/certificates.js'
 import { demoBackendCommand, UsageError } from './backend-command.js'
 import { nodeCommand } from './node-command.js'
@@ -21,7 +23,8 @@ program.addCommand(demoBackendCommand())
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof CertificateError || err instanceof UsageError) {
+  if (err instanceof ConfigError || err instanceof CertificateError || err instanceof UsageError ||
+    err instanceof FarmSecretError || err instanceof ConfigProblem) {
     process.stderr.write(`tlsfleet: ${err.message}\n`)
     process.exit(2)
   }

@@ -150,6 +150,73 @@ export const OPTIONS = {
     schema: z.enum(['reuseport', 'shared']),
     default: 'reuseport' as const
   }),
+  'session-tickets': spec({
+    description: 'issue TLS session tickets under farm-wide keys (TLS 1.3, and TLS 1.2 clients that ask); off = session IDs only',
+    expected: 'one of on, off',
+    schema: z.enum(['on', 'off']),
+    default: 'on' as const
+  }),
+  'ticket-rotation': spec({
+    description: 'seconds between ticket key rotations (every node derives the same key for each period)',
+    expected: 'an integer number of seconds from 60 to 604800',
+    schema: int(60, 604800),
+    default: 3600
+  }),
+  'node-id': spec({
+    description: 'this node\'s name in logs, metrics and sync packets (default: host name and a random suffix)',
+    expected: 'a string of 1 to 64 characters [A-Za-z0-9._-]',
+    valueName: 'NAME',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'only letters, digits, ".", "_" and "-"'),
+    default: () => `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}`
+  }),
+  'sync-listen': spec({
+    description: 'UDP address for farm sync; a multicast address joins that group (off when unset)',
+    expected: 'HOST:PORT',
+    valueName: 'HOST:PORT',
+    schema: z.union([z.literal('off'), hostPort]),
+    default: 'off' as const
+  }),
+  'sync-peer': spec({
+    description: 'a peer node\'s sync address to send updates to (repeatable)',
+    expected: 'HOST:PORT',
+    valueName: 'HOST:PORT',
+    schema: z.array(hostPort),
+    multiple: true,
+    default: () => [] as HostPort[]
+  }),
+  'sync-interface': spec({
+    description: 'for multicast: interface name or address to join and send on, and optional TTL (IFACE[,TTL])',
+    expected: 'IFACE or IFACE,TTL with TTL from 1 to 255',
+    valueName: 'IFACE[,TTL]',
+    schema: z.string().regex(/^[^,\s]+(,([1-9]\d?|1\d\d|2[0-4]\d|25[0-5]))?$/, 'expected IFACE or IFACE,TTL'),
+    default: ''
+  }),
+  'sync-secret-file': spec({
+    description: 'farm secret (>= 32 bytes, mode 0600); repeat to accept an old secret during a change-over, the first one sends',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.array(nonEmpty),
+    multiple: true,
+    default: () => [] as string[]
+  }),
+  'sync-format': spec({
+    description: 'sync wire format: v2 (authenticated and encrypted) or stud (hitch/stud compatible, NOT encrypted)',
+    expected: 'one of v2, stud',
+    schema: z.enum(['v2', 'stud']),
+    default: 'v2' as const
+  }),
+  'sync-max-skew': spec({
+    description: 'seconds a sync packet may be dated in the future (clock differences between nodes)',
+    expected: 'an integer number of seconds from 0 to 300',
+    schema: int(0, 300),
+    default: 5
+  }),
+  'warm-join-timeout': spec({
+    description: 'seconds to wait at start for a session snapshot from peers before serving anyway',
+    expected: 'a number of seconds from 0 to 60',
+    schema: seconds(0, 60),
+    default: 2
+  }),
   'admin-listen': spec({
     description: 'address of the admin HTTP API (health, state, metrics)',
     expected: 'HOST:PORT',

@@ -9,6 +9,11 @@ import type { NodeConfig } from '../config/options.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
 import { loadCertificateFile, type CertificateBundle } from '../tls/certificates.js'
 import { ensureSelfSignedCertificate } from '../tls/self-signed.js'
+import { deriveKey, type FarmKey } from '../sync/farm-keys.js'
+import { loadFarmSecrets } from '../sync/farm-secret.js'
+import { SyncService } from '../sync/sync-service.js'
+import { studHmacKeyFromPrivateKeyPem } from '../sync/wire-stud.js'
+import crypto from 'node:crypto'
 import { createLogger, type Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 import { workerSettings, type WorkerSettings } from './worker-settings.js'
@@ -33,6 +38,10 @@ export class Primary {
   private readonly restarts: number[] = []
   private readonly registry = new Registry()
   private closers: Array<() => Promise<void>> = []
+  private farmKeys: FarmKey[] = []
+  sync?: SyncService
+  /** False until the warm join (session snapshot from peers) is over. */
+  private warm = false
 
   constructor (readonly config: NodeConfig) {
     this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
@@ -61,8 +70,10 @@ export class Primary {
 
   async start (): Promise<void> {
     this.certificates = await this.loadCertificates()
+    this.farmKeys = loadFarmSecrets(this.config.syncSecretFile)
+    await this.startSync()
     const backend = await this.startBackend()
-    this.settings = workerSettings(this.config, backend)
+    this.settings = workerSettings(this.config, backend, this.ticketSecrets())
     const admin = await startAdminServer(this.config.adminListen, {
       health: () => this.health(),
       metrics: async () => await this.metrics()
@@ -76,13 +87,22 @@ export class Primary {
     })
     cluster.on('message', (worker, message: unknown) => { if (isWorkerMessage(message)) this.onWorkerMessage(worker, message) })
     cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal))
+    // Warm join before the workers serve: a restarted node is not cold.
+    if (this.sync !== undefined) {
+      const received = await this.sync.warmJoin(this.config.warmJoinTimeout * 1000)
+      this.log.info({ sessions: received, l2: this.cache.l2.size }, 'warm join done')
+    }
+    this.warm = true
     await this.forkAll()
     this.log.info({
       listen: this.config.listen.map(formatHostPort),
       backend: formatHostPort(backend),
       workers: this.config.workers,
       admin: formatHostPort(this.config.adminListen),
-      certificates: this.certificates.map((c) => ({ file: c.path, names: c.names }))
+      certificates: this.certificates.map((c) => ({ file: c.path, names: c.names })),
+      node: this.config.nodeId,
+      sessionTickets: this.config.sessionTickets,
+      sync: this.config.syncListen === 'off' ? 'off' : formatHostPort(this.config.syncListen)
     }, 'tlsfleet node ready')
   }
 
@@ -132,6 +152,7 @@ export class Primary {
 
   health (): { ok: boolean; reason?: string } {
     if (this.stopping) return { ok: false, reason: 'stopping' }
+    if (!this.warm) return { ok: false, reason: 'warming up (waiting for a session snapshot from peers)' }
     if (this.listening.size === 0) return { ok: false, reason: 'no live worker' }
     return { ok: true }
   }
@@ -237,11 +258,68 @@ export class Primary {
     return files.map((file) => loadCertificateFile(file))
   }
 
+  /**
+   * Farm sync: New/Del of our workers go to the peers; Del from peers reaches our workers' L1.
+   * Without --sync-listen the node stands alone.
+   */
+  private async startSync (): Promise<void> {
+    const listen = this.config.syncListen
+    if (listen === 'off') return
+    let studHmacKey: Buffer | undefined
+    if (this.config.syncFormat === 'v2' && this.farmKeys.length === 0) {
+      throw new ConfigProblem('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
+    }
+    if (this.config.syncFormat === 'stud') {
+      const first = this.certificates[0] as CertificateBundle
+      try {
+        studHmacKey = studHmacKeyFromPrivateKeyPem(first.key)
+      } catch (err) {
+        throw new ConfigProblem(`--sync-format stud: ${(err as Error).message} (first --cert is "${first.path}")`)
+      }
+    }
+    const sync = new SyncService({
+      listen,
+      peers: this.config.syncPeer,
+      multicastInterface: this.config.syncInterface,
+      format: this.config.syncFormat,
+      farmKeys: this.farmKeys,
+      ...(studHmacKey !== undefined ? { studHmacKey } : {}),
+      nodeName: this.config.nodeId,
+      sessionTimeoutSeconds: this.config.sessionTimeout,
+      maxSkewSeconds: this.config.syncMaxSkew
+    }, this.cache, this.log, this.registry)
+    await sync.start()
+    this.sync = sync
+    this.closers.push(async () => { await sync.close() })
+    this.cache.on('local-new', (id, entry) => sync.publishNew(id, entry))
+    this.cache.on('local-del', (id) => sync.publishDel(id))
+    sync.on('remote-del', (id) => this.broadcast({ t: 'session-del', id }))
+  }
+
+  /**
+   * The secrets ticket keys derive from: one per farm secret (so every node of the farm issues
+   * and accepts the same tickets), or a random one when the node stands alone (its workers
+   * still share tickets). Empty when tickets are off.
+   */
+  private ticketSecrets (): Buffer[] {
+    if (this.config.sessionTickets === 'off') return []
+    if (this.farmKeys.length === 0) return [crypto.randomBytes(32)]
+    return this.farmKeys.map((key) => deriveKey(key, 'tlsfleet tls ticket secret', 32))
+  }
+
   private async startBackend (): Promise<HostPort> {
     if (this.config.backend !== 'demo') return this.config.backend
     const demo = await startDemoBackend({ host: '127.0.0.1', port: 0 })
     this.closers.push(demo.close)
     this.log.info({ backend: formatHostPort(demo.address) }, 'no --backend given: serving the built-in demo backend')
     return demo.address
+  }
+}
+
+/** A startup refusal caused by the combination of options; shown like a config error. */
+export class ConfigProblem extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigProblem'
   }
 }

@@ -16,11 +16,14 @@ export interface WorkerSettings {
   idleTimeoutMs: number
   connectTimeoutMs: number
   gracePeriodMs: number
+  /** Secrets the ticket keys derive from, current first; empty = session tickets off. */
+  ticketSecrets: Buffer[]
+  ticketRotationSeconds: number
   logLevel: string
   logFormat: 'json' | 'pretty' | 'auto'
 }
 
-export function workerSettings (config: NodeConfig, backend: HostPort): WorkerSettings {
+export function workerSettings (config: NodeConfig, backend: HostPort, ticketSecrets: Buffer[]): WorkerSettings {
   return {
     listen: config.listen,
     backend,
@@ -35,6 +38,8 @@ export function workerSettings (config: NodeConfig, backend: HostPort): WorkerSe
     idleTimeoutMs: Math.round(config.idleTimeout * 1000),
     connectTimeoutMs: Math.round(config.connectTimeout * 1000),
     gracePeriodMs: Math.round(config.gracePeriod * 1000),
+    ticketSecrets,
+    ticketRotationSeconds: config.ticketRotation,
     logLevel: config.logLevel,
     logFormat: config.logFormat
   }

@@ -9,9 +9,8 @@ import type { ProxyAddress } from '../proxy/proxy-protocol.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientHelloInfo } from './client-hello.js'
-import { buildSniRouter } from './secure-contexts.js'
+import { ContextPool } from './context-pool.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
-import type { SniRouter } from './sni-router.js'
 
 interface Handshake {
   hello?: ClientHelloInfo
@@ -29,7 +28,7 @@ interface Handshake {
  * miss, which is bounded by the cache's timeout.
  */
 export class TlsTerminator {
-  private router: SniRouter<tls.SecureContext>
+  private readonly contexts: ContextPool
   private readonly hub = tls.createServer()
   /** Handshakes in progress, by the legacy session ID the client offered (hex). */
   private readonly offering = new Map<string, Handshake>()
@@ -42,7 +41,12 @@ export class TlsTerminator {
     private readonly metrics: WorkerMetrics,
     private readonly log: Logger
   ) {
-    this.router = this.buildRouter(bundles)
+    this.contexts = new ContextPool(bundles, {
+      sessionIdContext: settings.sessionIdContext,
+      sessionTimeoutSeconds: settings.sessionTimeout,
+      ticketSecrets: settings.ticketSecrets,
+      ticketRotationSeconds: settings.ticketRotationSeconds
+    })
     this.hub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
       // TLS 1.3 sessions never resume by session ID (the client's legacy ID is random).
       if (sessionProtocolVersion(der) !== TLS1_3_VERSION) this.cache.add(id, der)
@@ -55,7 +59,7 @@ export class TlsTerminator {
 
   /** Swap in new certificates: new handshakes use them, established connections are untouched. */
   setCertificates (bundles: CertificateBundle[]): void {
-    this.router = this.buildRouter(bundles)
+    this.contexts.setCertificates(bundles)
   }
 
   handle (socket: net.Socket): void {
@@ -102,7 +106,7 @@ export class TlsTerminator {
     const key = offeredId !== undefined && offeredId.length > 0 ? offeredId.toString('hex') : undefined
     if (key !== undefined) this.offering.set(key, handshake)
 
-    const router = this.router
+    const router = this.contexts.routerFor(preamble.hello)
     const tlsSocket = new tls.TLSSocket(socket, {
       isServer: true,
       server: this.hub,
@@ -162,13 +166,6 @@ export class TlsTerminator {
       if (der !== null && handshake !== undefined) handshake.suppliedSession = true
       done(null, der)
     }, () => done(null, null))
-  }
-
-  private buildRouter (bundles: CertificateBundle[]): SniRouter<tls.SecureContext> {
-    return buildSniRouter(bundles, {
-      sessionIdContext: this.settings.sessionIdContext,
-      sessionTimeoutSeconds: this.settings.sessionTimeout
-    })
   }
 }
 

@@ -1,0 +1,53 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
+
+/** A farm secret file refused at start; the message names the file and the problem. */
+export class FarmSecretError extends Error {
+  constructor (file: string, problem: string) {
+    super(`--sync-secret-file "${file}": ${problem}`)
+    this.name = 'FarmSecretError'
+  }
+}
+
+/**
+ * Reads the farm secrets (`--sync-secret-file`, the first one current). A secret readable by
+ * group or others is refused, as is one shorter than 32 bytes. The file's bytes are the secret
+ * (a trailing newline is dropped), so `openssl rand -base64 48 > farm.key` makes a good one.
+ *
+ * The key id every packet carries is derived from the secret itself, so all nodes agree on it
+ * without configuration, and a node holding the old and the new secret during a change-over
+ * can tell which one a packet was sealed with.
+ */
+export function loadFarmSecrets (files: string[]): FarmKey[] {
+  const keys: FarmKey[] = []
+  for (const file of files) {
+    let stat: fs.Stats
+    try {
+      stat = fs.statSync(file)
+    } catch (err) {
+      throw new FarmSecretError(file, `cannot read: ${(err as Error).message}`)
+    }
+    if (!stat.isFile()) throw new FarmSecretError(file, 'not a regular file')
+    if ((stat.mode & 0o077) !== 0) {
+      throw new FarmSecretError(file, `readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
+    }
+    let secret = fs.readFileSync(file)
+    while (secret.length > 0 && (secret[secret.length - 1] === 0x0a || secret[secret.length - 1] === 0x0d)) secret = secret.subarray(0, -1)
+    if (secret.length < MIN_SECRET_BYTES) {
+      throw new FarmSecretError(file, `${secret.length} bytes; a farm secret needs at least ${MIN_SECRET_BYTES} (try: openssl rand -base64 48)`)
+    }
+    const id = farmKeyId(secret)
+    const clash = keys.find((k) => k.id === id)
+    if (clash !== undefined) {
+      throw new FarmSecretError(file, clash.secret.equals(secret) ? 'the same secret is given twice' : 'its key id collides with the previous secret; generate another secret')
+    }
+    keys.push({ id, secret })
+  }
+  return keys
+}
+
+/** One byte, derived from the secret, that names it on the wire. */
+export function farmKeyId (secret: Buffer): number {
+  return Buffer.from(crypto.hkdfSync('sha256', secret, 'tlsfleet farm secret', 'tlsfleet key id', 1))[0] as number
+}

@@ -1,0 +1,93 @@
+import type tls from 'node:tls'
+import type { CertificateBundle } from './certificates.js'
+import type { ClientHelloInfo } from './client-hello.js'
+import { buildSniRouter } from './secure-contexts.js'
+import type { SniRouter } from './sni-router.js'
+import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
+
+export interface ContextPoolOptions {
+  sessionIdContext: string
+  sessionTimeoutSeconds: number
+  /** Ticket secrets, current first (older farm secrets during a change-over); none = tickets off. */
+  ticketSecrets: Buffer[]
+  ticketRotationSeconds: number
+}
+
+/**
+ * The secure contexts a worker hands out, one SNI router per ticket-key generation.
+ *
+ * Node keeps one ticket key per context, so accepting a ticket issued under the previous key
+ * after a rotation means choosing the context per connection. The ClientHello was already
+ * peeked: the first 16 bytes of a presented ticket (TLS 1.2) or PSK identity (TLS 1.3) are the
+ * key name, which names its epoch, so the choice is a Map lookup. New clients get the current
+ * generation. Generations are built on first use and dropped once no ticket under them can
+ * still be valid, so a worker holds at most a few routers per farm secret.
+ */
+export class ContextPool {
+  private bundles: CertificateBundle[]
+  private readonly schedules: TicketKeySchedule[]
+  private readonly routers = new Map<string, SniRouter<tls.SecureContext>>()
+  private plain?: SniRouter<tls.SecureContext>
+  private lastPrune = 0
+
+  constructor (bundles: CertificateBundle[], private readonly opts: ContextPoolOptions, now: () => number = Date.now) {
+    this.bundles = bundles
+    this.schedules = opts.ticketSecrets.map((secret) => new TicketKeySchedule({
+      secret,
+      rotationSeconds: opts.ticketRotationSeconds,
+      // A ticket cannot outlive its session: OpenSSL refuses sessions older than the timeout.
+      lifetimeSeconds: opts.sessionTimeoutSeconds,
+      now
+    }))
+    // Build the current generation now, so the first handshake does not pay for it.
+    this.routerFor(undefined)
+  }
+
+  get ticketsEnabled (): boolean { return this.schedules.length > 0 }
+
+  setCertificates (bundles: CertificateBundle[]): void {
+    this.bundles = bundles
+    this.routers.clear()
+    this.plain = undefined
+    this.routerFor(undefined)
+  }
+
+  /** The SNI router for this connection: by the ticket's key generation when it has one. */
+  routerFor (hello: ClientHelloInfo | undefined): SniRouter<tls.SecureContext> {
+    const [primary] = this.schedules
+    if (primary === undefined) {
+      this.plain ??= buildSniRouter(this.bundles, this.opts)
+      return this.plain
+    }
+    const name = hello?.ticketKeyName
+    if (name !== undefined) {
+      for (let i = 0; i < this.schedules.length; i++) {
+        const generation = (this.schedules[i] as TicketKeySchedule).byName(name)
+        if (generation !== undefined) return this.router(i, generation)
+      }
+    }
+    return this.router(0, primary.current())
+  }
+
+  private router (scheduleIndex: number, generation: TicketKeyGeneration): SniRouter<tls.SecureContext> {
+    const key = `${scheduleIndex}:${generation.epoch}`
+    let router = this.routers.get(key)
+    if (router === undefined) {
+      this.prune()
+      router = buildSniRouter(this.bundles, { ...this.opts, ticketKeys: generation.keys })
+      this.routers.set(key, router)
+    }
+    return router
+  }
+
+  /** Forget generations no ticket can use any more (checked at most once a minute). */
+  private prune (): void {
+    const now = Date.now()
+    if (now - this.lastPrune < 60_000) return
+    this.lastPrune = now
+    for (const key of this.routers.keys()) {
+      const [index, epoch] = key.split(':').map(Number) as [number, number]
+      if (!(this.schedules[index]?.isAcceptable(epoch) ?? false)) this.routers.delete(key)
+    }
+  }
+}
