@@ -158,8 +158,8 @@ export const OPTIONS = {
   }),
   'ticket-rotation': spec({
     description: 'seconds between ticket key rotations (every node derives the same key for each period)',
-    expected: 'an integer number of seconds from 60 to 604800',
-    schema: int(60, 604800),
+    expected: 'an integer number of seconds from 1 to 604800',
+    schema: int(1, 604800),
     default: 3600
   }),
   'node-id': spec({
@@ -223,6 +223,65 @@ export const OPTIONS = {
     valueName: 'HOST:PORT',
     schema: hostPort,
     default: () => ({ host: '127.0.0.1', port: 8445 })
+  }),
+  'admin-token-file': spec({
+    description: 'file holding the admin API bearer token (>= 16 characters, mode 0600); required when --admin-listen is not a loopback address',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.string(),
+    default: ''
+  }),
+  'agent-listen': spec({
+    description: 'address of the HAProxy agent-check responder (point agent-port/agent-addr here), or off',
+    expected: 'HOST:PORT or "off"',
+    valueName: 'HOST:PORT',
+    schema: z.union([z.literal('off'), hostPort]),
+    default: 'off' as const
+  }),
+  'initial-state': spec({
+    description: 'administrative state at start: ready, drain or maint (the state is not kept across restarts)',
+    expected: 'one of ready, drain, maint',
+    schema: z.enum(['ready', 'drain', 'maint']),
+    default: 'ready' as const
+  }),
+  maxconn: spec({
+    description: 'per-server connection limit the agent sends to HAProxy (maxconn:N); 0 = send none',
+    expected: 'an integer from 0 to 1000000',
+    schema: int(0, 1_000_000),
+    default: 0
+  }),
+  'max-handshake-rate': spec({
+    description: 'handshakes per second at which the node counts as full when computing the agent weight; 0 = event loop load only',
+    expected: 'an integer from 0 to 10000000',
+    schema: int(0, 10_000_000),
+    default: 0
+  }),
+  'backend-check-interval': spec({
+    description: 'seconds between TCP connect probes of the backend (two failures in a row make the agent say down); 0 = no probe',
+    expected: 'a number of seconds from 0 to 3600',
+    schema: seconds(0, 3600),
+    default: 2
+  }),
+  'haproxy-socket': spec({
+    description: 'HAProxy Runtime API (stats socket, level admin): a unix socket path or HOST:PORT, or off',
+    expected: 'a socket path, HOST:PORT, or "off"',
+    valueName: 'PATH|HOST:PORT',
+    schema: z.string().min(1).refine((s) => s === 'off' || s.includes('/') || typeof parseHostPort(s.replace(/^ipv[46]@/, '')) !== 'string', 'neither a path (with a "/") nor HOST:PORT'),
+    default: 'off'
+  }),
+  'haproxy-server': spec({
+    description: 'this node\'s entry in HAProxy, BACKEND/SERVER (needed with --haproxy-socket)',
+    expected: 'BACKEND/SERVER, names of letters, digits and -_.:',
+    valueName: 'BACKEND/SERVER',
+    schema: z.string().regex(/^$|^[A-Za-z0-9_.:-]+\/[A-Za-z0-9_.:-]+$/, 'expected BACKEND/SERVER'),
+    default: ''
+  }),
+  'haproxy-table': spec({
+    description: 'HAProxy stick table holding the persistence entries (default: the backend of --haproxy-server)',
+    expected: 'a table name of letters, digits and -_.:',
+    valueName: 'TABLE',
+    schema: z.string().regex(/^[A-Za-z0-9_.:-]*$/, 'letters, digits and -_.: only'),
+    default: ''
   }),
   'log-level': spec({
     description: 'log level: fatal, error, warn, info, debug, trace',

@@ -112,6 +112,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         resolve()
       })
     })
+    // Snapshots arrive as a burst of datagrams: a larger buffer (capped by net.core.rmem_max)
+    // keeps a warm join from losing chunks.
+    try { socket.setRecvBufferSize(4 * 1024 * 1024) } catch { /* keep the kernel default */ }
     if (this.multicast) this.joinGroup(socket, host, type)
     if (this.opts.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
@@ -227,7 +230,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
-        this.sendSnapshot(message.requestId, { host: rinfo.address, port: rinfo.port })
+        void this.sendSnapshot(message.requestId, { host: rinfo.address, port: rinfo.port })
         break
       case 'snapshot-chunk': {
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
@@ -237,24 +240,30 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     }
   }
 
-  /** Answer a joining node with our live sessions, in datagrams of bounded size. */
-  private sendSnapshot (requestId: number, to: HostPort): void {
+  /**
+   * Answer a joining node with our live sessions, in datagrams of bounded size, paced (a yield
+   * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
+   * The total is bounded by L2's own bounds; the joiner stops listening at its timeout.
+   */
+  private async sendSnapshot (requestId: number, to: HostPort): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
     let chunk: SnapshotEntry[] = []
     let size = 0
-    const flush = (last: boolean): void => {
+    let sent = 0
+    const flush = async (last: boolean): Promise<void> => {
       this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, to)
       chunk = []
       size = 0
+      if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
     }
-    for (const [sessionId, entry] of this.cache.l2.entries()) {
+    for (const [sessionId, entry] of [...this.cache.l2.entries()]) {
       const item = { sessionId, session: entry.der, createdAt: entry.createdAt }
       const bytes = snapshotEntryBytes(item)
-      if (size + bytes > maxBytes && chunk.length > 0) flush(false)
+      if (size + bytes > maxBytes && chunk.length > 0) await flush(false)
       chunk.push(item)
       size += bytes
     }
-    flush(true)
+    await flush(true)
   }
 
   private accept (from: string, nodeId: string | undefined): void {

@@ -1,0 +1,63 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { makeCertificate, tempDir } from './certs.js'
+import { startNode, type RunningNode } from './node-process.js'
+import { freePorts } from './ports.js'
+import { sClient, type SClientResult } from './openssl.js'
+
+export interface FarmNode { node: RunningNode; host: string; port: number; sync: number; args: string[]; admin: number }
+
+/** A farm secret file as an operator makes it: random, mode 0600. */
+export function writeFarmSecret (dir: string, name = 'farm.key'): string {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
+  return file
+}
+
+/**
+ * Start `hosts.length` nodes, node i listening on hosts[i] (distinct loopback addresses), all
+ * sharing one certificate and one farm secret. `sync(i, ports)` gives node i's sync flags.
+ */
+export async function startFarm (hosts: string[], opts: {
+  sync: (i: number, syncPorts: number[]) => string[]
+  extra?: string[]
+  dir?: string
+}): Promise<{ nodes: FarmNode[]; dir: string; cert: string; secret: string; stop: () => Promise<void> }> {
+  const dir = opts.dir ?? tempDir()
+  const cert = makeCertificate(dir, 'farm', ['localhost'])
+  const secret = writeFarmSecret(dir)
+  const ports = await freePorts(hosts.length * 3)
+  const nodes: FarmNode[] = []
+  const syncPorts = hosts.map((_, i) => ports[i * 3 + 2] as number)
+  await Promise.all(hosts.map(async (host, i) => {
+    const port = ports[i * 3] as number
+    const admin = ports[i * 3 + 1] as number
+    const args = [
+      '--workers', '1', '--listen', `${host.includes(':') ? `[${host}]` : host}:${port}`, '--cert', cert,
+      '--node-id', `node${i + 1}`, '--sync-secret-file', secret, '--warm-join-timeout', '0.5',
+      ...opts.sync(i, syncPorts), ...(opts.extra ?? [])
+    ]
+    const node = await startNode(args, { adminPort: admin })
+    nodes[i] = { node, host, port, sync: syncPorts[i] as number, args, admin }
+  }))
+  return {
+    nodes,
+    dir,
+    cert,
+    secret,
+    stop: async () => { await Promise.all(nodes.map(async (n) => await n.node.stop())) }
+  }
+}
+
+/** Retry a resumption for up to `timeoutMs` (the New needs a moment to cross the farm). */
+export async function resumesEventually (attempt: () => Promise<SClientResult>, timeoutMs = 3000): Promise<SClientResult> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const result = await attempt()
+    if (result.reused || Date.now() > deadline) return result
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+export { sClient }

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import path from 'node:path'
+import tls from 'node:tls'
+import { after, before, test } from 'node:test'
+import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
+import { startNode } from '../helpers/node-process.js'
+
+// Three nodes on distinct loopback addresses, each sending to the other two (unicast).
+const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3']
+let farm: Awaited<ReturnType<typeof startFarm>>
+
+before(async () => {
+  farm = await startFarm(HOSTS, {
+    sync: (i, ports) => [
+      '--sync-listen', `${HOSTS[i] as string}:${ports[i] as number}`,
+      ...HOSTS.flatMap((host, j) => j === i ? [] : ['--sync-peer', `${host}:${ports[j] as number}`])
+    ]
+  })
+})
+
+after(async () => { await farm?.stop() })
+
+test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 (openssl s_client)', async () => {
+  const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]
+  const sess = path.join(farm.dir, 'tls12.pem')
+  const first = await sClient({ host: n1.host, port: n1.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+  assert.equal(first.reused, false)
+  for (const other of [n2, n3]) {
+    const again = await resumesEventually(async () => await sClient({ host: other.host, port: other.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] }))
+    assert.equal(again.reused, true, `not resumed on ${other.host}:\n${again.output}`)
+  }
+  // It came through the farm sync, into L2, not through a ticket.
+  assert.ok(await n2.node.metric('tlsfleet_session_cache_lookups_total', { level: 'l2', result: 'hit' }) >= 1)
+  assert.ok(await n2.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) >= 1)
+  assert.ok(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'sent' }) >= 2)
+})
+
+test('a TLS 1.3 ticket issued by node 1 resumes on nodes 2 and 3 (farm-wide ticket keys)', async () => {
+  const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]
+  const sess = path.join(farm.dir, 'tls13.pem')
+  const first = await sClient({ host: n1.host, port: n1.port, tls: '1.3', sessOut: sess })
+  assert.equal(first.protocol, 'TLSv1.3', first.output)
+  for (const other of [n2, n3]) {
+    const again = await sClient({ host: other.host, port: other.port, tls: '1.3', sessIn: sess })
+    assert.equal(again.reused, true, `TLS 1.3 ticket not resumed on ${other.host}:\n${again.output}`)
+  }
+})
+
+/** Node's tls client: one connection, returning its session and whether it resumed. */
+async function nodeClient (host: string, port: number, opts: { maxVersion: tls.SecureVersion; session?: Buffer; noTicket?: boolean }): Promise<{ reused: boolean; session: Buffer }> {
+  return await new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host, port, servername: 'localhost', rejectUnauthorized: false, maxVersion: opts.maxVersion,
+      ...(opts.session !== undefined ? { session: opts.session } : {}),
+      ...(opts.noTicket === true ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {})
+    })
+    let session: Buffer | undefined
+    socket.on('session', (s: Buffer) => { session = s })
+    socket.once('error', reject)
+    socket.once('secureConnect', () => {
+      // TLS 1.3 tickets arrive after the handshake; give them a moment.
+      setTimeout(() => {
+        const reused = socket.isSessionReused()
+        session ??= socket.getSession() // TLS 1.2 without tickets emits no 'session' event
+        socket.destroy()
+        if (session === undefined) reject(new Error('no session received'))
+        else resolve({ reused, session })
+      }, 150)
+    })
+  })
+}
+
+test('Node\'s tls client resumes across the farm too, TLS 1.2 (session ID) and TLS 1.3 (ticket)', async () => {
+  const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]
+  for (const [maxVersion, noTicket] of [['TLSv1.2', true], ['TLSv1.3', false]] as const) {
+    const first = await nodeClient(n1.host, n1.port, { maxVersion, noTicket })
+    assert.equal(first.reused, false)
+    for (const other of [n2, n3]) {
+      let reused = false
+      const deadline = Date.now() + 3000
+      while (!reused && Date.now() < deadline) {
+        reused = (await nodeClient(other.host, other.port, { maxVersion, noTicket, session: first.session })).reused
+      }
+      assert.equal(reused, true, `${maxVersion} session from ${n1.host} not resumed on ${other.host}`)
+    }
+  }
+})
+
+test('warm join: a node restarted after a session was created resumes it', async () => {
+  const n3 = farm.nodes[2] as typeof farm.nodes[0]
+  const n1 = farm.nodes[0] as typeof farm.nodes[0]
+  await n3.node.stop()
+  const sess = path.join(farm.dir, 'warm.pem')
+  const first = await sClient({ host: n1.host, port: n1.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+  assert.equal(first.reused, false)
+  // Restart node 3 with the same flags: it asks its peers for a snapshot before serving.
+  n3.node = await startNode(n3.args, { adminPort: n3.admin })
+  const warm = n3.node.logs.find((l) => l.msg === 'warm join done')
+  assert.ok(warm !== undefined && Number(warm.sessions) >= 1, `warm join brought no sessions: ${JSON.stringify(warm)}`)
+  const again = await sClient({ host: n3.host, port: n3.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] })
+  assert.equal(again.reused, true, `session created while node 3 was down did not resume on it:\n${again.output}`)
+})

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { test } from 'node:test'
+import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
+import { freePort } from '../helpers/ports.js'
+
+async function sharesSessions (farm: Awaited<ReturnType<typeof startFarm>>, label: string): Promise<void> {
+  const [n1, ...others] = farm.nodes as [typeof farm.nodes[0], ...typeof farm.nodes]
+  const sess = path.join(farm.dir, `${label}.pem`)
+  const first = await sClient({ host: n1.host, port: n1.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+  assert.equal(first.reused, false, first.output)
+  for (const other of others) {
+    const again = await resumesEventually(async () => await sClient({ host: other.host, port: other.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] }))
+    assert.equal(again.reused, true, `${label}: not resumed on ${other.host}:\n${again.output}`)
+  }
+}
+
+test('multicast on loopback: three nodes join one group and share sessions; each skips its own packets', async () => {
+  const group = '239.255.42.99'
+  const port = await freePort()
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2', '127.0.0.3'], {
+    sync: () => ['--sync-listen', `${group}:${port}`, '--sync-interface', '127.0.0.1,1']
+  })
+  try {
+    await sharesSessions(farm, 'multicast')
+    const n1 = farm.nodes[0] as typeof farm.nodes[0]
+    assert.ok(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'own' }) >= 1, 'node 1 did not see (and skip) its own multicast packet')
+    assert.equal(await n1.node.metric('tlsfleet_session_cache_entries') >= 1, true)
+  } finally {
+    await farm.stop()
+  }
+})
+
+test('IPv6: two nodes sync over ::1', async () => {
+  const farm = await startFarm(['::1', '::1'], {
+    sync: (i, ports) => ['--sync-listen', `[::1]:${ports[i] as number}`, '--sync-peer', `[::1]:${ports[1 - i] as number}`]
+  })
+  try {
+    await sharesSessions(farm, 'ipv6')
+  } finally {
+    await farm.stop()
+  }
+})
+
+test('stud format between tlsfleet nodes: sessions shared, and a warning that it is not encrypted', async () => {
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
+    sync: (i, ports) => ['--sync-format', 'stud', '--session-id-context', 'hitch', '--session-tickets', 'off',
+      '--sync-listen', `127.0.0.${i + 1}:${ports[i] as number}`, '--sync-peer', `127.0.0.${2 - i}:${ports[1 - i] as number}`]
+  })
+  try {
+    await sharesSessions(farm, 'stud')
+    const warning = farm.nodes[0]?.node.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('cross the network in clear'))
+    assert.ok(warning !== undefined, 'no startup warning about the unencrypted stud format')
+  } finally {
+    await farm.stop()
+  }
+})
