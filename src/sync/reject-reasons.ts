@@ -23,7 +23,8 @@ export const REJECT_REASONS = [
   'stale',
   'future',
   'replay',
-  'own'
+  'own',
+  'tls13_session'
 ] as const
 
 export type RejectReason = typeof REJECT_REASONS[number]
@@ -42,7 +43,8 @@ export const REJECT_REASON_HELP: Readonly<Record<RejectReason, string>> = {
   stale: 'sent or session created longer ago than the session lifetime',
   future: 'sent or session created further in the future than the allowed clock skew',
   replay: 'v2: sequence number already accepted from that sender (or too old for its window)',
-  own: 'v2: our own node id (multicast loopback)'
+  own: 'v2: our own node id (multicast loopback); stud: a session ID we just sent',
+  tls13_session: 'stud: a TLS 1.3 session (hitch shares them), which can never resume by session ID'
 }
 
 const reasonSet: ReadonlySet<string> = new Set(REJECT_REASONS)

@@ -7,6 +7,7 @@ import { Counter, type Registry } from 'prom-client'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import type { SessionEntry } from '../cache/session-store.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
+import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
 import type { Logger } from '../util/logger.js'
 import { FarmKeyRing, type FarmKey } from './farm-keys.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
@@ -43,6 +44,9 @@ export interface PeerStats {
   sendErrors: number
   rejected: Partial<Record<RejectReason, number>>
 }
+
+/** How far in the past stud datagrams are dated, at least (see publishNew). */
+export const STUD_CLOCK_MARGIN_SECONDS = 2
 
 /** Largest snapshot datagram we send; fits loopback and jumbo-free LANs after IP fragmentation. */
 const SNAPSHOT_PACKET_BYTES = 16_000
@@ -128,7 +132,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       if (id.length > 32 || entry.der.length > 512) return // outside what stud's format carries
       this.recentlySent.add(id.toString('hex'))
       if (this.recentlySent.size > 4096) this.recentlySent.delete(this.recentlySent.values().next().value as string)
-      this.sendToAll(encodeStud({ op: 'new', sessionId: id, session: entry.der, createdAt: entry.createdAt }, this.opts.studHmacKey as Buffer))
+      // hitch aborts on a date in the future (assert in handle_shcupd): date it safely in the past.
+      const createdAt = entry.createdAt - Math.max(this.opts.maxSkewSeconds, STUD_CLOCK_MARGIN_SECONDS)
+      this.sendToAll(encodeStud({ op: 'new', sessionId: id, session: entry.der, createdAt }, this.opts.studHmacKey as Buffer))
       return
     }
     this.sendMessage({ op: 'new', sessionId: id, session: entry.der, createdAt: entry.createdAt })
@@ -202,6 +208,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       if (!result.ok) return this.reject(from, result.reason)
       const id = result.message.sessionId
       if (this.recentlySent.has(id.toString('hex'))) return this.reject(from, 'own')
+      if (sessionProtocolVersion(result.message.session) === TLS1_3_VERSION) return this.reject(from, 'tls13_session')
       this.accept(from, undefined)
       this.cache.addRemote(id, { der: result.message.session, createdAt: result.message.createdAt })
       return

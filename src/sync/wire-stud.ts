@@ -20,7 +20,8 @@
  *   32-byte field as the session ID (OpenSSL server-generated IDs are 32 bytes anyway).
  * - The DER length is implied: datagram length - 32 - 4 - 20. hitch accepts 1..512 bytes of DER
  *   (SHSESS_MAX_DATA_LEN) and receives into a 612-byte buffer.
- * - hitch verifies the HMAC first, then drops the update unless |now - time| < session timeout
+ * - hitch verifies the HMAC first, then asserts now >= time (a future date aborts hitch!), then
+ *   drops the update when now - time >= session timeout; senders must never date the future
  *   (now in whole seconds). It then stores the session with its own receive time, not the
  *   packet's; we return the packet's time and let the caller decide.
  * - Only New exists (no Del); session tickets are turned off when the sync is on.
@@ -28,7 +29,7 @@
  *   key (anyone can forge updates). We refuse non-RSA keys instead.
  * Our decoder checks the length first ('bad_length'), then the HMAC ('bad_hmac', constant time),
  * then hitch's time rule ('stale' / 'future'); maxSkewSeconds, when given, also refuses packets
- * dated more than that in the future (hitch allows up to the timeout).
+ * dated more than that in the future (hitch aborts on any future date).
  */
 import { createHash, createHmac, createPrivateKey, timingSafeEqual } from 'node:crypto'
 import type { RejectReason } from './reject-reasons.js'

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
+import fs from 'node:fs'
+import { decodeStud, studHmacKeyFromPrivateKeyPem } from '../../src/sync/wire-stud.js'
 import path from 'node:path'
 import { test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
@@ -42,16 +45,32 @@ test('IPv6: two nodes sync over ::1', async () => {
   }
 })
 
-test('stud format between tlsfleet nodes: sessions shared, and a warning that it is not encrypted', async () => {
+test('stud format between tlsfleet nodes: sessions shared, datagrams never dated in the future, a warning that it is not encrypted', async () => {
+  // A third, passive peer: a UDP socket of the test, seeing what a hitch peer would receive.
+  const listener = dgram.createSocket('udp4')
+  const datagrams: Array<{ packet: Buffer; at: number }> = []
+  listener.on('message', (packet) => datagrams.push({ packet, at: Date.now() }))
+  await new Promise<void>((resolve) => listener.bind(0, '127.0.0.1', resolve))
+  const hitchLike = (listener.address()).port
   const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
     sync: (i, ports) => ['--sync-format', 'stud', '--session-id-context', 'hitch', '--session-tickets', 'off',
-      '--sync-listen', `127.0.0.${i + 1}:${ports[i] as number}`, '--sync-peer', `127.0.0.${2 - i}:${ports[1 - i] as number}`]
+      '--sync-listen', `127.0.0.${i + 1}:${ports[i] as number}`, '--sync-peer', `127.0.0.${2 - i}:${ports[1 - i] as number}`,
+      '--sync-peer', `127.0.0.1:${hitchLike}`]
   })
   try {
     await sharesSessions(farm, 'stud')
     const warning = farm.nodes[0]?.node.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('cross the network in clear'))
     assert.ok(warning !== undefined, 'no startup warning about the unencrypted stud format')
+    assert.ok(datagrams.length >= 1, 'the passive peer got no datagram')
+    const hmacKey = studHmacKeyFromPrivateKeyPem(fs.readFileSync(farm.cert, 'utf8'))
+    for (const { packet, at } of datagrams) {
+      const decoded = decodeStud(packet, { hmacKey, now: () => at, sessionTimeoutSeconds: 300 })
+      assert.ok(decoded.ok, `a datagram did not verify: ${JSON.stringify(decoded)}`)
+      // hitch asserts now >= time: a date even one second ahead would abort a hitch peer.
+      assert.ok(decoded.message.createdAt <= Math.floor(at / 1000) - 2, `datagram dated ${decoded.message.createdAt}, received at ${at}`)
+    }
   } finally {
+    listener.close()
     await farm.stop()
   }
 })
