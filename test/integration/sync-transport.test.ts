@@ -5,6 +5,7 @@ import { decodeStud, studHmacKeyFromPrivateKeyPem } from '../../src/sync/wire-st
 import path from 'node:path'
 import { test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
+import { eventually } from '../helpers/node-process.js'
 import { freePort } from '../helpers/ports.js'
 
 async function sharesSessions (farm: Awaited<ReturnType<typeof startFarm>>, label: string): Promise<void> {
@@ -71,6 +72,26 @@ test('stud format between tlsfleet nodes: sessions shared, datagrams never dated
     }
   } finally {
     listener.close()
+    await farm.stop()
+  }
+})
+
+test('nodes with different --session-id-context values do not resume each other\'s sessions', async () => {
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
+    sync: (i, ports) => ['--session-id-context', `farm-${i}`,
+      '--sync-listen', `127.0.0.${i + 1}:${ports[i] as number}`, '--sync-peer', `127.0.0.${2 - i}:${ports[1 - i] as number}`]
+  })
+  try {
+    const [n1, n2] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0]]
+    const sess = path.join(farm.dir, 'ctx.pem')
+    await sClient({ host: n1.host, port: n1.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+    // The session did reach node 2's cache ...
+    await eventually(async () => await n2.node.metric('tlsfleet_session_cache_entries') >= 1, 5000, 'session synced')
+    // ... but OpenSSL refuses it under another context, and the node drops the bad entry.
+    const again = await sClient({ host: n2.host, port: n2.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] })
+    assert.equal(again.reused, false, again.output)
+    await eventually(async () => await n2.node.metric('tlsfleet_sessions_invalidated_total') === 1, 5000, 'bad session invalidated')
+  } finally {
     await farm.stop()
   }
 })
