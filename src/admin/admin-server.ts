@@ -1,37 +1,130 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { HostPort } from '../config/host-port.js'
+import type { Logger } from '../util/logger.js'
+import { bearerMatches } from './admin-auth.js'
+import {
+  cacheSchema, errorSchema, healthSchema, moveClientsResponseSchema, peersSchema, putStateBodySchema,
+  putStateResponseSchema, stateSchema,
+  type CacheBody, type ErrorBody, type HaproxyResult, type HealthBody, type PeersBody, type PutStateBody,
+  type PutStateResponse, type StateBody
+} from './schemas.js'
 
-/** What the admin API reads from the node; the primary implements it. */
+/** What the admin API reads from and asks of the node; the primary implements it. */
 export interface AdminSource {
-  health (): { ok: boolean; reason?: string }
+  /** `ok` when the node is ready (admin state) and up (health). */
+  health (): Omit<HealthBody, 'status'> & { ok: boolean }
+  state (): Promise<StateBody>
+  setState (body: PutStateBody): Promise<PutStateResponse>
+  moveClients (): Promise<HaproxyResult>
+  cache (): CacheBody
+  peers (): PeersBody
   metrics (): Promise<{ contentType: string; body: string }>
 }
 
+/** A refusal with an HTTP status the route handlers throw; becomes a JSON error body. */
+export class AdminRequestError extends Error {
+  constructor (readonly statusCode: number, readonly error: string, message: string) {
+    super(message)
+    this.name = 'AdminRequestError'
+  }
+}
+
+export interface AdminServerOptions {
+  listen: HostPort
+  /** When set, every route but `GET /health` needs `Authorization: Bearer <token>`. */
+  token?: string
+  log?: Logger
+  /** Called once per answered request (to count refusals: bad input is network input). */
+  onResponse?: (statusCode: number) => void
+}
+
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 415: errorSchema, 500: errorSchema, 502: errorSchema }
+
+/** Routes that answer without the token: HAProxy's `option httpchk` and probes use /health. */
+const PUBLIC_ROUTES = new Set(['/health'])
+
 /**
  * The node's admin HTTP API (Fastify), served by the primary so it keeps answering while the
- * workers are saturated. Every route declares its response schema; errors are JSON.
+ * workers are saturated. Every route declares its schemas; every error is JSON
+ * (`{statusCode, error, message}`).
  */
-export async function startAdminServer (listen: HostPort, source: AdminSource): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false })
-
-  app.get('/health', {
-    schema: {
-      response: {
-        200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] },
-        503: { type: 'object', properties: { status: { type: 'string' }, reason: { type: 'string' } }, required: ['status'] }
-      }
-    }
-  }, async (_req, reply) => {
-    const health = source.health()
-    if (health.ok) return { status: 'ok' }
-    return await reply.code(503).send({ status: 'unavailable', reason: health.reason ?? 'not ready' })
+export async function startAdminServer (opts: AdminServerOptions, source: AdminSource): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 16 * 1024,
+    // Reject what the schema does not name instead of silently dropping it, and do not
+    // coerce "true" into true: an operator's typo must be an error, not a different request.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } }
   })
+
+  app.addHook('onResponse', async (_req, reply) => { opts.onResponse?.(reply.statusCode) })
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (opts.token === undefined) return
+    const path = req.url.split('?')[0] ?? ''
+    if (PUBLIC_ROUTES.has(path)) return
+    if (bearerMatches(req.headers.authorization, opts.token)) return
+    const given = req.headers.authorization === undefined ? 'no Authorization header' : 'a wrong bearer token'
+    await reply.code(401).header('www-authenticate', 'Bearer realm="tlsfleet"').send({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: `${given}: this node requires "Authorization: Bearer <token>" with the token from its --admin-token-file`
+    } satisfies ErrorBody)
+  })
+
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    if (err instanceof AdminRequestError) {
+      return await reply.code(err.statusCode).send({ statusCode: err.statusCode, error: err.error, message: err.message } satisfies ErrorBody)
+    }
+    if (err.validation !== undefined) {
+      const details = err.validation.map((v) => {
+        const where = `${err.validationContext ?? 'request'}${v.instancePath.replace(/\//g, '.')}`
+        const params = v.params as { allowedValues?: unknown[]; additionalProperty?: string }
+        if (params.allowedValues !== undefined) return `${where} must be one of ${params.allowedValues.map((a) => JSON.stringify(a)).join(', ')}`
+        if (params.additionalProperty !== undefined) return `${where} has an unknown field ${JSON.stringify(params.additionalProperty)}`
+        return `${where} ${v.message ?? 'is invalid'}`
+      })
+      return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `${details.join('; ')}; nothing was changed` } satisfies ErrorBody)
+    }
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (status >= 500) opts.log?.error({ err: err.message, url: req.url }, 'admin API error')
+    const label = status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Payload Too Large' : status >= 500 ? 'Internal Server Error' : 'Bad Request'
+    return await reply.code(status).send({ statusCode: status, error: label, message: status >= 500 ? err.message : `${err.message}; nothing was changed` } satisfies ErrorBody)
+  })
+
+  app.setNotFoundHandler(async (req, reply) => {
+    return await reply.code(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; routes: GET /health, GET|PUT /v1/state, POST /v1/clients/move, GET /v1/cache, GET /v1/peers, GET /metrics`
+    } satisfies ErrorBody)
+  })
+
+  app.get('/health', { schema: { response: { 200: healthSchema, 503: healthSchema } } }, async (_req, reply) => {
+    const { ok, ...rest } = source.health()
+    return await reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', ...rest } satisfies HealthBody)
+  })
+
+  app.get('/v1/state', { schema: { response: { 200: stateSchema, ...errors } } }, async () => await source.state())
+
+  app.put<{ Body: PutStateBody }>('/v1/state', { schema: { body: putStateBodySchema, response: { 200: putStateResponseSchema, ...errors } } },
+    async (req) => await source.setState(req.body))
+
+  app.post('/v1/clients/move', { schema: { response: { 200: moveClientsResponseSchema, ...errors } } }, async (_req, reply) => {
+    const result = await source.moveClients()
+    if (!result.ok) return await reply.code(502).send({ statusCode: 502, error: 'Bad Gateway', message: `haproxy: ${result.commands.filter((c) => !c.ok).map((c) => `${c.command}: ${c.error ?? 'failed'}`).join('; ')}` } satisfies ErrorBody)
+    return result
+  })
+
+  app.get('/v1/cache', { schema: { response: { 200: cacheSchema, ...errors } } }, async () => source.cache())
+
+  app.get('/v1/peers', { schema: { response: { 200: peersSchema, ...errors } } }, async () => source.peers())
 
   app.get('/metrics', async (_req, reply) => {
     const { contentType, body } = await source.metrics()
     return await reply.type(contentType).send(body)
   })
 
-  await app.listen({ host: listen.host, port: listen.port })
+  await app.listen({ host: opts.listen.host, port: opts.listen.port })
   return app
 }

@@ -22,7 +22,8 @@ export class WorkerSessionCache {
     private readonly l2: L2Channel,
     private readonly metrics: WorkerMetrics
   ) {
-    this.l1 = new SessionStore({ maxEntries: opts.l1Size, lifetimeSeconds: opts.lifetimeSeconds })
+    // The byte bound is only there so the store counts bytes (for /v1/cache); entries bound L1.
+    this.l1 = new SessionStore({ maxEntries: opts.l1Size, maxBytes: Number.MAX_SAFE_INTEGER, lifetimeSeconds: opts.lifetimeSeconds })
   }
 
   /** New: called from the TLS `newSession` event; never blocks the handshake. */

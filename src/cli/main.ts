@@ -5,6 +5,8 @@ import { FarmSecretError } from '../sync/farm-secret.js'
 import { CertificateError } from '../tls/certificates.js'
 import { demoBackendCommand, UsageError } from './backend-command.js'
 import { nodeCommand } from './node-command.js'
+import { stateCommand } from './state-commands.js'
+import { statusCommand } from './status-command.js'
 
 // SO_REUSEPORT listeners (Node >= 22.12) and undici 8 (>= 22.19) set the floor.
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
@@ -19,6 +21,8 @@ const program = new Command('tlsfleet')
   .showHelpAfterError()
 program.addCommand(nodeCommand(), { isDefault: true })
 program.addCommand(demoBackendCommand())
+program.addCommand(statusCommand())
+for (const state of ['drain', 'ready', 'maint'] as const) program.addCommand(stateCommand(state))
 
 try {
   await program.parseAsync(process.argv)

@@ -7,8 +7,8 @@ import type { WorkerSettings } from './worker-settings.js'
  * request's `req` number.
  */
 
-/** Per-worker cache counters, reported with metrics. */
-export interface L1Stats { entries: number; hits: number; misses: number }
+/** Per-worker cache counters, reported with metrics; `bytes` approximates L1's memory. */
+export interface L1Stats { entries: number; hits: number; misses: number; bytes: number }
 
 export type WorkerToPrimary =
   | { t: 'ready' }
@@ -16,7 +16,7 @@ export type WorkerToPrimary =
   | { t: 'session-new'; id: Buffer; der: Buffer; createdAt: number }
   | { t: 'session-get'; req: number; id: Buffer }
   | { t: 'session-del'; id: Buffer }
-  | { t: 'report'; req: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number }
+  | { t: 'report'; req: number; pid: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
   | { t: 'drained' }
 
 export type PrimaryToWorker =
@@ -24,7 +24,8 @@ export type PrimaryToWorker =
   | { t: 'session-reply'; req: number; der: Buffer | null; createdAt: number }
   | { t: 'session-del'; id: Buffer }
   | { t: 'certificates'; certificates: CertificateBundle[] }
-  | { t: 'report-request'; req: number }
+  /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
+  | { t: 'report-request'; req: number; metrics?: boolean }
   | { t: 'shutdown'; graceMs: number }
 
 export function isWorkerMessage (value: unknown): value is WorkerToPrimary {

@@ -97,7 +97,7 @@ class Worker {
         this.log.info({ certificates: message.certificates.length }, 'certificates reloaded')
         break
       case 'report-request':
-        void this.report(message.req)
+        void this.report(message.req, message.metrics !== false)
         break
       case 'shutdown':
         this.shutdown(message.graceMs)
@@ -107,14 +107,21 @@ class Worker {
     }
   }
 
-  private async report (req: number): Promise<void> {
+  private async report (req: number, withMetrics: boolean): Promise<void> {
     const elu = performance.eventLoopUtilization(this.elu)
     this.elu = performance.eventLoopUtilization()
+    const handshakes = { full: 0, resumed: 0 }
+    for (const v of (await this.metrics.handshakes.get()).values) {
+      if (v.labels.result === 'full') handshakes.full += v.value
+      else if (v.labels.result === 'resumed') handshakes.resumed += v.value
+    }
     send({
       t: 'report',
       req,
-      metrics: await this.metrics.registry.getMetricsAsJSON(),
-      l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses },
+      pid: process.pid,
+      handshakes,
+      metrics: withMetrics ? await this.metrics.registry.getMetricsAsJSON() : [],
+      l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses, bytes: this.cache.l1.bytes },
       eventLoopUtilization: elu.utilization,
       activeConnections: this.terminator.connections.size
     })

@@ -124,3 +124,22 @@ test('a bad config value is refused at start, naming the key, the value and what
   assert.equal(r.code, 2)
   assert.match(r.stderr, /--sync-listen needs --sync-secret-file/)
 })
+
+test('--accept-model shared: workers accept from one shared socket and sessions resume across them', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--accept-model', 'shared',
+    '--cert', makeCertificate(dir, 'n', ['localhost'])], { adminPort: admin })
+  try {
+    const { sClient } = await import('../helpers/openssl.js')
+    const sess = path.join(dir, 's.pem')
+    assert.equal((await sClient({ port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })).reused, false)
+    for (let i = 0; i < 8; i++) {
+      const again = await sClient({ port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] })
+      assert.equal(again.reused, true, again.output)
+    }
+    assert.equal(await node.metric('tlsfleet_workers', { state: 'listening' }), 2)
+  } finally {
+    await node.stop()
+  }
+})

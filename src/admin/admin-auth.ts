@@ -1,0 +1,55 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+
+/** The admin token file was refused at start; the message names the file and the problem. */
+export class AdminTokenError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'AdminTokenError'
+  }
+}
+
+export const MIN_TOKEN_LENGTH = 16
+
+/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
+export function isLoopbackHost (host: string): boolean {
+  if (host === 'localhost') return true
+  if (net.isIPv4(host)) return host.startsWith('127.')
+  if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(host)
+  return false
+}
+
+/**
+ * Read a bearer token file (`--admin-token-file`, also read by the CLI's `--token-file`):
+ * the first line, trimmed. A file readable by group or others is refused on the node, since
+ * the token grants drain/maint of the node.
+ */
+export function readTokenFile (file: string, opts: { checkMode?: boolean } = {}): string {
+  let stat: fs.Stats
+  try {
+    stat = fs.statSync(file)
+  } catch (err) {
+    throw new AdminTokenError(`token file "${file}": cannot read: ${(err as Error).message}`)
+  }
+  if (!stat.isFile()) throw new AdminTokenError(`token file "${file}": not a regular file`)
+  if (opts.checkMode === true && (stat.mode & 0o077) !== 0) {
+    throw new AdminTokenError(`token file "${file}": readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
+  }
+  const token = (fs.readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim()
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new AdminTokenError(`token file "${file}": the token has ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are needed (try: openssl rand -hex 32)`)
+  }
+  if (/[^\x21-\x7e]/.test(token)) throw new AdminTokenError(`token file "${file}": the token must be printable ASCII without spaces`)
+  return token
+}
+
+/** Compare an `Authorization` header with the expected token in constant time. */
+export function bearerMatches (header: string | undefined, token: string): boolean {
+  if (header === undefined) return false
+  const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(header)
+  if (match === null) return false
+  const given = crypto.createHash('sha256').update(match[1] ?? '').digest()
+  const expected = crypto.createHash('sha256').update(token).digest()
+  return crypto.timingSafeEqual(given, expected)
+}

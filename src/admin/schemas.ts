@@ -1,0 +1,222 @@
+/**
+ * JSON schemas of the admin API, one per route and status, and the TypeScript shapes they
+ * describe. Fastify validates request bodies against them and serializes responses through
+ * them (fields a schema does not name are dropped, so nothing leaks by accident).
+ */
+import type { AdminState } from '../agent/agent-reply.js'
+import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
+
+export const errorSchema = {
+  type: 'object',
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string' },
+    message: { type: 'string' }
+  },
+  required: ['statusCode', 'error', 'message']
+} as const
+
+export interface ErrorBody { statusCode: number; error: string; message: string }
+
+const stateEnum = ['ready', 'drain', 'maint'] as const
+
+export const healthSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    state: { type: 'string', enum: stateEnum },
+    health: { type: 'string', enum: ['up', 'down'] },
+    reason: { type: 'string' }
+  },
+  required: ['status', 'state', 'health']
+} as const
+
+export interface HealthBody { status: 'ok' | 'unavailable'; state: AdminState; health: 'up' | 'down'; reason?: string }
+
+const commandSchema = {
+  type: 'object',
+  properties: { command: { type: 'string' }, ok: { type: 'boolean' }, error: { type: 'string' } },
+  required: ['command', 'ok']
+} as const
+
+const haproxyResultSchema = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' }, commands: { type: 'array', items: commandSchema } },
+  required: ['ok', 'commands']
+} as const
+
+export interface HaproxyResult { ok: boolean; commands: CommandOutcome[] }
+
+const haproxyViewSchema = {
+  type: 'object',
+  properties: {
+    socket: { type: 'string' },
+    backend: { type: 'string' },
+    server: { type: 'string' },
+    reachable: { type: 'boolean' },
+    error: { type: 'string' },
+    status: { type: 'string' },
+    weight: { type: 'number' },
+    serverId: { type: 'integer' },
+    currentSessions: { type: 'integer' },
+    checkStatus: { type: 'string' },
+    agentStatus: { type: 'string' },
+    lastAgent: { type: 'string' },
+    adminFlags: { type: 'array', items: { type: 'string' } }
+  },
+  required: ['socket', 'backend', 'server', 'reachable']
+} as const
+
+export const stateSchema = {
+  type: 'object',
+  properties: {
+    node: { type: 'string' },
+    state: { type: 'string', enum: stateEnum },
+    health: { type: 'string', enum: ['up', 'down'] },
+    reason: { type: 'string' },
+    effective: { type: 'string', enum: [...stateEnum, 'down'] },
+    agentReply: { type: 'string' },
+    weightPercent: { type: 'number' },
+    spareCapacity: { type: 'number' },
+    maxconn: { type: 'integer' },
+    changedAt: { type: 'string' },
+    workers: {
+      type: 'object',
+      properties: { configured: { type: 'integer' }, listening: { type: 'integer' } },
+      required: ['configured', 'listening']
+    },
+    connections: { type: 'integer' },
+    handshakes: {
+      type: 'object',
+      properties: { full: { type: 'number' }, resumed: { type: 'number' }, perSecond: { type: 'number' } },
+      required: ['full', 'resumed', 'perSecond']
+    },
+    eventLoopUtilization: { type: 'number' },
+    sampledAt: { type: 'string' },
+    haproxy: haproxyViewSchema
+  },
+  required: ['node', 'state', 'health', 'effective', 'agentReply', 'weightPercent', 'workers', 'connections', 'handshakes']
+} as const
+
+export interface StateBody {
+  node: string
+  state: AdminState
+  health: 'up' | 'down'
+  reason?: string
+  effective: AdminState | 'down'
+  /** The exact line the agent answers now. */
+  agentReply: string
+  weightPercent: number
+  spareCapacity?: number
+  maxconn?: number
+  changedAt?: string
+  workers: { configured: number; listening: number }
+  connections: number
+  handshakes: { full: number; resumed: number; perSecond: number }
+  eventLoopUtilization?: number
+  sampledAt?: string
+  haproxy?: HaproxyView
+}
+
+export const putStateBodySchema = {
+  type: 'object',
+  properties: {
+    state: { type: 'string', enum: stateEnum },
+    moveClients: { type: 'boolean' }
+  },
+  required: ['state'],
+  additionalProperties: false
+} as const
+
+export interface PutStateBody { state: AdminState; moveClients?: boolean }
+
+export const putStateResponseSchema = {
+  type: 'object',
+  properties: {
+    state: { type: 'string', enum: stateEnum },
+    previous: { type: 'string', enum: stateEnum },
+    changed: { type: 'boolean' },
+    haproxy: haproxyResultSchema
+  },
+  required: ['state', 'previous', 'changed']
+} as const
+
+export interface PutStateResponse { state: AdminState; previous: AdminState; changed: boolean; haproxy?: HaproxyResult }
+
+export const moveClientsResponseSchema = haproxyResultSchema
+
+const storeStatsSchema = {
+  type: 'object',
+  properties: {
+    entries: { type: 'integer' },
+    bytes: { type: 'integer' },
+    hits: { type: 'integer' },
+    misses: { type: 'integer' }
+  },
+  required: ['entries', 'bytes', 'hits', 'misses']
+} as const
+
+export interface StoreStats { entries: number; bytes: number; hits: number; misses: number }
+
+export const cacheSchema = {
+  type: 'object',
+  properties: {
+    l2: {
+      type: 'object',
+      properties: { ...storeStatsSchema.properties, maxEntries: { type: 'integer' }, maxBytes: { type: 'integer' } },
+      required: [...storeStatsSchema.required, 'maxEntries', 'maxBytes']
+    },
+    l1: {
+      type: 'array',
+      items: { type: 'object', properties: { pid: { type: 'integer' }, ...storeStatsSchema.properties }, required: storeStatsSchema.required }
+    },
+    sampledAt: { type: 'string' }
+  },
+  required: ['l2', 'l1']
+} as const
+
+export interface CacheBody {
+  l2: StoreStats & { maxEntries: number; maxBytes: number }
+  /** One entry per worker that answered the last sample. */
+  l1: Array<StoreStats & { pid?: number }>
+  sampledAt?: string
+}
+
+export const peersSchema = {
+  type: 'object',
+  properties: {
+    sync: { type: 'string' },
+    peers: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          address: { type: 'string' },
+          nodeId: { type: 'string' },
+          configured: { type: 'boolean' },
+          lastSeen: { type: 'string' },
+          packetsIn: { type: 'integer' },
+          packetsOut: { type: 'integer' },
+          sendErrors: { type: 'integer' },
+          rejected: { type: 'object', additionalProperties: { type: 'integer' } }
+        },
+        required: ['address', 'packetsIn', 'packetsOut', 'rejected']
+      }
+    }
+  },
+  required: ['sync', 'peers']
+} as const
+
+export interface PeerBody {
+  address: string
+  nodeId?: string
+  configured?: boolean
+  lastSeen?: string
+  packetsIn: number
+  packetsOut: number
+  sendErrors?: number
+  rejected: Record<string, number | undefined>
+}
+
+/** `sync` is the listen address, or "off". */
+export interface PeersBody { sync: string; peers: PeerBody[] }

@@ -1,0 +1,132 @@
+import type { L1Stats } from '../node/messages.js'
+
+/** What one worker answers to a report request (the subset the sampler reads). */
+export interface SampledWorker {
+  pid?: number
+  metrics: Array<{ name: string; values: Array<{ value: number; labels: Record<string, string | number> }> }>
+  l1: L1Stats
+  eventLoopUtilization: number
+  activeConnections: number
+  /** The worker's handshake counters (preferred over `metrics`, which a light report leaves empty). */
+  handshakes?: { full: number; resumed: number }
+}
+
+export interface LoadSample {
+  at: Date
+  /** Workers listening when the sample was asked. */
+  listening: number
+  workers: SampledWorker[]
+  /**
+   * Average over listening workers; one that did not answer in time counts as saturated (1).
+   * Undefined when no worker gave a usable figure (a worker's first report covers its start-up).
+   */
+  eventLoopUtilization: number | undefined
+  handshakes: { full: number; resumed: number }
+  handshakesPerSecond: number
+  connections: number
+}
+
+/** Sum of a counter's samples by one label's value, from prom-client's JSON. */
+export function sumByLabel (workers: SampledWorker[], metric: string, label: string): Map<string, number> {
+  const sums = new Map<string, number>()
+  for (const worker of workers) {
+    for (const m of worker.metrics) {
+      if (m.name !== metric) continue
+      for (const v of m.values) {
+        const key = String(v.labels[label] ?? '')
+        sums.set(key, (sums.get(key) ?? 0) + v.value)
+      }
+    }
+  }
+  return sums
+}
+
+/** Pure: turn one round of worker reports into a sample, given the previous sample. */
+export function makeSample (workers: SampledWorker[], listening: number, previous: LoadSample | undefined, at = new Date(), fresh: ReadonlySet<number> = new Set()): LoadSample {
+  const handshakes = { full: 0, resumed: 0 }
+  for (const w of workers) {
+    const counts = w.handshakes ?? (() => {
+      const byResult = sumByLabel([w], 'tlsfleet_handshakes_total', 'result')
+      return { full: byResult.get('full') ?? 0, resumed: byResult.get('resumed') ?? 0 }
+    })()
+    handshakes.full += counts.full
+    handshakes.resumed += counts.resumed
+  }
+  let perSecond = 0
+  if (previous !== undefined) {
+    const seconds = (at.getTime() - previous.at.getTime()) / 1000
+    // A dead worker takes its counters with it: the sum may go down; count that as no handshakes.
+    const delta = handshakes.full + handshakes.resumed - previous.handshakes.full - previous.handshakes.resumed
+    if (seconds > 0 && delta > 0) perSecond = delta / seconds
+  }
+  const silent = Math.max(0, listening - workers.length)
+  // A worker's first report measures since it started: module loading and context building
+  // would read as load. Its figure counts from the second report on.
+  const usable = workers.filter((w) => w.pid === undefined || !fresh.has(w.pid))
+  const elu = usable.length + silent > 0
+    ? (usable.reduce((sum, w) => sum + Math.min(1, Math.max(0, w.eventLoopUtilization)), 0) + silent) / (usable.length + silent)
+    : undefined
+  return {
+    at,
+    listening,
+    workers,
+    eventLoopUtilization: elu,
+    handshakes,
+    handshakesPerSecond: perSecond,
+    connections: workers.reduce((sum, w) => sum + w.activeConnections, 0)
+  }
+}
+
+export interface LoadSamplerOptions {
+  intervalMs: number
+  /** Ask the workers; must resolve within `timeoutMs` with whatever answered. */
+  collect: (timeoutMs: number) => Promise<SampledWorker[]>
+  listening: () => number
+  onSample: (sample: LoadSample) => void
+  onError?: (err: Error) => void
+}
+
+/**
+ * Samples the workers on a timer (never per agent request), so the agent and the admin API
+ * answer from the latest sample at once, even when the workers are too busy to reply.
+ * At most one round is in flight; a slow round delays the next one instead of piling up.
+ */
+export class LoadSampler {
+  latest: LoadSample | undefined
+  private seen = new Set<number>()
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+
+  constructor (private readonly opts: LoadSamplerOptions) {}
+
+  start (): void {
+    this.stopped = false
+    this.schedule(0)
+  }
+
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+  }
+
+  /** One round now (also used by tests). */
+  async sampleOnce (): Promise<LoadSample> {
+    const listening = this.opts.listening()
+    const workers = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
+    const fresh = new Set(workers.flatMap((w) => w.pid !== undefined && !this.seen.has(w.pid) ? [w.pid] : []))
+    // Remember only live workers, so the set does not grow with every restart.
+    this.seen = new Set(workers.flatMap((w) => w.pid !== undefined ? [w.pid] : []))
+    const sample = makeSample(workers, listening, this.latest, new Date(), fresh)
+    this.latest = sample
+    this.opts.onSample(sample)
+    return sample
+  }
+
+  private schedule (delay: number): void {
+    if (this.stopped) return
+    this.timer = setTimeout(() => {
+      this.sampleOnce().catch((err: unknown) => this.opts.onError?.(err as Error)).finally(() => this.schedule(this.opts.intervalMs))
+    }, delay)
+    this.timer.unref()
+  }
+}

@@ -1,0 +1,79 @@
+import { Command } from 'commander'
+import type { CacheBody, PeersBody, StateBody } from '../admin/schemas.js'
+import { AdminClient, DEFAULT_ADMIN_URL, runCli, type AdminClientOptions } from './admin-client.js'
+
+/** Options every admin CLI command takes. */
+export function addAdminOptions (command: Command): Command {
+  return command
+    .option('--admin <URL>', `the node's admin API (default ${DEFAULT_ADMIN_URL}) [env TLSFLEET_ADMIN_URL]`)
+    .option('--token-file <FILE>', 'file with the node\'s admin bearer token [env TLSFLEET_ADMIN_TOKEN_FILE]')
+    .option('--timeout <SECONDS>', 'how long to wait for the node', '5')
+}
+
+function bytes (n: number): string {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`
+}
+
+function ago (iso: string | undefined, now: number): string {
+  if (iso === undefined) return 'never'
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  return `${seconds}s ago`
+}
+
+function percent (ratio: number | undefined): string {
+  return ratio === undefined ? '-' : `${Math.round(ratio * 100)}%`
+}
+
+/** Render the three admin answers as a two-column table an operator reads at a glance. */
+export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBody, admin: string, now = Date.now()): string {
+  const rows: Array<[string, string]> = []
+  rows.push(['node', `${state.node} (${admin})`])
+  rows.push(['state', `${state.state}${state.changedAt !== undefined ? ` (since ${state.changedAt})` : ''}`])
+  rows.push(['health', `${state.health}${state.reason !== undefined ? ` (${state.reason})` : ''}`])
+  rows.push(['agent reply', JSON.stringify(state.agentReply)])
+  rows.push(['weight', `${state.weightPercent}%  (spare capacity ${percent(state.spareCapacity)}, event loop ${percent(state.eventLoopUtilization)})`])
+  if (state.maxconn !== undefined) rows.push(['maxconn', String(state.maxconn)])
+  rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
+  rows.push(['connections', String(state.connections)])
+  rows.push(['handshakes', `full ${state.handshakes.full}, resumed ${state.handshakes.resumed} (${state.handshakes.perSecond.toFixed(1)}/s)`])
+  rows.push(['L2 cache', `${cache.l2.entries} entries, ${bytes(cache.l2.bytes)}, hits ${cache.l2.hits}, misses ${cache.l2.misses}`])
+  cache.l1.forEach((w, i) => {
+    rows.push([i === 0 ? 'L1 caches' : '', `${w.pid !== undefined ? `pid ${w.pid}: ` : ''}${w.entries} entries, ${bytes(w.bytes)}, hits ${w.hits}, misses ${w.misses}`])
+  })
+  rows.push(['sync', peers.sync === 'off' ? 'off' : `${peers.sync}, ${peers.peers.length} peer(s)`])
+  for (const p of peers.peers) {
+    const rejected = Object.entries(p.rejected).filter(([, n]) => (n ?? 0) > 0).map(([reason, n]) => `${reason} ${n ?? 0}`).join(', ')
+    rows.push(['', `${p.address}${p.nodeId !== undefined ? ` (${p.nodeId})` : ''}: seen ${ago(p.lastSeen, now)}, in ${p.packetsIn}, out ${p.packetsOut}, rejected ${rejected === '' ? '0' : rejected}`])
+  }
+  const h = state.haproxy
+  if (h === undefined) rows.push(['haproxy', 'no --haproxy-socket configured'])
+  else if (!h.reachable) rows.push(['haproxy', `${h.backend}/${h.server} via ${h.socket}: ${h.error ?? 'unreachable'}`])
+  else {
+    rows.push(['haproxy', `${h.backend}/${h.server} via ${h.socket}: ${h.status ?? '?'}, weight ${h.weight ?? '?'}, sessions ${h.currentSessions ?? 0}`])
+    rows.push(['', `check ${h.checkStatus ?? '-'}, agent ${h.agentStatus ?? '-'}${h.lastAgent !== undefined ? ` (${h.lastAgent})` : ''}${h.adminFlags !== undefined && h.adminFlags.length > 0 ? `, flags ${h.adminFlags.join(',')}` : ''}`])
+    if (h.error !== undefined) rows.push(['', `warning: ${h.error}`])
+  }
+  const width = Math.max(...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n'
+}
+
+/** `tlsfleet status`: one node's state, load, caches, peers and HAProxy's view of it. */
+export function statusCommand (): Command {
+  const command = new Command('status').description('show a node\'s state, health, load, caches, sync peers and what HAProxy thinks of it')
+  addAdminOptions(command).option('--json', 'print the raw JSON answers instead of a table')
+  command.action(async (opts: AdminClientOptions & { json?: boolean }) => {
+    await runCli(async () => {
+      const client = new AdminClient(opts)
+      const [state, cache, peers] = await Promise.all([
+        client.get<StateBody>('/v1/state'),
+        client.get<CacheBody>('/v1/cache'),
+        client.get<PeersBody>('/v1/peers')
+      ])
+      if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers }, null, 2) + '\n')
+      else process.stdout.write(formatStatus(state, cache, peers, client.base))
+    })
+  })
+  return command
+}

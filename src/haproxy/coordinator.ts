@@ -1,0 +1,150 @@
+import type { AdminState } from '../agent/agent-reply.js'
+import { HaproxyRuntimeApi } from './runtime-api.js'
+import type { StatRow } from './stats.js'
+
+/** One Runtime API command we sent and how it went. */
+export interface CommandOutcome {
+  command: string
+  ok: boolean
+  error?: string
+}
+
+/** What HAProxy thinks of this node (its `show stat` and `show servers state` rows). */
+export interface HaproxyView {
+  socket: string
+  backend: string
+  server: string
+  /** False when the socket did not answer or the server was not found; see `error`. */
+  reachable: boolean
+  error?: string
+  /** `UP`, `DOWN`, `DRAIN`, `MAINT`, `DOWN (agent)`, ... */
+  status?: string
+  weight?: number
+  serverId?: number
+  currentSessions?: number
+  checkStatus?: string
+  agentStatus?: string
+  /** The agent's last reply as HAProxy recorded it (`last_agt`). */
+  lastAgent?: string
+  /** Admin flags from `show servers state` (FMAINT, FDRAIN, ...). */
+  adminFlags?: string[]
+}
+
+export interface CoordinatorOptions {
+  socket: string
+  /** BACKEND/SERVER of this node. */
+  server: string
+  /** Stick table; default: the backend. */
+  table?: string
+  timeoutMs?: number
+  /** Called for every command, so the caller can log and count it. */
+  onCommand?: (outcome: CommandOutcome) => void
+}
+
+/**
+ * Tells HAProxy about admin state changes at once through the Runtime API, instead of
+ * waiting for the next agent poll, and clears this node's persistence entries when its
+ * clients must move. Every HAProxy error is returned to the caller (and reported through
+ * `onCommand`), never swallowed.
+ */
+export class HaproxyCoordinator {
+  readonly api: HaproxyRuntimeApi
+  readonly backend: string
+  readonly server: string
+  readonly table: string
+
+  constructor (private readonly opts: CoordinatorOptions) {
+    const [backend, server, ...rest] = opts.server.split('/')
+    if (backend === undefined || backend === '' || server === undefined || server === '' || rest.length > 0) {
+      throw new Error(`--haproxy-server ${JSON.stringify(opts.server)}: expected BACKEND/SERVER`)
+    }
+    this.backend = backend
+    this.server = server
+    this.table = opts.table !== undefined && opts.table !== '' ? opts.table : backend
+    this.api = new HaproxyRuntimeApi(opts.socket, { timeoutMs: opts.timeoutMs ?? 3000 })
+  }
+
+  /**
+   * Mirror an admin state on HAProxy: `set server B/S state <state>`. With `moveClients`
+   * (always for maint) this server's stick-table entries are cleared afterwards, so its
+   * persistent clients are balanced to other nodes at their next connection.
+   */
+  async applyState (state: AdminState, opts: { moveClients?: boolean } = {}): Promise<CommandOutcome[]> {
+    const outcomes: CommandOutcome[] = []
+    const setState = await this.run(`set server ${this.backend}/${this.server} state ${state}`, async () => {
+      await this.api.setServerState(this.backend, this.server, state)
+    })
+    outcomes.push(setState)
+    if (state === 'maint' || opts.moveClients === true) outcomes.push(...await this.moveClients())
+    return outcomes
+  }
+
+  /** `clear table T data.server_id eq ID`, ID being this server's `sid` in `show stat`. */
+  async moveClients (): Promise<CommandOutcome[]> {
+    let row: StatRow
+    try {
+      row = await this.ownRow()
+    } catch (err) {
+      const outcome = { command: 'show stat', ok: false, error: (err as Error).message }
+      this.opts.onCommand?.(outcome)
+      return [outcome]
+    }
+    const sid = row.sid
+    if (sid === undefined) {
+      const outcome = { command: 'show stat', ok: false, error: `no server id (sid) for ${this.backend}/${this.server} in show stat` }
+      this.opts.onCommand?.(outcome)
+      return [outcome]
+    }
+    return [await this.run(`clear table ${this.table} data.server_id eq ${sid}`, async () => {
+      await this.api.clearTableByServerId(this.table, sid)
+    })]
+  }
+
+  /** What HAProxy says about this server now. Never throws: problems land in `error`. */
+  async view (): Promise<HaproxyView> {
+    const base: HaproxyView = { socket: this.api.target, backend: this.backend, server: this.server, reachable: false }
+    let row: StatRow
+    try {
+      row = await this.ownRow()
+    } catch (err) {
+      return { ...base, error: (err as Error).message }
+    }
+    const view: HaproxyView = {
+      ...base,
+      reachable: true,
+      status: row.status,
+      ...(row.weight !== undefined ? { weight: row.weight } : {}),
+      ...(row.sid !== undefined ? { serverId: row.sid } : {}),
+      ...(row.scur !== undefined ? { currentSessions: row.scur } : {}),
+      ...(row.check_status !== undefined ? { checkStatus: row.check_status } : {}),
+      ...(row.agent_status !== undefined ? { agentStatus: row.agent_status } : {}),
+      ...(row.last_agt !== undefined ? { lastAgent: row.last_agt } : {})
+    }
+    try {
+      const state = (await this.api.showServersState(this.backend)).find((r) => r.srv_name === this.server)
+      if (state !== undefined) view.adminFlags = state.admin_flags
+    } catch (err) {
+      view.error = (err as Error).message
+    }
+    return view
+  }
+
+  private async ownRow (): Promise<StatRow> {
+    const rows = await this.api.showStat()
+    const row = rows.find((r) => r.pxname === this.backend && r.svname === this.server)
+    if (row === undefined) throw new Error(`haproxy has no server ${this.backend}/${this.server} (show stat)`)
+    return row
+  }
+
+  private async run (command: string, action: () => Promise<void>): Promise<CommandOutcome> {
+    let outcome: CommandOutcome
+    try {
+      await action()
+      outcome = { command, ok: true }
+    } catch (err) {
+      outcome = { command, ok: false, error: (err as Error).message }
+    }
+    this.opts.onCommand?.(outcome)
+    return outcome
+  }
+}

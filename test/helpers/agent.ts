@@ -1,0 +1,77 @@
+import { execFile, execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
+import type { StatRow } from '../../src/haproxy/stats.js'
+import { CLI } from './node-process.js'
+
+/** Connect to an agent port, optionally send `send`, and return everything until it closes (bounded). */
+export async function agentSays (port: number, send?: string | Buffer, timeoutMs = 3000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    let text = ''
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`agent on ${port} did not close within ${timeoutMs} ms; got ${JSON.stringify(text)}`)) }, timeoutMs)
+    socket.on('connect', () => { if (send !== undefined) socket.write(send) })
+    socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
+    socket.on('error', () => { /* a reset after the reply is fine; close follows */ })
+    socket.on('close', () => { clearTimeout(timer); resolve(text) })
+  })
+}
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Run the real `tlsfleet` CLI (bin/tlsfleet.js) with this Node, bounded. */
+export async function runCli (args: string[], timeoutMs = 15_000): Promise<CliResult> {
+  return await new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** This node's row in HAProxy's `show stat`. */
+export async function serverRow (api: HaproxyRuntimeApi, backend: string, server: string): Promise<StatRow> {
+  const row = (await api.showStat()).find((r) => r.pxname === backend && r.svname === server)
+  if (row === undefined) throw new Error(`no ${backend}/${server} in show stat`)
+  return row
+}
+
+/** Child process ids of `pid` (a node's workers). */
+export function childPids (pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
+  } catch { return [] }
+}
+
+/** A token file as an operator makes it: random, mode 0600. */
+export function writeToken (dir: string, name = 'admin.token'): { file: string; token: string } {
+  const token = crypto.randomBytes(24).toString('hex')
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, token + '\n', { mode: 0o600 })
+  return { file, token }
+}
+
+/** A farm secret file: random, mode 0600, >= 32 bytes. */
+export function writeSecret (dir: string, name = 'farm.key'): string {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
+  return file
+}
+
+/** Bind `port` on loopback with a plain TCP server (retried briefly, bounded). */
+export async function holdPort (port: number, timeoutMs = 3000): Promise<net.Server> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const server = net.createServer((s) => s.destroy())
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen({ host: '127.0.0.1', port }, () => resolve(true))
+    })
+    if (ok) return server
+    if (Date.now() > deadline) throw new Error(`could not bind 127.0.0.1:${port} within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
