@@ -23,6 +23,8 @@ program.addCommand(nodeCommand(), { isDefault: true })
 program.addCommand(demoBackendCommand())
 program.addCommand(statusCommand())
 for (const state of ['drain', 'ready', 'maint'] as const) program.addCommand(stateCommand(state))
+program.addCommand((await import('./lab-command.js')).labCommand())
+program.addCommand((await import('./bench-command.js')).benchCommand())
 
 try {
   await program.parseAsync(process.argv)

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 
 export interface SClientResult { output: string; reused: boolean; protocol?: string; subject?: string; code: number | null }
 
@@ -25,9 +26,12 @@ export async function sClient (opts: {
   if (opts.sessOut !== undefined) args.push('-sess_out', opts.sessOut)
   if (opts.sessIn !== undefined) args.push('-sess_in', opts.sessIn)
   args.push(...(opts.extra ?? []))
+  if (opts.sessOut !== undefined) fs.rmSync(opts.sessOut, { force: true })
   return await new Promise((resolve, reject) => {
     const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
     let output = ''
+    let closing = false
+    const closeInput = (): void => { if (!closing) { closing = true; child.stdin.end() } }
     child.stdout.on('data', (d: Buffer) => { output += d.toString() })
     child.stderr.on('data', (d: Buffer) => { output += d.toString() })
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s_client timed out:\n${output}`)) }, opts.timeoutMs ?? 10_000)
@@ -41,7 +45,18 @@ export async function sClient (opts: {
       if (subject !== undefined) result.subject = subject
       resolve(result)
     })
-    // TLS 1.3 sends its session tickets after the handshake: give s_client a moment to read them.
-    setTimeout(() => child.stdin.end(), opts.tls === '1.3' ? 300 : 0)
+    // TLS 1.3 tickets arrive after the handshake: with -sess_out, close only once s_client has
+    // written the session file (its stdout is block-buffered, so it cannot be watched), giving
+    // up after 5 s and letting the caller's assertion say so. Otherwise close at once (TLS 1.2)
+    // or after a moment (TLS 1.3).
+    const sessOut = opts.sessOut
+    if (opts.tls === '1.3' && sessOut !== undefined) {
+      const started = Date.now()
+      const poll = setInterval(() => {
+        if (fs.existsSync(sessOut) || Date.now() - started > 5000) { clearInterval(poll); setTimeout(closeInput, 50) }
+      }, 25)
+    } else {
+      setTimeout(closeInput, opts.tls === '1.3' ? 300 : 0)
+    }
   })
 }

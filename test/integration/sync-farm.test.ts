@@ -56,9 +56,11 @@ async function nodeClient (host: string, port: number, opts: { maxVersion: tls.S
       ...(opts.noTicket === true ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {})
     })
     let session: Buffer | undefined
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no TLS handshake with ${host}:${port} within 10 s`)) }, 10_000)
     socket.on('session', (s: Buffer) => { session = s })
-    socket.once('error', reject)
+    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
     socket.once('secureConnect', () => {
+      clearTimeout(timer)
       // TLS 1.3 tickets arrive after the handshake; give them a moment.
       setTimeout(() => {
         const reused = socket.isSessionReused()

@@ -20,9 +20,11 @@ async function connect (host: string, port: number, session?: Buffer): Promise<{
   return await new Promise((resolve, reject) => {
     const socket = tls.connect({ host, port, servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3', ...(session !== undefined ? { session } : {}) })
     let received: Buffer | undefined
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no TLS handshake with ${host}:${port} within 10 s`)) }, 10_000)
     socket.on('session', (s: Buffer) => { received ??= s })
-    socket.once('error', reject)
+    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
     socket.once('secureConnect', () => {
+      clearTimeout(timer)
       setTimeout(() => {
         const reused = socket.isSessionReused()
         const ticket = socket.getTLSTicket()

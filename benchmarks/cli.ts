@@ -1,0 +1,155 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Command } from 'commander'
+import { LabError } from '../src/lab/processes.js'
+import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
+import { runAgentSuite, type AgentReport } from './agent.js'
+import { runFailoverSuite, type FailoverRow } from './failover.js'
+import { runHandshakeSuite, type HandshakeRow } from './handshake.js'
+import { defaultCpuSets, machineInfo, type MachineInfo } from './machine.js'
+import { findProfiles, PROFILES } from './profiles.js'
+import { Progress } from './progress.js'
+import { failoverTable } from './failover.js'
+import { agentTable } from './agent.js'
+import { handshakeTable, ratioTable } from './report.js'
+import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
+import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
+
+export const SUITES = ['handshake', 'failover', 'sync', 'agent'] as const
+export type Suite = typeof SUITES[number]
+
+export interface BenchReport {
+  machine: MachineInfo
+  command: string
+  settings: Record<string, unknown>
+  handshake?: HandshakeRow[]
+  failover?: FailoverRow[]
+  sync?: SyncReport
+  agent?: AgentReport
+  skipped: string[]
+}
+
+function list (value: string): string[] { return value.split(',').map((s) => s.trim()).filter((s) => s !== '') }
+function int (name: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min || n > max) throw new LabError(`${name}: ${JSON.stringify(v)} is not an integer from ${min} to ${max}`)
+    return n
+  }
+}
+
+interface BenchFlags {
+  suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
+  processes: number; concurrency: number; serverCpus: string; clientCpus: string; workers?: number
+  request: boolean; json: boolean; out?: string; quiet: boolean
+}
+
+/**
+ * `tlsfleet bench` and `npm run bench` (benchmarks/run.ts): the same command. Results go to
+ * stdout as tables, or as JSON with --json; live progress goes to stderr.
+ */
+export function benchCommand (): Command {
+  const cpus = defaultCpuSets()
+  return new Command('bench')
+    .description('TLS handshake benchmark: tlsfleet vs haproxy, hitch and a plain Node tls server (server CPU per handshake), failover, sync and agent suites')
+    .option('--suites <LIST>', `suites to run (${SUITES.join(',')})`, 'handshake')
+    .option('--targets <LIST>', `servers to compare (${TARGET_KINDS.join(',')}; default: every one installed)`)
+    .option('--profiles <LIST>', `handshake profiles (${PROFILES.map((p) => p.name).join(',')})`, PROFILES.map((p) => p.name).join(','))
+    .option('--certs <LIST>', `certificates (${CERT_KINDS.join(',')})`, CERT_KINDS.join(','))
+    .option('--duration <S>', 'seconds per run (upper bound)', int('--duration', 1, 3600), 5)
+    .option('--count <N>', 'connections per run (upper bound)', int('--count', 1, 10_000_000), 20_000)
+    .option('--processes <N>', 'client processes', int('--processes', 1, 256), 2)
+    .option('--concurrency <N>', 'connections in flight per client process', int('--concurrency', 1, 1024), 8)
+    .option('--server-cpus <LIST>', 'CPUs the server under test is pinned to (taskset -c)', cpus.server)
+    .option('--client-cpus <LIST>', 'CPUs the clients and the backend are pinned to', cpus.client)
+    .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
+    .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
+    .option('--json', 'print the report as JSON on stdout', false)
+    .option('--out <FILE>', 'also write the JSON report to FILE')
+    .option('--quiet', 'no progress on stderr', false)
+    .action(async (flags: BenchFlags) => {
+      try {
+        const report = await runBench(flags)
+        if (flags.out !== undefined) fs.writeFileSync(flags.out, JSON.stringify(report, null, 2) + '\n')
+        process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report) + '\n')
+      } catch (err) {
+        if (err instanceof LabError) {
+          process.stderr.write(`tlsfleet bench: ${err.message}\n`)
+          process.exit(1)
+        }
+        throw err
+      }
+    })
+}
+
+export async function runBench (flags: BenchFlags): Promise<BenchReport> {
+  const suites = list(flags.suites)
+  for (const s of suites) if (!SUITES.includes(s as Suite)) throw new LabError(`--suites: unknown suite "${s}" (expected ${SUITES.join(', ')})`)
+  const progress = new Progress(!flags.quiet)
+  const skipped: string[] = []
+  const requested = flags.targets !== undefined ? list(flags.targets) : [...TARGET_KINDS]
+  for (const t of requested) if (!TARGET_KINDS.includes(t as TargetKind)) throw new LabError(`--targets: unknown server "${t}" (expected ${TARGET_KINDS.join(', ')})`)
+  const targets = (requested as TargetKind[]).filter((t) => {
+    if (targetAvailable(t)) return true
+    const why = `${t}: not installed (apt-get install ${t})`
+    if (flags.targets !== undefined) throw new LabError(why)
+    skipped.push(why)
+    return false
+  })
+  const certKinds = list(flags.certs)
+  for (const c of certKinds) if (!CERT_KINDS.includes(c as CertKind)) throw new LabError(`--certs: unknown certificate "${c}" (expected ${CERT_KINDS.join(', ')})`)
+  const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new LabError(`--profiles: ${(err as Error).message}`) } })()
+  const workers = flags.workers ?? cpuCount(flags.serverCpus)
+  const report: BenchReport = {
+    machine: machineInfo(flags.serverCpus, flags.clientCpus),
+    command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),
+    settings: { suites, targets, profiles: profiles.map((p) => p.name), certs: certKinds, durationSeconds: flags.duration, count: flags.count, processes: flags.processes, concurrency: flags.concurrency, workers, request: flags.request },
+    skipped
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-'))
+  const backend = await startBackend(flags.clientCpus)
+  try {
+    const certs = certKinds.map((kind) => ({ kind: kind as CertKind, pem: makeBenchCertificate(dir, kind as CertKind) }))
+    if (suites.includes('handshake')) {
+      progress.line(`handshake suite: ${targets.join(', ')} × ${profiles.map((p) => p.name).join(', ')} × ${certKinds.join(', ')}; server on CPUs ${flags.serverCpus}, clients on ${flags.clientCpus}`)
+      report.handshake = await runHandshakeSuite({
+        certs, targets, profiles, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers,
+        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, request: flags.request, dir, progress
+      })
+    }
+    const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
+    if (suites.includes('failover')) {
+      progress.line('failover suite: 3-node lab farm, node1 killed; shared sessions vs sharing off')
+      report.failover = await runFailoverSuite({ progress, ...(rsa !== undefined ? { cert: rsa } : {}), clients: Math.min(flags.count, 300) })
+    }
+    if (suites.includes('sync')) {
+      progress.line('sync suite: propagation delay and sustained update rate')
+      report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), ...(rsa !== undefined ? { cert: rsa } : {}) })
+    }
+    if (suites.includes('agent')) {
+      progress.line('agent suite: /health and agent-check latency while the workers do full handshakes')
+      report.agent = await runAgentSuite({ progress, pem: rsa as string, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers, processes: flags.processes, concurrency: flags.concurrency, durationMs: flags.duration * 1000, dir })
+    }
+  } finally {
+    await backend.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  return report
+}
+
+export function formatReport (r: BenchReport): string {
+  const out: string[] = []
+  const m = r.machine
+  out.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.kernel}; node ${m.node}; ${m.openssl}${m.haproxy !== undefined ? `; ${m.haproxy}` : ''}${m.hitch !== undefined ? `; ${m.hitch}` : ''}`)
+  out.push(`server CPUs ${m.serverCpus}, client CPUs ${m.clientCpus}; ${JSON.stringify(r.settings)}`)
+  for (const s of r.skipped) out.push(`skipped: ${s}`)
+  if (r.handshake !== undefined && r.handshake.length > 0) {
+    out.push('', 'Handshakes (server CPU from /proc utime+stime of the server process tree):', '', handshakeTable(r.handshake))
+    out.push('', 'Server CPU per handshake, relative to tlsfleet:', '', ratioTable(r.handshake))
+  }
+  if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
+  if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
+  if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
+  return out.join('\n')
+}

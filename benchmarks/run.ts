@@ -1,0 +1,4 @@
+/** `npm run bench -- [options]`: the same command as `tlsfleet bench`. */
+import { benchCommand } from './cli.js'
+
+await benchCommand().parseAsync(['node', 'bench', ...process.argv.slice(2)])

@@ -1,0 +1,119 @@
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+
+/**
+ * Server cost from the OS accounting: utime + stime of a process and all its descendants,
+ * read from /proc/<pid>/stat (Linux). Handshakes per second say little on a small machine
+ * where the clients saturate first; CPU seconds spent by the server per handshake do not.
+ */
+
+let clockTicks: number | undefined
+
+/** `getconf CLK_TCK` (100 on every Linux seen so far), read once. */
+export function clockTicksPerSecond (): number {
+  if (clockTicks !== undefined) return clockTicks
+  try {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+    clockTicks = Number.isFinite(value) && value > 0 ? value : 100
+  } catch {
+    clockTicks = 100
+  }
+  return clockTicks
+}
+
+interface ProcStat { pid: number; ppid: number; ticks: number }
+
+/** Parse one /proc/<pid>/stat line; the command name (field 2) may contain spaces and parens. */
+export function parseProcStat (text: string): ProcStat | undefined {
+  const close = text.lastIndexOf(')')
+  if (close < 0) return undefined
+  const pid = Number(text.slice(0, text.indexOf(' ')))
+  // After ") ": state(3) ppid(4) ... utime(14) stime(15), 1-based as in proc(5).
+  const fields = text.slice(close + 2).split(' ')
+  const ppid = Number(fields[1])
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  if (!Number.isFinite(pid) || !Number.isFinite(ppid) || !Number.isFinite(utime) || !Number.isFinite(stime)) return undefined
+  return { pid, ppid, ticks: utime + stime }
+}
+
+function readAllStats (): ProcStat[] {
+  const stats: ProcStat[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const parsed = parseProcStat(fs.readFileSync(`/proc/${entry}/stat`, 'utf8'))
+      if (parsed !== undefined) stats.push(parsed)
+    } catch { /* exited meanwhile */ }
+  }
+  return stats
+}
+
+/** Pids of `root` and every process below it. */
+export function processTree (root: number): number[] {
+  return treeStats(readAllStats(), [root]).map((s) => s.pid)
+}
+
+function treeStats (all: ProcStat[], roots: number[]): ProcStat[] {
+  const children = new Map<number, ProcStat[]>()
+  for (const s of all) {
+    const list = children.get(s.ppid) ?? []
+    list.push(s)
+    children.set(s.ppid, list)
+  }
+  const byPid = new Map(all.map((s) => [s.pid, s]))
+  const out: ProcStat[] = []
+  const queue = [...roots]
+  const seen = new Set<number>()
+  while (queue.length > 0) {
+    const pid = queue.shift() as number
+    if (seen.has(pid)) continue
+    seen.add(pid)
+    const stat = byPid.get(pid)
+    if (stat !== undefined) out.push(stat)
+    for (const child of children.get(pid) ?? []) queue.push(child.pid)
+  }
+  return out
+}
+
+/**
+ * CPU seconds used so far by the trees under `roots`. Children that already exited and were
+ * reaped are counted by the kernel in their parent's cutime/cstime, which we do not read: the
+ * servers measured here keep their workers alive for the whole run.
+ */
+export function treeCpuSeconds (roots: number[]): number {
+  const ticks = treeStats(readAllStats(), roots).reduce((sum, s) => sum + s.ticks, 0)
+  return ticks / clockTicksPerSecond()
+}
+
+/**
+ * A CPU meter over a fixed set of processes: the tree is walked once at `start` (and again at
+ * each reading, to catch a replaced worker), and per-pid maxima are kept so a process that
+ * exits mid-run does not make the total go backwards.
+ */
+export class CpuMeter {
+  private readonly base = new Map<number, number>()
+  private readonly last = new Map<number, number>()
+
+  constructor (private readonly roots: () => number[]) {
+    for (const s of treeStats(readAllStats(), roots())) { this.base.set(s.pid, s.ticks); this.last.set(s.pid, s.ticks) }
+  }
+
+  /** CPU seconds used since the meter was created. */
+  read (): number {
+    for (const s of treeStats(readAllStats(), this.roots())) {
+      if (!this.base.has(s.pid)) this.base.set(s.pid, 0) // born after the start: all of it counts
+      this.last.set(s.pid, Math.max(s.ticks, this.last.get(s.pid) ?? 0))
+    }
+    let ticks = 0
+    for (const [pid, value] of this.last) ticks += value - (this.base.get(pid) ?? 0)
+    return ticks / clockTicksPerSecond()
+  }
+}
+
+/** CPU seconds of each tree, from one pass over /proc (undefined roots count 0). */
+export function cpuSecondsByRoot (roots: Array<number | undefined>): number[] {
+  const all = readAllStats()
+  const hz = clockTicksPerSecond()
+  return roots.map((root) => root === undefined ? 0 : treeStats(all, [root]).reduce((sum, s) => sum + s.ticks, 0) / hz)
+}

@@ -1,0 +1,111 @@
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** bin/tlsfleet.js of this checkout or installed package. */
+export const TLSFLEET_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/tlsfleet.js')
+
+/** Raised for problems the user must fix (missing tool, busy port); printed without a stack. */
+export class LabError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'LabError'
+  }
+}
+
+// Every child the lab starts runs in its own process group (so Ctrl-C in the terminal reaches
+// only the lab, which then stops them in order) and is killed with its group if the lab exits.
+const children = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of children) killGroup(child, 'SIGKILL') })
+
+// The 'exit' handler above does not run when the lab is SIGKILLed: a watchdog process then
+// kills the groups (started on first use, detached, told about each group on its stdin).
+let watchdog: ChildProcess | undefined
+function watch (sign: '+' | '-', pid: number | undefined): void {
+  if (pid === undefined) return
+  if (watchdog === undefined) {
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'watchdog.js')
+    watchdog = spawn(process.execPath, [script, String(process.pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
+    watchdog.on('error', () => {})
+    watchdog.stdin?.on('error', () => {})
+    watchdog.unref()
+    ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+  }
+  watchdog.stdin?.write(`${sign}${pid}\n`)
+}
+
+export function killGroup (child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  try { process.kill(-child.pid, signal) } catch { try { child.kill(signal) } catch { /* gone */ } }
+}
+
+/** Spawn a child in its own process group, optionally pinned with `taskset -c CPUS`. */
+export function spawnChild (command: string, args: string[], opts: { cpus?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {
+  const [cmd, argv] = opts.cpus !== undefined ? ['taskset', ['-c', opts.cpus, command, ...args]] : [command, args]
+  const options: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...opts.env } }
+  if (opts.cwd !== undefined) options.cwd = opts.cwd
+  const child = spawn(cmd, argv, options)
+  children.add(child)
+  watch('+', child.pid)
+  child.once('exit', () => { children.delete(child); watch('-', child.pid) })
+  child.on('error', () => { /* reported by the caller through exit/ready checks */ })
+  return child
+}
+
+export async function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true
+  return await new Promise((resolve) => {
+    const timer = setTimeout(() => { child.removeListener('exit', onExit); resolve(false) }, ms)
+    const onExit = (): void => { clearTimeout(timer); resolve(true) }
+    child.once('exit', onExit)
+  })
+}
+
+/** SIGTERM the group, wait, then SIGKILL it (bounded). */
+export async function stopChild (child: ChildProcess, graceMs = 5000): Promise<void> {
+  killGroup(child, 'SIGTERM')
+  if (await waitExit(child, graceMs)) return
+  killGroup(child, 'SIGKILL')
+  await waitExit(child, 3000)
+}
+
+/** Path of an installed program, or undefined. */
+export function which (program: string): string | undefined {
+  const result = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' })
+  const found = result.stdout.trim()
+  return result.status === 0 && found !== '' ? found : undefined
+}
+
+/** The haproxy binary, or a LabError that says how to install it. */
+export function requireHaproxy (): string {
+  const found = which('haproxy')
+  if (found !== undefined) return found
+  throw new LabError([
+    'haproxy is not installed (the lab runs the real one in front of the nodes). Install it:',
+    '  Debian/Ubuntu: sudo apt-get install haproxy',
+    '  Fedora/RHEL:   sudo dnf install haproxy',
+    '  macOS:         brew install haproxy',
+    'or run the same farm in containers: docker compose up (see docs/lab.md).'
+  ].join('\n'))
+}
+
+/** Whether this build of `tlsfleet node` has a flag (checked through its --help). */
+export function nodeHasFlag (flag: string): boolean {
+  const result = spawnSync(process.execPath, [TLSFLEET_CLI, 'node', '--help'], { encoding: 'utf8', timeout: 15_000 })
+  return result.stdout.includes(flag)
+}
+
+/** Lines of a child's stream, one callback each. */
+export function onLines (stream: NodeJS.ReadableStream | null | undefined, fn: (line: string) => void): void {
+  if (stream === null || stream === undefined) return
+  let pending = ''
+  stream.on('data', (chunk: Buffer) => {
+    pending += chunk.toString()
+    let nl: number
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      fn(pending.slice(0, nl))
+      pending = pending.slice(nl + 1)
+    }
+    if (pending.length > 65536) pending = pending.slice(-65536)
+  })
+}

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { test } from 'node:test'
+import { CLI } from '../helpers/node-process.js'
+
+test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
+  const args = [CLI, 'bench', '--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
+    '--duration', '2', '--count', '200', '--processes', '1', '--concurrency', '4', '--json', '--quiet']
+  const started = Date.now()
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000)
+    child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout, stderr }) })
+  })
+  assert.equal(code, 0, stderr)
+  assert.ok(Date.now() - started < 80_000)
+  const report = JSON.parse(stdout) as { machine: { cores: number }; handshake: Array<Record<string, unknown>> }
+  assert.ok(report.machine.cores >= 1)
+  assert.equal(report.handshake.length, 6)
+  for (const row of report.handshake) {
+    for (const field of ['cert', 'target', 'profile', 'handshakes', 'handshakesPerSecond', 'latencyMs', 'errors', 'resumedShare', 'serverCpuSeconds', 'serverCpuUsPerHandshake', 'serverCpuSecondsPer1000']) {
+      assert.ok(field in row, `missing ${field} in ${JSON.stringify(row)}`)
+    }
+    const latency = row.latencyMs as { p50: number; p95: number; p99: number }
+    assert.ok(latency.p50 > 0 && latency.p50 <= latency.p95 && latency.p95 <= latency.p99, JSON.stringify(latency))
+    assert.ok((row.handshakes as number) > 0 && (row.handshakes as number) <= 200, JSON.stringify(row))
+    assert.ok((row.serverCpuSeconds as number) > 0, `no server CPU measured: ${JSON.stringify(row)}`)
+    assert.equal(row.errors, 0)
+  }
+  // Resumption profiles really resume, TLS 1.3 included (our own client, not s_time -reuse).
+  for (const row of report.handshake.filter((r) => String(r.profile).startsWith('resume'))) {
+    assert.ok((row.resumedShare as number) >= 0.95, `${String(row.target)} ${String(row.profile)} resumed ${String(row.resumedShare)}`)
+  }
+  assert.equal(report.handshake.find((r) => r.profile === 'full-1.2')?.resumedShare, null)
+})
