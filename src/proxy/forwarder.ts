@@ -21,13 +21,12 @@ export interface ForwardOptions {
  * Either side failing, or no traffic for the idle timeout, tears both down.
  */
 export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['setTimeout'] }, opts: ForwardOptions): void {
-  const upstream = net.connect({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true })
+  const upstream = net.connect({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true })
   let connected = false
   const destroyBoth = (): void => {
     client.destroy()
     upstream.destroy()
   }
-  upstream.setNoDelay(true)
   upstream.setTimeout(opts.connectTimeoutMs, () => {
     if (!connected) {
       opts.onBackendError('connect_timeout')

@@ -71,7 +71,6 @@ export class TlsTerminator {
       this.metrics.connectionsActive.dec()
     })
     socket.on('error', () => { /* reported through close; a reset client is not an error of ours */ })
-    socket.setNoDelay(true)
 
     let failed = false
     const fail = (reason: string): void => {
