@@ -1,7 +1,6 @@
-import cluster, { type Worker as ClusterWorker } from 'node:cluster'
-import { fileURLToPath } from 'node:url'
+import type { Worker as ClusterWorker } from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { AdminTokenError, isLoopbackHost, readTokenFile } from '../admin/admin-auth.js'
 import { AdminRequestError, startAdminServer } from '../admin/admin-server.js'
 import type { CacheBody, HaproxyResult, PeersBody, PutStateBody, PutStateResponse, StateBody } from '../admin/schemas.js'
@@ -24,31 +23,26 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createLogger, type Logger } from '../util/logger.js'
 import type { AdminState } from '../agent/agent-reply.js'
-import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import type { PrimaryToWorker } from './messages.js'
 import { NodeState } from './node-state.js'
+import { WorkerPool, type SessionMessage } from './worker-pool.js'
 import { workerSettings, type WorkerSettings } from './worker-settings.js'
-
-type WorkerMetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
-interface WorkerReport { pid: number; metrics: WorkerMetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
 
 /** How often the workers' load is sampled for the agent's weight (and /v1/state, /v1/cache). */
 const SAMPLE_INTERVAL_MS = 1000
 
 /**
- * The primary ("father"): owns L2, the admin API and (later) the farm sync and HAProxy agent;
- * forks the workers and replaces those that die. It never accepts a client connection: with
- * the default accept model every worker has its own SO_REUSEPORT listener.
+ * The primary ("father"): owns L2, the farm sync, the HAProxy agent, the admin API and the
+ * Runtime API coordination, and its workers (WorkerPool). It never accepts a client
+ * connection: with the default accept model every worker has its own SO_REUSEPORT listener.
  */
 export class Primary {
   readonly cache: PrimarySessionCache
   private readonly log: Logger
   private certificates: CertificateBundle[] = []
   private settings!: WorkerSettings
-  private readonly listening = new Set<number>()
-  private readonly pendingReports = new Map<number, { remaining: Set<number>; reports: WorkerReport[]; resolve: (r: WorkerReport[]) => void }>()
-  private nextReq = 1
+  private readonly workers: WorkerPool
   private stopping = false
-  private readonly restarts: number[] = []
   private readonly registry = new Registry()
   private closers: Array<() => Promise<void>> = []
   private farmKeys: FarmKey[] = []
@@ -73,8 +67,8 @@ export class Primary {
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate })
     this.sampler = new LoadSampler({
       intervalMs: SAMPLE_INTERVAL_MS,
-      collect: async (timeoutMs) => await this.collectReports(timeoutMs, { metrics: false }) as SampledWorker[],
-      listening: () => this.listening.size,
+      collect: async (timeoutMs) => await this.workers.collectReports(timeoutMs, { metrics: false }) as SampledWorker[],
+      listening: () => this.workers.listening.size,
       onSample: (sample) => {
         if (sample.eventLoopUtilization !== undefined) this.state.updateLoad({ eventLoopUtilization: sample.eventLoopUtilization, handshakesPerSecond: sample.handshakesPerSecond })
       },
@@ -84,7 +78,16 @@ export class Primary {
     const cache = this.cache
     new Gauge({ name: 'tlsfleet_session_cache_entries', help: 'Sessions held in L2', registers: [this.registry], collect () { this.set(cache.l2.size) } })
     new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'Approximate bytes held by L2', registers: [this.registry], collect () { this.set(cache.l2.bytes) } })
-    const listening = this.listening
+    this.workers = new WorkerPool({
+      size: config.workers,
+      acceptModel: config.acceptModel,
+      listenDescription: config.listen.map(formatHostPort).join(', '),
+      init: () => ({ t: 'init', settings: this.settings, certificates: this.certificates }),
+      onSessionMessage: (worker, message) => this.onSessionMessage(worker, message),
+      onChange: () => this.refreshHealth(),
+      log: this.log
+    })
+    const listening = this.workers.listening
     const configured = config.workers
     new Gauge({
       name: 'tlsfleet_workers',
@@ -126,14 +129,7 @@ export class Primary {
     })
     this.closers.push(async () => { await admin.close() })
 
-    if (this.config.acceptModel === 'shared') cluster.schedulingPolicy = cluster.SCHED_NONE
-    else this.checkMigrateRequests()
-    cluster.setupPrimary({
-      exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
-      serialization: 'advanced'
-    })
-    cluster.on('message', (worker, message: unknown) => { if (isWorkerMessage(message)) this.onWorkerMessage(worker, message) })
-    cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal))
+    if (this.config.acceptModel === 'reuseport') this.checkMigrateRequests()
     // Warm join before the workers serve: a restarted node is not cold.
     if (this.sync !== undefined) {
       const received = await this.sync.warmJoin(this.config.warmJoinTimeout * 1000)
@@ -141,7 +137,7 @@ export class Primary {
     }
     this.warm = true
     this.refreshHealth()
-    await this.forkAll()
+    await this.workers.start()
     this.sampler.start()
     this.closers.push(async () => { this.sampler.stop() })
     this.log.info({
@@ -177,7 +173,7 @@ export class Primary {
       this.log.error({ err: (err as Error).message }, 'certificate reload refused; keeping the current certificates')
       return false
     }
-    this.broadcast({ t: 'certificates', certificates: this.certificates })
+    this.workers.broadcast({ t: 'certificates', certificates: this.certificates })
     this.log.info({ certificates: this.certificates.map((c) => c.path) }, 'certificates reloaded')
     return true
   }
@@ -191,19 +187,7 @@ export class Primary {
     // client is sent here while the workers close their listeners.
     if (this.coordinator !== undefined && this.state.admin === 'ready') await this.coordinator.applyState('drain')
     this.backendProbe?.stop()
-    const graceMs = this.config.gracePeriod * 1000
-    const exited = Promise.all(Object.values(cluster.workers ?? {}).map(async (worker) => {
-      if (worker === undefined || worker.isDead()) return
-      await new Promise<void>((resolve) => {
-        worker.once('exit', () => resolve())
-        worker.send({ t: 'shutdown', graceMs } satisfies PrimaryToWorker)
-      })
-    }))
-    const deadline = setTimeout(() => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
-    }, graceMs + 2000)
-    await exited
-    clearTimeout(deadline)
+    await this.workers.stop(this.config.gracePeriod * 1000)
     for (const close of this.closers) await close()
     this.log.info('stopped')
   }
@@ -257,7 +241,7 @@ export class Primary {
       ...(snap.spareCapacity !== undefined ? { spareCapacity: snap.spareCapacity } : {}),
       ...(snap.maxconn !== undefined ? { maxconn: snap.maxconn } : {}),
       ...(snap.changedAt !== undefined ? { changedAt: snap.changedAt } : {}),
-      workers: { configured: this.config.workers, listening: this.listening.size },
+      workers: { configured: this.config.workers, listening: this.workers.listening.size },
       connections: sample?.connections ?? 0,
       handshakes: { ...(sample?.handshakes ?? { full: 0, resumed: 0 }), perSecond: sample?.handshakesPerSecond ?? 0 },
       ...(sample?.eventLoopUtilization !== undefined ? { eventLoopUtilization: sample.eventLoopUtilization } : {}),
@@ -284,35 +268,15 @@ export class Primary {
     }
   }
 
-  /** Ask every live worker for its counters; missing answers after `timeoutMs` are skipped. */
-  async collectReports (timeoutMs = 1000, opts: { metrics?: boolean } = {}): Promise<WorkerReport[]> {
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is ClusterWorker => w !== undefined && this.listening.has(w.id))
-    if (workers.length === 0) return []
-    const req = this.nextReq++
-    return await new Promise((resolve) => {
-      const entry = { remaining: new Set(workers.map((w) => w.id)), reports: [] as WorkerReport[], resolve }
-      this.pendingReports.set(req, entry)
-      setTimeout(() => { if (this.pendingReports.delete(req)) resolve(entry.reports) }, timeoutMs).unref()
-      for (const worker of workers) worker.send({ t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) } satisfies PrimaryToWorker)
-    })
-  }
-
   async metrics (): Promise<{ contentType: string; body: string }> {
-    const reports = await this.collectReports()
+    const reports = await this.workers.collectReports()
     const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), ...reports.map((r) => r.metrics)])
     return { contentType: merged.contentType, body: await merged.metrics() }
   }
 
-  private onWorkerMessage (worker: ClusterWorker, message: WorkerToPrimary): void {
+  /** New / Get / Del from a worker: L2 answers; a Del also reaches the other workers' L1. */
+  private onSessionMessage (worker: ClusterWorker, message: SessionMessage): void {
     switch (message.t) {
-      case 'ready':
-        worker.send({ t: 'init', settings: this.settings, certificates: this.certificates } satisfies PrimaryToWorker)
-        break
-      case 'listening':
-        this.listening.add(worker.id)
-        this.refreshHealth()
-        worker.emit('tlsfleet:listening')
-        break
       case 'session-new':
         this.cache.addLocal(message.id, { der: message.der, createdAt: message.createdAt })
         break
@@ -323,41 +287,9 @@ export class Primary {
       }
       case 'session-del':
         this.cache.deleteLocal(message.id)
-        this.broadcast({ t: 'session-del', id: message.id }, worker.id)
-        break
-      case 'report': {
-        const pending = this.pendingReports.get(message.req)
-        if (pending === undefined) break
-        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as WorkerMetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections })
-        pending.remaining.delete(worker.id)
-        if (pending.remaining.size === 0) {
-          this.pendingReports.delete(message.req)
-          pending.resolve(pending.reports)
-        }
-        break
-      }
-      case 'drained':
+        this.workers.broadcast({ t: 'session-del', id: message.id }, worker.id)
         break
     }
-  }
-
-  private onWorkerExit (worker: ClusterWorker, code: number | null, signal: string | null): void {
-    this.listening.delete(worker.id)
-    this.refreshHealth()
-    for (const [req, pending] of this.pendingReports) {
-      if (pending.remaining.delete(worker.id) && pending.remaining.size === 0) {
-        this.pendingReports.delete(req)
-        pending.resolve(pending.reports)
-      }
-    }
-    if (this.stopping) return
-    // Replace it; back off when workers keep dying right after start (bad port, crash loop).
-    const now = Date.now()
-    this.restarts.push(now)
-    while (this.restarts.length > 0 && (this.restarts[0] as number) < now - 30_000) this.restarts.shift()
-    const delay = this.restarts.length > 5 ? Math.min(10_000, 250 * 2 ** (this.restarts.length - 5)) : 0
-    this.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; replacing it')
-    setTimeout(() => { if (!this.stopping) cluster.fork() }, delay)
   }
 
   /**
@@ -376,25 +308,8 @@ export class Primary {
     }
   }
 
-  private async forkAll (): Promise<void> {
-    const started = Array.from({ length: this.config.workers }, async () => {
-      const worker = cluster.fork()
-      await new Promise<void>((resolve, reject) => {
-        worker.once('tlsfleet:listening', resolve)
-        worker.once('exit', (code) => reject(new Error(`worker exited with code ${String(code)} before listening (is ${this.config.listen.map(formatHostPort).join(', ')} free?)`)))
-      })
-    })
-    await Promise.all(started)
-  }
-
-  private broadcast (message: PrimaryToWorker, except?: number): void {
-    for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker !== undefined && worker.id !== except && worker.isConnected()) worker.send(message)
-    }
-  }
-
   private refreshHealth (): void {
-    this.state.updateHealth({ workersListening: this.listening.size, warm: this.warm, stopping: this.stopping })
+    this.state.updateHealth({ workersListening: this.workers.listening.size, warm: this.warm, stopping: this.stopping })
   }
 
   /**
@@ -541,7 +456,7 @@ export class Primary {
     this.closers.push(async () => { await sync.close() })
     this.cache.on('local-new', (id, entry) => sync.publishNew(id, entry))
     this.cache.on('local-del', (id) => sync.publishDel(id))
-    sync.on('remote-del', (id) => this.broadcast({ t: 'session-del', id }))
+    sync.on('remote-del', (id) => this.workers.broadcast({ t: 'session-del', id }))
   }
 
   /**
