@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { sumMetric } from '../../src/lab/status.js'
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const CLI = path.join(REPO_ROOT, 'bin', 'tlsfleet.js')
@@ -81,16 +82,7 @@ export async function startNode (args: string[], opts: { adminPort: number; env?
 
 /** Sum of the samples of `name` whose labels include `labels`, from the node's /metrics. */
 export async function readMetric (adminUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text()
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line)
-    if (match === null || match[1] !== name) continue
-    const have = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[4])
-  }
-  return sum
+  return sumMetric(await (await fetch(`${adminUrl}/metrics`)).text(), name, labels)
 }
 
 /** Poll until `check` returns true, or fail after `timeoutMs`. */

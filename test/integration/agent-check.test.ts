@@ -5,7 +5,11 @@ import type { StateBody } from '../../src/admin/schemas.js'
 import { agentSays, childPids, holdPort, runCli, serverRow } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { pollUntil, startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js'
+import { persistenceLines } from '../../src/lab/haproxy-config.js'
 import { startNode, type RunningNode } from '../helpers/node-process.js'
+
+// The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
+const STICKINESS = persistenceLines().join('\n  ')
 
 /**
  * One real node behind a real HAProxy with agent-check: what the node's agent says is what
@@ -42,15 +46,7 @@ frontend fe
 
 backend be
   balance roundrobin
-  stick-table type binary len 32 size 1k expire 5m
-  acl clienthello req.ssl_hello_type 1
-  acl serverhello res.ssl_hello_type 2
-  tcp-request inspect-delay 5s
-  tcp-request content accept if clienthello
-  tcp-response inspect-delay 5s
-  tcp-response content accept if serverhello
-  stick on req.payload_lv(43,1) if clienthello
-  stick store-response res.payload_lv(43,1) if serverhello
+  ${STICKINESS}
   server n1 127.0.0.1:${tlsPort} weight 100 send-proxy-v2 check inter 500 fall 2 rise 1 agent-check agent-port ${agentPort} agent-inter 300 agent-send "hello\\n"
 
 # The same node judged by an HTTP check of its admin API's /health instead of the agent.

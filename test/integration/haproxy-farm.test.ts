@@ -7,7 +7,11 @@ import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { pollUntil, startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js'
 import { startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient, type SClientResult } from '../helpers/openssl.js'
+import { persistenceLines } from '../../src/lab/haproxy-config.js'
 import { freePorts } from '../helpers/ports.js'
+
+// The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
+const STICKINESS = persistenceLines().join('\n  ')
 
 /**
  * Two real nodes with farm sync behind a real HAProxy doing TLS 1.2 session-ID persistence
@@ -95,15 +99,7 @@ frontend fe
 
 backend be
   balance roundrobin
-  stick-table type binary len 32 size 30k expire 30m
-  acl clienthello req.ssl_hello_type 1
-  acl serverhello res.ssl_hello_type 2
-  tcp-request inspect-delay 5s
-  tcp-request content accept if clienthello
-  tcp-response inspect-delay 5s
-  tcp-response content accept if serverhello
-  stick on req.payload_lv(43,1) if clienthello
-  stick store-response res.payload_lv(43,1) if serverhello
+  ${STICKINESS}
   default-server weight 100 send-proxy-v2 check inter 300 fall 1 rise 1 agent-check agent-inter 300 agent-send "hello\\n"
   server n1 127.0.0.1:${tls1} agent-port ${agent1}
   server n2 127.0.0.1:${tls2} agent-port ${agent2}

@@ -8,7 +8,11 @@ import { formatAgentReply, type AgentReply } from '../../src/agent/agent-reply.j
 import { HaproxyRuntimeApi, HaproxyRuntimeError } from '../../src/haproxy/runtime-api.js'
 import type { StatRow } from '../../src/haproxy/stats.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { persistenceLines } from '../../src/lab/haproxy-config.js'
 import { pollUntil, startHaproxy } from '../helpers/haproxy.js'
+
+// The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
+const STICKINESS = persistenceLines().join('\n  ')
 
 const DEFAULTS = `
 defaults
@@ -178,15 +182,7 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  stick-table type binary len 32 size 30k expire 30m
-  acl clienthello req.ssl_hello_type 1
-  acl serverhello res.ssl_hello_type 2
-  tcp-request inspect-delay 5s
-  tcp-request content accept if clienthello
-  tcp-response inspect-delay 5s
-  tcp-response content accept if serverhello
-  stick on req.payload_lv(43,1) if clienthello
-  stick store-response res.payload_lv(43,1) if serverhello
+  ${STICKINESS}
   server s1 127.0.0.1:${ports[0]}
   server s2 127.0.0.1:${ports[1]}
 `, { t })
