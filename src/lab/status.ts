@@ -1,17 +1,5 @@
+import { sumMetric } from '../metrics/prometheus-text.js'
 import type { LabFarm } from './farm.js'
-
-/** Sum of a counter's samples whose labels include `labels`, from Prometheus text. */
-export function sumMetric (text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line)
-    if (match === null || match[1] !== name) continue
-    const have = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[4])
-  }
-  return sum
-}
 
 /**
  * The lab's live status: HAProxy's view of each node (UP, DOWN, DRAIN, weight) and the node's

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { sumMetric } from '../../src/lab/status.js'
+import { sumMetric } from '../../src/metrics/prometheus-text.js'
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const CLI = path.join(REPO_ROOT, 'bin', 'tlsfleet.js')
