@@ -143,3 +143,29 @@ test('--accept-model shared: workers accept from one shared socket and sessions 
     await node.stop()
   }
 })
+
+test('--idle-timeout closes a proxied connection that carries no traffic, and traffic keeps it open', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--idle-timeout', '1'], { adminPort: admin })
+  try {
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    const opened = Date.now()
+    socket.on('data', () => {})
+    // Traffic every 400 ms for 2 s: longer than the idle timeout, but never idle that long.
+    for (let i = 0; i < 5; i++) {
+      socket.write(`ping${i}`)
+      await new Promise((resolve) => setTimeout(resolve, 400))
+    }
+    assert.equal(socket.destroyed, false, 'an active connection was cut by the idle timeout')
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    const idleFor = Date.now() - opened - 2000
+    assert.ok(idleFor >= 500 && idleFor < 4000, `closed ${idleFor} ms after the last traffic, expected about 1000`)
+  } finally {
+    await node.stop()
+    await backend.close()
+  }
+})
