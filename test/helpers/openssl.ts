@@ -16,6 +16,8 @@ export async function sClient (opts: {
   sessIn?: string
   extra?: string[]
   timeoutMs?: number
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', NS] to run the client in a test namespace. */
+  wrap?: string[]
 }): Promise<SClientResult> {
   const host = opts.host ?? '127.0.0.1'
   const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
@@ -28,7 +30,8 @@ export async function sClient (opts: {
   args.push(...(opts.extra ?? []))
   if (opts.sessOut !== undefined) fs.rmSync(opts.sessOut, { force: true })
   return await new Promise((resolve, reject) => {
-    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const [command, ...prefixArgs] = [...(opts.wrap ?? []), 'openssl', ...args] as [string, ...string[]]
+    const child = spawn(command, prefixArgs, { stdio: ['pipe', 'pipe', 'pipe'] })
     let output = ''
     let closing = false
     const closeInput = (): void => { if (!closing) { closing = true; child.stdin.end() } }
