@@ -6,6 +6,16 @@ import path from 'node:path'
 import { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import { freePorts } from './ports.js'
 
+/** The `defaults` section the tests' HAProxy configs share: TCP mode, short timeouts. */
+export const TCP_DEFAULTS = `
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+  timeout check 1s
+`
+
 export interface HaproxyConfigContext {
   /** Free loopback TCP ports reserved for this instance (`opts.ports` of them). */
   ports: number[]

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
 import { agentSays, childPids, holdPort, runCli, serverRow } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { pollUntil, startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js'
+import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../helpers/haproxy.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
 import { startNode, type RunningNode } from '../helpers/node-process.js'
 
@@ -32,14 +32,7 @@ before(async () => {
   const cert = makeCertificate(dir, 'node', ['localhost'])
   haproxy = await startHaproxy(({ ports }) => {
     ;[tlsPort, agentPort, frontPort, adminPort] = ports as [number, number, number, number]
-    return `
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-  timeout check 1s
-
+    return `${TCP_DEFAULTS}
 frontend fe
   bind 127.0.0.1:${frontPort}
   default_backend be

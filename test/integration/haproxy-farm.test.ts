@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test'
 import type { CacheBody } from '../../src/admin/schemas.js'
 import { childPids, runCli, serverRow, writeSecret } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { pollUntil, startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js'
+import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../helpers/haproxy.js'
 import { startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient, type SClientResult } from '../helpers/openssl.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
@@ -85,14 +85,7 @@ before(async () => {
     ports = ctx.ports
     const [front, tls1, agent1, tls2, agent2] = ports as [number, number, number, number, number]
     frontPort = front
-    return `
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-  timeout check 1s
-
+    return `${TCP_DEFAULTS}
 frontend fe
   bind 127.0.0.1:${front}
   default_backend be

@@ -9,18 +9,12 @@ import { HaproxyRuntimeApi, HaproxyRuntimeError } from '../../src/haproxy/runtim
 import type { StatRow } from '../../src/haproxy/stats.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
-import { pollUntil, startHaproxy } from '../helpers/haproxy.js'
+import { pollUntil, startHaproxy, TCP_DEFAULTS } from '../helpers/haproxy.js'
 
 // The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
 const STICKINESS = persistenceLines().join('\n  ')
 
-const DEFAULTS = `
-defaults
-  mode tcp
-  timeout connect 1s
-  timeout client 5s
-  timeout server 5s
-`
+
 
 /** A TCP server that accepts and closes: enough for an L4 health check to pass. */
 async function listener (t: TestContext): Promise<number> {
@@ -54,7 +48,7 @@ test('command round trip over the unix socket, IPv4 and IPv6 TCP sockets', async
 global
   stats socket ipv4@127.0.0.1:${ports[0]} level admin
   stats socket ipv6@[::1]:${ports[1]} level admin
-${DEFAULTS}
+${TCP_DEFAULTS}
 backend be
   server s1 127.0.0.1:${port} weight 100
 `, { t })
@@ -76,7 +70,7 @@ backend be
 
 test('set server state drain / maint / ready shows in show stat and show servers state', async (t) => {
   const port = await listener(t)
-  const h = await startHaproxy(`${DEFAULTS}
+  const h = await startHaproxy(`${TCP_DEFAULTS}
 backend be
   server s1 127.0.0.1:${port} weight 100 check inter 200ms
   server s2 127.0.0.1:${port} weight 100
@@ -114,7 +108,7 @@ test("HAProxy's error texts surface as HaproxyRuntimeError", async (t) => {
   const h = await startHaproxy(({ dir }) => `
 global
   stats socket ${dir}/user.sock mode 600 level user
-${DEFAULTS}
+${TCP_DEFAULTS}
 backend be
   stick-table type ip size 1k
   server s1 127.0.0.1:${port} weight 100
@@ -138,7 +132,7 @@ backend be
 })
 
 test('injection, bad names, refused connections and timeouts are plain errors', async (t) => {
-  const h = await startHaproxy(`${DEFAULTS}\nbackend be\n  server s1 127.0.0.1:1 weight 100\n`, { t })
+  const h = await startHaproxy(`${TCP_DEFAULTS}\nbackend be\n  server s1 127.0.0.1:1 weight 100\n`, { t })
   await assert.rejects(h.api.command('show info;show stat'), (err: Error) => !(err instanceof HaproxyRuntimeError) && /newline, ';'/.test(err.message))
   await assert.rejects(h.api.command('show info\nset server be/s1 state maint'), /newline, ';'/)
   await assert.rejects(h.api.command('show info\r'), /newline/)
@@ -176,7 +170,7 @@ test('SSL session-ID stickiness fills a binary table; clear table by server id e
     t.after(() => { server.close() })
     ports.push((server.address() as net.AddressInfo).port)
   }
-  const h = await startHaproxy(({ ports: [front] }) => `${DEFAULTS}
+  const h = await startHaproxy(({ ports: [front] }) => `${TCP_DEFAULTS}
 frontend fe
   bind 127.0.0.1:${front}
   default_backend be
@@ -231,7 +225,7 @@ test('agent-check replies drive weight, drain, maint and down', async (t) => {
   t.after(() => { agent.close() })
   const agentPort = (agent.address() as net.AddressInfo).port
   const port = await listener(t)
-  const h = await startHaproxy(`${DEFAULTS}
+  const h = await startHaproxy(`${TCP_DEFAULTS}
 backend tlsfleet
   server node1 127.0.0.1:${port} weight 100 check inter 200ms agent-check agent-port ${agentPort} agent-inter 200ms agent-send "hello\\n"
 `, { t })
