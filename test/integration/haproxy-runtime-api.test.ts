@@ -14,8 +14,6 @@ import { pollUntil, startHaproxy, TCP_DEFAULTS } from '../helpers/haproxy.js'
 // The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
 const STICKINESS = persistenceLines().join('\n  ')
 
-
-
 /** A TCP server that accepts and closes: enough for an L4 health check to pass. */
 async function listener (t: TestContext): Promise<number> {
   const server = net.createServer((socket) => { socket.on('error', () => {}); socket.destroy() })
