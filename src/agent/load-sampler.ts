@@ -3,12 +3,11 @@ import type { L1Stats } from '../node/messages.js'
 /** What one worker answers to a report request (the subset the sampler reads). */
 export interface SampledWorker {
   pid?: number
-  metrics: Array<{ name: string; values: Array<{ value: number; labels: Record<string, string | number> }> }>
   l1: L1Stats
   eventLoopUtilization: number
   activeConnections: number
-  /** The worker's handshake counters (preferred over `metrics`, which a light report leaves empty). */
-  handshakes?: { full: number; resumed: number }
+  /** The worker's handshake counters (every report carries them, light or not). */
+  handshakes: { full: number; resumed: number }
 }
 
 export interface LoadSample {
@@ -26,31 +25,12 @@ export interface LoadSample {
   connections: number
 }
 
-/** Sum of a counter's samples by one label's value, from prom-client's JSON. */
-export function sumByLabel (workers: SampledWorker[], metric: string, label: string): Map<string, number> {
-  const sums = new Map<string, number>()
-  for (const worker of workers) {
-    for (const m of worker.metrics) {
-      if (m.name !== metric) continue
-      for (const v of m.values) {
-        const key = String(v.labels[label] ?? '')
-        sums.set(key, (sums.get(key) ?? 0) + v.value)
-      }
-    }
-  }
-  return sums
-}
-
 /** Pure: turn one round of worker reports into a sample, given the previous sample. */
 export function makeSample (workers: SampledWorker[], listening: number, previous: LoadSample | undefined, at = new Date(), fresh: ReadonlySet<number> = new Set()): LoadSample {
   const handshakes = { full: 0, resumed: 0 }
   for (const w of workers) {
-    const counts = w.handshakes ?? (() => {
-      const byResult = sumByLabel([w], 'tlsfleet_handshakes_total', 'result')
-      return { full: byResult.get('full') ?? 0, resumed: byResult.get('resumed') ?? 0 }
-    })()
-    handshakes.full += counts.full
-    handshakes.resumed += counts.resumed
+    handshakes.full += w.handshakes.full
+    handshakes.resumed += w.handshakes.resumed
   }
   let perSecond = 0
   if (previous !== undefined) {

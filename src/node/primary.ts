@@ -7,7 +7,7 @@ import type { CacheBody, HaproxyResult, PeersBody, PutStateBody, PutStateRespons
 import { formatAgentReply } from '../agent/agent-reply.js'
 import { startAgentServer } from '../agent/agent-server.js'
 import { BackendProbe } from '../agent/backend-probe.js'
-import { LoadSampler, type SampledWorker } from '../agent/load-sampler.js'
+import { LoadSampler } from '../agent/load-sampler.js'
 import { HaproxyCoordinator, type CommandOutcome } from '../haproxy/coordinator.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
@@ -67,7 +67,7 @@ export class Primary {
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate })
     this.sampler = new LoadSampler({
       intervalMs: SAMPLE_INTERVAL_MS,
-      collect: async (timeoutMs) => await this.workers.collectReports(timeoutMs, { metrics: false }) as SampledWorker[],
+      collect: async (timeoutMs) => await this.workers.collectReports(timeoutMs, { metrics: false }),
       listening: () => this.workers.listening.size,
       onSample: (sample) => {
         if (sample.eventLoopUtilization !== undefined) this.state.updateLoad({ eventLoopUtilization: sample.eventLoopUtilization, handshakesPerSecond: sample.handshakesPerSecond })

@@ -67,7 +67,7 @@ test('load lowers the weight, smoothly, and an idle node gets it all back', () =
 function worker (pid: number, elu: number, full: number, resumed: number): SampledWorker {
   return {
     pid,
-    metrics: [{ name: 'tlsfleet_handshakes_total', values: [{ value: full, labels: { result: 'full', version: 'TLSv1.2' } }, { value: resumed, labels: { result: 'resumed', version: 'TLSv1.3' } }] }],
+    handshakes: { full, resumed },
     l1: { entries: 1, hits: 0, misses: 0, bytes: 10 },
     eventLoopUtilization: elu,
     activeConnections: 2
@@ -92,7 +92,7 @@ test('samples: handshake rate from counter deltas, silent workers count as satur
 })
 
 test('samples: light reports carry handshake counters without the metrics JSON', () => {
-  const light = (pid: number, full: number, resumed: number): SampledWorker => ({ ...worker(pid, 0.1, 0, 0), metrics: [], handshakes: { full, resumed } })
+  const light = (pid: number, full: number, resumed: number): SampledWorker => ({ ...worker(pid, 0.1, 0, 0), handshakes: { full, resumed } })
   const a = makeSample([light(1, 4, 6), light(2, 1, 1)], 2, undefined, new Date(0))
   assert.deepEqual(a.handshakes, { full: 5, resumed: 7 })
   assert.equal(makeSample([light(1, 14, 16), light(2, 1, 1)], 2, a, new Date(1000)).handshakesPerSecond, 20)
