@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -39,26 +39,12 @@ export async function serverRow (api: HaproxyRuntimeApi, backend: string, server
   return row
 }
 
-/** Child process ids of `pid` (a node's workers). */
-export function childPids (pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
-  } catch { return [] }
-}
-
 /** A token file as an operator makes it: random, mode 0600. */
 export function writeToken (dir: string, name = 'admin.token'): { file: string; token: string } {
   const token = crypto.randomBytes(24).toString('hex')
   const file = path.join(dir, name)
   fs.writeFileSync(file, token + '\n', { mode: 0o600 })
   return { file, token }
-}
-
-/** A farm secret file: random, mode 0600, >= 32 bytes. */
-export function writeSecret (dir: string, name = 'farm.key'): string {
-  const file = path.join(dir, name)
-  fs.writeFileSync(file, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
-  return file
 }
 
 /** Bind `port` on loopback with a plain TCP server (retried briefly, bounded). */

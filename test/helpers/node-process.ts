@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sumMetric } from '../../src/metrics/prometheus-text.js'
@@ -95,4 +95,11 @@ export async function eventually (check: () => Promise<boolean> | boolean, timeo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/** Child process ids of `pid` (a node's workers). */
+export function childPids (pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
+  } catch { return [] }
 }

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
-import { agentSays, childPids, holdPort, runCli, serverRow } from '../helpers/agent.js'
+import { agentSays, holdPort, runCli, serverRow } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../helpers/haproxy.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
-import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { childPids, startNode, type RunningNode } from '../helpers/node-process.js'
 
 // The session-ID persistence rules of the shipped haproxy/haproxy.cfg, so the tests check those.
 const STICKINESS = persistenceLines().join('\n  ')

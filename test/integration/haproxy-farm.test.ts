@@ -2,10 +2,11 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import type { CacheBody } from '../../src/admin/schemas.js'
-import { childPids, runCli, serverRow, writeSecret } from '../helpers/agent.js'
+import { runCli, serverRow } from '../helpers/agent.js'
+import { writeFarmSecret } from '../helpers/farm.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../helpers/haproxy.js'
-import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { childPids, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient, type SClientResult } from '../helpers/openssl.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
 import { freePorts } from '../helpers/ports.js'
@@ -79,7 +80,7 @@ async function l2Entries (name: 'n1' | 'n2'): Promise<number> {
 before(async () => {
   dir = tempDir()
   const cert = makeCertificate(dir, 'farm', ['localhost'])
-  const secret = writeSecret(dir)
+  const secret = writeFarmSecret(dir)
   let ports: number[] = []
   haproxy = await startHaproxy((ctx) => {
     ports = ctx.ports

@@ -6,15 +6,10 @@ import path from 'node:path'
 import tls from 'node:tls'
 import { test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { CLI, eventually, startNode } from '../helpers/node-process.js'
+import { childPids, CLI, eventually, startNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
 
-function children (pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
-  } catch { return [] }
-}
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }
@@ -56,7 +51,7 @@ test('if the primary is killed, no worker is left holding the port', async () =>
   const dir = tempDir()
   const [port, admin] = await freePorts(2) as [number, number]
   const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost'])], { adminPort: admin })
-  const workers = children(node.process.pid as number)
+  const workers = childPids(node.process.pid as number)
   assert.equal(workers.length, 2)
   node.process.kill('SIGKILL')
   await eventually(() => workers.every((pid) => !alive(pid)), 10_000, 'workers to exit')

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { childPids, eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
-import { execFileSync } from 'node:child_process'
 
 let node: RunningNode
 let port: number
@@ -63,11 +62,7 @@ test('the node listens on IPv6 as well', async () => {
 test('a worker killed with SIGKILL is replaced, and sessions still resume (L2 survived)', async () => {
   const sess = path.join(dir, 'session-kill.pem')
   assert.equal((await sClient({ port, tls: '1.2', sessOut: sess, extra: NO_TICKET })).reused, false)
-  const workers = (): number[] => {
-    try {
-      return execFileSync('pgrep', ['-P', String(node.process.pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
-    } catch { return [] }
-  }
+  const workers = (): number[] => childPids(node.process.pid as number)
   const before = workers()
   assert.equal(before.length, 2, `expected 2 workers, found ${before.join(',')}`)
   for (const pid of before) process.kill(pid, 'SIGKILL')
