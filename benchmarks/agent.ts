@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { freeTcpPort } from '../src/lab/ports.js'
+import { freeTcpPort } from '../src/util/free-port.js'
 import { nodeHasFlag } from '../src/lab/processes.js'
 import { round } from './handshake.js'
 import { percentile, runLoad } from './load.js'
@@ -53,8 +53,9 @@ function stats (values: Array<number | undefined>): LatencyStats {
  */
 export async function runAgentSuite (opts: { progress: Progress; pem: string; backendPort: number; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
   const agentAvailable = nodeHasFlag('--agent-listen')
-  const adminPort = await freeTcpPort('127.0.0.1')
-  const agentPort = agentAvailable ? await freeTcpPort('127.0.0.1') : undefined
+  const taken = new Set<number>()
+  const adminPort = await freeTcpPort('127.0.0.1', taken)
+  const agentPort = agentAvailable ? await freeTcpPort('127.0.0.1', taken) : undefined
   const target = await startTarget('tlsfleet', {
     pem: opts.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
     tlsfleetArgs: agentPort !== undefined ? ['--agent-listen', `127.0.0.1:${agentPort}`] : []

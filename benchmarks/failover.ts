@@ -1,6 +1,6 @@
 import { formatHostPort } from '../src/config/host-port.js'
 import { LabFarm, type SyncMode } from '../src/lab/farm.js'
-import { freeTcpPort } from '../src/lab/ports.js'
+import { freeTcpPort } from '../src/util/free-port.js'
 import { CpuMeter } from '../src/lab/proc-cpu.js'
 import { kindVersion, type ClientKind } from '../src/lab/returning-clients.js'
 import { tlsHandshake, type HandshakeResult } from '../src/lab/tls-client.js'

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freeTcpPort } from '../src/lab/ports.js'
+import { freeTcpPort } from '../src/util/free-port.js'
 import { LabError, onLines, spawnChild, stopChild, TLSFLEET_CLI, which } from '../src/lab/processes.js'
 
 /** The TLS terminators compared, each pinned to the same CPUs and forwarding to the same backend. */
@@ -71,13 +71,14 @@ async function waitForPort (child: ChildProcess, port: number, what: string, out
 }
 
 export async function startTarget (kind: TargetKind, opts: TargetOptions): Promise<Target> {
-  const port = await freeTcpPort('127.0.0.1')
+  const taken = new Set<number>() // the TLS and admin ports must differ
+  const port = await freeTcpPort('127.0.0.1', taken)
   const output: string[] = []
   let child: ChildProcess
   let label: string = kind
   if (kind === 'tlsfleet') {
     child = spawnChild(process.execPath, [TLSFLEET_CLI, 'node', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${opts.backendPort}`,
-      '--workers', String(opts.workers), '--cert', opts.pem, '--admin-listen', `127.0.0.1:${opts.adminPort ?? await freeTcpPort('127.0.0.1')}`,
+      '--workers', String(opts.workers), '--cert', opts.pem, '--admin-listen', `127.0.0.1:${opts.adminPort ?? await freeTcpPort('127.0.0.1', taken)}`,
       '--state-dir', path.join(opts.dir, 'tlsfleet-state'), '--log-format', 'json', '--log-level', 'warn', '--grace-period', '1', ...(opts.tlsfleetArgs ?? [])], { cpus: opts.cpus })
     label = `tlsfleet (${opts.workers} worker${opts.workers > 1 ? 's' : ''})`
   } else if (kind === 'haproxy') {

@@ -8,7 +8,7 @@ import { HaproxyRuntimeApi } from '../haproxy/runtime-api.js'
 import type { StatRow } from '../haproxy/stats.js'
 import { ensureSelfSignedCertificate } from '../tls/self-signed.js'
 import { labHaproxyConfig } from './haproxy-config.js'
-import { freeTcpPort, freeTcpUdpPort } from './ports.js'
+import { freeTcpPort, freeTcpUdpPort } from '../util/free-port.js'
 import { LabError, killGroup, nodeHasFlag, onLines, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
 import { treeCpuSeconds } from './proc-cpu.js'
 
@@ -175,12 +175,13 @@ export class LabFarm {
     const plans: Array<{ name: string; address: string; ports: { tls: number; admin: number; sync: number; agent?: number } }> = []
     for (let i = 1; i <= count; i++) {
       const address = `127.0.0.${10 + i}`
+      const taken = new Set<number>() // one node's listeners must get distinct ports
       const ports: { tls: number; admin: number; sync: number; agent?: number } = {
-        tls: await freeTcpPort(address),
-        admin: await freeTcpPort(address),
-        sync: multicast?.port ?? await freeTcpUdpPort(address)
+        tls: await freeTcpPort(address, taken),
+        admin: await freeTcpPort(address, taken),
+        sync: multicast?.port ?? await freeTcpUdpPort(address, taken)
       }
-      if (this.agent) ports.agent = await freeTcpPort(address)
+      if (this.agent) ports.agent = await freeTcpPort(address, taken)
       plans.push({ name: `node${i}`, address, ports })
     }
     for (const [i, plan] of plans.entries()) {
