@@ -1,6 +1,5 @@
 import net from 'node:net'
 import { freeTcpPort } from '../src/util/free-port.js'
-import { nodeHasFlag } from '../src/lab/processes.js'
 import { round } from './handshake.js'
 import { percentile, runLoad } from './load.js'
 import { PROFILES } from './profiles.js'
@@ -10,10 +9,9 @@ import { startTarget } from './targets.js'
 
 export interface LatencyStats { samples: number; failures: number; p50Ms: number; p99Ms: number; maxMs: number }
 export interface AgentReport {
-  agentAvailable: boolean
   handshakesPerSecondUnderLoad: number
-  idle: { health: LatencyStats; agent?: LatencyStats }
-  loaded: { health: LatencyStats; agent?: LatencyStats }
+  idle: { health: LatencyStats; agent: LatencyStats }
+  loaded: { health: LatencyStats; agent: LatencyStats }
 }
 
 async function probeHealth (url: string): Promise<number | undefined> {
@@ -52,13 +50,12 @@ function stats (values: Array<number | undefined>): LatencyStats {
  * accepts no client connection, so they should not queue behind handshakes.
  */
 export async function runAgentSuite (opts: { progress: Progress; pem: string; backendPort: number; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
-  const agentAvailable = nodeHasFlag('--agent-listen')
   const taken = new Set<number>()
   const adminPort = await freeTcpPort('127.0.0.1', taken)
-  const agentPort = agentAvailable ? await freeTcpPort('127.0.0.1', taken) : undefined
+  const agentPort = await freeTcpPort('127.0.0.1', taken)
   const target = await startTarget('tlsfleet', {
     pem: opts.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
-    tlsfleetArgs: agentPort !== undefined ? ['--agent-listen', `127.0.0.1:${agentPort}`] : []
+    tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`]
   })
   const healthUrl = `http://127.0.0.1:${adminPort}/health`
   const probe = async (until: () => boolean, max: number): Promise<{ health: Array<number | undefined>; agent: Array<number | undefined> }> => {
@@ -66,7 +63,7 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; ba
     const agent: Array<number | undefined> = []
     while (!until() && health.length < max) {
       health.push(await probeHealth(healthUrl))
-      if (agentPort !== undefined) agent.push(await probeAgent(agentPort))
+      agent.push(await probeAgent(agentPort))
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     return { health, agent }
@@ -87,12 +84,11 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; ba
     loading = false
     const loaded = await probing
     const report: AgentReport = {
-      agentAvailable,
       handshakesPerSecondUnderLoad: round(load.handshakesPerSecond, 0),
-      idle: { health: stats(idle.health), ...(agentPort !== undefined ? { agent: stats(idle.agent) } : {}) },
-      loaded: { health: stats(loaded.health), ...(agentPort !== undefined ? { agent: stats(loaded.agent) } : {}) }
+      idle: { health: stats(idle.health), agent: stats(idle.agent) },
+      loaded: { health: stats(loaded.health), agent: stats(loaded.agent) }
     }
-    opts.progress.line(`agent suite: /health p99 idle ${report.idle.health.p99Ms} ms, loaded ${report.loaded.health.p99Ms} ms${report.loaded.agent !== undefined ? `; agent p99 idle ${report.idle.agent?.p99Ms} ms, loaded ${report.loaded.agent.p99Ms} ms` : ' (no agent in this build)'}`)
+    opts.progress.line(`agent suite: /health p99 idle ${report.idle.health.p99Ms} ms, loaded ${report.loaded.health.p99Ms} ms; agent p99 idle ${report.idle.agent.p99Ms} ms, loaded ${report.loaded.agent.p99Ms} ms`)
     return report
   } finally {
     await target.stop()
@@ -104,7 +100,6 @@ export function agentTable (r: AgentReport): string {
   for (const [what, key] of [['GET /health', 'health'], ['agent-check', 'agent']] as const) {
     const idle = r.idle[key]
     const loaded = r.loaded[key]
-    if (idle === undefined || loaded === undefined) { rows.push([what, 'not available in this build', '', '', '', '']); continue }
     rows.push([what, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
   }
   return table(['probe', 'idle p50 ms', 'idle p99 ms', `loaded p50 ms (${r.handshakesPerSecondUnderLoad} full hs/s)`, 'loaded p99 ms', 'failed'], rows)

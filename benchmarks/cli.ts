@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command } from 'commander'
-import { LabError } from '../src/lab/processes.js'
+import { LabError, TlsfleetError } from '../src/errors.js'
 import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
 import { runAgentSuite, type AgentReport } from './agent.js'
 import { runFailoverSuite, type FailoverRow } from './failover.js'
@@ -74,9 +74,9 @@ export function benchCommand (): Command {
         if (flags.out !== undefined) fs.writeFileSync(flags.out, JSON.stringify(report, null, 2) + '\n')
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report) + '\n')
       } catch (err) {
-        if (err instanceof LabError) {
-          process.stderr.write(`tlsfleet bench: ${err.message}\n`)
-          process.exit(1)
+        if (err instanceof TlsfleetError) {
+          process.stderr.write(`tlsfleet bench: ${err.message} (${err.code})\n`)
+          process.exit(err.exitCode)
         }
         throw err
       }

@@ -3,7 +3,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freeTcpPort } from '../src/util/free-port.js'
-import { LabError, onLines, spawnChild, stopChild, TLSFLEET_CLI, which } from '../src/lab/processes.js'
+import { LabError } from '../src/errors.js'
+import { onLines } from '../src/util/lines.js'
+import { spawnChild, stopChild, TLSFLEET_CLI, which } from '../src/lab/processes.js'
 
 /** The TLS terminators compared, each pinned to the same CPUs and forwarding to the same backend. */
 export type TargetKind = 'tlsfleet' | 'haproxy' | 'hitch' | 'node'
@@ -48,10 +50,6 @@ export function targetAvailable (kind: TargetKind): boolean {
   if (kind === 'haproxy') return which('haproxy') !== undefined
   if (kind === 'hitch') return which('hitch') !== undefined
   return true
-}
-
-export function targetVersion (kind: TargetKind): string {
-  return { tlsfleet: 'tlsfleet (this tree)', haproxy: 'haproxy', hitch: 'hitch', node: `node ${process.version} tls` }[kind]
 }
 
 async function waitForPort (child: ChildProcess, port: number, what: string, output: string[]): Promise<void> {

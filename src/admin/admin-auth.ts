@@ -1,14 +1,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
+import { AdminTokenError } from '../errors.js'
 
-/** The admin token file was refused at start; the message names the file and the problem. */
-export class AdminTokenError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'AdminTokenError'
-  }
-}
 
 export const MIN_TOKEN_LENGTH = 16
 
@@ -52,4 +46,18 @@ export function bearerMatches (header: string | undefined, token: string): boole
   const given = crypto.createHash('sha256').update(match[1] ?? '').digest()
   const expected = crypto.createHash('sha256').update(token).digest()
   return crypto.timingSafeEqual(given, expected)
+}
+
+/**
+ * The admin API token of a node, read at start: undefined when --admin-token-file is not given
+ * (then the API only listens on loopback, see config/node-checks.ts).
+ */
+export function loadAdminToken (file: string): string | undefined {
+  if (file === '') return undefined
+  try {
+    return readTokenFile(file, { checkMode: true })
+  } catch (err) {
+    if (err instanceof AdminTokenError) throw new AdminTokenError(`--admin-token-file: ${err.message}`)
+    throw err
+  }
 }

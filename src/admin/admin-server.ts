@@ -1,5 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { HostPort } from '../config/host-port.js'
+import { AdminRequestError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { bearerMatches } from './admin-auth.js'
 import {
@@ -19,14 +20,6 @@ export interface AdminSource {
   cache (): CacheBody
   peers (): PeersBody
   metrics (): Promise<{ contentType: string; body: string }>
-}
-
-/** A refusal with an HTTP status the route handlers throw; becomes a JSON error body. */
-export class AdminRequestError extends Error {
-  constructor (readonly statusCode: number, readonly error: string, message: string) {
-    super(message)
-    this.name = 'AdminRequestError'
-  }
 }
 
 export interface AdminServerOptions {
@@ -87,7 +80,7 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
       return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `${details.join('; ')}; nothing was changed` } satisfies ErrorBody)
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-    if (status >= 500) opts.log?.error({ err: err.message, url: req.url }, 'admin API error')
+    if (status >= 500) opts.log?.error({ err, url: req.url }, 'admin API error')
     const label = status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Payload Too Large' : status >= 500 ? 'Internal Server Error' : 'Bad Request'
     return await reply.code(status).send({ statusCode: status, error: label, message: status >= 500 ? err.message : `${err.message}; nothing was changed` } satisfies ErrorBody)
   })

@@ -1,19 +1,12 @@
 import { request } from 'undici'
 import { readTokenFile } from '../admin/admin-auth.js'
-
-/** A failure the CLI reports on one line and exits non-zero for (no stack trace). */
-export class CliFailure extends Error {
-  constructor (message: string, readonly exitCode = 1) {
-    super(message)
-    this.name = 'CliFailure'
-  }
-}
+import { AdminClientError } from '../errors.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
 
 export interface AdminClientOptions { admin?: string; tokenFile?: string; timeout?: string }
 
-/** Talks to one node's admin API (undici); every failure becomes a CliFailure naming the node. */
+/** Talks to one node's admin API (undici); every failure becomes an AdminClientError naming the node. */
 export class AdminClient {
   readonly base: string
   private readonly token: string | undefined
@@ -25,18 +18,18 @@ export class AdminClient {
     try {
       url = new URL(/^[a-z]+:\/\//i.test(admin) ? admin : `http://${admin}`)
     } catch {
-      throw new CliFailure(`--admin ${JSON.stringify(admin)} is not a URL (e.g. http://127.0.0.1:8445)`, 2)
+      throw new AdminClientError(`--admin ${JSON.stringify(admin)} is not a URL (e.g. http://127.0.0.1:8445)`, 2)
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliFailure(`--admin ${admin}: only http:// and https:// URLs`, 2)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AdminClientError(`--admin ${admin}: only http:// and https:// URLs`, 2)
     this.base = url.toString().replace(/\/+$/, '')
     const tokenFile = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE
     try {
       this.token = tokenFile !== undefined && tokenFile !== '' ? readTokenFile(tokenFile) : undefined
     } catch (err) {
-      throw new CliFailure(`--token-file: ${(err as Error).message}`, 2)
+      throw new AdminClientError(`--token-file: ${(err as Error).message}`, 2)
     }
     const seconds = Number(opts.timeout ?? '5')
-    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new CliFailure(`--timeout ${JSON.stringify(opts.timeout)}: expected seconds from 0.1 to 600`, 2)
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new AdminClientError(`--timeout ${JSON.stringify(opts.timeout)}: expected seconds from 0.1 to 600`, 2)
     this.timeoutMs = seconds * 1000
   }
 
@@ -65,31 +58,20 @@ export class AdminClient {
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } }
       const why = e.code ?? e.cause?.code ?? e.name
-      throw new CliFailure(`cannot reach the node's admin API at ${this.base} (${why}: ${e.cause?.message ?? e.message}); is the node running, and is --admin right?`)
+      throw new AdminClientError(`cannot reach the node's admin API at ${this.base} (${why}: ${e.cause?.message ?? e.message}); is the node running, and is --admin right?`)
     }
     const text = await res.body.text()
     let json: unknown
     try {
       json = JSON.parse(text)
     } catch {
-      throw new CliFailure(`${method} ${this.base}${path}: HTTP ${res.statusCode} with a non-JSON answer: ${text.slice(0, 200)}`)
+      throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode} with a non-JSON answer: ${text.slice(0, 200)}`)
     }
     if (res.statusCode >= 400) {
       const message = (json as { message?: unknown }).message
       const hint = res.statusCode === 401 ? ' (give --token-file with the node\'s admin token)' : ''
-      throw new CliFailure(`${method} ${this.base}${path}: HTTP ${res.statusCode}: ${typeof message === 'string' ? message : text.slice(0, 200)}${hint}`)
+      throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode}: ${typeof message === 'string' ? message : text.slice(0, 200)}${hint}`)
     }
     return json as T
-  }
-}
-
-/** Run a CLI action; a CliFailure prints `tlsfleet: message` and sets the exit code. */
-export async function runCli (action: () => Promise<void>): Promise<void> {
-  try {
-    await action()
-  } catch (err) {
-    if (!(err instanceof CliFailure)) throw err
-    process.stderr.write(`tlsfleet: ${err.message}\n`)
-    process.exitCode = err.exitCode
   }
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { parseHostPort } from '../config/host-port.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
+import { UsageError } from '../errors.js'
 
 /** `tlsfleet demo-backend`: the built-in demo HTTP backend on its own (used by the lab). */
 export function demoBackendCommand (): Command {
@@ -19,4 +20,3 @@ export function demoBackendCommand (): Command {
     })
 }
 
-export class UsageError extends Error {}

@@ -1,9 +1,8 @@
 import { Command, Option } from 'commander'
 import { parseHostPort } from '../config/host-port.js'
 import { ACTS, parseActs, parseKinds, runLab } from '../lab/lab.js'
-import { LabError } from '../lab/processes.js'
 import { CLIENT_KINDS } from '../lab/returning-clients.js'
-import { UsageError } from './backend-command.js'
+import { UsageError } from '../errors.js'
 
 function positiveInt (name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -21,7 +20,7 @@ export function labCommand (): Command {
     .addOption(new Option('--sync <MODE>', 'how the nodes share sessions; off = each node alone (the farm without tlsfleet\'s sharing)').choices(['unicast', 'multicast', 'off']).default('unicast'))
     .option('--workers <N>', 'workers per node', positiveInt('--workers', 1, 64), 1)
     .option('--cert <FILE>', 'PEM (key + certificate) for every node (default: a self-signed RSA-2048 one)')
-    .addOption(new Option('--agent <MODE>', 'HAProxy agent-check on the nodes (auto: when tlsfleet node has --agent-listen)').choices(['auto', 'on', 'off']).default('auto'))
+    .addOption(new Option('--agent <MODE>', 'HAProxy agent-check on the nodes').choices(['on', 'off']).default('on'))
     .option('--failover', 'play the failover scene: steady load, node1 killed, restarted, node2 drained and stopped; then stop', false)
     .option('--acts <LIST>', `acts of the scene, in order (${ACTS.join(',')})`, ACTS.join(','))
     .option('--act-seconds <S>', 'seconds of load before the first act and between acts', positiveInt('--act-seconds', 1, 600), 5)
@@ -32,37 +31,28 @@ export function labCommand (): Command {
     .option('--duration <S>', 'without --failover: stop after S seconds (0 = until Ctrl-C)', positiveInt('--duration', 0, 86_400), 0)
     .option('--target <HOST:PORT>', 'no farm: only run the returning-client load against HOST:PORT (the docker compose load client)')
     .option('--json', 'print the scene report as JSON on stdout (human output goes to stderr)', false)
-    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; workers: number; cert?: string; agent: 'auto' | 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string }) => {
+    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; workers: number; cert?: string; agent: 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string }) => {
       const listen = parseHostPort(opts.listen)
       if (typeof listen === 'string') throw new UsageError(`--listen: ${JSON.stringify(opts.listen)}: ${listen}`)
       const target = opts.target !== undefined ? parseHostPort(opts.target) : undefined
       if (typeof target === 'string') throw new UsageError(`--target: ${JSON.stringify(opts.target)}: ${target}`)
-      try {
-        const report = await runLab({
-          listen,
-          sync: opts.sync,
-          workers: opts.workers,
-          ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
-          agent: opts.agent,
-          failover: opts.failover,
-          acts: parseActs(opts.acts),
-          actSeconds: opts.actSeconds,
-          clients: opts.clients,
-          rate: opts.rate,
-          kinds: parseKinds(opts.clientsKind),
-          load: opts.load,
-          duration: opts.duration,
-          json: opts.json,
-          ...(target !== undefined ? { target } : {})
-        })
-        void report
-        process.exit(0)
-      } catch (err) {
-        if (err instanceof LabError) {
-          process.stderr.write(`tlsfleet lab: ${err.message}\n`)
-          process.exit(1)
-        }
-        throw err
-      }
+      await runLab({
+        listen,
+        sync: opts.sync,
+        workers: opts.workers,
+        ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
+        agent: opts.agent,
+        failover: opts.failover,
+        acts: parseActs(opts.acts),
+        actSeconds: opts.actSeconds,
+        clients: opts.clients,
+        rate: opts.rate,
+        kinds: parseKinds(opts.clientsKind),
+        load: opts.load,
+        duration: opts.duration,
+        json: opts.json,
+        ...(target !== undefined ? { target } : {})
+      })
+      process.exit(0)
     })
 }

@@ -1,9 +1,6 @@
 import { Command } from 'commander'
-import { ConfigError } from '../config/load.js'
-import { ConfigProblem } from '../node/primary.js'
-import { FarmSecretError } from '../sync/farm-secret.js'
-import { CertificateError } from '../tls/certificates.js'
-import { demoBackendCommand, UsageError } from './backend-command.js'
+import { TlsfleetError } from '../errors.js'
+import { demoBackendCommand } from './backend-command.js'
 import { nodeCommand } from './node-command.js'
 import { stateCommand } from './state-commands.js'
 import { statusCommand } from './status-command.js'
@@ -29,12 +26,25 @@ program.addCommand((await import('./bench-command.js')).benchCommand())
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof CertificateError || err instanceof UsageError ||
-    err instanceof FarmSecretError || err instanceof ConfigProblem) {
-    process.stderr.write(`tlsfleet: ${err.message}\n`)
-    process.exit(2)
-  }
-  const message = err instanceof Error ? (err.stack ?? err.message) : String(err)
-  process.stderr.write(`tlsfleet: ${message}\n`)
-  process.exit(1)
+  process.stderr.write(`tlsfleet: ${describeFailure(err)}\n`)
+  process.exit(err instanceof TlsfleetError ? err.exitCode : 1)
+}
+
+/**
+ * One line for any failure: the message and, for tlsfleet's own errors, their code. The stack
+ * only when asked for (`--log-level debug|trace`, or TLSFLEET_LOG_LEVEL), since an operator
+ * fixing a busy port or a bad option needs the sentence, not the call chain.
+ */
+function describeFailure (err: unknown): string {
+  const verbose = wantsStack(process.argv, process.env)
+  if (err instanceof TlsfleetError) return `${err.message} (${err.code})${verbose && err.stack !== undefined ? `\n${err.stack}` : ''}`
+  const message = err instanceof Error ? err.message : String(err)
+  if (verbose && err instanceof Error && err.stack !== undefined) return err.stack
+  return `${message} (an unexpected error; run with --log-level debug for its stack)`
+}
+
+function wantsStack (argv: string[], env: NodeJS.ProcessEnv): boolean {
+  const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='))
+  const level = i < 0 ? env.TLSFLEET_LOG_LEVEL : argv[i]?.includes('=') === true ? argv[i]?.split('=')[1] : argv[i + 1]
+  return level === 'debug' || level === 'trace'
 }

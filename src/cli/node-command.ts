@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
 import { loadConfig } from '../config/load.js'
-import { OPTION_KEYS, camelCase, envName, optionSpec, type OptionKey } from '../config/options.js'
+import { OPTION_KEYS, camelCase, defaultForHelp, envName, optionSpec, type OptionKey } from '../config/options.js'
 import { Primary } from '../node/primary.js'
 
 /** `tlsfleet node`: every option of the config table becomes a flag here. */
@@ -11,7 +11,7 @@ export function nodeCommand (): Command {
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
     const flag = `--${key} <${spec.valueName ?? 'VALUE'}>`
-    const option = new Option(flag, `${spec.description} [env ${envName(key)}]`)
+    const option = new Option(flag, `${spec.description} (default: ${defaultForHelp(key)}) [env ${envName(key)}]`)
     if (spec.multiple === true) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     command.addOption(option)
   }

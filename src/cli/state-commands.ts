@@ -1,7 +1,8 @@
 import { Command } from 'commander'
 import type { PutStateResponse } from '../admin/schemas.js'
 import type { AdminState } from '../agent/agent-reply.js'
-import { AdminClient, CliFailure, runCli, type AdminClientOptions } from './admin-client.js'
+import { AdminClientError } from '../errors.js'
+import { AdminClient, type AdminClientOptions } from './admin-client.js'
 import { addAdminOptions } from './status-command.js'
 
 const DESCRIPTIONS: Record<AdminState, string> = {
@@ -16,16 +17,14 @@ export function stateCommand (state: AdminState): Command {
   addAdminOptions(command)
   if (state !== 'maint') command.option('--move-clients', 'also clear the node\'s HAProxy stick-table entries, so its persistent clients resume on other nodes')
   command.action(async (opts: AdminClientOptions & { moveClients?: boolean }) => {
-    await runCli(async () => {
-      const client = new AdminClient(opts)
-      const result = await client.put<PutStateResponse>('/v1/state', { state, ...(opts.moveClients === true ? { moveClients: true } : {}) })
-      const lines = [result.changed ? `${client.base}: ${result.previous} -> ${result.state}` : `${client.base}: already ${result.state}`]
-      for (const c of result.haproxy?.commands ?? []) lines.push(`  haproxy: ${c.command}: ${c.ok ? 'ok' : `FAILED: ${c.error ?? 'unknown error'}`}`)
-      process.stdout.write(lines.join('\n') + '\n')
-      if (result.haproxy !== undefined && !result.haproxy.ok) {
-        throw new CliFailure(`the node is now ${result.state}, but HAProxy refused a command (see above); its agent will still report ${result.state} at the next check`)
-      }
-    })
+    const client = new AdminClient(opts)
+    const result = await client.put<PutStateResponse>('/v1/state', { state, ...(opts.moveClients === true ? { moveClients: true } : {}) })
+    const lines = [result.changed ? `${client.base}: ${result.previous} -> ${result.state}` : `${client.base}: already ${result.state}`]
+    for (const c of result.haproxy?.commands ?? []) lines.push(`  haproxy: ${c.command}: ${c.ok ? 'ok' : `FAILED: ${c.error ?? 'unknown error'}`}`)
+    process.stdout.write(lines.join('\n') + '\n')
+    if (result.haproxy !== undefined && !result.haproxy.ok) {
+      throw new AdminClientError(`the node is now ${result.state}, but HAProxy refused a command (see above); its agent will still report ${result.state} at the next check`)
+    }
   })
   return command
 }

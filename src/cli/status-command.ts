@@ -1,6 +1,6 @@
 import { Command } from 'commander'
 import type { CacheBody, PeersBody, StateBody } from '../admin/schemas.js'
-import { AdminClient, DEFAULT_ADMIN_URL, runCli, type AdminClientOptions } from './admin-client.js'
+import { AdminClient, DEFAULT_ADMIN_URL, type AdminClientOptions } from './admin-client.js'
 
 /** Options every admin CLI command takes. */
 export function addAdminOptions (command: Command): Command {
@@ -64,16 +64,14 @@ export function statusCommand (): Command {
   const command = new Command('status').description('show a node\'s state, health, load, caches, sync peers and what HAProxy thinks of it')
   addAdminOptions(command).option('--json', 'print the raw JSON answers instead of a table')
   command.action(async (opts: AdminClientOptions & { json?: boolean }) => {
-    await runCli(async () => {
-      const client = new AdminClient(opts)
-      const [state, cache, peers] = await Promise.all([
-        client.get<StateBody>('/v1/state'),
-        client.get<CacheBody>('/v1/cache'),
-        client.get<PeersBody>('/v1/peers')
-      ])
-      if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers }, null, 2) + '\n')
-      else process.stdout.write(formatStatus(state, cache, peers, client.base))
-    })
+    const client = new AdminClient(opts)
+    const [state, cache, peers] = await Promise.all([
+      client.get<StateBody>('/v1/state'),
+      client.get<CacheBody>('/v1/cache'),
+      client.get<PeersBody>('/v1/peers')
+    ])
+    if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers }, null, 2) + '\n')
+    else process.stdout.write(formatStatus(state, cache, peers, client.base))
   })
   return command
 }

@@ -1,14 +1,8 @@
 import fs from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { ConfigError } from '../errors.js'
 import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
 
-/** A refused configuration; `message` lists every problem, each naming key, value and expectation. */
-export class ConfigError extends Error {
-  constructor (readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `invalid configuration:\n  - ${problems.join('\n  - ')}`)
-    this.name = 'ConfigError'
-  }
-}
 
 type Source = 'default' | 'file' | 'env' | 'flag'
 interface Candidate { value: unknown; source: Source; origin: string }

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import { z } from 'zod'
-import { parseHostPort, type HostPort } from './host-port.js'
+import { formatHostPort, parseHostPort, type HostPort } from './host-port.js'
 
 /**
  * The single table of `tlsfleet node` settings. Each entry is at once a CLI flag (`--key`),
@@ -15,6 +15,8 @@ interface OptionSpec<T> {
   multiple?: boolean
   /** Name of the value in --help, e.g. HOST:PORT. */
   valueName?: string
+  /** The default as --help shows it, where the value alone would not say it (computed, or none). */
+  defaultHelp?: string
 }
 
 const hostPort = z.string().transform((text, ctx): HostPort => {
@@ -51,10 +53,11 @@ export const OPTIONS = {
     default: 'demo' as const
   }),
   workers: spec({
-    description: 'number of worker processes (default: number of cores)',
+    description: 'number of worker processes',
     expected: 'an integer from 1 to 256',
     schema: int(1, 256),
-    default: () => os.availableParallelism()
+    default: () => os.availableParallelism(),
+    defaultHelp: 'one per core'
   }),
   cert: spec({
     description: 'PEM file with key, certificate and chain (repeatable; the first is the default for SNI)',
@@ -62,7 +65,8 @@ export const OPTIONS = {
     valueName: 'FILE',
     schema: z.array(nonEmpty),
     multiple: true,
-    default: () => [] as string[]
+    default: () => [] as string[],
+    defaultHelp: 'a self-signed certificate for localhost, generated into --state-dir'
   }),
   'state-dir': spec({
     description: 'directory for generated files (the self-signed certificate used when no --cert is given)',
@@ -163,11 +167,12 @@ export const OPTIONS = {
     default: 3600
   }),
   'node-id': spec({
-    description: 'this node\'s name in logs, metrics and sync packets (default: host name and a random suffix)',
+    description: 'this node\'s name in logs, metrics and sync packets',
     expected: 'a string of 1 to 64 characters [A-Za-z0-9._-]',
     valueName: 'NAME',
     schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'only letters, digits, ".", "_" and "-"'),
-    default: () => `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}`
+    default: () => `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}`,
+    defaultHelp: 'the host name and the process id'
   }),
   'sync-listen': spec({
     description: 'UDP address for farm sync; a multicast address joins that group (off when unset)',
@@ -189,7 +194,8 @@ export const OPTIONS = {
     expected: 'IFACE or IFACE,TTL with TTL from 1 to 255',
     valueName: 'IFACE[,TTL]',
     schema: z.string().regex(/^[^,\s]+(,([1-9]\d?|1\d\d|2[0-4]\d|25[0-5]))?$/, 'expected IFACE or IFACE,TTL'),
-    default: ''
+    default: '',
+    defaultHelp: 'the interface the kernel picks, TTL 1'
   }),
   'sync-secret-file': spec({
     description: 'farm secret (>= 32 bytes, mode 0600); repeat to accept an old secret during a change-over, the first one sends',
@@ -277,11 +283,12 @@ export const OPTIONS = {
     default: ''
   }),
   'haproxy-table': spec({
-    description: 'HAProxy stick table holding the persistence entries (default: the backend of --haproxy-server)',
+    description: 'HAProxy stick table holding the persistence entries',
     expected: 'a table name of letters, digits and -_.:',
     valueName: 'TABLE',
     schema: z.string().regex(/^[A-Za-z0-9_.:-]*$/, 'letters, digits and -_.: only'),
-    default: ''
+    default: '',
+    defaultHelp: 'the backend of --haproxy-server'
   }),
   'log-level': spec({
     description: 'log level: fatal, error, warn, info, debug, trace',
@@ -317,4 +324,14 @@ export function envName (key: string): string {
 
 export function optionSpec (key: OptionKey): OptionSpec<unknown> {
   return OPTIONS[key] as OptionSpec<unknown>
+}
+
+/** An option's default as `--help` shows it: "none" for an empty one, addresses as HOST:PORT. */
+export function defaultForHelp (key: OptionKey): string {
+  const spec = optionSpec(key)
+  if (spec.defaultHelp !== undefined) return spec.defaultHelp
+  const value = typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default
+  const items = Array.isArray(value) ? value : [value]
+  const shown = items.map((item) => typeof item === 'object' && item !== null ? formatHostPort(item as HostPort) : String(item)).filter((text) => text !== '')
+  return shown.length === 0 ? 'none' : shown.join(', ')
 }

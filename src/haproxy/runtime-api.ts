@@ -1,18 +1,8 @@
 import net from 'node:net'
 import { parseHostPort } from '../config/host-port.js'
+import { HaproxyRuntimeError } from '../errors.js'
 import { parseServersState, parseShowStat, type ServerStateRow, type StatRow } from './stats.js'
 
-/** HAProxy answered a command with an error text (or with something we did not expect). */
-export class HaproxyRuntimeError extends Error {
-  readonly command: string
-  readonly output: string
-  constructor (command: string, output: string, message?: string) {
-    super(message ?? `haproxy rejected "${command}": ${output.trim() === '' ? '(empty reply)' : output.trim()}`)
-    this.name = 'HaproxyRuntimeError'
-    this.command = command
-    this.output = output
-  }
-}
 
 export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
 

@@ -9,7 +9,10 @@ import type { StatRow } from '../haproxy/stats.js'
 import { ensureSelfSignedCertificate } from '../tls/self-signed.js'
 import { labHaproxyConfig } from './haproxy-config.js'
 import { freeTcpPort, freeTcpUdpPort } from '../util/free-port.js'
-import { LabError, killGroup, nodeHasFlag, onLines, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
+import { LabError } from '../errors.js'
+import { writeFarmSecretFile } from '../sync/farm-secret.js'
+import { onLines } from '../util/lines.js'
+import { killGroup, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
 import { treeCpuSeconds } from './proc-cpu.js'
 
 export type SyncMode = 'unicast' | 'multicast' | 'off'
@@ -23,8 +26,8 @@ export interface FarmOptions {
   sync?: SyncMode
   /** PEM with key and certificate for every node (default: a self-signed RSA-2048 one). */
   cert?: string
-  /** 'auto' uses the nodes' agent when `tlsfleet node` has --agent-listen. */
-  agent?: 'auto' | 'on' | 'off'
+  /** The nodes answer HAProxy's agent-check (default on). */
+  agent?: 'on' | 'off'
   /** Pin the nodes (and their workers) to these CPUs (`taskset -c`). */
   nodeCpus?: string
   /** Extra flags for every node. */
@@ -130,7 +133,7 @@ export class LabFarm {
   constructor (readonly opts: FarmOptions) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lab-'))
     this.log = opts.log ?? (() => {})
-    this.agent = opts.agent === 'on' || (opts.agent !== 'off' && nodeHasFlag('--agent-listen'))
+    this.agent = opts.agent !== 'off'
   }
 
   get socketPath (): string { return path.join(this.dir, 'haproxy.sock') }
@@ -169,8 +172,7 @@ export class LabFarm {
     const count = this.opts.nodes ?? 3
     const sync = this.opts.sync ?? 'unicast'
     const cert = this.opts.cert ?? (await ensureSelfSignedCertificate(path.join(this.dir, 'cert'))).file
-    const secretFile = path.join(this.dir, 'farm.key')
-    fs.writeFileSync(secretFile, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
+    const secretFile = writeFarmSecretFile(path.join(this.dir, 'farm.key'))
     const multicast = sync === 'multicast' ? { host: `239.255.${crypto.randomInt(0, 255)}.${crypto.randomInt(1, 255)}`, port: await freeTcpUdpPort('0.0.0.0') } : undefined
     const plans: Array<{ name: string; address: string; ports: { tls: number; admin: number; sync: number; agent?: number } }> = []
     for (let i = 1; i <= count; i++) {
@@ -244,7 +246,7 @@ export class LabFarm {
       if (Date.now() > deadline) throw new LabError(`haproxy did not answer on its stats socket within 10 s:\n${this.haproxyOutput.join('\n')}`)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    this.log(`haproxy on ${formatHostPort(this.opts.frontend)} (config ${cfgPath}${this.agent ? ', agent-check on' : ', agent-check off: this tlsfleet has no --agent-listen'})`)
+    this.log(`haproxy on ${formatHostPort(this.opts.frontend)} (config ${cfgPath}${this.agent ? ', agent-check on' : ', agent-check off'})`)
   }
 
   /** HAProxy's view of the nodes (`show stat`). */

@@ -1,6 +1,6 @@
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { LabFarm, type SyncMode } from './farm.js'
-import { LabError } from './processes.js'
+import { LabError } from '../errors.js'
 import { runFailoverScene, type Act, type SceneReport } from './scene.js'
 import { CLIENT_KINDS, ReturningClients, type ClientKind } from './returning-clients.js'
 import { StatusLine } from './status.js'
@@ -10,7 +10,7 @@ export interface LabOptions {
   sync: SyncMode
   workers: number
   cert?: string
-  agent: 'auto' | 'on' | 'off'
+  agent: 'on' | 'off'
   failover: boolean
   acts: Act[]
   actSeconds: number

@@ -1,17 +1,11 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { LabError } from '../errors.js'
 
 /** bin/tlsfleet.js of this checkout or installed package. */
 export const TLSFLEET_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/tlsfleet.js')
 
-/** Raised for problems the user must fix (missing tool, busy port); printed without a stack. */
-export class LabError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'LabError'
-  }
-}
 
 // Every child the lab starts runs in its own process group (so Ctrl-C in the terminal reaches
 // only the lab, which then stops them in order) and is killed with its group if the lab exits.
@@ -87,25 +81,4 @@ export function requireHaproxy (): string {
     '  macOS:         brew install haproxy',
     'or run the same farm in containers: docker compose up (see docs/lab.md).'
   ].join('\n'))
-}
-
-/** Whether this build of `tlsfleet node` has a flag (checked through its --help). */
-export function nodeHasFlag (flag: string): boolean {
-  const result = spawnSync(process.execPath, [TLSFLEET_CLI, 'node', '--help'], { encoding: 'utf8', timeout: 15_000 })
-  return result.stdout.includes(flag)
-}
-
-/** Lines of a child's stream, one callback each. */
-export function onLines (stream: NodeJS.ReadableStream | null | undefined, fn: (line: string) => void): void {
-  if (stream === null || stream === undefined) return
-  let pending = ''
-  stream.on('data', (chunk: Buffer) => {
-    pending += chunk.toString()
-    let nl: number
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      fn(pending.slice(0, nl))
-      pending = pending.slice(nl + 1)
-    }
-    if (pending.length > 65536) pending = pending.slice(-65536)
-  })
 }

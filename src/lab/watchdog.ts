@@ -4,20 +4,16 @@
  * haproxy or node is left running. The lab writes "+PGID" / "-PGID" lines on our stdin.
  * Usage (by the lab only): node watchdog.js LAB_PID
  */
+import { onLines } from '../util/lines.js'
+
 const labPid = Number(process.argv[2])
 const groups = new Set<number>()
-let pending = ''
-process.stdin.on('data', (chunk: Buffer) => {
-  pending += chunk.toString()
-  let nl: number
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const line = pending.slice(0, nl).trim()
-    pending = pending.slice(nl + 1)
-    const pgid = Number(line.slice(1))
-    if (!Number.isInteger(pgid) || pgid <= 1) continue
-    if (line.startsWith('+')) groups.add(pgid)
-    else groups.delete(pgid)
-  }
+onLines(process.stdin, (text) => {
+  const line = text.trim()
+  const pgid = Number(line.slice(1))
+  if (!Number.isInteger(pgid) || pgid <= 1) return
+  if (line.startsWith('+')) groups.add(pgid)
+  else groups.delete(pgid)
 })
 // stdin closes when the lab exits, however it exits.
 process.stdin.on('end', () => cleanup())

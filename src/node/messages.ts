@@ -1,10 +1,11 @@
+import type { L1Request, L2Notice } from '../cache/l2-responder.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import type { WorkerSettings } from './worker-settings.js'
 
 /**
  * Messages between the primary and its workers over the cluster IPC channel (V8 "advanced"
  * serialization, so Buffers cross as Buffers). Each has a `t` tag; replies carry the
- * request's `req` number.
+ * request's `req` number. The session-cache messages are the cache's own (cache/l2-responder.ts).
  */
 
 /** Per-worker cache counters, reported with metrics; `bytes` approximates L1's memory. */
@@ -13,16 +14,14 @@ export interface L1Stats { entries: number; hits: number; misses: number; bytes:
 export type WorkerToPrimary =
   | { t: 'ready' }
   | { t: 'listening' }
-  | { t: 'session-new'; id: Buffer; der: Buffer; createdAt: number }
-  | { t: 'session-get'; req: number; id: Buffer }
-  | { t: 'session-del'; id: Buffer }
+  /** A listener could not bind; the worker exits right after (errno in `code`). */
+  | { t: 'listen-failed'; address: string; code: string; message: string }
+  | L1Request
   | { t: 'report'; req: number; pid: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
-  | { t: 'drained' }
 
 export type PrimaryToWorker =
   | { t: 'init'; settings: WorkerSettings; certificates: CertificateBundle[] }
-  | { t: 'session-reply'; req: number; der: Buffer | null; createdAt: number }
-  | { t: 'session-del'; id: Buffer }
+  | L2Notice
   | { t: 'certificates'; certificates: CertificateBundle[] }
   /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
   | { t: 'report-request'; req: number; metrics?: boolean }

@@ -1,25 +1,22 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
-import type { MetricObjectWithValues, MetricValue } from 'prom-client'
+import type { L1Request } from '../cache/l2-responder.js'
+import { ListenError, WorkerStartError } from '../errors.js'
+import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 
-export type WorkerMetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
-export interface WorkerReport { pid: number; metrics: WorkerMetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
-
-/** The session-cache messages a worker sends; the primary's cache answers them. */
-export type SessionMessage = Extract<WorkerToPrimary, { t: 'session-new' | 'session-get' | 'session-del' }>
+export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
 
 export interface WorkerPoolOptions {
   size: number
   acceptModel: 'reuseport' | 'shared'
-  /** The listen addresses, for the error when workers cannot bind. */
-  listenDescription: string
   /** The `init` message a new worker gets (settings and certificates of the moment). */
   init: () => PrimaryToWorker
-  onSessionMessage: (worker: ClusterWorker, message: SessionMessage) => void
-  /** Called when the set of listening workers changes (health depends on it). */
-  onChange: () => void
+  /** New, Get and Del from a worker's L1 (by cluster worker id). */
+  onSessionRequest: (worker: number, request: L1Request) => void
+  /** Called with the number of listening workers whenever it changes (health depends on it). */
+  onListeningChange: (listening: number) => void
   log: Logger
 }
 
@@ -40,7 +37,10 @@ export class WorkerPool {
 
   constructor (private readonly opts: WorkerPoolOptions) {}
 
-  /** Fork every worker and resolve once all listen (reject if one exits before). */
+  /**
+   * Fork every worker and resolve once all listen. Rejects if one exits before: with a
+   * ListenError naming --listen when it could not bind, else a WorkerStartError.
+   */
   async start (): Promise<void> {
     // The shared-handle model: workers accept from one socket the primary holds (SCHED_NONE);
     // never round-robin, where the primary would accept every connection itself.
@@ -55,7 +55,11 @@ export class WorkerPool {
       const worker = cluster.fork()
       await new Promise<void>((resolve, reject) => {
         worker.once('tlsfleet:listening', resolve)
-        worker.once('exit', (code) => reject(new Error(`worker exited with code ${String(code)} before listening (is ${this.opts.listenDescription} free?)`)))
+        // A worker that cannot bind says why just before it exits; any other early exit is a crash.
+        worker.once('tlsfleet:listen-failed', (failure: Extract<WorkerToPrimary, { t: 'listen-failed' }>) => {
+          reject(new ListenError('--listen', failure.address, { code: failure.code, message: failure.message }))
+        })
+        worker.once('exit', (code) => reject(new WorkerStartError(`a worker exited with code ${String(code)} before it listened; run with --log-level debug to see why`)))
       })
     }))
   }
@@ -71,6 +75,12 @@ export class WorkerPool {
       setTimeout(() => { if (this.pendingReports.delete(req)) resolve(entry.reports) }, timeoutMs).unref()
       for (const worker of workers) worker.send({ t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) } satisfies PrimaryToWorker)
     })
+  }
+
+  /** To one worker, by cluster worker id (a worker gone meanwhile is skipped). */
+  send (id: number, message: PrimaryToWorker): void {
+    const worker = cluster.workers?.[id]
+    if (worker !== undefined && worker.isConnected()) worker.send(message)
   }
 
   broadcast (message: PrimaryToWorker, except?: number): void {
@@ -107,18 +117,22 @@ export class WorkerPool {
         break
       case 'listening':
         this.listening.add(worker.id)
-        this.opts.onChange()
+        this.opts.onListeningChange(this.listening.size)
         worker.emit('tlsfleet:listening')
+        break
+      case 'listen-failed':
+        this.opts.log.error({ worker: worker.process.pid, address: message.address, code: message.code }, 'worker cannot listen')
+        worker.emit('tlsfleet:listen-failed', message)
         break
       case 'session-new':
       case 'session-get':
       case 'session-del':
-        this.opts.onSessionMessage(worker, message)
+        this.opts.onSessionRequest(worker.id, message)
         break
       case 'report': {
         const pending = this.pendingReports.get(message.req)
         if (pending === undefined) break
-        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as WorkerMetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections })
+        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections })
         pending.remaining.delete(worker.id)
         if (pending.remaining.size === 0) {
           this.pendingReports.delete(message.req)
@@ -126,14 +140,12 @@ export class WorkerPool {
         }
         break
       }
-      case 'drained':
-        break
     }
   }
 
   private onExit (worker: ClusterWorker, code: number | null, signal: string | null): void {
     this.listening.delete(worker.id)
-    this.opts.onChange()
+    this.opts.onListeningChange(this.listening.size)
     for (const [req, pending] of this.pendingReports) {
       if (pending.remaining.delete(worker.id) && pending.remaining.size === 0) {
         this.pendingReports.delete(req)

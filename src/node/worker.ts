@@ -134,7 +134,6 @@ class Worker {
     for (const server of this.servers) server.close()
     const exitWhenIdle = (): void => {
       if (this.terminator.connections.size > 0) return
-      send({ t: 'drained' })
       process.exit(0)
     }
     const timer = setTimeout(() => {
@@ -162,9 +161,12 @@ export function runWorker (): void {
     if (message.t === 'init') {
       if (worker !== undefined) return
       worker = new Worker(message.settings, message)
-      worker.listen().then(() => send({ t: 'listening' }), (err: Error) => {
-        process.stderr.write(`worker ${process.pid}: cannot listen: ${err.message}\n`)
-        process.exit(3)
+      worker.listen().then(() => send({ t: 'listening' }), (err: Error & { address?: string; port?: number; code?: string }) => {
+        // The primary turns this into one line naming --listen; the worker just leaves.
+        const address = err.address !== undefined ? formatHostPort({ host: err.address, port: err.port ?? 0 }) : 'a --listen address'
+        const failed: WorkerToPrimary = { t: 'listen-failed', address, code: err.code ?? '', message: err.message }
+        if (process.connected && process.send !== undefined) process.send(failed, undefined, {}, () => process.exit(3))
+        else process.exit(3)
       })
       return
     }

@@ -43,17 +43,6 @@ export const PROXY_V2_DEFAULT_MAX_LENGTH = 1024
 /** v2 fixed header: signature (12), version/command (1), family/transport (1), length (2). */
 export const PROXY_V2_HEADER_LENGTH = 16
 
-/** Well-known v2 TLV types (proxy-protocol.txt section 2.2). */
-export const PP2_TYPE = {
-  ALPN: 0x01,
-  AUTHORITY: 0x02,
-  CRC32C: 0x03,
-  NOOP: 0x04,
-  UNIQUE_ID: 0x05,
-  SSL: 0x20,
-  NETNS: 0x30
-} as const
-
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1')
 const CR = 0x0d
 const LF = 0x0a

@@ -1,14 +1,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import { FarmSecretError } from '../errors.js'
 import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
 
-/** A farm secret file refused at start; the message names the file and the problem. */
-export class FarmSecretError extends Error {
-  constructor (file: string, problem: string) {
-    super(`--sync-secret-file "${file}": ${problem}`)
-    this.name = 'FarmSecretError'
-  }
-}
 
 /**
  * Reads the farm secrets (`--sync-secret-file`, the first one current). A secret readable by
@@ -45,6 +39,15 @@ export function loadFarmSecrets (files: string[]): FarmKey[] {
     keys.push({ id, secret })
   }
   return keys
+}
+
+/**
+ * Write a new random farm secret as an operator would make one (`openssl rand -base64 48`):
+ * 48 random bytes in base64, mode 0600. For the lab and the tests.
+ */
+export function writeFarmSecretFile (file: string): string {
+  fs.writeFileSync(file, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
+  return file
 }
 
 /** One byte, derived from the secret, that names it on the wire. */

@@ -7,30 +7,19 @@ import { Counter, type Registry } from 'prom-client'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import type { SessionEntry } from '../cache/session-store.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
-import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
+import { ConfigError, ListenError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { FarmKeyRing, type FarmKey } from './farm-keys.js'
+import type { SyncCodec, SyncMessage } from './codecs.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
-import { ReplayGuard } from './replay-guard.js'
-import { decodeStud, encodeStud } from './wire-stud.js'
-import {
-  createSequenceCounter, decodeV2, encodeV2, MAX_UDP_PAYLOAD_BYTES, snapshotEntryBytes,
-  V2_OVERHEAD_BYTES, type EncodeContext, type SnapshotEntry, type SyncMessage
-} from './wire-v2.js'
+import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
   listen: HostPort
   peers: HostPort[]
   /** `IFACE[,TTL]` for multicast; empty = default interface, TTL 1. */
   multicastInterface: string
-  format: 'v2' | 'stud'
-  /** v2: the farm keys, first current. */
-  farmKeys: FarmKey[]
-  /** stud: HMAC key (SHA-1 of the RSA key's PKCS#1 DER). */
-  studHmacKey?: Buffer
-  nodeName: string
-  sessionTimeoutSeconds: number
-  maxSkewSeconds: number
+  /** The wire format: what a datagram looks like and what makes one trusted. */
+  codec: SyncCodec
 }
 
 /** Per-sender (or per-peer) counters for /v1/peers. */
@@ -45,31 +34,22 @@ export interface PeerStats {
   rejected: Partial<Record<RejectReason, number>>
 }
 
-/** How far in the past stud datagrams are dated, at least (see publishNew). */
-export const STUD_CLOCK_MARGIN_SECONDS = 2
-
 /** Largest snapshot datagram we send; fits loopback and jumbo-free LANs after IP fragmentation. */
 const SNAPSHOT_PACKET_BYTES = 16_000
 
 /**
  * The farm sync in the primary: one UDP socket, New/Del to every peer (or the multicast group),
- * and what comes in is authenticated, checked and only then put into L2. Sends are
- * fire-and-forget: a dead or slow peer costs a counter, never a handshake. Nothing is trusted
- * before the decoder says so; a rejected packet only increments
- * `tlsfleet_sync_packets_total{direction="in",result=<reason>}`.
+ * and what comes in is decoded by the format's codec (authenticated, checked) and only then put
+ * into L2. Sends are fire-and-forget: a dead or slow peer costs a counter, never a handshake.
+ * A rejected packet only increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`.
  */
 export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
-  readonly nodeId: Buffer
   private socket?: dgram.Socket
   private readonly targets: HostPort[]
   private readonly multicast: boolean
-  private readonly keyRing?: FarmKeyRing
-  private readonly encodeContext?: EncodeContext
-  private readonly replay = new ReplayGuard()
+  private readonly codec: SyncCodec
   private readonly packets: Counter<'direction' | 'result'>
   private readonly peers = new Map<string, PeerStats>()
-  /** stud has no node id: remember what we sent, to skip our own multicast echoes. */
-  private readonly recentlySent = new Set<string>()
   private readonly snapshotWaiters = new Map<number, (entries: number, last: boolean) => void>()
 
   constructor (
@@ -79,15 +59,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     registry: Registry
   ) {
     super()
-    this.nodeId = crypto.createHash('sha256').update(opts.nodeName).digest().subarray(0, 8)
+    this.codec = opts.codec
     this.multicast = isMulticast(opts.listen.host)
     this.targets = this.multicast ? [opts.listen] : opts.peers
-    if (opts.format === 'v2') {
-      this.keyRing = new FarmKeyRing(opts.farmKeys)
-      this.encodeContext = { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: createSequenceCounter() }
-    } else if (opts.studHmacKey === undefined) {
-      throw new Error('sync format stud needs the HMAC key of an RSA certificate')
-    }
     for (const peer of opts.peers) this.peerStats(formatHostPort(peer), true)
     this.packets = new Counter({
       name: 'tlsfleet_sync_packets_total',
@@ -104,10 +78,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   async start (): Promise<void> {
     const { host, port } = this.opts.listen
     const type = net.isIPv6(host) ? 'udp6' : 'udp4'
+    // Resolve the interface before binding: a wrong name is a configuration error, not a crash.
+    const iface = this.multicast ? multicastInterface(this.opts.multicastInterface, type) : undefined
     const socket = dgram.createSocket({ type, reuseAddr: this.multicast })
-    this.socket = socket
     socket.on('message', (packet, rinfo) => this.onPacket(packet, rinfo))
-    socket.on('error', (err) => this.log.error({ err: err.message }, 'sync socket error'))
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
       // A multicast receiver binds the group's port on every address, then joins the group.
@@ -115,33 +89,28 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         socket.removeListener('error', reject)
         resolve()
       })
+    }).catch((err: unknown) => {
+      socket.close()
+      throw new ListenError('--sync-listen', formatHostPort(this.opts.listen), err)
     })
+    this.socket = socket
+    socket.on('error', (err) => this.log.error({ err }, 'sync socket error'))
     // Snapshots arrive as a burst of datagrams: a larger buffer (capped by net.core.rmem_max)
     // keeps a warm join from losing chunks.
     try { socket.setRecvBufferSize(4 * 1024 * 1024) } catch { /* keep the kernel default */ }
-    if (this.multicast) this.joinGroup(socket, host, type)
-    if (this.opts.format === 'stud') {
+    if (iface !== undefined) this.joinGroup(socket, host, iface)
+    if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
     }
-    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.map(formatHostPort), format: this.opts.format }, 'farm sync listening')
+    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.map(formatHostPort), format: this.codec.format }, 'farm sync listening')
   }
 
   /** Send this node's new session to the farm (called for sessions made by our own workers). */
   publishNew (id: Buffer, entry: SessionEntry): void {
-    if (this.opts.format === 'stud') {
-      if (id.length > 32 || entry.der.length > 512) return // outside what stud's format carries
-      this.recentlySent.add(id.toString('hex'))
-      if (this.recentlySent.size > 4096) this.recentlySent.delete(this.recentlySent.values().next().value as string)
-      // hitch aborts on a date in the future (assert in handle_shcupd): date it safely in the past.
-      const createdAt = entry.createdAt - Math.max(this.opts.maxSkewSeconds, STUD_CLOCK_MARGIN_SECONDS)
-      this.sendToAll(encodeStud({ op: 'new', sessionId: id, session: entry.der, createdAt }, this.opts.studHmacKey as Buffer))
-      return
-    }
     this.sendMessage({ op: 'new', sessionId: id, session: entry.der, createdAt: entry.createdAt })
   }
 
   publishDel (id: Buffer): void {
-    if (this.opts.format === 'stud') return // stud's format has no Del
     this.sendMessage({ op: 'del', sessionId: id })
   }
 
@@ -150,7 +119,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * or the timeout passes. Returns how many sessions arrived. A node alone starts anyway.
    */
   async warmJoin (timeoutMs: number): Promise<number> {
-    if (this.opts.format !== 'v2' || this.targets.length === 0 || timeoutMs <= 0) return 0
+    if (!this.codec.snapshots || this.targets.length === 0 || timeoutMs <= 0) return 0
     const requestId = crypto.randomInt(1, 2 ** 31)
     let received = 0
     return await new Promise((resolve) => {
@@ -171,13 +140,14 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   private sendMessage (message: SyncMessage, to?: HostPort): void {
-    let packet: Buffer
+    let packet: Buffer | undefined
     try {
-      packet = encodeV2(message, this.encodeContext as EncodeContext)
+      packet = this.codec.encode(message)
     } catch (err) {
-      this.log.debug({ err: (err as Error).message, op: message.op }, 'sync message not sendable')
+      this.log.debug({ err, op: message.op }, 'sync message not sendable')
       return
     }
+    if (packet === undefined) return // the format does not carry this operation
     if (to !== undefined) this.send(packet, to)
     else this.sendToAll(packet)
   }
@@ -203,31 +173,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   private onPacket (packet: Buffer, rinfo: dgram.RemoteInfo): void {
     const from = formatHostPort({ host: rinfo.address, port: rinfo.port })
-    if (this.opts.format === 'stud') {
-      const result = decodeStud(packet, { hmacKey: this.opts.studHmacKey as Buffer, now: Date.now, sessionTimeoutSeconds: this.opts.sessionTimeoutSeconds, maxSkewSeconds: this.opts.maxSkewSeconds })
-      if (!result.ok) return this.reject(from, result.reason)
-      const id = result.message.sessionId
-      if (this.recentlySent.has(id.toString('hex'))) return this.reject(from, 'own')
-      if (sessionProtocolVersion(result.message.session) === TLS1_3_VERSION) return this.reject(from, 'tls13_session')
-      this.accept(from, undefined)
-      this.cache.addRemote(id, { der: result.message.session, createdAt: result.message.createdAt })
-      return
-    }
-    const result = decodeV2(packet, {
-      keyRing: this.keyRing as FarmKeyRing,
-      ownNodeId: this.nodeId,
-      replay: this.replay,
-      now: Date.now,
-      sessionLifetimeSeconds: this.opts.sessionTimeoutSeconds,
-      maxSkewSeconds: this.opts.maxSkewSeconds,
-      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES
-    })
+    const result = this.codec.decode(packet)
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
       if (result.reason === 'own') { this.packets.inc({ direction: 'in', result: 'own' }); return }
       return this.reject(from, result.reason)
     }
-    this.accept(from, result.sender.toString('hex'))
+    this.accept(from, result.sender)
     const message = result.message
     switch (message.op) {
       case 'new':
@@ -302,14 +254,12 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return stats
   }
 
-  private joinGroup (socket: dgram.Socket, group: string, type: 'udp4' | 'udp6'): void {
-    const [iface = '', ttlText] = this.opts.multicastInterface.split(',')
-    const ifaceAddress = interfaceAddress(iface, type)
-    socket.addMembership(group, ifaceAddress)
-    if (ifaceAddress !== undefined) socket.setMulticastInterface(type === 'udp6' && iface !== '' && !net.isIP(iface) ? `::%${iface}` : ifaceAddress)
-    socket.setMulticastTTL(ttlText !== undefined ? Number(ttlText) : 1)
+  private joinGroup (socket: dgram.Socket, group: string, iface: MulticastInterface): void {
+    socket.addMembership(group, iface.address)
+    if (iface.sendVia !== undefined) socket.setMulticastInterface(iface.sendVia)
+    socket.setMulticastTTL(iface.ttl)
     // Several nodes on one host only hear each other with loopback on; our own packets are
-    // recognised by node id (v2) or by the IDs we just sent (stud) and skipped.
+    // recognised by the codec (node id in v2, the IDs we just sent in stud) and skipped.
     socket.setMulticastLoopback(true)
   }
 }
@@ -322,12 +272,27 @@ function isMulticast (host: string): boolean {
   return net.isIPv6(host) && host.toLowerCase().startsWith('ff')
 }
 
-/** An interface given by name (eth0) or address; undefined = let the kernel choose. */
-function interfaceAddress (iface: string, type: 'udp4' | 'udp6'): string | undefined {
-  if (iface === '') return undefined
-  if (net.isIP(iface) !== 0) return iface
+interface MulticastInterface {
+  /** Address to join on; undefined = let the kernel choose. */
+  address?: string
+  /** For setMulticastInterface; undefined = the kernel's default route. */
+  sendVia?: string
+  ttl: number
+}
+
+/** `--sync-interface IFACE[,TTL]`: an interface given by name (eth0) or address, and the TTL. */
+function multicastInterface (option: string, type: 'udp4' | 'udp6'): MulticastInterface {
+  const [iface = '', ttlText] = option.split(',')
+  const ttl = ttlText !== undefined ? Number(ttlText) : 1
+  if (iface === '') return { ttl }
+  if (net.isIP(iface) !== 0) return { address: iface, sendVia: iface, ttl }
   const family = type === 'udp6' ? 'IPv6' : 'IPv4'
   const found = os.networkInterfaces()[iface]?.find((a) => a.family === family)
-  if (found === undefined) throw new Error(`--sync-interface: no ${family} address on interface "${iface}"`)
-  return type === 'udp6' ? `${found.address}%${iface}` : found.address
+  if (found === undefined) {
+    const names = Object.keys(os.networkInterfaces()).join(', ')
+    throw new ConfigError([`--sync-interface: no ${family} address on interface "${iface}" (this machine has: ${names})`])
+  }
+  return type === 'udp6'
+    ? { address: `${found.address}%${iface}`, sendVia: `::%${iface}`, ttl }
+    : { address: found.address, sendVia: found.address, ttl }
 }

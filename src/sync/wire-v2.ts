@@ -19,7 +19,7 @@
  *   type DecodeResult = { ok: true; message; sender; sequence; keyId; sentAtMs }
  *                     | { ok: false; reason: RejectReason }
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
- *   randomNodeId (): Buffer; createSequenceCounter (startMs?): () => bigint
+ *   createSequenceCounter (startMs?): () => bigint
  *
  * decodeV2 checks cheap, unauthenticated things first (size, magic, version, op, lengths, key id,
  * own node id), then the GCM tag, and only then anything whose answer depends on the content
@@ -106,8 +106,6 @@ export type DecodeResult =
   | { ok: false; reason: RejectReason }
 
 // --- helpers ------------------------------------------------------------------------------
-
-export function randomNodeId (): Buffer { return cryptoRandomBytes(NODE_ID_BYTES) }
 
 /**
  * A per-process sequence source: starts at ms * 1000 (so a restarted node with a configured id

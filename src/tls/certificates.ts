@@ -1,5 +1,6 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import { CertificateError } from '../errors.js'
 
 /**
  * A certificate file as the primary reads and checks it: the PEM text (sent to workers, which
@@ -14,12 +15,6 @@ export interface CertificateBundle {
   notAfter: string
 }
 
-export class CertificateError extends Error {
-  constructor (path: string, problem: string) {
-    super(`certificate "${path}": ${problem}`)
-    this.name = 'CertificateError'
-  }
-}
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g
 

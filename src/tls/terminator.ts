@@ -145,7 +145,7 @@ export class TlsTerminator {
     tlsSocket.on('error', (err: Error & { code?: string }) => {
       forget()
       if (secured) return // after the handshake the forwarder owns the connection's errors
-      this.log.debug({ err: err.message, code: err.code }, 'TLS handshake failed')
+      this.log.debug({ err }, 'TLS handshake failed')
       fail('tls_error')
     })
     // allowHalfOpen keeps a socket open after the client's FIN; before the handshake is done

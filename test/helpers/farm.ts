@@ -1,6 +1,5 @@
-import crypto from 'node:crypto'
-import fs from 'node:fs'
 import path from 'node:path'
+import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
 import { makeCertificate, tempDir } from './certs.js'
 import { startNode, type RunningNode } from './node-process.js'
 import { freePorts } from './ports.js'
@@ -10,9 +9,7 @@ export interface FarmNode { node: RunningNode; host: string; port: number; sync:
 
 /** A farm secret file as an operator makes it: random, mode 0600. */
 export function writeFarmSecret (dir: string, name = 'farm.key'): string {
-  const file = path.join(dir, name)
-  fs.writeFileSync(file, crypto.randomBytes(48).toString('base64') + '\n', { mode: 0o600 })
-  return file
+  return writeFarmSecretFile(path.join(dir, name))
 }
 
 /**
@@ -30,7 +27,9 @@ export async function startFarm (hosts: string[], opts: {
   const ports = await freePorts(hosts.length * 3)
   const nodes: FarmNode[] = []
   const syncPorts = hosts.map((_, i) => ports[i * 3 + 2] as number)
-  await Promise.all(hosts.map(async (host, i) => {
+  // allSettled: when one node cannot start, the others are stopped before the error is
+  // thrown, so no node is left behind holding the test process open.
+  const started = await Promise.allSettled(hosts.map(async (host, i) => {
     const port = ports[i * 3] as number
     const admin = ports[i * 3 + 1] as number
     const args = [
@@ -41,6 +40,11 @@ export async function startFarm (hosts: string[], opts: {
     const node = await startNode(args, { adminPort: admin })
     nodes[i] = { node, host, port, sync: syncPorts[i] as number, args, admin }
   }))
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed !== undefined) {
+    await Promise.all(nodes.filter((n) => n !== undefined).map(async (n) => await n.node.stop()))
+    throw failed.reason
+  }
   return {
     nodes,
     dir,

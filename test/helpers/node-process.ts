@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sumMetric } from '../../src/metrics/prometheus-text.js'
+import { onLines } from '../../src/util/lines.js'
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 export const CLI = path.join(REPO_ROOT, 'bin', 'tlsfleet.js')
@@ -33,17 +34,10 @@ export async function startNode (args: string[], opts: { adminPort: number; env?
   const logs: Array<Record<string, unknown>> = []
   const waiters = new Set<() => void>()
   let stderr = ''
-  let pending = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    pending += chunk.toString()
-    let nl: number
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl)
-      pending = pending.slice(nl + 1)
-      try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not JSON */ }
-      for (const wake of waiters) wake()
-    }
-  })
+  onLines(child.stdout, (line) => {
+    try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not JSON */ }
+    for (const wake of waiters) wake()
+  }, Infinity)
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
 
   const waitForLog = async (predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { formatAgentReply } from '../../src/agent/agent-reply.js'
 import { makeSample, type SampledWorker } from '../../src/agent/load-sampler.js'
-import { judgeHealth, NodeState } from '../../src/node/node-state.js'
+import { judgeHealth, NodeState } from '../../src/agent/node-state.js'
 
 const healthy = { workersListening: 2, warm: true, stopping: false }
 

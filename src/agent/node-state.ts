@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events'
-import type { AdminState, AgentReply } from '../agent/agent-reply.js'
-import { CapacityEstimator, type CapacitySample } from '../agent/capacity.js'
+import type { AdminState, AgentReply } from './agent-reply.js'
+import { CapacityEstimator, type CapacitySample } from './capacity.js'
 
-export type { AdminState } from '../agent/agent-reply.js'
-export const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint']
+export type { AdminState } from './agent-reply.js'
 
 export function isAdminState (value: unknown): value is AdminState {
   return value === 'ready' || value === 'drain' || value === 'maint'

@@ -1,0 +1,44 @@
+import type { PrimarySessionCache } from './primary-session-cache.js'
+
+/** What a worker's L1 asks of L2 (New, Get, Del), over the cluster IPC channel. */
+export type L1Request =
+  | { t: 'session-new'; id: Buffer; der: Buffer; createdAt: number }
+  | { t: 'session-get'; req: number; id: Buffer }
+  | { t: 'session-del'; id: Buffer }
+
+/** What L2 tells a worker's L1: the answer to a Get, or a session to drop. */
+export type L2Notice =
+  | { t: 'session-reply'; req: number; der: Buffer | null; createdAt: number }
+  | { t: 'session-del'; id: Buffer }
+
+export interface L1Channels {
+  /** To the worker that asked. */
+  reply: (worker: number, notice: L2Notice) => void
+  /** To every worker but `except`. */
+  broadcast: (notice: L2Notice, except?: number) => void
+}
+
+/**
+ * L2's side of the two-level cache: answers New, Get and Del from the workers. A Del also
+ * reaches the other workers, so no L1 keeps offering a session OpenSSL refused.
+ */
+export class L2Responder {
+  constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels) {}
+
+  handle (worker: number, request: L1Request): void {
+    switch (request.t) {
+      case 'session-new':
+        this.cache.addLocal(request.id, { der: request.der, createdAt: request.createdAt })
+        break
+      case 'session-get': {
+        const entry = this.cache.get(request.id)
+        this.workers.reply(worker, { t: 'session-reply', req: request.req, der: entry?.der ?? null, createdAt: entry?.createdAt ?? 0 })
+        break
+      }
+      case 'session-del':
+        this.cache.deleteLocal(request.id)
+        this.workers.broadcast({ t: 'session-del', id: request.id }, worker)
+        break
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+
+export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
+
+/** What the primary's gauges read when /metrics is scraped. */
+export interface PrimaryGaugeSources {
+  l2: () => { entries: number; bytes: number }
+  workers: () => { configured: number; listening: number }
+  /** What the agent reports now: the effective state, the weight and the spare capacity behind it. */
+  state: () => { effective: string; weightPercent: number; spareCapacity?: number }
+}
+
+const AGENT_STATES = ['ready', 'drain', 'maint', 'down'] as const
+
+/**
+ * The primary's own metrics (L2, workers, agent, admin API, HAProxy commands, backend probe,
+ * and the sync counters the sync service registers here), and the node-wide /metrics page:
+ * these merged with every worker's (prom-client's AggregatorRegistry sums same-named series,
+ * so process CPU and memory cover the whole node). Names follow Prometheus conventions.
+ */
+export class PrimaryMetrics {
+  readonly registry = new Registry()
+  readonly haproxyCommands: Counter<'command' | 'result'>
+  readonly adminRequests: Counter<'status'>
+  readonly agentReplies: Counter<'state'>
+  readonly agentInputErrors: Counter<'reason'>
+  readonly backendReachable: Gauge
+
+  constructor (sources: PrimaryGaugeSources) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry })
+    new Gauge({ name: 'tlsfleet_session_cache_entries', help: 'Sessions held in L2', registers, collect () { this.set(sources.l2().entries) } })
+    new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'Approximate bytes held by L2', registers, collect () { this.set(sources.l2().bytes) } })
+    new Gauge({
+      name: 'tlsfleet_workers',
+      help: 'Worker processes: configured, and listening now',
+      labelNames: ['state'] as const,
+      registers,
+      collect () {
+        const workers = sources.workers()
+        this.set({ state: 'listening' }, workers.listening)
+        this.set({ state: 'configured' }, workers.configured)
+      }
+    })
+    new Gauge({
+      name: 'tlsfleet_agent_state',
+      help: 'State the agent reports: 1 for the current one (down when unhealthy, else the admin state)',
+      labelNames: ['state'] as const,
+      registers,
+      collect () {
+        const effective = sources.state().effective
+        for (const s of AGENT_STATES) this.set({ state: s }, s === effective ? 1 : 0)
+      }
+    })
+    new Gauge({ name: 'tlsfleet_agent_weight_percent', help: 'Weight percent the agent reports (spare capacity, smoothed)', registers, collect () { this.set(sources.state().weightPercent) } })
+    new Gauge({ name: 'tlsfleet_spare_capacity_ratio', help: 'Smoothed spare capacity 0..1 behind the agent weight', registers, collect () { this.set(sources.state().spareCapacity ?? 1) } })
+    this.haproxyCommands = new Counter({ name: 'tlsfleet_haproxy_commands_total', help: 'HAProxy Runtime API commands sent by this node, by command and result', labelNames: ['command', 'result'] as const, registers })
+    this.adminRequests = new Counter({ name: 'tlsfleet_admin_requests_total', help: 'Admin API requests answered, by HTTP status', labelNames: ['status'] as const, registers })
+    this.agentReplies = new Counter({ name: 'tlsfleet_agent_replies_total', help: 'Agent-check replies sent, by the state they reported', labelNames: ['state'] as const, registers })
+    this.agentInputErrors = new Counter({ name: 'tlsfleet_agent_input_errors_total', help: 'Agent port connections with bad input or cut by a bound, by reason', labelNames: ['reason'] as const, registers })
+    this.backendReachable = new Gauge({ name: 'tlsfleet_backend_reachable', help: 'Whether the backend accepted the last TCP probe(s) (1) or not (0)', registers })
+  }
+
+  /** The node-wide page: the primary's series merged with the workers' reports. */
+  async render (workers: MetricsJson[]): Promise<{ contentType: string; body: string }> {
+    const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), ...workers])
+    return { contentType: merged.contentType, body: await merged.metrics() }
+  }
+}

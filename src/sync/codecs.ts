@@ -1,0 +1,132 @@
+import crypto from 'node:crypto'
+import { ConfigConflictError } from '../errors.js'
+import type { CertificateBundle } from '../tls/certificates.js'
+import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
+import { FarmKeyRing, type FarmKey } from './farm-keys.js'
+import type { RejectReason } from './reject-reasons.js'
+import { ReplayGuard } from './replay-guard.js'
+import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
+import { createSequenceCounter, decodeV2, encodeV2, MAX_UDP_PAYLOAD_BYTES, type SyncMessage } from './wire-v2.js'
+
+export type { SyncMessage } from './wire-v2.js'
+
+/** A datagram as a codec read it: the message and, where the format names one, the sender's node id. */
+export type DecodedPacket =
+  | { ok: true; message: SyncMessage; sender?: string }
+  | { ok: false; reason: RejectReason }
+
+/**
+ * One farm-sync wire format, as the sync service uses it. The service owns the socket, the
+ * peers and the counters; the codec owns everything that depends on the format: what it can
+ * carry, how a message becomes a datagram, and every check a datagram passes before it is
+ * trusted (authentication, clock, replay, own echoes).
+ */
+export interface SyncCodec {
+  readonly format: 'v2' | 'stud'
+  /** Whether the format carries snapshots, so a joining node can ask its peers for their sessions. */
+  readonly snapshots: boolean
+  /** The datagram for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
+  encode (message: SyncMessage): Buffer | undefined
+  /** Never throws; a refused datagram names the reason it is counted under. */
+  decode (packet: Buffer): DecodedPacket
+}
+
+export interface CodecClock {
+  sessionTimeoutSeconds: number
+  maxSkewSeconds: number
+  now?: () => number
+}
+
+/** v2, the default: AES-256-GCM under the farm key, a replay window per sender (wire-v2.ts). */
+export class V2Codec implements SyncCodec {
+  readonly format = 'v2'
+  readonly snapshots = true
+  readonly nodeId: Buffer
+  private readonly keyRing: FarmKeyRing
+  private readonly nextSequence = createSequenceCounter()
+  private readonly replay = new ReplayGuard()
+
+  constructor (farmKeys: FarmKey[], nodeName: string, private readonly clock: CodecClock) {
+    this.keyRing = new FarmKeyRing(farmKeys)
+    this.nodeId = v2NodeId(nodeName)
+  }
+
+  encode (message: SyncMessage): Buffer {
+    return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence })
+  }
+
+  decode (packet: Buffer): DecodedPacket {
+    const result = decodeV2(packet, {
+      keyRing: this.keyRing,
+      ownNodeId: this.nodeId,
+      replay: this.replay,
+      now: this.clock.now ?? Date.now,
+      sessionLifetimeSeconds: this.clock.sessionTimeoutSeconds,
+      maxSkewSeconds: this.clock.maxSkewSeconds,
+      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES
+    })
+    if (!result.ok) return result
+    return { ok: true, message: result.message, sender: result.sender.toString('hex') }
+  }
+}
+
+/** How far in the past stud datagrams are dated, at least (hitch asserts on a future date). */
+export const STUD_CLOCK_MARGIN_SECONDS = 2
+
+/**
+ * stud/hitch's shared-cache datagram (wire-stud.ts): New only, signed but not encrypted, no
+ * node id and no replay protection. Our own multicast echoes are recognised by the IDs we just
+ * sent, and TLS 1.3 sessions (hitch shares them) are refused: they never resume by ID.
+ */
+export class StudCodec implements SyncCodec {
+  readonly format = 'stud'
+  readonly snapshots = false
+  private readonly recentlySent = new Set<string>()
+
+  constructor (private readonly hmacKey: Buffer, private readonly clock: CodecClock) {}
+
+  encode (message: SyncMessage): Buffer | undefined {
+    if (message.op !== 'new') return undefined // the format has no Del and no snapshots
+    if (message.sessionId.length > STUD_SESSION_ID_BYTES || message.session.length > STUD_MAX_DER_BYTES) return undefined
+    this.recentlySent.add(message.sessionId.toString('hex'))
+    if (this.recentlySent.size > 4096) this.recentlySent.delete(this.recentlySent.values().next().value as string)
+    // hitch aborts on a date in the future (assert in handle_shcupd): date it safely in the past.
+    const createdAt = message.createdAt - Math.max(this.clock.maxSkewSeconds, STUD_CLOCK_MARGIN_SECONDS)
+    return encodeStud({ ...message, createdAt }, this.hmacKey)
+  }
+
+  decode (packet: Buffer): DecodedPacket {
+    const result = decodeStud(packet, { hmacKey: this.hmacKey, now: this.clock.now ?? Date.now, sessionTimeoutSeconds: this.clock.sessionTimeoutSeconds, maxSkewSeconds: this.clock.maxSkewSeconds })
+    if (!result.ok) return result
+    if (this.recentlySent.has(result.message.sessionId.toString('hex'))) return { ok: false, reason: 'own' }
+    if (sessionProtocolVersion(result.message.session) === TLS1_3_VERSION) return { ok: false, reason: 'tls13_session' }
+    return { ok: true, message: result.message }
+  }
+}
+
+/** The 8-byte node id v2 packets carry: derived from the node's name, so it is stable across restarts. */
+export function v2NodeId (nodeName: string): Buffer {
+  return crypto.createHash('sha256').update(nodeName).digest().subarray(0, 8)
+}
+
+/**
+ * The codec `--sync-format` asks for. v2 needs the farm secret (checked with the other option
+ * combinations); stud keys its HMAC with the first certificate's RSA key, as stud and hitch do.
+ */
+export function createSyncCodec (opts: {
+  format: 'v2' | 'stud'
+  farmKeys: FarmKey[]
+  certificates: CertificateBundle[]
+  nodeName: string
+} & CodecClock): SyncCodec {
+  if (opts.format === 'v2') return new V2Codec(opts.farmKeys, opts.nodeName, opts)
+  const first = opts.certificates[0]
+  if (first === undefined) throw new ConfigConflictError('--sync-format stud needs a certificate with an RSA key (its HMAC key is derived from it)')
+  let hmacKey: Buffer
+  try {
+    hmacKey = studHmacKeyFromPrivateKeyPem(first.key)
+  } catch (err) {
+    throw new ConfigConflictError(`--sync-format stud: ${(err as Error).message} (first --cert is "${first.path}")`)
+  }
+  return new StudCodec(hmacKey, opts)
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { after, before, test } from 'node:test'
+import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { CLI, startNode, type RunningNode } from '../helpers/node-process.js'
+import { freePorts } from '../helpers/ports.js'
+
+// One node holds every kind of listener; a second node asks for one of the same addresses and
+// must stop with one line naming the address and the option to change (exit status 3).
+const dir = tempDir()
+const cert = makeCertificate(dir, 'n', ['localhost'])
+const secret = writeFarmSecretFile(`${dir}/farm.key`)
+const DEFAULT_ADMIN_PORT = 8445
+let first: RunningNode
+let tls: number, agent: number, sync: number
+
+before(async () => {
+  ;[tls, agent, sync] = await freePorts(3) as [number, number, number]
+  first = await startNode(['--workers', '1', '--listen', `127.0.0.1:${tls}`, '--cert', cert, '--agent-listen', `127.0.0.1:${agent}`,
+    '--sync-listen', `127.0.0.1:${sync}`, '--sync-secret-file', secret, '--warm-join-timeout', '0'], { adminPort: DEFAULT_ADMIN_PORT })
+})
+
+after(async () => { await first?.stop() })
+
+/** Run a second node (no --admin-listen unless given: the default) and collect how it ends. */
+async function second (args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--cert', cert, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.once('exit', (c) => { clearTimeout(timer); resolve(c) })
+  })
+  return { code, stderr }
+}
+
+function assertOneLine (result: { code: number | null; stderr: string }, address: string, option: string): void {
+  assert.equal(result.code, 3, result.stderr)
+  const lines = result.stderr.trimEnd().split('\n')
+  assert.equal(lines.length, 1, `expected one line, got:\n${result.stderr}`)
+  assert.match(lines[0] as string, new RegExp(`^tlsfleet: ${address.replace(/\./g, '\\.')} is already in use by another process: stop that process or give another ${option} \\(TLSFLEET_ERR_ADDRESS_IN_USE\\)$`))
+}
+
+test('a second node with the same default admin port exits with one line naming the address and --admin-listen', async () => {
+  const [otherTls] = await freePorts(1) as [number]
+  assertOneLine(await second(['--listen', `127.0.0.1:${otherTls}`]), `127.0.0.1:${DEFAULT_ADMIN_PORT}`, '--admin-listen')
+})
+
+test('the same for the TLS listener (--listen), even though workers bind with SO_REUSEPORT', async () => {
+  const [otherAdmin] = await freePorts(1) as [number]
+  assertOneLine(await second(['--listen', `127.0.0.1:${tls}`, '--admin-listen', `127.0.0.1:${otherAdmin}`]), `127.0.0.1:${tls}`, '--listen')
+})
+
+test('the same for the agent (--agent-listen) and the sync (--sync-listen) listeners', async () => {
+  const [otherTls, otherAdmin] = await freePorts(2) as [number, number]
+  const base = ['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${otherAdmin}`]
+  assertOneLine(await second([...base, '--agent-listen', `127.0.0.1:${agent}`]), `127.0.0.1:${agent}`, '--agent-listen')
+  assertOneLine(await second([...base, '--sync-listen', `127.0.0.1:${sync}`, '--sync-secret-file', secret]), `127.0.0.1:${sync}`, '--sync-listen')
+})
+
+test('--log-level debug adds the stack; the first node still serves throughout', async () => {
+  const [otherTls] = await freePorts(1) as [number]
+  const verbose = await second(['--listen', `127.0.0.1:${otherTls}`, '--log-level', 'debug'])
+  assert.equal(verbose.code, 3)
+  assert.match(verbose.stderr, /^tlsfleet: 127\.0\.0\.1:8445 is already in use/)
+  assert.match(verbose.stderr, /\n\s+at /, 'no stack with --log-level debug')
+  const health = await fetch(`${first.adminUrl}/health`)
+  assert.equal(health.status, 200)
+})
+
+test('a multicast interface that does not exist is a configuration error naming --sync-interface', async () => {
+  const [otherTls, otherAdmin, otherSync] = await freePorts(3) as [number, number, number]
+  const result = await second(['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${otherAdmin}`,
+    '--sync-listen', `239.255.7.7:${otherSync}`, '--sync-interface', 'nosuch0', '--sync-secret-file', secret])
+  assert.equal(result.code, 2, result.stderr)
+  assert.match(result.stderr, /^tlsfleet: --sync-interface: no IPv4 address on interface "nosuch0" \(this machine has: .*lo.*\) \(TLSFLEET_ERR_CONFIG\)\n$/)
+})
