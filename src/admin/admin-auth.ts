@@ -1,18 +1,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import net from 'node:net'
 import { AdminTokenError } from '../errors.js'
 
-
 export const MIN_TOKEN_LENGTH = 16
-
-/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
-export function isLoopbackHost (host: string): boolean {
-  if (host === 'localhost') return true
-  if (net.isIPv4(host)) return host.startsWith('127.')
-  if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(host)
-  return false
-}
 
 /**
  * Read a bearer token file (`--admin-token-file`, also read by the CLI's `--token-file`):

@@ -39,3 +39,11 @@ export function parseHostPort (text: string, { allowPortZero = false } = {}): Ho
 export function formatHostPort ({ host, port }: HostPort): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
 }
+
+/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
+export function isLoopbackHost (host: string): boolean {
+  if (host === 'localhost') return true
+  if (net.isIPv4(host)) return host.startsWith('127.')
+  if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(host)
+  return false
+}

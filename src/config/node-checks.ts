@@ -1,6 +1,5 @@
-import { isLoopbackHost } from '../admin/admin-auth.js'
 import { ConfigConflictError } from '../errors.js'
-import { formatHostPort } from './host-port.js'
+import { formatHostPort, isLoopbackHost } from './host-port.js'
 import type { NodeConfig } from './options.js'
 
 /**
