@@ -51,7 +51,7 @@ export class FarmSecretError extends TlsfleetError {
 
 /** The admin token file was refused; the message names the file and the problem. */
 export class AdminTokenError extends TlsfleetError {
-  constructor (message: string) { super('TLSFLEET_ERR_ADMIN_TOKEN', message, EXIT_CONFIG) }
+  constructor (message: string, options?: { cause?: unknown }) { super('TLSFLEET_ERR_ADMIN_TOKEN', message, EXIT_CONFIG, options) }
 }
 
 /** What went wrong when a listener could not bind, by errno: the code and what to do. */

@@ -3,6 +3,7 @@ import type { HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { bearerMatches } from './admin-auth.js'
+import { crossSiteReason, hostAllowed } from './request-guards.js'
 import {
   cacheSchema, errorSchema, healthSchema, moveClientsResponseSchema, peersSchema, putStateBodySchema,
   putStateResponseSchema, stateSchema,
@@ -24,17 +25,24 @@ export interface AdminSource {
 
 export interface AdminServerOptions {
   listen: HostPort
-  /** When set, every route but `GET /health` needs `Authorization: Bearer <token>`. */
+  /** `Authorization: Bearer <token>`: needed for every state change, and for reads when `readsNeedToken`. */
   token?: string
+  /** Reads (every GET but /health) need the token too: the operator gave one explicitly. */
+  readsNeedToken?: boolean
+  /** State changes without a token (--admin-allow-unauthenticated on): the operator asked for it. */
+  allowUnauthenticated?: boolean
+  /** Host names requests may name besides IP literals and localhost (--admin-allow-host). */
+  allowHosts?: string[]
   log?: Logger
   /** Called once per answered request (to count refusals: bad input is network input). */
   onResponse?: (statusCode: number) => void
 }
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 415: errorSchema, 500: errorSchema, 502: errorSchema }
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 415: errorSchema, 500: errorSchema, 502: errorSchema }
 
-/** Routes that answer without the token: HAProxy's `option httpchk` and probes use /health. */
+/** Routes that answer without the token or a Host check: HAProxy's `option httpchk` and probes use /health. */
 const PUBLIC_ROUTES = new Set(['/health'])
+const READ_METHODS = new Set(['GET', 'HEAD'])
 
 /**
  * The node's admin HTTP API (Fastify), served by the primary so it keeps answering while the
@@ -52,16 +60,32 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
 
   app.addHook('onResponse', async (_req, reply) => { opts.onResponse?.(reply.statusCode) })
 
+  // A browser's simple cross-site POST arrives as text/plain; with no parser for it, Fastify
+  // answers 415 before any handler runs.
+  app.removeContentTypeParser('text/plain')
+
   app.addHook('onRequest', async (req, reply) => {
-    if (opts.token === undefined) return
     const path = req.url.split('?')[0] ?? ''
     if (PUBLIC_ROUTES.has(path)) return
-    if (bearerMatches(req.headers.authorization, opts.token)) return
+    const forbid = async (message: string): Promise<void> => {
+      await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `${message}; nothing was changed` } satisfies ErrorBody)
+    }
+    if (!hostAllowed(req.headers.host, opts.allowHosts ?? [])) {
+      return await forbid(`Host ${JSON.stringify(req.headers.host)} does not name this node (IP addresses and localhost are accepted; add a name with --admin-allow-host)`)
+    }
+    const read = READ_METHODS.has(req.method)
+    if (!read) {
+      const crossSite = crossSiteReason(req.headers as Record<string, string | undefined>)
+      if (crossSite !== undefined) return await forbid(`refused a cross-site state change: ${crossSite}`)
+    }
+    if (read && opts.readsNeedToken !== true) return
+    if (opts.token !== undefined && bearerMatches(req.headers.authorization, opts.token)) return
+    if (!read && opts.allowUnauthenticated === true) return
     const given = req.headers.authorization === undefined ? 'no Authorization header' : 'a wrong bearer token'
     await reply.code(401).header('www-authenticate', 'Bearer realm="tlsfleet"').send({
       statusCode: 401,
       error: 'Unauthorized',
-      message: `${given}: this node requires "Authorization: Bearer <token>" with the token from its --admin-token-file`
+      message: `${given}: ${read ? 'this node' : 'a state change'} requires "Authorization: Bearer <token>" with the token from its --admin-token-file (or the admin.token it generated in its --state-dir)`
     } satisfies ErrorBody)
   })
 

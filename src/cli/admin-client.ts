@@ -1,10 +1,13 @@
+import fs from 'node:fs'
+import path from 'node:path'
 import { request } from 'undici'
-import { readTokenFile } from '../admin/admin-auth.js'
+import { GENERATED_TOKEN_FILE, readTokenFile } from '../admin/admin-auth.js'
+import { isLoopbackHost } from '../config/host-port.js'
 import { AdminClientError } from '../errors.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
 
-export interface AdminClientOptions { admin?: string; tokenFile?: string; timeout?: string }
+export interface AdminClientOptions { admin?: string; tokenFile?: string; stateDir?: string; timeout?: string }
 
 /** Talks to one node's admin API (undici); every failure becomes an AdminClientError naming the node. */
 export class AdminClient {
@@ -22,7 +25,9 @@ export class AdminClient {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AdminClientError(`--admin ${admin}: only http:// and https:// URLs`, 2)
     this.base = url.toString().replace(/\/+$/, '')
-    const tokenFile = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE
+    // The generated token only goes to a node on this machine: never sent to another host.
+    const local = isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))
+    const tokenFile = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE ?? (local ? generatedTokenFile(opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet') : undefined)
     try {
       this.token = tokenFile !== undefined && tokenFile !== '' ? readTokenFile(tokenFile) : undefined
     } catch (err) {
@@ -69,9 +74,15 @@ export class AdminClient {
     }
     if (res.statusCode >= 400) {
       const message = (json as { message?: unknown }).message
-      const hint = res.statusCode === 401 ? ' (give --token-file with the node\'s admin token)' : ''
+      const hint = res.statusCode === 401 ? ' (give --token-file with the node\'s admin token, or --state-dir where the node generated it)' : ''
       throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode}: ${typeof message === 'string' ? message : text.slice(0, 200)}${hint}`)
     }
     return json as T
   }
+}
+
+/** The token a node generated in its state dir, when it exists (a node on this machine, run from here). */
+function generatedTokenFile (stateDir: string): string | undefined {
+  const file = path.join(stateDir, GENERATED_TOKEN_FILE)
+  return fs.existsSync(file) ? file : undefined
 }

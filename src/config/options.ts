@@ -231,11 +231,26 @@ export const OPTIONS = {
     default: () => ({ host: '127.0.0.1', port: 8445 })
   }),
   'admin-token-file': spec({
-    description: 'file holding the admin API bearer token (>= 16 characters, mode 0600); required when --admin-listen is not a loopback address',
+    description: 'file holding the admin API bearer token (>= 16 characters, mode 0600), then needed for every route but /health; required when --admin-listen is not a loopback address',
     expected: 'a file path',
     valueName: 'FILE',
     schema: z.string(),
-    default: ''
+    default: '',
+    defaultHelp: 'a token generated into --state-dir/admin.token, needed for state changes only'
+  }),
+  'admin-allow-unauthenticated': spec({
+    description: 'let anyone who reaches the admin API change the node\'s state without a token (only for a loopback API on a single-user machine)',
+    expected: 'one of on, off',
+    schema: z.enum(['on', 'off']),
+    default: 'off' as const
+  }),
+  'admin-allow-host': spec({
+    description: 'a host name admin API requests may name in their Host header besides IP addresses and localhost (repeatable; against DNS rebinding)',
+    expected: 'a host name',
+    valueName: 'NAME',
+    schema: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'a DNS name').transform((name) => name.toLowerCase().replace(/\.$/, ''))),
+    multiple: true,
+    default: () => [] as string[]
   }),
   'agent-listen': spec({
     description: 'address of the HAProxy agent-check responder (point agent-port/agent-addr here), or off',

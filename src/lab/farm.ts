@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { GENERATED_TOKEN_FILE, readTokenFile } from '../admin/admin-auth.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { HaproxyRuntimeApi } from '../haproxy/runtime-api.js'
 import type { StatRow } from '../haproxy/stats.js'
@@ -285,9 +286,11 @@ export class LabFarm {
   async drain (name: string): Promise<string> {
     const node = this.node(name)
     if (this.agent) {
+      // State changes need the token the node generated in its state dir.
+      const token = readTokenFile(path.join(this.dir, name, GENERATED_TOKEN_FILE))
       const res = await fetch(`${node.adminUrl}/v1/state`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ state: 'drain' }),
         signal: AbortSignal.timeout(3000)
       })

@@ -25,6 +25,12 @@ export class PrimaryMetrics {
   readonly agentReplies: Counter<'state'>
   readonly agentInputErrors: Counter<'reason'>
   readonly backendReachable: Gauge
+  private readonly scrapes: Counter<'result'>
+  /** Each live worker's last full report, by pid: what it has counted so far. */
+  private readonly lastReports = new Map<number, MetricsJson>()
+  /** Counters and histograms of workers that died, summed: they keep counting on the page. */
+  private retired: MetricsJson = []
+  private cached?: { at: number; page: Promise<MetricsPage> }
 
   constructor (sources: PrimaryGaugeSources) {
     const registers = [this.registry]
@@ -59,11 +65,57 @@ export class PrimaryMetrics {
     this.agentReplies = new Counter({ name: 'tlsfleet_agent_replies_total', help: 'Agent-check replies sent, by the state they reported', labelNames: ['state'] as const, registers })
     this.agentInputErrors = new Counter({ name: 'tlsfleet_agent_input_errors_total', help: 'Agent port connections with bad input or cut by a bound, by reason', labelNames: ['reason'] as const, registers })
     this.backendReachable = new Gauge({ name: 'tlsfleet_backend_reachable', help: 'Whether the backend accepted the last TCP probe(s) (1) or not (0)', registers })
+    this.scrapes = new Counter({ name: 'tlsfleet_metrics_scrapes_total', help: 'GET /metrics answered, by whether the workers were asked (collected) or the last page was reused (cached)', labelNames: ['result'] as const, registers })
   }
 
-  /** The node-wide page: the primary's series merged with the workers' reports. */
-  async render (workers: MetricsJson[]): Promise<{ contentType: string; body: string }> {
-    const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), ...workers])
+  /**
+   * The node-wide page: the primary's series merged with the workers' reports and with what
+   * dead workers had counted. Built at most once per `maxAgeMs` however many scrapers ask
+   * (they share one collection), so scraping cannot load the workers or the agent's weight.
+   */
+  async page (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>, maxAgeMs = 1000, now = Date.now()): Promise<MetricsPage> {
+    if (this.cached !== undefined && now - this.cached.at < maxAgeMs) {
+      this.scrapes.inc({ result: 'cached' })
+      return await this.cached.page
+    }
+    this.scrapes.inc({ result: 'collected' })
+    const page = this.render(collect)
+    this.cached = { at: now, page }
+    page.catch(() => { if (this.cached?.page === page) this.cached = undefined })
+    return await page
+  }
+
+  /**
+   * A worker died: keep its counters and histograms on the page (Prometheus reads a counter
+   * that goes down as a reset), as prom-client's cluster aggregation would lose them. Gauges
+   * (memory, connections open) go with it.
+   */
+  workerExited (pid: number): void {
+    const last = this.lastReports.get(pid)
+    this.lastReports.delete(pid)
+    if (last === undefined) return
+    // prom-client's JSON names types as strings (its typings say an enum).
+    const kept = last.filter((m) => ['counter', 'histogram'].includes(String(m.type)))
+    this.retired = this.retired.length === 0 ? kept : toJson(AggregatorRegistry.aggregate([this.retired, kept]))
+    this.cached = undefined
+  }
+
+  private async render (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<MetricsPage> {
+    const reports = await collect()
+    for (const report of reports) this.lastReports.set(report.pid, report.metrics)
+    // A worker that did not answer in time still counts with its last report.
+    const workers = [...this.lastReports.values()]
+    const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), this.retired, ...workers])
     return { contentType: merged.contentType, body: await merged.metrics() }
   }
+}
+
+export interface MetricsPage { contentType: string; body: string }
+
+/** An aggregated registry's series as JSON again (aggregate() only gives a Registry). */
+function toJson (registry: Registry): MetricsJson {
+  // getMetricsAsJSON() of an aggregated registry is synchronous in effect: its metrics have no
+  // collect callbacks, so the values are read directly.
+  const metrics = registry.getMetricsAsArray() as unknown as Array<{ get: () => MetricObjectWithValues<MetricValue<string>> }>
+  return metrics.map((m) => m.get()) as MetricsJson
 }

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import closeWithGrace from 'close-with-grace'
-import { loadAdminToken } from '../admin/admin-auth.js'
+import { loadAdminToken, type AdminCredentials } from '../admin/admin-auth.js'
 import { startAdminServer } from '../admin/admin-server.js'
 import { NodeAdmin } from '../admin/node-admin.js'
 import { startAgentServer } from '../agent/agent-server.js'
@@ -68,6 +68,7 @@ export class Primary {
       init: () => ({ t: 'init', settings: this.settings as WorkerSettings, certificates: this.certificates }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => this.state.updateHealth({ workersListening: listening }),
+      onWorkerExit: (pid) => this.metrics.workerExited(pid),
       log: this.log
     })
     this.metrics = new PrimaryMetrics({
@@ -94,7 +95,7 @@ export class Primary {
   async start (): Promise<void> {
     const config = this.config
     checkOptionCombinations(config)
-    const adminToken = loadAdminToken(config.adminTokenFile)
+    const credentials = loadAdminToken(config.adminTokenFile, config.stateDir)
     this.coordinator = this.createCoordinator()
     this.certificates = await this.loadCertificates()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
@@ -106,7 +107,7 @@ export class Primary {
     const backend = await this.startBackend()
     await this.startBackendProbe(backend)
     this.settings = workerSettings(config, backend, ticketSecrets(config, farmKeys))
-    await this.startAdmin(adminToken)
+    await this.startAdmin(credentials)
 
     if (config.acceptModel === 'reuseport') this.checkMigrateRequests()
     // Warm join before the workers serve: a restarted node is not cold.
@@ -190,8 +191,9 @@ export class Primary {
     }
   }
 
-  private async startAdmin (token: string | undefined): Promise<void> {
+  private async startAdmin (credentials: AdminCredentials): Promise<void> {
     const listen = this.config.adminListen
+    const allowUnauthenticated = this.config.adminAllowUnauthenticated === 'on'
     const views = new NodeAdmin({
       node: { id: this.config.nodeId, workers: this.config.workers, cacheSize: this.config.cacheSize, cacheMaxBytes: this.config.cacheMaxBytes, syncListen: this.config.syncListen },
       state: this.state,
@@ -200,16 +202,21 @@ export class Primary {
       cache: this.cache,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),
-      metrics: async () => await this.metrics.render((await this.workers.collectReports()).map((r) => r.metrics)),
+      metrics: async () => await this.metrics.page(async () => await this.workers.collectReports()),
       log: this.log
     })
     const admin = await startAdminServer({
       listen,
       log: this.log,
       onResponse: (status) => this.metrics.adminRequests.inc({ status: String(status) }),
-      ...(token !== undefined ? { token } : {})
+      token: credentials.token,
+      readsNeedToken: credentials.explicit,
+      allowUnauthenticated,
+      allowHosts: this.config.adminAllowHost
     }, views).catch((err: unknown) => { throw new ListenError('--admin-listen', formatHostPort(listen), err) })
     this.closers.push(async () => { await admin.close() })
+    if (allowUnauthenticated) this.log.warn('--admin-allow-unauthenticated on: anyone who reaches the admin API can drain or stop this node')
+    else if (!credentials.explicit) this.log.info({ tokenFile: credentials.file }, 'admin API: state changes need the bearer token in this file (tlsfleet drain/ready/maint read it from --state-dir)')
   }
 
   private async startAgent (): Promise<void> {

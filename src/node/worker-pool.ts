@@ -17,6 +17,8 @@ export interface WorkerPoolOptions {
   onSessionRequest: (worker: number, request: L1Request) => void
   /** Called with the number of listening workers whenever it changes (health depends on it). */
   onListeningChange: (listening: number) => void
+  /** A worker process is gone (its counters must not vanish from /metrics). */
+  onWorkerExit?: (pid: number) => void
   log: Logger
 }
 
@@ -146,6 +148,7 @@ export class WorkerPool {
   private onExit (worker: ClusterWorker, code: number | null, signal: string | null): void {
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
+    if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid)
     for (const [req, pending] of this.pendingReports) {
       if (pending.remaining.delete(worker.id) && pending.remaining.size === 0) {
         this.pendingReports.delete(req)

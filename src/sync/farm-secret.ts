@@ -1,5 +1,6 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import zlib from 'node:zlib'
 import { FarmSecretError } from '../errors.js'
 import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
 
@@ -31,6 +32,10 @@ export function loadFarmSecrets (files: string[]): FarmKey[] {
     if (secret.length < MIN_SECRET_BYTES) {
       throw new FarmSecretError(file, `${secret.length} bytes; a farm secret needs at least ${MIN_SECRET_BYTES} (try: openssl rand -base64 48)`)
     }
+    const bits = estimatedEntropyBits(secret)
+    if (bits < MIN_ESTIMATED_BITS) {
+      throw new FarmSecretError(file, `looks guessable (about ${Math.floor(bits)} bits of entropy, at least ${MIN_ESTIMATED_BITS} are needed); make one with: openssl rand -base64 48 > ${file}`)
+    }
     const id = farmKeyId(secret)
     const clash = keys.find((k) => k.id === id)
     if (clash !== undefined) {
@@ -53,4 +58,29 @@ export function writeFarmSecretFile (file: string): string {
 /** One byte, derived from the secret, that names it on the wire. */
 export function farmKeyId (secret: Buffer): number {
   return Buffer.from(crypto.hkdfSync('sha256', secret, 'tlsfleet farm secret', 'tlsfleet key id', 1))[0] as number
+}
+
+/**
+ * What a farm secret must at least hold, estimated. The shortest honest secret, 32 random hex
+ * characters (openssl rand -hex 16), estimates at 98 to 125; a typed phrase repeated, far less.
+ */
+const MIN_ESTIMATED_BITS = 80
+
+/**
+ * A cautious estimate of how many random bits a secret holds: the smaller of its length times
+ * the Shannon entropy of its byte distribution (catches "aaaa...", "abab...", a short
+ * alphabet) and its deflated size (catches repeated words or patterns). Not a proof of
+ * randomness, a net for secrets typed by hand.
+ */
+export function estimatedEntropyBits (secret: Buffer): number {
+  const counts = new Map<number, number>()
+  for (const byte of secret) counts.set(byte, (counts.get(byte) ?? 0) + 1)
+  let shannon = 0
+  for (const count of counts.values()) {
+    const p = count / secret.length
+    shannon -= p * Math.log2(p)
+  }
+  // A deflate stream of incompressible input still carries ~5 bytes of framing.
+  const deflatedBits = Math.max(0, zlib.deflateRawSync(secret, { level: 9 }).length - 5) * 8
+  return Math.min(shannon * secret.length, deflatedBits)
 }

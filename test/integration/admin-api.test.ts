@@ -79,7 +79,7 @@ test('bad requests get JSON errors that say what was wrong, and nothing changes'
     { body: '{"state":"drain","force":true}', status: 400, message: /unknown field "force"/ },
     { body: '{"state":"drain","moveClients":"yes"}', status: 400, message: /moveClients must be boolean/ },
     { body: '["drain"]', status: 400, message: /body must be object/ },
-    { body: 'drain', type: 'text/plain', status: 400, message: /body must be object/ },
+    { body: 'drain', type: 'text/plain', status: 415, message: /Unsupported Media Type/i },
     { body: 'state=drain', type: 'application/x-www-form-urlencoded', status: 415, message: /Unsupported Media Type/i },
     { body: '{"state":"drain","moveClients":true}', status: 409, message: /moveClients needs --haproxy-socket/ }
   ]

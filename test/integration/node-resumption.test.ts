@@ -3,6 +3,7 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { childPids, eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { resumesEventually } from '../helpers/farm.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
@@ -55,7 +56,9 @@ test('the node listens on IPv6 as well', async () => {
   const sess = path.join(dir, 'session6.pem')
   const first = await sClient({ host: '::1', port: port6, tls: '1.2', sessOut: sess, extra: NO_TICKET })
   assert.equal(first.protocol, 'TLSv1.2', first.output)
-  const again = await sClient({ host: '::1', port: port6, tls: '1.2', sessIn: sess, extra: NO_TICKET })
+  // The second connection may land on the other worker before the New reached L2 (IPC from
+  // another process): retry briefly, as a returning client would.
+  const again = await resumesEventually(async () => await sClient({ host: '::1', port: port6, tls: '1.2', sessIn: sess, extra: NO_TICKET }))
   assert.equal(again.reused, true, again.output)
 })
 
