@@ -89,6 +89,16 @@ export class HaproxyRuntimeError extends TlsfleetError {
   }
 }
 
+/**
+ * The local HAProxy a node companions (`--terminator haproxy`) is not set up as tlsfleet needs:
+ * a socket below level admin, no `tls-ticket-keys` on its bind line, another key file than
+ * `--terminator-keys`, keys of another size; or `tlsfleet haproxy-keys` cannot write its file.
+ * The message names the option or file and what to change.
+ */
+export class TerminatorError extends TlsfleetError {
+  constructor (message: string) { super('TLSFLEET_ERR_TERMINATOR', message, EXIT_CONFIG) }
+}
+
 /** A refusal by the admin API, with the HTTP status it answers with. */
 export class AdminRequestError extends TlsfleetError {
   constructor (readonly statusCode: number, readonly error: string, message: string) {
@@ -112,5 +122,5 @@ export const ERROR_CODES = [
   'TLSFLEET_ERR_FARM_SECRET', 'TLSFLEET_ERR_ADMIN_TOKEN', 'TLSFLEET_ERR_ADDRESS_IN_USE',
   'TLSFLEET_ERR_ADDRESS_NOT_AVAILABLE', 'TLSFLEET_ERR_LISTEN_DENIED', 'TLSFLEET_ERR_LISTEN',
   'TLSFLEET_ERR_WORKER_START', 'TLSFLEET_ERR_HAPROXY_RUNTIME', 'TLSFLEET_ERR_ADMIN_REQUEST',
-  'TLSFLEET_ERR_ADMIN_CLIENT', 'TLSFLEET_ERR_LAB'
+  'TLSFLEET_ERR_ADMIN_CLIENT', 'TLSFLEET_ERR_LAB', 'TLSFLEET_ERR_TERMINATOR'
 ] as const

@@ -5,6 +5,7 @@ import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { HaproxyCoordinator } from '../haproxy/coordinator.js'
+import type { TerminatorStatus } from '../node/terminator-part.js'
 import type { PeerStats } from '../sync/sync-service.js'
 import type { Logger } from '../util/logger.js'
 import type { AdminSource } from './admin-server.js'
@@ -16,6 +17,8 @@ export interface NodeAdminParts {
   /** The latest load sample (the sampler runs on a timer; reads never wait for workers). */
   sample: () => LoadSample | undefined
   listening: () => number
+  /** Who terminates TLS and how it is doing (shown in /v1/state). */
+  terminator?: () => TerminatorStatus
   cache: PrimarySessionCache
   coordinator?: HaproxyCoordinator
   peers?: () => PeerStats[]
@@ -58,7 +61,8 @@ export class NodeAdmin implements AdminSource {
       connections: sample?.connections ?? 0,
       handshakes: { ...(sample?.handshakes ?? { full: 0, resumed: 0 }), perSecond: sample?.handshakesPerSecond ?? 0 },
       ...(sample?.eventLoopUtilization !== undefined ? { eventLoopUtilization: sample.eventLoopUtilization } : {}),
-      ...(sample !== undefined ? { sampledAt: sample.at.toISOString() } : {})
+      ...(sample !== undefined ? { sampledAt: sample.at.toISOString() } : {}),
+      ...(this.parts.terminator !== undefined ? { terminator: this.parts.terminator() } : {})
     }
     if (coordinator !== undefined) body.haproxy = await coordinator.view()
     return body

@@ -5,6 +5,7 @@
  */
 import type { AdminState } from '../agent/agent-reply.js'
 import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
+import type { TerminatorStatus } from '../node/terminator-part.js'
 
 export const errorSchema = {
   type: 'object',
@@ -67,6 +68,39 @@ const haproxyViewSchema = {
   required: ['socket', 'backend', 'server', 'reachable']
 } as const
 
+const terminatorSchema = {
+  type: 'object',
+  properties: {
+    kind: { type: 'string', enum: ['tlsfleet', 'haproxy'] },
+    serving: { type: 'boolean' },
+    reason: { type: 'string' },
+    socket: { type: 'string' },
+    keyFile: { type: 'string' },
+    reachable: { type: 'boolean' },
+    pid: { type: 'integer' },
+    version: { type: 'string' },
+    frontends: {
+      type: 'array',
+      items: { type: 'object', properties: { name: { type: 'string' }, status: { type: 'string' } }, required: ['name', 'status'] }
+    },
+    ticketKeys: {
+      type: 'object',
+      properties: { current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },
+      required: ['current', 'rotations', 'repairs']
+    },
+    busy: { type: 'number' },
+    idlePercent: { type: 'number' },
+    connections: { type: 'integer' },
+    maxConnections: { type: 'integer' },
+    sslRate: { type: 'number' },
+    sslKeyRate: { type: 'number' },
+    sessionReusePercent: { type: 'number' },
+    cacheLookups: { type: 'number' },
+    cacheMisses: { type: 'number' }
+  },
+  required: ['kind', 'serving']
+} as const
+
 export const stateSchema = {
   type: 'object',
   properties: {
@@ -93,6 +127,7 @@ export const stateSchema = {
     },
     eventLoopUtilization: { type: 'number' },
     sampledAt: { type: 'string' },
+    terminator: terminatorSchema,
     haproxy: haproxyViewSchema
   },
   required: ['node', 'state', 'health', 'effective', 'agentReply', 'weightPercent', 'workers', 'connections', 'handshakes']
@@ -115,6 +150,8 @@ export interface StateBody {
   handshakes: { full: number; resumed: number; perSecond: number }
   eventLoopUtilization?: number
   sampledAt?: string
+  /** Who terminates TLS on this node, and (a local HAProxy) its state and key ring. */
+  terminator?: TerminatorStatus
   haproxy?: HaproxyView
 }
 

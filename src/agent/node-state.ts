@@ -9,9 +9,12 @@ export function isAdminState (value: unknown): value is AdminState {
 }
 
 /** What the node's health depends on; the primary feeds these in. */
+/** Whether the node's TLS terminator can serve, and if not why (its own words). */
+export interface TerminatorInput { serving: boolean; reason?: string }
+
 export interface HealthInputs {
-  /** Workers whose listeners are up. */
-  workersListening: number
+  /** Workers listening, or the local HAProxy ready (src/node/terminator-part.ts). */
+  terminator: TerminatorInput
   /** False until the warm join (session snapshot from peers) is over. */
   warm: boolean
   /** The node is shutting down. */
@@ -26,7 +29,7 @@ export interface HealthVerdict { health: 'up' | 'down'; reason?: string }
 export function judgeHealth (inputs: HealthInputs): HealthVerdict {
   if (inputs.stopping) return { health: 'down', reason: 'stopping' }
   if (!inputs.warm) return { health: 'down', reason: 'warming up (waiting for a session snapshot from peers)' }
-  if (inputs.workersListening <= 0) return { health: 'down', reason: 'no live worker' }
+  if (!inputs.terminator.serving) return { health: 'down', reason: inputs.terminator.reason ?? 'the TLS terminator does not serve' }
   if (inputs.backendReachable === false) return { health: 'down', reason: 'backend unreachable' }
   return { health: 'up' }
 }
@@ -64,7 +67,7 @@ export interface NodeStateSnapshot {
 export class NodeState extends EventEmitter<{ change: [state: AdminState, previous: AdminState] }> {
   private adminState: AdminState
   private changedAt: Date | undefined
-  private inputs: HealthInputs = { workersListening: 0, warm: false, stopping: false }
+  private inputs: HealthInputs = { terminator: { serving: false, reason: 'no live worker' }, warm: false, stopping: false }
   private readonly capacity: CapacityEstimator
   private readonly maxconn: number
   private readonly maxHandshakes: number

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { TlsfleetError } from '../errors.js'
 import { demoBackendCommand } from './backend-command.js'
+import { haproxyKeysCommand } from './haproxy-keys-command.js'
 import { nodeCommand } from './node-command.js'
 import { stateCommand } from './state-commands.js'
 import { statusCommand } from './status-command.js'
@@ -19,6 +20,7 @@ const program = new Command('tlsfleet')
 program.addCommand(nodeCommand(), { isDefault: true })
 program.addCommand(demoBackendCommand())
 program.addCommand(statusCommand())
+program.addCommand(haproxyKeysCommand())
 for (const state of ['drain', 'ready', 'maint'] as const) program.addCommand(stateCommand(state))
 program.addCommand((await import('./lab-command.js')).labCommand())
 program.addCommand((await import('./bench-command.js')).benchCommand())

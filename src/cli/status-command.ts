@@ -27,6 +27,20 @@ function percent (ratio: number | undefined): string {
   return ratio === undefined ? '-' : `${Math.round(ratio * 100)}%`
 }
 
+/** A local HAProxy terminating TLS: its state, its figures, its ticket key ring. */
+function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string, string]> {
+  const rows: Array<[string, string]> = []
+  const who = `haproxy via ${t.socket ?? '?'}${t.pid !== undefined ? ` (pid ${t.pid}${t.version !== undefined ? `, ${t.version}` : ''})` : ''}`
+  rows.push(['terminator', `${who}: ${t.serving ? 'serving' : `not serving (${t.reason ?? '?'})`}`])
+  if (t.frontends !== undefined && t.frontends.length > 0) rows.push(['', `frontends ${t.frontends.map((f) => `${f.name} ${f.status}`).join(', ')}`])
+  if (t.idlePercent !== undefined) {
+    rows.push(['', `idle ${t.idlePercent}%, connections ${t.connections ?? 0}/${t.maxConnections ?? '?'}, TLS ${t.sslRate ?? 0}/s (full ${t.sslKeyRate ?? 0}/s), reuse ${t.sessionReusePercent ?? 0}%, session cache ${t.cacheLookups ?? 0} lookups ${t.cacheMisses ?? 0} misses`])
+  }
+  const k = t.ticketKeys
+  if (k !== undefined) rows.push(['ticket keys', `${t.keyFile ?? '?'}: ${k.current ? `the farm's ring (epoch ${k.epoch ?? '?'})` : 'NOT the farm\'s ring'}, ${k.rotations} rotations, ${k.repairs} repairs${k.lastPushAt !== undefined ? `, last push ${k.lastPushAt}` : ''}`])
+  return rows
+}
+
 /** Render the three admin answers as a two-column table an operator reads at a glance. */
 export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBody, admin: string, now = Date.now()): string {
   const rows: Array<[string, string]> = []
@@ -36,7 +50,9 @@ export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBo
   rows.push(['agent reply', JSON.stringify(state.agentReply)])
   rows.push(['weight', `${state.weightPercent}%  (spare capacity ${percent(state.spareCapacity)}, event loop ${percent(state.eventLoopUtilization)})`])
   if (state.maxconn !== undefined) rows.push(['maxconn', String(state.maxconn)])
-  rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
+  const t = state.terminator
+  if (t?.kind === 'haproxy') rows.push(...terminatorRows(t))
+  else rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
   rows.push(['connections', String(state.connections)])
   rows.push(['handshakes', `full ${state.handshakes.full}, resumed ${state.handshakes.resumed} (${state.handshakes.perSecond.toFixed(1)}/s)`])
   rows.push(['L2 cache', `${cache.l2.entries} entries, ${bytes(cache.l2.bytes)}, hits ${cache.l2.hits}, misses ${cache.l2.misses}`])

@@ -1,6 +1,7 @@
 import { ConfigConflictError } from '../errors.js'
 import { formatHostPort, isLoopbackHost } from './host-port.js'
 import type { NodeConfig } from './options.js'
+import { checkTerminatorOptions } from './terminator-checks.js'
 
 /**
  * Options that are each valid (options.ts checked them one by one) but do not work together.
@@ -21,4 +22,5 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.syncListen !== 'off' && config.syncFormat === 'v2' && config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
   }
+  checkTerminatorOptions(config)
 }

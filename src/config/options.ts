@@ -28,6 +28,11 @@ const hostPort = z.string().transform((text, ctx): HostPort => {
   return parsed
 })
 
+/** A Runtime API address: a unix socket path (with a "/") or HOST:PORT (optionally ipv4@/ipv6@). */
+function isRuntimeApiTarget (text: string): boolean {
+  return text.includes('/') || typeof parseHostPort(text.replace(/^ipv[46]@/, '')) !== 'string'
+}
+
 const int = (min: number, max: number): z.ZodType<number> =>
   z.coerce.number().int().min(min).max(max)
 const seconds = (min: number, max: number): z.ZodType<number> =>
@@ -287,7 +292,7 @@ export const OPTIONS = {
     description: 'HAProxy Runtime API (stats socket, level admin): a unix socket path or HOST:PORT, or off',
     expected: 'a socket path, HOST:PORT, or "off"',
     valueName: 'PATH|HOST:PORT',
-    schema: z.string().min(1).refine((s) => s === 'off' || s.includes('/') || typeof parseHostPort(s.replace(/^ipv[46]@/, '')) !== 'string', 'neither a path (with a "/") nor HOST:PORT'),
+    schema: z.string().min(1).refine((s) => s === 'off' || isRuntimeApiTarget(s), 'neither a path (with a "/") nor HOST:PORT'),
     default: 'off'
   }),
   'haproxy-server': spec({
@@ -304,6 +309,35 @@ export const OPTIONS = {
     schema: z.string().regex(/^[A-Za-z0-9_.:-]*$/, 'letters, digits and -_.: only'),
     default: '',
     defaultHelp: 'the backend of --haproxy-server'
+  }),
+  terminator: spec({
+    description: 'who terminates TLS on this node: tlsfleet (its workers) or haproxy (a local HAProxy; tlsfleet then keeps its ticket keys, agent, admin API and sync, and starts no worker)',
+    expected: 'one of tlsfleet, haproxy',
+    schema: z.enum(['tlsfleet', 'haproxy']),
+    default: 'tlsfleet' as const
+  }),
+  'terminator-socket': spec({
+    description: 'with --terminator haproxy: the local HAProxy\'s Runtime API (stats socket, level admin), a unix socket path or HOST:PORT',
+    expected: 'a socket path or HOST:PORT',
+    valueName: 'PATH|HOST:PORT',
+    schema: z.string().refine((s) => s === '' || isRuntimeApiTarget(s), 'neither a path (with a "/") nor HOST:PORT'),
+    default: ''
+  }),
+  'terminator-keys': spec({
+    description: 'with --terminator haproxy: the tls-ticket-keys file of the local HAProxy\'s bind line, as written there; tlsfleet keeps its key ring current',
+    expected: 'a file path without spaces',
+    valueName: 'KEYFILE',
+    schema: z.string().regex(/^\S*$/, 'contains a space'),
+    default: ''
+  }),
+  'terminator-frontend': spec({
+    description: 'with --terminator haproxy: a frontend of the local HAProxy that must be open for the node to be up (repeatable)',
+    expected: 'a frontend name of letters, digits and -_.:',
+    valueName: 'NAME',
+    schema: z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and -_.: only')),
+    multiple: true,
+    default: () => [] as string[],
+    defaultHelp: 'every frontend of the local HAProxy'
   }),
   'log-level': spec({
     description: 'log level: fatal, error, warn, info, debug, trace',

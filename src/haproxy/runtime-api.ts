@@ -1,7 +1,9 @@
 import net from 'node:net'
 import { parseHostPort } from '../config/host-port.js'
 import { HaproxyRuntimeError } from '../errors.js'
+import { parseShowInfo, type HaproxyInfo } from './show-info.js'
 import { parseServersState, parseShowStat, type ServerStateRow, type StatRow } from './stats.js'
+import { parseTlsKeyRefs, parseTlsKeys, type TlsKeyRef } from './tls-keys.js'
 
 
 export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
@@ -24,6 +26,11 @@ function parseTarget (target: string): Target {
   const parsed = parseHostPort(stripped)
   if (typeof parsed === 'string') throw new Error(`haproxy runtime API target "${target}": ${parsed} (or give a socket path)`)
   return parsed
+}
+
+/** A tls-ticket-keys file as the CLI names it: one word (the CLI splits arguments on spaces). */
+function checkKeyFile (file: string): void {
+  if (file === '' || /\s/.test(file)) throw new Error(`invalid tls-ticket-keys file ${JSON.stringify(file)}: expected a path without spaces`)
 }
 
 function checkName (what: string, name: string): void {
@@ -109,6 +116,56 @@ export class HaproxyRuntimeApi {
     const output = await this.command(cmd)
     if (!output.startsWith('# table:')) throw new HaproxyRuntimeError(cmd, output)
     return output
+  }
+
+  /** `show info`, parsed. */
+  async showInfo (): Promise<HaproxyInfo> {
+    const output = await this.command('show info')
+    if (!output.startsWith('Name:')) throw new HaproxyRuntimeError('show info', output)
+    return parseShowInfo(output)
+  }
+
+  /** `show cli level`: `admin`, `operator` or `user`, the level this socket grants. */
+  async cliLevel (): Promise<string> {
+    return (await this.command('show cli level')).trim()
+  }
+
+  /** `show tls-keys`: the ticket key rings HAProxy holds, by id and file. */
+  async showTlsKeyRefs (): Promise<TlsKeyRef[]> {
+    const output = await this.command('show tls-keys')
+    if (!output.startsWith('# id')) throw new HaproxyRuntimeError('show tls-keys', output)
+    return parseTlsKeyRefs(output)
+  }
+
+  /**
+   * `show tls-keys FILE`: the ring's keys (base64), oldest first. The answer holds key material,
+   * so no error raised here quotes it.
+   */
+  async showTlsKeys (file: string): Promise<string[]> {
+    checkKeyFile(file)
+    const cmd = `show tls-keys ${file}`
+    const output = await this.command(cmd)
+    if (!output.startsWith('# id')) throw new HaproxyRuntimeError(cmd, output.split('\n')[0] ?? '')
+    return parseTlsKeys(output)
+  }
+
+  /**
+   * `set ssl tls-key FILE KEY`: push the next ticket key into the ring. Whatever goes wrong,
+   * the error names the file and HAProxy's answer but never the key.
+   */
+  async setTlsKey (file: string, key: string): Promise<void> {
+    checkKeyFile(file)
+    if (!/^[A-Za-z0-9+/=]+$/.test(key)) throw new Error('set ssl tls-key: the key is not base64')
+    const shown = `set ssl tls-key ${file} <key>`
+    let output: string
+    try {
+      output = await this.command(`set ssl tls-key ${file} ${key}`)
+    } catch (err) {
+      const answer = err instanceof HaproxyRuntimeError ? err.output : ''
+      const why = err instanceof HaproxyRuntimeError ? answer.trim() : (err as Error).message.split(key).join('<key>')
+      throw new HaproxyRuntimeError(shown, answer, `haproxy did not take "${shown}": ${why === '' ? '(empty reply)' : why}`)
+    }
+    if (!output.includes('TLS ticket key updated')) throw new HaproxyRuntimeError(shown, output)
   }
 
   private async exchange (cmd: string): Promise<string> {

@@ -1,14 +1,11 @@
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import { loadAdminToken, type AdminCredentials } from '../admin/admin-auth.js'
 import { startAdminServer } from '../admin/admin-server.js'
 import { NodeAdmin } from '../admin/node-admin.js'
 import { startAgentServer } from '../agent/agent-server.js'
 import { BackendProbe } from '../agent/backend-probe.js'
-import { LoadSampler } from '../agent/load-sampler.js'
 import { NodeState } from '../agent/node-state.js'
-import { L2Responder } from '../cache/l2-responder.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { checkOptionCombinations } from '../config/node-checks.js'
@@ -16,27 +13,24 @@ import type { NodeConfig } from '../config/options.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
 import { ConfigConflictError, ListenError } from '../errors.js'
 import { HaproxyCoordinator } from '../haproxy/coordinator.js'
+import { HaproxyTerminator } from '../haproxy/haproxy-terminator.js'
 import { PrimaryMetrics } from '../metrics/primary-metrics.js'
 import { createSyncCodec, type SyncCodec } from '../sync/codecs.js'
-import { deriveKey, type FarmKey } from '../sync/farm-keys.js'
+import type { FarmKey } from '../sync/farm-keys.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
 import { SyncService } from '../sync/sync-service.js'
-import { loadCertificateFile, type CertificateBundle } from '../tls/certificates.js'
-import { ensureSelfSignedCertificate } from '../tls/self-signed.js'
+import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { createLogger, type Logger } from '../util/logger.js'
-import { checkListenAddresses } from './listen-check.js'
-import { WorkerPool } from './worker-pool.js'
-import { workerSettings, type WorkerSettings } from './worker-settings.js'
-
-/** How often the workers' load is sampled for the agent's weight (and /v1/state, /v1/cache). */
-const SAMPLE_INTERVAL_MS = 1000
+import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
+import { WorkerTerminator } from './worker-terminator.js'
 
 /**
  * The primary ("father") of a node. It wires the parts together and runs the start and stop
- * order; each part owns its concern: L2 and its answers to the workers (cache/), the workers
- * (WorkerPool), the agent's state (agent/), the farm sync (sync/), the admin API and its views
- * (admin/), metrics (metrics/), HAProxy's Runtime API (haproxy/). It never accepts a client
- * connection: with the default accept model every worker has its own SO_REUSEPORT listener.
+ * order; each part owns its concern: L2 (cache/), the TLS terminator (its workers, or a local
+ * HAProxy it companions: NodeTerminator), the agent's state (agent/), the farm sync (sync/), the
+ * admin API and its views (admin/), metrics (metrics/), the front HAProxy's Runtime API
+ * (haproxy/). It never accepts a client connection: with the default accept model every worker
+ * has its own SO_REUSEPORT listener.
  */
 export class Primary {
   readonly cache: PrimarySessionCache
@@ -44,10 +38,7 @@ export class Primary {
   readonly state: NodeState
   private readonly log: Logger
   private readonly metrics: PrimaryMetrics
-  private readonly workers: WorkerPool
-  private readonly sampler: LoadSampler
-  private certificates: CertificateBundle[] = []
-  private settings?: WorkerSettings
+  private readonly terminator: NodeTerminator
   private coordinator?: HaproxyCoordinator
   private sync?: SyncService
   private backendProbe?: BackendProbe
@@ -58,73 +49,49 @@ export class Primary {
     this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
     this.cache = new PrimarySessionCache({ maxEntries: config.cacheSize, maxBytes: config.cacheMaxBytes, lifetimeSeconds: config.sessionTimeout })
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate })
-    const l2 = new L2Responder(this.cache, {
-      reply: (worker, notice) => this.workers.send(worker, notice),
-      broadcast: (notice, except) => this.workers.broadcast(notice, except)
-    })
-    this.workers = new WorkerPool({
-      size: config.workers,
-      acceptModel: config.acceptModel,
-      init: () => ({ t: 'init', settings: this.settings as WorkerSettings, certificates: this.certificates }),
-      onSessionRequest: (worker, request) => l2.handle(worker, request),
-      onListeningChange: (listening) => this.state.updateHealth({ workersListening: listening }),
-      onWorkerExit: (pid) => this.metrics.workerExited(pid),
-      log: this.log
+    this.terminator = createTerminator(config, this.cache, this.log, {
+      onHealth: (health) => this.state.updateHealth({ terminator: health }),
+      onLoad: (load) => this.state.updateLoad({ eventLoopUtilization: load.busy, handshakesPerSecond: load.handshakesPerSecond }),
+      onWorkerExit: (pid) => this.metrics.workerExited(pid)
     })
     this.metrics = new PrimaryMetrics({
       l2: () => ({ entries: this.cache.l2.size, bytes: this.cache.l2.bytes }),
-      workers: () => ({ configured: config.workers, listening: this.workers.listening.size }),
+      workers: () => ({ configured: this.terminator.workersConfigured, listening: this.terminator.listening() }),
       state: () => this.state.snapshot()
-    })
-    this.sampler = new LoadSampler({
-      intervalMs: SAMPLE_INTERVAL_MS,
-      collect: async (timeoutMs) => await this.workers.collectReports(timeoutMs, { metrics: false }),
-      listening: () => this.workers.listening.size,
-      onSample: (sample) => {
-        if (sample.eventLoopUtilization !== undefined) this.state.updateLoad({ eventLoopUtilization: sample.eventLoopUtilization, handshakesPerSecond: sample.handshakesPerSecond })
-      },
-      onError: (err) => this.log.warn({ err }, 'load sample failed')
     })
   }
 
   /**
    * Everything that can be refused is checked before anything binds (options, files, the TLS
-   * addresses); then the agent answers "down" while the rest starts, the farm's sessions are
-   * fetched (warm join), and only then do the workers serve.
+   * addresses or the local HAProxy); then the agent answers "down" while the rest starts, the
+   * farm's sessions are fetched (warm join), and only then does the terminator serve.
    */
   async start (): Promise<void> {
     const config = this.config
     checkOptionCombinations(config)
     const credentials = loadAdminToken(config.adminTokenFile, config.stateDir)
     this.coordinator = this.createCoordinator()
-    this.certificates = await this.loadCertificates()
+    await this.terminator.prepare()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
-    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.certificates, nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew })
-    await checkListenAddresses(config.listen)
+    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew })
 
     await this.startAgent()
     if (codec !== undefined && config.syncListen !== 'off') await this.startSync(config.syncListen, codec)
     const backend = await this.startBackend()
-    await this.startBackendProbe(backend)
-    this.settings = workerSettings(config, backend, ticketSecrets(config, farmKeys))
+    if (backend !== undefined) await this.startBackendProbe(backend)
     await this.startAdmin(credentials)
 
-    if (config.acceptModel === 'reuseport') this.checkMigrateRequests()
-    // Warm join before the workers serve: a restarted node is not cold.
+    // Warm join before the terminator serves: a restarted node is not cold.
     if (this.sync !== undefined) {
       const received = await this.sync.warmJoin(config.warmJoinTimeout * 1000)
       this.log.info({ sessions: received, l2: this.cache.l2.size }, 'warm join done')
     }
     this.state.updateHealth({ warm: true })
-    await this.workers.start()
-    this.sampler.start()
-    this.closers.push(async () => { this.sampler.stop() })
+    await this.terminator.start({ backend, ticketSecrets: ticketSecrets(config, farmKeys) })
     this.log.info({
-      listen: config.listen.map(formatHostPort),
-      backend: formatHostPort(backend),
-      workers: config.workers,
+      ...this.terminator.describe(),
+      backend: backend === undefined ? 'none' : formatHostPort(backend),
       admin: formatHostPort(config.adminListen),
-      certificates: this.certificates.map((c) => ({ file: c.path, names: c.names })),
       node: config.nodeId,
       sessionTickets: config.sessionTickets,
       sync: config.syncListen === 'off' ? 'off' : formatHostPort(config.syncListen),
@@ -146,15 +113,7 @@ export class Primary {
   }
 
   async reloadCertificates (): Promise<boolean> {
-    try {
-      this.certificates = await this.loadCertificates()
-    } catch (err) {
-      this.log.error({ err }, 'certificate reload refused; keeping the current certificates')
-      return false
-    }
-    this.workers.broadcast({ t: 'certificates', certificates: this.certificates })
-    this.log.info({ certificates: this.certificates.map((c) => c.path) }, 'certificates reloaded')
-    return true
+    return await this.terminator.reload()
   }
 
   /** Stop accepting, let workers finish open connections within the grace period, exit. */
@@ -166,7 +125,7 @@ export class Primary {
     // client is sent here while the workers close their listeners.
     if (this.coordinator !== undefined && this.state.admin === 'ready') await this.coordinator.applyState('drain')
     this.backendProbe?.stop()
-    await this.workers.stop(this.config.gracePeriod * 1000)
+    await this.terminator.stop(this.config.gracePeriod * 1000)
     for (const close of this.closers) await close()
     this.log.info('stopped')
   }
@@ -195,14 +154,15 @@ export class Primary {
     const listen = this.config.adminListen
     const allowUnauthenticated = this.config.adminAllowUnauthenticated === 'on'
     const views = new NodeAdmin({
-      node: { id: this.config.nodeId, workers: this.config.workers, cacheSize: this.config.cacheSize, cacheMaxBytes: this.config.cacheMaxBytes, syncListen: this.config.syncListen },
+      node: { id: this.config.nodeId, workers: this.terminator.workersConfigured, cacheSize: this.config.cacheSize, cacheMaxBytes: this.config.cacheMaxBytes, syncListen: this.config.syncListen },
       state: this.state,
-      sample: () => this.sampler.latest,
-      listening: () => this.workers.listening.size,
+      sample: () => this.terminator.sample(),
+      listening: () => this.terminator.listening(),
+      terminator: () => this.terminator.status(),
       cache: this.cache,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),
-      metrics: async () => await this.metrics.page(async () => await this.workers.collectReports()),
+      metrics: async () => await this.metrics.page(async () => await this.terminator.metrics()),
       log: this.log
     })
     const admin = await startAdminServer({
@@ -243,7 +203,7 @@ export class Primary {
     this.closers.push(async () => { await sync.close() })
     this.cache.on('local-new', (id, entry) => sync.publishNew(id, entry))
     this.cache.on('local-del', (id) => sync.publishDel(id))
-    sync.on('remote-del', (id) => this.workers.broadcast({ t: 'session-del', id }))
+    sync.on('remote-del', (id) => this.terminator.dropSession(id))
   }
 
   private async startBackendProbe (backend: HostPort): Promise<void> {
@@ -262,38 +222,17 @@ export class Primary {
     this.backendProbe = probe
   }
 
-  private async startBackend (): Promise<HostPort> {
+  /**
+   * Where plaintext goes: --backend, or the built-in demo backend when none is given. A local
+   * HAProxy forwards by its own configuration: --backend, when given, is only probed.
+   */
+  private async startBackend (): Promise<HostPort | undefined> {
     if (this.config.backend !== 'demo') return this.config.backend
+    if (!this.terminator.forwardsToBackend) return undefined
     const demo = await startDemoBackend({ host: '127.0.0.1', port: 0 })
     this.closers.push(demo.close)
     this.log.info({ backend: formatHostPort(demo.address) }, 'no --backend given: serving the built-in demo backend')
     return demo.address
-  }
-
-  private async loadCertificates (): Promise<CertificateBundle[]> {
-    let files = this.config.cert
-    if (files.length === 0) {
-      const { file, created } = await ensureSelfSignedCertificate(this.config.stateDir)
-      if (created) this.log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
-      files = [file]
-    }
-    return files.map((file) => loadCertificateFile(file))
-  }
-
-  /**
-   * With one SO_REUSEPORT listener per worker, connections waiting in a dying worker's accept
-   * queue are reset unless the kernel migrates them (net.ipv4.tcp_migrate_req, Linux >= 5.14).
-   */
-  private checkMigrateRequests (): void {
-    let value: string
-    try {
-      value = fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim()
-    } catch {
-      return // not Linux, or a kernel without it: nothing to advise
-    }
-    if (value !== '1') {
-      this.log.warn('net.ipv4.tcp_migrate_req is 0: connections queued on a worker that dies are reset; run "sysctl -w net.ipv4.tcp_migrate_req=1" or use --accept-model shared')
-    }
   }
 }
 
@@ -305,5 +244,18 @@ export class Primary {
 function ticketSecrets (config: NodeConfig, farmKeys: FarmKey[]): Buffer[] {
   if (config.sessionTickets === 'off') return []
   if (farmKeys.length === 0) return [crypto.randomBytes(32)]
-  return farmKeys.map((key) => deriveKey(key, 'tlsfleet tls ticket secret', 32))
+  return farmTicketSecrets(farmKeys)
+}
+
+/** The node's TLS terminator: its own workers, or a local HAProxy it companions. */
+function createTerminator (config: NodeConfig, cache: PrimarySessionCache, log: Logger, hooks: TerminatorHooks): NodeTerminator {
+  if (config.terminator === 'tlsfleet') return new WorkerTerminator(config, cache, log, hooks)
+  return new HaproxyTerminator({
+    socket: config.terminatorSocket,
+    keyFile: config.terminatorKeys,
+    frontends: config.terminatorFrontend,
+    rotationSeconds: config.ticketRotation,
+    sessionTimeoutSeconds: config.sessionTimeout,
+    log
+  }, hooks)
 }

@@ -4,15 +4,16 @@ import { formatAgentReply } from '../../src/agent/agent-reply.js'
 import { makeSample, type SampledWorker } from '../../src/agent/load-sampler.js'
 import { judgeHealth, NodeState } from '../../src/agent/node-state.js'
 
-const healthy = { workersListening: 2, warm: true, stopping: false }
+const healthy = { terminator: { serving: true }, warm: true, stopping: false }
+const noWorker = { serving: false, reason: 'no live worker' }
 
 test('health: the first blocking reason wins, in the order an operator fixes them', () => {
   assert.deepEqual(judgeHealth(healthy), { health: 'up' })
   assert.deepEqual(judgeHealth({ ...healthy, backendReachable: true }), { health: 'up' })
-  assert.equal(judgeHealth({ ...healthy, workersListening: 0 }).reason, 'no live worker')
+  assert.equal(judgeHealth({ ...healthy, terminator: noWorker }).reason, 'no live worker')
   assert.equal(judgeHealth({ ...healthy, backendReachable: false }).reason, 'backend unreachable')
-  assert.match(judgeHealth({ ...healthy, warm: false, workersListening: 0 }).reason ?? '', /warming up/)
-  assert.equal(judgeHealth({ ...healthy, stopping: true, workersListening: 0 }).reason, 'stopping')
+  assert.match(judgeHealth({ ...healthy, warm: false, terminator: noWorker }).reason ?? '', /warming up/)
+  assert.equal(judgeHealth({ ...healthy, stopping: true, terminator: noWorker }).reason, 'stopping')
 })
 
 test('a new node is down until warm and listening, then reports its admin state and weight', () => {
@@ -40,7 +41,7 @@ test('admin state changes emit once, and invalid states are refused without a ch
 
 test('down overrides the admin state in the effective state, and the agent says why', () => {
   const state = new NodeState({ initial: 'maint' })
-  state.updateHealth({ ...healthy, workersListening: 0 })
+  state.updateHealth({ ...healthy, terminator: noWorker })
   const snap = state.snapshot()
   assert.equal(snap.effective, 'down')
   assert.equal(snap.admin, 'maint')

@@ -1,0 +1,293 @@
+import type { LoadSample } from '../agent/load-sampler.js'
+import { TlsfleetError } from '../errors.js'
+import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from '../node/terminator-part.js'
+import type { CertificateBundle } from '../tls/certificates.js'
+import { TicketKeySchedule } from '../tls/ticket-keys.js'
+import type { Logger } from '../util/logger.js'
+import { HaproxyRuntimeApi } from './runtime-api.js'
+import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
+import type { StatRow } from './stats.js'
+import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
+import { checkLocalHaproxy, frontendRows, type LocalHaproxySetup } from './terminator-setup.js'
+import { TicketKeyPusher, type RingCheck } from './ticket-key-pusher.js'
+
+export interface HaproxyTerminatorOptions extends LocalHaproxySetup {
+  rotationSeconds: number
+  /** Ticket lifetime for the schedule; HAProxy's ring bounds it anyway (previous key only). */
+  sessionTimeoutSeconds: number
+  /** How often the local HAProxy is read (default 1000 ms). */
+  intervalMs?: number
+  /** Runtime API deadline per command (default 2000 ms). */
+  timeoutMs?: number
+  log: Logger
+  now?: () => number
+}
+
+/** Frontend statuses that still serve (FULL: at its maxconn, new connections wait in the queue). */
+const SERVING_FRONTEND = new Set(['OPEN', 'FULL'])
+
+/** A process of the local HAProxy: its pid and start time, so a restart is told apart. */
+function processKey (info: HaproxyInfo): string { return `${String(info.pid)}@${String(info.startTime)}` }
+
+/**
+ * `--terminator haproxy`: a local HAProxy terminates TLS and this node is its companion. Once a
+ * second it reads `show info` and `show stat` through --terminator-socket and keeps the ticket
+ * key ring of --terminator-keys equal to the farm's (TicketKeyPusher), and at each rotation
+ * boundary it pushes the next key at once. The node is up only while the local HAProxy answers,
+ * is set up for it (checked once per HAProxy process), is not stopping, has its frontends open
+ * and holds the farm's ring: a restarted HAProxy is repaired before the agent says up again.
+ * Load for the weight: HAProxy's busy share and TLS session rate. It never starts, stops or
+ * reloads HAProxy.
+ */
+export class HaproxyTerminator implements NodeTerminator {
+  readonly kind = 'haproxy'
+  readonly workersConfigured = 0
+  readonly forwardsToBackend = false
+  readonly api: HaproxyRuntimeApi
+  private readonly metricsPart: HaproxyTerminatorMetrics
+  private readonly figures: HaproxyFigures = {
+    serving: false,
+    handshakesFull: new MonotonicTotal(),
+    handshakesResumed: new MonotonicTotal(),
+    cacheLookups: new MonotonicTotal(),
+    cacheMisses: new MonotonicTotal()
+  }
+
+  private pusher?: TicketKeyPusher
+  private latest?: LoadSample
+  private health: TerminatorHealth = { serving: false, reason: 'local haproxy not read yet' }
+  private info?: HaproxyInfo
+  private frontends: Array<{ name: string; status: string }> = []
+  private ring?: RingCheck
+  private pushes = { rotation: 0, repair: 0, lastAt: undefined as Date | undefined }
+  /** The HAProxy process whose setup was checked; a new one is checked again. */
+  private checkedProcess?: string
+  private setupProblem?: string
+  private reachable = false
+  private running: Promise<void> = Promise.resolve()
+  private pollTimer?: NodeJS.Timeout
+  private rotationTimer?: NodeJS.Timeout
+  private stopped = false
+
+  constructor (private readonly opts: HaproxyTerminatorOptions, private readonly hooks: TerminatorHooks) {
+    this.api = new HaproxyRuntimeApi(opts.socket, { timeoutMs: opts.timeoutMs ?? 2000 })
+    this.metricsPart = new HaproxyTerminatorMetrics(() => this.figures)
+  }
+
+  /**
+   * Refuse a local HAProxy that answers but is not set up for this (TerminatorError). One that
+   * does not answer yet is no refusal: HAProxy may start after tlsfleet; the node says down
+   * until it answers, and checks it then.
+   */
+  async prepare (): Promise<void> {
+    let info: HaproxyInfo
+    try {
+      info = await this.api.showInfo()
+    } catch (err) {
+      this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy does not answer yet; the agent says down until it does')
+      return
+    }
+    await checkLocalHaproxy(this.api, this.opts)
+    this.checkedProcess = processKey(info)
+  }
+
+  certificates (): CertificateBundle[] { return [] }
+
+  async start (context: TerminatorStart): Promise<void> {
+    const [secret] = context.ticketSecrets
+    if (secret === undefined) throw new Error('the haproxy terminator needs the farm ticket secret')
+    const schedule = new TicketKeySchedule({ secret, rotationSeconds: this.opts.rotationSeconds, lifetimeSeconds: this.opts.sessionTimeoutSeconds, ...(this.opts.now !== undefined ? { now: this.opts.now } : {}) })
+    this.pusher = new TicketKeyPusher(this.api, this.opts.keyFile, schedule, this.opts.now)
+    await this.poll()
+    this.schedulePoll()
+    this.scheduleRotation()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.pollTimer)
+    clearTimeout(this.rotationTimer)
+    await this.running
+  }
+
+  /** Nothing to reload here: HAProxy's certificates are HAProxy's (reload HAProxy itself). */
+  async reload (): Promise<boolean> {
+    this.opts.log.info('SIGHUP: nothing to reload with --terminator haproxy (reload the local HAProxy for its certificates)')
+    return true
+  }
+
+  /** HAProxy's session cache is its own; a Del from the farm has nothing to drop here. */
+  dropSession (): void {}
+
+  sample (): LoadSample | undefined { return this.latest }
+
+  listening (): number { return 0 }
+
+  /** One source: the local HAProxy's figures as this process last read them. */
+  async metrics (): Promise<TerminatorMetrics[]> { return [{ pid: process.pid, metrics: await this.metricsPart.json() }] }
+
+  status (): TerminatorStatus {
+    const info = this.info
+    const ring = this.ring
+    return {
+      kind: 'haproxy',
+      serving: this.health.serving,
+      ...(this.health.reason !== undefined ? { reason: this.health.reason } : {}),
+      socket: this.opts.socket,
+      keyFile: this.opts.keyFile,
+      reachable: this.reachable,
+      ...(info?.pid !== undefined ? { pid: info.pid } : {}),
+      ...(info?.version !== undefined ? { version: info.version } : {}),
+      frontends: this.frontends,
+      ticketKeys: {
+        current: ring?.current ?? false,
+        ...(ring?.current === true ? { epoch: ring.epoch } : {}),
+        rotations: this.pushes.rotation,
+        repairs: this.pushes.repair,
+        ...(this.pushes.lastAt !== undefined ? { lastPushAt: this.pushes.lastAt.toISOString() } : {})
+      },
+      ...(this.figures.busy !== undefined ? { busy: this.figures.busy } : {}),
+      ...(info?.idlePct !== undefined ? { idlePercent: info.idlePct } : {}),
+      ...(info?.currConns !== undefined ? { connections: info.currConns } : {}),
+      ...(info?.maxConn !== undefined ? { maxConnections: info.maxConn } : {}),
+      ...(info?.sslRate !== undefined ? { sslRate: info.sslRate } : {}),
+      ...(info?.sslFrontendKeyRate !== undefined ? { sslKeyRate: info.sslFrontendKeyRate } : {}),
+      ...(info?.sslFrontendSessionReusePct !== undefined ? { sessionReusePercent: info.sslFrontendSessionReusePct } : {}),
+      ...(info?.sslCacheLookups !== undefined ? { cacheLookups: info.sslCacheLookups } : {}),
+      ...(info?.sslCacheMisses !== undefined ? { cacheMisses: info.sslCacheMisses } : {})
+    }
+  }
+
+  describe (): Record<string, unknown> {
+    return { terminator: 'haproxy', terminatorSocket: this.opts.socket, terminatorKeys: this.opts.keyFile, haproxyVersion: this.info?.version, serving: this.health.serving }
+  }
+
+  /** One round now, after any round in flight (the timers and the rotation never overlap). */
+  async poll (): Promise<void> {
+    this.running = this.running.then(async () => { if (!this.stopped) await this.round() })
+    await this.running
+  }
+
+  private schedulePoll (): void {
+    if (this.stopped) return
+    this.pollTimer = setTimeout(() => { void this.poll().finally(() => this.schedulePoll()) }, this.opts.intervalMs ?? 1000)
+    this.pollTimer.unref()
+  }
+
+  /** Push the next key right at the boundary, not up to a poll interval later. */
+  private scheduleRotation (): void {
+    if (this.stopped || this.pusher === undefined) return
+    this.rotationTimer = setTimeout(() => { void this.poll().finally(() => this.scheduleRotation()) }, this.pusher.msUntilRotation() + 20)
+    this.rotationTimer.unref()
+  }
+
+  private async round (): Promise<void> {
+    let info: HaproxyInfo
+    try {
+      info = await this.api.showInfo()
+    } catch (err) {
+      if (this.reachable) this.opts.log.error({ err, socket: this.opts.socket }, 'the local haproxy does not answer: the agent says down')
+      this.reachable = false
+      this.info = undefined
+      this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
+      return
+    }
+    if (!this.reachable) this.opts.log.info({ socket: this.opts.socket, haproxyPid: info.pid, version: info.version }, 'the local haproxy answers')
+    this.reachable = true
+    this.info = info
+    try {
+      await this.checkProcess(info)
+      if (this.setupProblem !== undefined) { this.publish({ serving: false, reason: this.setupProblem }); return }
+      const rows = await this.api.showStat()
+      this.readFigures(info, rows)
+      const frontendProblem = this.frontendProblem(rows)
+      // The ring is checked (and repaired) before anything below can say "serving".
+      this.ring = await this.checkRing()
+      if (info.stopping) { this.publish({ serving: false, reason: 'local haproxy is stopping' }); return }
+      if (frontendProblem !== undefined) { this.publish({ serving: false, reason: frontendProblem }); return }
+      if (!this.ring.current) { this.publish({ serving: false, reason: this.ring.problem ?? 'ticket key ring is not the farm\'s' }); return }
+      this.publish({ serving: true })
+    } catch (err) {
+      this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
+      this.publish({ serving: false, reason: `local haproxy: ${(err as Error).message}` })
+    }
+  }
+
+  /** A new HAProxy process (first contact, restart, reload) is checked once, and counted. */
+  private async checkProcess (info: HaproxyInfo): Promise<void> {
+    const key = processKey(info)
+    if (key === this.checkedProcess && this.setupProblem === undefined) return
+    if (this.checkedProcess !== undefined && key !== this.checkedProcess) {
+      this.metricsPart.restarts.inc()
+      this.opts.log.warn({ haproxyPid: info.pid }, 'the local haproxy restarted: checking its setup and ticket key ring')
+    }
+    this.checkedProcess = key
+    try {
+      await checkLocalHaproxy(this.api, this.opts)
+      if (this.setupProblem !== undefined) this.opts.log.info('the local haproxy is set up as needed now')
+      this.setupProblem = undefined
+    } catch (err) {
+      if (!(err instanceof TlsfleetError)) throw err
+      if (this.setupProblem !== err.message) this.opts.log.error({ err }, 'the local haproxy is not set up for this node: the agent says down')
+      this.setupProblem = err.message
+    }
+  }
+
+  private async checkRing (): Promise<RingCheck> {
+    const pusher = this.pusher as TicketKeyPusher
+    const ring = await pusher.check()
+    if (ring.pushed > 0 && ring.reason !== undefined) {
+      this.pushes[ring.reason] += 1
+      this.pushes.lastAt = new Date()
+      this.metricsPart.keyUpdates.inc({ reason: ring.reason }, ring.pushed)
+      // The epoch is public (it is in every ticket's name); the keys never leave this module.
+      this.opts.log.info({ file: pusher.file, epoch: ring.epoch, keys: ring.pushed, reason: ring.reason, current: ring.current }, ring.reason === 'rotation' ? 'ticket key rotated in the local haproxy' : 'ticket key ring of the local haproxy repaired')
+    }
+    this.figures.ringEpoch = ring.current ? ring.epoch : undefined
+    return ring
+  }
+
+  private frontendProblem (rows: StatRow[]): string | undefined {
+    const watched = this.opts.frontends
+    const frontends = frontendRows(rows).filter((r) => watched.length === 0 || watched.includes(r.pxname))
+    this.frontends = frontends.map((r) => ({ name: r.pxname, status: r.status }))
+    const missing = watched.filter((name) => !frontends.some((r) => r.pxname === name))
+    if (missing.length > 0) return `local haproxy has no frontend ${missing.join(', ')}`
+    if (frontends.length === 0) return 'local haproxy has no frontend'
+    const closed = frontends.filter((r) => !SERVING_FRONTEND.has(r.status))
+    if (closed.length > 0) return `local haproxy frontend ${closed.map((r) => `${r.pxname} is ${r.status}`).join(', ')}`
+    return undefined
+  }
+
+  /** Handshake counters from the watched frontends' SSL stats, load from `show info`. */
+  private readFigures (info: HaproxyInfo, rows: StatRow[]): void {
+    const watched = this.opts.frontends
+    const frontends = frontendRows(rows).filter((r) => watched.length === 0 || watched.includes(r.pxname))
+    const sum = (field: string): number => frontends.reduce((total, r) => total + (Number(r.fields[field]) || 0), 0)
+    const f = this.figures
+    // ssl_sess counts handshakes that made a new session (full), ssl_reused_sess resumed ones.
+    f.handshakesFull.update(sum('ssl_sess'))
+    f.handshakesResumed.update(sum('ssl_reused_sess'))
+    f.cacheLookups.update(info.sslCacheLookups)
+    f.cacheMisses.update(info.sslCacheMisses)
+    f.connections = info.currSslConns ?? info.currConns
+    f.busy = haproxyBusyRatio(info)
+    f.reusePercent = info.sslFrontendSessionReusePct
+    const at = new Date()
+    const previous = this.latest
+    const handshakes = { full: f.handshakesFull.total, resumed: f.handshakesResumed.total }
+    const seconds = previous !== undefined ? (at.getTime() - previous.at.getTime()) / 1000 : 0
+    const delta = previous !== undefined ? handshakes.full + handshakes.resumed - previous.handshakes.full - previous.handshakes.resumed : 0
+    const perSecond = info.sslRate ?? (seconds > 0 ? delta / seconds : 0)
+    this.latest = { at, listening: 0, workers: [], eventLoopUtilization: f.busy, handshakes, handshakesPerSecond: perSecond, connections: f.connections ?? 0 }
+    this.hooks.onLoad({ busy: f.busy, handshakesPerSecond: perSecond })
+  }
+
+  private publish (health: TerminatorHealth): void {
+    const changed = health.serving !== this.health.serving || health.reason !== this.health.reason
+    this.health = health
+    this.figures.serving = health.serving
+    if (changed && health.serving) this.opts.log.info({ socket: this.opts.socket }, 'the local haproxy serves with the farm\'s ticket keys')
+    this.hooks.onHealth(health)
+  }
+}

@@ -1,0 +1,86 @@
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { MetricsJson } from '../metrics/primary-metrics.js'
+import type { PushReason } from './ticket-key-pusher.js'
+
+/**
+ * A counter HAProxy keeps, read again and again: it restarts from 0 when HAProxy restarts, and
+ * tlsfleet's own counter must not go backwards, so a drop counts as a restart (the new value is
+ * all new). The first reading is taken whole.
+ */
+export class MonotonicTotal {
+  total = 0
+  private last: number | undefined
+
+  update (value: number | undefined): void {
+    if (value === undefined || !Number.isFinite(value) || value < 0) return
+    this.total += this.last === undefined || value < this.last ? value : value - this.last
+    this.last = value
+  }
+}
+
+/** The figures the metrics show, as the terminator last read them. */
+export interface HaproxyFigures {
+  serving: boolean
+  handshakesFull: MonotonicTotal
+  handshakesResumed: MonotonicTotal
+  cacheLookups: MonotonicTotal
+  cacheMisses: MonotonicTotal
+  connections?: number
+  busy?: number
+  reusePercent?: number
+  /** Epoch of the encrypting key while the ring is current. */
+  ringEpoch?: number
+}
+
+/**
+ * The local HAProxy's TLS figures under tlsfleet's names, so dashboards read one set of series
+ * whichever terminator a node has: handshakes by result (HAProxy does not split them by
+ * version: `version="all"`), HAProxy's session cache as `level="haproxy"`, open TLS
+ * connections. Plus what only this mode has: whether the terminator serves, how busy it is,
+ * the key ring's epoch, key updates and HAProxy restarts noticed. No key material.
+ */
+export class HaproxyTerminatorMetrics {
+  private readonly registry = new Registry()
+  readonly keyUpdates: Counter<'reason'>
+  readonly restarts: Counter
+
+  constructor (figures: () => HaproxyFigures) {
+    const registers = [this.registry]
+    new Counter({
+      name: 'tlsfleet_handshakes_total',
+      help: 'Completed TLS handshakes by result (full or resumed) and protocol version',
+      labelNames: ['result', 'version'] as const,
+      registers,
+      collect () {
+        const f = figures()
+        this.reset()
+        this.inc({ result: 'full', version: 'all' }, f.handshakesFull.total)
+        this.inc({ result: 'resumed', version: 'all' }, f.handshakesResumed.total)
+      }
+    })
+    new Counter({
+      name: 'tlsfleet_session_cache_lookups_total',
+      help: 'Session cache lookups by level (l1 in the worker, l2 in the primary, haproxy for a local HAProxy) and result',
+      labelNames: ['level', 'result'] as const,
+      registers,
+      collect () {
+        const f = figures()
+        this.reset()
+        this.inc({ level: 'haproxy', result: 'miss' }, f.cacheMisses.total)
+        this.inc({ level: 'haproxy', result: 'hit' }, Math.max(0, f.cacheLookups.total - f.cacheMisses.total))
+      }
+    })
+    new Gauge({ name: 'tlsfleet_connections_active', help: 'Client connections currently open in the workers', registers, collect () { this.set(figures().connections ?? 0) } })
+    new Gauge({ name: 'tlsfleet_terminator_serving', help: 'Whether the TLS terminator can serve (1) or not (0): workers listening, or the local HAProxy reachable, its frontends open and its key ring current', registers, collect () { this.set(figures().serving ? 1 : 0) } })
+    new Gauge({ name: 'tlsfleet_terminator_busy_ratio', help: 'How busy the local HAProxy is, 0..1: the larger of 1 - Idle_pct/100 and CurrConns/Maxconn', registers, collect () { this.set(figures().busy ?? 0) } })
+    new Gauge({ name: 'tlsfleet_terminator_session_reuse_ratio', help: 'Share of the local HAProxy\'s TLS handshakes that resumed a session (SslFrontendSessionReuse_pct / 100)', registers, collect () { this.set((figures().reusePercent ?? 0) / 100) } })
+    new Gauge({ name: 'tlsfleet_ticket_key_ring_epoch', help: 'Epoch of the ticket key the local HAProxy encrypts with, while its ring is the farm\'s (0 when not)', registers, collect () { this.set(figures().ringEpoch ?? 0) } })
+    this.keyUpdates = new Counter({ name: 'tlsfleet_ticket_key_updates_total', help: 'Ticket keys pushed into the local HAProxy (set ssl tls-key), by reason: rotation, or repair of a ring that was not the farm\'s', labelNames: ['reason'] as const, registers })
+    for (const reason of ['rotation', 'repair'] as PushReason[]) this.keyUpdates.inc({ reason }, 0)
+    this.restarts = new Counter({ name: 'tlsfleet_terminator_restarts_total', help: 'New local HAProxy processes noticed (restart or reload)', registers })
+  }
+
+  async json (): Promise<MetricsJson> {
+    return await this.registry.getMetricsAsJSON() as MetricsJson
+  }
+}

@@ -1,0 +1,52 @@
+import type { TicketKeySchedule } from '../tls/ticket-keys.js'
+import type { HaproxyRuntimeApi } from './runtime-api.js'
+import { expectedRing, HAPROXY_RING_SIZE, pushesNeeded } from './tls-keys.js'
+
+/** Why keys were pushed: the epoch moved on (one key), or the ring was not the farm's (a restart). */
+export type PushReason = 'rotation' | 'repair'
+
+export interface RingCheck {
+  /** The ring is the farm's ring of this instant (after any pushes). */
+  current: boolean
+  /** Epoch of the encrypting key the ring should hold. */
+  epoch: number
+  /** Keys pushed by this check, and why. */
+  pushed: number
+  reason?: PushReason
+  /** When not current: what is wrong (never key material). */
+  problem?: string
+}
+
+/**
+ * Keeps a local HAProxy's ticket key ring equal to the farm's: [E-1, E, E+1] for the current
+ * epoch E of the farm schedule (src/haproxy/tls-keys.ts). Every node of the farm computes the
+ * same ring from the farm secret and the clock, so the rings move in lockstep with no
+ * coordinator. `check` compares `show tls-keys FILE` with the expected ring and pushes with
+ * `set ssl tls-key` only what is missing: one key at a rotation, all three after HAProxy came
+ * back with an old key file. Keys appear in nothing it returns, throws or logs.
+ */
+export class TicketKeyPusher {
+  constructor (
+    private readonly api: HaproxyRuntimeApi,
+    readonly file: string,
+    private readonly schedule: TicketKeySchedule,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  async check (): Promise<RingCheck> {
+    const expected = expectedRing(this.schedule, this.now())
+    const actual = await this.api.showTlsKeys(this.file)
+    const needed = pushesNeeded(actual, expected.lines)
+    if (needed === 0) return { current: true, epoch: expected.epoch, pushed: 0 }
+    for (const line of expected.lines.slice(HAPROXY_RING_SIZE - needed)) await this.api.setTlsKey(this.file, line)
+    const after = await this.api.showTlsKeys(this.file)
+    const reason: PushReason = needed === 1 ? 'rotation' : 'repair'
+    if (pushesNeeded(after, expected.lines) !== 0) {
+      return { current: false, epoch: expected.epoch, pushed: needed, reason, problem: `the ticket key ring of ${this.file} still differs from the farm's after ${needed} key update(s): is another process setting keys?` }
+    }
+    return { current: true, epoch: expected.epoch, pushed: needed, reason }
+  }
+
+  /** Milliseconds until the farm's next rotation (when `check` has a key to push). */
+  msUntilRotation (): number { return this.schedule.msUntilNextRotation() }
+}

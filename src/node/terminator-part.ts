@@ -1,0 +1,93 @@
+import type { LoadSample } from '../agent/load-sampler.js'
+import type { HostPort } from '../config/host-port.js'
+import type { MetricsJson } from '../metrics/primary-metrics.js'
+import type { CertificateBundle } from '../tls/certificates.js'
+
+/** Whether the terminator can serve clients now: one of the node's health inputs. */
+export interface TerminatorHealth { serving: boolean; reason?: string }
+
+/** A load figure once a second: the agent's weight derives from it. */
+export interface TerminatorLoad {
+  /** 0..1: the workers' event loop utilisation, or how busy the local HAProxy is. */
+  busy: number
+  handshakesPerSecond: number
+}
+
+/** What the terminator tells the node about itself; the primary wires these to the node state. */
+export interface TerminatorHooks {
+  onHealth: (health: TerminatorHealth) => void
+  onLoad: (load: TerminatorLoad) => void
+  /** A worker process exited (its counters stay on /metrics). */
+  onWorkerExit?: (pid: number) => void
+}
+
+/** One source of /metrics series: a worker's report, or the local HAProxy's figures. */
+export interface TerminatorMetrics { pid: number; metrics: MetricsJson }
+
+/** What /v1/state shows about the terminator (`terminator`). Key material never appears here. */
+export interface TerminatorStatus {
+  kind: 'tlsfleet' | 'haproxy'
+  serving: boolean
+  reason?: string
+  /** The local HAProxy (kind haproxy): its Runtime API and key file as configured. */
+  socket?: string
+  keyFile?: string
+  reachable?: boolean
+  pid?: number
+  version?: string
+  frontends?: Array<{ name: string; status: string }>
+  /** The ticket key ring: current or not, the encrypting key's epoch, pushes by reason. */
+  ticketKeys?: { current: boolean; epoch?: number; rotations: number; repairs: number; lastPushAt?: string }
+  busy?: number
+  idlePercent?: number
+  connections?: number
+  maxConnections?: number
+  sslRate?: number
+  sslKeyRate?: number
+  sessionReusePercent?: number
+  cacheLookups?: number
+  cacheMisses?: number
+}
+
+/** What a terminator is given when it starts serving. */
+export interface TerminatorStart {
+  /** Where plaintext goes (tlsfleet's workers), or the application the node probes. */
+  backend: HostPort | undefined
+  /** Secrets the ticket keys derive from, current first. */
+  ticketSecrets: Buffer[]
+}
+
+/**
+ * Who terminates TLS on a node: tlsfleet's own workers (`--terminator tlsfleet`) or a local
+ * HAProxy tlsfleet companions (`--terminator haproxy`). The primary knows only this interface:
+ * the node state gets its health and load through the hooks, the admin API and /metrics read
+ * the views below, and the start and stop order is the same for both.
+ */
+export interface NodeTerminator {
+  readonly kind: 'tlsfleet' | 'haproxy'
+  /** Worker processes this node runs (0 when HAProxy terminates). */
+  readonly workersConfigured: number
+  /** Whether this node forwards plaintext to --backend itself (else the demo backend is not started). */
+  readonly forwardsToBackend: boolean
+  /** Everything that can be refused, before anything binds. Throws a TlsfleetError. */
+  prepare: () => Promise<void>
+  /** Certificates this node loaded (the stud sync format keys its packets with the first). */
+  certificates: () => CertificateBundle[]
+  /** Serve: workers accept, or the local HAProxy's key ring is kept and its figures read. */
+  start: (context: TerminatorStart) => Promise<void>
+  /** Stop serving; open connections get `graceMs`. Never stops a local HAProxy. */
+  stop: (graceMs: number) => Promise<void>
+  /** SIGHUP: reload what can be reloaded; false when refused. */
+  reload: () => Promise<boolean>
+  /** A session the farm found bad (sync Del): forget local copies. */
+  dropSession: (id: Buffer) => void
+  /** The latest load sample (never waits). */
+  sample: () => LoadSample | undefined
+  /** Workers listening now (0 when HAProxy terminates). */
+  listening: () => number
+  /** Series to merge into /metrics, by process (a source that does not answer keeps its last). */
+  metrics: () => Promise<TerminatorMetrics[]>
+  status: () => TerminatorStatus
+  /** Fields for the "tlsfleet node ready" log line. */
+  describe: () => Record<string, unknown>
+}
