@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import { test } from 'node:test'
+import { haproxyBusyRatio, parseShowInfo } from '../../src/haproxy/show-info.js'
+import { MonotonicTotal } from '../../src/haproxy/terminator-metrics.js'
+import { expectedRing, haproxyKeyLine, keyFileText, keyLineBytes, nodeKeysFromLine, parseTlsKeyRefs, parseTlsKeys, pushesNeeded } from '../../src/haproxy/tls-keys.js'
+import { farmTicketSecrets } from '../../src/tls/farm-ticket-secret.js'
+import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
+
+const schedule = (at: number): TicketKeySchedule => new TicketKeySchedule({ secret: Buffer.alloc(32, 7), rotationSeconds: 60, lifetimeSeconds: 300, now: () => at })
+
+test('an HAProxy key line is the Node ticket key with the HMAC and AES halves swapped', () => {
+  const name = crypto.randomBytes(16)
+  const hmac = crypto.randomBytes(16)
+  const aes = crypto.randomBytes(16)
+  const line = haproxyKeyLine(Buffer.concat([name, hmac, aes]))
+  assert.deepEqual(Buffer.from(line, 'base64'), Buffer.concat([name, aes, hmac]))
+  assert.deepEqual(nodeKeysFromLine(line), Buffer.concat([name, hmac, aes]))
+  assert.equal(keyLineBytes(line), 48)
+  assert.throws(() => haproxyKeyLine(Buffer.alloc(80)), /48 bytes/)
+  assert.throws(() => nodeKeysFromLine(Buffer.alloc(80).toString('base64')), /48-byte/)
+})
+
+test('the expected ring is previous, current (encrypting), next, and moves one key per rotation', () => {
+  const t = 1_800_000_000_000
+  const s = schedule(t)
+  const ring = expectedRing(s, t)
+  assert.equal(ring.epoch, s.epochAt(t))
+  assert.deepEqual(ring.lines, [ring.epoch - 1, ring.epoch, ring.epoch + 1].map((e) => haproxyKeyLine(s.generation(e).keys)))
+  // The name of the middle key (the one HAProxy encrypts with) carries the current epoch.
+  assert.equal(Buffer.from(ring.lines[1] as string, 'base64').readBigUInt64BE(8), BigInt(ring.epoch))
+  const next = expectedRing(s, t + 60_000)
+  assert.equal(next.epoch, ring.epoch + 1)
+  assert.deepEqual(next.lines.slice(0, 2), ring.lines.slice(1))
+  assert.equal(keyFileText(ring), ring.lines.join('\n') + '\n')
+})
+
+test('pushes needed: none when current, one after a rotation, three for an unrelated ring', () => {
+  const s = schedule(1_800_000_000_000)
+  const now = expectedRing(s, 1_800_000_000_000).lines
+  const before = expectedRing(s, 1_800_000_000_000 - 60_000).lines
+  const twoBefore = expectedRing(s, 1_800_000_000_000 - 120_000).lines
+  assert.equal(pushesNeeded(now, now), 0)
+  assert.equal(pushesNeeded(before, now), 1)
+  assert.equal(pushesNeeded(twoBefore, now), 2)
+  assert.equal(pushesNeeded(['a', 'b', 'c'], now), 3)
+  assert.equal(pushesNeeded([], now), 3)
+  // A ring *ahead* of ours (a peer clock far ahead wrote it) is no prefix either: replaced.
+  assert.equal(pushesNeeded(expectedRing(s, 1_800_000_000_000 + 60_000).lines, now), 3)
+})
+
+test('the farm ticket secret is the one tlsfleet nodes use: same secret, same ring', () => {
+  const farmKey = { id: 1, secret: Buffer.alloc(48, 3) }
+  const [a] = farmTicketSecrets([farmKey])
+  const [b] = farmTicketSecrets([{ id: 1, secret: Buffer.alloc(48, 3) }])
+  const [other] = farmTicketSecrets([{ id: 1, secret: Buffer.alloc(48, 4) }])
+  assert.deepEqual(a, b)
+  assert.notDeepEqual(a, other)
+})
+
+test('show tls-keys answers as HAProxy 2.6.12 prints them', () => {
+  assert.deepEqual(parseTlsKeyRefs('# id (file)\n0 (/etc/haproxy/tickets.key)\n1 (/tmp/other keys)\n'), [{ id: 0, file: '/etc/haproxy/tickets.key' }, { id: 1, file: '/tmp/other keys' }])
+  assert.deepEqual(parseTlsKeyRefs('# id (file)\n'), [])
+  const keys = ['8XKUHI4z2ObXajlj1UgCEIoPyGEm16wq7WS9WltK7BAAgr0pRA/uK5rhBcI1n7vM', 'IL7sUEhuj0DJGRkCS+gWUKaPOIkPtgBZMAT3/EIXUR4h3/h+drfVF9Pxv/lYWnOu', 'lWbM9Z+8SUl2u9t7r9MGVD1hNpuYeiXptueltYzWxvP7pN2phlZQNAvWr21qc3Tq']
+  assert.deepEqual(parseTlsKeys(`# id secret\n# 0 (/tmp/k)\n0.0 ${keys[0]}\n0.1 ${keys[1]}\n0.2 ${keys[2]}\n`), keys)
+  assert.throws(() => parseTlsKeys("'show tls-keys' unable to locate referenced filename\n"), (err: Error) => /no key lines/.test(err.message) && !err.message.includes('locate'))
+})
+
+test('show info: the fields the agent uses, and the busy ratio', () => {
+  const info = parseShowInfo('Name: HAProxy\nVersion: 2.6.12-1+deb12u3\nPid: 12631\nStart_time_sec: 1796165323\nMaxconn: 1000\nCurrConns: 250\nCurrSslConns: 240\nSslRate: 40\nSslFrontendKeyRate: 10\nSslFrontendSessionReuse_pct: 75\nSslCacheLookups: 12\nSslCacheMisses: 2\nIdle_pct: 90\nStopping: 0\n')
+  assert.equal(info.pid, 12631)
+  assert.equal(info.startTime, 1796165323)
+  assert.equal(info.stopping, false)
+  assert.equal(info.sslRate, 40)
+  assert.equal(info.sslFrontendKeyRate, 10)
+  assert.equal(info.sslCacheMisses, 2)
+  // 250 of 1000 slots beat 10% CPU.
+  assert.equal(haproxyBusyRatio(info), 0.25)
+  assert.equal(haproxyBusyRatio(parseShowInfo('Name: HAProxy\nIdle_pct: 30\nCurrConns: 1\nMaxconn: 1000\n')), 0.7)
+  assert.equal(parseShowInfo('Name: HAProxy\nStopping: 1\n').stopping, true)
+  assert.throws(() => parseShowInfo('Permission denied\n'), /no "Name:" line/)
+})
+
+test('a counter read from HAProxy never goes backwards across an HAProxy restart', () => {
+  const total = new MonotonicTotal()
+  total.update(100) // HAProxy ran before us: its count is taken whole
+  total.update(130)
+  total.update(5) // restarted: 5 new since
+  total.update(undefined)
+  total.update(9)
+  assert.equal(total.total, 139)
+})
