@@ -43,6 +43,8 @@ export interface StartHaproxyOptions {
   timeoutMs?: number
   /** Registers `stop()` with `t.after`, so a failing test still cleans up. */
   t?: { after: (fn: () => Promise<void> | void) => void }
+  /** Run in this directory, kept on stop, instead of a fresh one: a restart finds the same socket path and files. */
+  dir?: string
 }
 
 // Last-resort cleanup when a test crashes before its `stop()` runs.
@@ -68,8 +70,9 @@ async function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
  * several `global` sections). Resolves once `show info` answers on that socket.
  */
 export async function startHaproxy (config: string | ((ctx: HaproxyConfigContext) => string), opts: StartHaproxyOptions = {}): Promise<RunningHaproxy> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tlsfleet-haproxy-'))
-  dirs.add(dir)
+  const ownDir = opts.dir === undefined
+  const dir = opts.dir ?? await fs.mkdtemp(path.join(os.tmpdir(), 'tlsfleet-haproxy-'))
+  if (ownDir) dirs.add(dir)
   const socketPath = path.join(dir, 'admin.sock')
   const ports = await freePorts(opts.ports ?? 4)
   const body = typeof config === 'string' ? config : config({ ports, socketPath, dir })
@@ -98,8 +101,10 @@ export async function startHaproxy (config: string | ((ctx: HaproxyConfigContext
         }
       }
       running.delete(child)
-      await fs.rm(dir, { recursive: true, force: true })
-      dirs.delete(dir)
+      if (ownDir) {
+        await fs.rm(dir, { recursive: true, force: true })
+        dirs.delete(dir)
+      }
     })()
     await stopped
   }
