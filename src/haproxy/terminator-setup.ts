@@ -35,7 +35,7 @@ export async function checkLocalHaproxy (api: HaproxyRuntimeApi, setup: LocalHap
     throw new TerminatorError(`the local HAProxy (--terminator-socket ${socket}) has no bind line with tls-ticket-keys: add "tls-ticket-keys ${keyFile}" to its "bind ... ssl crt ..." line and write that file with: tlsfleet haproxy-keys --sync-secret-file FARM_SECRET --out ${keyFile}`)
   }
   if (!refs.some((r) => r.file === keyFile)) {
-    throw new TerminatorError(`--terminator-keys ${keyFile}: no bind line of the local HAProxy uses this tls-ticket-keys file; it uses ${refs.map((r) => r.file).join(', ')} (give that path, exactly as the bind line writes it)`)
+    throw new TerminatorError(`--terminator-keys ${keyFile}: no bind line of the local HAProxy uses this tls-ticket-keys file; it uses ${refs.map((r) => r.file).sort().join(', ')} (give that path, exactly as the bind line writes it)`)
   }
   const [first] = await api.showTlsKeys(keyFile)
   const size = first === undefined ? 0 : keyLineBytes(first)
