@@ -153,6 +153,15 @@ test('every local HAProxy holds the farm\'s ring and encrypts with the current e
   assert.match(status.stdout, /ticket keys\s+\S+tls-ticket-keys: the farm's ring \(epoch \d+\), \d+ rotations/)
 })
 
+test('drain, maint and ready act as on a tlsfleet-terminated node: the agent tells the front HAProxy', async () => {
+  const n1 = node(0)
+  for (const [command, status] of [['drain', /^DRAIN/], ['maint', /^MAINT/], ['ready', /^UP$/]] as const) {
+    const result = await runCli([command, '--admin', n1.node.adminUrl])
+    assert.equal(result.code, 0, result.stdout + result.stderr)
+    await pollUntil(`front HAProxy shows n1 ${command}`, async () => status.test((await serverRow(front.api, 'be', 'n1')).status) ? true : undefined)
+  }
+})
+
 test('a paused frontend takes the node down through its agent, and back up when resumed', async () => {
   const n2 = node(1)
   await n2.haproxy.api.silentCommand('disable frontend tls_in')
