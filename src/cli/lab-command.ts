@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander'
 import { parseHostPort } from '../config/host-port.js'
+import { TERMINATOR_MODES } from '../lab/farm.js'
 import { ACTS, parseActs, parseKinds, runLab } from '../lab/lab.js'
 import { CLIENT_KINDS } from '../lab/returning-clients.js'
 import { UsageError } from '../errors.js'
@@ -18,6 +19,7 @@ export function labCommand (): Command {
     .description('run a farm on loopback: a real haproxy, 3 tlsfleet nodes sharing sessions, 2 demo backends; --failover plays the failover scene')
     .option('--listen <HOST:PORT>', 'HAProxy\'s client-facing address', '127.0.0.10:8443')
     .addOption(new Option('--sync <MODE>', 'how the nodes share sessions; off = each node alone (the farm without tlsfleet\'s sharing)').choices(['unicast', 'multicast', 'off']).default('unicast'))
+    .addOption(new Option('--terminator <MODE>', 'who terminates TLS on the nodes: tlsfleet, haproxy (a local HAProxy per node, tlsfleet as its companion), or mixed (node1 and node3 haproxy, node2 tlsfleet)').choices([...TERMINATOR_MODES]).default('tlsfleet'))
     .option('--workers <N>', 'workers per node', positiveInt('--workers', 1, 64), 1)
     .option('--cert <FILE>', 'PEM (key + certificate) for every node (default: a self-signed RSA-2048 one)')
     .addOption(new Option('--agent <MODE>', 'HAProxy agent-check on the nodes').choices(['on', 'off']).default('on'))
@@ -31,7 +33,7 @@ export function labCommand (): Command {
     .option('--duration <S>', 'without --failover: stop after S seconds (0 = until Ctrl-C)', positiveInt('--duration', 0, 86_400), 0)
     .option('--target <HOST:PORT>', 'no farm: only run the returning-client load against HOST:PORT (the docker compose load client)')
     .option('--json', 'print the scene report as JSON on stdout (human output goes to stderr)', false)
-    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; workers: number; cert?: string; agent: 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string }) => {
+    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; terminator: 'tlsfleet' | 'haproxy' | 'mixed'; workers: number; cert?: string; agent: 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string }) => {
       const listen = parseHostPort(opts.listen)
       if (typeof listen === 'string') throw new UsageError(`--listen: ${JSON.stringify(opts.listen)}: ${listen}`)
       const target = opts.target !== undefined ? parseHostPort(opts.target) : undefined
@@ -39,6 +41,7 @@ export function labCommand (): Command {
       await runLab({
         listen,
         sync: opts.sync,
+        terminator: opts.terminator,
         workers: opts.workers,
         ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
         agent: opts.agent,

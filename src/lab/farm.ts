@@ -15,8 +15,12 @@ import { writeFarmSecretFile } from '../sync/farm-secret.js'
 import { onLines } from '../util/lines.js'
 import { killGroup, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
 import { treeCpuSeconds } from './proc-cpu.js'
+import { LocalHaproxy } from './local-haproxy.js'
 
 export type SyncMode = 'unicast' | 'multicast' | 'off'
+/** Who terminates TLS on the nodes: tlsfleet, a local HAProxy on each, or both (node1 and node3 HAProxy). */
+export type TerminatorMode = 'tlsfleet' | 'haproxy' | 'mixed'
+export const TERMINATOR_MODES: readonly TerminatorMode[] = ['tlsfleet', 'haproxy', 'mixed']
 
 export interface FarmOptions {
   /** HAProxy's client-facing address. */
@@ -31,6 +35,8 @@ export interface FarmOptions {
   agent?: 'on' | 'off'
   /** Pin the nodes (and their workers) to these CPUs (`taskset -c`). */
   nodeCpus?: string
+  /** Who terminates TLS on the nodes (default tlsfleet). */
+  terminator?: TerminatorMode
   /** Extra flags for every node. */
   nodeArgs?: string[]
   /** Progress messages for people. */
@@ -50,15 +56,25 @@ export class LabNode {
     readonly address: string,
     readonly ports: { tls: number; admin: number; sync: number; agent?: number },
     private readonly args: string[],
-    private readonly cpus: string | undefined
+    private readonly cpus: string | undefined,
+    /** The node's own HAProxy, when HAProxy terminates TLS on it (its tlsfleet is the companion). */
+    readonly local?: LocalHaproxy
   ) {}
 
   get adminUrl (): string { return `http://${this.address}:${this.ports.admin}` }
   get tls (): HostPort { return { host: this.address, port: this.ports.tls } }
   get pid (): number | undefined { return this.state === 'up' || this.state === 'starting' ? this.process?.pid : undefined }
+  get terminator (): 'tlsfleet' | 'haproxy' { return this.local === undefined ? 'tlsfleet' : 'haproxy' }
+
+  /** Roots of the node's process trees for CPU accounting: its tlsfleet, and its own HAProxy. */
+  cpuRoots (): number[] {
+    if (this.pid === undefined) return []
+    return [this.pid, this.local?.pid].filter((pid): pid is number => pid !== undefined)
+  }
 
   async start (timeoutMs = 30_000): Promise<void> {
     this.state = 'starting'
+    await this.local?.start()
     const child = spawnChild(process.execPath, [TLSFLEET_CLI, 'node', ...this.args], this.cpus !== undefined ? { cpus: this.cpus } : {})
     this.process = child
     let ready = false
@@ -89,7 +105,7 @@ export class LabNode {
     if (this.process === undefined) return
     this.state = 'killed'
     killGroup(this.process, 'SIGKILL')
-    await waitExit(this.process, 5000)
+    await Promise.all([waitExit(this.process, 5000), this.local?.kill()])
   }
 
   /** Graceful stop (SIGTERM: listeners close, open connections finish). */
@@ -97,12 +113,12 @@ export class LabNode {
     if (this.process === undefined) return
     this.state = 'stopped'
     await stopChild(this.process, 8000)
+    await this.local?.stop()
   }
 
   /** CPU seconds of the primary and its workers so far (0 when not running). */
   cpuSeconds (): number {
-    const pid = this.pid
-    return pid === undefined ? 0 : treeCpuSeconds([pid])
+    return treeCpuSeconds(this.cpuRoots())
   }
 
   async metricsText (timeoutMs = 1500): Promise<string> {
@@ -187,14 +203,30 @@ export class LabFarm {
       if (this.agent) ports.agent = await freeTcpPort(address, taken)
       plans.push({ name: `node${i}`, address, ports })
     }
+    const mode = this.opts.terminator ?? 'tlsfleet'
     for (const [i, plan] of plans.entries()) {
       const backend = this.backends[i % this.backends.length] as HostPort
+      // mixed: node1 and node3 HAProxy-terminated, node2 tlsfleet (each act of the scene then
+      // moves clients between the two kinds).
+      const haproxyTerminated = mode === 'haproxy' || (mode === 'mixed' && i % 2 === 0)
+      // Without sync each node is alone: an HAProxy node then gets its own secret (its own keys).
+      const nodeSecret = haproxyTerminated && sync === 'off' ? writeFarmSecretFile(path.join(this.dir, `${plan.name}.key`)) : secretFile
+      const local = haproxyTerminated
+        ? new LocalHaproxy({ dir: path.join(this.dir, plan.name, 'haproxy'), listen: { host: plan.address, port: plan.ports.tls }, backend, cert, secretFile: nodeSecret, rotationSeconds: 3600 })
+        : undefined
+      const serving = local !== undefined
+        ? ['--terminator', 'haproxy', '--terminator-socket', local.socketPath, '--terminator-keys', local.keyFile]
+        : [
+            '--listen', `${plan.address}:${plan.ports.tls}`,
+            '--proxy-protocol-in', 'v2', '--proxy-protocol-out', 'v1',
+            '--backend', formatHostPort(backend),
+            '--workers', String(this.opts.workersPerNode ?? 1),
+            '--cert', cert,
+            // HAProxy's own session-ID context: tickets then cross between the two kinds.
+            ...(mode === 'mixed' ? ['--session-id-context', 'haproxy'] : [])
+          ]
       const args = [
-        '--listen', `${plan.address}:${plan.ports.tls}`,
-        '--proxy-protocol-in', 'v2', '--proxy-protocol-out', 'v1',
-        '--backend', formatHostPort(backend),
-        '--workers', String(this.opts.workersPerNode ?? 1),
-        '--cert', cert,
+        ...serving,
         '--node-id', plan.name,
         '--admin-listen', `${plan.address}:${plan.ports.admin}`,
         '--state-dir', path.join(this.dir, plan.name),
@@ -208,12 +240,14 @@ export class LabFarm {
       } else if (sync === 'multicast' && multicast !== undefined) {
         args.push('--sync-listen', formatHostPort(multicast), '--sync-interface', '127.0.0.1', '--sync-secret-file', secretFile, '--warm-join-timeout', '1')
       }
+      // An HAProxy node's ticket keys derive from a farm secret even when it syncs nothing.
+      if (local !== undefined && sync === 'off') args.push('--sync-secret-file', nodeSecret)
       args.push(...(this.opts.nodeArgs ?? []))
-      this.nodes.push(new LabNode(plan.name, plan.address, plan.ports, args, this.opts.nodeCpus))
+      this.nodes.push(new LabNode(plan.name, plan.address, plan.ports, args, this.opts.nodeCpus, local))
     }
     await Promise.all(this.nodes.map(async (node) => { await node.start() }))
     for (const node of this.nodes) {
-      this.log(`${node.name} on ${formatHostPort(node.tls)} (admin ${node.adminUrl}${node.ports.agent !== undefined ? `, agent :${node.ports.agent}` : ''}, sync ${sync})`)
+      this.log(`${node.name} on ${formatHostPort(node.tls)} (${node.local !== undefined ? 'TLS by its own haproxy, tlsfleet companion; ' : ''}admin ${node.adminUrl}${node.ports.agent !== undefined ? `, agent :${node.ports.agent}` : ''}, sync ${sync})`)
     }
   }
 

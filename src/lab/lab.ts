@@ -1,5 +1,5 @@
 import { formatHostPort, type HostPort } from '../config/host-port.js'
-import { LabFarm, type SyncMode } from './farm.js'
+import { LabFarm, type SyncMode, type TerminatorMode } from './farm.js'
 import { LabError } from '../errors.js'
 import { runFailoverScene, type Act, type SceneReport } from './scene.js'
 import { CLIENT_KINDS, ReturningClients, type ClientKind } from './returning-clients.js'
@@ -8,6 +8,8 @@ import { StatusLine } from './status.js'
 export interface LabOptions {
   listen: HostPort
   sync: SyncMode
+  /** Who terminates TLS on the nodes: tlsfleet, a local HAProxy each, or mixed. */
+  terminator: TerminatorMode
   workers: number
   cert?: string
   agent: 'on' | 'off'
@@ -55,9 +57,9 @@ export async function runLab (opts: LabOptions): Promise<SceneReport | undefined
     return undefined
   }
 
-  const farm = new LabFarm({ frontend: opts.listen, sync: opts.sync, workersPerNode: opts.workers, agent: opts.agent, ...(opts.cert !== undefined ? { cert: opts.cert } : {}), log: (m) => out(`lab: ${m}`) })
+  const farm = new LabFarm({ frontend: opts.listen, sync: opts.sync, terminator: opts.terminator, workersPerNode: opts.workers, agent: opts.agent, ...(opts.cert !== undefined ? { cert: opts.cert } : {}), log: (m) => out(`lab: ${m}`) })
   try {
-    out(`lab: starting haproxy, 3 tlsfleet nodes (sync ${opts.sync}) and 2 demo backends on loopback...`)
+    out(`lab: starting haproxy, 3 nodes (${describeTerminator(opts.terminator)}, sync ${opts.sync}) and 2 demo backends on loopback...`)
     await farm.start()
     if (abort.signal.aborted) return undefined
     out(`lab: ready. Try: curl -k https://${formatHostPort(opts.listen)}/`)
@@ -100,6 +102,12 @@ async function runStatus (farm: LabFarm, opts: LabOptions, out: (line: string) =
   }
   if (tty) process.stdout.write('\n')
   await clients?.stop()
+}
+
+function describeTerminator (mode: TerminatorMode): string {
+  if (mode === 'haproxy') return 'TLS by a local haproxy on each, tlsfleet companions'
+  if (mode === 'mixed') return 'node1 and node3 TLS by a local haproxy, node2 by tlsfleet'
+  return 'TLS by tlsfleet'
 }
 
 export function parseActs (text: string): Act[] {

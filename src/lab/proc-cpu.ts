@@ -111,9 +111,15 @@ export class CpuMeter {
   }
 }
 
-/** CPU seconds of each tree, from one pass over /proc (undefined roots count 0). */
-export function cpuSecondsByRoot (roots: Array<number | undefined>): number[] {
+/**
+ * CPU seconds of each group of trees, from one pass over /proc: one group per node (its tlsfleet
+ * process tree, and its own HAProxy's when it has one); an empty group counts 0.
+ */
+export function cpuSecondsByRoot (groups: Array<number | number[] | undefined>): number[] {
   const all = readAllStats()
   const hz = clockTicksPerSecond()
-  return roots.map((root) => root === undefined ? 0 : treeStats(all, [root]).reduce((sum, s) => sum + s.ticks, 0) / hz)
+  return groups.map((group) => {
+    const roots = group === undefined ? [] : Array.isArray(group) ? group : [group]
+    return roots.length === 0 ? 0 : treeStats(all, roots).reduce((sum, s) => sum + s.ticks, 0) / hz
+  })
 }

@@ -22,6 +22,7 @@ export interface SceneOptions {
 export interface SceneReport {
   frontend: string
   sync: string
+  terminator: string
   agent: boolean
   clients: number
   rate: number
@@ -49,20 +50,22 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
 
   const events: SceneEvent[] = []
   const cpuRows: Array<Record<string, number>> = []
-  const lastCpu = new Map<string, { pid: number | undefined; seconds: number }>()
+  const lastCpu = new Map<string, { roots: string; seconds: number }>()
   const cpuTotals: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]))
   const sampleCpu = (): Record<string, number> => {
-    const pids = farm.nodes.map((n) => n.pid)
-    const now = cpuSecondsByRoot(pids)
+    const roots = farm.nodes.map((n) => n.cpuRoots())
+    const now = cpuSecondsByRoot(roots)
     const row: Record<string, number> = {}
     farm.nodes.forEach((node, i) => {
       const prev = lastCpu.get(node.name)
       const value = now[i] as number
-      const base = prev !== undefined && prev.pid === pids[i] ? prev.seconds : 0
+      // A restarted node has new processes: its CPU counts from 0 again.
+      const key = (roots[i] ?? []).join(',')
+      const base = prev !== undefined && prev.roots === key ? prev.seconds : 0
       const used = Math.max(0, value - base)
       row[node.name] = used * 100
       cpuTotals[node.name] = (cpuTotals[node.name] ?? 0) + used
-      lastCpu.set(node.name, { pid: pids[i], seconds: value })
+      lastCpu.set(node.name, { roots: key, seconds: value })
     })
     return row
   }
@@ -116,6 +119,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   const report: SceneReport = {
     frontend: formatHostPort(farm.opts.frontend),
     sync: farm.opts.sync ?? 'unicast',
+    terminator: farm.opts.terminator ?? 'tlsfleet',
     agent: farm.agent,
     clients: opts.clients,
     rate: opts.rate,

@@ -72,11 +72,11 @@ test('tlsfleet lab starts haproxy, 3 nodes and 2 backends, serves a request end 
 
 interface Report { acts: Array<{ event: { kind: string; node: string }; clients: number; resumed: number; full: number; resumedShare: number }>; totals: { connections: number; errors: number }; timeline: Array<{ nodes: Record<string, { full: number; resumed: number }> }> }
 
-async function failover (sync: string): Promise<Report> {
+async function failover (sync: string, extra: string[] = ['--acts', 'kill'], timeoutMs = 60_000): Promise<Report> {
   const port = await freePort('127.0.0.10')
-  const lab = startLab(['--listen', `127.0.0.10:${port}`, '--failover', '--json', '--acts', 'kill', '--act-seconds', '3', '--clients', '30', '--rate', '60', '--sync', sync])
+  const lab = startLab(['--listen', `127.0.0.10:${port}`, '--failover', '--json', '--act-seconds', '3', '--clients', '30', '--rate', '60', '--sync', sync, ...extra])
   try {
-    const code = await Promise.race([lab.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref())])
+    const code = await Promise.race([lab.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref())])
     assert.equal(code, 0, lab.output())
     const text = lab.output()
     const json = text.slice(text.indexOf('{\n'), text.lastIndexOf('}') + 1)
@@ -125,4 +125,17 @@ test('failover scene with sharing off: the same clients pay full handshakes on t
   assert.ok(kill !== undefined)
   assert.ok(kill.clients >= 3, JSON.stringify(kill))
   assert.ok(kill.resumedShare <= 0.1, `sessions resumed without sharing: ${JSON.stringify(kill)}`)
+})
+
+test('failover scene in a mixed farm: ticket clients resume from an HAProxy-terminated node on the others, and from the tlsfleet node on an HAProxy one', async () => {
+  // node1 and node3: a local HAProxy terminates TLS; node2: tlsfleet. node1 dies (its clients go
+  // to node2 and node3), then node2 is drained and stopped (its clients go to node3).
+  const report = await failover('unicast', ['--terminator', 'mixed', '--acts', 'kill,drain', '--clients-kind', 'tls12-ticket,tls13-ticket'], 90_000)
+  for (const kind of ['kill', 'stop']) {
+    const act = report.acts.find((a) => a.event.kind === kind)
+    assert.ok(act !== undefined, JSON.stringify(report.acts))
+    assert.ok(act.resumed + act.full >= 3, `too few clients moved at ${kind}: ${JSON.stringify(act)}`)
+    assert.ok(act.resumedShare >= 0.9, `${kind}: only ${act.resumed} of ${act.resumed + act.full} ticket clients resumed on another node`)
+  }
+  assert.ok(report.totals.errors <= 5, `errors: ${report.totals.errors}`)
 })
