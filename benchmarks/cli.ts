@@ -120,7 +120,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
     if (suites.includes('failover')) {
-      progress.line('failover suite: 3-node lab farm, node1 killed; shared sessions vs sharing off')
+      progress.line('failover suite: 3-node lab farms (tlsfleet, HAProxy and mixed terminators), node1 killed; shared sessions vs sharing off')
       report.failover = await runFailoverSuite({ progress, ...(rsa !== undefined ? { cert: rsa } : {}), clients: Math.min(flags.count, 300) })
     }
     if (suites.includes('sync')) {

@@ -1,5 +1,5 @@
 import { formatHostPort } from '../src/config/host-port.js'
-import { LabFarm, type SyncMode } from '../src/lab/farm.js'
+import { LabFarm, type SyncMode, type TerminatorMode } from '../src/lab/farm.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { CpuMeter } from '../src/lab/proc-cpu.js'
 import { kindVersion, type ClientKind } from '../src/lab/returning-clients.js'
@@ -9,6 +9,8 @@ import { table } from './report.js'
 import { round } from './handshake.js'
 
 export interface FailoverRow {
+  /** Who terminates TLS: tlsfleet, a local HAProxy per node, or mixed (node1, the one killed, HAProxy). */
+  terminator: TerminatorMode
   sharing: 'shared' | 'off'
   kind: ClientKind
   /** Clients whose first connection HAProxy sent to node1. */
@@ -25,6 +27,23 @@ export interface FailoverRow {
   survivorsIdleCpuSeconds: number
 }
 
+/** One farm the suite measures: who terminates TLS, whether sessions are shared, which clients. */
+export interface FailoverFarm { terminator: TerminatorMode; sync: SyncMode; kinds: ClientKind[] }
+
+/**
+ * tlsfleet nodes with and without sharing (TLS 1.2 session IDs and TLS 1.3 tickets), then HAProxy
+ * nodes with tlsfleet's farm keys, the same HAProxy nodes with independent keys (each its own
+ * secret: HAProxy farms without a companion), and a mixed farm. HAProxy cannot take shared TLS
+ * 1.2 session IDs, so those farms are measured with ticket clients (TLS 1.2 and 1.3).
+ */
+export const FAILOVER_FARMS: readonly FailoverFarm[] = [
+  { terminator: 'tlsfleet', sync: 'unicast', kinds: ['tls12-id', 'tls13-ticket'] },
+  { terminator: 'tlsfleet', sync: 'off', kinds: ['tls12-id', 'tls13-ticket'] },
+  { terminator: 'haproxy', sync: 'unicast', kinds: ['tls12-ticket', 'tls13-ticket'] },
+  { terminator: 'haproxy', sync: 'off', kinds: ['tls12-ticket', 'tls13-ticket'] },
+  { terminator: 'mixed', sync: 'unicast', kinds: ['tls12-ticket', 'tls13-ticket'] }
+]
+
 async function pool<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
@@ -34,20 +53,21 @@ async function pool<T> (items: T[], concurrency: number, fn: (item: T) => Promis
 
 /**
  * The headline: a 3-node farm behind HAProxy; `clients` clients connect once each (a full
- * handshake) and keep their session; node1 is killed (SIGKILL) and, once HAProxy has marked
- * it DOWN, node1's clients come back. Shared sessions (farm sync) vs the same farm with
- * sharing off (each node its own cache and ticket keys: the state of the art without a
- * shared cache).
+ * handshake) and keep their session; node1 is killed (SIGKILL, with its local HAProxy when it
+ * has one) and, once HAProxy has marked it DOWN, node1's clients come back. Shared sessions
+ * (farm sync and farm ticket keys) vs the same farm with sharing off (each node its own cache
+ * and ticket keys: the state of the art without a shared cache), for each farm of `farms`.
  */
-export async function runFailoverSuite (opts: { progress: Progress; cert?: string; clients: number; kinds?: ClientKind[]; modes?: SyncMode[] }): Promise<FailoverRow[]> {
+export async function runFailoverSuite (opts: { progress: Progress; cert?: string; clients: number; kinds?: ClientKind[]; farms?: readonly FailoverFarm[] }): Promise<FailoverRow[]> {
   const rows: FailoverRow[] = []
-  for (const sync of opts.modes ?? ['unicast', 'off'] as SyncMode[]) {
-    for (const kind of opts.kinds ?? ['tls12-id', 'tls13-ticket'] as ClientKind[]) {
+  for (const { terminator, sync, kinds } of opts.farms ?? FAILOVER_FARMS) {
+    for (const kind of opts.kinds ?? kinds) {
       const frontend = { host: '127.0.0.10', port: await freeTcpPort('127.0.0.10') }
       const served = new Map<number, string>()
       const farm = new LabFarm({
         frontend,
         sync,
+        terminator,
         ...(opts.cert !== undefined ? { cert: opts.cert } : {}),
         onHaproxyLine: (line) => {
           const m = /^LAB (\d+) (?:\S+\/)?(\S+)/.exec(line)
@@ -67,11 +87,11 @@ export async function runFailoverSuite (opts: { progress: Progress; cert?: strin
         })
         await new Promise((resolve) => setTimeout(resolve, 500)) // the last HAProxy log lines
         const ofNode1 = first.filter((c) => c.session !== undefined && c.port !== undefined && served.get(c.port) === 'node1')
-        opts.progress.line(`failover ${sync === 'off' ? 'sharing off' : 'shared'} ${kind}: ${first.length} clients, ${ofNode1.length} on node1; killing node1`)
+        opts.progress.line(`failover ${terminator} ${sync === 'off' ? 'sharing off' : 'shared'} ${kind}: ${first.length} clients, ${ofNode1.length} on node1; killing node1`)
         await farm.node('node1').kill()
         await waitDown(farm, 'node1')
         const survivors = farm.nodes.filter((n) => n.name !== 'node1')
-        const pids = (): number[] => survivors.map((n) => n.pid).filter((p): p is number => p !== undefined)
+        const pids = (): number[] => survivors.flatMap((n) => n.cpuRoots())
         const meter = new CpuMeter(pids)
         const phaseStart = performance.now()
         let resumed = 0
@@ -92,6 +112,7 @@ export async function runFailoverSuite (opts: { progress: Progress; cert?: strin
         const idle = idleMeter.read()
         const cpu = Math.max(0, busy - idle)
         rows.push({
+          terminator,
           sharing: sync === 'off' ? 'off' : 'shared',
           kind,
           clientsOfKilledNode: ofNode1.length,
@@ -122,9 +143,17 @@ async function waitDown (farm: LabFarm, name: string): Promise<void> {
   }
 }
 
+/** How the row's farm shares sessions, in words. */
+function sharingLabel (r: FailoverRow): string {
+  if (r.terminator === 'tlsfleet') return r.sharing === 'shared' ? 'shared (tlsfleet sync)' : 'not shared'
+  return r.sharing === 'shared' ? 'farm ticket keys (tlsfleet)' : 'independent keys'
+}
+
+const TERMINATOR_LABELS: Record<TerminatorMode, string> = { tlsfleet: 'tlsfleet', haproxy: 'haproxy', mixed: 'mixed (node1 haproxy)' }
+
 export function failoverTable (rows: FailoverRow[]): string {
   return table(
-    ['sessions', 'clients', 'clients of node1', 'reconnected', 'resumed', 'failed', 'resumed share', 'survivors CPU µs / reconnect'],
-    rows.map((r) => [r.sharing === 'shared' ? 'shared (tlsfleet sync)' : 'not shared', r.kind, r.clientsOfKilledNode, r.reconnected, r.resumed, r.failed, `${(r.resumedShare * 100).toFixed(1)}%`, r.survivorsCpuUsPerReconnect])
+    ['TLS by', 'sessions', 'clients', 'clients of node1', 'reconnected', 'resumed', 'failed', 'resumed share', 'survivors CPU µs / reconnect'],
+    rows.map((r) => [TERMINATOR_LABELS[r.terminator], sharingLabel(r), r.kind, r.clientsOfKilledNode, r.reconnected, r.resumed, r.failed, `${(r.resumedShare * 100).toFixed(1)}%`, r.survivorsCpuUsPerReconnect])
   )
 }

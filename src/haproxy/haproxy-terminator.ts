@@ -189,6 +189,7 @@ export class HaproxyTerminator implements NodeTerminator {
       if (this.reachable) this.opts.log.error({ err, socket: this.opts.socket }, 'the local haproxy does not answer: the agent says down')
       this.reachable = false
       this.info = undefined
+      this.forgetRing()
       this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
       return
     }
@@ -208,6 +209,7 @@ export class HaproxyTerminator implements NodeTerminator {
       if (!this.ring.current) { this.publish({ serving: false, reason: this.ring.problem ?? 'ticket key ring is not the farm\'s' }); return }
       this.publish({ serving: true })
     } catch (err) {
+      this.forgetRing()
       this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
       this.publish({ serving: false, reason: `local haproxy: ${(err as Error).message}` })
     }
@@ -245,6 +247,12 @@ export class HaproxyTerminator implements NodeTerminator {
     }
     this.figures.ringEpoch = ring.current ? ring.epoch : undefined
     return ring
+  }
+
+  /** The ring's state is unknown until it is read again (shown as not current). */
+  private forgetRing (): void {
+    this.ring = undefined
+    this.figures.ringEpoch = undefined
   }
 
   private frontendProblem (rows: StatRow[]): string | undefined {

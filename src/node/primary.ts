@@ -54,6 +54,9 @@ export class Primary {
       onLoad: (load) => this.state.updateLoad({ eventLoopUtilization: load.busy, handshakesPerSecond: load.handshakesPerSecond }),
       onWorkerExit: (pid) => this.metrics.workerExited(pid)
     })
+    // Until it serves, the agent gives the terminator's own reason (no live worker, haproxy not read yet).
+    const { serving, reason } = this.terminator.status()
+    this.state.updateHealth({ terminator: { serving, ...(reason !== undefined ? { reason } : {}) } })
     this.metrics = new PrimaryMetrics({
       l2: () => ({ entries: this.cache.l2.size, bytes: this.cache.l2.bytes }),
       workers: () => ({ configured: this.terminator.workersConfigured, listening: this.terminator.listening() }),
