@@ -6,7 +6,7 @@ import { Primary } from '../node/primary.js'
 /** `tlsfleet node`: every option of the config table becomes a flag here. */
 export function nodeCommand (): Command {
   const command = new Command('node')
-    .description('run an accelerator node: a primary and its TLS-terminating workers')
+    .description('run an accelerator node: a primary and its TLS-terminating workers, or (--terminator haproxy) the companion of a local HAProxy that terminates TLS')
     .option('-c, --config <FILE>', 'YAML file with any of the options below (flags win over TLSFLEET_* env vars, which win over the file)')
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
