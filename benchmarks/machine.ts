@@ -15,6 +15,7 @@ export interface MachineInfo {
 
 function firstLine (cmd: string, args: string[]): string | undefined {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
+  if (r.error !== undefined) return undefined // not installed
   if (r.status !== 0 && r.stdout === '' && r.stderr === '') return undefined
   return `${r.stdout}${r.stderr}`.split('\n')[0]?.trim()
 }
