@@ -1,6 +1,6 @@
 # tlsfleet node image. Multi-stage: the build stage compiles TypeScript with the dev
-# dependencies; the runtime stage holds only dist/, bin/ and production dependencies, and
-# runs as the unprivileged "node" user (uid 1000) of the official image.
+# dependencies; the runtime stage holds only dist/, bin/, web/ (the dashboard's files) and
+# production dependencies, and runs as the unprivileged "node" user (uid 1000) of the official image.
 #   docker build -t tlsfleet .
 #   docker compose up            (the lab farm: docker-compose.yml)
 
@@ -19,6 +19,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 COPY bin ./bin
 COPY haproxy ./haproxy
+COPY web ./web
 COPY --from=build /src/dist/src ./dist/src
 COPY --from=build /src/dist/benchmarks ./dist/benchmarks
 # State (the generated self-signed certificate) lives in a directory the node user owns.

@@ -3,6 +3,8 @@ import type { HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { bearerMatches } from './admin-auth.js'
+import { DASHBOARD_PAGE_PATHS, registerDashboard } from './dashboard-routes.js'
+import type { DashboardBody } from './dashboard-schema.js'
 import { crossSiteReason, hostAllowed } from './request-guards.js'
 import {
   cacheSchema, errorSchema, healthSchema, moveClientsResponseSchema, peersSchema, putStateBodySchema,
@@ -21,6 +23,8 @@ export interface AdminSource {
   cache (): CacheBody
   peers (): PeersBody
   metrics (): Promise<{ contentType: string; body: string }>
+  /** What the dashboard page (`/`) draws: `GET /v1/dashboard`. */
+  dashboard (): Promise<DashboardBody>
 }
 
 export interface AdminServerOptions {
@@ -78,7 +82,9 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
       const crossSite = crossSiteReason(req.headers as Record<string, string | undefined>)
       if (crossSite !== undefined) return await forbid(`refused a cross-site state change: ${crossSite}`)
     }
-    if (read && opts.readsNeedToken !== true) return
+    // The dashboard's page and files hold no data: a browser without the token loads them, then
+    // shows what /health says and asks for the token its data route needs.
+    if (read && (opts.readsNeedToken !== true || DASHBOARD_PAGE_PATHS.has(path))) return
     if (opts.token !== undefined && bearerMatches(req.headers.authorization, opts.token)) return
     if (!read && opts.allowUnauthenticated === true) return
     const given = req.headers.authorization === undefined ? 'no Authorization header' : 'a wrong bearer token'
@@ -113,7 +119,7 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
     return await reply.code(404).send({
       statusCode: 404,
       error: 'Not Found',
-      message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; routes: GET /health, GET|PUT /v1/state, POST /v1/clients/move, GET /v1/cache, GET /v1/peers, GET /metrics`
+      message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; routes: GET / (dashboard), GET /health, GET|PUT /v1/state, POST /v1/clients/move, GET /v1/cache, GET /v1/peers, GET /v1/dashboard, GET /metrics`
     } satisfies ErrorBody)
   })
 
@@ -136,6 +142,8 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
   app.get('/v1/cache', { schema: { response: { 200: cacheSchema, ...errors } } }, async () => source.cache())
 
   app.get('/v1/peers', { schema: { response: { 200: peersSchema, ...errors } } }, async () => source.peers())
+
+  registerDashboard(app, { data: async () => await source.dashboard(), tokenRequired: opts.readsNeedToken === true })
 
   app.get('/metrics', async (_req, reply) => {
     const { contentType, body } = await source.metrics()

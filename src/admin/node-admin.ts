@@ -9,6 +9,8 @@ import type { TerminatorStatus } from '../node/terminator-part.js'
 import type { PeerStats } from '../sync/sync-service.js'
 import type { Logger } from '../util/logger.js'
 import type { AdminSource } from './admin-server.js'
+import type { DashboardBody } from './dashboard-schema.js'
+import type { NodeDashboard } from './node-dashboard.js'
 import type { CacheBody, HaproxyResult, PeersBody, PutStateBody, PutStateResponse, StateBody } from './schemas.js'
 
 export interface NodeAdminParts {
@@ -23,6 +25,7 @@ export interface NodeAdminParts {
   coordinator?: HaproxyCoordinator
   peers?: () => PeerStats[]
   metrics: () => Promise<{ contentType: string; body: string }>
+  dashboard: NodeDashboard
   log: Logger
 }
 
@@ -112,5 +115,9 @@ export class NodeAdmin implements AdminSource {
 
   async metrics (): Promise<{ contentType: string; body: string }> {
     return await this.parts.metrics()
+  }
+
+  async dashboard (): Promise<DashboardBody> {
+    return await this.parts.dashboard.body({ state: await this.state(), cache: this.cache(), peers: this.peers() })
   }
 }

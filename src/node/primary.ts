@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import { loadAdminToken, type AdminCredentials } from '../admin/admin-auth.js'
 import { startAdminServer } from '../admin/admin-server.js'
 import { NodeAdmin } from '../admin/node-admin.js'
+import { NodeDashboard } from '../admin/node-dashboard.js'
 import { startAgentServer } from '../agent/agent-server.js'
 import { BackendProbe } from '../agent/backend-probe.js'
 import { NodeState } from '../agent/node-state.js'
@@ -20,6 +21,7 @@ import type { FarmKey } from '../sync/farm-keys.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
 import { SyncService } from '../sync/sync-service.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
+import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
@@ -39,6 +41,7 @@ export class Primary {
   private readonly log: Logger
   private readonly metrics: PrimaryMetrics
   private readonly terminator: NodeTerminator
+  private dashboard?: NodeDashboard
   private coordinator?: HaproxyCoordinator
   private sync?: SyncService
   private backendProbe?: BackendProbe
@@ -51,7 +54,11 @@ export class Primary {
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate })
     this.terminator = createTerminator(config, this.cache, this.log, {
       onHealth: (health) => this.state.updateHealth({ terminator: health }),
-      onLoad: (load) => this.state.updateLoad({ eventLoopUtilization: load.busy, handshakesPerSecond: load.handshakesPerSecond }),
+      onLoad: (load) => {
+        this.state.updateLoad({ eventLoopUtilization: load.busy, handshakesPerSecond: load.handshakesPerSecond })
+        const sample = this.terminator.sample()
+        if (sample !== undefined) void this.dashboard?.record(sample, this.cache.l2)
+      },
       onWorkerExit: (pid) => this.metrics.workerExited(pid)
     })
     // Until it serves, the agent gives the terminator's own reason (no live worker, haproxy not read yet).
@@ -82,7 +89,9 @@ export class Primary {
     if (codec !== undefined && config.syncListen !== 'off') await this.startSync(config.syncListen, codec)
     const backend = await this.startBackend()
     if (backend !== undefined) await this.startBackendProbe(backend)
-    await this.startAdmin(credentials)
+    // Computed once: the dashboard shows the schedule the terminator issues tickets under.
+    const tickets = ticketSecrets(config, farmKeys)
+    await this.startAdmin(credentials, tickets)
 
     // Warm join before the terminator serves: a restarted node is not cold.
     if (this.sync !== undefined) {
@@ -90,7 +99,7 @@ export class Primary {
       this.log.info({ sessions: received, l2: this.cache.l2.size }, 'warm join done')
     }
     this.state.updateHealth({ warm: true })
-    await this.terminator.start({ backend, ticketSecrets: ticketSecrets(config, farmKeys) })
+    await this.terminator.start({ backend, ticketSecrets: tickets })
     this.log.info({
       ...this.terminator.describe(),
       backend: backend === undefined ? 'none' : formatHostPort(backend),
@@ -153,9 +162,10 @@ export class Primary {
     }
   }
 
-  private async startAdmin (credentials: AdminCredentials): Promise<void> {
+  private async startAdmin (credentials: AdminCredentials, tickets: Buffer[]): Promise<void> {
     const listen = this.config.adminListen
     const allowUnauthenticated = this.config.adminAllowUnauthenticated === 'on'
+    this.dashboard = this.createDashboard(tickets)
     const views = new NodeAdmin({
       node: { id: this.config.nodeId, workers: this.terminator.workersConfigured, cacheSize: this.config.cacheSize, cacheMaxBytes: this.config.cacheMaxBytes, syncListen: this.config.syncListen },
       state: this.state,
@@ -166,6 +176,7 @@ export class Primary {
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),
       metrics: async () => await this.metrics.page(async () => await this.terminator.metrics()),
+      dashboard: this.dashboard,
       log: this.log
     })
     const admin = await startAdminServer({
@@ -180,6 +191,19 @@ export class Primary {
     this.closers.push(async () => { await admin.close() })
     if (allowUnauthenticated) this.log.warn('--admin-allow-unauthenticated on: anyone who reaches the admin API can drain or stop this node')
     else if (!credentials.explicit) this.log.info({ tokenFile: credentials.file }, 'admin API: state changes need the bearer token in this file (tlsfleet drain/ready/maint read it from --state-dir)')
+  }
+
+  /** The dashboard's history and views; it shows the ticket keys the terminator issues under. */
+  private createDashboard (tickets: Buffer[]): NodeDashboard {
+    const [secret] = tickets
+    return new NodeDashboard({
+      registry: this.metrics.registry,
+      intervalSeconds: 1,
+      ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
+      ...(secret !== undefined
+        ? { tickets: { schedule: new TicketKeySchedule({ secret, rotationSeconds: this.config.ticketRotation, lifetimeSeconds: this.config.sessionTimeout }), farmWide: this.config.syncSecretFile.length > 0, farmSecrets: this.config.syncSecretFile.length } }
+        : {})
+    })
   }
 
   private async startAgent (): Promise<void> {
