@@ -13,6 +13,8 @@ import { Progress } from './progress.js'
 import { failoverTable } from './failover.js'
 import { agentTable } from './agent.js'
 import { handshakeTable, ratioTable } from './report.js'
+import { benchReportDocument } from './html-report.js'
+import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
 import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
@@ -42,7 +44,7 @@ function int (name: string, min: number, max: number): (v: string) => number {
 interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; serverCpus: string; clientCpus: string; workers?: number
-  request: boolean; json: boolean; out?: string; quiet: boolean
+  request: boolean; json: boolean; out?: string; report?: string; quiet: boolean
 }
 
 /**
@@ -67,11 +69,14 @@ export function benchCommand (): Command {
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--json', 'print the report as JSON on stdout', false)
     .option('--out <FILE>', 'also write the JSON report to FILE')
+    .option('--report <FILE>', 'also write one self-contained HTML file: the tables as bar charts, the JSON report inline')
     .option('--quiet', 'no progress on stderr', false)
     .action(async (flags: BenchFlags) => {
       try {
+        const html = flags.report !== undefined ? checkReportPath(flags.report) : undefined
         const report = await runBench(flags)
         if (flags.out !== undefined) fs.writeFileSync(flags.out, JSON.stringify(report, null, 2) + '\n')
+        if (html !== undefined) writeHtmlReport(html, benchReportDocument(report, formatReport(report)), report)
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report) + '\n')
       } catch (err) {
         if (err instanceof TlsfleetError) {

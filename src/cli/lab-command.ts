@@ -4,6 +4,7 @@ import { TERMINATOR_MODES } from '../lab/farm.js'
 import { ACTS, parseActs, parseKinds, runLab } from '../lab/lab.js'
 import { CLIENT_KINDS } from '../lab/returning-clients.js'
 import { UsageError } from '../errors.js'
+import { checkReportPath } from '../report/html-report.js'
 
 function positiveInt (name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -33,11 +34,14 @@ export function labCommand (): Command {
     .option('--duration <S>', 'without --failover: stop after S seconds (0 = until Ctrl-C)', positiveInt('--duration', 0, 86_400), 0)
     .option('--target <HOST:PORT>', 'no farm: only run the returning-client load against HOST:PORT (the docker compose load client)')
     .option('--json', 'print the scene report as JSON on stdout (human output goes to stderr)', false)
-    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; terminator: 'tlsfleet' | 'haproxy' | 'mixed'; workers: number; cert?: string; agent: 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string }) => {
+    .option('--report <FILE>', 'with --failover: also write the scene as one self-contained HTML file (charts per node, the JSON report inline)')
+    .action(async (opts: { listen: string; sync: 'unicast' | 'multicast' | 'off'; terminator: 'tlsfleet' | 'haproxy' | 'mixed'; workers: number; cert?: string; agent: 'on' | 'off'; failover: boolean; acts: string; actSeconds: number; clients: number; rate: number; clientsKind: string; load: boolean; duration: number; json: boolean; target?: string; report?: string }) => {
       const listen = parseHostPort(opts.listen)
       if (typeof listen === 'string') throw new UsageError(`--listen: ${JSON.stringify(opts.listen)}: ${listen}`)
       const target = opts.target !== undefined ? parseHostPort(opts.target) : undefined
       if (typeof target === 'string') throw new UsageError(`--target: ${JSON.stringify(opts.target)}: ${target}`)
+      if (opts.report !== undefined && !opts.failover) throw new UsageError('--report needs --failover (the report is the failover scene\'s)')
+      const report = opts.report !== undefined ? checkReportPath(opts.report) : undefined
       await runLab({
         listen,
         sync: opts.sync,
@@ -54,7 +58,8 @@ export function labCommand (): Command {
         load: opts.load,
         duration: opts.duration,
         json: opts.json,
-        ...(target !== undefined ? { target } : {})
+        ...(target !== undefined ? { target } : {}),
+        ...(report !== undefined ? { report } : {})
       })
       process.exit(0)
     })

@@ -1,7 +1,9 @@
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { LabFarm, type SyncMode, type TerminatorMode } from './farm.js'
 import { LabError } from '../errors.js'
+import { writeHtmlReport } from '../report/html-report.js'
 import { runFailoverScene, type Act, type SceneReport } from './scene.js'
+import { sceneReportDocument } from './scene-report.js'
 import { CLIENT_KINDS, ReturningClients, type ClientKind } from './returning-clients.js'
 import { StatusLine } from './status.js'
 
@@ -26,6 +28,8 @@ export interface LabOptions {
   json: boolean
   /** No farm: only the returning-client load against this address (the compose load client). */
   target?: HostPort
+  /** With failover: write the scene as a self-contained HTML report to this file. */
+  report?: string
 }
 
 export const ACTS: readonly Act[] = ['kill', 'restart', 'drain']
@@ -66,6 +70,10 @@ export async function runLab (opts: LabOptions): Promise<SceneReport | undefined
     if (opts.failover) {
       const report = await runFailoverScene(farm, { actSeconds: opts.actSeconds, acts: opts.acts, clients: opts.clients, rate: opts.rate, kinds: opts.kinds, print: out, signal: abort.signal })
       if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+      if (opts.report !== undefined) {
+        writeHtmlReport(opts.report, sceneReportDocument(report), report)
+        out(`lab: HTML report written to ${opts.report}`)
+      }
       return report
     }
     await runStatus(farm, opts, out, tty, abort.signal)
