@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import { after, before, test } from 'node:test'
 import type { DashboardBody } from '../../src/admin/dashboard-schema.js'
 import { ReturningClients } from '../../src/lab/returning-clients.js'
@@ -70,7 +71,7 @@ after(async () => {
 const n1 = (): RunningNode => nodes[0] as RunningNode
 const n2 = (): RunningNode => nodes[1] as RunningNode
 
-test('the dashboard page and its files are public and read-only; its data needs the token', async () => {
+test('the dashboard page and its files need no token and are read-only; its data needs the token when reads do', async () => {
   const page = await fetch(`${n1().adminUrl}/`)
   assert.equal(page.status, 200)
   assert.match(page.headers.get('content-type') ?? '', /^text\/html/)
@@ -92,8 +93,14 @@ test('the dashboard page and its files are public and read-only; its data needs 
     const res = await fetch(`${n1().adminUrl}/`, { method, headers: { authorization: `Bearer ${token}` } })
     assert.equal(res.status, 404, method)
   }
-  // A node without a token serves the same page, which then reads its data directly.
+  // A node without a token file (reads open on loopback) serves the same page, which then reads its data directly.
   assert.match(await (await fetch(`${n2().adminUrl}/`)).text(), /content="none"/)
+  // The page gets the Host check of every route but /health (a DNS-rebinding page cannot load it).
+  const rebound = await new Promise<number | undefined>((resolve, reject) => {
+    const url = new URL(`${n2().adminUrl}/`)
+    http.get({ host: url.hostname, port: url.port, path: '/', headers: { host: 'attacker.example' } }, (res) => { res.resume(); resolve(res.statusCode) }).on('error', reject)
+  })
+  assert.equal(rebound, 403)
 })
 
 test('the farm\'s ticket keys: every node shows the same key name and the same next rotation', async () => {
