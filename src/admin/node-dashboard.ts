@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client'
 import type { LoadSample } from '../agent/load-sampler.js'
-import type { HaproxyCoordinator } from '../haproxy/coordinator.js'
+import { serverStatView, type HaproxyCoordinator } from '../haproxy/coordinator.js'
 import type { StatRow } from '../haproxy/stats.js'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { DashboardHistory } from './dashboard-history.js'
@@ -135,12 +135,7 @@ async function backendView (coordinator: HaproxyCoordinator): Promise<FarmViewBo
     servers: servers.map((r) => ({
       name: r.svname,
       self: r.svname === coordinator.server,
-      status: r.status,
-      ...(r.weight !== undefined ? { weight: r.weight } : {}),
-      ...(r.scur !== undefined ? { currentSessions: r.scur } : {}),
-      ...(r.check_status !== undefined ? { checkStatus: r.check_status } : {}),
-      ...(r.agent_status !== undefined ? { agentStatus: r.agent_status } : {}),
-      ...(r.last_agt !== undefined ? { lastAgent: r.last_agt } : {}),
+      ...serverStatView(r),
       ...(r.addr !== undefined ? { address: r.addr } : {})
     }))
   }

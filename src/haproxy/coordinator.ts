@@ -30,6 +30,18 @@ export interface HaproxyView {
   adminFlags?: string[]
 }
 
+/** What `show stat` says about one server (its status, weight, sessions, checks), as the admin API names it. */
+export function serverStatView (row: StatRow): Required<Pick<HaproxyView, 'status'>> & Pick<HaproxyView, 'weight' | 'currentSessions' | 'checkStatus' | 'agentStatus' | 'lastAgent'> {
+  return {
+    status: row.status,
+    ...(row.weight !== undefined ? { weight: row.weight } : {}),
+    ...(row.scur !== undefined ? { currentSessions: row.scur } : {}),
+    ...(row.check_status !== undefined ? { checkStatus: row.check_status } : {}),
+    ...(row.agent_status !== undefined ? { agentStatus: row.agent_status } : {}),
+    ...(row.last_agt !== undefined ? { lastAgent: row.last_agt } : {})
+  }
+}
+
 export interface CoordinatorOptions {
   socket: string
   /** BACKEND/SERVER of this node. */
@@ -112,13 +124,8 @@ export class HaproxyCoordinator {
     const view: HaproxyView = {
       ...base,
       reachable: true,
-      status: row.status,
-      ...(row.weight !== undefined ? { weight: row.weight } : {}),
-      ...(row.sid !== undefined ? { serverId: row.sid } : {}),
-      ...(row.scur !== undefined ? { currentSessions: row.scur } : {}),
-      ...(row.check_status !== undefined ? { checkStatus: row.check_status } : {}),
-      ...(row.agent_status !== undefined ? { agentStatus: row.agent_status } : {}),
-      ...(row.last_agt !== undefined ? { lastAgent: row.last_agt } : {})
+      ...serverStatView(row),
+      ...(row.sid !== undefined ? { serverId: row.sid } : {})
     }
     try {
       const state = (await this.api.showServersState(this.backend)).find((r) => r.srv_name === this.server)

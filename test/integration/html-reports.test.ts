@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import type { Page } from 'playwright-core'
 import type { SceneReport } from '../../src/lab/scene.js'
+import { runCli } from '../helpers/agent.js'
 import { docsScreenshot, openBrowser, pixelsOfColor } from '../helpers/browser.js'
 import { tempDir } from '../helpers/certs.js'
 import { pollUntil } from '../helpers/haproxy.js'
-import { CLI } from '../helpers/node-process.js'
 import { freePort } from '../helpers/ports.js'
 
 /**
@@ -17,15 +16,8 @@ import { freePort } from '../helpers/ports.js'
  */
 
 async function run (args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-    // SIGTERM first: the lab then stops its haproxy and nodes itself.
-    const timer = setTimeout(() => { child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 15_000).unref() }, timeoutMs)
-    child.once('exit', (code) => { clearTimeout(timer); resolve({ code, output }) })
-  })
+  const { code, stdout, stderr } = await runCli(args, timeoutMs)
+  return { code, output: stdout + stderr }
 }
 
 /** Hover over a report chart at x (its data's unit) and read uPlot's legend: series → value. */
