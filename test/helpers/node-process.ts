@@ -72,7 +72,14 @@ export async function startNode (args: string[], opts: { adminPort: number; env?
     },
     metric: async (name, labels = {}) => await readMetric(adminUrl, name, labels)
   }
-  await waitForLog((l) => l.msg === 'tlsfleet node ready', opts.timeoutMs ?? 20_000)
+  try {
+    await waitForLog((l) => l.msg === 'tlsfleet node ready', opts.timeoutMs ?? 20_000)
+  } catch (err) {
+    // A node that did not become ready must not outlive the attempt: its pipes would keep the
+    // test process alive after the test failed.
+    child.kill('SIGKILL')
+    throw err
+  }
   return node
 }
 

@@ -21,7 +21,8 @@ let haproxy: RunningHaproxy
 let frontPort: number
 let token: string
 let n2Sync: number
-const nodes: RunningNode[] = []
+/** By name, as each one is up: `after` stops whichever started, even when another did not. */
+const nodes = new Map<string, RunningNode>()
 
 before(async () => {
   const dir = tempDir()
@@ -47,29 +48,33 @@ backend be
   }, { ports: 5 })
   const [sync1, sync2, admin1, admin2] = await freePorts(4) as [number, number, number, number]
   n2Sync = sync2
-  const start = async (name: string, tls: number, agent: number, sync: number, peer: number, admin: number, extra: string[]): Promise<RunningNode> => await startNode([
-    '--workers', '1', '--listen', `127.0.0.1:${tls}`, '--proxy-protocol-in', 'v2', '--cert', cert, '--node-id', name,
-    '--agent-listen', `127.0.0.1:${agent}`, '--haproxy-socket', haproxy.socketPath, '--haproxy-server', `be/${name}`,
-    '--sync-listen', `127.0.0.1:${sync}`, '--sync-peer', `127.0.0.1:${peer}`, '--sync-secret-file', secret,
-    '--warm-join-timeout', '0.5', ...extra
-  ], { adminPort: admin })
-  nodes.push(...await Promise.all([
+  const start = async (name: string, tls: number, agent: number, sync: number, peer: number, admin: number, extra: string[]): Promise<void> => {
+    nodes.set(name, await startNode([
+      '--workers', '1', '--listen', `127.0.0.1:${tls}`, '--proxy-protocol-in', 'v2', '--cert', cert, '--node-id', name,
+      '--agent-listen', `127.0.0.1:${agent}`, '--haproxy-socket', haproxy.socketPath, '--haproxy-server', `be/${name}`,
+      '--sync-listen', `127.0.0.1:${sync}`, '--sync-peer', `127.0.0.1:${peer}`, '--sync-secret-file', secret,
+      '--warm-join-timeout', '0.5', ...extra
+    ], { adminPort: admin, timeoutMs: 40_000 }))
+  }
+  // allSettled: when one node cannot start, the other has finished starting before `after` stops it.
+  const started = await Promise.allSettled([
     start('n1', ports[1] as number, ports[2] as number, sync1, sync2, admin1, ['--admin-token-file', tokenFile]),
     start('n2', ports[3] as number, ports[4] as number, sync2, sync1, admin2, [])
-  ]))
+  ])
+  for (const result of started) if (result.status === 'rejected') throw result.reason
   await pollUntil('both servers UP in HAProxy', async () => {
     const rows = (await haproxy.api.showStat()).filter((r) => r.pxname === 'be' && (r.svname === 'n1' || r.svname === 'n2'))
     return rows.length === 2 && rows.every((r) => r.status === 'UP') ? true : undefined
-  }, 10_000)
+  }, 20_000)
 })
 
 after(async () => {
-  await Promise.all(nodes.map(async (n) => await n.stop()))
+  await Promise.all([...nodes.values()].map(async (n) => await n.stop()))
   await haproxy?.stop()
 })
 
-const n1 = (): RunningNode => nodes[0] as RunningNode
-const n2 = (): RunningNode => nodes[1] as RunningNode
+const n1 = (): RunningNode => nodes.get('n1') as RunningNode
+const n2 = (): RunningNode => nodes.get('n2') as RunningNode
 
 test('the dashboard page and its files need no token and are read-only; its data needs the token when reads do', async () => {
   const page = await fetch(`${n1().adminUrl}/`)
