@@ -150,6 +150,7 @@ test('in Chromium: state, live handshake chart, rising numbers, caches, sync and
     await page.locator('[data-section="details"]').waitFor({ state: 'visible' })
     assert.equal(await page.locator('[data-field="node"]').textContent(), 'n1')
     assert.equal(await page.locator('[data-field="state"]').textContent(), 'ready')
+    assert.equal(await page.locator('[data-field="terminator"]').textContent(), 'tlsfleet\'s workers')
     assert.equal(await page.locator('[data-field="agent-reply"]').textContent().then((t) => /^ready up \d+%/.test(t ?? '')), true)
 
     load.start()

@@ -97,3 +97,15 @@ test('the node dashboard: hit ratios, sync counters from the registry, and the t
   assert.deepEqual(off.sync.packets, [])
   assert.equal(off.cache[0]?.hitRatio, null, 'no lookups: no ratio, not 0')
 })
+
+test('a node whose TLS a local HAProxy terminates (no workers): the history follows the node totals', async () => {
+  const dash = new NodeDashboard({ registry: new Registry(), intervalSeconds: 1 })
+  const sample = (second: number, full: number, resumed: number): LoadSample => ({
+    at: new Date(1_000_000 + second * 1000), listening: 0, workers: [], eventLoopUtilization: 0.2, handshakesPerSecond: 0, connections: 0, handshakes: { full, resumed }
+  })
+  await dash.record(sample(0, 100, 1000), { hits: 0, misses: 0 })
+  await dash.record(sample(1, 104, 1030), { hits: 0, misses: 0 })
+  await dash.record(sample(2, 104, 1050), { hits: 0, misses: 0 })
+  assert.deepEqual(dash.history.series().full, [4, 0])
+  assert.deepEqual(dash.history.series().resumed, [30, 20])
+})

@@ -145,7 +145,8 @@
       ['agent weight', s.weightPercent + ' %', 'weight'],
       ['spare capacity', s.spareCapacity !== undefined ? (s.spareCapacity * 100).toFixed(0) + ' %' : undefined],
       ['event loop', s.eventLoopUtilization !== undefined ? (s.eventLoopUtilization * 100).toFixed(0) + ' % busy' : undefined],
-      ['workers', s.workers.listening + ' of ' + s.workers.configured + ' listening'],
+      ['TLS by', s.terminator ? (s.terminator.kind === 'haproxy' ? 'a local HAProxy' : 'tlsfleet\'s workers') + (s.terminator.serving ? '' : ' (not serving' + (s.terminator.reason ? ': ' + s.terminator.reason : '') + ')') : undefined, 'terminator'],
+      ['workers', s.workers.configured > 0 ? s.workers.listening + ' of ' + s.workers.configured + ' listening' : undefined],
       ['connections', fmtInt(s.connections), 'connections'],
       ['maxconn', s.maxconn],
       ['changed', s.changedAt ? fmtTime(s.changedAt) : undefined]
