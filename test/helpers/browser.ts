@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { tempDir } from './certs.js'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { REPO_ROOT } from './node-process.js'
 
@@ -64,10 +65,14 @@ export async function openBrowser (viewport = { width: 1280, height: 900 }): Pro
   }
 }
 
-/** Where the tests write the screenshots the README links to. */
+/** Where the tests write their screenshots (docs/ when refreshing the ones the README links to). */
 export function docsScreenshot (name: string): string {
-  return path.join(REPO_ROOT, 'docs', name)
+  // The committed screenshots are refreshed on purpose (TLSFLEET_SCREENSHOTS=docs npm test),
+  // so an ordinary test run leaves the tree clean; it still takes them, in a temp dir.
+  if (process.env.TLSFLEET_SCREENSHOTS === 'docs') return path.join(REPO_ROOT, 'docs', name)
+  return path.join(screenshotDir ??= tempDir('tlsfleet-screenshots-'), name)
 }
+let screenshotDir: string | undefined
 
 /**
  * Pixels of the canvas(es) under `selector` close to `hex`: a drawn series, not just axes.
