@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test'
 import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { CLI, startNode, type RunningNode } from '../helpers/node-process.js'
-import { freePorts } from '../helpers/ports.js'
+import { freePorts, holdDefaultPorts } from '../helpers/ports.js'
 
 // One node holds every kind of listener; a second node asks for one of the same addresses and
 // must stop with one line naming the address and the option to change (exit status 3).
@@ -14,14 +14,19 @@ const secret = writeFarmSecretFile(`${dir}/farm.key`)
 const DEFAULT_ADMIN_PORT = 8445
 let first: RunningNode
 let tls: number, agent: number, sync: number
+let release: (() => void) | undefined
 
 before(async () => {
+  release = await holdDefaultPorts()
   ;[tls, agent, sync] = await freePorts(3) as [number, number, number]
   first = await startNode(['--workers', '1', '--listen', `127.0.0.1:${tls}`, '--cert', cert, '--agent-listen', `127.0.0.1:${agent}`,
     '--sync-listen', `127.0.0.1:${sync}`, '--sync-secret-file', secret, '--warm-join-timeout', '0'], { adminPort: DEFAULT_ADMIN_PORT })
 })
 
-after(async () => { await first?.stop() })
+after(async () => {
+  await first?.stop()
+  release?.()
+})
 
 /** Run a second node (no --admin-listen unless given: the default) and collect how it ends. */
 async function second (args: string[]): Promise<{ code: number | null; stderr: string }> {
