@@ -86,7 +86,7 @@ class Worker {
         }
         // exclusive: with reuseport each worker binds its own socket (SO_REUSEPORT) and the
         // kernel spreads connections; without it, cluster shares the primary's handle.
-        if (handle !== undefined) server.listen(handle, done)
+        if (handle !== undefined) server.listen(handle, 1024, done)
         else server.listen({ host: address.host, port: address.port, reusePort, exclusive: reusePort, backlog: 1024 }, done)
       })
       this.servers.push(server)
