@@ -98,7 +98,7 @@ class Worker {
    * --user: hand the primary a copy of each listener bound here (for a replacement worker),
    * then stop being root. Throws when the switch fails: this worker must not serve.
    */
-  dropPrivileges (adopted: ReadonlyMap<number, object>): void {
+  switchUser (adopted: ReadonlyMap<number, object>): void {
     const runAs = this.settings.runAs
     if (runAs === undefined || process.getuid?.() === runAs.uid) return
     if (adopted.size === 0) {
@@ -202,7 +202,7 @@ export function runWorker (): void {
       worker = started
       started.listen(adopted).then(() => {
         try {
-          started.dropPrivileges(adopted)
+          started.switchUser(adopted)
         } catch (err) {
           // Never serve as root when --user was asked for: say why, and leave.
           const failed: WorkerToPrimary = { t: 'privileges-failed', message: (err as Error).message }

@@ -56,9 +56,9 @@ export class TlsTerminator {
       ticketSecrets: settings.ticketSecrets,
       ticketRotationSeconds: settings.ticketRotationSeconds
     })
+    // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
-      requestCert: settings.clientVerify !== 'none',
-      rejectUnauthorized: settings.clientVerify === 'require',
+      ...(settings.clientVerify !== 'none' ? { requestCert: true, rejectUnauthorized: settings.clientVerify === 'require' } : {}),
       ...(settings.alpn.length > 0 ? { ALPNProtocols: alpnWireFormat(settings.alpn) } : {})
     }
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
@@ -174,7 +174,7 @@ export class TlsTerminator {
         idleTimeoutMs: this.settings.idleTimeoutMs,
         source: clientAddress(socket, preamble),
         destination: localAddress(socket, preamble),
-        ...(this.tlvs !== undefined ? { tlvs: this.tlvs(tlsSocket, client) } : {}),
+        tlvs: this.tlvs?.(tlsSocket, client),
         onBackendError: (reason) => {
           this.metrics.backendErrors.inc({ reason })
           this.log.warn({ backend: this.settings.backend, reason }, 'backend connection failed')
