@@ -28,6 +28,8 @@ interface Profile {
 }
 
 const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']
+/** Key exchange groups of guidelines 6.0 (5.7 had the same without the post-quantum hybrid). */
+const GROUPS = ['X25519MLKEM768', 'X25519', 'prime256v1', 'secp384r1']
 
 /**
  * Mozilla's server-side TLS configurations: modern and intermediate as in guidelines 6.0,
@@ -40,7 +42,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, Profile>> = {
     versions: ['TLSv1.3', 'TLSv1.3'],
     ciphers: [],
     ciphersuites: TLS13_SUITES,
-    curves: ['X25519MLKEM768', 'X25519', 'prime256v1', 'secp384r1'],
+    curves: GROUPS,
     preferServerCiphers: false
   },
   intermediate: {
@@ -50,7 +52,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, Profile>> = {
       'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'
     ],
     ciphersuites: TLS13_SUITES,
-    curves: ['X25519MLKEM768', 'X25519', 'prime256v1', 'secp384r1'],
+    curves: GROUPS,
     preferServerCiphers: false
   },
   old: {
@@ -65,7 +67,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, Profile>> = {
       'AES128-SHA256', 'AES256-SHA256', 'AES128-SHA', 'AES256-SHA', 'DES-CBC3-SHA'
     ],
     ciphersuites: TLS13_SUITES,
-    curves: ['X25519', 'prime256v1', 'secp384r1'],
+    curves: GROUPS.slice(1),
     preferServerCiphers: true
   }
 }
