@@ -33,13 +33,15 @@ export class WorkerTerminator implements NodeTerminator {
   private readonly sampler: LoadSampler
   private material: TlsMaterial = { certificates: [], clientAuth: {} }
   private policy?: TlsPolicy
-  private runAs?: RunAs
+  /** --user/--group, resolved when the node is built: refused before anything is read or written. */
+  private readonly runAs: RunAs | undefined
   private stapler?: OcspStapler
   /** The stapler's series (it runs in this process): merged into /metrics with the workers'. */
   private readonly ocspRegistry = new Registry()
   private settings?: WorkerSettings
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
+    this.runAs = resolveRunAs(config.user, config.group)
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
       broadcast: (notice, except) => this.workers.broadcast(notice, except)
@@ -69,7 +71,6 @@ export class WorkerTerminator implements NodeTerminator {
 
   async prepare (): Promise<void> {
     const config = this.config
-    this.runAs = resolveRunAs(config.user, config.group)
     this.policy = resolveTlsPolicy(config)
     this.material = await this.loadMaterial()
     if (config.ocspDir !== '') {
