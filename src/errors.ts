@@ -77,6 +77,11 @@ export class ListenError extends TlsfleetError {
   }
 }
 
+/** --user/--group cannot be applied: not started as root, or the switch failed. */
+export class PrivilegeError extends TlsfleetError {
+  constructor (message: string) { super('TLSFLEET_ERR_PRIVILEGES', message, EXIT_ENVIRONMENT) }
+}
+
 /** Workers that exit before they listen, for a reason other than a busy address. */
 export class WorkerStartError extends TlsfleetError {
   constructor (message: string) { super('TLSFLEET_ERR_WORKER_START', message, EXIT_FAILURE) }
@@ -121,6 +126,6 @@ export const ERROR_CODES = [
   'TLSFLEET_ERR_CONFIG', 'TLSFLEET_ERR_CONFIG_CONFLICT', 'TLSFLEET_ERR_USAGE', 'TLSFLEET_ERR_CERTIFICATE',
   'TLSFLEET_ERR_FARM_SECRET', 'TLSFLEET_ERR_ADMIN_TOKEN', 'TLSFLEET_ERR_ADDRESS_IN_USE',
   'TLSFLEET_ERR_ADDRESS_NOT_AVAILABLE', 'TLSFLEET_ERR_LISTEN_DENIED', 'TLSFLEET_ERR_LISTEN',
-  'TLSFLEET_ERR_WORKER_START', 'TLSFLEET_ERR_HAPROXY_RUNTIME', 'TLSFLEET_ERR_ADMIN_REQUEST',
+  'TLSFLEET_ERR_PRIVILEGES', 'TLSFLEET_ERR_WORKER_START', 'TLSFLEET_ERR_HAPROXY_RUNTIME', 'TLSFLEET_ERR_ADMIN_REQUEST',
   'TLSFLEET_ERR_ADMIN_CLIENT', 'TLSFLEET_ERR_LAB', 'TLSFLEET_ERR_TERMINATOR'
 ] as const

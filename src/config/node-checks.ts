@@ -23,4 +23,23 @@ export function checkOptionCombinations (config: NodeConfig): void {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
   }
   checkTerminatorOptions(config)
+  checkTlsCombinations(config)
+}
+
+function checkTlsCombinations (config: NodeConfig): void {
+  if (config.clientVerify !== 'none' && config.clientCa === '') {
+    throw new ConfigConflictError(`--client-verify ${config.clientVerify} needs --client-ca with the CA certificates client certificates must chain to`)
+  }
+  if (config.clientVerify === 'none' && (config.clientCa !== '' || config.crl !== '')) {
+    throw new ConfigConflictError(`${config.clientCa !== '' ? '--client-ca' : '--crl'} has no effect with --client-verify none: give --client-verify optional or require`)
+  }
+  if (config.crl !== '' && config.clientCa === '') {
+    throw new ConfigConflictError('--crl needs --client-ca (the CAs whose revocations it lists)')
+  }
+  if (config.proxyTlv.includes('ssl') && config.proxyProtocolOut !== 'v2') {
+    throw new ConfigConflictError(`--proxy-tlv ssl needs --proxy-protocol-out v2 (TLVs exist only in PROXY protocol v2; it is ${config.proxyProtocolOut})`)
+  }
+  if (config.group !== '' && config.user === '') {
+    throw new ConfigConflictError('--group needs --user (the user to run as)')
+  }
 }

@@ -39,6 +39,16 @@ const seconds = (min: number, max: number): z.ZodType<number> =>
   z.coerce.number().min(min).max(max)
 const nonEmpty = z.string().min(1)
 
+/**
+ * A list given as repeated flags, a YAML list, or comma-separated text in any of them
+ * (`--alpn h2,http/1.1`), validated item by item.
+ */
+const commaList = <T extends string>(item: z.ZodType<T, string>): z.ZodType<T[], unknown> =>
+  z.array(z.string()).transform((values) => values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')).pipe(z.array(item))
+
+const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const
+const tlsVersion = z.union([z.literal(''), z.enum(TLS_VERSIONS)])
+
 function spec<T> (s: OptionSpec<T>): OptionSpec<T> { return s }
 
 export const OPTIONS = {
@@ -79,6 +89,138 @@ export const OPTIONS = {
     valueName: 'DIR',
     schema: nonEmpty,
     default: '.tlsfleet'
+  }),
+  'tls-profile': spec({
+    description: 'TLS policy after Mozilla\'s server-side TLS guidelines: modern (TLS 1.3 only), intermediate, or old (TLS 1.0 and up, for very old clients)',
+    expected: 'one of modern, intermediate, old',
+    schema: z.enum(['modern', 'intermediate', 'old']),
+    default: 'intermediate' as const
+  }),
+  'tls-min-version': spec({
+    description: 'lowest TLS version accepted, overriding the profile\'s',
+    expected: `one of ${TLS_VERSIONS.join(', ')}`,
+    valueName: 'VERSION',
+    schema: tlsVersion,
+    default: '' as const,
+    defaultHelp: 'the profile\'s'
+  }),
+  'tls-max-version': spec({
+    description: 'highest TLS version accepted, overriding the profile\'s',
+    expected: `one of ${TLS_VERSIONS.join(', ')}`,
+    valueName: 'VERSION',
+    schema: tlsVersion,
+    default: '' as const,
+    defaultHelp: 'the profile\'s'
+  }),
+  ciphers: spec({
+    description: 'TLS 1.2 and older cipher list in OpenSSL syntax, overriding the profile\'s',
+    expected: 'an OpenSSL cipher list (e.g. ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)',
+    valueName: 'LIST',
+    schema: z.string(),
+    default: '',
+    defaultHelp: 'the profile\'s'
+  }),
+  ciphersuites: spec({
+    description: 'TLS 1.3 cipher suites, colon-separated, overriding the profile\'s',
+    expected: 'TLS 1.3 suite names separated by ":" (e.g. TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256)',
+    valueName: 'LIST',
+    schema: z.string(),
+    default: '',
+    defaultHelp: 'the profile\'s'
+  }),
+  'ecdh-curves': spec({
+    description: 'key exchange groups (curves), colon-separated, most preferred first, overriding the profile\'s',
+    expected: 'group names separated by ":" (e.g. X25519:prime256v1:secp384r1)',
+    valueName: 'LIST',
+    schema: z.string(),
+    default: '',
+    defaultHelp: 'the profile\'s'
+  }),
+  'prefer-server-ciphers': spec({
+    description: 'choose the cipher by the server\'s order instead of the client\'s',
+    expected: 'one of on, off',
+    schema: z.union([z.literal(''), z.enum(['on', 'off'])]),
+    default: '' as const,
+    defaultHelp: 'the profile\'s (on for old, off otherwise)'
+  }),
+  alpn: spec({
+    description: 'ALPN protocols offered, most preferred first (e.g. h2,http/1.1); the one negotiated reaches the backend in the PROXY v2 ALPN TLV',
+    expected: 'protocol names of 1 to 255 printable ASCII characters, comma-separated',
+    valueName: 'LIST',
+    schema: commaList(z.string().regex(/^[\x21-\x7e]{1,255}$/, 'printable ASCII without spaces, 1 to 255 characters')),
+    multiple: true,
+    default: () => [] as string[],
+    defaultHelp: 'none (no ALPN)'
+  }),
+  'proxy-tlv': spec({
+    description: 'TLVs added to the PROXY v2 header sent to the backend: alpn, authority (the SNI), ssl (version, cipher, client certificate CN), or none',
+    expected: 'a comma-separated list of alpn, authority, ssl, or none',
+    valueName: 'LIST',
+    schema: commaList(z.enum(['alpn', 'authority', 'ssl', 'none'])).refine((list) => !list.includes('none') || list.length === 1, 'none cannot be combined with other TLVs'),
+    multiple: true,
+    default: () => ['alpn', 'authority'] as Array<'alpn' | 'authority' | 'ssl' | 'none'>
+  }),
+  'client-verify': spec({
+    description: 'client certificates: none (not asked for), optional (verified when presented), require (a verified one is needed)',
+    expected: 'one of none, optional, require',
+    schema: z.enum(['none', 'optional', 'require']),
+    default: 'none' as const
+  }),
+  'client-ca': spec({
+    description: 'PEM file with the CA certificates client certificates must chain to (needed with --client-verify optional|require)',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.string(),
+    default: ''
+  }),
+  crl: spec({
+    description: 'PEM file with certificate revocation lists checked against client certificates (one for every CA of the chain)',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.string(),
+    default: ''
+  }),
+  'sni-nomatch': spec({
+    description: 'a client whose SNI names no certificate: default (gets the default certificate) or abort (the handshake is refused)',
+    expected: 'one of default, abort',
+    schema: z.enum(['default', 'abort']),
+    default: 'default' as const
+  }),
+  'cert-dir': spec({
+    description: 'directory of PEM files (key, certificate and chain each) loaded besides --cert; SNI names come from the certificates; re-read on SIGHUP',
+    expected: 'a directory path',
+    valueName: 'DIR',
+    schema: z.string(),
+    default: ''
+  }),
+  'ocsp-dir': spec({
+    description: 'enables OCSP stapling: responses fetched from each certificate\'s responder are verified, kept in this directory and stapled',
+    expected: 'a directory path',
+    valueName: 'DIR',
+    schema: z.string(),
+    default: ''
+  }),
+  'ocsp-refresh-interval': spec({
+    description: 'longest time in seconds between two fetches of a certificate\'s OCSP response (sooner when half of its validity has passed)',
+    expected: 'an integer number of seconds from 10 to 604800',
+    schema: int(10, 604800),
+    default: 1800
+  }),
+  user: spec({
+    description: 'user to run as once the listeners are bound and the keys and secrets read (the node must start as root)',
+    expected: 'a user name or numeric id',
+    valueName: 'USER',
+    schema: z.string().regex(/^$|^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?$/, 'a user name or id'),
+    default: '',
+    defaultHelp: 'none (keep the starting user)'
+  }),
+  group: spec({
+    description: 'group to run as with --user',
+    expected: 'a group name or numeric id',
+    valueName: 'GROUP',
+    schema: z.string().regex(/^$|^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?$/, 'a group name or id'),
+    default: '',
+    defaultHelp: 'the primary group of --user'
   }),
   'session-timeout': spec({
     description: 'TLS session lifetime in seconds (L1, L2 and farm sync)',

@@ -36,6 +36,26 @@ export function checkTerminatorOptions (config: NodeConfig): void {
   if (config.cert.length > 0) {
     throw new ConfigConflictError('--cert does not go with --terminator haproxy: the certificates are on the local HAProxy\'s bind line (crt)')
   }
+  // TLS is HAProxy's own here (its bind line); --user is refused too: this node keeps writing
+  // HAProxy's key file and talking to its Runtime API.
+  const tlsOnly = [
+    config.tlsProfile !== 'intermediate' ? '--tls-profile' : undefined,
+    config.tlsMinVersion !== '' ? '--tls-min-version' : undefined,
+    config.tlsMaxVersion !== '' ? '--tls-max-version' : undefined,
+    config.ciphers !== '' ? '--ciphers' : undefined,
+    config.ciphersuites !== '' ? '--ciphersuites' : undefined,
+    config.ecdhCurves !== '' ? '--ecdh-curves' : undefined,
+    config.preferServerCiphers !== '' ? '--prefer-server-ciphers' : undefined,
+    config.alpn.length > 0 ? '--alpn' : undefined,
+    config.clientVerify !== 'none' ? '--client-verify' : undefined,
+    config.sniNomatch !== 'default' ? '--sni-nomatch' : undefined,
+    config.certDir !== '' ? '--cert-dir' : undefined,
+    config.ocspDir !== '' ? '--ocsp-dir' : undefined,
+    config.user !== '' ? '--user' : undefined
+  ].filter((o) => o !== undefined)
+  if (tlsOnly.length > 0) {
+    throw new ConfigConflictError(`${tlsOnly.join(', ')} only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line (see the migration table in docs/operations.md)`)
+  }
   // The default (tlsfleet) stands for HAProxy's own context here; any other value would say the
   // farm shares sessions under a context HAProxy can never use.
   if (config.sessionIdContext !== HAPROXY_SESSION_ID_CONTEXT && config.sessionIdContext !== 'tlsfleet') {

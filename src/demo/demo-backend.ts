@@ -2,11 +2,14 @@ import http from 'node:http'
 import net from 'node:net'
 import type { HostPort } from '../config/host-port.js'
 import { parseProxyHeader, type ProxyHeader } from '../proxy/proxy-protocol.js'
+import { decodeTlsTlvs } from '../proxy/proxy-tlv.js'
 
 /**
  * A small HTTP backend for demos, the lab and tests. It accepts an optional PROXY header
  * (v1 or v2, detected) and answers every request with a JSON line saying who it is and which
- * client it sees, so one can check end to end that the real client address made it through.
+ * client it sees, so one can check end to end that the real client address made it through,
+ * and, from PROXY v2 TLVs, what the terminator negotiated (`tls`: ALPN, SNI, version, cipher,
+ * client certificate CN).
  */
 export async function startDemoBackend (listen: HostPort, name = 'demo'): Promise<{ address: HostPort; close: () => Promise<void> }> {
   const clients = new WeakMap<net.Socket, ProxyHeader>()
@@ -15,7 +18,8 @@ export async function startDemoBackend (listen: HostPort, name = 'demo'): Promis
     const client = proxy?.source !== undefined
       ? `${proxy.source.address}:${proxy.source.port}`
       : `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
-    const body = JSON.stringify({ backend: name, client, proxyProtocol: proxy?.version ?? null, method: req.method, url: req.url }) + '\n'
+    const tls = proxy !== undefined && proxy.tlvs.length > 0 ? decodeTlsTlvs(proxy.tlvs) : undefined
+    const body = JSON.stringify({ backend: name, client, proxyProtocol: proxy?.version ?? null, ...(tls !== undefined ? { tls } : {}), method: req.method, url: req.url }) + '\n'
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(body)
   })

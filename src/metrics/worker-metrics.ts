@@ -23,6 +23,13 @@ export class WorkerMetrics {
     registers: [this.registry]
   })
 
+  readonly clientCertificateRejections = new Counter({
+    name: 'tlsfleet_client_certificate_rejections_total',
+    help: 'Handshakes refused because of the client certificate (--client-verify), by OpenSSL\'s verify code or "missing"',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
   readonly handshakeDuration = new Histogram({
     name: 'tlsfleet_handshake_duration_seconds',
     help: 'Time from the first ClientHello byte to the completed handshake',

@@ -1,5 +1,6 @@
 import type { L1Request, L2Notice } from '../cache/l2-responder.js'
-import type { CertificateBundle } from '../tls/certificates.js'
+import type { Staple } from '../ocsp/staple-store.js'
+import type { TlsMaterial } from '../tls/tls-material.js'
 import type { WorkerSettings } from './worker-settings.js'
 
 /**
@@ -16,13 +17,20 @@ export type WorkerToPrimary =
   | { t: 'listening' }
   /** A listener could not bind; the worker exits right after (errno in `code`). */
   | { t: 'listen-failed'; address: string; code: string; message: string }
+  /** With --user: a bound listener (its handle rides along) the primary keeps for a replacement. */
+  | { t: 'listener'; index: number }
+  /** With --user: the switch failed; the worker exits right after (it never serves as root). */
+  | { t: 'privileges-failed'; message: string }
   | L1Request
   | { t: 'report'; req: number; pid: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
 
 export type PrimaryToWorker =
-  | { t: 'init'; settings: WorkerSettings; certificates: CertificateBundle[] }
+  | { t: 'init'; settings: WorkerSettings; material: TlsMaterial; staples: Staple[] }
+  /** Before init, to a worker that replaces a dead one: that one's listener (handle attached). */
+  | { t: 'listener'; index: number }
   | L2Notice
-  | { t: 'certificates'; certificates: CertificateBundle[] }
+  | { t: 'tls-material'; material: TlsMaterial }
+  | { t: 'ocsp-staples'; staples: Staple[] }
   /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
   | { t: 'report-request'; req: number; metrics?: boolean }
   | { t: 'shutdown'; graceMs: number }

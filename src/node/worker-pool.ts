@@ -1,7 +1,8 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
+import type net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { L1Request } from '../cache/l2-responder.js'
-import { ListenError, WorkerStartError } from '../errors.js'
+import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
@@ -19,8 +20,17 @@ export interface WorkerPoolOptions {
   onListeningChange: (listening: number) => void
   /** A worker process is gone (its counters must not vanish from /metrics). */
   onWorkerExit?: (pid: number) => void
+  /**
+   * With --user: keep a copy of each worker's listeners and give them to its replacement, which
+   * runs as that user and could not bind them itself (port below 1024, SO_REUSEPORT group of
+   * root's sockets). Connections arriving meanwhile wait in the kept socket's queue.
+   */
+  keepListeners?: boolean
   log: Logger
 }
+
+/** A listening socket's handle as it crossed the IPC channel (an opaque libuv TCP handle). */
+type ListenerHandle = object & { close?: () => void }
 
 /** Restarts within this window count towards the crash-loop back-off. */
 const RESTART_WINDOW_MS = 30_000
@@ -35,6 +45,9 @@ export class WorkerPool {
   private readonly pendingReports = new Map<number, { remaining: Set<number>; reports: WorkerReport[]; resolve: (r: WorkerReport[]) => void }>()
   private nextReq = 1
   private readonly restarts: number[] = []
+  /** keepListeners: each worker's listeners by --listen index, and those of dead workers. */
+  private readonly kept = new Map<number, Map<number, ListenerHandle>>()
+  private readonly spare: Array<Map<number, ListenerHandle>> = []
   private stopping = false
 
   constructor (private readonly opts: WorkerPoolOptions) {}
@@ -51,7 +64,7 @@ export class WorkerPool {
       exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
       serialization: 'advanced'
     })
-    cluster.on('message', (worker, message: unknown) => { if (isWorkerMessage(message)) this.onMessage(worker, message) })
+    cluster.on('message', (worker, message: unknown, handle: unknown) => { if (isWorkerMessage(message)) this.onMessage(worker, message, handle) })
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
     await Promise.all(Array.from({ length: this.opts.size }, async () => {
       const worker = cluster.fork()
@@ -61,6 +74,7 @@ export class WorkerPool {
         worker.once('tlsfleet:listen-failed', (failure: Extract<WorkerToPrimary, { t: 'listen-failed' }>) => {
           reject(new ListenError('--listen', failure.address, { code: failure.code, message: failure.message }))
         })
+        worker.once('tlsfleet:privileges-failed', (message: string) => reject(new PrivilegeError(`a worker could not switch to --user: ${message}`)))
         worker.once('exit', (code) => reject(new WorkerStartError(`a worker exited with code ${String(code)} before it listened; run with --log-level debug to see why`)))
       })
     }))
@@ -94,6 +108,10 @@ export class WorkerPool {
   /** Tell every worker to stop accepting and finish within `graceMs`; kill what is left after. */
   async stop (graceMs: number): Promise<void> {
     this.stopping = true
+    // Kept listeners first: the kernel must stop queueing connections nobody will accept.
+    for (const handles of [...this.kept.values(), ...this.spare]) for (const handle of handles.values()) handle.close?.()
+    this.kept.clear()
+    this.spare.length = 0
     const exited = Promise.all(this.workers().map(async (worker) => {
       if (worker.isDead()) return
       await new Promise<void>((resolve) => {
@@ -112,10 +130,29 @@ export class WorkerPool {
     return Object.values(cluster.workers ?? {}).filter((w): w is ClusterWorker => w !== undefined)
   }
 
-  private onMessage (worker: ClusterWorker, message: WorkerToPrimary): void {
+  private onMessage (worker: ClusterWorker, message: WorkerToPrimary, handle: unknown): void {
     switch (message.t) {
-      case 'ready':
+      case 'ready': {
+        const inherited = this.opts.keepListeners === true ? this.spare.pop() : undefined
+        if (inherited !== undefined) {
+          this.kept.set(worker.id, inherited)
+          // A raw libuv TCP handle: Node sends it as a file descriptor ('net.Native'), though the
+          // types only name Socket and Server.
+          for (const [index, kept] of inherited) worker.send({ t: 'listener', index } satisfies PrimaryToWorker, kept as unknown as net.Server)
+        }
         worker.send(this.opts.init())
+        break
+      }
+      case 'listener':
+        if (this.opts.keepListeners === true && typeof handle === 'object' && handle !== null) {
+          let handles = this.kept.get(worker.id)
+          if (handles === undefined) this.kept.set(worker.id, handles = new Map())
+          handles.set(message.index, handle)
+        }
+        break
+      case 'privileges-failed':
+        this.opts.log.error({ worker: worker.process.pid, reason: message.message }, 'worker could not switch to --user; it exits')
+        worker.emit('tlsfleet:privileges-failed', message.message)
         break
       case 'listening':
         this.listening.add(worker.id)
@@ -146,6 +183,9 @@ export class WorkerPool {
   }
 
   private onExit (worker: ClusterWorker, code: number | null, signal: string | null): void {
+    const handles = this.kept.get(worker.id)
+    this.kept.delete(worker.id)
+    if (handles !== undefined && !this.stopping) this.spare.push(handles)
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
     if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid)

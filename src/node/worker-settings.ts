@@ -1,5 +1,8 @@
 import type { HostPort } from '../config/host-port.js'
 import type { NodeConfig } from '../config/options.js'
+import type { ClientVerify } from '../tls/client-auth.js'
+import type { TlsPolicy } from '../tls/tls-policy.js'
+import type { RunAs } from './privileges.js'
 
 /** The part of the node configuration a worker needs; sent once in the `init` message. */
 export interface WorkerSettings {
@@ -19,11 +22,22 @@ export interface WorkerSettings {
   /** Secrets the ticket keys derive from, current first; empty = session tickets off. */
   ticketSecrets: Buffer[]
   ticketRotationSeconds: number
+  /** Versions, ciphers, curves: resolved and checked by the primary. */
+  tlsPolicy: TlsPolicy
+  clientVerify: ClientVerify
+  /** ALPN protocols offered, most preferred first; empty = no ALPN. */
+  alpn: string[]
+  proxyTlv: NodeConfig['proxyTlv']
+  sniNoMatch: 'default' | 'abort'
+  /** Answer clients that ask for certificate status with the primary's OCSP staples. */
+  ocspStapling: boolean
+  /** Switch to this user once the listeners are bound (--user). */
+  runAs?: RunAs
   logLevel: string
   logFormat: 'json' | 'pretty' | 'auto'
 }
 
-export function workerSettings (config: NodeConfig, backend: HostPort, ticketSecrets: Buffer[]): WorkerSettings {
+export function workerSettings (config: NodeConfig, backend: HostPort, ticketSecrets: Buffer[], tls: { policy: TlsPolicy; runAs: RunAs | undefined }): WorkerSettings {
   return {
     listen: config.listen,
     backend,
@@ -40,6 +54,13 @@ export function workerSettings (config: NodeConfig, backend: HostPort, ticketSec
     gracePeriodMs: Math.round(config.gracePeriod * 1000),
     ticketSecrets,
     ticketRotationSeconds: config.ticketRotation,
+    tlsPolicy: tls.policy,
+    clientVerify: config.clientVerify,
+    alpn: config.alpn,
+    proxyTlv: config.proxyTlv,
+    sniNoMatch: config.sniNomatch,
+    ocspStapling: config.ocspDir !== '',
+    ...(tls.runAs !== undefined ? { runAs: tls.runAs } : {}),
     logLevel: config.logLevel,
     logFormat: config.logFormat
   }

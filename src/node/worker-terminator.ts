@@ -1,13 +1,18 @@
 import fs from 'node:fs'
+import { Registry } from 'prom-client'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort } from '../config/host-port.js'
 import type { NodeConfig } from '../config/options.js'
-import { loadCertificateFile, type CertificateBundle } from '../tls/certificates.js'
-import { ensureSelfSignedCertificate } from '../tls/self-signed.js'
+import { checkOcspDir } from '../ocsp/ocsp-dir.js'
+import { OcspStapler } from '../ocsp/ocsp-stapler.js'
+import type { CertificateBundle } from '../tls/certificates.js'
+import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
+import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
 import { checkListenAddresses } from './listen-check.js'
+import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './privileges.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
 import { WorkerPool } from './worker-pool.js'
 import { workerSettings, type WorkerSettings } from './worker-settings.js'
@@ -16,18 +21,27 @@ import { workerSettings, type WorkerSettings } from './worker-settings.js'
 const SAMPLE_INTERVAL_MS = 1000
 
 /**
- * `--terminator tlsfleet`: the node's own workers terminate TLS. Owns the certificates, the
- * worker pool (with the L2 answers to their L1 caches) and the once-a-second load sample.
+ * `--terminator tlsfleet`: the node's own workers terminate TLS. Owns the TLS material
+ * (certificates, client CA, CRL) and policy, OCSP stapling, the worker pool (with the L2
+ * answers to their L1 caches), the once-a-second load sample, and the switch to --user (the
+ * workers bind, so only once they listen can the node stop being root).
  */
 export class WorkerTerminator implements NodeTerminator {
   readonly kind = 'tlsfleet'
   readonly forwardsToBackend = true
   private readonly workers: WorkerPool
   private readonly sampler: LoadSampler
-  private bundles: CertificateBundle[] = []
+  private material: TlsMaterial = { certificates: [], clientAuth: {} }
+  private policy?: TlsPolicy
+  /** --user/--group, resolved when the node is built: refused before anything is read or written. */
+  private readonly runAs: RunAs | undefined
+  private stapler?: OcspStapler
+  /** The stapler's series (it runs in this process): merged into /metrics with the workers'. */
+  private readonly ocspRegistry = new Registry()
   private settings?: WorkerSettings
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
+    this.runAs = resolveRunAs(config.user, config.group)
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
       broadcast: (notice, except) => this.workers.broadcast(notice, except)
@@ -35,10 +49,11 @@ export class WorkerTerminator implements NodeTerminator {
     this.workers = new WorkerPool({
       size: config.workers,
       acceptModel: config.acceptModel,
-      init: () => ({ t: 'init', settings: this.settings as WorkerSettings, certificates: this.bundles }),
+      init: () => ({ t: 'init', settings: this.settings as WorkerSettings, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
       ...(hooks.onWorkerExit !== undefined ? { onWorkerExit: hooks.onWorkerExit } : {}),
+      keepListeners: config.user !== '',
       log
     })
     this.sampler = new LoadSampler({
@@ -55,34 +70,51 @@ export class WorkerTerminator implements NodeTerminator {
   get workersConfigured (): number { return this.config.workers }
 
   async prepare (): Promise<void> {
-    this.bundles = await this.loadCertificates()
-    await checkListenAddresses(this.config.listen)
+    const config = this.config
+    this.policy = resolveTlsPolicy(config)
+    this.material = await this.loadMaterial()
+    if (config.ocspDir !== '') {
+      checkOcspDir(config.ocspDir, this.runAs)
+      await this.loadStapler(config.ocspDir)
+    }
+    if (this.runAs !== undefined) this.warnUnreadableAfterSwitch(this.runAs)
+    await checkListenAddresses(config.listen)
   }
 
-  certificates (): CertificateBundle[] { return this.bundles }
+  certificates (): CertificateBundle[] { return this.material.certificates }
 
   async start (context: TerminatorStart): Promise<void> {
     if (context.backend === undefined) throw new Error('the tlsfleet terminator needs a backend')
-    this.settings = workerSettings(this.config, context.backend, context.ticketSecrets)
+    this.settings = workerSettings(this.config, context.backend, context.ticketSecrets, { policy: this.policy as TlsPolicy, runAs: this.runAs })
     if (this.config.acceptModel === 'reuseport') this.checkMigrateRequests()
     await this.workers.start()
+    // Everything that needs root is done: the workers bound their listeners (and switched once
+    // they had), the primary read the keys, secrets and tokens and bound its own listeners.
+    if (this.runAs !== undefined) {
+      dropPrivileges(this.runAs)
+      this.log.info({ user: this.runAs.user, uid: this.runAs.uid, group: this.runAs.group, gid: this.runAs.gid }, 'running as --user')
+    }
+    this.stapler?.start()
     this.sampler.start()
   }
 
   async stop (graceMs: number): Promise<void> {
+    this.stapler?.stop()
     this.sampler.stop()
     await this.workers.stop(graceMs)
   }
 
+  /** SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again. */
   async reload (): Promise<boolean> {
     try {
-      this.bundles = await this.loadCertificates()
+      this.material = await this.loadMaterial()
     } catch (err) {
       this.log.error({ err }, 'certificate reload refused; keeping the current certificates')
       return false
     }
-    this.workers.broadcast({ t: 'certificates', certificates: this.bundles })
-    this.log.info({ certificates: this.bundles.map((c) => c.path) }, 'certificates reloaded')
+    this.workers.broadcast({ t: 'tls-material', material: this.material })
+    this.log.info({ certificates: this.material.certificates.map((c) => c.path) }, 'certificates reloaded')
+    await this.stapler?.setCertificates(this.material.certificates)
     return true
   }
 
@@ -93,7 +125,9 @@ export class WorkerTerminator implements NodeTerminator {
   listening (): number { return this.workers.listening.size }
 
   async metrics (): Promise<TerminatorMetrics[]> {
-    return await this.workers.collectReports()
+    const reports: TerminatorMetrics[] = await this.workers.collectReports()
+    if (this.stapler !== undefined) reports.push({ pid: process.pid, metrics: await this.ocspRegistry.getMetricsAsJSON() })
+    return reports
   }
 
   status (): TerminatorStatus {
@@ -106,18 +140,42 @@ export class WorkerTerminator implements NodeTerminator {
       terminator: 'tlsfleet',
       listen: this.config.listen.map(formatHostPort),
       workers: this.config.workers,
-      certificates: this.bundles.map((c) => ({ file: c.path, names: c.names }))
+      certificates: this.material.certificates.map((c) => ({ file: c.path, names: c.names })),
+      tls: {
+        profile: this.policy?.profile,
+        versions: `${this.policy?.minVersion ?? '?'}-${this.policy?.maxVersion ?? '?'}`,
+        alpn: this.config.alpn,
+        clientVerify: this.config.clientVerify,
+        ocspStapling: this.stapler !== undefined
+      },
+      ...(this.runAs !== undefined ? { user: this.runAs.user } : {})
     }
   }
 
-  private async loadCertificates (): Promise<CertificateBundle[]> {
-    let files = this.config.cert
-    if (files.length === 0) {
-      const { file, created } = await ensureSelfSignedCertificate(this.config.stateDir)
-      if (created) this.log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
-      files = [file]
-    }
-    return files.map((file) => loadCertificateFile(file))
+  private async loadMaterial (): Promise<TlsMaterial> {
+    const { cert, certDir, stateDir, clientCa, crl } = this.config
+    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl }, this.log)
+  }
+
+  /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
+  private async loadStapler (dir: string): Promise<void> {
+    const stapler = new OcspStapler({
+      dir,
+      refreshIntervalMs: this.config.ocspRefreshInterval * 1000,
+      onChange: (staples) => this.workers.broadcast({ t: 'ocsp-staples', staples }),
+      registry: this.ocspRegistry,
+      log: this.log
+    })
+    await stapler.setCertificates(this.material.certificates)
+    this.stapler = stapler
+  }
+
+  /** After the switch, SIGHUP re-reads these files as --user: say now if it will not be able to. */
+  private warnUnreadableAfterSwitch (runAs: RunAs): void {
+    const { cert, certDir, clientCa, crl } = this.config
+    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '')
+    const unreadable = inaccessibleAs(runAs, [...new Set(paths)].map((path) => ({ path, access: 'read' })))
+    if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are')
   }
 
   /**

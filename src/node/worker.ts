@@ -7,6 +7,7 @@ import { WorkerMetrics } from '../metrics/worker-metrics.js'
 import { TlsTerminator } from '../tls/terminator.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { isPrimaryMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import { dropPrivileges } from './privileges.js'
 import type { WorkerSettings } from './worker-settings.js'
 
 /**
@@ -63,25 +64,52 @@ class Worker {
       lifetimeSeconds: settings.sessionTimeout,
       getTimeoutMs: settings.cacheGetTimeoutMs
     }, this.channel, this.metrics)
-    this.terminator = new TlsTerminator(settings, init.certificates, this.cache, this.metrics, this.log)
+    this.terminator = new TlsTerminator(settings, init.material, this.cache, this.metrics, this.log)
+    this.terminator.setStaples(init.staples)
   }
 
-  async listen (): Promise<void> {
+  /**
+   * Bind every --listen address, or take over the listeners a dead worker left with the
+   * primary (`adopted`, by index: with --user, where a worker forked after the switch could
+   * not bind a port below 1024 nor join the SO_REUSEPORT group root's sockets form).
+   */
+  async listen (adopted: ReadonlyMap<number, object>): Promise<void> {
     const reusePort = this.settings.acceptModel === 'reuseport'
-    for (const address of this.settings.listen) {
+    for (const [index, address] of this.settings.listen.entries()) {
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.terminator.handle(socket))
+      const handle = adopted.get(index)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
-        // exclusive: with reuseport each worker binds its own socket (SO_REUSEPORT) and the
-        // kernel spreads connections; without it, cluster shares the primary's handle.
-        server.listen({ host: address.host, port: address.port, reusePort, exclusive: reusePort, backlog: 1024 }, () => {
+        const done = (): void => {
           server.removeListener('error', reject)
           resolve()
-        })
+        }
+        // exclusive: with reuseport each worker binds its own socket (SO_REUSEPORT) and the
+        // kernel spreads connections; without it, cluster shares the primary's handle.
+        if (handle !== undefined) server.listen(handle, 1024, done)
+        else server.listen({ host: address.host, port: address.port, reusePort, exclusive: reusePort, backlog: 1024 }, done)
       })
       this.servers.push(server)
-      this.log.debug({ listen: formatHostPort(address) }, 'listening')
+      this.log.debug({ listen: formatHostPort(address), adopted: handle !== undefined }, 'listening')
     }
+  }
+
+  /**
+   * --user: hand the primary a copy of each listener bound here (for a replacement worker),
+   * then stop being root. Throws when the switch fails: this worker must not serve.
+   */
+  switchUser (adopted: ReadonlyMap<number, object>): void {
+    const runAs = this.settings.runAs
+    if (runAs === undefined || process.getuid?.() === runAs.uid) return
+    if (adopted.size === 0) {
+      this.servers.forEach((server, index) => {
+        // The listener's handle (the socket): Node passes it to the primary as a file descriptor.
+        const handle = (server as unknown as { _handle: net.Socket | null })._handle
+        if (handle !== null && process.connected) process.send?.({ t: 'listener', index } satisfies WorkerToPrimary, handle)
+      })
+    }
+    dropPrivileges(runAs)
+    this.log.debug({ user: runAs.user, uid: runAs.uid, gid: runAs.gid }, 'running as --user')
   }
 
   onMessage (message: PrimaryToWorker): void {
@@ -92,9 +120,12 @@ class Worker {
       case 'session-del':
         this.cache.forget(message.id)
         break
-      case 'certificates':
-        this.terminator.setCertificates(message.certificates)
-        this.log.info({ certificates: message.certificates.length }, 'certificates reloaded')
+      case 'tls-material':
+        this.terminator.setMaterial(message.material)
+        this.log.info({ certificates: message.material.certificates.length }, 'certificates reloaded')
+        break
+      case 'ocsp-staples':
+        this.terminator.setStaples(message.staples)
         break
       case 'report-request':
         void this.report(message.req, message.metrics !== false)
@@ -103,6 +134,7 @@ class Worker {
         this.shutdown(message.graceMs)
         break
       case 'init':
+      case 'listener':
         break
     }
   }
@@ -156,12 +188,30 @@ export function runWorker (): void {
     if (worker !== undefined) worker.shutdown(2000)
     else process.exit(0)
   })
-  process.on('message', (message: unknown) => {
+  // Listeners a dead worker left with the primary, sent before `init` (only with --user).
+  const adopted = new Map<number, object>()
+  process.on('message', (message: unknown, handle: unknown) => {
     if (!isPrimaryMessage(message)) return
+    if (message.t === 'listener' && worker === undefined && typeof handle === 'object' && handle !== null) {
+      adopted.set(message.index, handle)
+      return
+    }
     if (message.t === 'init') {
       if (worker !== undefined) return
-      worker = new Worker(message.settings, message)
-      worker.listen().then(() => send({ t: 'listening' }), (err: Error & { address?: string; port?: number; code?: string }) => {
+      const started = new Worker(message.settings, message)
+      worker = started
+      started.listen(adopted).then(() => {
+        try {
+          started.switchUser(adopted)
+        } catch (err) {
+          // Never serve as root when --user was asked for: say why, and leave.
+          const failed: WorkerToPrimary = { t: 'privileges-failed', message: (err as Error).message }
+          if (process.connected && process.send !== undefined) process.send(failed, undefined, {}, () => process.exit(3))
+          else process.exit(3)
+          return
+        }
+        send({ t: 'listening' })
+      }, (err: Error & { address?: string; port?: number; code?: string }) => {
         // The primary turns this into one line naming --listen; the worker just leaves.
         const address = err.address !== undefined ? formatHostPort({ host: err.address, port: err.port ?? 0 }) : 'a --listen address'
         const failed: WorkerToPrimary = { t: 'listen-failed', address, code: err.code ?? '', message: err.message }

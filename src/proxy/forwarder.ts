@@ -2,6 +2,7 @@ import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { HostPort } from '../config/host-port.js'
 import { encodeProxyV1, encodeProxyV2, type ProxyAddress } from './proxy-protocol.js'
+import type { ProxyTlv } from './proxy-tlv.js'
 
 export interface ForwardOptions {
   backend: HostPort
@@ -11,6 +12,8 @@ export interface ForwardOptions {
   /** The real client (from the PROXY header when present) and the address it connected to. */
   source: ProxyAddress | undefined
   destination: ProxyAddress | undefined
+  /** PROXY v2 only: TLVs after the addresses (ALPN, AUTHORITY, SSL). */
+  tlvs?: ProxyTlv[]
   onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset') => void
 }
 
@@ -55,7 +58,7 @@ export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['set
 
 function proxyHeader (opts: ForwardOptions): Buffer | undefined {
   if (opts.proxyProtocolOut === 'off') return undefined
-  if (opts.proxyProtocolOut === 'v2') return encodeProxyV2(opts.source, opts.destination)
+  if (opts.proxyProtocolOut === 'v2') return encodeProxyV2(opts.source, opts.destination, opts.tlvs)
   if (opts.source === undefined || opts.destination === undefined) return Buffer.from('PROXY UNKNOWN\r\n')
   return encodeProxyV1(opts.source, opts.destination)
 }

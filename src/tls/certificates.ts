@@ -1,5 +1,6 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import path from 'node:path'
 import { CertificateError } from '../errors.js'
 
 /**
@@ -74,4 +75,37 @@ export function certificateNames (cert: crypto.X509Certificate): string[] {
   if (dns.length > 0) return [...new Set(dns)]
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1]?.trim().toLowerCase()
   return cn !== undefined && cn !== '' ? [cn] : []
+}
+
+/** What a certificate directory gave: the files that loaded, and why each other one did not. */
+export interface CertificateDirectory {
+  bundles: CertificateBundle[]
+  refused: CertificateError[]
+}
+
+/**
+ * Every `*.pem` file of `dir`, in name order (dot files and subdirectories are skipped). A
+ * broken file is refused on its own, by name, and the others still load, as with hitch's
+ * pem-dir; only a directory that cannot be read at all is an error.
+ */
+export function loadCertificateDir (dir: string): CertificateDirectory {
+  let names: string[]
+  try {
+    names = fs.readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => !entry.name.startsWith('.') && entry.name.endsWith('.pem') && (entry.isFile() || entry.isSymbolicLink()))
+      .map((entry) => entry.name)
+      .sort()
+  } catch (err) {
+    throw new CertificateError(dir, `--cert-dir cannot be read: ${(err as Error).message}`)
+  }
+  const result: CertificateDirectory = { bundles: [], refused: [] }
+  for (const name of names) {
+    try {
+      result.bundles.push(loadCertificateFile(path.join(dir, name)))
+    } catch (err) {
+      if (!(err instanceof CertificateError)) throw err
+      result.refused.push(err)
+    }
+  }
+  return result
 }

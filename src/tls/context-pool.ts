@@ -1,13 +1,18 @@
 import type tls from 'node:tls'
-import type { CertificateBundle } from './certificates.js'
+import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
-import { buildSniRouter } from './secure-contexts.js'
+import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
 import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
+import type { TlsMaterial } from './tls-material.js'
+import type { TlsPolicy } from './tls-policy.js'
 
 export interface ContextPoolOptions {
+  /** --session-id-context; the one contexts carry also depends on client verification. */
   sessionIdContext: string
   sessionTimeoutSeconds: number
+  policy: TlsPolicy
+  clientVerify: ClientVerify
   /** Ticket secrets, current first (older farm secrets during a change-over); none = tickets off. */
   ticketSecrets: Buffer[]
   ticketRotationSeconds: number
@@ -24,14 +29,16 @@ export interface ContextPoolOptions {
  * still be valid, so a worker holds at most a few routers per farm secret.
  */
 export class ContextPool {
-  private bundles: CertificateBundle[]
+  private material: TlsMaterial
+  private contextOptions: ContextOptions
   private readonly schedules: TicketKeySchedule[]
   private readonly routers = new Map<string, SniRouter<tls.SecureContext>>()
   private plain?: SniRouter<tls.SecureContext>
   private lastPrune = 0
 
-  constructor (bundles: CertificateBundle[], private readonly opts: ContextPoolOptions, now: () => number = Date.now) {
-    this.bundles = bundles
+  constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, now: () => number = Date.now) {
+    this.material = material
+    this.contextOptions = this.optionsFor(material)
     this.schedules = opts.ticketSecrets.map((secret) => new TicketKeySchedule({
       secret,
       rotationSeconds: opts.ticketRotationSeconds,
@@ -45,8 +52,9 @@ export class ContextPool {
 
   get ticketsEnabled (): boolean { return this.schedules.length > 0 }
 
-  setCertificates (bundles: CertificateBundle[]): void {
-    this.bundles = bundles
+  setMaterial (material: TlsMaterial): void {
+    this.material = material
+    this.contextOptions = this.optionsFor(material)
     this.routers.clear()
     this.plain = undefined
     this.routerFor(undefined)
@@ -56,7 +64,7 @@ export class ContextPool {
   routerFor (hello: ClientHelloInfo | undefined): SniRouter<tls.SecureContext> {
     const [primary] = this.schedules
     if (primary === undefined) {
-      this.plain ??= buildSniRouter(this.bundles, this.opts)
+      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
       return this.plain
     }
     const name = hello?.ticketKeyName
@@ -74,10 +82,19 @@ export class ContextPool {
     let router = this.routers.get(key)
     if (router === undefined) {
       this.prune()
-      router = buildSniRouter(this.bundles, { ...this.opts, ticketKeys: generation.keys })
+      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys })
       this.routers.set(key, router)
     }
     return router
+  }
+
+  private optionsFor (material: TlsMaterial): ContextOptions {
+    return {
+      sessionIdContext: sessionIdContextFor(this.opts.sessionIdContext, this.opts.clientVerify, material.clientAuth.ca),
+      sessionTimeoutSeconds: this.opts.sessionTimeoutSeconds,
+      policy: this.opts.policy,
+      clientAuth: material.clientAuth
+    }
   }
 
   /** Forget generations no ticket can use any more (checked at most once a minute). */

@@ -1,13 +1,19 @@
 import crypto from 'node:crypto'
 import tls from 'node:tls'
 import type { CertificateBundle } from './certificates.js'
+import type { ClientAuthFiles } from './client-auth.js'
 import { SniRouter } from './sni-router.js'
+import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
 export interface ContextOptions {
+  /** The effective one (client-auth.ts sessionIdContextFor). */
   sessionIdContext: string
   sessionTimeoutSeconds: number
   /** Farm ticket keys (48 bytes); absent = stateless tickets off, the session ID resumes. */
   ticketKeys?: Buffer
+  policy: TlsPolicy
+  /** CA certificates client certificates are verified against, and CRLs. */
+  clientAuth: ClientAuthFiles
 }
 
 /**
@@ -26,13 +32,16 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
 }
 
 export function contextOptions (bundle: CertificateBundle, opts: ContextOptions): tls.SecureContextOptions {
+  const policy = policyContextOptions(opts.policy)
   return {
+    ...policy,
     key: bundle.key,
     cert: bundle.cert,
     sessionIdContext: opts.sessionIdContext,
     sessionTimeout: opts.sessionTimeoutSeconds,
-    ...(opts.ticketKeys !== undefined
-      ? { ticketKeys: opts.ticketKeys }
-      : { secureOptions: crypto.constants.SSL_OP_NO_TICKET })
+    ...(opts.clientAuth.ca !== undefined ? { ca: opts.clientAuth.ca } : {}),
+    ...(opts.clientAuth.crl !== undefined ? { crl: opts.clientAuth.crl } : {}),
+    ...(opts.ticketKeys !== undefined ? { ticketKeys: opts.ticketKeys } : {}),
+    secureOptions: policy.secureOptions | (opts.ticketKeys === undefined ? crypto.constants.SSL_OP_NO_TICKET : 0)
   }
 }

@@ -24,19 +24,28 @@ export class SniRouter<T> {
   /** The value for `servername`, or the fallback (the first certificate) when none matches. */
   lookup (servername: string | undefined): T {
     if (servername === undefined || servername === '') return this.fallback
-    const name = servername.toLowerCase().replace(/\.$/, '')
-    const exact = this.exact.get(name)
-    if (exact !== undefined) return exact
-    const dot = name.indexOf('.')
-    if (dot > 0) {
-      const wild = this.wildcard.get(name.slice(dot + 1))
-      if (wild !== undefined) return wild
-    }
-    return this.fallback
+    return this.match(servername) ?? this.fallback
+  }
+
+  /**
+   * For `--sni-nomatch abort` (hitch's sni-nomatch-abort): like lookup, but a name that no
+   * certificate covers gets undefined. A client that sends no name still gets the fallback.
+   */
+  lookupStrict (servername: string | undefined): T | undefined {
+    if (servername === undefined || servername === '') return this.fallback
+    return this.match(servername)
   }
 
   /** True when some certificate names this host (used in tests and diagnostics). */
   has (servername: string): boolean {
-    return this.lookup(servername) !== this.fallback || this.exact.has(servername.toLowerCase())
+    return this.match(servername) !== undefined
+  }
+
+  private match (servername: string): T | undefined {
+    const name = servername.toLowerCase().replace(/\.$/, '')
+    const exact = this.exact.get(name)
+    if (exact !== undefined) return exact
+    const dot = name.indexOf('.')
+    return dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined
   }
 }

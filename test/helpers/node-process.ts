@@ -104,3 +104,20 @@ export function childPids (pid: number): number[] {
     return execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number)
   } catch { return [] }
 }
+
+/** Run `tlsfleet node` expecting it to stop by itself (a refused start): its exit code and stderr. */
+export async function runNodeToExit (args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid, cwd: '/' } : {})
+  })
+  running.add(child)
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000)
+    child.once('exit', (c) => { clearTimeout(timer); running.delete(child); resolve(c) })
+  })
+  return { code, stderr }
+}

@@ -4,7 +4,8 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { parseHostPort } from '../../src/config/host-port.js'
 import { loadConfig } from '../../src/config/load.js'
-import { ConfigError } from '../../src/errors.js'
+import { checkOptionCombinations } from '../../src/config/node-checks.js'
+import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { OPTION_KEYS, envName } from '../../src/config/options.js'
 import { tempDir } from '../helpers/certs.js'
 
@@ -76,4 +77,39 @@ test('HOST:PORT parsing', () => {
   assert.equal(typeof parseHostPort('host:0'), 'string')
   assert.deepEqual(parseHostPort('host:0', { allowPortZero: true }), { host: 'host', port: 0 })
   assert.equal(typeof parseHostPort('host'), 'string')
+})
+
+test('list options take repeated flags, comma-separated text or YAML lists alike', () => {
+  assert.deepEqual(loadConfig({ env: {}, flags: { alpn: ['h2,http/1.1'] } }).alpn, ['h2', 'http/1.1'])
+  assert.deepEqual(loadConfig({ env: {}, flags: { alpn: ['h2', 'http/1.1'] } }).alpn, ['h2', 'http/1.1'])
+  assert.deepEqual(loadConfig({ env: { TLSFLEET_ALPN: 'h2, http/1.1' } }).alpn, ['h2', 'http/1.1'])
+  const file = path.join(tempDir(), 'tls.yaml')
+  fs.writeFileSync(file, 'alpn: [h2, "http/1.1"]\nproxy-tlv: alpn,ssl\n')
+  const fromFile = loadConfig({ env: {}, file })
+  assert.deepEqual(fromFile.alpn, ['h2', 'http/1.1'])
+  assert.deepEqual(fromFile.proxyTlv, ['alpn', 'ssl'])
+  assert.deepEqual(loadConfig({ env: {} }).proxyTlv, ['alpn', 'authority'])
+  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['none,ssl'] } }), /"proxy-tlv": expected a comma-separated list of alpn, authority, ssl, or none \(none cannot be combined/)
+  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['crc32c'] } }), /--proxy-tlv: \["crc32c"\] is not valid/)
+  assert.throws(() => loadConfig({ env: {}, flags: { alpn: ['h2,has space'] } }), /"alpn": expected protocol names of 1 to 255 printable ASCII characters/)
+  assert.throws(() => loadConfig({ env: { TLSFLEET_TLS_MIN_VERSION: 'TLSv1.4' } }), /TLSFLEET_TLS_MIN_VERSION: "TLSv1.4" is not valid for "tls-min-version": expected one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3/)
+})
+
+test('TLS options that do not work together are refused before anything starts', () => {
+  const conflict = (flags: Record<string, unknown>): string => {
+    try {
+      checkOptionCombinations(loadConfig({ env: {}, flags }))
+    } catch (err) {
+      assert.ok(err instanceof ConfigConflictError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(flags)}`)
+  }
+  assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)
+  assert.match(conflict({ 'client-ca': 'ca.pem' }), /--client-ca has no effect with --client-verify none/)
+  assert.match(conflict({ 'client-verify': 'optional', 'client-ca': 'ca.pem', crl: 'x.pem', 'proxy-tlv': ['ssl'] }), /--proxy-tlv ssl needs --proxy-protocol-out v2/)
+  assert.match(conflict({ group: 'nogroup' }), /--group needs --user/)
+  assert.match(conflict({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], alpn: ['h2'], user: 'nobody' }),
+    /--alpn, --user only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line/)
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'client-verify': 'optional', 'client-ca': 'ca.pem', 'proxy-tlv': ['ssl'], 'proxy-protocol-out': 'v2' } })))
 })

@@ -1,0 +1,31 @@
+import fs from 'node:fs'
+import { ConfigError } from '../errors.js'
+import { inaccessibleAs, type RunAs } from '../node/privileges.js'
+
+/**
+ * --ocsp-dir must be a directory the node can write to as the user it will run as (responses
+ * are fetched and kept after the switch to --user). A missing one is created (for that user).
+ * Checked at start, before anything binds; the error names the option and the directory.
+ */
+export function checkOcspDir (dir: string, runAs: RunAs | undefined): void {
+  try {
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o755 })
+      if (runAs !== undefined) fs.chownSync(dir, runAs.uid, runAs.gid)
+    }
+  } catch (err) {
+    throw new ConfigError([`--ocsp-dir "${dir}": cannot create it: ${(err as Error).message}`])
+  }
+  if (!fs.statSync(dir).isDirectory()) throw new ConfigError([`--ocsp-dir "${dir}": not a directory`])
+  if (runAs !== undefined) {
+    if (inaccessibleAs(runAs, [{ path: dir, access: 'write' }]).length > 0) {
+      throw new ConfigError([`--ocsp-dir "${dir}": not writable by --user ${runAs.user} (uid ${runAs.uid}), who fetches and keeps the OCSP responses; chown it to that user`])
+    }
+    return
+  }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK)
+  } catch {
+    throw new ConfigError([`--ocsp-dir "${dir}": not writable by this process (uid ${String(process.getuid?.())}); responses are kept there`])
+  }
+}

@@ -1,0 +1,250 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { request } from 'undici'
+import type { CertificateBundle } from '../tls/certificates.js'
+import type { Logger } from '../util/logger.js'
+import { buildOcspRequest, ocspSubject, OcspResponseError, verifyOcspResponse, type OcspSubject, type VerifiedResponse } from './ocsp-response.js'
+import { certificateKey, type Staple } from './staple-store.js'
+
+export interface OcspStaplerOptions {
+  /** --ocsp-dir: verified responses are kept here, one file per certificate. */
+  dir: string
+  /** --ocsp-refresh-interval, in ms: the longest wait between two fetches. */
+  refreshIntervalMs: number
+  /** The staples changed: send them to the workers. */
+  onChange: (staples: Staple[]) => void
+  registry: Registry
+  log: Logger
+  /** Connect + answer deadline for one responder request. */
+  fetchTimeoutMs?: number
+}
+
+/** First retry after a failed fetch; doubled each time, up to the refresh interval. */
+const RETRY_BASE_MS = 10_000
+/** Responses are small (a few KiB); anything bigger is not one. */
+const MAX_RESPONSE_BYTES = 64 * 1024
+
+interface Target {
+  key: string
+  label: string
+  subject: OcspSubject
+  file: string
+  current?: VerifiedResponse
+  failures: number
+  timer?: NodeJS.Timeout
+  fetching: boolean
+}
+
+/**
+ * When to fetch again: when half of the response's validity has passed (Let's Encrypt's and
+ * most responders' advice), or after the refresh interval if that comes first or the response
+ * has no nextUpdate. A response already past that point is refreshed at once.
+ */
+export function refreshDelay (response: Pick<VerifiedResponse, 'thisUpdate' | 'nextUpdate'> | undefined, now: number, refreshIntervalMs: number): number {
+  if (response === undefined) return 0
+  const halfLife = response.nextUpdate !== undefined ? (response.nextUpdate - response.thisUpdate) / 2 : Infinity
+  return Math.max(0, response.thisUpdate + Math.min(halfLife, refreshIntervalMs) - now)
+}
+
+/** After `failures` failed fetches in a row. */
+export function retryDelay (failures: number, refreshIntervalMs: number): number {
+  return Math.min(refreshIntervalMs, RETRY_BASE_MS * 2 ** Math.max(0, failures - 1))
+}
+
+/**
+ * OCSP stapling, the primary's side: for every certificate whose leaf names an OCSP responder
+ * (and whose chain holds its issuer), fetch the response with undici, verify it against the
+ * issuer, keep it in --ocsp-dir (so a restart staples at once, even while the responder is
+ * down), hand it to the workers, and fetch again before it expires. Nothing here is on a
+ * handshake's path: a responder that is slow or down only means no staple.
+ */
+export class OcspStapler {
+  private readonly targets = new Map<string, Target>()
+  private readonly failuresTotal: Counter<'reason'>
+  private running = false
+
+  constructor (private readonly opts: OcspStaplerOptions) {
+    const targets = this.targets
+    const usable = this.usable.bind(this)
+    new Gauge({
+      name: 'tlsfleet_ocsp_staple_age_seconds',
+      help: 'Age (now - thisUpdate) of the OCSP response stapled for each certificate that has one',
+      labelNames: ['certificate'] as const,
+      registers: [opts.registry],
+      collect () {
+        this.reset()
+        const now = Date.now()
+        for (const target of targets.values()) {
+          if (usable(target.current, now)) this.set({ certificate: target.label }, (now - target.current.thisUpdate) / 1000)
+        }
+      }
+    })
+    this.failuresTotal = new Counter({
+      name: 'tlsfleet_ocsp_refresh_failures_total',
+      help: 'OCSP responses that could not be fetched or were refused, by reason',
+      labelNames: ['reason'] as const,
+      registers: [opts.registry]
+    })
+  }
+
+  /** Valid staples now, for a new worker's init. */
+  staples (): Staple[] {
+    const now = Date.now()
+    const staples: Staple[] = []
+    for (const target of this.targets.values()) {
+      const current = target.current
+      if (current === undefined || !this.usable(current, now)) continue
+      staples.push({ certificate: target.key, der: current.der, expiresAt: this.expiresAt(current) })
+    }
+    return staples
+  }
+
+  /**
+   * Follow the node's certificates (at start and on every reload): new ones get the response
+   * kept on disk, if still valid, and a fetch when due; certificates gone are forgotten.
+   */
+  async setCertificates (bundles: CertificateBundle[]): Promise<void> {
+    const seen = new Set<string>()
+    for (const bundle of bundles) {
+      let subject: OcspSubject | undefined
+      try {
+        subject = ocspSubject(bundle.cert)
+      } catch (err) {
+        this.opts.log.warn({ err, certificate: bundle.path }, 'OCSP: cannot read the certificate chain; no stapling for it')
+      }
+      if (subject === undefined) continue
+      const key = certificateKey(subject.leaf.raw)
+      seen.add(key)
+      if (this.targets.has(key)) continue
+      const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
+      this.targets.set(key, target)
+      await this.loadKept(target)
+      if (this.running) this.schedule(target, refreshDelay(target.current, Date.now(), this.opts.refreshIntervalMs))
+    }
+    for (const [key, target] of this.targets) {
+      if (!seen.has(key)) {
+        clearTimeout(target.timer)
+        this.targets.delete(key)
+      }
+    }
+    this.opts.onChange(this.staples())
+  }
+
+  /** Begin fetching (after the node switched to --user, so files it writes are that user's). */
+  start (): void {
+    this.running = true
+    const now = Date.now()
+    for (const target of this.targets.values()) this.schedule(target, refreshDelay(target.current, now, this.opts.refreshIntervalMs))
+  }
+
+  stop (): void {
+    this.running = false
+    for (const target of this.targets.values()) clearTimeout(target.timer)
+  }
+
+  /** A response without nextUpdate is used until the next refresh is due. */
+  private expiresAt (response: VerifiedResponse): number {
+    return response.nextUpdate ?? response.thisUpdate + this.opts.refreshIntervalMs
+  }
+
+  private usable (response: VerifiedResponse | undefined, now: number): response is VerifiedResponse {
+    return response !== undefined && now < this.expiresAt(response)
+  }
+
+  private schedule (target: Target, delayMs: number): void {
+    clearTimeout(target.timer)
+    // setTimeout holds at most ~24.8 days; a later refresh is re-planned when that fires.
+    target.timer = setTimeout(() => { void this.refresh(target) }, Math.min(delayMs, 2 ** 31 - 1))
+    target.timer.unref()
+  }
+
+  private async refresh (target: Target): Promise<void> {
+    if (!this.running || target.fetching || this.targets.get(target.key) !== target) return
+    target.fetching = true
+    try {
+      const der = await this.fetch(target.subject)
+      const response = await verifyOcspResponse(der, target.subject, Date.now())
+      await this.keep(target, response).catch((err: unknown) => this.opts.log.error({ err, file: target.file }, 'OCSP: cannot write the response into --ocsp-dir; stapling it anyway'))
+      target.failures = 0
+      target.current = response
+      this.report(target, response)
+      this.opts.onChange(this.staples())
+      this.schedule(target, Math.max(1000, refreshDelay(response, Date.now(), this.opts.refreshIntervalMs)))
+    } catch (err) {
+      const reason = err instanceof OcspResponseError ? err.reason : 'unreachable'
+      this.failuresTotal.inc({ reason })
+      target.failures++
+      const retryMs = retryDelay(target.failures, this.opts.refreshIntervalMs)
+      this.opts.log.warn({ err, certificate: target.label, responder: target.subject.responderUrl, reason, retryInMs: retryMs, stapling: this.usable(target.current, Date.now()) ? 'the previous response' : 'none' }, 'OCSP refresh failed')
+      this.schedule(target, retryMs)
+    } finally {
+      target.fetching = false
+    }
+  }
+
+  private report (target: Target, response: VerifiedResponse): void {
+    const fields = { certificate: target.label, status: response.status, thisUpdate: new Date(response.thisUpdate).toISOString(), nextUpdate: response.nextUpdate !== undefined ? new Date(response.nextUpdate).toISOString() : null }
+    if (response.status === 'revoked') this.opts.log.error(fields, 'OCSP: the certificate is REVOKED according to its responder (the signed answer is stapled; replace the certificate)')
+    else this.opts.log.info(fields, 'OCSP response fetched')
+  }
+
+  private async fetch (subject: OcspSubject): Promise<Buffer> {
+    const body = await buildOcspRequest(subject)
+    let response
+    try {
+      response = await request(subject.responderUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+        body,
+        signal: AbortSignal.timeout(this.opts.fetchTimeoutMs ?? 10_000)
+      })
+    } catch (err) {
+      throw new OcspResponseError('unreachable', `${subject.responderUrl}: ${(err as Error).message}`)
+    }
+    if (response.statusCode !== 200) {
+      await response.body.dump()
+      throw new OcspResponseError('http_status', `${subject.responderUrl} answered HTTP ${response.statusCode}`)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of response.body) {
+        size += (chunk as Buffer).length
+        if (size > MAX_RESPONSE_BYTES) {
+          response.body.destroy()
+          throw new OcspResponseError('too_large', `${subject.responderUrl} sent more than ${MAX_RESPONSE_BYTES} bytes`)
+        }
+        chunks.push(chunk as Buffer)
+      }
+    } catch (err) {
+      if (err instanceof OcspResponseError) throw err
+      throw new OcspResponseError('unreachable', `${subject.responderUrl}: ${(err as Error).message}`)
+    }
+    return Buffer.concat(chunks)
+  }
+
+  /** The response kept on disk, when it still verifies and has not expired. */
+  private async loadKept (target: Target): Promise<void> {
+    let der: Buffer
+    try {
+      der = await fs.promises.readFile(target.file)
+    } catch {
+      return
+    }
+    try {
+      target.current = await verifyOcspResponse(der, target.subject, Date.now())
+      this.opts.log.info({ certificate: target.label, file: target.file, status: target.current.status }, 'OCSP response loaded from --ocsp-dir')
+    } catch (err) {
+      this.opts.log.info({ err, certificate: target.label, file: target.file }, 'OCSP response kept in --ocsp-dir is no longer usable; fetching a new one')
+    }
+  }
+
+  /** Write to a temporary name and rename, so a crash or a reader never sees half a file. */
+  private async keep (target: Target, response: VerifiedResponse): Promise<void> {
+    const tmp = `${target.file}.${process.pid}.tmp`
+    await fs.promises.writeFile(tmp, response.der, { mode: 0o644 })
+    await fs.promises.rename(tmp, target.file)
+  }
+}
+

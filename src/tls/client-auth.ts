@@ -1,0 +1,99 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import tls from 'node:tls'
+import { ConfigError } from '../errors.js'
+
+export type ClientVerify = 'none' | 'optional' | 'require'
+
+/** The client CA and CRL as the primary read and checked them (PEM text, sent to the workers). */
+export interface ClientAuthFiles {
+  ca?: string
+  crl?: string
+}
+
+const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+const CRL_BLOCK = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g
+
+/** Read --client-ca and --crl; every refusal names the option, the file and the problem. */
+export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAuthFiles {
+  const files: ClientAuthFiles = {}
+  if (caFile !== '') {
+    const text = readText('--client-ca', caFile)
+    const blocks = text.match(CERTIFICATE_BLOCK) ?? []
+    if (blocks.length === 0) throw new ConfigError([`--client-ca "${caFile}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
+    blocks.map((block, i) => {
+      try {
+        return new crypto.X509Certificate(block)
+      } catch (err) {
+        throw new ConfigError([`--client-ca "${caFile}": certificate ${i + 1} is unreadable: ${(err as Error).message}`])
+      }
+    })
+    files.ca = blocks.join('\n') + '\n'
+  }
+  if (crlFile !== '') {
+    const text = readText('--crl', crlFile)
+    const blocks = text.match(CRL_BLOCK) ?? []
+    if (blocks.length === 0) throw new ConfigError([`--crl "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
+    files.crl = blocks.join('\n') + '\n'
+    try {
+      tls.createSecureContext({ ...(files.ca !== undefined ? { ca: files.ca } : {}), crl: files.crl })
+    } catch (err) {
+      throw new ConfigError([`--crl "${crlFile}": OpenSSL cannot load it: ${(err as Error).message}`])
+    }
+  }
+  return files
+}
+
+function readText (option: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`${option} "${file}": cannot read: ${(err as Error).message}`])
+  }
+}
+
+/**
+ * The session-ID context every secure context carries. Without client certificates it is
+ * --session-id-context as given (so a farm, or hitch, shares sessions). With them it also
+ * covers the policy and the CA certificates: OpenSSL resumes a session only under the context
+ * it was created in, and a resumed session skips certificate verification, so a session made
+ * where no certificate was asked for (or under another CA) must never resume here. Nodes resume
+ * each other's mTLS sessions only with the same policy and the same CA file.
+ */
+export function sessionIdContextFor (base: string, verify: ClientVerify, ca: string | undefined): string {
+  if (verify === 'none') return base
+  // 32 characters: OpenSSL's limit for a session-ID context.
+  return crypto.createHash('sha256').update(`${base}\0${verify}\0${ca ?? ''}`).digest('base64url').slice(0, 32)
+}
+
+/** The client certificate of an established connection, as the backend hears of it. */
+export interface ClientCertificate {
+  subject: string
+  commonName?: string
+  /** Sent in this handshake (not carried by a resumed session). */
+  thisConnection: boolean
+}
+
+export type ClientCheck = { ok: true; certificate?: ClientCertificate } | { ok: false; reason: string }
+
+interface VerifyHandle { verifyError: () => (Error & { code?: string }) | null }
+
+/**
+ * After the handshake: may this client go on? tls.Server runs the same check in its own
+ * 'secure' handler (onServerSocketSecure), which sockets built by hand do not get: OpenSSL's
+ * verify callback accepts everything during the handshake and Node reads the result after.
+ * `reason` is OpenSSL's code (CERT_REVOKED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...) or "missing".
+ */
+export function checkClientCertificate (socket: tls.TLSSocket, verify: ClientVerify): ClientCheck {
+  const peer = socket.getPeerX509Certificate()
+  if (peer === undefined) return verify === 'require' ? { ok: false, reason: 'missing' } : { ok: true }
+  // `_handle` is the TLSWrap; Node's own server check reads verifyError() from it the same way.
+  const handle = (socket as unknown as { _handle: VerifyHandle | null })._handle
+  const error = handle?.verifyError() ?? null
+  if (error !== null) return { ok: false, reason: error.code ?? 'unverified' }
+  const commonName = /(?:^|\n)CN=([^\n]*)/.exec(peer.subject)?.[1]
+  return {
+    ok: true,
+    certificate: { subject: peer.subject, ...(commonName !== undefined ? { commonName } : {}), thisConnection: !socket.isSessionReused() }
+  }
+}

@@ -1,0 +1,32 @@
+import type tls from 'node:tls'
+import { encodeTlsTlvs, type ProxyTlv, type TlsFacts } from '../proxy/proxy-tlv.js'
+import type { ClientCertificate } from './client-auth.js'
+
+export type TlvKind = 'alpn' | 'authority' | 'ssl'
+
+/** Reads, once per connection after the handshake, what the configured TLVs say. */
+export type TlvBuilder = (socket: tls.TLSSocket, client: ClientCertificate | undefined) => ProxyTlv[]
+
+/**
+ * The TLV builder for --proxy-tlv, decided when the worker starts: undefined when no TLV is
+ * sent (PROXY v1 or none, or `--proxy-tlv none`), so those connections do no work for it.
+ * ALPN and the SNI name are already on the socket (Node reads them when the handshake ends);
+ * only the SSL TLV asks OpenSSL for the version and the cipher.
+ */
+export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtocolOut: 'off' | 'v1' | 'v2'): TlvBuilder | undefined {
+  if (proxyProtocolOut !== 'v2') return undefined
+  const alpn = kinds.includes('alpn')
+  const authority = kinds.includes('authority')
+  const ssl = kinds.includes('ssl')
+  if (!alpn && !authority && !ssl) return undefined
+  return (socket, client) => {
+    const facts: TlsFacts = {}
+    if (alpn && typeof socket.alpnProtocol === 'string') facts.alpn = socket.alpnProtocol
+    if (authority && typeof socket.servername === 'string' && socket.servername !== '') facts.authority = socket.servername
+    if (ssl) {
+      facts.ssl = { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name }
+      if (client !== undefined) facts.ssl.clientCertificate = client.commonName !== undefined ? { commonName: client.commonName, thisConnection: client.thisConnection } : { thisConnection: client.thisConnection }
+    }
+    return encodeTlsTlvs(facts)
+  }
+}

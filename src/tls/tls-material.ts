@@ -1,0 +1,44 @@
+import { CertificateError } from '../errors.js'
+import type { Logger } from '../util/logger.js'
+import { loadCertificateDir, loadCertificateFile, type CertificateBundle } from './certificates.js'
+import { loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
+import { ensureSelfSignedCertificate } from './self-signed.js'
+
+/**
+ * Every file-borne input of the secure contexts, as the primary reads and checks it at start
+ * and on SIGHUP, and sends it to the workers: certificates (--cert, then --cert-dir), the
+ * client CA and the CRL. Workers never read these files.
+ */
+export interface TlsMaterial {
+  certificates: CertificateBundle[]
+  clientAuth: ClientAuthFiles
+}
+
+export interface TlsMaterialSources {
+  cert: string[]
+  certDir: string
+  stateDir: string
+  clientCa: string
+  crl: string
+}
+
+/**
+ * A --cert file that is broken refuses the whole load (start or reload; on reload the current
+ * material stays). A broken file in --cert-dir is logged by name and skipped; the directory
+ * must still yield at least one certificate when it is the only source.
+ */
+export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger): Promise<TlsMaterial> {
+  const certificates = sources.cert.map((file) => loadCertificateFile(file))
+  if (sources.certDir !== '') {
+    const dir = loadCertificateDir(sources.certDir)
+    for (const err of dir.refused) log.error({ err }, 'certificate file refused; the other files of --cert-dir still load')
+    if (dir.bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
+    certificates.push(...dir.bundles)
+  }
+  if (certificates.length === 0) {
+    const { file, created } = await ensureSelfSignedCertificate(sources.stateDir)
+    if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
+    certificates.push(loadCertificateFile(file))
+  }
+  return { certificates, clientAuth: loadClientAuthFiles(sources.clientCa, sources.crl) }
+}

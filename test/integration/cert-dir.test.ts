@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
+import { sClient } from '../helpers/openssl.js'
+import { freePorts } from '../helpers/ports.js'
+
+// --cert-dir: every PEM file of a directory, names read from the certificates, re-read on
+// SIGHUP; a broken file is reported by name and the others still load.
+const dir = tempDir()
+const certDir = path.join(dir, 'certs')
+let node: RunningNode
+let port: number
+
+before(async () => {
+  fs.mkdirSync(path.join(certDir, 'nested'), { recursive: true })
+  const scratch = path.join(dir, 'scratch')
+  fs.mkdirSync(scratch)
+  fs.renameSync(makeCertificate(scratch, 'a', ['a.test']), path.join(certDir, 'a.pem'))
+  fs.renameSync(makeCertificate(scratch, 'b', ['b.test', '*.b.test'], 'ecdsa'), path.join(certDir, 'b.pem'))
+  fs.writeFileSync(path.join(certDir, 'broken.pem'), '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n')
+  fs.writeFileSync(path.join(certDir, 'notes.txt'), 'not a .pem file: skipped')
+  let admin: number
+  ;[port, admin] = await freePorts(2) as [number, number]
+  node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert-dir', certDir], { adminPort: admin })
+})
+
+after(async () => { await node?.stop() })
+
+async function served (servername?: string): Promise<string | undefined> {
+  const result = await sClient({ port, ...(servername !== undefined ? { servername } : {}), tls: '1.3' })
+  return /CN ?= ?([^\s,]+)/.exec(result.subject ?? '')?.[1]
+}
+
+test('every PEM file of the directory serves its names; a broken one is named in the log and skipped', async () => {
+  assert.equal(await served('a.test'), 'a.test')
+  assert.equal(await served('b.test'), 'b.test')
+  assert.equal(await served('x.b.test'), 'b.test')
+  // No --cert: the first file by name is the default.
+  assert.equal(await served('unknown.test'), 'a.test')
+  assert.equal(await served(), 'a.test')
+  const refused = node.logs.find((l) => String(l.msg).includes('certificate file refused'))
+  assert.ok(refused !== undefined, 'the broken file was not reported')
+  assert.match(JSON.stringify(refused.err), /broken\.pem/)
+  const ready = node.logs.find((l) => l.msg === 'tlsfleet node ready') as { certificates: Array<{ file: string }> }
+  assert.deepEqual(ready.certificates.map((c) => path.basename(c.file)), ['a.pem', 'b.pem'])
+})
+
+test('SIGHUP re-reads the directory: new files serve, removed ones stop, broken ones are named again', async () => {
+  fs.renameSync(makeCertificate(path.join(dir, 'scratch'), 'c', ['c.test']), path.join(certDir, 'c.pem'))
+  fs.rmSync(path.join(certDir, 'b.pem'))
+  const reloads = node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'primary').length
+  const refusals = node.logs.filter((l) => String(l.msg).includes('certificate file refused')).length
+  node.process.kill('SIGHUP')
+  await node.waitForLog(() => node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'worker').length > reloads, 10_000)
+  assert.equal(await served('c.test'), 'c.test')
+  assert.equal(await served('b.test'), 'a.test', 'a removed file still serves')
+  assert.equal(node.logs.filter((l) => String(l.msg).includes('certificate file refused')).length, refusals + 1)
+})
+
+test('a directory with no usable certificate refuses the start, naming it', async () => {
+  const empty = path.join(dir, 'only-broken')
+  fs.mkdirSync(empty)
+  fs.writeFileSync(path.join(empty, 'x.pem'), 'garbage')
+  const [p, admin] = await freePorts(2) as [number, number]
+  const result = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert-dir', empty])
+  assert.equal(result.code, 2, result.stderr)
+  assert.match(result.stderr, /certificate ".*only-broken": no usable certificate in --cert-dir \(TLSFLEET_ERR_CERTIFICATE\)/)
+  const missing = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert-dir', path.join(dir, 'nope')])
+  assert.equal(missing.code, 2, missing.stderr)
+  assert.match(missing.stderr, /--cert-dir cannot be read/)
+})

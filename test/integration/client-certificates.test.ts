@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { decodeTlsTlvs, PP2_CLIENT_CERT_CONN, PP2_CLIENT_CERT_SESS, PP2_CLIENT_SSL } from '../../src/proxy/proxy-tlv.js'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { sClient } from '../helpers/openssl.js'
+import { TestCa, type Issued } from '../helpers/pki.js'
+import { freePorts } from '../helpers/ports.js'
+import { startRecordingBackend, type BackendConnection } from '../helpers/recording-backend.js'
+
+// Real openssl s_client clients against nodes asking for client certificates (optional on one,
+// required on the other), offering ALPN, refusing unknown SNI names, and telling the backend
+// what was negotiated in PROXY v2 TLVs (decoded here as a backend would).
+const dir = tempDir()
+const ca = new TestCa(path.join(dir, 'ca'))
+const server = ca.issue('server', { names: ['app.test'], usage: 'server' })
+const client = ca.issue('client', { names: ['client-1'], usage: 'client' })
+const revoked = ca.issue('revoked', { names: ['client-2'], usage: 'client' })
+ca.revoke(revoked)
+const crl = ca.crl()
+const stranger = makeCertificate(dir, 'stranger', ['stranger'])
+let optional: RunningNode
+let required: RunningNode
+let optionalPort: number
+let requiredPort: number
+let backend: Awaited<ReturnType<typeof startRecordingBackend>>
+
+before(async () => {
+  backend = await startRecordingBackend()
+  const [p1, a1, p2, a2] = await freePorts(4) as [number, number, number, number]
+  optionalPort = p1
+  requiredPort = p2
+  const common = ['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', server.bundle, '--client-ca', ca.cert,
+    '--proxy-protocol-out', 'v2', '--proxy-tlv', 'alpn,authority,ssl']
+  ;[optional, required] = await Promise.all([
+    startNode([...common, '--listen', `127.0.0.1:${p1}`, '--client-verify', 'optional', '--crl', crl, '--alpn', 'h2,http/1.1', '--sni-nomatch', 'abort'], { adminPort: a1 }),
+    startNode([...common, '--listen', `127.0.0.1:${p2}`, '--client-verify', 'require'], { adminPort: a2 })
+  ])
+})
+
+after(async () => {
+  await Promise.all([optional?.stop(), required?.stop()])
+  await backend?.close()
+})
+
+function certArgs (issued: Issued | string): string[] {
+  return typeof issued === 'string' ? ['-cert', issued, '-key', issued] : ['-cert', issued.cert, '-key', issued.key]
+}
+
+/** The backend connection the next handshake opens (PROXY header parsed), or none within `ms`. */
+async function nextBackendConnection (run: () => Promise<unknown>, ms = 5000): Promise<BackendConnection | undefined> {
+  const before = backend.connections.length
+  await run()
+  try {
+    await eventually(() => backend.connections.slice(before).some((c) => c.proxy !== undefined), ms, 'a backend connection')
+  } catch { return undefined }
+  return backend.connections.slice(before).find((c) => c.proxy !== undefined)
+}
+
+test('ALPN, SNI, version, cipher and the client certificate\'s CN reach the backend in PROXY v2 TLVs', async () => {
+  let output = ''
+  const conn = await nextBackendConnection(async () => { output = (await sClient({ port: optionalPort, servername: 'app.test', tls: '1.3', extra: ['-alpn', 'h2', ...certArgs(client)] })).output })
+  assert.match(output, /ALPN protocol: h2/)
+  assert.ok(conn?.proxy !== undefined, 'the backend got no PROXY header')
+  const facts = decodeTlsTlvs(conn.proxy.tlvs)
+  assert.equal(facts.alpn, 'h2')
+  assert.equal(facts.authority, 'app.test')
+  assert.equal(facts.ssl?.version, 'TLSv1.3')
+  assert.match(facts.ssl?.cipher ?? '', /^TLS_AES_(128_GCM_SHA256|256_GCM_SHA384)$|^TLS_CHACHA20_POLY1305_SHA256$/)
+  assert.equal(facts.ssl?.commonName, 'client-1')
+  assert.equal(facts.ssl?.verify, 0)
+  assert.equal(facts.ssl?.client, PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS)
+
+  const tls12 = await nextBackendConnection(async () => await sClient({ port: optionalPort, servername: 'app.test', tls: '1.2', extra: ['-alpn', 'http/1.1', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256', ...certArgs(client)] }))
+  const facts12 = decodeTlsTlvs(tls12?.proxy?.tlvs ?? [])
+  assert.deepEqual([facts12.alpn, facts12.ssl?.version, facts12.ssl?.cipher, facts12.ssl?.commonName], ['http/1.1', 'TLSv1.2', 'ECDHE-RSA-AES128-GCM-SHA256', 'client-1'])
+})
+
+test('a session resumed with a client certificate still names it, flagged as from the session', async () => {
+  const sess = path.join(dir, 'client.sess')
+  await sClient({ port: optionalPort, servername: 'app.test', tls: '1.2', sessOut: sess, extra: certArgs(client) })
+  let resumed = false
+  const conn = await nextBackendConnection(async () => { resumed = (await sClient({ port: optionalPort, servername: 'app.test', tls: '1.2', sessIn: sess, extra: certArgs(client) })).reused })
+  assert.equal(resumed, true, 'the session did not resume')
+  const facts = decodeTlsTlvs(conn?.proxy?.tlvs ?? [])
+  assert.equal(facts.ssl?.commonName, 'client-1')
+  assert.equal(facts.ssl?.verify, 0)
+  assert.equal(facts.ssl?.client, PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS)
+})
+
+test('optional: a client without a certificate is served, and the backend hears it had none', async () => {
+  const conn = await nextBackendConnection(async () => await sClient({ port: optionalPort, servername: 'app.test', tls: '1.3' }))
+  const facts = decodeTlsTlvs(conn?.proxy?.tlvs ?? [])
+  assert.equal(facts.ssl?.client, PP2_CLIENT_SSL)
+  assert.notEqual(facts.ssl?.verify, 0)
+  assert.equal(facts.ssl?.commonName, undefined)
+  assert.equal(facts.alpn, undefined, 'no ALPN was offered, none negotiated')
+})
+
+test('a revoked or untrusted certificate is refused and counted with its reason; the backend never hears of it', async () => {
+  const failures = await optional.metric('tlsfleet_handshake_failures_total', { reason: 'client_certificate' })
+  for (const [cert, tls] of [[revoked, '1.3'], [revoked, '1.2'], [stranger, '1.3']] as const) {
+    const conn = await nextBackendConnection(async () => await sClient({ port: optionalPort, servername: 'app.test', tls, extra: certArgs(cert) }), 1500)
+    assert.equal(conn, undefined, `a connection with ${typeof cert === 'string' ? 'an untrusted' : 'a revoked'} certificate reached the backend`)
+  }
+  await eventually(async () => await optional.metric('tlsfleet_handshake_failures_total', { reason: 'client_certificate' }) === failures + 3, 5000, 'three counted refusals')
+  assert.equal(await optional.metric('tlsfleet_client_certificate_rejections_total', { reason: 'CERT_REVOKED' }), 2)
+  const text = (await (await fetch(`${optional.adminUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tlsfleet_client_certificate_rejections_total')).join('\n')
+  // OpenSSL's own first complaint about a stranger's chain; with --crl it is the CRL it lacks.
+  assert.match(text, /tlsfleet_client_certificate_rejections_total\{reason="(UNABLE_TO_GET_CRL|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE)"\} 1/)
+})
+
+test('require: no certificate, no connection; a valid one is served', async () => {
+  for (const tls of ['1.2', '1.3'] as const) {
+    const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls }), 1500)
+    assert.equal(conn, undefined, `TLS ${tls} without a certificate reached the backend`)
+  }
+  await eventually(async () => await required.metric('tlsfleet_client_certificate_rejections_total', { reason: 'missing' }) === 2, 5000, 'two refusals for a missing certificate')
+  const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls: '1.3', extra: certArgs(client) }))
+  assert.equal(decodeTlsTlvs(conn?.proxy?.tlvs ?? []).ssl?.commonName, 'client-1')
+})
+
+test('--sni-nomatch abort: an unknown name gets an unrecognized_name alert; no name gets the default certificate', async () => {
+  const unknown = await sClient({ port: optionalPort, servername: 'other.test', tls: '1.3' })
+  assert.match(unknown.output, /unrecognized name|alert number 112/)
+  assert.equal(unknown.protocol, undefined)
+  await eventually(async () => await optional.metric('tlsfleet_handshake_failures_total', { reason: 'sni_nomatch' }) === 1, 5000, 'the refusal counted')
+  const none = await sClient({ port: optionalPort, tls: '1.3' })
+  assert.equal(none.protocol, 'TLSv1.3')
+  assert.match(none.subject ?? '', /CN ?= ?app\.test/)
+})

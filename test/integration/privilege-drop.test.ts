@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { childPids, eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
+import { sClient } from '../helpers/openssl.js'
+import { freePorts } from '../helpers/ports.js'
+
+// --user nobody, started as root (as the tests run): the node binds a port below 1024, then
+// primary and workers run as nobody; it still serves, reloads certificates on SIGHUP (files
+// readable by nobody) and replaces a dead worker, which takes over the listener the primary kept.
+const NOBODY = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim())
+const dir = tempDir()
+fs.chmodSync(dir, 0o755)
+const cert = makeCertificate(dir, 'served', ['first.test'])
+fs.chownSync(cert, NOBODY, NOBODY)
+let node: RunningNode
+let port: number
+
+/** A port below 1024 free on loopback (binding it needs root, as for 443). */
+async function privilegedPort (): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const candidate = 600 + Math.floor(Math.random() * 400)
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer()
+      probe.once('error', () => resolve(false))
+      probe.listen({ port: candidate, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve(true)))
+    })
+    if (free) return candidate
+  }
+  throw new Error('no free port below 1024 on 127.0.0.1')
+}
+
+before(async () => {
+  port = await privilegedPort()
+  const [admin] = await freePorts(1) as [number]
+  node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', cert, '--user', 'nobody', '--state-dir', path.join(dir, 'state')], { adminPort: admin })
+})
+
+after(async () => { await node?.stop() })
+
+function userOf (pid: number): string {
+  return execFileSync('ps', ['-o', 'user=', '-p', String(pid)], { encoding: 'utf8' }).trim()
+}
+
+/** Real, effective, saved and file-system uid from /proc: all four must be nobody's. */
+function uids (pid: number): number[] {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:')) ?? ''
+  return line.split(/\s+/).slice(1).map(Number)
+}
+
+test('ps shows the primary and every worker running as nobody, for good', async () => {
+  const primary = node.process.pid as number
+  const workers = childPids(primary)
+  assert.equal(workers.length, 2)
+  for (const pid of [primary, ...workers]) {
+    assert.equal(userOf(pid), 'nobody', `pid ${pid}`)
+    assert.deepEqual(uids(pid), [NOBODY, NOBODY, NOBODY, NOBODY], `pid ${pid} could get root back`)
+  }
+  assert.equal((await sClient({ port, servername: 'first.test', tls: '1.3' })).protocol, 'TLSv1.3')
+})
+
+test('SIGHUP reloads certificates readable by nobody', async () => {
+  // Rewritten in place (copyFile would also copy the owner: root).
+  fs.writeFileSync(cert, fs.readFileSync(makeCertificate(dir, 'fresh', ['second.test'])))
+  node.process.kill('SIGHUP')
+  await node.waitForLog((l) => l.msg === 'certificates reloaded' && l.name === 'primary', 10_000)
+  await eventually(async () => /second\.test/.test((await sClient({ port, tls: '1.3' })).subject ?? ''), 10_000, 'the reloaded certificate served')
+})
+
+test('a dead worker is replaced by one running as nobody that takes over its listener', async () => {
+  const primary = node.process.pid as number
+  const [victim] = childPids(primary)
+  process.kill(victim as number, 'SIGKILL')
+  await eventually(() => { const now = childPids(primary); return now.length === 2 && !now.includes(victim as number) }, 10_000, 'a replacement worker')
+  await eventually(async () => await node.metric('tlsfleet_workers', { state: 'listening' }) === 2, 10_000, 'the replacement listening')
+  const replacement = childPids(primary).find((pid) => pid !== victim) as number
+  assert.equal(userOf(replacement), 'nobody')
+  assert.ok(!node.logs.some((l) => l.msg === 'worker cannot listen'), 'the replacement tried to bind as nobody')
+  // Every connection is served, whichever of the two listeners the kernel picks.
+  for (let i = 0; i < 8; i++) assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3', `connection ${i}`)
+})
+
+test('--user that cannot be applied refuses the start', async () => {
+  const [p, admin] = await freePorts(2) as [number, number]
+  const base = ['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', cert]
+  const unknown = await runNodeToExit([...base, '--user', 'no-such-user-here'])
+  assert.equal(unknown.code, 2, unknown.stderr)
+  assert.match(unknown.stderr, /--user "no-such-user-here": no such user on this machine \(TLSFLEET_ERR_CONFIG\)/)
+  // Started as nobody, it cannot become anyone else: refused before anything is read or bound.
+  const notRoot = await runNodeToExit([...base, '--user', 'root'], { uid: NOBODY })
+  assert.equal(notRoot.code, 3, notRoot.stderr)
+  assert.match(notRoot.stderr, /--user root: switching to another user needs root, and tlsfleet runs as uid \d+.*\(TLSFLEET_ERR_PRIVILEGES\)/)
+  // An OCSP directory the node could not write once it runs as nobody.
+  const rootOnly = path.join(dir, 'ocsp-root-only')
+  fs.mkdirSync(rootOnly, { mode: 0o755 })
+  const ocsp = await runNodeToExit([...base, '--user', 'nobody', '--ocsp-dir', rootOnly])
+  assert.equal(ocsp.code, 2, ocsp.stderr)
+  assert.match(ocsp.stderr, /--ocsp-dir ".*ocsp-root-only": not writable by --user nobody/)
+})
