@@ -1,4 +1,5 @@
-import type { PrimarySessionCache } from './primary-session-cache.js'
+import type { LowerLevelLookup, PrimarySessionCache } from './primary-session-cache.js'
+import type { SessionEntry } from './session-store.js'
 
 /** What a worker's L1 asks of L2 (New, Get, Del), over the cluster IPC channel. */
 export type L1Request =
@@ -20,7 +21,9 @@ export interface L1Channels {
 
 /**
  * L2's side of the two-level cache: answers New, Get and Del from the workers. A Del also
- * reaches the other workers, so no L1 keeps offering a session OpenSSL refused.
+ * reaches the other workers, so no L1 keeps offering a session OpenSSL refused. With a level
+ * below (the cache's `below`), an L2 miss is answered once that level has (a hit fills L2 first); the
+ * lower level bounds its own time, and the worker never waits past --cache-get-timeout anyway.
  */
 export class L2Responder {
   constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels) {}
@@ -32,7 +35,9 @@ export class L2Responder {
         break
       case 'session-get': {
         const entry = this.cache.get(request.id)
-        this.workers.reply(worker, { t: 'session-reply', req: request.req, der: entry?.der ?? null, createdAt: entry?.createdAt ?? 0 })
+        const below = this.cache.below
+        if (entry !== undefined || below === undefined) this.reply(worker, request.req, entry)
+        else void this.askBelow(worker, request.req, request.id, below)
         break
       }
       case 'session-del':
@@ -40,5 +45,15 @@ export class L2Responder {
         this.workers.broadcast({ t: 'session-del', id: request.id }, worker)
         break
     }
+  }
+
+  private async askBelow (worker: number, req: number, id: Buffer, below: LowerLevelLookup): Promise<void> {
+    const found = await below(id).catch(() => undefined)
+    if (found !== undefined) this.cache.addRemote(id, found)
+    this.reply(worker, req, found)
+  }
+
+  private reply (worker: number, req: number, entry: SessionEntry | undefined): void {
+    this.workers.reply(worker, { t: 'session-reply', req, der: entry?.der ?? null, createdAt: entry?.createdAt ?? 0 })
   }
 }

@@ -7,11 +7,16 @@ import { SessionStore, type SessionEntry } from './session-store.js'
  * `local-new` / `local-del` for changes that came from this node's own workers, which is what
  * the sync layer sends to peers (a peer's update is never echoed back).
  */
+/** A level below L2 (the shared store): asked on an L2 miss, within its own time bound. */
+export type LowerLevelLookup = (id: Buffer) => Promise<SessionEntry | undefined>
+
 export class PrimarySessionCache extends EventEmitter<{
   'local-new': [id: Buffer, entry: SessionEntry]
   'local-del': [id: Buffer]
 }> {
   readonly l2: SessionStore
+  /** The level below, when the node has one (set by the primary with --session-store). */
+  below?: LowerLevelLookup
   constructor (opts: { maxEntries: number; maxBytes: number; lifetimeSeconds: number; now?: () => number }) {
     super()
     this.l2 = new SessionStore({ ...opts })
@@ -22,7 +27,7 @@ export class PrimarySessionCache extends EventEmitter<{
     if (this.l2.set(id, entry)) this.emit('local-new', id, entry)
   }
 
-  /** New from a peer node (already authenticated by the sync layer). */
+  /** New from another node: a peer (authenticated by the sync layer) or the shared store (unsealed). */
   addRemote (id: Buffer, entry: SessionEntry): boolean {
     return this.l2.set(id, entry)
   }

@@ -1,6 +1,7 @@
 import { ConfigConflictError } from '../errors.js'
 import { formatHostPort, isLoopbackHost } from './host-port.js'
 import type { NodeConfig } from './options.js'
+import { isDnsPeer } from './sync-peer.js'
 import { checkTerminatorOptions } from './terminator-checks.js'
 
 /**
@@ -21,6 +22,18 @@ export function checkOptionCombinations (config: NodeConfig): void {
   }
   if (config.syncListen !== 'off' && config.syncFormat === 'v2' && config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
+  }
+  // The store holds sessions with their master secrets: they are sealed with the farm key.
+  if (config.sessionStore !== 'off' && config.syncSecretFile.length === 0) {
+    throw new ConfigConflictError('--session-store needs --sync-secret-file with the farm secret (every value in the store is sealed with a key derived from it)')
+  }
+  // The worker gives up on L2 after --cache-get-timeout; a store lookup that may take longer
+  // would only ever answer a worker that has already moved on.
+  if (config.sessionStore !== 'off' && config.sessionStoreTimeout >= config.cacheGetTimeout) {
+    throw new ConfigConflictError(`--session-store-timeout ${config.sessionStoreTimeout} ms must be shorter than --cache-get-timeout ${config.cacheGetTimeout} ms (the worker stops waiting for L2 then)`)
+  }
+  if (config.syncPeer.some(isDnsPeer) && config.syncListen === 'off') {
+    throw new ConfigConflictError('--sync-peer dns:NAME:PORT needs --sync-listen (the farm sync socket the peers are sent to from)')
   }
   checkTerminatorOptions(config)
   checkTlsCombinations(config)

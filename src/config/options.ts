@@ -1,6 +1,9 @@
+import net from 'node:net'
 import os from 'node:os'
 import { z } from 'zod'
 import { formatHostPort, parseHostPort, type HostPort } from './host-port.js'
+import { parseStoreUrl } from './store-url.js'
+import { parseSyncPeer, type SyncPeer } from './sync-peer.js'
 
 /**
  * The single table of `tlsfleet node` settings. Each entry is at once a CLI flag (`--key`),
@@ -19,14 +22,21 @@ interface OptionSpec<T> {
   defaultHelp?: string
 }
 
-const hostPort = z.string().transform((text, ctx): HostPort => {
-  const parsed = parseHostPort(text)
-  if (typeof parsed === 'string') {
-    ctx.addIssue({ code: 'custom', message: parsed })
-    return z.NEVER
-  }
-  return parsed
-})
+/** A string option parsed by `parse`, which returns the value or what is wrong with it. */
+function parsedBy<T> (parse: (text: string) => T | string) {
+  return z.string().transform((text, ctx): T => {
+    const parsed = parse(text)
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed })
+      return z.NEVER
+    }
+    return parsed
+  })
+}
+
+const hostPort = parsedBy((text) => parseHostPort(text))
+const syncPeer = parsedBy(parseSyncPeer)
+const storeUrl = parsedBy(parseStoreUrl)
 
 /** A Runtime API address: a unix socket path (with a "/") or HOST:PORT (optionally ipv4@/ipv6@). */
 function isRuntimeApiTarget (text: string): boolean {
@@ -329,12 +339,26 @@ export const OPTIONS = {
     default: 'off' as const
   }),
   'sync-peer': spec({
-    description: 'a peer node\'s sync address to send updates to (repeatable)',
-    expected: 'HOST:PORT',
-    valueName: 'HOST:PORT',
-    schema: z.array(hostPort),
+    description: 'a peer node\'s sync address to send updates to (repeatable); dns:NAME:PORT = every A and AAAA record of NAME, looked up again every --sync-peer-refresh seconds',
+    expected: 'HOST:PORT or dns:NAME:PORT',
+    valueName: 'HOST:PORT|dns:NAME:PORT',
+    schema: z.array(syncPeer),
     multiple: true,
-    default: () => [] as HostPort[]
+    default: () => [] as SyncPeer[]
+  }),
+  'sync-peer-refresh': spec({
+    description: 'seconds between DNS lookups of the dns:NAME:PORT peers (peers that appear are added, those that vanish dropped)',
+    expected: 'a number of seconds from 0.5 to 3600',
+    schema: seconds(0.5, 3600),
+    default: 5
+  }),
+  'sync-dns-server': spec({
+    description: 'DNS server for the dns: peers, IP or IP:PORT (default: the system\'s resolv.conf servers)',
+    expected: 'an IP address, optionally with :PORT (IPv6 as [::1]:53)',
+    valueName: 'IP[:PORT]',
+    schema: z.string().refine((s) => s === '' || net.isIP(s) !== 0 || (typeof parseHostPort(s) !== 'string' && net.isIP((parseHostPort(s) as HostPort).host) !== 0), 'not an IP address or IP:PORT'),
+    default: '',
+    defaultHelp: 'the servers in /etc/resolv.conf'
   }),
   'sync-interface': spec({
     description: 'for multicast: interface name or address to join and send on, and optional TTL (IFACE[,TTL])',
@@ -369,6 +393,26 @@ export const OPTIONS = {
     expected: 'a number of seconds from 0 to 60',
     schema: seconds(0, 60),
     default: 2
+  }),
+  'session-store': spec({
+    description: 'shared session store behind L2 (Redis or Valkey): redis://HOST:PORT[/DB], rediss:// for TLS, redis+sentinel://H1:P1,H2:P2/MASTER[/DB], redis+cluster://H1:P1,H2:P2; or off',
+    expected: 'off, redis://HOST:PORT[/DB], rediss://..., redis+sentinel://HOSTS/MASTER[/DB] or redis+cluster://HOSTS',
+    valueName: 'URL',
+    schema: z.union([z.literal('off'), storeUrl]),
+    default: 'off' as const
+  }),
+  'session-store-timeout': spec({
+    description: 'how long the primary waits for the shared store on an L2 miss before the handshake goes on as a full one (ms)',
+    expected: 'an integer number of milliseconds from 1 to 1000',
+    schema: int(1, 1000),
+    default: 5
+  }),
+  'session-store-prefix': spec({
+    description: 'key prefix naming this farm in the shared store (farms sharing one server need different prefixes)',
+    expected: '1 to 64 characters [A-Za-z0-9:._-]',
+    valueName: 'PREFIX',
+    schema: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'only letters, digits and :._-, 1 to 64 of them'),
+    default: 'tlsfleet:'
   }),
   'admin-listen': spec({
     description: 'address of the admin HTTP API (health, state, metrics)',

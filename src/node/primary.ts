@@ -9,6 +9,7 @@ import { BackendProbe } from '../agent/backend-probe.js'
 import { NodeState } from '../agent/node-state.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
+import { describeStoreTarget, type StoreTarget } from '../config/store-url.js'
 import { checkOptionCombinations } from '../config/node-checks.js'
 import type { NodeConfig } from '../config/options.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
@@ -19,7 +20,9 @@ import { PrimaryMetrics } from '../metrics/primary-metrics.js'
 import { createSyncCodec, type SyncCodec } from '../sync/codecs.js'
 import type { FarmKey } from '../sync/farm-keys.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
+import { startPeerSource } from '../sync/peer-source.js'
 import { SyncService } from '../sync/sync-service.js'
+import { startSharedStore } from '../store/start-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
@@ -86,6 +89,7 @@ export class Primary {
     const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew })
 
     await this.startAgent()
+    if (config.sessionStore !== 'off') await this.startStore(config.sessionStore, farmKeys)
     if (codec !== undefined && config.syncListen !== 'off') await this.startSync(config.syncListen, codec)
     const backend = await this.startBackend()
     if (backend !== undefined) await this.startBackendProbe(backend)
@@ -107,6 +111,7 @@ export class Primary {
       node: config.nodeId,
       sessionTickets: config.sessionTickets,
       sync: config.syncListen === 'off' ? 'off' : formatHostPort(config.syncListen),
+      store: config.sessionStore === 'off' ? 'off' : describeStoreTarget(config.sessionStore),
       agent: config.agentListen === 'off' ? 'off' : formatHostPort(config.agentListen),
       state: this.state.admin,
       haproxy: this.coordinator === undefined ? 'off' : `${config.haproxySocket} ${this.coordinator.backend}/${this.coordinator.server}`
@@ -220,11 +225,25 @@ export class Primary {
   }
 
   /**
+   * The shared store, a third level behind L2: our New and Del are written there too, and an
+   * L2 miss asks it (L2's `below`). Works with or without the farm sync.
+   */
+  private async startStore (target: StoreTarget, farmKeys: FarmKey[]): Promise<void> {
+    const store = await startSharedStore({ target, farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), registry: this.metrics.registry, log: this.log })
+    this.closers.push(async () => { await store.close() })
+    this.cache.below = async (id) => await store.lookup(id)
+    this.cache.on('local-new', (id, entry) => store.write(id, entry))
+    this.cache.on('local-del', (id) => store.remove(id))
+  }
+
+  /**
    * Farm sync: New/Del of our workers go to the peers; Del from peers reaches our workers' L1.
    * Without --sync-listen the node stands alone.
    */
   private async startSync (listen: HostPort, codec: SyncCodec): Promise<void> {
-    const sync = new SyncService({ listen, peers: this.config.syncPeer, multicastInterface: this.config.syncInterface, codec }, this.cache, this.log, this.metrics.registry)
+    const peers = await startPeerSource({ peers: this.config.syncPeer, self: listen, refreshMs: this.config.syncPeerRefresh * 1000, server: this.config.syncDnsServer, log: this.log })
+    this.closers.push(async () => { peers.close() })
+    const sync = new SyncService({ listen, peers, multicastInterface: this.config.syncInterface, codec }, this.cache, this.log, this.metrics.registry)
     await sync.start()
     this.sync = sync
     this.closers.push(async () => { await sync.close() })

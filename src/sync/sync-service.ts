@@ -10,12 +10,14 @@ import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { ConfigError, ListenError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import type { SyncCodec, SyncMessage } from './codecs.js'
+import type { PeerSource } from './peer-source.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
   listen: HostPort
-  peers: HostPort[]
+  /** Asked on every send: the list may change while the node runs (dns: peers). */
+  peers: PeerSource
   /** `IFACE[,TTL]` for multicast; empty = default interface, TTL 1. */
   multicastInterface: string
   /** The wire format: what a datagram looks like and what makes one trusted. */
@@ -45,7 +47,6 @@ const SNAPSHOT_PACKET_BYTES = 16_000
  */
 export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private socket?: dgram.Socket
-  private readonly targets: HostPort[]
   private readonly multicast: boolean
   private readonly codec: SyncCodec
   private readonly packets: Counter<'direction' | 'result'>
@@ -61,8 +62,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     super()
     this.codec = opts.codec
     this.multicast = isMulticast(opts.listen.host)
-    this.targets = this.multicast ? [opts.listen] : opts.peers
-    for (const peer of opts.peers) this.peerStats(formatHostPort(peer), true)
+    for (const peer of opts.peers.list()) this.peerStats(formatHostPort(peer), true)
     this.packets = new Counter({
       name: 'tlsfleet_sync_packets_total',
       help: 'Farm sync datagrams by direction and result (accepted, send_error, or the reason a packet was rejected)',
@@ -73,6 +73,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.packets.inc({ direction: 'in', result: 'accepted' }, 0)
     this.packets.inc({ direction: 'out', result: 'sent' }, 0)
     this.packets.inc({ direction: 'out', result: 'send_error' }, 0)
+  }
+
+  /** Where New/Del go now: the multicast group, or the peers as the peer source has them. */
+  private get targets (): readonly HostPort[] {
+    return this.multicast ? [this.opts.listen] : this.opts.peers.list()
   }
 
   async start (): Promise<void> {
@@ -102,7 +107,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
     }
-    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.map(formatHostPort), format: this.codec.format }, 'farm sync listening')
+    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format }, 'farm sync listening')
   }
 
   /** Send this node's new session to the farm (called for sessions made by our own workers). */
@@ -159,7 +164,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private send (packet: Buffer, target: HostPort): void {
     const socket = this.socket
     if (socket === undefined) return
-    const stats = this.multicast ? undefined : this.peerStats(formatHostPort(target), false)
+    const stats = this.multicast ? undefined : this.peerStats(formatHostPort(target), true)
     socket.send(packet, target.port, target.host, (err) => {
       if (err !== null && err !== undefined) {
         this.packets.inc({ direction: 'out', result: 'send_error' })

@@ -20,6 +20,7 @@ interface Service {
   environment?: Record<string, string>
   volumes?: string[]
   depends_on?: Record<string, unknown>
+  networks?: string[] | Record<string, { aliases?: string[] } | null>
   healthcheck?: { disable?: boolean }
 }
 interface Compose { services: Record<string, Service>; volumes?: Record<string, unknown> }
@@ -28,19 +29,28 @@ function load (file: string): Compose {
   return parse(fs.readFileSync(path.join(ROOT, file), 'utf8'), { merge: true }) as Compose
 }
 
-/** `docker compose -f a -f b` merging, as far as these files use it (environment maps). */
+/** `docker compose -f a -f b` merging, as far as these files use it (maps merged, new services added). */
 function merged (base: Compose, override: Compose): Compose {
   const out = structuredClone(base)
   for (const [name, svc] of Object.entries(override.services)) {
     const target = out.services[name]
-    assert.ok(target !== undefined, `override names a service the base file lacks: ${name}`)
+    if (target === undefined) { out.services[name] = svc; continue }
     target.environment = { ...target.environment, ...svc.environment }
+    target.depends_on = { ...target.depends_on, ...svc.depends_on }
   }
   return out
 }
 
+/** The network aliases a service answers to on `network`. */
+function aliases (svc: Service | undefined, network: string): string[] {
+  const networks = svc?.networks
+  if (networks === undefined || Array.isArray(networks)) return []
+  return networks[network]?.aliases ?? []
+}
+
 const compose = load('docker-compose.yml')
 const multicast = merged(compose, load('docker-compose.multicast.yml'))
+const store = merged(compose, load('docker-compose.store.yml'))
 const NODES = ['node1', 'node2', 'node3']
 
 test('docker-compose.yml has HAProxy, three nodes, two backends and a load client', () => {
@@ -71,7 +81,7 @@ test('every file the compose files mount exists, and the mounted HAProxy config 
 test('the nodes\' settings are valid tlsfleet node options, and they match haproxy.cfg and each other', () => {
   const cfg = fs.readFileSync(path.join(ROOT, 'haproxy/haproxy.cfg'), 'utf8')
   const known = new Set(OPTION_KEYS.map((k) => envName(k)))
-  for (const file of [compose, multicast]) {
+  for (const file of [compose, multicast, store]) {
     for (const name of NODES) {
       const env = file.services[name]?.environment ?? {}
       for (const key of Object.keys(env)) assert.ok(known.has(key), `${name}: ${key} is not a tlsfleet node option`)
@@ -88,10 +98,26 @@ test('the nodes\' settings are valid tlsfleet node options, and they match hapro
       assert.equal(config.cert[0], '/farm/self-signed.pem')
       assert.equal(config.adminListen.port, 8445, 'the Dockerfile HEALTHCHECK polls 127.0.0.1:8445/health')
       const sync = config.syncListen
+      if (file === store) {
+        // The store instead of the sync: a Redis-protocol service of this file, the farm secret to seal with.
+        assert.equal(sync, 'off')
+        assert.deepEqual(config.syncPeer, [])
+        const target = config.sessionStore
+        assert.ok(target !== 'off' && target.mode === 'standalone')
+        const host = target.hosts[0]?.host ?? ''
+        assert.ok(host in file.services, `store ${host} is not a service`)
+        assert.ok(host in (file.services[name]?.depends_on ?? {}), `${name} does not wait for ${host}`)
+        assert.deepEqual(aliases(file.services[host], 'farm'), [], 'the store is not a sync peer')
+        assert.ok(file.services[host]?.networks !== undefined, 'the store is on the farm network')
+        continue
+      }
       assert.ok(sync !== 'off')
+      assert.equal(config.sessionStore, 'off')
       if (file === compose) {
-        assert.deepEqual(config.syncPeer.map((p) => p.host).sort(), NODES.filter((n) => n !== name))
-        assert.ok(config.syncPeer.every((p) => p.port === sync.port))
+        // Peers by DNS: one name every node answers to (so compose can add nodes), on the sync port.
+        assert.deepEqual(config.syncPeer, [{ dns: 'tlsfleet-nodes', port: sync.port }])
+        const members = Object.entries(file.services).filter(([, svc]) => aliases(svc, 'farm').includes('tlsfleet-nodes')).map(([n]) => n)
+        assert.deepEqual(members.sort(), NODES, 'every node, and only the nodes, answer to the peer name')
       } else {
         assert.match(sync.host, /^239\./, 'multicast group')
         assert.deepEqual(config.syncPeer, [])

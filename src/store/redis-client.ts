@@ -1,0 +1,88 @@
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { StoreTarget } from '../config/store-url.js'
+
+/** The few operations the session store needs, whatever the deployment (one server, Sentinel, Cluster). */
+export interface KeyValueClient {
+  get (key: string): Promise<Buffer | null>
+  /** SET with an expiry in ms. */
+  set (key: string, value: Buffer, ttlMs: number): Promise<void>
+  del (key: string): Promise<void>
+  /** Resolves true once connected, false when `timeoutMs` passes first (it keeps trying). */
+  ready (timeoutMs: number): Promise<boolean>
+  close (): Promise<void>
+}
+
+export interface RedisClientOptions {
+  /** Bound on any command the library still holds (writes included); lookups have their own, shorter bound. */
+  commandTimeoutMs: number
+  /** Connection errors, for a debug log (the caller's circuit breaker logs the transitions). */
+  onError: (err: Error) => void
+}
+
+/** Reconnect back-off: 50 ms doubling to 1 s, forever (the store may come back any time). */
+function reconnectDelay (attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 5), 1000)
+}
+
+/**
+ * An ioredis client set up for a cache that must never make anyone wait:
+ * - no offline queue: while disconnected, a command fails at once instead of waiting for the
+ *   reconnection (the breaker then stops asking);
+ * - no retry of a command across reconnections (`maxRetriesPerRequest: 0`);
+ * - auto-pipelining: commands issued in the same event-loop turn leave in one write, so a
+ *   burst of New costs one round trip;
+ * - reconnection with back-off, by the library, forever.
+ */
+export function createRedisClient (target: StoreTarget, opts: RedisClientOptions): KeyValueClient {
+  const common: RedisOptions = {
+    ...(target.username !== undefined ? { username: target.username } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
+    ...(target.tls ? { tls: {} } : {}),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    enableAutoPipelining: true,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: 1000,
+    lazyConnect: true,
+    retryStrategy: reconnectDelay
+  }
+  let client: Redis | Cluster
+  if (target.mode === 'cluster') {
+    const clusterOptions: ClusterOptions = {
+      redisOptions: common,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      lazyConnect: true,
+      clusterRetryStrategy: reconnectDelay
+    }
+    client = new Cluster(target.hosts, clusterOptions)
+  } else if (target.mode === 'sentinel') {
+    client = new Redis({
+      ...common,
+      db: target.db,
+      sentinels: target.hosts,
+      name: target.master as string,
+      ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      sentinelRetryStrategy: reconnectDelay
+    })
+  } else {
+    const [host] = target.hosts
+    client = new Redis({ ...common, db: target.db, host: host?.host ?? '127.0.0.1', port: host?.port ?? 6379 })
+  }
+  // Without a listener, an 'error' event would throw; connection trouble is expected here.
+  client.on('error', opts.onError)
+  const connected = client.connect().catch(() => { /* the library keeps reconnecting */ })
+
+  return {
+    get: async (key) => await client.getBuffer(key),
+    set: async (key, value, ttlMs) => { await client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs))) },
+    del: async (key) => { await client.del(key) },
+    ready: async (timeoutMs) => {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
+      const up = connected.then(() => client.status === 'ready')
+      try { return await Promise.race([up, timeout]) } finally { clearTimeout(timer) }
+    },
+    close: async () => { client.disconnect() }
+  }
+}

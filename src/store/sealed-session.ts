@@ -1,0 +1,72 @@
+import crypto from 'node:crypto'
+import type { SessionEntry } from '../cache/session-store.js'
+import type { FarmKeyRing } from '../sync/farm-keys.js'
+
+/**
+ * A session as the shared store holds it: sealed with AES-256-GCM under a key derived from the
+ * farm secret, with the session ID as associated data. The store never sees a master secret in
+ * clear, and a value copied under another ID, sealed by another farm or forged does not open.
+ *
+ *   0      version (1)
+ *   1      farm key id (which secret sealed it; a change-over holds two)
+ *   2-13   nonce (random)
+ *   14-    AES-256-GCM( createdAt u32 BE | session DER ), then the 16-byte tag
+ *
+ * Associated data: the 2 header bytes and the session ID.
+ */
+export const SEALED_VERSION = 1
+/** HKDF purpose label: the store's key is independent of the sync and ticket keys. */
+export const STORE_KEY_LABEL = 'tlsfleet session store aead'
+const HEADER_BYTES = 2
+const NONCE_BYTES = 12
+const TAG_BYTES = 16
+const CREATED_AT_BYTES = 4
+/** Smallest value that can hold anything: header, nonce, createdAt, one DER byte, tag. */
+const MIN_SEALED_BYTES = HEADER_BYTES + NONCE_BYTES + CREATED_AT_BYTES + 1 + TAG_BYTES
+
+/** Why a value read from the store was refused. */
+export const STORE_REJECT_REASONS = ['malformed', 'unknown_key', 'bad_tag'] as const
+export type StoreRejectReason = typeof STORE_REJECT_REASONS[number]
+
+export type OpenedSession = { ok: true; entry: SessionEntry } | { ok: false; reason: StoreRejectReason }
+
+/** The store keys, one per farm secret, derived once. */
+export class SessionSealer {
+  private readonly keys = new Map<number, Buffer>()
+  private readonly currentId: number
+
+  constructor (ring: FarmKeyRing) {
+    for (const id of ring.ids()) this.keys.set(id, (ring.byId(id) as NonNullable<ReturnType<FarmKeyRing['byId']>>).derive(STORE_KEY_LABEL, 32))
+    this.currentId = ring.current().id
+  }
+
+  seal (id: Buffer, entry: SessionEntry): Buffer {
+    const header = Buffer.from([SEALED_VERSION, this.currentId])
+    const nonce = crypto.randomBytes(NONCE_BYTES)
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.keys.get(this.currentId) as Buffer, nonce)
+    cipher.setAAD(Buffer.concat([header, id]))
+    const createdAt = Buffer.alloc(CREATED_AT_BYTES)
+    createdAt.writeUInt32BE(entry.createdAt)
+    const body = Buffer.concat([cipher.update(createdAt), cipher.update(entry.der), cipher.final()])
+    return Buffer.concat([header, nonce, body, cipher.getAuthTag()])
+  }
+
+  /** Never throws: anything that is not our own sealing of this ID is refused with a reason. */
+  open (id: Buffer, value: Buffer): OpenedSession {
+    if (value.length < MIN_SEALED_BYTES || value[0] !== SEALED_VERSION) return { ok: false, reason: 'malformed' }
+    const key = this.keys.get(value[1] as number)
+    if (key === undefined) return { ok: false, reason: 'unknown_key' }
+    const nonce = value.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES)
+    const body = value.subarray(HEADER_BYTES + NONCE_BYTES, value.length - TAG_BYTES)
+    const decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce)
+    decipher.setAAD(Buffer.concat([value.subarray(0, HEADER_BYTES), id]))
+    decipher.setAuthTag(value.subarray(value.length - TAG_BYTES))
+    let plain: Buffer
+    try {
+      plain = Buffer.concat([decipher.update(body), decipher.final()])
+    } catch {
+      return { ok: false, reason: 'bad_tag' }
+    }
+    return { ok: true, entry: { createdAt: plain.readUInt32BE(0), der: plain.subarray(CREATED_AT_BYTES) } }
+  }
+}

@@ -1,0 +1,95 @@
+import type { SessionEntry } from '../cache/session-store.js'
+import type { Logger } from '../util/logger.js'
+import type { CircuitBreaker } from './circuit-breaker.js'
+import type { KeyValueClient } from './redis-client.js'
+import type { SessionSealer } from './sealed-session.js'
+import type { LookupResult, StoreMetrics } from './store-metrics.js'
+
+export interface SharedStoreParts {
+  client: KeyValueClient
+  sealer: SessionSealer
+  breaker: CircuitBreaker
+  metrics: StoreMetrics
+  /** Key prefix naming the farm: `<prefix>session:<hex id>`. */
+  prefix: string
+  /** A lookup answers within this bound, or counts as a timeout (a full handshake). */
+  lookupTimeoutMs: number
+  /** Remaining lifetime of a session created at `createdAt` (L2's clock and timeout). */
+  remainingMs: (createdAt: number) => number
+  log: Logger
+}
+
+/**
+ * The third level behind L2: a store every node of the farm shares (Redis or Valkey).
+ * New is written after L2, fire-and-forget; a Get that missed L2 asks here with a bound; a
+ * Del removes the value too. Values are sealed (sealed-session.ts). Nothing here can stall a
+ * handshake: lookups are bounded, and while the store fails the breaker stops asking at all.
+ */
+export class SharedSessionStore {
+  constructor (private readonly parts: SharedStoreParts) {}
+
+  key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }
+
+  /** After an L2 miss: the session, or undefined (miss, timeout, error, refused value, circuit open). */
+  async lookup (id: Buffer): Promise<SessionEntry | undefined> {
+    const { breaker, metrics, client } = this.parts
+    if (!breaker.allow()) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
+    const started = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.parts.lookupTimeoutMs, 'timeout') })
+    let answer: Buffer | null | 'timeout' | 'error'
+    try {
+      answer = await Promise.race([client.get(this.key(id)).catch(() => 'error' as const), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+    metrics.lookupSeconds.observe((performance.now() - started) / 1000)
+    if (answer === 'timeout' || answer === 'error') {
+      breaker.failure()
+      return this.count(answer)
+    }
+    breaker.success()
+    if (answer === null) return this.count('miss')
+    const opened = this.parts.sealer.open(id, answer)
+    if (!opened.ok) {
+      metrics.rejected.inc({ reason: opened.reason })
+      this.parts.log.debug({ id: id.toString('hex'), reason: opened.reason }, 'session store value refused')
+      return this.count('rejected')
+    }
+    if (this.parts.remainingMs(opened.entry.createdAt) <= 0) return this.count('miss')
+    metrics.lookups.inc({ result: 'hit' })
+    return opened.entry
+  }
+
+  /** New from this node's workers (after L2): sealed, with the session's remaining lifetime as TTL. */
+  write (id: Buffer, entry: SessionEntry): void {
+    const ttlMs = this.parts.remainingMs(entry.createdAt)
+    if (ttlMs <= 0) return
+    const value = this.parts.sealer.seal(id, entry)
+    this.send('set', async () => { await this.parts.client.set(this.key(id), value, ttlMs) })
+  }
+
+  /** Del from this node's workers: a session OpenSSL refused is removed farm-wide. */
+  remove (id: Buffer): void {
+    this.send('del', async () => { await this.parts.client.del(this.key(id)) })
+  }
+
+  async close (): Promise<void> { await this.parts.client.close() }
+
+  private send (op: 'set' | 'del', write: () => Promise<void>): void {
+    const { breaker, metrics } = this.parts
+    if (!breaker.allow()) { metrics.writes.inc({ op, result: 'skipped' }); return }
+    write().then(() => {
+      breaker.success()
+      metrics.writes.inc({ op, result: 'ok' })
+    }, () => {
+      breaker.failure()
+      metrics.writes.inc({ op, result: 'error' })
+    })
+  }
+
+  private count (result: Exclude<LookupResult, 'hit'>): undefined {
+    this.parts.metrics.lookups.inc({ result })
+    return undefined
+  }
+}

@@ -1,0 +1,112 @@
+import { Resolver } from 'node:dns/promises'
+import net from 'node:net'
+import os from 'node:os'
+import { formatHostPort, type HostPort } from '../config/host-port.js'
+import { isDnsPeer, type DnsPeer, type SyncPeer } from '../config/sync-peer.js'
+import type { Logger } from '../util/logger.js'
+
+/** Where the sync sends New/Del: asked on every send, so the list may change while the node runs. */
+export interface PeerSource {
+  list (): readonly HostPort[]
+  close (): void
+}
+
+/** DNS answers that mean "this name has no such records now" (the peers are gone), not a failure. */
+const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND'])
+
+/**
+ * The sync's peers: the `--sync-peer` addresses as given, plus, for each `dns:NAME:PORT`,
+ * every A and AAAA record of NAME, looked up at start and every `refreshMs` (compose's service
+ * names and Kubernetes headless services list their members this way). Peers that appear are
+ * added and those that vanish dropped, without a restart. A lookup that fails (timeout, server
+ * error) keeps the last answer. The node's own sync address is never in the list.
+ *
+ * Lookups are DNS queries (c-ares), to `server` when given, else to resolv.conf's servers;
+ * /etc/hosts is not read.
+ */
+export class DnsPeerSource implements PeerSource {
+  private current: HostPort[] = []
+  private readonly resolved = new Map<string, HostPort[]>()
+  private readonly failing = new Set<string>()
+  private readonly resolver = new Resolver({ timeout: 1000, tries: 2 })
+  private timer?: NodeJS.Timeout
+
+  constructor (private readonly opts: { peers: SyncPeer[]; self: HostPort; refreshMs: number; server?: string; log: Logger }) {
+    if (opts.server !== undefined && opts.server !== '') this.resolver.setServers([opts.server])
+    this.current = this.merge()
+  }
+
+  /** First lookup (the warm join needs the peers), then the refresh timer. */
+  async start (): Promise<void> {
+    await this.refresh()
+    this.timer = setInterval(() => { void this.refresh() }, this.opts.refreshMs)
+    this.timer.unref()
+  }
+
+  list (): readonly HostPort[] { return this.current }
+
+  close (): void {
+    clearInterval(this.timer)
+    this.resolver.cancel()
+  }
+
+  async refresh (): Promise<void> {
+    const names = this.opts.peers.filter(isDnsPeer)
+    await Promise.all(names.map(async (peer) => { await this.lookup(peer) }))
+    const next = this.merge()
+    const before = new Set(this.current.map(formatHostPort))
+    const after = new Set(next.map(formatHostPort))
+    const added = [...after].filter((a) => !before.has(a))
+    const removed = [...before].filter((a) => !after.has(a))
+    this.current = next
+    if (added.length > 0 || removed.length > 0) this.opts.log.info({ added, removed, peers: [...after] }, 'sync peers changed')
+  }
+
+  private async lookup (peer: DnsPeer): Promise<void> {
+    const [v4, v6] = await Promise.allSettled([this.resolver.resolve4(peer.dns), this.resolver.resolve6(peer.dns)])
+    const failure = [v4, v6].find((r): r is PromiseRejectedResult => r.status === 'rejected' && !NO_RECORDS.has((r.reason as { code?: string }).code ?? ''))
+    const key = `${peer.dns}:${peer.port}`
+    if (failure !== undefined) {
+      // Keep the last answer: a DNS hiccup must not drop every peer.
+      if (!this.failing.has(key)) this.opts.log.warn({ err: failure.reason as Error, name: peer.dns }, 'sync peer lookup failed: keeping the last known peers')
+      this.failing.add(key)
+      return
+    }
+    if (this.failing.delete(key)) this.opts.log.info({ name: peer.dns }, 'sync peer lookup answers again')
+    const addresses = [v4, v6].flatMap((r) => r.status === 'fulfilled' ? r.value : [])
+    this.resolved.set(key, addresses.map((host) => ({ host, port: peer.port })))
+  }
+
+  private merge (): HostPort[] {
+    const all = this.opts.peers.flatMap((p) => isDnsPeer(p) ? this.resolved.get(`${p.dns}:${p.port}`) ?? [] : [p])
+    const seen = new Set<string>()
+    return all.filter((peer) => {
+      const address = formatHostPort(peer)
+      if (seen.has(address) || isSelf(peer, this.opts.self)) return false
+      seen.add(address)
+      return true
+    })
+  }
+}
+
+/** The peers as configured: a fixed list, or a DNS-backed one when any peer is `dns:`. */
+export async function startPeerSource (opts: { peers: SyncPeer[]; self: HostPort; refreshMs: number; server?: string; log: Logger }): Promise<PeerSource> {
+  const source = new DnsPeerSource(opts)
+  if (opts.peers.some(isDnsPeer)) await source.start()
+  return source
+}
+
+/** Our own sync address: the listen address itself, or any local address when it listens on all. */
+export function isSelf (peer: HostPort, self: HostPort): boolean {
+  if (peer.port !== self.port) return false
+  const host = unmapped(peer.host)
+  if (host === unmapped(self.host)) return true
+  if (self.host !== '0.0.0.0' && self.host !== '::') return false
+  if (host.startsWith('127.') || host === '::1') return true
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => unmapped(a.address) === host) === true)
+}
+
+function unmapped (host: string): string {
+  const lower = host.toLowerCase()
+  return lower.startsWith('::ffff:') && net.isIPv4(lower.slice(7)) ? lower.slice(7) : lower
+}

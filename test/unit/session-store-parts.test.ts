@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import { describe, test } from 'node:test'
+import { Registry } from 'prom-client'
+import { loadConfig } from '../../src/config/load.js'
+import { checkOptionCombinations } from '../../src/config/node-checks.js'
+import { describeStoreTarget, parseStoreUrl } from '../../src/config/store-url.js'
+import { ConfigConflictError, ConfigError } from '../../src/errors.js'
+import { CircuitBreaker } from '../../src/store/circuit-breaker.js'
+import type { KeyValueClient } from '../../src/store/redis-client.js'
+import { SessionSealer } from '../../src/store/sealed-session.js'
+import { SharedSessionStore } from '../../src/store/shared-session-store.js'
+import { StoreMetrics } from '../../src/store/store-metrics.js'
+import { FarmKeyRing } from '../../src/sync/farm-keys.js'
+import { farmKeyId } from '../../src/sync/farm-secret.js'
+import { createLogger } from '../../src/util/logger.js'
+
+function farmKey (secret = crypto.randomBytes(48)): { id: number; secret: Buffer } {
+  return { id: farmKeyId(secret), secret }
+}
+const key = farmKey()
+const sealer = new SessionSealer(new FarmKeyRing([key]))
+const id = crypto.randomBytes(32)
+// A stand-in DER with recognisable bytes: the sealed value must not show them.
+const der = Buffer.concat([Buffer.from('3082', 'hex'), Buffer.from('tlsfleet'), crypto.randomBytes(48)])
+const entry = { der, createdAt: 1_700_000_000 }
+
+describe('--session-store URLs', () => {
+  test('one server, Sentinel and Cluster, with TLS, credentials and a database', () => {
+    assert.deepEqual(parseStoreUrl('redis://127.0.0.1:6380/2'), { mode: 'standalone', tls: false, hosts: [{ host: '127.0.0.1', port: 6380 }], db: 2 })
+    assert.deepEqual(parseStoreUrl('rediss://:s3cr%40t@cache.example:6379'), { mode: 'standalone', tls: true, hosts: [{ host: 'cache.example', port: 6379 }], db: 0, password: 's3cr@t' })
+    assert.deepEqual(parseStoreUrl('redis+sentinel://app:pw@s1,s2:26380/mymaster/1'), { mode: 'sentinel', tls: false, hosts: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }], db: 1, username: 'app', password: 'pw', master: 'mymaster' })
+    assert.deepEqual(parseStoreUrl('redis+cluster://[::1]:7000,127.0.0.1:7001'), { mode: 'cluster', tls: false, hosts: [{ host: '::1', port: 7000 }, { host: '127.0.0.1', port: 7001 }], db: 0 })
+  })
+
+  test('what is wrong is named', () => {
+    assert.match(parseStoreUrl('memcache://x:1') as string, /unknown scheme "memcache:\/\/"/)
+    assert.match(parseStoreUrl('127.0.0.1:6379') as string, /expected redis:\/\/HOST:PORT/)
+    assert.match(parseStoreUrl('redis://a:1,b:2') as string, /redis\+sentinel/)
+    assert.match(parseStoreUrl('redis+sentinel://a:1') as string, /master name/)
+    assert.match(parseStoreUrl('redis://a:1/x') as string, /database "x"/)
+    assert.match(parseStoreUrl('redis+cluster://a:1/0') as string, /no database/)
+    assert.match(parseStoreUrl('redis://a:99999') as string, /out of range/)
+  })
+
+  test('the description for logs leaves the password out', () => {
+    const target = parseStoreUrl('redis+sentinel://app:pw@s1:26379/mymaster/3')
+    assert.ok(typeof target !== 'string')
+    assert.equal(describeStoreTarget(target), 'redis+sentinel://app@s1:26379/mymaster/3')
+  })
+
+  test('options: a bad URL is a config error naming the key; the store without a farm secret, or a timeout the worker would not wait for, is a conflict', () => {
+    assert.throws(() => loadConfig({ env: {}, flags: { 'session-store': 'redis://no host' } }), (err) => err instanceof ConfigError && /--session-store: "redis:\/\/no host" is not valid/.test(err.message))
+    const noSecret = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379' } })
+    assert.throws(() => checkOptionCombinations(noSecret), (err) => err instanceof ConfigConflictError && /--session-store needs --sync-secret-file/.test(err.message))
+    const slow = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379', 'sync-secret-file': ['farm.key'], 'session-store-timeout': '25' } })
+    assert.throws(() => checkOptionCombinations(slow), (err) => err instanceof ConfigConflictError && /--session-store-timeout 25 ms must be shorter than --cache-get-timeout 25 ms/.test(err.message))
+    const fine = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379', 'sync-secret-file': ['farm.key'] } })
+    assert.doesNotThrow(() => checkOptionCombinations(fine))
+    assert.equal(fine.sessionStoreTimeout, 5)
+    assert.equal(fine.sessionStorePrefix, 'tlsfleet:')
+  })
+})
+
+describe('sealed session values', () => {
+  test('a value opens under its own ID and farm secret, and shows neither the DER nor its secrets', () => {
+    const value = sealer.seal(id, entry)
+    assert.deepEqual(sealer.open(id, value), { ok: true, entry })
+    assert.equal(value.indexOf(der.subarray(10)), -1, 'DER bytes in clear')
+    assert.equal(value.indexOf(Buffer.from('tlsfleet')), -1)
+    assert.notDeepEqual(sealer.seal(id, entry), value, 'a fresh nonce every time')
+  })
+
+  test('a value copied under another ID, sealed by another farm, altered, or garbage is refused with a reason', () => {
+    const value = sealer.seal(id, entry)
+    assert.deepEqual(sealer.open(crypto.randomBytes(32), value), { ok: false, reason: 'bad_tag' })
+    // Another farm: a secret whose key id differs (unknown key), and one with the same key id (the tag fails).
+    let other = farmKey()
+    while (other.id === key.id) other = farmKey()
+    assert.deepEqual(sealer.open(id, new SessionSealer(new FarmKeyRing([other])).seal(id, entry)), { ok: false, reason: 'unknown_key' })
+    const sameId = new SessionSealer(new FarmKeyRing([{ id: key.id, secret: crypto.randomBytes(48) }]))
+    assert.deepEqual(sealer.open(id, sameId.seal(id, entry)), { ok: false, reason: 'bad_tag' })
+    for (const at of [2, 20, value.length - 1]) {
+      const altered = Buffer.from(value)
+      altered[at] = (altered[at] as number) ^ 1
+      assert.deepEqual(sealer.open(id, altered), { ok: false, reason: 'bad_tag' }, `byte ${at}`)
+    }
+    assert.deepEqual(sealer.open(id, Buffer.from('garbage')), { ok: false, reason: 'malformed' })
+    assert.deepEqual(sealer.open(id, Buffer.concat([Buffer.from([9]), value.subarray(1)])), { ok: false, reason: 'malformed' })
+    assert.deepEqual(sealer.open(id, crypto.randomBytes(200)).ok, false)
+  })
+
+  test('during a secret change-over both secrets open, the first one seals', () => {
+    const next = farmKey()
+    const both = new SessionSealer(new FarmKeyRing([next, key]))
+    assert.equal(both.open(id, sealer.seal(id, entry)).ok, true)
+    assert.equal(both.seal(id, entry)[1], next.id)
+  })
+})
+
+describe('circuit breaker', () => {
+  test('opens after the threshold, probes after the back-off, doubles it on a failed probe, closes on success; one change per down and up', () => {
+    let now = 0
+    const changes: boolean[] = []
+    const breaker = new CircuitBreaker({ failureThreshold: 3, initialBackoffMs: 100, maxBackoffMs: 300, now: () => now, onChange: (up) => changes.push(up) })
+    breaker.failure(); breaker.failure(); breaker.success(); breaker.failure(); breaker.failure()
+    assert.equal(breaker.state, 'closed', 'failures must be in a row')
+    breaker.failure()
+    assert.equal(breaker.state, 'open')
+    assert.equal(breaker.allow(), false)
+    now = 100
+    assert.equal(breaker.allow(), true, 'the probe')
+    assert.equal(breaker.state, 'half_open')
+    assert.equal(breaker.allow(), false, 'one probe at a time')
+    breaker.failure()
+    now = 299
+    assert.equal(breaker.allow(), false, 'back-off doubled to 200 ms')
+    now = 300
+    assert.equal(breaker.allow(), true)
+    breaker.failure()
+    now = 600
+    assert.equal(breaker.allow(), true, 'back-off capped at 300 ms')
+    breaker.success()
+    assert.equal(breaker.state, 'closed')
+    assert.equal(breaker.allow(), true)
+    assert.deepEqual(changes, [false, true])
+  })
+})
+
+describe('the shared store level', () => {
+  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breaker: CircuitBreaker } {
+    const registry = new Registry()
+    const breaker = new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
+    const store = new SharedSessionStore({ client, sealer, breaker, metrics: new StoreMetrics(registry, () => breaker.state), prefix: 'farm1:', lookupTimeoutMs, remainingMs: () => 60_000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) })
+    return { store, registry, breaker }
+  }
+  async function count (registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
+    return metric?.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0) ?? 0
+  }
+
+  test('New is stored sealed under the farm prefix with the remaining lifetime; a lookup opens it; Del removes it', async () => {
+    const data = new Map<string, { value: Buffer; ttlMs: number }>()
+    const client: KeyValueClient = {
+      get: async (k) => data.get(k)?.value ?? null,
+      set: async (k, value, ttlMs) => { data.set(k, { value, ttlMs }) },
+      del: async (k) => { data.delete(k) },
+      ready: async () => true,
+      close: async () => {}
+    }
+    const { store, registry } = storeWith(client)
+    store.write(id, entry)
+    await new Promise((resolve) => setImmediate(resolve))
+    const stored = data.get(`farm1:session:${id.toString('hex')}`)
+    assert.ok(stored !== undefined)
+    assert.equal(stored.ttlMs, 60_000)
+    assert.equal(stored.value.indexOf(der), -1)
+    assert.deepEqual(await store.lookup(id), entry)
+    assert.equal(await store.lookup(crypto.randomBytes(32)), undefined)
+    data.set(store.key(id), { value: Buffer.from('garbage'), ttlMs: 1 })
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'malformed' }), 1)
+    store.remove(id)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(data.size, 0)
+    assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'hit' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'miss' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'rejected' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'ok' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'ok' }), 1)
+  })
+
+  test('a store that never answers costs at most the lookup timeout, and once the breaker opens, nothing', async () => {
+    const hang: KeyValueClient = {
+      get: async () => await new Promise<never>(() => {}),
+      set: async () => await new Promise<never>(() => {}),
+      del: async () => await new Promise<never>(() => {}),
+      ready: async () => false,
+      close: async () => {}
+    }
+    const { store, registry, breaker } = storeWith(hang, 20)
+    for (let i = 0; i < 2; i++) {
+      const started = performance.now()
+      assert.equal(await store.lookup(id), undefined)
+      const took = performance.now() - started
+      assert.ok(took >= 19 && took < 200, `lookup took ${took} ms`)
+    }
+    assert.equal(breaker.state, 'open')
+    const started = performance.now()
+    assert.equal(await store.lookup(id), undefined)
+    assert.ok(performance.now() - started < 5, 'no wait while the circuit is open')
+    store.write(id, entry)
+    assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'timeout' }), 2)
+    assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'skipped' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'skipped' }), 1)
+  })
+})
