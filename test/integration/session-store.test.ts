@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { RedisServer } from '../../src/lab/redis-server.js'
+import { tlsHandshake, type HandshakeResult } from '../../src/lab/tls-client.js'
+import { SessionSealer } from '../../src/store/sealed-session.js'
+import { FarmKeyRing } from '../../src/sync/farm-keys.js'
+import { farmKeyId, loadFarmSecrets } from '../../src/sync/farm-secret.js'
+import { resumesEventually, sClient, startFarm, type FarmNode } from '../helpers/farm.js'
+import { eventually, startNode } from '../helpers/node-process.js'
+
+// Three nodes sharing sessions through a real redis-server only: no --sync-listen.
+const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3']
+// Above the 5 ms default: this machine is shared, and a lookup cut short only costs a full handshake.
+const LOOKUP_TIMEOUT_MS = 10
+let redis: RedisServer
+let farm: Awaited<ReturnType<typeof startFarm>>
+let n1: FarmNode, n2: FarmNode, n3: FarmNode
+
+before(async () => {
+  redis = await RedisServer.start()
+  farm = await startFarm(HOSTS, { sync: () => ['--session-store', redis.url, '--session-store-timeout', String(LOOKUP_TIMEOUT_MS)] })
+  ;[n1, n2, n3] = farm.nodes as [FarmNode, FarmNode, FarmNode]
+})
+
+after(async () => {
+  await farm?.stop()
+  await redis?.stop()
+})
+
+const tls12 = { tls: '1.2' as const, extra: ['-no_ticket'] }
+function key (sessionId: string): string { return `tlsfleet:session:${sessionId.toLowerCase()}` }
+function sessionIdOf (output: string): string {
+  const id = /Session-ID: ([0-9A-F]+)/.exec(output)?.[1]
+  assert.ok(id !== undefined && id.length === 64, `no session ID in:\n${output}`)
+  return id
+}
+
+test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 through the store alone; a node restarted empty resumes sessions made before', async () => {
+  const sess = path.join(farm.dir, 'a.pem')
+  const first = await sClient({ host: n1.host, port: n1.port, sessOut: sess, ...tls12 })
+  assert.equal(first.reused, false)
+  for (const other of [n2, n3]) {
+    const again = await resumesEventually(async () => await sClient({ host: other.host, port: other.port, sessIn: sess, ...tls12 }))
+    assert.equal(again.reused, true, `not resumed on ${other.host}:\n${again.output}`)
+    assert.ok(await other.node.metric('tlsfleet_session_store_lookups_total', { result: 'hit' }) >= 1)
+  }
+  assert.equal(await n2.node.metric('tlsfleet_sync_packets_total'), 0, 'no farm sync here')
+  assert.ok(await n1.node.metric('tlsfleet_session_store_writes_total', { op: 'set', result: 'ok' }) >= 1)
+
+  // Node 3 restarts with an empty cache (no sync, so no warm join): the store still has the session.
+  const older = path.join(farm.dir, 'older.pem')
+  assert.equal((await sClient({ host: n1.host, port: n1.port, sessOut: older, ...tls12 })).reused, false)
+  await n3.node.stop()
+  n3.node = await startNode(n3.args, { adminPort: n3.admin })
+  assert.equal(await n3.node.metric('tlsfleet_session_cache_entries'), 0, 'restarted empty')
+  const onRestarted = await resumesEventually(async () => await sClient({ host: n3.host, port: n3.port, sessIn: older, ...tls12 }))
+  assert.equal(onRestarted.reused, true, `session made before the restart not resumed:\n${onRestarted.output}`)
+  assert.ok(await n3.node.metric('tlsfleet_session_store_lookups_total', { result: 'hit' }) >= 1)
+})
+
+test('values read with redis-cli hold no session DER in clear, and expire with the session', async () => {
+  const made = await sClient({ host: n1.host, port: n1.port, sessOut: path.join(farm.dir, 'b.pem'), ...tls12 })
+  const masterKey = Buffer.from(/Master-Key: ([0-9A-F]+)/.exec(made.output)?.[1] ?? '', 'hex')
+  assert.equal(masterKey.length, 48)
+  const name = key(sessionIdOf(made.output))
+  await eventually(() => redis.cli(['EXISTS', name]).toString().trim() === '1', 3000, `${name} in redis`)
+  const value = redis.cli(['GET', name]).subarray(0, -1) // --raw ends the value with a newline
+  assert.ok(value.length > 60, `value of ${value.length} bytes`)
+  assert.equal(value.indexOf(masterKey), -1, 'the master secret is in the store in clear')
+  assert.equal(value.indexOf(Buffer.from('tlsfleet')), -1, 'the DER (its session-ID context) is in clear')
+  assert.notEqual(value[0], 0x30, 'an ASN.1 SEQUENCE: DER in clear')
+  const ttl = Number(redis.cli(['PTTL', name]).toString())
+  assert.ok(ttl > 290_000 && ttl <= 300_000, `PTTL ${ttl}: the remaining session lifetime`)
+  const keys = redis.cli(['--scan', '--pattern', '*']).toString().trim().split('\n')
+  assert.ok(keys.length >= 1 && keys.every((k) => k.startsWith('tlsfleet:session:')), `keys without the farm prefix: ${keys.join(' ')}`)
+})
+
+test('a value copied under another ID, a value sealed with another farm secret, and garbage are refused and counted', async () => {
+  const made: Array<{ file: string; name: string }> = []
+  for (const label of ['source', 'copied', 'foreign', 'garbage']) {
+    const file = path.join(farm.dir, `${label}.pem`)
+    const r = await sClient({ host: n1.host, port: n1.port, sessOut: file, ...tls12 })
+    made.push({ file, name: key(sessionIdOf(r.output)) })
+  }
+  const [source, copied, foreign, garbage] = made as [typeof made[0], typeof made[0], typeof made[0], typeof made[0]]
+  for (const m of made) await eventually(() => redis.cli(['EXISTS', m.name]).toString().trim() === '1', 3000, `${m.name} in redis`)
+  redis.cli(['SET', copied.name], redis.cli(['GET', source.name]).subarray(0, -1))
+  const [ours] = loadFarmSecrets([farm.secret])
+  let otherSecret = crypto.randomBytes(48)
+  while (farmKeyId(otherSecret) === ours?.id) otherSecret = crypto.randomBytes(48)
+  const otherFarm = new SessionSealer(new FarmKeyRing([{ id: farmKeyId(otherSecret), secret: otherSecret }]))
+  const foreignId = Buffer.from(foreign.name.split(':').pop() as string, 'hex')
+  redis.cli(['SET', foreign.name], otherFarm.seal(foreignId, { der: crypto.randomBytes(120), createdAt: Math.floor(Date.now() / 1000) }))
+  redis.cli(['SET', garbage.name], crypto.randomBytes(90))
+
+  const before = async (reason: string): Promise<number> => await n2.node.metric('tlsfleet_session_store_rejected_total', { reason })
+  const counts = { bad_tag: await before('bad_tag'), unknown_key: await before('unknown_key'), malformed: await before('malformed') }
+  for (const m of [copied, foreign, garbage]) {
+    const r = await sClient({ host: n2.host, port: n2.port, sessIn: m.file, ...tls12 })
+    assert.equal(r.reused, false, `${m.name} resumed from a value that is not its own`)
+    assert.match(r.output, /^New, TLSv1\.2/m, 'a full handshake, not a failure')
+  }
+  assert.equal(await before('bad_tag') - counts.bad_tag, 1, 'copied under another ID')
+  assert.equal(await before('unknown_key') - counts.unknown_key, 1, 'sealed by another farm')
+  assert.equal(await before('malformed') - counts.malformed, 1, 'garbage')
+  // The source itself is untouched and still resumes.
+  assert.equal((await resumesEventually(async () => await sClient({ host: n2.host, port: n2.port, sessIn: source.file, ...tls12 }))).reused, true)
+})
+
+test('Redis hung, then killed, under steady load: no handshake fails or waits on the store, health stays up, and resumption through the store comes back by itself', async () => {
+  const results: Array<{ phase: string; made: HandshakeResult; resumed?: HandshakeResult }> = []
+  const lookupsBefore = await n2.node.metric('tlsfleet_session_store_lookup_duration_seconds_count')
+  const health: number[] = []
+  // One step: a new session on node 1, offered at once to node 2 (an L2 miss there: the store).
+  const step = async (phase: string): Promise<HandshakeResult | undefined> => {
+    const made = await tlsHandshake({ host: n1.host, port: n1.port, version: '1.2', tickets: false, timeoutMs: 5000 })
+    if (!made.ok || made.session === undefined) { results.push({ phase, made }); return undefined }
+    await new Promise((resolve) => setTimeout(resolve, 5)) // the New reaches the store
+    const resumed = await tlsHandshake({ host: n2.host, port: n2.port, version: '1.2', tickets: false, session: made.session, timeoutMs: 5000 })
+    results.push({ phase, made, resumed })
+    return resumed
+  }
+  const run = async (phase: string, ms: number): Promise<void> => {
+    const end = Date.now() + ms
+    while (Date.now() < end) await step(phase)
+    health.push((await fetch(`${n2.node.adminUrl}/health`)).status)
+  }
+
+  await run('up', 1500)
+  process.kill(redis.pid as number, 'SIGSTOP') // hung: connections open, no answers
+  await run('hung', 2000)
+  await redis.kill() // and then gone
+  await run('down', 1500)
+  await redis.start()
+  let back = false
+  const deadline = Date.now() + 15_000
+  while (!back && Date.now() < deadline) back = (await step('back'))?.resumed === true
+  assert.ok(back, 'resumption through the store did not come back after Redis returned')
+
+  const failed = results.filter((r) => !r.made.ok || r.resumed?.ok === false)
+  assert.deepEqual(failed.map((r) => `${r.phase}: ${r.made.error ?? r.resumed?.error ?? ''}`), [], 'handshakes failed')
+  const share = (phase: string): number => { const rs = results.filter((r) => r.phase === phase); return rs.filter((r) => r.resumed?.resumed === true).length / Math.max(1, rs.length) }
+  assert.ok(share('up') >= 0.8, `resumed share with Redis up: ${share('up')}`)
+  assert.ok(share('down') === 0, `resumed with Redis gone: ${share('down')}`)
+  assert.deepEqual(health, [200, 200, 200], 'the node stays healthy (only cross-node resumption degrades)')
+
+  // The hang was cut at the lookup timeout, then the breaker stopped asking.
+  assert.ok(await n2.node.metric('tlsfleet_session_store_lookups_total', { result: 'timeout' }) >= 1)
+  assert.ok(await n2.node.metric('tlsfleet_session_store_lookups_total', { result: 'skipped' }) >= 1)
+  const lookups = await n2.node.metric('tlsfleet_session_store_lookup_duration_seconds_count') - lookupsBefore
+  const within = await n2.node.metric('tlsfleet_session_store_lookup_duration_seconds_bucket', { le: '0.025' })
+  const all = await n2.node.metric('tlsfleet_session_store_lookup_duration_seconds_bucket', { le: '+Inf' })
+  assert.ok(lookups > 0)
+  assert.equal(within, all, `a store lookup took longer than 25 ms (timeout ${LOOKUP_TIMEOUT_MS} ms)`)
+  // One line when the store went down, one when it came back: not one per failed probe.
+  assert.equal(n2.node.logs.filter((l) => l.msg?.toString().startsWith('session store failing')).length, 1)
+  await eventually(() => n2.node.logs.some((l) => l.msg?.toString().startsWith('session store answers again')), 5000, 'the "answers again" line')
+})
