@@ -15,10 +15,11 @@ import { agentTable } from './agent.js'
 import { handshakeTable, ratioTable } from './report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
+import { runStoreSuite, storeTable, type StoreReport } from './store.js'
 import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
-export const SUITES = ['handshake', 'failover', 'sync', 'agent'] as const
+export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent'] as const
 export type Suite = typeof SUITES[number]
 
 export interface BenchReport {
@@ -28,6 +29,7 @@ export interface BenchReport {
   handshake?: HandshakeRow[]
   failover?: FailoverRow[]
   sync?: SyncReport
+  store?: StoreReport
   agent?: AgentReport
   skipped: string[]
 }
@@ -54,7 +56,7 @@ interface BenchFlags {
 export function benchCommand (): Command {
   const cpus = defaultCpuSets()
   return new Command('bench')
-    .description('TLS handshake benchmark: tlsfleet vs haproxy, hitch and a plain Node tls server (server CPU per handshake), failover, sync and agent suites')
+    .description('TLS handshake benchmark: tlsfleet vs haproxy, hitch and a plain Node tls server (server CPU per handshake), failover, sync, store and agent suites')
     .option('--suites <LIST>', `suites to run (${SUITES.join(',')})`, 'handshake')
     .option('--targets <LIST>', `servers to compare (${TARGET_KINDS.join(',')}; default: every one installed)`)
     .option('--profiles <LIST>', `handshake profiles (${PROFILES.map((p) => p.name).join(',')})`, PROFILES.map((p) => p.name).join(','))
@@ -132,6 +134,10 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       progress.line('sync suite: propagation delay and sustained update rate')
       report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), ...(rsa !== undefined ? { cert: rsa } : {}) })
     }
+    if (suites.includes('store')) {
+      progress.line('store suite: cross-node resumption through a redis-server, lookup latency, write rate')
+      report.store = await runStoreSuite({ progress, samples: Math.min(flags.count, 200), ...(rsa !== undefined ? { cert: rsa } : {}) })
+    }
     if (suites.includes('agent')) {
       progress.line('agent suite: /health and agent-check latency while the workers do full handshakes')
       report.agent = await runAgentSuite({ progress, pem: rsa as string, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers, processes: flags.processes, concurrency: flags.concurrency, durationMs: flags.duration * 1000, dir })
@@ -155,6 +161,7 @@ export function formatReport (r: BenchReport): string {
   }
   if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
+  if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
   if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
   return out.join('\n')
 }

@@ -37,3 +37,24 @@ test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, 
   }
   assert.equal(report.handshake.find((r) => r.profile === 'full-1.2')?.resumedShare, null)
 })
+
+test('the store suite runs against a real redis-server and reports cross-node resumption, lookup latency and sizes', async () => {
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'bench', '--suites', 'store', '--count', '20', '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout, stderr }) })
+  })
+  assert.equal(code, 0, stderr)
+  const store = (JSON.parse(stdout) as { store: { crossNode: { samples: number; resumed: number }; lookupUs: { samples: number; p50: number; p99: number }; handshakeMs: { storeResume: { p50: number } }; bytes: { der: number; storeValue: number; syncPacket: number } } }).store
+  assert.equal(store.crossNode.samples, 20)
+  assert.ok(store.crossNode.resumed >= 10, `only ${store.crossNode.resumed}/20 resumed through the store`)
+  assert.ok(store.lookupUs.samples > 0 && store.lookupUs.p50 > 0 && store.lookupUs.p50 <= store.lookupUs.p99, JSON.stringify(store.lookupUs))
+  assert.ok(store.handshakeMs.storeResume.p50 > 0)
+  // A sealed value is the DER plus 34 bytes (header, nonce, creation time, tag).
+  assert.equal(store.bytes.storeValue, store.bytes.der + 34)
+  assert.ok(store.bytes.syncPacket > store.bytes.der)
+})
