@@ -3,19 +3,24 @@ import { spawn } from 'node:child_process'
 import { test } from 'node:test'
 import { CLI } from '../helpers/node-process.js'
 
-test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
-  const args = [CLI, 'bench', '--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
-    '--duration', '2', '--count', '200', '--processes', '1', '--concurrency', '4', '--json', '--quiet']
-  const started = Date.now()
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+/** `tlsfleet bench ARGS` as a real process, killed after `timeoutMs`. */
+async function runBench (args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout, stderr }) })
   })
+}
+
+test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
+  const args = ['--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
+    '--duration', '2', '--count', '200', '--processes', '1', '--concurrency', '4', '--json', '--quiet']
+  const started = Date.now()
+  const { code, stdout, stderr } = await runBench(args, 80_000)
   assert.equal(code, 0, stderr)
   assert.ok(Date.now() - started < 80_000)
   const report = JSON.parse(stdout) as { machine: { cores: number }; handshake: Array<Record<string, unknown>> }
@@ -39,15 +44,7 @@ test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, 
 })
 
 test('the store suite runs against a real redis-server and reports cross-node resumption, lookup latency and sizes', async () => {
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'bench', '--suites', 'store', '--count', '20', '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout, stderr }) })
-  })
+  const { code, stdout, stderr } = await runBench(['--suites', 'store', '--count', '20', '--json', '--quiet'], 120_000)
   assert.equal(code, 0, stderr)
   const store = (JSON.parse(stdout) as { store: { crossNode: { samples: number; resumed: number }; lookupUs: { samples: number; p50: number; p99: number }; handshakeMs: { storeResume: { p50: number } }; bytes: { der: number; storeValue: number; syncPacket: number } } }).store
   assert.equal(store.crossNode.samples, 20)
