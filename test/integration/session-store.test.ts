@@ -30,6 +30,13 @@ after(async () => {
 })
 
 const tls12 = { tls: '1.2' as const, extra: ['-no_ticket'] }
+/** /metrics is rebuilt at most once a second: wait (bounded) for a counter to reach `atLeast`, return it. */
+async function counterReaches (node: FarmNode, name: string, labels: Record<string, string>, atLeast: number): Promise<number> {
+  let value = 0
+  await eventually(async () => (value = await node.node.metric(name, labels)) >= atLeast, 5000, `${name} ${JSON.stringify(labels)} >= ${atLeast}`).catch(() => {})
+  return value
+}
+
 function key (sessionId: string): string { return `tlsfleet:session:${sessionId.toLowerCase()}` }
 function sessionIdOf (output: string): string {
   const id = /Session-ID: ([0-9A-F]+)/.exec(output)?.[1]
@@ -44,10 +51,10 @@ test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 through th
   for (const other of [n2, n3]) {
     const again = await resumesEventually(async () => await sClient({ host: other.host, port: other.port, sessIn: sess, ...tls12 }))
     assert.equal(again.reused, true, `not resumed on ${other.host}:\n${again.output}`)
-    assert.ok(await other.node.metric('tlsfleet_session_store_lookups_total', { result: 'hit' }) >= 1)
+    assert.ok(await counterReaches(other, 'tlsfleet_session_store_lookups_total', { result: 'hit' }, 1) >= 1)
   }
   assert.equal(await n2.node.metric('tlsfleet_sync_packets_total'), 0, 'no farm sync here')
-  assert.ok(await n1.node.metric('tlsfleet_session_store_writes_total', { op: 'set', result: 'ok' }) >= 1)
+  assert.ok(await counterReaches(n1, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'ok' }, 1) >= 1)
 
   // Node 3 restarts with an empty cache (no sync, so no warm join): the store still has the session.
   const older = path.join(farm.dir, 'older.pem')
@@ -57,7 +64,7 @@ test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 through th
   assert.equal(await n3.node.metric('tlsfleet_session_cache_entries'), 0, 'restarted empty')
   const onRestarted = await resumesEventually(async () => await sClient({ host: n3.host, port: n3.port, sessIn: older, ...tls12 }))
   assert.equal(onRestarted.reused, true, `session made before the restart not resumed:\n${onRestarted.output}`)
-  assert.ok(await n3.node.metric('tlsfleet_session_store_lookups_total', { result: 'hit' }) >= 1)
+  assert.ok(await counterReaches(n3, 'tlsfleet_session_store_lookups_total', { result: 'hit' }, 1) >= 1)
 })
 
 test('values read with redis-cli hold no session DER in clear, and expire with the session', async () => {
@@ -102,9 +109,10 @@ test('a value copied under another ID, a value sealed with another farm secret, 
     assert.equal(r.reused, false, `${m.name} resumed from a value that is not its own`)
     assert.match(r.output, /^New, TLSv1\.2/m, 'a full handshake, not a failure')
   }
-  assert.equal(await before('bad_tag') - counts.bad_tag, 1, 'copied under another ID')
-  assert.equal(await before('unknown_key') - counts.unknown_key, 1, 'sealed by another farm')
-  assert.equal(await before('malformed') - counts.malformed, 1, 'garbage')
+  const reason = async (name: keyof typeof counts): Promise<number> => await counterReaches(n2, 'tlsfleet_session_store_rejected_total', { reason: name }, counts[name] + 1) - counts[name]
+  assert.equal(await reason('bad_tag'), 1, 'copied under another ID')
+  assert.equal(await reason('unknown_key'), 1, 'sealed by another farm')
+  assert.equal(await reason('malformed'), 1, 'garbage')
   // The source itself is untouched and still resumes.
   assert.equal((await resumesEventually(async () => await sClient({ host: n2.host, port: n2.port, sessIn: source.file, ...tls12 }))).reused, true)
 })
