@@ -19,6 +19,8 @@ export function writeFarmSecret (dir: string, name = 'farm.key'): string {
 export async function startFarm (hosts: string[], opts: {
   sync: (i: number, syncPorts: number[]) => string[]
   extra?: string[]
+  /** How long each node may take to be ready (startNode's default when absent). */
+  startTimeoutMs?: number
   dir?: string
 }): Promise<{ nodes: FarmNode[]; dir: string; cert: string; secret: string; stop: () => Promise<void> }> {
   const dir = opts.dir ?? tempDir()
@@ -37,7 +39,7 @@ export async function startFarm (hosts: string[], opts: {
       '--node-id', `node${i + 1}`, '--sync-secret-file', secret, '--warm-join-timeout', '0.5',
       ...opts.sync(i, syncPorts), ...(opts.extra ?? [])
     ]
-    const node = await startNode(args, { adminPort: admin })
+    const node = await startNode(args, { adminPort: admin, ...(opts.startTimeoutMs !== undefined ? { timeoutMs: opts.startTimeoutMs } : {}) })
     nodes[i] = { node, host, port, sync: syncPorts[i] as number, args, admin }
   }))
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')

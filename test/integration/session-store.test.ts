@@ -20,7 +20,8 @@ let n1: FarmNode, n2: FarmNode, n3: FarmNode
 
 before(async () => {
   redis = await RedisServer.start()
-  farm = await startFarm(HOSTS, { sync: () => ['--session-store', redis.url, '--session-store-timeout', String(LOOKUP_TIMEOUT_MS)] })
+  // Three nodes and a redis-server starting at once on a shared 2-core machine: give them time.
+  farm = await startFarm(HOSTS, { startTimeoutMs: 60_000, sync: () => ['--session-store', redis.url, '--session-store-timeout', String(LOOKUP_TIMEOUT_MS)] })
   ;[n1, n2, n3] = farm.nodes as [FarmNode, FarmNode, FarmNode]
 })
 
@@ -60,7 +61,7 @@ test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 through th
   const older = path.join(farm.dir, 'older.pem')
   assert.equal((await sClient({ host: n1.host, port: n1.port, sessOut: older, ...tls12 })).reused, false)
   await n3.node.stop()
-  n3.node = await startNode(n3.args, { adminPort: n3.admin })
+  n3.node = await startNode(n3.args, { adminPort: n3.admin, timeoutMs: 60_000 })
   assert.equal(await n3.node.metric('tlsfleet_session_cache_entries'), 0, 'restarted empty')
   const onRestarted = await resumesEventually(async () => await sClient({ host: n3.host, port: n3.port, sessIn: older, ...tls12 }))
   assert.equal(onRestarted.reused, true, `session made before the restart not resumed:\n${onRestarted.output}`)

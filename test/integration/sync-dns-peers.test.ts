@@ -22,6 +22,7 @@ before(async () => {
   dns.records.set(NAME, ['127.0.0.1', '127.0.0.2'])
   syncPort = await freeTcpUdpPort('0.0.0.0')
   farm = await startFarm(HOSTS, {
+    startTimeoutMs: 60_000,
     sync: (i) => ['--sync-listen', `${HOSTS[i] as string}:${syncPort}`, '--sync-peer', `dns:${NAME}:${syncPort}`, '--sync-dns-server', dns.server, '--sync-peer-refresh', '0.5']
   })
   ;[n1, n2, n3] = farm.nodes as [FarmNode, FarmNode, FarmNode]
