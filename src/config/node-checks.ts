@@ -32,6 +32,9 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.sessionStore !== 'off' && config.sessionStoreTimeout >= config.cacheGetTimeout) {
     throw new ConfigConflictError(`--session-store-timeout ${config.sessionStoreTimeout} ms must be shorter than --cache-get-timeout ${config.cacheGetTimeout} ms (the worker stops waiting for L2 then)`)
   }
+  if (config.sessionStore !== 'off' && config.terminator === 'haproxy') {
+    throw new ConfigConflictError('--session-store does not go with --terminator haproxy: the local HAProxy keeps its own session cache, which the store cannot fill or read')
+  }
   if (config.syncPeer.some(isDnsPeer) && config.syncListen === 'off') {
     throw new ConfigConflictError('--sync-peer dns:NAME:PORT needs --sync-listen (the farm sync socket the peers are sent to from)')
   }

@@ -55,6 +55,8 @@ describe('--session-store URLs', () => {
     assert.throws(() => checkOptionCombinations(noSecret), (err) => err instanceof ConfigConflictError && /--session-store needs --sync-secret-file/.test(err.message))
     const slow = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379', 'sync-secret-file': ['farm.key'], 'session-store-timeout': '25' } })
     assert.throws(() => checkOptionCombinations(slow), (err) => err instanceof ConfigConflictError && /--session-store-timeout 25 ms must be shorter than --cache-get-timeout 25 ms/.test(err.message))
+    const haproxy = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379', 'sync-secret-file': ['farm.key'], terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': 'keys' } })
+    assert.throws(() => checkOptionCombinations(haproxy), (err) => err instanceof ConfigConflictError && /--session-store does not go with --terminator haproxy/.test(err.message))
     const fine = loadConfig({ env: {}, flags: { 'session-store': 'redis://127.0.0.1:6379', 'sync-secret-file': ['farm.key'] } })
     assert.doesNotThrow(() => checkOptionCombinations(fine))
     assert.equal(fine.sessionStoreTimeout, 5)
