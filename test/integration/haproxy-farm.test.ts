@@ -77,6 +77,15 @@ async function l2Entries (name: 'n1' | 'n2'): Promise<number> {
   return ((await (await fetch(`${member(name).node.adminUrl}/v1/cache`)).json()) as CacheBody).l2.entries
 }
 
+/**
+ * After a new session on `home`: wait until home's L2 holds it (the worker's New crosses IPC
+ * asynchronously), then until `away` has as many sessions (the farm sync delivered it).
+ */
+async function sessionShared (home: 'n1' | 'n2', before: number): Promise<void> {
+  await synced(home, before + 1)
+  await synced(other(home), await l2Entries(home))
+}
+
 before(async () => {
   dir = tempDir()
   const cert = makeCertificate(dir, 'farm', ['localhost'])
@@ -147,10 +156,11 @@ test('persistence: a TLS 1.2 client that resumes lands on the node holding its s
 
 test('drain keeps persistent clients; drain --move-clients sends them to the other node, where they resume', async () => {
   const sess = path.join(dir, 'drain.pem')
+  const before = { n1: await l2Entries('n1'), n2: await l2Entries('n2') }
   const first = await landing(async () => await client({ sessOut: sess }))
   const home = first.node
   const away = other(home)
-  await synced(away, await l2Entries(home))
+  await sessionShared(home, before[home])
 
   const drain = await runCli(['drain', '--admin', member(home).node.adminUrl])
   assert.equal(drain.code, 0, drain.stdout + drain.stderr)
@@ -176,11 +186,12 @@ test('drain keeps persistent clients; drain --move-clients sends them to the oth
 
 test('failover: kill the node holding a client\'s session; the client resumes on the other node', async () => {
   const sess = path.join(dir, 'failover.pem')
+  const before = { n1: await l2Entries('n1'), n2: await l2Entries('n2') }
   const first = await landing(async () => await client({ sessOut: sess }))
   assert.equal(first.kind, 'full')
   const home = first.node
   const away = other(home)
-  await synced(away, await l2Entries(home))
+  await sessionShared(home, before[home])
 
   const victim = member(home).node
   const workers = childPids(victim.process.pid as number)
