@@ -1,11 +1,19 @@
 import type { LowerLevelLookup, PrimarySessionCache } from './primary-session-cache.js'
 import type { SessionEntry } from './session-store.js'
 
-/** What a worker's L1 asks of L2 (New, Get, Del), over the cluster IPC channel. */
-export type L1Request =
+/** New and Del: what a worker tells L2 without waiting for an answer. */
+export type SessionUpdate =
   | { t: 'session-new'; id: Buffer; der: Buffer; createdAt: number }
-  | { t: 'session-get'; req: number; id: Buffer }
   | { t: 'session-del'; id: Buffer }
+
+/**
+ * What a worker's L1 asks of L2 (New, Get, Del), over the cluster IPC channel. New and Del made
+ * during one turn of the worker's event loop arrive as one batch, in order.
+ */
+export type L1Request =
+  | SessionUpdate
+  | { t: 'session-batch'; updates: SessionUpdate[] }
+  | { t: 'session-get'; req: number; id: Buffer }
 
 /** What L2 tells a worker's L1: the answer to a Get, or a session to drop. */
 export type L2Notice =
@@ -43,6 +51,9 @@ export class L2Responder {
       case 'session-del':
         this.cache.deleteLocal(request.id)
         this.workers.broadcast({ t: 'session-del', id: request.id }, worker)
+        break
+      case 'session-batch':
+        for (const update of request.updates) this.handle(worker, update)
         break
     }
   }

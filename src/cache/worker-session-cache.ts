@@ -33,25 +33,33 @@ export class WorkerSessionCache {
     this.l2.sendNew(id, entry)
   }
 
-  /** Get: L1, then L2 with a deadline. Resolves the DER to resume with, or null. */
-  async lookup (id: Buffer): Promise<Buffer | null> {
+  /**
+   * Get: L1, then L2 with a deadline. An L1 hit answers at once (no promise: it is the
+   * resumption path of every returning client of this worker); an L1 miss resolves the DER
+   * L2 had, or null.
+   */
+  lookup (id: Buffer): Buffer | Promise<Buffer | null> {
     const local = this.l1.get(id)
     if (local !== undefined) {
-      this.metrics.cacheLookups.inc({ level: 'l1', result: 'hit' })
+      this.metrics.cacheLookup('l1', 'hit')
       return local.der
     }
-    this.metrics.cacheLookups.inc({ level: 'l1', result: 'miss' })
+    this.metrics.cacheLookup('l1', 'miss')
+    return this.lookupL2(id)
+  }
+
+  private async lookupL2 (id: Buffer): Promise<Buffer | null> {
     const remote = await this.withDeadline(this.l2.requestGet(id))
     if (remote === undefined) {
-      this.metrics.cacheGetTimeouts.inc()
-      this.metrics.cacheLookups.inc({ level: 'l2', result: 'miss' })
+      this.metrics.cacheGetTimeout()
+      this.metrics.cacheLookup('l2', 'miss')
       return null
     }
     if (remote === null || !this.l1.set(id, remote)) {
-      this.metrics.cacheLookups.inc({ level: 'l2', result: 'miss' })
+      this.metrics.cacheLookup('l2', 'miss')
       return null
     }
-    this.metrics.cacheLookups.inc({ level: 'l2', result: 'hit' })
+    this.metrics.cacheLookup('l2', 'hit')
     return remote.der
   }
 

@@ -1,90 +1,166 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { FastHistogram, type HistogramSeries } from './fast-histogram.js'
+
+export type HandshakeResult = 'full' | 'resumed'
+type LookupLevel = 'l1' | 'l2'
+type LookupResult = 'hit' | 'miss'
+
+/** Handshake buckets, seconds: a resumed handshake on an idle node takes ~0.3 ms. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 /**
  * Metrics a worker keeps about the connections it terminates. The primary asks every worker
  * for `registry.getMetricsAsJSON()` and merges them (prom-client's AggregatorRegistry), so
  * /metrics shows node-wide totals. Names follow Prometheus conventions: `_total` counters,
  * base units (seconds), low-cardinality labels.
+ *
+ * The connection path only adds to plain numbers through the methods below; the prom-client
+ * metrics copy them when they are read (`collect`), at most once a second. A prom-client
+ * `inc` with labels hashes and validates them on every call, and a connection made ~6 of
+ * them: a measurable share of a resumed handshake (docs/benchmarks.md).
  */
 export class WorkerMetrics {
   readonly registry = new Registry()
 
-  readonly handshakes = new Counter({
-    name: 'tlsfleet_handshakes_total',
-    help: 'Completed TLS handshakes by result (full or resumed) and protocol version',
-    labelNames: ['result', 'version'] as const,
-    registers: [this.registry]
-  })
+  private readonly figures = new ConnectionFigures()
+  private readonly durations: Record<HandshakeResult, HistogramSeries>
 
-  readonly handshakeFailures = new Counter({
-    name: 'tlsfleet_handshake_failures_total',
-    help: 'Connections closed before the TLS handshake completed, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry]
-  })
-
-  readonly clientCertificateRejections = new Counter({
-    name: 'tlsfleet_client_certificate_rejections_total',
-    help: 'Handshakes refused because of the client certificate (--client-verify), by OpenSSL\'s verify code or "missing"',
-    labelNames: ['reason'] as const,
-    registers: [this.registry]
-  })
-
-  readonly handshakeDuration = new Histogram({
-    name: 'tlsfleet_handshake_duration_seconds',
-    help: 'Time from the first ClientHello byte to the completed handshake',
-    labelNames: ['result'] as const,
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry]
-  })
-
-  readonly cacheLookups = new Counter({
-    name: 'tlsfleet_session_cache_lookups_total',
-    help: 'Session cache lookups by level (l1 in the worker, l2 in the primary) and result',
-    labelNames: ['level', 'result'] as const,
-    registers: [this.registry]
-  })
-
-  readonly cacheGetTimeouts = new Counter({
-    name: 'tlsfleet_session_cache_get_timeouts_total',
-    help: 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)',
-    registers: [this.registry]
-  })
-
-  readonly sessionsDeleted = new Counter({
-    name: 'tlsfleet_sessions_invalidated_total',
-    help: 'Sessions removed because they were offered and failed to resume',
-    registers: [this.registry]
-  })
-
-  readonly proxyHeaderErrors = new Counter({
-    name: 'tlsfleet_proxy_protocol_errors_total',
-    help: 'Connections closed because of a malformed or oversized PROXY protocol header, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry]
-  })
-
-  readonly connectionsAccepted = new Counter({
-    name: 'tlsfleet_connections_accepted_total',
-    help: 'TCP connections accepted by the workers',
-    registers: [this.registry]
-  })
-
-  readonly connectionsActive = new Gauge({
-    name: 'tlsfleet_connections_active',
-    help: 'Client connections currently open in the workers',
-    registers: [this.registry]
-  })
-
-  readonly backendErrors = new Counter({
-    name: 'tlsfleet_backend_errors_total',
-    help: 'Failures talking to the backend, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry]
-  })
+  readonly handshakes: Counter<'result' | 'version'>
+  readonly cacheLookups: Counter<'level' | 'result'>
+  readonly cacheGetTimeouts: Counter
 
   constructor () {
+    const registers = [this.registry]
+    // `this` inside collect() is the prom-client metric; it reads `figures`.
+    const figures = this.figures
+    this.handshakes = new Counter({
+      name: 'tlsfleet_handshakes_total',
+      help: 'Completed TLS handshakes by result (full or resumed) and protocol version',
+      labelNames: ['result', 'version'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const [version, [full, resumed]] of figures.handshakesByVersion) {
+          if (full > 0) this.inc({ result: 'full', version }, full)
+          if (resumed > 0) this.inc({ result: 'resumed', version }, resumed)
+        }
+      }
+    })
+    byReason(registers, 'tlsfleet_handshake_failures_total', 'Connections closed before the TLS handshake completed, by reason', figures.failures)
+    byReason(registers, 'tlsfleet_client_certificate_rejections_total', 'Handshakes refused because of the client certificate (--client-verify), by OpenSSL\'s verify code or "missing"', figures.clientCertificateRejections)
+    const histogram = new FastHistogram('tlsfleet_handshake_duration_seconds', 'Time from the first ClientHello byte to the completed handshake', 'result', DURATION_BUCKETS, this.registry)
+    this.durations = { full: histogram.series('full'), resumed: histogram.series('resumed') }
+    this.cacheLookups = new Counter({
+      name: 'tlsfleet_session_cache_lookups_total',
+      help: 'Session cache lookups by level (l1 in the worker, l2 in the primary) and result',
+      labelNames: ['level', 'result'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const level of ['l1', 'l2'] as const) {
+          for (const result of ['hit', 'miss'] as const) {
+            const n = figures.lookups[level][result]
+            if (n > 0) this.inc({ level, result }, n)
+          }
+        }
+      }
+    })
+    this.cacheGetTimeouts = new Counter({
+      name: 'tlsfleet_session_cache_get_timeouts_total',
+      help: 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)',
+      registers,
+      collect () { this.reset(); this.inc(figures.getTimeouts) }
+    })
+    new Counter({
+      name: 'tlsfleet_sessions_invalidated_total',
+      help: 'Sessions removed because they were offered and failed to resume',
+      registers,
+      collect () { this.reset(); this.inc(figures.invalidated) }
+    })
+    byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
+    new Counter({
+      name: 'tlsfleet_connections_accepted_total',
+      help: 'TCP connections accepted by the workers',
+      registers,
+      collect () { this.reset(); this.inc(figures.accepted) }
+    })
+    new Gauge({
+      name: 'tlsfleet_connections_active',
+      help: 'Client connections currently open in the workers',
+      registers,
+      collect () { this.set(figures.active) }
+    })
+    byReason(registers, 'tlsfleet_backend_errors_total', 'Failures talking to the backend, by reason', figures.backendFailures)
     // Same names as the primary's: aggregation sums CPU and memory over the whole node.
     collectDefaultMetrics({ register: this.registry })
   }
+
+  connectionOpened (): void { this.figures.accepted++; this.figures.active++ }
+  connectionClosed (): void { this.figures.active-- }
+
+  handshakeDone (result: HandshakeResult, version: string, seconds: number): void {
+    const byVersion = this.figures.handshakesByVersion
+    let counts = byVersion.get(version)
+    if (counts === undefined) {
+      counts = [0, 0]
+      byVersion.set(version, counts)
+    }
+    counts[result === 'full' ? 0 : 1]++
+    this.durations[result].observe(seconds)
+  }
+
+  handshakeFailed (reason: string): void { add(this.figures.failures, reason) }
+  clientCertificateRejected (reason: string): void { add(this.figures.clientCertificateRejections, reason) }
+  proxyHeaderError (reason: string): void { add(this.figures.proxyErrors, reason) }
+  backendError (reason: string): void { add(this.figures.backendFailures, reason) }
+  sessionInvalidated (): void { this.figures.invalidated++ }
+  cacheGetTimeout (): void { this.figures.getTimeouts++ }
+
+  cacheLookup (level: LookupLevel, result: LookupResult): void {
+    this.figures.lookups[level][result]++
+  }
+
+  /** Completed handshakes so far (the worker's report to the primary's load sampler). */
+  handshakeTotals (): { full: number; resumed: number } {
+    let full = 0
+    let resumed = 0
+    for (const [f, r] of this.figures.handshakesByVersion.values()) { full += f; resumed += r }
+    return { full, resumed }
+  }
+
+  /** Open connections now. */
+  get activeConnections (): number { return this.figures.active }
+}
+
+/** The counts behind the worker's metrics: plain numbers the connection path adds to. */
+class ConnectionFigures {
+  accepted = 0
+  active = 0
+  invalidated = 0
+  getTimeouts = 0
+  /** [full, resumed] by protocol version (getProtocol(): 'TLSv1.2', 'TLSv1.3', ...). */
+  readonly handshakesByVersion = new Map<string, [number, number]>()
+  readonly failures = new Map<string, number>()
+  readonly clientCertificateRejections = new Map<string, number>()
+  readonly proxyErrors = new Map<string, number>()
+  readonly backendFailures = new Map<string, number>()
+  readonly lookups: Record<LookupLevel, Record<LookupResult, number>> = { l1: { hit: 0, miss: 0 }, l2: { hit: 0, miss: 0 } }
+}
+
+function add (counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1)
+}
+
+/** A `{reason}` counter that copies `counts` when read. */
+function byReason (registers: Registry[], name: string, help: string, counts: Map<string, number>): Counter<'reason'> {
+  return new Counter({
+    name,
+    help,
+    labelNames: ['reason'] as const,
+    registers,
+    collect () {
+      this.reset()
+      for (const [reason, n] of counts) this.inc({ reason }, n)
+    }
+  })
 }

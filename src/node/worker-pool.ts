@@ -166,6 +166,7 @@ export class WorkerPool {
       case 'session-new':
       case 'session-get':
       case 'session-del':
+      case 'session-batch':
         this.opts.onSessionRequest(worker.id, message)
         break
       case 'report': {

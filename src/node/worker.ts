@@ -6,6 +6,7 @@ import { formatHostPort } from '../config/host-port.js'
 import { WorkerMetrics } from '../metrics/worker-metrics.js'
 import { TlsTerminator } from '../tls/terminator.js'
 import { createLogger, type Logger } from '../util/logger.js'
+import type { SessionUpdate } from '../cache/l2-responder.js'
 import { isPrimaryMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 import { dropPrivileges } from './privileges.js'
 import type { WorkerSettings } from './worker-settings.js'
@@ -19,16 +20,43 @@ function send (message: WorkerToPrimary): void {
   if (process.connected) process.send?.(message)
 }
 
+/**
+ * L1's channel to L2 over cluster IPC. New and Del are fire-and-forget, so those made during
+ * one turn of the event loop leave as one message at its end (setImmediate: no timer, no
+ * added wait beyond the current turn). Under load a turn completes several handshakes, and
+ * each message costs both processes a system call and the primary a wake-up on a core the
+ * workers share; idle, a message leaves as soon as the turn ends, as before.
+ */
 class IpcL2Channel implements L2Channel {
   private nextReq = 1
   private readonly pending = new Map<number, (entry: SessionEntry | null) => void>()
+  private queued: SessionUpdate[] = []
+  private flushScheduled = false
 
-  sendNew (id: Buffer, entry: SessionEntry): void { send({ t: 'session-new', id, der: entry.der, createdAt: entry.createdAt }) }
-  sendDel (id: Buffer): void { send({ t: 'session-del', id }) }
+  sendNew (id: Buffer, entry: SessionEntry): void { this.queue({ t: 'session-new', id, der: entry.der, createdAt: entry.createdAt }) }
+  sendDel (id: Buffer): void { this.queue({ t: 'session-del', id }) }
+
+  private queue (update: SessionUpdate): void {
+    this.queued.push(update)
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => this.flush())
+  }
+
+  /** Sends what is queued: one update as itself, several as one batch. */
+  flush (): void {
+    this.flushScheduled = false
+    const updates = this.queued
+    if (updates.length === 0) return
+    this.queued = []
+    send(updates.length === 1 ? updates[0] as SessionUpdate : { t: 'session-batch', updates })
+  }
 
   async requestGet (id: Buffer): Promise<SessionEntry | null> {
     if (!process.connected) return null
     const req = this.nextReq++
+    // A Del still queued must reach L2 before this Get, or L2 could hand back what it drops.
+    this.flush()
     return await new Promise((resolve) => {
       this.pending.set(req, resolve)
       // The cache's own deadline decides the handshake; this only bounds the map.
@@ -142,16 +170,11 @@ class Worker {
   private async report (req: number, withMetrics: boolean): Promise<void> {
     const elu = performance.eventLoopUtilization(this.elu)
     this.elu = performance.eventLoopUtilization()
-    const handshakes = { full: 0, resumed: 0 }
-    for (const v of (await this.metrics.handshakes.get()).values) {
-      if (v.labels.result === 'full') handshakes.full += v.value
-      else if (v.labels.result === 'resumed') handshakes.resumed += v.value
-    }
     send({
       t: 'report',
       req,
       pid: process.pid,
-      handshakes,
+      handshakes: this.metrics.handshakeTotals(),
       metrics: withMetrics ? await this.metrics.registry.getMetricsAsJSON() : [],
       l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses, bytes: this.cache.l1.bytes },
       eventLoopUtilization: elu.utilization,

@@ -25,10 +25,13 @@ export function certificateKey (der: Buffer | Uint8Array): string {
 export class StapleStore {
   private staples = new Map<string, Staple>()
 
-  constructor (private readonly hub: tls.Server) {
-    hub.on('OCSPRequest', (certificate: Buffer | null, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
-      done(null, certificate === null ? undefined : this.find(certificate))
-    })
+  /** `hubs`: the terminator's tls.Servers that receive the handshake events (see terminator.ts). */
+  constructor (private readonly hubs: tls.Server[]) {
+    for (const hub of hubs) {
+      hub.on('OCSPRequest', (certificate: Buffer | null, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
+        done(null, certificate === null ? undefined : this.find(certificate))
+      })
+    }
   }
 
   set (staples: Staple[]): void {
@@ -40,7 +43,7 @@ export class StapleStore {
    * callback ran), and that client gets the default certificate: give the hub that one.
    */
   useDefaultCertificate (bundle: CertificateBundle | undefined): void {
-    if (bundle !== undefined) this.hub.setSecureContext({ key: bundle.key, cert: bundle.cert })
+    if (bundle !== undefined) for (const hub of this.hubs) hub.setSecureContext({ key: bundle.key, cert: bundle.cert })
   }
 
   find (certificate: Buffer): Buffer | undefined {

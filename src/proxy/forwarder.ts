@@ -4,49 +4,54 @@ import type { HostPort } from '../config/host-port.js'
 import { encodeProxyV1, encodeProxyV2, type ProxyAddress } from './proxy-protocol.js'
 import type { ProxyTlv } from './proxy-tlv.js'
 
-export interface ForwardOptions {
+/** Where and how every connection of a worker is forwarded (one object per worker). */
+export interface BackendTarget {
   backend: HostPort
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   connectTimeoutMs: number
   idleTimeoutMs: number
-  /** The real client (from the PROXY header when present) and the address it connected to. */
+  onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset') => void
+}
+
+/** What a PROXY header going out says: the real client (from the PROXY header when present), the address it connected to, and TLVs. */
+export interface ConnectionAddresses {
   source: ProxyAddress | undefined
   destination: ProxyAddress | undefined
   /** PROXY v2 only: TLVs after the addresses (ALPN, AUTHORITY, SSL). */
   tlvs?: ProxyTlv[]
-  onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset') => void
 }
 
 /**
  * Connects to the backend and joins the decrypted client stream to it, both directions.
  * `pipe` gives back-pressure (a slow reader pauses the other side) and forwards each side's
  * end as a half-close, so a client that shuts its write side still gets the full response.
- * Either side failing, or no traffic for the idle timeout, tears both down.
+ * Either side failing, or no traffic for the idle timeout, tears both down. `addresses` is
+ * only needed (and only looked up by the caller) when a PROXY header goes out.
  */
-export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['setTimeout'] }, opts: ForwardOptions): void {
-  const upstream = net.connect({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true })
+export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['setTimeout'] }, target: BackendTarget, addresses?: ConnectionAddresses): void {
+  const upstream = net.connect({ host: target.backend.host, port: target.backend.port, allowHalfOpen: true, noDelay: true })
   let connected = false
   const destroyBoth = (): void => {
     client.destroy()
     upstream.destroy()
   }
-  upstream.setTimeout(opts.connectTimeoutMs, () => {
+  upstream.setTimeout(target.connectTimeoutMs, () => {
     if (!connected) {
-      opts.onBackendError('connect_timeout')
+      target.onBackendError('connect_timeout')
       destroyBoth()
     }
   })
   upstream.once('connect', () => {
     connected = true
     upstream.setTimeout(0)
-    const header = proxyHeader(opts)
+    const header = proxyHeader(target.proxyProtocolOut, addresses)
     if (header !== undefined) upstream.write(header)
     client.pipe(upstream)
     upstream.pipe(client)
-    client.setTimeout(opts.idleTimeoutMs, destroyBoth)
+    client.setTimeout(target.idleTimeoutMs, destroyBoth)
   })
   upstream.on('error', () => {
-    opts.onBackendError(connected ? 'reset' : 'connect_failed')
+    target.onBackendError(connected ? 'reset' : 'connect_failed')
     destroyBoth()
   })
   client.on('error', destroyBoth)
@@ -56,9 +61,9 @@ export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['set
   upstream.once('close', (hadError) => { if (hadError || !connected) client.destroy() })
 }
 
-function proxyHeader (opts: ForwardOptions): Buffer | undefined {
-  if (opts.proxyProtocolOut === 'off') return undefined
-  if (opts.proxyProtocolOut === 'v2') return encodeProxyV2(opts.source, opts.destination, opts.tlvs)
-  if (opts.source === undefined || opts.destination === undefined) return Buffer.from('PROXY UNKNOWN\r\n')
-  return encodeProxyV1(opts.source, opts.destination)
+function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {
+  if (mode === 'off') return undefined
+  if (mode === 'v2') return encodeProxyV2(addresses?.source, addresses?.destination, addresses?.tlvs)
+  if (addresses?.source === undefined || addresses.destination === undefined) return Buffer.from('PROXY UNKNOWN\r\n')
+  return encodeProxyV1(addresses.source, addresses.destination)
 }

@@ -67,8 +67,10 @@ export function readPreamble (
   const onEnd = (): void => finish({ kind: 'closed' })
 
   socket.on('data', onData)
-  socket.once('end', onEnd)
-  socket.once('close', onEnd)
+  // `on`, not `once`: finish() removes them, and a `once` wrapper per listener and connection
+  // is an allocation and a slower removal for nothing.
+  socket.on('end', onEnd)
+  socket.on('close', onEnd)
 }
 
 export function isFailure (result: Preamble | PreambleFailure): result is PreambleFailure {

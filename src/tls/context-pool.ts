@@ -35,8 +35,16 @@ export class ContextPool {
   private readonly routers = new Map<string, SniRouter<tls.SecureContext>>()
   private plain?: SniRouter<tls.SecureContext>
   private lastPrune = 0
+  /**
+   * Per-connection shortcuts: the router for new clients until the next rotation, and the router
+   * for each ticket key name seen (its 16 bytes as a latin1 string) until that name stops being
+   * acceptable. A connection then costs one Map read instead of a tag compare, a BigInt epoch,
+   * a key string and a second Map read.
+   */
+  private currentRouter?: CachedRouter
+  private readonly byTicketName = new Map<string, CachedRouter>()
 
-  constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, now: () => number = Date.now) {
+  constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
     this.material = material
     this.contextOptions = this.optionsFor(material)
     this.schedules = opts.ticketSecrets.map((secret) => new TicketKeySchedule({
@@ -56,6 +64,8 @@ export class ContextPool {
     this.material = material
     this.contextOptions = this.optionsFor(material)
     this.routers.clear()
+    this.byTicketName.clear()
+    this.currentRouter = undefined
     this.plain = undefined
     this.routerFor(undefined)
   }
@@ -67,14 +77,26 @@ export class ContextPool {
       this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
       return this.plain
     }
+    const now = this.now()
     const name = hello?.ticketKeyName
     if (name !== undefined) {
+      const key = name.toString('latin1')
+      const cached = this.byTicketName.get(key)
+      if (cached !== undefined && now < cached.until) return cached.router
       for (let i = 0; i < this.schedules.length; i++) {
-        const generation = (this.schedules[i] as TicketKeySchedule).byName(name)
-        if (generation !== undefined) return this.router(i, generation)
+        const schedule = this.schedules[i] as TicketKeySchedule
+        const generation = schedule.byName(name)
+        if (generation === undefined) continue
+        const router = this.router(i, generation)
+        this.byTicketName.set(key, { router, until: schedule.acceptableUntilMs(generation.epoch) })
+        return router
       }
     }
-    return this.router(0, primary.current())
+    if (this.currentRouter !== undefined && now < this.currentRouter.until) return this.currentRouter.router
+    const generation = primary.current()
+    const router = this.router(0, generation)
+    this.currentRouter = { router, until: primary.epochStartMs(generation.epoch + 1) }
+    return router
   }
 
   private router (scheduleIndex: number, generation: TicketKeyGeneration): SniRouter<tls.SecureContext> {
@@ -99,12 +121,19 @@ export class ContextPool {
 
   /** Forget generations no ticket can use any more (checked at most once a minute). */
   private prune (): void {
-    const now = Date.now()
+    const now = this.now()
     if (now - this.lastPrune < 60_000) return
     this.lastPrune = now
     for (const key of this.routers.keys()) {
       const [index, epoch] = key.split(':').map(Number) as [number, number]
       if (!(this.schedules[index]?.isAcceptable(epoch) ?? false)) this.routers.delete(key)
     }
+    for (const [name, cached] of this.byTicketName) if (now >= cached.until) this.byTicketName.delete(name)
   }
+}
+
+interface CachedRouter {
+  router: SniRouter<tls.SecureContext>
+  /** ms since the epoch at which this choice must be made again */
+  until: number
 }

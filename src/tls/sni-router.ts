@@ -42,7 +42,8 @@ export class SniRouter<T> {
   }
 
   private match (servername: string): T | undefined {
-    const name = servername.toLowerCase().replace(/\.$/, '')
+    const lower = servername.toLowerCase()
+    const name = lower.endsWith('.') ? lower.slice(0, -1) : lower
     const exact = this.exact.get(name)
     if (exact !== undefined) return exact
     const dot = name.indexOf('.')

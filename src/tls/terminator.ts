@@ -1,11 +1,11 @@
 import type net from 'node:net'
+import { performance } from 'node:perf_hooks'
 import tls from 'node:tls'
 import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import type { Logger } from '../util/logger.js'
-import { forwardToBackend } from '../proxy/forwarder.js'
+import { forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
 import { isFailure, readPreamble, type Preamble } from '../proxy/preamble.js'
-import type { ProxyAddress } from '../proxy/proxy-protocol.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
 import { checkClientCertificate, type ClientCertificate } from './client-auth.js'
@@ -15,26 +15,43 @@ import { ContextPool } from './context-pool.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
-interface Handshake {
-  hello?: ClientHelloInfo
-  /** True once resumeSession handed OpenSSL a cached session for this connection's ID. */
-  suppliedSession: boolean
+/** A connection until its handshake is done. */
+interface Pending {
+  socket: net.Socket
+  timer?: NodeJS.Timeout
+  /** Counted once: the first reason a connection was refused wins. */
+  failed: boolean
+}
+
+/** A handshake that offered a TLS 1.2 session ID (without a ticket), by that ID. */
+interface Offer {
+  /** True once resumeSession handed OpenSSL a cached session for this ID. */
+  supplied: boolean
 }
 
 /**
  * Terminates TLS for the connections a worker accepts. Each connection goes:
- * PROXY header → ClientHello peek → TLSSocket (context picked from the peeked SNI) → backend.
+ * PROXY header → ClientHello peek → TLSSocket (context picked from the peeked SNI and ticket
+ * key name) → backend.
  *
- * `hub` is a tls.Server used only as the target of OpenSSL's session events (newSession,
- * resumeSession); sockets are built here so each one can get its own secure context and its
- * own bookkeeping, and nothing about a handshake ever waits on another process except an L1
- * miss, which is bounded by the cache's timeout.
+ * Sockets are built here, not by a tls.Server, so each one gets its own secure context; the
+ * two "hubs" are tls.Servers used only as targets of OpenSSL's session events:
+ * - `sessionHub` has the newSession/resumeSession listeners of the session-ID cache. Node then
+ *   parses the ClientHello again (in C++) and calls into JavaScript once or twice per
+ *   handshake (resumeSession, newSession).
+ * - `plainHub` has none, like a plain tls.Server: a connection that can never use the
+ *   session-ID cache goes there and skips that work (see hubFor).
+ * Nothing about a handshake waits on another process except an L1 miss, bounded by the
+ * cache's timeout.
  */
 export class TlsTerminator {
   private readonly contexts: ContextPool
-  private readonly hub = tls.createServer()
-  /** Handshakes in progress, by the legacy session ID the client offered (hex). */
-  private readonly offering = new Map<string, Handshake>()
+  private readonly sessionHub = tls.createServer()
+  private readonly plainHub = tls.createServer()
+  /** By the offered ID (latin1): resumeSession is only given the ID. */
+  private readonly offers = new Map<string, Offer>()
+  private readonly backend: BackendTarget
+  private readonly ticketsEnabled: boolean
   /** Per-socket TLS options decided at start: client certificate request, ALPN. */
   private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
@@ -56,6 +73,7 @@ export class TlsTerminator {
       ticketSecrets: settings.ticketSecrets,
       ticketRotationSeconds: settings.ticketRotationSeconds
     })
+    this.ticketsEnabled = this.contexts.ticketsEnabled
     // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
       ...(settings.clientVerify !== 'none' ? { requestCert: true, rejectUnauthorized: settings.clientVerify === 'require' } : {}),
@@ -63,15 +81,25 @@ export class TlsTerminator {
     }
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
     if (settings.ocspStapling) {
-      this.staples = new StapleStore(this.hub)
+      this.staples = new StapleStore([this.sessionHub, this.plainHub])
       this.staples.useDefaultCertificate(material.certificates[0])
     }
-    this.hub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
+    this.backend = {
+      backend: settings.backend,
+      proxyProtocolOut: settings.proxyProtocolOut,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      onBackendError: (reason) => {
+        this.metrics.backendError(reason)
+        this.log.warn({ backend: settings.backend, reason }, 'backend connection failed')
+      }
+    }
+    this.sessionHub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
       // TLS 1.3 sessions never resume by session ID (the client's legacy ID is random).
       if (sessionProtocolVersion(der) !== TLS1_3_VERSION) this.cache.add(id, der)
       done()
     })
-    this.hub.on('resumeSession', (id: Buffer, done: (err: Error | null, der: Buffer | null) => void) => {
+    this.sessionHub.on('resumeSession', (id: Buffer, done: (err: Error | null, der: Buffer | null) => void) => {
       this.resume(id, done)
     })
   }
@@ -87,135 +115,160 @@ export class TlsTerminator {
   }
 
   handle (socket: net.Socket): void {
-    this.metrics.connectionsAccepted.inc()
-    this.metrics.connectionsActive.inc()
+    this.metrics.connectionOpened()
     this.connections.add(socket)
-    socket.once('close', () => {
+    const pending: Pending = { socket, failed: false }
+    pending.timer = setTimeout(() => this.fail(pending, 'timeout'), this.settings.handshakeTimeoutMs)
+    socket.on('close', () => {
+      clearTimeout(pending.timer)
       this.connections.delete(socket)
-      this.metrics.connectionsActive.dec()
+      this.metrics.connectionClosed()
     })
-    socket.on('error', () => { /* reported through close; a reset client is not an error of ours */ })
-
-    let failed = false
-    const fail = (reason: string): void => {
-      if (failed) return
-      failed = true
-      this.metrics.handshakeFailures.inc({ reason })
-      socket.destroy()
-    }
-    const timer = setTimeout(() => fail('timeout'), this.settings.handshakeTimeoutMs)
-    socket.once('close', () => clearTimeout(timer))
+    socket.on('error', ignore) // reported through close; a reset client is not an error of ours
 
     readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
-      if (isFailure(result)) {
-        if (result.kind === 'proxy') {
-          this.metrics.proxyHeaderErrors.inc({ reason: result.reason })
-          failed = true
-          socket.destroy()
-        } else {
-          fail(result.kind)
-        }
-        return
+      if (!isFailure(result)) {
+        this.startTls(pending, result)
+      } else if (result.kind === 'proxy') {
+        this.metrics.proxyHeaderError(result.reason)
+        pending.failed = true
+        socket.destroy()
+      } else {
+        this.fail(pending, result.kind)
       }
-      this.startTls(socket, result, timer, fail)
     })
   }
 
-  private startTls (socket: net.Socket, preamble: Preamble, timer: NodeJS.Timeout, fail: (reason: string) => void): void {
-    const router = this.contexts.routerFor(preamble.hello)
-    const secureContext = this.settings.sniNoMatch === 'abort' ? router.lookupStrict(preamble.hello?.serverName) : router.lookup(preamble.hello?.serverName)
+  private fail (pending: Pending, reason: string): void {
+    if (pending.failed) return
+    pending.failed = true
+    this.metrics.handshakeFailed(reason)
+    pending.socket.destroy()
+  }
+
+  private startTls (pending: Pending, preamble: Preamble): void {
+    const { socket } = pending
+    const hello = preamble.hello
+    const router = this.contexts.routerFor(hello)
+    const secureContext = this.settings.sniNoMatch === 'abort' ? router.lookupStrict(hello?.serverName) : router.lookup(hello?.serverName)
     if (secureContext === undefined) {
       // --sni-nomatch abort: answer as OpenSSL would (a fatal unrecognized_name alert), then close.
-      socket.write(UNRECOGNIZED_NAME_ALERT, () => fail('sni_nomatch'))
+      socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
       return
     }
-    const started = process.hrtime.bigint()
-    const handshake: Handshake = { suppliedSession: false }
-    if (preamble.hello !== undefined) handshake.hello = preamble.hello
-    const offeredId = preamble.hello?.sessionId
-    const key = offeredId !== undefined && offeredId.length > 0 ? offeredId.toString('hex') : undefined
-    if (key !== undefined) this.offering.set(key, handshake)
+    const started = performance.now()
+    const hub = this.hubFor(hello)
+    // Node asks resumeSession only for a TLS 1.2 session ID offered without a ticket.
+    const offerKey = hub === this.sessionHub && hello !== undefined && hello.sessionId.length > 0 && hello.sessionTicket === undefined
+      ? hello.sessionId.toString('latin1')
+      : undefined
+    const offer: Offer | undefined = offerKey !== undefined ? { supplied: false } : undefined
+    if (offerKey !== undefined) this.offers.set(offerKey, offer as Offer)
+    const forget = (): void => { if (offerKey !== undefined && this.offers.get(offerKey) === offer) this.offers.delete(offerKey) }
 
-    const tlsSocket = new tls.TLSSocket(socket, {
+    const options: tls.TLSSocketOptions & { allowHalfOpen: boolean } = {
       isServer: true,
-      server: this.hub,
+      server: hub,
       secureContext,
-      SNICallback: (name, cb) => cb(null, router.lookup(name)),
       allowHalfOpen: true,
       ...this.socketOptions
-    } as tls.TLSSocketOptions)
+    }
+    // The context already comes from the SNI we peeked. OpenSSL's SNI callback, otherwise one
+    // more call into JS per handshake, is needed by a ClientHello we could not parse, and with
+    // OCSP stapling: Node looks up the staple for the certificate of the context the SNI
+    // callback chose (the hub's own one without it).
+    if (hello === undefined || this.staples !== undefined) options.SNICallback = (name, cb) => cb(null, router.lookup(name))
+    const tlsSocket = new tls.TLSSocket(socket, options)
 
-    const forget = (): void => { if (key !== undefined && this.offering.get(key) === handshake) this.offering.delete(key) }
+    let secured = false
     tlsSocket.once('secure', () => {
-      clearTimeout(timer)
+      secured = true
+      clearTimeout(pending.timer)
       forget()
       let client: ClientCertificate | undefined
       if (this.settings.clientVerify !== 'none') {
         const check = checkClientCertificate(tlsSocket, this.settings.clientVerify)
         if (!check.ok) {
-          this.refuseClientCertificate(check.reason, fail)
+          this.refuseClientCertificate(check.reason, pending)
           return
         }
         client = check.certificate
       }
       const reused = tlsSocket.isSessionReused()
-      const result = reused ? 'resumed' : 'full'
-      this.metrics.handshakes.inc({ result, version: tlsSocket.getProtocol() ?? 'unknown' })
-      this.metrics.handshakeDuration.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9)
-      if (handshake.suppliedSession && !reused && offeredId !== undefined) {
+      this.metrics.handshakeDone(reused ? 'resumed' : 'full', tlsSocket.getProtocol() ?? 'unknown', (performance.now() - started) / 1000)
+      if (offer?.supplied === true && !reused && hello !== undefined) {
         // We offered OpenSSL a cached session and it refused it: the entry is bad everywhere.
-        this.metrics.sessionsDeleted.inc()
-        this.cache.invalidate(offeredId)
+        this.metrics.sessionInvalidated()
+        this.cache.invalidate(hello.sessionId)
       }
-      forwardToBackend(tlsSocket, {
-        backend: this.settings.backend,
-        proxyProtocolOut: this.settings.proxyProtocolOut,
-        connectTimeoutMs: this.settings.connectTimeoutMs,
-        idleTimeoutMs: this.settings.idleTimeoutMs,
-        source: clientAddress(socket, preamble),
-        destination: localAddress(socket, preamble),
-        tlvs: this.tlvs?.(tlsSocket, client),
-        onBackendError: (reason) => {
-          this.metrics.backendErrors.inc({ reason })
-          this.log.warn({ backend: this.settings.backend, reason }, 'backend connection failed')
-        }
-      })
+      forwardToBackend(tlsSocket, this.backend, this.proxyOut(socket, preamble, tlsSocket, client))
     })
-    let secured = false
-    tlsSocket.once('secure', () => { secured = true })
     tlsSocket.on('error', (err: Error & { code?: string }) => {
       forget()
       if (secured) return // after the handshake the forwarder owns the connection's errors
       this.log.debug({ err }, 'TLS handshake failed')
-      if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') this.refuseClientCertificate('missing', fail)
-      else fail('tls_error')
+      if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') this.refuseClientCertificate('missing', pending)
+      else this.fail(pending, 'tls_error')
     })
     // allowHalfOpen keeps a socket open after the client's FIN; before the handshake is done
     // that only means the client gave up.
-    tlsSocket.once('end', () => { if (!secured) fail('closed') })
-    tlsSocket.once('close', forget)
+    tlsSocket.once('end', () => { if (!secured) this.fail(pending, 'closed') })
+    if (offerKey !== undefined) tlsSocket.once('close', forget)
+  }
+
+  /**
+   * The hub for a connection. The session-ID cache only ever serves TLS 1.2 handshakes
+   * without a ticket, so these can skip it: a client offering TLS 1.3 (we never cap the
+   * version, so it gets 1.3, whose sessions resume by ticket only), and a TLS 1.2 ticket
+   * while tickets are on (Node does not ask resumeSession then, and a ticket that fails to
+   * decrypt makes a full handshake whose client gets a fresh ticket). With tickets off,
+   * OpenSSL ignores the ticket and the session ID is all there is.
+   */
+  private hubFor (hello: ClientHelloInfo | undefined): tls.Server {
+    if (hello === undefined) return this.sessionHub
+    if (hello.offersTls13) return this.plainHub
+    if (hello.sessionTicket !== undefined && this.ticketsEnabled) return this.plainHub
+    return this.sessionHub
+  }
+
+  /** What the PROXY header going out says; only that header needs it (each address is a system call). */
+  private proxyOut (socket: net.Socket, preamble: Preamble, tlsSocket: tls.TLSSocket, client: ClientCertificate | undefined): ConnectionAddresses | undefined {
+    if (this.settings.proxyProtocolOut === 'off') return undefined
+    const tlvs = this.tlvs?.(tlsSocket, client)
+    const addresses: ConnectionAddresses = preamble.proxy !== undefined
+      ? { source: preamble.proxy.source, destination: preamble.proxy.destination }
+      : {
+          source: socket.remoteAddress !== undefined && socket.remotePort !== undefined ? { address: socket.remoteAddress, port: socket.remotePort } : undefined,
+          destination: socket.localAddress !== undefined && socket.localPort !== undefined ? { address: socket.localAddress, port: socket.localPort } : undefined
+        }
+    if (tlvs !== undefined) addresses.tlvs = tlvs
+    return addresses
   }
 
   /** A client certificate refused (--client-verify): a handshake failure, counted with OpenSSL's reason. */
-  private refuseClientCertificate (reason: string, fail: (reason: string) => void): void {
-    this.metrics.clientCertificateRejections.inc({ reason })
+  private refuseClientCertificate (reason: string, pending: Pending): void {
+    this.metrics.clientCertificateRejected(reason)
     this.log.debug({ reason }, 'client certificate refused')
-    fail('client_certificate')
+    this.fail(pending, 'client_certificate')
   }
 
-  /** resumeSession: answer from L1/L2, unless the client is about to negotiate TLS 1.3. */
+  /** resumeSession (TLS 1.2 session ID, no ticket): answer from L1 at once, else from L2. */
   private resume (id: Buffer, done: (err: Error | null, der: Buffer | null) => void): void {
-    const handshake = this.offering.get(id.toString('hex'))
-    if (handshake?.hello?.offersTls13 === true) {
-      done(null, null)
+    const offer = this.offers.get(id.toString('latin1'))
+    const found = this.cache.lookup(id)
+    if (Buffer.isBuffer(found)) {
+      if (offer !== undefined) offer.supplied = true
+      done(null, found)
       return
     }
-    this.cache.lookup(id).then((der) => {
-      if (der !== null && handshake !== undefined) handshake.suppliedSession = true
+    found.then((der) => {
+      if (der !== null && offer !== undefined) offer.supplied = true
       done(null, der)
     }, () => done(null, null))
   }
 }
+
+function ignore (): void {}
 
 /** A TLS record: fatal alert unrecognized_name (112). */
 const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70])
@@ -223,16 +276,4 @@ const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02,
 /** ALPN protocol names as OpenSSL takes them (each prefixed by its length), built once. */
 function alpnWireFormat (protocols: string[]): Buffer {
   return Buffer.concat(protocols.map((p) => Buffer.concat([Buffer.from([Buffer.byteLength(p, 'latin1')]), Buffer.from(p, 'latin1')])))
-}
-
-function clientAddress (socket: net.Socket, preamble: Preamble): ProxyAddress | undefined {
-  if (preamble.proxy !== undefined) return preamble.proxy.source
-  if (socket.remoteAddress === undefined || socket.remotePort === undefined) return undefined
-  return { address: socket.remoteAddress, port: socket.remotePort }
-}
-
-function localAddress (socket: net.Socket, preamble: Preamble): ProxyAddress | undefined {
-  if (preamble.proxy !== undefined) return preamble.proxy.destination
-  if (socket.localAddress === undefined || socket.localPort === undefined) return undefined
-  return { address: socket.localAddress, port: socket.localPort }
 }

@@ -127,6 +127,14 @@ export class TicketKeySchedule {
     return nowMs - this.epochStartMs(epoch + 1) < this.lifetimeSeconds * 1000
   }
 
+  /**
+   * Until when (ms) tickets named for `epoch` stay acceptable, once they are: the end of their
+   * epoch plus the session lifetime (see isAcceptable). Lets a caller cache a lookup.
+   */
+  acceptableUntilMs (epoch: number): number {
+    return this.epochStartMs(epoch + 1) + this.lifetimeSeconds * 1000
+  }
+
   /** Generations whose tickets may still be valid now, newest first: next, current, previous... */
   acceptable (): TicketKeyGeneration[] {
     const now = this.#now()

@@ -9,7 +9,7 @@ const der = Buffer.from('an OCSP response')
 
 test('a staple is handed out for its own certificate until it expires, never after', async () => {
   const hub = tls.createServer()
-  const store = new StapleStore(hub)
+  const store = new StapleStore([hub])
   store.set([{ certificate: certificateKey(leaf), der, expiresAt: Date.now() + 60_000 }])
   assert.equal(store.find(leaf), der)
   assert.equal(store.find(other), undefined)
@@ -19,7 +19,7 @@ test('a staple is handed out for its own certificate until it expires, never aft
 
 test('the hub\'s OCSPRequest event is answered at once, with or without a staple', async () => {
   const hub = tls.createServer()
-  const store = new StapleStore(hub)
+  const store = new StapleStore([hub])
   store.set([{ certificate: certificateKey(leaf), der, expiresAt: Date.now() + 60_000 }])
   const ask = async (certificate: Buffer | null): Promise<Buffer | undefined> => await new Promise((resolve, reject) => {
     hub.emit('OCSPRequest', certificate, null, (err: Error | null, response?: Buffer) => { if (err !== null) reject(err); else resolve(response) })
