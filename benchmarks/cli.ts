@@ -7,6 +7,7 @@ import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
 import { runAgentSuite, type AgentReport } from './agent.js'
 import { runFailoverSuite, type FailoverRow } from './failover.js'
 import { runHandshakeSuite, type HandshakeRow } from './handshake.js'
+import { memoryTable, runMemorySuite, type MemoryRow } from './memory.js'
 import { defaultCpuSets, machineInfo, type MachineInfo } from './machine.js'
 import { findProfiles, PROFILES } from './profiles.js'
 import { Progress } from './progress.js'
@@ -19,7 +20,7 @@ import { runStoreSuite, storeTable, type StoreReport } from './store.js'
 import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
-export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent'] as const
+export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent', 'memory'] as const
 export type Suite = typeof SUITES[number]
 
 export interface BenchReport {
@@ -31,6 +32,7 @@ export interface BenchReport {
   sync?: SyncReport
   store?: StoreReport
   agent?: AgentReport
+  memory?: MemoryRow[]
   skipped: string[]
 }
 
@@ -142,6 +144,10 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       progress.line('agent suite: /health and agent-check latency while the workers do full handshakes')
       report.agent = await runAgentSuite({ progress, pem: rsa as string, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers, processes: flags.processes, concurrency: flags.concurrency, durationMs: flags.duration * 1000, dir })
     }
+    if (suites.includes('memory')) {
+      progress.line('memory suite: RSS per session held in L2')
+      report.memory = await runMemorySuite({ progress, sessions: 100_000 })
+    }
   } finally {
     await backend.stop()
     fs.rmSync(dir, { recursive: true, force: true })
@@ -163,5 +169,6 @@ export function formatReport (r: BenchReport): string {
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
   if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
+  if (r.memory !== undefined) out.push('', 'L2 memory (RSS growth of a process holding the sessions, after a full GC):', '', memoryTable(r.memory))
   return out.join('\n')
 }

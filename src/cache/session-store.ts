@@ -16,17 +16,33 @@ export interface SessionStoreOptions {
   now?: () => number
 }
 
-/** Rough per-entry overhead (key string, object, LRU links) so the byte bound means memory. */
-const ENTRY_OVERHEAD_BYTES = 160
+/**
+ * What an entry costs beyond its DER and ID bytes, counted against the byte bound: the LRU's
+ * slots, the two string headers and the creation time (~150 bytes of RSS measured by
+ * `tlsfleet bench --suites memory`, docs/benchmarks.md).
+ */
+export const ENTRY_OVERHEAD_BYTES = 160
+
+/** The creation time is stored in front of the DER, as 4 latin1 characters (u32, big-endian). */
+const CREATED_AT_CHARS = 4
 
 /**
  * One level of the session cache (L1 in a worker, L2 in the primary): an LRU keyed by the
  * session ID, bounded by entries and bytes, where each entry expires at its *original*
  * creation time plus the lifetime, so a session copied between workers or nodes dies at the
- * same moment everywhere instead of living on in each copy.
+ * same moment everywhere instead of living on in each copy. Expiry is checked on read (the
+ * creation time is in the entry); no timer per entry (a busy node holds 100k of them).
+ *
+ * Memory: a node holds up to --cache-size sessions, so an entry is two strings and nothing
+ * else. The key is the ID as a latin1 string (one byte per character); the value is the
+ * creation time and the DER, also latin1. As Buffers (a typed array over an ArrayBuffer
+ * each) an entry cost ~1.7x more beyond its DER, and a DER that arrived over IPC was a view
+ * that kept the whole IPC read alive. A read makes a Buffer again (a copy of ~150
+ * bytes), which L2 answers and snapshots pay, and L1 each session-ID resumption: a fraction of
+ * a microsecond. `tlsfleet bench --suites memory` measures it (docs/benchmarks.md).
  */
 export class SessionStore {
-  private readonly lru: LRUCache<string, SessionEntry>
+  private readonly lru: LRUCache<string, string>
   private readonly lifetimeMs: number
   private readonly now: () => number
   hits = 0
@@ -35,14 +51,9 @@ export class SessionStore {
   constructor (opts: SessionStoreOptions) {
     this.lifetimeMs = opts.lifetimeSeconds * 1000
     this.now = opts.now ?? Date.now
-    this.lru = new LRUCache<string, SessionEntry>({
+    this.lru = new LRUCache<string, string>({
       max: opts.maxEntries,
-      ...(opts.maxBytes !== undefined
-        ? { maxSize: opts.maxBytes, sizeCalculation: (entry, key) => entry.der.length + key.length + ENTRY_OVERHEAD_BYTES }
-        : {}),
-      ttlAutopurge: false,
-      // Expiry is checked on read; no timers per entry (a busy node holds 100k of them).
-      allowStale: false
+      ...(opts.maxBytes !== undefined ? { maxSize: opts.maxBytes, sizeCalculation: entrySize } : {})
     })
   }
 
@@ -53,40 +64,67 @@ export class SessionStore {
 
   /** Store a session; returns false (and stores nothing) when it has already expired. */
   set (id: Buffer, entry: SessionEntry): boolean {
-    const ttl = this.remainingMs(entry.createdAt)
-    if (ttl <= 0) return false
-    this.lru.set(id.toString('hex'), entry, { ttl: Math.ceil(ttl) })
+    if (this.remainingMs(entry.createdAt) <= 0) return false
+    this.lru.set(id.toString('latin1'), encodeValue(entry))
     return true
   }
 
   /** Look a session up, counting the hit or miss. */
   get (id: Buffer): SessionEntry | undefined {
-    const entry = this.lru.get(id.toString('hex'))
-    if (entry === undefined || this.remainingMs(entry.createdAt) <= 0) {
+    const key = id.toString('latin1')
+    const value = this.lru.get(key)
+    const createdAt = value === undefined ? 0 : createdAtOf(value)
+    if (value === undefined || this.remainingMs(createdAt) <= 0) {
+      if (value !== undefined) this.lru.delete(key)
       this.misses++
       return undefined
     }
     this.hits++
-    return entry
+    return { der: derOf(value), createdAt }
   }
 
   has (id: Buffer): boolean {
-    return this.lru.has(id.toString('hex'))
+    return this.lru.has(id.toString('latin1'))
   }
 
   delete (id: Buffer): boolean {
-    return this.lru.delete(id.toString('hex'))
+    return this.lru.delete(id.toString('latin1'))
   }
 
-  /** Live entries (for snapshots to a joining peer), oldest last. */
+  /** Live entries (for snapshots to a joining peer), most recently used first. */
   * entries (): Generator<[Buffer, SessionEntry]> {
-    for (const [key, entry] of this.lru.entries()) {
-      if (this.remainingMs(entry.createdAt) > 0) yield [Buffer.from(key, 'hex'), entry]
+    for (const [key, value] of this.lru.entries()) {
+      const createdAt = createdAtOf(value)
+      if (this.remainingMs(createdAt) > 0) yield [Buffer.from(key, 'latin1'), { der: derOf(value), createdAt }]
     }
   }
 
   get size (): number { return this.lru.size }
+  /** The byte bound's measure of what is held: DER + ID + ENTRY_OVERHEAD_BYTES per entry. */
   get bytes (): number { return this.lru.calculatedSize ?? 0 }
-  purgeExpired (): void { this.lru.purgeStale() }
+
+  purgeExpired (): void {
+    for (const [key, value] of [...this.lru.entries()]) if (this.remainingMs(createdAtOf(value)) <= 0) this.lru.delete(key)
+  }
+
   clear (): void { this.lru.clear() }
+}
+
+function encodeValue (entry: SessionEntry): string {
+  const bytes = Buffer.allocUnsafe(CREATED_AT_CHARS + entry.der.length)
+  bytes.writeUInt32BE(entry.createdAt >>> 0, 0)
+  entry.der.copy(bytes, CREATED_AT_CHARS)
+  return bytes.toString('latin1')
+}
+
+function derOf (value: string): Buffer {
+  return Buffer.from(value.slice(CREATED_AT_CHARS), 'latin1')
+}
+
+function createdAtOf (value: string): number {
+  return ((value.charCodeAt(0) << 24) >>> 0) + (value.charCodeAt(1) << 16) + (value.charCodeAt(2) << 8) + value.charCodeAt(3)
+}
+
+function entrySize (value: string, key: string): number {
+  return key.length + value.length - CREATED_AT_CHARS + ENTRY_OVERHEAD_BYTES
 }

@@ -1,4 +1,5 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import { EVENT_LOOP_MONITOR_MS } from './event-loop.js'
 
 export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
 
@@ -34,7 +35,7 @@ export class PrimaryMetrics {
 
   constructor (sources: PrimaryGaugeSources) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry })
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
     new Gauge({ name: 'tlsfleet_session_cache_entries', help: 'Sessions held in L2', registers, collect () { this.set(sources.l2().entries) } })
     new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'Approximate bytes held by L2', registers, collect () { this.set(sources.l2().bytes) } })
     new Gauge({

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { FastHistogram, type HistogramSeries } from './fast-histogram.js'
+import { EVENT_LOOP_MONITOR_MS } from './event-loop.js'
 
 export type HandshakeResult = 'full' | 'resumed'
 type LookupLevel = 'l1' | 'l2'
@@ -92,7 +93,7 @@ export class WorkerMetrics {
     })
     byReason(registers, 'tlsfleet_backend_errors_total', 'Failures talking to the backend, by reason', figures.backendFailures)
     // Same names as the primary's: aggregation sums CPU and memory over the whole node.
-    collectDefaultMetrics({ register: this.registry })
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
   }
 
   connectionOpened (): void { this.figures.accepted++; this.figures.active++ }
