@@ -13,7 +13,7 @@ import { findProfiles, PROFILES } from './profiles.js'
 import { Progress } from './progress.js'
 import { failoverTable } from './failover.js'
 import { agentTable } from './agent.js'
-import { handshakeTable, ratioTable } from './report.js'
+import { handshakeTable, nodeRatioTable, ratioTable } from './report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
 import { runStoreSuite, storeTable, type StoreReport } from './store.js'
@@ -47,7 +47,7 @@ function int (name: string, min: number, max: number): (v: string) => number {
 
 interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
-  processes: number; concurrency: number; serverCpus: string; clientCpus: string; workers?: number
+  processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean
 }
 
@@ -67,6 +67,7 @@ export function benchCommand (): Command {
     .option('--count <N>', 'connections per run (upper bound)', int('--count', 1, 10_000_000), 20_000)
     .option('--processes <N>', 'client processes', int('--processes', 1, 256), 2)
     .option('--concurrency <N>', 'connections in flight per client process', int('--concurrency', 1, 1024), 8)
+    .option('--rounds <N>', 'handshake suite: measure every (profile, server) N times, the servers taking turns (steadier ratios on a noisy machine)', int('--rounds', 1, 100), 1)
     .option('--server-cpus <LIST>', 'CPUs the server under test is pinned to (taskset -c)', cpus.server)
     .option('--client-cpus <LIST>', 'CPUs the clients and the backend are pinned to', cpus.client)
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
@@ -113,7 +114,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   const report: BenchReport = {
     machine: machineInfo(flags.serverCpus, flags.clientCpus),
     command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),
-    settings: { suites, targets, profiles: profiles.map((p) => p.name), certs: certKinds, durationSeconds: flags.duration, count: flags.count, processes: flags.processes, concurrency: flags.concurrency, workers, request: flags.request },
+    settings: { suites, targets, profiles: profiles.map((p) => p.name), certs: certKinds, durationSeconds: flags.duration, count: flags.count, processes: flags.processes, concurrency: flags.concurrency, rounds: flags.rounds, workers, request: flags.request },
     skipped
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-'))
@@ -124,7 +125,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       progress.line(`handshake suite: ${targets.join(', ')} × ${profiles.map((p) => p.name).join(', ')} × ${certKinds.join(', ')}; server on CPUs ${flags.serverCpus}, clients on ${flags.clientCpus}`)
       report.handshake = await runHandshakeSuite({
         certs, targets, profiles, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers,
-        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, request: flags.request, dir, progress
+        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, rounds: flags.rounds, request: flags.request, dir, progress
       })
     }
     const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
@@ -164,6 +165,9 @@ export function formatReport (r: BenchReport): string {
   if (r.handshake !== undefined && r.handshake.length > 0) {
     out.push('', 'Handshakes (server CPU from /proc utime+stime of the server process tree):', '', handshakeTable(r.handshake))
     out.push('', 'Server CPU per handshake, relative to tlsfleet:', '', ratioTable(r.handshake))
+    if (r.handshake.some((row) => row.target === 'node')) {
+      out.push('', 'tlsfleet against the plain Node terminator (server CPU per handshake; a TLS 1.2 session ID against node\'s TLS 1.2 ticket):', '', nodeRatioTable(r.handshake))
+    }
   }
   if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))

@@ -5,6 +5,7 @@
  * Messages to the parent: ready, progress {done, errors}, result.
  */
 import { tlsHandshake, type HandshakeResult, type TlsVersion } from '../src/lab/tls-client.js'
+import { encodeProxyV2 } from '../src/proxy/proxy-protocol.js'
 import type { Profile } from './profiles.js'
 
 export interface WorkerConfig {
@@ -16,6 +17,8 @@ export interface WorkerConfig {
   count: number
   durationMs: number
   request: boolean
+  /** Send a PROXY v2 header (a fixed client address) before each ClientHello. */
+  proxyV2: boolean
 }
 
 export interface WorkerResult {
@@ -43,6 +46,7 @@ function loopState (profile: Profile, index: number): LoopState {
 
 async function main (config: WorkerConfig): Promise<void> {
   const loops = Array.from({ length: config.concurrency }, (_, i) => loopState(config.profile, i))
+  const proxyHeader = config.proxyV2 ? encodeProxyV2({ address: '192.0.2.10', port: 40000 + process.pid % 20000 }, { address: config.host, port: config.port }) : undefined
   const connect = async (s: LoopState, offer: boolean): Promise<HandshakeResult> => await tlsHandshake({
     host: config.host,
     port: config.port,
@@ -50,6 +54,7 @@ async function main (config: WorkerConfig): Promise<void> {
     tickets: s.tickets,
     request: config.request,
     timeoutMs: 10_000,
+    ...(proxyHeader !== undefined ? { proxyHeader } : {}),
     ...(offer && s.session !== undefined ? { session: s.session } : {})
   })
   // Priming: one full handshake per resuming loop, so the measured window holds only the profile.

@@ -1,9 +1,9 @@
 import { CpuMeter } from '../src/lab/proc-cpu.js'
 import type { CertKind } from './certs.js'
-import { runLoad } from './load.js'
+import { runLoad, type LoadOptions, type LoadResult } from './load.js'
 import type { Profile } from './profiles.js'
 import type { Progress } from './progress.js'
-import { startTarget, type TargetKind } from './targets.js'
+import { startTarget, type Target, type TargetKind } from './targets.js'
 
 export interface HandshakeRow {
   cert: CertKind
@@ -18,10 +18,12 @@ export interface HandshakeRow {
   /** Of the connections that offered a session, the share the server resumed. */
   resumedShare: number | null
   serverCpuSeconds: number
-  /** Server CPU (primary + workers / all threads / all children) per handshake, µs. */
+  /** Server CPU (primary + workers / all threads / all children) per handshake, µs; all rounds together. */
   serverCpuUsPerHandshake: number
   /** The same as seconds per 1,000 handshakes. */
   serverCpuSecondsPer1000: number
+  /** Server CPU per handshake of each round, µs (ratios are taken round by round too). */
+  roundsUsPerHandshake: number[]
   errorSamples: string[]
 }
 
@@ -37,62 +39,108 @@ export interface HandshakeSuiteOptions {
   concurrency: number
   count: number
   durationMs: number
+  /** Every (profile, target) is measured this many times, the targets taking turns. */
+  rounds: number
   request: boolean
   dir: string
   progress: Progress
 }
 
-/** Every (certificate, target, profile), one server start per (certificate, target). */
+interface Measurement { handshakes: number; errors: number; elapsedMs: number; offered: number; resumed: number; cpu: number; latencies: LoadResult['latencyMs']; errorSamples: string[] }
+
+/**
+ * Every (certificate, target, profile). The targets of one certificate run side by side: all
+ * started at once (idle ones cost nothing measurable), then each profile is measured on each
+ * target in turn, `rounds` times, the order reversed every other round, so that a machine
+ * whose speed drifts (a shared VM) shifts every target alike and ratios stay comparable.
+ */
 export async function runHandshakeSuite (opts: HandshakeSuiteOptions): Promise<HandshakeRow[]> {
   const rows: HandshakeRow[] = []
   for (const cert of opts.certs) {
-    for (const kind of opts.targets) {
-      const target = await startTarget(kind, { pem: cert.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir })
-      try {
-        // Warm-up, not measured: JIT, worker caches, the backend's accept path.
-        await runLoad({ host: '127.0.0.1', port: target.port, profile: opts.profiles[0] as Profile, processes: opts.processes, concurrency: opts.concurrency, count: Math.min(200, opts.count), durationMs: Math.min(1000, opts.durationMs), request: opts.request, cpus: opts.clientCpus })
-        for (const profile of opts.profiles) {
-          const name = `${cert.kind} ${target.kind} ${profile.name}`
-          let meter: CpuMeter | undefined
-          const load = await runLoad({
-            host: '127.0.0.1',
-            port: target.port,
-            profile,
-            processes: opts.processes,
-            concurrency: opts.concurrency,
-            count: opts.count,
-            durationMs: opts.durationMs,
-            request: opts.request,
-            cpus: opts.clientCpus,
-            onStart: () => { meter = new CpuMeter(() => [target.pid]) },
-            onProgress: (done, errors, ms) => opts.progress.update(`${name}: ${done} handshakes, ${errors} errors, ${(done / Math.max(ms / 1000, 0.001)).toFixed(0)}/s`)
-          })
-          const cpu = meter?.read() ?? 0
-          const row: HandshakeRow = {
-            cert: cert.kind,
-            target: target.kind,
-            label: target.label,
-            profile: profile.name,
-            handshakes: load.handshakes,
-            errors: load.errors,
-            seconds: round(load.elapsedMs / 1000, 2),
-            handshakesPerSecond: round(load.handshakesPerSecond, 0),
-            latencyMs: { p50: round(load.latencyMs.p50, 2), p95: round(load.latencyMs.p95, 2), p99: round(load.latencyMs.p99, 2) },
-            resumedShare: load.offered > 0 ? round(load.resumed / load.offered, 4) : null,
-            serverCpuSeconds: round(cpu, 3),
-            serverCpuUsPerHandshake: load.handshakes > 0 ? round((cpu / load.handshakes) * 1e6, 0) : 0,
-            serverCpuSecondsPer1000: load.handshakes > 0 ? round((cpu / load.handshakes) * 1000, 3) : 0,
-            errorSamples: load.errorSamples
-          }
-          rows.push(row)
-          opts.progress.line(`${name}: ${row.handshakes} handshakes in ${row.seconds} s, ${row.handshakesPerSecond}/s, server ${row.serverCpuUsPerHandshake} µs/handshake, p50 ${row.latencyMs.p50} ms, resumed ${row.resumedShare === null ? '-' : `${(row.resumedShare * 100).toFixed(1)}%`}, ${row.errors} errors`)
-        }
-      } finally {
-        await target.stop()
+    const targets: Target[] = []
+    try {
+      for (const kind of opts.targets) {
+        targets.push(await startTarget(kind, { pem: cert.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir }))
       }
+      for (const target of targets) {
+        // Warm-up, not measured: JIT, worker caches, the backend's accept path; every profile once.
+        for (const profile of opts.profiles) {
+          await runLoad({ ...loadOptions(opts, target, profile), count: Math.min(200, opts.count), durationMs: Math.min(1000, opts.durationMs) })
+        }
+      }
+      const results = new Map<string, Measurement[]>()
+      for (let turn = 0; turn < opts.rounds; turn++) {
+        for (const profile of opts.profiles) {
+          for (const target of turn % 2 === 0 ? targets : [...targets].reverse()) {
+            const name = `${cert.kind} ${target.kind} ${profile.name}${opts.rounds > 1 ? ` (round ${turn + 1}/${opts.rounds})` : ''}`
+            const m = await measure(opts, target, profile, name)
+            const key = `${target.kind}|${profile.name}`
+            results.set(key, [...(results.get(key) ?? []), m])
+            opts.progress.line(`${name}: ${m.handshakes} handshakes, server ${m.handshakes > 0 ? round((m.cpu / m.handshakes) * 1e6, 0) : 0} µs/handshake, ${m.errors} errors`)
+          }
+        }
+      }
+      for (const target of targets) {
+        for (const profile of opts.profiles) rows.push(toRow(cert.kind, target, profile, results.get(`${target.kind}|${profile.name}`) ?? []))
+      }
+    } finally {
+      for (const target of targets) await target.stop()
     }
   }
   return rows
+}
+
+function loadOptions (opts: HandshakeSuiteOptions, target: Target, profile: Profile): LoadOptions {
+  return {
+    host: '127.0.0.1',
+    port: target.port,
+    profile,
+    processes: opts.processes,
+    concurrency: opts.concurrency,
+    count: opts.count,
+    durationMs: opts.durationMs,
+    request: opts.request,
+    proxyV2: target.proxyV2In,
+    cpus: opts.clientCpus
+  }
+}
+
+async function measure (opts: HandshakeSuiteOptions, target: Target, profile: Profile, name: string): Promise<Measurement> {
+  let meter: CpuMeter | undefined
+  const load = await runLoad({
+    ...loadOptions(opts, target, profile),
+    onStart: () => { meter = new CpuMeter(() => [target.pid]) },
+    onProgress: (done, errors, ms) => opts.progress.update(`${name}: ${done} handshakes, ${errors} errors, ${(done / Math.max(ms / 1000, 0.001)).toFixed(0)}/s`)
+  })
+  return { handshakes: load.handshakes, errors: load.errors, elapsedMs: load.elapsedMs, offered: load.offered, resumed: load.resumed, cpu: meter?.read() ?? 0, latencies: load.latencyMs, errorSamples: load.errorSamples }
+}
+
+/** One row from the rounds of a (target, profile): sums, and the latencies of the median round. */
+function toRow (cert: CertKind, target: Target, profile: Profile, rounds: Measurement[]): HandshakeRow {
+  const sum = (f: (m: Measurement) => number): number => rounds.reduce((s, m) => s + f(m), 0)
+  const handshakes = sum((m) => m.handshakes)
+  const cpu = sum((m) => m.cpu)
+  const seconds = sum((m) => m.elapsedMs) / 1000
+  const offered = sum((m) => m.offered)
+  const byRate = [...rounds].sort((a, b) => a.handshakes / a.elapsedMs - b.handshakes / b.elapsedMs)
+  const median = byRate[Math.floor(byRate.length / 2)]
+  return {
+    cert,
+    target: target.kind,
+    label: target.label,
+    profile: profile.name,
+    handshakes,
+    errors: sum((m) => m.errors),
+    seconds: round(seconds, 2),
+    handshakesPerSecond: round(handshakes / Math.max(seconds, 0.001), 0),
+    latencyMs: { p50: round(median?.latencies.p50 ?? 0, 2), p95: round(median?.latencies.p95 ?? 0, 2), p99: round(median?.latencies.p99 ?? 0, 2) },
+    resumedShare: offered > 0 ? round(sum((m) => m.resumed) / offered, 4) : null,
+    serverCpuSeconds: round(cpu, 3),
+    serverCpuUsPerHandshake: handshakes > 0 ? round((cpu / handshakes) * 1e6, 0) : 0,
+    serverCpuSecondsPer1000: handshakes > 0 ? round((cpu / handshakes) * 1000, 3) : 0,
+    roundsUsPerHandshake: rounds.map((m) => m.handshakes > 0 ? round((m.cpu / m.handshakes) * 1e6, 0) : 0),
+    errorSamples: [...new Set(rounds.flatMap((m) => m.errorSamples))].slice(0, 5)
+  }
 }
 
 export function round (x: number, digits: number): number {

@@ -15,6 +15,8 @@ export interface LoadOptions {
   count: number
   durationMs: number
   request: boolean
+  /** Send a PROXY v2 header before each ClientHello. */
+  proxyV2?: boolean
   /** Pin the client processes to these CPUs (`taskset -c` list). */
   cpus?: string
   /** Called once every client is primed, right before the measured window opens. */
@@ -61,7 +63,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   let go: () => void = () => {}
   const allReady = new Promise<void>((resolve) => { go = resolve })
   const finished = Promise.all(Array.from({ length: opts.processes }, async () => {
-    const config: WorkerConfig = { host: opts.host, port: opts.port, profile: opts.profile, concurrency: opts.concurrency, count: perProcess, durationMs: opts.durationMs, request: opts.request }
+    const config: WorkerConfig = { host: opts.host, port: opts.port, profile: opts.profile, concurrency: opts.concurrency, count: perProcess, durationMs: opts.durationMs, request: opts.request, proxyV2: opts.proxyV2 === true }
     const child = fork(WORKER, [], { env: { ...process.env, TLSFLEET_BENCH_WORKER: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     children.push(child)
     if (opts.cpus !== undefined && child.pid !== undefined) pin(child.pid, opts.cpus)

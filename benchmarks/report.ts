@@ -34,3 +34,56 @@ export function ratioTable (rows: HandshakeRow[]): string {
   }
   return table(['cert', 'profile', ...servers.map((s) => `${s} µs/hs (vs tlsfleet)`)], out)
 }
+
+/**
+ * Issue 9's goals: tlsfleet's server CPU per handshake over the plain Node terminator's ("node"),
+ * per profile. A plain tls.Server cannot resume by session ID, so TLS 1.2 session-ID resumption
+ * is held against its TLS 1.2 ticket resumption (the same cryptography).
+ */
+export const NODE_GOALS: ReadonlyArray<{ profile: string; reference: string; goal: number }> = [
+  { profile: 'full-1.2', reference: 'full-1.2', goal: 1.10 },
+  { profile: 'full-1.3', reference: 'full-1.3', goal: 1.10 },
+  { profile: 'resume-1.2-id', reference: 'resume-1.2-ticket', goal: 1.15 },
+  { profile: 'resume-1.2-ticket', reference: 'resume-1.2-ticket', goal: 1.15 },
+  { profile: 'resume-1.3-ticket', reference: 'resume-1.3-ticket', goal: 1.15 }
+]
+
+export interface NodeRatio { cert: string; profile: string; reference: string; target: string; ratio: number; roundRatios: number[]; goal: number }
+
+/** tlsfleet (and tlsfleet with PROXY v2 in) over node, for every goal profile measured. */
+export function nodeRatios (rows: HandshakeRow[]): NodeRatio[] {
+  const out: NodeRatio[] = []
+  for (const cert of [...new Set(rows.map((r) => r.cert))]) {
+    const of = (target: string, profile: string): HandshakeRow | undefined => rows.find((r) => r.cert === cert && r.target === target && r.profile === profile)
+    for (const { profile, reference, goal } of NODE_GOALS) {
+      const node = of('node', reference)
+      if (node === undefined || node.serverCpuUsPerHandshake === 0) continue
+      for (const target of ['tlsfleet', 'tlsfleet-pp2']) {
+        const row = of(target, profile)
+        if (row === undefined || row.serverCpuUsPerHandshake === 0) continue
+        const roundRatios = row.roundsUsPerHandshake.map((us, i) => us / (node.roundsUsPerHandshake[i] ?? Number.NaN)).filter((r) => Number.isFinite(r))
+        out.push({ cert, profile, reference, target, ratio: row.serverCpuUsPerHandshake / node.serverCpuUsPerHandshake, roundRatios, goal })
+      }
+    }
+  }
+  return out
+}
+
+export function nodeRatioTable (rows: HandshakeRow[]): string {
+  const ratios = nodeRatios(rows)
+  const cell = (r: NodeRatio | undefined): string => {
+    if (r === undefined) return '-'
+    const range = r.roundRatios.length > 1 ? ` (rounds ${Math.min(...r.roundRatios).toFixed(2)}-${Math.max(...r.roundRatios).toFixed(2)})` : ''
+    return `${r.ratio.toFixed(2)}x${range} ${r.ratio <= r.goal ? 'ok' : 'over'}`
+  }
+  const keys = [...new Set(ratios.map((r) => `${r.cert}|${r.profile}`))]
+  return table(['cert', 'profile', 'node reference', 'node µs/hs', 'tlsfleet µs/hs', 'tlsfleet / node', 'tlsfleet PROXY v2 in µs/hs', 'PROXY v2 in / node', 'goal'],
+    keys.map((key) => {
+      const [cert, profile] = key.split('|') as [string, string]
+      const plain = ratios.find((r) => r.cert === cert && r.profile === profile && r.target === 'tlsfleet')
+      const pp2 = ratios.find((r) => r.cert === cert && r.profile === profile && r.target === 'tlsfleet-pp2')
+      const any = (plain ?? pp2) as NodeRatio
+      const us = (target: string, profile: string): string => String(rows.find((x) => x.cert === cert && x.target === target && x.profile === profile)?.serverCpuUsPerHandshake ?? '-')
+      return [cert, profile, any.reference, us('node', any.reference), us('tlsfleet', profile), cell(plain), us('tlsfleet-pp2', profile), cell(pp2), `≤ ${any.goal.toFixed(2)}x`]
+    }))
+}

@@ -7,9 +7,13 @@ import { LabError } from '../src/errors.js'
 import { onLines } from '../src/util/lines.js'
 import { spawnChild, stopChild, TLSFLEET_CLI, which } from '../src/lab/processes.js'
 
-/** The TLS terminators compared, each pinned to the same CPUs and forwarding to the same backend. */
-export type TargetKind = 'tlsfleet' | 'haproxy' | 'hitch' | 'node'
-export const TARGET_KINDS: readonly TargetKind[] = ['tlsfleet', 'haproxy', 'hitch', 'node']
+/**
+ * The TLS terminators compared, each pinned to the same CPUs and forwarding to the same backend.
+ * `tlsfleet-pp2` is tlsfleet with `--proxy-protocol-in v2`, its clients sending a PROXY v2
+ * header first, as behind HAProxy's send-proxy-v2.
+ */
+export type TargetKind = 'tlsfleet' | 'tlsfleet-pp2' | 'haproxy' | 'hitch' | 'node'
+export const TARGET_KINDS: readonly TargetKind[] = ['tlsfleet', 'tlsfleet-pp2', 'haproxy', 'hitch', 'node']
 
 export interface Target {
   kind: TargetKind
@@ -17,6 +21,8 @@ export interface Target {
   port: number
   /** Root pid of the server's process tree (CPU accounting walks its descendants). */
   pid: number
+  /** Its clients send a PROXY v2 header before the ClientHello. */
+  proxyV2In: boolean
   stop: () => Promise<void>
 }
 
@@ -74,11 +80,12 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
   const output: string[] = []
   let child: ChildProcess
   let label: string = kind
-  if (kind === 'tlsfleet') {
+  if (kind === 'tlsfleet' || kind === 'tlsfleet-pp2') {
+    const pp2 = kind === 'tlsfleet-pp2' ? ['--proxy-protocol-in', 'v2'] : []
     child = spawnChild(process.execPath, [TLSFLEET_CLI, 'node', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${opts.backendPort}`,
       '--workers', String(opts.workers), '--cert', opts.pem, '--admin-listen', `127.0.0.1:${opts.adminPort ?? await freeTcpPort('127.0.0.1', taken)}`,
-      '--state-dir', path.join(opts.dir, 'tlsfleet-state'), '--log-format', 'json', '--log-level', 'warn', '--grace-period', '1', ...(opts.tlsfleetArgs ?? [])], { cpus: opts.cpus })
-    label = `tlsfleet (${opts.workers} worker${opts.workers > 1 ? 's' : ''})`
+      '--state-dir', path.join(opts.dir, `${kind}-state`), '--log-format', 'json', '--log-level', 'warn', '--grace-period', '1', ...pp2, ...(opts.tlsfleetArgs ?? [])], { cpus: opts.cpus })
+    label = `tlsfleet (${opts.workers} worker${opts.workers > 1 ? 's' : ''}${pp2.length > 0 ? ', PROXY v2 in' : ''})`
   } else if (kind === 'haproxy') {
     const cfg = path.join(opts.dir, `haproxy-${port}.cfg`)
     fs.writeFileSync(cfg, [
@@ -117,7 +124,7 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
     await stopChild(child, 2000)
     throw err
   }
-  return { kind, label, port, pid: child.pid as number, stop: async () => { await stopChild(child, 5000) } }
+  return { kind, label, port, pid: child.pid as number, proxyV2In: kind === 'tlsfleet-pp2', stop: async () => { await stopChild(child, 5000) } }
 }
 
 /** The shared backend, pinned to the client CPUs so it never competes with the server measured. */

@@ -388,6 +388,13 @@ export const OPTIONS = {
     schema: int(0, 300),
     default: 5
   }),
+  'sync-recv-buffer': spec({
+    description: 'farm sync UDP receive buffer in bytes, room for bursts of updates (the kernel caps it at net.core.rmem_max)',
+    expected: 'an integer number of bytes from 65536 to 1073741824',
+    valueName: 'BYTES',
+    schema: int(64 * 1024, 1024 ** 3),
+    default: 4 * 1024 * 1024
+  }),
   'warm-join-timeout': spec({
     description: 'seconds to wait at start for a session snapshot from peers before serving anyway',
     expected: 'a number of seconds from 0 to 60',

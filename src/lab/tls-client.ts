@@ -1,4 +1,5 @@
 import { constants } from 'node:crypto'
+import net from 'node:net'
 import tls from 'node:tls'
 
 /**
@@ -27,6 +28,8 @@ export interface HandshakeOptions {
   timeoutMs?: number
   /** Wait this long after the handshake for a TLS 1.3 ticket when no request is made (ms). */
   ticketWaitMs?: number
+  /** Written on the TCP connection before the ClientHello, as a load balancer's send-proxy does. */
+  proxyHeader?: Buffer
 }
 
 export interface HandshakeResult {
@@ -49,6 +52,15 @@ export interface HandshakeResult {
 export async function tlsHandshake (opts: HandshakeOptions): Promise<HandshakeResult> {
   const started = performance.now()
   const timeoutMs = opts.timeoutMs ?? 10_000
+  // With a PROXY header, TLS starts on a connection that already carries it.
+  let tcp: net.Socket | undefined
+  if (opts.proxyHeader !== undefined) {
+    try {
+      tcp = await connectWithHeader(opts.host, opts.port, opts.proxyHeader, timeoutMs)
+    } catch (err) {
+      return { ok: false, resumed: false, handshakeMs: 0, totalMs: performance.now() - started, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message }
+    }
+  }
   return await new Promise((resolve) => {
     let settled = false
     let handshakeMs = 0
@@ -56,8 +68,7 @@ export async function tlsHandshake (opts: HandshakeOptions): Promise<HandshakeRe
     let localPort: number | undefined
     const chunks: Buffer[] = []
     const socket = tls.connect({
-      host: opts.host,
-      port: opts.port,
+      ...(tcp !== undefined ? { socket: tcp } : { host: opts.host, port: opts.port }),
       servername: opts.servername ?? 'localhost',
       rejectUnauthorized: false,
       minVersion: opts.version === '1.3' ? 'TLSv1.3' : 'TLSv1.2',
@@ -116,5 +127,19 @@ export async function tlsHandshake (opts: HandshakeOptions): Promise<HandshakeRe
       finish()
     })
     socket.on('close', () => finish(handshakeMs === 0 ? 'closed during the handshake' : undefined))
+  })
+}
+
+async function connectWithHeader (host: string, port: number, header: Buffer, timeoutMs: number): Promise<net.Socket> {
+  return await new Promise((resolve, reject) => {
+    const tcp = net.connect({ host, port })
+    const timer = setTimeout(() => { tcp.destroy(); reject(new Error(`timeout after ${timeoutMs} ms`)) }, timeoutMs)
+    tcp.once('error', (err) => { clearTimeout(timer); reject(err) })
+    tcp.once('connect', () => {
+      clearTimeout(timer)
+      tcp.removeAllListeners('error')
+      tcp.write(header)
+      resolve(tcp)
+    })
   })
 }

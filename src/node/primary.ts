@@ -243,7 +243,7 @@ export class Primary {
   private async startSync (listen: HostPort, codec: SyncCodec): Promise<void> {
     const peers = await startPeerSource({ peers: this.config.syncPeer, self: listen, refreshMs: this.config.syncPeerRefresh * 1000, server: this.config.syncDnsServer, log: this.log })
     this.closers.push(async () => { peers.close() })
-    const sync = new SyncService({ listen, peers, multicastInterface: this.config.syncInterface, codec }, this.cache, this.log, this.metrics.registry)
+    const sync = new SyncService({ listen, peers, multicastInterface: this.config.syncInterface, codec, recvBufferBytes: this.config.syncRecvBuffer }, this.cache, this.log, this.metrics.registry)
     await sync.start()
     this.sync = sync
     this.closers.push(async () => { await sync.close() })

@@ -6,7 +6,10 @@ import { FarmKeyRing, type FarmKey } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
 import { ReplayGuard } from './replay-guard.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
-import { createSequenceCounter, decodeV2, encodeV2, MAX_UDP_PAYLOAD_BYTES, type SyncMessage } from './wire-v2.js'
+import {
+  batchedPacketOk, createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_BATCH_PACKETS, MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES,
+  splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type SyncMessage
+} from './wire-v2.js'
 
 export type { SyncMessage } from './wire-v2.js'
 
@@ -25,10 +28,24 @@ export interface SyncCodec {
   readonly format: 'v2' | 'stud'
   /** Whether the format carries snapshots, so a joining node can ask its peers for their sessions. */
   readonly snapshots: boolean
-  /** The datagram for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
+  /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
+  readonly batching?: BatchFormat
+  /** The packet for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
   encode (message: SyncMessage): Buffer | undefined
-  /** Never throws; a refused datagram names the reason it is counted under. */
-  decode (packet: Buffer): DecodedPacket
+  /**
+   * Every packet a datagram carries, each judged on its own (one, or a batch's); never throws.
+   * A refused packet names the reason it is counted under.
+   */
+  decode (datagram: Buffer): DecodedPacket[]
+}
+
+/** A format's batch datagram: a frame of `headerBytes`, and `recordBytes` more per packet. */
+export interface BatchFormat {
+  maxBytes: number
+  headerBytes: number
+  recordBytes: number
+  maxPackets: number
+  frame (packets: Buffer[]): Buffer
 }
 
 export interface CodecClock {
@@ -41,32 +58,48 @@ export interface CodecClock {
 export class V2Codec implements SyncCodec {
   readonly format = 'v2'
   readonly snapshots = true
+  readonly batching: BatchFormat = {
+    maxBytes: MAX_SMALL_PACKET_BYTES,
+    headerBytes: V2_BATCH_HEADER_BYTES,
+    recordBytes: V2_BATCH_RECORD_OVERHEAD,
+    maxPackets: MAX_BATCH_PACKETS,
+    frame: frameBatchV2
+  }
+
   readonly nodeId: Buffer
   private readonly keyRing: FarmKeyRing
   private readonly nextSequence = createSequenceCounter()
   private readonly replay = new ReplayGuard()
 
-  constructor (farmKeys: FarmKey[], nodeName: string, private readonly clock: CodecClock) {
+  private readonly decodeContext: DecodeContext
+
+  constructor (farmKeys: FarmKey[], nodeName: string, clock: CodecClock) {
     this.keyRing = new FarmKeyRing(farmKeys)
     this.nodeId = v2NodeId(nodeName)
+    this.decodeContext = {
+      keyRing: this.keyRing,
+      ownNodeId: this.nodeId,
+      replay: this.replay,
+      now: clock.now ?? Date.now,
+      sessionLifetimeSeconds: clock.sessionTimeoutSeconds,
+      maxSkewSeconds: clock.maxSkewSeconds,
+      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES
+    }
   }
 
   encode (message: SyncMessage): Buffer {
     return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence })
   }
 
-  decode (packet: Buffer): DecodedPacket {
-    const result = decodeV2(packet, {
-      keyRing: this.keyRing,
-      ownNodeId: this.nodeId,
-      replay: this.replay,
-      now: this.clock.now ?? Date.now,
-      sessionLifetimeSeconds: this.clock.sessionTimeoutSeconds,
-      maxSkewSeconds: this.clock.maxSkewSeconds,
-      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES
+  decode (datagram: Buffer): DecodedPacket[] {
+    const split = splitDatagramV2(datagram)
+    if (!split.ok) return [split]
+    return split.packets.map((packet) => {
+      if (split.batch && !batchedPacketOk(packet)) return { ok: false, reason: 'bad_op' }
+      const result = decodeV2(packet, this.decodeContext)
+      if (!result.ok) return result
+      return { ok: true, message: result.message, sender: result.sender.toString('hex') }
     })
-    if (!result.ok) return result
-    return { ok: true, message: result.message, sender: result.sender.toString('hex') }
   }
 }
 
@@ -95,7 +128,11 @@ export class StudCodec implements SyncCodec {
     return encodeStud({ ...message, createdAt }, this.hmacKey)
   }
 
-  decode (packet: Buffer): DecodedPacket {
+  decode (datagram: Buffer): DecodedPacket[] {
+    return [this.decodeOne(datagram)]
+  }
+
+  private decodeOne (packet: Buffer): DecodedPacket {
     const result = decodeStud(packet, { hmacKey: this.hmacKey, now: this.clock.now ?? Date.now, sessionTimeoutSeconds: this.clock.sessionTimeoutSeconds, maxSkewSeconds: this.clock.maxSkewSeconds })
     if (!result.ok) return result
     if (this.recentlySent.has(result.message.sessionId.toString('hex'))) return { ok: false, reason: 'own' }

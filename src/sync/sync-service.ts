@@ -9,7 +9,8 @@ import type { SessionEntry } from '../cache/session-store.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { ConfigError, ListenError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import type { SyncCodec, SyncMessage } from './codecs.js'
+import { DatagramBatcher } from './batcher.js'
+import type { DecodedPacket, SyncCodec, SyncMessage } from './codecs.js'
 import type { PeerSource } from './peer-source.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
@@ -22,9 +23,11 @@ export interface SyncOptions {
   multicastInterface: string
   /** The wire format: what a datagram looks like and what makes one trusted. */
   codec: SyncCodec
+  /** SO_RCVBUF asked of the kernel (capped by net.core.rmem_max): room for bursts. */
+  recvBufferBytes: number
 }
 
-/** Per-sender (or per-peer) counters for /v1/peers. */
+/** Per-sender (or per-peer) counters for /v1/peers; packets are updates (a batch datagram carries several). */
 export interface PeerStats {
   address: string
   nodeId?: string
@@ -34,6 +37,20 @@ export interface PeerStats {
   packetsOut: number
   sendErrors: number
   rejected: Partial<Record<RejectReason, number>>
+}
+
+/** PeerStats as kept: the time as a number, made a date only when someone asks. */
+type PeerCounters = Omit<PeerStats, 'lastSeen'> & { lastSeenMs?: number }
+
+type InResult = RejectReason | 'accepted'
+
+/** Counts behind tlsfleet_sync_packets_total and _datagrams_total: a datagram can hold many packets. */
+class SyncCounts {
+  readonly packetsIn = new Map<InResult, number>([['accepted', 0], ...REJECT_REASONS.map((r): [InResult, number] => [r, 0])])
+  packetsSent = 0
+  packetsSendError = 0
+  datagramsIn = 0
+  datagramsOut = 0
 }
 
 /** Largest snapshot datagram we send; fits loopback and jumbo-free LANs after IP fragmentation. */
@@ -49,8 +66,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private socket?: dgram.Socket
   private readonly multicast: boolean
   private readonly codec: SyncCodec
-  private readonly packets: Counter<'direction' | 'result'>
-  private readonly peers = new Map<string, PeerStats>()
+  private readonly counts = new SyncCounts()
+  private readonly batcher?: DatagramBatcher
+  private readonly peers = new Map<string, PeerCounters>()
   private readonly snapshotWaiters = new Map<number, (entries: number, last: boolean) => void>()
 
   constructor (
@@ -63,16 +81,34 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.codec = opts.codec
     this.multicast = isMulticast(opts.listen.host)
     for (const peer of opts.peers.list()) this.peerStats(formatHostPort(peer), true)
-    this.packets = new Counter({
+    if (this.codec.batching !== undefined) {
+      this.batcher = new DatagramBatcher(this.codec.batching, (datagram, updates) => this.sendToAll(datagram, updates))
+    }
+    // Counted as plain numbers (up to 100k packets a second) and copied when scraped.
+    const counts = this.counts
+    new Counter({
       name: 'tlsfleet_sync_packets_total',
-      help: 'Farm sync datagrams by direction and result (accepted, send_error, or the reason a packet was rejected)',
+      help: 'Farm sync packets (one per update: New, Del, snapshot) by direction and result (accepted, sent, send_error, or the reason a packet was rejected)',
       labelNames: ['direction', 'result'] as const,
-      registers: [registry]
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const [result, n] of counts.packetsIn) this.inc({ direction: 'in', result }, n)
+        this.inc({ direction: 'out', result: 'sent' }, counts.packetsSent)
+        this.inc({ direction: 'out', result: 'send_error' }, counts.packetsSendError)
+      }
     })
-    for (const reason of REJECT_REASONS) this.packets.inc({ direction: 'in', result: reason }, 0)
-    this.packets.inc({ direction: 'in', result: 'accepted' }, 0)
-    this.packets.inc({ direction: 'out', result: 'sent' }, 0)
-    this.packets.inc({ direction: 'out', result: 'send_error' }, 0)
+    new Counter({
+      name: 'tlsfleet_sync_datagrams_total',
+      help: 'Farm sync UDP datagrams by direction; a v2 datagram carries one packet or a batch of them',
+      labelNames: ['direction'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc({ direction: 'in' }, counts.datagramsIn)
+        this.inc({ direction: 'out' }, counts.datagramsOut)
+      }
+    })
   }
 
   /** Where New/Del go now: the multicast group, or the peers as the peer source has them. */
@@ -86,7 +122,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     // Resolve the interface before binding: a wrong name is a configuration error, not a crash.
     const iface = this.multicast ? multicastInterface(this.opts.multicastInterface, type) : undefined
     const socket = dgram.createSocket({ type, reuseAddr: this.multicast })
-    socket.on('message', (packet, rinfo) => this.onPacket(packet, rinfo))
+    socket.on('message', (datagram, rinfo) => this.onDatagram(datagram, rinfo))
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
       // A multicast receiver binds the group's port on every address, then joins the group.
@@ -100,14 +136,30 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     })
     this.socket = socket
     socket.on('error', (err) => this.log.error({ err }, 'sync socket error'))
-    // Snapshots arrive as a burst of datagrams: a larger buffer (capped by net.core.rmem_max)
-    // keeps a warm join from losing chunks.
-    try { socket.setRecvBufferSize(4 * 1024 * 1024) } catch { /* keep the kernel default */ }
+    this.sizeReceiveBuffer(socket)
     if (iface !== undefined) this.joinGroup(socket, host, iface)
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
     }
     this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format }, 'farm sync listening')
+  }
+
+  /**
+   * Bursts (a warm join's snapshot, a peer's batch of updates, a moment when this process is
+   * busy) wait in the socket's receive buffer; UDP has no back-pressure, so what does not fit
+   * is lost. The kernel caps the size at net.core.rmem_max: say so when it gave less.
+   */
+  private sizeReceiveBuffer (socket: dgram.Socket): void {
+    const wanted = this.opts.recvBufferBytes
+    try { socket.setRecvBufferSize(wanted) } catch (err) { this.log.warn({ err }, 'sync: could not set the receive buffer size') }
+    let got: number | undefined
+    try { got = socket.getRecvBufferSize() } catch { /* not bound */ }
+    // Linux reports twice what it grants (bookkeeping space included).
+    if (got !== undefined && got < wanted) {
+      this.log.warn({ wantedBytes: wanted, grantedBytes: got }, 'sync: the kernel granted a smaller receive buffer than --sync-recv-buffer asks (raise net.core.rmem_max); bursts may be lost')
+    } else {
+      this.log.debug({ grantedBytes: got }, 'sync receive buffer')
+    }
   }
 
   /** Send this node's new session to the farm (called for sessions made by our own workers). */
@@ -135,11 +187,17 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     })
   }
 
-  peerList (): PeerStats[] { return [...this.peers.values()] }
+  peerList (): PeerStats[] {
+    return [...this.peers.values()].map(({ lastSeenMs, ...stats }) => ({
+      ...stats,
+      ...(lastSeenMs !== undefined ? { lastSeen: new Date(lastSeenMs).toISOString() } : {})
+    }))
+  }
 
   async close (): Promise<void> {
     const socket = this.socket
     if (socket === undefined) return
+    this.batcher?.flush()
     this.socket = undefined
     await new Promise<void>((resolve) => socket.close(() => resolve()))
   }
@@ -153,35 +211,42 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return
     }
     if (packet === undefined) return // the format does not carry this operation
-    if (to !== undefined) this.send(packet, to)
-    else this.sendToAll(packet)
+    if (to !== undefined) this.send(packet, 1, to)
+    else if (this.batcher !== undefined && (message.op === 'new' || message.op === 'del')) this.batcher.add(packet)
+    else this.sendToAll(packet, 1)
   }
 
-  private sendToAll (packet: Buffer): void {
-    for (const target of this.targets) this.send(packet, target)
+  private sendToAll (datagram: Buffer, updates: number): void {
+    for (const target of this.targets) this.send(datagram, updates, target)
   }
 
-  private send (packet: Buffer, target: HostPort): void {
+  private send (datagram: Buffer, updates: number, target: HostPort): void {
     const socket = this.socket
     if (socket === undefined) return
     const stats = this.multicast ? undefined : this.peerStats(formatHostPort(target), true)
-    socket.send(packet, target.port, target.host, (err) => {
+    this.counts.datagramsOut++
+    socket.send(datagram, target.port, target.host, (err) => {
       if (err !== null && err !== undefined) {
-        this.packets.inc({ direction: 'out', result: 'send_error' })
-        if (stats !== undefined) stats.sendErrors++
+        this.counts.packetsSendError += updates
+        if (stats !== undefined) stats.sendErrors += updates
       } else {
-        this.packets.inc({ direction: 'out', result: 'sent' })
-        if (stats !== undefined) stats.packetsOut++
+        this.counts.packetsSent += updates
+        if (stats !== undefined) stats.packetsOut += updates
       }
     })
   }
 
-  private onPacket (packet: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** A datagram: every packet in it is judged, counted and applied on its own. */
+  private onDatagram (datagram: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.counts.datagramsIn++
     const from = formatHostPort({ host: rinfo.address, port: rinfo.port })
-    const result = this.codec.decode(packet)
+    for (const result of this.codec.decode(datagram)) this.onPacket(result, from, rinfo)
+  }
+
+  private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
-      if (result.reason === 'own') { this.packets.inc({ direction: 'in', result: 'own' }); return }
+      if (result.reason === 'own') { this.count('own'); return }
       return this.reject(from, result.reason)
     }
     this.accept(from, result.sender)
@@ -230,22 +295,26 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     await flush(true)
   }
 
+  private count (result: InResult): void {
+    this.counts.packetsIn.set(result, (this.counts.packetsIn.get(result) ?? 0) + 1)
+  }
+
   private accept (from: string, nodeId: string | undefined): void {
-    this.packets.inc({ direction: 'in', result: 'accepted' })
+    this.count('accepted')
     const stats = this.peerStats(from, false)
     stats.packetsIn++
-    stats.lastSeen = new Date().toISOString()
+    stats.lastSeenMs = Date.now()
     if (nodeId !== undefined) stats.nodeId = nodeId
   }
 
   private reject (from: string, reason: RejectReason): void {
-    this.packets.inc({ direction: 'in', result: reason })
+    this.count(reason)
     const stats = this.peerStats(from, false)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
   }
 
   /** Stats per address; unknown senders are tracked too, but bounded so a flood cannot grow it. */
-  private peerStats (address: string, configured: boolean): PeerStats {
+  private peerStats (address: string, configured: boolean): PeerCounters {
     let stats = this.peers.get(address)
     if (stats === undefined) {
       if (this.peers.size >= 1024) {

@@ -20,6 +20,10 @@
  *                     | { ok: false; reason: RejectReason }
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
  *   createSequenceCounter (startMs?): () => bigint
+ *   frameBatchV2 (packets): Buffer               several sealed New/Del packets in one datagram
+ *   batchBytesV2 (packetBytes[]): number         size frameBatchV2 would produce
+ *   splitDatagramV2 (datagram): SplitResult      a datagram's packets (one, or a batch's), never throws
+ *   batchedPacketOk (packet): boolean            New or Del: what a batch may carry
  *
  * decodeV2 checks cheap, unauthenticated things first (size, magic, version, op, lengths, key id,
  * own node id), then the GCM tag, and only then anything whose answer depends on the content
@@ -389,4 +393,84 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   if (!decoded.ok) return decoded
   ctx.replay.commit(senderId, sequence, sentAtMs)
   return { ok: true, message: decoded.message, sender: senderId, sequence, keyId, sentAtMs }
+}
+
+// --- batches ------------------------------------------------------------------------------
+
+/**
+ * A batch datagram carries several complete, individually sealed New/Del packets, so each one
+ * is authenticated, replay-checked and counted on its own: a forged or replayed packet among
+ * them is refused alone. The frame around them is not authenticated and says nothing that is
+ * trusted (docs/wire-protocol.md):
+ *
+ *   magic "TF" (2) | version 2 (1) | 0 (1) | op 5 (1) | count (1) | count × { length u16 | packet }
+ *
+ * A lone update is sent as a plain packet, which every v2 node reads; a node that predates
+ * batches counts a batch as `bad_op`.
+ */
+export const OP_BATCH = 5
+export const V2_BATCH_HEADER_BYTES = 6
+/** Each packet in a batch is preceded by its length. */
+export const V2_BATCH_RECORD_OVERHEAD = 2
+export const MAX_BATCH_PACKETS = 255
+const BATCHABLE_OPS: ReadonlySet<number> = new Set([OP_CODES.new, OP_CODES.del])
+
+/** Bytes a batch of packets of these sizes takes. */
+export function batchBytesV2 (packetBytes: readonly number[]): number {
+  return packetBytes.reduce((sum, n) => sum + V2_BATCH_RECORD_OVERHEAD + n, V2_BATCH_HEADER_BYTES)
+}
+
+/** Frame sealed New/Del packets into one batch datagram; throws when it would not fit 1400 bytes. */
+export function frameBatchV2 (packets: readonly Buffer[]): Buffer {
+  if (packets.length < 1 || packets.length > MAX_BATCH_PACKETS) throw new RangeError(`a sync batch holds 1 to ${MAX_BATCH_PACKETS} packets, got ${packets.length}`)
+  const total = batchBytesV2(packets.map((p) => p.length))
+  if (total > MAX_SMALL_PACKET_BYTES) throw new RangeError(`sync batch of ${total} bytes exceeds ${MAX_SMALL_PACKET_BYTES}`)
+  const out = Buffer.allocUnsafe(total)
+  V2_MAGIC.copy(out, 0)
+  out[OFF_VERSION] = V2_VERSION
+  out[OFF_KEY_ID] = 0
+  out[OFF_OP] = OP_BATCH
+  out[OFF_OP + 1] = packets.length
+  let offset = V2_BATCH_HEADER_BYTES
+  for (const packet of packets) {
+    if (packet.length < V2_OVERHEAD_BYTES || !BATCHABLE_OPS.has(packet[OFF_OP] as number)) throw new RangeError('only sealed New and Del packets go in a sync batch')
+    offset = out.writeUInt16BE(packet.length, offset)
+    offset += packet.copy(out, offset)
+  }
+  return out
+}
+
+export type SplitResult = { ok: true; packets: Buffer[]; batch: boolean } | { ok: false; reason: RejectReason }
+
+/**
+ * The packets of a datagram: itself when it is a plain packet (decodeV2 judges it), or the
+ * packets of a batch. A batch whose frame is broken is refused whole: `oversized` over 1400
+ * bytes, `truncated` when a length runs past the end, `bad_length` for a count of 0 or bytes
+ * after the last packet. Each packet is then judged alone (batchedPacketOk, decodeV2).
+ */
+export function splitDatagramV2 (datagram: Buffer): SplitResult {
+  if (datagram.length <= OFF_OP || datagram[OFF_OP] !== OP_BATCH || datagram[0] !== V2_MAGIC[0] || datagram[1] !== V2_MAGIC[1] || datagram[OFF_VERSION] !== V2_VERSION) {
+    return { ok: true, packets: [datagram], batch: false }
+  }
+  if (datagram.length > MAX_SMALL_PACKET_BYTES) return { ok: false, reason: 'oversized' }
+  if (datagram.length < V2_BATCH_HEADER_BYTES) return { ok: false, reason: 'truncated' }
+  const count = datagram[OFF_OP + 1] as number
+  if (count === 0) return { ok: false, reason: 'bad_length' }
+  const packets: Buffer[] = []
+  let offset = V2_BATCH_HEADER_BYTES
+  for (let i = 0; i < count; i++) {
+    if (offset + V2_BATCH_RECORD_OVERHEAD > datagram.length) return { ok: false, reason: 'truncated' }
+    const length = datagram.readUInt16BE(offset)
+    offset += V2_BATCH_RECORD_OVERHEAD
+    if (offset + length > datagram.length) return { ok: false, reason: 'truncated' }
+    packets.push(datagram.subarray(offset, offset + length))
+    offset += length
+  }
+  if (offset !== datagram.length) return { ok: false, reason: 'bad_length' }
+  return { ok: true, packets, batch: true }
+}
+
+/** Only New and Del travel in batches; any other packet in one is refused (`bad_op`) alone. */
+export function batchedPacketOk (packet: Buffer): boolean {
+  return packet.length > OFF_OP && BATCHABLE_OPS.has(packet[OFF_OP] as number)
 }

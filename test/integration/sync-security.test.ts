@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import { after, before, test } from 'node:test'
 import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
-import { createSequenceCounter, encodeV2, type SyncMessage } from '../../src/sync/wire-v2.js'
+import { createSequenceCounter, encodeV2, frameBatchV2, type SyncMessage } from '../../src/sync/wire-v2.js'
 import { eventually } from '../helpers/node-process.js'
 import { startFarm } from '../helpers/farm.js'
 
@@ -101,4 +101,22 @@ test('a Del for a session removes it; a forged Del does not', async () => {
   assert.equal(await entries(), withSession)
   await send(del)
   await eventually(async () => await entries() === withSession - 1, 5000, 'session deleted')
+})
+
+test('a batch datagram with one forged update: the others are cached, only that one is refused and counted', async () => {
+  const entries = await node().node.metric('tlsfleet_session_cache_entries')
+  const accepted = await rejected('accepted')
+  const badTags = await rejected('bad_tag')
+  const messages = [newSession(), newSession(), newSession()]
+  const packets = messages.map((m) => seal(m))
+  const forged = Buffer.from(packets[1] as Buffer)
+  forged[forged.length - 30] = (forged[forged.length - 30] as number) ^ 0x01 // a ciphertext bit of the second update
+  await send(frameBatchV2([packets[0] as Buffer, forged, packets[2] as Buffer]))
+  await eventually(async () => await node().node.metric('tlsfleet_session_cache_entries') === entries + 2, 5000, 'the two honest sessions in L2')
+  assert.equal(await rejected('bad_tag'), badTags + 1)
+  assert.equal(await rejected('accepted'), accepted + 2)
+  assert.ok(await node().node.metric('tlsfleet_sync_datagrams_total', { direction: 'in' }) >= 1)
+  // The forged update did not reach the cache: its honest original is still new to the node.
+  await send(packets[1] as Buffer)
+  await eventually(async () => await node().node.metric('tlsfleet_session_cache_entries') === entries + 3, 5000, 'the original of the forged update')
 })

@@ -74,7 +74,7 @@ test('the failover scene: a chart per node, full vs resumed per second, events m
 })
 
 function row (target: 'tlsfleet' | 'haproxy' | 'node', profile: string, us: number): HandshakeRow {
-  return { cert: 'rsa', target, label: target, profile, handshakes: 100, errors: 0, seconds: 1, handshakesPerSecond: 100, latencyMs: { p50: 1, p95: 2, p99: 3 }, resumedShare: null, serverCpuSeconds: us / 10_000, serverCpuUsPerHandshake: us, serverCpuSecondsPer1000: us / 1000, errorSamples: [] }
+  return { cert: 'rsa', target, label: target, profile, handshakes: 100, errors: 0, seconds: 1, handshakesPerSecond: 100, latencyMs: { p50: 1, p95: 2, p99: 3 }, resumedShare: null, serverCpuSeconds: us / 10_000, serverCpuUsPerHandshake: us, serverCpuSecondsPer1000: us / 1000, roundsUsPerHandshake: [us], errorSamples: [] }
 }
 
 test('the bench: server CPU per handshake as bars per profile, noted with the ratio to tlsfleet', () => {
