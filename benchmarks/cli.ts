@@ -135,7 +135,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     if (suites.includes('sync')) {
       progress.line('sync suite: propagation delay and sustained update rate')
-      report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), ...(rsa !== undefined ? { cert: rsa } : {}) })
+      report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, ...(rsa !== undefined ? { cert: rsa } : {}) })
     }
     if (suites.includes('store')) {
       progress.line('store suite: cross-node resumption through a redis-server, lookup latency, write rate')

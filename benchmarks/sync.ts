@@ -1,19 +1,29 @@
-import crypto from 'node:crypto'
-import dgram from 'node:dgram'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { LabFarm } from '../src/lab/farm.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { sumMetric } from '../src/metrics/prometheus-text.js'
 import { tlsHandshake } from '../src/lab/tls-client.js'
-import { FarmKeyRing } from '../src/sync/farm-keys.js'
-import { loadFarmSecrets } from '../src/sync/farm-secret.js'
-import { createSequenceCounter, encodeV2 } from '../src/sync/wire-v2.js'
+import { LabError } from '../src/errors.js'
+import { processTree } from '../src/lab/proc-cpu.js'
+import { spawnChild } from '../src/lab/processes.js'
+import { onLines } from '../src/util/lines.js'
 import { round } from './handshake.js'
-import { percentile } from './load.js'
+import { percentile, pin } from './load.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
 
-export interface SyncRateRow { offeredPerSecond: number; sent: number; accepted: number; lost: number; sendSeconds: number }
+export interface SyncRateRow {
+  offeredPerSecond: number
+  sent: number
+  accepted: number
+  lost: number
+  sendSeconds: number
+  /** UDP datagrams the updates travelled in (batches of sealed packets, as a busy peer sends). */
+  datagrams: number
+  /** CPU of the receiving node (primary and worker) per update, µs. */
+  receiverCpuUsPerUpdate: number
+}
 export interface SyncReport {
   propagation: { samples: number; resumedFirstTry: number; neverResumed: number; p50Ms: number; p99Ms: number; maxMs: number }
   rate: SyncRateRow[]
@@ -21,16 +31,27 @@ export interface SyncReport {
   sustainedPerSecond: number
 }
 
+/** Offered rates, updates/s. */
+export const SYNC_RATES = [20_000, 50_000, 100_000, 150_000]
+
 /**
  * Two nodes with the farm sync on loopback.
  * Propagation: a TLS 1.2 full handshake on node1, then node2 is asked to resume that session at
  * once, again and again until it does; the delay is from the end of the first handshake to the
  * start of the attempt that resumed (0 when the first attempt did).
- * Rate: sealed New packets (the real v2 format, the farm key) sent to node2 at a fixed rate for
- * one second each; accepted vs sent, from node2's tlsfleet_sync_packets_total.
+ * Rate: node2 pinned to the server CPUs; a sending process on the client CPUs sends sealed New
+ * packets (the real v2 format, the farm key, 150-byte sessions) at a fixed rate for one second
+ * each, in batch datagrams of up to 1400 bytes as a busy peer sends them; accepted vs sent, from
+ * node2's tlsfleet_sync_packets_total, and node2's CPU per update.
  */
-export async function runSyncSuite (opts: { progress: Progress; samples: number; cert?: string; rates?: number[] }): Promise<SyncReport> {
-  const farm = new LabFarm({ frontend: { host: '127.0.0.10', port: await freeTcpPort('127.0.0.10') }, nodes: 2, sync: 'unicast', nodeArgs: ['--proxy-protocol-in', 'auto'], ...(opts.cert !== undefined ? { cert: opts.cert } : {}) })
+export async function runSyncSuite (opts: { progress: Progress; samples: number; cert?: string; rates?: number[]; serverCpus?: string; clientCpus?: string }): Promise<SyncReport> {
+  const farm = new LabFarm({
+    frontend: { host: '127.0.0.10', port: await freeTcpPort('127.0.0.10') },
+    nodes: 2,
+    sync: 'unicast',
+    nodeArgs: ['--proxy-protocol-in', 'auto'],
+    ...(opts.cert !== undefined ? { cert: opts.cert } : {})
+  })
   await farm.start()
   try {
     const [node1, node2] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0]]
@@ -57,33 +78,22 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
     }
     delays.sort((a, b) => a - b)
 
-    const [secret] = loadFarmSecrets([path.join(farm.dir, 'farm.key')])
-    const ctx = { keyRing: new FarmKeyRing([secret as NonNullable<typeof secret>]), nodeId: crypto.randomBytes(8), nextSequence: createSequenceCounter() }
-    const socket = dgram.createSocket('udp4')
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
+    // Rate: node2 alone on the server CPUs, the sender alone on the client CPUs.
+    if (opts.serverCpus !== undefined && node2.pid !== undefined) for (const pid of processTree(node2.pid)) pin(pid, opts.serverCpus)
     const accepted = async (): Promise<number> => sumMetric(await node2.metricsText(), 'tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' })
     const rate: SyncRateRow[] = []
-    for (const perSecond of opts.rates ?? [2000, 5000, 10_000, 20_000, 40_000, 80_000]) {
-      // Sealed beforehand, in sequence order, so the timed second only sends.
-      const der = crypto.randomBytes(150)
-      const createdAt = Math.floor(Date.now() / 1000)
-      const packets = Array.from({ length: perSecond }, () => encodeV2({ op: 'new', sessionId: crypto.randomBytes(32), session: der, createdAt }, ctx))
+    for (const perSecond of opts.rates ?? SYNC_RATES) {
+      opts.progress.update(`sync rate ${perSecond}/s: sealing, then sending for 1 s`)
       const before = await accepted()
-      const started = performance.now()
-      let sent = 0
-      for (let tick = 0; tick < 100; tick++) {
-        const batchEnd = Math.round(((tick + 1) / 100) * perSecond)
-        for (; sent < batchEnd; sent++) socket.send(packets[sent] as Buffer, node2.ports.sync, node2.address)
-        const wait = started + (tick + 1) * 10 - performance.now()
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)))
-      }
-      const sendSeconds = (performance.now() - started) / 1000
+      let cpuBefore = node2.cpuSeconds()
+      // The sender seals first: the receiver's CPU counts from the moment it starts sending.
+      const sender = await runSender(path.join(farm.dir, 'farm.key'), node2.address, node2.ports.sync, perSecond, opts.clientCpus, () => { cpuBefore = node2.cpuSeconds() })
       await new Promise((resolve) => setTimeout(resolve, 500))
       const got = (await accepted()) - before
-      rate.push({ offeredPerSecond: perSecond, sent, accepted: got, lost: sent - got, sendSeconds: round(sendSeconds, 2) })
-      opts.progress.line(`sync rate ${perSecond}/s: sent ${sent} in ${sendSeconds.toFixed(2)} s, node2 accepted ${got}`)
+      const cpu = node2.cpuSeconds() - cpuBefore
+      rate.push({ offeredPerSecond: perSecond, sent: sender.sent, accepted: got, lost: sender.sent - got, sendSeconds: round(sender.sendSeconds, 2), datagrams: sender.datagrams, receiverCpuUsPerUpdate: got > 0 ? round((cpu / got) * 1e6, 1) : 0 })
+      opts.progress.line(`sync rate ${perSecond}/s: sent ${sender.sent} in ${sender.datagrams} datagrams in ${sender.sendSeconds.toFixed(2)} s, node2 accepted ${got}`)
     }
-    socket.close()
     const lossless = rate.filter((r) => r.lost === 0).map((r) => r.offeredPerSecond)
     return {
       propagation: { samples: delays.length + never, resumedFirstTry: firstTry, neverResumed: never, p50Ms: round(percentile(delays, 50), 3), p99Ms: round(percentile(delays, 99), 3), maxMs: round(delays[delays.length - 1] ?? 0, 3) },
@@ -95,13 +105,25 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
   }
 }
 
+const SENDER = fileURLToPath(new URL('./sync-sender.js', import.meta.url))
+
+/** The sending peer, a process of its own (sync-sender.ts), pinned to the client CPUs. */
+async function runSender (keyFile: string, host: string, port: number, count: number, cpus: string | undefined, onSending: () => void): Promise<{ sent: number; datagrams: number; sendSeconds: number }> {
+  const child = spawnChild(process.execPath, [SENDER, keyFile, host, String(port), String(count)], cpus !== undefined ? { cpus } : {})
+  let result = ''
+  onLines(child.stdout, (line) => { if (line === 'sending') onSending(); else result = line })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  if (code !== 0 || result === '') throw new LabError(`sync suite: the sending process failed (exit ${String(code)})`)
+  return JSON.parse(result) as { sent: number; datagrams: number; sendSeconds: number }
+}
+
 export function syncTable (r: SyncReport): string {
   const p = r.propagation
   return [
     table(['samples', 'resumable on node2 at the first try', 'never', 'delay p50 ms', 'delay p99 ms', 'max ms'],
       [[p.samples, `${p.resumedFirstTry} (${p.samples > 0 ? ((p.resumedFirstTry / p.samples) * 100).toFixed(1) : 0}%)`, p.neverResumed, p.p50Ms, p.p99Ms, p.maxMs]]),
     '',
-    table(['offered New/s', 'sent', 'accepted', 'lost', 'send time s'], r.rate.map((x) => [x.offeredPerSecond, x.sent, x.accepted, x.lost, x.sendSeconds])),
+    table(['offered New/s', 'sent', 'datagrams', 'accepted', 'lost', 'send time s', 'receiver CPU µs/update'], r.rate.map((x) => [x.offeredPerSecond, x.sent, x.datagrams, x.accepted, x.lost, x.sendSeconds, x.receiverCpuUsPerUpdate])),
     '',
     `sustained without loss: ${r.sustainedPerSecond} New/s`
   ].join('\n')

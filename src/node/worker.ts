@@ -21,31 +21,37 @@ function send (message: WorkerToPrimary): void {
 }
 
 /**
- * L1's channel to L2 over cluster IPC. New and Del are fire-and-forget, so those made during
- * one turn of the event loop leave as one message at its end (setImmediate: no timer, no
- * added wait beyond the current turn). Under load a turn completes several handshakes, and
- * each message costs both processes a system call and the primary a wake-up on a core the
- * workers share; idle, a message leaves as soon as the turn ends, as before.
+ * L1's channel to L2 over cluster IPC. New and Del are fire-and-forget. The first of an
+ * event-loop turn leaves at once (as before batching: a new session goes out before the
+ * handshake's last flight, ahead of a client that reconnects elsewhere at once); those that
+ * follow in the same turn leave together at its end (setImmediate: no timer, no wait beyond the
+ * turn). Under load a turn completes several handshakes, and each message costs both processes
+ * a system call and the primary a wake-up on a core the workers share.
  */
 class IpcL2Channel implements L2Channel {
   private nextReq = 1
   private readonly pending = new Map<number, (entry: SessionEntry | null) => void>()
   private queued: SessionUpdate[] = []
-  private flushScheduled = false
+  private inTurn = false
 
   sendNew (id: Buffer, entry: SessionEntry): void { this.queue({ t: 'session-new', id, der: entry.der, createdAt: entry.createdAt }) }
   sendDel (id: Buffer): void { this.queue({ t: 'session-del', id }) }
 
   private queue (update: SessionUpdate): void {
-    this.queued.push(update)
-    if (this.flushScheduled) return
-    this.flushScheduled = true
-    setImmediate(() => this.flush())
+    if (this.inTurn) {
+      this.queued.push(update)
+      return
+    }
+    this.inTurn = true
+    setImmediate(() => {
+      this.inTurn = false
+      this.flush()
+    })
+    send(update)
   }
 
   /** Sends what is queued: one update as itself, several as one batch. */
   flush (): void {
-    this.flushScheduled = false
     const updates = this.queued
     if (updates.length === 0) return
     this.queued = []

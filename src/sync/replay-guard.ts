@@ -66,16 +66,17 @@ export class ReplayGuard {
 
   get horizonMs (): number { return this.horizon }
 
-  check (sender: Buffer, sequence: bigint, sentAtMs: number): boolean {
-    const state = this.senders.get(sender.toString('hex'))
+  /** `sender`: the node id, or its hex form (what decodeV2 passes, so it is made once per packet). */
+  check (sender: Buffer | string, sequence: bigint, sentAtMs: number): boolean {
+    const state = this.senders.get(typeof sender === 'string' ? sender : sender.toString('hex'))
     if (state === undefined) return sentAtMs > this.horizon
     if (sequence > state.highest) return true
     if (state.highest - sequence >= this.window) return false
     return !this.testBit(state.bits, sequence)
   }
 
-  commit (sender: Buffer, sequence: bigint, sentAtMs: number): void {
-    const key = sender.toString('hex')
+  commit (sender: Buffer | string, sequence: bigint, sentAtMs: number): void {
+    const key = typeof sender === 'string' ? sender : sender.toString('hex')
     let state = this.senders.get(key)
     if (state === undefined) {
       state = { highest: sequence, bits: new Uint32Array(this.windowBits / 32), lastSentAtMs: sentAtMs }

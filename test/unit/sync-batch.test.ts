@@ -118,18 +118,19 @@ describe('DatagramBatcher', () => {
     ), { numRuns: 60 })
   })
 
-  it('sends at the end of the event-loop turn, or at once when the next update would not fit', async () => {
+  it('sends the first update of a turn at once, the rest at its end or when the next would not fit', async () => {
     const { sender } = pair()
     const sent: number[] = []
     const batcher = new DatagramBatcher(sender.batching, (_datagram, updates) => sent.push(updates))
-    for (let i = 0; i < 3; i++) batcher.add(sender.encode(newSession()))
-    assert.deepEqual(sent, [], 'nothing before the turn ends')
+    for (let i = 0; i < 4; i++) batcher.add(sender.encode(newSession()))
+    assert.deepEqual(sent, [1], 'the first at once, the others wait for the turn to end')
     await new Promise((resolve) => setImmediate(resolve))
-    assert.deepEqual(sent, [3])
-    for (let i = 0; i < 12; i++) batcher.add(sender.encode(newSession()))
-    assert.ok(sent.length >= 2, 'full datagrams left during the turn')
+    assert.deepEqual(sent, [1, 3])
+    for (let i = 0; i < 13; i++) batcher.add(sender.encode(newSession()))
+    assert.ok(sent.length >= 4, 'full datagrams left during the turn')
     await new Promise((resolve) => setImmediate(resolve))
-    assert.equal(sent.slice(1).reduce((a, b) => a + b, 0), 12)
+    assert.equal(sent.slice(2).reduce((a, b) => a + b, 0), 13)
+    assert.ok(sent.slice(3).every((n) => n > 1), 'the later ones were batches')
   })
 })
 
