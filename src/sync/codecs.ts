@@ -1,4 +1,4 @@
-import crypto from 'node:crypto'
+import crypto, { type KeyObject } from 'node:crypto'
 import { ConfigConflictError } from '../errors.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
@@ -116,7 +116,11 @@ export class StudCodec implements SyncCodec {
   readonly snapshots = false
   private readonly recentlySent = new Set<string>()
 
-  constructor (private readonly hmacKey: Buffer, private readonly clock: CodecClock) {}
+  private readonly hmacKey: KeyObject
+
+  constructor (hmacKey: Buffer, private readonly clock: CodecClock) {
+    this.hmacKey = crypto.createSecretKey(hmacKey)
+  }
 
   encode (message: SyncMessage): Buffer | undefined {
     if (message.op !== 'new') return undefined // the format has no Del and no snapshots

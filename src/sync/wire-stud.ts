@@ -31,7 +31,7 @@
  * then hitch's time rule ('stale' / 'future'); maxSkewSeconds, when given, also refuses packets
  * dated more than that in the future (hitch aborts on any future date).
  */
-import { createHash, createHmac, createPrivateKey, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, createPrivateKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { RejectReason } from './reject-reasons.js'
 
 export const STUD_SESSION_ID_BYTES = 32
@@ -44,7 +44,7 @@ export const STUD_MAX_PACKET_BYTES = STUD_SESSION_ID_BYTES + STUD_MAX_DER_BYTES 
 export interface StudNewMessage { op: 'new'; sessionId: Buffer; session: Buffer; createdAt: number }
 
 export interface StudDecodeContext {
-  hmacKey: Buffer
+  hmacKey: Buffer | KeyObject
   /** ms since the epoch */
   now: () => number
   sessionTimeoutSeconds: number
@@ -70,11 +70,14 @@ export function studHmacKeyFromPrivateKeyPem (pem: string): Buffer {
   return createHash('sha1').update(der).digest()
 }
 
-function hmac (key: Buffer, data: Buffer): Buffer {
+/** A KeyObject is cheaper per packet than a Buffer (see DerivedKey.aeadKeyObject in farm-keys.ts). */
+type HmacKey = Buffer | KeyObject
+
+function hmac (key: HmacKey, data: Buffer): Buffer {
   return createHmac('sha1', key).update(data).digest()
 }
 
-export function encodeStud (msg: StudNewMessage, hmacKey: Buffer): Buffer {
+export function encodeStud (msg: StudNewMessage, hmacKey: HmacKey): Buffer {
   if (msg.sessionId.length < 1 || msg.sessionId.length > STUD_SESSION_ID_BYTES) {
     throw new RangeError(`stud sync: session id must be 1 to ${STUD_SESSION_ID_BYTES} bytes, got ${msg.sessionId.length}`)
   }
