@@ -1,90 +1,93 @@
-import net from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { LabError } from '../src/errors.js'
+import { spawnChild } from '../src/lab/processes.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { round } from './handshake.js'
 import { percentile, runLoad } from './load.js'
 import { PROFILES } from './profiles.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
-import { startTarget } from './targets.js'
+import { startBackend, startTarget } from './targets.js'
 
 export interface LatencyStats { samples: number; failures: number; p50Ms: number; p99Ms: number; maxMs: number }
 export interface AgentReport {
   handshakesPerSecondUnderLoad: number
+  /** Where the node, the load (clients and backend) and the prober ran. */
+  cpus: { server: string; load: string; prober: string }
   idle: { health: LatencyStats; agent: LatencyStats }
   loaded: { health: LatencyStats; agent: LatencyStats }
 }
 
-async function probeHealth (url: string): Promise<number | undefined> {
-  const start = performance.now()
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
-    await res.text()
-    return performance.now() - start
-  } catch { return undefined }
+function stats (values: Array<number | null>): LatencyStats {
+  const ok = values.filter((v): v is number => v !== null).sort((a, b) => a - b)
+  return { samples: values.length, failures: values.length - ok.length, p50Ms: round(percentile(ok, 50), 2), p99Ms: round(percentile(ok, 99), 2), maxMs: round(ok[ok.length - 1] ?? 0, 2) }
 }
 
-/** One agent-check as HAProxy makes it: connect, send "hello\n", read one line. */
-async function probeAgent (port: number): Promise<number | undefined> {
-  const start = performance.now()
-  return await new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    const timer = setTimeout(() => { s.destroy(); resolve(undefined) }, 2000)
-    let data = ''
-    s.on('connect', () => s.write('hello\n'))
-    s.on('data', (d: Buffer) => {
-      data += d.toString()
-      if (data.includes('\n')) { clearTimeout(timer); s.destroy(); resolve(performance.now() - start) }
-    })
-    s.on('error', () => { clearTimeout(timer); resolve(undefined) })
+/**
+ * Where each part runs. The prober must have a CPU of its own: otherwise what it measures is its
+ * own wait for a CPU (the clients saturate theirs). With 3 or more CPUs the first client CPU is
+ * the prober's; with 2, the clients (and a backend of their own) join the server on its CPUs,
+ * which keeps the workers saturated and leaves the other CPU to the prober alone.
+ */
+export function agentCpuPlan (serverCpus: string, clientCpus: string): { load: string; prober: string } {
+  const clients = expandCpus(clientCpus)
+  if (clients.length >= 2) return { load: clients.slice(1).join(','), prober: String(clients[0]) }
+  return { load: serverCpus, prober: clientCpus }
+}
+
+export function expandCpus (list: string): number[] {
+  return list.split(',').flatMap((part) => {
+    const [a, b] = part.split('-').map(Number) as [number, number | undefined]
+    return b === undefined ? [a] : Array.from({ length: b - a + 1 }, (_, i) => a + i)
   })
 }
 
-function stats (values: Array<number | undefined>): LatencyStats {
-  const ok = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b)
-  return { samples: values.length, failures: values.length - ok.length, p50Ms: round(percentile(ok, 50), 2), p99Ms: round(percentile(ok, 99), 2), maxMs: round(ok[ok.length - 1] ?? 0, 2) }
+const PROBER = fileURLToPath(new URL('./agent-prober.js', import.meta.url))
+
+/** Runs the prober until `samples` pairs or until stop() (SIGTERM: it reports what it has). */
+function startProber (adminPort: number, agentPort: number, cpus: string, samples: number): { stop: () => void; result: Promise<{ health: Array<number | null>; agent: Array<number | null> }> } {
+  const child = spawnChild(process.execPath, [PROBER, String(adminPort), String(agentPort), '20', String(samples)], { cpus })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  const result = new Promise<{ health: Array<number | null>; agent: Array<number | null> }>((resolve, reject) => {
+    child.once('exit', (code) => {
+      try { resolve(JSON.parse(out) as { health: Array<number | null>; agent: Array<number | null> }) } catch { reject(new LabError(`agent suite: the prober failed (exit ${String(code)})`)) }
+    })
+  })
+  return { stop: () => child.kill('SIGTERM'), result }
 }
 
 /**
  * tlsfleet alone, its workers saturated with TLS 1.2 full handshakes: how fast do /health (the
  * primary's admin API) and the agent-check responder answer? Both live in the primary, which
- * accepts no client connection, so they should not queue behind handshakes.
+ * accepts no client connection, so they should not queue behind handshakes. The prober runs on
+ * a CPU of its own (agentCpuPlan).
  */
-export async function runAgentSuite (opts: { progress: Progress; pem: string; backendPort: number; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
+export async function runAgentSuite (opts: { progress: Progress; pem: string; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
   const taken = new Set<number>()
   const adminPort = await freeTcpPort('127.0.0.1', taken)
   const agentPort = await freeTcpPort('127.0.0.1', taken)
+  const plan = agentCpuPlan(opts.serverCpus, opts.clientCpus)
+  const backend = await startBackend(plan.load)
   const target = await startTarget('tlsfleet', {
-    pem: opts.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
+    pem: opts.pem, backendPort: backend.port, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
     tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`]
   })
-  const healthUrl = `http://127.0.0.1:${adminPort}/health`
-  const probe = async (until: () => boolean, max: number): Promise<{ health: Array<number | undefined>; agent: Array<number | undefined> }> => {
-    const health: Array<number | undefined> = []
-    const agent: Array<number | undefined> = []
-    while (!until() && health.length < max) {
-      health.push(await probeHealth(healthUrl))
-      agent.push(await probeAgent(agentPort))
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-    return { health, agent }
-  }
   try {
-    let n = 0
-    const idle = await probe(() => n++ >= 100, 100)
-    let loading = true
-    const probing = (async () => {
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      return await probe(() => !loading, 100_000)
-    })()
+    const idle = await startProber(adminPort, agentPort, plan.prober, 100).result
+    const loadedProber = { current: undefined as ReturnType<typeof startProber> | undefined }
     const load = await runLoad({
       host: '127.0.0.1', port: target.port, profile: PROFILES.find((p) => p.name === 'full-1.2') as NonNullable<typeof PROFILES[0]>,
-      processes: opts.processes, concurrency: opts.concurrency, count: 1_000_000, durationMs: opts.durationMs, request: true, cpus: opts.clientCpus,
+      processes: opts.processes, concurrency: opts.concurrency, count: 1_000_000, durationMs: opts.durationMs, request: true, cpus: plan.load,
+      // Probing starts once the clients are primed and the window opens.
+      onStart: () => { loadedProber.current = startProber(adminPort, agentPort, plan.prober, 100_000) },
       onProgress: (done, errors) => opts.progress.update(`agent suite: ${done} full handshakes, ${errors} errors`)
     })
-    loading = false
-    const loaded = await probing
+    loadedProber.current?.stop()
+    const loaded = await (loadedProber.current?.result ?? Promise.resolve({ health: [], agent: [] }))
     const report: AgentReport = {
       handshakesPerSecondUnderLoad: round(load.handshakesPerSecond, 0),
+      cpus: { server: opts.serverCpus, load: plan.load, prober: plan.prober },
       idle: { health: stats(idle.health), agent: stats(idle.agent) },
       loaded: { health: stats(loaded.health), agent: stats(loaded.agent) }
     }
@@ -92,6 +95,7 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; ba
     return report
   } finally {
     await target.stop()
+    await backend.stop()
   }
 }
 
@@ -102,5 +106,9 @@ export function agentTable (r: AgentReport): string {
     const loaded = r.loaded[key]
     rows.push([what, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
   }
-  return table(['probe', 'idle p50 ms', 'idle p99 ms', `loaded p50 ms (${r.handshakesPerSecondUnderLoad} full hs/s)`, 'loaded p99 ms', 'failed'], rows)
+  return [
+    table(['probe', 'idle p50 ms', 'idle p99 ms', `loaded p50 ms (${r.handshakesPerSecondUnderLoad} full hs/s)`, 'loaded p99 ms', 'failed'], rows),
+    '',
+    `node on CPUs ${r.cpus.server}, clients and backend on ${r.cpus.load}, prober alone on ${r.cpus.prober}`
+  ].join('\n')
 }

@@ -6,7 +6,8 @@ import { LabError, TlsfleetError } from '../src/errors.js'
 import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
 import { runAgentSuite, type AgentReport } from './agent.js'
 import { runFailoverSuite, type FailoverRow } from './failover.js'
-import { runHandshakeSuite, type HandshakeRow } from './handshake.js'
+import { profileDir, runHandshakeSuite, type HandshakeRow } from './handshake.js'
+import { terminatorProfile, compareTable } from './cpu-profile.js'
 import { memoryTable, runMemorySuite, type MemoryRow } from './memory.js'
 import { defaultCpuSets, machineInfo, type MachineInfo } from './machine.js'
 import { findProfiles, PROFILES } from './profiles.js'
@@ -33,6 +34,8 @@ export interface BenchReport {
   store?: StoreReport
   agent?: AgentReport
   memory?: MemoryRow[]
+  /** With --cpu-prof: tlsfleet's worker against the plain Node server, per certificate. */
+  cpuProfiles?: Array<{ cert: string; target: string; table: string }>
   skipped: string[]
 }
 
@@ -48,7 +51,7 @@ function int (name: string, min: number, max: number): (v: string) => number {
 interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
-  request: boolean; json: boolean; out?: string; report?: string; quiet: boolean
+  request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
 }
 
 /**
@@ -72,6 +75,7 @@ export function benchCommand (): Command {
     .option('--client-cpus <LIST>', 'CPUs the clients and the backend are pinned to', cpus.client)
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
+    .option('--cpu-prof <DIR>', 'handshake suite: CPU-profile tlsfleet and the plain Node server (node --cpu-prof into DIR) and print where their time goes, per handshake')
     .option('--json', 'print the report as JSON on stdout', false)
     .option('--out <FILE>', 'also write the JSON report to FILE')
     .option('--report <FILE>', 'also write one self-contained HTML file: the tables as bar charts, the JSON report inline')
@@ -123,10 +127,14 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     const certs = certKinds.map((kind) => ({ kind: kind as CertKind, pem: makeBenchCertificate(dir, kind as CertKind) }))
     if (suites.includes('handshake')) {
       progress.line(`handshake suite: ${targets.join(', ')} × ${profiles.map((p) => p.name).join(', ')} × ${certKinds.join(', ')}; server on CPUs ${flags.serverCpus}, clients on ${flags.clientCpus}`)
+      const served = new Map<string, number>()
+      const cpuProfileDir = flags.cpuProf !== undefined ? path.resolve(flags.cpuProf) : undefined
       report.handshake = await runHandshakeSuite({
         certs, targets, profiles, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers,
-        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, rounds: flags.rounds, request: flags.request, dir, progress
+        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, rounds: flags.rounds, request: flags.request, dir, progress,
+        served, ...(cpuProfileDir !== undefined ? { cpuProfileDir } : {})
       })
+      if (cpuProfileDir !== undefined) report.cpuProfiles = compareProfiles(cpuProfileDir, certKinds, served)
     }
     const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
     if (suites.includes('failover')) {
@@ -143,7 +151,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     if (suites.includes('agent')) {
       progress.line('agent suite: /health and agent-check latency while the workers do full handshakes')
-      report.agent = await runAgentSuite({ progress, pem: rsa as string, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers, processes: flags.processes, concurrency: flags.concurrency, durationMs: flags.duration * 1000, dir })
+      report.agent = await runAgentSuite({ progress, pem: rsa as string, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers, processes: flags.processes, concurrency: flags.concurrency, durationMs: flags.duration * 1000, dir })
     }
     if (suites.includes('memory')) {
       progress.line('memory suite: RSS per session held in L2')
@@ -154,6 +162,27 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     fs.rmSync(dir, { recursive: true, force: true })
   }
   return report
+}
+
+/** tlsfleet's (and tlsfleet-pp2's) worker against the plain server, for each certificate profiled. */
+function compareProfiles (root: string, certs: string[], served: Map<string, number>): Array<{ cert: string; target: string; table: string }> {
+  const out: Array<{ cert: string; target: string; table: string }> = []
+  for (const cert of certs) {
+    const nodeDir = profileDir(root, cert, 'node')
+    const node = fs.existsSync(nodeDir) ? terminatorProfile(nodeDir) : undefined
+    if (node === undefined) continue
+    for (const target of ['tlsfleet', 'tlsfleet-pp2']) {
+      const dir = profileDir(root, cert, target)
+      const ours = fs.existsSync(dir) ? terminatorProfile(dir) : undefined
+      if (ours === undefined) continue
+      out.push({
+        cert,
+        target,
+        table: compareTable({ label: target, summary: ours, handshakes: served.get(`${cert}|${target}`) ?? 0 }, { label: 'node', summary: node, handshakes: served.get(`${cert}|node`) ?? 0 })
+      })
+    }
+  }
+  return out
 }
 
 export function formatReport (r: BenchReport): string {
@@ -169,6 +198,7 @@ export function formatReport (r: BenchReport): string {
       out.push('', 'tlsfleet against the plain Node terminator (server CPU per handshake; a TLS 1.2 session ID against node\'s TLS 1.2 ticket):', '', nodeRatioTable(r.handshake))
     }
   }
+  for (const p of r.cpuProfiles ?? []) out.push('', `Where the CPU goes, ${p.cert}: ${p.target}'s worker against the plain Node server (--cpu-prof self time per handshake served, warm-ups included; all profiles of the run together):`, '', p.table)
   if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))

@@ -1,3 +1,5 @@
+import fs from 'node:fs'
+import path from 'node:path'
 import { CpuMeter } from '../src/lab/proc-cpu.js'
 import type { CertKind } from './certs.js'
 import { runLoad, type LoadOptions, type LoadResult } from './load.js'
@@ -44,7 +46,18 @@ export interface HandshakeSuiteOptions {
   request: boolean
   dir: string
   progress: Progress
+  /** Profile tlsfleet's and the plain Node server's processes into DIR/CERT-TARGET (node --cpu-prof). */
+  cpuProfileDir?: string
+  /** Filled with the handshakes each (cert|target) served, warm-ups included (to divide its profile by). */
+  served?: Map<string, number>
 }
+
+/** Where --cpu-prof puts one server's profiles. */
+export function profileDir (root: string, cert: string, target: string): string {
+  return path.join(root, `${cert}-${target}`)
+}
+
+const PROFILED: ReadonlySet<TargetKind> = new Set(['tlsfleet', 'tlsfleet-pp2', 'node'])
 
 interface Measurement { handshakes: number; errors: number; elapsedMs: number; offered: number; resumed: number; cpu: number; latencies: LoadResult['latencyMs']; errorSamples: string[] }
 
@@ -60,12 +73,23 @@ export async function runHandshakeSuite (opts: HandshakeSuiteOptions): Promise<H
     const targets: Target[] = []
     try {
       for (const kind of opts.targets) {
-        targets.push(await startTarget(kind, { pem: cert.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir }))
+        let env: NodeJS.ProcessEnv | undefined
+        if (opts.cpuProfileDir !== undefined && PROFILED.has(kind)) {
+          const dir = profileDir(opts.cpuProfileDir, cert.kind, kind)
+          fs.mkdirSync(dir, { recursive: true })
+          env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim() }
+        }
+        targets.push(await startTarget(kind, { pem: cert.pem, backendPort: opts.backendPort, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, ...(env !== undefined ? { env } : {}) }))
+      }
+      const served = (target: Target, handshakes: number): void => {
+        const key = `${cert.kind}|${target.kind}`
+        opts.served?.set(key, (opts.served.get(key) ?? 0) + handshakes)
       }
       for (const target of targets) {
         // Warm-up, not measured: JIT, worker caches, the backend's accept path; every profile once.
         for (const profile of opts.profiles) {
-          await runLoad({ ...loadOptions(opts, target, profile), count: Math.min(200, opts.count), durationMs: Math.min(1000, opts.durationMs) })
+          const warm = await runLoad({ ...loadOptions(opts, target, profile), count: Math.min(200, opts.count), durationMs: Math.min(1000, opts.durationMs) })
+          served(target, warm.handshakes)
         }
       }
       const results = new Map<string, Measurement[]>()
@@ -74,6 +98,7 @@ export async function runHandshakeSuite (opts: HandshakeSuiteOptions): Promise<H
           for (const target of turn % 2 === 0 ? targets : [...targets].reverse()) {
             const name = `${cert.kind} ${target.kind} ${profile.name}${opts.rounds > 1 ? ` (round ${turn + 1}/${opts.rounds})` : ''}`
             const m = await measure(opts, target, profile, name)
+            served(target, m.handshakes)
             const key = `${target.kind}|${profile.name}`
             results.set(key, [...(results.get(key) ?? []), m])
             opts.progress.line(`${name}: ${m.handshakes} handshakes, server ${m.handshakes > 0 ? round((m.cpu / m.handshakes) * 1e6, 0) : 0} µs/handshake, ${m.errors} errors`)

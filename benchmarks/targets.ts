@@ -38,6 +38,8 @@ export interface TargetOptions {
   tlsfleetArgs?: string[]
   /** tlsfleet's admin API port (default: a free one). */
   adminPort?: number
+  /** Extra environment (NODE_OPTIONS for --cpu-prof) for tlsfleet and the plain Node server. */
+  env?: NodeJS.ProcessEnv
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -84,7 +86,7 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
     const pp2 = kind === 'tlsfleet-pp2' ? ['--proxy-protocol-in', 'v2'] : []
     child = spawnChild(process.execPath, [TLSFLEET_CLI, 'node', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${opts.backendPort}`,
       '--workers', String(opts.workers), '--cert', opts.pem, '--admin-listen', `127.0.0.1:${opts.adminPort ?? await freeTcpPort('127.0.0.1', taken)}`,
-      '--state-dir', path.join(opts.dir, `${kind}-state`), '--log-format', 'json', '--log-level', 'warn', '--grace-period', '1', ...pp2, ...(opts.tlsfleetArgs ?? [])], { cpus: opts.cpus })
+      '--state-dir', path.join(opts.dir, `${kind}-state`), '--log-format', 'json', '--log-level', 'warn', '--grace-period', '1', ...pp2, ...(opts.tlsfleetArgs ?? [])], { cpus: opts.cpus, ...(opts.env !== undefined ? { env: opts.env } : {}) })
     label = `tlsfleet (${opts.workers} worker${opts.workers > 1 ? 's' : ''}${pp2.length > 0 ? ', PROXY v2 in' : ''})`
   } else if (kind === 'haproxy') {
     const cfg = path.join(opts.dir, `haproxy-${port}.cfg`)
@@ -113,7 +115,7 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
     child = spawnChild('hitch', [...args, opts.pem], { cpus: opts.cpus })
     label = `hitch (${opts.workers} worker${opts.workers > 1 ? 's' : ''})`
   } else {
-    child = spawnChild(process.execPath, [path.join(HERE, 'servers', 'node-tls-server.js'), opts.pem, String(port), String(opts.backendPort)], { cpus: opts.cpus })
+    child = spawnChild(process.execPath, [path.join(HERE, 'servers', 'node-tls-server.js'), opts.pem, String(port), String(opts.backendPort)], { cpus: opts.cpus, ...(opts.env !== undefined ? { env: opts.env } : {}) })
     label = 'node tls (1 process)'
   }
   onLines(child.stdout, (l) => { output.push(l); if (output.length > 30) output.shift() })

@@ -37,12 +37,13 @@ export class ContextPool {
   private lastPrune = 0
   /**
    * Per-connection shortcuts: the router for new clients until the next rotation, and the router
-   * for each ticket key name seen (its 16 bytes as a latin1 string) until that name stops being
-   * acceptable. A connection then costs one Map read instead of a tag compare, a BigInt epoch,
-   * a key string and a second Map read.
+   * for each ticket key name seen until that name stops being acceptable. A connection then costs
+   * a tag compare and one Map read instead of a Buffer view, a BigInt epoch, a key string and a
+   * second Map read.
    */
   private currentRouter?: CachedRouter
-  private readonly byTicketName = new Map<string, CachedRouter>()
+  /** Per schedule: its farm tag as two u32 (a name's first 8 bytes), and routers by epoch. */
+  private readonly byTicketName: Array<{ tagHigh: number; tagLow: number; byEpoch: Map<number, CachedRouter> }>
 
   constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
     this.material = material
@@ -54,6 +55,10 @@ export class ContextPool {
       lifetimeSeconds: opts.sessionTimeoutSeconds,
       now
     }))
+    this.byTicketName = this.schedules.map((schedule) => {
+      const tag = schedule.tag
+      return { tagHigh: tag.readUInt32BE(0), tagLow: tag.readUInt32BE(4), byEpoch: new Map<number, CachedRouter>() }
+    })
     // Build the current generation now, so the first handshake does not pay for it.
     this.routerFor(undefined)
   }
@@ -64,7 +69,7 @@ export class ContextPool {
     this.material = material
     this.contextOptions = this.optionsFor(material)
     this.routers.clear()
-    this.byTicketName.clear()
+    for (const { byEpoch } of this.byTicketName) byEpoch.clear()
     this.currentRouter = undefined
     this.plain = undefined
     this.routerFor(undefined)
@@ -80,15 +85,14 @@ export class ContextPool {
     const now = this.now()
     const name = hello?.ticketKeyName
     if (name !== undefined) {
-      const key = name.toString('latin1')
-      const cached = this.byTicketName.get(key)
-      if (cached !== undefined && now < cached.until) return cached.router
+      const cached = this.cachedByName(name, now)
+      if (cached !== undefined) return cached
       for (let i = 0; i < this.schedules.length; i++) {
         const schedule = this.schedules[i] as TicketKeySchedule
         const generation = schedule.byName(name)
         if (generation === undefined) continue
         const router = this.router(i, generation)
-        this.byTicketName.set(key, { router, until: schedule.acceptableUntilMs(generation.epoch) })
+        this.byTicketName[i]?.byEpoch.set(generation.epoch, { router, until: schedule.acceptableUntilMs(generation.epoch) })
         return router
       }
     }
@@ -97,6 +101,24 @@ export class ContextPool {
     const router = this.router(0, generation)
     this.currentRouter = { router, until: primary.epochStartMs(generation.epoch + 1) }
     return router
+  }
+
+  /**
+   * A name is tag(8) | epoch(8): read as four u32, compared and looked up without making a
+   * string or a BigInt per connection. Only names byName() accepted are cached, until they stop
+   * being acceptable.
+   */
+  private cachedByName (name: Buffer, now: number): SniRouter<tls.SecureContext> | undefined {
+    if (name.length !== 16) return undefined
+    const high = name.readUInt32BE(0)
+    const low = name.readUInt32BE(4)
+    const epoch = name.readUInt32BE(8) * 2 ** 32 + name.readUInt32BE(12)
+    for (const entry of this.byTicketName) {
+      if (entry.tagHigh !== high || entry.tagLow !== low) continue
+      const cached = entry.byEpoch.get(epoch)
+      if (cached !== undefined && now < cached.until) return cached.router
+    }
+    return undefined
   }
 
   private router (scheduleIndex: number, generation: TicketKeyGeneration): SniRouter<tls.SecureContext> {
@@ -128,7 +150,9 @@ export class ContextPool {
       const [index, epoch] = key.split(':').map(Number) as [number, number]
       if (!(this.schedules[index]?.isAcceptable(epoch) ?? false)) this.routers.delete(key)
     }
-    for (const [name, cached] of this.byTicketName) if (now >= cached.until) this.byTicketName.delete(name)
+    for (const { byEpoch } of this.byTicketName) {
+      for (const [epoch, cached] of byEpoch) if (now >= cached.until) byEpoch.delete(epoch)
+    }
   }
 }
 
