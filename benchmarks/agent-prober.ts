@@ -3,7 +3,7 @@
  * use, so what it measures is the node's answer time, not its own wait for a CPU. Every
  * INTERVAL_MS it makes one `GET /health` (a new connection, as a health checker does) and one
  * agent-check (connect, send "hello\n", read a line, as HAProxy does), until SAMPLES pairs or
- * until SIGTERM. Plain sockets: no HTTP client library between the clock and the wire.
+ * until SIGTERM, after 5 pairs it does not record (warm-up). Plain sockets: no HTTP client library between the clock and the wire.
  * Usage: node agent-prober.js ADMIN_PORT AGENT_PORT INTERVAL_MS SAMPLES
  * → one JSON line {health: (ms|null)[], agent: (ms|null)[]} (null = failed or over 2 s).
  */
@@ -45,6 +45,8 @@ function bodyComplete (response: string): boolean {
 let stop = false
 process.on('SIGTERM', () => { stop = true })
 const result: { health: Array<number | null>; agent: Array<number | null> } = { health: [], agent: [] }
+// Not recorded: the first requests compile the code paths on both sides.
+for (let i = 0; i < 5 && !stop; i++) { await health(); await agent() }
 while (!stop && result.health.length < samples) {
   result.health.push(await health())
   result.agent.push(await agent())

@@ -7,32 +7,26 @@
  */
 import crypto from 'node:crypto'
 import dgram from 'node:dgram'
-import { FarmKeyRing } from '../src/sync/farm-keys.js'
+import { DatagramBatcher } from '../src/sync/batcher.js'
+import { V2Codec } from '../src/sync/codecs.js'
 import { loadFarmSecrets } from '../src/sync/farm-secret.js'
-import { batchBytesV2, createSequenceCounter, encodeV2, frameBatchV2, MAX_SMALL_PACKET_BYTES } from '../src/sync/wire-v2.js'
 
 const [keyFile = '', host = '127.0.0.1', portText = '0', countText = '0'] = process.argv.slice(2)
 const count = Number(countText)
 const [secret] = loadFarmSecrets([keyFile])
 if (secret === undefined) throw new Error('sync-sender: no farm secret')
-const ctx = { keyRing: new FarmKeyRing([secret]), nodeId: crypto.randomBytes(8), nextSequence: createSequenceCounter() }
+// A peer node's codec and batcher, as its sync service uses them (a random name: a new sender each run).
+const codec = new V2Codec([secret], `bench-sender-${crypto.randomUUID()}`, { sessionTimeoutSeconds: 3600, maxSkewSeconds: 5 })
 const der = crypto.randomBytes(150)
 const createdAt = Math.floor(Date.now() / 1000)
 const ids = crypto.randomBytes(32 * count)
 
-// Sealed and framed beforehand, in sequence order, so the timed second only sends.
+// Sealed and framed beforehand, in sequence order, so the timed second only sends: all in one
+// turn of the event loop, as a node whose workers made them all at once would batch them.
 const datagrams: Array<{ datagram: Buffer; updates: number }> = []
-let group: Buffer[] = []
-const close = (): void => {
-  if (group.length > 0) datagrams.push({ datagram: group.length === 1 ? group[0] as Buffer : frameBatchV2(group), updates: group.length })
-  group = []
-}
-for (let i = 0; i < count; i++) {
-  const packet = encodeV2({ op: 'new', sessionId: ids.subarray(i * 32, i * 32 + 32), session: der, createdAt }, ctx)
-  if (group.length > 0 && batchBytesV2([...group, packet].map((p) => p.length)) > MAX_SMALL_PACKET_BYTES) close()
-  group.push(packet)
-}
-close()
+const batcher = new DatagramBatcher(codec.batching, (datagram, updates) => datagrams.push({ datagram, updates }))
+for (let i = 0; i < count; i++) batcher.add(codec.encode({ op: 'new', sessionId: ids.subarray(i * 32, i * 32 + 32), session: der, createdAt }))
+batcher.flush()
 
 const socket = dgram.createSocket('udp4')
 await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
