@@ -52,6 +52,8 @@ export class TlsTerminator {
   private readonly offers = new Map<string, Offer>()
   private readonly backend: BackendTarget
   private readonly ticketsEnabled: boolean
+  /** A client offering TLS 1.3 gets it (the policy's highest version is 1.3). */
+  private readonly tls13Allowed: boolean
   /** Per-socket TLS options decided at start: client certificate request, ALPN. */
   private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
@@ -74,6 +76,7 @@ export class TlsTerminator {
       ticketRotationSeconds: settings.ticketRotationSeconds
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
+    this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
     // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
       ...(settings.clientVerify !== 'none' ? { requestCert: true, rejectUnauthorized: settings.clientVerify === 'require' } : {}),
@@ -218,16 +221,22 @@ export class TlsTerminator {
 
   /**
    * The hub for a connection. The session-ID cache only ever serves TLS 1.2 handshakes
-   * without a ticket, so these can skip it: a client offering TLS 1.3 (we never cap the
-   * version, so it gets 1.3, whose sessions resume by ticket only), and a TLS 1.2 ticket
-   * while tickets are on (Node does not ask resumeSession then, and a ticket that fails to
-   * decrypt makes a full handshake whose client gets a fresh ticket). With tickets off,
-   * OpenSSL ignores the ticket and the session ID is all there is.
+   * without a ticket, so these can skip it:
+   * - a client offering TLS 1.3 when the TLS policy allows it (it then gets 1.3, whose
+   *   sessions resume by ticket only);
+   * - with tickets on, a TLS 1.2 client presenting a ticket (Node does not ask resumeSession
+   *   then, and a ticket that fails to decrypt makes a full handshake whose client gets a fresh
+   *   ticket);
+   * - with tickets on, a new TLS 1.2 client (no session ID) that can take a ticket: it gets one
+   *   and comes back with it, never with the session ID alone, so storing its session for the
+   *   ID cache would cost an IPC message to L2 and a sync update per handshake for nothing.
+   * With tickets off, OpenSSL ignores tickets and the session ID is all there is.
    */
   private hubFor (hello: ClientHelloInfo | undefined): tls.Server {
     if (hello === undefined) return this.sessionHub
-    if (hello.offersTls13) return this.plainHub
-    if (hello.sessionTicket !== undefined && this.ticketsEnabled) return this.plainHub
+    if (hello.offersTls13 && this.tls13Allowed) return this.plainHub
+    if (this.ticketsEnabled && hello.sessionTicket !== undefined) return this.plainHub
+    if (this.ticketsEnabled && hello.sessionTicketExtPresent && hello.sessionId.length === 0) return this.plainHub
     return this.sessionHub
   }
 

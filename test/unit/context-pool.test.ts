@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { test } from 'node:test'
 import { loadCertificateFile } from '../../src/tls/certificates.js'
+import { loadConfig } from '../../src/config/load.js'
 import { ContextPool } from '../../src/tls/context-pool.js'
+import { resolveTlsPolicy } from '../../src/tls/tls-policy.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 
@@ -18,7 +20,8 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const bundle = loadCertificateFile(makeCertificate(dir, 'pool', ['pool.test']))
   const secret = crypto.randomBytes(32)
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 } // 10 s into epoch 500000
-  const pool = new ContextPool([bundle], { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
+  const policy = resolveTlsPolicy(loadConfig({ env: {} }))
+  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
   const hello = (name?: Buffer): Parameters<ContextPool['routerFor']>[0] => ({
     legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [],
     ...(name !== undefined ? { ticketKeyName: name } : {})
