@@ -32,9 +32,12 @@ export interface L1Channels {
  * reaches the other workers, so no L1 keeps offering a session OpenSSL refused. With a level
  * below (the cache's `below`), an L2 miss is answered once that level has (a hit fills L2 first); the
  * lower level bounds its own time, and the worker never waits past --cache-get-timeout anyway.
+ * Without one, an L2 miss waits up to --cache-miss-wait for the session to arrive over the farm
+ * sync or from another worker (PrimarySessionCache.getOrWait).
  */
 export class L2Responder {
-  constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels) {}
+  /** `missWaitMs`: how long a Get that missed waits for the session to arrive (PrimarySessionCache.getOrWait). */
+  constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels, private readonly missWaitMs = 0) {}
 
   handle (worker: number, request: L1Request): void {
     switch (request.t) {
@@ -42,10 +45,16 @@ export class L2Responder {
         this.cache.addLocal(request.id, { der: request.der, createdAt: request.createdAt })
         break
       case 'session-get': {
-        const entry = this.cache.get(request.id)
         const below = this.cache.below
-        if (entry !== undefined || below === undefined) this.reply(worker, request.req, entry)
-        else void this.askBelow(worker, request.req, request.id, below)
+        if (below !== undefined) {
+          const entry = this.cache.get(request.id)
+          if (entry !== undefined) this.reply(worker, request.req, entry)
+          else void this.askBelow(worker, request.req, request.id, below)
+          break
+        }
+        const found = this.cache.getOrWait(request.id, this.missWaitMs)
+        if (found instanceof Promise) void found.then((entry) => this.reply(worker, request.req, entry))
+        else this.reply(worker, request.req, found)
         break
       }
       case 'session-del':

@@ -20,6 +20,10 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.haproxySocket !== 'off' && config.haproxyServer === '') {
     throw new ConfigConflictError(`--haproxy-socket ${config.haproxySocket} needs --haproxy-server BACKEND/SERVER (this node's entry in HAProxy)`)
   }
+  // A worker stops waiting for L2 at --cache-get-timeout: a longer hold in L2 would only be lost.
+  if (config.cacheMissWait >= config.cacheGetTimeout) {
+    throw new ConfigConflictError(`--cache-miss-wait ${config.cacheMissWait} must be below --cache-get-timeout ${config.cacheGetTimeout} (ms): the worker stops waiting for L2 at the timeout`)
+  }
   if (config.syncListen !== 'off' && config.syncFormat === 'v2' && config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
   }

@@ -269,6 +269,12 @@ export const OPTIONS = {
     schema: int(1, 5000),
     default: 25
   }),
+  'cache-miss-wait': spec({
+    description: 'how long L2 holds a lookup that missed, in case the session is on its way from a peer node or another worker (ms; 0 = answer at once); below --cache-get-timeout',
+    expected: 'an integer number of milliseconds from 0 to 1000',
+    schema: int(0, 1000),
+    default: 3
+  }),
   'proxy-protocol-in': spec({
     description: 'PROXY protocol expected from the load balancer: off, v1, v2 or auto',
     expected: 'one of off, v1, v2, auto',

@@ -45,7 +45,7 @@ export class WorkerTerminator implements NodeTerminator {
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
       broadcast: (notice, except) => this.workers.broadcast(notice, except)
-    })
+    }, config.cacheMissWait)
     this.workers = new WorkerPool({
       size: config.workers,
       acceptModel: config.acceptModel,

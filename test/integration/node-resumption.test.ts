@@ -95,3 +95,16 @@ test('TLS 1.3 and TLS 1.2 ticket clients resume across workers with the node\'s 
   }
   assert.ok(await node.metric('tlsfleet_handshakes_total', { result: 'resumed', version: 'TLSv1.3' }) >= 12)
 })
+
+test('with tickets on, a new TLS 1.2 client that can take a ticket is not stored for session-ID resumption: it resumes with its ticket', async () => {
+  const before = await node.metric('tlsfleet_session_cache_entries')
+  const sess = path.join(dir, 'ticket-only.pem')
+  assert.equal((await sClient({ port, tls: '1.2', sessOut: sess })).reused, false)
+  const again = await sClient({ port, tls: '1.2', sessIn: sess })
+  assert.equal(again.reused, true, again.output)
+  // A client without tickets is stored; its New travels after the first one's would have, on
+  // the same channel, so once it is in L2 the first would be too.
+  assert.equal((await sClient({ port, tls: '1.2', extra: NO_TICKET })).reused, false)
+  await eventually(async () => await node.metric('tlsfleet_session_cache_entries') >= before + 1, 5000, 'the no-ticket session in L2')
+  assert.equal(await node.metric('tlsfleet_session_cache_entries'), before + 1)
+})

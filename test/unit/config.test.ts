@@ -113,3 +113,9 @@ test('TLS options that do not work together are refused before anything starts',
     /--alpn, --user only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line/)
   assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'client-verify': 'optional', 'client-ca': 'ca.pem', 'proxy-tlv': ['ssl'], 'proxy-protocol-out': 'v2' } })))
 })
+
+test('--cache-miss-wait must be below --cache-get-timeout', () => {
+  const config = loadConfig({ env: {}, flags: { 'cache-miss-wait': '25', 'cache-get-timeout': '25' } })
+  assert.throws(() => checkOptionCombinations(config), (err: Error) => err instanceof ConfigConflictError && /--cache-miss-wait 25 must be below --cache-get-timeout 25/.test(err.message))
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {} })))
+})
