@@ -47,6 +47,8 @@ export class ReplayGuard {
   private readonly window: bigint
   private readonly maxSenders: number
   private horizon = -Infinity
+  /** The sender last moved to the end of `senders` (the most recently accepted). */
+  private newest: string | undefined
 
   constructor (options: ReplayGuardOptions = {}) {
     const windowBits = options.windowBits ?? 1024
@@ -80,13 +82,20 @@ export class ReplayGuard {
     let state = this.senders.get(key)
     if (state === undefined) {
       state = { highest: sequence, bits: new Uint32Array(this.windowBits / 32), lastSentAtMs: sentAtMs }
+      this.senders.set(key, state)
+      this.newest = key
     } else {
-      this.senders.delete(key) // re-inserted below: Map order is the LRU order
       if (sequence > state.highest) this.advance(state, sequence)
       state.lastSentAtMs = Math.max(state.lastSentAtMs, sentAtMs)
+      // Map order is the LRU order: move the sender to the end, unless it is there already (a
+      // batch, or a busy peer, is one packet after another from the same sender).
+      if (key !== this.newest) {
+        this.senders.delete(key)
+        this.senders.set(key, state)
+        this.newest = key
+      }
     }
     this.setBit(state.bits, sequence)
-    this.senders.set(key, state)
     while (this.senders.size > this.maxSenders) {
       const oldest = this.senders.entries().next().value
       if (oldest === undefined) break

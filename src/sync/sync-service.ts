@@ -42,11 +42,13 @@ export interface PeerStats {
 /** PeerStats as kept: the time as a number, made a date only when someone asks. */
 type PeerCounters = Omit<PeerStats, 'lastSeen'> & { lastSeenMs?: number }
 
-type InResult = RejectReason | 'accepted'
+type InResult = RejectReason
 
 /** Counts behind tlsfleet_sync_packets_total and _datagrams_total: a datagram can hold many packets. */
 class SyncCounts {
-  readonly packetsIn = new Map<InResult, number>([['accepted', 0], ...REJECT_REASONS.map((r): [InResult, number] => [r, 0])])
+  /** Accepted packets (the common case: a field), and the refused ones by reason. */
+  packetsAccepted = 0
+  readonly packetsIn = new Map<InResult, number>(REJECT_REASONS.map((r): [InResult, number] => [r, 0]))
   packetsSent = 0
   packetsSendError = 0
   datagramsIn = 0
@@ -93,6 +95,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       registers: [registry],
       collect () {
         this.reset()
+        this.inc({ direction: 'in', result: 'accepted' }, counts.packetsAccepted)
         for (const [result, n] of counts.packetsIn) this.inc({ direction: 'in', result }, n)
         this.inc({ direction: 'out', result: 'sent' }, counts.packetsSent)
         this.inc({ direction: 'out', result: 'send_error' }, counts.packetsSendError)
@@ -239,17 +242,18 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   /** A datagram: every packet in it is judged, counted and applied on its own. */
   private onDatagram (datagram: Buffer, rinfo: dgram.RemoteInfo): void {
     this.counts.datagramsIn++
-    const from = formatHostPort({ host: rinfo.address, port: rinfo.port })
-    for (const result of this.codec.decode(datagram)) this.onPacket(result, from, rinfo)
+    // Looked up once per datagram, not per packet: a batch comes from one sender.
+    const stats = this.peerStats(formatHostPort({ host: rinfo.address, port: rinfo.port }), false)
+    for (const result of this.codec.decode(datagram)) this.onPacket(result, stats, rinfo)
   }
 
-  private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
+  private onPacket (result: DecodedPacket, stats: PeerCounters, rinfo: dgram.RemoteInfo): void {
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
       if (result.reason === 'own') { this.count('own'); return }
-      return this.reject(from, result.reason)
+      return this.reject(stats, result.reason)
     }
-    this.accept(from, result.sender)
+    this.accept(stats, result.sender)
     const message = result.message
     switch (message.op) {
       case 'new':
@@ -299,17 +303,15 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.packetsIn.set(result, (this.counts.packetsIn.get(result) ?? 0) + 1)
   }
 
-  private accept (from: string, nodeId: string | undefined): void {
-    this.count('accepted')
-    const stats = this.peerStats(from, false)
+  private accept (stats: PeerCounters, nodeId: string | undefined): void {
+    this.counts.packetsAccepted++
     stats.packetsIn++
     stats.lastSeenMs = Date.now()
     if (nodeId !== undefined) stats.nodeId = nodeId
   }
 
-  private reject (from: string, reason: RejectReason): void {
+  private reject (stats: PeerCounters, reason: RejectReason): void {
     this.count(reason)
-    const stats = this.peerStats(from, false)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
   }
 
