@@ -48,7 +48,7 @@ interface WorkerTotals { full: number; resumed: number; hits: number; misses: nu
 /** How long a worker that stopped answering is remembered (a slow round must not reset it). */
 const FORGET_WORKER_MS = 60_000
 
-/** Results of incoming sync datagrams that are not a rejection. */
+/** Results of incoming sync packets that are not a rejection. */
 const NOT_REJECTED = new Set(['accepted', 'own'])
 
 /**

@@ -8,7 +8,7 @@ import type { CacheLevelBody, DashboardBody, FarmViewBody, Lookups, SyncPacketsB
 import type { CacheBody, PeersBody, StateBody } from './schemas.js'
 
 export interface NodeDashboardOptions {
-  /** The primary's registry: the sync service counts its datagrams there. */
+  /** The primary's registry: the sync service counts its packets (updates) there. */
   registry: Registry
   /** Unset when --session-tickets is off. */
   tickets?: { schedule: TicketKeySchedule; farmWide: boolean; farmSecrets: number }
@@ -98,7 +98,7 @@ export class NodeDashboard {
     }
   }
 
-  /** `direction:result` → datagrams, from the sync service's counter (empty without sync). */
+  /** `direction:result` → packets (updates), from the sync service's counter (empty without sync). */
   private async syncCounters (): Promise<Record<string, number>> {
     const metric = this.opts.registry.getSingleMetric(SYNC_COUNTER)
     if (metric === undefined) return {}
