@@ -1,4 +1,4 @@
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue, type RegistryContentType } from 'prom-client'
 import { EVENT_LOOP_MONITOR_MS } from './event-loop.js'
 
 export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
@@ -20,7 +20,10 @@ const AGENT_STATES = ['ready', 'drain', 'maint', 'down'] as const
  * so process CPU and memory cover the whole node). Names follow Prometheus conventions.
  */
 export class PrimaryMetrics {
+  /** The primary's tlsfleet_* series (the sync, store and terminator parts register here too). */
   readonly registry = new Registry()
+  /** Process CPU, memory, event loop: summed with the workers' on the page. */
+  private readonly processRegistry = new Registry()
   readonly haproxyCommands: Counter<'command' | 'result'>
   readonly adminRequests: Counter<'status'>
   readonly agentReplies: Counter<'state'>
@@ -31,11 +34,12 @@ export class PrimaryMetrics {
   private readonly lastReports = new Map<number, MetricsJson>()
   /** Counters and histograms of workers that died, summed: they keep counting on the page. */
   private retired: MetricsJson = []
-  private cached?: { at: number; page: Promise<MetricsPage> }
+  /** The collected part of the page (workers, retired counts, process figures), and when it was asked for. */
+  private rest?: { at: number; part: Promise<CollectedPart> }
 
   constructor (sources: PrimaryGaugeSources) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
+    collectDefaultMetrics({ register: this.processRegistry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
     new Gauge({ name: 'tlsfleet_session_cache_entries', help: 'Sessions held in L2', registers, collect () { this.set(sources.l2().entries) } })
     new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'Approximate bytes held by L2', registers, collect () { this.set(sources.l2().bytes) } })
     new Gauge({
@@ -66,24 +70,35 @@ export class PrimaryMetrics {
     this.agentReplies = new Counter({ name: 'tlsfleet_agent_replies_total', help: 'Agent-check replies sent, by the state they reported', labelNames: ['state'] as const, registers })
     this.agentInputErrors = new Counter({ name: 'tlsfleet_agent_input_errors_total', help: 'Agent port connections with bad input or cut by a bound, by reason', labelNames: ['reason'] as const, registers })
     this.backendReachable = new Gauge({ name: 'tlsfleet_backend_reachable', help: 'Whether the backend accepted the last TCP probe(s) (1) or not (0)', registers })
-    this.scrapes = new Counter({ name: 'tlsfleet_metrics_scrapes_total', help: 'GET /metrics answered, by whether the workers were asked (collected) or the last page was reused (cached)', labelNames: ['result'] as const, registers })
+    this.scrapes = new Counter({ name: 'tlsfleet_metrics_scrapes_total', help: 'GET /metrics answered, by whether the workers were asked (collected) or their last reports were reused (cached)', labelNames: ['result'] as const, registers })
   }
 
   /**
-   * The node-wide page: the primary's series merged with the workers' reports and with what
-   * dead workers had counted. Built at most once per `maxAgeMs` however many scrapers ask
-   * (they share one collection), so scraping cannot load the workers or the agent's weight.
+   * The node-wide page: the primary's own tlsfleet_* series, read now (cheap, and what an
+   * operator just did shows at once), then the rest — the workers' reports, what dead workers
+   * had counted, and process figures summed over the node — built at most once per `maxAgeMs`
+   * however many scrapers ask (concurrent scrapes share one collection), so scraping cannot
+   * load the workers or move the agent's weight.
    */
   async page (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>, maxAgeMs = 1000, now = Date.now()): Promise<MetricsPage> {
-    if (this.cached !== undefined && now - this.cached.at < maxAgeMs) {
+    let rest = this.rest
+    if (rest === undefined || now - rest.at >= maxAgeMs) {
+      const part = this.collectRest(collect)
+      rest = { at: now, part }
+      this.rest = rest
+      part.catch(() => { if (this.rest?.part === part) this.rest = undefined })
+      this.scrapes.inc({ result: 'collected' })
+    } else {
       this.scrapes.inc({ result: 'cached' })
-      return await this.cached.page
     }
-    this.scrapes.inc({ result: 'collected' })
-    const page = this.render(collect)
-    this.cached = { at: now, page }
-    page.catch(() => { if (this.cached?.page === page) this.cached = undefined })
-    return await page
+    const [own, collected] = await Promise.all([this.registry.getMetricsAsJSON(), rest.part])
+    if (own.some((m) => collected.names.has(m.name))) {
+      // A family on both sides (never so far): merge it properly, the slow way.
+      const merged = AggregatorRegistry.aggregate([own, collected.json])
+      return { contentType: merged.contentType, body: await merged.metrics() }
+    }
+    const text = await this.registry.metrics()
+    return { contentType: this.registry.contentType, body: text + collected.text }
   }
 
   /**
@@ -98,23 +113,25 @@ export class PrimaryMetrics {
     // prom-client's JSON names types as strings (its typings say an enum).
     const kept = last.filter((m) => ['counter', 'histogram'].includes(String(m.type)))
     this.retired = this.retired.length === 0 ? kept : toJson(AggregatorRegistry.aggregate([this.retired, kept]))
-    this.cached = undefined
+    this.rest = undefined
   }
 
-  private async render (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<MetricsPage> {
+  /** Ask the workers; those that did not answer in time still count with their last report. */
+  private async collectRest (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<CollectedPart> {
     const reports = await collect()
     for (const report of reports) this.lastReports.set(report.pid, report.metrics)
-    // A worker that did not answer in time still counts with its last report.
-    const workers = [...this.lastReports.values()]
-    const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), this.retired, ...workers])
-    return { contentType: merged.contentType, body: await merged.metrics() }
+    const merged = AggregatorRegistry.aggregate([await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()])
+    const json = toJson(merged)
+    return { json, names: new Set(json.map((m) => m.name)), text: await merged.metrics() }
   }
 }
+
+interface CollectedPart { json: MetricsJson; names: Set<string>; text: string }
 
 export interface MetricsPage { contentType: string; body: string }
 
 /** An aggregated registry's series as JSON again (aggregate() only gives a Registry). */
-function toJson (registry: Registry): MetricsJson {
+function toJson (registry: Registry<RegistryContentType>): MetricsJson {
   // getMetricsAsJSON() of an aggregated registry is synchronous in effect: its metrics have no
   // collect callbacks, so the values are read directly.
   const metrics = registry.getMetricsAsArray() as unknown as Array<{ get: () => MetricObjectWithValues<MetricValue<string>> }>
