@@ -114,6 +114,27 @@ export function totals (records: readonly ConnectionRecord[]): Totals {
   return t
 }
 
+/** A failed connection, for the report: when it started and ended (ms), where and why. */
+export interface Failure { start: number; end: number; node: string; error: string }
+
+/** The first `limit` failed connections, so a report says why, not only how many. */
+export function failures (records: readonly ConnectionRecord[], limit = 50): Failure[] {
+  const out: Failure[] = []
+  for (const r of records) {
+    if (r.ok) continue
+    out.push({ start: r.start, end: r.end, node: r.node ?? 'unknown', error: r.error ?? 'unknown' })
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+/** Failure counts by error text, most frequent first ("ECONNRESET 5, timeout 2"). */
+export function formatFailureReasons (list: readonly Failure[]): string {
+  const counts = new Map<string, number>()
+  for (const f of list) counts.set(f.error, (counts.get(f.error) ?? 0) + 1)
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${reason} ${n}`).join(', ')
+}
+
 export function formatTimelineHeader (nodes: readonly string[]): string {
   return ['   t |', ...nodes.map((n) => ` ${n.padEnd(8)} full  res err  cpu |`), ' no node err | event'].join('')
 }

@@ -1,5 +1,5 @@
 import type { ChartMarker, ReportDocument, ReportSection, TimeSeriesSection } from '../report/report-document.js'
-import { formatAct, formatTimelineHeader, formatTimelineRow } from './analysis.js'
+import { formatAct, formatFailureReasons, formatTimelineHeader, formatTimelineRow } from './analysis.js'
 import type { SceneReport } from './scene.js'
 
 function pct (a: number, b: number): string { return b === 0 ? '-' : `${((a / b) * 100).toFixed(1)} %` }
@@ -48,6 +48,7 @@ export function sceneReportDocument (report: SceneReport, generatedAt = new Date
         ['farm', `HAProxy on ${report.frontend}, ${nodes.length} nodes (${nodes.join(', ')}), TLS terminated by ${report.terminator}, sync ${report.sync}, agent-check ${report.agent ? 'on' : 'off'}`],
         ['load', `${report.clients} returning clients, ~${report.rate} connections/s; acts every ${report.actSeconds} s`],
         ['connections', `${t.connections} (${t.errors} errors): ${t.full} full and ${t.resumed} resumed handshakes`],
+        ...(report.failures.length > 0 ? [['errors by reason', formatFailureReasons(report.failures)] as [string, string]] : []),
         ['returning clients resumed', `${t.returningResumed} of ${t.returning} times (${pct(t.returningResumed, t.returning)})`],
         ['node CPU seconds', Object.entries(report.cpuSeconds).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')],
         ...report.acts.map((act): [string, string] => [act.event.label, act.event.kind === 'restart'

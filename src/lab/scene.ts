@@ -1,5 +1,5 @@
 import { formatHostPort } from '../config/host-port.js'
-import { analyzeAct, buildTimeline, formatAct, formatTimelineHeader, formatTimelineRow, totals, type ActReport, type SceneEvent, type TimelineRow, type Totals } from './analysis.js'
+import { analyzeAct, buildTimeline, failures, formatAct, formatFailureReasons, formatTimelineHeader, formatTimelineRow, totals, type ActReport, type Failure, type SceneEvent, type TimelineRow, type Totals } from './analysis.js'
 import type { LabFarm } from './farm.js'
 import { cpuSecondsByRoot } from './proc-cpu.js'
 import { ReturningClients, type ClientKind, type ConnectionRecord } from './returning-clients.js'
@@ -31,6 +31,8 @@ export interface SceneReport {
   timeline: TimelineRow[]
   acts: ActReport[]
   totals: Totals
+  /** The first failed connections (start/end in ms since the load started, node, error). */
+  failures: Failure[]
   /** CPU seconds per node over the whole scene. */
   cpuSeconds: Record<string, number>
 }
@@ -128,6 +130,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
     timeline: buildTimeline(clients.records, names, seconds, cpuRows, events),
     acts,
     totals: totals(clients.records),
+    failures: failures(clients.records),
     cpuSeconds: Object.fromEntries(Object.entries(cpuTotals).map(([k, v]) => [k, Math.round(v * 1000) / 1000]))
   }
   print('')
@@ -135,6 +138,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   for (const act of acts) print(`  ${formatAct(act)}`)
   const tt = report.totals
   print(`  all: ${tt.connections} connections, ${tt.errors} errors, ${tt.full} full and ${tt.resumed} resumed handshakes; returning clients resumed ${tt.returningResumed} of ${tt.returning} times (${pct(tt.returningResumed, tt.returning)})`)
+  if (report.failures.length > 0) print(`  errors by reason${tt.errors > report.failures.length ? ` (first ${report.failures.length})` : ''}: ${formatFailureReasons(report.failures)}`)
   print(`  node CPU seconds: ${Object.entries(report.cpuSeconds).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`)
   return report
 }

@@ -70,7 +70,7 @@ test('tlsfleet lab starts haproxy, 3 nodes and 2 backends, serves a request end 
   }
 })
 
-interface Report { acts: Array<{ event: { kind: string; node: string }; clients: number; resumed: number; full: number; resumedShare: number }>; totals: { connections: number; errors: number }; timeline: Array<{ nodes: Record<string, { full: number; resumed: number }> }> }
+interface Report { acts: Array<{ event: { kind: string; node: string; at: number }; clients: number; resumed: number; full: number; resumedShare: number; cut: number }>; totals: { connections: number; errors: number }; failures: Array<{ start: number; end: number; node: string; error: string }>; timeline: Array<{ nodes: Record<string, { full: number; resumed: number }> }> }
 
 async function failover (sync: string, extra: string[] = ['--acts', 'kill'], timeoutMs = 60_000): Promise<Report> {
   const port = await freePort('127.0.0.10')
@@ -86,6 +86,18 @@ async function failover (sync: string, extra: string[] = ['--acts', 'kill'], tim
   }
 }
 
+/**
+ * A SIGKILL cuts the connections the node was serving; HAProxy redispatches the ones that come
+ * after (the port refuses), so errors other than those cut are rare. How many are in flight at
+ * a kill depends on the machine's load, so those are not bounded.
+ */
+function assertOnlyCutConnectionsFail (report: Report): void {
+  const kills = report.acts.filter((a) => a.event.kind === 'kill').map((a) => a.event.at)
+  const notCut = report.failures.filter((f) => !kills.some((at) => f.start < at && f.end >= at))
+  assert.ok(notCut.length <= 2, `errors not cut by a kill (at ${kills.join(', ')} ms): ${JSON.stringify(notCut)}; all: ${report.totals.errors}`)
+  assert.equal(report.failures.length, Math.min(report.totals.errors, 50))
+}
+
 test('failover scene: the clients of the killed node resume on the other nodes (shared sessions)', async () => {
   const report = await failover('unicast')
   const kill = report.acts.find((a) => a.event.kind === 'kill')
@@ -95,7 +107,7 @@ test('failover scene: the clients of the killed node resume on the other nodes (
   assert.ok(kill.resumed >= 3, JSON.stringify(kill))
   assert.ok(kill.resumedShare >= 0.9, `only ${kill.resumed} of ${kill.resumed + kill.full} resumed on other nodes`)
   assert.ok(report.totals.connections > 100)
-  assert.ok(report.totals.errors <= 5, `errors: ${report.totals.errors}`)
+  assertOnlyCutConnectionsFail(report)
   // After the kill node1 serves nothing, and the per-second timeline shows it.
   const last = report.timeline[report.timeline.length - 1]
   assert.equal((last?.nodes.node1?.full ?? 0) + (last?.nodes.node1?.resumed ?? 0), 0)
@@ -137,5 +149,5 @@ test('failover scene in a mixed farm: ticket clients resume from an HAProxy-term
     assert.ok(act.resumed + act.full >= 3, `too few clients moved at ${kind}: ${JSON.stringify(act)}`)
     assert.ok(act.resumedShare >= 0.9, `${kind}: only ${act.resumed} of ${act.resumed + act.full} ticket clients resumed on another node`)
   }
-  assert.ok(report.totals.errors <= 5, `errors: ${report.totals.errors}`)
+  assertOnlyCutConnectionsFail(report)
 })

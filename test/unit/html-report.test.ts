@@ -54,6 +54,7 @@ const scene: SceneReport = {
   })),
   acts: [],
   totals: { connections: 70, ok: 68, errors: 2, full: 7, resumed: 61, returning: 60, returningResumed: 60 },
+  failures: [{ start: 2050, end: 2150, node: 'node1', error: 'ECONNRESET' }, { start: 2080, end: 2160, node: 'none', error: 'ECONNRESET' }],
   cpuSeconds: { node1: 0.5, node2: 0.6, node3: 0.7 }
 }
 
@@ -69,6 +70,8 @@ test('the failover scene: a chart per node, full vs resumed per second, events m
   const farm = charts[3] as TimeSeriesSection
   assert.deepEqual(farm.series.map((s) => s.values), [[3, 1, 1, 1, 1], [16, 16, 15, 15, 15], [0, 0, 2, 0, 0]], 'errors include unrouted connections')
   assert.match(d.subtitle, /node1 killed, then node2 drained\.$/)
+  const facts = d.sections.find((s) => s.kind === 'facts')
+  assert.ok(facts?.kind === 'facts' && facts.items.some(([k, v]) => k === 'errors by reason' && v === 'ECONNRESET 2'))
   const text = d.sections.find((s) => s.kind === 'text')
   assert.match(text?.kind === 'text' ? text.text : '', /^ {3}t \| node1/)
 })
