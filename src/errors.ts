@@ -54,6 +54,13 @@ export class AdminTokenError extends TlsfleetError {
   constructor (message: string, options?: { cause?: unknown }) { super('TLSFLEET_ERR_ADMIN_TOKEN', message, EXIT_CONFIG, options) }
 }
 
+/** The sync replay state in --state-dir cannot be opened (replay-state.ts): the node refuses to start without it. */
+export class SyncStateError extends TlsfleetError {
+  constructor (file: string, cause: unknown) {
+    super('TLSFLEET_ERR_SYNC_STATE', `sync replay state "${file}": ${(cause as Error).message} (--state-dir must be a directory this node can write)`, EXIT_ENVIRONMENT, { cause })
+  }
+}
+
 /** What went wrong when a listener could not bind, by errno: the code and what to do. */
 const LISTEN_PROBLEMS: Record<string, { code: string; problem: string; advice: string }> = {
   EADDRINUSE: { code: 'TLSFLEET_ERR_ADDRESS_IN_USE', problem: 'is already in use by another process', advice: 'stop that process or give' },
@@ -127,5 +134,5 @@ export const ERROR_CODES = [
   'TLSFLEET_ERR_FARM_SECRET', 'TLSFLEET_ERR_ADMIN_TOKEN', 'TLSFLEET_ERR_ADDRESS_IN_USE',
   'TLSFLEET_ERR_ADDRESS_NOT_AVAILABLE', 'TLSFLEET_ERR_LISTEN_DENIED', 'TLSFLEET_ERR_LISTEN',
   'TLSFLEET_ERR_PRIVILEGES', 'TLSFLEET_ERR_WORKER_START', 'TLSFLEET_ERR_HAPROXY_RUNTIME', 'TLSFLEET_ERR_ADMIN_REQUEST',
-  'TLSFLEET_ERR_ADMIN_CLIENT', 'TLSFLEET_ERR_LAB', 'TLSFLEET_ERR_TERMINATOR'
+  'TLSFLEET_ERR_ADMIN_CLIENT', 'TLSFLEET_ERR_LAB', 'TLSFLEET_ERR_TERMINATOR', 'TLSFLEET_ERR_SYNC_STATE'
 ] as const

@@ -17,11 +17,12 @@ import { ConfigConflictError, ListenError } from '../errors.js'
 import { HaproxyCoordinator } from '../haproxy/coordinator.js'
 import { HaproxyTerminator } from '../haproxy/haproxy-terminator.js'
 import { PrimaryMetrics } from '../metrics/primary-metrics.js'
-import { createSyncCodec, type SyncCodec } from '../sync/codecs.js'
+import { createSyncCodec, type ReplayPersistence, type SyncCodec } from '../sync/codecs.js'
 import type { FarmKey } from '../sync/farm-keys.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
 import { startPeerSource } from '../sync/peer-source.js'
-import { SyncService } from '../sync/sync-service.js'
+import { replayStateFile } from '../sync/replay-state.js'
+import { isMulticast, SyncService } from '../sync/sync-service.js'
 import { startSharedStore } from '../store/start-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
@@ -86,7 +87,7 @@ export class Primary {
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
-    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew })
+    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, persistence: this.replayPersistence(config.syncListen) })
 
     await this.startAgent()
     if (config.sessionStore !== 'off') await this.startStore(config.sessionStore, farmKeys)
@@ -234,6 +235,15 @@ export class Primary {
     this.cache.below = async (id) => await store.lookup(id)
     this.cache.on('local-new', (id, entry) => store.write(id, entry))
     this.cache.on('local-del', (id) => store.remove(id))
+  }
+
+  /**
+   * v2's replay window is kept in --state-dir across restarts, one file per sync address (with
+   * multicast, nodes of one host share the group's address: per node id too).
+   */
+  private replayPersistence (listen: HostPort): ReplayPersistence {
+    const file = replayStateFile(this.config.stateDir, formatHostPort(listen), isMulticast(listen.host) ? this.config.nodeId : undefined)
+    return { file, log: this.log }
   }
 
   /**

@@ -2,9 +2,11 @@ import crypto, { type KeyObject } from 'node:crypto'
 import { ConfigConflictError } from '../errors.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
+import type { Logger } from '../util/logger.js'
 import { FarmKeyRing, type FarmKey } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
 import { ReplayGuard } from './replay-guard.js'
+import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
 import {
   batchedPacketOk, createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_BATCH_PACKETS, MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES,
@@ -28,6 +30,10 @@ export interface SyncCodec {
   readonly format: 'v2' | 'stud'
   /** Whether the format carries snapshots, so a joining node can ask its peers for their sessions. */
   readonly snapshots: boolean
+  /** Once the socket is bound (v2: the replay state starts being saved). */
+  start?: () => void
+  /** At a stop, in the same turn as the socket closes (v2: the replay state's final save). */
+  close?: () => void
   /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
   readonly batching?: BatchFormat
   /** The packet for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
@@ -54,7 +60,17 @@ export interface CodecClock {
   now?: () => number
 }
 
-/** v2, the default: AES-256-GCM under the farm key, a replay window per sender (wire-v2.ts). */
+/** Where v2 keeps its replay window across restarts (replay-state.ts); without it, only the start-time floor holds. */
+export interface ReplayPersistence {
+  file: string
+  log: Logger
+}
+
+/**
+ * v2, the default: AES-256-GCM under the farm key, a replay window per sender (wire-v2.ts),
+ * and a floor under the dates of what it accepts: its start minus the skew, or what the
+ * replay state carries over from before a restart.
+ */
 export class V2Codec implements SyncCodec {
   readonly format = 'v2'
   readonly snapshots = true
@@ -70,22 +86,38 @@ export class V2Codec implements SyncCodec {
   private readonly keyRing: FarmKeyRing
   private readonly nextSequence = createSequenceCounter()
   private readonly replay = new ReplayGuard()
+  /** Absent without persistence (tests, benchmarks). */
+  readonly replayState?: ReplayState
 
   private readonly decodeContext: DecodeContext
 
-  constructor (farmKeys: FarmKey[], nodeName: string, clock: CodecClock) {
+  constructor (farmKeys: FarmKey[], nodeName: string, clock: CodecClock, persistence?: ReplayPersistence) {
     this.keyRing = new FarmKeyRing(farmKeys)
     this.nodeId = v2NodeId(nodeName)
+    const now = clock.now ?? Date.now
+    const startMs = now()
+    const startFloor = startMs - clock.maxSkewSeconds * 1000
+    if (persistence !== undefined) {
+      this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
+    }
+    const state = this.replayState
     this.decodeContext = {
       keyRing: this.keyRing,
       ownNodeId: this.nodeId,
       replay: this.replay,
-      now: clock.now ?? Date.now,
+      now,
       sessionLifetimeSeconds: clock.sessionTimeoutSeconds,
       maxSkewSeconds: clock.maxSkewSeconds,
-      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES
+      maxPacketBytes: MAX_UDP_PAYLOAD_BYTES,
+      notBeforeMs: state?.notBeforeMs ?? startFloor,
+      repliesNotBeforeMs: startFloor,
+      ...(state !== undefined ? { beforeAccept: (sentAtMs: number) => state.beforeAccept(sentAtMs) } : {})
     }
   }
+
+  start (): void { this.replayState?.start() }
+
+  close (): void { this.replayState?.close() }
 
   encode (message: SyncMessage): Buffer {
     return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence })
@@ -159,8 +191,10 @@ export function createSyncCodec (opts: {
   farmKeys: FarmKey[]
   certificates: CertificateBundle[]
   nodeName: string
+  /** v2's replay state across restarts. */
+  persistence?: ReplayPersistence
 } & CodecClock): SyncCodec {
-  if (opts.format === 'v2') return new V2Codec(opts.farmKeys, opts.nodeName, opts)
+  if (opts.format === 'v2') return new V2Codec(opts.farmKeys, opts.nodeName, opts, opts.persistence)
   const first = opts.certificates[0]
   if (first === undefined) throw new ConfigConflictError('--sync-format stud needs a certificate with an RSA key (its HMAC key is derived from it)')
   let hmacKey: Buffer

@@ -22,6 +22,8 @@ export const REJECT_REASONS = [
   'stale',
   'future',
   'replay',
+  'before_start',
+  'unsolicited',
   'own',
   'tls13_session'
 ] as const

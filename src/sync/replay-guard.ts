@@ -8,6 +8,8 @@
  *     commit (sender: Buffer, sequence: bigint, sentAtMs: number): void     // record as seen
  *     readonly size: number          // senders tracked
  *     readonly horizonMs: number     // see "eviction" below
+ *     marks (): ReplayMarks          // what a restart needs (replay-state.ts saves it)
+ *     restore (marks: ReplayMarks)   // start from saved marks: all at or below each highest is seen
  *   }
  *
  * Call check() only after the packet's tag verified (a forger cannot poison the window), and
@@ -34,6 +36,12 @@ interface SenderWindow {
   /** bit (seq mod windowBits) set = seen; covers highest - windowBits + 1 .. highest */
   bits: Uint32Array
   lastSentAtMs: number
+}
+
+/** Per sender, the highest sequence and newest sentAt accepted; and the eviction horizon. */
+export interface ReplayMarks {
+  senders: Map<string, { highest: bigint; lastSentAtMs: number }>
+  horizonMs: number
 }
 
 export interface ReplayGuardOptions {
@@ -96,6 +104,34 @@ export class ReplayGuard {
       }
     }
     this.setBit(state.bits, sequence)
+    this.evictBeyondLimit()
+  }
+
+  marks (): ReplayMarks {
+    const senders = new Map<string, { highest: bigint; lastSentAtMs: number }>()
+    for (const [sender, state] of this.senders) senders.set(sender, { highest: state.highest, lastSentAtMs: state.lastSentAtMs })
+    return { senders, horizonMs: this.horizon }
+  }
+
+  /**
+   * Start from marks saved by an earlier process: every sequence at or below a sender's highest
+   * counts as seen (the bits of its window are lost, so refusing them all is the safe side), and
+   * the horizon stays. Beyond `maxSenders`, the senders heard from longest ago go to the horizon.
+   */
+  restore (marks: ReplayMarks): void {
+    this.horizon = Math.max(this.horizon, marks.horizonMs)
+    const byAge = [...marks.senders].sort((a, b) => a[1].lastSentAtMs - b[1].lastSentAtMs)
+    for (const [sender, mark] of byAge) {
+      const current = this.senders.get(sender)
+      const highest = current !== undefined && current.highest > mark.highest ? current.highest : mark.highest
+      this.senders.delete(sender)
+      this.senders.set(sender, { highest, bits: new Uint32Array(this.windowBits / 32).fill(0xffffffff), lastSentAtMs: Math.max(mark.lastSentAtMs, current?.lastSentAtMs ?? -Infinity) })
+      this.newest = sender
+    }
+    this.evictBeyondLimit()
+  }
+
+  private evictBeyondLimit (): void {
     while (this.senders.size > this.maxSenders) {
       const oldest = this.senders.entries().next().value
       if (oldest === undefined) break

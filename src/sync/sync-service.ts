@@ -11,8 +11,10 @@ import { ConfigError, ListenError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { DatagramBatcher } from './batcher.js'
 import type { DecodedPacket, SyncCodec, SyncMessage } from './codecs.js'
+import { kernelDrops } from './kernel-drops.js'
 import type { PeerSource } from './peer-source.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
+import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
 import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
@@ -44,6 +46,10 @@ type PeerCounters = Omit<PeerStats, 'lastSeen'> & { lastSeenMs?: number }
 
 type InResult = RejectReason
 
+/** What became of the snapshot requests that authenticated (snapshot-gate.ts). */
+type SnapshotResult = 'challenged' | 'answered' | SnapshotRefusal
+const SNAPSHOT_RESULTS: readonly SnapshotResult[] = ['challenged', 'answered', 'bad_cookie', 'rate_limited']
+
 /** Counts behind tlsfleet_sync_packets_total and _datagrams_total: a datagram can hold many packets. */
 class SyncCounts {
   /** Accepted packets (the common case: a field), and the refused ones by reason. */
@@ -52,8 +58,22 @@ class SyncCounts {
   packetsSent = 0
   packetsSendError = 0
   datagramsIn = 0
-  datagramsOut = 0
+  datagramsSent = 0
+  datagramsSendError = 0
+  /** The kernel's count for our sockets, as last read: never lower than before. */
+  datagramsDroppedKernel = 0
+  readonly snapshotRequests = new Map<SnapshotResult, number>(SNAPSHOT_RESULTS.map((r): [SnapshotResult, number] => [r, 0]))
 }
+
+/** This node's warm join under way: its request id, and the responders it has echoed a cookie to. */
+interface JoinAttempt {
+  requestId: number
+  echoed: Set<string>
+  onChunk: (entries: number, last: boolean) => void
+}
+
+/** Cookies echoed in one warm join, at most (one per responder). */
+const MAX_JOIN_ECHOES = 64
 
 /** Largest snapshot datagram we send; fits loopback and jumbo-free LANs after IP fragmentation. */
 const SNAPSHOT_PACKET_BYTES = 16_000
@@ -63,15 +83,23 @@ const SNAPSHOT_PACKET_BYTES = 16_000
  * and what comes in is decoded by the format's codec (authenticated, checked) and only then put
  * into L2. Sends are fire-and-forget: a dead or slow peer costs a counter, never a handshake.
  * A rejected packet only increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`.
+ *
+ * Snapshots (the warm join) take a round trip that proves the requester's address before any
+ * session data goes to it (snapshot-gate.ts). They run over the sync socket; with multicast, over
+ * a second, unicast socket on a port of its own, because nodes on one host share the group's
+ * port and so the group socket's address does not name one node.
  */
 export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private socket?: dgram.Socket
+  /** Where snapshot requests, challenges and chunks are sent from and answered to. */
+  private snapshotSocket?: dgram.Socket
   private readonly multicast: boolean
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
   private readonly peers = new Map<string, PeerCounters>()
-  private readonly snapshotWaiters = new Map<number, (entries: number, last: boolean) => void>()
+  private readonly gate = new SnapshotGate()
+  private join?: JoinAttempt
 
   constructor (
     private readonly opts: SyncOptions,
@@ -101,15 +129,28 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         this.inc({ direction: 'out', result: 'send_error' }, counts.packetsSendError)
       }
     })
+    const readKernelDrops = (): number => this.readKernelDrops()
     new Counter({
       name: 'tlsfleet_sync_datagrams_total',
-      help: 'Farm sync UDP datagrams by direction; a v2 datagram carries one packet or a batch of them',
-      labelNames: ['direction'] as const,
+      help: 'Farm sync UDP datagrams by direction and result (received, dropped_kernel: lost in our socket\'s full receive buffer, as /proc/net/udp counts them; sent, send_error); a v2 datagram carries one packet or a batch of them',
+      labelNames: ['direction', 'result'] as const,
       registers: [registry],
       collect () {
         this.reset()
-        this.inc({ direction: 'in' }, counts.datagramsIn)
-        this.inc({ direction: 'out' }, counts.datagramsOut)
+        this.inc({ direction: 'in', result: 'received' }, counts.datagramsIn)
+        this.inc({ direction: 'in', result: 'dropped_kernel' }, readKernelDrops())
+        this.inc({ direction: 'out', result: 'sent' }, counts.datagramsSent)
+        this.inc({ direction: 'out', result: 'send_error' }, counts.datagramsSendError)
+      }
+    })
+    new Counter({
+      name: 'tlsfleet_sync_snapshot_requests_total',
+      help: 'Authenticated snapshot requests by result: challenged (a cookie sent back, no bigger than the request), answered (the cookie came back from the same address: the snapshot sent), bad_cookie, rate_limited',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const [result, n] of counts.snapshotRequests) this.inc({ result }, n)
       }
     })
   }
@@ -122,29 +163,60 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   async start (): Promise<void> {
     const { host, port } = this.opts.listen
     const type = net.isIPv6(host) ? 'udp6' : 'udp4'
+    const any = type === 'udp6' ? '::' : '0.0.0.0'
     // Resolve the interface before binding: a wrong name is a configuration error, not a crash.
     const iface = this.multicast ? multicastInterface(this.opts.multicastInterface, type) : undefined
-    const socket = dgram.createSocket({ type, reuseAddr: this.multicast })
+    // A multicast receiver binds the group's port on every address, then joins the group.
+    const socket = await this.bindSocket(type, { port, address: this.multicast ? any : host }, '--sync-listen', formatHostPort(this.opts.listen))
+    this.socket = socket
+    this.snapshotSocket = socket
+    if (iface !== undefined) {
+      this.joinGroup(socket, host, iface)
+      if (this.codec.snapshots) {
+        const address = iface.address ?? any
+        this.snapshotSocket = await this.bindSocket(type, { port: 0, address }, '--sync-interface', address)
+        this.sendOnInterface(this.snapshotSocket, iface)
+      }
+    }
+    this.codec.start?.()
+    if (this.codec.format === 'stud') {
+      this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
+    }
+    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format, ...(this.snapshotSocket !== socket ? { snapshots: formatHostPort({ host: this.snapshotSocket.address().address, port: this.snapshotSocket.address().port }) } : {}) }, 'farm sync listening')
+  }
+
+  private async bindSocket (type: 'udp4' | 'udp6', at: { port: number; address: string }, option: string, shown: string): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type, reuseAddr: this.multicast && at.port !== 0 })
     socket.on('message', (datagram, rinfo) => this.onDatagram(datagram, rinfo))
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
-      // A multicast receiver binds the group's port on every address, then joins the group.
-      socket.bind({ port, address: this.multicast ? (type === 'udp6' ? '::' : '0.0.0.0') : host }, () => {
+      socket.bind(at, () => {
         socket.removeListener('error', reject)
         resolve()
       })
     }).catch((err: unknown) => {
       socket.close()
-      throw new ListenError('--sync-listen', formatHostPort(this.opts.listen), err)
+      throw new ListenError(option, shown, err)
     })
-    this.socket = socket
     socket.on('error', (err) => this.log.error({ err }, 'sync socket error'))
     this.sizeReceiveBuffer(socket)
-    if (iface !== undefined) this.joinGroup(socket, host, iface)
-    if (this.codec.format === 'stud') {
-      this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
+    return socket
+  }
+
+  /**
+   * What the kernel dropped on our sockets because their receive buffers were full (datagrams),
+   * read from /proc at each scrape; kept at its highest so the counter never goes back.
+   */
+  private readKernelDrops (): number {
+    let total: number | undefined
+    for (const socket of new Set([this.socket, this.snapshotSocket])) {
+      let port: number
+      try { port = socket?.address().port ?? -1 } catch { continue } // closed
+      const drops = port < 0 ? undefined : kernelDrops(port)
+      if (drops !== undefined) total = (total ?? 0) + drops
     }
-    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format }, 'farm sync listening')
+    if (total !== undefined && total > this.counts.datagramsDroppedKernel) this.counts.datagramsDroppedKernel = total
+    return this.counts.datagramsDroppedKernel
   }
 
   /**
@@ -175,18 +247,25 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   /**
-   * Warm join: ask the peers for their live sessions and wait until one has sent its last chunk,
-   * or the timeout passes. Returns how many sessions arrived. A node alone starts anyway.
+   * Warm join: ask the peers (or the group) for their live sessions, echo each responder's
+   * challenge, and wait until one has sent its last chunk, or the timeout passes. Returns how
+   * many sessions arrived. A node alone starts anyway.
    */
   async warmJoin (timeoutMs: number): Promise<number> {
-    if (!this.codec.snapshots || this.targets.length === 0 || timeoutMs <= 0) return 0
-    const requestId = crypto.randomInt(1, 2 ** 31)
+    const via = this.snapshotSocket
+    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return 0
+    // Random: a chunk or challenge is accepted only for this id, so one from before a restart is refused.
+    const requestId = crypto.randomBytes(4).readUInt32BE(0)
     let received = 0
     return await new Promise((resolve) => {
-      const finish = (): void => { clearTimeout(timer); this.snapshotWaiters.delete(requestId); resolve(received) }
+      const finish = (): void => {
+        clearTimeout(timer)
+        if (this.join?.requestId === requestId) this.join = undefined
+        resolve(received)
+      }
       const timer = setTimeout(finish, timeoutMs)
-      this.snapshotWaiters.set(requestId, (entries, last) => { received += entries; if (last) finish() })
-      this.sendMessage({ op: 'snapshot-request', requestId })
+      this.join = { requestId, echoed: new Set(), onChunk: (entries, last) => { received += entries; if (last) finish() } }
+      this.sendMessage({ op: 'snapshot-request', requestId }, { via })
     })
   }
 
@@ -197,15 +276,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     }))
   }
 
+  /** Stops receiving; the codec's last words (the replay state's final save) in the same turn, so nothing is accepted after them. */
   async close (): Promise<void> {
     const socket = this.socket
     if (socket === undefined) return
     this.batcher?.flush()
+    const snapshotSocket = this.snapshotSocket
     this.socket = undefined
-    await new Promise<void>((resolve) => socket.close(() => resolve()))
+    this.snapshotSocket = undefined
+    this.codec.close?.()
+    const closing = [socket, ...(snapshotSocket !== undefined && snapshotSocket !== socket ? [snapshotSocket] : [])]
+    await Promise.all(closing.map(async (s) => { await new Promise<void>((resolve) => s.close(() => resolve())) }))
   }
 
-  private sendMessage (message: SyncMessage, to?: HostPort): void {
+  /** To `to` (else to every target: New/Del through the batcher), from `via` (else the sync socket). */
+  private sendMessage (message: SyncMessage, route: { to?: HostPort; via?: dgram.Socket } = {}): void {
     let packet: Buffer | undefined
     try {
       packet = this.codec.encode(message)
@@ -214,29 +299,34 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return
     }
     if (packet === undefined) return // the format does not carry this operation
-    if (to !== undefined) this.send(packet, 1, to)
+    if (route.to !== undefined) this.send(packet, 1, route.to, route.via, this.isPeer(route.to))
     else if (this.batcher !== undefined && (message.op === 'new' || message.op === 'del')) this.batcher.add(packet)
-    else this.sendToAll(packet, 1)
+    else this.sendToAll(packet, 1, route.via)
   }
 
-  private sendToAll (datagram: Buffer, updates: number): void {
-    for (const target of this.targets) this.send(datagram, updates, target)
+  private sendToAll (datagram: Buffer, updates: number, via?: dgram.Socket): void {
+    for (const target of this.targets) this.send(datagram, updates, target, via)
   }
 
-  private send (datagram: Buffer, updates: number, target: HostPort): void {
-    const socket = this.socket
-    if (socket === undefined) return
-    const stats = this.multicast ? undefined : this.peerStats(formatHostPort(target), true)
-    this.counts.datagramsOut++
-    socket.send(datagram, target.port, target.host, (err) => {
+  /** `configured`: whether the target is one of our peers (replies may go to others), for /v1/peers. */
+  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket, configured = true): void {
+    if (via === undefined) return
+    const stats = this.multicast && target === this.opts.listen ? undefined : this.peerStats(formatHostPort(target), configured)
+    via.send(datagram, target.port, target.host, (err) => {
       if (err !== null && err !== undefined) {
+        this.counts.datagramsSendError++
         this.counts.packetsSendError += updates
         if (stats !== undefined) stats.sendErrors += updates
       } else {
+        this.counts.datagramsSent++
         this.counts.packetsSent += updates
         if (stats !== undefined) stats.packetsOut += updates
       }
     })
+  }
+
+  private isPeer (target: HostPort): boolean {
+    return this.opts.peers.list().some((peer) => peer.port === target.port && peer.host === target.host)
   }
 
   /** A datagram: every packet in it is judged, counted and applied on its own. */
@@ -253,24 +343,71 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       if (result.reason === 'own') { this.count('own'); return }
       return this.reject(stats, result.reason)
     }
-    this.accept(stats, result.sender)
     const message = result.message
+    const from = { host: rinfo.address, port: rinfo.port }
     switch (message.op) {
       case 'new':
+        this.accept(stats, result.sender)
         this.cache.addRemote(message.sessionId, { der: message.session, createdAt: message.createdAt })
         break
       case 'del':
+        this.accept(stats, result.sender)
         if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
-        void this.sendSnapshot(message.requestId, { host: rinfo.address, port: rinfo.port })
+        this.accept(stats, result.sender)
+        this.answerRequest(message, from, result.sender ?? '')
         break
+      case 'snapshot-challenge': {
+        // Echoed once per responder, only for our warm join under way; anything else answers nothing of ours.
+        const join = this.join
+        const responder = formatHostPort(from)
+        if (join === undefined || message.requestId !== join.requestId || join.echoed.has(responder) || join.echoed.size >= MAX_JOIN_ECHOES) return this.reject(stats, 'unsolicited')
+        join.echoed.add(responder)
+        this.accept(stats, result.sender)
+        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: from, ...this.snapshotVia() })
+        break
+      }
       case 'snapshot-chunk': {
+        const join = this.join
+        if (join === undefined || message.requestId !== join.requestId) return this.reject(stats, 'unsolicited')
+        this.accept(stats, result.sender)
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
-        this.snapshotWaiters.get(message.requestId)?.(message.sessions.length, message.last)
+        join.onChunk(message.sessions.length, message.last)
         break
       }
     }
+  }
+
+  private snapshotVia (): { via?: dgram.Socket } {
+    return this.snapshotSocket !== undefined ? { via: this.snapshotSocket } : {}
+  }
+
+  /**
+   * A first request gets a challenge (a cookie, in a datagram no bigger than the request); a
+   * request that echoes a valid cookie from the same address gets the snapshot, within the
+   * rate limits. Nothing else is ever sent to a requester.
+   */
+  private answerRequest (request: Extract<SyncMessage, { op: 'snapshot-request' }>, from: HostPort, nodeId: string): void {
+    const decision = this.gate.decide(request, { address: from.host, port: from.port, nodeId })
+    switch (decision.action) {
+      case 'challenge':
+        this.countSnapshot('challenged')
+        this.sendMessage({ op: 'snapshot-challenge', requestId: request.requestId, cookie: decision.cookie }, { to: from, ...this.snapshotVia() })
+        break
+      case 'answer':
+        this.countSnapshot('answered')
+        void this.sendSnapshot(request.requestId, from).finally(() => this.gate.release())
+        break
+      case 'refuse':
+        this.countSnapshot(decision.reason)
+        this.log.debug({ from: formatHostPort(from), reason: decision.reason }, 'sync snapshot request refused')
+        break
+    }
+  }
+
+  private countSnapshot (result: SnapshotResult): void {
+    this.counts.snapshotRequests.set(result, (this.counts.snapshotRequests.get(result) ?? 0) + 1)
   }
 
   /**
@@ -284,7 +421,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     let size = 0
     let sent = 0
     const flush = async (last: boolean): Promise<void> => {
-      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, to)
+      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia() })
       chunk = []
       size = 0
       if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
@@ -332,6 +469,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   private joinGroup (socket: dgram.Socket, group: string, iface: MulticastInterface): void {
     socket.addMembership(group, iface.address)
+    this.sendOnInterface(socket, iface)
+  }
+
+  private sendOnInterface (socket: dgram.Socket, iface: MulticastInterface): void {
     if (iface.sendVia !== undefined) socket.setMulticastInterface(iface.sendVia)
     socket.setMulticastTTL(iface.ttl)
     // Several nodes on one host only hear each other with loopback on; our own packets are
@@ -340,7 +481,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 }
 
-function isMulticast (host: string): boolean {
+/** A multicast group address (IPv4 224/4, IPv6 ff00::/8): the sync joins it instead of sending to peers. */
+export function isMulticast (host: string): boolean {
   if (net.isIPv4(host)) {
     const first = Number(host.split('.')[0])
     return first >= 224 && first <= 239

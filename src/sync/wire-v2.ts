@@ -5,7 +5,8 @@
  *   type SyncMessage =
  *     | { op: 'new'; sessionId: Buffer; session: Buffer; createdAt: number /* unix s *\/ }
  *     | { op: 'del'; sessionId: Buffer }
- *     | { op: 'snapshot-request'; requestId: number }
+ *     | { op: 'snapshot-request'; requestId: number; cookie?: SnapshotCookie /* the echo *\/ }
+ *     | { op: 'snapshot-challenge'; requestId: number; cookie: SnapshotCookie }
  *     | { op: 'snapshot-chunk'; requestId: number; sessions: SnapshotEntry[]; last: boolean }
  *   interface EncodeContext { keyRing; nodeId /* 8 bytes *\/; nextSequence (): bigint;
  *                             now? (): number /* ms *\/; maxPacketBytes? /* chunks, <= 65507 *\/;
@@ -15,7 +16,8 @@
  *   packetLimitV2 (op, maxPacketBytes?): number  the size limit that applies to an op
  *   sealV2 (op: number, body: Buffer, ctx): Buffer   low level (arbitrary body; tests use it)
  *   interface DecodeContext { keyRing; ownNodeId; replay: ReplayGuard; now (): number /* ms *\/;
- *                             sessionLifetimeSeconds; maxSkewSeconds; maxPacketBytes }
+ *                             sessionLifetimeSeconds; maxSkewSeconds; maxPacketBytes;
+ *                             notBeforeMs?; repliesNotBeforeMs?; beforeAccept? (sentAtMs) }
  *   type DecodeResult = { ok: true; message; sender; sequence; keyId; sentAtMs }
  *                     | { ok: false; reason: RejectReason }
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
@@ -27,7 +29,8 @@
  *
  * decodeV2 checks cheap, unauthenticated things first (size, magic, version, op, lengths, key id,
  * own node id), then the GCM tag, and only then anything whose answer depends on the content
- * (times, replay window, body). The replay window is committed only when a packet is accepted.
+ * (times, the not-before floors, replay window, body). The replay window is committed only when a
+ * packet is accepted, after `beforeAccept` (which persists what a restart needs to refuse it).
  * Stale entries of a snapshot chunk are dropped from the result (not the whole chunk); an entry
  * from the future rejects the chunk ('future').
  */
@@ -38,10 +41,17 @@ import type { ReplayGuard } from './replay-guard.js'
 
 export interface SnapshotEntry { sessionId: Buffer; session: Buffer; createdAt: number }
 
+/**
+ * An address-validation cookie (snapshot-gate.ts makes and checks them): the responder's MAC
+ * over the requester's address, node id, request id and `issuedAt` (unix s, never 0).
+ */
+export interface SnapshotCookie { issuedAt: number; mac: Buffer }
+
 export type SyncMessage =
   | { op: 'new'; sessionId: Buffer; session: Buffer; createdAt: number }
   | { op: 'del'; sessionId: Buffer }
-  | { op: 'snapshot-request'; requestId: number }
+  | { op: 'snapshot-request'; requestId: number; cookie?: SnapshotCookie }
+  | { op: 'snapshot-challenge'; requestId: number; cookie: SnapshotCookie }
   | { op: 'snapshot-chunk'; requestId: number; sessions: SnapshotEntry[]; last: boolean }
 
 export type SyncOp = SyncMessage['op']
@@ -63,8 +73,20 @@ export const OP_CODES: Readonly<Record<SyncOp, number>> = {
   new: 1,
   del: 2,
   'snapshot-request': 3,
-  'snapshot-chunk': 4
+  'snapshot-chunk': 4,
+  // 5 is a batch's frame (below)
+  'snapshot-challenge': 6
 }
+
+/** Bytes of a cookie's MAC. */
+export const COOKIE_MAC_BYTES = 16
+/**
+ * A request's body always has room for a cookie (zeros when it carries none), so a challenge,
+ * whose body is the same size, is never bigger than the request that caused it.
+ */
+const SNAPSHOT_REQUEST_BODY_BYTES = 4 + 4 + COOKIE_MAC_BYTES
+/** Answers to a request of ours: bound to its random request id, not to the not-before floor of updates. */
+const REPLY_OPS: ReadonlySet<SyncOp> = new Set(['snapshot-challenge', 'snapshot-chunk'])
 const OP_NAMES = new Map<number, SyncOp>(Object.entries(OP_CODES).map(([name, code]) => [code, name as SyncOp]))
 
 const CHUNK_FLAG_LAST = 0x01
@@ -103,6 +125,16 @@ export interface DecodeContext {
   maxSkewSeconds: number
   /** Size limit for snapshot-chunk packets, clamped to 1400..65507 (other ops: 1400). */
   maxPacketBytes: number
+  /**
+   * New, Del and SnapshotRequest dated at or before this (ms) are refused as `before_start`:
+   * this node's start minus the skew, or a floor carried over from before a restart
+   * (replay-state.ts). Default: none.
+   */
+  notBeforeMs?: number
+  /** The same for challenges and chunks (answers to this process's own random request ids). */
+  repliesNotBeforeMs?: number
+  /** Called for an authenticated packet about to be accepted, before the replay window records it. */
+  beforeAccept?: (sentAtMs: number) => void
 }
 
 export type DecodeResult =
@@ -139,7 +171,8 @@ function bodyLength (msg: SyncMessage): number {
   switch (msg.op) {
     case 'new': return snapshotEntryBytes(msg)
     case 'del': return 1 + msg.sessionId.length
-    case 'snapshot-request': return 4
+    case 'snapshot-request': return SNAPSHOT_REQUEST_BODY_BYTES
+    case 'snapshot-challenge': return SNAPSHOT_REQUEST_BODY_BYTES
     case 'snapshot-chunk': return 4 + 1 + 2 + msg.sessions.reduce((sum, e) => sum + snapshotEntryBytes(e), 0)
   }
 }
@@ -186,9 +219,18 @@ function encodeBody (msg: SyncMessage): Buffer {
       msg.sessionId.copy(body, 1)
       break
     case 'snapshot-request':
-      checkU32(msg.requestId, 'sync snapshot-request: requestId')
+    case 'snapshot-challenge': {
+      checkU32(msg.requestId, `sync ${msg.op}: requestId`)
       body.writeUInt32BE(msg.requestId, 0)
+      if (msg.cookie === undefined) break // zeros: a first request
+      checkU32(msg.cookie.issuedAt, `sync ${msg.op}: cookie issuedAt`)
+      if (msg.cookie.issuedAt === 0 || msg.cookie.mac.length !== COOKIE_MAC_BYTES) {
+        throw new RangeError(`sync ${msg.op}: a cookie has a non-zero issuedAt and a ${COOKIE_MAC_BYTES}-byte MAC`)
+      }
+      body.writeUInt32BE(msg.cookie.issuedAt, 4)
+      msg.cookie.mac.copy(body, 8)
       break
+    }
     case 'snapshot-chunk': {
       checkU32(msg.requestId, 'sync snapshot-chunk: requestId')
       if (msg.sessions.length > 0xffff) throw new RangeError(`sync snapshot-chunk: at most 65535 sessions, got ${msg.sessions.length}`)
@@ -337,10 +379,18 @@ function decodeBody (op: SyncOp, body: Buffer, ctx: DecodeContext, nowMs: number
       if (sessionId === undefined || !r.done) return bad
       return { ok: true, message: { op: 'del', sessionId } }
     }
-    case 'snapshot-request': {
+    case 'snapshot-request':
+    case 'snapshot-challenge': {
       const requestId = r.u32()
+      const issuedAt = r.u32()
+      const mac = r.bytes(COOKIE_MAC_BYTES)
       if (!r.done) return bad
-      return { ok: true, message: { op: 'snapshot-request', requestId } }
+      if (issuedAt === 0) {
+        // No cookie: only a first request may say so, and then its MAC bytes are zeros.
+        if (op === 'snapshot-challenge' || mac.some((b) => b !== 0)) return bad
+        return { ok: true, message: { op, requestId } }
+      }
+      return { ok: true, message: { op, requestId, cookie: { issuedAt, mac } } }
     }
     case 'snapshot-chunk': {
       const requestId = r.u32()
@@ -407,11 +457,14 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const sentAtMs = Number(packet.readBigUInt64BE(OFF_SENT_AT))
   if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return reject('future')
   if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return reject('stale')
+  const notBefore = REPLY_OPS.has(op) ? ctx.repliesNotBeforeMs : ctx.notBeforeMs
+  if (notBefore !== undefined && sentAtMs <= notBefore) return reject('before_start')
   const senderHex = packet.toString('hex', OFF_NODE_ID, OFF_NODE_ID + NODE_ID_BYTES)
   if (!ctx.replay.check(senderHex, sequence, sentAtMs)) return reject('replay')
 
   const decoded = decodeBody(op, body, ctx, nowMs)
   if (!decoded.ok) return decoded
+  ctx.beforeAccept?.(sentAtMs)
   ctx.replay.commit(senderHex, sequence, sentAtMs)
   return { ok: true, message: decoded.message, sender: Buffer.from(senderHex, 'hex'), senderHex, sequence, keyId, sentAtMs }
 }

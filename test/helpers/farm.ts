@@ -37,6 +37,8 @@ export async function startFarm (hosts: string[], opts: {
     const args = [
       '--workers', '1', '--listen', `${host.includes(':') ? `[${host}]` : host}:${port}`, '--cert', cert,
       '--node-id', `node${i + 1}`, '--sync-secret-file', secret, '--warm-join-timeout', '0.5',
+      // Each node its own, kept across a restart with the same args (the sync's replay state is there).
+      '--state-dir', path.join(dir, `state-node${i + 1}`),
       ...opts.sync(i, syncPorts), ...(opts.extra ?? [])
     ]
     const node = await startNode(args, { adminPort: admin, ...(opts.startTimeoutMs !== undefined ? { timeoutMs: opts.startTimeoutMs } : {}) })

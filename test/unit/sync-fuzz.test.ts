@@ -37,6 +37,8 @@ const message: fc.Arbitrary<SyncMessage> = fc.oneof(
   entry.map((e) => ({ op: 'new' as const, ...e })),
   bytes(1, 32).map((sessionId) => ({ op: 'del' as const, sessionId })),
   fc.nat({ max: 0xffffffff }).map((requestId) => ({ op: 'snapshot-request' as const, requestId })),
+  fc.record({ requestId: fc.nat({ max: 0xffffffff }), issuedAt: fc.integer({ min: 1, max: 0xffffffff }), mac: bytes(16, 16) })
+    .map(({ requestId, issuedAt, mac }) => ({ op: 'snapshot-challenge' as const, requestId, cookie: { issuedAt, mac } })),
   fc.record({ requestId: fc.nat({ max: 0xffffffff }), sessions: fc.array(entry, { maxLength: 4 }), last: fc.boolean() })
     .map((m) => ({ op: 'snapshot-chunk' as const, ...m }))
 )

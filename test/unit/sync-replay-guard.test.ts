@@ -113,3 +113,31 @@ describe('replay guard eviction', () => {
     assert.equal(g.check(A, 0n, 0), true)
   })
 })
+
+describe('replay guard marks (what a restart carries over)', () => {
+  it('restored marks refuse everything at or below each sender\'s highest, accept what follows', () => {
+    const before = new ReplayGuard()
+    accept(before, A, 100n, T)
+    accept(before, A, 90n, T + 1) // out of order, within the window
+    accept(before, B, 7n, T + 2)
+    const marks = before.marks()
+    assert.deepEqual([...marks.senders.entries()], [[A.toString('hex'), { highest: 100n, lastSentAtMs: T + 1 }], [B.toString('hex'), { highest: 7n, lastSentAtMs: T + 2 }]])
+    const after = new ReplayGuard()
+    after.restore(marks)
+    for (const s of [100n, 90n, 95n, 1n]) assert.equal(after.check(A, s, T + 10), false, `A ${s}`)
+    assert.equal(after.check(B, 7n, T + 10), false)
+    assert.equal(accept(after, A, 101n, T + 10), true)
+    assert.equal(accept(after, B, 8n, T + 10), true)
+    assert.equal(after.check(C, 1n, T), true, 'an unknown sender is new')
+  })
+
+  it('restoring more than maxSenders sends the least recently heard to the horizon', () => {
+    const g = new ReplayGuard({ maxSenders: 1 })
+    g.restore({ senders: new Map([[A.toString('hex'), { highest: 5n, lastSentAtMs: T + 50 }], [B.toString('hex'), { highest: 9n, lastSentAtMs: T + 10 }]]), horizonMs: T })
+    assert.equal(g.size, 1)
+    assert.equal(g.horizonMs, T + 10)
+    assert.equal(g.check(A, 5n, T + 60), false, 'A kept, its mark holds')
+    assert.equal(g.check(B, 10n, T + 10), false, 'B evicted: held to the horizon')
+    assert.equal(g.check(B, 10n, T + 11), true)
+  })
+})

@@ -67,6 +67,8 @@ describe('sync v2 round trips', () => {
     { op: 'del', sessionId: Buffer.alloc(1, 9) },
     { op: 'snapshot-request', requestId: 0 },
     { op: 'snapshot-request', requestId: 0xffffffff },
+    { op: 'snapshot-request', requestId: 7, cookie: { issuedAt: NOW_S, mac: Buffer.alloc(16, 0xc3) } },
+    { op: 'snapshot-challenge', requestId: 7, cookie: { issuedAt: 1, mac: Buffer.alloc(16, 0) } },
     { op: 'snapshot-chunk', requestId: 42, sessions: [], last: true },
     {
       op: 'snapshot-chunk',
@@ -171,8 +173,20 @@ describe('sync v2 layout (docs/wire-protocol.md)', () => {
 
   it('overhead is 59 bytes: 43 header + 16 tag', () => {
     assert.equal(V2_OVERHEAD_BYTES, 59)
-    const packet = encodeV2({ op: 'snapshot-request', requestId: 1 }, encodeCtx(ring1))
-    assert.equal(packet.length, 59 + 4)
+    const packet = encodeV2({ op: 'del', sessionId: Buffer.alloc(1) }, encodeCtx(ring1))
+    assert.equal(packet.length, 59 + 2)
+  })
+
+  it('a challenge is never bigger than the request it answers (no amplification): 83 bytes each', () => {
+    const first = encodeV2({ op: 'snapshot-request', requestId: 1 }, encodeCtx(ring1))
+    const cookie = { issuedAt: NOW_S, mac: Buffer.alloc(16, 0xab) }
+    const challenge = encodeV2({ op: 'snapshot-challenge', requestId: 1, cookie }, encodeCtx(ring1))
+    const echo = encodeV2({ op: 'snapshot-request', requestId: 1, cookie }, encodeCtx(ring1))
+    assert.equal(first.length, 59 + 24)
+    assert.ok(challenge.length <= first.length)
+    assert.equal(echo.length, first.length)
+    assert.equal(first[4], 3)
+    assert.equal(challenge[4], 6)
   })
 })
 
@@ -353,7 +367,11 @@ describe('sync v2 rejections', () => {
       [2, Buffer.from([5, 1, 2, 3, 4]), 'del: id shorter than its length'],
       [2, Buffer.from([2, 1, 2, 3]), 'del: trailing byte'],
       [3, Buffer.from([0, 0, 1]), 'request: 3 bytes'],
-      [3, Buffer.from([0, 0, 0, 1, 0]), 'request: 5 bytes'],
+      [3, Buffer.from([0, 0, 0, 1]), 'request: 4 bytes (a node from before cookies)'],
+      [3, Buffer.concat([u32(1), u32(0), Buffer.alloc(15), Buffer.from([1])]), 'request: no cookie time but MAC bytes'],
+      [3, Buffer.concat([u32(1), u32(NOW_S), Buffer.alloc(16), Buffer.from([0])]), 'request: trailing byte'],
+      [6, Buffer.concat([u32(1), u32(0), Buffer.alloc(16)]), 'challenge: no cookie'],
+      [6, Buffer.concat([u32(1), u32(NOW_S), Buffer.alloc(15)]), 'challenge: short MAC'],
       [4, Buffer.concat([u32(1), Buffer.from([0x02]), u16(0)]), 'chunk: reserved flag bit'],
       [4, Buffer.concat([u32(1), Buffer.from([0x01]), u16(2), entry]), 'chunk: count says 2, one entry'],
       [4, Buffer.concat([u32(1), Buffer.from([0x01]), u16(1), entry, entry]), 'chunk: count says 1, two entries'],
@@ -448,6 +466,8 @@ describe('sync v2 encoder input checks', () => {
     assert.throws(() => encodeV2({ op: 'new', sessionId, session: der, createdAt: -1 }, ctx), /createdAt/)
     assert.throws(() => encodeV2({ op: 'del', sessionId: Buffer.alloc(40) }, ctx), /session id/)
     assert.throws(() => encodeV2({ op: 'snapshot-request', requestId: 2 ** 32 }, ctx), /requestId/)
+    assert.throws(() => encodeV2({ op: 'snapshot-request', requestId: 1, cookie: { issuedAt: 0, mac: Buffer.alloc(16) } }, ctx), /cookie/)
+    assert.throws(() => encodeV2({ op: 'snapshot-challenge', requestId: 1, cookie: { issuedAt: 5, mac: Buffer.alloc(8) } }, ctx), /cookie/)
     assert.throws(() => encodeV2({ op: 'del', sessionId }, { ...ctx, nodeId: Buffer.alloc(7) }), /node id must be 8 bytes/)
     assert.throws(() => encodeV2({ op: 'del', sessionId }, { ...ctx, nextSequence: () => -1n }), /sequence/)
   })
@@ -456,5 +476,40 @@ describe('sync v2 encoder input checks', () => {
     const next = createSequenceCounter(1234)
     assert.equal(next(), 1_234_000n)
     assert.equal(next(), 1_234_001n)
+  })
+})
+
+// --- floors across restarts ---------------------------------------------------------------
+
+describe('sync v2 not-before floors', () => {
+  const at = (sentAt: number, msg: SyncMessage = newMessage()): Buffer => encodeV2(msg, encodeCtx(ring1, { now: () => sentAt, nextSequence: createSequenceCounter(sentAt) }))
+  const cookie = { issuedAt: NOW_S, mac: Buffer.alloc(16, 1) }
+
+  it('updates and requests dated at or before notBeforeMs are before_start; the window stays untouched', () => {
+    for (const msg of [newMessage(), { op: 'del', sessionId } as const, { op: 'snapshot-request', requestId: 1 } as const]) {
+      const ctx = decodeCtx(ring1, { notBeforeMs: NOW - 1000 })
+      assert.equal(reason(decodeV2(at(NOW - 1000, msg), ctx)), 'before_start', msg.op)
+      assert.equal(ctx.replay.size, 0)
+      assert.ok(decodeV2(at(NOW - 999, msg), ctx).ok, msg.op)
+    }
+  })
+
+  it('challenges and chunks answer this process\'s own request ids: only repliesNotBeforeMs applies to them', () => {
+    const ctx = decodeCtx(ring1, { notBeforeMs: NOW + 2000, repliesNotBeforeMs: NOW - 5000 })
+    assert.ok(decodeV2(at(NOW - 10, { op: 'snapshot-challenge', requestId: 1, cookie }), ctx).ok)
+    assert.ok(decodeV2(at(NOW - 11, { op: 'snapshot-chunk', requestId: 1, sessions: [], last: true }), ctx).ok)
+    assert.equal(reason(decodeV2(at(NOW - 5000, { op: 'snapshot-chunk', requestId: 1, sessions: [], last: true }), ctx)), 'before_start')
+    assert.equal(reason(decodeV2(at(NOW - 12), ctx)), 'before_start')
+  })
+
+  it('beforeAccept sees each accepted packet\'s date before the window records it, and no refused one', () => {
+    const seen: number[] = []
+    const ctx = decodeCtx(ring1, { notBeforeMs: NOW - 3000 })
+    ctx.beforeAccept = (sentAtMs) => { seen.push(sentAtMs); assert.equal(ctx.replay.size, 0, 'called before the commit') }
+    const packet = at(NOW - 100)
+    assert.ok(decodeV2(packet, ctx).ok)
+    assert.equal(reason(decodeV2(packet, ctx)), 'replay')
+    assert.equal(reason(decodeV2(at(NOW - 4000), ctx)), 'before_start')
+    assert.deepEqual(seen, [NOW - 100])
   })
 })
