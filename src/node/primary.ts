@@ -238,11 +238,14 @@ export class Primary {
   }
 
   /**
-   * v2's replay window is kept in --state-dir across restarts, one file per sync address (with
-   * multicast, nodes of one host share the group's address: per node id too).
+   * v2's replay window is kept in --state-dir across restarts, one file per sync address. With
+   * multicast, nodes of one host share the group's address: the file is per TLS address too
+   * (unique on a host and, unlike the default --node-id, the same after a restart).
    */
   private replayPersistence (listen: HostPort): ReplayPersistence {
-    const file = replayStateFile(this.config.stateDir, formatHostPort(listen), isMulticast(listen.host) ? this.config.nodeId : undefined)
+    const first = this.config.listen[0]
+    const tlsAddress = isMulticast(listen.host) && first !== undefined ? formatHostPort(first) : undefined
+    const file = replayStateFile(this.config.stateDir, formatHostPort(listen), tlsAddress)
     return { file, log: this.log }
   }
 

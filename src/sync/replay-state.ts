@@ -105,6 +105,9 @@ export class ReplayState {
 
   /** First save (marking the file as ours and unclean), then every interval. Call once the socket is bound. */
   start (): void {
+    const facts = { file: this.opts.file, previous: this.previous, updatesNotBefore: new Date(this.notBeforeMs).toISOString(), senders: this.guard.size }
+    if (this.previous === 'unreadable') this.opts.log.warn(facts, 'sync replay state loaded: the file could not be read; updates dated before start + --sync-max-skew are refused')
+    else this.opts.log.info(facts, 'sync replay state loaded')
     this.save(false)
     this.timer = setInterval(() => {
       this.ceilingMs = Math.max(this.ceilingMs, this.now() + this.aheadMs, this.newestAcceptedMs + this.aheadMs)
@@ -179,9 +182,9 @@ export class ReplayState {
   }
 }
 
-/** The file's name in --state-dir: one per sync address (and per node id where nodes share it: multicast). */
-export function replayStateFile (stateDir: string, listen: string, nodeId?: string): string {
-  const key = [listen, ...(nodeId !== undefined ? [nodeId] : [])].join('-').replace(/[^A-Za-z0-9.-]/g, '_')
+/** The file's name in --state-dir: one per sync address (and per TLS address where nodes share it: multicast). */
+export function replayStateFile (stateDir: string, listen: string, tlsAddress?: string): string {
+  const key = [listen, ...(tlsAddress !== undefined ? [tlsAddress] : [])].join('-').replace(/[^A-Za-z0-9.-]/g, '_')
   return path.join(stateDir, `sync-replay-${key}.json`)
 }
 

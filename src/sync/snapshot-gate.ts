@@ -75,7 +75,7 @@ export class SnapshotGate {
     if (!fresh || mac.length !== COOKIE_MAC_BYTES || !crypto.timingSafeEqual(mac, this.mac(from, request.requestId, issuedAt))) {
       return { action: 'refuse', reason: 'bad_cookie' }
     }
-    if (this.inFlight >= this.maxConcurrent || !this.takeToken(from.address)) return { action: 'refuse', reason: 'rate_limited' }
+    if (this.inFlight >= this.maxConcurrent || !this.takeToken(withoutScope(from.address))) return { action: 'refuse', reason: 'rate_limited' }
     this.inFlight++
     return { action: 'answer' }
   }
@@ -85,7 +85,7 @@ export class SnapshotGate {
   }
 
   private mac (from: SnapshotRequester, requestId: number, issuedAt: number): Buffer {
-    const address = Buffer.from(from.address, 'utf8')
+    const address = Buffer.from(withoutScope(from.address), 'utf8')
     const fixed = Buffer.alloc(2 + NODE_ID_BYTES + 4 + 4)
     fixed.writeUInt16BE(from.port, 0)
     Buffer.from(from.nodeId, 'hex').copy(fixed, 2, 0, NODE_ID_BYTES)
@@ -113,4 +113,14 @@ export class SnapshotGate {
     bucket.tokens -= 1
     return true
   }
+}
+
+/**
+ * An IPv6 link-local address names its interface (`fe80::1%eth0`) as the receiving socket saw
+ * it, which can differ between the group socket and the snapshot socket of one node when both
+ * nodes sit on one host. The cookie still proves the challenge reached that address.
+ */
+function withoutScope (address: string): string {
+  const percent = address.indexOf('%')
+  return percent < 0 ? address : address.slice(0, percent)
 }

@@ -75,6 +75,9 @@ interface JoinAttempt {
 /** Cookies echoed in one warm join, at most (one per responder). */
 const MAX_JOIN_ECHOES = 64
 
+/** How old the kernel's drop count may be when scraped (reading /proc costs a directory listing). */
+const KERNEL_DROPS_MAX_AGE_MS = 1000
+
 /** Largest snapshot datagram we send; fits loopback and jumbo-free LANs after IP fragmentation. */
 const SNAPSHOT_PACKET_BYTES = 16_000
 
@@ -100,6 +103,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly peers = new Map<string, PeerCounters>()
   private readonly gate = new SnapshotGate()
   private join?: JoinAttempt
+  private kernelDropsReadAtMs = -Infinity
 
   constructor (
     private readonly opts: SyncOptions,
@@ -116,20 +120,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     }
     // Counted as plain numbers (up to 100k packets a second) and copied when scraped.
     const counts = this.counts
+    const readKernelDrops = (): number => this.readKernelDrops()
     new Counter({
       name: 'tlsfleet_sync_packets_total',
-      help: 'Farm sync packets (one per update: New, Del, snapshot) by direction and result (accepted, sent, send_error, or the reason a packet was rejected)',
+      help: 'Farm sync packets (one per update: New, Del, snapshot) by direction and result (accepted, sent, send_error, or the reason a packet was rejected); in/dropped_kernel counts whole datagrams the kernel dropped on our sync sockets (full receive buffer, from /proc/net/udp), whose packets are unknown',
       labelNames: ['direction', 'result'] as const,
       registers: [registry],
       collect () {
         this.reset()
         this.inc({ direction: 'in', result: 'accepted' }, counts.packetsAccepted)
         for (const [result, n] of counts.packetsIn) this.inc({ direction: 'in', result }, n)
+        this.inc({ direction: 'in', result: 'dropped_kernel' }, readKernelDrops())
         this.inc({ direction: 'out', result: 'sent' }, counts.packetsSent)
         this.inc({ direction: 'out', result: 'send_error' }, counts.packetsSendError)
       }
     })
-    const readKernelDrops = (): number => this.readKernelDrops()
     new Counter({
       name: 'tlsfleet_sync_datagrams_total',
       help: 'Farm sync UDP datagrams by direction and result (received, dropped_kernel: lost in our socket\'s full receive buffer, as /proc/net/udp counts them; sent, send_error); a v2 datagram carries one packet or a batch of them',
@@ -205,9 +210,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   /**
    * What the kernel dropped on our sockets because their receive buffers were full (datagrams),
-   * read from /proc at each scrape; kept at its highest so the counter never goes back.
+   * read from /proc at most once a second (both counters that show it ask at each scrape); kept
+   * at its highest so the counter never goes back.
    */
   private readKernelDrops (): number {
+    const nowMs = Date.now()
+    if (nowMs - this.kernelDropsReadAtMs < KERNEL_DROPS_MAX_AGE_MS) return this.counts.datagramsDroppedKernel
+    this.kernelDropsReadAtMs = nowMs
     let total: number | undefined
     for (const socket of new Set([this.socket, this.snapshotSocket])) {
       let port: number

@@ -142,8 +142,8 @@ describe('sync replay state across restarts', () => {
     assert.throws(() => boot(path.join(notADir, 'sync.json'), 1), (err: unknown) => err instanceof SyncStateError && err.code === 'TLSFLEET_ERR_SYNC_STATE' && /--state-dir/.test(err.message))
   })
 
-  it('one file per sync address, and per node id where nodes share the address (multicast)', () => {
+  it('one file per sync address, and per TLS address where nodes share the sync address (multicast)', () => {
     assert.equal(replayStateFile('/s', '127.0.0.1:8446'), '/s/sync-replay-127.0.0.1_8446.json')
-    assert.equal(replayStateFile('/s', '[ff12::1]:8446', 'node-1'), '/s/sync-replay-_ff12__1__8446-node-1.json')
+    assert.equal(replayStateFile('/s', '[ff12::1]:8446', '[::1]:8443'), '/s/sync-replay-_ff12__1__8446-___1__8443.json')
   })
 })

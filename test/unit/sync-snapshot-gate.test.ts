@@ -68,3 +68,13 @@ describe('snapshot gate', () => {
     assert.equal(ask({ ...joiner, address: '10.0.0.13' }).action, 'answer')
   })
 })
+
+describe('snapshot gate and IPv6 link-local addresses', () => {
+  it('a cookie holds for the same link-local address whatever interface name the socket attached to it', () => {
+    const gate = new SnapshotGate({ now: () => T })
+    const on = (scope: string): SnapshotRequester => ({ ...joiner, address: `fe80::a075:15ff:fe01:4a86%${scope}` })
+    const cookie = cookieOf(gate.decide({ requestId: 5 }, on('mc6b')))
+    assert.deepEqual(gate.decide({ requestId: 5, cookie }, on('mc6a')), { action: 'answer' })
+    assert.deepEqual(gate.decide({ requestId: 5, cookie }, { ...joiner, address: 'fe80::a075:15ff:fe01:4a87%mc6a' }), { action: 'refuse', reason: 'bad_cookie' })
+  })
+})
