@@ -58,6 +58,14 @@ export async function startFarm (hosts: string[], opts: {
   }
 }
 
+/** Stop a farm node and start it again with its own flags: how many sessions its warm join brought (its log says). */
+export async function restartForWarmJoin (node: FarmNode): Promise<number> {
+  await node.node.stop()
+  node.node = await startNode(node.args, { adminPort: node.admin })
+  const done = node.node.logs.find((l) => l.msg === 'warm join done')
+  return Number(done?.sessions ?? -1)
+}
+
 /** Retry a resumption for up to `timeoutMs` (the New needs a moment to cross the farm). */
 export async function resumesEventually (attempt: () => Promise<SClientResult>, timeoutMs = 3000): Promise<SClientResult> {
   const deadline = Date.now() + timeoutMs

@@ -30,19 +30,19 @@ after(async () => {
   try { ip('netns', 'del', NS) } catch { /* already gone */ }
 })
 
-test('IPv6 multicast: two nodes in a test namespace join ff12::/16 on their own interfaces and share sessions', async () => {
+test('IPv6 multicast: two nodes in a test namespace join ff12::/16 on their own interfaces, share sessions, and a restarted one warm-joins', async () => {
   const dir = tempDir()
   const cert = makeCertificate(dir, 'mc6', ['localhost'])
   const secret = writeFarmSecret(dir)
   const group = '[ff12::7f5:4242]:19446'
   const tls = [19443, 19444]
-  for (const [i, iface] of ['mc6a', 'mc6b'].entries()) {
-    nodes.push(await startNode([
-      '--workers', '1', '--listen', `[::1]:${tls[i] as number}`, '--cert', cert, '--node-id', `mc6-node${i + 1}`,
-      '--sync-secret-file', secret, '--sync-listen', group, '--sync-interface', `${iface},1`, '--warm-join-timeout', '0.3'
-    ], { adminPort: 19445 + i * 10, wrap: IN_NS }))
-  }
-  const sess = path.join(dir, 'mc6.pem')
+  const args = (i: number, iface: string): string[] => [
+    '--workers', '1', '--listen', `[::1]:${tls[i] as number}`, '--cert', cert, '--node-id', `mc6-node${i + 1}`,
+    '--sync-secret-file', secret, '--sync-listen', group, '--sync-interface', `${iface},1`, '--warm-join-timeout', '1',
+    '--state-dir', path.join(dir, `state${i + 1}`)
+  ]
+  for (const [i, iface] of ['mc6a', 'mc6b'].entries()) nodes.push(await startNode(args(i, iface), { adminPort: 19445 + i * 10, wrap: IN_NS }))
+  const sess = path.join(dir, 'mc6-session.pem') // not mc6.pem: that is the certificate
   const first = await sClient({ host: '::1', port: tls[0] as number, tls: '1.2', sessOut: sess, extra: ['-no_ticket'], wrap: IN_NS })
   assert.equal(first.reused, false, first.output)
   let again = first
@@ -52,4 +52,10 @@ test('IPv6 multicast: two nodes in a test namespace join ff12::/16 on their own 
   }
   assert.equal(again.reused, true, `session from node 1 not resumed on node 2 over IPv6 multicast:\n${again.output}`)
   assert.ok(nodes[0]?.logs.some((l) => l.msg === 'farm sync listening' && l.multicast === true), 'node 1 did not join the group')
+  // Node 2 again: its request goes to the group from a link-local address of its own interface,
+  // node 1's challenge and snapshot come back to it there.
+  await nodes[1]?.stop()
+  nodes[1] = await startNode(args(1, 'mc6b'), { adminPort: 19455, wrap: IN_NS })
+  const join = nodes[1].logs.find((l) => l.msg === 'warm join done')
+  assert.ok(join !== undefined && Number(join.sessions) >= 1, `the warm join over IPv6 multicast brought nothing: ${JSON.stringify(join)}`)
 })

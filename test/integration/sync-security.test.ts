@@ -5,9 +5,11 @@ import fs from 'node:fs'
 import { after, before, test } from 'node:test'
 import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
-import { createSequenceCounter, encodeV2, frameBatchV2, type SyncMessage } from '../../src/sync/wire-v2.js'
+import { ReplayGuard } from '../../src/sync/replay-guard.js'
+import { createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_UDP_PAYLOAD_BYTES, type SnapshotCookie, type SyncMessage } from '../../src/sync/wire-v2.js'
 import { eventually } from '../helpers/node-process.js'
 import { startFarm } from '../helpers/farm.js'
+import { UdpRecorder } from '../helpers/udp-recorder.js'
 
 // One node listening for sync; the test plays a (hostile or honest) peer with a real UDP socket.
 let farm: Awaited<ReturnType<typeof startFarm>>
@@ -119,4 +121,71 @@ test('a batch datagram with one forged update: the others are cached, only that 
   // The forged update did not reach the cache: its honest original is still new to the node.
   await send(packets[1] as Buffer)
   await eventually(async () => await node().node.metric('tlsfleet_session_cache_entries') === entries + 3, 5000, 'the original of the forged update')
+})
+
+/** What a test socket received from the node, opened with the farm key as a peer would. */
+function opened (packets: Buffer[]): SyncMessage[] {
+  const ctx = { keyRing: new FarmKeyRing([{ id: farmKeyId(secret), secret }]), ownNodeId: peerId, replay: new ReplayGuard(), now: Date.now, sessionLifetimeSeconds: 300, maxSkewSeconds: 5, maxPacketBytes: MAX_UDP_PAYLOAD_BYTES }
+  return packets.map((p) => {
+    const result = decodeV2(p, ctx)
+    if (!result.ok) assert.fail(`the node sent something that does not open: ${result.reason}`)
+    return result.message
+  })
+}
+
+const snapshots = async (result: string): Promise<number> => await node().node.metric('tlsfleet_sync_snapshot_requests_total', { result })
+
+test('a snapshot request from an address that never completed the round trip gets one challenge no bigger than itself, never session data', async () => {
+  const victim = await UdpRecorder.bind('127.0.0.1')
+  const other = await UdpRecorder.bind('127.0.0.1')
+  try {
+    // An authenticated request with the victim's source address (what a spoofer, or a replay, would bring).
+    const request = seal({ op: 'snapshot-request', requestId: 77 })
+    await victim.send(request, node().sync)
+    await eventually(() => victim.received.length >= 1, 5000, 'the challenge')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.equal(victim.received.length, 1, 'more than one datagram went to an unverified address')
+    const reply = victim.received[0]?.packet as Buffer
+    assert.ok(reply.length <= request.length, `challenge of ${reply.length} bytes for a request of ${request.length}`)
+    const [challenge] = opened([reply])
+    assert.equal(challenge?.op, 'snapshot-challenge')
+    const cookie = (challenge as { cookie: SnapshotCookie }).cookie
+
+    // The cookie echoed from another address: refused, nothing sent anywhere.
+    const badCookies = await snapshots('bad_cookie')
+    await other.send(seal({ op: 'snapshot-request', requestId: 77, cookie }), node().sync)
+    await eventually(async () => await snapshots('bad_cookie') === badCookies + 1, 5000, 'bad_cookie counted')
+    assert.equal(other.received.length, 0)
+
+    // Echoed from the address it was sent to (the round trip done): the snapshot, to that address only.
+    await victim.send(seal({ op: 'snapshot-request', requestId: 77, cookie }), node().sync)
+    await eventually(() => opened(victim.received.slice(1).map((d) => d.packet)).some((m) => m.op === 'snapshot-chunk' && m.last), 5000, 'the last chunk')
+    const chunks = opened(victim.received.slice(1).map((d) => d.packet)).filter((m) => m.op === 'snapshot-chunk')
+    const sessions = chunks.reduce((sum, m) => sum + (m.op === 'snapshot-chunk' ? m.sessions.length : 0), 0)
+    assert.equal(sessions, await node().node.metric('tlsfleet_session_cache_entries'), 'the snapshot is the node\'s L2')
+    assert.equal(other.received.length, 0)
+  } finally {
+    victim.close()
+    other.close()
+  }
+})
+
+test('verified snapshot requests are rate-limited per address: a burst of 4, then refused and counted', async () => {
+  const asker = await UdpRecorder.bind('127.0.0.3')
+  try {
+    const answered = await snapshots('answered')
+    const limited = await snapshots('rate_limited')
+    for (let round = 1; round <= 5; round++) {
+      const seen = asker.received.length
+      await asker.send(seal({ op: 'snapshot-request', requestId: round }), node().sync, '127.0.0.1')
+      await eventually(() => asker.received.length > seen, 5000, `challenge ${round}`)
+      const [challenge] = opened([asker.received[seen]?.packet as Buffer])
+      await asker.send(seal({ op: 'snapshot-request', requestId: round, cookie: (challenge as { cookie: SnapshotCookie }).cookie }), node().sync, '127.0.0.1')
+      await eventually(async () => await snapshots('answered') + await snapshots('rate_limited') === answered + limited + round, 5000, `round ${round} decided`)
+    }
+    assert.equal(await snapshots('answered'), answered + 4)
+    assert.equal(await snapshots('rate_limited'), limited + 1)
+  } finally {
+    asker.close()
+  }
 })

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import { decodeStud, studHmacKeyFromPrivateKeyPem } from '../../src/sync/wire-stud.js'
 import path from 'node:path'
 import { test } from 'node:test'
-import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
+import { restartForWarmJoin, resumesEventually, sClient, startFarm } from '../helpers/farm.js'
 import { eventually } from '../helpers/node-process.js'
 import { freePort } from '../helpers/ports.js'
 
@@ -19,7 +19,7 @@ async function sharesSessions (farm: Awaited<ReturnType<typeof startFarm>>, labe
   }
 }
 
-test('multicast on loopback: three nodes join one group and share sessions; each skips its own packets', async () => {
+test('multicast on loopback: three nodes join one group and share sessions; each skips its own packets; a restarted node warm-joins', async () => {
   const group = '239.255.42.99'
   const port = await freePort()
   const farm = await startFarm(['127.0.0.1', '127.0.0.2', '127.0.0.3'], {
@@ -30,17 +30,23 @@ test('multicast on loopback: three nodes join one group and share sessions; each
     const n1 = farm.nodes[0] as typeof farm.nodes[0]
     assert.ok(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'own' }) >= 1, 'node 1 did not see (and skip) its own multicast packet')
     assert.equal(await n1.node.metric('tlsfleet_session_cache_entries') >= 1, true)
+    // Peers unknown in advance: the request goes to the group, each node answers from its own
+    // unicast snapshot socket (the three share the group's port on this host).
+    const sessions = await restartForWarmJoin(farm.nodes[2] as typeof farm.nodes[0])
+    assert.ok(sessions >= 1, `the warm join over multicast brought ${sessions} sessions`)
   } finally {
     await farm.stop()
   }
 })
 
-test('IPv6: two nodes sync over ::1', async () => {
+test('IPv6: two nodes sync over ::1, and a restarted one warm-joins', async () => {
   const farm = await startFarm(['::1', '::1'], {
     sync: (i, ports) => ['--sync-listen', `[::1]:${ports[i] as number}`, '--sync-peer', `[::1]:${ports[1 - i] as number}`]
   })
   try {
     await sharesSessions(farm, 'ipv6')
+    const sessions = await restartForWarmJoin(farm.nodes[1] as typeof farm.nodes[0])
+    assert.ok(sessions >= 1, `the warm join over IPv6 brought ${sessions} sessions`)
   } finally {
     await farm.stop()
   }
