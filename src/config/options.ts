@@ -94,7 +94,7 @@ export const OPTIONS = {
     defaultHelp: 'a self-signed certificate for localhost, generated into --state-dir'
   }),
   'state-dir': spec({
-    description: 'directory for generated files (the self-signed certificate used when no --cert is given)',
+    description: 'directory for generated and kept files: the self-signed certificate used when no --cert is given, the admin token, and the farm sync\'s replay state across restarts (must be writable; one per node)',
     expected: 'a directory path',
     valueName: 'DIR',
     schema: nonEmpty,

@@ -188,6 +188,21 @@ describe('sync v2 layout (docs/wire-protocol.md)', () => {
     assert.equal(first[4], 3)
     assert.equal(challenge[4], 6)
   })
+
+  it('SnapshotRequest and SnapshotChallenge bodies as the spec lays them out: request id u32 | cookie issued at u32 | 16-byte MAC', () => {
+    const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b }
+    const mac = Buffer.alloc(16, 0x3c)
+    const open = (op: number, body: Buffer): DecodeResult => decodeV2(sealV2(op, body, encodeCtx(ring1)), decodeCtx(ring1))
+    const first = open(3, Buffer.concat([u32(0x01020304), Buffer.alloc(20)]))
+    assert.ok(first.ok, reason(first))
+    assert.deepEqual(first.message, { op: 'snapshot-request', requestId: 0x01020304 })
+    const echo = open(3, Buffer.concat([u32(9), u32(NOW_S), mac]))
+    assert.ok(echo.ok, reason(echo))
+    assert.deepEqual(echo.message, { op: 'snapshot-request', requestId: 9, cookie: { issuedAt: NOW_S, mac } })
+    const challenge = open(6, Buffer.concat([u32(9), u32(NOW_S), mac]))
+    assert.ok(challenge.ok, reason(challenge))
+    assert.deepEqual(challenge.message, { op: 'snapshot-challenge', requestId: 9, cookie: { issuedAt: NOW_S, mac } })
+  })
 })
 
 // --- rejections ---------------------------------------------------------------------------
