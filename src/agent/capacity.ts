@@ -1,8 +1,8 @@
 /**
  * Turns worker load samples into the weight percent the agent reports to HAProxy.
  *
- * spare = 1 - max(event-loop utilization, handshakes/s ÷ max handshakes/s), smoothed with an
- * EWMA. The reported value is quantized and moves only when the smoothed value has moved by
+ * spare = 1 - max(event-loop utilization, handshakes/s ÷ max handshakes/s, connections ÷ the
+ * connections admitted), smoothed with an EWMA. The reported value is quantized and moves only when the smoothed value has moved by
  * at least the hysteresis band: every weight change reshuffles HAProxy's round robin, so a
  * noisy load must not make the weight flap. The price: after a change the reported value may
  * rest up to (hysteresis - quantum) points away from the smoothed one. Reaching the top (100)
@@ -26,6 +26,8 @@ export interface CapacitySample {
   handshakesPerSecond: number
   /** Handshake rate at which the node counts as full; absent or 0 ignores handshakes. */
   maxHandshakesPerSecond?: number
+  /** 0..1: connections open over those the node admits; absent when it has no bound. */
+  connectionFill?: number
 }
 
 function clamp (value: number, low: number, high: number): number {
@@ -53,12 +55,13 @@ export class CapacityEstimator {
   }
 
   update (sample: CapacitySample): void {
-    const { eventLoopUtilization: elu, handshakesPerSecond: hs, maxHandshakesPerSecond: max } = sample
+    const { eventLoopUtilization: elu, handshakesPerSecond: hs, maxHandshakesPerSecond: max, connectionFill: fill } = sample
     if (!Number.isFinite(elu)) throw new Error(`eventLoopUtilization must be a finite number, got ${elu}`)
     if (!Number.isFinite(hs) || hs < 0) throw new Error(`handshakesPerSecond must be a finite number >= 0, got ${hs}`)
     if (max !== undefined && (!Number.isFinite(max) || max < 0)) throw new Error(`maxHandshakesPerSecond must be a finite number >= 0, got ${max}`)
+    if (fill !== undefined && (!Number.isFinite(fill) || fill < 0)) throw new Error(`connectionFill must be a finite number >= 0, got ${fill}`)
     const handshakeLoad = max !== undefined && max > 0 ? hs / max : 0
-    const spare = 1 - clamp(Math.max(elu, handshakeLoad), 0, 1)
+    const spare = 1 - clamp(Math.max(elu, handshakeLoad, fill ?? 0), 0, 1)
     this.smoothed = this.smoothed === undefined ? spare : this.alpha * spare + (1 - this.alpha) * this.smoothed
 
     const floor = Math.ceil(this.minPercent / this.quantum) * this.quantum

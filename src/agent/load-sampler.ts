@@ -6,6 +6,8 @@ export interface SampledWorker {
   l1: L1Stats
   eventLoopUtilization: number
   activeConnections: number
+  /** Connections the worker admits at once (0 = no bound known). */
+  connectionLimit?: number
   /** The worker's handshake counters (every report carries them, light or not). */
   handshakes: { full: number; resumed: number }
 }
@@ -23,6 +25,11 @@ export interface LoadSample {
   handshakes: { full: number; resumed: number }
   handshakesPerSecond: number
   connections: number
+  /**
+   * Connections the answering workers admit at once, summed (--max-connections, or what their
+   * file-descriptor limits allow); undefined when one of them has no bound.
+   */
+  connectionLimit?: number
 }
 
 /** Pure: turn one round of worker reports into a sample, given the previous sample. */
@@ -46,6 +53,7 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
   const elu = usable.length + silent > 0
     ? (usable.reduce((sum, w) => sum + Math.min(1, Math.max(0, w.eventLoopUtilization)), 0) + silent) / (usable.length + silent)
     : undefined
+  const limits = workers.map((w) => w.connectionLimit ?? 0)
   return {
     at,
     listening,
@@ -53,7 +61,8 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
     eventLoopUtilization: elu,
     handshakes,
     handshakesPerSecond: perSecond,
-    connections: workers.reduce((sum, w) => sum + w.activeConnections, 0)
+    connections: workers.reduce((sum, w) => sum + w.activeConnections, 0),
+    ...(limits.length > 0 && limits.every((l) => l > 0) ? { connectionLimit: limits.reduce((a, b) => a + b, 0) } : {})
   }
 }
 

@@ -40,7 +40,27 @@ export interface NodeStateOptions {
   maxconn?: number
   /** Handshakes/s at which the node counts as full; 0 = event loop only. */
   maxHandshakesPerSecond?: number
+  /**
+   * --max-connections: the agent sends HAProxy the node's connection limit (less a reserve, see
+   * haproxyMaxconn) as maxconn, starting from this value and following what the workers report.
+   * 0 or undefined = not sent (unless `maxconn` is).
+   */
+  connectionLimit?: number
   capacity?: CapacityEstimator
+}
+
+/** Share of the node's connection limit the agent keeps out of HAProxy's maxconn. */
+export const MAXCONN_RESERVE = 0.05
+
+/**
+ * The maxconn the agent sends for a node admitting `limit` connections: a few percent less, so
+ * HAProxy queues its surplus instead of sending it to be refused. The reserve covers what
+ * HAProxy's maxconn does not count (its health checks, direct clients, a second balancer's
+ * checks) and a worker filling before the others (the kernel picks the worker by hash). Never
+ * 0, which HAProxy reads as "no limit".
+ */
+export function haproxyMaxconn (limit: number): number {
+  return Math.max(1, limit - Math.ceil(limit * MAXCONN_RESERVE))
 }
 
 export interface NodeStateSnapshot {
@@ -71,6 +91,8 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
   private readonly capacity: CapacityEstimator
   private readonly maxconn: number
   private readonly maxHandshakes: number
+  private readonly advertiseLimit: boolean
+  private connectionLimit: number | undefined
 
   constructor (opts: NodeStateOptions = {}) {
     super()
@@ -78,6 +100,8 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
     this.capacity = opts.capacity ?? new CapacityEstimator()
     this.maxconn = opts.maxconn ?? 0
     this.maxHandshakes = opts.maxHandshakesPerSecond ?? 0
+    this.advertiseLimit = (opts.connectionLimit ?? 0) > 0
+    this.connectionLimit = this.advertiseLimit ? opts.connectionLimit : undefined
   }
 
   get admin (): AdminState { return this.adminState }
@@ -98,9 +122,21 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
     this.inputs = { ...this.inputs, ...inputs }
   }
 
-  /** A load sample from the workers (event loop utilization 0..1, handshakes per second). */
-  updateLoad (sample: Omit<CapacitySample, 'maxHandshakesPerSecond'>): void {
-    this.capacity.update({ ...sample, ...(this.maxHandshakes > 0 ? { maxHandshakesPerSecond: this.maxHandshakes } : {}) })
+  /**
+   * A load sample from the workers (event loop utilization 0..1, handshakes per second, how full
+   * they are of connections, and how many they admit: the limit falls with a lowered
+   * file-descriptor limit, and the maxconn sent follows).
+   */
+  updateLoad (sample: Omit<CapacitySample, 'maxHandshakesPerSecond'> & { connectionLimit?: number }): void {
+    const { connectionLimit, ...load } = sample
+    if (this.advertiseLimit && connectionLimit !== undefined && connectionLimit > 0) this.connectionLimit = connectionLimit
+    this.capacity.update({ ...load, ...(this.maxHandshakes > 0 ? { maxHandshakesPerSecond: this.maxHandshakes } : {}) })
+  }
+
+  /** maxconn for HAProxy: --maxconn when given, else the node's connection limit less the reserve (with --max-connections). */
+  private maxconnToSend (): number | undefined {
+    if (this.maxconn > 0) return this.maxconn
+    return this.connectionLimit !== undefined ? haproxyMaxconn(this.connectionLimit) : undefined
   }
 
   health (): HealthVerdict { return judgeHealth(this.inputs) }
@@ -108,6 +144,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
   snapshot (): NodeStateSnapshot {
     const verdict = this.health()
     const spare = this.capacity.spareCapacity()
+    const maxconn = this.maxconnToSend()
     return {
       admin: this.adminState,
       health: verdict.health,
@@ -115,7 +152,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
       effective: verdict.health === 'down' ? 'down' : this.adminState,
       weightPercent: this.capacity.weightPercent(),
       ...(spare !== undefined ? { spareCapacity: spare } : {}),
-      ...(this.maxconn > 0 ? { maxconn: this.maxconn } : {}),
+      ...(maxconn !== undefined ? { maxconn } : {}),
       ...(this.changedAt !== undefined ? { changedAt: this.changedAt.toISOString() } : {})
     }
   }
@@ -127,11 +164,12 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
   agentReply (): AgentReply {
     const verdict = this.health()
     const admin: AdminState = this.inputs.stopping && this.adminState === 'ready' ? 'drain' : this.adminState
+    const maxconn = this.maxconnToSend()
     return {
       admin,
       health: verdict.health,
       weightPercent: this.capacity.weightPercent(),
-      ...(this.maxconn > 0 ? { maxconn: this.maxconn } : {}),
+      ...(maxconn !== undefined ? { maxconn } : {}),
       ...(verdict.reason !== undefined ? { reason: verdict.reason } : {})
     }
   }

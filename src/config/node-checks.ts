@@ -44,6 +44,30 @@ export function checkOptionCombinations (config: NodeConfig): void {
   }
   checkTerminatorOptions(config)
   checkTlsCombinations(config)
+  checkAdmissionCombinations(config)
+}
+
+/** Connection limits and the PROXY header's trust list. */
+function checkAdmissionCombinations (config: NodeConfig): void {
+  if (config.proxyFrom.length > 0 && config.proxyProtocolIn === 'off') {
+    throw new ConfigConflictError('--proxy-from has no effect with --proxy-protocol-in off: give --proxy-protocol-in v1, v2 or auto')
+  }
+  // Each worker admits its share; a worker with no share could never serve.
+  if (config.maxConnections > 0 && config.maxConnections < config.workers) {
+    throw new ConfigConflictError(`--max-connections ${config.maxConnections} is split over ${config.workers} workers: give at least one per worker, or fewer --workers`)
+  }
+  // HAProxy would send more than the node admits: the surplus is refused instead of queued in HAProxy.
+  if (config.maxConnections > 0 && config.maxconn > config.maxConnections) {
+    throw new ConfigConflictError(`--maxconn ${config.maxconn} (what the agent tells HAProxy) is above --max-connections ${config.maxConnections} (what the node admits): HAProxy would send connections the node refuses; leave --maxconn at 0 and the agent sends a value below --max-connections`)
+  }
+  if (config.terminator === 'haproxy') {
+    const stray = [
+      config.maxConnections > 0 ? '--max-connections' : undefined,
+      config.maxHandshakesPerSource > 0 ? '--max-handshakes-per-source' : undefined,
+      config.proxyFrom.length > 0 ? '--proxy-from' : undefined
+    ].filter((o) => o !== undefined)
+    if (stray.length > 0) throw new ConfigConflictError(`${stray.join(', ')} only apply with --terminator tlsfleet: with --terminator haproxy, set maxconn and the PROXY sources on the local HAProxy's bind line`)
+  }
 }
 
 function checkTlsCombinations (config: NodeConfig): void {

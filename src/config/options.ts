@@ -1,6 +1,7 @@
 import net from 'node:net'
 import os from 'node:os'
 import { z } from 'zod'
+import { parseCidr, type Cidr } from './cidr.js'
 import { formatHostPort, parseHostPort, type HostPort } from './host-port.js'
 import { parseStoreUrl } from './store-url.js'
 import { parseSyncPeer, type SyncPeer } from './sync-peer.js'
@@ -37,6 +38,14 @@ function parsedBy<T> (parse: (text: string) => T | string) {
 const hostPort = parsedBy((text) => parseHostPort(text))
 const syncPeer = parsedBy(parseSyncPeer)
 const storeUrl = parsedBy(parseStoreUrl)
+/** A --proxy-from entry: a CIDR range, or "any". */
+const proxySource = z.string().transform((text, ctx): Cidr | 'any' => {
+  if (text === 'any') return 'any'
+  const parsed = parseCidr(text)
+  if (typeof parsed !== 'string') return parsed
+  ctx.addIssue({ code: 'custom', message: parsed })
+  return z.NEVER
+})
 
 /** A Runtime API address: a unix socket path (with a "/") or HOST:PORT (optionally ipv4@/ipv6@). */
 function isRuntimeApiTarget (text: string): boolean {
@@ -53,7 +62,7 @@ const nonEmpty = z.string().min(1)
  * A list given as repeated flags, a YAML list, or comma-separated text in any of them
  * (`--alpn h2,http/1.1`), validated item by item.
  */
-const commaList = <T extends string>(item: z.ZodType<T, string>): z.ZodType<T[], unknown> =>
+const commaList = <T>(item: z.ZodType<T, string>): z.ZodType<T[], unknown> =>
   z.array(z.string()).transform((values) => values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')).pipe(z.array(item))
 
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const
@@ -281,6 +290,15 @@ export const OPTIONS = {
     schema: z.enum(['off', 'v1', 'v2', 'auto']),
     default: 'off' as const
   }),
+  'proxy-from': spec({
+    description: 'peers whose PROXY headers are believed, as addresses or CIDR ranges (repeatable or comma-separated, e.g. 10.0.0.2,10.0.1.0/24): a header from any other peer closes the connection; "any" = every peer',
+    expected: 'IPv4 or IPv6 addresses or CIDR ranges (10.0.0.0/8, 2001:db8::/32), comma-separated, or "any"',
+    valueName: 'CIDR,...',
+    schema: commaList(proxySource).refine((list) => !list.includes('any') || list.length === 1, 'any cannot be combined with addresses'),
+    multiple: true,
+    default: () => [] as Array<Cidr | 'any'>,
+    defaultHelp: 'any peer, with a warning at start'
+  }),
   'proxy-protocol-out': spec({
     description: 'PROXY protocol header sent to the backend: off, v1 or v2',
     expected: 'one of off, v1, v2',
@@ -292,6 +310,19 @@ export const OPTIONS = {
     expected: 'a number of seconds from 0.1 to 600',
     schema: seconds(0.1, 600),
     default: 10
+  }),
+  'max-connections': spec({
+    description: 'most client connections the node holds at once, split evenly over the workers; beyond it a new connection is closed at once and counted; 0 = only the bound the file-descriptor limit sets (two descriptors per connection)',
+    expected: 'an integer from 0 to 10000000',
+    schema: int(0, 10_000_000),
+    default: 0,
+    defaultHelp: '0 (what the file-descriptor limit allows)'
+  }),
+  'max-handshakes-per-source': spec({
+    description: 'most connections one client address may have in the PROXY header and TLS handshake at once (the address the PROXY header gives, else the TCP peer), split over the workers; 0 = no cap',
+    expected: 'an integer from 0 to 1000000',
+    schema: int(0, 1_000_000),
+    default: 0
   }),
   'idle-timeout': spec({
     description: 'seconds without traffic in either direction before a proxied connection is closed',

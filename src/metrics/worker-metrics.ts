@@ -91,6 +91,19 @@ export class WorkerMetrics {
       registers,
       collect () { this.set(figures.active) }
     })
+    byReason(registers, 'tlsfleet_connections_refused_total', 'Connections closed unserved as they arrived, by the bound that refused them: max_connections (the worker\'s share of --max-connections), fd_limit (what its file-descriptor limit leaves room for), per_source (--max-handshakes-per-source)', figures.refused)
+    new Gauge({
+      name: 'tlsfleet_connections_limit',
+      help: 'Client connections the workers admit at once: the lower of --max-connections and what their file-descriptor limits allow (0 = no bound known)',
+      registers,
+      collect () { this.set(figures.connectionLimit) }
+    })
+    new Counter({
+      name: 'tlsfleet_fd_exhaustions_total',
+      help: 'Times a worker found its file descriptors exhausted (EMFILE/ENFILE): while they are, new connections are accepted and closed unanswered by libuv',
+      registers,
+      collect () { this.reset(); this.inc(figures.fdExhaustions) }
+    })
     byReason(registers, 'tlsfleet_backend_errors_total', 'Failures talking to the backend, by reason', figures.backendFailures)
     // Same names as the primary's: aggregation sums CPU and memory over the whole node.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
@@ -114,6 +127,10 @@ export class WorkerMetrics {
   clientCertificateRejected (reason: string): void { add(this.figures.clientCertificateRejections, reason) }
   proxyHeaderError (reason: string): void { add(this.figures.proxyErrors, reason) }
   backendError (reason: string): void { add(this.figures.backendFailures, reason) }
+  connectionRefused (reason: string): void { add(this.figures.refused, reason) }
+  fdExhausted (): void { this.figures.fdExhaustions++ }
+  /** What the worker admits at once now (0 = no bound known), for the gauge. */
+  set connectionLimit (limit: number) { this.figures.connectionLimit = limit }
   sessionInvalidated (): void { this.figures.invalidated++ }
   cacheGetTimeout (): void { this.figures.getTimeouts++ }
 
@@ -139,12 +156,15 @@ class ConnectionFigures {
   active = 0
   invalidated = 0
   getTimeouts = 0
+  fdExhaustions = 0
+  connectionLimit = 0
   /** [full, resumed] by protocol version (getProtocol(): 'TLSv1.2', 'TLSv1.3', ...). */
   readonly handshakesByVersion = new Map<string, [number, number]>()
   readonly failures = new Map<string, number>()
   readonly clientCertificateRejections = new Map<string, number>()
   readonly proxyErrors = new Map<string, number>()
   readonly backendFailures = new Map<string, number>()
+  readonly refused = new Map<string, number>()
   readonly lookups: Record<LookupLevel, Record<LookupResult, number>> = { l1: { hit: 0, miss: 0 }, l2: { hit: 0, miss: 0 } }
 }
 

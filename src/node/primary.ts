@@ -55,11 +55,16 @@ export class Primary {
   constructor (readonly config: NodeConfig) {
     this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
     this.cache = new PrimarySessionCache({ maxEntries: config.cacheSize, maxBytes: config.cacheMaxBytes, lifetimeSeconds: config.sessionTimeout })
-    this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate })
+    this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate, connectionLimit: config.maxConnections })
     this.terminator = createTerminator(config, this.cache, this.log, {
       onHealth: (health) => this.state.updateHealth({ terminator: health }),
       onLoad: (load) => {
-        this.state.updateLoad({ eventLoopUtilization: load.busy, handshakesPerSecond: load.handshakesPerSecond })
+        this.state.updateLoad({
+          eventLoopUtilization: load.busy,
+          handshakesPerSecond: load.handshakesPerSecond,
+          ...(load.connectionFill !== undefined ? { connectionFill: load.connectionFill } : {}),
+          ...(load.connectionLimit !== undefined ? { connectionLimit: load.connectionLimit } : {})
+        })
         const sample = this.terminator.sample()
         if (sample !== undefined) void this.dashboard?.record(sample, this.cache.l2)
       },

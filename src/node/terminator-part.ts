@@ -11,6 +11,10 @@ export interface TerminatorLoad {
   /** 0..1: the workers' event loop utilisation, or how busy the local HAProxy is. */
   busy: number
   handshakesPerSecond: number
+  /** 0..1: connections open over those the workers admit (--max-connections, descriptors). */
+  connectionFill?: number
+  /** Connections the workers admit at once, when every one has a bound. */
+  connectionLimit?: number
 }
 
 /** What the terminator tells the node about itself; the primary wires these to the node state. */

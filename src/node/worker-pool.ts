@@ -7,7 +7,7 @@ import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 
-export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; handshakes: { full: number; resumed: number } }
+export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number } }
 
 export interface WorkerPoolOptions {
   size: number
@@ -172,7 +172,7 @@ export class WorkerPool {
       case 'report': {
         const pending = this.pendingReports.get(message.req)
         if (pending === undefined) break
-        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections })
+        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit })
         pending.remaining.delete(worker.id)
         if (pending.remaining.size === 0) {
           this.pendingReports.delete(message.req)

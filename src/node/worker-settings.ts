@@ -1,3 +1,5 @@
+import { workerShare } from '../admission/connection-cap.js'
+import type { Cidr } from '../config/cidr.js'
 import type { HostPort } from '../config/host-port.js'
 import type { NodeConfig } from '../config/options.js'
 import type { ClientVerify } from '../tls/client-auth.js'
@@ -14,6 +16,13 @@ export interface WorkerSettings {
   l1Size: number
   cacheGetTimeoutMs: number
   proxyProtocolIn: 'off' | 'v1' | 'v2' | 'auto'
+  /** --proxy-from: peers a PROXY header is believed from; empty or ['any'] = every peer. */
+  proxyFrom: Array<Cidr | 'any'>
+  /** --max-connections as given (node-wide), and this worker's share of it (0 = none). */
+  maxConnections: number
+  connectionShare: number
+  /** This worker's share of --max-handshakes-per-source (0 = no cap). */
+  handshakesPerSource: number
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   handshakeTimeoutMs: number
   idleTimeoutMs: number
@@ -47,6 +56,10 @@ export function workerSettings (config: NodeConfig, backend: HostPort, ticketSec
     l1Size: config.l1Size,
     cacheGetTimeoutMs: config.cacheGetTimeout,
     proxyProtocolIn: config.proxyProtocolIn,
+    proxyFrom: config.proxyFrom,
+    maxConnections: config.maxConnections,
+    connectionShare: workerShare(config.maxConnections, config.workers),
+    handshakesPerSource: workerShare(config.maxHandshakesPerSource, config.workers),
     proxyProtocolOut: config.proxyProtocolOut,
     handshakeTimeoutMs: Math.round(config.handshakeTimeout * 1000),
     idleTimeoutMs: Math.round(config.idleTimeout * 1000),

@@ -3,9 +3,11 @@ import { Registry } from 'prom-client'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
+import { formatCidr } from '../config/cidr.js'
 import { formatHostPort } from '../config/host-port.js'
 import type { NodeConfig } from '../config/options.js'
 import { checkOcspDir } from '../ocsp/ocsp-dir.js'
+import { proxyTrustWarning } from '../proxy/proxy-trust.js'
 import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
@@ -61,7 +63,13 @@ export class WorkerTerminator implements NodeTerminator {
       collect: async (timeoutMs) => await this.workers.collectReports(timeoutMs, { metrics: false }),
       listening: () => this.workers.listening.size,
       onSample: (sample) => {
-        if (sample.eventLoopUtilization !== undefined) hooks.onLoad({ busy: sample.eventLoopUtilization, handshakesPerSecond: sample.handshakesPerSecond })
+        if (sample.eventLoopUtilization === undefined) return
+        const limit = sample.connectionLimit
+        hooks.onLoad({
+          busy: sample.eventLoopUtilization,
+          handshakesPerSecond: sample.handshakesPerSecond,
+          ...(limit !== undefined ? { connectionLimit: limit, connectionFill: sample.connections / limit } : {})
+        })
       },
       onError: (err) => log.warn({ err }, 'load sample failed')
     })
@@ -79,6 +87,8 @@ export class WorkerTerminator implements NodeTerminator {
     }
     if (this.runAs !== undefined) this.warnUnreadableAfterSwitch(this.runAs)
     await checkListenAddresses(config.listen)
+    const proxyWarning = proxyTrustWarning(config.proxyProtocolIn, config.proxyFrom)
+    if (proxyWarning !== undefined) this.log.warn(proxyWarning)
   }
 
   certificates (): CertificateBundle[] { return this.material.certificates }
@@ -140,6 +150,8 @@ export class WorkerTerminator implements NodeTerminator {
       terminator: 'tlsfleet',
       listen: this.config.listen.map(formatHostPort),
       workers: this.config.workers,
+      ...(this.config.maxConnections > 0 ? { maxConnections: this.config.maxConnections } : {}),
+      ...(this.config.proxyProtocolIn !== 'off' ? { proxyProtocolIn: this.config.proxyProtocolIn, proxyFrom: this.config.proxyFrom.length > 0 ? this.config.proxyFrom.map((c) => c === 'any' ? c : formatCidr(c)) : 'any (warned)' } : {}),
       certificates: this.material.certificates.map((c) => ({ file: c.path, names: c.names })),
       tls: {
         profile: this.policy?.profile,

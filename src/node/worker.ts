@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import net from 'node:net'
+import { WorkerAdmission } from '../admission/worker-admission.js'
 import { WorkerSessionCache, type L2Channel } from '../cache/worker-session-cache.js'
 import type { SessionEntry } from '../cache/session-store.js'
 import { formatHostPort } from '../config/host-port.js'
@@ -84,6 +85,7 @@ class Worker {
   private readonly channel = new IpcL2Channel()
   private readonly cache: WorkerSessionCache
   private readonly terminator: TlsTerminator
+  private readonly admission: WorkerAdmission
   private readonly servers: net.Server[] = []
   private readonly log: Logger
   private elu = performance.eventLoopUtilization()
@@ -98,7 +100,14 @@ class Worker {
       lifetimeSeconds: settings.sessionTimeout,
       getTimeoutMs: settings.cacheGetTimeoutMs
     }, this.channel, this.metrics)
-    this.terminator = new TlsTerminator(settings, init.material, this.cache, this.metrics, this.log)
+    this.admission = new WorkerAdmission({
+      share: settings.connectionShare,
+      maxConnections: settings.maxConnections,
+      listeners: settings.listen.length,
+      metrics: this.metrics,
+      log: this.log
+    })
+    this.terminator = new TlsTerminator(settings, init.material, this.cache, this.metrics, this.log, this.admission)
     this.terminator.setStaples(init.staples)
   }
 
@@ -109,8 +118,9 @@ class Worker {
    */
   async listen (adopted: ReadonlyMap<number, object>): Promise<void> {
     const reusePort = this.settings.acceptModel === 'reuseport'
+    const onConnection = this.admission.handler((socket) => this.terminator.handle(socket), () => this.terminator.connections.size)
     for (const [index, address] of this.settings.listen.entries()) {
-      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.terminator.handle(socket))
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection)
       const handle = adopted.get(index)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -126,6 +136,8 @@ class Worker {
       this.servers.push(server)
       this.log.debug({ listen: formatHostPort(address), adopted: handle !== undefined }, 'listening')
     }
+    this.admission.attach(this.servers)
+    this.log.debug({ connections: this.admission.limit }, 'connection cap')
   }
 
   /**
@@ -184,7 +196,8 @@ class Worker {
       metrics: withMetrics ? await this.metrics.registry.getMetricsAsJSON() : [],
       l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses, bytes: this.cache.l1.bytes },
       eventLoopUtilization: elu.utilization,
-      activeConnections: this.terminator.connections.size
+      activeConnections: this.terminator.connections.size,
+      connectionLimit: Number.isFinite(this.admission.limit) ? this.admission.limit : 0
     })
   }
 
@@ -192,6 +205,7 @@ class Worker {
   shutdown (graceMs: number): void {
     if (this.stopping) return
     this.stopping = true
+    this.admission.stop()
     for (const server of this.servers) server.close()
     const exitWhenIdle = (): void => {
       if (this.terminator.connections.size > 0) return

@@ -11,8 +11,15 @@ export interface Preamble {
 /** Why a connection was refused before TLS: counted, then the socket is destroyed. */
 export type PreambleFailure =
   | { kind: 'proxy'; reason: string }
+  | { kind: 'refused'; reason: string }
   | { kind: 'not_tls' }
   | { kind: 'closed' }
+
+/**
+ * Asked once the PROXY header is read (or known absent, in auto mode), before the ClientHello:
+ * who the client is is known from then on. A failure closes the connection.
+ */
+export type HeaderCheck = (header: ProxyHeader | undefined) => PreambleFailure | undefined
 
 /**
  * Reads the first bytes of a connection: the PROXY header when one is expected, then enough
@@ -23,7 +30,8 @@ export type PreambleFailure =
 export function readPreamble (
   socket: net.Socket,
   proxyMode: ProxyMode,
-  done: (result: Preamble | PreambleFailure) => void
+  done: (result: Preamble | PreambleFailure) => void,
+  check?: HeaderCheck
 ): void {
   let buffered: Buffer = Buffer.alloc(0)
   let proxy: ProxyHeader | undefined
@@ -54,6 +62,10 @@ export function readPreamble (
         buffered = buffered.subarray(parsed.length)
       }
       proxyPending = false
+      if (check !== undefined) {
+        const refused = check(proxy)
+        if (refused !== undefined) return finish(refused)
+      }
       if (buffered.length === 0) return
     }
     const hello = parseClientHello(buffered)

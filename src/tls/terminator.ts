@@ -5,7 +5,10 @@ import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
-import { isFailure, readPreamble, type Preamble } from '../proxy/preamble.js'
+import { isFailure, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
+import type { ProxyHeader } from '../proxy/proxy-protocol.js'
+import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
+import { SourceLimiter } from '../admission/source-limiter.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
 import { checkClientCertificate, type ClientCertificate } from './client-auth.js'
@@ -21,7 +24,20 @@ interface Pending {
   timer?: NodeJS.Timeout
   /** Counted once: the first reason a connection was refused wins. */
   failed: boolean
+  /** Its client's address while it holds a slot of --max-handshakes-per-source. */
+  source: string | undefined
 }
+
+/** Where refused connections are counted and logged (the worker's admission). */
+export interface RefusalSink {
+  refused: (reason: string, address: string | undefined) => void
+  /** A PROXY header from a peer outside --proxy-from (counted by the caller). */
+  untrusted: (peer: string | undefined) => void
+}
+
+type Refusal = Extract<PreambleFailure, { reason: string }>
+const UNTRUSTED_SOURCE: Refusal = { kind: 'proxy', reason: 'untrusted_source' }
+const PER_SOURCE: Refusal = { kind: 'refused', reason: 'per_source' }
 
 /** A handshake that offered a TLS 1.2 session ID (without a ticket), by that ID. */
 interface Offer {
@@ -58,6 +74,10 @@ export class TlsTerminator {
   private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
   private readonly staples: StapleStore | undefined
+  /** --proxy-from: the peers a PROXY header is believed from; undefined = any (or no PROXY in). */
+  private readonly trust: net.BlockList | undefined
+  /** --max-handshakes-per-source; undefined when off. */
+  private readonly sources: SourceLimiter | undefined
   readonly connections = new Set<net.Socket>()
 
   constructor (
@@ -65,7 +85,8 @@ export class TlsTerminator {
     material: TlsMaterial,
     private readonly cache: WorkerSessionCache,
     private readonly metrics: WorkerMetrics,
-    private readonly log: Logger
+    private readonly log: Logger,
+    private readonly admission: RefusalSink
   ) {
     this.contexts = new ContextPool(material, {
       sessionIdContext: settings.sessionIdContext,
@@ -83,6 +104,8 @@ export class TlsTerminator {
       ...(settings.alpn.length > 0 ? { ALPNProtocols: alpnWireFormat(settings.alpn) } : {})
     }
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
+    this.trust = settings.proxyProtocolIn !== 'off' ? proxyTrustList(settings.proxyFrom) : undefined
+    this.sources = settings.handshakesPerSource > 0 ? new SourceLimiter(settings.handshakesPerSource) : undefined
     if (settings.ocspStapling) {
       this.staples = new StapleStore([this.sessionHub, this.plainHub])
       this.staples.useDefaultCertificate(material.certificates[0])
@@ -120,26 +143,74 @@ export class TlsTerminator {
   handle (socket: net.Socket): void {
     this.metrics.connectionOpened()
     this.connections.add(socket)
-    const pending: Pending = { socket, failed: false }
+    const pending: Pending = { socket, failed: false, source: undefined }
     pending.timer = setTimeout(() => this.fail(pending, 'timeout'), this.settings.handshakeTimeoutMs)
     socket.on('close', () => {
       clearTimeout(pending.timer)
       this.connections.delete(socket)
       this.metrics.connectionClosed()
+      if (pending.source !== undefined) this.releaseSource(pending)
     })
     socket.on('error', ignore) // reported through close; a reset client is not an error of ours
 
+    // Without PROXY in, the client is the TCP peer, known now.
+    if (this.sources !== undefined && this.settings.proxyProtocolIn === 'off' && !this.admitSource(pending, socket.remoteAddress)) {
+      this.refuse(pending, PER_SOURCE)
+      return
+    }
+    const check = this.trust !== undefined || (this.sources !== undefined && this.settings.proxyProtocolIn !== 'off') ? this.headerCheck(pending) : undefined
     readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
       if (!isFailure(result)) {
         this.startTls(pending, result)
-      } else if (result.kind === 'proxy') {
-        this.metrics.proxyHeaderError(result.reason)
-        pending.failed = true
-        socket.destroy()
+      } else if (result.kind === 'proxy' || result.kind === 'refused') {
+        this.refuse(pending, result)
       } else {
         this.fail(pending, result.kind)
       }
-    })
+    }, check)
+  }
+
+  /**
+   * Asked once the PROXY header is read (only with --proxy-from or a per-source cap): a header
+   * from a peer outside --proxy-from closes the connection; the client (the header's source,
+   * else the TCP peer: a LOCAL header is the balancer's own check) takes a per-source slot.
+   */
+  private headerCheck (pending: Pending): HeaderCheck {
+    return (header: ProxyHeader | undefined) => {
+      if (header !== undefined && this.trust !== undefined && !isTrustedPeer(this.trust, pending.socket)) return UNTRUSTED_SOURCE
+      if (this.sources !== undefined && !this.admitSource(pending, header?.source?.address ?? pending.socket.remoteAddress)) return PER_SOURCE
+      return undefined
+    }
+  }
+
+  /** Takes a slot for the client's address; false (counted as refused) when it holds all of them. */
+  private admitSource (pending: Pending, address: string | undefined): boolean {
+    if (address === undefined || this.sources === undefined) return true
+    if (!this.sources.admit(address)) {
+      this.admission.refused('per_source', address)
+      return false
+    }
+    pending.source = address
+    return true
+  }
+
+  private releaseSource (pending: Pending): void {
+    if (pending.source === undefined) return
+    this.sources?.release(pending.source)
+    pending.source = undefined
+  }
+
+  /**
+   * Closed before TLS: a PROXY header refused (counted here by reason; one from outside
+   * --proxy-from is logged per burst too), or a per-source cap (counted when it refused).
+   */
+  private refuse (pending: Pending, failure: Refusal): void {
+    pending.failed = true
+    if (failure.kind === 'proxy') {
+      this.metrics.proxyHeaderError(failure.reason)
+      if (failure === UNTRUSTED_SOURCE) this.admission.untrusted(pending.socket.remoteAddress)
+    }
+    pending.socket.destroy()
   }
 
   private fail (pending: Pending, reason: string): void {
@@ -188,6 +259,7 @@ export class TlsTerminator {
       secured = true
       clearTimeout(pending.timer)
       forget()
+      if (pending.source !== undefined) this.releaseSource(pending)
       let client: ClientCertificate | undefined
       if (this.settings.clientVerify !== 'none') {
         const check = checkClientCertificate(tlsSocket, this.settings.clientVerify)
