@@ -52,6 +52,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
+  sessions: number
 }
 
 /**
@@ -75,6 +76,7 @@ export function benchCommand (): Command {
     .option('--client-cpus <LIST>', 'CPUs the clients and the backend are pinned to', cpus.client)
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
+    .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
     .option('--cpu-prof <DIR>', 'handshake suite: CPU-profile tlsfleet and the plain Node server (node --cpu-prof into DIR) and print where their time goes, per handshake')
     .option('--json', 'print the report as JSON on stdout', false)
     .option('--out <FILE>', 'also write the JSON report to FILE')
@@ -155,7 +157,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     if (suites.includes('memory')) {
       progress.line('memory suite: RSS per session held in L2')
-      report.memory = await runMemorySuite({ progress, sessions: 100_000 })
+      report.memory = await runMemorySuite({ progress, sessions: flags.sessions })
     }
   } finally {
     await backend.stop()
@@ -203,6 +205,6 @@ export function formatReport (r: BenchReport): string {
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
   if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
-  if (r.memory !== undefined) out.push('', 'L2 memory (RSS growth of a process holding the sessions, after a full GC):', '', memoryTable(r.memory))
+  if (r.memory !== undefined) out.push('', 'L2 memory (RSS growth of a process holding the sessions: settled = after full collections; running = fed over IPC as a primary is, growth per session as the cache fills; counted = what --cache-max-bytes counts):', '', memoryTable(r.memory))
   return out.join('\n')
 }

@@ -1,5 +1,8 @@
 import { LRUCache } from 'lru-cache'
 
+/** The creation time is stored in front of the DER, as 4 latin1 characters (u32, big-endian). */
+const CREATED_AT_CHARS = 4
+
 /** A TLS session as the caches hold it: the DER from OpenSSL and when it was created. */
 export interface SessionEntry {
   der: Buffer
@@ -9,7 +12,7 @@ export interface SessionEntry {
 
 export interface SessionStoreOptions {
   maxEntries: number
-  /** Bound on the sum of entry sizes (DER + ID + bookkeeping); unbounded when absent. */
+  /** Bound on the sum of what the entries cost (entryCost); unbounded when absent. */
   maxBytes?: number
   /** Session lifetime: an entry expires at createdAt + lifetimeSeconds on every holder. */
   lifetimeSeconds: number
@@ -17,14 +20,22 @@ export interface SessionStoreOptions {
 }
 
 /**
- * What an entry costs beyond its DER and ID bytes, counted against the byte bound: the LRU's
- * slots, the two string headers and the creation time (~150 bytes of RSS measured by
- * `tlsfleet bench --suites memory`, docs/benchmarks.md).
+ * What an entry costs a primary at work, as --cache-max-bytes counts it: RUNNING_GROWTH times
+ * the bytes of its two strings (ID; creation time and DER), plus ENTRY_OVERHEAD_BYTES. Fitted on
+ * `tlsfleet bench --suites memory` (docs/benchmarks.md), whose `running` mode measures a process's
+ * RSS growth per session while sessions arrive over IPC as from busy workers (within ±10% for
+ * DERs of 130 to 1000 bytes). Settled after full collections an entry takes about half of it;
+ * at work V8 lets the old generation grow to about twice what is live before collecting it, and
+ * each insert leaves a few copies behind until then: that is what RSS, and a memory limit, see.
  */
-export const ENTRY_OVERHEAD_BYTES = 160
+export const RUNNING_GROWTH = 2.3
+export const ENTRY_OVERHEAD_BYTES = 140
 
-/** The creation time is stored in front of the DER, as 4 latin1 characters (u32, big-endian). */
-const CREATED_AT_CHARS = 4
+/** What a session with an ID of `idBytes` and a DER of `derBytes` counts against the byte bound. */
+export function entryCost (idBytes: number, derBytes: number): number {
+  return Math.ceil(RUNNING_GROWTH * (idBytes + CREATED_AT_CHARS + derBytes)) + ENTRY_OVERHEAD_BYTES
+}
+
 
 /**
  * One level of the session cache (L1 in a worker, L2 in the primary): an LRU keyed by the
@@ -100,7 +111,7 @@ export class SessionStore {
   }
 
   get size (): number { return this.lru.size }
-  /** The byte bound's measure of what is held: DER + ID + ENTRY_OVERHEAD_BYTES per entry. */
+  /** The byte bound's measure of what is held: entryCost per entry. */
   get bytes (): number { return this.lru.calculatedSize ?? 0 }
 
   purgeExpired (): void {
@@ -126,5 +137,5 @@ function createdAtOf (value: string): number {
 }
 
 function entrySize (value: string, key: string): number {
-  return key.length + value.length - CREATED_AT_CHARS + ENTRY_OVERHEAD_BYTES
+  return entryCost(key.length, value.length - CREATED_AT_CHARS)
 }

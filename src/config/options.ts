@@ -261,7 +261,7 @@ export const OPTIONS = {
     default: 100_000
   }),
   'cache-max-bytes': spec({
-    description: 'L2 session cache size bound in bytes',
+    description: 'L2 session cache bound in bytes of the primary\'s memory: each session counts what it costs a running primary (about 600 bytes for a typical 160-byte TLS 1.2 session; see docs/benchmarks.md, L2 memory)',
     expected: 'an integer number of bytes from 4096 to 17179869184',
     schema: int(4096, 16 * 1024 ** 3),
     default: 64 * 1024 * 1024

@@ -41,7 +41,7 @@ export class PrimaryMetrics {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.processRegistry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
     new Gauge({ name: 'tlsfleet_session_cache_entries', help: 'Sessions held in L2', registers, collect () { this.set(sources.l2().entries) } })
-    new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'Approximate bytes held by L2', registers, collect () { this.set(sources.l2().bytes) } })
+    new Gauge({ name: 'tlsfleet_session_cache_bytes', help: 'What the sessions in L2 cost the primary, as --cache-max-bytes counts them (RSS growth per session measured in a running process)', registers, collect () { this.set(sources.l2().bytes) } })
     new Gauge({
       name: 'tlsfleet_workers',
       help: 'Worker processes: configured, and listening now',

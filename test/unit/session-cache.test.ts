@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { test } from 'node:test'
 import { PrimarySessionCache } from '../../src/cache/primary-session-cache.js'
-import { SessionStore } from '../../src/cache/session-store.js'
+import { ENTRY_OVERHEAD_BYTES, entryCost, RUNNING_GROWTH, SessionStore } from '../../src/cache/session-store.js'
 import { WorkerSessionCache, type L2Channel } from '../../src/cache/worker-session-cache.js'
 import { WorkerMetrics } from '../../src/metrics/worker-metrics.js'
 import { sessionProtocolVersion } from '../../src/tls/session-der.js'
@@ -23,14 +23,16 @@ test('entries expire at their original creation time plus the lifetime', () => {
   assert.equal(store.misses, 1)
 })
 
-test('the byte bound evicts least recently used entries', () => {
-  const store = new SessionStore({ maxEntries: 1000, maxBytes: 3 * (200 + 64 + 160), lifetimeSeconds: 60 })
+test('the byte bound evicts least recently used entries, each counted at its running cost', () => {
+  const cost = entryCost(32, 200)
+  assert.equal(cost, Math.ceil(RUNNING_GROWTH * (32 + 4 + 200)) + ENTRY_OVERHEAD_BYTES)
+  const store = new SessionStore({ maxEntries: 1000, maxBytes: 3 * cost + Math.floor(cost / 2), lifetimeSeconds: 60 })
   const createdAt = Math.floor(Date.now() / 1000)
   for (let i = 0; i < 5; i++) store.set(id(i), { der: Buffer.alloc(200), createdAt })
   assert.equal(store.size, 3)
   assert.equal(store.has(id(0)), false)
   assert.equal(store.has(id(4)), true)
-  assert.ok(store.bytes <= 3 * (200 + 64 + 160))
+  assert.equal(store.bytes, 3 * cost)
 })
 
 test('L2 emits local changes for the sync, not the ones that came from peers', () => {
