@@ -17,11 +17,12 @@ import { agentTable } from './agent.js'
 import { handshakeTable, nodeRatioTable, ratioTable } from './report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
+import { runSoakSuite, soakTable, type SoakReport } from './soak.js'
 import { runStoreSuite, storeTable, type StoreReport } from './store.js'
 import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
-export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent', 'memory'] as const
+export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent', 'memory', 'soak'] as const
 export type Suite = typeof SUITES[number]
 
 export interface BenchReport {
@@ -34,6 +35,7 @@ export interface BenchReport {
   store?: StoreReport
   agent?: AgentReport
   memory?: MemoryRow[]
+  soak?: SoakReport
   /** With --cpu-prof: tlsfleet's worker against the plain Node server, per certificate. */
   cpuProfiles?: Array<{ cert: string; target: string; table: string }>
   skipped: string[]
@@ -52,7 +54,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
-  sessions: number
+  sessions: number; soakSeconds: number; soakRssMb: number
 }
 
 /**
@@ -62,7 +64,7 @@ interface BenchFlags {
 export function benchCommand (): Command {
   const cpus = defaultCpuSets()
   return new Command('bench')
-    .description('TLS handshake benchmark: tlsfleet vs haproxy, hitch and a plain Node tls server (server CPU per handshake), failover, sync, store and agent suites')
+    .description('TLS handshake benchmark: tlsfleet vs haproxy, hitch and a plain Node tls server (server CPU per handshake), failover, sync, store, agent, memory and soak suites')
     .option('--suites <LIST>', `suites to run (${SUITES.join(',')})`, 'handshake')
     .option('--targets <LIST>', `servers to compare (${TARGET_KINDS.join(',')}; default: every one installed)`)
     .option('--profiles <LIST>', `handshake profiles (${PROFILES.map((p) => p.name).join(',')})`, PROFILES.map((p) => p.name).join(','))
@@ -77,6 +79,8 @@ export function benchCommand (): Command {
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
+    .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
+    .option('--soak-rss-mb <MB>', 'soak suite: the RSS every process of the node must stay under, MiB', int('--soak-rss-mb', 32, 65_536), 256)
     .option('--cpu-prof <DIR>', 'handshake suite: CPU-profile tlsfleet and the plain Node server (node --cpu-prof into DIR) and print where their time goes, per handshake')
     .option('--json', 'print the report as JSON on stdout', false)
     .option('--out <FILE>', 'also write the JSON report to FILE')
@@ -89,6 +93,8 @@ export function benchCommand (): Command {
         if (flags.out !== undefined) fs.writeFileSync(flags.out, JSON.stringify(report, null, 2) + '\n')
         if (html !== undefined) writeHtmlReport(html, benchReportDocument(report, formatReport(report)), report)
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report) + '\n')
+        // A soak whose checks failed fails the command (the report is printed first).
+        if (report.soak?.checks.some((c) => !c.pass) === true) process.exitCode = 1
       } catch (err) {
         if (err instanceof TlsfleetError) {
           process.stderr.write(`tlsfleet bench: ${err.message} (${err.code})\n`)
@@ -159,6 +165,13 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       progress.line('memory suite: RSS per session held in L2')
       report.memory = await runMemorySuite({ progress, sessions: flags.sessions })
     }
+    if (suites.includes('soak')) {
+      progress.line(`soak suite: ${flags.soakSeconds} s of mixed handshakes, worker kills, a sync flood; RSS, counters and the agent watched`)
+      report.soak = await runSoakSuite({
+        progress, seconds: flags.soakSeconds, rssBoundMb: flags.soakRssMb, pem: rsa as string, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus,
+        workers, processes: flags.processes, concurrency: flags.concurrency, dir
+      })
+    }
   } finally {
     await backend.stop()
     fs.rmSync(dir, { recursive: true, force: true })
@@ -205,6 +218,7 @@ export function formatReport (r: BenchReport): string {
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
   if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
+  if (r.soak !== undefined) out.push('', 'Soak:', '', soakTable(r.soak))
   if (r.memory !== undefined) out.push('', 'L2 memory (RSS growth of a process holding the sessions: settled = after full collections; running = fed over IPC as a primary is, growth per session as the cache fills; counted = what --cache-max-bytes counts):', '', memoryTable(r.memory))
   return out.join('\n')
 }

@@ -13,3 +13,32 @@ export function sumMetric (text: string, name: string, labels: Record<string, st
   }
   return sum
 }
+
+/**
+ * Every counter and histogram series of a /metrics page by `name{labels}` (labels as written):
+ * the series that must never go backwards between two scrapes.
+ */
+export function counterSeries (text: string): Map<string, number> {
+  const kinds = new Map<string, string>()
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) kinds.set(m[1] as string, m[2] as string)
+  const series = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/.exec(line)
+    if (m === null) continue
+    const name = m[1] as string
+    const family = kinds.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '')
+    const kind = kinds.get(family)
+    if (kind === 'counter' || kind === 'histogram') series.set(`${name}${m[2] ?? ''}`, Number(m[3]))
+  }
+  return series
+}
+
+/** The series of `before` that are lower in `after` (gone counts as 0), as "series: before -> after". */
+export function countersBackwards (before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): string[] {
+  const out: string[] = []
+  for (const [series, value] of before) {
+    const now = after.get(series)
+    if ((now ?? 0) < value) out.push(`${series}: ${value} -> ${now ?? 'gone'}`)
+  }
+  return out
+}

@@ -70,3 +70,27 @@ test('the memory suite: what L2 counts against --cache-max-bytes matches the RSS
   // Settled after full collections an entry takes less than at work: the count bounds both.
   for (const row of rows.filter((r) => r.mode === 'settled')) assert.ok(row.countedBytesPerSession >= row.rssBytesPerSession, JSON.stringify(row))
 })
+
+test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, counters and the agent checked, a summary with pass/fail', async () => {
+  const started = Date.now()
+  const { code, stdout, stderr } = await runBench(['--suites', 'soak', '--soak-seconds', '15', '--processes', '1', '--concurrency', '2', '--json', '--quiet'], 90_000)
+  assert.equal(code, 0, `${stderr}\n${stdout}`)
+  assert.ok(Date.now() - started < 90_000)
+  const soak = (JSON.parse(stdout) as { soak: { seconds: number; workers: number; handshakes: number; resumed: number; workerKills: number; syncFlood: { datagrams: number; rejectedCounted: number }; scrapes: number; agentProbes: number; rssBoundMb: number; processes: Array<{ role: string; maxMb: number; killed: boolean }>; checks: Array<{ check: string; pass: boolean; detail: string }> } }).soak
+  assert.equal(soak.seconds, 15)
+  // Kills every third of a short run, none in its last seconds: two.
+  assert.equal(soak.workerKills, 2)
+  assert.ok(soak.handshakes > 0 && soak.resumed > 0 && soak.resumed < soak.handshakes, `mixed: ${soak.resumed}/${soak.handshakes} resumed`)
+  assert.ok(soak.syncFlood.datagrams > 0 && soak.syncFlood.rejectedCounted > 0, JSON.stringify(soak.syncFlood))
+  assert.ok(soak.scrapes >= 5 && soak.agentProbes >= 10, `${soak.scrapes} scrapes, ${soak.agentProbes} agent checks`)
+  // The primary, the two workers killed, the workers that replaced them (and the one never killed).
+  assert.equal(soak.processes.filter((p) => p.role === 'primary').length, 1)
+  assert.equal(soak.processes.filter((p) => p.killed).length, 2)
+  assert.ok(soak.processes.filter((p) => p.role === 'worker').length >= soak.workers + 2)
+  for (const p of soak.processes) assert.ok(p.maxMb > 8 && p.maxMb <= soak.rssBoundMb, JSON.stringify(p))
+  assert.deepEqual(soak.checks.map((c) => c.check), [
+    `RSS of every process under ${soak.rssBoundMb} MiB`, 'no counter on /metrics went backwards', 'the agent answered every check',
+    'every killed worker replaced within 15 s', 'handshakes served after the last kill', 'the sync flood was read and counted as rejected'
+  ])
+  for (const c of soak.checks) assert.ok(c.pass, `${c.check}: ${c.detail}`)
+})

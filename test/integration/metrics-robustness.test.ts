@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
+import { counterSeries, countersBackwards } from '../../src/metrics/prometheus-text.js'
 import { agentSays } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { childPids, eventually, startNode, type RunningNode } from '../helpers/node-process.js'
@@ -38,28 +39,12 @@ async function handshakes (count: number, concurrency = 8): Promise<void> {
   }))
 }
 
-/** Every counter and histogram series on the page, by `name{labels}`. */
-function counters (page: string): Map<string, number> {
-  const kinds = new Map<string, string>()
-  for (const m of page.matchAll(/^# TYPE (\S+) (\S+)$/gm)) kinds.set(m[1] as string, m[2] as string)
-  const series = new Map<string, number>()
-  for (const line of page.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/.exec(line)
-    if (m === null) continue
-    const name = m[1] as string
-    const family = kinds.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '')
-    const kind = kinds.get(family)
-    if (kind === 'counter' || kind === 'histogram') series.set(`${name}${m[2] ?? ''}`, Number(m[3]))
-  }
-  return series
-}
-
 const page = async (): Promise<string> => await (await fetch(`${node.adminUrl}/metrics`)).text()
 
 test('kill -9 of a worker under load: no counter on /metrics goes backwards', async () => {
   await handshakes(60)
   await new Promise((resolve) => setTimeout(resolve, 1100)) // past the page's cache
-  const before = counters(await page())
+  const before = counterSeries(await page())
   assert.ok((before.get('tlsfleet_handshakes_total{result="full",version="TLSv1.3"}') ?? 0) >= 60, 'handshakes not counted')
   const [victim] = childPids(node.process.pid as number)
   assert.ok(victim !== undefined, 'no worker found')
@@ -68,9 +53,8 @@ test('kill -9 of a worker under load: no counter on /metrics goes backwards', as
   await load
   await eventually(async () => (await node.metric('tlsfleet_workers', { state: 'listening' })) === 2, 10_000, 'the worker was replaced')
   await new Promise((resolve) => setTimeout(resolve, 1100))
-  const afterKill = counters(await page())
-  const backwards = [...before].filter(([series, value]) => (afterKill.get(series) ?? 0) < value)
-  assert.deepEqual(backwards.map(([s, v]) => `${s}: ${v} -> ${afterKill.get(s) ?? 'gone'}`), [])
+  const afterKill = counterSeries(await page())
+  assert.deepEqual(countersBackwards(before, afterKill), [])
 })
 
 test('/metrics under a scrape storm: one collection per second, the agent weight does not move', async () => {
