@@ -32,7 +32,8 @@ export interface WorkerResult {
   elapsedMs: number
 }
 
-const send = (message: unknown): void => { process.send?.(message) }
+/** To the parent while the channel is open (a parent that died leaves nothing to tell). */
+const send = (message: unknown): void => { if (process.connected) process.send?.(message) }
 
 interface LoopState { session?: Buffer; version: TlsVersion; tickets: boolean; resume: boolean }
 
@@ -93,7 +94,12 @@ async function main (config: WorkerConfig): Promise<void> {
   }))
   clearInterval(progress)
   result.elapsedMs = performance.now() - started
-  send({ t: 'result', result })
+  // Disconnect only once the result is written: a long run's result is large (every latency),
+  // and a disconnect right after send() could cut it off.
+  await new Promise<void>((resolve) => {
+    if (process.connected && process.send !== undefined) process.send({ t: 'result', result }, () => resolve())
+    else resolve()
+  })
 }
 
 const config = JSON.parse(process.env.TLSFLEET_BENCH_WORKER ?? 'null') as WorkerConfig | null

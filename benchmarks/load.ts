@@ -73,7 +73,8 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
         if (m.t === 'progress') progress.set(child, { done: m.done ?? 0, errors: m.errors ?? 0 })
         if (m.t === 'result' && m.result !== undefined) results.push(m.result)
       })
-      child.once('exit', () => { ready.add(child); if (ready.size === opts.processes) go(); resolve() })
+      // 'close', not 'exit': it waits for the IPC channel to be read to its end, where a long run's large result may still be.
+      child.once('close', () => { ready.add(child); if (ready.size === opts.processes) go(); resolve() })
     })
   }))
   const primeTimeout = setTimeout(() => go(), 30_000)
