@@ -94,7 +94,7 @@ export function benchCommand (): Command {
         if (html !== undefined) writeHtmlReport(html, benchReportDocument(report, formatReport(report)), report)
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report) + '\n')
         // A soak whose checks failed fails the command (the report is printed first).
-        if (report.soak?.checks.some((c) => !c.pass) === true) process.exitCode = 1
+        if (report.soak?.checks.some((c) => !c.pass && c.warnOnly !== true) === true) process.exitCode = 1
       } catch (err) {
         if (err instanceof TlsfleetError) {
           process.stderr.write(`tlsfleet bench: ${err.message} (${err.code})\n`)

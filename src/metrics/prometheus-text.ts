@@ -33,12 +33,12 @@ export function counterSeries (text: string): Map<string, number> {
   return series
 }
 
-/** The series of `before` that are lower in `after` (gone counts as 0), as "series: before -> after". */
-export function countersBackwards (before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): string[] {
-  const out: string[] = []
+/** The series of `before` that are lower in `after` (gone counts as 0). */
+export function countersBackwards (before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): Array<{ series: string; before: number; after: number }> {
+  const out: Array<{ series: string; before: number; after: number }> = []
   for (const [series, value] of before) {
-    const now = after.get(series)
-    if ((now ?? 0) < value) out.push(`${series}: ${value} -> ${now ?? 'gone'}`)
+    const now = after.get(series) ?? 0
+    if (now < value) out.push({ series, before: value, after: now })
   }
   return out
 }

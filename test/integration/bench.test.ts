@@ -76,7 +76,7 @@ test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, co
   const { code, stdout, stderr } = await runBench(['--suites', 'soak', '--soak-seconds', '15', '--processes', '1', '--concurrency', '2', '--json', '--quiet'], 90_000)
   assert.equal(code, 0, `${stderr}\n${stdout}`)
   assert.ok(Date.now() - started < 90_000)
-  const soak = (JSON.parse(stdout) as { soak: { seconds: number; workers: number; handshakes: number; resumed: number; workerKills: number; syncFlood: { datagrams: number; rejectedCounted: number }; scrapes: number; agentProbes: number; rssBoundMb: number; processes: Array<{ role: string; maxMb: number; killed: boolean }>; checks: Array<{ check: string; pass: boolean; detail: string }> } }).soak
+  const soak = (JSON.parse(stdout) as { soak: { seconds: number; workers: number; handshakes: number; resumed: number; workerKills: number; syncFlood: { datagrams: number; rejectedCounted: number }; scrapes: number; agentProbes: number; rssBoundMb: number; processes: Array<{ role: string; maxMb: number; killed: boolean }>; checks: Array<{ check: string; pass: boolean; detail: string; warnOnly?: boolean }> } }).soak
   assert.equal(soak.seconds, 15)
   // Kills every third of a short run, none in its last seconds: two.
   assert.equal(soak.workerKills, 2)
@@ -89,8 +89,8 @@ test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, co
   assert.ok(soak.processes.filter((p) => p.role === 'worker').length >= soak.workers + 2)
   for (const p of soak.processes) assert.ok(p.maxMb > 8 && p.maxMb <= soak.rssBoundMb, JSON.stringify(p))
   assert.deepEqual(soak.checks.map((c) => c.check), [
-    `RSS of every process under ${soak.rssBoundMb} MiB`, 'no counter on /metrics went backwards', 'the agent answered every check',
+    `RSS of every process under ${soak.rssBoundMb} MiB`, 'no counter on /metrics went backwards', 'no float sum stepped back by rounding', 'the agent answered every check',
     'every killed worker replaced within 15 s', 'handshakes served after the last kill', 'the sync flood was read and counted as rejected'
   ])
-  for (const c of soak.checks) assert.ok(c.pass, `${c.check}: ${c.detail}`)
+  for (const c of soak.checks.filter((c) => c.warnOnly !== true)) assert.ok(c.pass, `${c.check}: ${c.detail}`)
 })

@@ -54,7 +54,7 @@ test('kill -9 of a worker under load: no counter on /metrics goes backwards', as
   await eventually(async () => (await node.metric('tlsfleet_workers', { state: 'listening' })) === 2, 10_000, 'the worker was replaced')
   await new Promise((resolve) => setTimeout(resolve, 1100))
   const afterKill = counterSeries(await page())
-  assert.deepEqual(countersBackwards(before, afterKill), [])
+  assert.deepEqual(countersBackwards(before, afterKill).map((b) => `${b.series}: ${b.before} -> ${b.after}`), [])
 })
 
 test('/metrics under a scrape storm: one collection per second, the agent weight does not move', async () => {
