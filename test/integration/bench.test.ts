@@ -76,12 +76,14 @@ test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, co
   const { code, stdout, stderr } = await runBench(['--suites', 'soak', '--soak-seconds', '15', '--processes', '1', '--concurrency', '2', '--json', '--quiet'], 90_000)
   assert.equal(code, 0, `${stderr}\n${stdout}`)
   assert.ok(Date.now() - started < 90_000)
-  const soak = (JSON.parse(stdout) as { soak: { seconds: number; workers: number; handshakes: number; resumed: number; workerKills: number; syncFlood: { datagrams: number; rejectedCounted: number }; scrapes: number; agentProbes: number; rssBoundMb: number; processes: Array<{ role: string; maxMb: number; killed: boolean }>; checks: Array<{ check: string; pass: boolean; detail: string; warnOnly?: boolean }> } }).soak
+  const soak = (JSON.parse(stdout) as { soak: { seconds: number; workers: number; handshakes: number; resumed: number; workerKills: number; syncFlood: { datagrams: number; rejectedCounted: number; droppedKernel: number }; scrapes: number; agentProbes: number; rssBoundMb: number; processes: Array<{ role: string; maxMb: number; killed: boolean }>; checks: Array<{ check: string; pass: boolean; detail: string; warnOnly?: boolean }> } }).soak
   assert.equal(soak.seconds, 15)
   // Kills every third of a short run, none in its last seconds: two.
   assert.equal(soak.workerKills, 2)
   assert.ok(soak.handshakes > 0 && soak.resumed > 0 && soak.resumed < soak.handshakes, `mixed: ${soak.resumed}/${soak.handshakes} resumed`)
+  // Every junk datagram is rejected by the node or dropped by the kernel (counted too); none is taken.
   assert.ok(soak.syncFlood.datagrams > 0 && soak.syncFlood.rejectedCounted > 0, JSON.stringify(soak.syncFlood))
+  assert.ok(soak.syncFlood.rejectedCounted + soak.syncFlood.droppedKernel <= soak.syncFlood.datagrams, JSON.stringify(soak.syncFlood))
   assert.ok(soak.scrapes >= 5 && soak.agentProbes >= 10, `${soak.scrapes} scrapes, ${soak.agentProbes} agent checks`)
   // The primary, the two workers killed, the workers that replaced them (and the one never killed).
   assert.equal(soak.processes.filter((p) => p.role === 'primary').length, 1)
