@@ -1,5 +1,6 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue, type RegistryContentType } from 'prom-client'
 import { EVENT_LOOP_MONITOR_MS } from './event-loop.js'
+import { MonotonicSums } from './monotonic-sums.js'
 
 export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>
 
@@ -34,6 +35,8 @@ export class PrimaryMetrics {
   private readonly lastReports = new Map<number, MetricsJson>()
   /** Counters and histograms of workers that died, summed: they keep counting on the page. */
   private retired: MetricsJson = []
+  /** Float sums never served lower than the last page by rounding (a dead worker's counts added in). */
+  private readonly sums = new MonotonicSums()
   /** The collected part of the page (workers, retired counts, process figures), and when it was asked for. */
   private rest?: { at: number; part: Promise<CollectedPart> }
 
@@ -120,8 +123,9 @@ export class PrimaryMetrics {
   private async collectRest (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<CollectedPart> {
     const reports = await collect()
     for (const report of reports) this.lastReports.set(report.pid, report.metrics)
-    const merged = AggregatorRegistry.aggregate([await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()])
-    const json = toJson(merged)
+    const summed = toJson(AggregatorRegistry.aggregate([await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()]))
+    const json = this.sums.hold(summed)
+    const merged = AggregatorRegistry.aggregate([json])
     return { json, names: new Set(json.map((m) => m.name)), text: await merged.metrics() }
   }
 }
