@@ -4,42 +4,28 @@ import path from 'node:path'
 import { Command } from 'commander'
 import { LabError, TlsfleetError } from '../src/errors.js'
 import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
-import { runAgentSuite, type AgentReport } from './agent.js'
-import { runFailoverSuite, type FailoverRow } from './failover.js'
-import { profileDir, runHandshakeSuite, type HandshakeRow } from './handshake.js'
+import { runAgentSuite } from './agent.js'
+import { runFailoverSuite } from './failover.js'
+import { profileDir, runHandshakeSuite } from './handshake.js'
 import { terminatorProfile, compareTable } from './cpu-profile.js'
-import { memoryTable, runMemorySuite, type MemoryRow } from './memory.js'
-import { defaultCpuSets, machineInfo, type MachineInfo } from './machine.js'
+import { memoryTable, runMemorySuite } from './memory.js'
+import { defaultCpuSets, machineInfo } from './machine.js'
 import { findProfiles, PROFILES } from './profiles.js'
 import { Progress } from './progress.js'
 import { failoverTable } from './failover.js'
 import { agentTable } from './agent.js'
 import { handshakeTable, nodeRatioTable, ratioTable } from './report.js'
+import type { BenchReport } from './bench-report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
-import { runSoakSuite, soakTable, type SoakReport } from './soak.js'
-import { runStoreSuite, storeTable, type StoreReport } from './store.js'
-import { runSyncSuite, syncTable, type SyncReport } from './sync.js'
+import { runSoakSuite, soakTable } from './soak.js'
+import { runStoreSuite, storeTable } from './store.js'
+import { runSyncSuite, syncTable } from './sync.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
 export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent', 'memory', 'soak'] as const
 export type Suite = typeof SUITES[number]
 
-export interface BenchReport {
-  machine: MachineInfo
-  command: string
-  settings: Record<string, unknown>
-  handshake?: HandshakeRow[]
-  failover?: FailoverRow[]
-  sync?: SyncReport
-  store?: StoreReport
-  agent?: AgentReport
-  memory?: MemoryRow[]
-  soak?: SoakReport
-  /** With --cpu-prof: tlsfleet's worker against the plain Node server, per certificate. */
-  cpuProfiles?: Array<{ cert: string; target: string; table: string }>
-  skipped: string[]
-}
 
 function list (value: string): string[] { return value.split(',').map((s) => s.trim()).filter((s) => s !== '') }
 function int (name: string, min: number, max: number): (v: string) => number {

@@ -1,5 +1,5 @@
 import type { BarGroup, ReportDocument, ReportSection } from '../src/report/report-document.js'
-import type { BenchReport } from './cli.js'
+import type { BenchReport } from './bench-report.js'
 import type { HandshakeRow } from './handshake.js'
 
 const BASE = 'tlsfleet'
