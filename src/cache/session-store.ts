@@ -20,22 +20,28 @@ export interface SessionStoreOptions {
 }
 
 /**
- * What an entry costs a primary at work, as --cache-max-bytes counts it: RUNNING_GROWTH times
- * the bytes of its two strings (ID; creation time and DER), plus ENTRY_OVERHEAD_BYTES. Fitted on
+ * What an entry costs a primary at work, as --cache-max-bytes counts it: a growth factor times
+ * the bytes of its two strings (ID; creation time and DER), plus a fixed overhead. Fitted on
  * `tlsfleet bench --suites memory` (docs/benchmarks.md), whose `running` mode measures a process's
  * RSS growth per session while sessions arrive over IPC as from busy workers (within ±10% for
- * DERs of 130 to 1000 bytes). Settled after full collections an entry takes about half of it;
- * at work V8 lets the old generation grow to about twice what is live before collecting it, and
- * each insert leaves a few copies behind until then: that is what RSS, and a memory limit, see.
+ * DERs of 130 to 1000 bytes on Node 24, ±30% on Node 22). Settled after full collections an
+ * entry takes about half of it; at work V8 lets the old generation grow beyond what is live
+ * before collecting it, and each insert leaves a few copies behind until then: that is what RSS,
+ * and a memory limit, see. How much beyond depends on the V8 of the Node.js line: Node 24's
+ * (V8 13) kept about twice the garbage Node 22's (V8 12) did under the same load.
  */
-export const RUNNING_GROWTH = 2.3
-export const ENTRY_OVERHEAD_BYTES = 140
+export function runningCostFor (nodeMajor: number): { growth: number; overheadBytes: number } {
+  return nodeMajor <= 22 ? { growth: 1.0, overheadBytes: 210 } : { growth: 2.3, overheadBytes: 140 }
+}
+
+const RUNNING_COST = runningCostFor(Number(process.versions.node.split('.')[0]))
+export const RUNNING_GROWTH = RUNNING_COST.growth
+export const ENTRY_OVERHEAD_BYTES = RUNNING_COST.overheadBytes
 
 /** What a session with an ID of `idBytes` and a DER of `derBytes` counts against the byte bound. */
 export function entryCost (idBytes: number, derBytes: number): number {
   return Math.ceil(RUNNING_GROWTH * (idBytes + CREATED_AT_CHARS + derBytes)) + ENTRY_OVERHEAD_BYTES
 }
-
 
 /**
  * One level of the session cache (L1 in a worker, L2 in the primary): an LRU keyed by the
