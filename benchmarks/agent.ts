@@ -16,6 +16,8 @@ export interface AgentReport {
   cpus: { server: string; load: string; prober: string }
   idle: { health: LatencyStats; agent: LatencyStats }
   loaded: { health: LatencyStats; agent: LatencyStats }
+  /** The same with the workers --worker-nice steps below the primary. */
+  niced?: { workerNice: number; handshakesPerSecondUnderLoad: number; idle: { health: LatencyStats; agent: LatencyStats }; loaded: { health: LatencyStats; agent: LatencyStats } }
 }
 
 function stats (values: Array<number | null>): LatencyStats {
@@ -57,13 +59,23 @@ function startProber (adminPort: number, agentPort: number, cpus: string, sample
   return { stop: () => child.kill('SIGTERM'), result }
 }
 
+/** With --worker-nice, the same measure repeated with the workers this many steps below the primary. */
+export const AGENT_SUITE_WORKER_NICE = 10
+
 /**
  * tlsfleet alone, its workers saturated with TLS 1.2 full handshakes: how fast do /health (the
  * primary's admin API) and the agent-check responder answer? Both live in the primary, which
  * accepts no client connection, so they should not queue behind handshakes. The prober runs on
- * a CPU of its own (agentCpuPlan).
+ * a CPU of its own (agentCpuPlan). Measured twice, side by side: the workers at the primary's
+ * priority (the default), then with --worker-nice AGENT_SUITE_WORKER_NICE.
  */
 export async function runAgentSuite (opts: { progress: Progress; pem: string; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
+  const level = await measureAgent(opts, [])
+  const niced = await measureAgent(opts, ['--worker-nice', String(AGENT_SUITE_WORKER_NICE)])
+  return { ...level, niced: { workerNice: AGENT_SUITE_WORKER_NICE, handshakesPerSecondUnderLoad: niced.handshakesPerSecondUnderLoad, idle: niced.idle, loaded: niced.loaded } }
+}
+
+async function measureAgent (opts: Parameters<typeof runAgentSuite>[0], extraArgs: string[]): Promise<Omit<AgentReport, 'niced'>> {
   const taken = new Set<number>()
   const adminPort = await freeTcpPort('127.0.0.1', taken)
   const agentPort = await freeTcpPort('127.0.0.1', taken)
@@ -71,8 +83,9 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; se
   const backend = await startBackend(plan.load)
   const target = await startTarget('tlsfleet', {
     pem: opts.pem, backendPort: backend.port, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
-    tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`]
+    tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`, ...extraArgs]
   })
+  const label = extraArgs.length > 0 ? extraArgs.join(' ') : 'workers level with the primary'
   try {
     const idle = await startProber(adminPort, agentPort, plan.prober, 100).result
     const loadedProber = { current: undefined as ReturnType<typeof startProber> | undefined }
@@ -81,17 +94,17 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; se
       processes: opts.processes, concurrency: opts.concurrency, count: 1_000_000, durationMs: opts.durationMs, request: true, cpus: plan.load,
       // Probing starts once the clients are primed and the window opens.
       onStart: () => { loadedProber.current = startProber(adminPort, agentPort, plan.prober, 100_000) },
-      onProgress: (done, errors) => opts.progress.update(`agent suite: ${done} full handshakes, ${errors} errors`)
+      onProgress: (done, errors) => opts.progress.update(`agent suite (${label}): ${done} full handshakes, ${errors} errors`)
     })
     loadedProber.current?.stop()
     const loaded = await (loadedProber.current?.result ?? Promise.resolve({ health: [], agent: [] }))
-    const report: AgentReport = {
+    const report = {
       handshakesPerSecondUnderLoad: round(load.handshakesPerSecond, 0),
       cpus: { server: opts.serverCpus, load: plan.load, prober: plan.prober },
       idle: { health: stats(idle.health), agent: stats(idle.agent) },
       loaded: { health: stats(loaded.health), agent: stats(loaded.agent) }
     }
-    opts.progress.line(`agent suite: /health p99 idle ${report.idle.health.p99Ms} ms, loaded ${report.loaded.health.p99Ms} ms; agent p99 idle ${report.idle.agent.p99Ms} ms, loaded ${report.loaded.agent.p99Ms} ms`)
+    opts.progress.line(`agent suite (${label}): /health p99 idle ${report.idle.health.p99Ms} ms, loaded ${report.loaded.health.p99Ms} ms; agent p99 idle ${report.idle.agent.p99Ms} ms, loaded ${report.loaded.agent.p99Ms} ms`)
     return report
   } finally {
     await target.stop()
@@ -101,13 +114,16 @@ export async function runAgentSuite (opts: { progress: Progress; pem: string; se
 
 export function agentTable (r: AgentReport): string {
   const rows: Array<Array<string | number>> = []
-  for (const [what, key] of [['GET /health', 'health'], ['agent-check', 'agent']] as const) {
-    const idle = r.idle[key]
-    const loaded = r.loaded[key]
-    rows.push([what, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
+  const runs = [{ workers: 'level', run: r }, ...(r.niced !== undefined ? [{ workers: `--worker-nice ${r.niced.workerNice}`, run: r.niced }] : [])]
+  for (const { workers, run } of runs) {
+    for (const [what, key] of [['GET /health', 'health'], ['agent-check', 'agent']] as const) {
+      const idle = run.idle[key]
+      const loaded = run.loaded[key]
+      rows.push([what, workers, run.handshakesPerSecondUnderLoad, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
+    }
   }
   return [
-    table(['probe', 'idle p50 ms', 'idle p99 ms', `loaded p50 ms (${r.handshakesPerSecondUnderLoad} full hs/s)`, 'loaded p99 ms', 'failed'], rows),
+    table(['probe', 'workers', 'loaded full hs/s', 'idle p50 ms', 'idle p99 ms', 'loaded p50 ms', 'loaded p99 ms', 'failed'], rows),
     '',
     `node on CPUs ${r.cpus.server}, clients and backend on ${r.cpus.load}, prober alone on ${r.cpus.prober}`
   ].join('\n')

@@ -93,6 +93,12 @@ export const OPTIONS = {
     default: () => os.availableParallelism(),
     defaultHelp: 'one per core'
   }),
+  'worker-nice': spec({
+    description: 'how many nice steps the workers run below the primary, so that under saturating load the primary (agent-check, /health, L2, farm sync) gets the CPU at once; for a dedicated node (the workers then also yield to any other process of the machine); 0 = the same priority',
+    expected: 'an integer from 0 to 19',
+    schema: int(0, 19),
+    default: 0
+  }),
   cert: spec({
     description: 'PEM file with key, certificate and chain (repeatable; the first is the default for SNI)',
     expected: 'a file path',

@@ -6,6 +6,7 @@ import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import { lowerWorkerPriority } from './worker-priority.js'
 
 export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number } }
 
@@ -26,6 +27,8 @@ export interface WorkerPoolOptions {
    * root's sockets). Connections arriving meanwhile wait in the kept socket's queue.
    */
   keepListeners?: boolean
+  /** --worker-nice: nice steps below the primary for every worker, replacements included. */
+  niceSteps?: number
   log: Logger
 }
 
@@ -66,6 +69,7 @@ export class WorkerPool {
     })
     cluster.on('message', (worker, message: unknown, handle: unknown) => { if (isWorkerMessage(message)) this.onMessage(worker, message, handle) })
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
+    cluster.on('fork', (worker) => lowerWorkerPriority(worker.process.pid, this.opts.niceSteps ?? 0, this.opts.log))
     await Promise.all(Array.from({ length: this.opts.size }, async () => {
       const worker = cluster.fork()
       await new Promise<void>((resolve, reject) => {

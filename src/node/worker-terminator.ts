@@ -56,6 +56,7 @@ export class WorkerTerminator implements NodeTerminator {
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
       ...(hooks.onWorkerExit !== undefined ? { onWorkerExit: hooks.onWorkerExit } : {}),
       keepListeners: config.user !== '',
+      niceSteps: config.workerNice,
       log
     })
     this.sampler = new LoadSampler({
