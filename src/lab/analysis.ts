@@ -3,6 +3,12 @@ import type { ClientKind, ConnectionRecord } from './returning-clients.js'
 /** Something the scene did to a node, at `at` ms since the load started. */
 export interface SceneEvent {
   at: number
+  /**
+   * When the act was over (a killed node's processes gone): the kernel still completes TCP
+   * handshakes on a dying node's listening socket for a few ms after the SIGKILL, and HAProxy's
+   * connections accepted then are cut too.
+   */
+  until?: number
   kind: 'kill' | 'restart' | 'drain' | 'stop'
   node: string
   label: string
@@ -32,7 +38,7 @@ export interface ActReport {
   notMoved: number
   /** Failed connection attempts by those clients within the act. */
   failedAttempts: number
-  /** Connections in flight at the event that failed (cut by a kill). */
+  /** Connections in flight while the event happened (from `at` to `until`) that failed (cut by a kill). */
   cut: number
   /** resumed / (resumed + full), 0 when nobody moved. */
   resumedShare: number
@@ -63,7 +69,8 @@ export function analyzeAct (records: readonly ConnectionRecord[], event: SceneEv
       if (first.resumed) { report.resumed++; bump(first.kind, 'resumed') } else { report.full++; bump(first.kind, 'full') }
       continue
     }
-    for (const r of list) if (r.start < event.at && r.end >= event.at && !r.ok && (r.node === undefined || r.node === event.node || r.node === 'none')) report.cut++
+    const over = event.until ?? event.at
+    for (const r of list) if (r.start < over && r.end >= event.at && !r.ok && (r.node === undefined || r.node === event.node || r.node === 'none')) report.cut++
     const before = list.filter((r) => r.start < event.at && r.ok)
     const last = before[before.length - 1]
     if (last === undefined || last.node !== event.node) continue

@@ -78,7 +78,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   const step = (fn: () => Promise<SceneEvent>): void => { plan.push({ at: t * 1000, run: fn }); t += opts.actSeconds }
   const mark = (kind: SceneEvent['kind'], node: string, label: string): SceneEvent => ({ at: clients.now(), kind, node, label })
   for (const act of opts.acts) {
-    if (act === 'kill') step(async () => { const e = mark('kill', 'node1', 'node1 killed (SIGKILL)'); await farm.node('node1').kill(); return e })
+    if (act === 'kill') step(async () => { const e = mark('kill', 'node1', 'node1 killed (SIGKILL)'); await farm.node('node1').kill(); e.until = clients.now(); return e })
     if (act === 'restart') step(async () => { const e = mark('restart', 'node1', 'node1 restarted (warm join)'); await farm.node('node1').start(); return e })
     if (act === 'drain') {
       step(async () => { const e = mark('drain', 'node2', 'node2 drained'); const how = await farm.drain('node2'); e.label += ` (${how})`; return e })
