@@ -66,25 +66,10 @@ export class WorkerMetrics {
         }
       }
     })
-    this.cacheGetTimeouts = new Counter({
-      name: 'tlsfleet_session_cache_get_timeouts_total',
-      help: 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)',
-      registers,
-      collect () { this.reset(); this.inc(figures.getTimeouts) }
-    })
-    new Counter({
-      name: 'tlsfleet_sessions_invalidated_total',
-      help: 'Sessions removed because they were offered and failed to resume',
-      registers,
-      collect () { this.reset(); this.inc(figures.invalidated) }
-    })
+    this.cacheGetTimeouts = total(registers, 'tlsfleet_session_cache_get_timeouts_total', 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)', () => figures.getTimeouts)
+    total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed because they were offered and failed to resume', () => figures.invalidated)
     byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
-    new Counter({
-      name: 'tlsfleet_connections_accepted_total',
-      help: 'TCP connections accepted by the workers',
-      registers,
-      collect () { this.reset(); this.inc(figures.accepted) }
-    })
+    total(registers, 'tlsfleet_connections_accepted_total', 'TCP connections accepted by the workers', () => figures.accepted)
     new Gauge({
       name: 'tlsfleet_connections_active',
       help: 'Client connections currently open in the workers',
@@ -98,12 +83,7 @@ export class WorkerMetrics {
       registers,
       collect () { this.set(figures.connectionLimit) }
     })
-    new Counter({
-      name: 'tlsfleet_fd_exhaustions_total',
-      help: 'Times a worker found its file descriptors exhausted (EMFILE/ENFILE): while they are, new connections are accepted and closed unanswered by libuv',
-      registers,
-      collect () { this.reset(); this.inc(figures.fdExhaustions) }
-    })
+    total(registers, 'tlsfleet_fd_exhaustions_total', 'Times a worker found its file descriptors exhausted (EMFILE/ENFILE): while they are, new connections are accepted and closed unanswered by libuv', () => figures.fdExhaustions)
     byReason(registers, 'tlsfleet_backend_errors_total', 'Failures talking to the backend, by reason', figures.backendFailures)
     // Same names as the primary's: aggregation sums CPU and memory over the whole node.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS })
@@ -173,6 +153,19 @@ function add (counts: Map<string, number>, key: string): void {
 }
 
 /** A `{reason}` counter that copies `counts` when read. */
+/** A counter without labels, copied from a plain number when scraped. */
+function total (registers: Registry[], name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect () {
+      this.reset()
+      this.inc(read())
+    }
+  })
+}
+
 function byReason (registers: Registry[], name: string, help: string, counts: Map<string, number>): Counter<'reason'> {
   return new Counter({
     name,
