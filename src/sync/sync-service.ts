@@ -353,7 +353,6 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return this.reject(stats, result.reason)
     }
     const message = result.message
-    const from = { host: rinfo.address, port: rinfo.port }
     switch (message.op) {
       case 'new':
         this.accept(stats, result.sender)
@@ -365,11 +364,12 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         break
       case 'snapshot-request':
         this.accept(stats, result.sender)
-        this.answerRequest(message, from, result.sender ?? '')
+        this.answerRequest(message, { host: rinfo.address, port: rinfo.port }, result.sender ?? '')
         break
       case 'snapshot-challenge': {
         // Echoed once per responder, only for our warm join under way; anything else answers nothing of ours.
         const join = this.join
+        const from = { host: rinfo.address, port: rinfo.port }
         const responder = formatHostPort(from)
         if (join === undefined || message.requestId !== join.requestId || join.echoed.has(responder) || join.echoed.size >= MAX_JOIN_ECHOES) return this.reject(stats, 'unsolicited')
         join.echoed.add(responder)
