@@ -78,6 +78,10 @@ export class TlsTerminator {
   private readonly trust: net.BlockList | undefined
   /** --max-handshakes-per-source; undefined when off. */
   private readonly sources: SourceLimiter | undefined
+  /** Decided at start: the per-source slot is taken at accept (no PROXY in: the TCP peer is the client)... */
+  private readonly sourceAtAccept: boolean
+  /** ...or once the PROXY header is read (--proxy-from, or a per-source cap behind PROXY). */
+  private readonly checkHeader: boolean
   readonly connections = new Set<net.Socket>()
 
   constructor (
@@ -106,6 +110,8 @@ export class TlsTerminator {
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
     this.trust = settings.proxyProtocolIn !== 'off' ? proxyTrustList(settings.proxyFrom) : undefined
     this.sources = settings.handshakesPerSource > 0 ? new SourceLimiter(settings.handshakesPerSource) : undefined
+    this.sourceAtAccept = this.sources !== undefined && settings.proxyProtocolIn === 'off'
+    this.checkHeader = this.trust !== undefined || (this.sources !== undefined && settings.proxyProtocolIn !== 'off')
     if (settings.ocspStapling) {
       this.staples = new StapleStore([this.sessionHub, this.plainHub])
       this.staples.useDefaultCertificate(material.certificates[0])
@@ -153,12 +159,11 @@ export class TlsTerminator {
     })
     socket.on('error', ignore) // reported through close; a reset client is not an error of ours
 
-    // Without PROXY in, the client is the TCP peer, known now.
-    if (this.sources !== undefined && this.settings.proxyProtocolIn === 'off' && !this.admitSource(pending, socket.remoteAddress)) {
+    if (this.sourceAtAccept && !this.admitSource(pending, socket.remoteAddress)) {
       this.refuse(pending, PER_SOURCE)
       return
     }
-    const check = this.trust !== undefined || (this.sources !== undefined && this.settings.proxyProtocolIn !== 'off') ? this.headerCheck(pending) : undefined
+    const check = this.checkHeader ? this.headerCheck(pending) : undefined
     readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
       if (!isFailure(result)) {
         this.startTls(pending, result)
