@@ -2,7 +2,10 @@ import type { TicketKeySchedule } from '../tls/ticket-keys.js'
 import type { HaproxyRuntimeApi } from './runtime-api.js'
 import { expectedRing, HAPROXY_RING_SIZE, pushesNeeded } from './tls-keys.js'
 
-/** Why keys were pushed: the epoch moved on (one key), or the ring was not the farm's (a restart). */
+/**
+ * Why keys were pushed: the epoch moved on (one key, on the ring this pusher left), or the ring
+ * was not the one it left (HAProxy restarted from an old key file, someone else set keys).
+ */
 export type PushReason = 'rotation' | 'repair'
 
 export interface RingCheck {
@@ -26,6 +29,9 @@ export interface RingCheck {
  * back with an old key file. Keys appear in nothing it returns, throws or logs.
  */
 export class TicketKeyPusher {
+  /** The ring as the last check left it current. */
+  private left: readonly string[] | undefined
+
   constructor (
     private readonly api: HaproxyRuntimeApi,
     readonly file: string,
@@ -37,16 +43,26 @@ export class TicketKeyPusher {
     const expected = expectedRing(this.schedule, this.now())
     const actual = await this.api.showTlsKeys(this.file)
     const needed = pushesNeeded(actual, expected.lines)
-    if (needed === 0) return { current: true, epoch: expected.epoch, pushed: 0 }
+    if (needed === 0) {
+      this.left = actual
+      return { current: true, epoch: expected.epoch, pushed: 0 }
+    }
+    // By the count alone, an HAProxy restarted from a key file one rotation old would look rotated.
+    const reason: PushReason = needed === 1 && this.left !== undefined && sameLines(actual, this.left) ? 'rotation' : 'repair'
     for (const line of expected.lines.slice(HAPROXY_RING_SIZE - needed)) await this.api.setTlsKey(this.file, line)
     const after = await this.api.showTlsKeys(this.file)
-    const reason: PushReason = needed === 1 ? 'rotation' : 'repair'
     if (pushesNeeded(after, expected.lines) !== 0) {
+      this.left = undefined
       return { current: false, epoch: expected.epoch, pushed: needed, reason, problem: `the ticket key ring of ${this.file} still differs from the farm's after ${needed} key update(s): is another process setting keys?` }
     }
+    this.left = after
     return { current: true, epoch: expected.epoch, pushed: needed, reason }
   }
 
   /** Milliseconds until the farm's next rotation (when `check` has a key to push). */
   msUntilRotation (): number { return this.schedule.msUntilNextRotation() }
+}
+
+function sameLines (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((line, i) => line === b[i])
 }

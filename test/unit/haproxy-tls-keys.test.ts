@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { test } from 'node:test'
+import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import { haproxyBusyRatio, parseShowInfo } from '../../src/haproxy/show-info.js'
+import { TicketKeyPusher } from '../../src/haproxy/ticket-key-pusher.js'
 import { MonotonicTotal } from '../../src/haproxy/terminator-metrics.js'
 import { expectedRing, haproxyKeyLine, keyFileText, keyLineBytes, nodeKeysFromLine, parseTlsKeyRefs, parseTlsKeys, pushesNeeded } from '../../src/haproxy/tls-keys.js'
 import { farmTicketSecrets } from '../../src/tls/farm-ticket-secret.js'
@@ -89,4 +91,32 @@ test('a counter read from HAProxy never goes backwards across an HAProxy restart
   total.update(undefined)
   total.update(9)
   assert.equal(total.total, 139)
+})
+
+test('a push is a rotation only on the ring the pusher left; a ring one rotation old after a restart is a repair', async () => {
+  let at = 1_800_000_000_000
+  const s = schedule(at)
+  let ring = [...expectedRing(s, at).lines]
+  const api = {
+    showTlsKeys: async () => [...ring],
+    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
+  } as unknown as HaproxyRuntimeApi
+  const pusher = new TicketKeyPusher(api, '/keys', s, () => at)
+  assert.deepEqual(await pusher.check(), { current: true, epoch: s.epochAt(at), pushed: 0 })
+  const leftBehind = [...ring]
+  at += 60_000 // the epoch moves on: one key, on the ring we left
+  assert.equal((await pusher.check()).reason, 'rotation')
+  at += 60_000
+  ring = leftBehind // HAProxy restarted from a key file two rotations old: two keys missing
+  const repaired = await pusher.check()
+  assert.equal(repaired.reason, 'repair')
+  assert.equal(repaired.current, true)
+  // Restarted from a file exactly one rotation old: one key is missing, still a repair.
+  const before = [...ring]
+  at += 60_000
+  assert.equal((await pusher.check()).reason, 'rotation', 'the ring just repaired is the one left')
+  ring = before
+  const oneOld = await pusher.check()
+  assert.equal(oneOld.pushed, 1)
+  assert.equal(oneOld.reason, 'repair')
 })
