@@ -42,6 +42,7 @@ function processKey (info: HaproxyInfo): string { return `${String(info.pid)}@${
 export class HaproxyTerminator implements NodeTerminator {
   readonly kind = 'haproxy'
   readonly workersConfigured = 0
+  readonly metricsInProcess = true
   readonly forwardsToBackend = false
   readonly api: HaproxyRuntimeApi
   private readonly metricsPart: HaproxyTerminatorMetrics
@@ -221,6 +222,7 @@ export class HaproxyTerminator implements NodeTerminator {
     if (key === this.checkedProcess && this.setupProblem === undefined) return
     if (this.checkedProcess !== undefined && key !== this.checkedProcess) {
       this.metricsPart.restarts.inc()
+      this.pusher?.forget()
       this.opts.log.warn({ haproxyPid: info.pid }, 'the local haproxy restarted: checking its setup and ticket key ring')
     }
     this.checkedProcess = key
@@ -251,6 +253,7 @@ export class HaproxyTerminator implements NodeTerminator {
 
   /** The ring's state is unknown until it is read again (shown as not current). */
   private forgetRing (): void {
+    this.pusher?.forget()
     this.ring = undefined
     this.figures.ringEpoch = undefined
   }

@@ -59,6 +59,13 @@ export class TicketKeyPusher {
     return { current: true, epoch: expected.epoch, pushed: needed, reason }
   }
 
+  /**
+   * The ring left behind no longer tells anything: HAProxy went away or a new process answers.
+   * A new process loads its key file, which may be the very ring left (no rotation since it was
+   * written) while the epoch moved on during the downtime: by ring alone that looks rotated.
+   */
+  forget (): void { this.left = undefined }
+
   /** Milliseconds until the farm's next rotation (when `check` has a key to push). */
   msUntilRotation (): number { return this.schedule.msUntilNextRotation() }
 }

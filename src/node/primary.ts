@@ -186,7 +186,7 @@ export class Primary {
       cache: this.cache,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),
-      metrics: async () => await this.metrics.page(async () => await this.terminator.metrics()),
+      metrics: async () => await this.metrics.page(async () => await this.terminator.metrics(), this.terminator.metricsInProcess ? 0 : undefined),
       dashboard: this.dashboard,
       log: this.log
     })

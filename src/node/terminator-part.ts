@@ -91,6 +91,11 @@ export interface NodeTerminator {
   listening: () => number
   /** Series to merge into /metrics, by process (a source that does not answer keeps its last). */
   metrics: () => Promise<TerminatorMetrics[]>
+  /**
+   * Its series are read in the primary itself (no worker to ask), so /metrics reads them fresh
+   * every time, like the primary's own: a key pushed a moment ago shows at once.
+   */
+  readonly metricsInProcess: boolean
   status: () => TerminatorStatus
   /** Fields for the "tlsfleet node ready" log line. */
   describe: () => Record<string, unknown>

@@ -77,6 +77,7 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   get workersConfigured (): number { return this.config.workers }
+  readonly metricsInProcess = false
 
   async prepare (): Promise<void> {
     const config = this.config

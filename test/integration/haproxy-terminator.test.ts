@@ -203,7 +203,9 @@ test('local HAProxy stopped: agent down, front marks it DOWN; restarted from its
     }
   }
   assert.equal(sawUp, true, 'the agent never said up after the restart')
-  assert.ok(await n3.node.metric('tlsfleet_ticket_key_updates_total', { reason: 'repair' }) > repairsBefore)
+  const repairs = await n3.node.metric('tlsfleet_ticket_key_updates_total', { reason: 'repair' })
+  const ringLogs = n3.node.logs.filter((l) => /ticket key|haproxy/.test(String(l.msg))).slice(-8)
+  assert.ok(repairs > repairsBefore, `repairs ${repairsBefore} -> ${repairs}; the node's last haproxy log lines:\n${ringLogs.map((l) => JSON.stringify(l)).join('\n')}`)
   assert.ok(await n3.node.metric('tlsfleet_terminator_restarts_total') >= 1)
 
   await intoPeriod()

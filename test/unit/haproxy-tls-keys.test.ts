@@ -120,3 +120,24 @@ test('a push is a rotation only on the ring the pusher left; a ring one rotation
   assert.equal(oneOld.pushed, 1)
   assert.equal(oneOld.reason, 'repair')
 })
+
+test('HAProxy restarted from the very ring the pusher left, after a rotation during its downtime: a repair', async () => {
+  // What CI met: key file written and left in the same epoch, HAProxy stopped, the epoch moved
+  // on while it was down, then it came back from that file. The ring equals the one left.
+  let at = 1_800_000_000_000
+  const s = schedule(at)
+  let ring = [...expectedRing(s, at).lines]
+  const keyFile = [...ring]
+  const api = {
+    showTlsKeys: async () => [...ring],
+    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
+  } as unknown as HaproxyRuntimeApi
+  const pusher = new TicketKeyPusher(api, '/keys', s, () => at)
+  assert.equal((await pusher.check()).pushed, 0)
+  pusher.forget() // the terminator saw HAProxy unreachable
+  at += 60_000
+  ring = [...keyFile]
+  const back = await pusher.check()
+  assert.equal(back.pushed, 1)
+  assert.equal(back.reason, 'repair')
+})
