@@ -128,9 +128,7 @@ export class V2Codec implements SyncCodec {
     if (!split.ok) return [split]
     return split.packets.map((packet) => {
       if (split.batch && !batchedPacketOk(packet)) return { ok: false, reason: 'bad_op' }
-      const result = decodeV2(packet, this.decodeContext)
-      if (!result.ok) return result
-      return { ok: true, message: result.message, sender: result.senderHex }
+      return decodeV2(packet, this.decodeContext)
     })
   }
 }

@@ -82,7 +82,8 @@ export class ReplayGuard {
     if (state === undefined) return sentAtMs > this.horizon
     if (sequence > state.highest) return true
     if (state.highest - sequence >= this.window) return false
-    return !this.testBit(state.bits, sequence)
+    const index = this.index(sequence)
+    return ((state.bits[index >>> 5] as number) & (1 << (index & 31))) === 0
   }
 
   commit (sender: Buffer | string, sequence: bigint, sentAtMs: number): void {
@@ -103,8 +104,9 @@ export class ReplayGuard {
         this.newest = key
       }
     }
-    this.setBit(state.bits, sequence)
-    this.evictBeyondLimit()
+    const index = this.index(sequence)
+    state.bits[index >>> 5] = (state.bits[index >>> 5] as number) | (1 << (index & 31))
+    if (this.senders.size > this.maxSenders) this.evictBeyondLimit()
   }
 
   marks (): ReplayMarks {
@@ -146,29 +148,19 @@ export class ReplayGuard {
       state.bits.fill(0)
     } else {
       // Clear the slots of the sequences we skip over (they are new, not seen).
-      for (let s = state.highest + 1n; s < sequence; s++) this.clearBit(state.bits, s)
-      this.clearBit(state.bits, sequence)
+      // Slots of highest+1 .. sequence, as numbers: distance < window, so they wrap at most once.
+      const first = this.index(state.highest + 1n)
+      const count = Number(distance)
+      for (let i = 0; i < count; i++) {
+        const index = (first + i) % this.windowBits
+        state.bits[index >>> 5] = (state.bits[index >>> 5] as number) & ~(1 << (index & 31))
+      }
     }
     state.highest = sequence
   }
 
-  private slot (sequence: bigint): [number, number] {
-    const index = Number(sequence % this.window)
-    return [index >>> 5, 1 << (index & 31)]
-  }
-
-  private testBit (bits: Uint32Array, sequence: bigint): boolean {
-    const [word, mask] = this.slot(sequence)
-    return ((bits[word] as number) & mask) !== 0
-  }
-
-  private setBit (bits: Uint32Array, sequence: bigint): void {
-    const [word, mask] = this.slot(sequence)
-    bits[word] = (bits[word] as number) | mask
-  }
-
-  private clearBit (bits: Uint32Array, sequence: bigint): void {
-    const [word, mask] = this.slot(sequence)
-    bits[word] = (bits[word] as number) & ~mask
+  /** A sequence's slot in the window's bitmap: word index >>> 5, bit index & 31. */
+  private index (sequence: bigint): number {
+    return Number(sequence % this.window)
   }
 }

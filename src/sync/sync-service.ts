@@ -342,7 +342,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private onDatagram (datagram: Buffer, rinfo: dgram.RemoteInfo): void {
     this.counts.datagramsIn++
     // Looked up once per datagram, not per packet: a batch comes from one sender.
-    const stats = this.peerStats(formatHostPort({ host: rinfo.address, port: rinfo.port }), false)
+    const stats = this.peerStats(this.addressKey(rinfo), false)
     for (const result of this.codec.decode(datagram)) this.onPacket(result, stats, rinfo)
   }
 
@@ -459,6 +459,16 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private reject (stats: PeerCounters, reason: RejectReason): void {
     this.count(reason)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
+  }
+
+  /** HOST:PORT of a datagram's sender; a busy peer sends one datagram after another, so the last is kept. */
+  private lastAddress = { address: '', port: -1, key: '' }
+  private addressKey (rinfo: dgram.RemoteInfo): string {
+    const last = this.lastAddress
+    if (rinfo.port !== last.port || rinfo.address !== last.address) {
+      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host: rinfo.address, port: rinfo.port }) }
+    }
+    return this.lastAddress.key
   }
 
   /** Stats per address; unknown senders are tracked too, but bounded so a flood cannot grow it. */
