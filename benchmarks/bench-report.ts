@@ -6,6 +6,7 @@ import type { MemoryRow } from './memory.js'
 import type { SoakReport } from './soak.js'
 import type { StoreReport } from './store.js'
 import type { SyncReport } from './sync.js'
+import type { SyncCostReport } from './sync-cost.js'
 
 /** What a bench run found, per suite: printed as tables, written with --out, drawn with --report. */
 export interface BenchReport {
@@ -15,6 +16,7 @@ export interface BenchReport {
   handshake?: HandshakeRow[]
   failover?: FailoverRow[]
   sync?: SyncReport
+  syncCost?: SyncCostReport
   store?: StoreReport
   agent?: AgentReport
   memory?: MemoryRow[]

@@ -21,9 +21,10 @@ import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
 import { runSoakSuite, soakTable } from './soak.js'
 import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
+import { runSyncCostSuite, syncCostAvailable, syncCostTable } from './sync-cost.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
-export const SUITES = ['handshake', 'failover', 'sync', 'store', 'agent', 'memory', 'soak'] as const
+export const SUITES = ['handshake', 'failover', 'sync', 'sync-cost', 'store', 'agent', 'memory', 'soak'] as const
 export type Suite = typeof SUITES[number]
 
 
@@ -40,7 +41,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
-  sessions: number; soakSeconds: number; soakRssMb: number
+  sessions: number; syncCostUpdates: number; soakSeconds: number; soakRssMb: number
 }
 
 /**
@@ -65,6 +66,7 @@ export function benchCommand (): Command {
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
+    .option('--sync-cost-updates <N>', 'sync-cost suite: updates received under callgrind (about 3 ms of valgrind time each)', int('--sync-cost-updates', 100, 1_000_000), 20_000)
     .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
     .option('--soak-rss-mb <MB>', 'soak suite: the RSS every process of the node must stay under, MiB', int('--soak-rss-mb', 32, 65_536), 256)
     .option('--cpu-prof <DIR>', 'handshake suite: CPU-profile tlsfleet and the plain Node server (node --cpu-prof into DIR) and print where their time goes, per handshake')
@@ -139,6 +141,11 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       progress.line('sync suite: propagation delay and sustained update rate')
       report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, ...(rsa !== undefined ? { cert: rsa } : {}) })
     }
+    if (suites.includes('sync-cost')) {
+      if (!syncCostAvailable()) throw new LabError('--suites sync-cost: valgrind is not installed (apt-get install valgrind)')
+      progress.line('sync-cost suite: instructions per sync update received (callgrind), against the AES-GCM open alone')
+      report.syncCost = await runSyncCostSuite({ progress, updates: flags.syncCostUpdates })
+    }
     if (suites.includes('store')) {
       progress.line('store suite: cross-node resumption through a redis-server, lookup latency, write rate')
       report.store = await runStoreSuite({ progress, samples: Math.min(flags.count, 200), ...(rsa !== undefined ? { cert: rsa } : {}) })
@@ -202,6 +209,7 @@ export function formatReport (r: BenchReport): string {
   for (const p of r.cpuProfiles ?? []) out.push('', `Where the CPU goes, ${p.cert}: ${p.target}'s worker against the plain Node server (--cpu-prof self time per handshake served, warm-ups included; all profiles of the run together):`, '', p.table)
   if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
+  if (r.syncCost !== undefined) out.push('', 'Farm sync, CPU work per update received (instructions, not time: steady on a noisy machine):', '', syncCostTable(r.syncCost))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
   if (r.agent !== undefined) out.push('', 'Admin API and agent under load:', '', agentTable(r.agent))
   if (r.soak !== undefined) out.push('', 'Soak:', '', soakTable(r.soak))

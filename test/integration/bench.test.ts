@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { test } from 'node:test'
 import { CLI } from '../helpers/node-process.js'
 
@@ -95,4 +98,23 @@ test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, co
     'every killed worker replaced within 15 s', 'handshakes served after the last kill', 'the sync flood was read and counted as rejected'
   ])
   for (const c of soak.checks.filter((c) => c.warnOnly !== true)) assert.ok(c.pass, `${c.check}: ${c.detail}`)
+})
+
+test('the sync-cost suite counts instructions per update under callgrind: the receive path costs more than the AES-GCM open alone, and the table says so', async () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-test-')), 'bench.json')
+  const { code, stdout, stderr } = await runBench(['--suites', 'sync-cost', '--sync-cost-updates', '1000', '--out', out], 170_000)
+  assert.equal(code, 0, stderr)
+  const cost = (JSON.parse(fs.readFileSync(out, 'utf8')) as { syncCost: { updates: number; totals: { load: number; open: number; receive: number }; openPerUpdate: number; receivePerUpdate: number; receiveOverOpen: number; valgrind: string } }).syncCost
+  assert.equal(cost.updates, 1000)
+  assert.ok(cost.totals.load > 0 && cost.totals.load < cost.totals.open && cost.totals.open < cost.totals.receive, JSON.stringify(cost.totals))
+  // An AES-256-GCM open through node:crypto is thousands of instructions, not tens or millions.
+  assert.ok(cost.openPerUpdate > 5000 && cost.openPerUpdate < 500_000, JSON.stringify(cost))
+  assert.ok(cost.receiveOverOpen > 1 && cost.receiveOverOpen < 10, JSON.stringify(cost))
+  assert.match(cost.valgrind, /^valgrind-\d/)
+  // The human run prints its progress on stderr and the table on stdout.
+  assert.match(stderr, /sync-cost: \d+ instructions per update received/)
+  assert.match(stdout, /\| updates \| AES-GCM open only, instructions\/update \| sync receive path, instructions\/update \| receive ÷ open \|/)
+  assert.match(stdout, /\| 1000 +\| \d+ +\| \d+ +\| \d+(\.\d+)? +\|/)
+
+  fs.rmSync(path.dirname(out), { recursive: true, force: true })
 })
