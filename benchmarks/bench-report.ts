@@ -7,6 +7,7 @@ import type { SoakReport } from './soak.js'
 import type { StoreReport } from './store.js'
 import type { SyncReport } from './sync.js'
 import type { SyncCostReport } from './sync-cost.js'
+import type { HandshakeCostReport } from './handshake-cost.js'
 
 /** What a bench run found, per suite: printed as tables, written with --out, drawn with --report. */
 export interface BenchReport {
@@ -14,6 +15,7 @@ export interface BenchReport {
   command: string
   settings: Record<string, unknown>
   handshake?: HandshakeRow[]
+  handshakeCost?: HandshakeCostReport
   failover?: FailoverRow[]
   sync?: SyncReport
   syncCost?: SyncCostReport

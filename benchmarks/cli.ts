@@ -22,9 +22,10 @@ import { runSoakSuite, soakTable } from './soak.js'
 import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
 import { runSyncCostSuite, syncCostAvailable, syncCostTable } from './sync-cost.js'
+import { COST_PROFILES, COST_PROFILES_SUPPORTED, handshakeCostTable, runHandshakeCostSuite, type CostTarget } from './handshake-cost.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
-export const SUITES = ['handshake', 'failover', 'sync', 'sync-cost', 'store', 'agent', 'memory', 'soak'] as const
+export const SUITES = ['handshake', 'handshake-cost', 'failover', 'sync', 'sync-cost', 'store', 'agent', 'memory', 'soak'] as const
 export type Suite = typeof SUITES[number]
 
 
@@ -41,7 +42,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
-  sessions: number; syncCostUpdates: number; soakSeconds: number; soakRssMb: number
+  sessions: number; syncCostUpdates: number; costCount: number; soakSeconds: number; soakRssMb: number
 }
 
 /**
@@ -66,6 +67,7 @@ export function benchCommand (): Command {
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
+    .option('--cost-count <N>', 'handshake-cost suite: connections counted per server and profile (about 50 ms of valgrind time each)', int('--cost-count', 10, 100_000), 200)
     .option('--sync-cost-updates <N>', 'sync-cost suite: updates received under callgrind (about 3 ms of valgrind time each)', int('--sync-cost-updates', 100, 1_000_000), 20_000)
     .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
     .option('--soak-rss-mb <MB>', 'soak suite: the RSS every process of the node must stay under, MiB', int('--soak-rss-mb', 32, 65_536), 256)
@@ -111,6 +113,11 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   for (const c of certKinds) if (!CERT_KINDS.includes(c as CertKind)) throw new LabError(`--certs: unknown certificate "${c}" (expected ${CERT_KINDS.join(', ')})`)
   const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new LabError(`--profiles: ${(err as Error).message}`) } })()
   const workers = flags.workers ?? cpuCount(flags.serverCpus)
+  // The handshake-cost suite: the plain Node server and tlsfleet only, and the profiles its client can make.
+  const costTargets = flags.targets !== undefined ? (list(flags.targets).filter((t) => t === 'node' || t === 'tlsfleet') as CostTarget[]) : ['node', 'tlsfleet'] as CostTarget[]
+  const costProfiles = flags.profiles === PROFILES.map((p) => p.name).join(',') ? [...COST_PROFILES] : profiles.map((p) => p.name)
+  const unsupported = costProfiles.filter((p) => !COST_PROFILES_SUPPORTED.includes(p))
+  if (suites.includes('handshake-cost') && unsupported.length > 0) throw new LabError(`--profiles: the handshake-cost suite counts ${COST_PROFILES_SUPPORTED.join(', ')}, not ${unsupported.join(', ')}`)
   const report: BenchReport = {
     machine: machineInfo(flags.serverCpus, flags.clientCpus),
     command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),
@@ -133,6 +140,12 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       if (cpuProfileDir !== undefined) report.cpuProfiles = compareProfiles(cpuProfileDir, certKinds, served)
     }
     const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
+    if (suites.includes('handshake-cost')) {
+      if (!syncCostAvailable()) throw new LabError('--suites handshake-cost: valgrind is not installed (apt-get install valgrind)')
+      const cert = certs[0] as { kind: CertKind; pem: string }
+      progress.line(`handshake-cost suite: instructions per handshake under callgrind, ${costTargets.join(' and ')} × ${costProfiles.join(', ')}, ${cert.kind} certificate, ${flags.costCount} connections each`)
+      report.handshakeCost = await runHandshakeCostSuite({ progress, pem: cert.pem, certKind: cert.kind, backendPort: backend.port, dir, count: flags.costCount, targets: costTargets, profiles: costProfiles })
+    }
     if (suites.includes('failover')) {
       progress.line('failover suite: 3-node lab farms (tlsfleet, HAProxy and mixed terminators), node1 killed; shared sessions vs sharing off')
       report.failover = await runFailoverSuite({ progress, ...(rsa !== undefined ? { cert: rsa } : {}), clients: Math.min(flags.count, 300) })
@@ -208,6 +221,7 @@ export function formatReport (r: BenchReport): string {
   }
   for (const p of r.cpuProfiles ?? []) out.push('', `Where the CPU goes, ${p.cert}: ${p.target}'s worker against the plain Node server (--cpu-prof self time per handshake served, warm-ups included; all profiles of the run together):`, '', p.table)
   if (r.failover !== undefined) out.push('', 'Failover (returning clients of a killed node):', '', failoverTable(r.failover))
+  if (r.handshakeCost !== undefined) out.push('', `Server work per handshake, counted (instructions, not time: steady on a noisy machine; ${r.handshakeCost.cert} certificate, a request through to the backend each):`, '', handshakeCostTable(r.handshakeCost))
   if (r.sync !== undefined) out.push('', 'Farm sync:', '', syncTable(r.sync))
   if (r.syncCost !== undefined) out.push('', 'Farm sync, CPU work per update received (instructions, not time: steady on a noisy machine):', '', syncCostTable(r.syncCost))
   if (r.store !== undefined) out.push('', 'Session store (Redis, no UDP sync):', '', storeTable(r.store))
