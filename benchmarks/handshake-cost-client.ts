@@ -6,30 +6,22 @@
  * server's counters), COUNT connections, then one JSON line {handshakes, resumed}.
  * Usage: node handshake-cost-client.js PORT PROFILE WARM COUNT
  */
-import tls from 'node:tls'
+import { tlsHandshake } from '../src/lab/tls-client.js'
 
 const [portText = '0', profile = 'resume-1.2-ticket', warmText = '20', countText = '100'] = process.argv.slice(2)
-const version: tls.SecureVersion = profile.endsWith('1.3') || profile.includes('-1.3-') ? 'TLSv1.3' : 'TLSv1.2'
+const version = profile.endsWith('1.3') || profile.includes('-1.3-') ? '1.3' : '1.2'
 const resume = profile.startsWith('resume-')
 let session: Buffer | undefined
 
+/** One connection (the lab's client: handshake, a request, its answer read to the end); whether it resumed. */
 async function connectOnce (): Promise<boolean> {
-  return await new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      port: Number(portText), host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false,
-      minVersion: version, maxVersion: version, ...(resume && session !== undefined ? { session } : {})
-    })
-    let reused = false
-    socket.on('session', (s: Buffer) => { session = s })
-    socket.once('secureConnect', () => {
-      reused = socket.isSessionReused()
-      socket.write('GET / HTTP/1.1\r\nhost: localhost\r\n\r\n')
-    })
-    socket.on('data', () => {})
-    socket.once('error', reject)
-    socket.once('close', () => resolve(reused))
-    socket.setTimeout(120_000, () => socket.destroy(new Error('handshake-cost client: no answer in 120 s')))
+  const result = await tlsHandshake({
+    host: '127.0.0.1', port: Number(portText), version, tickets: true, request: true, timeoutMs: 120_000,
+    ...(resume && session !== undefined ? { session } : {})
   })
+  if (!result.ok) throw new Error(`handshake-cost client: ${result.error ?? 'connection failed'}`)
+  session = result.session ?? session
+  return result.resumed
 }
 
 async function run (count: number): Promise<number> {
