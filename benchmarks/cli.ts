@@ -21,7 +21,8 @@ import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
 import { runSoakSuite, soakTable } from './soak.js'
 import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
-import { runSyncCostSuite, syncCostAvailable, syncCostTable } from './sync-cost.js'
+import { runSyncCostSuite, syncCostTable } from './sync-cost.js'
+import { valgrindAvailable } from './callgrind.js'
 import { COST_PROFILES, COST_PROFILES_SUPPORTED, handshakeCostTable, runHandshakeCostSuite, type CostTarget } from './handshake-cost.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
@@ -141,7 +142,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     const rsa = (certs.find((c) => c.kind === 'rsa') ?? certs[0])?.pem
     if (suites.includes('handshake-cost')) {
-      if (!syncCostAvailable()) throw new LabError('--suites handshake-cost: valgrind is not installed (apt-get install valgrind)')
+      if (!valgrindAvailable()) throw new LabError('--suites handshake-cost: valgrind is not installed (apt-get install valgrind)')
       const cert = certs[0] as { kind: CertKind; pem: string }
       progress.line(`handshake-cost suite: instructions per handshake under callgrind, ${costTargets.join(' and ')} × ${costProfiles.join(', ')}, ${cert.kind} certificate, ${flags.costCount} connections each`)
       report.handshakeCost = await runHandshakeCostSuite({ progress, pem: cert.pem, certKind: cert.kind, backendPort: backend.port, dir, count: flags.costCount, targets: costTargets, profiles: costProfiles })
@@ -155,7 +156,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       report.sync = await runSyncSuite({ progress, samples: Math.min(flags.count, 200), serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, ...(rsa !== undefined ? { cert: rsa } : {}) })
     }
     if (suites.includes('sync-cost')) {
-      if (!syncCostAvailable()) throw new LabError('--suites sync-cost: valgrind is not installed (apt-get install valgrind)')
+      if (!valgrindAvailable()) throw new LabError('--suites sync-cost: valgrind is not installed (apt-get install valgrind)')
       progress.line('sync-cost suite: instructions per sync update received (callgrind), against the AES-GCM open alone')
       report.syncCost = await runSyncCostSuite({ progress, updates: flags.syncCostUpdates })
     }

@@ -1,9 +1,8 @@
-import { execFile, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { LabError } from '../src/errors.js'
 import { processTree } from '../src/lab/proc-cpu.js'
 import { spawnChild, stopChild, TLSFLEET_CLI } from '../src/lab/processes.js'
@@ -12,6 +11,7 @@ import { onLines } from '../src/util/lines.js'
 import { round } from './handshake.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
+import { runProgram, valgrindVersion } from './callgrind.js'
 
 /**
  * Server work per handshake counted in instructions (valgrind's callgrind), tlsfleet against the
@@ -49,7 +49,6 @@ export interface HandshakeCostReport {
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const CLIENT = path.join(HERE, 'handshake-cost-client.js')
 const NODE_FLAGS = ['--single-threaded', '--no-memory-reducer', '--initial-old-space-size=512']
-const run = promisify(execFile)
 
 interface CountedServer { child: ChildProcess; port: number; outDir: string; output: string[] }
 
@@ -104,11 +103,11 @@ async function measure (server: CountedServer, profile: string, count: number, w
   let result = ''
   const warmed = new Promise<void>((resolve) => onLines(client.stdout, (line) => { if (line === 'warm') resolve(); else result = line }))
   await warmed
-  await run('callgrind_control', ['-z', ...pids()])
+  await runProgram('callgrind_control', ['-z', ...pids()], 'callgrind_control -z')
   return await new Promise((resolve, reject) => {
     client.once('exit', (code) => {
       if (code !== 0 || result === '') { reject(new LabError(`handshake-cost suite: the ${profile} client failed (exit ${String(code)})`)); return }
-      run('callgrind_control', ['-d', ...pids()]).then(() => {
+      runProgram('callgrind_control', ['-d', ...pids()], 'callgrind_control -d').then(() => {
         const { resumed } = JSON.parse(result) as { resumed: number }
         resolve({ instructions: dumped(server.outDir, seen), resumed })
       }, reject)
@@ -141,8 +140,7 @@ export async function runHandshakeCostSuite (opts: { progress: Progress; pem: st
     const node = rows.find((r) => r.profile === profile && r.target === 'node')
     return ours !== undefined && node !== undefined ? [{ profile, tlsfleetOverNode: round(ours.instructionsPerHandshake / node.instructionsPerHandshake, 3) }] : []
   })
-  const { stdout } = await run('valgrind', ['--version'])
-  return { cert: opts.certKind, rows, ratios, valgrind: stdout.trim() }
+  return { cert: opts.certKind, rows, ratios, valgrind: await valgrindVersion() }
 }
 
 export function handshakeCostTable (r: HandshakeCostReport): string {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,7 +6,7 @@ import { LabError } from '../src/errors.js'
 import { round } from './handshake.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
-import { which } from '../src/lab/processes.js'
+import { runProgram, valgrindVersion } from './callgrind.js'
 
 /**
  * The sync receive path's CPU work per update, counted in instructions by valgrind's callgrind:
@@ -32,22 +31,9 @@ export interface SyncCostReport {
 const CHILD = fileURLToPath(new URL('./sync-cost-child.js', import.meta.url))
 const MODES = ['load', 'open', 'receive'] as const
 
-export function syncCostAvailable (): boolean { return which('valgrind') !== undefined }
-
-async function run (args: string[], what: string): Promise<{ stdout: string; stderr: string }> {
-  const child = spawn(args[0] as string, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  if (code !== 0) throw new LabError(`sync-cost suite: ${what} failed (exit ${String(code)}): ${stderr.trim().split('\n').slice(-5).join('\n')}`)
-  return { stdout, stderr }
-}
-
 /** Instructions of one child process under callgrind. */
 async function count (mode: typeof MODES[number], dir: string, updates: number): Promise<number> {
-  const { stdout, stderr } = await run(['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', CHILD, mode, dir], `the ${mode} process`)
+  const { stdout, stderr } = await runProgram('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', CHILD, mode, dir], `sync-cost suite: the ${mode} process`)
   const done = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { updates?: number }
   if (mode !== 'load' && done.updates !== updates) throw new LabError(`sync-cost suite: the ${mode} process handled ${String(done.updates)} of ${updates} updates`)
   const collected = /Collected : (\d+)/.exec(stderr)
@@ -58,7 +44,7 @@ async function count (mode: typeof MODES[number], dir: string, updates: number):
 export async function runSyncCostSuite (opts: { progress: Progress; updates: number }): Promise<SyncCostReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-sync-cost-'))
   try {
-    await run([process.execPath, CHILD, 'seal', dir, String(opts.updates)], 'sealing the updates')
+    await runProgram(process.execPath, [CHILD, 'seal', dir, String(opts.updates)], 'sync-cost suite: sealing the updates')
     opts.progress.update(`sync-cost: ${opts.updates} updates sealed; counting instructions under callgrind (load, open, receive; about a minute)`)
     // Two at a time: a count does not depend on what else runs.
     const [load, open] = await Promise.all([count('load', dir, opts.updates), count('open', dir, opts.updates)])
@@ -66,14 +52,13 @@ export async function runSyncCostSuite (opts: { progress: Progress; updates: num
     const receive = await count('receive', dir, opts.updates)
     const openPerUpdate = (open - load) / opts.updates
     const receivePerUpdate = (receive - load) / opts.updates
-    const { stdout } = await run(['valgrind', '--version'], 'valgrind --version')
     const report: SyncCostReport = {
       updates: opts.updates,
       totals: { load, open, receive },
       openPerUpdate: round(openPerUpdate, 0),
       receivePerUpdate: round(receivePerUpdate, 0),
       receiveOverOpen: round(receivePerUpdate / openPerUpdate, 2),
-      valgrind: stdout.trim()
+      valgrind: await valgrindVersion()
     }
     opts.progress.line(`sync-cost: ${report.receivePerUpdate} instructions per update received, ${report.openPerUpdate} of them the floor (AES-GCM open): ${report.receiveOverOpen}x`)
     return report
