@@ -152,7 +152,6 @@ function add (counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1)
 }
 
-/** A `{reason}` counter that copies `counts` when read. */
 /** A counter without labels, copied from a plain number when scraped. */
 function total (registers: Registry[], name: string, help: string, read: () => number): Counter {
   return new Counter({
@@ -166,6 +165,7 @@ function total (registers: Registry[], name: string, help: string, read: () => n
   })
 }
 
+/** A `{reason}` counter that copies `counts` when read. */
 function byReason (registers: Registry[], name: string, help: string, counts: Map<string, number>): Counter<'reason'> {
   return new Counter({
     name,
