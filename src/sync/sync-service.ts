@@ -101,6 +101,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
   private readonly peers = new Map<string, PeerCounters>()
+  /** The last datagram sender's address and its HOST:PORT key (addressKey). */
+  private lastAddress = { address: '', port: -1, key: '' }
   private readonly gate = new SnapshotGate()
   private join?: JoinAttempt
   private kernelDropsReadAtMs = -Infinity
@@ -370,7 +372,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         // Echoed once per responder, only for our warm join under way; anything else answers nothing of ours.
         const join = this.join
         const from = { host: rinfo.address, port: rinfo.port }
-        const responder = formatHostPort(from)
+        const responder = this.addressKey(rinfo)
         if (join === undefined || message.requestId !== join.requestId || join.echoed.has(responder) || join.echoed.size >= MAX_JOIN_ECHOES) return this.reject(stats, 'unsolicited')
         join.echoed.add(responder)
         this.accept(stats, result.sender)
@@ -462,7 +464,6 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   /** HOST:PORT of a datagram's sender; a busy peer sends one datagram after another, so the last is kept. */
-  private lastAddress = { address: '', port: -1, key: '' }
   private addressKey (rinfo: dgram.RemoteInfo): string {
     const last = this.lastAddress
     if (rinfo.port !== last.port || rinfo.address !== last.address) {
