@@ -155,7 +155,7 @@ export class TlsTerminator {
       clearTimeout(pending.timer)
       this.connections.delete(socket)
       this.metrics.connectionClosed()
-      if (pending.source !== undefined) this.releaseSource(pending)
+      this.releaseSource(pending)
     })
     socket.on('error', ignore) // reported through close; a reset client is not an error of ours
 
@@ -264,7 +264,7 @@ export class TlsTerminator {
       secured = true
       clearTimeout(pending.timer)
       forget()
-      if (pending.source !== undefined) this.releaseSource(pending)
+      this.releaseSource(pending)
       let client: ClientCertificate | undefined
       if (this.settings.clientVerify !== 'none') {
         const check = checkClientCertificate(tlsSocket, this.settings.clientVerify)
