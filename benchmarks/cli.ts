@@ -23,7 +23,7 @@ import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
 import { runSyncCostSuite, syncCostTable } from './sync-cost.js'
 import { valgrindAvailable } from './callgrind.js'
-import { COST_PROFILES, COST_PROFILES_SUPPORTED, handshakeCostTable, runHandshakeCostSuite, type CostTarget } from './handshake-cost.js'
+import { COST_PROFILES, COST_PROFILES_SUPPORTED, COST_TARGETS, handshakeCostTable, runHandshakeCostSuite, type CostTarget } from './handshake-cost.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
 
 export const SUITES = ['handshake', 'handshake-cost', 'failover', 'sync', 'sync-cost', 'store', 'agent', 'memory', 'soak'] as const
@@ -43,7 +43,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
-  sessions: number; syncCostUpdates: number; costCount: number; soakSeconds: number; soakRssMb: number
+  sessions: number; syncCostUpdates: number; costCount: number; costWarmup: number; soakSeconds: number; soakRssMb: number
 }
 
 /**
@@ -69,6 +69,7 @@ export function benchCommand (): Command {
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
     .option('--cost-count <N>', 'handshake-cost suite: connections counted per server and profile (about 50 ms of valgrind time each)', int('--cost-count', 10, 100_000), 200)
+    .option('--cost-warmup <N>', 'handshake-cost suite: warm-up connections per server and profile before the counters are zeroed (V8 reaches its steady state after 1000-2000)', int('--cost-warmup', 0, 100_000), 2000)
     .option('--sync-cost-updates <N>', 'sync-cost suite: updates received under callgrind (about 3 ms of valgrind time each)', int('--sync-cost-updates', 100, 1_000_000), 20_000)
     .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
     .option('--soak-rss-mb <MB>', 'soak suite: the RSS every process of the node must stay under, MiB', int('--soak-rss-mb', 32, 65_536), 256)
@@ -115,7 +116,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new LabError(`--profiles: ${(err as Error).message}`) } })()
   const workers = flags.workers ?? cpuCount(flags.serverCpus)
   // The handshake-cost suite: the plain Node server and tlsfleet only, and the profiles its client can make.
-  const costTargets = flags.targets !== undefined ? (list(flags.targets).filter((t) => t === 'node' || t === 'tlsfleet') as CostTarget[]) : ['node', 'tlsfleet'] as CostTarget[]
+  const costTargets = flags.targets !== undefined ? (list(flags.targets).filter((t) => COST_TARGETS.includes(t as CostTarget)) as CostTarget[]) : ['node', 'tlsfleet'] as CostTarget[]
   const costProfiles = flags.profiles === PROFILES.map((p) => p.name).join(',') ? [...COST_PROFILES] : profiles.map((p) => p.name)
   const unsupported = costProfiles.filter((p) => !COST_PROFILES_SUPPORTED.includes(p))
   if (suites.includes('handshake-cost') && unsupported.length > 0) throw new LabError(`--profiles: the handshake-cost suite counts ${COST_PROFILES_SUPPORTED.join(', ')}, not ${unsupported.join(', ')}`)
@@ -145,7 +146,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       if (!valgrindAvailable()) throw new LabError('--suites handshake-cost: valgrind is not installed (apt-get install valgrind)')
       const cert = certs[0] as { kind: CertKind; pem: string }
       progress.line(`handshake-cost suite: instructions per handshake under callgrind, ${costTargets.join(' and ')} × ${costProfiles.join(', ')}, ${cert.kind} certificate, ${flags.costCount} connections each`)
-      report.handshakeCost = await runHandshakeCostSuite({ progress, pem: cert.pem, certKind: cert.kind, backendPort: backend.port, dir, count: flags.costCount, targets: costTargets, profiles: costProfiles })
+      report.handshakeCost = await runHandshakeCostSuite({ progress, pem: cert.pem, certKind: cert.kind, backendPort: backend.port, dir, count: flags.costCount, warmup: flags.costWarmup, targets: costTargets, profiles: costProfiles })
     }
     if (suites.includes('failover')) {
       progress.line('failover suite: 3-node lab farms (tlsfleet, HAProxy and mixed terminators), node1 killed; shared sessions vs sharing off')

@@ -3,21 +3,27 @@
  * 127.0.0.1:PORT, each sending a request and reading the answer, as the profile says (a full
  * handshake each time, or resuming the session or ticket the previous connection got).
  * WARM connections, then the line "warm" on stdout; at SIGUSR2 (the suite has zeroed the
- * server's counters), COUNT connections, then one JSON line {handshakes, resumed}.
- * Usage: node handshake-cost-client.js PORT PROFILE WARM COUNT
+ * server's counters), COUNT connections, then one JSON line {handshakes, resumed}. `resume-1.2-id`
+ * refuses tickets (only the session ID can resume); with `pp2`, each connection starts with a
+ * PROXY v2 header, as behind HAProxy's send-proxy-v2.
+ * Usage: node handshake-cost-client.js PORT PROFILE WARM COUNT [pp2]
  */
 import { tlsHandshake } from '../src/lab/tls-client.js'
+import { encodeProxyV2 } from '../src/proxy/proxy-protocol.js'
 
-const [portText = '0', profile = 'resume-1.2-ticket', warmText = '20', countText = '100'] = process.argv.slice(2)
+const [portText = '0', profile = 'resume-1.2-ticket', warmText = '20', countText = '100', mode = ''] = process.argv.slice(2)
 const version = profile.endsWith('1.3') || profile.includes('-1.3-') ? '1.3' : '1.2'
 const resume = profile.startsWith('resume-')
+const tickets = profile !== 'resume-1.2-id'
+const proxyHeader = mode === 'pp2' ? encodeProxyV2({ address: '192.0.2.10', port: 40000 }, { address: '127.0.0.1', port: Number(portText) }) : undefined
 let session: Buffer | undefined
 
 /** One connection (the lab's client: handshake, a request, its answer read to the end); whether it resumed. */
 async function connectOnce (): Promise<boolean> {
   const result = await tlsHandshake({
-    host: '127.0.0.1', port: Number(portText), version, tickets: true, request: true, timeoutMs: 120_000,
-    ...(resume && session !== undefined ? { session } : {})
+    host: '127.0.0.1', port: Number(portText), version, tickets, request: true, timeoutMs: 120_000,
+    ...(resume && session !== undefined ? { session } : {}),
+    ...(proxyHeader !== undefined ? { proxyHeader } : {})
   })
   if (!result.ok) throw new Error(`handshake-cost client: ${result.error ?? 'connection failed'}`)
   session = result.session ?? session
