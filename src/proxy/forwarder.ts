@@ -7,6 +7,8 @@ import type { ProxyTlv } from './proxy-tlv.js'
 /** Where and how every connection of a worker is forwarded (one object per worker). */
 export interface BackendTarget {
   backend: HostPort
+  /** backendConnectOptions(backend) */
+  connectOptions: net.NetConnectOpts
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   connectTimeoutMs: number
   idleTimeoutMs: number
@@ -29,26 +31,29 @@ export interface ConnectionAddresses {
  * only needed (and only looked up by the caller) when a PROXY header goes out.
  */
 export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['setTimeout'] }, target: BackendTarget, addresses?: ConnectionAddresses): void {
-  const upstream = net.connect({ host: target.backend.host, port: target.backend.port, allowHalfOpen: true, noDelay: true })
+  const upstream = net.connect(target.connectOptions)
   let connected = false
   const destroyBoth = (): void => {
     client.destroy()
     upstream.destroy()
   }
-  upstream.setTimeout(target.connectTimeoutMs, () => {
-    if (!connected) {
-      target.onBackendError('connect_timeout')
-      destroyBoth()
-    }
+  // Listeners with `on`, not `once`: each of these events comes once per socket, and a `once`
+  // wrapper is an allocation per connection that the collector then has to move.
+  upstream.setTimeout(target.connectTimeoutMs)
+  upstream.on('timeout', () => {
+    if (connected) return
+    target.onBackendError('connect_timeout')
+    destroyBoth()
   })
-  upstream.once('connect', () => {
+  upstream.on('connect', () => {
     connected = true
     upstream.setTimeout(0)
     const header = proxyHeader(target.proxyProtocolOut, addresses)
     if (header !== undefined) upstream.write(header)
     client.pipe(upstream)
     upstream.pipe(client)
-    client.setTimeout(target.idleTimeoutMs, destroyBoth)
+    client.setTimeout(target.idleTimeoutMs)
+    client.on('timeout', destroyBoth)
   })
   upstream.on('error', () => {
     target.onBackendError(connected ? 'reset' : 'connect_failed')
@@ -57,8 +62,13 @@ export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['set
   client.on('error', destroyBoth)
   // Once both directions have ended the sockets close themselves; a close on one side
   // before that (reset, destroy) must not leave the other open.
-  client.once('close', () => upstream.destroy())
-  upstream.once('close', (hadError) => { if (hadError || !connected) client.destroy() })
+  client.on('close', () => upstream.destroy())
+  upstream.on('close', (hadError) => { if (hadError || !connected) client.destroy() })
+}
+
+/** net.connect's options for the target, made once per worker and shared by its connections (frozen: net.connect copies what it keeps). */
+export function backendConnectOptions (backend: HostPort): net.NetConnectOpts {
+  return Object.freeze({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true })
 }
 
 function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {

@@ -33,7 +33,7 @@ export function readPreamble (
   done: (result: Preamble | PreambleFailure) => void,
   check?: HeaderCheck
 ): void {
-  let buffered: Buffer = Buffer.alloc(0)
+  let buffered: Buffer | undefined
   let proxy: ProxyHeader | undefined
   let proxyPending = proxyMode !== 'off'
   let finished = false
@@ -52,7 +52,7 @@ export function readPreamble (
   }
 
   const onData = (chunk: Buffer): void => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
+    buffered = buffered === undefined || buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
     if (proxyPending && proxyMode !== 'off') {
       const parsed = parseProxyHeader(buffered, proxyMode)
       if (parsed.status === 'incomplete') return

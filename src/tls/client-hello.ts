@@ -114,10 +114,9 @@ function parse (buf: Buffer): ClientHelloResult {
     }
     if (needed < 0 && assembled + available >= HANDSHAKE_HEADER) {
       // Rare: a header split across records (only a client fragmenting on purpose does that).
-      const head = assembled === 0
-        ? buf.subarray(start, start + HANDSHAKE_HEADER)
-        : Buffer.concat([...(more ?? [buf.subarray(first, first + assembled)]), buf.subarray(start, start + available)])
-      const bodyLength = ((head[1] as number) << 16) | ((head[2] as number) << 8) | (head[3] as number)
+      const bodyLength = assembled === 0
+        ? u24(buf, start + 1)
+        : u24(Buffer.concat([...(more ?? [buf.subarray(first, first + assembled)]), buf.subarray(start, start + available)]), 1)
       if (bodyLength > MAX_CLIENT_HELLO_LENGTH) return fail('too_large')
       needed = HANDSHAKE_HEADER + bodyLength
     }
@@ -136,6 +135,10 @@ function parse (buf: Buffer): ClientHelloResult {
 
 function u16 (b: Buffer, at: number): number {
   return ((b[at] as number) << 8) | (b[at + 1] as number)
+}
+
+function u24 (b: Buffer, at: number): number {
+  return ((b[at] as number) << 16) | ((b[at + 1] as number) << 8) | (b[at + 2] as number)
 }
 
 /** A copy of b[start, end): results must not alias the connection's bytes. */
@@ -177,15 +180,28 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
 
   if (end - p < 2 || u16(b, p) !== end - p - 2) return MALFORMED
   p += 2
-  const seen: number[] = []
+  // RFC 8446 §4.2: at most one extension of each type. Types below 64 (nearly all a client
+  // sends) are remembered as bits, others in an array made only when one comes.
+  let seenLow = 0
+  let seenHigh = 0
+  let seenOther: number[] | undefined
   while (p < end) {
     if (end - p < 4) return MALFORMED
     const type = u16(b, p)
     const length = u16(b, p + 2)
     p += 4
     if (end - p < length) return MALFORMED
-    if (seen.includes(type)) return MALFORMED // RFC 8446 §4.2: at most one of each
-    seen.push(type)
+    if (type < 32) {
+      if ((seenLow & (1 << type)) !== 0) return MALFORMED
+      seenLow |= 1 << type
+    } else if (type < 64) {
+      if ((seenHigh & (1 << (type - 32))) !== 0) return MALFORMED
+      seenHigh |= 1 << (type - 32)
+    } else {
+      seenOther ??= []
+      if (seenOther.includes(type)) return MALFORMED
+      seenOther.push(type)
+    }
     let ok = true
     switch (type) {
       case EXT_SERVER_NAME: ok = readServerName(b, p, p + length, hello); break
@@ -202,10 +218,11 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
 
   hello.offersTls13 = hello.supportedVersions.includes(TLS13)
   const psk = hello.pskIdentities[0]
+  // A view into our own copy of the ticket or identity (not the connection's bytes).
   if (psk !== undefined && psk.length >= TICKET_KEY_NAME_LENGTH) {
-    hello.ticketKeyName = copyOf(psk, 0, TICKET_KEY_NAME_LENGTH)
+    hello.ticketKeyName = psk.subarray(0, TICKET_KEY_NAME_LENGTH)
   } else if (hello.sessionTicket !== undefined && hello.sessionTicket.length >= TICKET_KEY_NAME_LENGTH) {
-    hello.ticketKeyName = copyOf(hello.sessionTicket, 0, TICKET_KEY_NAME_LENGTH)
+    hello.ticketKeyName = hello.sessionTicket.subarray(0, TICKET_KEY_NAME_LENGTH)
   }
   return { status: 'ok', hello }
 }

@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import type { Logger } from '../util/logger.js'
-import { forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
+import { backendConnectOptions, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
 import { isFailure, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
 import type { ProxyHeader } from '../proxy/proxy-protocol.js'
 import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
@@ -118,6 +118,7 @@ export class TlsTerminator {
     }
     this.backend = {
       backend: settings.backend,
+      connectOptions: backendConnectOptions(settings.backend),
       proxyProtocolOut: settings.proxyProtocolOut,
       connectTimeoutMs: settings.connectTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
@@ -243,7 +244,7 @@ export class TlsTerminator {
       : undefined
     const offer: Offer | undefined = offerKey !== undefined ? { supplied: false } : undefined
     if (offerKey !== undefined) this.offers.set(offerKey, offer as Offer)
-    const forget = (): void => { if (offerKey !== undefined && this.offers.get(offerKey) === offer) this.offers.delete(offerKey) }
+    const forget = offerKey !== undefined ? (): void => { if (this.offers.get(offerKey) === offer) this.offers.delete(offerKey) } : undefined
 
     const options: tls.TLSSocketOptions & { allowHalfOpen: boolean } = {
       isServer: true,
@@ -259,11 +260,14 @@ export class TlsTerminator {
     if (hello === undefined || this.staples !== undefined) options.SNICallback = (name, cb) => cb(null, router.lookup(name))
     const tlsSocket = new tls.TLSSocket(socket, options)
 
+    // `on`, not `once`: these come once per socket (a renegotiation's 'secure' is ignored), and a
+    // `once` wrapper is one more allocation per connection for the collector to move.
     let secured = false
-    tlsSocket.once('secure', () => {
+    tlsSocket.on('secure', () => {
+      if (secured) return
       secured = true
       clearTimeout(pending.timer)
-      forget()
+      forget?.()
       this.releaseSource(pending)
       let client: ClientCertificate | undefined
       if (this.settings.clientVerify !== 'none') {
@@ -284,7 +288,7 @@ export class TlsTerminator {
       forwardToBackend(tlsSocket, this.backend, this.proxyOut(socket, preamble, tlsSocket, client))
     })
     tlsSocket.on('error', (err: Error & { code?: string }) => {
-      forget()
+      forget?.()
       if (secured) return // after the handshake the forwarder owns the connection's errors
       this.log.debug({ err }, 'TLS handshake failed')
       if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') this.refuseClientCertificate('missing', pending)
@@ -292,8 +296,8 @@ export class TlsTerminator {
     })
     // allowHalfOpen keeps a socket open after the client's FIN; before the handshake is done
     // that only means the client gave up.
-    tlsSocket.once('end', () => { if (!secured) this.fail(pending, 'closed') })
-    if (offerKey !== undefined) tlsSocket.once('close', forget)
+    tlsSocket.on('end', () => { if (!secured) this.fail(pending, 'closed') })
+    if (forget !== undefined) tlsSocket.on('close', forget)
   }
 
   /**

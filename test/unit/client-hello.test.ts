@@ -281,6 +281,10 @@ describe('parseClientHello: errors', () => {
     cases.push(['extensions length too short', extTooShort])
     cases.push(['truncated extension', Buffer.concat([helloBody({ noExtensions: true }), vec16(Buffer.from([0, 0, 0, 9, 1]))])])
     cases.push(['duplicate extension', helloBody({ sni: 'a.test', extra: [sniExt('b.test')] })])
+    // Duplicates are tracked three ways (types below 32, 32-63, the rest): one of each.
+    cases.push(['duplicate extension 31', helloBody({ extra: [ext(31, Buffer.alloc(0)), ext(31, Buffer.alloc(0))] })])
+    cases.push(['duplicate extension 45', helloBody({ extra: [ext(45, Buffer.alloc(1, 1)), ext(13, Buffer.alloc(0)), ext(45, Buffer.alloc(1, 1))] })])
+    cases.push(['duplicate GREASE extension', helloBody({ extra: [ext(0x0a0a, Buffer.alloc(0)), ext(0xff01, Buffer.alloc(1)), ext(0x0a0a, Buffer.alloc(0))] })])
     cases.push(['bad SNI list length', helloBody({ extra: [ext(0, Buffer.from([0, 9, 0, 0, 1, 0x61]))] })])
     cases.push(['empty SNI host', helloBody({ extra: [ext(0, vec16(Buffer.from([0, 0, 0])))] })])
     cases.push(['odd supported_versions', helloBody({ extra: [ext(43, vec8(Buffer.from([3, 4, 3])))] })])
@@ -299,6 +303,9 @@ describe('parseClientHello: errors', () => {
     }
     // Sanity: the unmodified body parses.
     assert.equal(ok(parseClientHello(records(handshake(good)))).serverName, 'a.test')
+    // One of each type, in every range the duplicate check keeps apart, is fine.
+    const distinct = helloBody({ sni: 'a.test', extra: [ext(31, Buffer.alloc(0)), ext(32, Buffer.alloc(0)), ext(63, Buffer.alloc(0)), ext(64, Buffer.alloc(0)), ext(0x0a0a, Buffer.alloc(0)), ext(0x1a1a, Buffer.alloc(0))] })
+    assert.equal(ok(parseClientHello(records(handshake(distinct)))).serverName, 'a.test')
   })
 })
 
