@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -164,3 +164,63 @@ test('--idle-timeout closes a proxied connection that carries no traffic, and tr
     await backend.close()
   }
 })
+
+test('--connect-timeout: a backend that never accepts closes the client after the timeout (connect_timeout); a refused backend closes it at once (connect_failed)', async () => {
+  const dir = tempDir()
+  // A backend whose accept queue is full and whose process never accepts: the kernel drops
+  // further SYNs, so a connect hangs until tlsfleet gives up. Bounded: the child ends by itself.
+  const stalled = spawn(process.execPath, ['-e', `
+    const s = require('node:net').createServer()
+    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n')
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000)
+      process.exit(0)
+    })`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const fillers: net.Socket[] = []
+  const [port, admin, refusedPort] = await freePorts(3) as [number, number, number]
+  const cert = makeCertificate(dir, 'n', ['localhost'])
+  try {
+    const backendPort = await new Promise<number>((resolve) => stalled.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))))
+    for (let i = 0; i < 3; i++) {
+      const filler = net.connect(backendPort, '127.0.0.1')
+      filler.on('error', () => {})
+      fillers.push(filler)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backendPort}`,
+      '--cert', cert, '--connect-timeout', '0.5'], { adminPort: admin })
+    try {
+      const closedAfter = await tlsConnectionLifetime(port)
+      assert.ok(closedAfter >= 400 && closedAfter < 3000, `closed ${closedAfter} ms after the handshake, expected about 500`)
+      await eventually(async () => await node.metric('tlsfleet_backend_errors_total', { reason: 'connect_timeout' }) === 1, 5000, 'connect_timeout counted')
+      assert.equal(await node.metric('tlsfleet_backend_errors_total', { reason: 'connect_failed' }), 0)
+    } finally {
+      await node.stop()
+    }
+
+    const refused = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${refusedPort}`,
+      '--cert', cert, '--connect-timeout', '5'], { adminPort: admin })
+    try {
+      const closedAfter = await tlsConnectionLifetime(port)
+      assert.ok(closedAfter < 2000, `closed ${closedAfter} ms after the handshake, expected at once`)
+      await eventually(async () => await refused.metric('tlsfleet_backend_errors_total', { reason: 'connect_failed' }) === 1, 5000, 'connect_failed counted')
+      assert.equal(await refused.metric('tlsfleet_backend_errors_total', { reason: 'connect_timeout' }), 0)
+    } finally {
+      await refused.stop()
+    }
+  } finally {
+    for (const filler of fillers) filler.destroy()
+    stalled.kill('SIGKILL')
+  }
+})
+
+/** Milliseconds from a completed TLS handshake to the server closing the connection. */
+async function tlsConnectionLifetime (port: number): Promise<number> {
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  socket.on('error', () => {})
+  socket.on('data', () => {})
+  await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+  const secured = Date.now()
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  return Date.now() - secured
+}
