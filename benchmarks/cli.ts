@@ -115,7 +115,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   for (const c of certKinds) if (!CERT_KINDS.includes(c as CertKind)) throw new LabError(`--certs: unknown certificate "${c}" (expected ${CERT_KINDS.join(', ')})`)
   const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new LabError(`--profiles: ${(err as Error).message}`) } })()
   const workers = flags.workers ?? cpuCount(flags.serverCpus)
-  // The handshake-cost suite: the plain Node server and tlsfleet only, and the profiles its client can make.
+  // The handshake-cost suite: the plain Node server and tlsfleet (with or without PROXY v2 in) only, and the profiles its client can make.
   const costTargets = flags.targets !== undefined ? (list(flags.targets).filter((t) => COST_TARGETS.includes(t as CostTarget)) as CostTarget[]) : ['node', 'tlsfleet'] as CostTarget[]
   const costProfiles = flags.profiles === PROFILES.map((p) => p.name).join(',') ? [...COST_PROFILES] : profiles.map((p) => p.name)
   const unsupported = costProfiles.filter((p) => !COST_PROFILES_SUPPORTED.includes(p))
