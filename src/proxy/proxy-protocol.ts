@@ -1,4 +1,5 @@
 import net from 'node:net'
+import { u16 } from '../util/bytes.js'
 
 /**
  * PROXY protocol v1 (text) and v2 (binary), as specified in HAProxy's proxy-protocol.txt.
@@ -213,8 +214,8 @@ function parseV2 (buf: Buffer, maxV2: number): ProxyParseResult {
   }
   if (famByte === FAM_TCP4) {
     const at = PROXY_V2_HEADER_LENGTH
-    const source = { address: ipv4At(buf, at), port: u16At(buf, at + 8) }
-    const destination = { address: ipv4At(buf, at + 4), port: u16At(buf, at + 10) }
+    const source = { address: ipv4At(buf, at), port: u16(buf, at + 8) }
+    const destination = { address: ipv4At(buf, at + 4), port: u16(buf, at + 10) }
     return ok({ version: 2, command: 'proxy', family: 'tcp4', source, destination, tlvs }, total)
   }
   const body = buf.subarray(PROXY_V2_HEADER_LENGTH, total)
@@ -258,10 +259,6 @@ const DECIMAL_BYTE: readonly string[] = Array.from({ length: 256 }, (_, i) => St
 
 function ipv4At (b: Buffer, at: number): string {
   return `${DECIMAL_BYTE[b[at] as number] as string}.${DECIMAL_BYTE[b[at + 1] as number] as string}.${DECIMAL_BYTE[b[at + 2] as number] as string}.${DECIMAL_BYTE[b[at + 3] as number] as string}`
-}
-
-function u16At (b: Buffer, at: number): number {
-  return ((b[at] as number) << 8) | (b[at + 1] as number)
 }
 
 function ipv6FromBytes (b: Buffer): string | undefined {

@@ -12,6 +12,8 @@
  *                | compression_methods<1..2^8-1> | extensions<0..2^16-1> (optional when empty)
  */
 
+import { u16, u24 } from '../util/bytes.js'
+
 export interface ClientHelloInfo {
   /** host_name from SNI, lowercased; absent when not sent or not a plausible DNS name */
   serverName?: string
@@ -131,14 +133,6 @@ function parse (buf: Buffer): ClientHelloResult {
   }
   if (more === undefined) return parseBody(buf, first + HANDSHAKE_HEADER, first + needed)
   return parseBody(Buffer.concat(more, assembled), HANDSHAKE_HEADER, needed)
-}
-
-function u16 (b: Buffer, at: number): number {
-  return ((b[at] as number) << 8) | (b[at + 1] as number)
-}
-
-function u24 (b: Buffer, at: number): number {
-  return ((b[at] as number) << 16) | ((b[at + 1] as number) << 8) | (b[at + 2] as number)
 }
 
 /** A copy of b[start, end): results must not alias the connection's bytes. */
