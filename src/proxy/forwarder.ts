@@ -6,8 +6,7 @@ import type { ProxyTlv } from './proxy-tlv.js'
 
 /** Where and how every connection of a worker is forwarded (one object per worker). */
 export interface BackendTarget {
-  backend: HostPort
-  /** backendConnectOptions(backend) */
+  /** The backend's address and how to connect to it: backendConnectOptions(backend). */
   connectOptions: net.NetConnectOpts
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   connectTimeoutMs: number

@@ -117,7 +117,6 @@ export class TlsTerminator {
       this.staples.useDefaultCertificate(material.certificates[0])
     }
     this.backend = {
-      backend: settings.backend,
       connectOptions: backendConnectOptions(settings.backend),
       proxyProtocolOut: settings.proxyProtocolOut,
       connectTimeoutMs: settings.connectTimeoutMs,
