@@ -82,8 +82,7 @@ export class ReplayGuard {
     if (state === undefined) return sentAtMs > this.horizon
     if (sequence > state.highest) return true
     if (state.highest - sequence >= this.window) return false
-    const index = this.index(sequence)
-    return ((state.bits[index >>> 5] as number) & (1 << (index & 31))) === 0
+    return !hasBit(state.bits, this.index(sequence))
   }
 
   commit (sender: Buffer | string, sequence: bigint, sentAtMs: number): void {
@@ -104,8 +103,7 @@ export class ReplayGuard {
         this.newest = key
       }
     }
-    const index = this.index(sequence)
-    state.bits[index >>> 5] = (state.bits[index >>> 5] as number) | (1 << (index & 31))
+    setBit(state.bits, this.index(sequence))
     if (this.senders.size > this.maxSenders) this.evictBeyondLimit()
   }
 
@@ -151,10 +149,7 @@ export class ReplayGuard {
       // Slots of highest+1 .. sequence, as numbers: distance < window, so they wrap at most once.
       const first = this.index(state.highest + 1n)
       const count = Number(distance)
-      for (let i = 0; i < count; i++) {
-        const index = (first + i) % this.windowBits
-        state.bits[index >>> 5] = (state.bits[index >>> 5] as number) & ~(1 << (index & 31))
-      }
+      for (let i = 0; i < count; i++) clearBit(state.bits, (first + i) % this.windowBits)
     }
     state.highest = sequence
   }
@@ -163,4 +158,17 @@ export class ReplayGuard {
   private index (sequence: bigint): number {
     return Number(sequence % this.window)
   }
+}
+
+// A slot of the window's bitmap by its index (a number: the BigInt modulo is taken once, by index()).
+function hasBit (bits: Uint32Array, index: number): boolean {
+  return ((bits[index >>> 5] as number) & (1 << (index & 31))) !== 0
+}
+
+function setBit (bits: Uint32Array, index: number): void {
+  bits[index >>> 5] = (bits[index >>> 5] as number) | (1 << (index & 31))
+}
+
+function clearBit (bits: Uint32Array, index: number): void {
+  bits[index >>> 5] = (bits[index >>> 5] as number) & ~(1 << (index & 31))
 }
