@@ -22,6 +22,7 @@ import { runSoakSuite, soakTable } from './soak.js'
 import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
 import { runSyncCostSuite, syncCostTable } from './sync-cost.js'
+import { benchSettings } from './settings.js'
 import { valgrindAvailable } from './callgrind.js'
 import { COST_PROFILES, COST_PROFILES_SUPPORTED, COST_TARGETS, handshakeCostTable, runHandshakeCostSuite, type CostTarget } from './handshake-cost.js'
 import { cpuCount, startBackend, targetAvailable, TARGET_KINDS, type TargetKind } from './targets.js'
@@ -123,7 +124,11 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   const report: BenchReport = {
     machine: machineInfo(flags.serverCpus, flags.clientCpus),
     command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),
-    settings: { suites, targets, profiles: profiles.map((p) => p.name), certs: certKinds, durationSeconds: flags.duration, count: flags.count, processes: flags.processes, concurrency: flags.concurrency, rounds: flags.rounds, workers, request: flags.request },
+    settings: benchSettings({
+      suites, certs: certKinds, targets, profiles: profiles.map((p) => p.name), durationSeconds: flags.duration, count: flags.count, processes: flags.processes,
+      concurrency: flags.concurrency, rounds: flags.rounds, workers, request: flags.request, costTargets, costProfiles, costCount: flags.costCount,
+      costWarmup: flags.costWarmup, syncCostUpdates: flags.syncCostUpdates, sessions: flags.sessions, soakSeconds: flags.soakSeconds, soakRssMb: flags.soakRssMb
+    }),
     skipped
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-'))

@@ -21,13 +21,11 @@ import { DatagramBatcher } from '../src/sync/batcher.js'
 import { V2Codec } from '../src/sync/codecs.js'
 import { FarmKeyRing } from '../src/sync/farm-keys.js'
 import { loadFarmSecrets } from '../src/sync/farm-secret.js'
-import { splitDatagramV2, V2_HEADER_BYTES, V2_NONCE_BYTES, V2_TAG_BYTES } from '../src/sync/wire-v2.js'
+import { OFF_KEY_ID, OFF_NONCE, splitDatagramV2, V2_HEADER_BYTES, V2_NONCE_BYTES, V2_TAG_BYTES } from '../src/sync/wire-v2.js'
 
 const [mode = '', dir = '', countText = '0'] = process.argv.slice(2)
 const keyFile = path.join(dir, 'farm.key')
 const datagramFile = path.join(dir, 'datagrams.bin')
-/** Where the nonce starts in a v2 packet (docs/wire-protocol.md). */
-const OFF_NONCE = V2_HEADER_BYTES - V2_NONCE_BYTES
 const clock = { sessionTimeoutSeconds: 3600, maxSkewSeconds: 3600 }
 
 if (mode === 'seal') {
@@ -60,7 +58,7 @@ if (mode === 'seal') {
       const split = splitDatagramV2(datagram)
       if (!split.ok) throw new Error(`sync-cost: a sealed datagram did not split (${split.reason})`)
       for (const packet of split.packets) {
-        const key = ring.byId(packet[3] as number)
+        const key = ring.byId(packet[OFF_KEY_ID] as number)
         if (key === undefined) throw new Error('sync-cost: unknown key id')
         const bodyEnd = packet.length - V2_TAG_BYTES
         const decipher = createDecipheriv('aes-256-gcm', key.aeadKeyObject, packet.subarray(OFF_NONCE, OFF_NONCE + V2_NONCE_BYTES), { authTagLength: V2_TAG_BYTES })

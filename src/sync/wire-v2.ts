@@ -95,13 +95,15 @@ const MAX_U64 = (1n << 64n) - 1n
 
 // Header offsets (docs/wire-protocol.md has the table).
 const OFF_VERSION = 2
-const OFF_KEY_ID = 3
+/** Exported for the sync-cost bench, which opens packets the way decodeV2 does. */
+export const OFF_KEY_ID = 3
 const OFF_OP = 4
 const OFF_NODE_ID = 5
 const OFF_SEQUENCE = 13
 const OFF_SENT_AT = 21
 const OFF_BODY_LEN = 29
-const OFF_NONCE = 31
+/** Exported for the sync-cost bench (see OFF_KEY_ID). */
+export const OFF_NONCE = 31
 
 export interface EncodeContext {
   keyRing: FarmKeyRing
