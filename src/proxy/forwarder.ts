@@ -1,17 +1,60 @@
 import net from 'node:net'
-import type { Duplex } from 'node:stream'
 import type { HostPort } from '../config/host-port.js'
 import { encodeProxyV1, encodeProxyV2, type ProxyAddress } from './proxy-protocol.js'
 import type { ProxyTlv } from './proxy-tlv.js'
+import { DeadlineSweep, IdleSweep, sweepPeriodMs, type Activity, type HasDeadline } from '../util/sweep-timers.js'
 
-/** Where and how every connection of a worker is forwarded (one object per worker). */
+/** Where and how every connection of a worker is forwarded (one object per worker: backendTarget). */
 export interface BackendTarget {
-  /** The backend's address and how to connect to it: backendConnectOptions(backend). */
+  /** The backend's address and how to connect to it (frozen: net.connect copies what it keeps). */
   connectOptions: net.NetConnectOpts
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   connectTimeoutMs: number
-  idleTimeoutMs: number
   onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset') => void
+  /** Backend connects under way, expired at the connect timeout. */
+  connecting: DeadlineSweep<Forward>
+  /** Joined connections, closed after the idle timeout without a byte in either direction. */
+  idle: IdleSweep<Forward>
+}
+
+/** One connection being forwarded: both sockets, and what the two sweeps keep on it. */
+interface Forward extends HasDeadline, Activity {
+  client: net.Socket
+  upstream: net.Socket
+}
+
+export interface BackendTargetOptions {
+  backend: HostPort
+  proxyProtocolOut: BackendTarget['proxyProtocolOut']
+  connectTimeoutMs: number
+  idleTimeoutMs: number
+  onBackendError: BackendTarget['onBackendError']
+}
+
+/**
+ * A worker's backend target, made once: the connect options, and the two sweeps that stand in
+ * for a timer per connection (util/sweep-timers.ts). Idle is judged from the bytes read on both
+ * sockets: whatever the client sends is read from it, whatever the backend answers is read from
+ * the backend, so a forward that moves nothing either way keeps both counts still.
+ */
+export function backendTarget (opts: BackendTargetOptions): BackendTarget {
+  return {
+    connectOptions: Object.freeze({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true }),
+    proxyProtocolOut: opts.proxyProtocolOut,
+    connectTimeoutMs: opts.connectTimeoutMs,
+    onBackendError: opts.onBackendError,
+    connecting: new DeadlineSweep<Forward>(sweepPeriodMs(opts.connectTimeoutMs, 10), (forward) => {
+      opts.onBackendError('connect_timeout')
+      destroyBoth(forward)
+    }),
+    idle: new IdleSweep<Forward>(sweepPeriodMs(opts.idleTimeoutMs, 100), opts.idleTimeoutMs,
+      (forward) => forward.client.bytesRead + forward.upstream.bytesRead, destroyBoth)
+  }
+}
+
+function destroyBoth (forward: Forward): void {
+  forward.client.destroy()
+  forward.upstream.destroy()
 }
 
 /** What a PROXY header going out says: the real client (from the PROXY header when present), the address it connected to, and TLVs. */
@@ -26,48 +69,39 @@ export interface ConnectionAddresses {
  * Connects to the backend and joins the decrypted client stream to it, both directions.
  * `pipe` gives back-pressure (a slow reader pauses the other side) and forwards each side's
  * end as a half-close, so a client that shuts its write side still gets the full response.
- * Either side failing, or no traffic for the idle timeout, tears both down. `addresses` is
- * only needed (and only looked up by the caller) when a PROXY header goes out.
+ * Either side failing, the backend not accepting within the connect timeout, or no traffic for
+ * the idle timeout tears both down. `addresses` is only needed (and only looked up by the
+ * caller) when a PROXY header goes out.
  */
-export function forwardToBackend (client: Duplex & { setTimeout: net.Socket['setTimeout'] }, target: BackendTarget, addresses?: ConnectionAddresses): void {
+export function forwardToBackend (client: net.Socket, target: BackendTarget, addresses?: ConnectionAddresses): void {
   const upstream = net.connect(target.connectOptions)
+  const forward: Forward = { client, upstream, deadline: 0, activityCount: 0, activeAt: 0 }
   let connected = false
-  const destroyBoth = (): void => {
-    client.destroy()
-    upstream.destroy()
-  }
+  target.connecting.add(forward, target.connectTimeoutMs)
   // Listeners with `on`, not `once`: each of these events comes once per socket, and a `once`
   // wrapper is an allocation per connection that the collector then has to move.
-  upstream.setTimeout(target.connectTimeoutMs)
-  upstream.on('timeout', () => {
-    if (connected) return
-    target.onBackendError('connect_timeout')
-    destroyBoth()
-  })
   upstream.on('connect', () => {
     connected = true
-    upstream.setTimeout(0)
+    target.connecting.delete(forward)
     const header = proxyHeader(target.proxyProtocolOut, addresses)
     if (header !== undefined) upstream.write(header)
     client.pipe(upstream)
     upstream.pipe(client)
-    client.setTimeout(target.idleTimeoutMs)
-    client.on('timeout', destroyBoth)
+    target.idle.add(forward)
   })
   upstream.on('error', () => {
     target.onBackendError(connected ? 'reset' : 'connect_failed')
-    destroyBoth()
+    destroyBoth(forward)
   })
-  client.on('error', destroyBoth)
+  client.on('error', () => { destroyBoth(forward) })
   // Once both directions have ended the sockets close themselves; a close on one side
   // before that (reset, destroy) must not leave the other open.
   client.on('close', () => upstream.destroy())
-  upstream.on('close', (hadError) => { if (hadError || !connected) client.destroy() })
-}
-
-/** net.connect's options for the target, made once per worker and shared by its connections (frozen: net.connect copies what it keeps). */
-export function backendConnectOptions (backend: HostPort): net.NetConnectOpts {
-  return Object.freeze({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true })
+  upstream.on('close', (hadError) => {
+    target.connecting.delete(forward)
+    target.idle.delete(forward)
+    if (hadError || !connected) client.destroy()
+  })
 }
 
 function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {

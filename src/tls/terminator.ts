@@ -4,7 +4,8 @@ import tls from 'node:tls'
 import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import type { Logger } from '../util/logger.js'
-import { backendConnectOptions, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
+import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
+import { backendTarget, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
 import { isFailure, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
 import type { ProxyHeader } from '../proxy/proxy-protocol.js'
 import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
@@ -21,7 +22,8 @@ import type { TlsMaterial } from './tls-material.js'
 /** A connection until its handshake is done. */
 interface Pending {
   socket: net.Socket
-  timer?: NodeJS.Timeout
+  /** When --handshake-timeout gives up on it (performance.now() ms; set by the handshake sweep). */
+  deadline: number
   /** Counted once: the first reason a connection was refused wins. */
   failed: boolean
   /** Its client's address while it holds a slot of --max-handshakes-per-source. */
@@ -83,6 +85,8 @@ export class TlsTerminator {
   /** ...or once the PROXY header is read (--proxy-from, or a per-source cap behind PROXY). */
   private readonly checkHeader: boolean
   readonly connections = new Set<net.Socket>()
+  /** Connections until their handshake is done, failed at --handshake-timeout. */
+  private readonly handshaking: DeadlineSweep<Pending>
 
   constructor (
     private readonly settings: WorkerSettings,
@@ -116,8 +120,9 @@ export class TlsTerminator {
       this.staples = new StapleStore([this.sessionHub, this.plainHub])
       this.staples.useDefaultCertificate(material.certificates[0])
     }
-    this.backend = {
-      connectOptions: backendConnectOptions(settings.backend),
+    this.handshaking = new DeadlineSweep<Pending>(sweepPeriodMs(settings.handshakeTimeoutMs, 10), (pending) => this.fail(pending, 'timeout'))
+    this.backend = backendTarget({
+      backend: settings.backend,
       proxyProtocolOut: settings.proxyProtocolOut,
       connectTimeoutMs: settings.connectTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
@@ -125,7 +130,7 @@ export class TlsTerminator {
         this.metrics.backendError(reason)
         this.log.warn({ backend: settings.backend, reason }, 'backend connection failed')
       }
-    }
+    })
     this.sessionHub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
       // TLS 1.3 sessions never resume by session ID (the client's legacy ID is random).
       if (sessionProtocolVersion(der) !== TLS1_3_VERSION) this.cache.add(id, der)
@@ -149,10 +154,10 @@ export class TlsTerminator {
   handle (socket: net.Socket): void {
     this.metrics.connectionOpened()
     this.connections.add(socket)
-    const pending: Pending = { socket, failed: false, source: undefined }
-    pending.timer = setTimeout(() => this.fail(pending, 'timeout'), this.settings.handshakeTimeoutMs)
+    const pending: Pending = { socket, deadline: 0, failed: false, source: undefined }
+    this.handshaking.add(pending, this.settings.handshakeTimeoutMs)
     socket.on('close', () => {
-      clearTimeout(pending.timer)
+      this.handshaking.delete(pending)
       this.connections.delete(socket)
       this.metrics.connectionClosed()
       this.releaseSource(pending)
@@ -265,7 +270,7 @@ export class TlsTerminator {
     tlsSocket.on('secure', () => {
       if (secured) return
       secured = true
-      clearTimeout(pending.timer)
+      this.handshaking.delete(pending)
       forget?.()
       this.releaseSource(pending)
       let client: ClientCertificate | undefined
