@@ -3,8 +3,10 @@
  * 127.0.0.1:PORT, each sending a request and reading the answer, as the profile says (a full
  * handshake each time, or resuming the session or ticket the previous connection got).
  * WARM connections, then the line "warm" on stdout; at SIGUSR2 (the suite has zeroed the
- * server's counters), COUNT connections, then one JSON line {handshakes, resumed}. `resume-1.2-id`
- * refuses tickets (only the session ID can resume); with `pp2`, each connection starts with a
+ * server's counters), COUNT connections, then one JSON line {handshakes, resumed}. The TLS 1.2
+ * clients take tickets only in `resume-1.2-ticket`, as the time-based suite's clients do
+ * (client-worker.ts): `full-1.2`'s sessions then go to the session-ID cache (L2 through the
+ * primary) and `resume-1.2-id` resumes by ID alone; with `pp2`, each connection starts with a
  * PROXY v2 header, as behind HAProxy's send-proxy-v2.
  * Usage: node handshake-cost-client.js PORT PROFILE WARM COUNT [pp2]
  */
@@ -14,7 +16,7 @@ import { encodeProxyV2 } from '../src/proxy/proxy-protocol.js'
 const [portText = '0', profile = 'resume-1.2-ticket', warmText = '20', countText = '100', mode = ''] = process.argv.slice(2)
 const version = profile.endsWith('1.3') || profile.includes('-1.3-') ? '1.3' : '1.2'
 const resume = profile.startsWith('resume-')
-const tickets = profile !== 'resume-1.2-id'
+const tickets = version === '1.3' || profile === 'resume-1.2-ticket'
 const proxyHeader = mode === 'pp2' ? encodeProxyV2({ address: '192.0.2.10', port: 40000 }, { address: '127.0.0.1', port: Number(portText) }) : undefined
 let session: Buffer | undefined
 
