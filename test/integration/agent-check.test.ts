@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
@@ -159,7 +160,13 @@ test('a node whose workers are all gone reports down, and HAProxy takes it out',
     const line = await pollUntil('agent says down', async () => {
       last = await agentSays(agentPort)
       return last.startsWith('ready down') ? last : undefined
-    }).catch((err: Error) => { throw new Error(`${err.message}; agent said ${JSON.stringify(last)}; node stderr:\n${node.stderr()}`) })
+    }).catch(async (err: Error) => {
+      // Seen twice in CI under load, never reproduced: say whether the primary is alive, what a
+      // connection to the agent port meets, and what the node logged last.
+      const alive = node.process.exitCode === null && node.process.signalCode === null ? 'running' : `exited (${String(node.process.exitCode ?? node.process.signalCode)})`
+      throw new Error(`${err.message}; agent said ${JSON.stringify(last)}; node ${alive}; a connection to the agent port: ${await connectOutcome(agentPort)}; ` +
+        `last logs:\n${node.logs.slice(-20).map((l) => JSON.stringify(l)).join('\n')}\nnode stderr:\n${node.stderr()}`)
+    })
     assert.match(line, /^ready down \d+% maxconn:500 #no live worker\n$/)
     // The L4 check passes (our blocker accepts): HAProxy marks it down because of the agent.
     const down = await pollUntil('server DOWN in HAProxy', async () => {
@@ -181,3 +188,17 @@ test('a node whose workers are all gone reports down, and HAProxy takes it out',
   await pollUntil('server UP again', async () => (await row()).status === 'UP' ? true : undefined, 25_000)
   assert.match(await agentSays(agentPort), /^ready up \d+% maxconn:500\n$/)
 })
+
+/** What one connection to `port` meets within 3 s: its bytes, the error it got, or that it hung (diagnostics only). */
+async function connectOutcome (port: number): Promise<string> {
+  return await new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    let text = ''
+    let outcome = 'no connect'
+    const timer = setTimeout(() => { socket.destroy(); resolve(`${outcome}, no close within 3 s; got ${JSON.stringify(text)}`) }, 3000)
+    socket.on('connect', () => { outcome = 'connected' })
+    socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
+    socket.on('error', (e: Error & { code?: string }) => { outcome = `error ${e.code ?? e.message}` })
+    socket.on('close', () => { clearTimeout(timer); resolve(`${outcome}, closed; got ${JSON.stringify(text)}`) })
+  })
+}
