@@ -17,19 +17,14 @@ export function sweepPeriodMs (timeoutMs: number, minMs: number): number {
 /** Something with a deadline (performance.now() ms), set by DeadlineSweep.add. */
 export interface HasDeadline { deadline: number }
 
-/** Items that expire at a fixed deadline unless deleted first (a handshake, a backend connect). */
-export class DeadlineSweep<T extends HasDeadline> {
-  private readonly items = new Set<T>()
+/** A set of items and the interval that sweeps it: what both kinds of sweep share. */
+abstract class Sweep<T> {
+  protected readonly items = new Set<T>()
   private readonly timer: NodeJS.Timeout
 
-  constructor (periodMs: number, private readonly expire: (item: T) => void) {
+  constructor (periodMs: number) {
     this.timer = setInterval(() => this.sweep(performance.now()), periodMs)
     this.timer.unref()
-  }
-
-  add (item: T, timeoutMs: number, now = performance.now()): void {
-    item.deadline = now + timeoutMs
-    this.items.add(item)
   }
 
   delete (item: T): void {
@@ -38,17 +33,30 @@ export class DeadlineSweep<T extends HasDeadline> {
 
   get size (): number { return this.items.size }
 
-  /** Expires every item whose deadline has passed (the interval calls it; tests call it with a clock). */
+  /** Expires what is due (the interval calls it; tests call it with a clock). Deleting the entry being visited is safe in a Set's for..of. */
+  abstract sweep (now: number): void
+
+  close (): void { clearInterval(this.timer) }
+}
+
+/** Items that expire at a fixed deadline unless deleted first (a handshake, a backend connect). */
+export class DeadlineSweep<T extends HasDeadline> extends Sweep<T> {
+  constructor (periodMs: number, private readonly expire: (item: T) => void) {
+    super(periodMs)
+  }
+
+  add (item: T, timeoutMs: number, now = performance.now()): void {
+    item.deadline = now + timeoutMs
+    this.items.add(item)
+  }
+
   sweep (now: number): void {
-    // Deleting the entry being visited is safe in a Set's for..of.
     for (const item of this.items) {
       if (now < item.deadline) continue
       this.items.delete(item)
       this.expire(item)
     }
   }
-
-  close (): void { clearInterval(this.timer) }
 }
 
 /** What IdleSweep keeps on an item: its activity count when last seen to move, and when. */
@@ -60,13 +68,9 @@ export interface Activity { activityCount: number; activeAt: number }
  * nothing per chunk. An item is expired between `idleMs` and `idleMs` + two periods after it
  * last moved.
  */
-export class IdleSweep<T extends Activity> {
-  private readonly items = new Set<T>()
-  private readonly timer: NodeJS.Timeout
-
+export class IdleSweep<T extends Activity> extends Sweep<T> {
   constructor (periodMs: number, private readonly idleMs: number, private readonly count: (item: T) => number, private readonly expire: (item: T) => void) {
-    this.timer = setInterval(() => this.sweep(performance.now()), periodMs)
-    this.timer.unref()
+    super(periodMs)
   }
 
   add (item: T, now = performance.now()): void {
@@ -74,12 +78,6 @@ export class IdleSweep<T extends Activity> {
     item.activeAt = now
     this.items.add(item)
   }
-
-  delete (item: T): void {
-    this.items.delete(item)
-  }
-
-  get size (): number { return this.items.size }
 
   sweep (now: number): void {
     for (const item of this.items) {
@@ -93,6 +91,4 @@ export class IdleSweep<T extends Activity> {
       }
     }
   }
-
-  close (): void { clearInterval(this.timer) }
 }
