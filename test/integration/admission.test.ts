@@ -105,8 +105,11 @@ test('a connection flood at --max-connections: the surplus is refused at once an
     if (!served) await sleep(200)
   }
   assert.ok(served, 'the client completed')
-  assert.ok(Date.now() - started < 4000 + 3000, `within the handshake timeout and a margin: ${Date.now() - started} ms`)
-  assert.ok(flood.every((c) => c.closedByServer), 'the stalled connections were cut')
+  // Handshake timeouts are checked by a sweep every tenth of the timeout (sweep-timers.ts): the
+  // flood's connections, opened one after another, can be cut in two sweeps, and the client can
+  // get in between them.
+  await eventually(() => flood.every((c) => c.closedByServer), 4000 / 10 + 1000, 'the stalled connections to be cut')
+  assert.ok(Date.now() - started < 4000 * 1.1 + 3000, `within the handshake timeout (a sweep may be a tenth late) and a margin: ${Date.now() - started} ms`)
   // Refusals are logged once per burst, not per connection.
   assert.equal(node.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('refusing new connections')).length <= 2, true)
 })
