@@ -163,7 +163,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     }
     if (suites.includes('sync-cost')) {
       if (!valgrindAvailable()) throw new LabError('--suites sync-cost: valgrind is not installed (apt-get install valgrind)')
-      progress.line('sync-cost suite: instructions per sync update received (callgrind), against the AES-GCM open alone')
+      progress.line('sync-cost suite: instructions per sync update received (callgrind), against the AEAD open alone, per cipher')
       report.syncCost = await runSyncCostSuite({ progress, updates: flags.syncCostUpdates })
     }
     if (suites.includes('store')) {

@@ -2,7 +2,7 @@
  * Run by the sync suite (sync.ts), pinned to the client CPUs: seals `count` New packets under the
  * farm key (150-byte sessions), frames them into batch datagrams of up to 1400 bytes as a busy
  * peer's sync does, then sends them to HOST:PORT evenly over one second (100 ticks).
- * Usage: node sync-sender.js FARM_KEY_FILE HOST PORT COUNT → a line "sending" when it starts
+ * Usage: node sync-sender.js FARM_KEY_FILE HOST PORT COUNT [CIPHER] → a line "sending" when it starts
  * sending, then one JSON line {sent, datagrams, sendSeconds}.
  */
 import crypto from 'node:crypto'
@@ -10,13 +10,16 @@ import dgram from 'node:dgram'
 import { DatagramBatcher } from '../src/sync/batcher.js'
 import { V2Codec } from '../src/sync/codecs.js'
 import { loadFarmSecrets } from '../src/sync/farm-secret.js'
+import { SYNC_CIPHERS } from '../src/sync/sync-aead.js'
 
-const [keyFile = '', host = '127.0.0.1', portText = '0', countText = '0'] = process.argv.slice(2)
+const [keyFile = '', host = '127.0.0.1', portText = '0', countText = '0', cipherText = SYNC_CIPHERS[0]] = process.argv.slice(2)
 const count = Number(countText)
+const cipher = SYNC_CIPHERS.find((c) => c === cipherText)
+if (cipher === undefined) throw new Error(`sync-sender: the cipher is one of ${SYNC_CIPHERS.join(', ')}, got ${cipherText}`)
 const [secret] = loadFarmSecrets([keyFile])
 if (secret === undefined) throw new Error('sync-sender: no farm secret')
 // A peer node's codec and batcher, as its sync service uses them (a random name: a new sender each run).
-const codec = new V2Codec([secret], `bench-sender-${crypto.randomUUID()}`, { sessionTimeoutSeconds: 3600, maxSkewSeconds: 5 })
+const codec = new V2Codec([secret], `bench-sender-${crypto.randomUUID()}`, { sessionTimeoutSeconds: 3600, maxSkewSeconds: 5, cipher })
 const der = crypto.randomBytes(150)
 const createdAt = Math.floor(Date.now() / 1000)
 const ids = crypto.randomBytes(32 * count)

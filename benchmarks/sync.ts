@@ -12,8 +12,11 @@ import { round } from './handshake.js'
 import { percentile, pin } from './load.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
+import { SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
 
 export interface SyncRateRow {
+  /** The AEAD the sender sealed with (node2 opens both). */
+  cipher: SyncCipher
   offeredPerSecond: number
   sent: number
   accepted: number
@@ -27,12 +30,14 @@ export interface SyncRateRow {
 export interface SyncReport {
   propagation: { samples: number; resumedFirstTry: number; neverResumed: number; p50Ms: number; p99Ms: number; maxMs: number }
   rate: SyncRateRow[]
-  /** Highest offered rate with nothing lost. */
+  /** Highest offered rate with nothing lost, packets sealed with the default cipher. */
   sustainedPerSecond: number
+  /** The same per cipher, side by side in one run. */
+  sustainedByCipher: Record<SyncCipher, number>
 }
 
 /** Offered rates, updates/s. */
-export const SYNC_RATES = [20_000, 50_000, 100_000, 150_000]
+export const SYNC_RATES = [20_000, 50_000, 100_000, 120_000, 150_000]
 
 /**
  * Two nodes with the farm sync on loopback.
@@ -42,7 +47,8 @@ export const SYNC_RATES = [20_000, 50_000, 100_000, 150_000]
  * Rate: node2 pinned to the server CPUs; a sending process on the client CPUs sends sealed New
  * packets (the real v2 format, the farm key, 150-byte sessions) at a fixed rate for one second
  * each, in batch datagrams of up to 1400 bytes as a busy peer sends them; accepted vs sent, from
- * node2's tlsfleet_sync_packets_total, and node2's CPU per update.
+ * node2's tlsfleet_sync_packets_total, and node2's CPU per update. Every rate once per cipher
+ * (the sender's --sync-cipher; node2 opens both), so the two are compared in one run.
  */
 export async function runSyncSuite (opts: { progress: Progress; samples: number; cert?: string; rates?: number[]; serverCpus?: string; clientCpus?: string }): Promise<SyncReport> {
   const farm = new LabFarm({
@@ -82,23 +88,24 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
     if (opts.serverCpus !== undefined && node2.pid !== undefined) for (const pid of processTree(node2.pid)) pin(pid, opts.serverCpus)
     const accepted = async (): Promise<number> => sumMetric(await node2.metricsText(), 'tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' })
     const rate: SyncRateRow[] = []
-    for (const perSecond of opts.rates ?? SYNC_RATES) {
-      opts.progress.update(`sync rate ${perSecond}/s: sealing, then sending for 1 s`)
+    for (const cipher of SYNC_CIPHERS) for (const perSecond of opts.rates ?? SYNC_RATES) {
+      opts.progress.update(`sync rate ${perSecond}/s (${cipher}): sealing, then sending for 1 s`)
       const before = await accepted()
       let cpuBefore = node2.cpuSeconds()
       // The sender seals first: the receiver's CPU counts from the moment it starts sending.
-      const sender = await runSender(path.join(farm.dir, 'farm.key'), node2.address, node2.ports.sync, perSecond, opts.clientCpus, () => { cpuBefore = node2.cpuSeconds() })
+      const sender = await runSender(path.join(farm.dir, 'farm.key'), node2.address, node2.ports.sync, perSecond, cipher, opts.clientCpus, () => { cpuBefore = node2.cpuSeconds() })
       await new Promise((resolve) => setTimeout(resolve, 500))
       const got = (await accepted()) - before
       const cpu = node2.cpuSeconds() - cpuBefore
-      rate.push({ offeredPerSecond: perSecond, sent: sender.sent, accepted: got, lost: sender.sent - got, sendSeconds: round(sender.sendSeconds, 2), datagrams: sender.datagrams, receiverCpuUsPerUpdate: got > 0 ? round((cpu / got) * 1e6, 1) : 0 })
-      opts.progress.line(`sync rate ${perSecond}/s: sent ${sender.sent} in ${sender.datagrams} datagrams in ${sender.sendSeconds.toFixed(2)} s, node2 accepted ${got}`)
+      rate.push({ cipher, offeredPerSecond: perSecond, sent: sender.sent, accepted: got, lost: sender.sent - got, sendSeconds: round(sender.sendSeconds, 2), datagrams: sender.datagrams, receiverCpuUsPerUpdate: got > 0 ? round((cpu / got) * 1e6, 1) : 0 })
+      opts.progress.line(`sync rate ${perSecond}/s (${cipher}): sent ${sender.sent} in ${sender.datagrams} datagrams in ${sender.sendSeconds.toFixed(2)} s, node2 accepted ${got}`)
     }
-    const lossless = rate.filter((r) => r.lost === 0).map((r) => r.offeredPerSecond)
+    const sustained = (cipher: SyncCipher): number => Math.max(0, ...rate.filter((r) => r.cipher === cipher && r.lost === 0).map((r) => r.offeredPerSecond))
     return {
       propagation: { samples: delays.length + never, resumedFirstTry: firstTry, neverResumed: never, p50Ms: round(percentile(delays, 50), 3), p99Ms: round(percentile(delays, 99), 3), maxMs: round(delays[delays.length - 1] ?? 0, 3) },
       rate,
-      sustainedPerSecond: lossless.length > 0 ? Math.max(...lossless) : 0
+      sustainedPerSecond: sustained(SYNC_CIPHERS[0]),
+      sustainedByCipher: { 'chacha20-poly1305': sustained('chacha20-poly1305'), 'aes-256-gcm': sustained('aes-256-gcm') }
     }
   } finally {
     await farm.stop()
@@ -108,8 +115,8 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
 const SENDER = fileURLToPath(new URL('./sync-sender.js', import.meta.url))
 
 /** The sending peer, a process of its own (sync-sender.ts), pinned to the client CPUs. */
-async function runSender (keyFile: string, host: string, port: number, count: number, cpus: string | undefined, onSending: () => void): Promise<{ sent: number; datagrams: number; sendSeconds: number }> {
-  const child = spawnChild(process.execPath, [SENDER, keyFile, host, String(port), String(count)], cpus !== undefined ? { cpus } : {})
+async function runSender (keyFile: string, host: string, port: number, count: number, cipher: SyncCipher, cpus: string | undefined, onSending: () => void): Promise<{ sent: number; datagrams: number; sendSeconds: number }> {
+  const child = spawnChild(process.execPath, [SENDER, keyFile, host, String(port), String(count), cipher], cpus !== undefined ? { cpus } : {})
   let result = ''
   onLines(child.stdout, (line) => { if (line === 'sending') onSending(); else result = line })
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
@@ -123,8 +130,8 @@ export function syncTable (r: SyncReport): string {
     table(['samples', 'resumable on node2 at the first try', 'never', 'delay p50 ms', 'delay p99 ms', 'max ms'],
       [[p.samples, `${p.resumedFirstTry} (${p.samples > 0 ? ((p.resumedFirstTry / p.samples) * 100).toFixed(1) : 0}%)`, p.neverResumed, p.p50Ms, p.p99Ms, p.maxMs]]),
     '',
-    table(['offered New/s', 'sent', 'datagrams', 'accepted', 'lost', 'send time s', 'receiver CPU µs/update'], r.rate.map((x) => [x.offeredPerSecond, x.sent, x.datagrams, x.accepted, x.lost, x.sendSeconds, x.receiverCpuUsPerUpdate])),
+    table(['sealed with', 'offered New/s', 'sent', 'datagrams', 'accepted', 'lost', 'send time s', 'receiver CPU µs/update'], r.rate.map((x) => [x.cipher, x.offeredPerSecond, x.sent, x.datagrams, x.accepted, x.lost, x.sendSeconds, x.receiverCpuUsPerUpdate])),
     '',
-    `sustained without loss: ${r.sustainedPerSecond} New/s`
+    `sustained without loss: ${SYNC_CIPHERS.map((c) => `${r.sustainedByCipher[c]} New/s sealed with ${c}`).join(', ')}`
   ].join('\n')
 }

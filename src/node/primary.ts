@@ -92,7 +92,7 @@ export class Primary {
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
-    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, persistence: this.replayPersistence(config.syncListen) })
+    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
 
     await this.startAgent()
     if (config.sessionStore !== 'off') await this.startStore(config.sessionStore, farmKeys)

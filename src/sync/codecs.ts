@@ -5,6 +5,7 @@ import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
 import type { Logger } from '../util/logger.js'
 import { FarmKeyRing, type FarmKey } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
+import { chachaBackend, type SyncCipher } from './sync-aead.js'
 import { ReplayGuard } from './replay-guard.js'
 import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
@@ -34,6 +35,8 @@ export interface SyncCodec {
   start?: () => void
   /** At a stop, in the same turn as the socket closes (v2: the replay state's final save). */
   close?: () => void
+  /** What seals this node's packets, for the start log (v2: the cipher and the code that runs it). */
+  readonly sealedWith?: string
   /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
   readonly batching?: BatchFormat
   /** The packet for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
@@ -60,6 +63,12 @@ export interface CodecClock {
   now?: () => number
 }
 
+/** v2's options beyond the clock. */
+export interface V2Options extends CodecClock {
+  /** The AEAD this node seals with (it opens both). Default chacha20-poly1305. */
+  cipher?: SyncCipher
+}
+
 /** Where v2 keeps its replay window across restarts (replay-state.ts); without it, only the start-time floor holds. */
 export interface ReplayPersistence {
   file: string
@@ -67,7 +76,7 @@ export interface ReplayPersistence {
 }
 
 /**
- * v2, the default: AES-256-GCM under the farm key, a replay window per sender (wire-v2.ts),
+ * v2, the default: ChaCha20-Poly1305 or AES-256-GCM under the farm key, a replay window per sender (wire-v2.ts),
  * and a floor under the dates of what it accepts: its start minus the skew, or what the
  * replay state carries over from before a restart.
  */
@@ -83,6 +92,8 @@ export class V2Codec implements SyncCodec {
   }
 
   readonly nodeId: Buffer
+  readonly cipher: SyncCipher
+  readonly sealedWith: string
   private readonly keyRing: FarmKeyRing
   private readonly nextSequence = createSequenceCounter()
   private readonly replay = new ReplayGuard()
@@ -91,8 +102,10 @@ export class V2Codec implements SyncCodec {
 
   private readonly decodeContext: DecodeContext
 
-  constructor (farmKeys: FarmKey[], nodeName: string, clock: CodecClock, persistence?: ReplayPersistence) {
+  constructor (farmKeys: FarmKey[], nodeName: string, clock: V2Options, persistence?: ReplayPersistence) {
     this.keyRing = new FarmKeyRing(farmKeys)
+    this.cipher = clock.cipher ?? 'chacha20-poly1305'
+    this.sealedWith = `${this.cipher} (${this.cipher === 'chacha20-poly1305' ? chachaBackend : 'node:crypto'})`
     this.nodeId = v2NodeId(nodeName)
     const now = clock.now ?? Date.now
     const startMs = now()
@@ -120,7 +133,7 @@ export class V2Codec implements SyncCodec {
   close (): void { this.replayState?.close() }
 
   encode (message: SyncMessage): Buffer {
-    return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence })
+    return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence, cipher: this.cipher })
   }
 
   decode (datagram: Buffer): DecodedPacket[] {
@@ -191,7 +204,7 @@ export function createSyncCodec (opts: {
   nodeName: string
   /** v2's replay state across restarts. */
   persistence?: ReplayPersistence
-} & CodecClock): SyncCodec {
+} & V2Options): SyncCodec {
   if (opts.format === 'v2') return new V2Codec(opts.farmKeys, opts.nodeName, opts, opts.persistence)
   const first = opts.certificates[0]
   if (first === undefined) throw new ConfigConflictError('--sync-format stud needs a certificate with an RSA key (its HMAC key is derived from it)')

@@ -2,7 +2,8 @@
  * Keys derived from the farm secret (the file every node of a farm shares).
  *
  *   interface FarmKey { id: number /* 0-255, sent in every v2 packet *\/; secret: Buffer /* >= 32 bytes *\/ }
- *   interface DerivedKey { id; aeadKey /* 32 bytes, AES-256-GCM *\/; fingerprint /* 16 hex chars *\/;
+ *   interface DerivedKey extends AeadKey { id; aesKey /* 32 bytes, AES-256-GCM *\/;
+ *                          chachaKey /* 32 bytes, ChaCha20-Poly1305 *\/; fingerprint /* 16 hex chars *\/;
  *                          derive(purpose, length): Buffer }
  *   class FarmKeyRing {
  *     constructor (keys: FarmKey[], currentId?: number)   // currentId defaults to keys[0].id
@@ -14,26 +15,30 @@
  *   FARM_KEY_LABELS   the HKDF `info` labels in use (one per purpose)
  *
  * Derivation: HKDF-SHA256(ikm = secret, salt = "tlsfleet farm secret", info = purpose label).
- * Each purpose has its own label, so the sync AEAD key, the key fingerprint and (later) the TLS
- * ticket keys are independent even though they come from one secret. Rotation: put the new key
+ * Each purpose has its own label, so the sync AEAD keys (one per cipher), the key fingerprint and
+ * the TLS ticket keys are independent even though they come from one secret. Rotation: put the new key
  * in every node's ring first (both accepted), then make it current everywhere, then drop the old.
  * Loading the secret file and checking its permissions is the caller's job; this module only
  * checks what it is given and throws a clear Error on bad input (configuration, not network).
  */
 import { createSecretKey, hkdfSync, type KeyObject } from 'node:crypto'
+import type { AeadKey } from './sync-aead.js'
 
 export interface FarmKey { id: number; secret: Buffer }
 
-export interface DerivedKey {
+export interface DerivedKey extends AeadKey {
   readonly id: number
-  /** 32-byte AES-256-GCM key for sync v2 packets. */
-  readonly aeadKey: Buffer
+  /** 32-byte AES-256-GCM key for sync v2 packets of version 2. */
+  readonly aesKey: Buffer
   /**
    * The same key as a KeyObject, which is what seal and open pass to node:crypto: given a Buffer,
    * createCipheriv first asks whether it is a KeyObject or a CryptoKey, and each "no" is a thrown
    * and caught TypeError inside Node (Node 24), ~40 µs of a ~50 µs packet on a busy VM.
    */
-  readonly aeadKeyObject: KeyObject
+  readonly aesKeyObject: KeyObject
+  /** 32-byte ChaCha20-Poly1305 key for sync v2 packets of version 3 (libsodium takes a Buffer). */
+  readonly chachaKey: Buffer
+  readonly chachaKeyObject: KeyObject
   /** Non-secret 8-byte id of the secret (hex), for logs: equal on nodes that share the secret. */
   readonly fingerprint: string
   /** Derive another key from the same secret under a distinct purpose label. */
@@ -44,7 +49,8 @@ export const MIN_SECRET_BYTES = 32
 const HKDF_SALT = Buffer.from('tlsfleet farm secret')
 
 export const FARM_KEY_LABELS = {
-  syncAead: 'tlsfleet sync v2 aead',
+  syncAead: 'tlsfleet sync v2 aead', // AES-256-GCM (the first cipher; the label predates the second)
+  syncChaCha: 'tlsfleet sync v2 chacha20-poly1305',
   fingerprint: 'tlsfleet key fingerprint'
 } as const
 
@@ -71,11 +77,14 @@ function checkFarmKey (key: FarmKey): void {
 function derive (key: FarmKey): DerivedKey {
   // Own copy of the secret: later changes to the caller's Buffer must not change derived keys.
   const own: FarmKey = { id: key.id, secret: Buffer.from(key.secret) }
-  const aeadKey = deriveKey(own, FARM_KEY_LABELS.syncAead, 32)
+  const aesKey = deriveKey(own, FARM_KEY_LABELS.syncAead, 32)
+  const chachaKey = deriveKey(own, FARM_KEY_LABELS.syncChaCha, 32)
   return Object.freeze({
     id: key.id,
-    aeadKey,
-    aeadKeyObject: createSecretKey(aeadKey),
+    aesKey,
+    aesKeyObject: createSecretKey(aesKey),
+    chachaKey,
+    chachaKeyObject: createSecretKey(chachaKey),
     fingerprint: deriveKey(own, FARM_KEY_LABELS.fingerprint, 8).toString('hex'),
     derive: (purpose: string, length: number) => deriveKey(own, purpose, length)
   })

@@ -189,7 +189,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
     }
-    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format, ...(this.snapshotSocket !== socket ? { snapshots: formatHostPort({ host: this.snapshotSocket.address().address, port: this.snapshotSocket.address().port }) } : {}) }, 'farm sync listening')
+    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format, ...(this.codec.sealedWith !== undefined ? { sealedWith: this.codec.sealedWith } : {}), ...(this.snapshotSocket !== socket ? { snapshots: formatHostPort({ host: this.snapshotSocket.address().address, port: this.snapshotSocket.address().port }) } : {}) }, 'farm sync listening')
   }
 
   private async bindSocket (type: 'udp4' | 'udp6', at: { port: number; address: string }, option: string, shown: string): Promise<dgram.Socket> {

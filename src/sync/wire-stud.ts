@@ -70,7 +70,7 @@ export function studHmacKeyFromPrivateKeyPem (pem: string): Buffer {
   return createHash('sha1').update(der).digest()
 }
 
-/** A KeyObject is cheaper per packet than a Buffer (see DerivedKey.aeadKeyObject in farm-keys.ts). */
+/** A KeyObject is cheaper per packet than a Buffer (see DerivedKey.aesKeyObject in farm-keys.ts). */
 type HmacKey = Buffer | KeyObject
 
 function hmac (key: HmacKey, data: Buffer): Buffer {

@@ -1,5 +1,6 @@
 /**
- * Sync wire format v2 (the default): AES-256-GCM, header authenticated, sessions encrypted.
+ * Sync wire format v2 (the default): sealed with ChaCha20-Poly1305 (version byte 3, the default)
+ * or AES-256-GCM (version byte 2), header authenticated, sessions encrypted (sync-aead.ts).
  * Pure codec, no sockets. Byte layout, nonce choice and checks: docs/wire-protocol.md.
  *
  *   type SyncMessage =
@@ -9,6 +10,7 @@
  *     | { op: 'snapshot-challenge'; requestId: number; cookie: SnapshotCookie }
  *     | { op: 'snapshot-chunk'; requestId: number; sessions: SnapshotEntry[]; last: boolean }
  *   interface EncodeContext { keyRing; nodeId /* 8 bytes *\/; nextSequence (): bigint;
+ *                             cipher? /* SyncCipher, default chacha20-poly1305 *\/;
  *                             now? (): number /* ms *\/; maxPacketBytes? /* chunks, <= 65507 *\/;
  *                             randomBytes? (n): Buffer /* tests only: fixed nonces *\/ }
  *   encodeV2 (msg, ctx): Buffer                  throws (RangeError/Error) on bad input
@@ -28,16 +30,18 @@
  *   batchedPacketOk (packet): boolean            New or Del: what a batch may carry
  *
  * decodeV2 checks cheap, unauthenticated things first (size, magic, version, op, lengths, key id,
- * own node id), then the GCM tag, and only then anything whose answer depends on the content
+ * own node id), then the AEAD tag (whichever cipher the version byte names: a receiver reads
+ * both, so a farm can change its sender's cipher node by node), and only then anything whose answer depends on the content
  * (times, the not-before floors, replay window, body). The replay window is committed only when a
  * packet is accepted, after `beforeAccept` (which persists what a restart needs to refuse it).
  * Stale entries of a snapshot chunk are dropped from the result (not the whole chunk); an entry
  * from the future rejects the chunk ('future').
  */
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import type { FarmKeyRing } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
 import type { ReplayGuard } from './replay-guard.js'
+import { cipherOfVersion, openPacket, sealInPlace, VERSION_OF_CIPHER, type SyncCipher } from './sync-aead.js'
 
 export interface SnapshotEntry { sessionId: Buffer; session: Buffer; createdAt: number }
 
@@ -57,6 +61,10 @@ export type SyncMessage =
 export type SyncOp = SyncMessage['op']
 
 export const V2_MAGIC = Buffer.from([0x54, 0x46]) // "TF"
+/**
+ * A batch frame's version byte. A packet's own version byte names the cipher that sealed it
+ * (VERSION_OF_CIPHER in sync-aead.ts: 2 AES-256-GCM, 3 ChaCha20-Poly1305); the layout is one.
+ */
 export const V2_VERSION = 2
 export const V2_NONCE_BYTES = 12
 export const V2_TAG_BYTES = 16
@@ -109,11 +117,13 @@ export interface EncodeContext {
   keyRing: FarmKeyRing
   nodeId: Buffer
   nextSequence: () => bigint
+  /** The AEAD that seals (and the version byte that names it). Default chacha20-poly1305. */
+  cipher?: SyncCipher
   /** Clock for the header's sent-at field, ms. Default Date.now. */
   now?: () => number
   /** Size limit for snapshot-chunk packets (other ops: 1400). Default and ceiling 65507. */
   maxPacketBytes?: number
-  /** Source of the GCM nonce. Default: crypto.randomFillSync into the packet; tests inject fixed bytes. */
+  /** Source of the AEAD nonce. Default: crypto.randomFillSync into the packet; tests inject fixed bytes. */
   randomBytes?: (size: number) => Buffer
 }
 
@@ -280,11 +290,12 @@ export function sealV2 (op: number, body: Buffer, ctx: EncodeContext): Buffer {
   const nonce = ctx.randomBytes?.(V2_NONCE_BYTES)
   if (nonce !== undefined && nonce.length !== V2_NONCE_BYTES) throw new RangeError(`sync nonce must be ${V2_NONCE_BYTES} bytes`)
   const key = ctx.keyRing.current()
+  const cipher = ctx.cipher ?? 'chacha20-poly1305'
 
   // Every byte is written below. Up to 100k packets a second pass here: no copy, no concat.
   const packet = Buffer.allocUnsafe(total)
   V2_MAGIC.copy(packet, 0)
-  packet.writeUInt8(V2_VERSION, OFF_VERSION)
+  packet.writeUInt8(VERSION_OF_CIPHER[cipher], OFF_VERSION)
   packet.writeUInt8(key.id, OFF_KEY_ID)
   packet.writeUInt8(op, OFF_OP)
   ctx.nodeId.copy(packet, OFF_NODE_ID)
@@ -294,11 +305,7 @@ export function sealV2 (op: number, body: Buffer, ctx: EncodeContext): Buffer {
   if (nonce !== undefined) nonce.copy(packet, OFF_NONCE)
   else takeRandomNonce(packet, OFF_NONCE)
 
-  const cipher = createCipheriv('aes-256-gcm', key.aeadKeyObject, packet.subarray(OFF_NONCE, OFF_NONCE + V2_NONCE_BYTES), { authTagLength: V2_TAG_BYTES })
-  cipher.setAAD(packet.subarray(0, V2_HEADER_BYTES))
-  cipher.update(body).copy(packet, V2_HEADER_BYTES)
-  cipher.final() // GCM: no bytes held back
-  cipher.getAuthTag().copy(packet, V2_HEADER_BYTES + body.length)
+  sealInPlace(cipher, key, packet, V2_HEADER_BYTES, body)
   return packet
 }
 
@@ -437,8 +444,9 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   for (let i = 0; i < Math.min(length, V2_MAGIC.length); i++) {
     if (packet[i] !== V2_MAGIC[i]) return reject('bad_magic')
   }
-  if (length > OFF_VERSION && packet[OFF_VERSION] !== V2_VERSION) return reject('bad_version')
-  if (length < V2_OVERHEAD_BYTES) return reject('truncated')
+  const cipher = length > OFF_VERSION ? cipherOfVersion(packet[OFF_VERSION] as number) : undefined
+  if (length > OFF_VERSION && cipher === undefined) return reject('bad_version')
+  if (length < V2_OVERHEAD_BYTES || cipher === undefined) return reject('truncated')
 
   const op = OP_NAMES.get(packet.readUInt8(OFF_OP))
   if (op === undefined) return reject('bad_op')
@@ -453,17 +461,8 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   if (key === undefined) return reject('unknown_key')
   if (isOwnNodeId(packet, ctx.ownNodeId)) return reject('own')
 
-  let body: Buffer
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key.aeadKeyObject, packet.subarray(OFF_NONCE, OFF_NONCE + V2_NONCE_BYTES), { authTagLength: V2_TAG_BYTES })
-    decipher.setAAD(packet.subarray(0, V2_HEADER_BYTES))
-    decipher.setAuthTag(packet.subarray(V2_HEADER_BYTES + bodyLen))
-    body = decipher.update(packet.subarray(V2_HEADER_BYTES, V2_HEADER_BYTES + bodyLen))
-    decipher.final() // GCM: no bytes held back; throws when the tag does not verify
-  } catch {
-    // final() throws "Unsupported state or unable to authenticate data" on a bad tag
-    return reject('bad_tag')
-  }
+  const body = openPacket(cipher, key, packet, V2_HEADER_BYTES, bodyLen)
+  if (body === undefined) return reject('bad_tag')
 
   // Authenticated from here on.
   const nowMs = ctx.now()

@@ -6,7 +6,9 @@ import { after, before, test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
 import { startNode } from '../helpers/node-process.js'
 
-// Three nodes on distinct loopback addresses, each sending to the other two (unicast).
+// Three nodes on distinct loopback addresses, each sending to the other two (unicast). Node 3
+// seals with AES-256-GCM, the others with the default ChaCha20-Poly1305: a farm changing its
+// cipher node by node (every node opens both).
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3']
 let farm: Awaited<ReturnType<typeof startFarm>>
 
@@ -14,7 +16,8 @@ before(async () => {
   farm = await startFarm(HOSTS, {
     sync: (i, ports) => [
       '--sync-listen', `${HOSTS[i] as string}:${ports[i] as number}`,
-      ...HOSTS.flatMap((host, j) => j === i ? [] : ['--sync-peer', `${host}:${ports[j] as number}`])
+      ...HOSTS.flatMap((host, j) => j === i ? [] : ['--sync-peer', `${host}:${ports[j] as number}`]),
+      ...(i === 2 ? ['--sync-cipher', 'aes-256-gcm'] : [])
     ]
   })
 })
@@ -34,6 +37,25 @@ test('a TLS 1.2 session ID created on node 1 resumes on nodes 2 and 3 (openssl s
   assert.ok(await n2.node.metric('tlsfleet_session_cache_lookups_total', { level: 'l2', result: 'hit' }) >= 1)
   assert.ok(await n2.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) >= 1)
   assert.ok(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'sent' }) >= 2)
+})
+
+test('--sync-cipher: node 3 seals with AES-256-GCM and nodes 1 and 2 with ChaCha20-Poly1305 (libsodium); each opens the other\'s packets', async () => {
+  const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]
+  const sealedWith = (n: typeof n1): unknown => n.node.logs.find((l) => l.msg === 'farm sync listening')?.sealedWith
+  assert.equal(sealedWith(n1), 'chacha20-poly1305 (libsodium)')
+  assert.equal(sealedWith(n3), 'aes-256-gcm (node:crypto)')
+  const sess = path.join(farm.dir, 'tls12-from-node3.pem')
+  const first = await sClient({ host: n3.host, port: n3.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+  assert.equal(first.reused, false)
+  for (const other of [n1, n2]) {
+    const again = await resumesEventually(async () => await sClient({ host: other.host, port: other.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] }))
+    assert.equal(again.reused, true, `node 3's session (AES-256-GCM) not resumed on ${other.host}:\n${again.output}`)
+  }
+  // Nothing refused anywhere: neither cipher's packets fail at the other's nodes.
+  for (const n of [n1, n2, n3]) {
+    assert.equal(await n.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'bad_tag' }), 0)
+    assert.equal(await n.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'bad_version' }), 0)
+  }
 })
 
 test('a TLS 1.3 ticket issued by node 1 resumes on nodes 2 and 3 (farm-wide ticket keys)', async () => {

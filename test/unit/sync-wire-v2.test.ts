@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createCipheriv, hkdfSync } from 'node:crypto'
 import { FarmKeyRing, deriveKey, FARM_KEY_LABELS, type FarmKey } from '../../src/sync/farm-keys.js'
 import { ReplayGuard } from '../../src/sync/replay-guard.js'
+import { SYNC_CIPHERS, type SyncCipher } from '../../src/sync/sync-aead.js'
 import {
   createSequenceCounter, decodeV2, encodeV2, encodedLengthV2, packetLimitV2, sealV2,
   MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES, V2_HEADER_BYTES, V2_OVERHEAD_BYTES,
@@ -136,39 +137,63 @@ describe('sync v2 round trips', () => {
 // --- the documented layout, built by hand -------------------------------------------------
 
 describe('sync v2 layout (docs/wire-protocol.md)', () => {
-  function handBuilt (nonce: Buffer): Buffer {
-    const aeadKey = Buffer.from(hkdfSync('sha256', key1.secret, Buffer.from('tlsfleet farm secret'), Buffer.from('tlsfleet sync v2 aead'), 32))
+  // Each cipher: its HKDF label, its version byte, and node:crypto's name for it.
+  const SPEC = {
+    'chacha20-poly1305': { label: 'tlsfleet sync v2 chacha20-poly1305', version: 3 },
+    'aes-256-gcm': { label: 'tlsfleet sync v2 aead', version: 2 }
+  } as const
+  function handBuilt (nonce: Buffer, cipherName: SyncCipher = 'chacha20-poly1305'): Buffer {
+    const spec = SPEC[cipherName]
+    const aeadKey = Buffer.from(hkdfSync('sha256', key1.secret, Buffer.from('tlsfleet farm secret'), Buffer.from(spec.label), 32))
     const body = Buffer.concat([
       Buffer.from([32]), sessionId,
       Buffer.from([0x65, 0x53, 0xf0, 0xf6]), // createdAt 1700000000 - 10 = 1699999990 = 0x6553f0f6
       Buffer.from([0x00, der.length]), der
     ])
     const header = Buffer.concat([
-      Buffer.from('TF', 'ascii'), Buffer.from([2, 1, 1]), nodeA,
+      Buffer.from('TF', 'ascii'), Buffer.from([spec.version, 1, 1]), nodeA,
       Buffer.from('0000000000000007', 'hex'), // sequence 7
       Buffer.from('0000018bcfe56800', 'hex'), // sent at 1700000000000 ms
       Buffer.from([body.length >> 8, body.length & 0xff]),
       nonce
     ])
     assert.equal(header.length, V2_HEADER_BYTES)
-    const cipher = createCipheriv('aes-256-gcm', aeadKey, nonce)
-    cipher.setAAD(header)
+    // @types/node has one overload per mode, none for the union
+    const cipher = cipherName === 'aes-256-gcm' ? createCipheriv(cipherName, aeadKey, nonce, { authTagLength: 16 }) : createCipheriv(cipherName, aeadKey, nonce, { authTagLength: 16 })
+    cipher.setAAD(header, { plaintextLength: body.length })
     const ct = Buffer.concat([cipher.update(body), cipher.final()])
     return Buffer.concat([header, ct, cipher.getAuthTag()])
   }
 
-  it('a packet built from the spec with node:crypto decodes', () => {
-    const nonce = Buffer.from('000102030405060708090a0b', 'hex')
-    const result = decodeV2(handBuilt(nonce), decodeCtx(ring1))
-    assert.ok(result.ok, reason(result))
-    assert.deepEqual(result.message, newMessage(1_699_999_990))
-    assert.equal(result.sequence, 7n)
-  })
+  for (const cipher of SYNC_CIPHERS) {
+    it(`a packet built from the spec with node:crypto's ${cipher} decodes`, () => {
+      const nonce = Buffer.from('000102030405060708090a0b', 'hex')
+      const result = decodeV2(handBuilt(nonce, cipher), decodeCtx(ring1))
+      assert.ok(result.ok, reason(result))
+      assert.deepEqual(result.message, newMessage(1_699_999_990))
+      assert.equal(result.sequence, 7n)
+    })
 
-  it('encodeV2 produces exactly the spec bytes (fixed nonce)', () => {
+    it(`encodeV2 with ${cipher} produces exactly the spec bytes (fixed nonce)`, () => {
+      const nonce = Buffer.from('0c0b0a090807060504030201', 'hex')
+      const packet = encodeV2(newMessage(1_699_999_990), encodeCtx(ring1, { cipher, nextSequence: () => 7n, randomBytes: () => Buffer.from(nonce) }))
+      assert.deepEqual(packet, handBuilt(nonce, cipher))
+    })
+  }
+
+  it('the default cipher is ChaCha20-Poly1305 (version byte 3)', () => {
     const nonce = Buffer.from('0c0b0a090807060504030201', 'hex')
     const packet = encodeV2(newMessage(1_699_999_990), encodeCtx(ring1, { nextSequence: () => 7n, randomBytes: () => Buffer.from(nonce) }))
-    assert.deepEqual(packet, handBuilt(nonce))
+    assert.equal(packet[2], 3)
+    assert.deepEqual(packet, handBuilt(nonce, 'chacha20-poly1305'))
+  })
+
+  it('the version byte is authenticated: a packet relabelled as the other cipher fails its tag', () => {
+    for (const cipher of SYNC_CIPHERS) {
+      const p = encodeV2(newMessage(), encodeCtx(ring1, { cipher }))
+      p[2] = cipher === 'aes-256-gcm' ? 3 : 2
+      assert.equal(reason(decodeV2(p, decodeCtx(ring1))), 'bad_tag', cipher)
+    }
   })
 
   it('overhead is 59 bytes: 43 header + 16 tag', () => {
@@ -219,10 +244,10 @@ describe('sync v2 rejections', () => {
 
   it('bad_version', () => {
     const p = valid()
-    p[2] = 1
-    assert.equal(reason(decodeV2(p, decodeCtx(ring1))), 'bad_version')
-    p[2] = 3
-    assert.equal(reason(decodeV2(p, decodeCtx(ring1))), 'bad_version')
+    for (const version of [0, 1, 4, 0xff]) {
+      p[2] = version
+      assert.equal(reason(decodeV2(p, decodeCtx(ring1))), 'bad_version', `version ${version}`)
+    }
   })
 
   it('truncated at every length, without touching the replay window', () => {
@@ -446,7 +471,10 @@ describe('farm keys', () => {
   it('HKDF: deterministic, distinct per label and per secret', () => {
     const a = deriveKey(key1, 'tlsfleet sync v2 aead', 32)
     assert.deepEqual(a, deriveKey(key1, 'tlsfleet sync v2 aead', 32))
-    assert.deepEqual(a, ring1.current().aeadKey)
+    assert.deepEqual(a, ring1.current().aesKey)
+    // One key per cipher, never the same bytes under two AEADs.
+    assert.deepEqual(ring1.current().chachaKey, deriveKey(key1, FARM_KEY_LABELS.syncChaCha, 32))
+    assert.notDeepEqual(ring1.current().chachaKey, a)
     assert.notDeepEqual(a, deriveKey(key1, 'tlsfleet tls ticket keys', 32))
     assert.notDeepEqual(a, deriveKey({ id: 1, secret: Buffer.alloc(32, 0x12) }, FARM_KEY_LABELS.syncAead, 32))
     assert.equal(deriveKey(key1, 'x', 48).length, 48)
@@ -460,13 +488,13 @@ describe('farm keys', () => {
     assert.match(fp, /^[0-9a-f]{16}$/)
     assert.equal(new FarmKeyRing([{ id: 7, secret: Buffer.from(key1.secret) }]).current().fingerprint, fp)
     assert.notEqual(new FarmKeyRing([key2]).current().fingerprint, fp)
-    assert.ok(!ring1.current().aeadKey.toString('hex').includes(fp))
+    assert.ok(!ring1.current().aesKey.toString('hex').includes(fp))
   })
 
   it('a later change to the caller\'s secret buffer does not change the ring', () => {
     const secret = Buffer.alloc(32, 0x33)
     const ring = new FarmKeyRing([{ id: 3, secret }])
-    const before = Buffer.from(ring.current().aeadKey)
+    const before = Buffer.from(ring.current().aesKey)
     secret.fill(0)
     assert.deepEqual(ring.current().derive(FARM_KEY_LABELS.syncAead, 32), before)
   })
