@@ -16,9 +16,10 @@
  * Why ChaCha20-Poly1305 is the default: every node:crypto call costs 20-40 k instructions whatever
  * it computes (a Cipher object, its checks, the binding), which made the AES-GCM open more than
  * half of a sync update's cost and capped a node at ~50-70k updates/s. libsodium (sodium-native,
- * prebuilt, no compiler needed) opens a 190-byte ChaCha20-Poly1305 packet in one call for 22 k
- * instructions (a fifth of the time); it has no AES-GCM (docs/benchmarks.md, Farm sync). Where sodium-native does not load (a platform without a
- * prebuild), node:crypto runs the same ChaCha20-Poly1305: same bytes, only slower.
+ * prebuilt, no compiler needed) opens a 190-byte ChaCha20-Poly1305 packet in one call for ~20 k
+ * instructions (a fifth of the time); it has no AES-GCM (docs/benchmarks.md, Farm sync). Where
+ * sodium-native does not load (a platform without a prebuild), node:crypto runs the same
+ * ChaCha20-Poly1305: the same bytes, only slower.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import { createRequire } from 'node:module'
@@ -49,131 +50,116 @@ export interface AeadKey {
   readonly chachaKeyObject: KeyObject
 }
 
-/** ChaCha20-Poly1305 (RFC 8439) with a detached tag, written into the caller's buffers. */
-interface ChaChaImpl {
+/**
+ * One AEAD with a detached tag. `seal` writes the ciphertext and the tag into the caller's
+ * buffers; `open` returns the plaintext in a buffer of its own, or undefined when the tag does
+ * not verify (nothing of the plaintext is returned or left behind).
+ */
+interface AeadImpl {
   readonly name: 'libsodium' | 'node:crypto'
   seal (out: Buffer, tag: Buffer, plain: Buffer, aad: Buffer, nonce: Buffer, key: AeadKey): void
-  /** false when the tag does not verify (`out` then holds no plaintext: untouched, or zeroed by libsodium). */
-  open (out: Buffer, cipherText: Buffer, tag: Buffer, aad: Buffer, nonce: Buffer, key: AeadKey): boolean
+  open (cipherText: Buffer, tag: Buffer, aad: Buffer, nonce: Buffer, key: AeadKey): Buffer | undefined
 }
 
 /** The part of sodium-native this module calls (the package ships no types). */
 interface SodiumAead {
   crypto_aead_chacha20poly1305_ietf_encrypt_detached (c: Buffer, mac: Buffer, m: Buffer, ad: Buffer, nsec: null, npub: Buffer, k: Buffer): number
-  /** Throws "could not verify data" when the tag fails. */
+  /** Throws "could not verify data" when the tag fails (and zeroes `m`). */
   crypto_aead_chacha20poly1305_ietf_decrypt_detached (m: Buffer, nsec: null, c: Buffer, mac: Buffer, ad: Buffer, npub: Buffer, k: Buffer): void
 }
 
-export const nodeChaCha: ChaChaImpl = {
-  name: 'node:crypto',
-  seal (out, tag, plain, aad, nonce, key) {
-    const cipher = createCipheriv('chacha20-poly1305', key.chachaKeyObject, nonce, { authTagLength: AEAD_TAG_BYTES })
-    cipher.setAAD(aad, { plaintextLength: plain.length })
-    cipher.update(plain).copy(out)
-    cipher.final()
-    cipher.getAuthTag().copy(tag)
-  },
-  open (out, cipherText, tag, aad, nonce, key) {
-    try {
-      const decipher = createDecipheriv('chacha20-poly1305', key.chachaKeyObject, nonce, { authTagLength: AEAD_TAG_BYTES })
-      decipher.setAAD(aad, { plaintextLength: cipherText.length })
-      decipher.setAuthTag(tag)
-      const plain = decipher.update(cipherText)
-      decipher.final() // throws when the tag does not verify
-      plain.copy(out)
-      return true
-    } catch {
-      return false
-    }
-  }
-}
-
-function sodiumChaCha (sodium: SodiumAead): ChaChaImpl {
+/** An AEAD through node:crypto: a Cipher object per packet (the per-call cost above). */
+function nodeAead (algorithm: 'chacha20-poly1305' | 'aes-256-gcm', keyOf: (key: AeadKey) => KeyObject): AeadImpl {
   return {
-    name: 'libsodium',
+    name: 'node:crypto',
     seal (out, tag, plain, aad, nonce, key) {
-      sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, tag, plain, aad, null, nonce, key.chachaKey)
+      // @types/node types createCipheriv per mode; both modes take these options.
+      const cipher = createCipheriv(algorithm as 'chacha20-poly1305', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
+      cipher.setAAD(aad, { plaintextLength: plain.length })
+      cipher.update(plain).copy(out)
+      cipher.final() // neither mode holds bytes back
+      cipher.getAuthTag().copy(tag)
     },
-    open (out, cipherText, tag, aad, nonce, key) {
+    open (cipherText, tag, aad, nonce, key) {
       try {
-        sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, null, cipherText, tag, aad, nonce, key.chachaKey)
-        return true
+        const decipher = createDecipheriv(algorithm as 'chacha20-poly1305', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
+        decipher.setAAD(aad, { plaintextLength: cipherText.length })
+        decipher.setAuthTag(tag)
+        const plain = decipher.update(cipherText)
+        decipher.final() // throws when the tag does not verify
+        return plain
       } catch {
-        return false
+        return undefined
       }
     }
   }
 }
 
-/** sodium-native when it loads here (a prebuilt addon), node:crypto otherwise. */
-function loadSodiumChaCha (): ChaChaImpl | undefined {
+export const nodeChaCha: AeadImpl = nodeAead('chacha20-poly1305', (key) => key.chachaKeyObject)
+const nodeAes: AeadImpl = nodeAead('aes-256-gcm', (key) => key.aesKeyObject)
+
+function sodiumChaCha (sodium: SodiumAead): AeadImpl {
+  return {
+    name: 'libsodium',
+    seal (out, tag, plain, aad, nonce, key) {
+      sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, tag, plain, aad, null, nonce, key.chachaKey)
+    },
+    open (cipherText, tag, aad, nonce, key) {
+      const plain = Buffer.allocUnsafe(cipherText.length)
+      try {
+        sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(plain, null, cipherText, tag, aad, nonce, key.chachaKey)
+        return plain
+      } catch {
+        return undefined
+      }
+    }
+  }
+}
+
+/** sodium-native when it loads here (a prebuilt addon) and agrees with node:crypto; else undefined. */
+function loadSodiumChaCha (): AeadImpl | undefined {
   try {
-    const sodium = createRequire(import.meta.url)('sodium-native') as SodiumAead
-    const impl = sodiumChaCha(sodium)
-    // A known-answer round trip against node:crypto: a loaded addon that disagrees is not used.
-    if (!agrees(impl, nodeChaCha)) return undefined
-    return impl
+    const impl = sodiumChaCha(createRequire(import.meta.url)('sodium-native') as SodiumAead)
+    return agrees(impl, nodeChaCha) ? impl : undefined
   } catch {
     return undefined
   }
 }
 
-function agrees (a: ChaChaImpl, b: ChaChaImpl): boolean {
+/** A known-answer round trip: both seal the same bytes and each opens the other's. */
+function agrees (a: AeadImpl, b: AeadImpl): boolean {
   const raw = Buffer.alloc(AEAD_KEY_BYTES, 7)
   const key: AeadKey = { aesKeyObject: createSecretKey(raw), chachaKey: raw, chachaKeyObject: createSecretKey(raw) }
-  const plain = Buffer.from('tlsfleet sync aead self-check'), aad = Buffer.from('header'), nonce = Buffer.alloc(AEAD_NONCE_BYTES, 1)
-  const out = [Buffer.alloc(plain.length), Buffer.alloc(plain.length)]
-  const tags = [Buffer.alloc(AEAD_TAG_BYTES), Buffer.alloc(AEAD_TAG_BYTES)]
-  a.seal(out[0] as Buffer, tags[0] as Buffer, plain, aad, nonce, key)
-  b.seal(out[1] as Buffer, tags[1] as Buffer, plain, aad, nonce, key)
-  const opened = Buffer.alloc(plain.length)
-  return (out[0] as Buffer).equals(out[1] as Buffer) && (tags[0] as Buffer).equals(tags[1] as Buffer) &&
-    a.open(opened, out[1] as Buffer, tags[1] as Buffer, aad, nonce, key) && opened.equals(plain)
+  const plain = Buffer.from('tlsfleet sync aead self-check')
+  const aad = Buffer.from('header')
+  const nonce = Buffer.alloc(AEAD_NONCE_BYTES, 1)
+  const [outA, outB] = [Buffer.alloc(plain.length), Buffer.alloc(plain.length)]
+  const [tagA, tagB] = [Buffer.alloc(AEAD_TAG_BYTES), Buffer.alloc(AEAD_TAG_BYTES)]
+  a.seal(outA, tagA, plain, aad, nonce, key)
+  b.seal(outB, tagB, plain, aad, nonce, key)
+  return outA.equals(outB) && tagA.equals(tagB) &&
+    a.open(outB, tagB, aad, nonce, key)?.equals(plain) === true && b.open(outA, tagA, aad, nonce, key)?.equals(plain) === true
 }
 
-const chacha: ChaChaImpl = loadSodiumChaCha() ?? nodeChaCha
-export const chachaBackend: ChaChaImpl['name'] = chacha.name
+const chacha: AeadImpl = loadSodiumChaCha() ?? nodeChaCha
+const IMPLS: Readonly<Record<SyncCipher, AeadImpl>> = { 'chacha20-poly1305': chacha, 'aes-256-gcm': nodeAes }
+export const chachaBackend: AeadImpl['name'] = chacha.name
 /** Tests only: the libsodium implementation when it loads here, to compare against node:crypto. */
-export const libsodiumChaCha: ChaChaImpl | undefined = chacha.name === 'libsodium' ? chacha : undefined
+export const libsodiumChaCha: AeadImpl | undefined = chacha.name === 'libsodium' ? chacha : undefined
 
 /**
  * Seal `body` into `packet`: the header (bytes 0 to headerBytes-1, already written, its last 12
  * bytes the nonce) is the additional data, the body goes encrypted right after it, then the tag.
  */
 export function sealInPlace (cipher: SyncCipher, key: AeadKey, packet: Buffer, headerBytes: number, body: Buffer): void {
-  const aad = packet.subarray(0, headerBytes)
-  const nonce = packet.subarray(headerBytes - AEAD_NONCE_BYTES, headerBytes)
-  const out = packet.subarray(headerBytes, headerBytes + body.length)
-  const tag = packet.subarray(headerBytes + body.length, headerBytes + body.length + AEAD_TAG_BYTES)
-  if (cipher === 'chacha20-poly1305') {
-    chacha.seal(out, tag, body, aad, nonce, key)
-    return
-  }
-  const aes = createCipheriv('aes-256-gcm', key.aesKeyObject, nonce, { authTagLength: AEAD_TAG_BYTES })
-  aes.setAAD(aad)
-  aes.update(body).copy(out)
-  aes.final() // GCM: no bytes held back
-  aes.getAuthTag().copy(tag)
+  const tagAt = headerBytes + body.length
+  IMPLS[cipher].seal(packet.subarray(headerBytes, tagAt), packet.subarray(tagAt, tagAt + AEAD_TAG_BYTES), body,
+    packet.subarray(0, headerBytes), packet.subarray(headerBytes - AEAD_NONCE_BYTES, headerBytes), key)
 }
 
-/** The body of a sealed packet laid out as sealInPlace writes it; undefined when the tag fails. */
+/** The body of a packet laid out as sealInPlace writes it; undefined when the tag fails. */
 export function openPacket (cipher: SyncCipher, key: AeadKey, packet: Buffer, headerBytes: number, bodyLen: number): Buffer | undefined {
-  const aad = packet.subarray(0, headerBytes)
-  const nonce = packet.subarray(headerBytes - AEAD_NONCE_BYTES, headerBytes)
-  const cipherText = packet.subarray(headerBytes, headerBytes + bodyLen)
-  const tag = packet.subarray(headerBytes + bodyLen, headerBytes + bodyLen + AEAD_TAG_BYTES)
-  if (cipher === 'chacha20-poly1305') {
-    const body = Buffer.allocUnsafe(bodyLen)
-    return chacha.open(body, cipherText, tag, aad, nonce, key) ? body : undefined
-  }
-  try {
-    const aes = createDecipheriv('aes-256-gcm', key.aesKeyObject, nonce, { authTagLength: AEAD_TAG_BYTES })
-    aes.setAAD(aad)
-    aes.setAuthTag(tag)
-    const body = aes.update(cipherText)
-    aes.final() // GCM: no bytes held back; throws when the tag does not verify
-    return body
-  } catch {
-    return undefined
-  }
+  const tagAt = headerBytes + bodyLen
+  return IMPLS[cipher].open(packet.subarray(headerBytes, tagAt), packet.subarray(tagAt, tagAt + AEAD_TAG_BYTES),
+    packet.subarray(0, headerBytes), packet.subarray(headerBytes - AEAD_NONCE_BYTES, headerBytes), key)
 }

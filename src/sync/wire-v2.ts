@@ -41,7 +41,7 @@ import { randomFillSync } from 'node:crypto'
 import type { FarmKeyRing } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
 import type { ReplayGuard } from './replay-guard.js'
-import { cipherOfVersion, openPacket, sealInPlace, VERSION_OF_CIPHER, type SyncCipher } from './sync-aead.js'
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, cipherOfVersion, openPacket, sealInPlace, VERSION_OF_CIPHER, type SyncCipher } from './sync-aead.js'
 
 export interface SnapshotEntry { sessionId: Buffer; session: Buffer; createdAt: number }
 
@@ -66,8 +66,8 @@ export const V2_MAGIC = Buffer.from([0x54, 0x46]) // "TF"
  * (VERSION_OF_CIPHER in sync-aead.ts: 2 AES-256-GCM, 3 ChaCha20-Poly1305); the layout is one.
  */
 export const V2_VERSION = 2
-export const V2_NONCE_BYTES = 12
-export const V2_TAG_BYTES = 16
+export const V2_NONCE_BYTES = AEAD_NONCE_BYTES
+export const V2_TAG_BYTES = AEAD_TAG_BYTES
 export const V2_HEADER_BYTES = 43
 export const V2_OVERHEAD_BYTES = V2_HEADER_BYTES + V2_TAG_BYTES
 export const NODE_ID_BYTES = 8

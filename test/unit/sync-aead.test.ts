@@ -36,15 +36,11 @@ describe('sync AEADs (sync-aead.ts)', () => {
       nodeChaCha.seal(b, tb, plain, aad, nonce, key)
       assert.deepEqual(a, b, `ciphertext, ${size} bytes`)
       assert.deepEqual(ta, tb, `tag, ${size} bytes`)
-      for (const [opener, name] of [[sodium, 'libsodium'], [nodeChaCha, 'node:crypto']] as const) {
-        const out = Buffer.alloc(size)
-        assert.ok(opener.open(out, a, ta, aad, nonce, key), `${name} opens, ${size} bytes`)
-        assert.deepEqual(out, plain)
-      }
+      for (const opener of [sodium, nodeChaCha]) assert.deepEqual(opener.open(a, ta, aad, nonce, key), plain, `${opener.name} opens, ${size} bytes`)
     }
   })
 
-  it('both implementations refuse a flipped bit anywhere (ciphertext, tag, additional data, nonce) and leave no plaintext behind', () => {
+  it('both implementations refuse a flipped bit anywhere (ciphertext, tag, additional data, nonce)', () => {
     const sodium = libsodiumChaCha
     assert.ok(sodium !== undefined)
     const plain = randomBytes(150), aad = randomBytes(43), nonce = randomBytes(12)
@@ -53,15 +49,11 @@ describe('sync AEADs (sync-aead.ts)', () => {
     for (const part of [ct, tag, aad, nonce]) {
       for (const at of [0, part.length - 1]) {
         part[at] = (part[at] as number) ^ 0x01
-        for (const opener of [sodium, nodeChaCha]) {
-          const out = Buffer.alloc(150, 0xee)
-          assert.equal(opener.open(out, ct, tag, aad, nonce, key), false, opener.name)
-          // node:crypto leaves the output alone, libsodium zeroes it: either way no plaintext.
-          assert.ok(out.every((b) => b === 0xee) || out.every((b) => b === 0), `${opener.name} left bytes of a forged packet in its output`)
-        }
+        for (const opener of [sodium, nodeChaCha]) assert.equal(opener.open(ct, tag, aad, nonce, key), undefined, opener.name)
         part[at] = (part[at] as number) ^ 0x01
       }
     }
+    for (const opener of [sodium, nodeChaCha]) assert.deepEqual(opener.open(ct, tag, aad, nonce, key), plain, `${opener.name}: the restored packet opens`)
   })
 
   it('sealInPlace / openPacket round-trip each cipher, and a packet opens only under the cipher that sealed it', () => {
