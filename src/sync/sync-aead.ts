@@ -74,16 +74,16 @@ function nodeAead (algorithm: 'chacha20-poly1305' | 'aes-256-gcm', keyOf: (key: 
     name: 'node:crypto',
     seal (out, tag, plain, aad, nonce, key) {
       // @types/node types createCipheriv per mode; both modes take these options.
-      const cipher = createCipheriv(algorithm as 'chacha20-poly1305', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
-      cipher.setAAD(aad, { plaintextLength: plain.length })
+      const cipher = createCipheriv(algorithm as 'aes-256-gcm', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
+      cipher.setAAD(aad)
       cipher.update(plain).copy(out)
       cipher.final() // neither mode holds bytes back
       cipher.getAuthTag().copy(tag)
     },
     open (cipherText, tag, aad, nonce, key) {
       try {
-        const decipher = createDecipheriv(algorithm as 'chacha20-poly1305', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
-        decipher.setAAD(aad, { plaintextLength: cipherText.length })
+        const decipher = createDecipheriv(algorithm as 'aes-256-gcm', keyOf(key), nonce, { authTagLength: AEAD_TAG_BYTES })
+        decipher.setAAD(aad)
         decipher.setAuthTag(tag)
         const plain = decipher.update(cipherText)
         decipher.final() // throws when the tag does not verify
