@@ -7,7 +7,7 @@ import { round } from './handshake.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
 import { runProgram, valgrindVersion } from './callgrind.js'
-import { chachaBackend, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
+import { backendOf, chachaBackend, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
 
 /**
  * The sync receive path's CPU work per update, counted in instructions by valgrind's callgrind:
@@ -86,7 +86,7 @@ export async function runSyncCostSuite (opts: { progress: Progress; updates: num
 export function syncCostTable (r: SyncCostReport): string {
   return [
     table(['AEAD', 'updates', 'open only, instructions/update', 'sync receive path, instructions/update', 'receive ÷ open'],
-      r.rows.map((row) => [row.cipher === 'chacha20-poly1305' ? `${row.cipher} (${r.chachaBackend})` : `${row.cipher} (node:crypto)`, r.updates, row.openPerUpdate, row.receivePerUpdate, row.receiveOverOpen])),
+      r.rows.map((row) => [`${row.cipher} (${backendOf(row.cipher)})`, r.updates, row.openPerUpdate, row.receivePerUpdate, row.receiveOverOpen])),
     '',
     `receive path with the default cipher ÷ with aes-256-gcm: ${r.defaultOverAes}`,
     `counted by ${r.valgrind} (callgrind), node --single-threaded; per update = (process − baseline process) ÷ updates`

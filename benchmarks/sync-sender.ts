@@ -10,9 +10,9 @@ import dgram from 'node:dgram'
 import { DatagramBatcher } from '../src/sync/batcher.js'
 import { V2Codec } from '../src/sync/codecs.js'
 import { loadFarmSecrets } from '../src/sync/farm-secret.js'
-import { SYNC_CIPHERS } from '../src/sync/sync-aead.js'
+import { DEFAULT_SYNC_CIPHER, SYNC_CIPHERS } from '../src/sync/sync-aead.js'
 
-const [keyFile = '', host = '127.0.0.1', portText = '0', countText = '0', cipherText = SYNC_CIPHERS[0]] = process.argv.slice(2)
+const [keyFile = '', host = '127.0.0.1', portText = '0', countText = '0', cipherText = DEFAULT_SYNC_CIPHER] = process.argv.slice(2)
 const count = Number(countText)
 const cipher = SYNC_CIPHERS.find((c) => c === cipherText)
 if (cipher === undefined) throw new Error(`sync-sender: the cipher is one of ${SYNC_CIPHERS.join(', ')}, got ${cipherText}`)

@@ -12,7 +12,7 @@ import { round } from './handshake.js'
 import { percentile, pin } from './load.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
-import { SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
+import { DEFAULT_SYNC_CIPHER, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
 
 export interface SyncRateRow {
   /** The AEAD the sender sealed with (node2 opens both). */
@@ -104,7 +104,7 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
     return {
       propagation: { samples: delays.length + never, resumedFirstTry: firstTry, neverResumed: never, p50Ms: round(percentile(delays, 50), 3), p99Ms: round(percentile(delays, 99), 3), maxMs: round(delays[delays.length - 1] ?? 0, 3) },
       rate,
-      sustainedPerSecond: sustained(SYNC_CIPHERS[0]),
+      sustainedPerSecond: sustained(DEFAULT_SYNC_CIPHER),
       sustainedByCipher: { 'chacha20-poly1305': sustained('chacha20-poly1305'), 'aes-256-gcm': sustained('aes-256-gcm') }
     }
   } finally {

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import { parseCidr, type Cidr } from './cidr.js'
 import { formatHostPort, parseHostPort, type HostPort } from './host-port.js'
 import { parseStoreUrl } from './store-url.js'
-import { SYNC_CIPHERS } from '../sync/sync-aead.js'
+import { DEFAULT_SYNC_CIPHER, SYNC_CIPHERS } from '../sync/sync-aead.js'
 import { parseSyncPeer, type SyncPeer } from './sync-peer.js'
 
 /**
@@ -430,7 +430,7 @@ export const OPTIONS = {
     description: 'AEAD that seals this node\'s v2 sync packets (every node opens both): chacha20-poly1305 (libsodium: a quarter less CPU per update received) or aes-256-gcm (the one cipher of nodes that predate this option)',
     expected: 'one of chacha20-poly1305, aes-256-gcm',
     schema: z.enum(SYNC_CIPHERS),
-    default: 'chacha20-poly1305' as const
+    default: DEFAULT_SYNC_CIPHER
   }),
   'sync-max-skew': spec({
     description: 'seconds a sync packet may be dated in the future (clock differences between nodes)',

@@ -5,7 +5,7 @@ import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
 import type { Logger } from '../util/logger.js'
 import { FarmKeyRing, type FarmKey } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
-import { chachaBackend, type SyncCipher } from './sync-aead.js'
+import { backendOf, DEFAULT_SYNC_CIPHER, type SyncCipher } from './sync-aead.js'
 import { ReplayGuard } from './replay-guard.js'
 import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
@@ -104,8 +104,8 @@ export class V2Codec implements SyncCodec {
 
   constructor (farmKeys: FarmKey[], nodeName: string, clock: V2Options, persistence?: ReplayPersistence) {
     this.keyRing = new FarmKeyRing(farmKeys)
-    this.cipher = clock.cipher ?? 'chacha20-poly1305'
-    this.sealedWith = `${this.cipher} (${this.cipher === 'chacha20-poly1305' ? chachaBackend : 'node:crypto'})`
+    this.cipher = clock.cipher ?? DEFAULT_SYNC_CIPHER
+    this.sealedWith = `${this.cipher} (${backendOf(this.cipher)})`
     this.nodeId = v2NodeId(nodeName)
     const now = clock.now ?? Date.now
     const startMs = now()

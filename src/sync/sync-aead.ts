@@ -2,13 +2,14 @@
  * The AEADs that seal sync v2 packets, and the code that runs them.
  *
  *   type SyncCipher = 'chacha20-poly1305' | 'aes-256-gcm'
- *   SYNC_CIPHERS                       both, the default first
+ *   SYNC_CIPHERS                       both, the default first (DEFAULT_SYNC_CIPHER)
  *   VERSION_OF_CIPHER[cipher]          the packet's version byte: 3 ChaCha20-Poly1305, 2 AES-256-GCM
  *   cipherOfVersion (byte)             the reverse; undefined for any other byte
  *   interface AeadKey { aesKeyObject; chachaKey; chachaKeyObject }   (farm-keys.ts DerivedKey has them)
  *   sealInPlace (cipher, key, packet, headerBytes, body)   body encrypted after the header, tag after it
  *   openPacket (cipher, key, packet, headerBytes, bodyLen): Buffer | undefined   undefined: the tag failed
- *   chachaBackend: 'libsodium' | 'node:crypto'              which code runs ChaCha20-Poly1305 here
+ *   backendOf (cipher): 'libsodium' | 'node:crypto'         which code runs a cipher here
+ *   chachaBackend                                            backendOf('chacha20-poly1305')
  *
  * Both AEADs take a 32-byte key and a 12-byte nonce, make a 16-byte tag and authenticate the
  * packet's header as additional data, so the v2 layout is the same for both (docs/wire-protocol.md).
@@ -26,16 +27,19 @@ import { createRequire } from 'node:module'
 
 export type SyncCipher = 'chacha20-poly1305' | 'aes-256-gcm'
 export const SYNC_CIPHERS = ['chacha20-poly1305', 'aes-256-gcm'] as const satisfies readonly SyncCipher[]
+export const DEFAULT_SYNC_CIPHER = SYNC_CIPHERS[0]
 
 export const VERSION_OF_CIPHER: Readonly<Record<SyncCipher, number>> = {
   'aes-256-gcm': 2,
   'chacha20-poly1305': 3
 }
 
+/** VERSION_OF_CIPHER turned around, indexed by the version byte. */
+const CIPHER_OF_VERSION: Array<SyncCipher | undefined> = []
+for (const cipher of SYNC_CIPHERS) CIPHER_OF_VERSION[VERSION_OF_CIPHER[cipher]] = cipher
+
 export function cipherOfVersion (version: number): SyncCipher | undefined {
-  if (version === 3) return 'chacha20-poly1305'
-  if (version === 2) return 'aes-256-gcm'
-  return undefined
+  return CIPHER_OF_VERSION[version]
 }
 
 export const AEAD_KEY_BYTES = 32
@@ -143,7 +147,8 @@ function agrees (a: AeadImpl, b: AeadImpl): boolean {
 
 const chacha: AeadImpl = loadSodiumChaCha() ?? nodeChaCha
 const IMPLS: Readonly<Record<SyncCipher, AeadImpl>> = { 'chacha20-poly1305': chacha, 'aes-256-gcm': nodeAes }
-export const chachaBackend: AeadImpl['name'] = chacha.name
+export function backendOf (cipher: SyncCipher): AeadImpl['name'] { return IMPLS[cipher].name }
+export const chachaBackend = backendOf('chacha20-poly1305')
 /** Tests only: the libsodium implementation when it loads here, to compare against node:crypto. */
 export const libsodiumChaCha: AeadImpl | undefined = chacha.name === 'libsodium' ? chacha : undefined
 

@@ -41,7 +41,7 @@ import { randomFillSync } from 'node:crypto'
 import type { FarmKeyRing } from './farm-keys.js'
 import type { RejectReason } from './reject-reasons.js'
 import type { ReplayGuard } from './replay-guard.js'
-import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, cipherOfVersion, openPacket, sealInPlace, VERSION_OF_CIPHER, type SyncCipher } from './sync-aead.js'
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, cipherOfVersion, DEFAULT_SYNC_CIPHER, openPacket, sealInPlace, VERSION_OF_CIPHER, type SyncCipher } from './sync-aead.js'
 
 export interface SnapshotEntry { sessionId: Buffer; session: Buffer; createdAt: number }
 
@@ -290,7 +290,7 @@ export function sealV2 (op: number, body: Buffer, ctx: EncodeContext): Buffer {
   const nonce = ctx.randomBytes?.(V2_NONCE_BYTES)
   if (nonce !== undefined && nonce.length !== V2_NONCE_BYTES) throw new RangeError(`sync nonce must be ${V2_NONCE_BYTES} bytes`)
   const key = ctx.keyRing.current()
-  const cipher = ctx.cipher ?? 'chacha20-poly1305'
+  const cipher = ctx.cipher ?? DEFAULT_SYNC_CIPHER
 
   // Every byte is written below. Up to 100k packets a second pass here: no copy, no concat.
   const packet = Buffer.allocUnsafe(total)
@@ -444,9 +444,10 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   for (let i = 0; i < Math.min(length, V2_MAGIC.length); i++) {
     if (packet[i] !== V2_MAGIC[i]) return reject('bad_magic')
   }
-  const cipher = length > OFF_VERSION ? cipherOfVersion(packet[OFF_VERSION] as number) : undefined
-  if (length > OFF_VERSION && cipher === undefined) return reject('bad_version')
-  if (length < V2_OVERHEAD_BYTES || cipher === undefined) return reject('truncated')
+  if (length <= OFF_VERSION) return reject('truncated')
+  const cipher = cipherOfVersion(packet[OFF_VERSION] as number)
+  if (cipher === undefined) return reject('bad_version')
+  if (length < V2_OVERHEAD_BYTES) return reject('truncated')
 
   const op = OP_NAMES.get(packet.readUInt8(OFF_OP))
   if (op === undefined) return reject('bad_op')
