@@ -1,6 +1,8 @@
+import type { ChildProcess } from 'node:child_process'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../src/errors.js'
-import { spawnChild } from '../src/lab/processes.js'
+import { spawnChild, stopChild, which } from '../src/lab/processes.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { round } from './handshake.js'
 import { percentile, runLoad } from './load.js'
@@ -10,14 +12,23 @@ import { table } from './report.js'
 import { startBackend, startTarget } from './targets.js'
 
 export interface LatencyStats { samples: number; failures: number; p50Ms: number; p99Ms: number; maxMs: number }
-export interface AgentReport {
+/** One responder's two answers: `GET /health` and an agent-check. */
+export interface ProbeStats { health: LatencyStats; agent: LatencyStats }
+/** One node measured idle, then under load, beside the reference responders probed in the same rounds. */
+export interface AgentRun {
   handshakesPerSecondUnderLoad: number
+  idle: ProbeStats
+  loaded: ProbeStats
+  /** A bare node:http server and a bare net line server on the node's CPUs (agent-reference.ts): the floor. */
+  reference: { idle: ProbeStats; loaded: ProbeStats }
+}
+export interface AgentReport extends AgentRun {
   /** Where the node, the load (clients and backend) and the prober ran. */
   cpus: { server: string; load: string; prober: string }
-  idle: { health: LatencyStats; agent: LatencyStats }
-  loaded: { health: LatencyStats; agent: LatencyStats }
+  /** A SCHED_IDLE spinner kept the prober's CPU from halting (idle-spinner.ts); false when chrt was not found. */
+  proberCpuKeptAwake: boolean
   /** The same with the workers --worker-nice steps below the primary. */
-  niced?: { workerNice: number; handshakesPerSecondUnderLoad: number; idle: { health: LatencyStats; agent: LatencyStats }; loaded: { health: LatencyStats; agent: LatencyStats } }
+  niced?: AgentRun & { workerNice: number }
 }
 
 function stats (values: Array<number | null>): LatencyStats {
@@ -44,19 +55,56 @@ export function expandCpus (list: string): number[] {
   })
 }
 
-const PROBER = fileURLToPath(new URL('./agent-prober.js', import.meta.url))
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const PROBER = path.join(HERE, 'agent-prober.js')
+const REFERENCE = path.join(HERE, 'agent-reference.js')
+const SPINNER = path.join(HERE, 'idle-spinner.js')
 
-/** Runs the prober until `samples` pairs or until stop() (SIGTERM: it reports what it has). */
-function startProber (adminPort: number, agentPort: number, cpus: string, samples: number): { stop: () => void; result: Promise<{ health: Array<number | null>; agent: Array<number | null> }> } {
-  const child = spawnChild(process.execPath, [PROBER, String(adminPort), String(agentPort), '20', String(samples)], { cpus })
+/** What one prober run measured, per responder: tlsfleet's and the reference's. */
+interface Probed { tlsfleet: { health: Array<number | null>; agent: Array<number | null> }; reference: { health: Array<number | null>; agent: Array<number | null> } }
+
+/**
+ * Runs the prober until `samples` rounds or until stop() (SIGTERM: it reports what it has). Each
+ * round probes tlsfleet's /health and agent and the reference's, one after the other, each
+ * round starting one further (no responder always goes first after the pause).
+ */
+function startProber (ports: { admin: number; agent: number; reference: { http: number; line: number } }, cpus: string, samples: number): { stop: () => void; result: Promise<Probed> } {
+  const child = spawnChild(process.execPath, [PROBER, '20', String(samples), `http:${ports.admin}`, `line:${ports.agent}`, `http:${ports.reference.http}`, `line:${ports.reference.line}`], { cpus })
   let out = ''
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  const result = new Promise<{ health: Array<number | null>; agent: Array<number | null> }>((resolve, reject) => {
+  const result = new Promise<Probed>((resolve, reject) => {
     child.once('exit', (code) => {
-      try { resolve(JSON.parse(out) as { health: Array<number | null>; agent: Array<number | null> }) } catch { reject(new LabError(`agent suite: the prober failed (exit ${String(code)})`)) }
+      try {
+        const [health = [], agent = [], refHealth = [], refAgent = []] = (JSON.parse(out) as { samples: Array<Array<number | null>> }).samples
+        resolve({ tlsfleet: { health, agent }, reference: { health: refHealth, agent: refAgent } })
+      } catch { reject(new LabError(`agent suite: the prober failed (exit ${String(code)})`)) }
     })
   })
   return { stop: () => child.kill('SIGTERM'), result }
+}
+
+/** The reference responders, pinned to the node's CPUs at the primary's priority. */
+async function startReference (cpus: string): Promise<{ ports: { http: number; line: number }; stop: () => Promise<void> }> {
+  const child = spawnChild(process.execPath, [REFERENCE], { cpus })
+  const ports = await new Promise<{ http: number; line: number }>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('\n')) resolve(JSON.parse(out) as { http: number; line: number })
+    })
+    child.once('exit', (code) => reject(new LabError(`agent suite: the reference responders exited (code ${String(code)}) before they listened`)))
+  })
+  return { ports, stop: async () => await stopChild(child, 2000) }
+}
+
+/**
+ * Keeps the prober's CPU from halting between probes (idle-spinner.ts, under SCHED_IDLE), so
+ * the numbers are the node's answer and not the prober's own wake-up; bounded by `maxMs`.
+ * Undefined when util-linux's chrt is missing (the report says so).
+ */
+function keepCpuAwake (cpus: string, maxMs: number): ChildProcess | undefined {
+  if (which('chrt') === undefined) return undefined
+  return spawnChild('chrt', ['--idle', '0', process.execPath, SPINNER, String(maxMs), String(process.pid)], { cpus })
 }
 
 /** With --worker-nice, the same measure repeated with the workers this many steps below the primary. */
@@ -70,61 +118,80 @@ export const AGENT_SUITE_WORKER_NICE = 10
  * priority (the default), then with --worker-nice AGENT_SUITE_WORKER_NICE.
  */
 export async function runAgentSuite (opts: { progress: Progress; pem: string; serverCpus: string; clientCpus: string; workers: number; processes: number; concurrency: number; durationMs: number; dir: string }): Promise<AgentReport> {
-  const level = await measureAgent(opts, [])
-  const niced = await measureAgent(opts, ['--worker-nice', String(AGENT_SUITE_WORKER_NICE)])
-  return { ...level, niced: { workerNice: AGENT_SUITE_WORKER_NICE, handshakesPerSecondUnderLoad: niced.handshakesPerSecondUnderLoad, idle: niced.idle, loaded: niced.loaded } }
+  const plan = agentCpuPlan(opts.serverCpus, opts.clientCpus)
+  // Both measures, their starts and idle probes: well within this bound, which only matters if the bench dies.
+  const spinner = keepCpuAwake(plan.prober, 2 * opts.durationMs + 300_000)
+  try {
+    const level = await measureAgent(opts, plan, [])
+    const niced = await measureAgent(opts, plan, ['--worker-nice', String(AGENT_SUITE_WORKER_NICE)])
+    return {
+      ...level,
+      cpus: { server: opts.serverCpus, load: plan.load, prober: plan.prober },
+      proberCpuKeptAwake: spinner !== undefined,
+      niced: { workerNice: AGENT_SUITE_WORKER_NICE, ...niced }
+    }
+  } finally {
+    if (spinner !== undefined) await stopChild(spinner, 2000)
+  }
 }
 
-async function measureAgent (opts: Parameters<typeof runAgentSuite>[0], extraArgs: string[]): Promise<Omit<AgentReport, 'niced'>> {
+async function measureAgent (opts: Parameters<typeof runAgentSuite>[0], plan: { load: string; prober: string }, extraArgs: string[]): Promise<AgentRun> {
   const taken = new Set<number>()
   const adminPort = await freeTcpPort('127.0.0.1', taken)
   const agentPort = await freeTcpPort('127.0.0.1', taken)
-  const plan = agentCpuPlan(opts.serverCpus, opts.clientCpus)
   const backend = await startBackend(plan.load)
-  const target = await startTarget('tlsfleet', {
-    pem: opts.pem, backendPort: backend.port, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
-    tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`, ...extraArgs]
-  })
   const label = extraArgs.length > 0 ? extraArgs.join(' ') : 'workers level with the primary'
+  let reference: Awaited<ReturnType<typeof startReference>> | undefined
+  let target: Awaited<ReturnType<typeof startTarget>> | undefined
   try {
-    const idle = await startProber(adminPort, agentPort, plan.prober, 100).result
+    reference = await startReference(opts.serverCpus)
+    const ports = { admin: adminPort, agent: agentPort, reference: reference.ports }
+    target = await startTarget('tlsfleet', {
+      pem: opts.pem, backendPort: backend.port, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
+      tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`, ...extraArgs]
+    })
+    const idle = await startProber(ports, plan.prober, 100).result
     const loadedProber = { current: undefined as ReturnType<typeof startProber> | undefined }
     const load = await runLoad({
       host: '127.0.0.1', port: target.port, profile: PROFILES.find((p) => p.name === 'full-1.2') as NonNullable<typeof PROFILES[0]>,
       processes: opts.processes, concurrency: opts.concurrency, count: 1_000_000, durationMs: opts.durationMs, request: true, cpus: plan.load,
       // Probing starts once the clients are primed and the window opens.
-      onStart: () => { loadedProber.current = startProber(adminPort, agentPort, plan.prober, 100_000) },
+      onStart: () => { loadedProber.current = startProber(ports, plan.prober, 100_000) },
       onProgress: (done, errors) => opts.progress.update(`agent suite (${label}): ${done} full handshakes, ${errors} errors`)
     })
     loadedProber.current?.stop()
-    const loaded = await (loadedProber.current?.result ?? Promise.resolve({ health: [], agent: [] }))
-    const report = {
+    const empty = { health: [], agent: [] }
+    const loaded = await (loadedProber.current?.result ?? Promise.resolve({ tlsfleet: empty, reference: empty }))
+    const both = (p: Probed['tlsfleet']): ProbeStats => ({ health: stats(p.health), agent: stats(p.agent) })
+    const report: AgentRun = {
       handshakesPerSecondUnderLoad: round(load.handshakesPerSecond, 0),
-      cpus: { server: opts.serverCpus, load: plan.load, prober: plan.prober },
-      idle: { health: stats(idle.health), agent: stats(idle.agent) },
-      loaded: { health: stats(loaded.health), agent: stats(loaded.agent) }
+      idle: both(idle.tlsfleet),
+      loaded: both(loaded.tlsfleet),
+      reference: { idle: both(idle.reference), loaded: both(loaded.reference) }
     }
-    opts.progress.line(`agent suite (${label}): /health p99 idle ${report.idle.health.p99Ms} ms, loaded ${report.loaded.health.p99Ms} ms; agent p99 idle ${report.idle.agent.p99Ms} ms, loaded ${report.loaded.agent.p99Ms} ms`)
+    opts.progress.line(`agent suite (${label}): loaded p99 /health ${report.loaded.health.p99Ms} ms (reference ${report.reference.loaded.health.p99Ms}), agent ${report.loaded.agent.p99Ms} ms (reference ${report.reference.loaded.agent.p99Ms})`)
     return report
   } finally {
-    await target.stop()
+    await target?.stop()
+    await reference?.stop()
     await backend.stop()
   }
 }
 
 export function agentTable (r: AgentReport): string {
   const rows: Array<Array<string | number>> = []
-  const runs = [{ workers: 'level', run: r }, ...(r.niced !== undefined ? [{ workers: `--worker-nice ${r.niced.workerNice}`, run: r.niced }] : [])]
+  const runs = [{ workers: 'level', run: r as AgentRun }, ...(r.niced !== undefined ? [{ workers: `--worker-nice ${r.niced.workerNice}`, run: r.niced }] : [])]
   for (const { workers, run } of runs) {
-    for (const [what, key] of [['GET /health', 'health'], ['agent-check', 'agent']] as const) {
-      const idle = run.idle[key]
-      const loaded = run.loaded[key]
-      rows.push([what, workers, run.handshakesPerSecondUnderLoad, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
+    for (const [what, key, bare] of [['GET /health', 'health', 'bare node:http'], ['agent-check', 'agent', 'bare net line']] as const) {
+      for (const [who, idle, loaded] of [['tlsfleet primary', run.idle[key], run.loaded[key]], [`${bare} (reference)`, run.reference.idle[key], run.reference.loaded[key]]] as const) {
+        rows.push([what, who, workers, run.handshakesPerSecondUnderLoad, idle.p50Ms, idle.p99Ms, loaded.p50Ms, loaded.p99Ms, `${loaded.failures}/${loaded.samples}`])
+      }
     }
   }
   return [
-    table(['probe', 'workers', 'loaded full hs/s', 'idle p50 ms', 'idle p99 ms', 'loaded p50 ms', 'loaded p99 ms', 'failed'], rows),
+    table(['probe', 'answered by', 'workers', 'loaded full hs/s', 'idle p50 ms', 'idle p99 ms', 'loaded p50 ms', 'loaded p99 ms', 'failed'], rows),
     '',
-    `node on CPUs ${r.cpus.server}, clients and backend on ${r.cpus.load}, prober alone on ${r.cpus.prober}`
+    `node and reference on CPUs ${r.cpus.server}, clients and backend on ${r.cpus.load}, prober alone on ${r.cpus.prober}` +
+      (r.proberCpuKeptAwake ? ' (kept from halting by a SCHED_IDLE spinner)' : ' (chrt not found: the prober\'s CPU may halt between probes, and its wake-up is in these numbers)')
   ].join('\n')
 }
