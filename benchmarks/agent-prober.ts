@@ -2,8 +2,8 @@
  * Run by the agent suite (agent.ts) in a process of its own, pinned to a CPU the load does not
  * use, so what it measures is the answer time, not its own wait for a CPU. Every INTERVAL_MS it
  * makes one exchange with each probe in turn (a round; each round starts one probe further),
- * each on a new connection, until SAMPLES rounds or
- * until SIGTERM, after 5 rounds it does not record (warm-up). A probe is `http:PORT` (a
+ * each on a new connection, until SAMPLES rounds or until SIGTERM, after 5 rounds it does not
+ * record (warm-up). A probe is `http:PORT` (a
  * `GET /health`, as a health checker does) or `line:PORT` (an agent-check: connect, send
  * "hello\n", read a line, as HAProxy does). Plain sockets: no HTTP client library between the
  * clock and the wire.

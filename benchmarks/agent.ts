@@ -86,15 +86,24 @@ function startProber (ports: { admin: number; agent: number; reference: { http: 
 /** The reference responders, pinned to the node's CPUs at the primary's priority. */
 async function startReference (cpus: string): Promise<{ ports: { http: number; line: number }; stop: () => Promise<void> }> {
   const child = spawnChild(process.execPath, [REFERENCE], { cpus })
-  const ports = await new Promise<{ http: number; line: number }>((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.includes('\n')) resolve(JSON.parse(out) as { http: number; line: number })
+  const stop = async (): Promise<void> => await stopChild(child, 2000)
+  try {
+    const ports = await new Promise<{ http: number; line: number }>((resolve, reject) => {
+      let out = ''
+      const timer = setTimeout(() => reject(new LabError('agent suite: the reference responders did not listen within 10 s')), 10_000)
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (!out.includes('\n')) return
+        clearTimeout(timer)
+        try { resolve(JSON.parse(out) as { http: number; line: number }) } catch { reject(new LabError(`agent suite: the reference responders said ${JSON.stringify(out)}`)) }
+      })
+      child.once('exit', (code) => { clearTimeout(timer); reject(new LabError(`agent suite: the reference responders exited (code ${String(code)}) before they listened`)) })
     })
-    child.once('exit', (code) => reject(new LabError(`agent suite: the reference responders exited (code ${String(code)}) before they listened`)))
-  })
-  return { ports, stop: async () => await stopChild(child, 2000) }
+    return { ports, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }
 
 /**
@@ -180,7 +189,7 @@ async function measureAgent (opts: Parameters<typeof runAgentSuite>[0], plan: { 
 
 export function agentTable (r: AgentReport): string {
   const rows: Array<Array<string | number>> = []
-  const runs = [{ workers: 'level', run: r as AgentRun }, ...(r.niced !== undefined ? [{ workers: `--worker-nice ${r.niced.workerNice}`, run: r.niced }] : [])]
+  const runs = [{ workers: 'level', run: r }, ...(r.niced !== undefined ? [{ workers: `--worker-nice ${r.niced.workerNice}`, run: r.niced }] : [])]
   for (const { workers, run } of runs) {
     for (const [what, key, bare] of [['GET /health', 'health', 'bare node:http'], ['agent-check', 'agent', 'bare net line']] as const) {
       for (const [who, idle, loaded] of [['tlsfleet primary', run.idle[key], run.loaded[key]], [`${bare} (reference)`, run.reference.idle[key], run.reference.loaded[key]]] as const) {
