@@ -14,7 +14,7 @@ import { findProfiles, PROFILES } from './profiles.js'
 import { Progress } from './progress.js'
 import { failoverTable } from './failover.js'
 import { agentTable } from './agent.js'
-import { handshakeTable, nodeRatioTable, ratioTable } from './report.js'
+import { cpuSplitTable, handshakeTable, nodeRatioTable, ratioTable } from './report.js'
 import type { BenchReport } from './bench-report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
@@ -221,6 +221,7 @@ export function formatReport (r: BenchReport): string {
   for (const s of r.skipped) out.push(`skipped: ${s}`)
   if (r.handshake !== undefined && r.handshake.length > 0) {
     out.push('', 'Handshakes (server CPU from /proc utime+stime of the server process tree):', '', handshakeTable(r.handshake))
+    out.push('', 'Where the server CPU goes, µs per handshake (/proc/PID/task: the root process, e.g. tlsfleet\'s primary or the plain server, and its children, e.g. tlsfleet\'s workers; main threads and the rest: V8\'s helpers, libuv\'s pool, HAProxy\'s threads):', '', cpuSplitTable(r.handshake))
     out.push('', 'Server CPU per handshake, relative to tlsfleet:', '', ratioTable(r.handshake))
     if (r.handshake.some((row) => row.target === 'node')) {
       out.push('', 'tlsfleet against the plain Node terminator (server CPU per handshake; a TLS 1.2 session ID against node\'s TLS 1.2 ticket):', '', nodeRatioTable(r.handshake))

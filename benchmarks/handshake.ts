@@ -1,6 +1,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { CpuMeter } from '../src/lab/proc-cpu.js'
+import { CpuMeter, CpuSplitMeter, type CpuSplit } from '../src/lab/proc-cpu.js'
 import type { CertKind } from './certs.js'
 import { runLoad, type LoadOptions, type LoadResult } from './load.js'
 import type { Profile } from './profiles.js'
@@ -26,6 +26,14 @@ export interface HandshakeRow {
   serverCpuSecondsPer1000: number
   /** Server CPU per handshake of each round, µs (ratios are taken round by round too). */
   roundsUsPerHandshake: number[]
+  /**
+   * Where the server CPU went, µs per handshake, all rounds: the root process (tlsfleet's
+   * primary, the plain server's only process, HAProxy's) and its descendants (tlsfleet's
+   * workers, hitch's child), each as main thread and other threads (V8's helpers, libuv's pool,
+   * HAProxy's threads). A breakdown from /proc/PID/task: threads that ended within a round are
+   * not in it. Absent in reports written before it existed.
+   */
+  serverCpuSplitUsPerHandshake?: CpuSplit
   errorSamples: string[]
 }
 
@@ -59,7 +67,7 @@ export function profileDir (root: string, cert: string, target: string): string 
 
 const PROFILED: ReadonlySet<TargetKind> = new Set(['tlsfleet', 'tlsfleet-pp2', 'node'])
 
-interface Measurement { handshakes: number; errors: number; elapsedMs: number; offered: number; resumed: number; cpu: number; latencies: LoadResult['latencyMs']; errorSamples: string[] }
+interface Measurement { handshakes: number; errors: number; elapsedMs: number; offered: number; resumed: number; cpu: number; split: CpuSplit; latencies: LoadResult['latencyMs']; errorSamples: string[] }
 
 /**
  * Every (certificate, target, profile). The targets of one certificate run side by side: all
@@ -132,12 +140,13 @@ function loadOptions (opts: HandshakeSuiteOptions, target: Target, profile: Prof
 
 async function measure (opts: HandshakeSuiteOptions, target: Target, profile: Profile, name: string): Promise<Measurement> {
   let meter: CpuMeter | undefined
+  let splitMeter: CpuSplitMeter | undefined
   const load = await runLoad({
     ...loadOptions(opts, target, profile),
-    onStart: () => { meter = new CpuMeter(() => [target.pid]) },
+    onStart: () => { meter = new CpuMeter(() => [target.pid]); splitMeter = new CpuSplitMeter(() => [target.pid]) },
     onProgress: (done, errors, ms) => opts.progress.update(`${name}: ${done} handshakes, ${errors} errors, ${(done / Math.max(ms / 1000, 0.001)).toFixed(0)}/s`)
   })
-  return { handshakes: load.handshakes, errors: load.errors, elapsedMs: load.elapsedMs, offered: load.offered, resumed: load.resumed, cpu: meter?.read() ?? 0, latencies: load.latencyMs, errorSamples: load.errorSamples }
+  return { handshakes: load.handshakes, errors: load.errors, elapsedMs: load.elapsedMs, offered: load.offered, resumed: load.resumed, cpu: meter?.read() ?? 0, split: splitMeter?.read() ?? { rootMain: 0, rootOther: 0, childrenMain: 0, childrenOther: 0 }, latencies: load.latencyMs, errorSamples: load.errorSamples }
 }
 
 /** One row from the rounds of a (target, profile): sums, and the latencies of the median round. */
@@ -161,11 +170,22 @@ function toRow (cert: CertKind, target: Target, profile: Profile, rounds: Measur
     latencyMs: { p50: round(median?.latencies.p50 ?? 0, 2), p95: round(median?.latencies.p95 ?? 0, 2), p99: round(median?.latencies.p99 ?? 0, 2) },
     resumedShare: offered > 0 ? round(sum((m) => m.resumed) / offered, 4) : null,
     serverCpuSeconds: round(cpu, 3),
-    serverCpuUsPerHandshake: handshakes > 0 ? round((cpu / handshakes) * 1e6, 0) : 0,
+    serverCpuUsPerHandshake: perHandshakeUs(cpu, handshakes),
     serverCpuSecondsPer1000: handshakes > 0 ? round((cpu / handshakes) * 1000, 3) : 0,
-    roundsUsPerHandshake: rounds.map((m) => m.handshakes > 0 ? round((m.cpu / m.handshakes) * 1e6, 0) : 0),
+    roundsUsPerHandshake: rounds.map((m) => perHandshakeUs(m.cpu, m.handshakes)),
+    serverCpuSplitUsPerHandshake: {
+      rootMain: perHandshakeUs(sum((m) => m.split.rootMain), handshakes),
+      rootOther: perHandshakeUs(sum((m) => m.split.rootOther), handshakes),
+      childrenMain: perHandshakeUs(sum((m) => m.split.childrenMain), handshakes),
+      childrenOther: perHandshakeUs(sum((m) => m.split.childrenOther), handshakes)
+    },
     errorSamples: [...new Set(rounds.flatMap((m) => m.errorSamples))].slice(0, 5)
   }
+}
+
+/** CPU seconds over handshakes, as whole µs per handshake (0 when none). */
+function perHandshakeUs (seconds: number, handshakes: number): number {
+  return handshakes > 0 ? round((seconds / handshakes) * 1e6, 0) : 0
 }
 
 export function round (x: number, digits: number): number {

@@ -16,6 +16,18 @@ export function handshakeTable (rows: HandshakeRow[]): string {
   )
 }
 
+/** Where each server's CPU per handshake went: its root process and its children, main threads and the rest. */
+export function cpuSplitTable (rows: HandshakeRow[]): string {
+  return table(
+    ['cert', 'server', 'profile', 'server CPU µs/hs', 'root: main thread', 'root: other threads', 'children: main threads', 'children: other threads'],
+    rows.map((r) => {
+      const s = r.serverCpuSplitUsPerHandshake
+      const parts = s === undefined ? ['-', '-', '-', '-'] : [s.rootMain, s.rootOther, s.childrenMain, s.childrenOther]
+      return [r.cert, r.target, r.profile, r.serverCpuUsPerHandshake, ...parts]
+    })
+  )
+}
+
 /** Server CPU per handshake of every server relative to tlsfleet's, per (cert, profile). */
 export function ratioTable (rows: HandshakeRow[]): string {
   const servers = [...new Set(rows.map((r) => r.target))]

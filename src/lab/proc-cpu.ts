@@ -123,3 +123,55 @@ export function cpuSecondsByRoot (groups: Array<number | number[] | undefined>):
     return roots.length === 0 ? 0 : treeStats(all, roots).reduce((sum, s) => sum + s.ticks, 0) / hz
   })
 }
+
+/** A process tree's CPU in four parts, seconds: its root process and its descendants, each as main thread and other threads. */
+export interface CpuSplit { rootMain: number; rootOther: number; childrenMain: number; childrenOther: number }
+
+/** One thread's CPU ticks so far, and where it sits in the tree. */
+export interface ThreadTicks { key: string; root: boolean; main: boolean; ticks: number }
+
+/**
+ * What each thread used between two readings, summed into the four parts. A thread born after
+ * `before` counts whole; one gone by `after` is lost (the split is a breakdown, the total is
+ * CpuMeter's).
+ */
+export function splitTicks (before: ThreadTicks[], after: ThreadTicks[], hz: number): CpuSplit {
+  const base = new Map(before.map((t) => [t.key, t.ticks]))
+  const split: CpuSplit = { rootMain: 0, rootOther: 0, childrenMain: 0, childrenOther: 0 }
+  for (const t of after) {
+    const used = Math.max(0, t.ticks - (base.get(t.key) ?? 0)) / hz
+    if (t.root) split[t.main ? 'rootMain' : 'rootOther'] += used
+    else split[t.main ? 'childrenMain' : 'childrenOther'] += used
+  }
+  return split
+}
+
+/** Every thread of the trees under `roots` (/proc/PID/task/TID/stat; the main thread's TID is its PID). */
+export function treeThreads (roots: number[]): ThreadTicks[] {
+  const rootSet = new Set(roots)
+  const out: ThreadTicks[] = []
+  for (const proc of treeStats(readAllStats(), roots)) {
+    let tids: string[]
+    try { tids = fs.readdirSync(`/proc/${proc.pid}/task`) } catch { continue }
+    for (const tid of tids) {
+      try {
+        const parsed = parseProcStat(fs.readFileSync(`/proc/${proc.pid}/task/${tid}/stat`, 'utf8'))
+        if (parsed !== undefined) out.push({ key: `${proc.pid}/${tid}`, root: rootSet.has(proc.pid), main: Number(tid) === proc.pid, ticks: parsed.ticks })
+      } catch { /* ended meanwhile */ }
+    }
+  }
+  return out
+}
+
+/** CpuMeter's breakdown: where in a process tree the CPU went (root or children, main thread or others). */
+export class CpuSplitMeter {
+  private readonly before: ThreadTicks[]
+
+  constructor (private readonly roots: () => number[]) {
+    this.before = treeThreads(roots())
+  }
+
+  read (): CpuSplit {
+    return splitTicks(this.before, treeThreads(this.roots()), clockTicksPerSecond())
+  }
+}

@@ -38,6 +38,12 @@ test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, 
     assert.ok((row.handshakes as number) > 0 && (row.handshakes as number) <= 200, JSON.stringify(row))
     assert.ok((row.serverCpuSeconds as number) > 0, `no server CPU measured: ${JSON.stringify(row)}`)
     assert.equal(row.errors, 0)
+    // The breakdown: tlsfleet's workers (children) do the handshakes; HAProxy -db is one process.
+    const split = row.serverCpuSplitUsPerHandshake as { rootMain: number; rootOther: number; childrenMain: number; childrenOther: number }
+    const splitTotal = split.rootMain + split.rootOther + split.childrenMain + split.childrenOther
+    assert.ok(splitTotal > 0 && splitTotal <= (row.serverCpuUsPerHandshake as number) * 1.5 + 100, `split ${JSON.stringify(split)} against ${String(row.serverCpuUsPerHandshake)}`)
+    if (row.target === 'tlsfleet') assert.ok(split.childrenMain > split.rootMain, `tlsfleet: ${JSON.stringify(split)}`)
+    if (row.target === 'haproxy') assert.equal(split.childrenMain + split.childrenOther, 0, `haproxy: ${JSON.stringify(split)}`)
   }
   // Resumption profiles really resume, TLS 1.3 included (our own client, not s_time -reuse).
   for (const row of report.handshake.filter((r) => String(r.profile).startsWith('resume'))) {
