@@ -1,23 +1,9 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
-import { CLI } from '../helpers/node-process.js'
-
-/** `tlsfleet bench ARGS` as a real process, killed after `timeoutMs`. */
-async function runBench (args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout, stderr }) })
-  })
-}
+import { runBench } from '../helpers/bench.js'
 
 test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
   const args = ['--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
@@ -104,62 +90,4 @@ test('the soak suite, 15 s: worker kills, a sync flood, RSS of every process, co
     'every killed worker replaced within 15 s', 'handshakes served after the last kill', 'the sync flood was read and counted as rejected'
   ])
   for (const c of soak.checks.filter((c) => c.warnOnly !== true)) assert.ok(c.pass, `${c.check}: ${c.detail}`)
-})
-
-test('the sync-cost suite counts instructions per update under callgrind, per cipher: the receive path costs more than the AEAD open alone, ChaCha20-Poly1305 (libsodium) less than AES-256-GCM (node:crypto), and the table says so', async () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-test-')), 'bench.json')
-  const { code, stdout, stderr } = await runBench(['--suites', 'sync-cost', '--sync-cost-updates', '1000', '--out', out], 170_000)
-  assert.equal(code, 0, stderr)
-  type Row = { cipher: string; totals: { load: number; open: number; receive: number }; openPerUpdate: number; receivePerUpdate: number; receiveOverOpen: number }
-  const cost = (JSON.parse(fs.readFileSync(out, 'utf8')) as { syncCost: { updates: number; rows: Row[]; defaultOverAes: number; chachaBackend: string; valgrind: string } }).syncCost
-  assert.equal(cost.updates, 1000)
-  assert.deepEqual(cost.rows.map((r) => r.cipher), ['chacha20-poly1305', 'aes-256-gcm'])
-  assert.equal(cost.chachaBackend, 'libsodium')
-  for (const row of cost.rows) {
-    assert.ok(row.totals.load > 0 && row.totals.load < row.totals.open && row.totals.open < row.totals.receive, JSON.stringify(row))
-    // An AEAD open is thousands of instructions, not tens or millions.
-    assert.ok(row.openPerUpdate > 2000 && row.openPerUpdate < 500_000, JSON.stringify(row))
-    assert.ok(row.receiveOverOpen > 1 && row.receiveOverOpen < 10, JSON.stringify(row))
-  }
-  const [chacha, aes] = cost.rows as [Row, Row]
-  assert.ok(chacha.openPerUpdate < aes.openPerUpdate, JSON.stringify(cost.rows))
-  assert.ok(cost.defaultOverAes < 1, JSON.stringify(cost))
-  assert.match(cost.valgrind, /^valgrind-\d/)
-  // The human run prints its progress on stderr and the table on stdout.
-  assert.match(stderr, /sync-cost: chacha20-poly1305: \d+ instructions per update received/)
-  assert.match(stdout, /\| AEAD +\| updates \| open only, instructions\/update \| sync receive path, instructions\/update \| receive ÷ open \|/)
-  assert.match(stdout, /\| chacha20-poly1305 \(libsodium\) \| 1000 +\| \d+ +\| \d+ +\| \d+(\.\d+)? +\|/)
-  assert.match(stdout, /\| aes-256-gcm \(node:crypto\) +\| 1000 +\| \d+ +\| \d+ +\| \d+(\.\d+)? +\|/)
-  assert.match(stdout, /receive path with the default cipher ÷ with aes-256-gcm: 0\.\d+/)
-
-  fs.rmSync(path.dirname(out), { recursive: true, force: true })
-})
-
-test('the handshake-cost suite counts a server\'s instructions per handshake under callgrind: a full TLS 1.2 handshake costs more than a resumed one, and every resume resumed', async () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-test-')), 'bench.json')
-  // The plain Node server only: a tlsfleet node takes one to two minutes to start under valgrind (docs/benchmarks.md has its run).
-  const { code, stdout, stderr } = await runBench(['--suites', 'handshake-cost', '--targets', 'node', '--profiles', 'full-1.2,resume-1.2-ticket', '--certs', 'ecdsa', '--cost-count', '20', '--cost-warmup', '20', '--out', out], 170_000)
-  assert.equal(code, 0, stderr)
-  const cost = (JSON.parse(fs.readFileSync(out, 'utf8')) as { handshakeCost: { cert: string; rows: Array<{ profile: string; target: string; handshakes: number; resumedShare: number; instructionsPerHandshake: number; compilePerHandshake: number; steadyPerHandshake: number }>; ratios: unknown[] } }).handshakeCost
-  assert.equal(cost.cert, 'ecdsa')
-  assert.deepEqual(cost.rows.map((r) => [r.target, r.profile, r.handshakes]), [['node', 'full-1.2', 20], ['node', 'resume-1.2-ticket', 20]])
-  const [full, resumed] = cost.rows as [typeof cost.rows[0], typeof cost.rows[0]]
-  assert.equal(full.resumedShare, 0)
-  assert.equal(resumed.resumedShare, 1)
-  for (const row of cost.rows) {
-    assert.ok(row.instructionsPerHandshake > 100_000 && row.instructionsPerHandshake < 100_000_000, JSON.stringify(row))
-    // V8 compiling JavaScript is counted apart (after 20 warm-up connections it is still at it).
-    assert.ok(row.compilePerHandshake > 0 && row.compilePerHandshake < row.instructionsPerHandshake, JSON.stringify(row))
-    assert.ok(Math.abs(row.steadyPerHandshake + row.compilePerHandshake - row.instructionsPerHandshake) <= 1, JSON.stringify(row))
-  }
-  // The ECDHE and the signature are what a resumed TLS 1.2 handshake saves.
-  assert.ok(full.steadyPerHandshake > 1.5 * resumed.steadyPerHandshake, JSON.stringify(cost.rows))
-  assert.deepEqual(cost.ratios, []) // no tlsfleet row to divide
-  assert.match(stdout, /\| full-1\.2 +\| node +\| \d+ +\| - +\| - +\| \d+ +\| - +\|/)
-  fs.rmSync(path.dirname(out), { recursive: true, force: true })
-
-  // A mix of new and returning clients is the time-based suite's; this one counts one kind at a time.
-  const refused = await runBench(['--suites', 'handshake-cost', '--profiles', 'mixed', '--certs', 'ecdsa'], 30_000)
-  assert.equal(refused.code, 1, refused.stderr)
-  assert.match(refused.stderr, /--profiles: the handshake-cost suite counts full-1\.2, full-1\.3, resume-1\.2-ticket, resume-1\.2-id, resume-1\.3-ticket, not mixed/)
 })
