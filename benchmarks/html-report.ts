@@ -1,6 +1,7 @@
 import type { BarGroup, ReportDocument, ReportSection } from '../src/report/report-document.js'
 import type { BenchReport } from './bench-report.js'
 import type { HandshakeRow } from './handshake.js'
+import type { CpuSplit } from '../src/lab/proc-cpu.js'
 
 const BASE = 'tlsfleet'
 
@@ -42,6 +43,33 @@ function handshakeSections (rows: HandshakeRow[]): ReportSection[] {
     sections.push({ kind: 'bars', title: 'Server CPU per handshake relative to tlsfleet', note: 'Each server against tlsfleet, measured side by side in this run: above 1 costs more CPU than tlsfleet.', unit: '×', decimals: 2, groups: ratioGroups })
   }
   return sections
+}
+
+/**
+ * Where each server's CPU per handshake went (rows that carry the split): per certificate, one
+ * group per profile and server, one bar per part, so tlsfleet's primary and workers stand beside
+ * the plain server's single process.
+ */
+function cpuSplitSections (rows: HandshakeRow[]): ReportSection[] {
+  const split = rows.filter((r) => r.serverCpuSplitUsPerHandshake !== undefined)
+  return [...new Set(split.map((r) => r.cert))].map((cert): ReportSection => ({
+    kind: 'bars',
+    title: `Where the server CPU goes, ${cert} certificate`,
+    note: 'µs per handshake from /proc/PID/task: the root process (tlsfleet\'s primary, the plain server, HAProxy) and its children (tlsfleet\'s workers); main threads and the rest (V8\'s helpers, libuv\'s pool, HAProxy\'s threads).',
+    unit: 'µs',
+    groups: split.filter((r) => r.cert === cert).map((r) => {
+      const s = r.serverCpuSplitUsPerHandshake as CpuSplit
+      return {
+        label: `${r.profile} · ${r.target}`,
+        bars: [
+          { label: 'root: main thread', value: s.rootMain },
+          { label: 'root: other threads', value: s.rootOther },
+          { label: 'children: main threads', value: s.childrenMain },
+          { label: 'children: other threads', value: s.childrenOther }
+        ]
+      }
+    })
+  }))
 }
 
 function failoverSections (report: BenchReport): ReportSection[] {
@@ -88,6 +116,7 @@ export function benchReportDocument (report: BenchReport, text: string, generate
         ]
       },
       ...handshakeSections(report.handshake ?? []),
+      ...cpuSplitSections(report.handshake ?? []),
       ...failoverSections(report),
       { kind: 'text', title: 'Every table, as printed', text }
     ]
