@@ -10,9 +10,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { isSupportedNode } from '../bin/node-support.js'
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const [major, minor] = process.versions.node.split('.').map(Number)
-const supported = major > 22 || (major === 22 && minor >= 19)
+const supported = isSupportedNode(process.versions.node)
 
 function localNode24 () {
   const prefix = path.join(root, '.tlsfleet', 'node24')
