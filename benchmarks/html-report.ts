@@ -45,6 +45,11 @@ function handshakeSections (rows: HandshakeRow[]): ReportSection[] {
   return sections
 }
 
+/** Rows with each profile's servers side by side (the run measures server by server). */
+function byProfile (rows: HandshakeRow[]): HandshakeRow[] {
+  return [...new Set(rows.map((r) => r.profile))].flatMap((profile) => rows.filter((r) => r.profile === profile))
+}
+
 /**
  * Where each server's CPU per handshake went (rows that carry the split): per certificate, one
  * group per profile and server, one bar per part, so tlsfleet's primary and workers stand beside
@@ -57,7 +62,7 @@ function cpuSplitSections (rows: HandshakeRow[]): ReportSection[] {
     title: `Where the server CPU goes, ${cert} certificate`,
     note: 'µs per handshake from /proc/PID/task: the root process (tlsfleet\'s primary, the plain server, HAProxy) and its children (tlsfleet\'s workers); main threads and the rest (V8\'s helpers, libuv\'s pool, HAProxy\'s threads).',
     unit: 'µs',
-    groups: split.filter((r) => r.cert === cert).map((r) => {
+    groups: byProfile(split.filter((r) => r.cert === cert)).map((r) => {
       const s = r.serverCpuSplitUsPerHandshake as CpuSplit
       return {
         label: `${r.profile} · ${r.target}`,

@@ -110,13 +110,13 @@ test('the bench: where the server CPU goes, as bars per profile and server, for 
     machine: { cpu: 'cpu', cores: 2, kernel: 'Linux', node: 'v24', openssl: 'OpenSSL 3', serverCpus: '1', clientCpus: '0' },
     command: 'tlsfleet bench',
     settings: {},
-    handshake: [split, { ...row('node', 'full-1.2', 500), serverCpuSplitUsPerHandshake: { rootMain: 470, rootOther: 30, childrenMain: 0, childrenOther: 0 } }, row('haproxy', 'full-1.2', 450)],
+    handshake: [split, { ...split, profile: 'full-1.3' }, { ...row('node', 'full-1.2', 500), serverCpuSplitUsPerHandshake: { rootMain: 470, rootOther: 30, childrenMain: 0, childrenOther: 0 } }, row('haproxy', 'full-1.2', 450)],
     skipped: []
   }
   const d = benchReportDocument(report, 'tables')
   const where = d.sections.filter((s): s is BarsSection => s.kind === 'bars' && s.title.startsWith('Where the server CPU goes'))
   assert.deepEqual(where.map((s) => s.title), ['Where the server CPU goes, rsa certificate'])
-  assert.deepEqual(where[0]?.groups.map((g) => g.label), ['full-1.2 · tlsfleet', 'full-1.2 · node'], 'a row without the split has no group')
+  assert.deepEqual(where[0]?.groups.map((g) => g.label), ['full-1.2 · tlsfleet', 'full-1.2 · node', 'full-1.3 · tlsfleet'], 'each profile\'s servers side by side; a row without the split has no group')
   assert.deepEqual(where[0]?.groups[0]?.bars.map((b) => [b.label, b.value]), [['root: main thread', 80], ['root: other threads', 9], ['children: main threads', 480], ['children: other threads', 31]])
   const none = benchReportDocument({ ...report, handshake: [row('tlsfleet', 'full-1.2', 600)] }, 'tables')
   assert.equal(none.sections.filter((s) => s.kind === 'bars' && s.title.startsWith('Where')).length, 0, 'no split measured, no section')
