@@ -1,4 +1,5 @@
 import { ConfigConflictError } from '../errors.js'
+import { DEFAULT_SYNC_CIPHER } from '../sync/sync-aead.js'
 import { formatHostPort, isLoopbackHost } from './host-port.js'
 import type { NodeConfig } from './options.js'
 import { isDnsPeer } from './sync-peer.js'
@@ -26,6 +27,10 @@ export function checkOptionCombinations (config: NodeConfig): void {
   }
   if (config.syncListen !== 'off' && config.syncFormat === 'v2' && config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
+  }
+  // hitch's format authenticates with its own HMAC and encrypts nothing: a cipher asked for would be ignored.
+  if (config.syncFormat === 'stud' && config.syncCipher !== DEFAULT_SYNC_CIPHER) {
+    throw new ConfigConflictError(`--sync-cipher ${config.syncCipher} has no effect with --sync-format stud (hitch's format signs each update with HMAC-SHA256 and does not encrypt): drop --sync-cipher, or use --sync-format v2`)
   }
   // The store holds sessions with their master secrets: they are sealed with the farm key.
   if (config.sessionStore !== 'off' && config.syncSecretFile.length === 0) {

@@ -118,6 +118,11 @@ test('a bad config value is refused at start, naming the key, the value and what
   r = run(['--sync-listen', '127.0.0.1:9', '--workers', '1', '--state-dir', path.join(dir, 'state')])
   assert.equal(r.code, 2)
   assert.match(r.stderr, /--sync-listen needs --sync-secret-file/)
+  // A cipher for a format that has none is refused, not ignored.
+  r = run(['--sync-format', 'stud', '--sync-cipher', 'aes-256-gcm', '--workers', '1', '--state-dir', path.join(dir, 'state-stud')])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--sync-cipher aes-256-gcm has no effect with --sync-format stud .*: drop --sync-cipher, or use --sync-format v2/)
+  assert.equal(fs.existsSync(path.join(dir, 'state-stud')), false, 'refused before anything is written')
 })
 
 test('--accept-model shared: workers accept from one shared socket and sessions resume across them', async () => {

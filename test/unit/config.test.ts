@@ -114,6 +114,13 @@ test('TLS options that do not work together are refused before anything starts',
   assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'client-verify': 'optional', 'client-ca': 'ca.pem', 'proxy-tlv': ['ssl'], 'proxy-protocol-out': 'v2' } })))
 })
 
+test('--sync-cipher with --sync-format stud is refused (hitch\'s format has no cipher); the default cipher, or v2, is not', () => {
+  assert.throws(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'sync-format': 'stud', 'sync-cipher': 'aes-256-gcm' } })),
+    (err: Error) => err instanceof ConfigConflictError && /^--sync-cipher aes-256-gcm has no effect with --sync-format stud/.test(err.message))
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'sync-format': 'stud' } })))
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'sync-format': 'v2', 'sync-cipher': 'aes-256-gcm' } })))
+})
+
 test('--cache-miss-wait must be below --cache-get-timeout', () => {
   const config = loadConfig({ env: {}, flags: { 'cache-miss-wait': '25', 'cache-get-timeout': '25' } })
   assert.throws(() => checkOptionCombinations(config), (err: Error) => err instanceof ConfigConflictError && /--cache-miss-wait 25 must be below --cache-get-timeout 25/.test(err.message))
