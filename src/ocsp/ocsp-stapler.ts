@@ -47,6 +47,19 @@ export function refreshDelay (response: Pick<VerifiedResponse, 'thisUpdate' | 'n
   return Math.max(0, response.thisUpdate + Math.min(halfLife, refreshIntervalMs) - now)
 }
 
+/** Share of a planned wait that may be cut (at random) so that the certificates' fetches spread out. */
+export const STAGGER = 0.1
+
+/**
+ * A planned wait, shortened by up to STAGGER at random: certificates loaded or refreshed
+ * together (one responder's responses share their thisUpdate) would otherwise all be fetched
+ * at the same moment, and all retried at the same moments while a responder is down. Only ever
+ * earlier, so a refresh never moves past the point `refreshDelay` chose; 0 stays 0.
+ */
+export function staggered (delayMs: number, random: () => number = Math.random): number {
+  return Math.round(delayMs * (1 - STAGGER * random()))
+}
+
 /** After `failures` failed fetches in a row. */
 export function retryDelay (failures: number, refreshIntervalMs: number): number {
   return Math.min(refreshIntervalMs, RETRY_BASE_MS * 2 ** Math.max(0, failures - 1))
@@ -120,7 +133,7 @@ export class OcspStapler {
       const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
       this.targets.set(key, target)
       await this.loadKept(target)
-      if (this.running) this.schedule(target, refreshDelay(target.current, Date.now(), this.opts.refreshIntervalMs))
+      if (this.running) this.schedule(target, staggered(refreshDelay(target.current, Date.now(), this.opts.refreshIntervalMs)))
     }
     for (const [key, target] of this.targets) {
       if (!seen.has(key)) {
@@ -135,7 +148,7 @@ export class OcspStapler {
   start (): void {
     this.running = true
     const now = Date.now()
-    for (const target of this.targets.values()) this.schedule(target, refreshDelay(target.current, now, this.opts.refreshIntervalMs))
+    for (const target of this.targets.values()) this.schedule(target, staggered(refreshDelay(target.current, now, this.opts.refreshIntervalMs)))
   }
 
   stop (): void {
@@ -170,12 +183,12 @@ export class OcspStapler {
       target.current = response
       this.report(target, response)
       this.opts.onChange(this.staples())
-      this.schedule(target, Math.max(1000, refreshDelay(response, Date.now(), this.opts.refreshIntervalMs)))
+      this.schedule(target, Math.max(1000, staggered(refreshDelay(response, Date.now(), this.opts.refreshIntervalMs))))
     } catch (err) {
       const reason = err instanceof OcspResponseError ? err.reason : 'unreachable'
       this.failuresTotal.inc({ reason })
       target.failures++
-      const retryMs = retryDelay(target.failures, this.opts.refreshIntervalMs)
+      const retryMs = staggered(retryDelay(target.failures, this.opts.refreshIntervalMs))
       this.opts.log.warn({ err, certificate: target.label, responder: target.subject.responderUrl, reason, retryInMs: retryMs, stapling: this.usable(target.current, Date.now()) ? 'the previous response' : 'none' }, 'OCSP refresh failed')
       this.schedule(target, retryMs)
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { refreshDelay, retryDelay } from '../../src/ocsp/ocsp-stapler.js'
+import { refreshDelay, retryDelay, STAGGER, staggered } from '../../src/ocsp/ocsp-stapler.js'
 
 const HOUR = 3600_000
 
@@ -20,4 +20,15 @@ test('failed fetches are retried sooner than a refresh, backing off up to the in
   assert.deepEqual([1, 2, 3, 4].map((n) => retryDelay(n, HOUR)), [10_000, 20_000, 40_000, 80_000])
   assert.equal(retryDelay(30, HOUR), HOUR)
   assert.equal(retryDelay(3, 15_000), 15_000)
+})
+
+test('planned fetches are spread: each wait cut by up to a tenth at random, never lengthened; at once stays at once', () => {
+  assert.equal(STAGGER, 0.1)
+  assert.equal(staggered(HOUR, () => 0), HOUR)
+  assert.equal(staggered(HOUR, () => 0.5), HOUR * 0.95)
+  assert.equal(staggered(0, () => 0.7), 0)
+  // Many certificates due at the same moment: spread over the last tenth, none after it.
+  const waits = Array.from({ length: 1000 }, () => staggered(HOUR))
+  assert.ok(waits.every((w) => w > HOUR * (1 - STAGGER) - 1 && w <= HOUR), 'within the tenth')
+  assert.ok(new Set(waits).size > 900, 'not the same moment')
 })
