@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { isSupportedNode } from '../bin/node-support.js'
+import { isSupportedNode, SUPPORTED_NODE } from '../bin/node-support.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const supported = isSupportedNode(process.versions.node)
@@ -21,11 +21,11 @@ function localNode24 () {
   const node = path.join(bin, 'node')
   const works = () => fs.existsSync(node) && spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout?.startsWith('v24.')
   if (!works()) {
-    process.stderr.write(`Node.js ${process.versions.node} is not supported (tlsfleet needs 22.19+ or 24); installing Node 24 from the npm registry into ${prefix} (once)...\n`)
+    process.stderr.write(`Node.js ${process.versions.node} is not supported (tlsfleet needs ${SUPPORTED_NODE}); installing Node 24 from the npm registry into ${prefix} (once)...\n`)
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
     const install = spawnSync(npm, ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel', 'error', 'node@24'], { stdio: 'inherit' })
     if (install.status !== 0 || !works()) {
-      process.stderr.write('could not install Node 24; install Node.js 22 (>= 22.19) or 24 yourself and run this again\n')
+      process.stderr.write(`could not install Node 24; install Node.js ${SUPPORTED_NODE} yourself and run this again\n`)
       process.exit(1)
     }
   }

@@ -133,7 +133,7 @@ export class OcspStapler {
       const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
       this.targets.set(key, target)
       await this.loadKept(target)
-      if (this.running) this.schedule(target, staggered(refreshDelay(target.current, Date.now(), this.opts.refreshIntervalMs)))
+      if (this.running) this.schedule(target, this.nextRefreshIn(target.current, Date.now()))
     }
     for (const [key, target] of this.targets) {
       if (!seen.has(key)) {
@@ -148,7 +148,7 @@ export class OcspStapler {
   start (): void {
     this.running = true
     const now = Date.now()
-    for (const target of this.targets.values()) this.schedule(target, staggered(refreshDelay(target.current, now, this.opts.refreshIntervalMs)))
+    for (const target of this.targets.values()) this.schedule(target, this.nextRefreshIn(target.current, now))
   }
 
   stop (): void {
@@ -163,6 +163,11 @@ export class OcspStapler {
 
   private usable (response: VerifiedResponse | undefined, now: number): response is VerifiedResponse {
     return response !== undefined && now < this.expiresAt(response)
+  }
+
+  /** The wait before the next refresh of a target holding `response`, staggered. */
+  private nextRefreshIn (response: VerifiedResponse | undefined, now: number): number {
+    return staggered(refreshDelay(response, now, this.opts.refreshIntervalMs))
   }
 
   private schedule (target: Target, delayMs: number): void {
@@ -183,7 +188,7 @@ export class OcspStapler {
       target.current = response
       this.report(target, response)
       this.opts.onChange(this.staples())
-      this.schedule(target, Math.max(1000, staggered(refreshDelay(response, Date.now(), this.opts.refreshIntervalMs))))
+      this.schedule(target, Math.max(1000, this.nextRefreshIn(response, Date.now())))
     } catch (err) {
       const reason = err instanceof OcspResponseError ? err.reason : 'unreachable'
       this.failuresTotal.inc({ reason })

@@ -36,3 +36,30 @@ test('the launcher runs the CLI on a supported Node.js (22.19 and later, 24)', (
     fs.rmSync(r.cwd, { recursive: true, force: true })
   }
 })
+
+/** scripts/supported-node.mjs ARGS from a copy of the repository's scripts/ and bin/ (no Node 24 installed there), reporting `version`, with an npm that fails. */
+function supportedNodeAs (version: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-supported-node-'))
+  for (const file of ['scripts/supported-node.mjs', 'bin/node-support.js']) {
+    fs.mkdirSync(path.join(root, path.dirname(file)), { recursive: true })
+    fs.copyFileSync(path.join(REPO_ROOT, file), path.join(root, file))
+  }
+  fs.mkdirSync(path.join(root, 'fake-bin'))
+  fs.writeFileSync(path.join(root, 'fake-bin', 'npm'), '#!/bin/sh\nexit 1\n', { mode: 0o755 })
+  const preload = `data:text/javascript,Object.defineProperty(process.versions,"node",{value:"${version}"})`
+  const env = { ...process.env, PATH: `${path.join(root, 'fake-bin')}${path.delimiter}${process.env.PATH ?? ''}` }
+  const r = spawnSync(process.execPath, ['--import', preload, path.join(root, 'scripts', 'supported-node.mjs'), ...args], { cwd: root, env, encoding: 'utf8', timeout: 30_000 })
+  fs.rmSync(root, { recursive: true, force: true })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('npm start/test\'s runner uses a supported Node.js as it is, and names the supported versions when it cannot fetch Node 24', () => {
+  const ran = supportedNodeAs('24.0.0', ['-e', 'console.log("ran on", process.execPath)'])
+  assert.equal(ran.status, 0, ran.stderr)
+  assert.equal(ran.stdout.trim(), `ran on ${process.execPath}`)
+  const refused = supportedNodeAs('20.20.2', ['-e', 'console.log("should not run")'])
+  assert.equal(refused.status, 1)
+  assert.equal(refused.stdout, '')
+  assert.match(refused.stderr, /^Node\.js 20\.20\.2 is not supported \(tlsfleet needs 22 \(22\.19 or later\) or 24\); installing Node 24 from the npm registry/)
+  assert.match(refused.stderr, /could not install Node 24; install Node\.js 22 \(22\.19 or later\) or 24 yourself/)
+})
