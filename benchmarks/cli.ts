@@ -42,7 +42,7 @@ function int (name: string, min: number, max: number): (v: string) => number {
 
 interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
-  processes: number; concurrency: number; rounds: number; serverCpus: string; clientCpus: string; workers?: number
+  processes: number; concurrency: number; rounds: number; warmup: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
   sessions: number; syncCostUpdates: number; costCount: number; costWarmup: number; soakSeconds: number; soakRssMb: number
 }
@@ -64,6 +64,7 @@ export function benchCommand (): Command {
     .option('--processes <N>', 'client processes', int('--processes', 1, 256), 2)
     .option('--concurrency <N>', 'connections in flight per client process', int('--concurrency', 1, 1024), 8)
     .option('--rounds <N>', 'handshake suite: measure every (profile, server) N times, the servers taking turns (steadier ratios on a noisy machine)', int('--rounds', 1, 100), 1)
+    .option('--warmup <S>', 'handshake suite: seconds of unmeasured load per server and profile before the rounds (bounded by --count too), so that V8 has compiled and tiered up each server\'s JavaScript (tlsfleet has more of it than the plain server)', int('--warmup', 0, 600), 3)
     .option('--server-cpus <LIST>', 'CPUs the server under test is pinned to (taskset -c)', cpus.server)
     .option('--client-cpus <LIST>', 'CPUs the clients and the backend are pinned to', cpus.client)
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
@@ -126,7 +127,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),
     settings: benchSettings({
       suites, certs: certKinds, targets, profiles: profiles.map((p) => p.name), durationSeconds: flags.duration, count: flags.count, processes: flags.processes,
-      concurrency: flags.concurrency, rounds: flags.rounds, workers, request: flags.request, costTargets, costProfiles, costCount: flags.costCount,
+      concurrency: flags.concurrency, rounds: flags.rounds, warmupSeconds: flags.warmup, workers, request: flags.request, costTargets, costProfiles, costCount: flags.costCount,
       costWarmup: flags.costWarmup, syncCostUpdates: flags.syncCostUpdates, sessions: flags.sessions, soakSeconds: flags.soakSeconds, soakRssMb: flags.soakRssMb
     }),
     skipped
@@ -141,7 +142,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
       const cpuProfileDir = flags.cpuProf !== undefined ? path.resolve(flags.cpuProf) : undefined
       report.handshake = await runHandshakeSuite({
         certs, targets, profiles, backendPort: backend.port, serverCpus: flags.serverCpus, clientCpus: flags.clientCpus, workers,
-        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, rounds: flags.rounds, request: flags.request, dir, progress,
+        processes: flags.processes, concurrency: flags.concurrency, count: flags.count, durationMs: flags.duration * 1000, warmupMs: flags.warmup * 1000, rounds: flags.rounds, request: flags.request, dir, progress,
         served, ...(cpuProfileDir !== undefined ? { cpuProfileDir } : {})
       })
       if (cpuProfileDir !== undefined) report.cpuProfiles = compareProfiles(cpuProfileDir, certKinds, served)

@@ -10,6 +10,7 @@ export interface SettingsInput {
   processes: number
   concurrency: number
   rounds: number
+  warmupSeconds: number
   workers: number
   request: boolean
   /** Handshake-cost suite. */
@@ -35,7 +36,7 @@ export function benchSettings (s: SettingsInput): Record<string, unknown> {
   const out: Record<string, unknown> = { suites: s.suites }
   // Every suite but memory and sync-cost makes TLS handshakes (handshake-cost with the first certificate, the others with RSA when listed).
   if (s.suites.some((n) => n !== 'memory' && n !== 'sync-cost')) out.certs = s.certs
-  if (ran.has('handshake')) Object.assign(out, { targets: s.targets, profiles: s.profiles, rounds: s.rounds, request: s.request })
+  if (ran.has('handshake')) Object.assign(out, { targets: s.targets, profiles: s.profiles, rounds: s.rounds, warmupSeconds: s.warmupSeconds, request: s.request })
   if (any('handshake', 'agent', 'soak')) Object.assign(out, { workers: s.workers, processes: s.processes, concurrency: s.concurrency })
   if (any('handshake', 'agent')) out.durationSeconds = s.durationSeconds
   // --count bounds the handshake suite's connections and the sample counts of failover (300 at most), sync and store (200).

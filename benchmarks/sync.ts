@@ -105,7 +105,7 @@ export async function runSyncSuite (opts: { progress: Progress; samples: number;
       propagation: { samples: delays.length + never, resumedFirstTry: firstTry, neverResumed: never, p50Ms: round(percentile(delays, 50), 3), p99Ms: round(percentile(delays, 99), 3), maxMs: round(delays[delays.length - 1] ?? 0, 3) },
       rate,
       sustainedPerSecond: sustained(DEFAULT_SYNC_CIPHER),
-      sustainedByCipher: { 'chacha20-poly1305': sustained('chacha20-poly1305'), 'aes-256-gcm': sustained('aes-256-gcm') }
+      sustainedByCipher: Object.fromEntries(SYNC_CIPHERS.map((c) => [c, sustained(c)])) as Record<SyncCipher, number>
     }
   } finally {
     await farm.stop()

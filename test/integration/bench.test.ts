@@ -7,13 +7,14 @@ import { runBench } from '../helpers/bench.js'
 
 test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
   const args = ['--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
-    '--duration', '2', '--count', '200', '--processes', '1', '--concurrency', '4', '--json', '--quiet']
+    '--duration', '2', '--warmup', '1', '--count', '200', '--processes', '1', '--concurrency', '4', '--json', '--quiet']
   const started = Date.now()
   const { code, stdout, stderr } = await runBench(args, 80_000)
   assert.equal(code, 0, stderr)
   assert.ok(Date.now() - started < 80_000)
-  const report = JSON.parse(stdout) as { machine: { cores: number }; handshake: Array<Record<string, unknown>> }
+  const report = JSON.parse(stdout) as { machine: { cores: number }; settings: Record<string, unknown>; handshake: Array<Record<string, unknown>> }
   assert.ok(report.machine.cores >= 1)
+  assert.equal(report.settings.warmupSeconds, 1)
   assert.equal(report.handshake.length, 6)
   for (const row of report.handshake) {
     for (const field of ['cert', 'target', 'profile', 'handshakes', 'handshakesPerSecond', 'latencyMs', 'errors', 'resumedShare', 'serverCpuSeconds', 'serverCpuUsPerHandshake', 'serverCpuSecondsPer1000']) {
