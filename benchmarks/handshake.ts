@@ -95,9 +95,10 @@ export async function runHandshakeSuite (opts: HandshakeSuiteOptions): Promise<H
         const key = `${cert.kind}|${target.kind}`
         opts.served?.set(key, (opts.served.get(key) ?? 0) + handshakes)
       }
-      // Warm-up, not measured: V8 compiling and tiering up each server's JavaScript (with a
-      // second of it, a first round cost tlsfleet ~13% more than the next, the plain server ~7%),
-      // worker caches, the backend's accept path. Every profile, each server in turn.
+      // Warm-up, not measured: V8 compiling and tiering up each server's JavaScript (with 1 s
+      // of it, tlsfleet / node came out 0.06-0.10 higher than with 3 s; 12 s bought nothing
+      // more: docs/benchmarks.md), worker caches, the backend's accept path. Every profile,
+      // each server in turn.
       for (const target of opts.warmupMs > 0 ? targets : []) {
         for (const profile of opts.profiles) {
           opts.progress.update(`${cert.kind} ${target.kind} ${profile.name}: warming up (${opts.warmupMs / 1000} s)`)
