@@ -3,10 +3,14 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
+// One exit listener for every directory (a listener each made Node warn of a leak past ten).
+const tempDirs: string[] = []
+process.once('exit', () => { for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true }) })
+
 /** A temporary directory removed when the test process exits. */
 export function tempDir (prefix = 'tlsfleet-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  tempDirs.push(dir)
   return dir
 }
 
