@@ -7,17 +7,32 @@ import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import type { StatRow } from '../../src/haproxy/stats.js'
 import { CLI } from './node-process.js'
 
-/** Connect to an agent port, optionally send `send`, and return everything until it closes (bounded). */
-export async function agentSays (port: number, send?: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return await new Promise((resolve, reject) => {
+/** What one connection to an agent port met: the bytes read, the error it got, and whether it closed in time. */
+export interface AgentExchange { text: string; connected: boolean; error?: string; closed: boolean }
+
+/** Connect to `port`, write `send`, read until the peer closes or `timeoutMs` passes. Never rejects. */
+export async function agentExchange (port: number, send?: string | Buffer, timeoutMs = 3000): Promise<AgentExchange> {
+  return await new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port })
-    let text = ''
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`agent on ${port} did not close within ${timeoutMs} ms; got ${JSON.stringify(text)}`)) }, timeoutMs)
-    socket.on('connect', () => { if (send !== undefined) socket.write(send) })
-    socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
-    socket.on('error', () => { /* a reset after the reply is fine; close follows */ })
-    socket.on('close', () => { clearTimeout(timer); resolve(text) })
+    const seen: AgentExchange = { text: '', connected: false, closed: false }
+    // A copy on timeout: destroy() still emits close, which must not mark the answer closed.
+    const timer = setTimeout(() => { socket.destroy(); resolve({ ...seen }) }, timeoutMs)
+    socket.on('connect', () => {
+      seen.connected = true
+      if (send !== undefined) socket.write(send)
+    })
+    socket.on('data', (d: Buffer) => { seen.text += d.toString('latin1') })
+    // A reset after the reply is fine: close follows, and the error is kept for diagnostics.
+    socket.on('error', (e: Error & { code?: string }) => { seen.error = e.code ?? e.message })
+    socket.on('close', () => { clearTimeout(timer); seen.closed = true; resolve(seen) })
   })
+}
+
+/** What the agent on `port` answers (to `send`, if given): everything it writes before it closes. */
+export async function agentSays (port: number, send?: string | Buffer, timeoutMs = 3000): Promise<string> {
+  const seen = await agentExchange(port, send, timeoutMs)
+  if (!seen.closed) throw new Error(`agent on ${port} did not close within ${timeoutMs} ms; got ${JSON.stringify(seen.text)}`)
+  return seen.text
 }
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }

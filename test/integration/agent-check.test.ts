@@ -3,7 +3,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
-import { agentSays, holdPort, runCli, serverRow } from '../helpers/agent.js'
+import { agentExchange, agentSays, holdPort, runCli, serverRow } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../helpers/haproxy.js'
 import { persistenceLines } from '../../src/lab/haproxy-config.js'
@@ -191,14 +191,7 @@ test('a node whose workers are all gone reports down, and HAProxy takes it out',
 
 /** What one connection to `port` meets within 3 s: its bytes, the error it got, or that it hung (diagnostics only). */
 async function connectOutcome (port: number): Promise<string> {
-  return await new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port })
-    let text = ''
-    let outcome = 'no connect'
-    const timer = setTimeout(() => { socket.destroy(); resolve(`${outcome}, no close within 3 s; got ${JSON.stringify(text)}`) }, 3000)
-    socket.on('connect', () => { outcome = 'connected' })
-    socket.on('data', (d: Buffer) => { text += d.toString('latin1') })
-    socket.on('error', (e: Error & { code?: string }) => { outcome = `error ${e.code ?? e.message}` })
-    socket.on('close', () => { clearTimeout(timer); resolve(`${outcome}, closed; got ${JSON.stringify(text)}`) })
-  })
+  const seen = await agentExchange(port)
+  const outcome = seen.error !== undefined ? `error ${seen.error}` : seen.connected ? 'connected' : 'no connect'
+  return `${outcome}, ${seen.closed ? 'closed' : 'no close within 3 s'}; got ${JSON.stringify(seen.text)}`
 }
