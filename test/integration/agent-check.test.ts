@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
