@@ -53,6 +53,8 @@ export interface SoakReport {
   agentMaxMs: number
   processes: SoakProcessRow[]
   checks: SoakCheck[]
+  /** When a check failed: whether the primary was still alive at the end, and the node's last output lines. */
+  failure?: { primaryAlive: boolean; nodeOutput: string[] }
 }
 
 /** Longest time a killed worker may take to be replaced (the primary backs off after repeated deaths). */
@@ -300,6 +302,7 @@ export async function runSoakSuite (opts: SoakOptions): Promise<SoakReport> {
       checks
     }
     const failed = checks.filter((c) => !c.pass && c.warnOnly !== true).length
+    if (failed > 0) report.failure = { primaryAlive: fs.existsSync(`/proc/${primary}`), nodeOutput: target.lastOutput() }
     opts.progress.line(`soak: ${checks.filter((c) => c.pass).length} checks passed, ${failed} failed, ${checks.length - failed - checks.filter((c) => c.pass).length} warnings`)
     return report
   } finally {
@@ -316,6 +319,7 @@ export function soakTable (r: SoakReport): string {
     table(['process', 'pid', 'RSS samples', 'first MiB', 'max MiB', 'last MiB', `bound MiB`, 'killed'],
       r.processes.map((p) => [p.role, p.pid, p.samples, p.firstMb, p.maxMb, p.lastMb, r.rssBoundMb, p.killed ? 'kill -9' : ''])),
     '',
-    table(['check', 'result', 'detail'], r.checks.map((c) => [c.check, c.pass ? 'pass' : c.warnOnly === true ? 'warn' : 'FAIL', c.detail]))
+    table(['check', 'result', 'detail'], r.checks.map((c) => [c.check, c.pass ? 'pass' : c.warnOnly === true ? 'warn' : 'FAIL', c.detail])),
+    ...(r.failure !== undefined ? ['', `the primary was ${r.failure.primaryAlive ? 'still alive' : 'gone'} at the end; the node's last output:`, ...r.failure.nodeOutput] : [])
   ].join('\n')
 }

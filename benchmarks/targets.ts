@@ -23,6 +23,8 @@ export interface Target {
   pid: number
   /** Its clients send a PROXY v2 header before the ClientHello. */
   proxyV2In: boolean
+  /** Its last 30 lines of stdout and stderr (what to show when a run goes wrong). */
+  lastOutput: () => string[]
   stop: () => Promise<void>
 }
 
@@ -126,7 +128,7 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
     await stopChild(child, 2000)
     throw err
   }
-  return { kind, label, port, pid: child.pid as number, proxyV2In: kind === 'tlsfleet-pp2', stop: async () => { await stopChild(child, 5000) } }
+  return { kind, label, port, pid: child.pid as number, proxyV2In: kind === 'tlsfleet-pp2', lastOutput: () => [...output], stop: async () => { await stopChild(child, 5000) } }
 }
 
 /** The shared backend, pinned to the client CPUs so it never competes with the server measured. */
