@@ -16,6 +16,8 @@ export interface RunningNode {
   stop: (signal?: NodeJS.Signals, timeoutMs?: number) => Promise<number | null>
   waitForLog: (predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>
   metric: (name: string, labels?: Record<string, string>) => Promise<number>
+  /** For a failure message: whether the node is still running (or how it exited), its last 20 log lines and its stderr. */
+  diagnosis: () => string
 }
 
 const running = new Set<ChildProcess>()
@@ -60,6 +62,10 @@ export async function startNode (args: string[], opts: { adminPort: number; env?
     process: child,
     logs,
     stderr: () => stderr,
+    diagnosis: () => {
+      const state = child.exitCode !== null || child.signalCode !== null ? `exited (code ${String(child.exitCode)}, signal ${String(child.signalCode)})` : 'running'
+      return `node ${state}; last logs:\n${logs.slice(-20).map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`
+    },
     adminUrl,
     waitForLog,
     stop: async (signal = 'SIGTERM', timeoutMs = 15_000) => {

@@ -69,11 +69,13 @@ test('a worker killed with SIGKILL is replaced, and sessions still resume (L2 su
   const before = workers()
   assert.equal(before.length, 2, `expected 2 workers, found ${before.join(',')}`)
   for (const pid of before) process.kill(pid, 'SIGKILL')
+  // A CI run once saw no replacement and the node gone after this kill: say what the node said.
+  const explained = (err: Error): never => { throw new Error(`${err.message}; ${node.diagnosis()}`) }
   await eventually(() => {
     const now = workers()
     return now.length === 2 && now.every((pid) => !before.includes(pid))
-  }, 15_000, 'replacement workers')
-  await eventually(async () => await node.metric('tlsfleet_workers', { state: 'listening' }) === 2, 15_000, 'workers listening')
+  }, 15_000, 'replacement workers').catch(explained)
+  await eventually(async () => await node.metric('tlsfleet_workers', { state: 'listening' }) === 2, 15_000, 'workers listening').catch(explained)
   // Both workers are new: their L1s are empty, so every resumption below comes from L2.
   for (let i = 0; i < 6; i++) {
     const again = await sClient({ port, tls: '1.2', sessIn: sess, extra: NO_TICKET })
