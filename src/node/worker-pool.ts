@@ -86,26 +86,26 @@ export class WorkerPool {
 
   /** Ask every listening worker for its counters; answers missing after `timeoutMs` are skipped. */
   async collectReports (timeoutMs = 1000, opts: { metrics?: boolean } = {}): Promise<WorkerReport[]> {
-    const workers = this.workers().filter((w) => this.listening.has(w.id))
+    const workers = this.workers().filter((w) => this.listening.has(w.id) && w.isConnected())
     if (workers.length === 0) return []
     const req = this.nextReq++
     return await new Promise((resolve) => {
       const entry = { remaining: new Set(workers.map((w) => w.id)), reports: [] as WorkerReport[], resolve }
       this.pendingReports.set(req, entry)
       setTimeout(() => { if (this.pendingReports.delete(req)) resolve(entry.reports) }, timeoutMs).unref()
-      for (const worker of workers) worker.send({ t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) } satisfies PrimaryToWorker)
+      for (const worker of workers) sendTo(worker, { t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) })
     })
   }
 
   /** To one worker, by cluster worker id (a worker gone meanwhile is skipped). */
   send (id: number, message: PrimaryToWorker): void {
     const worker = cluster.workers?.[id]
-    if (worker !== undefined && worker.isConnected()) worker.send(message)
+    if (worker !== undefined) sendTo(worker, message)
   }
 
   broadcast (message: PrimaryToWorker, except?: number): void {
     for (const worker of this.workers()) {
-      if (worker.id !== except && worker.isConnected()) worker.send(message)
+      if (worker.id !== except) sendTo(worker, message)
     }
   }
 
@@ -120,7 +120,7 @@ export class WorkerPool {
       if (worker.isDead()) return
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve())
-        worker.send({ t: 'shutdown', graceMs } satisfies PrimaryToWorker)
+        sendTo(worker, { t: 'shutdown', graceMs })
       })
     }))
     const deadline = setTimeout(() => {
@@ -142,9 +142,9 @@ export class WorkerPool {
           this.kept.set(worker.id, inherited)
           // A raw libuv TCP handle: Node sends it as a file descriptor ('net.Native'), though the
           // types only name Socket and Server.
-          for (const [index, kept] of inherited) worker.send({ t: 'listener', index } satisfies PrimaryToWorker, kept as unknown as net.Server)
+          for (const [index, kept] of inherited) sendTo(worker, { t: 'listener', index }, kept as unknown as net.Server)
         }
-        worker.send(this.opts.init())
+        sendTo(worker, this.opts.init())
         break
       }
       case 'listener':
@@ -210,3 +210,17 @@ export class WorkerPool {
     setTimeout(() => { if (!this.stopping) cluster.fork() }, delay)
   }
 }
+
+/**
+ * Send to a worker that may be dying. Between a killed worker's channel closing and its exit
+ * event (which replaces it), a send without a callback makes Node emit the error on the worker,
+ * where nothing listens: an uncaught exception that took the primary down. Here a closed
+ * channel skips the send, and a failed write goes to the callback; the exit event follows.
+ */
+function sendTo (worker: ClusterWorker, message: PrimaryToWorker, handle?: net.Server): void {
+  if (!worker.isConnected()) return
+  if (handle !== undefined) worker.send(message, handle, {}, ignoreSendError)
+  else worker.send(message, ignoreSendError)
+}
+
+function ignoreSendError (): void { /* the worker is gone; its exit event replaces it */ }
