@@ -6,6 +6,7 @@ import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import { sendToWorker } from './worker-channel.js'
 import { lowerWorkerPriority } from './worker-priority.js'
 
 export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number } }
@@ -93,19 +94,19 @@ export class WorkerPool {
       const entry = { remaining: new Set(workers.map((w) => w.id)), reports: [] as WorkerReport[], resolve }
       this.pendingReports.set(req, entry)
       setTimeout(() => { if (this.pendingReports.delete(req)) resolve(entry.reports) }, timeoutMs).unref()
-      for (const worker of workers) sendTo(worker, { t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) })
+      for (const worker of workers) sendToWorker(worker, { t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) })
     })
   }
 
   /** To one worker, by cluster worker id (a worker gone meanwhile is skipped). */
   send (id: number, message: PrimaryToWorker): void {
     const worker = cluster.workers?.[id]
-    if (worker !== undefined) sendTo(worker, message)
+    if (worker !== undefined) sendToWorker(worker, message)
   }
 
   broadcast (message: PrimaryToWorker, except?: number): void {
     for (const worker of this.workers()) {
-      if (worker.id !== except) sendTo(worker, message)
+      if (worker.id !== except) sendToWorker(worker, message)
     }
   }
 
@@ -120,7 +121,7 @@ export class WorkerPool {
       if (worker.isDead()) return
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve())
-        sendTo(worker, { t: 'shutdown', graceMs })
+        sendToWorker(worker, { t: 'shutdown', graceMs })
       })
     }))
     const deadline = setTimeout(() => {
@@ -142,9 +143,9 @@ export class WorkerPool {
           this.kept.set(worker.id, inherited)
           // A raw libuv TCP handle: Node sends it as a file descriptor ('net.Native'), though the
           // types only name Socket and Server.
-          for (const [index, kept] of inherited) sendTo(worker, { t: 'listener', index }, kept as unknown as net.Server)
+          for (const [index, kept] of inherited) sendToWorker(worker, { t: 'listener', index }, kept as unknown as net.Server)
         }
-        sendTo(worker, this.opts.init())
+        sendToWorker(worker, this.opts.init())
         break
       }
       case 'listener':
@@ -210,17 +211,3 @@ export class WorkerPool {
     setTimeout(() => { if (!this.stopping) cluster.fork() }, delay)
   }
 }
-
-/**
- * Send to a worker that may be dying. Between a killed worker's channel closing and its exit
- * event (which replaces it), a send without a callback makes Node emit the error on the worker,
- * where nothing listens: an uncaught exception that took the primary down. Here a closed
- * channel skips the send, and a failed write goes to the callback; the exit event follows.
- */
-function sendTo (worker: ClusterWorker, message: PrimaryToWorker, handle?: net.Server): void {
-  if (!worker.isConnected()) return
-  if (handle !== undefined) worker.send(message, handle, {}, ignoreSendError)
-  else worker.send(message, ignoreSendError)
-}
-
-function ignoreSendError (): void { /* the worker is gone; its exit event replaces it */ }
