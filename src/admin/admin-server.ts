@@ -57,6 +57,9 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
+    // Closed last in a stop, after the workers' grace period: a client that stalls (a request
+    // half sent, a scanner) must not hold the node's exit until the hard deadline.
+    forceCloseConnections: true,
     // Reject what the schema does not name instead of silently dropping it, and do not
     // coerce "true" into true: an operator's typo must be an error, not a different request.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } }

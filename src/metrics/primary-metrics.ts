@@ -39,6 +39,8 @@ export class PrimaryMetrics {
   private readonly sums = new MonotonicSums()
   /** The collected part of the page (workers, retired counts, process figures), and when it was asked for. */
   private rest?: { at: number; part: Promise<CollectedPart> }
+  /** Per collection under way: the workers that exited meanwhile (a report they sent first must not bring them back). */
+  private readonly collecting = new Set<Set<number>>()
 
   constructor (sources: PrimaryGaugeSources) {
     const registers = [this.registry]
@@ -110,6 +112,7 @@ export class PrimaryMetrics {
    * (memory, connections open) go with it.
    */
   workerExited (pid: number): void {
+    for (const exited of this.collecting) exited.add(pid)
     const last = this.lastReports.get(pid)
     this.lastReports.delete(pid)
     if (last === undefined) return
@@ -121,8 +124,16 @@ export class PrimaryMetrics {
 
   /** Ask the workers; those that did not answer in time still count with their last report. */
   private async collectRest (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<CollectedPart> {
-    const reports = await collect()
-    for (const report of reports) this.lastReports.set(report.pid, report.metrics)
+    const exited = new Set<number>()
+    this.collecting.add(exited)
+    let reports: Array<{ pid: number; metrics: MetricsJson }>
+    try {
+      reports = await collect()
+    } finally {
+      this.collecting.delete(exited)
+    }
+    // A worker that answered, then died before the others did, is counted in `retired` already.
+    for (const report of reports) if (!exited.has(report.pid)) this.lastReports.set(report.pid, report.metrics)
     const summed = toJson(AggregatorRegistry.aggregate([await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()]))
     const json = this.sums.hold(summed)
     const merged = AggregatorRegistry.aggregate([json])

@@ -108,8 +108,11 @@ export class Primary {
       const received = await this.sync.warmJoin(config.warmJoinTimeout * 1000)
       this.log.info({ sessions: received, l2: this.cache.l2.size }, 'warm join done')
     }
+    // A signal during the start: stop() is under way, nothing more is started.
+    if (this.stopping) return
     this.state.updateHealth({ warm: true })
     await this.terminator.start({ backend, ticketSecrets: tickets })
+    if (this.stopping) return
     this.log.info({
       ...this.terminator.describe(),
       backend: backend === undefined ? 'none' : formatHostPort(backend),

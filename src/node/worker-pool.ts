@@ -52,9 +52,12 @@ export class WorkerPool {
   /** keepListeners: each worker's listeners by --listen index, and those of dead workers. */
   private readonly kept = new Map<number, Map<number, ListenerHandle>>()
   private readonly spare: Array<Map<number, ListenerHandle>> = []
-  private stopping = false
+  private stopRequested = false
 
   constructor (private readonly opts: WorkerPoolOptions) {}
+
+  /** Once stop() was called: nothing is forked or given work from then on. */
+  get stopping (): boolean { return this.stopRequested }
 
   /**
    * Fork every worker and resolve once all listen. Rejects if one exits before: with a
@@ -80,7 +83,11 @@ export class WorkerPool {
           reject(new ListenError('--listen', failure.address, { code: failure.code, message: failure.message }))
         })
         worker.once('tlsfleet:privileges-failed', (message: string) => reject(new PrivilegeError(`a worker could not switch to --user: ${message}`)))
-        worker.once('exit', (code) => reject(new WorkerStartError(`a worker exited with code ${String(code)} before it listened; run with --log-level debug to see why`)))
+        // Unless the node is stopping (a signal during the start): then leaving is what it was told.
+        worker.once('exit', (code) => {
+          if (this.stopRequested) resolve()
+          else reject(new WorkerStartError(`a worker exited with code ${String(code)} before it listened; run with --log-level debug to see why`))
+        })
       })
     }))
   }
@@ -112,7 +119,7 @@ export class WorkerPool {
 
   /** Tell every worker to stop accepting and finish within `graceMs`; kill what is left after. */
   async stop (graceMs: number): Promise<void> {
-    this.stopping = true
+    this.stopRequested = true
     // Kept listeners first: the kernel must stop queueing connections nobody will accept.
     for (const handles of [...this.kept.values(), ...this.spare]) for (const handle of handles.values()) handle.close?.()
     this.kept.clear()
@@ -138,6 +145,11 @@ export class WorkerPool {
   private onMessage (worker: ClusterWorker, message: WorkerToPrimary, handle: unknown): void {
     switch (message.t) {
       case 'ready': {
+        // Forked before a stop: a shutdown sent earlier may have come before it was listening.
+        if (this.stopRequested) {
+          sendToWorker(worker, { t: 'shutdown', graceMs: 0 })
+          break
+        }
         const inherited = this.opts.keepListeners === true ? this.spare.pop() : undefined
         if (inherited !== undefined) {
           this.kept.set(worker.id, inherited)
@@ -191,7 +203,7 @@ export class WorkerPool {
   private onExit (worker: ClusterWorker, code: number | null, signal: string | null): void {
     const handles = this.kept.get(worker.id)
     this.kept.delete(worker.id)
-    if (handles !== undefined && !this.stopping) this.spare.push(handles)
+    if (handles !== undefined && !this.stopRequested) this.spare.push(handles)
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
     if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid)
@@ -201,13 +213,13 @@ export class WorkerPool {
         pending.resolve(pending.reports)
       }
     }
-    if (this.stopping) return
+    if (this.stopRequested) return
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()
     this.restarts.push(now)
     while (this.restarts.length > 0 && (this.restarts[0] as number) < now - RESTART_WINDOW_MS) this.restarts.shift()
     const delay = this.restarts.length > 5 ? Math.min(10_000, 250 * 2 ** (this.restarts.length - 5)) : 0
     this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; replacing it')
-    setTimeout(() => { if (!this.stopping) cluster.fork() }, delay)
+    setTimeout(() => { if (!this.stopRequested) cluster.fork() }, delay)
   }
 }

@@ -100,6 +100,7 @@ export class WorkerTerminator implements NodeTerminator {
     this.settings = workerSettings(this.config, context.backend, context.ticketSecrets, { policy: this.policy as TlsPolicy, runAs: this.runAs })
     if (this.config.acceptModel === 'reuseport') this.checkMigrateRequests()
     await this.workers.start()
+    if (this.workers.stopping) return // stopped while the workers started: they are gone
     // Everything that needs root is done: the workers bound their listeners (and switched once
     // they had), the primary read the keys, secrets and tokens and bound its own listeners.
     if (this.runAs !== undefined) {

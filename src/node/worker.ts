@@ -223,8 +223,11 @@ class Worker {
 
 export function runWorker (): void {
   let worker: Worker | undefined
-  // Ctrl-C reaches the whole process group; only the primary decides when workers stop.
+  // Ctrl-C, a terminal hangup or `kill -HUP -<pgid>` reach the whole process group: only the
+  // primary decides when workers stop, and a reload comes from it as a message (SIGHUP's
+  // default action would kill the worker and its connections).
   process.on('SIGINT', () => {})
+  process.on('SIGHUP', () => {})
   process.on('SIGTERM', () => { if (worker === undefined) process.exit(0); else worker.shutdown(worker.gracePeriodMs) })
   process.on('disconnect', () => {
     // The primary is gone (killed, crashed): release the port at once, finish briefly, leave.
@@ -239,6 +242,8 @@ export function runWorker (): void {
       adopted.set(message.index, handle)
       return
     }
+    // Stopped before it was given anything to serve (SIGTERM during the node's start).
+    if (message.t === 'shutdown' && worker === undefined) process.exit(0)
     if (message.t === 'init') {
       if (worker !== undefined) return
       const started = new Worker(message.settings, message)

@@ -10,7 +10,7 @@ export interface BackendTarget {
   connectOptions: net.NetConnectOpts
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   connectTimeoutMs: number
-  onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset') => void
+  onBackendError: (reason: 'connect_timeout' | 'connect_failed' | 'reset' | 'proxy_header') => void
   /** Backend connects under way, expired at the connect timeout. */
   connecting: DeadlineSweep<Forward>
   /** Joined connections, closed after the idle timeout without a byte in either direction. */
@@ -61,6 +61,8 @@ function destroyBoth (forward: Forward): void {
 export interface ConnectionAddresses {
   source: ProxyAddress | undefined
   destination: ProxyAddress | undefined
+  /** 'unix': the balancer's client came through its Unix socket (paths, no ports). */
+  family?: 'unix'
   /** PROXY v2 only: TLVs after the addresses (ALPN, AUTHORITY, SSL). */
   tlvs?: ProxyTlv[]
 }
@@ -83,7 +85,15 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
   upstream.on('connect', () => {
     connected = true
     target.connecting.delete(forward)
-    const header = proxyHeader(target.proxyProtocolOut, addresses)
+    let header: Buffer | undefined
+    try {
+      header = proxyHeader(target.proxyProtocolOut, addresses)
+    } catch {
+      // A header we cannot write (a bug of ours, never expected): this connection fails, not the worker.
+      target.onBackendError('proxy_header')
+      destroyBoth(forward)
+      return
+    }
     if (header !== undefined) upstream.write(header)
     client.pipe(upstream)
     upstream.pipe(client)
@@ -106,7 +116,8 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
 
 function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {
   if (mode === 'off') return undefined
-  if (mode === 'v2') return encodeProxyV2(addresses?.source, addresses?.destination, addresses?.tlvs)
-  if (addresses?.source === undefined || addresses.destination === undefined) return Buffer.from('PROXY UNKNOWN\r\n')
+  if (mode === 'v2') return encodeProxyV2(addresses?.source, addresses?.destination, addresses?.tlvs, addresses?.family === 'unix' ? 'unix' : 'ip')
+  // v1 has no Unix family: "UNKNOWN" (the backend uses the connection's own addresses), as HAProxy sends.
+  if (addresses?.source === undefined || addresses.destination === undefined || addresses.family === 'unix') return Buffer.from('PROXY UNKNOWN\r\n')
   return encodeProxyV1(addresses.source, addresses.destination)
 }

@@ -288,6 +288,15 @@ function unixPath (b: Buffer): string {
   return b.subarray(0, end === -1 ? b.length : end).toString('utf8')
 }
 
+/** unixPath's inverse: a path (or '@name', an abstract name) NUL-padded to 108 bytes. Throws when longer. */
+function unixPathBlock (path: string): Buffer {
+  const block = Buffer.alloc(UNIX_PATH_LENGTH)
+  const bytes = path.startsWith('@') ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1), 'utf8')]) : Buffer.from(path, 'utf8')
+  if (bytes.length > UNIX_PATH_LENGTH) throw new RangeError(`PROXY v2 header: Unix socket path ${JSON.stringify(path)} is longer than ${UNIX_PATH_LENGTH} bytes`)
+  bytes.copy(block)
+  return block
+}
+
 function ok (header: ProxyHeader, length: number): ProxyParseResult {
   return { status: 'ok', header, length }
 }
@@ -379,7 +388,8 @@ export function encodeProxyV1 (source: ProxyAddress, destination: ProxyAddress):
 export function encodeProxyV2 (
   source: ProxyAddress | undefined,
   destination: ProxyAddress | undefined,
-  tlvs: Array<{ type: number; value: Buffer }> = []
+  tlvs: Array<{ type: number; value: Buffer }> = [],
+  family: 'ip' | 'unix' = 'ip'
 ): Buffer {
   const tlvParts: Buffer[] = []
   for (const tlv of tlvs) {
@@ -401,6 +411,11 @@ export function encodeProxyV2 (
     verCmd = 0x20
     famByte = FAM_UNSPEC
     addresses = Buffer.alloc(0)
+  } else if (family === 'unix') {
+    // A client of the balancer's Unix socket, passed on as HAProxy itself would.
+    verCmd = 0x21
+    famByte = FAM_UNIX_STREAM
+    addresses = Buffer.concat([unixPathBlock(source.address), unixPathBlock(destination.address)])
   } else {
     verCmd = 0x21
     const e = endpoints(source, destination)

@@ -40,6 +40,7 @@ export interface RefusalSink {
 type Refusal = Extract<PreambleFailure, { reason: string }>
 const UNTRUSTED_SOURCE: Refusal = { kind: 'proxy', reason: 'untrusted_source' }
 const PER_SOURCE: Refusal = { kind: 'refused', reason: 'per_source' }
+const CLOSED: PreambleFailure = { kind: 'closed' }
 
 /** A handshake that offered a TLS 1.2 session ID (without a ticket), by that ID. */
 interface Offer {
@@ -168,6 +169,10 @@ export class TlsTerminator {
       this.refuse(pending, PER_SOURCE)
       return
     }
+    // Node keeps the peer's address once asked; asked now, it is still known when the header
+    // arrives with a reset (HAProxy's health checks: a LOCAL header, then RST) and the socket
+    // is already gone.
+    if (this.checkHeader) void socket.remoteAddress
     const check = this.checkHeader ? this.headerCheck(pending) : undefined
     readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
       if (!isFailure(result)) {
@@ -187,7 +192,11 @@ export class TlsTerminator {
    */
   private headerCheck (pending: Pending): HeaderCheck {
     return (header: ProxyHeader | undefined) => {
-      if (header !== undefined && this.trust !== undefined && !isTrustedPeer(this.trust, pending.socket)) return UNTRUSTED_SOURCE
+      if (header !== undefined && this.trust !== undefined) {
+        // No address: the peer reset before we could learn it; a closed connection, not a forgery.
+        if (pending.socket.remoteAddress === undefined) return CLOSED
+        if (!isTrustedPeer(this.trust, pending.socket)) return UNTRUSTED_SOURCE
+      }
       if (this.sources !== undefined && !this.admitSource(pending, header?.source?.address ?? pending.socket.remoteAddress)) return PER_SOURCE
       return undefined
     }
@@ -330,7 +339,7 @@ export class TlsTerminator {
     if (this.settings.proxyProtocolOut === 'off') return undefined
     const tlvs = this.tlvs?.(tlsSocket, client)
     const addresses: ConnectionAddresses = preamble.proxy !== undefined
-      ? { source: preamble.proxy.source, destination: preamble.proxy.destination }
+      ? { source: preamble.proxy.source, destination: preamble.proxy.destination, ...(preamble.proxy.family === 'unix' ? { family: 'unix' as const } : {}) }
       : {
           source: socket.remoteAddress !== undefined && socket.remotePort !== undefined ? { address: socket.remoteAddress, port: socket.remotePort } : undefined,
           destination: socket.localAddress !== undefined && socket.localPort !== undefined ? { address: socket.localAddress, port: socket.localPort } : undefined

@@ -24,12 +24,14 @@ const running = new Set<ChildProcess>()
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
 /** Start `tlsfleet node` as a real process and wait until it logs that it is ready. */
-export async function startNode (args: string[], opts: { adminPort: number; env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: string[] }): Promise<RunningNode> {
+export async function startNode (args: string[], opts: { adminPort: number; env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: string[]; detached?: boolean }): Promise<RunningNode> {
   // `wrap` prefixes the command, e.g. ['ip', 'netns', 'exec', NS] for a test namespace.
   const [command, ...commandArgs] = [...(opts.wrap ?? []), process.execPath, CLI, 'node', '--log-format', 'json', '--admin-listen', `127.0.0.1:${opts.adminPort}`, ...args] as [string, ...string[]]
   const child = spawn(command, commandArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env }
+    env: { ...process.env, ...opts.env },
+    // A process group of its own (the node leads it): for signals sent to the whole group.
+    ...(opts.detached === true ? { detached: true } : {})
   })
   running.add(child)
   child.once('exit', () => running.delete(child))

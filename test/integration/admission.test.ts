@@ -52,7 +52,7 @@ async function idle (port: number, opts: { localAddress?: string; header?: strin
  * A well-behaved client: TLS, `GET /`, reads the answer. Resolves true once a connection got its
  * answer, false when refused (closed before the handshake); bounded by `timeoutMs`.
  */
-async function request (port: number, opts: { localAddress?: string; header?: string; timeoutMs?: number } = {}): Promise<boolean> {
+async function request (port: number, opts: { localAddress?: string; header?: string | Buffer; timeoutMs?: number } = {}): Promise<boolean> {
   return await new Promise((resolve) => {
     const raw = net.connect({ host: '127.0.0.1', port, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) })
     const done = (ok: boolean): void => { clearTimeout(timer); raw.destroy(); resolve(ok) }
@@ -146,6 +146,26 @@ test('PROXY trust: a header from a peer outside --proxy-from is closed and count
   await sleep(200)
   assert.equal(await request(port, { header }), true)
   assert.equal(await node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }), 1)
+})
+
+test('a balancer\'s health check (a PROXY v2 LOCAL header, then a reset) is neither a forgery nor a refusal', async () => {
+  const { node, port } = await start(['--workers', '1', '--proxy-protocol-in', 'v2', '--proxy-from', '127.0.0.1'])
+  // HAProxy's check with send-proxy-v2: the header, and the connection reset at once.
+  const local = Buffer.from('0d0a0d0a000d0a515549540a' + '20' + '00' + '0000', 'hex')
+  for (let i = 0; i < 20; i++) {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => { socket.once('connect', resolve) })
+    socket.write(local)
+    socket.resetAndDestroy()
+    await new Promise<void>((resolve) => { socket.once('close', () => resolve()) })
+  }
+  await eventually(async () => await node.metric('tlsfleet_connections_accepted_total') >= 20, 5000, 'the checks\' connections accepted')
+  await sleep(300)
+  assert.equal(await node.metric('tlsfleet_proxy_protocol_errors_total', { reason: 'untrusted_source' }), 0, node.diagnosis())
+  assert.ok(!node.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('PROXY header from a peer outside --proxy-from')), 'a check was logged as a forged header')
+  // And the balancer's real clients are still served.
+  assert.equal(await request(port, { header: Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + 'cb007105' + 'c6336401' + '9c40' + '01bb', 'hex') }), true)
 })
 
 test('file descriptors: the cap derived from the limit refuses (counted) instead of running out; a limit lowered under the node is an EMFILE burst, logged and counted once, and it serves again afterwards', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path'
 import tls from 'node:tls'
 import { test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { writeFarmSecret } from '../helpers/farm.js'
 import { childPids, CLI, eventually, startNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
@@ -45,6 +46,104 @@ test('SIGTERM: stop accepting, let the open connection finish, then exit 0', asy
   socket.end()
   assert.equal(await exited, 0)
   await backend.close()
+})
+
+/** Resolves with the exit code and how long after `since` (ms) the process left. */
+async function exitOf (child: import('node:child_process').ChildProcess, since: () => number): Promise<{ code: number | null; afterMs: number }> {
+  return await new Promise((resolve) => child.once('exit', (code) => resolve({ code, afterMs: Date.now() - since() })))
+}
+
+test('SIGTERM while the node is still starting (its workers forked, not yet serving): it stops at once and never serves', async () => {
+  const dir = tempDir()
+  const [port, admin, sync, silentPeer] = await freePorts(4) as [number, number, number, number]
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '2', '--listen', `127.0.0.1:${port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--admin-listen', `127.0.0.1:${admin}`, '--state-dir', path.join(dir, 'state'),
+    '--sync-listen', `127.0.0.1:${sync}`, '--sync-peer', `127.0.0.1:${silentPeer}`, '--sync-secret-file', writeFarmSecret(dir),
+    '--warm-join-timeout', '0.5', '--grace-period', '8'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let signalled = 0
+  const exited = exitOf(child, () => signalled)
+  // The workers are forked right after the warm join (a peer that never answers ends it at its timeout).
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString()
+    if (signalled === 0 && out.includes('warm join done')) {
+      signalled = Date.now()
+      child.kill('SIGTERM')
+    }
+  })
+  try {
+    const { code, afterMs } = await exited
+    assert.ok(signalled > 0, 'never signalled')
+    assert.equal(code, 0)
+    assert.ok(afterMs < 4000, `it left ${afterMs} ms after SIGTERM with no connection open (the grace period is 8 s)`)
+    assert.ok(!out.includes('tlsfleet node ready'), 'it went on to serve after the signal')
+    assert.equal(await portIsFree(port), true)
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
+
+test('SIGTERM just after a worker was replaced: the new worker is stopped too, not left serving until the grace period ends', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost']),
+    '--grace-period', '8'], { adminPort: admin })
+  const pid = node.process.pid as number
+  const before = childPids(pid)
+  process.kill(before[0] as number, 'SIGKILL')
+  // The replacement is forked but still loading (well before it could tell the primary it is ready).
+  await eventually(() => childPids(pid).some((p) => !before.includes(p)), 5000, 'the replacement forked')
+  const signalled = Date.now()
+  const code = await node.stop('SIGTERM', 20_000)
+  const afterMs = Date.now() - signalled
+  assert.equal(code, 0)
+  assert.ok(afterMs < 4000, `it left ${afterMs} ms after SIGTERM with no connection open (the grace period is 8 s)`)
+  assert.ok(!node.logs.some((l) => l.msg === 'worker died; replacing it' && l.signal === 'SIGKILL' && l.worker !== before[0]), 'a worker had to be killed')
+})
+
+test('SIGHUP to the whole process group (a terminal hangup, kill -HUP -PGID): a reload, the workers and their connections stay', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost'])], { adminPort: admin, detached: true })
+  try {
+    const workers = childPids(node.process.pid as number)
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    let text = ''
+    socket.on('data', (d: Buffer) => { text += d.toString() })
+    process.kill(-(node.process.pid as number), 'SIGHUP')
+    await node.waitForLog((l) => l.msg === 'certificates reloaded', 10_000)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.ok(!node.logs.some((l) => l.msg === 'worker died; replacing it'), node.diagnosis())
+    assert.deepEqual(childPids(node.process.pid as number), workers)
+    socket.write('after-hup')
+    await eventually(() => text.includes('echo:after-hup'), 5000, 'the connection open across the hangup still echoes')
+    socket.destroy()
+  } finally {
+    await node.stop()
+    await backend.close()
+  }
+})
+
+test('a client stalled on the admin port (half a request) does not hold the stop', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost']),
+    '--grace-period', '2'], { adminPort: admin })
+  const stalled = net.connect({ host: '127.0.0.1', port: admin })
+  stalled.on('error', () => {})
+  await new Promise<void>((resolve) => stalled.once('connect', resolve))
+  stalled.write('GET /v1/state HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const signalled = Date.now()
+  const code = await node.stop('SIGTERM', 20_000)
+  const afterMs = Date.now() - signalled
+  stalled.destroy()
+  assert.equal(code, 0, node.diagnosis())
+  assert.ok(afterMs < 2000, `it left ${afterMs} ms after SIGTERM (the hard deadline is the grace period + 5 s)`)
+  assert.ok(node.logs.some((l) => l.msg === 'stopped'))
 })
 
 test('if the primary is killed, no worker is left holding the port', async () => {

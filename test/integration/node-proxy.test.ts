@@ -87,6 +87,26 @@ test('a PROXY v2 header from the load balancer is accepted too', async () => {
   assert.deepEqual(conn?.proxy?.source, { address: '192.0.2.9', port: 12345 })
 })
 
+test('a client of the balancer\'s Unix socket (PROXY v2 AF_UNIX) is passed on as AF_UNIX, and the worker lives on', async () => {
+  const paths = Buffer.alloc(216)
+  Buffer.from('/run/client.sock').copy(paths, 0)
+  Buffer.from('/run/haproxy-front.sock').copy(paths, 108)
+  const unix = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x31, 0x00, 216]), paths])
+  const workersBefore = await node.metric('tlsfleet_workers', { state: 'listening' })
+  for (const text of ['unix-1', 'unix-2']) {
+    const socket = await connect(unix)
+    const reply = readAll(socket)
+    socket.end(text)
+    assert.equal(await reply, `echo:${text}bye`)
+  }
+  const conn = backend.connections.find((c) => c.received.toString() === 'unix-2')
+  assert.equal(conn?.proxy?.family, 'unix')
+  assert.deepEqual(conn?.proxy?.source, { address: '/run/client.sock', port: 0 })
+  assert.deepEqual(conn?.proxy?.destination, { address: '/run/haproxy-front.sock', port: 0 })
+  assert.ok(!node.logs.some((l) => l.msg === 'worker died; replacing it'), node.diagnosis())
+  assert.equal(await node.metric('tlsfleet_workers', { state: 'listening' }), workersBefore)
+})
+
 test('large transfers keep flowing under back-pressure in both directions', async () => {
   const socket = await connect()
   const size = 4 * 1024 * 1024

@@ -299,6 +299,15 @@ describe('encode → parse round trips', () => {
     assert.equal(buf.toString('hex'), '0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + '01020304' + '05060708' + '1234' + '01bb')
   })
 
+  it('v2 passes a Unix socket client on (AF_UNIX, paths and abstract names), byte for byte as it came', () => {
+    const body = Buffer.concat([unixBlock('/run/client.sock', '\0abstract'), tlv(0x02, Buffer.from('example.com'))])
+    const incoming = v2(0x21, 0x31, body)
+    const { header } = ok(parse(incoming))
+    const out = encodeProxyV2(header.source, header.destination, header.tlvs, 'unix')
+    assert.deepEqual(out, incoming)
+    assert.throws(() => encodeProxyV2({ address: '/' + 'x'.repeat(108), port: 0 }, { address: '/a', port: 0 }, [], 'unix'), /longer than 108 bytes/)
+  })
+
   it('encoders refuse invalid addresses, ports and TLVs', () => {
     assert.throws(() => encodeProxyV1({ address: 'localhost', port: 1 }, { address: '1.2.3.4', port: 2 }), /source address/)
     assert.throws(() => encodeProxyV1({ address: '1.2.3.4', port: 65536 }, { address: '1.2.3.4', port: 2 }), /source port/)

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict'
+import test from 'node:test'
+import { PrimaryMetrics, type MetricsJson } from '../../src/metrics/primary-metrics.js'
+import { sumMetric } from '../../src/metrics/prometheus-text.js'
+
+const metrics = new PrimaryMetrics({
+  l2: () => ({ entries: 0, bytes: 0 }),
+  workers: () => ({ configured: 2, listening: 2 }),
+  state: () => ({ effective: 'ready', weightPercent: 100 })
+})
+
+/** What a worker reports: its handshakes so far. */
+function report (pid: number, handshakes: number): { pid: number; metrics: MetricsJson } {
+  return {
+    pid,
+    metrics: [{ name: 'tlsfleet_handshakes_total', help: 'h', type: 'counter', aggregator: 'sum', values: [{ labels: {}, value: handshakes }] }] as unknown as MetricsJson
+  }
+}
+
+async function handshakes (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<number> {
+  // maxAgeMs 0: every page asks the workers.
+  return sumMetric((await metrics.page(collect, 0)).body, 'tlsfleet_handshakes_total')
+}
+
+test('a worker that answers a collection and dies before it ends is counted once, from then on too', async () => {
+  assert.equal(await handshakes(async () => [report(101, 10), report(102, 5)]), 15)
+  // Worker 101 answers the next collection, then dies while worker 102 is slow to answer.
+  const page = handshakes(async () => {
+    metrics.workerExited(101)
+    return [report(101, 10), report(102, 6)]
+  })
+  assert.equal(await page, 16, 'the dead worker\'s counts are in the page once (kept from its last report)')
+  assert.equal(await handshakes(async () => [report(102, 7)]), 17, 'and they stay counted once')
+})
