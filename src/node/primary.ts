@@ -105,8 +105,8 @@ export class Primary {
 
     // Warm join before the terminator serves: a restarted node is not cold.
     if (this.sync !== undefined) {
-      const received = await this.sync.warmJoin(config.warmJoinTimeout * 1000)
-      this.log.info({ sessions: received, l2: this.cache.l2.size }, 'warm join done')
+      const joined = await this.sync.warmJoin(config.warmJoinTimeout * 1000)
+      this.log.info({ sessions: joined.sessions, peers: joined.responders, l2: this.cache.l2.size }, 'warm join done')
     }
     // A signal during the start: stop() is under way, nothing more is started.
     if (this.stopping) return

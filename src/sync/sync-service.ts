@@ -15,6 +15,7 @@ import { kernelDrops } from './kernel-drops.js'
 import type { PeerSource } from './peer-source.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
+import { JOIN_SETTLE_MS, WarmJoin, type JoinStep } from './warm-join.js'
 import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
@@ -65,15 +66,11 @@ class SyncCounts {
   readonly snapshotRequests = new Map<SnapshotResult, number>(SNAPSHOT_RESULTS.map((r): [SnapshotResult, number] => [r, 0]))
 }
 
-/** This node's warm join under way: its request id, and the responders it has echoed a cookie to. */
+/** This node's warm join under way, and what to do when it takes a step. */
 interface JoinAttempt {
-  requestId: number
-  echoed: Set<string>
-  onChunk: (entries: number, last: boolean) => void
+  join: WarmJoin
+  onStep: (step: JoinStep) => void
 }
-
-/** Cookies echoed in one warm join, at most (one per responder). */
-const MAX_JOIN_ECHOES = 64
 
 /** How old the kernel's drop count may be when scraped (reading /proc costs a directory listing). */
 const KERNEL_DROPS_MAX_AGE_MS = 1000
@@ -259,24 +256,31 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   /**
    * Warm join: ask the peers (or the group) for their live sessions, echo each responder's
-   * challenge, and wait until one has sent its last chunk, or the timeout passes. Returns how
-   * many sessions arrived. A node alone starts anyway.
+   * challenge, and wait until every responder has sent its last chunk (warm-join.ts says when
+   * that is enough), or the timeout passes. A node alone starts anyway.
    */
-  async warmJoin (timeoutMs: number): Promise<number> {
+  async warmJoin (timeoutMs: number): Promise<{ sessions: number; responders: number }> {
     const via = this.snapshotSocket
-    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return 0
+    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return { sessions: 0, responders: 0 }
     // Random: a chunk or challenge is accepted only for this id, so one from before a restart is refused.
-    const requestId = crypto.randomBytes(4).readUInt32BE(0)
-    let received = 0
+    const join = new WarmJoin(crypto.randomBytes(4).readUInt32BE(0), this.multicast ? undefined : this.targets.length)
     return await new Promise((resolve) => {
+      let settle: NodeJS.Timeout | undefined
       const finish = (): void => {
         clearTimeout(timer)
-        if (this.join?.requestId === requestId) this.join = undefined
-        resolve(received)
+        clearTimeout(settle)
+        if (this.join?.join === join) this.join = undefined
+        resolve({ sessions: join.sessions, responders: join.responders })
       }
       const timer = setTimeout(finish, timeoutMs)
-      this.join = { requestId, echoed: new Set(), onChunk: (entries, last) => { received += entries; if (last) finish() } }
-      this.sendMessage({ op: 'snapshot-request', requestId }, { via })
+      const onStep = (step: JoinStep): void => {
+        clearTimeout(settle)
+        if (step === 'finish') finish()
+        // Ends then unless another responder turned up meanwhile and is not done.
+        else if (step === 'settle') settle = setTimeout(() => { if (join.step() !== 'wait') finish() }, JOIN_SETTLE_MS)
+      }
+      this.join = { join, onStep }
+      this.sendMessage({ op: 'snapshot-request', requestId: join.requestId }, { via })
     })
   }
 
@@ -370,21 +374,19 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         break
       case 'snapshot-challenge': {
         // Echoed once per responder, only for our warm join under way; anything else answers nothing of ours.
-        const join = this.join
+        const join = this.join?.join
         const from = { host: rinfo.address, port: rinfo.port }
-        const responder = this.addressKey(rinfo)
-        if (join === undefined || message.requestId !== join.requestId || join.echoed.has(responder) || join.echoed.size >= MAX_JOIN_ECHOES) return this.reject(stats, 'unsolicited')
-        join.echoed.add(responder)
+        if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(stats, 'unsolicited')
         this.accept(stats, result.sender)
         this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: from, ...this.snapshotVia() })
         break
       }
       case 'snapshot-chunk': {
-        const join = this.join
-        if (join === undefined || message.requestId !== join.requestId) return this.reject(stats, 'unsolicited')
+        const attempt = this.join
+        if (attempt === undefined || message.requestId !== attempt.join.requestId) return this.reject(stats, 'unsolicited')
         this.accept(stats, result.sender)
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
-        join.onChunk(message.sessions.length, message.last)
+        attempt.onStep(attempt.join.chunk(this.addressKey(rinfo), message.sessions.length, message.last))
         break
       }
     }

@@ -4,7 +4,7 @@ import path from 'node:path'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
-import { startNode } from '../helpers/node-process.js'
+import { eventually, startNode } from '../helpers/node-process.js'
 
 // Three nodes on distinct loopback addresses, each sending to the other two (unicast). Node 3
 // seals with AES-256-GCM, the others with the default ChaCha20-Poly1305: a farm changing its
@@ -126,4 +126,29 @@ test('warm join: a node restarted after a session was created resumes it', async
   // after start; the session can only have arrived by the warm join (node 3 was down).
   const again = await resumesEventually(async () => await sClient({ host: n3.host, port: n3.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] }))
   assert.equal(again.reused, true, `session created while node 3 was down did not resume on it:\n${again.output}`)
+})
+
+test('warm join: a peer with nothing to give that answers first does not leave the restarted node cold', async () => {
+  const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]
+  await n2.node.stop()
+  await n3.node.stop()
+  for (let i = 0; i < 3; i++) assert.equal((await nodeClient(n1.host, n1.port, { maxVersion: 'TLSv1.2', noTicket: true })).reused, false)
+  // Node 2 comes back empty (no warm join of its own): the peer that answers fastest, with nothing.
+  n2.node = await startNode([...n2.args, '--warm-join-timeout', '0'], { adminPort: n2.admin })
+  const n1pid = n1.node.process.pid as number
+  // Node 1, the peer with the sessions, is held while node 3 asks, and let go right after node 2 answered.
+  process.kill(n1pid, 'SIGSTOP')
+  try {
+    const restarted = startNode(n3.args, { adminPort: n3.admin })
+    await eventually(async () => await fetch(`http://127.0.0.1:${n3.admin}/health`).then(() => true, () => false), 15_000, 'node 3\'s admin API (its warm join starts)')
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    process.kill(n1pid, 'SIGCONT')
+    n3.node = await restarted
+  } finally {
+    process.kill(n1pid, 'SIGCONT')
+  }
+  const warm = n3.node.logs.find((l) => l.msg === 'warm join done')
+  assert.equal(warm?.peers, 2, JSON.stringify(warm))
+  assert.ok(Number(warm?.sessions) >= 3, `the warm join ended with the empty peer's answer: ${JSON.stringify(warm)}`)
+  assert.equal(await n3.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'unsolicited' }), 0)
 })
