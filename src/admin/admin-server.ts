@@ -1,3 +1,4 @@
+import type net from 'node:net'
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
@@ -40,7 +41,18 @@ export interface AdminServerOptions {
   log?: Logger
   /** Called once per answered request (to count refusals: bad input is network input). */
   onResponse?: (statusCode: number) => void
+  /** Called when the oldest connection is closed to make room for a new one (MAX_ADMIN_CONNECTIONS). */
+  onEvicted?: () => void
 }
+
+/**
+ * Connections the admin API keeps open at most: at the bound the oldest makes room, as at the
+ * agent's port (a scraper or a dashboard needs a few; the descriptors are also the agent's and
+ * the sync's, in the same process).
+ */
+export const MAX_ADMIN_CONNECTIONS = 128
+/** A connection silent this long, or a request not fully received in this long, is cut. */
+const ADMIN_IDLE_MS = 10_000
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 415: errorSchema, 500: errorSchema, 502: errorSchema }
 
@@ -60,12 +72,18 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
     // Closed last in a stop, after the workers' grace period: a client that stalls (a request
     // half sent, a scanner) must not hold the node's exit until the hard deadline.
     forceCloseConnections: true,
+    // A client that connects and sends nothing, drips a request, or never reads the answer
+    // must not hold a connection forever.
+    connectionTimeout: ADMIN_IDLE_MS,
+    requestTimeout: ADMIN_IDLE_MS,
+    keepAliveTimeout: 5000,
     // Reject what the schema does not name instead of silently dropping it, and do not
     // coerce "true" into true: an operator's typo must be an error, not a different request.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } }
   })
 
   app.addHook('onResponse', async (_req, reply) => { opts.onResponse?.(reply.statusCode) })
+  boundConnections(app.server, MAX_ADMIN_CONNECTIONS, () => opts.onEvicted?.())
 
   // A browser's simple cross-site POST arrives as text/plain; with no parser for it, Fastify
   // answers 415 before any handler runs.
@@ -155,4 +173,21 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
 
   await app.listen({ host: opts.listen.host, port: opts.listen.port })
   return app
+}
+
+/** At `max` open connections, a new one closes the oldest (insertion order: the first is the oldest). */
+function boundConnections (server: net.Server, max: number, onEvicted: () => void): void {
+  const open = new Set<net.Socket>()
+  server.on('connection', (socket: net.Socket) => {
+    if (open.size >= max) {
+      const oldest = open.values().next().value
+      if (oldest !== undefined) {
+        open.delete(oldest)
+        oldest.destroy()
+        onEvicted()
+      }
+    }
+    open.add(socket)
+    socket.on('close', () => open.delete(socket))
+  })
 }

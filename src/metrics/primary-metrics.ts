@@ -27,6 +27,7 @@ export class PrimaryMetrics {
   private readonly processRegistry = new Registry()
   readonly haproxyCommands: Counter<'command' | 'result'>
   readonly adminRequests: Counter<'status'>
+  readonly adminEvictions: Counter
   readonly agentReplies: Counter<'state'>
   readonly agentInputErrors: Counter<'reason'>
   readonly backendReachable: Gauge
@@ -72,6 +73,7 @@ export class PrimaryMetrics {
     new Gauge({ name: 'tlsfleet_spare_capacity_ratio', help: 'Smoothed spare capacity 0..1 behind the agent weight', registers, collect () { this.set(sources.state().spareCapacity ?? 1) } })
     this.haproxyCommands = new Counter({ name: 'tlsfleet_haproxy_commands_total', help: 'HAProxy Runtime API commands sent by this node, by command and result', labelNames: ['command', 'result'] as const, registers })
     this.adminRequests = new Counter({ name: 'tlsfleet_admin_requests_total', help: 'Admin API requests answered, by HTTP status', labelNames: ['status'] as const, registers })
+    this.adminEvictions = new Counter({ name: 'tlsfleet_admin_connections_evicted_total', help: 'Admin API connections closed to make room for a new one (at 128 open)', registers })
     this.agentReplies = new Counter({ name: 'tlsfleet_agent_replies_total', help: 'Agent-check replies sent, by the state they reported', labelNames: ['state'] as const, registers })
     this.agentInputErrors = new Counter({ name: 'tlsfleet_agent_input_errors_total', help: 'Agent port connections with bad input or cut by a bound, by reason', labelNames: ['reason'] as const, registers })
     this.backendReachable = new Gauge({ name: 'tlsfleet_backend_reachable', help: 'Whether the backend accepted the last TCP probe(s) (1) or not (0)', registers })

@@ -197,6 +197,7 @@ export class Primary {
       listen,
       log: this.log,
       onResponse: (status) => this.metrics.adminRequests.inc({ status: String(status) }),
+      onEvicted: () => this.metrics.adminEvictions.inc(),
       token: credentials.token,
       readsNeedToken: credentials.explicit,
       allowUnauthenticated,

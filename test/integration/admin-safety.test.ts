@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
 import { runCli } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 
 // A node started the way `npm start` starts one: no --admin-token-file. Reads stay open on
@@ -85,6 +86,31 @@ test('cross-origin state changes are refused even with the token; text/plain bod
   assert.equal(await stateNow(), 'ready')
   const sameOrigin = await request('PUT', '/v1/state', { ...json, ...auth, origin: `http://127.0.0.1:${adminPort}` }, '{"state":"ready"}')
   assert.equal(sameOrigin.status, 200)
+})
+
+test('connections the admin API is not asked anything on are bounded: at 128 the oldest makes room, a silent one is cut after 10 s', async () => {
+  const connect = async (): Promise<{ socket: net.Socket; closed: boolean }> => {
+    const socket = net.connect({ host: '127.0.0.1', port: adminPort })
+    const conn = { socket, closed: false }
+    socket.on('error', () => {})
+    socket.on('close', () => { conn.closed = true })
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    return conn
+  }
+  const before = await node.metric('tlsfleet_admin_connections_evicted_total')
+  const silent: Array<{ socket: net.Socket; closed: boolean }> = []
+  try {
+    for (let i = 0; i < 140; i++) silent.push(await connect())
+    // Still answering (a new connection: one more silent one made room), and the oldest are the ones gone.
+    assert.equal((await request('GET', '/health', {})).status, 200)
+    await eventually(() => silent.slice(0, 12).every((c) => c.closed), 3000, 'the oldest connections closed')
+    assert.ok(silent.slice(-100).every((c) => !c.closed), 'newer connections were closed too')
+    assert.ok(await node.metric('tlsfleet_admin_connections_evicted_total') - before >= 13)
+    // The rest are cut once silent for 10 s.
+    await eventually(() => silent.every((c) => c.closed), 15_000, 'the silent connections cut')
+  } finally {
+    for (const c of silent) c.socket.destroy()
+  }
 })
 
 test('tlsfleet drain finds the generated token in --state-dir', async () => {
