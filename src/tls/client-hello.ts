@@ -17,6 +17,8 @@ import { u16, u24 } from '../util/bytes.js'
 export interface ClientHelloInfo {
   /** host_name from SNI, lowercased; absent when not sent or not a plausible DNS name */
   serverName?: string
+  /** A host_name was sent but is not a plausible DNS name (no certificate can name it). */
+  serverNameImplausible?: true
   /** e.g. 0x0303 */
   legacyVersion: number
   /** from the supported_versions extension (empty if absent), in client order, GREASE included */
@@ -235,8 +237,9 @@ function readServerName (b: Buffer, p: number, end: number, hello: ClientHelloIn
     const length = u16(b, p + 1)
     p += 3
     if (length === 0 || end - p < length) return false
-    if (nameType === 0 && hello.serverName === undefined && length <= MAX_HOST_NAME_LENGTH && isHostName(b, p, p + length)) {
-      hello.serverName = b.toString('latin1', p, p + length).toLowerCase()
+    if (nameType === 0 && hello.serverName === undefined) {
+      if (length <= MAX_HOST_NAME_LENGTH && isHostName(b, p, p + length)) hello.serverName = b.toString('latin1', p, p + length).toLowerCase()
+      else hello.serverNameImplausible = true
     }
     p += length
   }

@@ -243,7 +243,9 @@ export class TlsTerminator {
     const { socket } = pending
     const hello = preamble.hello
     const router = this.contexts.routerFor(hello)
-    const secureContext = this.settings.sniNoMatch === 'abort' ? router.lookupStrict(hello?.serverName) : router.lookup(hello?.serverName)
+    const strict = this.settings.sniNoMatch === 'abort'
+    // With abort, a name sent that no certificate can name (not a DNS name) is refused too.
+    const secureContext = strict ? (hello?.serverNameImplausible === true && hello.serverName === undefined ? undefined : router.lookupStrict(hello?.serverName)) : router.lookup(hello?.serverName)
     if (secureContext === undefined) {
       // --sni-nomatch abort: answer as OpenSSL would (a fatal unrecognized_name alert), then close.
       socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
@@ -270,7 +272,16 @@ export class TlsTerminator {
     // more call into JS per handshake, is needed by a ClientHello we could not parse, and with
     // OCSP stapling: Node looks up the staple for the certificate of the context the SNI
     // callback chose (the hub's own one without it).
-    if (hello === undefined || this.staples !== undefined) options.SNICallback = (name, cb) => cb(null, router.lookup(name))
+    if (hello === undefined || this.staples !== undefined) {
+      options.SNICallback = (name, cb) => {
+        const context = strict ? router.lookupStrict(name) : router.lookup(name)
+        if (context !== undefined) return cb(null, context)
+        // --sni-nomatch abort, seen only now (a ClientHello we could not read ahead): refused,
+        // closed without the alert (OpenSSL is mid-handshake).
+        this.fail(pending, 'sni_nomatch')
+        cb(new Error('no certificate for the SNI name (--sni-nomatch abort)'), undefined)
+      }
+    }
     const tlsSocket = new tls.TLSSocket(socket, options)
 
     // `on`, not `once`: these come once per socket (a renegotiation's 'secure' is ignored), and a

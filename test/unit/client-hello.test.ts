@@ -114,12 +114,15 @@ describe('parseClientHello: fields', () => {
     assert.equal(ok(parseClientHello(clientHello({}))).serverName, undefined)
   })
 
-  it('does not report an implausible SNI host name, but still parses', () => {
+  it('does not report an implausible SNI host name, but says one was sent, and still parses', () => {
     for (const bad of ['a b', 'x\u0000y', 'evil/..', '..', 'a..b', '-a.b']) {
       const h = ok(parseClientHello(clientHello({ sni: bad, versions: [0x0304] })))
       assert.equal(h.serverName, undefined, bad)
+      assert.equal(h.serverNameImplausible, true, bad)
       assert.equal(h.offersTls13, true)
     }
+    assert.equal(ok(parseClientHello(clientHello({ sni: 'ok.test' }))).serverNameImplausible, undefined)
+    assert.equal(ok(parseClientHello(clientHello({}))).serverNameImplausible, undefined)
   })
 
   it('reads supported_versions and decides offersTls13', () => {
