@@ -460,10 +460,12 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const keyId = packet.readUInt8(OFF_KEY_ID)
   const key = ctx.keyRing.byId(keyId)
   if (key === undefined) return reject('unknown_key')
-  if (isOwnNodeId(packet, ctx.ownNodeId)) return reject('own')
 
   const body = openPacket(cipher, key, packet, V2_HEADER_BYTES, bodyLen)
   if (body === undefined) return reject('bad_tag')
+  // After the tag: our node id is public (a hash of our name), so a forged packet carrying it
+  // must count as the forgery it is, not as our own harmless echo.
+  if (isOwnNodeId(packet, ctx.ownNodeId)) return reject('own')
 
   // Authenticated from here on.
   const nowMs = ctx.now()

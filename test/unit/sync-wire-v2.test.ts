@@ -302,9 +302,13 @@ describe('sync v2 rejections', () => {
     assert.equal(reason(decodeV2(p, decodeCtx(ring1))), 'unknown_key')
   })
 
-  it('own: our own node id (multicast loopback)', () => {
+  it('own: our own node id (multicast loopback), only once the tag is checked', () => {
     const p = valid()
     assert.equal(reason(decodeV2(p, decodeCtx(ring1, { ownNodeId: nodeA }))), 'own')
+    // Anyone can write our node id (a hash of our name) into a packet: without the tag it is a forgery.
+    const forged = Buffer.from(p)
+    forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1
+    assert.equal(reason(decodeV2(forged, decodeCtx(ring1, { ownNodeId: nodeA }))), 'bad_tag')
   })
 
   it('bad_tag: a bit flipped in the header, the ciphertext or the tag', () => {
