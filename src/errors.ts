@@ -35,7 +35,7 @@ export class ConfigConflictError extends TlsfleetError {
   constructor (message: string) { super('TLSFLEET_ERR_CONFIG_CONFLICT', message, EXIT_CONFIG) }
 }
 
-/** A wrong command line for a subcommand without an option table (lab, demo-backend, bench). */
+/** A wrong command line: commander's usage errors for any command (cli/usage-errors.ts), and the checks of lab, demo-backend and bench. */
 export class UsageError extends TlsfleetError {
   constructor (message: string) { super('TLSFLEET_ERR_USAGE', message, EXIT_CONFIG) }
 }
@@ -118,7 +118,7 @@ export class AdminRequestError extends TlsfleetError {
   }
 }
 
-/** The operator CLI (status, drain, ...) could not do what it was asked. */
+/** The operator CLI (status, drain, ...) could not do what it was asked (its token file is refused with AdminTokenError). */
 export class AdminClientError extends TlsfleetError {
   constructor (message: string, exitCode: number = EXIT_FAILURE) { super('TLSFLEET_ERR_ADMIN_CLIENT', message, exitCode) }
 }

@@ -7,8 +7,8 @@ export const MIN_TOKEN_LENGTH = 16
 
 /**
  * Read a bearer token file (`--admin-token-file`, also read by the CLI's `--token-file`):
- * the first line, trimmed. A file readable by group or others is refused on the node, since
- * the token grants drain/maint of the node.
+ * the first line, trimmed. With checkMode (the node, and the CLI) a file readable by group or
+ * others is refused, since the token grants drain/maint of the node.
  */
 export function readTokenFile (file: string, opts: { checkMode?: boolean } = {}): string {
   let stat: fs.Stats

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { request } from 'undici'
 import { GENERATED_TOKEN_FILE, readTokenFile } from '../admin/admin-auth.js'
 import { isLoopbackHost } from '../config/host-port.js'
-import { AdminClientError } from '../errors.js'
+import { AdminClientError, AdminTokenError } from '../errors.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
 
@@ -28,11 +28,7 @@ export class AdminClient {
     // The generated token only goes to a node on this machine: never sent to another host.
     const local = isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))
     const tokenFile = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE ?? (local ? generatedTokenFile(opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet') : undefined)
-    try {
-      this.token = tokenFile !== undefined && tokenFile !== '' ? readTokenFile(tokenFile) : undefined
-    } catch (err) {
-      throw new AdminClientError(`--token-file: ${(err as Error).message}`, 2)
-    }
+    this.token = tokenFile !== undefined && tokenFile !== '' ? readClientToken(tokenFile) : undefined
     const seconds = Number(opts.timeout ?? '5')
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new AdminClientError(`--timeout ${JSON.stringify(opts.timeout)}: expected seconds from 0.1 to 600`, 2)
     this.timeoutMs = seconds * 1000
@@ -85,4 +81,16 @@ export class AdminClient {
 function generatedTokenFile (stateDir: string): string | undefined {
   const file = path.join(stateDir, GENERATED_TOKEN_FILE)
   return fs.existsSync(file) ? file : undefined
+}
+
+/**
+ * The token file is refused as the node refuses it (readable by others, short, unreadable):
+ * the token drains the node, and the node's own generated file is 0600, so this costs nothing.
+ */
+function readClientToken (file: string): string {
+  try {
+    return readTokenFile(file, { checkMode: true })
+  } catch (err) {
+    throw new AdminTokenError(`--token-file: ${(err as Error).message}`, { cause: err })
+  }
 }

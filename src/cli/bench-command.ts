@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { throwUsageErrors } from './usage-errors.js'
 
 /**
  * `tlsfleet bench`: the benchmark code lives in benchmarks/ (like undici's) and runs with
@@ -20,6 +21,8 @@ export function benchCommand (): Command {
         process.stderr.write(`tlsfleet bench: the benchmarks are not part of this installation (${(err as Error).message}); run them from a clone with npm run bench\n`)
         process.exit(1)
       }
-      await cli.benchCommand().parseAsync(['node', 'bench', ...args])
+      const bench = cli.benchCommand()
+      throwUsageErrors(bench, 'tlsfleet bench')
+      await bench.parseAsync(['node', 'bench', ...args])
     })
 }

@@ -5,6 +5,7 @@ import { haproxyKeysCommand } from './haproxy-keys-command.js'
 import { nodeCommand } from './node-command.js'
 import { stateCommand } from './state-commands.js'
 import { statusCommand } from './status-command.js'
+import { isPrintedByCommander, throwUsageErrors } from './usage-errors.js'
 
 // SO_REUSEPORT listeners (Node >= 22.12) and undici 8 (>= 22.19) set the floor.
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
@@ -16,7 +17,6 @@ if (major < 22 || (major === 22 && minor < 19)) {
 const program = new Command('tlsfleet')
   .description('TLS accelerator farm behind HAProxy: shared sessions, farm-wide ticket keys, an HAProxy agent')
   .version('0.1.0')
-  .showHelpAfterError()
 program.addCommand(nodeCommand(), { isDefault: true })
 program.addCommand(demoBackendCommand())
 program.addCommand(statusCommand())
@@ -24,10 +24,12 @@ program.addCommand(haproxyKeysCommand())
 for (const state of ['drain', 'ready', 'maint'] as const) program.addCommand(stateCommand(state))
 program.addCommand((await import('./lab-command.js')).labCommand())
 program.addCommand((await import('./bench-command.js')).benchCommand())
+throwUsageErrors(program)
 
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
+  if (isPrintedByCommander(err)) process.exit(err.exitCode)
   process.stderr.write(`tlsfleet: ${describeFailure(err)}\n`)
   process.exit(err instanceof TlsfleetError ? err.exitCode : 1)
 }

@@ -53,6 +53,9 @@ export class Primary {
   private stopping = false
 
   constructor (readonly config: NodeConfig) {
+    // First: the parts below are built from these options (the terminator parses
+    // --terminator-socket), so a refused combination must be named before they read them.
+    checkOptionCombinations(config)
     this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
     this.cache = new PrimarySessionCache({ maxEntries: config.cacheSize, maxBytes: config.cacheMaxBytes, lifetimeSeconds: config.sessionTimeout })
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate, connectionLimit: config.maxConnections })
@@ -81,13 +84,13 @@ export class Primary {
   }
 
   /**
-   * Everything that can be refused is checked before anything binds (options, files, the TLS
-   * addresses or the local HAProxy); then the agent answers "down" while the rest starts, the
-   * farm's sessions are fetched (warm join), and only then does the terminator serve.
+   * Everything that can be refused is checked before anything binds (the option combinations
+   * in the constructor; files, the TLS addresses or the local HAProxy here); then the agent
+   * answers "down" while the rest starts, the farm's sessions are fetched (warm join), and only
+   * then does the terminator serve.
    */
   async start (): Promise<void> {
     const config = this.config
-    checkOptionCombinations(config)
     const credentials = loadAdminToken(config.adminTokenFile, config.stateDir)
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()

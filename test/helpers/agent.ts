@@ -38,9 +38,9 @@ export async function agentSays (port: number, send?: string | Buffer, timeoutMs
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
 /** Run the real `tlsfleet` CLI (bin/tlsfleet.js) with this Node, bounded. */
-export async function runCli (args: string[], timeoutMs = 15_000): Promise<CliResult> {
+export async function runCli (args: string[], timeoutMs = 15_000, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return await new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, encoding: 'utf8', env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
       resolve({ code, stdout, stderr })
     })

@@ -178,6 +178,28 @@ test('the CLI uses the token file; without it, it says so and exits non-zero', a
   assert.equal(await currentState(), 'ready')
 })
 
+test('the CLI refuses a token file as the node does: readable by others, too short or missing (TLSFLEET_ERR_ADMIN_TOKEN, exit 2), and sends nothing', async () => {
+  // The node's own token, in a file others can read: refused, though the node would accept the token.
+  const loose = path.join(dir, 'cli-loose.token')
+  fs.writeFileSync(loose, token + '\n', { mode: 0o644 })
+  fs.chmodSync(loose, 0o644)
+  for (const { args, env } of [{ args: ['--token-file', loose], env: {} }, { args: [], env: { TLSFLEET_ADMIN_TOKEN_FILE: loose } }]) {
+    const drain = await runCli(['drain', '--admin', node.adminUrl, ...args], 15_000, env)
+    assert.equal(drain.code, 2, drain.stdout + drain.stderr)
+    assert.match(drain.stderr, /^tlsfleet: --token-file: token file ".*cli-loose\.token": readable by group or others \(mode 644\); run chmod 600 on it \(TLSFLEET_ERR_ADMIN_TOKEN\)\n$/)
+    assert.equal(await currentState(), 'ready', 'a refused token file changed the node')
+  }
+  const short = path.join(dir, 'cli-short.token')
+  fs.writeFileSync(short, 'abc\n', { mode: 0o600 })
+  const shortRun = await runCli(['status', '--admin', node.adminUrl, '--token-file', short])
+  assert.equal(shortRun.code, 2)
+  assert.match(shortRun.stderr, /^tlsfleet: --token-file: .*at least 16 are needed.* \(TLSFLEET_ERR_ADMIN_TOKEN\)\n$/)
+  const missing = await runCli(['maint', '--admin', node.adminUrl, '--token-file', path.join(dir, 'no-such.token')])
+  assert.equal(missing.code, 2)
+  assert.match(missing.stderr, /^tlsfleet: --token-file: token file ".*no-such\.token": cannot read: ENOENT.* \(TLSFLEET_ERR_ADMIN_TOKEN\)\n$/)
+  assert.equal(await currentState(), 'ready')
+})
+
 test('the CLI names an unreachable node and exits non-zero', async () => {
   const [free] = await freePorts(1) as [number]
   const res = await runCli(['drain', '--admin', `http://127.0.0.1:${free}`])

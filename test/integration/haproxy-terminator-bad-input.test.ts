@@ -12,10 +12,10 @@ import { freePorts } from '../helpers/ports.js'
 
 /**
  * A companion refuses a local HAProxy that is not set up for it, with one line naming what to
- * fix and exit 2, and changes nothing (the ring HAProxy holds stays as it was): a wrong key
- * file path, a socket below level admin, no tls-ticket-keys on the bind line, keys of another
- * size. `haproxy-keys` refuses its own bad input the same way. An HAProxy that is not up yet
- * is no refusal: the node waits for it, down.
+ * fix and exit 2, and changes nothing (the ring HAProxy holds stays as it was): no Runtime API
+ * given, a wrong key file path, a socket below level admin, no tls-ticket-keys on the bind
+ * line, keys of another size. `haproxy-keys` refuses its own bad input the same way. An
+ * HAProxy that is not up yet is no refusal: the node waits for it, down.
  */
 
 let dir: string
@@ -78,6 +78,17 @@ async function refused (result: CliResult, message: RegExp, ringBefore: string[]
   assert.match(result.stderr, /\(TLSFLEET_ERR_TERMINATOR\)\n$/)
   assert.deepEqual(await withKeys.api.showTlsKeys(keyFile), ringBefore, 'a refused start changed the ring')
 }
+
+test('a companion without --terminator-socket is refused as a conflict, before anything is built or written', async () => {
+  const [admin] = await freePorts(1) as [number]
+  const stateDir = path.join(dir, 'no-socket-state')
+  for (const extra of [[], ['--terminator-keys', keyFile, '--sync-secret-file', secret]]) {
+    const result = await runCli(['node', '--terminator', 'haproxy', ...extra, '--state-dir', stateDir, '--admin-listen', `127.0.0.1:${admin}`, '--log-format', 'json'])
+    assert.equal(result.code, 2, result.stdout + result.stderr)
+    assert.match(result.stderr, /^tlsfleet: --terminator haproxy needs --terminator-socket PATH\|HOST:PORT: .* \(TLSFLEET_ERR_CONFIG_CONFLICT\)\n$/)
+  }
+  assert.equal(fs.existsSync(stateDir), false, 'a refused start wrote into --state-dir')
+})
 
 test('a wrong --terminator-keys path is refused, naming the file the bind line uses', async () => {
   const ring = await withKeys.api.showTlsKeys(keyFile)

@@ -1,0 +1,31 @@
+import { CommanderError, type Command } from 'commander'
+import { UsageError } from '../errors.js'
+
+/** Commander's exits that are not refusals: help or the version was printed as asked. */
+const PRINTED = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version'])
+
+/**
+ * Commander prints its usage errors itself (`error: unknown option ...`) and exits 1. Here
+ * every command throws them instead, as UsageErrors naming the command's help, so they are
+ * reported like any refusal (one line with TLSFLEET_ERR_USAGE, exit 2). Applied down the
+ * tree: addCommand does not pass these settings on to subcommands. `name` is how the operator
+ * invokes `command` (`tlsfleet bench` parses its arguments with a command of its own).
+ */
+export function throwUsageErrors (command: Command, name = command.name()): void {
+  command.configureOutput({ outputError: () => {} })
+  command.exitOverride((err) => {
+    if (PRINTED.has(err.code)) throw err
+    throw new UsageError(`${oneLine(err.message)}; see ${name} --help`)
+  })
+  for (const sub of command.commands) throwUsageErrors(sub, `${name} ${sub.name()}`)
+}
+
+/** Help or version output that commander already printed: exit with its status, say nothing more. */
+export function isPrintedByCommander (err: unknown): err is CommanderError {
+  return err instanceof CommanderError && PRINTED.has(err.code)
+}
+
+/** Commander's message without its `error: ` prefix or closing period; a "Did you mean ...?" hint stays on the line. */
+function oneLine (message: string): string {
+  return message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+import { runCli } from '../helpers/agent.js'
+import { REPO_ROOT } from '../helpers/node-process.js'
+
+/**
+ * A wrong command line, as commander finds it, is refused like every other refusal: one stderr
+ * line `tlsfleet: ... (TLSFLEET_ERR_USAGE)` naming the command's help, exit 2, nothing run.
+ * Help and the version still print as asked and exit 0.
+ */
+
+/** The refusal: exit 2, exactly one stderr line, nothing on stdout. */
+function refusedLine (result: { code: number | null; stdout: string; stderr: string }): string {
+  assert.equal(result.code, 2, result.stdout + result.stderr)
+  assert.equal(result.stdout, '')
+  assert.match(result.stderr, /^tlsfleet: [^\n]* \(TLSFLEET_ERR_USAGE\)\n$/)
+  return result.stderr
+}
+
+test('an unknown option, a missing option value, a value outside its choices and an extra argument: one line with TLSFLEET_ERR_USAGE, exit 2', async () => {
+  assert.equal(refusedLine(await runCli(['node', '--bogus'])), 'tlsfleet: unknown option \'--bogus\'; see tlsfleet node --help (TLSFLEET_ERR_USAGE)\n')
+  // node is the default command: its options are refused the same way without its name.
+  assert.match(refusedLine(await runCli(['--bogus'])), /unknown option '--bogus'; see tlsfleet node --help/)
+  assert.match(refusedLine(await runCli(['node', '--listen'])), /^tlsfleet: option '--listen <HOST:PORT>' argument missing; see tlsfleet node --help/)
+  assert.match(refusedLine(await runCli(['lab', '--sync', 'foo'])), /^tlsfleet: option '--sync <MODE>' argument 'foo' is invalid\. Allowed choices are unicast, multicast, off; see tlsfleet lab --help/)
+  assert.match(refusedLine(await runCli(['drain', 'extra'])), /^tlsfleet: too many arguments for 'drain'\. Expected 0 arguments but got 1; see tlsfleet drain --help/)
+  // bench parses its arguments with a command of its own.
+  assert.match(refusedLine(await runCli(['bench', '--bogus'])), /^tlsfleet: unknown option '--bogus'; see tlsfleet bench --help/)
+})
+
+test('commander\'s "Did you mean ...?" stays, on the same line', async () => {
+  assert.match(refusedLine(await runCli(['node', '--lisen', '127.0.0.1:1'])), /^tlsfleet: unknown option '--lisen' \(Did you mean --listen\?\); see tlsfleet node --help/)
+  assert.match(refusedLine(await runCli(['status', '--tokn-file', 'x'])), /\(Did you mean --token-file\?\)/)
+})
+
+test('--help and --version print as before and exit 0', async () => {
+  const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
+  const shown = await runCli(['--version'])
+  assert.equal(shown.code, 0, shown.stderr)
+  assert.equal(shown.stdout.trim(), version)
+  for (const args of [['--help'], ['node', '--help'], ['help', 'drain'], ['drain', '-h'], ['bench', '--help']]) {
+    const help = await runCli(args)
+    assert.equal(help.code, 0, `${args.join(' ')}: ${help.stderr}`)
+    assert.match(help.stdout, /^Usage: /, args.join(' '))
+    assert.equal(help.stderr, '', args.join(' '))
+  }
+})
