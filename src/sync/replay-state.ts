@@ -83,7 +83,10 @@ export class ReplayState {
     try {
       fs.mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 })
       text = readIfPresent(opts.file)
-      this.fd = fs.openSync(opts.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
+      // A new file is made by the first save (start): a start refused before then must not leave
+      // an empty one, which the next start could not tell from one a power loss emptied.
+      if (text !== undefined) this.fd = fs.openSync(opts.file, fs.constants.O_RDWR)
+      else fs.accessSync(path.dirname(opts.file), fs.constants.W_OK)
     } catch (err) {
       throw new SyncStateError(opts.file, err)
     }
@@ -108,6 +111,11 @@ export class ReplayState {
     const facts = { file: this.opts.file, previous: this.previous, updatesNotBefore: new Date(this.notBeforeMs).toISOString(), senders: this.guard.size }
     if (this.previous === 'unreadable') this.opts.log.warn(facts, 'sync replay state loaded: the file could not be read; updates dated before start + --sync-max-skew are refused')
     else this.opts.log.info(facts, 'sync replay state loaded')
+    try {
+      this.fd ??= fs.openSync(this.opts.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
+    } catch (err) {
+      throw new SyncStateError(this.opts.file, err)
+    }
     this.save(false)
     this.timer = setInterval(() => {
       this.ceilingMs = Math.max(this.ceilingMs, this.now() + this.aheadMs, this.newestAcceptedMs + this.aheadMs)

@@ -142,6 +142,17 @@ describe('sync replay state across restarts', () => {
     assert.throws(() => boot(path.join(notADir, 'sync.json'), 1), (err: unknown) => err instanceof SyncStateError && err.code === 'TLSFLEET_ERR_SYNC_STATE' && /--state-dir/.test(err.message))
   })
 
+  it('a start refused before the sync starts leaves no file (an empty one would read as unreadable next time)', () => {
+    const file = path.join(tempDir(), 'state', 'sync.json')
+    const state = new ReplayState({ file, startMs: 1000, maxSkewMs: SKEW, sessionLifetimeMs: LIFETIME, log, intervalMs: 3_600_000 }, new ReplayGuard())
+    state.close()
+    assert.equal(fs.existsSync(file), false)
+    const again = boot(file, 2000)
+    assert.equal(again.state.previous, 'none')
+    assert.equal(saved(file).clean, false)
+    again.state.close()
+  })
+
   it('one file per sync address, and per TLS address where nodes share the sync address (multicast)', () => {
     assert.equal(replayStateFile('/s', '127.0.0.1:8446'), '/s/sync-replay-127.0.0.1_8446.json')
     assert.equal(replayStateFile('/s', '[ff12::1]:8446', '[::1]:8443'), '/s/sync-replay-_ff12__1__8446-___1__8443.json')
