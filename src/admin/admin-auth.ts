@@ -21,7 +21,14 @@ export function readTokenFile (file: string, opts: { checkMode?: boolean } = {})
   if (opts.checkMode === true && (stat.mode & 0o077) !== 0) {
     throw new AdminTokenError(`token file "${file}": readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
   }
-  const token = (fs.readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim()
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    // Statted but not readable (permissions): the same refusal, not an unexpected error.
+    throw new AdminTokenError(`token file "${file}": cannot read: ${(err as Error).message}`, { cause: err })
+  }
+  const token = (text.split(/\r?\n/)[0] ?? '').trim()
   if (token.length < MIN_TOKEN_LENGTH) {
     throw new AdminTokenError(`token file "${file}": the token has ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are needed (try: openssl rand -hex 32)`)
   }

@@ -94,6 +94,12 @@ test('--user that cannot be applied refuses the start', async () => {
   const notRoot = await runNodeToExit([...base, '--user', 'root'], { uid: NOBODY })
   assert.equal(notRoot.code, 3, notRoot.stderr)
   assert.match(notRoot.stderr, /--user root: switching to another user needs root, and tlsfleet runs as uid \d+.*\(TLSFLEET_ERR_PRIVILEGES\)/)
+  // A token file it may look at but not read (root's, 0600): the token refusal, not an unexpected error.
+  const rootsToken = path.join(dir, 'roots-admin.token')
+  fs.writeFileSync(rootsToken, 'x'.repeat(40), { mode: 0o600 })
+  const unreadable = await runNodeToExit([...base, '--admin-token-file', rootsToken], { uid: NOBODY })
+  assert.equal(unreadable.code, 2, unreadable.stderr)
+  assert.match(unreadable.stderr, /token file ".*roots-admin\.token": cannot read: .*EACCES.*\(TLSFLEET_ERR_ADMIN_TOKEN\)/)
   // An OCSP directory the node could not write once it runs as nobody.
   const rootOnly = path.join(dir, 'ocsp-root-only')
   fs.mkdirSync(rootOnly, { mode: 0o755 })
