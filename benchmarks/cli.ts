@@ -133,6 +133,15 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     skipped
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-'))
+  // Ctrl-C mid-run: the suites' processes go with their watchdogs; the temporary directory,
+  // which holds the bench's private keys, goes here, and the progress line is ended.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    fs.rmSync(dir, { recursive: true, force: true })
+    process.stderr.write(`\ntlsfleet bench: stopped by ${signal}; its temporary files are removed\n`)
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
   const backend = await startBackend(flags.clientCpus)
   try {
     const certs = certKinds.map((kind) => ({ kind: kind as CertKind, pem: makeBenchCertificate(dir, kind as CertKind) }))
@@ -189,6 +198,8 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   } finally {
     await backend.stop()
     fs.rmSync(dir, { recursive: true, force: true })
+    process.removeListener('SIGINT', interrupted)
+    process.removeListener('SIGTERM', interrupted)
   }
   return report
 }

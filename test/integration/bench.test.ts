@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { runBench } from '../helpers/bench.js'
+import { tempDir } from '../helpers/certs.js'
 
 test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, latency percentiles, errors and server CPU', async () => {
   const args = ['--targets', 'tlsfleet,haproxy', '--profiles', 'full-1.2,resume-1.2-id,resume-1.3-ticket', '--certs', 'ecdsa',
@@ -37,6 +38,20 @@ test('tlsfleet bench runs a tiny bounded profile and its JSON has handshakes/s, 
     assert.ok((row.resumedShare as number) >= 0.95, `${String(row.target)} ${String(row.profile)} resumed ${String(row.resumedShare)}`)
   }
   assert.equal(report.handshake.find((r) => r.profile === 'full-1.2')?.resumedShare, null)
+})
+
+test('Ctrl-C mid-run: the bench stops (status 130) and removes its temporary files, private keys included', async () => {
+  const tmp = tempDir()
+  let signalled = false
+  const { code, stderr } = await runBench(['--suites', 'handshake', '--targets', 'node', '--profiles', 'full-1.2', '--certs', 'ecdsa', '--duration', '30', '--processes', '1'], 60_000, {
+    env: { TMPDIR: tmp },
+    // Once the suite is under way (the certificate is in the temporary directory by then).
+    onStderr: (text, child) => { if (!signalled && text.includes('handshake suite:')) { signalled = true; setTimeout(() => child.kill('SIGINT'), 1500) } }
+  })
+  assert.ok(signalled, stderr)
+  assert.equal(code, 130, stderr)
+  assert.match(stderr, /stopped by SIGINT; its temporary files are removed/)
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('tlsfleet-bench-')), [])
 })
 
 test('the store suite runs against a real redis-server and reports cross-node resumption, lookup latency and sizes', async () => {
