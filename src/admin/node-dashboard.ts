@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client'
-import type { LoadSample } from '../agent/load-sampler.js'
+import { NONE_RETIRED, type LoadSample, type RetiredCounts } from '../agent/load-sampler.js'
 import { serverStatView, type HaproxyCoordinator } from '../haproxy/coordinator.js'
 import type { StatRow } from '../haproxy/stats.js'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
@@ -36,6 +36,8 @@ function lookups (hits: number, misses: number): Lookups {
 export class NodeDashboard {
   readonly history: DashboardHistory
   private readonly now: () => number
+  /** Counted by workers that have exited, as of the last sample. */
+  private retired: RetiredCounts = NONE_RETIRED
   private haproxyView?: { at: number; view: Promise<FarmViewBody> }
 
   constructor (private readonly opts: NodeDashboardOptions) {
@@ -45,6 +47,7 @@ export class NodeDashboard {
 
   /** Called with every load sample; never throws (a failed read only leaves a gap). */
   async record (sample: LoadSample, l2: { hits: number; misses: number }): Promise<void> {
+    this.retired = sample.retired ?? NONE_RETIRED
     try {
       // A terminator without workers (a local HAProxy) gives node totals: one counter source.
       const workers = sample.workers.length > 0 || sample.listening > 0 ? sample.workers : [{ handshakes: sample.handshakes, l1: { entries: 0, bytes: 0, hits: 0, misses: 0 } }]
@@ -55,7 +58,8 @@ export class NodeDashboard {
   async body (views: { state: StateBody; cache: CacheBody; peers: PeersBody }): Promise<DashboardBody> {
     const minute = this.history.window(60)
     const [sync, haproxy] = await Promise.all([this.syncCounters(), this.farmView()])
-    const l1 = views.cache.l1.reduce((sum, w) => ({ entries: sum.entries + w.entries, bytes: sum.bytes + w.bytes, hits: sum.hits + w.hits, misses: sum.misses + w.misses }), { entries: 0, bytes: 0, hits: 0, misses: 0 })
+    // Lookups since start: the live workers' and those of workers that exited (entries and bytes are now's).
+    const l1 = views.cache.l1.reduce((sum, w) => ({ entries: sum.entries + w.entries, bytes: sum.bytes + w.bytes, hits: sum.hits + w.hits, misses: sum.misses + w.misses }), { entries: 0, bytes: 0, hits: this.retired.hits, misses: this.retired.misses })
     const l2 = views.cache.l2
     const level = (name: string, totals: { entries: number; bytes: number; hits: number; misses: number }): CacheLevelBody => {
       const recent = minute.cache[name] ?? { hits: 0, misses: 0 }

@@ -22,7 +22,10 @@ export interface LoadSample {
    * Undefined when no worker gave a usable figure (a worker's first report covers its start-up).
    */
   eventLoopUtilization: number | undefined
+  /** Since the node started: the answering workers' counts plus `retired`. */
   handshakes: { full: number; resumed: number }
+  /** What workers that have exited had counted (their last report): totals must not drop when one dies. Absent: none. */
+  retired?: RetiredCounts
   handshakesPerSecond: number
   connections: number
   /**
@@ -32,9 +35,13 @@ export interface LoadSample {
   connectionLimit?: number
 }
 
+export interface RetiredCounts { full: number; resumed: number; hits: number; misses: number }
+
+export const NONE_RETIRED: RetiredCounts = Object.freeze({ full: 0, resumed: 0, hits: 0, misses: 0 })
+
 /** Pure: turn one round of worker reports into a sample, given the previous sample. */
-export function makeSample (workers: SampledWorker[], listening: number, previous: LoadSample | undefined, at = new Date(), fresh: ReadonlySet<number> = new Set()): LoadSample {
-  const handshakes = { full: 0, resumed: 0 }
+export function makeSample (workers: SampledWorker[], listening: number, previous: LoadSample | undefined, at = new Date(), fresh: ReadonlySet<number> = new Set(), retired: RetiredCounts = NONE_RETIRED): LoadSample {
+  const handshakes = { full: retired.full, resumed: retired.resumed }
   for (const w of workers) {
     handshakes.full += w.handshakes.full
     handshakes.resumed += w.handshakes.resumed
@@ -42,7 +49,7 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
   let perSecond = 0
   if (previous !== undefined) {
     const seconds = (at.getTime() - previous.at.getTime()) / 1000
-    // A dead worker takes its counters with it: the sum may go down; count that as no handshakes.
+    // A worker that died since its last report took what it counted meanwhile: never a negative rate.
     const delta = handshakes.full + handshakes.resumed - previous.handshakes.full - previous.handshakes.resumed
     if (seconds > 0 && delta > 0) perSecond = delta / seconds
   }
@@ -60,6 +67,7 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
     workers,
     eventLoopUtilization: elu,
     handshakes,
+    retired: { ...retired },
     handshakesPerSecond: perSecond,
     connections: workers.reduce((sum, w) => sum + w.activeConnections, 0),
     ...(limits.length > 0 && limits.every((l) => l > 0) ? { connectionLimit: limits.reduce((a, b) => a + b, 0) } : {})
@@ -83,6 +91,11 @@ export interface LoadSamplerOptions {
 export class LoadSampler {
   latest: LoadSample | undefined
   private seen = new Set<number>()
+  /** Each live worker's counts in its last report, by pid: retired when it exits. */
+  private readonly lastCounts = new Map<number, RetiredCounts>()
+  private readonly retired: RetiredCounts = { full: 0, resumed: 0, hits: 0, misses: 0 }
+  /** Workers that exited while the round under way was collecting: what they sent is not theirs to count again. */
+  private exitedDuringRound?: Set<number>
   private timer: NodeJS.Timeout | undefined
   private stopped = false
 
@@ -98,14 +111,37 @@ export class LoadSampler {
     if (this.timer !== undefined) clearTimeout(this.timer)
   }
 
+  /** A worker process exited: what it had counted stays in the node's totals. */
+  workerExited (pid: number): void {
+    this.exitedDuringRound?.add(pid)
+    const last = this.lastCounts.get(pid)
+    if (last === undefined) return
+    this.lastCounts.delete(pid)
+    this.retired.full += last.full
+    this.retired.resumed += last.resumed
+    this.retired.hits += last.hits
+    this.retired.misses += last.misses
+  }
+
   /** One round now (also used by tests). */
   async sampleOnce (): Promise<LoadSample> {
     const listening = this.opts.listening()
-    const workers = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
+    const exited = new Set<number>()
+    this.exitedDuringRound = exited
+    let answered: SampledWorker[]
+    try {
+      answered = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
+    } finally {
+      this.exitedDuringRound = undefined
+    }
+    const workers = answered.filter((w) => w.pid === undefined || !exited.has(w.pid))
+    for (const w of workers) {
+      if (w.pid !== undefined) this.lastCounts.set(w.pid, { full: w.handshakes.full, resumed: w.handshakes.resumed, hits: w.l1.hits, misses: w.l1.misses })
+    }
     const fresh = new Set(workers.flatMap((w) => w.pid !== undefined && !this.seen.has(w.pid) ? [w.pid] : []))
     // Remember only live workers, so the set does not grow with every restart.
     this.seen = new Set(workers.flatMap((w) => w.pid !== undefined ? [w.pid] : []))
-    const sample = makeSample(workers, listening, this.latest, new Date(), fresh)
+    const sample = makeSample(workers, listening, this.latest, new Date(), fresh, this.retired)
     this.latest = sample
     this.opts.onSample(sample)
     return sample

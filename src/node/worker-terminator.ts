@@ -54,7 +54,10 @@ export class WorkerTerminator implements NodeTerminator {
       init: () => ({ t: 'init', settings: this.settings as WorkerSettings, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
-      ...(hooks.onWorkerExit !== undefined ? { onWorkerExit: hooks.onWorkerExit } : {}),
+      onWorkerExit: (pid) => {
+        this.sampler.workerExited(pid)
+        hooks.onWorkerExit?.(pid)
+      },
       keepListeners: config.user !== '',
       niceSteps: config.workerNice,
       log

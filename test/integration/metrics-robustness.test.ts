@@ -41,9 +41,17 @@ async function handshakes (count: number, concurrency = 8): Promise<void> {
 
 const page = async (): Promise<string> => await (await fetch(`${node.adminUrl}/metrics`)).text()
 
-test('kill -9 of a worker under load: no counter on /metrics goes backwards', async () => {
+/** The node's handshakes since start as /v1/state (and the dashboard) give them. */
+async function stateHandshakes (): Promise<number> {
+  const body = await (await fetch(`${node.adminUrl}/v1/state`)).json() as { handshakes: { full: number; resumed: number } }
+  return body.handshakes.full + body.handshakes.resumed
+}
+
+test('kill -9 of a worker under load: no counter on /metrics goes backwards, nor the totals of /v1/state', async () => {
   await handshakes(60)
-  await new Promise((resolve) => setTimeout(resolve, 1100)) // past the page's cache
+  await new Promise((resolve) => setTimeout(resolve, 1100)) // past the page's cache, and a load sample
+  const stateBefore = await stateHandshakes()
+  assert.ok(stateBefore >= 60, `handshakes on /v1/state: ${stateBefore}`)
   const before = counterSeries(await page())
   assert.ok((before.get('tlsfleet_handshakes_total{result="full",version="TLSv1.3"}') ?? 0) >= 60, 'handshakes not counted')
   const [victim] = childPids(node.process.pid as number)
@@ -55,6 +63,16 @@ test('kill -9 of a worker under load: no counter on /metrics goes backwards', as
   await new Promise((resolve) => setTimeout(resolve, 1100))
   const afterKill = counterSeries(await page())
   assert.deepEqual(countersBackwards(before, afterKill).map((b) => `${b.series}: ${b.before} -> ${b.after}`), [])
+  // A worker killed when idle: its handshakes stay in the node's totals (they used to vanish with it).
+  await handshakes(20)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const beforeIdleKill = await stateHandshakes()
+  assert.ok(beforeIdleKill >= stateBefore + 20)
+  const [idleVictim] = childPids(node.process.pid as number)
+  process.kill(idleVictim as number, 'SIGKILL')
+  await eventually(async () => (await node.metric('tlsfleet_workers', { state: 'listening' })) === 2, 10_000, 'the worker was replaced')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  assert.equal(await stateHandshakes(), beforeIdleKill)
 })
 
 test('/metrics under a scrape storm: one collection per second, the agent weight does not move', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { formatAgentReply } from '../../src/agent/agent-reply.js'
-import { makeSample, type SampledWorker } from '../../src/agent/load-sampler.js'
+import { LoadSampler, makeSample, type SampledWorker } from '../../src/agent/load-sampler.js'
 import { judgeHealth, NodeState } from '../../src/agent/node-state.js'
 
 const healthy = { terminator: { serving: true }, warm: true, stopping: false }
@@ -97,4 +97,19 @@ test('samples: light reports carry handshake counters without the metrics JSON',
   const a = makeSample([light(1, 4, 6), light(2, 1, 1)], 2, undefined, new Date(0))
   assert.deepEqual(a.handshakes, { full: 5, resumed: 7 })
   assert.equal(makeSample([light(1, 14, 16), light(2, 1, 1)], 2, a, new Date(1000)).handshakesPerSecond, 20)
+})
+
+test('the sampler keeps what a worker that exited had counted: totals never drop, and a report it sent before dying in a round is not counted twice', async () => {
+  const worker = (pid: number, full: number, hits: number): SampledWorker => ({ pid, l1: { entries: 0, hits, misses: 1, bytes: 0 }, eventLoopUtilization: 0.1, activeConnections: 0, handshakes: { full, resumed: 0 } })
+  let round: () => SampledWorker[] = () => [worker(1, 10, 4), worker(2, 5, 2)]
+  const sampler = new LoadSampler({ intervalMs: 1000, listening: () => 2, collect: async () => round(), onSample: () => {} })
+  assert.equal((await sampler.sampleOnce()).handshakes.full, 15)
+  sampler.workerExited(1)
+  round = () => [worker(2, 6, 3)]
+  const afterExit = await sampler.sampleOnce()
+  assert.equal(afterExit.handshakes.full, 16, 'worker 1\'s 10 stay counted')
+  assert.deepEqual(afterExit.retired, { full: 10, resumed: 0, hits: 4, misses: 1 })
+  // Worker 2 answers a round, then exits before the round ends.
+  round = () => { sampler.workerExited(2); return [worker(2, 7, 3), worker(3, 1, 0)] }
+  assert.equal((await sampler.sampleOnce()).handshakes.full, 10 + 6 + 1)
 })
