@@ -81,7 +81,7 @@ export async function runStoreSuite (opts: { progress: Progress; samples: number
     const text = await node2.metricsText()
     const node2Lookups = Object.fromEntries(LOOKUP_RESULTS.map((result) => [result, sumMetric(text, 'tlsfleet_session_store_lookups_total', { result })]))
     const target = parseStoreUrl(redis.url) as StoreTarget
-    const client = createRedisClient(target, { commandTimeoutMs: 1000, onError: () => {} })
+    const client = createRedisClient(target, { commandTimeoutMs: 1000, onError: () => {}, onRefused: () => {} })
     try {
       await client.ready(2000)
       const [secret] = loadFarmSecrets([secretFile])

@@ -7,8 +7,12 @@ export interface KeyValueClient {
   /** SET with an expiry in ms. */
   set (key: string, value: Buffer, ttlMs: number): Promise<void>
   del (key: string): Promise<void>
-  /** Resolves true once connected, false when `timeoutMs` passes first (it keeps trying). */
-  ready (timeoutMs: number): Promise<boolean>
+  /**
+   * 'ready' once connected, 'unreachable' when `timeoutMs` passes first (it keeps trying), or
+   * the server's refusal of this client's settings (a database it does not have): the client
+   * is then closed, as the library would otherwise go on in database 0.
+   */
+  ready (timeoutMs: number): Promise<'ready' | 'unreachable' | { refused: string }>
   close (): Promise<void>
 }
 
@@ -17,7 +21,12 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Connection errors, for a debug log (the caller's circuit breaker logs the transitions). */
   onError: (err: Error) => void
+  /** The server refused the database (--session-store's /DB); the client is closed by then. */
+  onRefused: (message: string) => void
 }
+
+/** What Redis says to a SELECT of a database it does not have: ioredis reports it, then goes on in database 0. */
+const DB_REFUSED = /DB index is out of range|invalid DB index/i
 
 /** Reconnect back-off: 50 ms doubling to 1 s, forever (the store may come back any time). */
 function reconnectDelay (attempt: number): number {
@@ -69,8 +78,18 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
     const [host] = target.hosts
     client = new Redis({ ...common, db: target.db, host: host?.host ?? '127.0.0.1', port: host?.port ?? 6379 })
   }
+  let refused: string | undefined
   // Without a listener, an 'error' event would throw; connection trouble is expected here.
-  client.on('error', opts.onError)
+  client.on('error', (err: Error) => {
+    if (refused === undefined && DB_REFUSED.test(err.message)) {
+      // Never serve from another database than the one asked for: another farm's, or an application's.
+      refused = `${err.message} (the database of --session-store)`
+      client.disconnect()
+      opts.onRefused(refused)
+      return
+    }
+    opts.onError(err)
+  })
   const connected = client.connect().catch(() => { /* the library keeps reconnecting */ })
 
   return {
@@ -80,8 +99,12 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
     ready: async (timeoutMs) => {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
-      const up = connected.then(() => client.status === 'ready')
-      try { return await Promise.race([up, timeout]) } finally { clearTimeout(timer) }
+      // The library selects the database right after it connects; its refusal comes a round trip later.
+      const up = connected.then(async () => client.status === 'ready' && (await client.ping().then(() => true, () => false)))
+      let answered: boolean
+      try { answered = await Promise.race([up, timeout]) } finally { clearTimeout(timer) }
+      if (refused !== undefined) return { refused }
+      return answered ? 'ready' : 'unreachable'
     },
     close: async () => { client.disconnect() }
   }

@@ -25,10 +25,11 @@ const CREATED_AT_BYTES = 4
 const MIN_SEALED_BYTES = HEADER_BYTES + NONCE_BYTES + CREATED_AT_BYTES + 1 + TAG_BYTES
 
 /** Why a value read from the store was refused. */
-export const STORE_REJECT_REASONS = ['malformed', 'unknown_key', 'bad_tag'] as const
+/** Why a stored value was refused: not ours (three ways), or a key holding another Redis type (`wrong_type`). */
+export const STORE_REJECT_REASONS = ['malformed', 'unknown_key', 'bad_tag', 'wrong_type'] as const
 export type StoreRejectReason = typeof STORE_REJECT_REASONS[number]
 
-export type OpenedSession = { ok: true; entry: SessionEntry } | { ok: false; reason: StoreRejectReason }
+export type OpenedSession = { ok: true; entry: SessionEntry } | { ok: false; reason: Exclude<StoreRejectReason, 'wrong_type'> }
 
 /** Nonces drawn from the CSPRNG in blocks: one randomBytes call per 512 values, not per seal. */
 const NONCE_POOL_BYTES = NONCE_BYTES * 512

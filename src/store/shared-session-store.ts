@@ -16,8 +16,13 @@ export interface SharedStoreParts {
   lookupTimeoutMs: number
   /** Remaining lifetime of a session created at `createdAt` (L2's clock and timeout). */
   remainingMs: (createdAt: number) => number
+  /** A command failed: what Redis or the library said (kept for the breaker's log line). */
+  onError?: (err: Error) => void
   log: Logger
 }
+
+/** Redis's answer to a GET of a key that holds no string: someone else's data under our keys. */
+const WRONG_TYPE = /^WRONGTYPE/
 
 /**
  * The third level behind L2: a store every node of the farm shares (Redis or Valkey).
@@ -37,9 +42,9 @@ export class SharedSessionStore {
     const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.parts.lookupTimeoutMs, 'timeout') })
-    let answer: Buffer | null | 'timeout' | 'error'
+    let answer: Buffer | null | 'timeout' | 'error' | 'wrong_type'
     try {
-      answer = await Promise.race([client.get(this.key(id)).catch(() => 'error' as const), timeout])
+      answer = await Promise.race([client.get(this.key(id)).catch((err: Error) => this.failed(err)), timeout])
     } finally {
       clearTimeout(timer)
     }
@@ -49,6 +54,11 @@ export class SharedSessionStore {
       return this.count(answer)
     }
     breaker.success()
+    if (answer === 'wrong_type') {
+      // Redis answered: not an outage, but a value that is not ours.
+      metrics.rejected.inc({ reason: 'wrong_type' })
+      return this.count('rejected')
+    }
     if (answer === null) return this.count('miss')
     const opened = this.parts.sealer.open(id, answer)
     if (!opened.ok) {
@@ -82,10 +92,18 @@ export class SharedSessionStore {
     write().then(() => {
       breaker.success()
       metrics.writes.inc({ op, result: 'ok' })
-    }, () => {
+    }, (err: Error) => {
+      this.parts.onError?.(err)
       breaker.failure()
       metrics.writes.inc({ op, result: 'error' })
     })
+  }
+
+  /** A lookup that failed: a key holding another type is a refused value; anything else an error, remembered. */
+  private failed (err: Error): 'error' | 'wrong_type' {
+    if (WRONG_TYPE.test(err.message)) return 'wrong_type'
+    this.parts.onError?.(err)
+    return 'error'
   }
 
   private count (result: Exclude<LookupResult, 'hit'>): undefined {

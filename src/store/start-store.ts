@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client'
 import { describeStoreTarget, type StoreTarget } from '../config/store-url.js'
+import { ConfigError } from '../errors.js'
 import { FarmKeyRing, type FarmKey } from '../sync/farm-keys.js'
 import type { Logger } from '../util/logger.js'
 import { CircuitBreaker } from './circuit-breaker.js'
@@ -31,16 +32,23 @@ export async function startSharedStore (opts: {
 }): Promise<SharedSessionStore> {
   const where = describeStoreTarget(opts.target)
   const log = opts.log
+  // The last error Redis or the connection gave: the logs of a store going down say why (a
+  // wrong password or an ACL that forbids the keys reads otherwise like an outage).
+  let lastError: string | undefined
   const breaker = new CircuitBreaker({
     ...BREAKER,
     onChange: (up, { backoffMs }) => {
       if (up) log.info({ store: where }, 'session store answers again: lookups resume')
-      else log.warn({ store: where, retryInMs: backoffMs }, 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off')
+      else log.warn({ store: where, retryInMs: backoffMs, ...(lastError !== undefined ? { cause: lastError } : {}) }, 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off')
     }
   })
   const client = createRedisClient(opts.target, {
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
-    onError: (err) => log.debug({ err, store: where }, 'session store connection error')
+    onError: (err) => {
+      lastError = err.message
+      log.debug({ err, store: where }, 'session store connection error')
+    },
+    onRefused: (message) => log.error({ store: where, reason: message }, 'session store refused: Redis has no such database; the store is closed and not used (fix --session-store)')
   })
   const store = new SharedSessionStore({
     client,
@@ -50,9 +58,13 @@ export async function startSharedStore (opts: {
     prefix: opts.prefix,
     lookupTimeoutMs: opts.lookupTimeoutMs,
     remainingMs: opts.remainingMs,
+    onError: (err) => { lastError = err.message },
     log
   })
-  if (await client.ready(CONNECT_WAIT_MS)) log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
-  else log.warn({ store: where }, 'session store not reachable at start: serving without it, reconnecting in the background')
+  const ready = await client.ready(CONNECT_WAIT_MS)
+  // Redis answered, and said no: the option must change (unlike a store that is down, which may come back).
+  if (typeof ready === 'object') throw new ConfigError([`--session-store "${where}": ${ready.refused}`])
+  if (ready === 'ready') log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
+  else log.warn({ store: where, ...(lastError !== undefined ? { cause: lastError } : {}) }, 'session store not reachable at start: serving without it, reconnecting in the background')
   return store
 }

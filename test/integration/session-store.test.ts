@@ -8,7 +8,8 @@ import { SessionSealer } from '../../src/store/sealed-session.js'
 import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId, loadFarmSecrets } from '../../src/sync/farm-secret.js'
 import { resumesEventually, sClient, startFarm, type FarmNode } from '../helpers/farm.js'
-import { eventually, startNode } from '../helpers/node-process.js'
+import { eventually, runNodeToExit, startNode } from '../helpers/node-process.js'
+import { freePorts } from '../helpers/ports.js'
 
 // Three nodes sharing sessions through a real redis-server only: no --sync-listen.
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3']
@@ -87,12 +88,12 @@ test('values read with redis-cli hold no session DER in clear, and expire with t
 
 test('a value copied under another ID, a value sealed with another farm secret, and garbage are refused and counted', async () => {
   const made: Array<{ file: string; name: string }> = []
-  for (const label of ['source', 'copied', 'foreign', 'garbage']) {
+  for (const label of ['source', 'copied', 'foreign', 'garbage', 'hash']) {
     const file = path.join(farm.dir, `${label}.pem`)
     const r = await sClient({ host: n1.host, port: n1.port, sessOut: file, ...tls12 })
     made.push({ file, name: key(sessionIdOf(r.output)) })
   }
-  const [source, copied, foreign, garbage] = made as [typeof made[0], typeof made[0], typeof made[0], typeof made[0]]
+  const [source, copied, foreign, garbage, hash] = made as [typeof made[0], typeof made[0], typeof made[0], typeof made[0], typeof made[0]]
   for (const m of made) await eventually(() => redis.cli(['EXISTS', m.name]).toString().trim() === '1', 3000, `${m.name} in redis`)
   redis.cli(['SET', copied.name], redis.cli(['GET', source.name]).subarray(0, -1))
   const [ours] = loadFarmSecrets([farm.secret])
@@ -102,10 +103,14 @@ test('a value copied under another ID, a value sealed with another farm secret, 
   const foreignId = Buffer.from(foreign.name.split(':').pop() as string, 'hex')
   redis.cli(['SET', foreign.name], otherFarm.seal(foreignId, { der: crypto.randomBytes(120), createdAt: Math.floor(Date.now() / 1000) }))
   redis.cli(['SET', garbage.name], crypto.randomBytes(90))
+  // Another type under our key: GET answers WRONGTYPE; Redis answered, so not an outage.
+  redis.cli(['DEL', hash.name])
+  redis.cli(['HSET', hash.name, 'a', 'b'])
 
   const before = async (reason: string): Promise<number> => await n2.node.metric('tlsfleet_session_store_rejected_total', { reason })
-  const counts = { bad_tag: await before('bad_tag'), unknown_key: await before('unknown_key'), malformed: await before('malformed') }
-  for (const m of [copied, foreign, garbage]) {
+  const counts = { bad_tag: await before('bad_tag'), unknown_key: await before('unknown_key'), malformed: await before('malformed'), wrong_type: await before('wrong_type') }
+  const errors = await n2.node.metric('tlsfleet_session_store_lookups_total', { result: 'error' })
+  for (const m of [copied, foreign, garbage, hash]) {
     const r = await sClient({ host: n2.host, port: n2.port, sessIn: m.file, ...tls12 })
     assert.equal(r.reused, false, `${m.name} resumed from a value that is not its own`)
     assert.match(r.output, /^New, TLSv1\.2/m, 'a full handshake, not a failure')
@@ -114,8 +119,27 @@ test('a value copied under another ID, a value sealed with another farm secret, 
   assert.equal(await reason('bad_tag'), 1, 'copied under another ID')
   assert.equal(await reason('unknown_key'), 1, 'sealed by another farm')
   assert.equal(await reason('malformed'), 1, 'garbage')
+  assert.equal(await reason('wrong_type'), 1, 'a hash under our key')
+  assert.equal(await n2.node.metric('tlsfleet_session_store_lookups_total', { result: 'error' }), errors, 'counted as a store error')
   // The source itself is untouched and still resumes.
   assert.equal((await resumesEventually(async () => await sClient({ host: n2.host, port: n2.port, sessIn: source.file, ...tls12 }))).reused, true)
+})
+
+test('a database Redis does not have refuses the start (naming --session-store); a wrong password is named in the log', async () => {
+  const dir = farm.dir
+  const [tlsPort, admin, admin2] = await freePorts(3) as [number, number, number]
+  const noSuchDb = await runNodeToExit(['--listen', `127.0.0.9:${tlsPort}`, '--admin-listen', `127.0.0.9:${admin2}`, '--cert', farm.cert, '--state-dir', path.join(dir, 'state-db42'),
+    '--sync-secret-file', farm.secret, '--session-store', `redis://${redis.host}:${redis.port}/42`])
+  assert.equal(noSuchDb.code, 2, noSuchDb.stderr)
+  assert.match(noSuchDb.stderr, /--session-store "redis:\/\/.*\/42": ERR DB index is out of range.*\(TLSFLEET_ERR_CONFIG\)/)
+  const wrong = await startNode(['--listen', `127.0.0.9:${tlsPort}`, '--cert', farm.cert, '--state-dir', path.join(dir, 'state-wrongpass'), '--workers', '1',
+    '--sync-secret-file', farm.secret, '--session-store', `redis://nobody:not-the-password@${redis.host}:${redis.port}/0`], { adminPort: admin })
+  try {
+    const line = wrong.logs.find((l) => l.msg === 'session store not reachable at start: serving without it, reconnecting in the background')
+    assert.match(String(line?.cause), /WRONGPASS|NOAUTH|invalid username-password/i, JSON.stringify(line))
+  } finally {
+    await wrong.stop()
+  }
 })
 
 test('Redis hung, then killed, under steady load: no handshake fails or waits on the store, health stays up, and resumption through the store comes back by itself', async () => {

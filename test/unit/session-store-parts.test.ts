@@ -147,7 +147,7 @@ describe('the shared store level', () => {
       get: async (k) => data.get(k)?.value ?? null,
       set: async (k, value, ttlMs) => { data.set(k, { value, ttlMs }) },
       del: async (k) => { data.delete(k) },
-      ready: async () => true,
+      ready: async () => 'ready' as const,
       close: async () => {}
     }
     const { store, registry } = storeWith(client)
@@ -177,7 +177,7 @@ describe('the shared store level', () => {
       get: async () => await new Promise<never>(() => {}),
       set: async () => await new Promise<never>(() => {}),
       del: async () => await new Promise<never>(() => {}),
-      ready: async () => false,
+      ready: async () => 'unreachable' as const,
       close: async () => {}
     }
     const { store, registry, breaker } = storeWith(hang, 20)
