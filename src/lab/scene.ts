@@ -73,16 +73,17 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   }
   sampleCpu()
 
-  const plan: Array<{ at: number; run: () => Promise<SceneEvent> }> = []
+  // Each act: its event, marked when it starts, and the work (which may outlast its second: a node's start).
+  const plan: Array<{ at: number; start: () => { event: SceneEvent; done: Promise<unknown> } }> = []
   let t = opts.actSeconds
-  const step = (fn: () => Promise<SceneEvent>): void => { plan.push({ at: t * 1000, run: fn }); t += opts.actSeconds }
+  const step = (start: () => { event: SceneEvent; done: Promise<unknown> }): void => { plan.push({ at: t * 1000, start }); t += opts.actSeconds }
   const mark = (kind: SceneEvent['kind'], node: string, label: string): SceneEvent => ({ at: clients.now(), kind, node, label })
   for (const act of opts.acts) {
-    if (act === 'kill') step(async () => { const e = mark('kill', 'node1', 'node1 killed (SIGKILL)'); await farm.node('node1').kill(); e.until = clients.now(); return e })
-    if (act === 'restart') step(async () => { const e = mark('restart', 'node1', 'node1 restarted (warm join)'); await farm.node('node1').start(); return e })
+    if (act === 'kill') step(() => { const e = mark('kill', 'node1', 'node1 killed (SIGKILL)'); return { event: e, done: farm.node('node1').kill().then(() => { e.until = clients.now() }) } })
+    if (act === 'restart') step(() => ({ event: mark('restart', 'node1', 'node1 restarted (warm join)'), done: farm.node('node1').start() }))
     if (act === 'drain') {
-      step(async () => { const e = mark('drain', 'node2', 'node2 drained'); const how = await farm.drain('node2'); e.label += ` (${how})`; return e })
-      step(async () => { const e = mark('stop', 'node2', 'node2 stopped (SIGTERM)'); await farm.node('node2').stop(); return e })
+      step(() => { const e = mark('drain', 'node2', 'node2 drained'); return { event: e, done: farm.drain('node2').then((how) => { e.label += ` (${how})` }) } })
+      step(() => ({ event: mark('stop', 'node2', 'node2 stopped (SIGTERM)'), done: farm.node('node2').stop() }))
     }
   }
   const totalSeconds = t
@@ -96,14 +97,21 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
     for (; printed < upTo; printed++) print(formatTimelineRow(rows[printed] as TimelineRow, names))
   }
   let next = 0
+  // Acts run one after another, beside the seconds: one that outlasts its second (a node's start)
+  // must not stretch that row's CPU sample over two seconds and squeeze the next one to nothing.
+  let acting: Promise<unknown> = Promise.resolve()
   for (let second = 1; second <= totalSeconds; second++) {
     if (opts.signal?.aborted === true) break
-    // Acts due in this second run when their time comes; the CPU sample closes the second.
+    // Acts due in this second start when their time comes; the CPU sample closes the second.
     const due = plan[next]
     const until = second * 1000
     if (due !== undefined && due.at < until) {
       await sleepUntil(clients, due.at)
-      events.push(await due.run())
+      acting = acting.then(() => {
+        const { event, done } = due.start()
+        events.push(event)
+        return done
+      })
       next++
     }
     await sleepUntil(clients, until)
@@ -111,6 +119,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
     // A row is printed one second late, so the HAProxy log lines of its connections are in.
     if (second >= 2) printReady(second - 1)
   }
+  await acting
   await clients.stop()
   await new Promise((resolve) => setTimeout(resolve, 300)) // last HAProxy log lines
   farm.opts.onHaproxyLine = previousHook
