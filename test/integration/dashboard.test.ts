@@ -192,6 +192,12 @@ test('in Chromium: state, live handshake chart, rising numbers, caches, sync and
 
     await page.screenshot({ path: docsScreenshot('dashboard.png'), fullPage: true })
     assert.deepEqual(browser.problems, [])
+
+    // The node stops: the page no longer shows the state it had.
+    await load.stop()
+    await n1().stop()
+    await pollUntil('the badge to say the node does not answer', async () => (await page.locator('[data-field="state-badge"]').textContent()) === 'no answer' ? true : undefined, 15_000)
+    assert.match((await page.locator('[data-field="problem"]').textContent()) ?? '', /the figures below are the last ones read/)
   } finally {
     await load.stop()
     await browser?.close()

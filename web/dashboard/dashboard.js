@@ -82,6 +82,14 @@
     b.className = 'badge ' + (effective === 'ready' ? 'ok' : effective === 'down' ? 'bad' : 'warn')
   }
 
+  // No answer: the figures on the page are the last ones read, and the badge must not go on
+  // showing a state the node may no longer be in.
+  function unreachable () {
+    var b = field('state-badge')
+    b.textContent = 'no answer'
+    b.className = 'badge bad'
+  }
+
   function problem (text) {
     var p = field('problem')
     p.hidden = !text
@@ -119,7 +127,7 @@
       time: true,
       minSpan: 60,
       height: 200,
-      yLabel: 'datagrams / s',
+      yLabel: 'packets / s',
       series: [
         { label: 'in accepted', color: C.in },
         { label: 'in rejected', color: C.rejected },
@@ -228,6 +236,7 @@
         renderHealth(h)
       }).catch(function (err) {
         failures++
+        unreachable()
         problem('Cannot reach the node: ' + err.message + '; retrying.')
       }).then(schedule)
       return
@@ -248,7 +257,8 @@
       })
     }).catch(function (err) {
       failures++
-      problem('Cannot read the node\'s dashboard data: ' + err.message + '; retrying.')
+      unreachable()
+      problem('Cannot read the node\'s dashboard data: ' + err.message + '; the figures below are the last ones read; retrying.')
     }).then(schedule)
   }
 
