@@ -136,7 +136,9 @@ export class PrimaryMetrics {
     }
     // A worker that answered, then died before the others did, is counted in `retired` already.
     for (const report of reports) if (!exited.has(report.pid)) this.lastReports.set(report.pid, report.metrics)
-    const summed = toJson(AggregatorRegistry.aggregate([await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()]))
+    const parts = [await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()]
+    for (const part of parts) for (const m of part) { const as = AGGREGATE_AS.get(m.name); if (as !== undefined) m.aggregator = as }
+    const summed = toJson(AggregatorRegistry.aggregate(parts))
     const json = this.sums.hold(summed)
     const merged = AggregatorRegistry.aggregate([json])
     return { json, names: new Set(json.map((m) => m.name)), text: await merged.metrics() }
@@ -144,6 +146,9 @@ export class PrimaryMetrics {
 }
 
 interface CollectedPart { json: MetricsJson; names: Set<string>; text: string }
+
+/** Per-process figures that a sum over the node's processes would make meaningless (prom-client sums what it does not name). */
+const AGGREGATE_AS: ReadonlyMap<string, 'max'> = new Map([['process_max_fds', 'max']])
 
 export interface MetricsPage { contentType: string; body: string }
 

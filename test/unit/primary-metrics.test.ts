@@ -32,3 +32,12 @@ test('a worker that answers a collection and dies before it ends is counted once
   assert.equal(await page, 16, 'the dead worker\'s counts are in the page once (kept from its last report)')
   assert.equal(await handshakes(async () => [report(102, 7)]), 17, 'and they stay counted once')
 })
+
+test('a per-process limit (process_max_fds) is the largest of the node\'s processes, not their sum', async () => {
+  const withLimit = (pid: number): { pid: number; metrics: MetricsJson } => ({
+    pid,
+    metrics: [{ name: 'process_max_fds', help: 'h', type: 'gauge', values: [{ labels: {}, value: 1e12 }] }] as unknown as MetricsJson
+  })
+  const page = await metrics.page(async () => [withLimit(201), withLimit(202)], 0)
+  assert.equal(sumMetric(page.body, 'process_max_fds'), 1e12)
+})
