@@ -1,15 +1,8 @@
 import { Command } from 'commander'
 import { ConfigError } from '../errors.js'
-import { envName, optionSpec } from '../config/options.js'
+import { loadConfig } from '../config/load.js'
+import { envName } from '../config/options.js'
 import { writeHaproxyKeyFile } from '../haproxy/key-file.js'
-
-/** A value checked by the node option of the same name, so both refuse the same values alike. */
-function nodeOptionValue<T> (key: 'ticket-rotation' | 'sync-secret-file', value: unknown): T {
-  const spec = optionSpec(key)
-  const parsed = spec.schema.safeParse(value)
-  if (!parsed.success) throw new ConfigError([`--${key}: ${JSON.stringify(value)} is not valid: expected ${spec.expected} (${parsed.error.issues.map((i) => i.message).join('; ')})`])
-  return parsed.data as T
-}
 
 /**
  * `tlsfleet haproxy-keys`: write the tls-ticket-keys file a local HAProxy starts from (run it
@@ -19,14 +12,25 @@ function nodeOptionValue<T> (key: 'ticket-rotation' | 'sync-secret-file', value:
 export function haproxyKeysCommand (): Command {
   return new Command('haproxy-keys')
     .description('write the farm\'s ticket key ring (previous, current, next) as an HAProxy tls-ticket-keys file, for HAProxy\'s own start')
+    .option('-c, --config <FILE>', `the node's YAML file (tlsfleet node --config): its sync-secret-file and ticket-rotation count, flags and TLSFLEET_* variables win over it as for the node [env TLSFLEET_CONFIG]`)
     .option('--sync-secret-file <FILE>', `farm secret (>= 32 bytes, mode 0600), as given to tlsfleet node; repeatable, the first one counts [env ${envName('sync-secret-file')}]`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     .option('--ticket-rotation <S>', `seconds between ticket key rotations, as given to tlsfleet node (default 3600) [env ${envName('ticket-rotation')}]`)
     .requiredOption('--out <KEYFILE>', 'the file to write: the tls-ticket-keys file of the HAProxy bind line (written 0600, replaced atomically)')
-    .action((opts: { syncSecretFile?: string[]; ticketRotation?: string; out: string }) => {
-      const secretFiles = nodeOptionValue<string[]>('sync-secret-file', opts.syncSecretFile ?? process.env[envName('sync-secret-file')]?.split(',').filter((s) => s !== '') ?? [])
+    .action((opts: { config?: string; syncSecretFile?: string[]; ticketRotation?: string; out: string }) => {
+      // The node's own loader: the same sources, precedence and checks, so the key file cannot
+      // follow another rotation than the companion that keeps HAProxy's ring.
+      const file = opts.config ?? process.env.TLSFLEET_CONFIG
+      const config = loadConfig({
+        flags: {
+          ...(opts.syncSecretFile !== undefined ? { 'sync-secret-file': opts.syncSecretFile } : {}),
+          ...(opts.ticketRotation !== undefined ? { 'ticket-rotation': opts.ticketRotation } : {})
+        },
+        env: process.env,
+        ...(file !== undefined ? { file } : {})
+      })
+      const secretFiles = config.syncSecretFile
       if (secretFiles.length === 0) throw new ConfigError(['--sync-secret-file is required: the farm secret the ticket keys derive from'])
-      const rotationSeconds = nodeOptionValue<number>('ticket-rotation', opts.ticketRotation ?? process.env[envName('ticket-rotation')] ?? optionSpec('ticket-rotation').default)
-      const { epoch, nextRotationMs } = writeHaproxyKeyFile({ secretFiles, rotationSeconds, out: opts.out })
+      const { epoch, nextRotationMs } = writeHaproxyKeyFile({ secretFiles, rotationSeconds: config.ticketRotation, out: opts.out })
       process.stdout.write(`wrote ${opts.out}: the farm's ticket keys for epochs ${epoch - 1}, ${epoch} (encrypting) and ${epoch + 1}; next rotation at ${new Date(nextRotationMs).toISOString()}\n`)
     })
 }

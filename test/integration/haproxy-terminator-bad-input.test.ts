@@ -127,12 +127,27 @@ test('haproxy-keys refuses a missing or unsafe farm secret and an unwritable --o
   assert.match(unsafe.stderr, /readable by group or others .*chmod 600 .*\(TLSFLEET_ERR_FARM_SECRET\)/)
   const badRotation = await runCli(['haproxy-keys', '--sync-secret-file', secret, '--ticket-rotation', '0', '--out', out])
   assert.equal(badRotation.code, 2)
-  assert.match(badRotation.stderr, /--ticket-rotation: "0" is not valid: expected an integer number of seconds from 1 to 604800/)
+  assert.match(badRotation.stderr, /--ticket-rotation: "0" is not valid for "ticket-rotation": expected an integer number of seconds from 1 to 604800/)
   const nowhere = path.join(dir, 'no-such-dir', 'keys')
   const unwritable = await runCli(['haproxy-keys', '--sync-secret-file', secret, '--out', nowhere])
   assert.equal(unwritable.code, 2)
   assert.match(unwritable.stderr, new RegExp(`--out ${nowhere}: cannot write the key file: .*\\(TLSFLEET_ERR_TERMINATOR\\)`))
   assert.equal(fs.existsSync(out), false)
+})
+
+test('haproxy-keys reads the node\'s YAML file (--config or TLSFLEET_CONFIG): the key file follows the farm\'s rotation, not the default', async () => {
+  const yaml = path.join(dir, 'companion.yaml')
+  fs.writeFileSync(yaml, `ticket-rotation: 30\nsync-secret-file:\n  - ${secret}\n`)
+  const epochNow = (): number => Math.floor(Date.now() / 1000 / 30)
+  for (const [args, env] of [[['-c', yaml], {}], [[], { TLSFLEET_CONFIG: yaml }]] as const) {
+    const out = path.join(dir, `keys-from-yaml-${args.length}`)
+    const before = epochNow()
+    const made = await runCli(['haproxy-keys', ...args, '--out', out], 15_000, env)
+    assert.equal(made.code, 0, made.stderr)
+    const epoch = Number(/epochs \d+, (\d+) \(encrypting\)/.exec(made.stdout)?.[1])
+    assert.ok(epoch >= before && epoch <= epochNow(), `epoch ${epoch} is not the 30 s rotation's (${before}): ${made.stdout}`)
+    assert.equal(fs.statSync(out).size > 0, true)
+  }
 })
 
 test('a local HAProxy that is not up yet is no refusal: the node starts down and comes up once it answers', async () => {
