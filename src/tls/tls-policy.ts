@@ -131,8 +131,10 @@ export function policyContextOptions (policy: TlsPolicy): tls.SecureContextOptio
     maxVersion: policy.maxVersion,
     ciphers,
     ecdhCurve: policy.ecdhCurves,
-    // DHE ciphers (the old profile) need parameters; 'auto' lets OpenSSL size them to the key.
-    ...(/(^|:)(DHE|EDH)/.test(policy.ciphers) ? { dhparam: 'auto' } : {}),
+    // DHE ciphers need parameters; 'auto' lets OpenSSL size them to the key. Always: a list
+    // brings DHE in by keywords (HIGH, ALL, kDHE) as well as by name, and without parameters
+    // OpenSSL drops them silently; a list without DHE is not changed by it.
+    dhparam: 'auto',
     secureOptions: policy.preferServerCiphers ? crypto.constants.SSL_OP_CIPHER_SERVER_PREFERENCE : 0
   }
 }

@@ -66,6 +66,17 @@ test('overrides: max version, cipher list in the server\'s order, one curve', as
   assert.match((await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-groups', 'secp384r1:prime256v1'] })).output, /Server Temp Key: ECDH, (secp384r1|P-384)/)
 })
 
+test('DHE ciphers named by a keyword (--ciphers HIGH:!aNULL:!MD5), not only by name, get parameters and negotiate', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--cert', cert, '--listen', `127.0.0.1:${port}`, '--ciphers', 'HIGH:!aNULL:!MD5'], { adminPort: admin })
+  try {
+    const dhe = await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-cipher', 'DHE-RSA-AES128-GCM-SHA256'] })
+    assert.match(dhe.output, /Cipher is DHE-RSA-AES128-GCM-SHA256/)
+  } finally {
+    await node.stop()
+  }
+})
+
 test('the demo backend shows what was negotiated, from the PROXY v2 TLVs', async () => {
   const socket = tls.connect({ port: ports.intermediate, host: '127.0.0.1', servername: 'app.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false })
   await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
