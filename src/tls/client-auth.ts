@@ -8,7 +8,8 @@ export type ClientVerify = 'none' | 'optional' | 'require'
 /** The client CA and CRL as the primary read and checked them (PEM text, sent to the workers). */
 export interface ClientAuthFiles {
   ca?: string
-  crl?: string
+  /** One PEM block per CRL: Node reads only the first CRL of a string, every one of an array. */
+  crl?: string[]
 }
 
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
@@ -34,7 +35,8 @@ export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAut
     const text = readText('--crl', crlFile)
     const blocks = text.match(CRL_BLOCK) ?? []
     if (blocks.length === 0) throw new ConfigError([`--crl "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
-    files.crl = blocks.join('\n') + '\n'
+    // Each CA of a chain has its own CRL (a root's and an intermediate's): all must load.
+    files.crl = blocks.map((block) => block + '\n')
     try {
       tls.createSecureContext({ ...(files.ca !== undefined ? { ca: files.ca } : {}), crl: files.crl })
     } catch (err) {

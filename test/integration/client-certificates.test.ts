@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
@@ -111,6 +112,30 @@ test('a revoked or untrusted certificate is refused and counted with its reason;
   const text = (await (await fetch(`${optional.adminUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tlsfleet_client_certificate_rejections_total')).join('\n')
   // OpenSSL's own first complaint about a stranger's chain; with --crl it is the CRL it lacks.
   assert.match(text, /tlsfleet_client_certificate_rejections_total\{reason="(UNABLE_TO_GET_CRL|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE)"\} 1/)
+})
+
+test('--crl with a CRL for each of two CAs: both are read, so clients of the second CA are served, and its revoked ones refused', async () => {
+  const second = new TestCa(path.join(dir, 'ca2'), 'tlsfleet second test CA')
+  const theirs = second.issue('theirs', { names: ['client-9'], usage: 'client' })
+  const theirsRevoked = second.issue('theirs-revoked', { names: ['client-10'], usage: 'client' })
+  second.revoke(theirsRevoked)
+  const cas = path.join(dir, 'two-cas.pem')
+  fs.writeFileSync(cas, fs.readFileSync(ca.cert, 'utf8') + fs.readFileSync(second.cert, 'utf8'))
+  const crls = path.join(dir, 'two-crls.pem')
+  fs.writeFileSync(crls, fs.readFileSync(ca.crl('crl-again.pem'), 'utf8') + fs.readFileSync(second.crl(), 'utf8'))
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', server.bundle, '--listen', `127.0.0.1:${port}`,
+    '--client-verify', 'require', '--client-ca', cas, '--crl', crls, '--proxy-protocol-out', 'v2'], { adminPort: admin })
+  try {
+    for (const [who, served] of [[client, true], [theirs, true], [revoked, false], [theirsRevoked, false]] as const) {
+      const conn = await nextBackendConnection(async () => await sClient({ port, servername: 'app.test', tls: '1.3', extra: certArgs(who) }), 1500)
+      assert.equal(conn !== undefined, served, `${who.cert}: ${served ? 'refused' : 'served'}; ${(await (await fetch(`${node.adminUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tlsfleet_client_certificate_rejections_total')).join(', ')}`)
+    }
+    await eventually(async () => await node.metric('tlsfleet_client_certificate_rejections_total', { reason: 'CERT_REVOKED' }) === 2, 5000, 'both revoked ones refused as revoked')
+    assert.equal(await node.metric('tlsfleet_client_certificate_rejections_total', { reason: 'UNABLE_TO_GET_CRL' }), 0)
+  } finally {
+    await node.stop()
+  }
 })
 
 test('require: no certificate, no connection; a valid one is served', async () => {
