@@ -10,6 +10,7 @@ import { checkOcspDir } from '../ocsp/ocsp-dir.js'
 import { proxyTrustWarning } from '../proxy/proxy-trust.js'
 import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
+import { checkBundleUsable } from '../tls/secure-contexts.js'
 import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
@@ -172,7 +173,8 @@ export class WorkerTerminator implements NodeTerminator {
 
   private async loadMaterial (): Promise<TlsMaterial> {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
-    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl }, this.log)
+    const policy = this.policy as TlsPolicy
+    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl, usable: (bundle) => checkBundleUsable(bundle, policy) }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto'
 import tls from 'node:tls'
+import { CertificateError } from '../errors.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
 import { SniRouter } from './sni-router.js'
@@ -43,5 +44,17 @@ export function contextOptions (bundle: CertificateBundle, opts: ContextOptions)
     ...(opts.clientAuth.crl !== undefined ? { crl: opts.clientAuth.crl } : {}),
     ...(opts.ticketKeys !== undefined ? { ticketKeys: opts.ticketKeys } : {}),
     secureOptions: policy.secureOptions | (opts.ticketKeys === undefined ? crypto.constants.SSL_OP_NO_TICKET : 0)
+  }
+}
+
+/**
+ * Whether OpenSSL builds a context of `bundle` under `policy` (its security level refuses
+ * small keys, e.g. RSA-1024 at intermediate): the primary asks before any worker does.
+ */
+export function checkBundleUsable (bundle: CertificateBundle, policy: TlsPolicy): void {
+  try {
+    tls.createSecureContext({ ...policyContextOptions(policy), key: bundle.key, cert: bundle.cert })
+  } catch (err) {
+    throw new CertificateError(bundle.path, `OpenSSL refuses it under the TLS policy (--tls-profile ${policy.profile}): ${(err as Error).message}`)
   }
 }

@@ -20,6 +20,12 @@ export interface TlsMaterialSources {
   stateDir: string
   clientCa: string
   crl: string
+  /**
+   * Throws a CertificateError when a bundle cannot become a secure context where the workers
+   * will build it (a key too small for the policy's security level): checked here, so a
+   * worker never fails on it after the primary accepted it.
+   */
+  usable?: (bundle: CertificateBundle) => void
 }
 
 /**
@@ -28,12 +34,24 @@ export interface TlsMaterialSources {
  * must still yield at least one certificate when it is the only source.
  */
 export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger): Promise<TlsMaterial> {
+  const usable = sources.usable ?? (() => {})
   const certificates = sources.cert.map((file) => loadCertificateFile(file))
+  for (const bundle of certificates) usable(bundle)
   if (sources.certDir !== '') {
     const dir = loadCertificateDir(sources.certDir)
+    const bundles = dir.bundles.filter((bundle) => {
+      try {
+        usable(bundle)
+        return true
+      } catch (err) {
+        if (!(err instanceof CertificateError)) throw err
+        dir.refused.push(err)
+        return false
+      }
+    })
     for (const err of dir.refused) log.error({ err }, 'certificate file refused; the other files of --cert-dir still load')
-    if (dir.bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
-    certificates.push(...dir.bundles)
+    if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
+    certificates.push(...bundles)
   }
   if (certificates.length === 0) {
     const { file, created } = await ensureSelfSignedCertificate(sources.stateDir)

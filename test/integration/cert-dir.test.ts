@@ -72,3 +72,37 @@ test('a directory with no usable certificate refuses the start, naming it', asyn
   assert.equal(missing.code, 2, missing.stderr)
   assert.match(missing.stderr, /--cert-dir cannot be read/)
 })
+
+test('a key too small for the TLS policy (RSA-1024): skipped in --cert-dir, refused as --cert at start and on SIGHUP; no worker ever fails on it', async () => {
+  const scratch = path.join(dir, 'scratch')
+  const weakDir = path.join(dir, 'weak-dir')
+  fs.mkdirSync(weakDir)
+  fs.renameSync(makeCertificate(scratch, 'ok', ['ok.test']), path.join(weakDir, 'a-ok.pem'))
+  fs.renameSync(makeCertificate(scratch, 'weak', ['weak.test'], 'rsa-1024'), path.join(weakDir, 'b-weak.pem'))
+  const [p, admin, p2, admin2] = await freePorts(4) as [number, number, number, number]
+  const fromDir = await startNode(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--cert-dir', weakDir], { adminPort: admin })
+  try {
+    const refused = fromDir.logs.find((l) => String(l.msg).includes('certificate file refused'))
+    assert.match(JSON.stringify(refused?.err), /b-weak\.pem.*OpenSSL refuses it under the TLS policy/)
+    assert.equal((await sClient({ port: p, servername: 'ok.test', tls: '1.3' })).protocol, 'TLSv1.3')
+  } finally {
+    await fromDir.stop()
+  }
+  const weak = makeCertificate(scratch, 'weak2', ['weak.test'], 'rsa-1024')
+  const atStart = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', weak])
+  assert.equal(atStart.code, 2, atStart.stderr)
+  assert.match(atStart.stderr, /certificate ".*weak2\.pem": OpenSSL refuses it under the TLS policy \(--tls-profile intermediate\).*\(TLSFLEET_ERR_CERTIFICATE\)/)
+  // A --cert file replaced by a weak one: the reload is refused, the workers keep serving.
+  const live = path.join(dir, 'live.pem')
+  fs.copyFileSync(makeCertificate(scratch, 'live', ['live.test']), live)
+  const reloaded = await startNode(['--workers', '1', '--listen', `127.0.0.1:${p2}`, '--cert', live], { adminPort: admin2 })
+  try {
+    fs.copyFileSync(weak, live)
+    reloaded.process.kill('SIGHUP')
+    await reloaded.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('certificate reload refused'), 10_000)
+    assert.equal((await sClient({ port: p2, servername: 'live.test', tls: '1.3' })).protocol, 'TLSv1.3')
+    assert.ok(!reloaded.logs.some((l) => l.msg === 'worker died; replacing it'), reloaded.diagnosis())
+  } finally {
+    await reloaded.stop()
+  }
+})
