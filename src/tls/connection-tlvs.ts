@@ -4,8 +4,11 @@ import type { ClientCertificate } from './client-auth.js'
 
 export type TlvKind = 'alpn' | 'authority' | 'ssl'
 
-/** Reads, once per connection after the handshake, what the configured TLVs say. */
-export type TlvBuilder = (socket: tls.TLSSocket, client: ClientCertificate | undefined) => ProxyTlv[]
+/**
+ * Reads, once per connection after the handshake, what the configured TLVs say. `sniName`: the
+ * name read from the ClientHello, for when Node has none (a resumed TLS 1.2 session).
+ */
+export type TlvBuilder = (socket: tls.TLSSocket, client: ClientCertificate | undefined, sniName: string | undefined) => ProxyTlv[]
 
 /**
  * The TLV builder for --proxy-tlv, decided when the worker starts: undefined when no TLV is
@@ -19,10 +22,14 @@ export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtoco
   const authority = kinds.includes('authority')
   const ssl = kinds.includes('ssl')
   if (!alpn && !authority && !ssl) return undefined
-  return (socket, client) => {
+  return (socket, client, sniName) => {
     const facts: TlsFacts = {}
     if (alpn && typeof socket.alpnProtocol === 'string') facts.alpn = socket.alpnProtocol
-    if (authority && typeof socket.servername === 'string' && socket.servername !== '') facts.authority = socket.servername
+    if (authority) {
+      // Node's servername is false after a TLS 1.2 resumption (ticket or ID): the peeked name then.
+      const name = typeof socket.servername === 'string' && socket.servername !== '' ? socket.servername : sniName
+      if (name !== undefined) facts.authority = name
+    }
     if (ssl) {
       facts.ssl = { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name }
       if (client !== undefined) facts.ssl.clientCertificate = client.commonName !== undefined ? { commonName: client.commonName, thisConnection: client.thisConnection } : { thisConnection: client.thisConnection }

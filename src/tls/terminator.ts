@@ -348,7 +348,7 @@ export class TlsTerminator {
   /** What the PROXY header going out says; only that header needs it (each address is a system call). */
   private proxyOut (socket: net.Socket, preamble: Preamble, tlsSocket: tls.TLSSocket, client: ClientCertificate | undefined): ConnectionAddresses | undefined {
     if (this.settings.proxyProtocolOut === 'off') return undefined
-    const tlvs = this.tlvs?.(tlsSocket, client)
+    const tlvs = this.tlvs?.(tlsSocket, client, preamble.hello?.serverName)
     const addresses: ConnectionAddresses = preamble.proxy !== undefined
       ? { source: preamble.proxy.source, destination: preamble.proxy.destination, ...(preamble.proxy.family === 'unix' ? { family: 'unix' as const } : {}) }
       : {

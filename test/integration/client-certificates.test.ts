@@ -90,6 +90,14 @@ test('a session resumed with a client certificate still names it, flagged as fro
   assert.equal(facts.ssl?.commonName, 'client-1')
   assert.equal(facts.ssl?.verify, 0)
   assert.equal(facts.ssl?.client, PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS)
+  assert.equal(facts.authority, 'app.test', 'the SNI name is passed on for a resumed TLS 1.2 session too')
+  // The same with a TLS 1.2 ticket (no client certificate): Node forgets the name then as well.
+  const ticket = path.join(dir, 'ticket.sess')
+  await sClient({ port: optionalPort, servername: 'app.test', tls: '1.2', sessOut: ticket })
+  let byTicket = false
+  const again = await nextBackendConnection(async () => { byTicket = (await sClient({ port: optionalPort, servername: 'app.test', tls: '1.2', sessIn: ticket })).reused })
+  assert.equal(byTicket, true, 'the ticket did not resume')
+  assert.equal(decodeTlsTlvs(again?.proxy?.tlvs ?? []).authority, 'app.test')
 })
 
 test('optional: a client without a certificate is served, and the backend hears it had none', async () => {
