@@ -93,7 +93,10 @@ export function checkClientCertificate (socket: tls.TLSSocket, verify: ClientVer
   const handle = (socket as unknown as { _handle: VerifyHandle | null })._handle
   const error = handle?.verifyError() ?? null
   if (error !== null) return { ok: false, reason: error.code ?? 'unverified' }
-  const commonName = /(?:^|\n)CN=([^\n]*)/.exec(peer.subject)?.[1]
+  // From the parsed name, not from `peer.subject`, whose text escapes RFC 2253's specials
+  // (`Doe\, John`): the backend gets the CN as written, as HAProxy sends it.
+  const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined
+  const commonName = Array.isArray(cn) ? cn[0] : cn
   return {
     ok: true,
     certificate: { subject: peer.subject, ...(commonName !== undefined ? { commonName } : {}), thisConnection: !socket.isSessionReused() }

@@ -146,6 +146,12 @@ test('--crl with a CRL for each of two CAs: both are read, so clients of the sec
   }
 })
 
+test('a CN with a comma reaches the backend as written (not escaped as in Node\'s subject text)', async () => {
+  const doe = ca.issue('doe', { names: ['Doe, John'], usage: 'client' })
+  const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls: '1.3', extra: certArgs(doe) }))
+  assert.equal(decodeTlsTlvs(conn?.proxy?.tlvs ?? []).ssl?.commonName, 'Doe, John')
+})
+
 test('require: no certificate, no connection; a valid one is served', async () => {
   for (const tls of ['1.2', '1.3'] as const) {
     const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls }), 1500)
