@@ -96,7 +96,9 @@ export function buildTimeline (records: readonly ConnectionRecord[], nodes: read
     rows.push(row)
   }
   for (const r of records) {
-    const row = rows[Math.floor(r.end / 1000)]
+    // A connection still open when the last second closed ends in that second's row: the rows
+    // add up to the totals.
+    const row = rows[Math.min(Math.floor(r.end / 1000), rows.length - 1)]
     if (row === undefined) continue
     const cell = r.node !== undefined ? row.nodes[r.node] : undefined
     if (cell === undefined) { if (!r.ok) row.unrouted++; continue }

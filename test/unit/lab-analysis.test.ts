@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import test from 'node:test'
-import { analyzeAct, failures, formatFailureReasons, type SceneEvent } from '../../src/lab/analysis.js'
+import { analyzeAct, buildTimeline, failures, formatFailureReasons, totals, type SceneEvent } from '../../src/lab/analysis.js'
 import type { ConnectionRecord } from '../../src/lab/returning-clients.js'
 
 function record (client: number, start: number, end: number, node: string, ok: boolean, resumed = false): ConnectionRecord {
@@ -29,4 +29,12 @@ test('a kill cuts what was in flight from the SIGKILL until the node was gone; a
   const list = failures(records, 2)
   assert.deepEqual(list.map((f) => f.start), [990, 1020], 'the first failures, bounded')
   assert.equal(formatFailureReasons(failures(records)), 'closed during the handshake 3')
+})
+
+test('the timeline adds up to the totals: a connection that ends after the last second counts in that second', () => {
+  const records = [record(1, 100, 900, 'node1', true), record(2, 1500, 1900, 'node2', true, true), record(3, 1800, 2300, 'node1', true, true)]
+  const rows = buildTimeline(records, ['node1', 'node2'], 2, [], [])
+  const sum = rows.reduce((n, row) => n + Object.values(row.nodes).reduce((m, cell) => m + cell.full + cell.resumed + cell.errors, 0) + row.unrouted, 0)
+  assert.equal(sum, totals(records).connections)
+  assert.equal(rows[1]?.nodes.node1?.resumed, 1)
 })
