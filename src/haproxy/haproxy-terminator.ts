@@ -190,6 +190,8 @@ export class HaproxyTerminator implements NodeTerminator {
       if (this.reachable) this.opts.log.error({ err, socket: this.opts.socket }, 'the local haproxy does not answer: the agent says down')
       this.reachable = false
       this.info = undefined
+      // What its frontends were is not what they are: unknown until it answers again.
+      this.frontends = []
       this.forgetRing()
       this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
       return

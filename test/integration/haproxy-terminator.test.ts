@@ -183,6 +183,9 @@ test('local HAProxy stopped: agent down, front marks it DOWN; restarted from its
     const r = await serverRow(front.api, 'be', 'n3')
     return /^DOWN/.test(r.status) && /local haproxy unreachable/.test(r.last_agt ?? '') ? r : undefined
   })
+  // Its frontends' last known status is not shown as if it were still so.
+  const state = await (await fetch(`${n3.node.adminUrl}/v1/state`)).json() as { terminator?: { frontends?: unknown[] } }
+  assert.deepEqual(state.terminator?.frontends, [])
 
   // The key file on disk is the one written at the start, rotations ago: not the farm's ring.
   const onDisk = fs.readFileSync(n3.keyFile, 'utf8').trim().split('\n')
