@@ -4,7 +4,7 @@ import path from 'node:path'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
-import { eventually, startNode } from '../helpers/node-process.js'
+import { startNode } from '../helpers/node-process.js'
 
 // Three nodes on distinct loopback addresses, each sending to the other two (unicast). Node 3
 // seals with AES-256-GCM, the others with the default ChaCha20-Poly1305: a farm changing its
@@ -140,8 +140,13 @@ test('warm join: a peer with nothing to give that answers first does not leave t
   process.kill(n1pid, 'SIGSTOP')
   try {
     const restarted = startNode(n3.args, { adminPort: n3.admin })
-    await eventually(async () => await fetch(`http://127.0.0.1:${n3.admin}/health`).then(() => true, () => false), 15_000, 'node 3\'s admin API (its warm join starts)')
-    await new Promise((resolve) => setTimeout(resolve, 30))
+    // Let go as soon as node 3's admin API answers (its warm join starts right after): well
+    // within the 250 ms a join waits for more peers once node 2 has answered.
+    const deadline = Date.now() + 15_000
+    while (!await fetch(`http://127.0.0.1:${n3.admin}/health`).then(() => true, () => false)) {
+      if (Date.now() > deadline) throw new Error('node 3\'s admin API never answered')
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
     process.kill(n1pid, 'SIGCONT')
     n3.node = await restarted
   } finally {
