@@ -22,9 +22,14 @@ export interface StatRow {
   act: number | undefined
   bck: number | undefined
   lastchg: number | undefined
+  /** `L4OK`, `L7STS`, ...: without the `* ` HAProxy puts in front while a check is under way (see `check_running`). */
   check_status: string | undefined
+  /** A health check was in flight when HAProxy answered (its `check_status` began with `* `). */
+  check_running: boolean
   check_desc: string | undefined
+  /** As `check_status`, for the agent check. */
   agent_status: string | undefined
+  agent_running: boolean
   agent_desc: string | undefined
   /** Last check's info text. */
   last_chk: string | undefined
@@ -62,6 +67,14 @@ function optionalString (text: string | undefined): string | undefined {
   return text === undefined || text === '' ? undefined : text
 }
 
+/** HAProxy writes `* L7OK` while that check is running (stats.c, CHK_ST_INPROGRESS): the status is the rest. */
+const RUNNING_MARK = '* '
+
+function checkStatus (text: string | undefined): { status: string | undefined, running: boolean } {
+  const running = text?.startsWith(RUNNING_MARK) === true
+  return { status: optionalString(running ? text?.slice(RUNNING_MARK.length) : text), running }
+}
+
 /** Parse the output of `show stat` (CSV whose header line starts with `# `). */
 export function parseShowStat (text: string): StatRow[] {
   const lines = text.split('\n')
@@ -75,6 +88,8 @@ export function parseShowStat (text: string): StatRow[] {
     const cells = parseCsvLine(line)
     const fields: Record<string, string> = {}
     header.forEach((name, i) => { if (name !== '' && name !== '-') fields[name] = cells[i] ?? '' })
+    const check = checkStatus(fields.check_status)
+    const agent = checkStatus(fields.agent_status)
     rows.push({
       pxname: fields.pxname ?? '',
       svname: fields.svname ?? '',
@@ -89,9 +104,11 @@ export function parseShowStat (text: string): StatRow[] {
       act: optionalNumber(fields.act),
       bck: optionalNumber(fields.bck),
       lastchg: optionalNumber(fields.lastchg),
-      check_status: optionalString(fields.check_status),
+      check_status: check.status,
+      check_running: check.running,
       check_desc: optionalString(fields.check_desc),
-      agent_status: optionalString(fields.agent_status),
+      agent_status: agent.status,
+      agent_running: agent.running,
       agent_desc: optionalString(fields.agent_desc),
       last_chk: optionalString(fields.last_chk),
       last_agt: optionalString(fields.last_agt),

@@ -66,6 +66,20 @@ test('show stat: a quoted cell with commas and doubled quotes stays one cell', (
   assert.equal(node3?.addr, '127.0.0.1:36161')
 })
 
+test('show stat: a check under way ("* L7STS") gives its status and says it is running', () => {
+  // HAProxy prefixes the last status with "* " while that check is in flight (stats.c, CHK_ST_INPROGRESS).
+  const text = '# pxname,svname,status,check_status,agent_status,\ntlsfleet,node1,DOWN (agent),L4OK,* L7STS,\ntlsfleet,node2,UP,* L4OK,,\n'
+  const [node1, node2] = parseShowStat(text)
+  assert.equal(node1?.agent_status, 'L7STS')
+  assert.equal(node1?.agent_running, true)
+  assert.equal(node1?.check_status, 'L4OK')
+  assert.equal(node1?.check_running, false)
+  assert.equal(node2?.check_status, 'L4OK')
+  assert.equal(node2?.check_running, true)
+  assert.equal(node2?.agent_status, undefined)
+  assert.equal(node2?.agent_running, false)
+})
+
 test('show stat: a reordered header is still mapped by name', () => {
   const text = '# svname,weight,pxname,status,\nnode1,42,tlsfleet,UP,\n\n'
   const [row] = parseShowStat(text)
