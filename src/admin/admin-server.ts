@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import { EvictOldest } from '../admission/evict-oldest.js'
 import type { HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
@@ -83,7 +84,8 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
   })
 
   app.addHook('onResponse', async (_req, reply) => { opts.onResponse?.(reply.statusCode) })
-  boundConnections(app.server, MAX_ADMIN_CONNECTIONS, () => opts.onEvicted?.())
+  const open = new EvictOldest(MAX_ADMIN_CONNECTIONS, () => opts.onEvicted?.())
+  app.server.on('connection', (socket: net.Socket) => { open.add(socket) })
 
   // A browser's simple cross-site POST arrives as text/plain; with no parser for it, Fastify
   // answers 415 before any handler runs.
@@ -173,21 +175,4 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
 
   await app.listen({ host: opts.listen.host, port: opts.listen.port })
   return app
-}
-
-/** At `max` open connections, a new one closes the oldest (insertion order: the first is the oldest). */
-function boundConnections (server: net.Server, max: number, onEvicted: () => void): void {
-  const open = new Set<net.Socket>()
-  server.on('connection', (socket: net.Socket) => {
-    if (open.size >= max) {
-      const oldest = open.values().next().value
-      if (oldest !== undefined) {
-        open.delete(oldest)
-        oldest.destroy()
-        onEvicted()
-      }
-    }
-    open.add(socket)
-    socket.on('close', () => open.delete(socket))
-  })
 }

@@ -1,4 +1,5 @@
 import net from 'node:net'
+import { EvictOldest } from '../admission/evict-oldest.js'
 import type { HostPort } from '../config/host-port.js'
 import { formatAgentReply, type AgentReply } from './agent-reply.js'
 
@@ -41,20 +42,10 @@ export async function startAgentServer (opts: AgentServerOptions): Promise<Agent
   const lingerMs = opts.lingerMs ?? 2000
   const maxConnections = opts.maxConnections ?? 64
   const maxInput = opts.maxInputBytes ?? 1024
-  // Insertion-ordered: the first entry is the oldest.
-  const open = new Set<net.Socket>()
+  const open = new EvictOldest(maxConnections, () => opts.onProblem?.('evicted'))
 
   const server = net.createServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: false }, (socket) => {
-    if (open.size >= maxConnections) {
-      const oldest = open.values().next().value
-      if (oldest !== undefined) {
-        open.delete(oldest)
-        oldest.destroy()
-        opts.onProblem?.('evicted')
-      }
-    }
     open.add(socket)
-    socket.on('close', () => open.delete(socket))
     socket.on('error', () => { /* peers may reset; nothing to do */ })
 
     let received = 0
@@ -104,7 +95,7 @@ export async function startAgentServer (opts: AgentServerOptions): Promise<Agent
     address: { host: opts.listen.host, port: address.port },
     connections: () => open.size,
     close: async () => {
-      for (const socket of open) socket.destroy()
+      open.destroyAll()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
