@@ -76,7 +76,7 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
 
 export interface LoadSamplerOptions {
   intervalMs: number
-  /** Ask the workers; must resolve within `timeoutMs` with whatever answered. */
+  /** Ask the workers; must resolve within `timeoutMs` with whatever answered, live workers only (a worker that exited is retired through workerExited). */
   collect: (timeoutMs: number) => Promise<SampledWorker[]>
   listening: () => number
   onSample: (sample: LoadSample) => void
@@ -94,8 +94,6 @@ export class LoadSampler {
   /** Each live worker's counts in its last report, by pid: retired when it exits. */
   private readonly lastCounts = new Map<number, RetiredCounts>()
   private readonly retired: RetiredCounts = { full: 0, resumed: 0, hits: 0, misses: 0 }
-  /** Workers that exited while the round under way was collecting: what they sent is not theirs to count again. */
-  private exitedDuringRound?: Set<number>
   private timer: NodeJS.Timeout | undefined
   private stopped = false
 
@@ -113,7 +111,6 @@ export class LoadSampler {
 
   /** A worker process exited: what it had counted stays in the node's totals. */
   workerExited (pid: number): void {
-    this.exitedDuringRound?.add(pid)
     const last = this.lastCounts.get(pid)
     if (last === undefined) return
     this.lastCounts.delete(pid)
@@ -126,15 +123,8 @@ export class LoadSampler {
   /** One round now (also used by tests). */
   async sampleOnce (): Promise<LoadSample> {
     const listening = this.opts.listening()
-    const exited = new Set<number>()
-    this.exitedDuringRound = exited
-    let answered: SampledWorker[]
-    try {
-      answered = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
-    } finally {
-      this.exitedDuringRound = undefined
-    }
-    const workers = answered.filter((w) => w.pid === undefined || !exited.has(w.pid))
+    // Only live workers answer: the pool leaves out a worker that died during the round (ReportRound).
+    const workers = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
     for (const w of workers) {
       if (w.pid !== undefined) this.lastCounts.set(w.pid, { full: w.handshakes.full, resumed: w.handshakes.resumed, hits: w.l1.hits, misses: w.l1.misses })
     }

@@ -40,8 +40,6 @@ export class PrimaryMetrics {
   private readonly sums = new MonotonicSums()
   /** The collected part of the page (workers, retired counts, process figures), and when it was asked for. */
   private rest?: { at: number; part: Promise<CollectedPart> }
-  /** Per collection under way: the workers that exited meanwhile (a report they sent first must not bring them back). */
-  private readonly collecting = new Set<Set<number>>()
 
   constructor (sources: PrimaryGaugeSources) {
     const registers = [this.registry]
@@ -85,7 +83,8 @@ export class PrimaryMetrics {
    * operator just did shows at once), then the rest — the workers' reports, what dead workers
    * had counted, and process figures summed over the node — built at most once per `maxAgeMs`
    * however many scrapers ask (concurrent scrapes share one collection), so scraping cannot
-   * load the workers or move the agent's weight.
+   * load the workers or move the agent's weight. `collect` answers for live workers only: a
+   * worker that exited is retired through workerExited, never also reported.
    */
   async page (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>, maxAgeMs = 1000, now = Date.now()): Promise<MetricsPage> {
     let rest = this.rest
@@ -114,7 +113,6 @@ export class PrimaryMetrics {
    * (memory, connections open) go with it.
    */
   workerExited (pid: number): void {
-    for (const exited of this.collecting) exited.add(pid)
     const last = this.lastReports.get(pid)
     this.lastReports.delete(pid)
     if (last === undefined) return
@@ -126,16 +124,8 @@ export class PrimaryMetrics {
 
   /** Ask the workers; those that did not answer in time still count with their last report. */
   private async collectRest (collect: () => Promise<Array<{ pid: number; metrics: MetricsJson }>>): Promise<CollectedPart> {
-    const exited = new Set<number>()
-    this.collecting.add(exited)
-    let reports: Array<{ pid: number; metrics: MetricsJson }>
-    try {
-      reports = await collect()
-    } finally {
-      this.collecting.delete(exited)
-    }
-    // A worker that answered, then died before the others did, is counted in `retired` already.
-    for (const report of reports) if (!exited.has(report.pid)) this.lastReports.set(report.pid, report.metrics)
+    // Only live workers answer: the pool leaves out a worker that died during the round (ReportRound).
+    for (const report of await collect()) this.lastReports.set(report.pid, report.metrics)
     const parts = [await this.processRegistry.getMetricsAsJSON(), this.retired, ...this.lastReports.values()]
     for (const part of parts) for (const m of part) { const as = AGGREGATE_AS.get(m.name); if (as !== undefined) m.aggregator = as }
     const summed = toJson(AggregatorRegistry.aggregate(parts))

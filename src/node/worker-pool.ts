@@ -6,6 +6,7 @@ import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import { ReportRound } from './report-round.js'
 import { sendToWorker } from './worker-channel.js'
 import { lowerWorkerPriority } from './worker-priority.js'
 
@@ -46,7 +47,8 @@ const RESTART_WINDOW_MS = 30_000
  */
 export class WorkerPool {
   readonly listening = new Set<number>()
-  private readonly pendingReports = new Map<number, { remaining: Set<number>; reports: WorkerReport[]; resolve: (r: WorkerReport[]) => void }>()
+  /** Report rounds under way, by request id. */
+  private readonly rounds = new Map<number, ReportRound<WorkerReport>>()
   private nextReq = 1
   private readonly restarts: number[] = []
   /** keepListeners: each worker's listeners by --listen index, and those of dead workers. */
@@ -98,9 +100,13 @@ export class WorkerPool {
     if (workers.length === 0) return []
     const req = this.nextReq++
     return await new Promise((resolve) => {
-      const entry = { remaining: new Set(workers.map((w) => w.id)), reports: [] as WorkerReport[], resolve }
-      this.pendingReports.set(req, entry)
-      setTimeout(() => { if (this.pendingReports.delete(req)) resolve(entry.reports) }, timeoutMs).unref()
+      const timer = setTimeout(() => round.end(), timeoutMs).unref()
+      const round = new ReportRound<WorkerReport>(workers.map((w) => w.id), (reports) => {
+        clearTimeout(timer)
+        this.rounds.delete(req)
+        resolve(reports)
+      })
+      this.rounds.set(req, round)
       for (const worker of workers) sendToWorker(worker, { t: 'report-request', req, ...(opts.metrics === false ? { metrics: false } : {}) })
     })
   }
@@ -186,17 +192,9 @@ export class WorkerPool {
       case 'session-batch':
         this.opts.onSessionRequest(worker.id, message)
         break
-      case 'report': {
-        const pending = this.pendingReports.get(message.req)
-        if (pending === undefined) break
-        pending.reports.push({ pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit })
-        pending.remaining.delete(worker.id)
-        if (pending.remaining.size === 0) {
-          this.pendingReports.delete(message.req)
-          pending.resolve(pending.reports)
-        }
+      case 'report':
+        this.rounds.get(message.req)?.answered(worker.id, { pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit })
         break
-      }
     }
   }
 
@@ -207,12 +205,8 @@ export class WorkerPool {
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
     if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid)
-    for (const [req, pending] of this.pendingReports) {
-      if (pending.remaining.delete(worker.id) && pending.remaining.size === 0) {
-        this.pendingReports.delete(req)
-        pending.resolve(pending.reports)
-      }
-    }
+    // After onWorkerExit has retired its counters: a report it sent in a round under way is dropped.
+    for (const round of [...this.rounds.values()]) round.exited(worker.id)
     if (this.stopRequested) return
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()
