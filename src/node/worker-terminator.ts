@@ -10,7 +10,7 @@ import { checkOcspDir } from '../ocsp/ocsp-dir.js'
 import { proxyTrustWarning } from '../proxy/proxy-trust.js'
 import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
-import { checkBundleUsable } from '../tls/secure-contexts.js'
+import { checkBundleUsable, rememberingCheck } from '../tls/secure-contexts.js'
 import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
@@ -36,6 +36,8 @@ export class WorkerTerminator implements NodeTerminator {
   private readonly sampler: LoadSampler
   private material: TlsMaterial = { certificates: [], clientAuth: {} }
   private policy?: TlsPolicy
+  /** Bundles the policy admits, remembered across reloads (the check builds a context per file). */
+  private usable?: (bundle: CertificateBundle) => void
   /** --user/--group, resolved when the node is built: refused before anything is read or written. */
   private readonly runAs: RunAs | undefined
   private stapler?: OcspStapler
@@ -174,7 +176,8 @@ export class WorkerTerminator implements NodeTerminator {
   private async loadMaterial (): Promise<TlsMaterial> {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
-    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl, usable: (bundle) => checkBundleUsable(bundle, policy) }, this.log)
+    this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))
+    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl, usable: this.usable }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
