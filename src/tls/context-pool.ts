@@ -1,7 +1,6 @@
-import type tls from 'node:tls'
 import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
-import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
+import { buildSniRouter, type CertificateContext, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
 import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
 import type { TlsMaterial } from './tls-material.js'
@@ -25,15 +24,16 @@ export interface ContextPoolOptions {
  * after a rotation means choosing the context per connection. The ClientHello was already
  * peeked: the first 16 bytes of a presented ticket (TLS 1.2) or PSK identity (TLS 1.3) are the
  * key name, which names its epoch, so the choice is a Map lookup. New clients get the current
- * generation. Generations are built on first use and dropped once no ticket under them can
- * still be valid, so a worker holds at most a few routers per farm secret.
+ * generation. Generations are made on first use, each certificate's context in them when a
+ * client first needs it (the current generation at start: all of them), and dropped once no
+ * ticket under them can still be valid, so a worker holds at most a few routers per farm secret.
  */
 export class ContextPool {
   private material: TlsMaterial
   private contextOptions: ContextOptions
   private readonly schedules: TicketKeySchedule[]
-  private readonly routers = new Map<string, SniRouter<tls.SecureContext>>()
-  private plain?: SniRouter<tls.SecureContext>
+  private readonly routers = new Map<string, Router>()
+  private plain?: Router
   private lastPrune = 0
   /**
    * Per-connection shortcuts: the router for new clients until the next rotation, and the router
@@ -59,8 +59,9 @@ export class ContextPool {
       const tag = schedule.tag
       return { tagHigh: tag.readUInt32BE(0), tagLow: tag.readUInt32BE(4), byEpoch: new Map<number, CachedRouter>() }
     })
-    // Build the current generation now, so the first handshake does not pay for it.
-    this.routerFor(undefined)
+    // The current generation now, every context of it: the first handshakes do not pay for
+    // them, and a context OpenSSL refuses fails the worker's start rather than a handshake.
+    for (const context of this.routerFor(undefined).values()) context.context()
   }
 
   get ticketsEnabled (): boolean { return this.schedules.length > 0 }
@@ -76,7 +77,7 @@ export class ContextPool {
   }
 
   /** The SNI router for this connection: by the ticket's key generation when it has one. */
-  routerFor (hello: ClientHelloInfo | undefined): SniRouter<tls.SecureContext> {
+  routerFor (hello: ClientHelloInfo | undefined): Router {
     const [primary] = this.schedules
     if (primary === undefined) {
       this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
@@ -108,7 +109,7 @@ export class ContextPool {
    * string or a BigInt per connection. Only names byName() accepted are cached, until they stop
    * being acceptable.
    */
-  private cachedByName (name: Buffer, now: number): SniRouter<tls.SecureContext> | undefined {
+  private cachedByName (name: Buffer, now: number): Router | undefined {
     if (name.length !== 16) return undefined
     const high = name.readUInt32BE(0)
     const low = name.readUInt32BE(4)
@@ -121,7 +122,7 @@ export class ContextPool {
     return undefined
   }
 
-  private router (scheduleIndex: number, generation: TicketKeyGeneration): SniRouter<tls.SecureContext> {
+  private router (scheduleIndex: number, generation: TicketKeyGeneration): Router {
     const key = `${scheduleIndex}:${generation.epoch}`
     let router = this.routers.get(key)
     if (router === undefined) {
@@ -156,8 +157,10 @@ export class ContextPool {
   }
 }
 
+type Router = SniRouter<CertificateContext>
+
 interface CachedRouter {
-  router: SniRouter<tls.SecureContext>
+  router: Router
   /** ms since the epoch at which this choice must be made again */
   until: number
 }

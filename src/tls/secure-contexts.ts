@@ -19,17 +19,47 @@ export interface ContextOptions {
 }
 
 /**
- * Turns certificate bundles into ready SecureContexts, once per (re)load, and routes SNI to
- * them. Every context carries the same explicit session-ID context: OpenSSL refuses to resume
- * a session whose context differs, and Node's default is derived from the process command line.
+ * One certificate's SecureContext under one set of options (one ticket-key generation), built
+ * at its first use and kept. Every context carries the same explicit session-ID context:
+ * OpenSSL refuses to resume a session whose context differs, and Node's default is derived
+ * from the process command line.
  */
-export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<tls.SecureContext> {
-  if (bundles.length === 0) throw new Error('at least one certificate is required')
-  const contexts = bundles.map((bundle) => tls.createSecureContext(contextOptions(bundle, opts)))
-  const router = new SniRouter(contexts[0] as tls.SecureContext)
-  bundles.forEach((bundle, i) => {
-    for (const name of bundle.names) router.add(name, contexts[i] as tls.SecureContext)
+export class CertificateContext {
+  private built?: tls.SecureContext
+  private refused?: Error
+
+  constructor (readonly bundle: CertificateBundle, private readonly opts: ContextOptions) {}
+
+  /** The ready context; the first call builds it (0.3-0.7 ms of OpenSSL work). OpenSSL's refusal is thrown, the same one each time. */
+  context (): tls.SecureContext {
+    if (this.built !== undefined) return this.built
+    if (this.refused !== undefined) throw this.refused
+    try {
+      this.built = tls.createSecureContext(contextOptions(this.bundle, this.opts))
+    } catch (err) {
+      this.refused = err as Error
+      throw err
+    }
+    return this.built
+  }
+
+  get isBuilt (): boolean { return this.built !== undefined }
+}
+
+/**
+ * Routes SNI to the certificates' contexts. Only the default certificate's is built now, each
+ * other one when a client first names it: a new ticket-key generation or a reload over hundreds
+ * of certificates never stalls one handshake to build them all (400 files took 170-210 ms).
+ */
+export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateContext> {
+  const contexts = bundles.map((bundle) => new CertificateContext(bundle, opts))
+  const [fallback] = contexts
+  if (fallback === undefined) throw new Error('at least one certificate is required')
+  const router = new SniRouter(fallback)
+  contexts.forEach((context) => {
+    for (const name of context.bundle.names) router.add(name, context)
   })
+  fallback.context()
   return router
 }
 

@@ -36,6 +36,11 @@ export class SniRouter<T> {
     return this.match(servername)
   }
 
+  /** Every value registered, the fallback first, each once. */
+  values (): Set<T> {
+    return new Set([this.fallback, ...this.exact.values(), ...this.wildcard.values()])
+  }
+
   /** True when some certificate names this host (used in tests and diagnostics). */
   has (servername: string): boolean {
     return this.match(servername) !== undefined

@@ -16,6 +16,7 @@ import { checkClientCertificate, type ClientCertificate } from './client-auth.js
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
+import type { CertificateContext } from './secure-contexts.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
@@ -77,6 +78,8 @@ export class TlsTerminator {
   private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
   private readonly staples: StapleStore | undefined
+  /** Contexts OpenSSL refused to build, each logged once. */
+  private readonly refusedContexts = new WeakSet<CertificateContext>()
   /** --proxy-from: the peers a PROXY header is believed from; undefined = any (or no PROXY in). */
   private readonly trust: net.BlockList | undefined
   /** --max-handshakes-per-source; undefined when off. */
@@ -232,6 +235,24 @@ export class TlsTerminator {
     pending.socket.destroy()
   }
 
+  /**
+   * The certificate's context, built now if this generation has not served it yet. The primary
+   * checked every file under the same policy, so a refusal here is unexpected: the connection
+   * fails (`tls_error`), the worker stays up and says why.
+   */
+  private readyContext (certificate: CertificateContext, pending: Pending): tls.SecureContext | undefined {
+    try {
+      return certificate.context()
+    } catch (err) {
+      if (!this.refusedContexts.has(certificate)) {
+        this.refusedContexts.add(certificate)
+        this.log.error({ err, file: certificate.bundle.path }, 'cannot build the certificate\'s TLS context; its clients are refused')
+      }
+      this.fail(pending, 'tls_error')
+      return undefined
+    }
+  }
+
   private fail (pending: Pending, reason: string): void {
     if (pending.failed) return
     pending.failed = true
@@ -245,12 +266,14 @@ export class TlsTerminator {
     const router = this.contexts.routerFor(hello)
     const strict = this.settings.sniNoMatch === 'abort'
     // With abort, a name sent that no certificate can name (not a DNS name) is refused too.
-    const secureContext = strict ? (hello?.serverNameImplausible === true && hello.serverName === undefined ? undefined : router.lookupStrict(hello?.serverName)) : router.lookup(hello?.serverName)
-    if (secureContext === undefined) {
+    const certificate = strict ? (hello?.serverNameImplausible === true && hello.serverName === undefined ? undefined : router.lookupStrict(hello?.serverName)) : router.lookup(hello?.serverName)
+    if (certificate === undefined) {
       // --sni-nomatch abort: answer as OpenSSL would (a fatal unrecognized_name alert), then close.
       socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
       return
     }
+    const secureContext = this.readyContext(certificate, pending)
+    if (secureContext === undefined) return
     const started = performance.now()
     const hub = this.hubFor(hello)
     // Node asks resumeSession only for a TLS 1.2 session ID offered without a ticket.
@@ -274,8 +297,12 @@ export class TlsTerminator {
     // callback chose (the hub's own one without it).
     if (hello === undefined || this.staples !== undefined) {
       options.SNICallback = (name, cb) => {
-        const context = strict ? router.lookupStrict(name) : router.lookup(name)
-        if (context !== undefined) return cb(null, context)
+        const chosen = strict ? router.lookupStrict(name) : router.lookup(name)
+        if (chosen !== undefined) {
+          const context = this.readyContext(chosen, pending)
+          if (context === undefined) return cb(new Error('the certificate\'s context could not be built'), undefined)
+          return cb(null, context)
+        }
         // --sni-nomatch abort, seen only now (a ClientHello we could not read ahead): refused,
         // closed without the alert (OpenSSL is mid-handshake).
         this.fail(pending, 'sni_nomatch')

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { loadCertificateFile } from '../../src/tls/certificates.js'
 import { loadConfig } from '../../src/config/load.js'
 import { ContextPool } from '../../src/tls/context-pool.js'
+import { CertificateContext } from '../../src/tls/secure-contexts.js'
 import { resolveTlsPolicy } from '../../src/tls/tls-policy.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
@@ -41,4 +42,40 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const next = pool.routerFor(undefined)
   assert.notEqual(next, current)
   assert.equal(pool.routerFor(hello(nameFor(secret, 500_000))), current)
+})
+
+test('context pool: the start builds every context of the current generation; a rotation or a reload builds only the default one, each other one when a client first names it', () => {
+  const dir = tempDir()
+  const bundles = ['a', 'b', 'c'].map((n) => loadCertificateFile(makeCertificate(dir, n, [`${n}.test`])))
+  const secret = crypto.randomBytes(32)
+  const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 }
+  const policy = resolveTlsPolicy(loadConfig({ env: {} }))
+  const pool = new ContextPool({ certificates: bundles, clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
+  const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].filter((c) => c.isBuilt).map((c) => c.bundle.names[0] ?? '')
+  assert.deepEqual(built(pool.routerFor(undefined)), ['a.test', 'b.test', 'c.test'], 'at start: all, so no first handshake pays and a refusal fails the start')
+
+  clock.ms = 1000 * ROTATION * 500_001 + 5
+  const next = pool.routerFor(undefined)
+  assert.deepEqual(built(next), ['a.test'], 'after the rotation: the default certificate only')
+  const c = next.lookup('c.test')
+  assert.equal(c.isBuilt, false)
+  const context = c.context()
+  assert.equal(c.context(), context, 'built once, then kept')
+  assert.deepEqual(built(next), ['a.test', 'c.test'])
+
+  pool.setMaterial({ certificates: bundles, clientAuth: {} })
+  assert.deepEqual(built(pool.routerFor(undefined)), ['a.test'], 'after a reload: the default certificate only')
+})
+
+test('a certificate context OpenSSL refuses throws its refusal each time, without trying again', () => {
+  const dir = tempDir()
+  const bundle = loadCertificateFile(makeCertificate(dir, 'weak', ['weak.test']))
+  const policy = resolveTlsPolicy(loadConfig({ env: {} }))
+  // A key that does not match the certificate: OpenSSL refuses the pair.
+  const other = loadCertificateFile(makeCertificate(dir, 'other', ['other.test']))
+  const context = new CertificateContext({ ...bundle, key: other.key }, { sessionIdContext: 'x', sessionTimeoutSeconds: 300, policy, clientAuth: {} })
+  let first: unknown
+  assert.throws(() => context.context(), (err) => { first = err; return err instanceof Error })
+  assert.throws(() => context.context(), (err) => err === first, 'the same refusal, not a second build')
+  assert.equal(context.isBuilt, false)
 })
