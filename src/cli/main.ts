@@ -5,7 +5,7 @@ import { haproxyKeysCommand } from './haproxy-keys-command.js'
 import { nodeCommand } from './node-command.js'
 import { stateCommand } from './state-commands.js'
 import { statusCommand } from './status-command.js'
-import { isPrintedByCommander, throwUsageErrors } from './usage-errors.js'
+import { isPrintedByCommander, throwUsageErrors, unknownCommand } from './usage-errors.js'
 
 // SO_REUSEPORT listeners (Node >= 22.12) and undici 8 (>= 22.19) set the floor.
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
@@ -27,6 +27,8 @@ program.addCommand((await import('./bench-command.js')).benchCommand())
 throwUsageErrors(program)
 
 try {
+  const unknown = unknownCommand(program, process.argv.slice(2))
+  if (unknown !== undefined) throw unknown
   await program.parseAsync(process.argv)
 } catch (err) {
   if (isPrintedByCommander(err)) process.exit(err.exitCode)

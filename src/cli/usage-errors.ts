@@ -20,6 +20,20 @@ export function throwUsageErrors (command: Command, name = command.name()): void
   for (const sub of command.commands) throwUsageErrors(sub, `${name} ${sub.name()}`)
 }
 
+/**
+ * A first word that names no command. `node` is the default command, so commander would hand
+ * `tlsfleet bogus` to it as an argument ("too many arguments for 'node'") and `tlsfleet help
+ * bogus` prints the general help with exit 1; either way the operator is not told that the
+ * command does not exist.
+ */
+export function unknownCommand (program: Command, args: string[]): UsageError | undefined {
+  const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()])
+  const [first, second] = args
+  const word = first === 'help' ? second : first
+  if (word === undefined || word.startsWith('-') || names.includes(word)) return undefined
+  return new UsageError(`unknown command '${word}' (commands: ${program.commands.map((c) => c.name()).join(', ')}); see ${program.name()} --help`)
+}
+
 /** Help or version output that commander already printed: exit with its status, say nothing more. */
 export function isPrintedByCommander (err: unknown): err is CommanderError {
   return err instanceof CommanderError && PRINTED.has(err.code)

@@ -30,6 +30,12 @@ test('an unknown option, a missing option value, a value outside its choices and
   assert.match(refusedLine(await runCli(['bench', '--bogus'])), /^tlsfleet: unknown option '--bogus'; see tlsfleet bench --help/)
 })
 
+test('a word that names no command is refused as an unknown command, listing them (node, the default, would have taken it as an argument)', async () => {
+  for (const args of [['bogus'], ['bogus', '--listen', '127.0.0.1:1'], ['help', 'bogus']]) {
+    assert.match(refusedLine(await runCli(args)), /^tlsfleet: unknown command 'bogus' \(commands: node, demo-backend, status, haproxy-keys, drain, ready, maint, lab, bench\); see tlsfleet --help/, args.join(' '))
+  }
+})
+
 test('commander\'s "Did you mean ...?" stays, on the same line', async () => {
   assert.match(refusedLine(await runCli(['node', '--lisen', '127.0.0.1:1'])), /^tlsfleet: unknown option '--lisen' \(Did you mean --listen\?\); see tlsfleet node --help/)
   assert.match(refusedLine(await runCli(['status', '--tokn-file', 'x'])), /\(Did you mean --token-file\?\)/)
