@@ -33,6 +33,12 @@ export interface ClientHelloInfo {
   pskIdentities: Buffer[]
   /** first 16 bytes of the presented ticket: PSK identity[0] if >= 16 bytes, else the 1.2 ticket */
   ticketKeyName?: Buffer
+  /**
+   * The client can verify an ECDSA certificate: an ECDSA scheme in signature_algorithms, or,
+   * when it sends no such extension (TLS 1.0/1.1), an ECDSA cipher suite (RFC 5246 §7.4.1.4.1).
+   * Picks between an ECDSA and an RSA certificate for one name, as HAProxy does.
+   */
+  ecdsaCapable: boolean
 }
 
 export type ClientHelloErrorReason = 'not_tls' | 'not_client_hello' | 'malformed' | 'too_large'
@@ -60,6 +66,9 @@ const EXT_SERVER_NAME = 0
 const EXT_PRE_SHARED_KEY = 41
 const EXT_SUPPORTED_VERSIONS = 43
 const EXT_SESSION_TICKET = 35
+const EXT_SIGNATURE_ALGORITHMS = 13
+/** SignatureScheme low byte for ECDSA (TLS 1.2's SignatureAlgorithm.ecdsa; TLS 1.3's ecdsa_secp*_sha*). */
+const SIGNATURE_ECDSA = 3
 const TLS13 = 0x0304
 const MAX_HOST_NAME_LENGTH = 253
 
@@ -158,6 +167,7 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
   const ciphersLength = u16(b, p)
   p += 2
   if (end - p < ciphersLength || ciphersLength < 2 || ciphersLength % 2 !== 0) return MALFORMED
+  const ciphersStart = p
   p += ciphersLength
   if (end - p < 1) return MALFORMED
   const compressionLength = b[p++] as number
@@ -170,9 +180,13 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
     offersTls13: false,
     sessionId,
     sessionTicketExtPresent: false,
-    pskIdentities: []
+    pskIdentities: [],
+    ecdsaCapable: false
   }
-  if (p === end) return { status: 'ok', hello } // pre-extension hello (SSLv3-era)
+  if (p === end) { // pre-extension hello (SSLv3-era)
+    hello.ecdsaCapable = offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength)
+    return { status: 'ok', hello }
+  }
 
   if (end - p < 2 || u16(b, p) !== end - p - 2) return MALFORMED
   p += 2
@@ -207,10 +221,12 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
         if (length > 0) hello.sessionTicket = copyOf(b, p, p + length)
         break
       case EXT_PRE_SHARED_KEY: ok = readPreSharedKey(b, p, p + length, hello); break
+      case EXT_SIGNATURE_ALGORITHMS: ok = readSignatureAlgorithms(b, p, p + length, hello); break
     }
     if (!ok) return MALFORMED
     p += length
   }
+  if ((seenLow & (1 << EXT_SIGNATURE_ALGORITHMS)) === 0) hello.ecdsaCapable = offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength)
 
   hello.offersTls13 = hello.supportedVersions.includes(TLS13)
   const psk = hello.pskIdentities[0]
@@ -270,6 +286,39 @@ function isHostName (b: Buffer, start: number, end: number): boolean {
   }
   // A trailing dot ends with label 0, which is fine unless the name was only a dot.
   return (label > 0 && last !== 0x2d) || (label === 0 && end - start > 1)
+}
+
+/**
+ * RFC 8446 §4.2.3 / RFC 5246 §7.4.1.4.1: SignatureScheme supported_signature_algorithms<2..2^16-2>
+ * in b[p, end). ECDSA is any scheme whose low byte is 3 with a hash byte of 1-6 (0x0403, 0x0503,
+ * 0x0603, and TLS 1.2's SHA-1/SHA-224 pairs); the TLS 1.3 brainpool schemes name curves a
+ * P-256/P-384 certificate does not use.
+ */
+function readSignatureAlgorithms (b: Buffer, p: number, end: number, hello: ClientHelloInfo): boolean {
+  if (end - p < 2 || u16(b, p) !== end - p - 2 || end - p === 2 || (end - p) % 2 !== 0) return false
+  for (p += 2; p < end; p += 2) {
+    const hash = b[p] as number
+    if (b[p + 1] === SIGNATURE_ECDSA && hash >= 1 && hash <= 6) {
+      hello.ecdsaCapable = true
+      break
+    }
+  }
+  return true
+}
+
+/** Cipher suites that authenticate with ECDSA (TLS 1.0-1.2), for a client that sends no signature_algorithms. */
+const ECDSA_SUITES = new Set([
+  0xc006, 0xc007, 0xc008, 0xc009, 0xc00a, // ECDHE_ECDSA with NULL, RC4, 3DES, AES_128_CBC_SHA, AES_256_CBC_SHA
+  0xc023, 0xc024, 0xc02b, 0xc02c, // AES CBC SHA256/384, AES GCM
+  0xcca9, // CHACHA20_POLY1305
+  0xc0ac, 0xc0ad, 0xc0ae, 0xc0af, // AES CCM
+  0xc048, 0xc049, 0xc05c, 0xc05d, // ARIA
+  0xc072, 0xc073, 0xc086, 0xc087 // Camellia
+])
+
+function offersEcdsaSuite (b: Buffer, start: number, end: number): boolean {
+  for (let p = start; p < end; p += 2) if (ECDSA_SUITES.has(u16(b, p))) return true
+  return false
 }
 
 /** RFC 8446 §4.2.1: ProtocolVersion versions<2..254> in the ClientHello, in b[p, end). */

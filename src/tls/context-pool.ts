@@ -1,6 +1,6 @@
 import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
-import { buildSniRouter, type CertificateContext, type ContextOptions } from './secure-contexts.js'
+import { buildSniRouter, type CertificateChoice, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
 import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
 import type { TlsMaterial } from './tls-material.js'
@@ -61,7 +61,7 @@ export class ContextPool {
     })
     // The current generation now, every context of it: the first handshakes do not pay for
     // them, and a context OpenSSL refuses fails the worker's start rather than a handshake.
-    for (const context of this.routerFor(undefined).values()) context.context()
+    for (const choice of this.routerFor(undefined).values()) for (const context of choice.contexts()) context.context()
   }
 
   get ticketsEnabled (): boolean { return this.schedules.length > 0 }
@@ -157,7 +157,7 @@ export class ContextPool {
   }
 }
 
-type Router = SniRouter<CertificateContext>
+type Router = SniRouter<CertificateChoice>
 
 interface CachedRouter {
   router: Router

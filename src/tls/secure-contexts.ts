@@ -47,19 +47,67 @@ export class CertificateContext {
 }
 
 /**
- * Routes SNI to the certificates' contexts. Only the default certificate's is built now, each
- * other one when a client first names it: a new ticket-key generation or a reload over hundreds
- * of certificates never stalls one handshake to build them all (400 files took 170-210 ms).
+ * What one name is served with: one certificate, or an ECDSA and an RSA (or other) one, between
+ * which each client gets the ECDSA one when it can verify it (HAProxy's choice for a name with
+ * both). Two certificates of one kind for a name: the first given serves it.
  */
-export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateContext> {
+export class CertificateChoice {
+  constructor (
+    /** The first certificate given for the name: what a client gets when there is no choice to make. */
+    readonly first: CertificateContext,
+    readonly ecdsa?: CertificateContext,
+    readonly other?: CertificateContext
+  ) {}
+
+  pick (ecdsaCapable: boolean): CertificateContext {
+    if (this.ecdsa === undefined || this.other === undefined) return this.first
+    return ecdsaCapable ? this.ecdsa : this.other
+  }
+
+  contexts (): CertificateContext[] {
+    return this.ecdsa !== undefined && this.other !== undefined ? [this.ecdsa, this.other] : [this.first]
+  }
+}
+
+/**
+ * Routes SNI to the certificates' contexts. Only the default certificate's are built now (the
+ * first file's, with its pair), each other one when a client first names it: a new ticket-key
+ * generation or a reload over hundreds of certificates never stalls one handshake to build them
+ * all (400 files took 170-210 ms).
+ */
+export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateChoice> {
   const contexts = bundles.map((bundle) => new CertificateContext(bundle, opts))
-  const [fallback] = contexts
-  if (fallback === undefined) throw new Error('at least one certificate is required')
+  const index = new Map(contexts.map((context, i) => [context, i]))
+  const [firstContext] = contexts
+  if (firstContext === undefined) throw new Error('at least one certificate is required')
+  // Per name: the first certificate of each kind, in the order given.
+  const slots = new Map<string, { first: CertificateContext, ecdsa?: CertificateContext, other?: CertificateContext }>()
+  for (const context of contexts) {
+    const kind = context.bundle.keyType === 'ec' ? 'ecdsa' : 'other'
+    for (const raw of context.bundle.names) {
+      const name = raw.toLowerCase()
+      const slot = slots.get(name)
+      if (slot === undefined) slots.set(name, { first: context, [kind]: context })
+      else slot[kind] ??= context
+    }
+  }
+  // Names served by the same certificates share one choice.
+  const choices = new Map<string, CertificateChoice>()
+  const choiceOf = (slot: { first: CertificateContext, ecdsa?: CertificateContext, other?: CertificateContext }): CertificateChoice => {
+    const key = [slot.first, slot.ecdsa, slot.other].map((c) => c === undefined ? -1 : index.get(c)).join(',')
+    let choice = choices.get(key)
+    if (choice === undefined) {
+      choice = new CertificateChoice(slot.first, slot.ecdsa, slot.other)
+      choices.set(key, choice)
+    }
+    return choice
+  }
+  const firstName = firstContext.bundle.names[0]?.toLowerCase()
+  const firstSlot = firstName !== undefined ? slots.get(firstName) : undefined
+  const fallback = firstSlot !== undefined ? choiceOf(firstSlot) : new CertificateChoice(firstContext)
   const router = new SniRouter(fallback)
-  contexts.forEach((context) => {
-    for (const name of context.bundle.names) router.add(name, context)
-  })
-  fallback.context()
+  for (const [name, slot] of slots) router.add(name, choiceOf(slot))
+  for (const context of fallback.contexts()) context.context()
   return router
 }
 

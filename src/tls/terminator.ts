@@ -16,7 +16,7 @@ import { checkClientCertificate, type ClientCertificate } from './client-auth.js
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
-import type { CertificateContext } from './secure-contexts.js'
+import type { CertificateChoice, CertificateContext } from './secure-contexts.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
@@ -236,6 +236,16 @@ export class TlsTerminator {
   }
 
   /**
+   * ECDSA or RSA, when the name has both: by what the client can verify. With OCSP stapling a
+   * client that sent no SNI gets the first certificate: Node then asks for the staple of the
+   * hub's own certificate (the first one), which must be the one served.
+   */
+  private pick (choice: CertificateChoice, hello: ClientHelloInfo | undefined, servername: string | undefined): CertificateContext {
+    if (this.staples !== undefined && (servername === undefined || servername === '')) return choice.first
+    return choice.pick(hello?.ecdsaCapable === true)
+  }
+
+  /**
    * The certificate's context, built now if this generation has not served it yet. The primary
    * checked every file under the same policy, so a refusal here is unexpected: the connection
    * fails (`tls_error`), the worker stays up and says why.
@@ -266,13 +276,13 @@ export class TlsTerminator {
     const router = this.contexts.routerFor(hello)
     const strict = this.settings.sniNoMatch === 'abort'
     // With abort, a name sent that no certificate can name (not a DNS name) is refused too.
-    const certificate = strict ? (hello?.serverNameImplausible === true && hello.serverName === undefined ? undefined : router.lookupStrict(hello?.serverName)) : router.lookup(hello?.serverName)
-    if (certificate === undefined) {
+    const choice = strict ? (hello?.serverNameImplausible === true && hello.serverName === undefined ? undefined : router.lookupStrict(hello?.serverName)) : router.lookup(hello?.serverName)
+    if (choice === undefined) {
       // --sni-nomatch abort: answer as OpenSSL would (a fatal unrecognized_name alert), then close.
       socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
       return
     }
-    const secureContext = this.readyContext(certificate, pending)
+    const secureContext = this.readyContext(this.pick(choice, hello, hello?.serverName), pending)
     if (secureContext === undefined) return
     const started = performance.now()
     const hub = this.hubFor(hello)
@@ -299,7 +309,7 @@ export class TlsTerminator {
       options.SNICallback = (name, cb) => {
         const chosen = strict ? router.lookupStrict(name) : router.lookup(name)
         if (chosen !== undefined) {
-          const context = this.readyContext(chosen, pending)
+          const context = this.readyContext(this.pick(chosen, hello, name), pending)
           if (context === undefined) return cb(new Error('the certificate\'s context could not be built'), undefined)
           return cb(null, context)
         }

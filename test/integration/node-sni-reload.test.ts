@@ -4,6 +4,7 @@ import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
 
@@ -18,12 +19,15 @@ before(async () => {
   defaultCert = makeCertificate(dir, 'default', ['default.test'])
   const exact = makeCertificate(dir, 'exact', ['app.example.test'], 'rsa')
   const wildcard = makeCertificate(dir, 'wildcard', ['*.ec.example.test'], 'ecdsa')
+  // One name with an RSA and an ECDSA certificate (HAProxy serves each client the one it can verify).
+  const pairRsa = makeCertificate(dir, 'pair-rsa', ['pair.test'], 'rsa')
+  const pairEcdsa = makeCertificate(dir, 'pair-ecdsa', ['pair.test'], 'ecdsa')
   backend = await startRecordingBackend()
   let admin: number
   ;[port, admin] = await freePorts(2) as [number, number]
   node = await startNode([
     '--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
-    '--cert', defaultCert, '--cert', exact, '--cert', wildcard
+    '--cert', defaultCert, '--cert', exact, '--cert', wildcard, '--cert', pairRsa, '--cert', pairEcdsa
   ], { adminPort: admin })
 })
 
@@ -32,8 +36,8 @@ after(async () => {
   await backend?.close()
 })
 
-async function peer (servername?: string): Promise<{ cn: string; keyType: string; socket: tls.TLSSocket }> {
-  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...(servername !== undefined ? { servername } : {}) })
+async function peer (servername?: string, options: tls.ConnectionOptions = {}): Promise<{ cn: string; keyType: string; socket: tls.TLSSocket }> {
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...(servername !== undefined ? { servername } : {}), ...options })
   await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
   const cert = socket.getPeerCertificate()
   const keyType = cert.pubkey !== undefined && cert.bits === 2048 ? 'rsa' : (cert.asn1Curve !== undefined ? 'ec' : 'other')
@@ -55,6 +59,26 @@ test('SNI picks the certificate by exact name, by wildcard, and falls back to th
     assert.equal(got.cn, cn, `servername ${String(servername)}`)
     assert.equal(got.keyType, keyType, `servername ${String(servername)}`)
   }
+})
+
+test('a name with an RSA and an ECDSA certificate: each client gets the one it can verify (Node and openssl clients, TLS 1.2 and 1.3)', async () => {
+  const cases: Array<[string, tls.ConnectionOptions, string]> = [
+    ['default client, TLS 1.3', {}, 'ec'],
+    ['default client, TLS 1.2', { maxVersion: 'TLSv1.2' }, 'ec'],
+    ['RSA signatures only, TLS 1.3', { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' }, 'rsa'],
+    ['RSA signatures only, TLS 1.2', { maxVersion: 'TLSv1.2', sigalgs: 'RSA+SHA256:RSA-PSS+SHA256' }, 'rsa'],
+    ['ECDSA signatures only, TLS 1.2', { maxVersion: 'TLSv1.2', sigalgs: 'ECDSA+SHA256' }, 'ec']
+  ]
+  for (const [what, options, keyType] of cases) {
+    const got = await peer('pair.test', options)
+    got.socket.destroy()
+    assert.equal(got.cn, 'pair.test', what)
+    assert.equal(got.keyType, keyType, what)
+  }
+  const rsaOnly = await sClient({ port, servername: 'pair.test', tls: '1.2', extra: ['-sigalgs', 'RSA+SHA256', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'] })
+  assert.match(rsaOnly.output, /Peer signature type: RSA|Server public key is 2048 bit/, rsaOnly.output)
+  const any = await sClient({ port, servername: 'pair.test', tls: '1.3' })
+  assert.match(any.output, /Server public key is 256 bit/, any.output)
 })
 
 test('SIGHUP reloads certificates without dropping an established connection', async () => {

@@ -20,7 +20,7 @@ const dir = tempDir()
 const ca = new TestCa(path.join(dir, 'ca'))
 const rogue = new TestCa(path.join(dir, 'rogue'), 'rogue CA')
 const ocspDir = path.join(dir, 'ocsp')
-let certs: Record<'good' | 'direct' | 'revoked' | 'down' | 'hanging' | 'forged', Issued>
+let certs: Record<'good' | 'direct' | 'revoked' | 'down' | 'hanging' | 'forged' | 'pairRsa' | 'pairEcdsa', Issued>
 let responder: ChildProcess | undefined
 let directResponder: ChildProcess | undefined
 let forgedResponder: ChildProcess | undefined
@@ -39,7 +39,10 @@ before(async () => {
     revoked: ca.issue('revoked', { names: ['revoked.test'], usage: 'server', ocspUrl: url(responderPort) }),
     down: ca.issue('down', { names: ['down.test'], usage: 'server', ocspUrl: url(down) }),
     hanging: ca.issue('hanging', { names: ['hanging.test'], usage: 'server', ocspUrl: url(hangingPort) }),
-    forged: ca.issue('forged', { names: ['forged.test'], usage: 'server', ocspUrl: url(forged) })
+    forged: ca.issue('forged', { names: ['forged.test'], usage: 'server', ocspUrl: url(forged) }),
+    // One name, an RSA and an ECDSA certificate: the staple must be the served one's.
+    pairRsa: ca.issue('pair-rsa', { names: ['pair.test'], usage: 'server', ocspUrl: url(responderPort) }),
+    pairEcdsa: ca.issue('pair-ecdsa', { names: ['pair.test'], usage: 'server', ocspUrl: url(responderPort), keyType: 'ecdsa' })
   }
   ca.revoke(certs.revoked)
   // A delegated responder certificate (OCSP signing), as large CAs run them.
@@ -86,10 +89,32 @@ test('a good certificate gets its verified response stapled, and kept on disk', 
   await eventually(async () => (await status('good.test')).stapled === 'good', 15_000, 'a stapled good response (delegated signer)')
   await eventually(async () => (await status('direct.test')).stapled === 'good', 15_000, 'a stapled good response (signed by the CA)')
   const files = fs.readdirSync(ocspDir).filter((f) => f.endsWith('.der'))
-  assert.equal(files.length, 3, `kept responses (good, direct and revoked): ${files.join(', ')}`)
+  assert.equal(files.length, 5, `kept responses (good, direct, revoked and the pair): ${files.join(', ')}`)
   firstResponse = fs.readFileSync(path.join(ocspDir, keptName(certs.good)))
   const age = await node.metric('tlsfleet_ocsp_staple_age_seconds', { certificate: certs.good.bundle })
   assert.ok(age >= 0 && age < 60, `staple age ${age}`)
+})
+
+test('a name with an RSA and an ECDSA certificate: each client gets the staple of the certificate it is served', async () => {
+  const served = async (extra: string[]): Promise<{ serial: string; keyType: string | undefined; stapledSerial: string | undefined }> => {
+    const result = await sClient({ port, servername: 'pair.test', extra: ['-status', ...extra] })
+    // The OCSP response printed before it may hold the responder's certificate.
+    const pem = /Server certificate\r?\n(-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----)/.exec(result.output)?.[1]
+    assert.ok(pem !== undefined, result.output)
+    const cert = new crypto.X509Certificate(pem)
+    return {
+      serial: cert.serialNumber.toUpperCase(),
+      keyType: cert.publicKey.asymmetricKeyType,
+      // The response's certificate ID (not its responder's certificate, printed after it).
+      stapledSerial: /Certificate ID:[\s\S]*?Serial Number: ([0-9A-F]+)/i.exec(result.output)?.[1]?.toUpperCase()
+    }
+  }
+  await eventually(async () => (await served([])).stapledSerial !== undefined && (await served(['-sigalgs', 'RSA+SHA256:RSA-PSS+SHA256'])).stapledSerial !== undefined, 15_000, 'both certificates of the pair stapled')
+  for (const [what, extra, keyType] of [['a client that verifies ECDSA', ['-tls1_3'], 'ec'], ['an RSA-only client', ['-tls1_2', '-sigalgs', 'RSA+SHA256'], 'rsa']] as const) {
+    const got = await served([...extra])
+    assert.equal(got.keyType, keyType, what)
+    assert.equal(got.stapledSerial, got.serial, `${what}: the staple is for the certificate served`)
+  }
 })
 
 test('a revoked certificate: the responder\'s signed "revoked" is stapled and the operator told', async () => {

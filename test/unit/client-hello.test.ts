@@ -26,6 +26,8 @@ interface HelloOptions {
   extra?: Buffer[]
   /** omit the extensions block entirely */
   noExtensions?: boolean
+  /** cipher suites offered (default TLS_AES_128_GCM_SHA256, ECDHE-RSA-AES128-GCM-SHA256) */
+  ciphers?: number[]
 }
 
 function sniExt (name: string): Buffer {
@@ -45,7 +47,7 @@ function helloBody (o: HelloOptions = {}): Buffer {
     u16(o.legacyVersion ?? 0x0303),
     Buffer.alloc(32, 0xaa),
     vec8(o.sessionId ?? Buffer.alloc(0)),
-    vec16(Buffer.from([0x13, 0x01, 0xc0, 0x2f])),
+    vec16(Buffer.concat((o.ciphers ?? [0x1301, 0xc02f]).map(u16))),
     vec8(Buffer.from([0]))
   ]
   if (o.noExtensions !== true) {
@@ -379,5 +381,33 @@ describe('parseClientHello: fuzz', () => {
         : a.ticket !== undefined && a.ticket.length >= 16 ? Buffer.from(a.ticket.subarray(0, 16)) : undefined
       assert.deepEqual(h.ticketKeyName, expectedName)
     }), { numRuns: 500 })
+  })
+})
+
+function sigalgsExt (schemes: number[]): Buffer {
+  return ext(13, vec16(Buffer.concat(schemes.map(u16))))
+}
+
+describe('ClientHello: can the client verify ECDSA', () => {
+  it('ecdsaCapable: an ECDSA scheme in signature_algorithms, TLS 1.3 or 1.2 style', () => {
+    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0804, 0x0401, 0x0403])] }))).ecdsaCapable, true, 'ecdsa_secp256r1_sha256')
+    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0201, 0x0203])] }))).ecdsaCapable, true, 'TLS 1.2 sha1/ecdsa')
+    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0804, 0x0805, 0x0401, 0x0501])] }))).ecdsaCapable, false, 'RSA only')
+    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x081a, 0x0807])] }))).ecdsaCapable, false, 'brainpool and Ed25519 only')
+    // With the extension, the cipher list does not count (TLS 1.2: the extension rules).
+    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02b], extra: [sigalgsExt([0x0401])] }))).ecdsaCapable, false)
+  })
+
+  it('ecdsaCapable without signature_algorithms: an ECDSA cipher suite (RFC 5246 7.4.1.4.1), extensions or not', () => {
+    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02f, 0xc02b] }))).ecdsaCapable, true)
+    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02f, 0x009c] }))).ecdsaCapable, false)
+    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc00a], noExtensions: true }))).ecdsaCapable, true)
+    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0x002f], noExtensions: true }))).ecdsaCapable, false)
+  })
+
+  it('a malformed signature_algorithms extension is a malformed hello', () => {
+    assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x03, 0x04, 0x03, 0x05]))] }))), 'malformed', 'odd length')
+    assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x04, 0x04, 0x03]))] }))), 'malformed', 'length beyond the extension')
+    assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x00]))] }))), 'malformed', 'empty list')
   })
 })

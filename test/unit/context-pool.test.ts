@@ -24,7 +24,7 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
   const hello = (name?: Buffer): Parameters<ContextPool['routerFor']>[0] => ({
-    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [],
+    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [], ecdsaCapable: false,
     ...(name !== undefined ? { ticketKeyName: name } : {})
   })
   const current = pool.routerFor(undefined)
@@ -51,13 +51,13 @@ test('context pool: the start builds every context of the current generation; a 
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 }
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   const pool = new ContextPool({ certificates: bundles, clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
-  const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].filter((c) => c.isBuilt).map((c) => c.bundle.names[0] ?? '')
+  const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].map((choice) => choice.first).filter((c) => c.isBuilt).map((c) => c.bundle.names[0] ?? '')
   assert.deepEqual(built(pool.routerFor(undefined)), ['a.test', 'b.test', 'c.test'], 'at start: all, so no first handshake pays and a refusal fails the start')
 
   clock.ms = 1000 * ROTATION * 500_001 + 5
   const next = pool.routerFor(undefined)
   assert.deepEqual(built(next), ['a.test'], 'after the rotation: the default certificate only')
-  const c = next.lookup('c.test')
+  const c = next.lookup('c.test').first
   assert.equal(c.isBuilt, false)
   const context = c.context()
   assert.equal(c.context(), context, 'built once, then kept')
