@@ -13,6 +13,8 @@ export interface CertificateBundle {
   cert: string   // leaf first, then the chain
   names: string[]
   keyType: string
+  /** The named curve of an EC key (`prime256v1`, `secp384r1`, `secp521r1`). */
+  curve?: string
   notAfter: string
 }
 
@@ -61,6 +63,7 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
     cert: certs.join('\n') + '\n',
     names,
     keyType: privateKey.asymmetricKeyType ?? 'unknown',
+    ...(privateKey.asymmetricKeyDetails?.namedCurve !== undefined ? { curve: privateKey.asymmetricKeyDetails.namedCurve } : {}),
     notAfter: leaf.validTo
   }
 }

@@ -33,13 +33,31 @@ export interface ClientHelloInfo {
   pskIdentities: Buffer[]
   /** first 16 bytes of the presented ticket: PSK identity[0] if >= 16 bytes, else the 1.2 ticket */
   ticketKeyName?: Buffer
+  /** The client asked for a stapled OCSP response (status_request). */
+  statusRequest: boolean
   /**
-   * The client can verify an ECDSA certificate: an ECDSA scheme in signature_algorithms, or,
-   * when it sends no such extension (TLS 1.0/1.1), an ECDSA cipher suite (RFC 5246 §7.4.1.4.1).
-   * Picks between an ECDSA and an RSA certificate for one name, as HAProxy does.
+   * What the client says about ECDSA, as SIGNATURES_* bits: the schemes in signature_algorithms,
+   * an ECDSA cipher suite offered, the groups in supported_groups. With OCSP stapling tlsfleet,
+   * not OpenSSL, chooses between a name's ECDSA and RSA certificates (certificate-choice.ts).
    */
-  ecdsaCapable: boolean
+  signatures: number
 }
+
+/** signature_algorithms was sent. */
+export const SIGNATURES_SENT = 1
+/** An ECDSA scheme of any curve (TLS 1.2's hash/ecdsa pairs, and the TLS 1.3 schemes). */
+export const SIGNATURES_ECDSA = 2
+/** ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, ecdsa_secp521r1_sha512 (TLS 1.3 binds the curve). */
+export const SIGNATURES_ECDSA_P256 = 4
+export const SIGNATURES_ECDSA_P384 = 8
+export const SIGNATURES_ECDSA_P521 = 16
+/** An ECDHE-ECDSA cipher suite is offered (TLS 1.0-1.2). */
+export const SIGNATURES_ECDSA_SUITE = 32
+/** supported_groups was sent, and which of the NIST curves it names. */
+export const SIGNATURES_GROUPS_SENT = 64
+export const SIGNATURES_GROUP_P256 = 128
+export const SIGNATURES_GROUP_P384 = 256
+export const SIGNATURES_GROUP_P521 = 512
 
 export type ClientHelloErrorReason = 'not_tls' | 'not_client_hello' | 'malformed' | 'too_large'
 
@@ -67,6 +85,8 @@ const EXT_PRE_SHARED_KEY = 41
 const EXT_SUPPORTED_VERSIONS = 43
 const EXT_SESSION_TICKET = 35
 const EXT_SIGNATURE_ALGORITHMS = 13
+const EXT_STATUS_REQUEST = 5
+const EXT_SUPPORTED_GROUPS = 10
 /** SignatureScheme low byte for ECDSA (TLS 1.2's SignatureAlgorithm.ecdsa; TLS 1.3's ecdsa_secp*_sha*). */
 const SIGNATURE_ECDSA = 3
 const TLS13 = 0x0304
@@ -181,12 +201,10 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
     sessionId,
     sessionTicketExtPresent: false,
     pskIdentities: [],
-    ecdsaCapable: false
+    statusRequest: false,
+    signatures: offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength) ? SIGNATURES_ECDSA_SUITE : 0
   }
-  if (p === end) { // pre-extension hello (SSLv3-era)
-    hello.ecdsaCapable = offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength)
-    return { status: 'ok', hello }
-  }
+  if (p === end) return { status: 'ok', hello } // pre-extension hello (SSLv3-era)
 
   if (end - p < 2 || u16(b, p) !== end - p - 2) return MALFORMED
   p += 2
@@ -222,11 +240,12 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
         break
       case EXT_PRE_SHARED_KEY: ok = readPreSharedKey(b, p, p + length, hello); break
       case EXT_SIGNATURE_ALGORITHMS: ok = readSignatureAlgorithms(b, p, p + length, hello); break
+      case EXT_SUPPORTED_GROUPS: ok = readSupportedGroups(b, p, p + length, hello); break
+      case EXT_STATUS_REQUEST: hello.statusRequest = true; break
     }
     if (!ok) return MALFORMED
     p += length
   }
-  if ((seenLow & (1 << EXT_SIGNATURE_ALGORITHMS)) === 0) hello.ecdsaCapable = offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength)
 
   hello.offersTls13 = hello.supportedVersions.includes(TLS13)
   const psk = hello.pskIdentities[0]
@@ -290,23 +309,39 @@ function isHostName (b: Buffer, start: number, end: number): boolean {
 
 /**
  * RFC 8446 §4.2.3 / RFC 5246 §7.4.1.4.1: SignatureScheme supported_signature_algorithms<2..2^16-2>
- * in b[p, end). ECDSA is any scheme whose low byte is 3 with a hash byte of 1-6 (0x0403, 0x0503,
- * 0x0603, and TLS 1.2's SHA-1/SHA-224 pairs); the TLS 1.3 brainpool schemes name curves a
- * P-256/P-384 certificate does not use.
+ * in b[p, end). ECDSA is a scheme whose low byte is 3 with a hash byte of 1-6; in TLS 1.3 the
+ * scheme also names the curve (0x0403 P-256, 0x0503 P-384, 0x0603 P-521).
  */
 function readSignatureAlgorithms (b: Buffer, p: number, end: number, hello: ClientHelloInfo): boolean {
   if (end - p < 2 || u16(b, p) !== end - p - 2 || end - p === 2 || (end - p) % 2 !== 0) return false
+  let found = SIGNATURES_SENT
   for (p += 2; p < end; p += 2) {
     const hash = b[p] as number
-    if (b[p + 1] === SIGNATURE_ECDSA && hash >= 1 && hash <= 6) {
-      hello.ecdsaCapable = true
-      break
-    }
+    if (b[p + 1] !== SIGNATURE_ECDSA || hash < 1 || hash > 6) continue
+    found |= SIGNATURES_ECDSA
+    if (hash === 4) found |= SIGNATURES_ECDSA_P256
+    else if (hash === 5) found |= SIGNATURES_ECDSA_P384
+    else if (hash === 6) found |= SIGNATURES_ECDSA_P521
   }
+  hello.signatures |= found
   return true
 }
 
-/** Cipher suites that authenticate with ECDSA (TLS 1.0-1.2), for a client that sends no signature_algorithms. */
+/** RFC 8446 §4.2.7: NamedGroup named_group_list<2..2^16-1> in b[p, end); secp256r1 23, secp384r1 24, secp521r1 25. */
+function readSupportedGroups (b: Buffer, p: number, end: number, hello: ClientHelloInfo): boolean {
+  if (end - p < 2 || u16(b, p) !== end - p - 2 || end - p === 2 || (end - p) % 2 !== 0) return false
+  let found = SIGNATURES_GROUPS_SENT
+  for (p += 2; p < end; p += 2) {
+    const group = u16(b, p)
+    if (group === 23) found |= SIGNATURES_GROUP_P256
+    else if (group === 24) found |= SIGNATURES_GROUP_P384
+    else if (group === 25) found |= SIGNATURES_GROUP_P521
+  }
+  hello.signatures |= found
+  return true
+}
+
+/** Cipher suites that authenticate with ECDSA (TLS 1.0-1.2). */
 const ECDSA_SUITES = new Set([
   0xc006, 0xc007, 0xc008, 0xc009, 0xc00a, // ECDHE_ECDSA with NULL, RC4, 3DES, AES_128_CBC_SHA, AES_256_CBC_SHA
   0xc023, 0xc024, 0xc02b, 0xc02c, // AES CBC SHA256/384, AES GCM
@@ -317,7 +352,10 @@ const ECDSA_SUITES = new Set([
 ])
 
 function offersEcdsaSuite (b: Buffer, start: number, end: number): boolean {
-  for (let p = start; p < end; p += 2) if (ECDSA_SUITES.has(u16(b, p))) return true
+  for (let p = start; p < end; p += 2) {
+    const high = b[p]
+    if ((high === 0xc0 || high === 0xcc) && ECDSA_SUITES.has(u16(b, p))) return true
+  }
   return false
 }
 

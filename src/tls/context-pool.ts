@@ -1,6 +1,7 @@
 import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
-import { buildSniRouter, type CertificateChoice, type ContextOptions } from './secure-contexts.js'
+import type { CertificateChoice } from './certificate-choice.js'
+import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
 import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
 import type { TlsMaterial } from './tls-material.js'
@@ -15,6 +16,8 @@ export interface ContextPoolOptions {
   /** Ticket secrets, current first (older farm secrets during a change-over); none = tickets off. */
   ticketSecrets: Buffer[]
   ticketRotationSeconds: number
+  /** OCSP stapling on: names with an ECDSA and an RSA certificate get one-certificate contexts too (certificate-choice.ts). */
+  ocspStapling?: boolean
 }
 
 /**
@@ -80,7 +83,7 @@ export class ContextPool {
   routerFor (hello: ClientHelloInfo | undefined): Router {
     const [primary] = this.schedules
     if (primary === undefined) {
-      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
+      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions, this.opts.ocspStapling)
       return this.plain
     }
     const now = this.now()
@@ -127,7 +130,7 @@ export class ContextPool {
     let router = this.routers.get(key)
     if (router === undefined) {
       this.prune()
-      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys })
+      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys }, this.opts.ocspStapling)
       this.routers.set(key, router)
     }
     return router

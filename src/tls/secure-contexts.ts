@@ -4,6 +4,7 @@ import tls from 'node:tls'
 import { CertificateError } from '../errors.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
+import { CertificateChoice, StapledChoice } from './certificate-choice.js'
 import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
@@ -19,23 +20,24 @@ export interface ContextOptions {
 }
 
 /**
- * One certificate's SecureContext under one set of options (one ticket-key generation), built
- * at its first use and kept. Every context carries the same explicit session-ID context:
- * OpenSSL refuses to resume a session whose context differs, and Node's default is derived
- * from the process command line.
+ * The SecureContext of one certificate, or of several of different key types (OpenSSL then
+ * picks per client), under one set of options (one ticket-key generation), built at its first
+ * use and kept. Every context carries the same explicit session-ID context: OpenSSL refuses to
+ * resume a session whose context differs, and Node's default is derived from the process
+ * command line.
  */
 export class CertificateContext {
   private built?: tls.SecureContext
   private refused?: Error
 
-  constructor (readonly bundle: CertificateBundle, private readonly opts: ContextOptions) {}
+  constructor (readonly bundles: readonly CertificateBundle[], private readonly opts: ContextOptions) {}
 
-  /** The ready context; the first call builds it (0.3-0.7 ms of OpenSSL work). OpenSSL's refusal is thrown, the same one each time. */
+  /** The ready context; the first call builds it (0.3-0.7 ms of OpenSSL work per certificate). OpenSSL's refusal is thrown, the same one each time. */
   context (): tls.SecureContext {
     if (this.built !== undefined) return this.built
     if (this.refused !== undefined) throw this.refused
     try {
-      this.built = tls.createSecureContext(contextOptions(this.bundle, this.opts))
+      this.built = tls.createSecureContext(contextOptions(this.bundles, this.opts))
     } catch (err) {
       this.refused = err as Error
       throw err
@@ -44,79 +46,70 @@ export class CertificateContext {
   }
 
   get isBuilt (): boolean { return this.built !== undefined }
+
+  /** The files it serves, for logs. */
+  get paths (): string { return this.bundles.map((b) => b.path).join(', ') }
 }
 
 /**
- * What one name is served with: one certificate, or an ECDSA and an RSA (or other) one, between
- * which each client gets the ECDSA one when it can verify it (HAProxy's choice for a name with
- * both). Two certificates of one kind for a name: the first given serves it.
+ * Routes SNI to the certificates' contexts. Only the default name's are built now, each other
+ * one when a client first names it: a new ticket-key generation or a reload over hundreds of
+ * certificates never stalls one handshake to build them all (400 files took 170-210 ms).
+ * `stapling`: names with an ECDSA and an RSA certificate get one-certificate contexts too.
  */
-export class CertificateChoice {
-  constructor (
-    /** The first certificate given for the name: what a client gets when there is no choice to make. */
-    readonly first: CertificateContext,
-    readonly ecdsa?: CertificateContext,
-    readonly other?: CertificateContext
-  ) {}
-
-  pick (ecdsaCapable: boolean): CertificateContext {
-    if (this.ecdsa === undefined || this.other === undefined) return this.first
-    return ecdsaCapable ? this.ecdsa : this.other
-  }
-
-  contexts (): CertificateContext[] {
-    return this.ecdsa !== undefined && this.other !== undefined ? [this.ecdsa, this.other] : [this.first]
-  }
-}
-
-/**
- * Routes SNI to the certificates' contexts. Only the default certificate's are built now (the
- * first file's, with its pair), each other one when a client first names it: a new ticket-key
- * generation or a reload over hundreds of certificates never stalls one handshake to build them
- * all (400 files took 170-210 ms).
- */
-export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateChoice> {
-  const contexts = bundles.map((bundle) => new CertificateContext(bundle, opts))
-  const index = new Map(contexts.map((context, i) => [context, i]))
-  const [firstContext] = contexts
-  if (firstContext === undefined) throw new Error('at least one certificate is required')
-  // Per name: the first certificate of each kind, in the order given.
-  const slots = new Map<string, { first: CertificateContext, ecdsa?: CertificateContext, other?: CertificateContext }>()
-  for (const context of contexts) {
-    const kind = context.bundle.keyType === 'ec' ? 'ecdsa' : 'other'
-    for (const raw of context.bundle.names) {
+export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions, stapling = false): SniRouter<CertificateChoice> {
+  const singles = bundles.map((bundle) => new CertificateContext([bundle], opts))
+  const index = new Map(singles.map((context, i) => [context, i]))
+  const [firstSingle] = singles
+  if (firstSingle === undefined) throw new Error('at least one certificate is required')
+  // Per name: the first certificate of each key type, in the order given.
+  const byName = new Map<string, CertificateContext[]>()
+  for (const single of singles) {
+    const bundle = single.bundles[0] as CertificateBundle
+    for (const raw of bundle.names) {
       const name = raw.toLowerCase()
-      const slot = slots.get(name)
-      if (slot === undefined) slots.set(name, { first: context, [kind]: context })
-      else slot[kind] ??= context
+      const kinds = byName.get(name)
+      if (kinds === undefined) byName.set(name, [single])
+      else if (!kinds.some((k) => k.bundles[0]?.keyType === bundle.keyType)) kinds.push(single)
     }
   }
-  // Names served by the same certificates share one choice.
+  // Names served by the same certificates share one choice (and one context).
   const choices = new Map<string, CertificateChoice>()
-  const choiceOf = (slot: { first: CertificateContext, ecdsa?: CertificateContext, other?: CertificateContext }): CertificateChoice => {
-    const key = [slot.first, slot.ecdsa, slot.other].map((c) => c === undefined ? -1 : index.get(c)).join(',')
+  const choiceOf = (kinds: CertificateContext[]): CertificateChoice => {
+    const key = kinds.map((k) => index.get(k)).join(',')
     let choice = choices.get(key)
     if (choice === undefined) {
-      choice = new CertificateChoice(slot.first, slot.ecdsa, slot.other)
+      choice = makeChoice(kinds, opts, stapling)
       choices.set(key, choice)
     }
     return choice
   }
-  const firstName = firstContext.bundle.names[0]?.toLowerCase()
-  const firstSlot = firstName !== undefined ? slots.get(firstName) : undefined
-  const fallback = firstSlot !== undefined ? choiceOf(firstSlot) : new CertificateChoice(firstContext)
+  const firstName = firstSingle.bundles[0]?.names[0]?.toLowerCase()
+  const firstKinds = firstName !== undefined ? byName.get(firstName) : undefined
+  const fallback = choiceOf(firstKinds ?? [firstSingle])
   const router = new SniRouter(fallback)
-  for (const [name, slot] of slots) router.add(name, choiceOf(slot))
+  for (const [name, kinds] of byName) router.add(name, choiceOf(kinds))
   for (const context of fallback.contexts()) context.context()
   return router
 }
 
-export function contextOptions (bundle: CertificateBundle, opts: ContextOptions): tls.SecureContextOptions {
+function makeChoice (kinds: CertificateContext[], opts: ContextOptions, stapling: boolean): CertificateChoice {
+  const [first] = kinds as [CertificateContext, ...CertificateContext[]]
+  if (kinds.length === 1) return new CertificateChoice(first)
+  const all = new CertificateContext(kinds.map((k) => k.bundles[0] as CertificateBundle), opts)
+  const ecdsa = kinds.find((k) => k.bundles[0]?.keyType === 'ec')
+  const rsa = kinds.find((k) => k.bundles[0]?.keyType === 'rsa')
+  const stapled = stapling && ecdsa !== undefined && rsa !== undefined ? new StapledChoice(first, ecdsa, rsa, ecdsa.bundles[0]?.curve) : undefined
+  return new CertificateChoice(all, stapled)
+}
+
+/** One certificate, or several of different key types in one context (Node takes arrays; OpenSSL keeps one per type). */
+export function contextOptions (bundles: readonly CertificateBundle[], opts: ContextOptions): tls.SecureContextOptions {
   const policy = policyContextOptions(opts.policy)
+  const [only] = bundles
   return {
     ...policy,
-    key: bundle.key,
-    cert: bundle.cert,
+    ...(bundles.length === 1 && only !== undefined ? { key: only.key, cert: only.cert } : { key: bundles.map((b) => b.key), cert: bundles.map((b) => b.cert) }),
     sessionIdContext: opts.sessionIdContext,
     sessionTimeout: opts.sessionTimeoutSeconds,
     ...(opts.clientAuth.ca !== undefined ? { ca: opts.clientAuth.ca } : {}),

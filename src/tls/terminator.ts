@@ -16,7 +16,8 @@ import { checkClientCertificate, type ClientCertificate } from './client-auth.js
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
-import type { CertificateChoice, CertificateContext } from './secure-contexts.js'
+import type { CertificateChoice } from './certificate-choice.js'
+import type { CertificateContext } from './secure-contexts.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
@@ -106,7 +107,8 @@ export class TlsTerminator {
       policy: settings.tlsPolicy,
       clientVerify: settings.clientVerify,
       ticketSecrets: settings.ticketSecrets,
-      ticketRotationSeconds: settings.ticketRotationSeconds
+      ticketRotationSeconds: settings.ticketRotationSeconds,
+      ocspStapling: settings.ocspStapling
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
     this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
@@ -236,13 +238,16 @@ export class TlsTerminator {
   }
 
   /**
-   * ECDSA or RSA, when the name has both: by what the client can verify. With OCSP stapling a
-   * client that sent no SNI gets the first certificate: Node then asks for the staple of the
-   * hub's own certificate (the first one), which must be the one served.
+   * The context for this client. OpenSSL picks among a name's certificates in `all`; only a
+   * client that asks for a staple gets a one-certificate context (Node staples the context's
+   * certificate, chosen before OpenSSL picks): by its ClientHello, and the first certificate
+   * when it sent no SNI (Node then staples the hub's own, the first) or could not be read.
    */
   private pick (choice: CertificateChoice, hello: ClientHelloInfo | undefined, servername: string | undefined): CertificateContext {
-    if (this.staples !== undefined && (servername === undefined || servername === '')) return choice.first
-    return choice.pick(hello?.ecdsaCapable === true)
+    const stapled = choice.stapled
+    if (stapled === undefined || hello?.statusRequest === false) return choice.all
+    if (hello === undefined || servername === undefined || servername === '') return stapled.first
+    return stapled.pick(hello.signatures, this.tls13Allowed && hello.offersTls13)
   }
 
   /**
@@ -256,7 +261,7 @@ export class TlsTerminator {
     } catch (err) {
       if (!this.refusedContexts.has(certificate)) {
         this.refusedContexts.add(certificate)
-        this.log.error({ err, file: certificate.bundle.path }, 'cannot build the certificate\'s TLS context; its clients are refused')
+        this.log.error({ err, file: certificate.paths }, 'cannot build the certificate\'s TLS context; its clients are refused')
       }
       this.fail(pending, 'tls_error')
       return undefined

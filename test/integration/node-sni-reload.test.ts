@@ -22,12 +22,17 @@ before(async () => {
   // One name with an RSA and an ECDSA certificate (HAProxy serves each client the one it can verify).
   const pairRsa = makeCertificate(dir, 'pair-rsa', ['pair.test'], 'rsa')
   const pairEcdsa = makeCertificate(dir, 'pair-ecdsa', ['pair.test'], 'ecdsa')
+  const p384Ecdsa = makeCertificate(dir, 'p384-ecdsa', ['p384.test'], 'ecdsa-p384')
+  const p384Rsa = makeCertificate(dir, 'p384-rsa', ['p384.test'], 'rsa')
+  const edFirst = makeCertificate(dir, 'ed', ['ed.test'], 'ed25519')
+  const edRsa = makeCertificate(dir, 'ed-rsa', ['ed.test'], 'rsa')
   backend = await startRecordingBackend()
   let admin: number
   ;[port, admin] = await freePorts(2) as [number, number]
   node = await startNode([
     '--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
-    '--cert', defaultCert, '--cert', exact, '--cert', wildcard, '--cert', pairRsa, '--cert', pairEcdsa
+    '--cert', defaultCert, '--cert', exact, '--cert', wildcard, '--cert', pairRsa, '--cert', pairEcdsa,
+    '--cert', p384Ecdsa, '--cert', p384Rsa, '--cert', edFirst, '--cert', edRsa
   ], { adminPort: admin })
 })
 
@@ -64,7 +69,9 @@ test('SNI picks the certificate by exact name, by wildcard, and falls back to th
 test('a name with an RSA and an ECDSA certificate: each client gets the one it can verify (Node and openssl clients, TLS 1.2 and 1.3)', async () => {
   const cases: Array<[string, tls.ConnectionOptions, string]> = [
     ['default client, TLS 1.3', {}, 'ec'],
-    ['default client, TLS 1.2', { maxVersion: 'TLSv1.2' }, 'ec'],
+    // TLS 1.2: OpenSSL follows the client's cipher order here (Node's own default lists ECDHE-RSA first).
+    ['a TLS 1.2 client preferring ECDSA suites', { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256' }, 'ec'],
+    ['a TLS 1.2 client preferring RSA suites', { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256' }, 'rsa'],
     ['RSA signatures only, TLS 1.3', { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' }, 'rsa'],
     ['RSA signatures only, TLS 1.2', { maxVersion: 'TLSv1.2', sigalgs: 'RSA+SHA256:RSA-PSS+SHA256' }, 'rsa'],
     ['ECDSA signatures only, TLS 1.2', { maxVersion: 'TLSv1.2', sigalgs: 'ECDSA+SHA256' }, 'ec']
@@ -75,10 +82,21 @@ test('a name with an RSA and an ECDSA certificate: each client gets the one it c
     assert.equal(got.cn, 'pair.test', what)
     assert.equal(got.keyType, keyType, what)
   }
-  const rsaOnly = await sClient({ port, servername: 'pair.test', tls: '1.2', extra: ['-sigalgs', 'RSA+SHA256', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'] })
-  assert.match(rsaOnly.output, /Peer signature type: RSA|Server public key is 2048 bit/, rsaOnly.output)
-  const any = await sClient({ port, servername: 'pair.test', tls: '1.3' })
-  assert.match(any.output, /Server public key is 256 bit/, any.output)
+  const served = async (servername: string, extra: string[]): Promise<string> => {
+    const result = await sClient({ port, servername, extra })
+    assert.match(result.output, /^(New|Reused), /m, `${servername} ${extra.join(' ')}: no handshake\n${result.output}`)
+    const type = /Peer signature type: (\S+)/.exec(result.output)?.[1] ?? '?'
+    const bits = /Server public key is (\d+) bit/.exec(result.output)?.[1] ?? '?'
+    return type === 'ECDSA' ? `ecdsa-${bits}` : type.startsWith('RSA') ? `rsa-${bits}` : type
+  }
+  // OpenSSL picks: by the cipher suites a TLS 1.2 client offers, by the curve a TLS 1.3 scheme
+  // names, and between Ed25519 and RSA (the first given) by the schemes.
+  assert.equal(await served('pair.test', ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256']), 'rsa-2048', 'no ECDSA suite offered: RSA')
+  assert.equal(await served('pair.test', ['-tls1_3']), 'ecdsa-256')
+  assert.equal(await served('p384.test', ['-tls1_3', '-sigalgs', 'ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256']), 'rsa-2048', 'a P-384 certificate for a client whose schemes name only P-256: RSA')
+  assert.equal(await served('p384.test', ['-tls1_3']), 'ecdsa-384')
+  assert.equal(await served('ed.test', ['-tls1_3', '-sigalgs', 'rsa_pss_rsae_sha256:RSA+SHA256']), 'rsa-2048', 'Ed25519 given first, RSA for a client without Ed25519')
+  assert.equal(await served('ed.test', ['-tls1_3', '-sigalgs', 'ed25519']), 'ed25519')
 })
 
 test('SIGHUP reloads certificates without dropping an established connection', async () => {

@@ -110,7 +110,13 @@ test('a name with an RSA and an ECDSA certificate: each client gets the staple o
     }
   }
   await eventually(async () => (await served([])).stapledSerial !== undefined && (await served(['-sigalgs', 'RSA+SHA256:RSA-PSS+SHA256'])).stapledSerial !== undefined, 15_000, 'both certificates of the pair stapled')
-  for (const [what, extra, keyType] of [['a client that verifies ECDSA', ['-tls1_3'], 'ec'], ['an RSA-only client', ['-tls1_2', '-sigalgs', 'RSA+SHA256'], 'rsa']] as const) {
+  const cases = [
+    ['a client that verifies ECDSA', ['-tls1_3'], 'ec'],
+    ['a client with RSA signatures only', ['-tls1_2', '-sigalgs', 'RSA+SHA256'], 'rsa'],
+    ['a TLS 1.2 client offering no ECDSA suite', ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'], 'rsa'],
+    ['a TLS 1.3 client whose ECDSA schemes are not for P-256', ['-tls1_3', '-sigalgs', 'ecdsa_secp384r1_sha384:rsa_pss_rsae_sha256'], 'rsa']
+  ] as const
+  for (const [what, extra, keyType] of cases) {
     const got = await served([...extra])
     assert.equal(got.keyType, keyType, what)
     assert.equal(got.stapledSerial, got.serial, `${what}: the staple is for the certificate served`)

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { ecdsaVerifiable } from '../../src/tls/certificate-choice.js'
+import * as S from '../../src/tls/client-hello.js'
 import { loadConfig } from '../../src/config/load.js'
 import { loadCertificateFile } from '../../src/tls/certificates.js'
 import { buildSniRouter } from '../../src/tls/secure-contexts.js'
@@ -9,29 +11,52 @@ import { makeCertificate, tempDir } from '../helpers/certs.js'
 const dir = tempDir()
 const policy = resolveTlsPolicy(loadConfig({ env: {} }))
 const options = { sessionIdContext: 'x', sessionTimeoutSeconds: 300, policy, clientAuth: {} }
-const load = (file: string, names: string[], kind: 'rsa' | 'ecdsa'): ReturnType<typeof loadCertificateFile> => loadCertificateFile(makeCertificate(dir, file, names, kind))
+type Kind = Parameters<typeof makeCertificate>[3]
+const load = (file: string, names: string[], kind: Kind): ReturnType<typeof loadCertificateFile> => loadCertificateFile(makeCertificate(dir, file, names, kind))
 
-test('a name with an RSA and an ECDSA certificate: the ECDSA one for a client that can verify it, else the RSA one', () => {
-  const rsa = load('rsa', ['a.test', 'b.test', '*.w.test'], 'rsa')
-  const ecdsa = load('ecdsa', ['A.test', '*.w.test'], 'ecdsa')
-  const rsa2 = load('rsa2', ['a.test'], 'rsa')
-  const router = buildSniRouter([rsa, ecdsa, rsa2], options)
-  const served = (name: string | undefined, ecdsaCapable: boolean): string => router.lookup(name).pick(ecdsaCapable).bundle.path
-  assert.equal(served('a.test', true), ecdsa.path)
-  assert.equal(served('a.test', false), rsa.path, 'the first RSA certificate given; a second one of that kind for the name is not used')
-  assert.equal(served('x.w.test', true), ecdsa.path, 'wildcards pair the same way')
-  assert.equal(served('x.w.test', false), rsa.path)
-  assert.equal(served('b.test', true), rsa.path, 'one certificate only: every client gets it')
+const rsa = load('rsa', ['a.test', 'b.test', '*.w.test'], 'rsa')
+const ecdsa = load('ecdsa', ['A.test', '*.w.test'], 'ecdsa')
+const rsa2 = load('rsa2', ['a.test'], 'rsa')
+const ed = load('ed', ['a.test', 'e.test'], 'ed25519')
+
+test('a name\'s certificates of different key types share one context (OpenSSL picks per client); a second one of a type is not used', () => {
+  const router = buildSniRouter([rsa, ecdsa, rsa2, ed], options)
+  const files = (name: string | undefined): string[] => router.lookup(name).all.bundles.map((b) => b.path)
+  assert.deepEqual(files('a.test'), [rsa.path, ecdsa.path, ed.path])
+  assert.deepEqual(files('x.w.test'), [rsa.path, ecdsa.path], 'wildcards pair the same way')
+  assert.deepEqual(files('b.test'), [rsa.path])
+  assert.deepEqual(files('e.test'), [ed.path])
   assert.equal(router.lookup('a.test'), router.lookup(undefined), 'the default is the first file\'s name, with its pair')
-  assert.equal(router.lookup(undefined).first.bundle.path, rsa.path, 'first: the first file, what a client gets when the choice is not made')
   assert.equal(router.lookup('x.w.test'), router.lookup('y.w.test'), 'names served by the same certificates share one choice')
+  assert.equal(router.lookup('a.test').stapled, undefined, 'without OCSP stapling: no one-certificate contexts')
+  assert.equal(router.lookup('a.test').all.isBuilt, true, 'the default name\'s context is built at once')
+  assert.equal(router.lookup('e.test').all.isBuilt, false, 'the others when a client first names them')
 })
 
-test('the default certificate and its pair are built at once, the others when first used', () => {
-  const rsa = load('d-rsa', ['d.test'], 'rsa')
-  const ecdsa = load('d-ecdsa', ['d.test'], 'ecdsa')
-  const other = load('e-rsa', ['e.test'], 'rsa')
-  const router = buildSniRouter([rsa, ecdsa, other], options)
-  assert.deepEqual(router.lookup('d.test').contexts().map((c) => c.isBuilt), [true, true])
-  assert.equal(router.lookup('e.test').first.isBuilt, false)
+test('with OCSP stapling, an ECDSA and RSA pair also has one-certificate contexts: ECDSA when the client can verify it', () => {
+  const p384 = load('p384', ['p.test'], 'ecdsa-p384')
+  const rsaP = load('rsa-p', ['p.test'], 'rsa')
+  const router = buildSniRouter([rsa, ecdsa, p384, rsaP], options, true)
+  const stapled = router.lookup('a.test').stapled
+  assert.ok(stapled !== undefined)
+  assert.equal(stapled.first.bundles[0]?.path, rsa.path)
+  const tls13p256 = S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P256
+  assert.equal(stapled.pick(tls13p256, true).bundles[0]?.path, ecdsa.path)
+  assert.equal(stapled.pick(S.SIGNATURES_SENT, true).bundles[0]?.path, rsa.path)
+  assert.equal(router.lookup('p.test').stapled?.pick(tls13p256, true).bundles[0]?.path, rsaP.path, 'a P-384 certificate for a client whose schemes name only P-256: RSA')
+  assert.equal(router.lookup('b.test').stapled, undefined, 'one certificate: nothing to choose')
+})
+
+test('ecdsaVerifiable: TLS 1.3 needs the scheme of the curve; TLS 1.2 an ECDSA scheme (or none sent), an ECDSA suite and the curve among the groups (or none sent)', () => {
+  const { SIGNATURES_SENT: SENT, SIGNATURES_ECDSA: ECDSA, SIGNATURES_ECDSA_P256: P256, SIGNATURES_ECDSA_P384: P384, SIGNATURES_ECDSA_SUITE: SUITE, SIGNATURES_GROUPS_SENT: GROUPS, SIGNATURES_GROUP_P256: G256, SIGNATURES_GROUP_P384: G384 } = S
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | P256, 'prime256v1', true), true)
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | P256, 'secp384r1', true), false)
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | P384, 'secp384r1', true), true)
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | SUITE, 'secp384r1', false), true, 'TLS 1.2: the hash is not bound to the curve')
+  assert.equal(ecdsaVerifiable(SENT | ECDSA, 'prime256v1', false), false, 'no ECDSA suite offered')
+  assert.equal(ecdsaVerifiable(SENT | SUITE, 'prime256v1', false), false, 'no ECDSA scheme')
+  assert.equal(ecdsaVerifiable(SUITE, 'prime256v1', false), true, 'no signature_algorithms: RFC 5246 allows ECDSA with SHA-1')
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | SUITE | GROUPS | G256, 'secp384r1', false), false, 'the curve is not among the groups')
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | SUITE | GROUPS | G384, 'secp384r1', false), true)
+  assert.equal(ecdsaVerifiable(SENT | ECDSA | P256 | SUITE, undefined, true), false, 'a curve unknown here: RSA, which works')
 })

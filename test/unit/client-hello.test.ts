@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import * as S from '../../src/tls/client-hello.js'
 import { parseClientHello, type ClientHelloResult } from '../../src/tls/client-hello.js'
 
 // --- a small ClientHello builder -------------------------------------------------------------
@@ -388,26 +389,40 @@ function sigalgsExt (schemes: number[]): Buffer {
   return ext(13, vec16(Buffer.concat(schemes.map(u16))))
 }
 
-describe('ClientHello: can the client verify ECDSA', () => {
-  it('ecdsaCapable: an ECDSA scheme in signature_algorithms, TLS 1.3 or 1.2 style', () => {
-    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0804, 0x0401, 0x0403])] }))).ecdsaCapable, true, 'ecdsa_secp256r1_sha256')
-    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0201, 0x0203])] }))).ecdsaCapable, true, 'TLS 1.2 sha1/ecdsa')
-    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x0804, 0x0805, 0x0401, 0x0501])] }))).ecdsaCapable, false, 'RSA only')
-    assert.equal(ok(parseClientHello(clientHello({ extra: [sigalgsExt([0x081a, 0x0807])] }))).ecdsaCapable, false, 'brainpool and Ed25519 only')
-    // With the extension, the cipher list does not count (TLS 1.2: the extension rules).
-    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02b], extra: [sigalgsExt([0x0401])] }))).ecdsaCapable, false)
+describe('ClientHello: what the client says about ECDSA, and status_request', () => {
+  const signatures = (o: HelloOptions): number => ok(parseClientHello(clientHello(o))).signatures
+  const groupsExt = (groups: number[]): Buffer => ext(10, vec16(Buffer.concat(groups.map(u16))))
+
+  it('signature_algorithms: ECDSA schemes, and the curve a TLS 1.3 scheme names', () => {
+    assert.equal(signatures({ extra: [sigalgsExt([0x0804, 0x0401, 0x0403])] }), S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P256)
+    assert.equal(signatures({ extra: [sigalgsExt([0x0503, 0x0603])] }), S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P384 | S.SIGNATURES_ECDSA_P521)
+    assert.equal(signatures({ extra: [sigalgsExt([0x0201, 0x0203])] }), S.SIGNATURES_SENT | S.SIGNATURES_ECDSA, 'TLS 1.2 sha1/ecdsa: ECDSA, no curve')
+    assert.equal(signatures({ extra: [sigalgsExt([0x0804, 0x0805, 0x0401, 0x0501])] }), S.SIGNATURES_SENT, 'RSA only')
+    assert.equal(signatures({ extra: [sigalgsExt([0x081a, 0x0807])] }), S.SIGNATURES_SENT, 'brainpool and Ed25519 only')
   })
 
-  it('ecdsaCapable without signature_algorithms: an ECDSA cipher suite (RFC 5246 7.4.1.4.1), extensions or not', () => {
-    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02f, 0xc02b] }))).ecdsaCapable, true)
-    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc02f, 0x009c] }))).ecdsaCapable, false)
-    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0xc00a], noExtensions: true }))).ecdsaCapable, true)
-    assert.equal(ok(parseClientHello(clientHello({ ciphers: [0x002f], noExtensions: true }))).ecdsaCapable, false)
+  it('an ECDSA cipher suite offered, with extensions or without', () => {
+    assert.equal(signatures({ ciphers: [0xc02f, 0xc02b] }), S.SIGNATURES_ECDSA_SUITE)
+    assert.equal(signatures({ ciphers: [0xc02f, 0x009c] }), 0)
+    assert.equal(signatures({ ciphers: [0xc00a], noExtensions: true }), S.SIGNATURES_ECDSA_SUITE)
+    assert.equal(signatures({ ciphers: [0xcca9] }), S.SIGNATURES_ECDSA_SUITE, 'ECDHE-ECDSA-CHACHA20-POLY1305')
+    assert.equal(signatures({ ciphers: [0xcca8] }), 0, 'ECDHE-RSA-CHACHA20-POLY1305')
   })
 
-  it('a malformed signature_algorithms extension is a malformed hello', () => {
+  it('supported_groups: which NIST curves', () => {
+    assert.equal(signatures({ extra: [groupsExt([0x001d, 0x0017])] }), S.SIGNATURES_GROUPS_SENT | S.SIGNATURES_GROUP_P256)
+    assert.equal(signatures({ extra: [groupsExt([0x0018, 0x0019, 0x11ec])] }), S.SIGNATURES_GROUPS_SENT | S.SIGNATURES_GROUP_P384 | S.SIGNATURES_GROUP_P521)
+  })
+
+  it('status_request', () => {
+    assert.equal(ok(parseClientHello(clientHello({}))).statusRequest, false)
+    assert.equal(ok(parseClientHello(clientHello({ extra: [ext(5, Buffer.from([1, 0, 0, 0, 0]))] }))).statusRequest, true)
+  })
+
+  it('a malformed signature_algorithms or supported_groups extension is a malformed hello', () => {
     assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x03, 0x04, 0x03, 0x05]))] }))), 'malformed', 'odd length')
     assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x04, 0x04, 0x03]))] }))), 'malformed', 'length beyond the extension')
     assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(13, Buffer.from([0x00, 0x00]))] }))), 'malformed', 'empty list')
+    assert.equal(errorReason(parseClientHello(clientHello({ extra: [ext(10, Buffer.from([0x00, 0x02, 0x00]))] }))), 'malformed', 'groups: length beyond the extension')
   })
 })

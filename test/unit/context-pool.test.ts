@@ -24,7 +24,7 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
   const hello = (name?: Buffer): Parameters<ContextPool['routerFor']>[0] => ({
-    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [], ecdsaCapable: false,
+    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [], statusRequest: false, signatures: 0,
     ...(name !== undefined ? { ticketKeyName: name } : {})
   })
   const current = pool.routerFor(undefined)
@@ -51,13 +51,13 @@ test('context pool: the start builds every context of the current generation; a 
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 }
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   const pool = new ContextPool({ certificates: bundles, clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
-  const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].map((choice) => choice.first).filter((c) => c.isBuilt).map((c) => c.bundle.names[0] ?? '')
+  const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].map((choice) => choice.all).filter((c) => c.isBuilt).map((c) => c.bundles[0]?.names[0] ?? '')
   assert.deepEqual(built(pool.routerFor(undefined)), ['a.test', 'b.test', 'c.test'], 'at start: all, so no first handshake pays and a refusal fails the start')
 
   clock.ms = 1000 * ROTATION * 500_001 + 5
   const next = pool.routerFor(undefined)
   assert.deepEqual(built(next), ['a.test'], 'after the rotation: the default certificate only')
-  const c = next.lookup('c.test').first
+  const c = next.lookup('c.test').all
   assert.equal(c.isBuilt, false)
   const context = c.context()
   assert.equal(c.context(), context, 'built once, then kept')
@@ -73,7 +73,7 @@ test('a certificate context OpenSSL refuses throws its refusal each time, withou
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   // A key that does not match the certificate: OpenSSL refuses the pair.
   const other = loadCertificateFile(makeCertificate(dir, 'other', ['other.test']))
-  const context = new CertificateContext({ ...bundle, key: other.key }, { sessionIdContext: 'x', sessionTimeoutSeconds: 300, policy, clientAuth: {} })
+  const context = new CertificateContext([{ ...bundle, key: other.key }], { sessionIdContext: 'x', sessionTimeoutSeconds: 300, policy, clientAuth: {} })
   let first: unknown
   assert.throws(() => context.context(), (err) => { first = err; return err instanceof Error })
   assert.throws(() => context.context(), (err) => err === first, 'the same refusal, not a second build')

@@ -1,0 +1,63 @@
+import {
+  SIGNATURES_ECDSA, SIGNATURES_ECDSA_P256, SIGNATURES_ECDSA_P384, SIGNATURES_ECDSA_P521, SIGNATURES_ECDSA_SUITE,
+  SIGNATURES_GROUP_P256, SIGNATURES_GROUP_P384, SIGNATURES_GROUP_P521, SIGNATURES_GROUPS_SENT, SIGNATURES_SENT
+} from './client-hello.js'
+import type { CertificateContext } from './secure-contexts.js'
+
+/**
+ * What one name is served with. `all` holds the first certificate of each key type given for
+ * the name (ECDSA, RSA, Ed25519, ...) in one context, and OpenSSL picks the one the client can
+ * use, by its cipher suites, signature schemes and groups (HAProxy chooses the same way between
+ * an ECDSA and an RSA certificate). A second certificate of a type for the name is not used.
+ *
+ * With OCSP stapling, a name with an ECDSA and an RSA certificate also has `stapled`: Node asks
+ * for the staple of one certificate per context before OpenSSL picks, so a client that asks for
+ * a staple gets a context holding one certificate, chosen here from its ClientHello.
+ */
+export class CertificateChoice {
+  constructor (readonly all: CertificateContext, readonly stapled?: StapledChoice) {}
+
+  /** Every context a client may get (built at a worker's start). */
+  contexts (): CertificateContext[] {
+    return this.stapled === undefined ? [this.all] : [this.all, this.stapled.first, this.stapled.ecdsa, this.stapled.rsa]
+  }
+}
+
+/** One certificate per context, for clients that ask for a staple: ECDSA when the client can verify it, else RSA. */
+export class StapledChoice {
+  constructor (
+    /** The first certificate given for the name (a client without SNI gets it: Node staples the hub's, the first). */
+    readonly first: CertificateContext,
+    readonly ecdsa: CertificateContext,
+    readonly rsa: CertificateContext,
+    /** The ECDSA key's named curve. */
+    readonly curve: string | undefined
+  ) {}
+
+  pick (signatures: number, tls13: boolean): CertificateContext {
+    return ecdsaVerifiable(signatures, this.curve, tls13) ? this.ecdsa : this.rsa
+  }
+}
+
+const CURVE_BITS: Readonly<Record<string, { scheme: number; group: number }>> = {
+  prime256v1: { scheme: SIGNATURES_ECDSA_P256, group: SIGNATURES_GROUP_P256 },
+  secp384r1: { scheme: SIGNATURES_ECDSA_P384, group: SIGNATURES_GROUP_P384 },
+  secp521r1: { scheme: SIGNATURES_ECDSA_P521, group: SIGNATURES_GROUP_P521 }
+}
+
+/**
+ * Whether a handshake with an ECDSA certificate on `curve` can succeed, from what the ClientHello
+ * says (client-hello.ts SIGNATURES_*). TLS 1.3: a scheme naming that curve. TLS 1.2 and older:
+ * an ECDSA scheme (or no signature_algorithms at all, RFC 5246 7.4.1.4.1), an ECDSA cipher
+ * suite, and the curve among supported_groups when it is sent. Whether the server's own cipher
+ * list allows an ECDSA suite is not known here: an RSA-only --ciphers with an ECDSA certificate
+ * fails TLS 1.2 clients that ask for a staple.
+ */
+export function ecdsaVerifiable (signatures: number, curve: string | undefined, tls13: boolean): boolean {
+  const bits = curve !== undefined ? CURVE_BITS[curve] : undefined
+  if (bits === undefined) return false
+  if (tls13) return (signatures & bits.scheme) !== 0
+  const schemeOk = (signatures & SIGNATURES_SENT) === 0 || (signatures & SIGNATURES_ECDSA) !== 0
+  const groupOk = (signatures & SIGNATURES_GROUPS_SENT) === 0 || (signatures & bits.group) !== 0
+  return schemeOk && groupOk && (signatures & SIGNATURES_ECDSA_SUITE) !== 0
+}
