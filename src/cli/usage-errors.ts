@@ -15,6 +15,14 @@ export function throwUsageErrors (command: Command, name = command.name()): void
   command.configureOutput({ outputError: () => {} })
   command.exitOverride((err) => {
     if (PRINTED.has(err.code)) throw err
+    // The default command (node) given a word it does not take, without being named: that word
+    // was meant as a command (`tlsfleet -c node.yaml bogus`).
+    const parent = command.parent
+    const [word] = command.args
+    if (err.code === 'commander.excessArguments' && parent !== null && word !== undefined && !process.argv.slice(2).includes(command.name())) {
+      const unknown = unknownCommand(parent, [word])
+      if (unknown !== undefined) throw unknown
+    }
     throw new UsageError(`${oneLine(err.message)}; see ${name} --help`)
   })
   for (const sub of command.commands) throwUsageErrors(sub, `${name} ${sub.name()}`)

@@ -79,7 +79,7 @@ export class TlsTerminator {
   private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
   private readonly staples: StapleStore | undefined
-  /** Contexts OpenSSL refused to build, each logged once. */
+  /** Contexts OpenSSL refused to build, each logged once (a rotation or reload makes new ones, logged again). */
   private readonly refusedContexts = new WeakSet<CertificateContext>()
   /** --proxy-from: the peers a PROXY header is believed from; undefined = any (or no PROXY in). */
   private readonly trust: net.BlockList | undefined

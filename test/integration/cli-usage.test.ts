@@ -31,7 +31,7 @@ test('an unknown option, a missing option value, a value outside its choices and
 })
 
 test('a word that names no command is refused as an unknown command, listing them (node, the default, would have taken it as an argument)', async () => {
-  for (const args of [['bogus'], ['bogus', '--listen', '127.0.0.1:1'], ['help', 'bogus']]) {
+  for (const args of [['bogus'], ['bogus', '--listen', '127.0.0.1:1'], ['help', 'bogus'], ['--workers', '1', 'bogus']]) {
     assert.match(refusedLine(await runCli(args)), /^tlsfleet: unknown command 'bogus' \(commands: node, demo-backend, status, haproxy-keys, drain, ready, maint, lab, bench\); see tlsfleet --help/, args.join(' '))
   }
 })
