@@ -6,28 +6,32 @@ import type { CertificateContext } from './secure-contexts.js'
 
 /**
  * What one name is served with. `all` holds the first certificate of each key type given for
- * the name (ECDSA, RSA, Ed25519, ...) in one context, and OpenSSL picks the one the client can
- * use, by its cipher suites, signature schemes and groups (HAProxy chooses the same way between
- * an ECDSA and an RSA certificate). A second certificate of a type for the name is not used.
+ * the name (ECDSA, RSA, Ed25519, ...) in one context; as a socket's own context, OpenSSL serves
+ * each client one it can use, by its cipher suites, signature schemes and groups. A second
+ * certificate of a type for the name is not used.
  *
- * With OCSP stapling, a name with an ECDSA and an RSA certificate also has `stapled`: Node asks
- * for the staple of one certificate per context before OpenSSL picks, so a client that asks for
- * a staple gets a context holding one certificate, chosen here from its ClientHello.
+ * Two cases need one certificate per context: a context handed over through OpenSSL's SNI
+ * callback (Node then installs only one certificate of it, the last one set), and OCSP stapling
+ * (Node asks for the staple of one certificate per context, before OpenSSL picks). `first` is
+ * the first certificate given for the name; `pair`, when the name has an ECDSA and an RSA
+ * certificate, chooses between them from the ClientHello.
  */
 export class CertificateChoice {
-  constructor (readonly all: CertificateContext, readonly stapled?: StapledChoice) {}
+  constructor (
+    readonly all: CertificateContext,
+    readonly first: CertificateContext,
+    readonly pair?: EcdsaRsaPair
+  ) {}
 
   /** Every context a client may get (built at a worker's start). */
   contexts (): CertificateContext[] {
-    return this.stapled === undefined ? [this.all] : [this.all, this.stapled.first, this.stapled.ecdsa, this.stapled.rsa]
+    return [...new Set([this.all, this.first, ...(this.pair !== undefined ? [this.pair.ecdsa, this.pair.rsa] : [])])]
   }
 }
 
-/** One certificate per context, for clients that ask for a staple: ECDSA when the client can verify it, else RSA. */
-export class StapledChoice {
+/** A name's ECDSA and RSA certificates, one per context: ECDSA when the client can verify it, else RSA. */
+export class EcdsaRsaPair {
   constructor (
-    /** The first certificate given for the name (a client without SNI gets it: Node staples the hub's, the first). */
-    readonly first: CertificateContext,
     readonly ecdsa: CertificateContext,
     readonly rsa: CertificateContext,
     /** The ECDSA key's named curve. */
@@ -51,7 +55,7 @@ const CURVE_BITS: Readonly<Record<string, { scheme: number; group: number }>> = 
  * an ECDSA scheme (or no signature_algorithms at all, RFC 5246 7.4.1.4.1), an ECDSA cipher
  * suite, and the curve among supported_groups when it is sent. Whether the server's own cipher
  * list allows an ECDSA suite is not known here: an RSA-only --ciphers with an ECDSA certificate
- * fails TLS 1.2 clients that ask for a staple.
+ * fails the TLS 1.2 clients this choice is made for.
  */
 export function ecdsaVerifiable (signatures: number, curve: string | undefined, tls13: boolean): boolean {
   const bits = curve !== undefined ? CURVE_BITS[curve] : undefined

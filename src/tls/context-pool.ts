@@ -16,8 +16,6 @@ export interface ContextPoolOptions {
   /** Ticket secrets, current first (older farm secrets during a change-over); none = tickets off. */
   ticketSecrets: Buffer[]
   ticketRotationSeconds: number
-  /** OCSP stapling on: names with an ECDSA and an RSA certificate get one-certificate contexts too (certificate-choice.ts). */
-  ocspStapling?: boolean
 }
 
 /**
@@ -83,7 +81,7 @@ export class ContextPool {
   routerFor (hello: ClientHelloInfo | undefined): Router {
     const [primary] = this.schedules
     if (primary === undefined) {
-      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions, this.opts.ocspStapling)
+      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
       return this.plain
     }
     const now = this.now()
@@ -130,7 +128,7 @@ export class ContextPool {
     let router = this.routers.get(key)
     if (router === undefined) {
       this.prune()
-      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys }, this.opts.ocspStapling)
+      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys })
       this.routers.set(key, router)
     }
     return router

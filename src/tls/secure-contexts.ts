@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import { CertificateError } from '../errors.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
-import { CertificateChoice, StapledChoice } from './certificate-choice.js'
+import { CertificateChoice, EcdsaRsaPair } from './certificate-choice.js'
 import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
@@ -53,11 +53,10 @@ export class CertificateContext {
 
 /**
  * Routes SNI to the certificates' contexts. Only the default name's are built now, each other
- * one when a client first names it: a new ticket-key generation or a reload over hundreds of
+ * one when a client first needs it: a new ticket-key generation or a reload over hundreds of
  * certificates never stalls one handshake to build them all (400 files took 170-210 ms).
- * `stapling`: names with an ECDSA and an RSA certificate get one-certificate contexts too.
  */
-export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions, stapling = false): SniRouter<CertificateChoice> {
+export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateChoice> {
   const singles = bundles.map((bundle) => new CertificateContext([bundle], opts))
   const index = new Map(singles.map((context, i) => [context, i]))
   const [firstSingle] = singles
@@ -79,7 +78,7 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
     const key = kinds.map((k) => index.get(k)).join(',')
     let choice = choices.get(key)
     if (choice === undefined) {
-      choice = makeChoice(kinds, opts, stapling)
+      choice = makeChoice(kinds, opts)
       choices.set(key, choice)
     }
     return choice
@@ -93,14 +92,14 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
   return router
 }
 
-function makeChoice (kinds: CertificateContext[], opts: ContextOptions, stapling: boolean): CertificateChoice {
+function makeChoice (kinds: CertificateContext[], opts: ContextOptions): CertificateChoice {
   const [first] = kinds as [CertificateContext, ...CertificateContext[]]
-  if (kinds.length === 1) return new CertificateChoice(first)
+  if (kinds.length === 1) return new CertificateChoice(first, first)
   const all = new CertificateContext(kinds.map((k) => k.bundles[0] as CertificateBundle), opts)
   const ecdsa = kinds.find((k) => k.bundles[0]?.keyType === 'ec')
   const rsa = kinds.find((k) => k.bundles[0]?.keyType === 'rsa')
-  const stapled = stapling && ecdsa !== undefined && rsa !== undefined ? new StapledChoice(first, ecdsa, rsa, ecdsa.bundles[0]?.curve) : undefined
-  return new CertificateChoice(all, stapled)
+  const pair = ecdsa !== undefined && rsa !== undefined ? new EcdsaRsaPair(ecdsa, rsa, ecdsa.bundles[0]?.curve) : undefined
+  return new CertificateChoice(all, first, pair)
 }
 
 /** One certificate, or several of different key types in one context (Node takes arrays; OpenSSL keeps one per type). */

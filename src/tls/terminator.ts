@@ -107,8 +107,7 @@ export class TlsTerminator {
       policy: settings.tlsPolicy,
       clientVerify: settings.clientVerify,
       ticketSecrets: settings.ticketSecrets,
-      ticketRotationSeconds: settings.ticketRotationSeconds,
-      ocspStapling: settings.ocspStapling
+      ticketRotationSeconds: settings.ticketRotationSeconds
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
     this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
@@ -238,16 +237,23 @@ export class TlsTerminator {
   }
 
   /**
-   * The context for this client. OpenSSL picks among a name's certificates in `all`; only a
-   * client that asks for a staple gets a one-certificate context (Node staples the context's
-   * certificate, chosen before OpenSSL picks): by its ClientHello, and the first certificate
-   * when it sent no SNI (Node then staples the hub's own, the first) or could not be read.
+   * The socket's own context: OpenSSL serves the client one of the name's certificates it can
+   * use. With OCSP stapling, a client that asks for a staple without SNI gets the first
+   * certificate alone: Node then staples the hub's own certificate, the first.
    */
-  private pick (choice: CertificateChoice, hello: ClientHelloInfo | undefined, servername: string | undefined): CertificateContext {
-    const stapled = choice.stapled
-    if (stapled === undefined || hello?.statusRequest === false) return choice.all
-    if (hello === undefined || servername === undefined || servername === '') return stapled.first
-    return stapled.pick(hello.signatures, this.tls13Allowed && hello.offersTls13)
+  private ownContext (choice: CertificateChoice, hello: ClientHelloInfo | undefined): CertificateContext {
+    if (this.staples !== undefined && hello?.statusRequest !== false && (hello?.serverName ?? '') === '') return choice.first
+    return choice.all
+  }
+
+  /**
+   * A context handed over through OpenSSL's SNI callback: Node installs only one certificate of
+   * it (the last one set), so one certificate per context, ECDSA or RSA by the ClientHello when
+   * the name has both, else the first given. With stapling, Node staples that certificate.
+   */
+  private sniContext (choice: CertificateChoice, hello: ClientHelloInfo | undefined): CertificateContext {
+    if (choice.pair === undefined || hello === undefined) return choice.first
+    return choice.pair.pick(hello.signatures, this.tls13Allowed && hello.offersTls13)
   }
 
   /**
@@ -287,7 +293,7 @@ export class TlsTerminator {
       socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
       return
     }
-    const secureContext = this.readyContext(this.pick(choice, hello, hello?.serverName), pending)
+    const secureContext = this.readyContext(this.ownContext(choice, hello), pending)
     if (secureContext === undefined) return
     const started = performance.now()
     const hub = this.hubFor(hello)
@@ -314,7 +320,7 @@ export class TlsTerminator {
       options.SNICallback = (name, cb) => {
         const chosen = strict ? router.lookupStrict(name) : router.lookup(name)
         if (chosen !== undefined) {
-          const context = this.readyContext(this.pick(chosen, hello, name), pending)
+          const context = this.readyContext(this.sniContext(chosen, hello), pending)
           if (context === undefined) return cb(new Error('the certificate\'s context could not be built'), undefined)
           return cb(null, context)
         }

@@ -28,23 +28,24 @@ test('a name\'s certificates of different key types share one context (OpenSSL p
   assert.deepEqual(files('e.test'), [ed.path])
   assert.equal(router.lookup('a.test'), router.lookup(undefined), 'the default is the first file\'s name, with its pair')
   assert.equal(router.lookup('x.w.test'), router.lookup('y.w.test'), 'names served by the same certificates share one choice')
-  assert.equal(router.lookup('a.test').stapled, undefined, 'without OCSP stapling: no one-certificate contexts')
+  assert.deepEqual(router.lookup('a.test').first.bundles.map((b) => b.path), [rsa.path], 'first: the first file given for the name, alone')
+  assert.equal(router.lookup('b.test').first, router.lookup('b.test').all, 'one certificate: one context')
   assert.equal(router.lookup('a.test').all.isBuilt, true, 'the default name\'s context is built at once')
   assert.equal(router.lookup('e.test').all.isBuilt, false, 'the others when a client first names them')
 })
 
-test('with OCSP stapling, an ECDSA and RSA pair also has one-certificate contexts: ECDSA when the client can verify it', () => {
+test('an ECDSA and an RSA certificate for a name also make a pair of one-certificate contexts (SNI callback, stapling): ECDSA when the client can verify it', () => {
   const p384 = load('p384', ['p.test'], 'ecdsa-p384')
   const rsaP = load('rsa-p', ['p.test'], 'rsa')
-  const router = buildSniRouter([rsa, ecdsa, p384, rsaP], options, true)
-  const stapled = router.lookup('a.test').stapled
-  assert.ok(stapled !== undefined)
-  assert.equal(stapled.first.bundles[0]?.path, rsa.path)
+  const router = buildSniRouter([rsa, ecdsa, p384, rsaP, ed], options)
+  const pair = router.lookup('x.w.test').pair
+  assert.ok(pair !== undefined)
   const tls13p256 = S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P256
-  assert.equal(stapled.pick(tls13p256, true).bundles[0]?.path, ecdsa.path)
-  assert.equal(stapled.pick(S.SIGNATURES_SENT, true).bundles[0]?.path, rsa.path)
-  assert.equal(router.lookup('p.test').stapled?.pick(tls13p256, true).bundles[0]?.path, rsaP.path, 'a P-384 certificate for a client whose schemes name only P-256: RSA')
-  assert.equal(router.lookup('b.test').stapled, undefined, 'one certificate: nothing to choose')
+  assert.equal(pair.pick(tls13p256, true).bundles[0]?.path, ecdsa.path)
+  assert.equal(pair.pick(S.SIGNATURES_SENT, true).bundles[0]?.path, rsa.path)
+  assert.equal(router.lookup('p.test').pair?.pick(tls13p256, true).bundles[0]?.path, rsaP.path, 'a P-384 certificate for a client whose schemes name only P-256: RSA')
+  assert.equal(router.lookup('b.test').pair, undefined, 'one certificate: nothing to choose')
+  assert.equal(router.lookup('e.test').pair, undefined, 'Ed25519 alone')
 })
 
 test('ecdsaVerifiable: TLS 1.3 needs the scheme of the curve; TLS 1.2 an ECDSA scheme (or none sent), an ECDSA suite and the curve among the groups (or none sent)', () => {
