@@ -57,8 +57,7 @@ export async function buildOcspRequest (subject: OcspSubject): Promise<Buffer> {
 /**
  * Parse and check a DER OCSPResponse for `subject`, as of `now`. Kept only when: the responder
  * said "successful"; the signature verifies with the issuer's key, or with a delegated
- * responder certificate the issuer signed for OCSP signing (RFC 6960 4.2.2.2, checked by
- * pkijs); it speaks of this certificate; its status is good or revoked (revoked is stapled:
+ * responder certificate the issuer signed for OCSP signing, valid now (RFC 6960 4.2.2.2); it speaks of this certificate; its status is good or revoked (revoked is stapled:
  * clients must hear it, and the operator is told); and thisUpdate/nextUpdate hold now.
  */
 export async function verifyOcspResponse (der: Buffer, subject: OcspSubject, now: number): Promise<VerifiedResponse> {
@@ -79,10 +78,16 @@ export async function verifyOcspResponse (der: Buffer, subject: OcspSubject, now
   const issuer = toPki(subject.issuer)
   // A CA that signs its own responses may leave its certificate out; pkijs looks for the
   // signer among the embedded ones.
-  if (basic.certs === undefined || basic.certs.length === 0) basic.certs = [issuer]
+  const embedded = basic.certs ?? []
+  if (!embedded.some((cert) => sameDer(cert, subject.issuer))) basic.certs = [...embedded, issuer]
   let verified = false
   try {
-    verified = await basic.verify({ trustedCerts: [issuer] })
+    // Our trust ends at the issuer (the certificate after the leaf in its bundle), not at a
+    // root: pkijs would validate a signer's chain up to a root we do not have, which refused
+    // every certificate issued by an intermediate CA. The responders that may sign are the
+    // issuer itself and the certificates it issued for OCSP signing (RFC 6960 4.2.2.2).
+    const responders = (basic.certs ?? []).filter((cert) => authorizedResponder(cert, subject.issuer, now))
+    verified = await basic.verify({ trustedCerts: [issuer], trustedResponders: responders })
   } catch (err) {
     throw new OcspResponseError('unverified', `the response's signature does not verify against the issuer "${subject.issuer.subject.replace(/\n/g, ', ')}": ${(err as Error).message}`)
   }
@@ -108,6 +113,26 @@ async function findByOtherHash (basic: pkijs.BasicOCSPResponse, leaf: pkijs.Cert
   const { isForCertificate } = await basic.getCertificateStatus(leaf, issuer)
   if (!isForCertificate) return undefined
   return basic.tbsResponseData.responses.find((r) => r.certID.serialNumber.isEqual(leaf.serialNumber))
+}
+
+/** OCSPSigning in extendedKeyUsage. */
+const OCSP_SIGNING = '1.3.6.1.5.5.7.3.9'
+
+/** The issuer itself, or a certificate it signed for OCSP signing that is valid now. */
+function authorizedResponder (cert: pkijs.Certificate, issuer: crypto.X509Certificate, now: number): boolean {
+  if (sameDer(cert, issuer)) return true
+  let x509: crypto.X509Certificate
+  try {
+    x509 = new crypto.X509Certificate(Buffer.from(cert.toSchema().toBER(false)))
+  } catch {
+    return false
+  }
+  const valid = Date.parse(x509.validFrom) <= now && now <= Date.parse(x509.validTo)
+  return valid && x509.checkIssued(issuer) && x509.verify(issuer.publicKey) && (x509.keyUsage ?? []).includes(OCSP_SIGNING)
+}
+
+function sameDer (cert: pkijs.Certificate, other: crypto.X509Certificate): boolean {
+  return Buffer.from(cert.toSchema().toBER(false)).equals(other.raw)
 }
 
 function toPki (cert: crypto.X509Certificate): pkijs.Certificate {

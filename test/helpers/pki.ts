@@ -19,7 +19,8 @@ export class TestCa {
   readonly key: string
   private readonly config: string
 
-  constructor (readonly dir: string, readonly name = 'tlsfleet test CA') {
+  /** `parent`: an intermediate CA, signed by that one (its certificates' bundles then carry this intermediate). */
+  constructor (readonly dir: string, readonly name = 'tlsfleet test CA', parent?: TestCa) {
     fs.mkdirSync(path.join(dir, 'issued'), { recursive: true })
     this.cert = path.join(dir, 'ca.pem')
     this.key = path.join(dir, 'ca.key')
@@ -36,8 +37,14 @@ export class TestCa {
       ''
     ].join('\n'))
     fs.writeFileSync(path.join(dir, 'serial'), '1000\n')
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', this.key, '-out', this.cert,
-      '-days', '3', '-subj', `/CN=${name}`, '-config', this.config, '-extensions', 'ca_ext'])
+    if (parent === undefined) {
+      openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', this.key, '-out', this.cert,
+        '-days', '3', '-subj', `/CN=${name}`, '-config', this.config, '-extensions', 'ca_ext'])
+    } else {
+      const csr = path.join(dir, 'ca.csr')
+      openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', this.key, '-out', csr, '-subj', `/CN=${name}`])
+      openssl(['ca', '-batch', '-config', parent.config, '-in', csr, '-out', this.cert, '-extensions', 'ca_ext', '-notext'])
+    }
   }
 
   /**

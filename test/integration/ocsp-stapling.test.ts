@@ -19,18 +19,21 @@ import { freePorts } from '../helpers/ports.js'
 const dir = tempDir()
 const ca = new TestCa(path.join(dir, 'ca'))
 const rogue = new TestCa(path.join(dir, 'rogue'), 'rogue CA')
+// Real certificates come from an intermediate CA: the staple is checked against it, never a root.
+const intermediate = new TestCa(path.join(dir, 'intermediate'), 'tlsfleet test intermediate CA', ca)
 const ocspDir = path.join(dir, 'ocsp')
-let certs: Record<'good' | 'direct' | 'revoked' | 'down' | 'hanging' | 'forged' | 'pairRsa' | 'pairEcdsa', Issued>
+let certs: Record<'good' | 'direct' | 'revoked' | 'down' | 'hanging' | 'forged' | 'pairRsa' | 'pairEcdsa' | 'chained' | 'chainedDelegated', Issued>
 let responder: ChildProcess | undefined
 let directResponder: ChildProcess | undefined
 let forgedResponder: ChildProcess | undefined
+let intermediateResponders: ChildProcess[] = []
 let hanging: net.Server
 let node: RunningNode
 let port: number
 let firstResponse: Buffer
 
 before(async () => {
-  const [responderPort, directPort, down, hangingPort, forged, tlsPort, admin] = await freePorts(7) as [number, number, number, number, number, number, number]
+  const [responderPort, directPort, down, hangingPort, forged, tlsPort, admin, chainedPort, chainedDelegatedPort] = await freePorts(9) as [number, number, number, number, number, number, number, number, number]
   port = tlsPort
   const url = (p: number): string => `http://127.0.0.1:${p}/`
   certs = {
@@ -42,8 +45,15 @@ before(async () => {
     forged: ca.issue('forged', { names: ['forged.test'], usage: 'server', ocspUrl: url(forged) }),
     // One name, an RSA and an ECDSA certificate: the staple must be the served one's.
     pairRsa: ca.issue('pair-rsa', { names: ['pair.test'], usage: 'server', ocspUrl: url(responderPort) }),
-    pairEcdsa: ca.issue('pair-ecdsa', { names: ['pair.test'], usage: 'server', ocspUrl: url(responderPort), keyType: 'ecdsa' })
+    pairEcdsa: ca.issue('pair-ecdsa', { names: ['pair.test'], usage: 'server', ocspUrl: url(responderPort), keyType: 'ecdsa' }),
+    chained: intermediate.issue('chained', { names: ['chained.test'], usage: 'server', ocspUrl: url(chainedPort) }),
+    chainedDelegated: intermediate.issue('chained-delegated', { names: ['chained-delegated.test'], usage: 'server', ocspUrl: url(chainedDelegatedPort), keyType: 'ecdsa' })
   }
+  // The intermediate signs its own responses, or has a delegated responder sign them.
+  intermediateResponders = [
+    await intermediate.startResponder(chainedPort, { minutes: 1 }),
+    await intermediate.startResponder(chainedDelegatedPort, { minutes: 1, signer: intermediate.issue('intermediate-ocsp-signer', { names: ['intermediate ocsp signer'], usage: 'ocsp' }) })
+  ]
   ca.revoke(certs.revoked)
   // A delegated responder certificate (OCSP signing), as large CAs run them.
   const signer = ca.issue('ocsp-signer', { names: ['ocsp signer'], usage: 'ocsp' })
@@ -59,7 +69,7 @@ before(async () => {
 
 after(async () => {
   await node?.stop()
-  await Promise.all([stopProcess(responder), stopProcess(directResponder), stopProcess(forgedResponder)])
+  await Promise.all([stopProcess(responder), stopProcess(directResponder), stopProcess(forgedResponder), ...intermediateResponders.map(stopProcess)])
   hanging?.close()
 })
 
@@ -88,11 +98,18 @@ async function status (servername: string): Promise<{ stapled: string | undefine
 test('a good certificate gets its verified response stapled, and kept on disk', async () => {
   await eventually(async () => (await status('good.test')).stapled === 'good', 15_000, 'a stapled good response (delegated signer)')
   await eventually(async () => (await status('direct.test')).stapled === 'good', 15_000, 'a stapled good response (signed by the CA)')
-  const files = fs.readdirSync(ocspDir).filter((f) => f.endsWith('.der'))
-  assert.equal(files.length, 5, `kept responses (good, direct, revoked and the pair): ${files.join(', ')}`)
+  const kept = (): string[] => fs.readdirSync(ocspDir).filter((f) => f.endsWith('.der'))
+  await eventually(() => kept().length >= 7, 15_000, 'seven responses kept')
+  const files = kept()
+  assert.equal(files.length, 7, `kept responses (good, direct, revoked, the pair and the two from the intermediate): ${files.join(', ')}`)
   firstResponse = fs.readFileSync(path.join(ocspDir, keptName(certs.good)))
   const age = await node.metric('tlsfleet_ocsp_staple_age_seconds', { certificate: certs.good.bundle })
   assert.ok(age >= 0 && age < 60, `staple age ${age}`)
+})
+
+test('certificates issued by an intermediate CA get their staple, signed by the intermediate or by its delegated responder', async () => {
+  await eventually(async () => (await status('chained.test')).stapled === 'good', 15_000, 'a stapled response signed by the intermediate')
+  await eventually(async () => (await status('chained-delegated.test')).stapled === 'good', 15_000, 'a stapled response signed by the intermediate\'s delegated responder')
 })
 
 test('a name with an RSA and an ECDSA certificate: each client gets the staple of the certificate it is served', async () => {
