@@ -13,33 +13,32 @@ import type { CertificateContext } from './secure-contexts.js'
  * Two cases need one certificate per context: a context handed over through OpenSSL's SNI
  * callback (Node then installs only one certificate of it, the last one set), and OCSP stapling
  * (Node asks for the staple of one certificate per context, before OpenSSL picks). `first` is
- * the first certificate given for the name; `pair`, when the name has an ECDSA and an RSA
- * certificate, chooses between them from the ClientHello.
+ * the first certificate given for the name; `single` chooses ECDSA or RSA from the ClientHello.
  */
 export class CertificateChoice {
   constructor (
     readonly all: CertificateContext,
     readonly first: CertificateContext,
-    readonly pair?: EcdsaRsaPair
+    /** The name's first ECDSA and first RSA certificates, each alone in a context, when it has them. */
+    readonly ecdsa?: CertificateContext,
+    readonly rsa?: CertificateContext,
+    /** The ECDSA key's named curve. */
+    readonly curve?: string
   ) {}
+
+  /**
+   * One certificate alone: the ECDSA one when the client can verify it, else the RSA one (every
+   * client can use RSA; an Ed25519 one only when it is all the name has), else the first.
+   * `signatures` undefined: the ClientHello could not be read.
+   */
+  single (signatures: number | undefined, tls13: boolean): CertificateContext {
+    if (signatures !== undefined && this.ecdsa !== undefined && ecdsaVerifiable(signatures, this.curve, tls13)) return this.ecdsa
+    return this.rsa ?? this.first
+  }
 
   /** Every context a client may get (built at a worker's start). */
   contexts (): CertificateContext[] {
-    return [...new Set([this.all, this.first, ...(this.pair !== undefined ? [this.pair.ecdsa, this.pair.rsa] : [])])]
-  }
-}
-
-/** A name's ECDSA and RSA certificates, one per context: ECDSA when the client can verify it, else RSA. */
-export class EcdsaRsaPair {
-  constructor (
-    readonly ecdsa: CertificateContext,
-    readonly rsa: CertificateContext,
-    /** The ECDSA key's named curve. */
-    readonly curve: string | undefined
-  ) {}
-
-  pick (signatures: number, tls13: boolean): CertificateContext {
-    return ecdsaVerifiable(signatures, this.curve, tls13) ? this.ecdsa : this.rsa
+    return [...new Set([this.all, this.first, ...(this.ecdsa !== undefined ? [this.ecdsa] : []), ...(this.rsa !== undefined ? [this.rsa] : [])])]
   }
 }
 

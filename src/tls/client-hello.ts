@@ -45,7 +45,7 @@ export interface ClientHelloInfo {
 
 /** signature_algorithms was sent. */
 export const SIGNATURES_SENT = 1
-/** An ECDSA scheme of any curve (TLS 1.2's hash/ecdsa pairs, and the TLS 1.3 schemes). */
+/** An ECDSA scheme with SHA-256/384/512, of any curve (TLS 1.2's hash/ecdsa pairs, and the TLS 1.3 schemes). */
 export const SIGNATURES_ECDSA = 2
 /** ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, ecdsa_secp521r1_sha512 (TLS 1.3 binds the curve). */
 export const SIGNATURES_ECDSA_P256 = 4
@@ -309,7 +309,7 @@ function isHostName (b: Buffer, start: number, end: number): boolean {
 
 /**
  * RFC 8446 §4.2.3 / RFC 5246 §7.4.1.4.1: SignatureScheme supported_signature_algorithms<2..2^16-2>
- * in b[p, end). ECDSA is a scheme whose low byte is 3 with a hash byte of 1-6; in TLS 1.3 the
+ * in b[p, end). ECDSA is a scheme whose low byte is 3 with a hash byte of 4-6; in TLS 1.3 the
  * scheme also names the curve (0x0403 P-256, 0x0503 P-384, 0x0603 P-521).
  */
 function readSignatureAlgorithms (b: Buffer, p: number, end: number, hello: ClientHelloInfo): boolean {
@@ -317,7 +317,8 @@ function readSignatureAlgorithms (b: Buffer, p: number, end: number, hello: Clie
   let found = SIGNATURES_SENT
   for (p += 2; p < end; p += 2) {
     const hash = b[p] as number
-    if (b[p + 1] !== SIGNATURE_ECDSA || hash < 1 || hash > 6) continue
+    // SHA-256/384/512 only: OpenSSL refuses ecdsa_sha1 (and SHA-224) above security level 0.
+    if (b[p + 1] !== SIGNATURE_ECDSA || hash < 4 || hash > 6) continue
     found |= SIGNATURES_ECDSA
     if (hash === 4) found |= SIGNATURES_ECDSA_P256
     else if (hash === 5) found |= SIGNATURES_ECDSA_P384

@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import { CertificateError } from '../errors.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
-import { CertificateChoice, EcdsaRsaPair } from './certificate-choice.js'
+import { CertificateChoice } from './certificate-choice.js'
 import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
@@ -94,12 +94,10 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
 
 function makeChoice (kinds: CertificateContext[], opts: ContextOptions): CertificateChoice {
   const [first] = kinds as [CertificateContext, ...CertificateContext[]]
-  if (kinds.length === 1) return new CertificateChoice(first, first)
-  const all = new CertificateContext(kinds.map((k) => k.bundles[0] as CertificateBundle), opts)
   const ecdsa = kinds.find((k) => k.bundles[0]?.keyType === 'ec')
   const rsa = kinds.find((k) => k.bundles[0]?.keyType === 'rsa')
-  const pair = ecdsa !== undefined && rsa !== undefined ? new EcdsaRsaPair(ecdsa, rsa, ecdsa.bundles[0]?.curve) : undefined
-  return new CertificateChoice(all, first, pair)
+  const all = kinds.length === 1 ? first : new CertificateContext(kinds.map((k) => k.bundles[0] as CertificateBundle), opts)
+  return new CertificateChoice(all, first, ecdsa, rsa, ecdsa?.bundles[0]?.curve)
 }
 
 /** One certificate, or several of different key types in one context (Node takes arrays; OpenSSL keeps one per type). */

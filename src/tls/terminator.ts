@@ -248,12 +248,11 @@ export class TlsTerminator {
 
   /**
    * A context handed over through OpenSSL's SNI callback: Node installs only one certificate of
-   * it (the last one set), so one certificate per context, ECDSA or RSA by the ClientHello when
-   * the name has both, else the first given. With stapling, Node staples that certificate.
+   * it (the last one set), so one certificate per context: ECDSA when the ClientHello says the
+   * client can verify it, else RSA, else the first given. With stapling, Node staples that one.
    */
   private sniContext (choice: CertificateChoice, hello: ClientHelloInfo | undefined): CertificateContext {
-    if (choice.pair === undefined || hello === undefined) return choice.first
-    return choice.pair.pick(hello.signatures, this.tls13Allowed && hello.offersTls13)
+    return choice.single(hello?.signatures, this.tls13Allowed && hello?.offersTls13 === true)
   }
 
   /**

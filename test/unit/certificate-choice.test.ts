@@ -34,18 +34,21 @@ test('a name\'s certificates of different key types share one context (OpenSSL p
   assert.equal(router.lookup('e.test').all.isBuilt, false, 'the others when a client first names them')
 })
 
-test('an ECDSA and an RSA certificate for a name also make a pair of one-certificate contexts (SNI callback, stapling): ECDSA when the client can verify it', () => {
+test('one certificate alone (the SNI callback path, stapling): ECDSA when the client can verify it, else RSA (Ed25519 only when alone), else the first', () => {
   const p384 = load('p384', ['p.test'], 'ecdsa-p384')
   const rsaP = load('rsa-p', ['p.test'], 'rsa')
-  const router = buildSniRouter([rsa, ecdsa, p384, rsaP, ed], options)
-  const pair = router.lookup('x.w.test').pair
-  assert.ok(pair !== undefined)
+  const edFirst = load('ed-first', ['f.test'], 'ed25519')
+  const rsaF = load('rsa-f', ['f.test'], 'rsa')
+  const router = buildSniRouter([rsa, ecdsa, p384, rsaP, ed, edFirst, rsaF], options)
+  const single = (name: string, signatures: number | undefined, tls13 = true): string | undefined => router.lookup(name).single(signatures, tls13).bundles[0]?.path
   const tls13p256 = S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P256
-  assert.equal(pair.pick(tls13p256, true).bundles[0]?.path, ecdsa.path)
-  assert.equal(pair.pick(S.SIGNATURES_SENT, true).bundles[0]?.path, rsa.path)
-  assert.equal(router.lookup('p.test').pair?.pick(tls13p256, true).bundles[0]?.path, rsaP.path, 'a P-384 certificate for a client whose schemes name only P-256: RSA')
-  assert.equal(router.lookup('b.test').pair, undefined, 'one certificate: nothing to choose')
-  assert.equal(router.lookup('e.test').pair, undefined, 'Ed25519 alone')
+  assert.equal(single('x.w.test', tls13p256), ecdsa.path)
+  assert.equal(single('x.w.test', S.SIGNATURES_SENT), rsa.path)
+  assert.equal(single('x.w.test', undefined), rsa.path, 'a ClientHello not read: RSA, which every client can use')
+  assert.equal(single('p.test', tls13p256), rsaP.path, 'a P-384 certificate for a client whose schemes name only P-256: RSA')
+  assert.equal(single('f.test', tls13p256), rsaF.path, 'Ed25519 given first, then RSA: RSA')
+  assert.equal(single('e.test', S.SIGNATURES_SENT), ed.path, 'Ed25519 alone: it')
+  assert.equal(single('b.test', tls13p256), rsa.path, 'one certificate: it')
 })
 
 test('ecdsaVerifiable: TLS 1.3 needs the scheme of the curve; TLS 1.2 an ECDSA scheme (or none sent), an ECDSA suite and the curve among the groups (or none sent)', () => {
