@@ -1,4 +1,5 @@
-// Its own file: valgrind makes it the slowest test (1.5-2 minutes), and a file shares the test timeout.
+// Its own file: valgrind makes it the slowest test (1.5-2 minutes on a quiet machine, near 3 on a
+// loaded one, where it once ran past the 180 s the suite allowed then; now 330 s, package.json).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -8,7 +9,7 @@ import { runBench } from '../helpers/bench.js'
 
 test('the sync-cost suite counts instructions per update under callgrind, per cipher: the receive path costs more than the AEAD open alone, ChaCha20-Poly1305 (libsodium) less than AES-256-GCM (node:crypto), and the table says so', async () => {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-bench-test-')), 'bench.json')
-  const { code, stdout, stderr } = await runBench(['--suites', 'sync-cost', '--sync-cost-updates', '1000', '--out', out], 170_000)
+  const { code, stdout, stderr } = await runBench(['--suites', 'sync-cost', '--sync-cost-updates', '1000', '--out', out], 320_000)
   assert.equal(code, 0, stderr)
   type Row = { cipher: string; totals: { load: number; open: number; receive: number }; openPerUpdate: number; receivePerUpdate: number; receiveOverOpen: number }
   const cost = (JSON.parse(fs.readFileSync(out, 'utf8')) as { syncCost: { updates: number; rows: Row[]; defaultOverAes: number; chachaBackend: string; valgrind: string } }).syncCost
