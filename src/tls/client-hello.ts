@@ -37,8 +37,9 @@ export interface ClientHelloInfo {
   statusRequest: boolean
   /**
    * What the client says about ECDSA, as SIGNATURES_* bits: the schemes in signature_algorithms,
-   * an ECDSA cipher suite offered, the groups in supported_groups. With OCSP stapling tlsfleet,
-   * not OpenSSL, chooses between a name's ECDSA and RSA certificates (certificate-choice.ts).
+   * an ECDSA cipher suite offered, the groups in supported_groups. Where a context goes through
+   * OpenSSL's SNI callback (with OCSP stapling), tlsfleet, not OpenSSL, chooses between a name's
+   * ECDSA and RSA certificates (certificate-choice.ts).
    */
   signatures: number
 }
