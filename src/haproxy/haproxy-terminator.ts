@@ -187,13 +187,7 @@ export class HaproxyTerminator implements NodeTerminator {
     try {
       info = await this.api.showInfo()
     } catch (err) {
-      if (this.reachable) this.opts.log.error({ err, socket: this.opts.socket }, 'the local haproxy does not answer: the agent says down')
-      this.reachable = false
-      this.info = undefined
-      // What its frontends were is not what they are: unknown until it answers again.
-      this.frontends = []
-      this.forgetRing()
-      this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
+      this.unreachable(err)
       return
     }
     if (!this.reachable) this.opts.log.info({ socket: this.opts.socket, haproxyPid: info.pid, version: info.version }, 'the local haproxy answers')
@@ -212,10 +206,23 @@ export class HaproxyTerminator implements NodeTerminator {
       if (!this.ring.current) { this.publish({ serving: false, reason: this.ring.problem ?? 'ticket key ring is not the farm\'s' }); return }
       this.publish({ serving: true })
     } catch (err) {
+      // HAProxy stopping between two commands of a round resets the connection: unreachable,
+      // as the next round will find it, not a failure to read it.
+      if (connectionLost(err)) { this.unreachable(err); return }
       this.forgetRing()
       this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
       this.publish({ serving: false, reason: `local haproxy: ${(err as Error).message}` })
     }
+  }
+
+  private unreachable (err: unknown): void {
+    if (this.reachable) this.opts.log.error({ err, socket: this.opts.socket }, 'the local haproxy does not answer: the agent says down')
+    this.reachable = false
+    this.info = undefined
+    // What its frontends were is not what they are: unknown until it answers again.
+    this.frontends = []
+    this.forgetRing()
+    this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
   }
 
   /** A new HAProxy process (first contact, restart, reload) is checked once, and counted. */
@@ -303,4 +310,10 @@ export class HaproxyTerminator implements NodeTerminator {
     if (changed && health.serving) this.opts.log.info({ socket: this.opts.socket }, 'the local haproxy serves with the farm\'s ticket keys')
     this.hooks.onHealth(health)
   }
+}
+
+/** The runtime socket went away (HAProxy stopped or restarting), as opposed to an answer we could not use. */
+function connectionLost (err: unknown): boolean {
+  const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
+  return code !== undefined && ['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ENOENT'].includes(code)
 }
