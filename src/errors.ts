@@ -96,7 +96,11 @@ export class WorkerStartError extends TlsfleetError {
 
 /** HAProxy's Runtime API refused a command or answered something unexpected. */
 export class HaproxyRuntimeError extends TlsfleetError {
-  constructor (readonly command: string, readonly output: string, message?: string) {
+  /**
+   * `lost`: HAProxy closed the connection with no reply or part of one (it stopped or is
+   * restarting), as opposed to answering something tlsfleet cannot use.
+   */
+  constructor (readonly command: string, readonly output: string, message?: string, readonly lost = false) {
     super('TLSFLEET_ERR_HAPROXY_RUNTIME', message ?? `haproxy rejected "${command}": ${output.trim() === '' ? '(empty reply)' : output.trim()}`)
   }
 }

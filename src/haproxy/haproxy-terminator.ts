@@ -4,7 +4,7 @@ import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetri
 import type { CertificateBundle } from '../tls/certificates.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import type { Logger } from '../util/logger.js'
-import { HaproxyRuntimeApi } from './runtime-api.js'
+import { connectionLost, HaproxyRuntimeApi } from './runtime-api.js'
 import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
 import type { StatRow } from './stats.js'
 import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
@@ -63,6 +63,8 @@ export class HaproxyTerminator implements NodeTerminator {
   private pushes = { rotation: 0, repair: 0, lastAt: undefined as Date | undefined }
   /** The HAProxy process whose setup was checked; a new one is checked again. */
   private checkedProcess?: string
+  /** The HAProxy process last seen answering, to count restarts. */
+  private seenProcess?: string
   private setupProblem?: string
   private reachable = false
   private running: Promise<void> = Promise.resolve()
@@ -89,7 +91,7 @@ export class HaproxyTerminator implements NodeTerminator {
       return
     }
     await checkLocalHaproxy(this.api, this.opts)
-    this.checkedProcess = processKey(info)
+    this.checkedProcess = this.seenProcess = processKey(info)
   }
 
   certificates (): CertificateBundle[] { return [] }
@@ -206,8 +208,8 @@ export class HaproxyTerminator implements NodeTerminator {
       if (!this.ring.current) { this.publish({ serving: false, reason: this.ring.problem ?? 'ticket key ring is not the farm\'s' }); return }
       this.publish({ serving: true })
     } catch (err) {
-      // HAProxy stopping between two commands of a round resets the connection: unreachable,
-      // as the next round will find it, not a failure to read it.
+      // HAProxy stopping between two commands of a round: unreachable, as the next round will
+      // find it, not a failure to read it.
       if (connectionLost(err)) { this.unreachable(err); return }
       this.forgetRing()
       this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
@@ -225,25 +227,29 @@ export class HaproxyTerminator implements NodeTerminator {
     this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
   }
 
-  /** A new HAProxy process (first contact, restart, reload) is checked once, and counted. */
+  /**
+   * A new HAProxy process (first contact, restart, reload) is checked once, and counted. A check
+   * cut short by HAProxy going away is no check: the process is checked again when it answers.
+   */
   private async checkProcess (info: HaproxyInfo): Promise<void> {
     const key = processKey(info)
     if (key === this.checkedProcess && this.setupProblem === undefined) return
-    if (this.checkedProcess !== undefined && key !== this.checkedProcess) {
+    if (this.seenProcess !== undefined && key !== this.seenProcess) {
       this.metricsPart.restarts.inc()
       this.pusher?.forget()
       this.opts.log.warn({ haproxyPid: info.pid }, 'the local haproxy restarted: checking its setup and ticket key ring')
     }
-    this.checkedProcess = key
+    this.seenProcess = key
     try {
       await checkLocalHaproxy(this.api, this.opts)
       if (this.setupProblem !== undefined) this.opts.log.info('the local haproxy is set up as needed now')
       this.setupProblem = undefined
     } catch (err) {
-      if (!(err instanceof TlsfleetError)) throw err
+      if (!(err instanceof TlsfleetError) || connectionLost(err)) throw err
       if (this.setupProblem !== err.message) this.opts.log.error({ err }, 'the local haproxy is not set up for this node: the agent says down')
       this.setupProblem = err.message
     }
+    this.checkedProcess = key
   }
 
   private async checkRing (): Promise<RingCheck> {
@@ -310,10 +316,4 @@ export class HaproxyTerminator implements NodeTerminator {
     if (changed && health.serving) this.opts.log.info({ socket: this.opts.socket }, 'the local haproxy serves with the farm\'s ticket keys')
     this.hooks.onHealth(health)
   }
-}
-
-/** The runtime socket went away (HAProxy stopped or restarting), as opposed to an answer we could not use. */
-function connectionLost (err: unknown): boolean {
-  const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
-  return code !== undefined && ['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ENOENT'].includes(code)
 }

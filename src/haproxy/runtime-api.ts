@@ -5,6 +5,20 @@ import { parseShowInfo, type HaproxyInfo } from './show-info.js'
 import { parseServersState, parseShowStat, type ServerStateRow, type StatRow } from './stats.js'
 import { parseTlsKeyRefs, parseTlsKeys, type TlsKeyRef } from './tls-keys.js'
 
+/** Socket errors that mean HAProxy went away (stopped, restarting): refused, reset, or its socket file gone. */
+const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ENOENT'])
+
+/**
+ * Whether a command failed because the runtime socket went away (HAProxy stopped or is
+ * restarting: refused, reset, vanished, or closed before a whole reply) rather than because
+ * HAProxy answered something unusable. Which one a stopping HAProxy gives depends on where in
+ * a command it stops.
+ */
+export function connectionLost (err: unknown): boolean {
+  if (err instanceof HaproxyRuntimeError) return err.lost
+  const code = ((err as Error | undefined)?.cause as NodeJS.ErrnoException | undefined)?.code
+  return code !== undefined && LOST_CODES.has(code)
+}
 
 export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
 
@@ -62,8 +76,8 @@ export class HaproxyRuntimeApi {
     if (trimmed === '') throw new Error('refusing an empty haproxy command')
     if (/^prompt\b/.test(trimmed)) throw new Error('refusing "prompt": this client only speaks the non-interactive mode')
     const raw = await this.exchange(trimmed)
-    if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`)
-    if (!raw.endsWith('\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`)
+    if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`, true)
+    if (!raw.endsWith('\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`, true)
     const output = raw.endsWith('\n\n') ? raw.slice(0, -1) : raw === '\n' ? '' : raw
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output

@@ -120,10 +120,11 @@ const OCSP_SIGNING = '1.3.6.1.5.5.7.3.9'
 
 /** The issuer itself, or a certificate it signed for OCSP signing that is valid now. */
 function authorizedResponder (cert: pkijs.Certificate, issuer: crypto.X509Certificate, now: number): boolean {
-  if (sameDer(cert, issuer)) return true
+  const der = derOf(cert)
+  if (der.equals(issuer.raw)) return true
   let x509: crypto.X509Certificate
   try {
-    x509 = new crypto.X509Certificate(Buffer.from(cert.toSchema().toBER(false)))
+    x509 = new crypto.X509Certificate(der)
   } catch {
     return false
   }
@@ -132,7 +133,11 @@ function authorizedResponder (cert: pkijs.Certificate, issuer: crypto.X509Certif
 }
 
 function sameDer (cert: pkijs.Certificate, other: crypto.X509Certificate): boolean {
-  return Buffer.from(cert.toSchema().toBER(false)).equals(other.raw)
+  return derOf(cert).equals(other.raw)
+}
+
+function derOf (cert: pkijs.Certificate): Buffer {
+  return Buffer.from(cert.toSchema().toBER(false))
 }
 
 function toPki (cert: crypto.X509Certificate): pkijs.Certificate {

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import { HaproxyTerminator } from '../../src/haproxy/haproxy-terminator.js'
+import { connectionLost, HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
+import type { TerminatorHealth } from '../../src/node/terminator-part.js'
+import { createLogger } from '../../src/util/logger.js'
+
+// A local HAProxy that stops mid-round, made deterministic: a unix socket that answers the
+// first commands as HAProxy 2.6 does and then goes away in each of the ways a stopping
+// HAProxy can (the real one is met only by chance in test/integration: a race with its exit).
+
+const SHOW_INFO = 'Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nStart_time_sec: 1700000000\nStopping: 0\nIdle_pct: 100\n\n'
+
+/** What the fake does with its Nth connection (1-based): a reply, or a way of going away. */
+type Step = { reply: string } | 'reset' | 'half-reply' | 'exit'
+
+class FakeRuntimeSocket {
+  readonly path: string
+  private readonly server: net.Server
+  private connections = 0
+
+  constructor (dir: string, private readonly steps: (n: number) => Step) {
+    this.path = path.join(dir, 'admin.sock')
+    // Paused: a connection to be reset must keep its command unread (see 'reset').
+    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.serve(socket))
+  }
+
+  async listen (): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(this.path, resolve))
+  }
+
+  async close (): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  private serve (socket: net.Socket): void {
+    const step = this.steps(++this.connections)
+    socket.on('error', () => {})
+    // Closing a unix socket with unread data resets the peer (ECONNRESET); if the command has
+    // not arrived yet the client's write fails (EPIPE) or it reads no reply: all three are
+    // what a stopping HAProxy gives, and all must read as "gone".
+    if (step === 'reset') { setTimeout(() => socket.destroy(), 20); return }
+    socket.resume()
+    let line = ''
+    socket.on('data', (chunk: Buffer) => {
+      line += chunk.toString('latin1')
+      if (!line.includes('\n')) return
+      if (step === 'half-reply') socket.end('adm')
+      else if (step === 'exit') { socket.end(SHOW_INFO); void this.close() } else socket.end(step.reply)
+    })
+  }
+}
+
+async function withTerminator (steps: (n: number) => Step, run: (t: HaproxyTerminator, health: TerminatorHealth[], socket: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  const fake = new FakeRuntimeSocket(dir, steps)
+  await fake.listen()
+  const health: TerminatorHealth[] = []
+  const terminator = new HaproxyTerminator(
+    { socket: fake.path, keyFile: '/etc/haproxy/tls-ticket-keys', frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
+    { onHealth: (h) => health.push(h), onLoad: () => {} }
+  )
+  try {
+    await run(terminator, health, fake.path)
+  } finally {
+    await terminator.stop()
+    await fake.close().catch(() => {})
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('a HAProxy that resets the connection between two commands of a round is unreachable, and its setup is checked again when it answers', async () => {
+  // Connection 1: show info. 2: show cli level, reset. 3: show info again (same process).
+  // 4: show cli level answers "user": the setup check runs again for the same process.
+  await withTerminator((n) => n === 2 ? 'reset' : n % 2 === 1 ? { reply: SHOW_INFO } : { reply: 'user\n\n' }, async (terminator, health, socket) => {
+    await terminator.poll()
+    assert.deepEqual(health.at(-1), { serving: false, reason: `local haproxy unreachable at ${socket}` })
+    assert.equal(terminator.status().reachable, false)
+    await terminator.poll()
+    // Before the fix the interrupted check counted as done and the level was never asked.
+    assert.match(health.at(-1)?.reason ?? '', /answers at level "user"/)
+    assert.equal(terminator.status().reachable, true)
+  })
+})
+
+test('a HAProxy whose socket is gone after show info (it exited) is unreachable', async () => {
+  await withTerminator((n) => n === 1 ? 'exit' : { reply: 'admin\n\n' }, async (terminator, health, socket) => {
+    await terminator.poll()
+    assert.deepEqual(health.at(-1), { serving: false, reason: `local haproxy unreachable at ${socket}` })
+  })
+})
+
+test('a HAProxy that closes in the middle of a reply is unreachable', async () => {
+  await withTerminator((n) => n === 1 ? { reply: SHOW_INFO } : 'half-reply', async (terminator, health, socket) => {
+    await terminator.poll()
+    assert.deepEqual(health.at(-1), { serving: false, reason: `local haproxy unreachable at ${socket}` })
+  })
+})
+
+test('a HAProxy that answers something unusable is not "unreachable": the agent names the answer', async () => {
+  await withTerminator((n) => n === 1 ? { reply: SHOW_INFO } : { reply: 'Permission denied\n\n' }, async (terminator, health) => {
+    await terminator.poll()
+    const reason = health.at(-1)?.reason ?? ''
+    assert.doesNotMatch(reason, /unreachable/)
+    assert.match(reason, /Permission denied/)
+    assert.equal(terminator.status().reachable, true)
+  })
+})
+
+test('connectionLost: socket errors of a vanished HAProxy and replies cut short, not refusals or timeouts', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  try {
+    const api = new HaproxyRuntimeApi(path.join(dir, 'none.sock'), { timeoutMs: 1000 })
+    const missing = await api.showInfo().then(() => undefined, (err: unknown) => err)
+    assert.ok(missing instanceof Error)
+    assert.equal(connectionLost(missing), true, 'ENOENT')
+
+    const silent = net.createServer({ pauseOnConnect: true }, () => {})
+    const wedged = path.join(dir, 'wedged.sock')
+    await new Promise<void>((resolve) => silent.listen(wedged, resolve))
+    const slow = await new HaproxyRuntimeApi(wedged, { timeoutMs: 100 }).showInfo().then(() => undefined, (err: unknown) => err)
+    silent.close()
+    assert.match(String(slow), /no complete reply/)
+    assert.equal(connectionLost(slow), false, 'a wedged HAProxy is not a vanished one')
+    assert.equal(connectionLost(new Error('plain')), false)
+    assert.equal(connectionLost(undefined), false)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
