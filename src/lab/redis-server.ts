@@ -8,13 +8,16 @@ import { killGroup, spawnChild, stopChild, waitExit, which } from './processes.j
 export class RedisServer {
   private child?: ChildProcess
 
-  private constructor (private readonly bin: string, readonly host: string, readonly port: number) {}
+  private constructor (private readonly bin: string, readonly host: string, readonly port: number, private readonly extraArgs: string[]) {}
 
-  /** redis-server (Debian's package) on a free loopback port, ready to answer. */
-  static async start (host = '127.0.0.1'): Promise<RedisServer> {
+  /**
+   * redis-server (Debian's package) on a free loopback port, ready to answer. `args` are more
+   * of its options (a replica's `--replicaof`, a Cluster node's `--cluster-enabled yes`).
+   */
+  static async start (host = '127.0.0.1', opts: { args?: string[] } = {}): Promise<RedisServer> {
     const bin = which('redis-server')
     if (bin === undefined) throw new LabError('redis-server is not installed (the session store tests and bench run a real one): apt-get install redis-server')
-    const server = new RedisServer(bin, host, await freeTcpPort(host))
+    const server = new RedisServer(bin, host, await freeTcpPort(host), opts.args ?? [])
     await server.start()
     return server
   }
@@ -24,7 +27,7 @@ export class RedisServer {
 
   /** (Re)start on the same port. */
   async start (timeoutMs = 10_000): Promise<void> {
-    const child = spawnChild(this.bin, ['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice'])
+    const child = spawnChild(this.bin, ['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', ...this.extraArgs])
     this.child = child
     let output = ''
     const ready = await new Promise<boolean>((resolve) => {

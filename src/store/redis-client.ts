@@ -71,6 +71,10 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
       db: target.db,
       sentinels: target.hosts,
       name: target.master as string,
+      // Reconnect at the Sentinels' +switch-master: without it the client stays on the old
+      // master until the Sentinel demotes it (its next INFO, up to ~10 s), and what it wrote
+      // there meanwhile is lost when it resyncs as a replica.
+      failoverDetector: true,
       ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
       sentinelRetryStrategy: reconnectDelay
     })
