@@ -1,4 +1,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { LabError } from '../errors.js'
 import { freeTcpPort } from '../util/free-port.js'
 import { onLines } from '../util/lines.js'
@@ -7,6 +10,9 @@ import { killGroup, spawnChild, stopChild, waitExit, which } from './processes.j
 /** A real redis-server for the tests and the bench: loopback only, nothing written to disk. */
 export class RedisServer {
   private child?: ChildProcess
+
+  /** Its working directory: a replica writes the master's snapshot there, and any server loads a dump.rdb it finds there at start. */
+  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-redis-'))
 
   private constructor (private readonly bin: string, readonly host: string, readonly port: number, private readonly extraArgs: string[]) {}
 
@@ -27,7 +33,8 @@ export class RedisServer {
 
   /** (Re)start on the same port. */
   async start (timeoutMs = 10_000): Promise<void> {
-    const child = spawnChild(this.bin, ['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', ...this.extraArgs])
+    fs.mkdirSync(this.dir, { recursive: true })
+    const child = spawnChild(this.bin, ['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', '--dir', this.dir, ...this.extraArgs])
     this.child = child
     let output = ''
     const ready = await new Promise<boolean>((resolve) => {
@@ -51,6 +58,7 @@ export class RedisServer {
 
   async stop (): Promise<void> {
     if (this.child !== undefined) await stopChild(this.child, 3000)
+    fs.rmSync(this.dir, { recursive: true, force: true })
   }
 
   /** One redis-cli command; `input` becomes the last argument (-x), so values may be binary. Returns raw stdout. */

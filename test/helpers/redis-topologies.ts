@@ -5,12 +5,12 @@ import { spawnChild, stopChild } from '../../src/lab/processes.js'
 import { RedisServer } from '../../src/lab/redis-server.js'
 import { onLines } from '../../src/util/lines.js'
 import { eventually } from './node-process.js'
-import { freePort } from './ports.js'
+import { freePort, freePorts } from './ports.js'
 
 /** One redis-cli command against HOST:PORT, its trimmed text output. */
 export function redisCli (host: string, port: number, args: string[]): string {
   const result = spawnSync('redis-cli', ['-h', host, '-p', String(port), '--raw', ...args], { encoding: 'utf8', timeout: 20_000 })
-  if (result.status !== 0) throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${result.stderr}`)
+  if (result.status !== 0) throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${result.stderr}${result.stdout}`)
   return result.stdout.trim()
 }
 
@@ -68,8 +68,11 @@ export async function startCluster (dir: string, host = '127.0.0.1'): Promise<{ 
   const masters: RedisServer[] = []
   const stop = async (): Promise<void> => { await Promise.all(masters.map(async (m) => await m.stop())) }
   try {
-    for (let i = 0; i < 3; i++) {
-      masters.push(await RedisServer.start(host, { args: ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `cluster-nodes-${i}.conf`), '--cluster-node-timeout', '5000'] }))
+    // Each node's cluster bus port is given: by default it is the port + 10000, which may be
+    // taken, or past 65535.
+    const busPorts = await freePorts(3, host)
+    for (const [i, busPort] of busPorts.entries()) {
+      masters.push(await RedisServer.start(host, { args: ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', path.join(dir, `cluster-nodes-${i}.conf`), '--cluster-node-timeout', '5000'] }))
     }
     redisCli(host, (masters[0] as RedisServer).port, ['--cluster', 'create', ...masters.map((m) => `${host}:${m.port}`), '--cluster-replicas', '0', '--cluster-yes'])
     for (const m of masters) await eventually(() => redisCli(host, m.port, ['CLUSTER', 'INFO']).includes('cluster_state:ok'), 15_000, `cluster state ok on ${m.port}`)
