@@ -67,7 +67,7 @@ export class WorkerMetrics {
       }
     })
     this.cacheGetTimeouts = total(registers, 'tlsfleet_session_cache_get_timeouts_total', 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)', () => figures.getTimeouts)
-    total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed because they were offered and failed to resume', () => figures.invalidated)
+    total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed from the farm: offered and failed to resume, or resumed with a client certificate revoked since (--crl)', () => figures.invalidated)
     byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
     total(registers, 'tlsfleet_connections_accepted_total', 'TCP connections accepted by the workers', () => figures.accepted)
     new Gauge({

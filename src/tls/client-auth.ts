@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import tls from 'node:tls'
 import { ConfigError } from '../errors.js'
+import { RevokedCertificates } from './revoked-certificates.js'
 
 export type ClientVerify = 'none' | 'optional' | 'require'
 
@@ -41,6 +42,12 @@ export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAut
       tls.createSecureContext({ ...(files.ca !== undefined ? { ca: files.ca } : {}), crl: files.crl })
     } catch (err) {
       throw new ConfigError([`--crl "${crlFile}": OpenSSL cannot load it: ${(err as Error).message}`])
+    }
+    try {
+      // What the workers read it with, for resumed sessions: refused here, not in a worker.
+      void new RevokedCertificates(files.crl)
+    } catch (err) {
+      throw new ConfigError([`--crl "${crlFile}": unreadable revocation list: ${(err as Error).message}`])
     }
   }
   return files
@@ -86,19 +93,22 @@ interface VerifyHandle { verifyError: () => (Error & { code?: string }) | null }
  * verify callback accepts everything during the handshake and Node reads the result after.
  * `reason` is OpenSSL's code (CERT_REVOKED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...) or "missing".
  */
-export function checkClientCertificate (socket: tls.TLSSocket, verify: ClientVerify): ClientCheck {
+export function checkClientCertificate (socket: tls.TLSSocket, verify: ClientVerify, revoked?: RevokedCertificates): ClientCheck {
   const peer = socket.getPeerX509Certificate()
   if (peer === undefined) return verify === 'require' ? { ok: false, reason: 'missing' } : { ok: true }
   // `_handle` is the TLSWrap; Node's own server check reads verifyError() from it the same way.
   const handle = (socket as unknown as { _handle: VerifyHandle | null })._handle
   const error = handle?.verifyError() ?? null
   if (error !== null) return { ok: false, reason: error.code ?? 'unverified' }
+  const reused = socket.isSessionReused()
+  // A resumed session was not verified now: its certificate may have been revoked since.
+  if (reused && revoked?.has(peer) === true) return { ok: false, reason: 'CERT_REVOKED' }
   // From the parsed name, not from `peer.subject`, whose text escapes RFC 2253's specials
   // (`Doe\, John`): the backend gets the CN as written, as HAProxy sends it.
   const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined
   const commonName = Array.isArray(cn) ? cn[0] : cn
   return {
     ok: true,
-    certificate: { subject: peer.subject, ...(commonName !== undefined ? { commonName } : {}), thisConnection: !socket.isSessionReused() }
+    certificate: { subject: peer.subject, ...(commonName !== undefined ? { commonName } : {}), thisConnection: !reused }
   }
 }

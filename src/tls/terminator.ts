@@ -12,12 +12,13 @@ import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
 import { SourceLimiter } from '../admission/source-limiter.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
-import { checkClientCertificate, type ClientCertificate } from './client-auth.js'
+import { checkClientCertificate, type ClientCertificate, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
+import { RevokedCertificates } from './revoked-certificates.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
@@ -92,6 +93,8 @@ export class TlsTerminator {
   readonly connections = new Set<net.Socket>()
   /** Connections until their handshake is done, failed at --handshake-timeout. */
   private readonly handshaking: DeadlineSweep<Pending>
+  /** --crl, for resumed sessions (OpenSSL checks it in full handshakes only). */
+  private revoked: RevokedCertificates | undefined
 
   constructor (
     private readonly settings: WorkerSettings,
@@ -110,6 +113,7 @@ export class TlsTerminator {
       ticketRotationSeconds: settings.ticketRotationSeconds
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
+    this.revoked = revokedIn(material, settings.clientVerify)
     this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
     // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
@@ -149,6 +153,7 @@ export class TlsTerminator {
   /** Swap in new certificates: new handshakes use them, established connections are untouched. */
   setMaterial (material: TlsMaterial): void {
     this.contexts.setMaterial(material)
+    this.revoked = revokedIn(material, this.settings.clientVerify)
     this.staples?.useDefaultCertificate(material.certificates[0])
   }
 
@@ -342,8 +347,13 @@ export class TlsTerminator {
       this.releaseSource(pending)
       let client: ClientCertificate | undefined
       if (this.settings.clientVerify !== 'none') {
-        const check = checkClientCertificate(tlsSocket, this.settings.clientVerify)
+        const check = checkClientCertificate(tlsSocket, this.settings.clientVerify, this.revoked)
         if (!check.ok) {
+          // A session whose certificate was revoked since it was made is bad everywhere.
+          if (offer?.supplied === true && hello !== undefined && tlsSocket.isSessionReused()) {
+            this.metrics.sessionInvalidated()
+            this.cache.invalidate(hello.sessionId)
+          }
           this.refuseClientCertificate(check.reason, pending)
           return
         }
@@ -430,6 +440,11 @@ export class TlsTerminator {
 }
 
 function ignore (): void {}
+
+function revokedIn (material: TlsMaterial, verify: ClientVerify): RevokedCertificates | undefined {
+  const crl = material.clientAuth.crl
+  return verify !== 'none' && crl !== undefined ? new RevokedCertificates(crl) : undefined
+}
 
 /** A TLS record: fatal alert unrecognized_name (112). */
 const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70])

@@ -146,6 +146,58 @@ test('--crl with a CRL for each of two CAs: both are read, so clients of the sec
   }
 })
 
+test('a certificate revoked after its session was made: after SIGHUP with the new CRL its sessions (ID, TLS 1.2 ticket, TLS 1.3) are refused at resumption and the ID is dropped; others still resume', async () => {
+  const later = ca.issue('later', { names: ['client-later'], usage: 'client' })
+  const crlFile = path.join(dir, 'crl-live.pem')
+  fs.copyFileSync(ca.crl('crl-before.pem'), crlFile)
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', server.bundle, '--listen', `127.0.0.1:${port}`,
+    '--client-verify', 'require', '--client-ca', ca.cert, '--crl', crlFile, '--proxy-protocol-out', 'v2'], { adminPort: admin })
+  try {
+    const kinds = [
+      { name: 'session ID', tls: '1.2' as const, extra: ['-no_ticket'] },
+      { name: 'TLS 1.2 ticket', tls: '1.2' as const, extra: [] },
+      { name: 'TLS 1.3', tls: '1.3' as const, extra: [] }
+    ]
+    const sessions: Array<{ name: string; file: string; tls: '1.2' | '1.3'; extra: string[]; who: Issued }> = []
+    for (const who of [later, client]) {
+      for (const kind of kinds) {
+        const file = path.join(dir, `live-${path.basename(who.cert)}-${kind.name.replace(/\W/g, '')}.sess`)
+        await sClient({ port, servername: 'app.test', tls: kind.tls, sessOut: file, extra: [...kind.extra, ...certArgs(who)] })
+        sessions.push({ ...kind, file, who })
+      }
+    }
+    const resume = async (s: typeof sessions[0]): Promise<{ reused: boolean; served: boolean }> => {
+      let reused = false
+      const conn = await nextBackendConnection(async () => { reused = (await sClient({ port, servername: 'app.test', tls: s.tls, sessIn: s.file, extra: [...s.extra, ...certArgs(s.who)] })).reused }, 1500)
+      return { reused, served: conn !== undefined }
+    }
+    for (const s of sessions) assert.deepEqual(await resume(s), { reused: true, served: true }, `${s.name} of ${s.who.cert} before the revocation`)
+
+    ca.revoke(later)
+    fs.copyFileSync(ca.crl('crl-after.pem'), crlFile)
+    const reloads = node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'worker').length
+    const invalidated = await node.metric('tlsfleet_sessions_invalidated_total')
+    node.process.kill('SIGHUP')
+    await node.waitForLog(() => node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'worker').length > reloads, 10_000)
+
+    for (const s of sessions) {
+      const revokedNow = s.who === later
+      const result = await resume(s)
+      assert.equal(result.served, !revokedNow, `${s.name} of ${s.who.cert}: ${revokedNow ? 'served after its certificate was revoked' : 'refused'}`)
+      if (!revokedNow) assert.equal(result.reused, true, `${s.name} of ${s.who.cert} no longer resumes`)
+    }
+    await eventually(async () => await node.metric('tlsfleet_client_certificate_rejections_total', { reason: 'CERT_REVOKED' }) === 3, 5000, 'three resumptions refused as revoked')
+    // The session-ID one is dropped from the cache (farm-wide, as a Del): it is not offered again.
+    await eventually(async () => await node.metric('tlsfleet_sessions_invalidated_total') === invalidated + 1, 5000, 'the revoked session ID dropped')
+    const byId = sessions.find((s) => s.who === later && s.name === 'session ID') as typeof sessions[0]
+    const again = await sClient({ port, servername: 'app.test', tls: '1.2', sessIn: byId.file, extra: ['-no_ticket', ...certArgs(later)] })
+    assert.equal(again.reused, false, 'the dropped session resumed again')
+  } finally {
+    await node.stop()
+  }
+})
+
 test('a CN with a comma reaches the backend as written (not escaped as in Node\'s subject text)', async () => {
   const doe = ca.issue('doe', { names: ['Doe, John'], usage: 'client' })
   const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls: '1.3', extra: certArgs(doe) }))
