@@ -67,6 +67,7 @@ export class WorkerMetrics {
       }
     })
     this.cacheGetTimeouts = total(registers, 'tlsfleet_session_cache_get_timeouts_total', 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)', () => figures.getTimeouts)
+    total(registers, 'tlsfleet_sessions_other_context_total', 'Farm sessions offered to OpenSSL and refused because another session-ID context made them (nodes set up differently: --session-id-context, --client-verify, --client-ca); not dropped', () => figures.otherContext)
     total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed from the farm: offered and failed to resume, or resumed with a client certificate revoked since (--crl)', () => figures.invalidated)
     byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
     total(registers, 'tlsfleet_connections_accepted_total', 'TCP connections accepted by the workers', () => figures.accepted)
@@ -112,6 +113,7 @@ export class WorkerMetrics {
   /** What the worker admits at once now (0 = no bound known), for the gauge. */
   set connectionLimit (limit: number) { this.figures.connectionLimit = limit }
   sessionInvalidated (): void { this.figures.invalidated++ }
+  sessionOtherContext (): void { this.figures.otherContext++ }
   cacheGetTimeout (): void { this.figures.getTimeouts++ }
 
   cacheLookup (level: LookupLevel, result: LookupResult): void {
@@ -135,6 +137,7 @@ class ConnectionFigures {
   accepted = 0
   active = 0
   invalidated = 0
+  otherContext = 0
   getTimeouts = 0
   fdExhaustions = 0
   connectionLimit = 0

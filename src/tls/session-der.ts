@@ -26,3 +26,43 @@ export function sessionProtocolVersion (der: Buffer): number | undefined {
 }
 
 export const TLS1_3_VERSION = 0x0304
+
+/** One DER element at `offset`: its tag, where its content starts and ends; undefined when it does not fit. */
+function element (der: Buffer, offset: number, end: number): { tag: number; start: number; end: number } | undefined {
+  if (offset + 2 > end) return undefined
+  const tag = der[offset] as number
+  let length = der[offset + 1] as number
+  let start = offset + 2
+  if (length & 0x80) {
+    const n = length & 0x7f
+    if (n === 0 || n > 3 || start + n > end) return undefined
+    length = 0
+    for (let i = 0; i < n; i++) length = length * 256 + (der[start + i] as number)
+    start += n
+  }
+  return start + length <= end ? { tag, start, end: start + length } : undefined
+}
+
+/** `[4] EXPLICIT`, OpenSSL's tag for session_id_context in SSL_SESSION_ASN1. */
+const SESSION_ID_CONTEXT_TAG = 0xa4
+
+/**
+ * The session-ID context a DER SSL_SESSION was made under (empty when it has none), or
+ * undefined for anything that does not look like that layout. OpenSSL resumes a session only
+ * under the same context, so a session refused for another context is no bad session: the
+ * node that made it is set up differently (--session-id-context, --client-verify, --client-ca).
+ */
+export function sessionIdContextOf (der: Buffer): Buffer | undefined {
+  const session = element(der, 0, der.length)
+  if (session === undefined || session.tag !== 0x30) return undefined
+  for (let offset = session.start; offset < session.end;) {
+    const field = element(der, offset, session.end)
+    if (field === undefined) return undefined
+    if (field.tag === SESSION_ID_CONTEXT_TAG) {
+      const value = element(der, field.start, field.end)
+      return value?.tag === 0x04 ? der.subarray(value.start, value.end) : undefined
+    }
+    offset = field.end
+  }
+  return Buffer.alloc(0)
+}

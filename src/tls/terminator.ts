@@ -12,14 +12,14 @@ import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
 import { SourceLimiter } from '../admission/source-limiter.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
-import { checkClientCertificate, type ClientCertificate, type ClientVerify } from './client-auth.js'
+import { checkClientCertificate, sessionIdContextFor, type ClientCertificate, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
 import { RevokedCertificates } from './revoked-certificates.js'
-import { sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
+import { sessionIdContextOf, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
 /** A connection until its handshake is done. */
@@ -49,6 +49,8 @@ const CLOSED: PreambleFailure = { kind: 'closed' }
 interface Offer {
   /** True once resumeSession handed OpenSSL a cached session for this ID. */
   supplied: boolean
+  /** The session handed over, to tell a bad one from one made under another session-ID context. */
+  der?: Buffer
 }
 
 /**
@@ -95,6 +97,9 @@ export class TlsTerminator {
   private readonly handshaking: DeadlineSweep<Pending>
   /** --crl, for resumed sessions (OpenSSL checks it in full handshakes only). */
   private revoked: RevokedCertificates | undefined
+  /** The session-ID context every context carries now (client-auth.ts sessionIdContextFor). */
+  private sessionIdContext: Buffer
+  private otherContextLogged = false
 
   constructor (
     private readonly settings: WorkerSettings,
@@ -114,6 +119,7 @@ export class TlsTerminator {
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
     this.revoked = revokedIn(material, settings.clientVerify)
+    this.sessionIdContext = effectiveContext(settings, material)
     this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
     // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
@@ -154,6 +160,7 @@ export class TlsTerminator {
   setMaterial (material: TlsMaterial): void {
     this.contexts.setMaterial(material)
     this.revoked = revokedIn(material, this.settings.clientVerify)
+    this.sessionIdContext = effectiveContext(this.settings, material)
     this.staples?.useDefaultCertificate(material.certificates[0])
   }
 
@@ -361,11 +368,7 @@ export class TlsTerminator {
       }
       const reused = tlsSocket.isSessionReused()
       this.metrics.handshakeDone(reused ? 'resumed' : 'full', tlsSocket.getProtocol() ?? 'unknown', (performance.now() - started) / 1000)
-      if (offer?.supplied === true && !reused && hello !== undefined) {
-        // We offered OpenSSL a cached session and it refused it: the entry is bad everywhere.
-        this.metrics.sessionInvalidated()
-        this.cache.invalidate(hello.sessionId)
-      }
+      if (offer?.supplied === true && !reused && hello !== undefined) this.refused(hello.sessionId, offer)
       forwardToBackend(tlsSocket, this.backend, this.proxyOut(socket, preamble, tlsSocket, client))
     })
     tlsSocket.on('error', (err: Error & { code?: string }) => {
@@ -416,6 +419,26 @@ export class TlsTerminator {
     return addresses
   }
 
+  /**
+   * OpenSSL refused a cached session we offered: bad everywhere (dropped farm-wide), unless it
+   * was made under another session-ID context. That one is sound where it was made, by a node
+   * set up differently (a rolling change of --session-id-context, --client-verify or
+   * --client-ca): dropping it would end its resumption on the nodes that can resume it.
+   */
+  private refused (id: Buffer, offer: Offer): void {
+    const context = offer.der !== undefined ? sessionIdContextOf(offer.der) : undefined
+    if (context !== undefined && !context.equals(this.sessionIdContext)) {
+      this.metrics.sessionOtherContext()
+      if (!this.otherContextLogged) {
+        this.otherContextLogged = true
+        this.log.warn({ sessionIdContext: context.toString('latin1'), ours: this.sessionIdContext.toString('latin1') }, 'a farm session made under another session-ID context cannot resume here: the nodes differ in --session-id-context, --client-verify or --client-ca (logged once)')
+      }
+      return
+    }
+    this.metrics.sessionInvalidated()
+    this.cache.invalidate(id)
+  }
+
   /** A client certificate refused (--client-verify): a handshake failure, counted with OpenSSL's reason. */
   private refuseClientCertificate (reason: string, pending: Pending): void {
     this.metrics.clientCertificateRejected(reason)
@@ -428,18 +451,22 @@ export class TlsTerminator {
     const offer = this.offers.get(id.toString('latin1'))
     const found = this.cache.lookup(id)
     if (Buffer.isBuffer(found)) {
-      if (offer !== undefined) offer.supplied = true
+      if (offer !== undefined) { offer.supplied = true; offer.der = found }
       done(null, found)
       return
     }
     found.then((der) => {
-      if (der !== null && offer !== undefined) offer.supplied = true
+      if (der !== null && offer !== undefined) { offer.supplied = true; offer.der = der }
       done(null, der)
     }, () => done(null, null))
   }
 }
 
 function ignore (): void {}
+
+function effectiveContext (settings: WorkerSettings, material: TlsMaterial): Buffer {
+  return Buffer.from(sessionIdContextFor(settings.sessionIdContext, settings.clientVerify, material.clientAuth.ca), 'latin1')
+}
 
 function revokedIn (material: TlsMaterial, verify: ClientVerify): RevokedCertificates | undefined {
   const crl = material.clientAuth.crl
