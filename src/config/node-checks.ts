@@ -1,4 +1,6 @@
+import net from 'node:net'
 import { ConfigConflictError } from '../errors.js'
+import { isMulticast, peerFamilyOf } from '../sync/sync-addresses.js'
 import { DEFAULT_SYNC_CIPHER } from '../sync/sync-aead.js'
 import { formatHostPort, isLoopbackHost } from './host-port.js'
 import type { NodeConfig } from './options.js'
@@ -47,9 +49,28 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.syncPeer.some(isDnsPeer) && config.syncListen === 'off') {
     throw new ConfigConflictError('--sync-peer dns:NAME:PORT needs --sync-listen (the farm sync socket the peers are sent to from)')
   }
+  checkSyncPeerFamilies(config)
   checkTerminatorOptions(config)
   checkTlsCombinations(config)
   checkAdmissionCombinations(config)
+}
+
+/**
+ * The sync socket has the family of --sync-listen's address: one on an IPv4 address cannot
+ * send to IPv6 peers, one on an IPv6 address (other than [::]) not to IPv4 ones. Every send to
+ * such a peer would fail (found by DNS, such addresses are left out instead).
+ */
+function checkSyncPeerFamilies (config: NodeConfig): void {
+  if (config.syncListen === 'off' || isMulticast(config.syncListen.host)) return
+  const listen = config.syncListen
+  const family = peerFamilyOf(listen.host)
+  for (const peer of config.syncPeer) {
+    if (isDnsPeer(peer) || net.isIP(peer.host) === 0) continue
+    const v4 = net.isIPv4(peer.host)
+    if ((family === 'ipv4' && !v4) || (family === 'ipv6' && v4)) {
+      throw new ConfigConflictError(`--sync-peer ${formatHostPort(peer)} is an ${v4 ? 'IPv4' : 'IPv6'} address, but --sync-listen ${formatHostPort(listen)} makes an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} socket, which cannot send to it: listen on [::]:${listen.port} to reach both families`)
+    }
+  }
 }
 
 /** Connection limits and the PROXY header's trust list. */

@@ -1,9 +1,10 @@
-import { Resolver } from 'node:dns/promises'
+import { lookup, Resolver } from 'node:dns/promises'
 import net from 'node:net'
 import os from 'node:os'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { isDnsPeer, type DnsPeer, type SyncPeer } from '../config/sync-peer.js'
 import type { Logger } from '../util/logger.js'
+import { peerFamilyOf, unmappedHost, type PeerFamily } from './sync-addresses.js'
 
 /** Where the sync sends New/Del: asked on every send, so the list may change while the node runs. */
 export interface PeerSource {
@@ -19,10 +20,14 @@ const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND'])
  * every A and AAAA record of NAME, looked up at start and every `refreshMs` (compose's service
  * names and Kubernetes headless services list their members this way). Peers that appear are
  * added and those that vanish dropped, without a restart. A lookup that fails (timeout, server
- * error) keeps the last answer. The node's own sync address is never in the list.
+ * error) keeps the last answer. The node's own sync address is never in the list, nor an
+ * address of a family the sync socket cannot send to (an AAAA record for a node listening on an
+ * IPv4 address).
  *
- * Lookups are DNS queries (c-ares), to `server` when given, else to resolv.conf's servers;
- * /etc/hosts is not read.
+ * `dns:` lookups are DNS queries (c-ares), to `server` when given, else to resolv.conf's
+ * servers; /etc/hosts is not read. A peer given by host name (HOST:PORT) is looked up as the
+ * system does (getaddrinfo: /etc/hosts, then DNS), at start and every `refreshMs` too, never
+ * per datagram.
  */
 export class DnsPeerSource implements PeerSource {
   private current: HostPort[] = []
@@ -31,8 +36,11 @@ export class DnsPeerSource implements PeerSource {
   private readonly resolver = new Resolver({ timeout: 1000, tries: 2 })
   private timer?: NodeJS.Timeout
 
+  private readonly family: PeerFamily
+
   constructor (private readonly opts: { peers: SyncPeer[]; self: HostPort; refreshMs: number; server?: string; log: Logger }) {
     if (opts.server !== undefined && opts.server !== '') this.resolver.setServers([opts.server])
+    this.family = peerFamilyOf(opts.self.host)
     this.current = this.merge()
   }
 
@@ -51,8 +59,10 @@ export class DnsPeerSource implements PeerSource {
   }
 
   async refresh (): Promise<void> {
-    const names = this.opts.peers.filter(isDnsPeer)
-    await Promise.all(names.map(async (peer) => { await this.lookup(peer) }))
+    await Promise.all(this.opts.peers.filter(isLookedUp).map(async (peer) => {
+      if (isDnsPeer(peer)) await this.lookup(peer)
+      else await this.lookupHost(peer)
+    }))
     const next = this.merge()
     const before = new Set(this.current.map(formatHostPort))
     const after = new Set(next.map(formatHostPort))
@@ -77,36 +87,57 @@ export class DnsPeerSource implements PeerSource {
     this.resolved.set(key, addresses.map((host) => ({ host, port: peer.port })))
   }
 
+  /** A HOST:PORT peer given by name: the system's lookup (getaddrinfo), kept when it fails. */
+  private async lookupHost (peer: HostPort): Promise<void> {
+    const key = `${peer.host}:${peer.port}`
+    try {
+      const addresses = await lookup(peer.host, { all: true })
+      if (this.failing.delete(key)) this.opts.log.info({ name: peer.host }, 'sync peer lookup answers again')
+      this.resolved.set(key, addresses.map((a) => ({ host: a.address, port: peer.port })))
+    } catch (err) {
+      if (!this.failing.has(key)) this.opts.log.warn({ err, name: peer.host }, 'sync peer lookup failed: keeping the last known peers')
+      this.failing.add(key)
+    }
+  }
+
   private merge (): HostPort[] {
-    const all = this.opts.peers.flatMap((p) => isDnsPeer(p) ? this.resolved.get(`${p.dns}:${p.port}`) ?? [] : [p])
+    const all = this.opts.peers.flatMap((p): HostPort[] => {
+      if (isDnsPeer(p)) return this.resolved.get(`${p.dns}:${p.port}`) ?? []
+      return isLookedUp(p) ? this.resolved.get(`${p.host}:${p.port}`) ?? [] : [p]
+    })
     const seen = new Set<string>()
     return all.filter((peer) => {
       const address = formatHostPort(peer)
-      if (seen.has(address) || isSelf(peer, this.opts.self)) return false
+      if (seen.has(address) || isSelf(peer, this.opts.self) || !reachable(peer.host, this.family)) return false
       seen.add(address)
       return true
     })
   }
 }
 
+/** A `dns:` peer, or a HOST:PORT peer given by name rather than address. */
+function isLookedUp (peer: SyncPeer): boolean {
+  return isDnsPeer(peer) || net.isIP(peer.host) === 0
+}
+
+function reachable (host: string, family: PeerFamily): boolean {
+  if (family === 'any') return true
+  return family === 'ipv4' ? net.isIPv4(unmappedHost(host)) : net.isIPv6(host) && !net.isIPv4(unmappedHost(host))
+}
+
 /** The peers as configured: a fixed list, or a DNS-backed one when any peer is `dns:`. */
 export async function startPeerSource (opts: { peers: SyncPeer[]; self: HostPort; refreshMs: number; server?: string; log: Logger }): Promise<PeerSource> {
   const source = new DnsPeerSource(opts)
-  if (opts.peers.some(isDnsPeer)) await source.start()
+  if (opts.peers.some(isLookedUp)) await source.start()
   return source
 }
 
 /** Our own sync address: the listen address itself, or any local address when it listens on all. */
 export function isSelf (peer: HostPort, self: HostPort): boolean {
   if (peer.port !== self.port) return false
-  const host = unmapped(peer.host)
-  if (host === unmapped(self.host)) return true
+  const host = unmappedHost(peer.host)
+  if (host === unmappedHost(self.host)) return true
   if (self.host !== '0.0.0.0' && self.host !== '::') return false
   if (host.startsWith('127.') || host === '::1') return true
-  return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => unmapped(a.address) === host) === true)
-}
-
-function unmapped (host: string): string {
-  const lower = host.toLowerCase()
-  return lower.startsWith('::ffff:') && net.isIPv4(lower.slice(7)) ? lower.slice(7) : lower
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => unmappedHost(a.address) === host) === true)
 }

@@ -15,6 +15,7 @@ import { kernelDrops } from './kernel-drops.js'
 import type { PeerSource } from './peer-source.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
+import { isMulticast, unmappedHost } from './sync-addresses.js'
 import { JOIN_SETTLE_MS, WarmJoin, type JoinStep } from './warm-join.js'
 import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
@@ -94,6 +95,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   /** Where snapshot requests, challenges and chunks are sent from and answered to. */
   private snapshotSocket?: dgram.Socket
   private readonly multicast: boolean
+  /** Unicast from [::]: IPv4 peers are sent to as IPv4-mapped addresses. */
+  private readonly dualStack: boolean
+  /** Peers whose last send failed, each logged once until a send works again. */
+  private readonly failingTargets = new Set<string>()
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
@@ -113,6 +118,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     super()
     this.codec = opts.codec
     this.multicast = isMulticast(opts.listen.host)
+    this.dualStack = !this.multicast && opts.listen.host === '::'
     for (const peer of opts.peers.list()) this.peerStats(formatHostPort(peer), true)
     if (this.codec.batching !== undefined) {
       this.batcher = new DatagramBatcher(this.codec.batching, (datagram, updates) => this.sendToAll(datagram, updates))
@@ -326,22 +332,38 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   /** `configured`: whether the target is one of our peers (replies may go to others), for /v1/peers. */
   private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket, configured = true): void {
     if (via === undefined) return
-    const stats = this.multicast && target === this.opts.listen ? undefined : this.peerStats(formatHostPort(target), configured)
-    via.send(datagram, target.port, target.host, (err) => {
+    const multicast = this.multicast && target === this.opts.listen
+    const key = multicast ? undefined : formatHostPort(target)
+    const stats = key === undefined ? undefined : this.peerStats(key, configured)
+    // A socket on [::] reaches IPv4 peers only by their IPv4-mapped address (EINVAL otherwise).
+    const host = this.dualStack && net.isIPv4(target.host) ? `::ffff:${target.host}` : target.host
+    via.send(datagram, target.port, host, (err) => {
       if (err !== null && err !== undefined) {
         this.counts.datagramsSendError++
         this.counts.packetsSendError += updates
         if (stats !== undefined) stats.sendErrors += updates
+        this.sendFailed(key ?? formatHostPort(target), err)
       } else {
         this.counts.datagramsSent++
         this.counts.packetsSent += updates
         if (stats !== undefined) stats.packetsOut += updates
+        if (this.failingTargets.size > 0 && this.failingTargets.delete(key ?? formatHostPort(target))) {
+          this.log.info({ peer: key ?? formatHostPort(target) }, 'sync: sending to the peer works again')
+        }
       }
     })
   }
 
+  /** Logged once per target until a send to it works again (counted per datagram in /metrics). */
+  private sendFailed (target: string, err: Error): void {
+    if (this.failingTargets.has(target) || this.failingTargets.size >= MAX_PEERS) return
+    this.failingTargets.add(target)
+    this.log.warn({ peer: target, err }, 'sync: sending to the peer fails (logged once until it works again)')
+  }
+
   private isPeer (target: HostPort): boolean {
-    return this.opts.peers.list().some((peer) => peer.port === target.port && peer.host === target.host)
+    const host = unmappedHost(target.host)
+    return this.opts.peers.list().some((peer) => peer.port === target.port && unmappedHost(peer.host) === host)
   }
 
   /** A datagram: every packet in it is judged, counted and applied on its own. */
@@ -465,11 +487,14 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
   }
 
-  /** HOST:PORT of a datagram's sender; a busy peer sends one datagram after another, so the last is kept. */
+  /**
+   * HOST:PORT of a datagram's sender, IPv4 as configured (a socket on [::] sees IPv4 peers as
+   * ::ffff:a.b.c.d); a busy peer sends one datagram after another, so the last is kept.
+   */
   private addressKey (rinfo: dgram.RemoteInfo): string {
     const last = this.lastAddress
     if (rinfo.port !== last.port || rinfo.address !== last.address) {
-      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host: rinfo.address, port: rinfo.port }) }
+      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host: unmappedHost(rinfo.address), port: rinfo.port }) }
     }
     return this.lastAddress.key
   }
@@ -478,7 +503,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private peerStats (address: string, configured: boolean): PeerCounters {
     let stats = this.peers.get(address)
     if (stats === undefined) {
-      if (this.peers.size >= 1024) {
+      if (this.peers.size >= MAX_PEERS) {
         stats = this.peers.get('other') ?? { address: 'other', configured: false, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
         this.peers.set('other', stats)
         return stats
@@ -503,14 +528,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 }
 
-/** A multicast group address (IPv4 224/4, IPv6 ff00::/8): the sync joins it instead of sending to peers. */
-export function isMulticast (host: string): boolean {
-  if (net.isIPv4(host)) {
-    const first = Number(host.split('.')[0])
-    return first >= 224 && first <= 239
-  }
-  return net.isIPv6(host) && host.toLowerCase().startsWith('ff')
-}
+/** Bound on the per-address tables (/v1/peers, failing targets): a flood of senders cannot grow them. */
+const MAX_PEERS = 1024
 
 interface MulticastInterface {
   /** Address to join on; undefined = let the kernel choose. */
@@ -525,7 +544,14 @@ function multicastInterface (option: string, type: 'udp4' | 'udp6'): MulticastIn
   const [iface = '', ttlText] = option.split(',')
   const ttl = ttlText !== undefined ? Number(ttlText) : 1
   if (iface === '') return { ttl }
-  if (net.isIP(iface) !== 0) return { address: iface, sendVia: iface, ttl }
+  if (net.isIP(iface) !== 0) {
+    if (type === 'udp4') return { address: iface, sendVia: iface, ttl }
+    // IPv6 picks the interface by its index (the scope after %), never by address: a bare
+    // address would mean the kernel's default multicast route, whatever was given.
+    const name = Object.entries(os.networkInterfaces()).find(([, list]) => list?.some((a) => a.family === 'IPv6' && a.address.toLowerCase() === iface.toLowerCase().split('%')[0]) === true)?.[0]
+    if (name === undefined) throw new ConfigError([`--sync-interface: no interface has the IPv6 address ${iface} (give the interface's name, e.g. eth0)`])
+    return { address: `${iface.split('%')[0] as string}%${name}`, sendVia: `::%${name}`, ttl }
+  }
   const family = type === 'udp6' ? 'IPv6' : 'IPv4'
   const found = os.networkInterfaces()[iface]?.find((a) => a.family === family)
   if (found === undefined) {

@@ -79,13 +79,22 @@ test('a peer added to the name is picked up without a restart, and one removed i
   assert.equal(await sentTo(n1, '127.0.0.1'), 0, 'node 1 sent to itself')
 })
 
-test('the peer source reads A and AAAA records, leaves out its own address, and keeps the last answer when DNS fails', async () => {
+test('the peer source reads A and AAAA records, leaves out its own address and those its socket cannot reach, and keeps the last answer when DNS fails', async () => {
   const name = 'mixed.farm.test'
   dns.records.set(name, ['127.0.0.1', '127.0.0.5', '::1'])
-  const source = new DnsPeerSource({ peers: [{ dns: name, port: 7000 }, { host: '127.0.0.9', port: 7000 }], self: { host: '127.0.0.1', port: 7000 }, refreshMs: 60_000, server: dns.server, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) })
+  const silentLog = createLogger({ level: 'silent', format: 'json', name: 'test' })
+  // A socket on [::] reaches both families; one on an IPv4 address only IPv4, one on an IPv6 address only IPv6.
+  for (const [self, expected] of [['::', ['127.0.0.1:7000', '127.0.0.5:7000', '127.0.0.9:7000', '::1:7000']], ['fd00::1', ['::1:7000']]] as const) {
+    const other = new DnsPeerSource({ peers: [{ dns: name, port: 7000 }, { host: '127.0.0.9', port: 7000 }], self: { host: self, port: 7001 }, refreshMs: 60_000, server: dns.server, log: silentLog })
+    try {
+      await other.start()
+      assert.deepEqual(other.list().map((p) => `${p.host}:${p.port}`).sort(), [...expected], `listening on ${self}`)
+    } finally { other.close() }
+  }
+  const source = new DnsPeerSource({ peers: [{ dns: name, port: 7000 }, { host: '127.0.0.9', port: 7000 }], self: { host: '127.0.0.1', port: 7000 }, refreshMs: 60_000, server: dns.server, log: silentLog })
   try {
     await source.start()
-    assert.deepEqual(source.list().map((p) => `${p.host}:${p.port}`).sort(), ['127.0.0.5:7000', '127.0.0.9:7000', '::1:7000'])
+    assert.deepEqual(source.list().map((p) => `${p.host}:${p.port}`).sort(), ['127.0.0.5:7000', '127.0.0.9:7000'], 'an IPv4 socket: no AAAA peer')
     dns.records.delete(name) // NXDOMAIN: the name is gone, so are its peers
     await source.refresh()
     assert.deepEqual(source.list().map((p) => p.host), ['127.0.0.9'])

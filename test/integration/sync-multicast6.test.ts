@@ -23,6 +23,10 @@ before(() => {
   ip('-n', NS, 'link', 'add', 'mc6a', 'type', 'veth', 'peer', 'name', 'mc6b')
   ip('-n', NS, 'link', 'set', 'mc6a', 'up')
   ip('-n', NS, 'link', 'set', 'mc6b', 'up')
+  // Global addresses too, as hosts on a LAN have: a socket bound to a link-local address
+  // reaches only link-local ones.
+  ip('-n', NS, '-6', 'addr', 'add', 'fd99::1/64', 'dev', 'mc6a', 'nodad')
+  ip('-n', NS, '-6', 'addr', 'add', 'fd99::2/64', 'dev', 'mc6b', 'nodad')
 })
 
 after(async () => {
@@ -58,4 +62,26 @@ test('IPv6 multicast: two nodes in a test namespace join ff12::/16 on their own 
   nodes[1] = await startNode(args(1, 'mc6b'), { adminPort: 19455, wrap: IN_NS })
   const join = nodes[1].logs.find((l) => l.msg === 'warm join done')
   assert.ok(join !== undefined && Number(join.sessions) >= 1, `the warm join over IPv6 multicast brought nothing: ${JSON.stringify(join)}`)
+
+  // --sync-interface by address: IPv6 chooses the interface by index only, so the address must
+  // lead to mc6b's index, not to the kernel's default multicast route (here a third link where
+  // nobody listens).
+  ip('-n', NS, 'link', 'add', 'mc6x', 'type', 'veth', 'peer', 'name', 'mc6y')
+  ip('-n', NS, 'link', 'set', 'mc6x', 'up')
+  ip('-n', NS, 'link', 'set', 'mc6y', 'up')
+  ip('-n', NS, '-6', 'route', 'add', 'multicast', 'ff00::/8', 'dev', 'mc6x', 'table', 'local', 'metric', '1')
+  await nodes[1]?.stop()
+  const byAddress = args(1, 'fd99::2')
+  nodes[1] = await startNode(byAddress, { adminPort: 19455, wrap: IN_NS })
+  const joined = nodes[1].logs.find((l) => l.msg === 'warm join done')
+  assert.ok(joined !== undefined && Number(joined.sessions) >= 1, `--sync-interface fd99::2: the warm join brought nothing: ${JSON.stringify(joined)}`)
+  // And it joined the group on mc6b: a session made on node 1 now reaches it, and one of its own reaches node 1.
+  for (const [from, to] of [[0, 1], [1, 0]] as const) {
+    const file = path.join(dir, `by-address-${from}.pem`)
+    assert.equal((await sClient({ host: '::1', port: tls[from] as number, tls: '1.2', sessOut: file, extra: ['-no_ticket'], wrap: IN_NS })).reused, false)
+    let resumed = false
+    const until = Date.now() + 3000
+    while (!resumed && Date.now() < until) resumed = (await sClient({ host: '::1', port: tls[to] as number, tls: '1.2', sessIn: file, extra: ['-no_ticket'], wrap: IN_NS })).reused
+    assert.equal(resumed, true, `--sync-interface fd99::2: a session made on node ${from + 1} did not resume on node ${to + 1}`)
+  }
 })

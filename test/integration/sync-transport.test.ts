@@ -4,9 +4,10 @@ import fs from 'node:fs'
 import { decodeStud, studHmacKeyFromPrivateKeyPem } from '../../src/sync/wire-stud.js'
 import path from 'node:path'
 import { test } from 'node:test'
-import { restartForWarmJoin, resumesEventually, sClient, startFarm } from '../helpers/farm.js'
-import { eventually } from '../helpers/node-process.js'
-import { freePort } from '../helpers/ports.js'
+import { tempDir } from '../helpers/certs.js'
+import { restartForWarmJoin, resumesEventually, sClient, startFarm, writeFarmSecret } from '../helpers/farm.js'
+import { eventually, runNodeToExit } from '../helpers/node-process.js'
+import { freePort, freePorts } from '../helpers/ports.js'
 
 async function sharesSessions (farm: Awaited<ReturnType<typeof startFarm>>, label: string): Promise<void> {
   const [n1, ...others] = farm.nodes as [typeof farm.nodes[0], ...typeof farm.nodes]
@@ -107,4 +108,42 @@ test('nodes with different --session-id-context values do not resume each other\
   } finally {
     await farm.stop()
   }
+})
+
+test('a node listening on [::] sends to IPv4 peers (as IPv4-mapped addresses); a peer given by host name is looked up, not per datagram', async () => {
+  // Node 1 on [::] with node 2's IPv4 address; node 2 on 127.0.0.2 with node 1 as "localhost"
+  // (127.0.0.1, and ::1, which its IPv4 socket cannot reach and leaves out).
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
+    sync: (i, ports) => i === 0
+      ? ['--sync-listen', `[::]:${ports[0] as number}`, '--sync-peer', `127.0.0.2:${ports[1] as number}`]
+      : ['--sync-listen', `127.0.0.2:${ports[1] as number}`, '--sync-peer', `localhost:${ports[0] as number}`]
+  })
+  try {
+    const [n1, n2] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0]]
+    for (const [from, to, name] of [[n1, n2, 'from-dual.pem'], [n2, n1, 'from-v4.pem']] as const) {
+      const sess = path.join(farm.dir, name)
+      assert.equal((await sClient({ host: from.host, port: from.port, tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })).reused, false)
+      const again = await resumesEventually(async () => await sClient({ host: to.host, port: to.port, tls: '1.2', sessIn: sess, extra: ['-no_ticket'] }))
+      assert.equal(again.reused, true, `a session made on ${from.host} did not reach ${to.host}:\n${again.output}`)
+    }
+    assert.equal(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'send_error' }), 0)
+    assert.equal(await n2.node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'send_error' }), 0)
+    const peers = ((await (await fetch(`${n2.node.adminUrl}/v1/peers`)).json()) as { peers: Array<{ address: string; configured: boolean }> }).peers
+    assert.deepEqual(peers.filter((p) => p.configured).map((p) => p.address), [`127.0.0.1:${n1.sync}`], 'localhost looked up: IPv4 only, for an IPv4 socket')
+    // Node 1 sees node 2 under the address it was given, not as ::ffff:127.0.0.2.
+    const seen = ((await (await fetch(`${n1.node.adminUrl}/v1/peers`)).json()) as { peers: Array<{ address: string; packetsIn: number; packetsOut: number }> }).peers
+    const entry = seen.find((p) => p.address === `127.0.0.2:${n2.sync}`)
+    assert.ok(entry !== undefined && entry.packetsIn > 0 && entry.packetsOut > 0, JSON.stringify(seen))
+  } finally {
+    await farm.stop()
+  }
+})
+
+test('a --sync-peer of the other address family than --sync-listen is refused at start', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const dir = tempDir()
+  const result = await runNodeToExit(['--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--sync-secret-file', writeFarmSecret(dir),
+    '--sync-listen', `127.0.0.1:${port}`, '--sync-peer', `[::1]:${port}`])
+  assert.equal(result.code, 2, result.stderr)
+  assert.match(result.stderr, /--sync-peer \[::1\]:\d+ is an IPv6 address, but --sync-listen 127\.0\.0\.1:\d+ makes an IPv4 socket, which cannot send to it: listen on \[::\]:\d+ to reach both families \(TLSFLEET_ERR_CONFIG_CONFLICT\)/)
 })
