@@ -12,7 +12,7 @@ export interface AdminClientOptions { admin?: string; tokenFile?: string; stateD
 /** Talks to one node's admin API (undici); every failure becomes an AdminClientError naming the node. */
 export class AdminClient {
   readonly base: string
-  private readonly token: string | undefined
+  private readonly token: string | undefined = undefined
   private readonly timeoutMs: number
 
   constructor (opts: AdminClientOptions) {
@@ -27,8 +27,13 @@ export class AdminClient {
     this.base = url.toString().replace(/\/+$/, '')
     // The generated token only goes to a node on this machine: never sent to another host.
     const local = isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))
-    const tokenFile = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE ?? (local ? generatedTokenFile(opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet') : undefined)
-    this.token = tokenFile !== undefined && tokenFile !== '' ? readClientToken(tokenFile) : undefined
+    const given = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE
+    if (given !== undefined) this.token = given !== '' ? readClientToken(given, '--token-file') : undefined
+    else if (local) {
+      const stateDir = opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet'
+      const generated = generatedTokenFile(stateDir)
+      this.token = generated !== undefined ? readClientToken(generated, `--state-dir "${stateDir}"`) : undefined
+    }
     const seconds = Number(opts.timeout ?? '5')
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new AdminClientError(`--timeout ${JSON.stringify(opts.timeout)}: expected seconds from 0.1 to 600`, 2)
     this.timeoutMs = seconds * 1000
@@ -77,20 +82,31 @@ export class AdminClient {
   }
 }
 
-/** The token a node generated in its state dir, when it exists (a node on this machine, run from here). */
+/**
+ * The token a node generated in its state dir, when it exists (a node on this machine, run from
+ * here). Only a missing file means "none": one that cannot be looked at (EACCES) is refused by
+ * name, not sent as no token at all (which the node answers with a bare 401).
+ */
 function generatedTokenFile (stateDir: string): string | undefined {
   const file = path.join(stateDir, GENERATED_TOKEN_FILE)
-  return fs.existsSync(file) ? file : undefined
+  try {
+    fs.statSync(file)
+    return file
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    throw new AdminTokenError(`--state-dir "${stateDir}": cannot read the node's admin token "${file}": ${(err as Error).message} (run as the node's --user or root, or give --token-file)`, { cause: err })
+  }
 }
 
 /**
  * The token file is refused as the node refuses it (readable by others, short, unreadable):
  * the token drains the node, and the node's own generated file is 0600, so this costs nothing.
  */
-function readClientToken (file: string): string {
+function readClientToken (file: string, source: string): string {
   try {
     return readTokenFile(file, { checkMode: true })
   } catch (err) {
-    throw new AdminTokenError(`--token-file: ${(err as Error).message}`, { cause: err })
+    throw new AdminTokenError(`${source}: ${(err as Error).message}`, { cause: err })
   }
 }

@@ -115,7 +115,9 @@ export class Primary {
     // A signal during the start: stop() is under way, nothing more is started.
     if (this.stopping) return
     this.state.updateHealth({ warm: true })
-    await this.terminator.start({ backend, ticketSecrets: tickets })
+    // The node's own files in --state-dir; with --user they become that user's (state-dir.ts).
+    const stateFiles = [...(credentials.explicit ? [] : [credentials.file]), ...(codec !== undefined && config.syncListen !== 'off' ? [this.replayPersistence(config.syncListen).file] : [])]
+    await this.terminator.start({ backend, ticketSecrets: tickets, stateFiles })
     if (this.stopping) return
     this.log.info({
       ...this.terminator.describe(),

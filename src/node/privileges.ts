@@ -7,7 +7,7 @@ export interface RunAs {
   uid: number
   group: string
   gid: number
-  /** Supplementary groups: the user's own (id -G), as a login would have them. */
+  /** Supplementary groups: the user's own (id -G), as a login would have them; with --group, that group alone. */
   groups: number[]
 }
 
@@ -33,7 +33,9 @@ export function resolveRunAs (user: string, group: string): RunAs | undefined {
   } else {
     groupName = getent('group', String(gid))?.split(':')[0] ?? groupName
   }
-  const groups = [...new Set([gid, ...supplementaryGroups(name)])]
+  // An explicit --group replaces the user's groups, as `runuser -g` does (HAProxy's `group`
+  // keeps no supplementary group at all): the user's own primary group must not stay.
+  const groups = group !== '' ? [gid] : [...new Set([gid, ...supplementaryGroups(name)])]
   const runAs: RunAs = { user: name, uid: Number(uidText), group: groupName, gid, groups }
   const current = process.getuid?.()
   if (current === undefined) throw new PrivilegeError(`--user ${user}: this platform cannot switch users`)

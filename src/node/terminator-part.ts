@@ -59,6 +59,8 @@ export interface TerminatorStart {
   backend: HostPort | undefined
   /** Secrets the ticket keys derive from, current first. */
   ticketSecrets: Buffer[]
+  /** Files the node generated in --state-dir (admin.token, the sync replay state): handed to --user. */
+  stateFiles: string[]
 }
 
 /**

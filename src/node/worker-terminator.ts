@@ -11,11 +11,13 @@ import { proxyTrustWarning } from '../proxy/proxy-trust.js'
 import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { checkBundleUsable, rememberingCheck } from '../tls/secure-contexts.js'
+import { selfSignedFile } from '../tls/self-signed.js'
 import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
 import { checkListenAddresses } from './listen-check.js'
 import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './privileges.js'
+import { handStateDirTo } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
 import { WorkerPool } from './worker-pool.js'
 import { workerSettings, type WorkerSettings } from './worker-settings.js'
@@ -110,6 +112,8 @@ export class WorkerTerminator implements NodeTerminator {
     // Everything that needs root is done: the workers bound their listeners (and switched once
     // they had), the primary read the keys, secrets and tokens and bound its own listeners.
     if (this.runAs !== undefined) {
+      const selfSigned = this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
+      handStateDirTo(this.runAs, this.config.stateDir, [...context.stateFiles, ...selfSigned], this.log)
       dropPrivileges(this.runAs)
       this.log.info({ user: this.runAs.user, uid: this.runAs.uid, group: this.runAs.group, gid: this.runAs.gid }, 'running as --user')
     }

@@ -1,6 +1,12 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { generate } from 'selfsigned'
+import { CertificateError } from '../errors.js'
+
+/** Where the default certificate is kept. */
+export function selfSignedFile (stateDir: string): string {
+  return path.join(stateDir, 'self-signed.pem')
+}
 
 /**
  * The built-in default certificate: generated once into the state directory on first start
@@ -8,8 +14,17 @@ import { generate } from 'selfsigned'
  * sessions across restarts keep working.
  */
 export async function ensureSelfSignedCertificate (stateDir: string): Promise<{ file: string; created: boolean }> {
-  const file = path.join(stateDir, 'self-signed.pem')
-  if (fs.existsSync(file)) return { file, created: false }
+  const file = selfSignedFile(stateDir)
+  try {
+    fs.statSync(file)
+    return { file, created: false }
+  } catch (err) {
+    // Only a missing file is made anew: one this process may not look at (EACCES after the
+    // switch to --user) must not become a new key on every SIGHUP.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new CertificateError(file, `the self-signed certificate in --state-dir cannot be read: ${(err as Error).message} (with --user, the directory and the file must be that user's)`)
+    }
+  }
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const notBefore = new Date(Date.now() - 60_000)
   const notAfter = new Date(notBefore.getTime() + 365 * 86_400_000)

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { childPids, eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
+import { writeFarmSecret } from '../helpers/farm.js'
+import { childPids, CLI, eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 
@@ -82,6 +83,64 @@ test('a dead worker is replaced by one running as nobody that takes over its lis
   assert.ok(!node.logs.some((l) => l.msg === 'worker cannot listen'), 'the replacement tried to bind as nobody')
   // Every connection is served, whichever of the two listeners the kernel picks.
   for (let i = 0; i < 8; i++) assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3', `connection ${i}`)
+})
+
+/** The SHA-256 fingerprint of the certificate a node serves on `port`. */
+function servedFingerprint (port: number): string {
+  const pem = execFileSync('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`], { encoding: 'utf8' })
+  return pem.trim()
+}
+
+function statusLine (pid: number, key: string): string {
+  return fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${key}:`))?.slice(key.length + 1).trim() ?? ''
+}
+
+test('default certificate, --user and --group: the state files are the user\'s, SIGHUP keeps the key, drain as the user works', async () => {
+  const DAEMON = Number(execFileSync('getent', ['group', 'daemon'], { encoding: 'utf8' }).split(':')[2])
+  const p = await privilegedPort()
+  const [admin, sync] = await freePorts(2) as [number, number]
+  // A state dir and token left by an earlier start as root (what older versions made): handed over, token kept.
+  const stateDir = path.join(dir, 'own-state')
+  fs.mkdirSync(stateDir, { mode: 0o700 })
+  const token = 'a'.repeat(64)
+  fs.writeFileSync(path.join(stateDir, 'admin.token'), `${token}\n`, { mode: 0o600 })
+  const secret = writeFarmSecret(dir)
+  const second = await startNode(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--user', 'nobody', '--group', 'daemon', '--state-dir', stateDir,
+    '--sync-listen', `127.0.0.1:${sync}`, '--sync-secret-file', secret], { adminPort: admin })
+  try {
+    const primary = second.process.pid as number
+    // --group replaces the user's groups (nobody's own nogroup does not stay), as runuser -g does.
+    for (const pid of [primary, ...childPids(primary)]) {
+      assert.equal(statusLine(pid, 'Gid'), [DAEMON, DAEMON, DAEMON, DAEMON].join('\t'), `pid ${pid}`)
+      assert.equal(statusLine(pid, 'Groups'), String(DAEMON), `pid ${pid}`)
+    }
+    const replay = fs.readdirSync(stateDir).find((name) => name.startsWith('sync-replay-'))
+    assert.ok(replay !== undefined, 'the sync replay state was written')
+    for (const [name, mode] of [['.', 0o700], ['admin.token', 0o600], ['self-signed.pem', 0o600], [replay, 0o600]] as const) {
+      const stat = fs.statSync(path.join(stateDir, name))
+      assert.deepEqual([stat.uid, stat.gid, stat.mode & 0o777], [NOBODY, DAEMON, mode], `${name} is the node user's`)
+    }
+    assert.equal(fs.readFileSync(path.join(stateDir, 'admin.token'), 'utf8').trim(), token, 'the existing token is kept')
+
+    const before = servedFingerprint(p)
+    assert.match(before, /sha256 Fingerprint=/i)
+    second.process.kill('SIGHUP')
+    await second.waitForLog((l) => (l.msg === 'certificates reloaded' || l.msg === 'certificate reload refused; keeping the current certificates') && l.name === 'primary', 20_000)
+    assert.ok(!second.logs.some((l) => l.msg === 'certificate reload refused; keeping the current certificates'), second.diagnosis())
+    assert.equal(servedFingerprint(p), before, 'the same self-signed certificate after SIGHUP, not a new key')
+    assert.deepEqual(fs.readdirSync(stateDir).filter((name) => name.endsWith('.tmp')), [], 'no half-written certificate left')
+
+    // The node's user drains it with the token the node generated (found through --state-dir).
+    const drain = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, 'drain', '--admin', `http://127.0.0.1:${admin}`, '--state-dir', stateDir], { encoding: 'utf8', cwd: '/' })
+    assert.equal(drain.status, 0, drain.stderr)
+    await eventually(async () => ((await (await fetch(`${second.adminUrl}/v1/state`)).json()) as { state?: string }).state === 'drain', 5000, 'the node drained')
+    // Anyone else is told why the token cannot be had, not sent on without one (a bare 401).
+    const other = spawnSync('runuser', ['-u', 'daemon', '--', process.execPath, CLI, 'drain', '--admin', `http://127.0.0.1:${admin}`, '--state-dir', stateDir], { encoding: 'utf8', cwd: '/' })
+    assert.equal(other.status, 2, other.stderr)
+    assert.match(other.stderr, /--state-dir ".*own-state": cannot read the node's admin token ".*admin\.token": EACCES.*\(TLSFLEET_ERR_ADMIN_TOKEN\)/)
+  } finally {
+    await second.stop()
+  }
 })
 
 test('--user that cannot be applied refuses the start', async () => {
