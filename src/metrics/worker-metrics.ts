@@ -69,6 +69,7 @@ export class WorkerMetrics {
     this.cacheGetTimeouts = total(registers, 'tlsfleet_session_cache_get_timeouts_total', 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)', () => figures.getTimeouts)
     total(registers, 'tlsfleet_sessions_other_context_total', 'Farm sessions offered to OpenSSL and refused because another session-ID context made them (nodes set up differently: --session-id-context, --client-verify, --client-ca); not dropped', () => figures.otherContext)
     total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed from the farm: offered and failed to resume, or resumed with a client certificate revoked since (--crl)', () => figures.invalidated)
+    byLabel(registers, 'tlsfleet_connections_closed_before_tls_total', 'Connections closed before their first TLS byte, not handshake failures: health checks (header="local": a PROXY LOCAL header, as HAProxy\'s check with send-proxy-v2 sends; "none": a bare connect) or clients gone at once ("proxy")', 'header', figures.closedBeforeTls)
     byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
     total(registers, 'tlsfleet_connections_accepted_total', 'TCP connections accepted by the workers', () => figures.accepted)
     new Gauge({
@@ -107,6 +108,7 @@ export class WorkerMetrics {
   handshakeFailed (reason: string): void { add(this.figures.failures, reason) }
   clientCertificateRejected (reason: string): void { add(this.figures.clientCertificateRejections, reason) }
   proxyHeaderError (reason: string): void { add(this.figures.proxyErrors, reason) }
+  closedBeforeTls (header: string): void { add(this.figures.closedBeforeTls, header) }
   backendError (reason: string): void { add(this.figures.backendFailures, reason) }
   connectionRefused (reason: string): void { add(this.figures.refused, reason) }
   fdExhausted (): void { this.figures.fdExhaustions++ }
@@ -146,6 +148,7 @@ class ConnectionFigures {
   readonly failures = new Map<string, number>()
   readonly clientCertificateRejections = new Map<string, number>()
   readonly proxyErrors = new Map<string, number>()
+  readonly closedBeforeTls = new Map<string, number>()
   readonly backendFailures = new Map<string, number>()
   readonly refused = new Map<string, number>()
   readonly lookups: Record<LookupLevel, Record<LookupResult, number>> = { l1: { hit: 0, miss: 0 }, l2: { hit: 0, miss: 0 } }
@@ -170,14 +173,18 @@ function total (registers: Registry[], name: string, help: string, read: () => n
 
 /** A `{reason}` counter that copies `counts` when read. */
 function byReason (registers: Registry[], name: string, help: string, counts: Map<string, number>): Counter<'reason'> {
+  return byLabel(registers, name, help, 'reason', counts)
+}
+
+function byLabel<L extends string> (registers: Registry[], name: string, help: string, label: L, counts: Map<string, number>): Counter<L> {
   return new Counter({
     name,
     help,
-    labelNames: ['reason'] as const,
+    labelNames: [label] as const,
     registers,
     collect () {
       this.reset()
-      for (const [reason, n] of counts) this.inc({ reason }, n)
+      for (const [value, n] of counts) this.inc({ [label]: value } as Partial<Record<L, string>>, n)
     }
   })
 }

@@ -14,6 +14,12 @@ export type PreambleFailure =
   | { kind: 'refused'; reason: string }
   | { kind: 'not_tls' }
   | { kind: 'closed' }
+  /**
+   * Closed before its first TLS byte: a balancer's health check (HAProxy's `check` with
+   * `send-proxy-v2` sends a LOCAL header and closes; a plain TCP check only connects), or a
+   * client gone at once. Not a handshake failure: counted apart, so checks never look like one.
+   */
+  | { kind: 'no_tls'; header: 'local' | 'proxy' | 'none' }
 
 /**
  * Asked once the PROXY header is read (or known absent, in auto mode), before the ClientHello:
@@ -76,7 +82,14 @@ export function readPreamble (
     if (hello.status === 'ok') preamble.hello = hello.hello
     finish(preamble, buffered)
   }
-  const onEnd = (): void => finish({ kind: 'closed' })
+  const onEnd = (): void => {
+    // Nothing buffered: no byte at all, or a whole PROXY header and nothing after it.
+    if (buffered === undefined || buffered.length === 0) {
+      finish({ kind: 'no_tls', header: proxy === undefined ? 'none' : proxy.command === 'local' ? 'local' : 'proxy' })
+    } else {
+      finish({ kind: 'closed' })
+    }
+  }
 
   socket.on('data', onData)
   // `on`, not `once`: finish() removes them, and a `once` wrapper per listener and connection

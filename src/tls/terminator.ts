@@ -195,6 +195,10 @@ export class TlsTerminator {
         this.startTls(pending, result)
       } else if (result.kind === 'proxy' || result.kind === 'refused') {
         this.refuse(pending, result)
+      } else if (result.kind === 'no_tls') {
+        pending.failed = true
+        this.metrics.closedBeforeTls(result.header)
+        pending.socket.destroy()
       } else {
         this.fail(pending, result.kind)
       }

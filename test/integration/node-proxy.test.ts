@@ -150,6 +150,29 @@ test('a client that is not speaking TLS is closed and counted', async () => {
   await eventually(async () => await node.metric('tlsfleet_handshake_failures_total', { reason: 'not_tls' }) === before + 1, 5000, 'not_tls counted')
 })
 
+test('health checks (a PROXY LOCAL header, a bare connect) and clients gone before TLS are counted apart, not as handshake failures', async () => {
+  const failed = async (): Promise<number> => await node.metric('tlsfleet_handshake_failures_total')
+  const early = async (header: string): Promise<number> => await node.metric('tlsfleet_connections_closed_before_tls_total', { header })
+  const before = { failed: await failed(), local: await early('local'), none: await early('none'), proxy: await early('proxy'), closed: await node.metric('tlsfleet_handshake_failures_total', { reason: 'closed' }) }
+  // HAProxy's `check` with send-proxy-v2: a v2 LOCAL header, then close.
+  const local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0x00, 0x00])])
+  const say = async (bytes?: Buffer | string): Promise<void> => {
+    const raw = net.connect(port, '127.0.0.1')
+    await new Promise<void>((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject) })
+    if (bytes === undefined) raw.end()
+    else raw.end(bytes)
+    await new Promise<void>((resolve) => raw.once('close', () => resolve()).resume())
+  }
+  for (let i = 0; i < 3; i++) await say(local)
+  for (let i = 0; i < 2; i++) await say()
+  await say('PROXY TCP4 192.0.2.7 127.0.0.1 5555 443\r\n')
+  // A ClientHello cut short is a failure (`closed`), as before.
+  await say(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x50, 0x01]))
+  await eventually(async () => await early('local') === before.local + 3 && await early('none') === before.none + 2 && await early('proxy') === before.proxy + 1, 5000, 'closed before TLS counted by header')
+  await eventually(async () => await node.metric('tlsfleet_handshake_failures_total', { reason: 'closed' }) === before.closed + 1, 5000, 'the cut ClientHello counted as closed')
+  assert.equal(await failed(), before.failed + 1, 'only the cut ClientHello is a handshake failure')
+})
+
 test('a client that stalls in the handshake is cut at the handshake timeout, others are served meanwhile', async () => {
   const before = await node.metric('tlsfleet_handshake_failures_total', { reason: 'timeout' })
   const stalled = closedWithoutHandshake((raw) => raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])))
