@@ -37,6 +37,8 @@ export interface SyncCodec {
   close?: () => void
   /** What seals this node's packets, for the start log (v2: the cipher and the code that runs it). */
   readonly sealedWith?: string
+  /** For the start log (v2): the farm key's id and fingerprint, equal on nodes that share the secret. */
+  readonly farmKey?: { id: number; fingerprint: string }
   /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
   readonly batching?: BatchFormat
   /** The packet for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
@@ -94,6 +96,7 @@ export class V2Codec implements SyncCodec {
   readonly nodeId: Buffer
   readonly cipher: SyncCipher
   readonly sealedWith: string
+  readonly farmKey: { id: number; fingerprint: string }
   private readonly keyRing: FarmKeyRing
   private readonly nextSequence = createSequenceCounter()
   private readonly replay = new ReplayGuard()
@@ -106,6 +109,7 @@ export class V2Codec implements SyncCodec {
     this.keyRing = new FarmKeyRing(farmKeys)
     this.cipher = clock.cipher ?? DEFAULT_SYNC_CIPHER
     this.sealedWith = `${this.cipher} (${backendOf(this.cipher)})`
+    this.farmKey = { id: this.keyRing.current().id, fingerprint: this.keyRing.current().fingerprint }
     this.nodeId = v2NodeId(nodeName)
     const now = clock.now ?? Date.now
     const startMs = now()

@@ -99,6 +99,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly dualStack: boolean
   /** Peers whose last send failed, each logged once until a send works again. */
   private readonly failingTargets = new Set<string>()
+  /** Senders of packets with our node id that are not us (checkOwnSender), each logged once. */
+  private readonly ownIdSenders = new Set<string>()
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
@@ -192,7 +194,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
     }
-    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format, ...(this.codec.sealedWith !== undefined ? { sealedWith: this.codec.sealedWith } : {}), ...(this.snapshotSocket !== socket ? { snapshots: formatHostPort({ host: this.snapshotSocket.address().address, port: this.snapshotSocket.address().port }) } : {}) }, 'farm sync listening')
+    this.log.info({ listen: formatHostPort(this.opts.listen), multicast: this.multicast, peers: this.opts.peers.list().map(formatHostPort), format: this.codec.format, ...(this.codec.sealedWith !== undefined ? { sealedWith: this.codec.sealedWith } : {}), ...(this.codec.farmKey !== undefined ? { farmKeyId: this.codec.farmKey.id, farmKeyFingerprint: this.codec.farmKey.fingerprint } : {}), ...(this.snapshotSocket !== socket ? { snapshots: formatHostPort({ host: this.snapshotSocket.address().address, port: this.snapshotSocket.address().port }) } : {}) }, 'farm sync listening')
   }
 
   private async bindSocket (type: 'udp4' | 'udp6', at: { port: number; address: string }, option: string, shown: string): Promise<dgram.Socket> {
@@ -377,7 +379,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private onPacket (result: DecodedPacket, stats: PeerCounters, rinfo: dgram.RemoteInfo): void {
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
-      if (result.reason === 'own') { this.count('own'); return }
+      if (result.reason === 'own') { this.count('own'); this.checkOwnSender(rinfo); return }
       return this.reject(stats, result.reason)
     }
     const message = result.message
@@ -412,6 +414,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         break
       }
     }
+  }
+
+  /**
+   * A packet with this node's id is our own multicast echo, from one of our sockets. From
+   * anywhere else it is another node started with the same --node-id: their updates are
+   * skipped here as our own, and their peers mix the two up in one replay window (one refuses
+   * the other's packets as replays). Said once per sender address.
+   */
+  private checkOwnSender (rinfo: dgram.RemoteInfo): void {
+    const key = this.addressKey(rinfo)
+    if (this.ownIdSenders.has(key) || this.ownIdSenders.size >= MAX_PEERS) return
+    const ports = [this.socket, this.snapshotSocket].map((s) => { try { return s?.address().port } catch { return undefined } })
+    if (ports.includes(rinfo.port) && localAddresses().has(unmappedHost(rinfo.address))) return
+    this.ownIdSenders.add(key)
+    this.log.error({ from: key }, 'a farm sync packet carrying this node\'s id came from another address: two nodes share one --node-id (each ignores the other\'s updates, and peers refuse one of them as replays); give every node its own')
   }
 
   private snapshotVia (): { via?: dgram.Socket } {
@@ -526,6 +543,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     // recognised by the codec (node id in v2, the IDs we just sent in stud) and skipped.
     socket.setMulticastLoopback(true)
   }
+}
+
+/** This machine's addresses (a multicast echo of our own packets comes from one of them). */
+function localAddresses (): Set<string> {
+  return new Set(Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => unmappedHost(a.address.split('%')[0] as string))))
 }
 
 /** Bound on the per-address tables (/v1/peers, failing targets): a flood of senders cannot grow them. */

@@ -30,6 +30,8 @@ test('multicast on loopback: three nodes join one group and share sessions; each
     await sharesSessions(farm, 'multicast')
     const n1 = farm.nodes[0] as typeof farm.nodes[0]
     assert.ok(await n1.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'own' }) >= 1, 'node 1 did not see (and skip) its own multicast packet')
+    assert.ok(!farm.nodes.some((n) => n.node.logs.some((l) => String(l.msg).includes('two nodes share one --node-id'))), 'its own multicast echo taken for another node')
+    assert.ok(n1.node.logs.some((l) => l.msg === 'farm sync listening' && /^[0-9a-f]{16}$/.test(String(l.farmKeyFingerprint))), 'the farm key fingerprint is in the start log')
     assert.equal(await n1.node.metric('tlsfleet_session_cache_entries') >= 1, true)
     // Peers unknown in advance: the request goes to the group, each node answers from its own
     // unicast snapshot socket (the three share the group's port on this host).
@@ -146,4 +148,24 @@ test('a --sync-peer of the other address family than --sync-listen is refused at
     '--sync-listen', `127.0.0.1:${port}`, '--sync-peer', `[::1]:${port}`])
   assert.equal(result.code, 2, result.stderr)
   assert.match(result.stderr, /--sync-peer \[::1\]:\d+ is an IPv6 address, but --sync-listen 127\.0\.0\.1:\d+ makes an IPv4 socket, which cannot send to it: listen on \[::\]:\d+ to reach both families \(TLSFLEET_ERR_CONFIG_CONFLICT\)/)
+})
+
+test('two nodes started with one --node-id: each says so (their updates are skipped as their own)', async () => {
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
+    sync: (i, ports) => ['--node-id', 'twin', '--sync-listen', `127.0.0.${i + 1}:${ports[i] as number}`, '--sync-peer', `127.0.0.${2 - i}:${ports[1 - i] as number}`]
+  })
+  try {
+    for (const [i, n] of farm.nodes.entries()) {
+      await sClient({ host: n.host, port: n.port, tls: '1.2', sessOut: path.join(farm.dir, `twin-${i}.pem`), extra: ['-no_ticket'] })
+    }
+    for (const [i, n] of farm.nodes.entries()) {
+      const other = farm.nodes[1 - i] as typeof n
+      await n.node.waitForLog((l) => String(l.msg).includes('two nodes share one --node-id') && l.from === `${other.host}:${other.sync}`, 5000)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const node1 = farm.nodes[0] as typeof farm.nodes[0]
+    assert.equal(node1.node.logs.filter((l) => String(l.msg).includes('two nodes share one --node-id')).length, 1, 'once per sender')
+  } finally {
+    await farm.stop()
+  }
 })
