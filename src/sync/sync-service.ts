@@ -43,8 +43,8 @@ export interface PeerStats {
   rejected: Partial<Record<RejectReason, number>>
 }
 
-/** PeerStats as kept: the time as a number, made a date only when someone asks. */
-type PeerCounters = Omit<PeerStats, 'lastSeen'> & { lastSeenMs?: number }
+/** PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is decided then too (DNS peers come and go). */
+type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number }
 
 type InResult = RejectReason
 
@@ -104,7 +104,14 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
+  /** Per address: our peers, and senders of at least one authenticated packet. */
   private readonly peers = new Map<string, PeerCounters>()
+  /**
+   * Per address, senders of nothing authenticated yet (forged, damaged, another farm's): kept
+   * apart and bounded, the oldest forgotten first, so a flood from many source addresses cannot
+   * crowd real peers out of /v1/peers.
+   */
+  private readonly strangers = new Map<string, PeerCounters>()
   /** The last datagram sender's address and its HOST:PORT key (addressKey). */
   private lastAddress = { address: '', port: -1, key: '' }
   private readonly gate = new SnapshotGate()
@@ -121,7 +128,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.codec = opts.codec
     this.multicast = isMulticast(opts.listen.host)
     this.dualStack = !this.multicast && opts.listen.host === '::'
-    for (const peer of opts.peers.list()) this.peerStats(formatHostPort(peer), true)
+    for (const peer of opts.peers.list()) this.peerStats(formatHostPort(peer))
     if (this.codec.batching !== undefined) {
       this.batcher = new DatagramBatcher(this.codec.batching, (datagram, updates) => this.sendToAll(datagram, updates))
     }
@@ -293,8 +300,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   peerList (): PeerStats[] {
-    return [...this.peers.values()].map(({ lastSeenMs, ...stats }) => ({
+    const configured = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
+    return [...this.peers.values(), ...this.strangers.values()].map(({ lastSeenMs, ...stats }) => ({
       ...stats,
+      configured: configured.has(stats.address),
       ...(lastSeenMs !== undefined ? { lastSeen: new Date(lastSeenMs).toISOString() } : {})
     }))
   }
@@ -322,7 +331,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return
     }
     if (packet === undefined) return // the format does not carry this operation
-    if (route.to !== undefined) this.send(packet, 1, route.to, route.via, this.isPeer(route.to))
+    if (route.to !== undefined) this.send(packet, 1, route.to, route.via)
     else if (this.batcher !== undefined && (message.op === 'new' || message.op === 'del')) this.batcher.add(packet)
     else this.sendToAll(packet, 1, route.via)
   }
@@ -331,12 +340,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     for (const target of this.targets) this.send(datagram, updates, target, via)
   }
 
-  /** `configured`: whether the target is one of our peers (replies may go to others), for /v1/peers. */
-  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket, configured = true): void {
+  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket): void {
     if (via === undefined) return
     const multicast = this.multicast && target === this.opts.listen
-    const key = multicast ? undefined : formatHostPort(target)
-    const stats = key === undefined ? undefined : this.peerStats(key, configured)
+    const key = multicast ? undefined : formatHostPort({ host: unmappedHost(target.host), port: target.port })
+    const stats = key === undefined ? undefined : this.peerStats(key)
     // A socket on [::] reaches IPv4 peers only by their IPv4-mapped address (EINVAL otherwise).
     const host = this.dualStack && net.isIPv4(target.host) ? `::ffff:${target.host}` : target.host
     via.send(datagram, target.port, host, (err) => {
@@ -363,52 +371,47 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.log.warn({ peer: target, err }, 'sync: sending to the peer fails (logged once until it works again)')
   }
 
-  private isPeer (target: HostPort): boolean {
-    const host = unmappedHost(target.host)
-    return this.opts.peers.list().some((peer) => peer.port === target.port && unmappedHost(peer.host) === host)
-  }
-
   /** A datagram: every packet in it is judged, counted and applied on its own. */
   private onDatagram (datagram: Buffer, rinfo: dgram.RemoteInfo): void {
     this.counts.datagramsIn++
-    // Looked up once per datagram, not per packet: a batch comes from one sender.
-    const stats = this.peerStats(this.addressKey(rinfo), false)
-    for (const result of this.codec.decode(datagram)) this.onPacket(result, stats, rinfo)
+    // The key once per datagram, not per packet: a batch comes from one sender.
+    const from = this.addressKey(rinfo)
+    for (const result of this.codec.decode(datagram)) this.onPacket(result, from, rinfo)
   }
 
-  private onPacket (result: DecodedPacket, stats: PeerCounters, rinfo: dgram.RemoteInfo): void {
+  private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
       if (result.reason === 'own') { this.count('own'); this.checkOwnSender(rinfo); return }
-      return this.reject(stats, result.reason)
+      return this.reject(from, result.reason)
     }
     const message = result.message
     switch (message.op) {
       case 'new':
-        this.accept(stats, result.sender)
+        this.accept(from, result.sender)
         this.cache.addRemote(message.sessionId, { der: message.session, createdAt: message.createdAt })
         break
       case 'del':
-        this.accept(stats, result.sender)
+        this.accept(from, result.sender)
         if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
-        this.accept(stats, result.sender)
+        this.accept(from, result.sender)
         this.answerRequest(message, { host: rinfo.address, port: rinfo.port }, result.sender ?? '')
         break
       case 'snapshot-challenge': {
         // Echoed once per responder, only for our warm join under way; anything else answers nothing of ours.
         const join = this.join?.join
-        const from = { host: rinfo.address, port: rinfo.port }
-        if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(stats, 'unsolicited')
-        this.accept(stats, result.sender)
-        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: from, ...this.snapshotVia() })
+        const responder = { host: rinfo.address, port: rinfo.port }
+        if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(from, 'unsolicited')
+        this.accept(from, result.sender)
+        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia() })
         break
       }
       case 'snapshot-chunk': {
         const attempt = this.join
-        if (attempt === undefined || message.requestId !== attempt.join.requestId) return this.reject(stats, 'unsolicited')
-        this.accept(stats, result.sender)
+        if (attempt === undefined || message.requestId !== attempt.join.requestId) return this.reject(from, 'unsolicited')
+        this.accept(from, result.sender)
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
         attempt.onStep(attempt.join.chunk(this.addressKey(rinfo), message.sessions.length, message.last))
         break
@@ -492,15 +495,17 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.packetsIn.set(result, (this.counts.packetsIn.get(result) ?? 0) + 1)
   }
 
-  private accept (stats: PeerCounters, nodeId: string | undefined): void {
+  private accept (from: string, nodeId: string | undefined): void {
     this.counts.packetsAccepted++
+    const stats = this.peers.get(from) ?? this.promote(from)
     stats.packetsIn++
     stats.lastSeenMs = Date.now()
     if (nodeId !== undefined) stats.nodeId = nodeId
   }
 
-  private reject (stats: PeerCounters, reason: RejectReason): void {
+  private reject (from: string, reason: RejectReason): void {
     this.count(reason)
+    const stats = this.peers.get(from) ?? this.stranger(from)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
   }
 
@@ -516,17 +521,38 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.lastAddress.key
   }
 
-  /** Stats per address; unknown senders are tracked too, but bounded so a flood cannot grow it. */
-  private peerStats (address: string, configured: boolean): PeerCounters {
+  /** Stats of a peer or an authenticated sender; bounded (then counted as 'other'). */
+  private peerStats (address: string): PeerCounters {
     let stats = this.peers.get(address)
     if (stats === undefined) {
       if (this.peers.size >= MAX_PEERS) {
-        stats = this.peers.get('other') ?? { address: 'other', configured: false, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
+        stats = this.peers.get('other') ?? newCounters('other')
         this.peers.set('other', stats)
         return stats
       }
-      stats = { address, configured, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
+      stats = newCounters(address)
       this.peers.set(address, stats)
+    }
+    return stats
+  }
+
+  /** A stranger's first authenticated packet: its counters so far move to the peers. */
+  private promote (address: string): PeerCounters {
+    const known = this.strangers.get(address)
+    const stats = this.peerStats(address)
+    if (known !== undefined) {
+      this.strangers.delete(address)
+      if (stats.address === address) Object.assign(stats, known)
+    }
+    return stats
+  }
+
+  private stranger (address: string): PeerCounters {
+    let stats = this.strangers.get(address)
+    if (stats === undefined) {
+      if (this.strangers.size >= MAX_STRANGERS) this.strangers.delete(this.strangers.keys().next().value as string)
+      stats = newCounters(address)
+      this.strangers.set(address, stats)
     }
     return stats
   }
@@ -549,6 +575,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 function localAddresses (): Set<string> {
   return new Set(Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => unmappedHost(a.address.split('%')[0] as string))))
 }
+
+function newCounters (address: string): PeerCounters {
+  return { address, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
+}
+
+/** Senders of nothing authenticated kept in /v1/peers (the most recent ones). */
+const MAX_STRANGERS = 256
 
 /** Bound on the per-address tables (/v1/peers, failing targets): a flood of senders cannot grow them. */
 const MAX_PEERS = 1024

@@ -36,8 +36,8 @@ after(async () => {
 const tls12 = { tls: '1.2' as const, extra: ['-no_ticket'] }
 const peer = (host: string): string => `${host}:${syncPort}`
 
-async function peersOf (node: FarmNode): Promise<Array<{ address: string; packetsOut: number }>> {
-  return ((await (await fetch(`${node.node.adminUrl}/v1/peers`)).json()) as { peers: Array<{ address: string; packetsOut: number }> }).peers
+async function peersOf (node: FarmNode): Promise<Array<{ address: string; packetsOut: number; configured: boolean }>> {
+  return ((await (await fetch(`${node.node.adminUrl}/v1/peers`)).json()) as { peers: Array<{ address: string; packetsOut: number; configured: boolean }> }).peers
 }
 async function sentTo (from: FarmNode, host: string): Promise<number> {
   return (await peersOf(from)).find((p) => p.address === peer(host))?.packetsOut ?? 0
@@ -76,6 +76,9 @@ test('a peer added to the name is picked up without a restart, and one removed i
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.equal(await sentTo(n1, '127.0.0.2'), sentBefore, 'node 1 still sends to a peer gone from the name')
   assert.equal((await sClient({ host: n2.host, port: n2.port, sessIn: removed, ...tls12 })).reused, false)
+  const listed = await peersOf(n1)
+  assert.equal(listed.find((p) => p.address === peer('127.0.0.2'))?.configured, false, 'a peer gone from the name is no longer shown as configured')
+  assert.equal(listed.find((p) => p.address === peer('127.0.0.3'))?.configured, true)
   assert.equal(await sentTo(n1, '127.0.0.1'), 0, 'node 1 sent to itself')
 })
 

@@ -189,3 +189,36 @@ test('verified snapshot requests are rate-limited per address: a burst of 4, the
     asker.close()
   }
 })
+
+test('senders of nothing authenticated cannot crowd /v1/peers: kept apart, the most recent 256; a sender is promoted by its first authenticated packet', async () => {
+  type Peer = { address: string; packetsIn: number; configured: boolean; rejected: Record<string, number> }
+  const peers = async (): Promise<Peer[]> => ((await (await fetch(`${node().node.adminUrl}/v1/peers`)).json()) as { peers: Peer[] }).peers
+  const junk = crypto.randomBytes(40)
+  const sockets: dgram.Socket[] = []
+  try {
+    // 300 source ports, one junk datagram each (bounded: 300 sockets, closed below).
+    for (let i = 0; i < 300; i++) {
+      const s = dgram.createSocket('udp4')
+      await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+      sockets.push(s)
+      await new Promise<void>((resolve, reject) => s.send(junk, node().sync, '127.0.0.1', (err) => err === null ? resolve() : reject(err)))
+    }
+    await eventually(async () => (await peers()).some((p) => p.address === `127.0.0.1:${(sockets.at(-1) as dgram.Socket).address().port}`), 5000, 'the last junk sender listed')
+    const listed = await peers()
+    const strangers = listed.filter((p) => p.packetsIn === 0 && Object.keys(p.rejected).length > 0)
+    assert.ok(strangers.length <= 256, `${strangers.length} junk senders listed`)
+    assert.ok(!listed.some((p) => p.address === `127.0.0.1:${(sockets[0] as dgram.Socket).address().port}`), 'the oldest junk sender was forgotten')
+    // The honest sender of the first test is still there, with its accepted packets.
+    const honest = listed.find((p) => p.address === `127.0.0.1:${sender.address().port}`)
+    assert.ok(honest !== undefined && honest.packetsIn >= 1, JSON.stringify(honest))
+    // A junk sender that then sends an authenticated packet moves over, its rejections kept.
+    const turned = sockets.at(-1) as dgram.Socket
+    await new Promise<void>((resolve, reject) => turned.send(seal(newSession()), node().sync, '127.0.0.1', (err) => err === null ? resolve() : reject(err)))
+    await eventually(async () => ((await peers()).find((p) => p.address === `127.0.0.1:${turned.address().port}`)?.packetsIn ?? 0) === 1, 5000, 'promoted')
+    const promoted = (await peers()).filter((p) => p.address === `127.0.0.1:${turned.address().port}`)
+    assert.equal(promoted.length, 1, 'listed once')
+    assert.ok(Object.values(promoted[0]?.rejected ?? {}).reduce((a, b) => a + b, 0) >= 1, 'its rejection kept')
+  } finally {
+    for (const s of sockets) s.close()
+  }
+})
