@@ -106,11 +106,12 @@ export class HaproxyTerminator implements NodeTerminator {
     this.scheduleRotation()
   }
 
-  async stop (): Promise<void> {
+  async stop (): Promise<number> {
     this.stopped = true
     clearTimeout(this.pollTimer)
     clearTimeout(this.rotationTimer)
     await this.running
+    return 0
   }
 
   /** Nothing to reload here: HAProxy's certificates are HAProxy's (reload HAProxy itself). */

@@ -136,7 +136,9 @@ export class Primary {
   /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates. */
   handleSignals (): void {
     // SIGHUP means "reload" here, not "exit" (close-with-grace treats it as a termination signal).
-    closeWithGrace({ delay: this.config.gracePeriod * 1000 + 5000, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+    // Its own messages ("second SIGINT, exiting", a timeout, a failed stop) go to our log, as JSON.
+    const logger = { error: (what: unknown) => { this.log.error(what instanceof Error ? { err: what } : {}, what instanceof Error ? 'the stop failed' : String(what)) } }
+    closeWithGrace({ delay: this.config.gracePeriod * 1000 + 5000, skip: ['SIGHUP'], logger }, async ({ signal, err }) => {
       if (err !== undefined) this.log.error({ err }, 'fatal error, shutting down')
       else this.log.info({ signal }, 'shutting down')
       await this.stop()
@@ -157,8 +159,10 @@ export class Primary {
     // client is sent here while the workers close their listeners.
     if (this.coordinator !== undefined && this.state.admin === 'ready') await this.coordinator.applyState('drain')
     this.backendProbe?.stop()
-    await this.terminator.stop(this.config.gracePeriod * 1000)
+    const killed = await this.terminator.stop(this.config.gracePeriod * 1000)
     for (const close of this.closers) await close()
+    // A forced stop is not a clean one: the exit status says so (1, as at the hard deadline).
+    if (killed > 0) throw new Error(`${killed} worker process(es) hung past --grace-period and were killed`)
     this.log.info('stopped')
   }
 

@@ -81,8 +81,8 @@ export interface NodeTerminator {
   certificates: () => CertificateBundle[]
   /** Serve: workers accept, or the local HAProxy's key ring is kept and its figures read. */
   start: (context: TerminatorStart) => Promise<void>
-  /** Stop serving; open connections get `graceMs`. Never stops a local HAProxy. */
-  stop: (graceMs: number) => Promise<void>
+  /** Stop serving; open connections get `graceMs`. Never stops a local HAProxy. Resolves to the number of worker processes that hung and were killed. */
+  stop: (graceMs: number) => Promise<number>
   /** SIGHUP: reload what can be reloaded; false when refused. */
   reload: () => Promise<boolean>
   /** A session the farm found bad (sync Del): forget local copies. */

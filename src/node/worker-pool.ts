@@ -123,8 +123,11 @@ export class WorkerPool {
     }
   }
 
-  /** Tell every worker to stop accepting and finish within `graceMs`; kill what is left after. */
-  async stop (graceMs: number): Promise<void> {
+  /**
+   * Tell every worker to stop accepting and finish within `graceMs`; kill what is left 2 s
+   * after (a worker that hangs). Returns the pids it had to kill.
+   */
+  async stop (graceMs: number): Promise<number[]> {
     this.stopRequested = true
     // Kept listeners first: the kernel must stop queueing connections nobody will accept.
     for (const handles of [...this.kept.values(), ...this.spare]) for (const handle of handles.values()) handle.close?.()
@@ -137,11 +140,17 @@ export class WorkerPool {
         sendToWorker(worker, { t: 'shutdown', graceMs })
       })
     }))
+    const killed: number[] = []
     const deadline = setTimeout(() => {
-      for (const worker of this.workers()) worker.process.kill('SIGKILL')
+      for (const worker of this.workers()) {
+        if (worker.isDead()) continue
+        if (worker.process.pid !== undefined) killed.push(worker.process.pid)
+        worker.process.kill('SIGKILL')
+      }
     }, graceMs + 2000)
     await exited
     clearTimeout(deadline)
+    return killed
   }
 
   private workers (): ClusterWorker[] {

@@ -121,10 +121,12 @@ export class WorkerTerminator implements NodeTerminator {
     this.sampler.start()
   }
 
-  async stop (graceMs: number): Promise<void> {
+  async stop (graceMs: number): Promise<number> {
     this.stapler?.stop()
     this.sampler.stop()
-    await this.workers.stop(graceMs)
+    const killed = await this.workers.stop(graceMs)
+    if (killed.length > 0) this.log.error({ pids: killed, gracePeriodMs: graceMs }, 'workers still running 2 s after the grace period (hung): killed')
+    return killed.length
   }
 
   /** SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again. */

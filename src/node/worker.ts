@@ -212,6 +212,9 @@ class Worker {
       process.exit(0)
     }
     const timer = setTimeout(() => {
+      const cut = this.terminator.connections.size
+      // Said before the cut: how many clients the grace period did not let finish.
+      if (cut > 0) this.log.warn({ connections: cut, gracePeriodMs: graceMs }, 'grace period over: closing the connections still open')
       for (const socket of this.terminator.connections) socket.destroy()
       process.exit(0)
     }, graceMs)

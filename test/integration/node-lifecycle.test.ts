@@ -53,6 +53,36 @@ async function exitOf (child: import('node:child_process').ChildProcess, since: 
   return await new Promise((resolve) => child.once('exit', (code) => resolve({ code, afterMs: Date.now() - since() })))
 }
 
+test('the grace period ends with the connections still open: cut, and how many is logged; a hung worker is killed, logged, and the exit status is 1', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const cert = makeCertificate(dir, 'g', ['localhost'])
+  const [port, admin] = await freePorts(2) as [number, number]
+  const args = ['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', cert, '--grace-period', '1']
+  try {
+    const node = await startNode(args, { adminPort: admin })
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    assert.equal(await node.stop('SIGTERM', 15_000), 0, node.diagnosis())
+    const cut = node.logs.find((l) => l.msg === 'grace period over: closing the connections still open')
+    assert.equal(cut?.connections, 1, node.diagnosis())
+    socket.destroy()
+
+    const hung = await startNode(args, { adminPort: admin })
+    const [worker] = childPids(hung.process.pid as number)
+    assert.ok(worker !== undefined)
+    process.kill(worker, 'SIGSTOP')
+    const code = await hung.stop('SIGTERM', 15_000)
+    assert.equal(code, 1, `a stop that had to kill a hung worker exited ${String(code)}:\n${hung.diagnosis()}`)
+    assert.ok(hung.logs.some((l) => l.msg === 'workers still running 2 s after the grace period (hung): killed' && (l.pids as number[]).includes(worker)), hung.diagnosis())
+    assert.ok(hung.logs.some((l) => l.msg === 'the stop failed'), 'the reason is in the JSON log')
+    assert.equal(alive(worker), false)
+  } finally {
+    await backend.close()
+  }
+})
+
 test('SIGTERM while the node is still starting (its workers forked, not yet serving): it stops at once and never serves', async () => {
   const dir = tempDir()
   const [port, admin, sync, silentPeer] = await freePorts(4) as [number, number, number, number]
