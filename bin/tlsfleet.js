@@ -9,4 +9,23 @@ if (!isSupportedNode(process.versions.node)) {
     '`npm start` fetches Node.js 24 from the npm registry when needed; or install a supported Node.js and run this again.\n')
   process.exit(2)
 }
+// Loading the CLI takes most of a second. Until a command handles signals itself, a stop
+// (SIGTERM, SIGINT) ends the process at once, with status 0 as a stop does (nothing runs yet),
+// and SIGHUP, a reload, is ignored (the start reads everything anyway) instead of killing it
+// (status 129). These handlers stay: removing one drops a signal already caught but not yet
+// dispatched. Once the CLI is loaded (released), a signal that no command handles is raised
+// again with its default action, as if they were not there.
+let released = false
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  const early = () => {
+    if (!released) {
+      if (signal !== 'SIGHUP') process.exit(0)
+    } else if (process.listenerCount(signal) === 1) {
+      process.removeListener(signal, early)
+      process.kill(process.pid, signal)
+    }
+  }
+  process.on(signal, early)
+}
+globalThis[Symbol.for('tlsfleet.releaseEarlySignals')] = () => { released = true }
 await import('../dist/src/cli/main.js')

@@ -26,6 +26,11 @@ program.addCommand((await import('./lab-command.js')).labCommand())
 program.addCommand((await import('./bench-command.js')).benchCommand())
 throwUsageErrors(program)
 
+// bin/tlsfleet.js's handlers for signals that come while the CLI loads: the command takes
+// over now (a signal from now on goes to the command's handlers, or gets its default action).
+const releaseEarlySignals = (globalThis as Record<symbol, unknown>)[Symbol.for('tlsfleet.releaseEarlySignals')]
+if (typeof releaseEarlySignals === 'function') releaseEarlySignals()
+
 try {
   const unknown = unknownCommand(program, process.argv.slice(2))
   if (unknown !== undefined) throw unknown

@@ -83,6 +83,37 @@ test('the grace period ends with the connections still open: cut, and how many i
   }
 })
 
+test('signals while the CLI is still loading: SIGHUP does not kill it (it starts and serves), SIGTERM stops it with status 0', async () => {
+  const dir = tempDir()
+  const cert = makeCertificate(dir, 'early', ['localhost'])
+  /** Whether the process catches SIGHUP yet (SigCgt bit 0): the launcher's first lines ran. */
+  const catchesHup = (pid: number): boolean => {
+    try { return (BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0')) & 1n) === 1n } catch { return false }
+  }
+  for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
+    const [port, admin] = await freePorts(2) as [number, number]
+    const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', cert, '--state-dir', path.join(dir, `state-${signal}`)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    try {
+      await eventually(() => catchesHup(child.pid as number), 5000, 'the launcher running')
+      const ready = out.includes('tlsfleet node ready')
+      child.kill(signal)
+      if (signal === 'SIGTERM') {
+        assert.equal(await exited, 0, out)
+      } else {
+        await eventually(() => out.includes('tlsfleet node ready'), 30_000, `ready after an early SIGHUP (ready already: ${String(ready)}):\n${out}`)
+        assert.equal(child.exitCode, null)
+      }
+    } finally {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+})
+
 test('SIGTERM while the node is still starting (its workers forked, not yet serving): it stops at once and never serves', async () => {
   const dir = tempDir()
   const [port, admin, sync, silentPeer] = await freePorts(4) as [number, number, number, number]
