@@ -53,10 +53,36 @@ function isRuntimeApiTarget (text: string): boolean {
   return text.includes('/') || typeof parseHostPort(text.replace(/^ipv[46]@/, '')) !== 'string'
 }
 
+/** Whole numbers as text (a sign is let through so that "-1" is refused by the range, not the form). */
+const INTEGER_TEXT = /^-?\d+$/
+/** Decimal numbers as text: "300", "0.5". */
+const DECIMAL_TEXT = /^-?\d+(\.\d+)?$/
+
+/** What a value that is no number is, for the message: "a boolean", "a list". */
+function kindOf (value: unknown): string {
+  if (value === null) return 'empty'
+  if (Array.isArray(value)) return 'a list'
+  return `a ${typeof value}`
+}
+
+/**
+ * A YAML number, or decimal text (flags and environment variables are text, YAML may quote).
+ * Not z.coerce.number(): Number() turns true into 1, "" and "  " into 0, and reads "0x10",
+ * "0b11", "0o7" and "1e3", none of which an operator writing a count or seconds means.
+ */
+function numberFrom (text: RegExp, form: string): z.ZodType<number> {
+  return z.unknown().transform((value, ctx): number => {
+    if (typeof value === 'number') return value
+    if (typeof value === 'string' && text.test(value.trim())) return Number(value.trim())
+    ctx.addIssue({ code: 'custom', message: typeof value === 'string' ? `not ${form}` : `${kindOf(value)}, not a number` })
+    return z.NEVER
+  })
+}
+
 const int = (min: number, max: number): z.ZodType<number> =>
-  z.coerce.number().int().min(min).max(max)
+  numberFrom(INTEGER_TEXT, 'an integer in decimal digits').pipe(z.number().int().min(min).max(max))
 const seconds = (min: number, max: number): z.ZodType<number> =>
-  z.coerce.number().min(min).max(max)
+  numberFrom(DECIMAL_TEXT, 'a decimal number (digits, optionally with a fraction such as 0.5)').pipe(z.number().min(min).max(max))
 const nonEmpty = z.string().min(1)
 
 /**

@@ -126,3 +126,34 @@ test('--cache-miss-wait must be below --cache-get-timeout', () => {
   assert.throws(() => checkOptionCombinations(config), (err: Error) => err instanceof ConfigConflictError && /--cache-miss-wait 25 must be below --cache-get-timeout 25/.test(err.message))
   assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {} })))
 })
+
+test('numeric options take YAML numbers and decimal text only: no booleans, blanks, hex, binary, octal or exponents', () => {
+  const file = path.join(tempDir(), 'numbers.yaml')
+  fs.writeFileSync(file, 'workers: 3\nhandshake-timeout: 0.5\nmax-connections: "16"\n')
+  const fromFile = loadConfig({ env: {}, file })
+  assert.deepEqual([fromFile.workers, fromFile.handshakeTimeout, fromFile.maxConnections], [3, 0.5, 16])
+  const fromText = loadConfig({ env: { TLSFLEET_GRACE_PERIOD: '2.5', TLSFLEET_IDLE_TIMEOUT: ' 1000 ' }, flags: { workers: '2' } })
+  assert.deepEqual([fromText.gracePeriod, fromText.idleTimeout, fromText.workers], [2.5, 1000, 2])
+
+  const refused = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      loadConfig(sources)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(sources)}`)
+  }
+  fs.writeFileSync(file, 'workers: true\n')
+  assert.match(refused({ env: {}, file }), /numbers\.yaml key "workers": true is not valid for "workers": expected an integer from 1 to 256 \(a boolean, not a number\)/)
+  fs.writeFileSync(file, 'max-connections: "0x10"\n')
+  assert.match(refused({ env: {}, file }), /key "max-connections": "0x10" is not valid for "max-connections": expected an integer from 0 to 10000000 \(not an integer in decimal digits\)/)
+  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), /TLSFLEET_GRACE_PERIOD: "" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
+  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /TLSFLEET_GRACE_PERIOD: " {2}" is not valid for "grace-period"/)
+  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: "" is not valid for "max-connections"/)
+  assert.match(refused({ env: { TLSFLEET_HANDSHAKE_TIMEOUT: '0b11' } }), /TLSFLEET_HANDSHAKE_TIMEOUT: "0b11" is not valid for "handshake-timeout"/)
+  assert.match(refused({ env: { TLSFLEET_IDLE_TIMEOUT: '1e3' } }), /TLSFLEET_IDLE_TIMEOUT: "1e3" is not valid for "idle-timeout"/)
+  assert.match(refused({ env: {}, flags: { 'session-timeout': '0o17' } }), /--session-timeout: "0o17" is not valid/)
+  assert.match(refused({ env: {}, flags: { workers: '1.5' } }), /--workers: "1.5" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(refused({ env: {}, flags: { 'grace-period': '-1' } }), /--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(Too small/)
+})
