@@ -80,7 +80,8 @@ function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError([`${path}: expected a mapping of option keys to values at the top level`])
   }
-  const unknown = Object.keys(doc).filter((k) => !(k in OPTIONS))
+  // Own keys only: `in` also finds Object.prototype's members (constructor, toString, __proto__).
+  const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(OPTIONS, k))
   if (unknown.length > 0) {
     throw new ConfigError(unknown.map((k) => `${path}: unknown key "${k}" (known keys: ${OPTION_KEYS.join(', ')})`))
   }

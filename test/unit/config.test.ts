@@ -157,3 +157,11 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   assert.match(refused({ env: {}, flags: { workers: '1.5' } }), /--workers: "1.5" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
   assert.match(refused({ env: {}, flags: { 'grace-period': '-1' } }), /--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(Too small/)
 })
+
+test('YAML keys named like Object.prototype members are unknown keys', () => {
+  const file = path.join(tempDir(), 'proto.yaml')
+  for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    fs.writeFileSync(file, `${key}: 1\n`)
+    assert.throws(() => loadConfig({ env: {}, file }), (err: Error) => err instanceof ConfigError && err.message.includes(`proto.yaml: unknown key "${key}"`), key)
+  }
+})
