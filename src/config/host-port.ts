@@ -47,3 +47,52 @@ export function isLoopbackHost (host: string): boolean {
   if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(host)
   return false
 }
+
+/** What a TCP bind of a host takes on its port: every address (of a family), one address, or a name. */
+type BindScope =
+  | { kind: 'wildcard'; family: 4 | 6 }
+  | { kind: 'address'; family: 4 | 6; address: string }
+  | { kind: 'name'; name: string }
+
+/** `::ffff:7f00:1` (as the URL parser writes ::ffff:127.0.0.1) back to dotted IPv4. */
+function mappedIpv4 (canonical: string): string | undefined {
+  const match = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical)
+  if (match === null) return undefined
+  const [high, low] = [parseInt(match[1] as string, 16), parseInt(match[2] as string, 16)]
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.')
+}
+
+function bindScope (host: string): BindScope {
+  if (net.isIPv4(host)) return host === '0.0.0.0' ? { kind: 'wildcard', family: 4 } : { kind: 'address', family: 4, address: host }
+  if (!net.isIPv6(host)) return { kind: 'name', name: host.toLowerCase().replace(/\.$/, '') }
+  // One spelling per address (0:0::1 is ::1); a v4-mapped address is bound as the IPv4 one.
+  const canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1)
+  const ipv4 = mappedIpv4(canonical)
+  if (ipv4 !== undefined) return bindScope(ipv4)
+  return canonical === '::' ? { kind: 'wildcard', family: 6 } : { kind: 'address', family: 6, address: canonical }
+}
+
+/** Whether a wildcard bind takes what the other scope names. */
+function wildcardTakes (wildcard: { family: 4 | 6 }, other: BindScope): boolean {
+  if (wildcard.family === 6) return true
+  return other.kind !== 'name' && other.family === 4
+}
+
+/**
+ * Why two TCP listeners of one process cannot both have their address, or undefined when they
+ * can. Node binds `::` dual-stack (no ipv6Only), so it takes IPv4 too; `0.0.0.0` takes every
+ * IPv4 address. Host names are compared as written (resolving them here would need DNS): a name
+ * clashes with `::`, with the same name, and with nothing else.
+ */
+export function bindClash (a: HostPort, b: HostPort): string | undefined {
+  if (a.port !== b.port) return undefined
+  const [sa, sb] = [bindScope(a.host), bindScope(b.host)]
+  if (JSON.stringify(sa) === JSON.stringify(sb)) return 'are the same address'
+  for (const [wildcard, other] of [[sa, sb], [sb, sa]] as const) {
+    if (wildcard.kind !== 'wildcard' || !wildcardTakes(wildcard, other)) continue
+    return wildcard.family === 6
+      ? `overlap: [::] takes port ${a.port} on every address, IPv4 and IPv6`
+      : `overlap: 0.0.0.0 takes port ${a.port} on every IPv4 address`
+  }
+  return undefined
+}

@@ -2,7 +2,7 @@ import net from 'node:net'
 import { ConfigConflictError } from '../errors.js'
 import { isMulticast, peerFamilyOf } from '../sync/sync-addresses.js'
 import { DEFAULT_SYNC_CIPHER } from '../sync/sync-aead.js'
-import { formatHostPort, isLoopbackHost } from './host-port.js'
+import { bindClash, formatHostPort, isLoopbackHost, type HostPort } from './host-port.js'
 import type { NodeConfig } from './options.js'
 import { isDnsPeer } from './sync-peer.js'
 import { checkTerminatorOptions } from './terminator-checks.js'
@@ -50,6 +50,7 @@ export function checkOptionCombinations (config: NodeConfig): void {
     throw new ConfigConflictError('--sync-peer dns:NAME:PORT needs --sync-listen (the farm sync socket the peers are sent to from)')
   }
   checkSyncPeerFamilies(config)
+  checkListenerClashes(config)
   checkTerminatorOptions(config)
   checkTlsCombinations(config)
   checkAdmissionCombinations(config)
@@ -111,5 +112,30 @@ function checkTlsCombinations (config: NodeConfig): void {
   }
   if (config.group !== '' && config.user === '') {
     throw new ConfigConflictError('--group needs --user (the user to run as)')
+  }
+}
+
+/** The node's own TCP listeners (--sync-listen is UDP); --listen only where its workers bind it. */
+function tcpListeners (config: NodeConfig): Array<{ option: string; address: HostPort }> {
+  const listeners = config.terminator === 'tlsfleet' ? config.listen.map((address) => ({ option: '--listen', address })) : []
+  listeners.push({ option: '--admin-listen', address: config.adminListen })
+  if (config.agentListen !== 'off') listeners.push({ option: '--agent-listen', address: config.agentListen })
+  return listeners
+}
+
+/**
+ * Two listeners of this node on one address: the second bind fails as if another process held
+ * it ("already in use by another process"), or, --listen being SO_REUSEPORT, both bind and
+ * the kernel sends each connection to one of them unseen. Named here, before anything binds.
+ */
+function checkListenerClashes (config: NodeConfig): void {
+  const listeners = tcpListeners(config)
+  for (const [i, first] of listeners.entries()) {
+    for (const second of listeners.slice(i + 1)) {
+      const why = bindClash(first.address, second.address)
+      if (why === undefined) continue
+      const advice = first.option === second.option ? `drop one ${second.option}` : `give ${second.option} another address or port`
+      throw new ConfigConflictError(`${first.option} ${formatHostPort(first.address)} and ${second.option} ${formatHostPort(second.address)} ${why}: each listener of the node needs an address of its own; ${advice}`)
+    }
   }
 }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
@@ -80,4 +82,24 @@ test('a multicast interface that does not exist is a configuration error naming 
     '--sync-listen', `239.255.7.7:${otherSync}`, '--sync-interface', 'nosuch0', '--sync-secret-file', secret])
   assert.equal(result.code, 2, result.stderr)
   assert.match(result.stderr, /^tlsfleet: --sync-interface: no IPv4 address on interface "nosuch0" \(this machine has: .*lo.*\) \(TLSFLEET_ERR_CONFIG\)\n$/)
+})
+
+test('two listeners of the node on one address: a configuration conflict naming both options, exit 2, before anything is written or bound', async () => {
+  const [port, otherTls, otherAdmin] = await freePorts(3) as [number, number, number]
+  const stateDir = path.join(tempDir(), 'state')
+  const cases: Array<[string[], string]> = [
+    [['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${port}`, '--agent-listen', `127.0.0.1:${port}`],
+      `--admin-listen 127.0.0.1:${port} and --agent-listen 127.0.0.1:${port} are the same address`],
+    [['--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${port}`], `--listen 127.0.0.1:${port} and --admin-listen 127.0.0.1:${port} are the same address`],
+    // SO_REUSEPORT would let both bind: the node would have started with a listener it never uses.
+    [['--listen', `127.0.0.1:${port}`, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${otherAdmin}`], `--listen 127.0.0.1:${port} and --listen 127.0.0.1:${port} are the same address`],
+    [['--listen', `0.0.0.0:${port}`, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${otherAdmin}`], `--listen 0.0.0.0:${port} and --listen 127.0.0.1:${port} overlap`]
+  ]
+  for (const [args, named] of cases) {
+    const result = await second([...args, '--state-dir', stateDir])
+    assert.equal(result.code, 2, result.stderr)
+    assert.match(result.stderr, /^tlsfleet: [^\n]* \(TLSFLEET_ERR_CONFIG_CONFLICT\)\n$/)
+    assert.ok(result.stderr.startsWith(`tlsfleet: ${named}`), result.stderr)
+    assert.equal(fs.existsSync(stateDir), false, 'the state directory was created')
+  }
 })

@@ -165,3 +165,34 @@ test('YAML keys named like Object.prototype members are unknown keys', () => {
     assert.throws(() => loadConfig({ env: {}, file }), (err: Error) => err instanceof ConfigError && err.message.includes(`proto.yaml: unknown key "${key}"`), key)
   }
 })
+
+test('two listeners of the node on one address are refused, naming both options and values', () => {
+  const conflict = (flags: Record<string, unknown>): string => {
+    try {
+      checkOptionCombinations(loadConfig({ env: {}, flags }))
+    } catch (err) {
+      assert.ok(err instanceof ConfigConflictError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(flags)}`)
+  }
+  assert.match(conflict({ listen: ['127.0.0.1:29001', '127.0.0.1:29001'] }), /^--listen 127\.0\.0\.1:29001 and --listen 127\.0\.0\.1:29001 are the same address: .*drop one --listen$/)
+  assert.match(conflict({ listen: ['0.0.0.0:29001', '127.0.0.1:29001'] }), /^--listen 0\.0\.0\.0:29001 and --listen 127\.0\.0\.1:29001 overlap: 0\.0\.0\.0 takes port 29001 on every IPv4 address/)
+  assert.match(conflict({ listen: ['127.0.0.1:29001', ':29001'] }), /--listen 127\.0\.0\.1:29001 and --listen 0\.0\.0\.0:29001 overlap/)
+  assert.match(conflict({ listen: ['[::]:29001', '10.0.0.1:29001'] }), /--listen \[::\]:29001 and --listen 10\.0\.0\.1:29001 overlap: \[::\] takes port 29001 on every address, IPv4 and IPv6/)
+  assert.match(conflict({ listen: ['[::1]:29001', '[0:0:0:0:0:0:0:1]:29001'] }), /are the same address/)
+  assert.match(conflict({ listen: ['[::ffff:127.0.0.1]:29001', '127.0.0.1:29001'] }), /are the same address/)
+  assert.match(conflict({ listen: ['Node-1.example:29001', 'node-1.example:29001'] }), /are the same address/)
+  assert.match(conflict({ 'admin-listen': '127.0.0.1:29002', 'agent-listen': '127.0.0.1:29002' }),
+    /^--admin-listen 127\.0\.0\.1:29002 and --agent-listen 127\.0\.0\.1:29002 are the same address: each listener of the node needs an address of its own; give --agent-listen another address or port$/)
+  assert.match(conflict({ listen: ['127.0.0.1:29003'], 'admin-listen': '127.0.0.1:29003' }), /^--listen 127\.0\.0\.1:29003 and --admin-listen 127\.0\.0\.1:29003 are the same address/)
+  assert.match(conflict({ listen: ['0.0.0.0:29004'], 'agent-listen': '127.0.0.1:29004' }), /^--listen 0\.0\.0\.0:29004 and --agent-listen 127\.0\.0\.1:29004 overlap/)
+
+  const accepted = (flags: Record<string, unknown>): void => { assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags })), JSON.stringify(flags)) }
+  accepted({ listen: ['127.0.0.1:29001', '127.0.0.1:29002', '127.0.0.2:29001'] })
+  accepted({ listen: ['0.0.0.0:29001', '[::1]:29001'] })
+  accepted({ listen: ['0.0.0.0:29001', 'node-1.example:29001'] })
+  accepted({ listen: ['127.0.0.1:29005'], 'agent-listen': '127.0.0.1:29006', 'sync-listen': '127.0.0.1:29005', 'sync-secret-file': ['/s'] })
+  // With --terminator haproxy, the node binds no --listen of its own.
+  accepted({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], listen: ['127.0.0.1:29007'], 'admin-listen': '127.0.0.1:29007' })
+})
