@@ -1,5 +1,6 @@
 import fs from 'node:fs'
-import { parse as parseYaml } from 'yaml'
+import net from 'node:net'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
 
@@ -36,7 +37,8 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
       result[camelCase(key)] = parsed.data
     } else {
       const why = parsed.error.issues.map((issue) => issue.message).join('; ')
-      problems.push(`${candidate.origin}: ${describe(candidate.value)} is not valid for "${key}": expected ${spec.expected} (${why})`)
+      const hint = candidate.source === 'file' ? unquotedIpv6Hint(candidate.value) : ''
+      problems.push(`${candidate.origin}: ${describe(candidate.value)} is not valid for "${key}": expected ${spec.expected} (${why})${hint}`)
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
@@ -62,6 +64,24 @@ function describe (value: unknown): string {
   return text.length > 80 ? text.slice(0, 77) + '...' : text
 }
 
+/** An unquoted `[::1]:8443` right after a key or a list dash: YAML starts a list at the "[". */
+const UNQUOTED_BRACKETS = /(?:^|[:-])\s*(\[[^\]'"\s]*:[^\]'"\s]*\](?::\d+)?)/
+
+/** A YAML syntax error on a line holding an unquoted [IPV6]:PORT: say how to write it. */
+function bracketSyntaxHint (err: unknown, text: string): string {
+  if (!(err instanceof YAMLParseError) || err.linePos === undefined) return ''
+  const line = text.split('\n')[err.linePos[0].line - 1] ?? ''
+  const bracketed = UNQUOTED_BRACKETS.exec(line)?.[1]
+  return bracketed === undefined ? '' : `quote IPv6 addresses in YAML: "${bracketed}" (unquoted, "[" starts a list)`
+}
+
+/** `listen: [::1]` reads as a list holding "::1": a refused value like that was meant as an address. */
+function unquotedIpv6Hint (value: unknown): string {
+  const items = Array.isArray(value) ? value : [value]
+  const bare = items.some((item) => typeof item === 'string' && net.isIPv6(item))
+  return bare ? '; in YAML, write an IPv6 address quoted, with its brackets and port: "[::1]:8443" (an unquoted [::1] is a list holding ::1)' : ''
+}
+
 /** Read the YAML file; unknown keys are refused so a typo never silently falls back to a default. */
 function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
   let text: string
@@ -74,7 +94,7 @@ function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
   try {
     doc = parseYaml(text)
   } catch (err) {
-    throw new ConfigError([`${path}: not valid YAML: ${(err as Error).message}`])
+    throw new ConfigError([`${path}: not valid YAML: ${(err as Error).message}${bracketSyntaxHint(err, text)}`])
   }
   if (doc === null || doc === undefined) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) {

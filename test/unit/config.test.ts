@@ -196,3 +196,19 @@ test('two listeners of the node on one address are refused, naming both options 
   // With --terminator haproxy, the node binds no --listen of its own.
   accepted({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], listen: ['127.0.0.1:29007'], 'admin-listen': '127.0.0.1:29007' })
 })
+
+test('an unquoted [IPV6] in YAML (a list there, or a syntax error) is refused with a hint to quote it', () => {
+  const file = path.join(tempDir(), 'v6.yaml')
+  fs.writeFileSync(file, 'workers: 1\nlisten: [::1]:29001\n')
+  assert.throws(() => loadConfig({ env: {}, file }), (err: Error) => err instanceof ConfigError &&
+    /v6\.yaml: not valid YAML: .*line 2, column 14/.test(err.message) && err.message.endsWith('\nquote IPv6 addresses in YAML: "[::1]:29001" (unquoted, "[" starts a list)'))
+  fs.writeFileSync(file, 'listen:\n  - "[::1]:29001"\n  - [::]:29002\n')
+  assert.throws(() => loadConfig({ env: {}, file }), /quote IPv6 addresses in YAML: "\[::\]:29002"/)
+  fs.writeFileSync(file, 'admin-listen: [::1]\n')
+  assert.throws(() => loadConfig({ env: {}, file }),
+    /key "admin-listen": \["::1"\] is not valid for "admin-listen": expected HOST:PORT \(.*\); in YAML, write an IPv6 address quoted, with its brackets and port: "\[::1\]:8443" \(an unquoted \[::1\] is a list holding ::1\)$/)
+  // Other syntax errors and other refusals get no such hint.
+  fs.writeFileSync(file, 'workers: [1\n')
+  assert.throws(() => loadConfig({ env: {}, file }), (err: Error) => /not valid YAML/.test(err.message) && !err.message.includes('IPv6'))
+  assert.throws(() => loadConfig({ env: {}, flags: { 'admin-listen': '::1' } }), (err: Error) => /IPv6 addresses must be written in brackets/.test(err.message) && !err.message.includes('YAML'))
+})
