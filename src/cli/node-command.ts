@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { loadConfig } from '../config/load.js'
+import { loadConfig, unknownEnvironmentVariables } from '../config/load.js'
 import { OPTION_KEYS, camelCase, defaultForHelp, envName, optionSpec, type OptionKey } from '../config/options.js'
 import { Primary } from '../node/primary.js'
 
@@ -23,7 +23,7 @@ export function nodeCommand (): Command {
     }
     const file = (opts.config as string | undefined) ?? process.env.TLSFLEET_CONFIG
     const config = loadConfig({ flags, env: process.env, ...(file !== undefined ? { file } : {}) })
-    const primary = new Primary(config)
+    const primary = new Primary(config, unknownEnvironmentVariables(process.env))
     primary.handleSignals()
     await primary.start()
   })

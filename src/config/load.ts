@@ -107,3 +107,41 @@ function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
   }
   return doc as Partial<Record<OptionKey, unknown>>
 }
+
+/**
+ * TLSFLEET_* variables read elsewhere, not node options: the operator CLI's (TLSFLEET_CONFIG,
+ * TLSFLEET_ADMIN_URL) and the repository's CI, test and bench scripts'. Never warned about.
+ */
+const OTHER_VARIABLES = new Set(['TLSFLEET_CONFIG', 'TLSFLEET_ADMIN_URL', 'TLSFLEET_NODE_PREFIX', 'TLSFLEET_NODE22_PREFIX', 'TLSFLEET_SCREENSHOTS', 'TLSFLEET_BENCH_WORKER'])
+
+/** Edits (insert, delete, replace) from a to b. */
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
+
+/** The option variable a misspelled one most likely meant: at most two edits away, else none. */
+function closestVariable (variable: string): string | undefined {
+  const ranked = OPTION_KEYS.map(envName).map((name) => ({ name, distance: editDistance(variable, name) })).sort((x, y) => x.distance - y.distance)
+  const best = ranked[0]
+  return best !== undefined && best.distance <= 2 ? best.name : undefined
+}
+
+/**
+ * TLSFLEET_* variables that name no option, each with a warning to log. Warned about, not
+ * refused as a YAML typo is: a node's environment is shared with whatever else runs there.
+ */
+export function unknownEnvironmentVariables (env: NodeJS.ProcessEnv): string[] {
+  const options = new Set(OPTION_KEYS.map(envName))
+  return Object.keys(env).filter((name) => name.startsWith('TLSFLEET_') && !options.has(name) && !OTHER_VARIABLES.has(name)).sort().map((name) => {
+    const closest = closestVariable(name)
+    return `environment variable ${name} names no tlsfleet option and is ignored${closest !== undefined ? ` (did you mean ${closest}?)` : ''}`
+  })
+}

@@ -53,11 +53,14 @@ export class Primary {
   private closers: Array<() => Promise<void>> = []
   private stopping = false
 
-  constructor (readonly config: NodeConfig) {
-    // First: the parts below are built from these options (the terminator parses
+  /** `warnings`: what the configuration's sources hold that is ignored (a misspelled TLSFLEET_* variable). */
+  constructor (readonly config: NodeConfig, warnings: readonly string[] = []) {
+    this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
+    // Before the checks: an ignored variable may be why a combination is refused.
+    for (const warning of warnings) this.log.warn(warning)
+    // Then: the parts below are built from these options (the terminator parses
     // --terminator-socket), so a refused combination must be named before they read them.
     checkOptionCombinations(config)
-    this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
     this.cache = new PrimarySessionCache({ maxEntries: config.cacheSize, maxBytes: config.cacheMaxBytes, lifetimeSeconds: config.sessionTimeout })
     this.state = new NodeState({ initial: config.initialState, maxconn: config.maxconn, maxHandshakesPerSecond: config.maxHandshakeRate, connectionLimit: config.maxConnections })
     this.terminator = createTerminator(config, this.cache, this.log, {

@@ -31,15 +31,17 @@ after(async () => {
 })
 
 /** Run a second node (no --admin-listen unless given: the default) and collect how it ends. */
-async function second (args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--cert', cert, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+async function second (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--cert', cert, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let stderr = ''
+  let stdout = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
   const code = await new Promise<number | null>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
     child.once('exit', (c) => { clearTimeout(timer); resolve(c) })
   })
-  return { code, stderr }
+  return { code, stderr, stdout }
 }
 
 function assertOneLine (result: { code: number | null; stderr: string }, address: string, option: string): void {
@@ -102,4 +104,17 @@ test('two listeners of the node on one address: a configuration conflict naming 
     assert.ok(result.stderr.startsWith(`tlsfleet: ${named}`), result.stderr)
     assert.equal(fs.existsSync(stateDir), false, 'the state directory was created')
   }
+})
+
+test('a TLSFLEET_* variable that names no option is logged as a warning naming the closest option, before a refusal it may explain', async () => {
+  const [otherTls, otherAdmin, otherSync] = await freePorts(3) as [number, number, number]
+  const result = await second(['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${otherAdmin}`, '--sync-listen', `127.0.0.1:${otherSync}`],
+    { TLSFLEET_SYNC_SECRET_FILES: secret, TLSFLEET_UNRELATED_THING: '1', TLSFLEET_CONFIG: undefined })
+  assert.equal(result.code, 2, result.stderr)
+  assert.match(result.stderr, /^tlsfleet: --sync-listen needs --sync-secret-file .*\(TLSFLEET_ERR_CONFIG_CONFLICT\)\n$/)
+  const warnings = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && /TLSFLEET_(SYNC_SECRET_FILES|UNRELATED_THING) /.test(entry.msg)).map((entry) => entry.msg)
+  assert.deepEqual(warnings, [
+    'environment variable TLSFLEET_SYNC_SECRET_FILES names no tlsfleet option and is ignored (did you mean TLSFLEET_SYNC_SECRET_FILE?)',
+    'environment variable TLSFLEET_UNRELATED_THING names no tlsfleet option and is ignored'
+  ])
 })

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { parseHostPort } from '../../src/config/host-port.js'
-import { loadConfig } from '../../src/config/load.js'
+import { loadConfig, unknownEnvironmentVariables } from '../../src/config/load.js'
 import { checkOptionCombinations } from '../../src/config/node-checks.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { OPTION_KEYS, envName } from '../../src/config/options.js'
@@ -211,4 +211,15 @@ test('an unquoted [IPV6] in YAML (a list there, or a syntax error) is refused wi
   fs.writeFileSync(file, 'workers: [1\n')
   assert.throws(() => loadConfig({ env: {}, file }), (err: Error) => /not valid YAML/.test(err.message) && !err.message.includes('IPv6'))
   assert.throws(() => loadConfig({ env: {}, flags: { 'admin-listen': '::1' } }), (err: Error) => /IPv6 addresses must be written in brackets/.test(err.message) && !err.message.includes('YAML'))
+})
+
+test('TLSFLEET_* variables that name no option are warned about (the closest option named), not refused; the CLI\'s and scripts\' own are not', () => {
+  const env = { TLSFLEET_LISTN: '127.0.0.1:1', TLSFLEET_WORKER: '2', TLSFLEET_SOMETHING_ELSE: 'x', TLSFLEET_CONFIG: 'node.yaml', TLSFLEET_ADMIN_URL: 'http://127.0.0.1:8445', TLSFLEET_LISTEN: '127.0.0.1:29001', PATH: '/bin' }
+  assert.deepEqual(unknownEnvironmentVariables(env), [
+    'environment variable TLSFLEET_LISTN names no tlsfleet option and is ignored (did you mean TLSFLEET_LISTEN?)',
+    'environment variable TLSFLEET_SOMETHING_ELSE names no tlsfleet option and is ignored',
+    'environment variable TLSFLEET_WORKER names no tlsfleet option and is ignored (did you mean TLSFLEET_WORKERS?)'
+  ])
+  assert.deepEqual(loadConfig({ env }).listen, [{ host: '127.0.0.1', port: 29001 }])
+  assert.deepEqual(unknownEnvironmentVariables({ TLSFLEET_SESSION_TIMEOUT: '1', TLSFLEET_CONFIG: 'x' }), [])
 })
