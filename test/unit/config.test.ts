@@ -95,16 +95,18 @@ test('list options take repeated flags, comma-separated text or YAML lists alike
   assert.throws(() => loadConfig({ env: { TLSFLEET_TLS_MIN_VERSION: 'TLSv1.4' } }), /TLSFLEET_TLS_MIN_VERSION: "TLSv1.4" is not valid for "tls-min-version": expected one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3/)
 })
 
-test('TLS options that do not work together are refused before anything starts', () => {
-  const conflict = (flags: Record<string, unknown>): string => {
-    try {
-      checkOptionCombinations(loadConfig({ env: {}, flags }))
-    } catch (err) {
-      assert.ok(err instanceof ConfigConflictError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(flags)}`)
+/** The conflict message for `flags`; fails the test when they are accepted. */
+function conflict (flags: Record<string, unknown>): string {
+  try {
+    checkOptionCombinations(loadConfig({ env: {}, flags }))
+  } catch (err) {
+    assert.ok(err instanceof ConfigConflictError, String(err))
+    return err.message
   }
+  assert.fail(`accepted ${JSON.stringify(flags)}`)
+}
+
+test('TLS options that do not work together are refused before anything starts', () => {
   assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)
   assert.match(conflict({ 'client-ca': 'ca.pem' }), /--client-ca has no effect with --client-verify none/)
   assert.match(conflict({ 'client-verify': 'optional', 'client-ca': 'ca.pem', crl: 'x.pem', 'proxy-tlv': ['ssl'] }), /--proxy-tlv ssl needs --proxy-protocol-out v2/)
@@ -167,15 +169,6 @@ test('YAML keys named like Object.prototype members are unknown keys', () => {
 })
 
 test('two listeners of the node on one address are refused, naming both options and values', () => {
-  const conflict = (flags: Record<string, unknown>): string => {
-    try {
-      checkOptionCombinations(loadConfig({ env: {}, flags }))
-    } catch (err) {
-      assert.ok(err instanceof ConfigConflictError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(flags)}`)
-  }
   assert.match(conflict({ listen: ['127.0.0.1:29001', '127.0.0.1:29001'] }), /^--listen 127\.0\.0\.1:29001 and --listen 127\.0\.0\.1:29001 are the same address: .*drop one --listen$/)
   assert.match(conflict({ listen: ['0.0.0.0:29001', '127.0.0.1:29001'] }), /^--listen 0\.0\.0\.0:29001 and --listen 127\.0\.0\.1:29001 overlap: 0\.0\.0\.0 takes port 29001 on every IPv4 address/)
   assert.match(conflict({ listen: ['127.0.0.1:29001', ':29001'] }), /--listen 127\.0\.0\.1:29001 and --listen 0\.0\.0\.0:29001 overlap/)
