@@ -382,7 +382,12 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
     if (!result.ok) {
       // Our own multicast echo is expected, not an attack: counted, but not per peer.
-      if (result.reason === 'own') { this.count('own'); this.checkOwnSender(rinfo); return }
+      if (result.reason === 'own') {
+        this.count('own')
+        // v2 knows a packet is ours by its node id; stud only by a session ID we just sent.
+        if (this.codec.format === 'v2') this.checkOwnSender(rinfo)
+        return
+      }
       return this.reject(from, result.reason)
     }
     const message = result.message
