@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
+import { conflictMessage as conflict } from '../helpers/config-conflict.js'
 import { parseHostPort } from '../../src/config/host-port.js'
 import { loadConfig, unknownEnvironmentVariables } from '../../src/config/load.js'
 import { checkOptionCombinations } from '../../src/config/node-checks.js'
@@ -94,17 +95,6 @@ test('list options take repeated flags, comma-separated text or YAML lists alike
   assert.throws(() => loadConfig({ env: {}, flags: { alpn: ['h2,has space'] } }), /"alpn": expected protocol names of 1 to 255 printable ASCII characters/)
   assert.throws(() => loadConfig({ env: { TLSFLEET_TLS_MIN_VERSION: 'TLSv1.4' } }), /TLSFLEET_TLS_MIN_VERSION: "TLSv1.4" is not valid for "tls-min-version": expected one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3/)
 })
-
-/** The conflict message for `flags`; fails the test when they are accepted. */
-function conflict (flags: Record<string, unknown>): string {
-  try {
-    checkOptionCombinations(loadConfig({ env: {}, flags }))
-  } catch (err) {
-    assert.ok(err instanceof ConfigConflictError, String(err))
-    return err.message
-  }
-  assert.fail(`accepted ${JSON.stringify(flags)}`)
-}
 
 test('TLS options that do not work together are refused before anything starts', () => {
   assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { conflictMessage as refused } from '../helpers/config-conflict.js'
 import { loadConfig } from '../../src/config/load.js'
 import { checkOptionCombinations } from '../../src/config/node-checks.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 
 const haproxyMode = { terminator: 'haproxy', 'terminator-socket': '/run/haproxy/node.sock', 'terminator-keys': '/etc/haproxy/tickets.key', 'sync-secret-file': ['/etc/tlsfleet/farm.key'] }
-
-function refused (flags: Record<string, unknown>): string {
-  try {
-    checkOptionCombinations(loadConfig({ env: {}, flags }))
-  } catch (err) {
-    assert.ok(err instanceof ConfigConflictError, String(err))
-    return err.message
-  }
-  assert.fail(`accepted: ${JSON.stringify(flags)}`)
-}
 
 test('--terminator haproxy with its socket, key file and farm secret is accepted; tlsfleet is the default', () => {
   assert.equal(loadConfig({ env: {} }).terminator, 'tlsfleet')
