@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { conflictMessage as refused } from '../helpers/config-conflict.js'
 import { loadConfig } from '../../src/config/load.js'
 import { checkOptionCombinations } from '../../src/config/node-checks.js'
-import { ConfigConflictError, ConfigError } from '../../src/errors.js'
+import { ConfigError } from '../../src/errors.js'
 
 const haproxyMode = { terminator: 'haproxy', 'terminator-socket': '/run/haproxy/node.sock', 'terminator-keys': '/etc/haproxy/tickets.key', 'sync-secret-file': ['/etc/tlsfleet/farm.key'] }
 
