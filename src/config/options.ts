@@ -126,6 +126,12 @@ export const OPTIONS = {
     schema: int(0, 19),
     default: 0
   }),
+  'worker-hang-timeout': spec({
+    description: 'seconds a worker may leave the primary\'s once-a-second report requests unanswered (an event loop stuck in a loop or a blocking call) before it is killed and replaced; it counts as hung only after three such requests in a row, so at least about 3 s; 0 = never',
+    expected: 'a number of seconds from 0 to 3600',
+    schema: seconds(0, 3600),
+    default: 10
+  }),
   cert: spec({
     description: 'PEM file with key, certificate and chain (repeatable; the first is the default for SNI)',
     expected: 'a file path',

@@ -12,8 +12,11 @@ export class ReportRound<Report> {
   private readonly reports = new Map<number, Report>()
   private ended = false
 
-  /** `workers`: the ids asked; `onEnd` is called once, with the reports in the order they came. */
-  constructor (workers: Iterable<number>, private readonly onEnd: (reports: Report[]) => void) {
+  /**
+   * `workers`: the ids asked; `onEnd` is called once, with the reports in the order they came
+   * and the ids of the workers that neither answered nor exited (the hang watch counts them).
+   */
+  constructor (workers: Iterable<number>, private readonly onEnd: (reports: Report[], unanswered: number[]) => void) {
     this.remaining = new Set(workers)
     if (this.remaining.size === 0) this.end()
   }
@@ -36,6 +39,6 @@ export class ReportRound<Report> {
   end (): void {
     if (this.ended) return
     this.ended = true
-    this.onEnd([...this.reports.values()])
+    this.onEnd([...this.reports.values()], [...this.remaining])
   }
 }

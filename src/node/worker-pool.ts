@@ -5,10 +5,14 @@ import type { L1Request } from '../cache/l2-responder.js'
 import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
+import { HangWatch } from './hang-watch.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 import { ReportRound } from './report-round.js'
 import { sendToWorker } from './worker-channel.js'
 import { lowerWorkerPriority } from './worker-priority.js'
+
+/** Why a worker process is gone: the node stopped it, it died on its own, or it hung and was killed (both of the last two are replaced). */
+export type WorkerExit = 'stopped' | 'died' | 'hung'
 
 export interface WorkerReport { pid: number; metrics: MetricsJson; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number } }
 
@@ -21,8 +25,10 @@ export interface WorkerPoolOptions {
   onSessionRequest: (worker: number, request: L1Request) => void
   /** Called with the number of listening workers whenever it changes (health depends on it). */
   onListeningChange: (listening: number) => void
-  /** A worker process is gone (its counters must not vanish from /metrics). */
-  onWorkerExit?: (pid: number) => void
+  /** A worker process is gone (its counters must not vanish from /metrics), and why. */
+  onWorkerExit?: (pid: number, why: WorkerExit) => void
+  /** --worker-hang-timeout in ms: a listening worker silent that long (src/node/hang-watch.ts) is killed and replaced; 0 or absent = never. */
+  hangTimeoutMs?: number
   /**
    * With --user: keep a copy of each worker's listeners and give them to its replacement, which
    * runs as that user and could not bind them itself (port below 1024, SO_REUSEPORT group of
@@ -55,8 +61,13 @@ export class WorkerPool {
   private readonly kept = new Map<number, Map<number, ListenerHandle>>()
   private readonly spare: Array<Map<number, ListenerHandle>> = []
   private stopRequested = false
+  private readonly hangWatch?: HangWatch
+  /** Workers killed as hung, by cluster id, until their exit. */
+  private readonly hung = new Set<number>()
 
-  constructor (private readonly opts: WorkerPoolOptions) {}
+  constructor (private readonly opts: WorkerPoolOptions) {
+    if (opts.hangTimeoutMs !== undefined && opts.hangTimeoutMs > 0) this.hangWatch = new HangWatch(opts.hangTimeoutMs)
+  }
 
   /** Once stop() was called: nothing is forked or given work from then on. */
   get stopping (): boolean { return this.stopRequested }
@@ -99,11 +110,15 @@ export class WorkerPool {
     const workers = this.workers().filter((w) => this.listening.has(w.id) && w.isConnected())
     if (workers.length === 0) return []
     const req = this.nextReq++
+    const askedAt = Date.now()
     return await new Promise((resolve) => {
       const timer = setTimeout(() => round.end(), timeoutMs).unref()
-      const round = new ReportRound<WorkerReport>(workers.map((w) => w.id), (reports) => {
+      const round = new ReportRound<WorkerReport>(workers.map((w) => w.id), (reports, unanswered) => {
         clearTimeout(timer)
         this.rounds.delete(req)
+        // Judged after the channels have been read: after a pause of the primary, the answers
+        // waiting there come in before a round's timer is taken for a worker's silence.
+        if (unanswered.length > 0 && this.hangWatch !== undefined) setImmediate(() => this.watchHangs(unanswered, askedAt))
         resolve(reports)
       })
       this.rounds.set(req, round)
@@ -151,6 +166,18 @@ export class WorkerPool {
     await exited
     clearTimeout(deadline)
     return killed
+  }
+
+  /** A round ended without some workers' answers: kill those now hung (the exit event replaces them). */
+  private watchHangs (unanswered: number[], askedAt: number): void {
+    if (this.hangWatch === undefined || this.stopRequested) return
+    for (const { worker: id, silentMs } of this.hangWatch.roundEnded(unanswered, askedAt, Date.now())) {
+      const worker = cluster.workers?.[id]
+      if (worker === undefined) continue
+      this.hung.add(id)
+      this.opts.log.error({ worker: worker.process.pid, silentMs, hangTimeoutMs: this.opts.hangTimeoutMs }, 'worker hung (no answer to the primary): killed, to be replaced')
+      worker.process.kill('SIGKILL')
+    }
   }
 
   private workers (): ClusterWorker[] {
@@ -202,6 +229,7 @@ export class WorkerPool {
         this.opts.onSessionRequest(worker.id, message)
         break
       case 'report':
+        this.hangWatch?.answered(worker.id, Date.now())
         this.rounds.get(message.req)?.answered(worker.id, { pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit })
         break
     }
@@ -213,7 +241,9 @@ export class WorkerPool {
     if (handles !== undefined && !this.stopRequested) this.spare.push(handles)
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
-    if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid)
+    this.hangWatch?.exited(worker.id)
+    const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
+    if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid, why)
     // After onWorkerExit has retired its counters: a report it sent in a round under way is dropped.
     for (const round of [...this.rounds.values()]) round.exited(worker.id)
     if (this.stopRequested) return
@@ -222,7 +252,7 @@ export class WorkerPool {
     this.restarts.push(now)
     while (this.restarts.length > 0 && (this.restarts[0] as number) < now - RESTART_WINDOW_MS) this.restarts.shift()
     const delay = this.restarts.length > 5 ? Math.min(10_000, 250 * 2 ** (this.restarts.length - 5)) : 0
-    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; replacing it')
+    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
     setTimeout(() => { if (!this.stopRequested) cluster.fork() }, delay)
   }
 }

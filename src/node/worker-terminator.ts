@@ -1,5 +1,5 @@
 import fs from 'node:fs'
-import { Registry } from 'prom-client'
+import { Counter, Registry } from 'prom-client'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
@@ -43,11 +43,13 @@ export class WorkerTerminator implements NodeTerminator {
   /** --user/--group, resolved when the node is built: refused before anything is read or written. */
   private readonly runAs: RunAs | undefined
   private stapler?: OcspStapler
-  /** The stapler's series (it runs in this process): merged into /metrics with the workers'. */
-  private readonly ocspRegistry = new Registry()
+  /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
+  private readonly ownRegistry = new Registry()
+  private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettings
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
+    for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
     this.runAs = resolveRunAs(config.user, config.group)
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
@@ -59,12 +61,14 @@ export class WorkerTerminator implements NodeTerminator {
       init: () => ({ t: 'init', settings: this.settings as WorkerSettings, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
-      onWorkerExit: (pid) => {
+      onWorkerExit: (pid, why) => {
+        if (why !== 'stopped') this.restarts.inc({ reason: why })
         this.sampler.workerExited(pid)
         hooks.onWorkerExit?.(pid)
       },
       keepListeners: config.user !== '',
       niceSteps: config.workerNice,
+      hangTimeoutMs: Math.round(config.workerHangTimeout * 1000),
       log
     })
     this.sampler = new LoadSampler({
@@ -151,7 +155,7 @@ export class WorkerTerminator implements NodeTerminator {
 
   async metrics (): Promise<TerminatorMetrics[]> {
     const reports: TerminatorMetrics[] = await this.workers.collectReports()
-    if (this.stapler !== undefined) reports.push({ pid: process.pid, metrics: await this.ocspRegistry.getMetricsAsJSON() })
+    reports.push({ pid: process.pid, metrics: await this.ownRegistry.getMetricsAsJSON() })
     return reports
   }
 
@@ -192,7 +196,7 @@ export class WorkerTerminator implements NodeTerminator {
       dir,
       refreshIntervalMs: this.config.ocspRefreshInterval * 1000,
       onChange: (staples) => this.workers.broadcast({ t: 'ocsp-staples', staples }),
-      registry: this.ocspRegistry,
+      registry: this.ownRegistry,
       log: this.log
     })
     await stapler.setCertificates(this.material.certificates)

@@ -46,3 +46,16 @@ test('answers from workers not asked, twice from one, or after the end change no
   assert.deepEqual(ended(), ['one'])
   assert.equal(endings(), 1)
 })
+
+test('a round ended by its timeout names the workers that neither answered nor exited', () => {
+  let unanswered: number[] | undefined
+  const r = new ReportRound<string>([1, 2, 3, 4], (_reports, missing) => { unanswered = missing })
+  r.answered(1, 'one')
+  r.exited(2)
+  r.end()
+  assert.deepEqual(unanswered, [3, 4])
+  let none: number[] | undefined
+  const full = new ReportRound<string>([1], (_reports, missing) => { none = missing })
+  full.answered(1, 'one')
+  assert.deepEqual(none, [])
+})
