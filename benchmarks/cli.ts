@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command } from 'commander'
-import { LabError, TlsfleetError } from '../src/errors.js'
+import { LabError, TlsfleetError, UsageError } from '../src/errors.js'
 import { makeBenchCertificate, CERT_KINDS, type CertKind } from './certs.js'
 import { runAgentSuite } from './agent.js'
 import { runFailoverSuite } from './failover.js'
@@ -18,6 +18,7 @@ import { cpuSplitTable, handshakeTable, nodeRatioTable, ratioTable } from './rep
 import type { BenchReport } from './bench-report.js'
 import { benchReportDocument } from './html-report.js'
 import { checkReportPath, writeHtmlReport } from '../src/report/html-report.js'
+import { numberArgument } from '../src/cli/number-argument.js'
 import { runSoakSuite, soakTable } from './soak.js'
 import { runStoreSuite, storeTable } from './store.js'
 import { runSyncSuite, syncTable } from './sync.js'
@@ -34,8 +35,8 @@ export type Suite = typeof SUITES[number]
 function list (value: string): string[] { return value.split(',').map((s) => s.trim()).filter((s) => s !== '') }
 function int (name: string, min: number, max: number): (v: string) => number {
   return (v) => {
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < min || n > max) throw new LabError(`${name}: ${JSON.stringify(v)} is not an integer from ${min} to ${max}`)
+    const n = numberArgument(name, v, min, max)
+    if (typeof n === 'string') throw new UsageError(n)
     return n
   }
 }
@@ -101,11 +102,11 @@ export function benchCommand (): Command {
 
 export async function runBench (flags: BenchFlags): Promise<BenchReport> {
   const suites = list(flags.suites)
-  for (const s of suites) if (!SUITES.includes(s as Suite)) throw new LabError(`--suites: unknown suite "${s}" (expected ${SUITES.join(', ')})`)
+  for (const s of suites) if (!SUITES.includes(s as Suite)) throw new UsageError(`--suites: unknown suite "${s}" (expected ${SUITES.join(', ')})`)
   const progress = new Progress(!flags.quiet)
   const skipped: string[] = []
   const requested = flags.targets !== undefined ? list(flags.targets) : [...TARGET_KINDS]
-  for (const t of requested) if (!TARGET_KINDS.includes(t as TargetKind)) throw new LabError(`--targets: unknown server "${t}" (expected ${TARGET_KINDS.join(', ')})`)
+  for (const t of requested) if (!TARGET_KINDS.includes(t as TargetKind)) throw new UsageError(`--targets: unknown server "${t}" (expected ${TARGET_KINDS.join(', ')})`)
   const targets = (requested as TargetKind[]).filter((t) => {
     if (targetAvailable(t)) return true
     const why = `${t}: not installed (apt-get install ${t})`
@@ -114,14 +115,14 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     return false
   })
   const certKinds = list(flags.certs)
-  for (const c of certKinds) if (!CERT_KINDS.includes(c as CertKind)) throw new LabError(`--certs: unknown certificate "${c}" (expected ${CERT_KINDS.join(', ')})`)
-  const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new LabError(`--profiles: ${(err as Error).message}`) } })()
+  for (const c of certKinds) if (!CERT_KINDS.includes(c as CertKind)) throw new UsageError(`--certs: unknown certificate "${c}" (expected ${CERT_KINDS.join(', ')})`)
+  const profiles = (() => { try { return findProfiles(list(flags.profiles)) } catch (err) { throw new UsageError(`--profiles: ${(err as Error).message}`) } })()
   const workers = flags.workers ?? cpuCount(flags.serverCpus)
   // The handshake-cost suite: the plain Node server and tlsfleet (with or without PROXY v2 in) only, and the profiles its client can make.
   const costTargets = flags.targets !== undefined ? (list(flags.targets).filter((t) => COST_TARGETS.includes(t as CostTarget)) as CostTarget[]) : ['node', 'tlsfleet'] as CostTarget[]
   const costProfiles = flags.profiles === PROFILES.map((p) => p.name).join(',') ? [...COST_PROFILES] : profiles.map((p) => p.name)
   const unsupported = costProfiles.filter((p) => !COST_PROFILES_SUPPORTED.includes(p))
-  if (suites.includes('handshake-cost') && unsupported.length > 0) throw new LabError(`--profiles: the handshake-cost suite counts ${COST_PROFILES_SUPPORTED.join(', ')}, not ${unsupported.join(', ')}`)
+  if (suites.includes('handshake-cost') && unsupported.length > 0) throw new UsageError(`--profiles: the handshake-cost suite counts ${COST_PROFILES_SUPPORTED.join(', ')}, not ${unsupported.join(', ')}`)
   const report: BenchReport = {
     machine: machineInfo(flags.serverCpus, flags.clientCpus),
     command: `tlsfleet bench ${process.argv.slice(process.argv.findIndex((a) => a === 'bench') + 1).join(' ')}`.trim(),

@@ -4,6 +4,7 @@ import { request } from 'undici'
 import { GENERATED_TOKEN_FILE, readTokenFile } from '../admin/admin-auth.js'
 import { isLoopbackHost } from '../config/host-port.js'
 import { AdminClientError, AdminTokenError } from '../errors.js'
+import { numberArgument } from './number-argument.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
 
@@ -34,8 +35,8 @@ export class AdminClient {
       const generated = generatedTokenFile(stateDir)
       this.token = generated !== undefined ? readClientToken(generated, `--state-dir "${stateDir}"`) : undefined
     }
-    const seconds = Number(opts.timeout ?? '5')
-    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new AdminClientError(`--timeout ${JSON.stringify(opts.timeout)}: expected seconds from 0.1 to 600`, 2)
+    const seconds = numberArgument('--timeout', opts.timeout ?? '5', 0.1, 600, 'decimal')
+    if (typeof seconds === 'string') throw new AdminClientError(`${seconds} (seconds)`, 2)
     this.timeoutMs = seconds * 1000
   }
 

@@ -5,11 +5,12 @@ import { ACTS, parseActs, parseKinds, runLab } from '../lab/lab.js'
 import { CLIENT_KINDS } from '../lab/returning-clients.js'
 import { UsageError } from '../errors.js'
 import { checkReportPath } from '../report/html-report.js'
+import { numberArgument } from './number-argument.js'
 
 function positiveInt (name: string, min: number, max: number): (value: string) => number {
   return (value) => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`)
+    const n = numberArgument(name, value, min, max)
+    if (typeof n === 'string') throw new UsageError(n)
     return n
   }
 }

@@ -53,3 +53,26 @@ test('--help and --version print as before and exit 0', async () => {
     assert.equal(help.stderr, '', args.join(' '))
   }
 })
+
+test('numbers on the operator commands are read strictly: empty, blank, hex and exponent forms are refused, exit 2, nothing run', async () => {
+  for (const bad of ['', ' ', '0x10', '1e3', '-1', '2.5']) {
+    const lab = await runCli(['lab', '--duration', bad])
+    assert.equal(lab.code, 2, `lab --duration ${JSON.stringify(bad)}: ${lab.stdout}${lab.stderr}`)
+    assert.ok(lab.stderr.includes(`--duration: ${JSON.stringify(bad)} is not an integer from 0 to 86400`), lab.stderr)
+    const bench = await runCli(['bench', '--rounds', bad])
+    assert.equal(bench.code, 2, `bench --rounds ${JSON.stringify(bad)}: ${bench.stdout}${bench.stderr}`)
+    assert.ok(bench.stderr.includes(`--rounds: ${JSON.stringify(bad)} is not an integer from 1 to 100`), bench.stderr)
+  }
+  // A bad name is a usage error too.
+  for (const [flag, says] of [['--suites', 'unknown suite'], ['--targets', 'unknown server']] as const) {
+    const bench = await runCli(['bench', flag, 'bogus'])
+    assert.equal(bench.code, 2, bench.stderr)
+    assert.match(bench.stderr, new RegExp(`${flag}: ${says} "bogus" .*\\(TLSFLEET_ERR_USAGE\\)`))
+  }
+  for (const bad of ['', ' ', '0x10', '1e3', '0', '601']) {
+    // Refused before anything is asked: no node listens at this address.
+    const drain = await runCli(['drain', '--admin', 'http://127.0.0.1:9', '--timeout', bad])
+    assert.equal(drain.code, 2, `drain --timeout ${JSON.stringify(bad)}: ${drain.stdout}${drain.stderr}`)
+    assert.ok(drain.stderr.includes(`--timeout: ${JSON.stringify(bad)} is not a number from 0.1 to 600 (seconds)`), drain.stderr)
+  }
+})
