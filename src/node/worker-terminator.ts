@@ -12,7 +12,7 @@ import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { checkBundleUsable, rememberingCheck } from '../tls/secure-contexts.js'
 import { selfSignedFile } from '../tls/self-signed.js'
-import { loadTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
+import { loadTlsMaterial, type LoadedTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
 import { checkListenAddresses } from './listen-check.js'
@@ -94,7 +94,7 @@ export class WorkerTerminator implements NodeTerminator {
   async prepare (): Promise<void> {
     const config = this.config
     this.policy = resolveTlsPolicy(config)
-    this.material = await this.loadMaterial()
+    this.material = (await this.loadMaterial()).material
     if (config.ocspDir !== '') {
       checkOcspDir(config.ocspDir, this.runAs)
       await this.loadStapler(config.ocspDir)
@@ -135,14 +135,18 @@ export class WorkerTerminator implements NodeTerminator {
 
   /** SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again. */
   async reload (): Promise<boolean> {
+    let refusedFiles: number
     try {
-      this.material = await this.loadMaterial()
+      ;({ material: this.material, refusedFiles } = await this.loadMaterial())
     } catch (err) {
       this.log.error({ err }, 'certificate reload refused; keeping the current certificates')
       return false
     }
     this.workers.broadcast({ t: 'tls-material', material: this.material })
-    this.log.info({ certificates: this.material.certificates.map((c) => c.path) }, 'certificates reloaded')
+    // Files of --cert-dir refused (each named in an error above): the reload went ahead without them.
+    const certificates = this.material.certificates.map((c) => c.path)
+    if (refusedFiles > 0) this.log.warn({ certificates, refusedFiles }, 'certificates reloaded')
+    else this.log.info({ certificates }, 'certificates reloaded')
     await this.stapler?.setCertificates(this.material.certificates)
     return true
   }
@@ -183,7 +187,7 @@ export class WorkerTerminator implements NodeTerminator {
     }
   }
 
-  private async loadMaterial (): Promise<TlsMaterial> {
+  private async loadMaterial (): Promise<LoadedTlsMaterial> {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
     this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))

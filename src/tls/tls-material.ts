@@ -28,15 +28,19 @@ export interface TlsMaterialSources {
   usable?: (bundle: CertificateBundle) => void
 }
 
+/** What a load gave, and how many --cert-dir files it refused (each logged by name). */
+export interface LoadedTlsMaterial { material: TlsMaterial; refusedFiles: number }
+
 /**
  * A --cert file that is broken refuses the whole load (start or reload; on reload the current
  * material stays). A broken file in --cert-dir is logged by name and skipped; the directory
  * must still yield at least one certificate when it is the only source.
  */
-export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger): Promise<TlsMaterial> {
+export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger): Promise<LoadedTlsMaterial> {
   const usable = sources.usable ?? (() => {})
   const certificates = sources.cert.map((file) => loadCertificateFile(file))
   for (const bundle of certificates) usable(bundle)
+  let refusedFiles = 0
   if (sources.certDir !== '') {
     const dir = loadCertificateDir(sources.certDir)
     const bundles = dir.bundles.filter((bundle) => {
@@ -50,6 +54,7 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
       }
     })
     for (const err of dir.refused) log.error({ err }, 'certificate file refused; the other files of --cert-dir still load')
+    refusedFiles = dir.refused.length
     if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
     certificates.push(...bundles)
   }
@@ -58,5 +63,5 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
     certificates.push(loadCertificateFile(file))
   }
-  return { certificates, clientAuth: loadClientAuthFiles(sources.clientCa, sources.crl) }
+  return { material: { certificates, clientAuth: loadClientAuthFiles(sources.clientCa, sources.crl) }, refusedFiles }
 }

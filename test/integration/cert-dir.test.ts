@@ -58,6 +58,10 @@ test('SIGHUP re-reads the directory: new files serve, removed ones stop, broken 
   assert.equal(await served('c.test'), 'c.test')
   assert.equal(await served('b.test'), 'a.test', 'a removed file still serves')
   assert.equal(node.logs.filter((l) => String(l.msg).includes('certificate file refused')).length, refusals + 1)
+  // The reload line says it went ahead without a file, at warn level (40).
+  const reloaded = node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'primary').at(-1)
+  assert.equal(reloaded?.refusedFiles, 1, JSON.stringify(reloaded))
+  assert.equal(reloaded?.level, 40)
 })
 
 test('a directory with no usable certificate refuses the start, naming it', async () => {
