@@ -74,6 +74,10 @@ export function makeSample (workers: SampledWorker[], listening: number, previou
   }
 }
 
+function countsOf (w: SampledWorker): RetiredCounts {
+  return { full: w.handshakes.full, resumed: w.handshakes.resumed, hits: w.l1.hits, misses: w.l1.misses }
+}
+
 export interface LoadSamplerOptions {
   intervalMs: number
   /** Ask the workers; must resolve within `timeoutMs` with whatever answered, live workers only (a worker that exited is retired through workerExited). */
@@ -109,9 +113,12 @@ export class LoadSampler {
     if (this.timer !== undefined) clearTimeout(this.timer)
   }
 
-  /** A worker process exited: what it had counted stays in the node's totals. */
-  workerExited (pid: number): void {
-    const last = this.lastCounts.get(pid)
+  /**
+   * A worker process exited: what it had counted stays in the node's totals. `final`: what a
+   * crashing worker sent as it went, fresher than its last answer.
+   */
+  workerExited (pid: number, final?: SampledWorker): void {
+    const last = final !== undefined ? countsOf(final) : this.lastCounts.get(pid)
     if (last === undefined) return
     this.lastCounts.delete(pid)
     this.retired.full += last.full
@@ -126,7 +133,7 @@ export class LoadSampler {
     // Only live workers answer: the pool leaves out a worker that died during the round (ReportRound).
     const workers = listening > 0 ? await this.opts.collect(Math.max(100, Math.floor(this.opts.intervalMs * 0.8))) : []
     for (const w of workers) {
-      if (w.pid !== undefined) this.lastCounts.set(w.pid, { full: w.handshakes.full, resumed: w.handshakes.resumed, hits: w.l1.hits, misses: w.l1.misses })
+      if (w.pid !== undefined) this.lastCounts.set(w.pid, countsOf(w))
     }
     const fresh = new Set(workers.flatMap((w) => w.pid !== undefined && !this.seen.has(w.pid) ? [w.pid] : []))
     // Remember only live workers, so the set does not grow with every restart.

@@ -110,10 +110,11 @@ export class PrimaryMetrics {
   /**
    * A worker died: keep its counters and histograms on the page (Prometheus reads a counter
    * that goes down as a reset), as prom-client's cluster aggregation would lose them. Gauges
-   * (memory, connections open) go with it.
+   * (memory, connections open) go with it. `final`: what a crashing worker sent as it went
+   * (its counts since the last scrape), kept instead of its last report.
    */
-  workerExited (pid: number): void {
-    const last = this.lastReports.get(pid)
+  workerExited (pid: number, final?: MetricsJson): void {
+    const last = final ?? this.lastReports.get(pid)
     this.lastReports.delete(pid)
     if (last === undefined) return
     // prom-client's JSON names types as strings (its typings say an enum).

@@ -22,8 +22,11 @@ export type WorkerToPrimary =
   /** With --user: the switch failed; the worker exits right after (it never serves as root). */
   | { t: 'privileges-failed'; message: string }
   | L1Request
-  /** `connectionLimit`: connections the worker admits at once (0 = no bound known). */
-  | { t: 'report'; req: number; pid: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number } }
+  /**
+   * `connectionLimit`: connections the worker admits at once (0 = no bound known). `final`: a
+   * crashing worker's last counts, asked by nobody (req 0), sent just before it exits.
+   */
+  | { t: 'report'; req: number; pid: number; metrics: unknown; l1: L1Stats; eventLoopUtilization: number; activeConnections: number; connectionLimit: number; handshakes: { full: number; resumed: number }; final?: true }
 
 export type PrimaryToWorker =
   | { t: 'init'; settings: WorkerSettings; material: TlsMaterial; staples: Staple[] }

@@ -75,7 +75,7 @@ export class Primary {
         const sample = this.terminator.sample()
         if (sample !== undefined) void this.dashboard?.record(sample, this.cache.l2)
       },
-      onWorkerExit: (pid) => this.metrics.workerExited(pid)
+      onWorkerExit: (pid, final) => this.metrics.workerExited(pid, final)
     })
     // Until it serves, the agent gives the terminator's own reason (no live worker, haproxy not read yet).
     const { serving, reason } = this.terminator.status()

@@ -21,8 +21,8 @@ export interface TerminatorLoad {
 export interface TerminatorHooks {
   onHealth: (health: TerminatorHealth) => void
   onLoad: (load: TerminatorLoad) => void
-  /** A worker process exited (its counters stay on /metrics). */
-  onWorkerExit?: (pid: number) => void
+  /** A worker process exited (its counters stay on /metrics); `final`: the series it sent as it crashed, fresher than its last report. */
+  onWorkerExit?: (pid: number, final?: MetricsJson) => void
 }
 
 /** One source of /metrics series: a worker's report, or the local HAProxy's figures. */

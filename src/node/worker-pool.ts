@@ -25,8 +25,11 @@ export interface WorkerPoolOptions {
   onSessionRequest: (worker: number, request: L1Request) => void
   /** Called with the number of listening workers whenever it changes (health depends on it). */
   onListeningChange: (listening: number) => void
-  /** A worker process is gone (its counters must not vanish from /metrics), and why. */
-  onWorkerExit?: (pid: number, why: WorkerExit) => void
+  /**
+   * A worker process is gone (its counters must not vanish from /metrics), and why; `final`:
+   * the last report a crashing worker sent, fresher than any a round got from it.
+   */
+  onWorkerExit?: (pid: number, why: WorkerExit, final?: WorkerReport) => void
   /** --worker-hang-timeout in ms: a listening worker silent that long (src/node/hang-watch.ts) is killed and replaced; 0 or absent = never. */
   hangTimeoutMs?: number
   /**
@@ -64,6 +67,8 @@ export class WorkerPool {
   private readonly hangWatch?: HangWatch
   /** Workers killed as hung, by cluster id, until their exit. */
   private readonly hung = new Set<number>()
+  /** The last report a crashing worker sent, by cluster id, until its counters are retired. */
+  private readonly finalReports = new Map<number, WorkerReport>()
 
   constructor (private readonly opts: WorkerPoolOptions) {
     if (opts.hangTimeoutMs !== undefined && opts.hangTimeoutMs > 0) this.hangWatch = new HangWatch(opts.hangTimeoutMs)
@@ -180,6 +185,29 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Retire a dead worker's counters once its channel has been read to the end: the process's
+   * exit can be seen before the last messages it wrote (a crashing worker's final report).
+   */
+  private retireOnceRead (worker: ClusterWorker, why: WorkerExit): void {
+    let done = false
+    const retire = (): void => {
+      if (done) return
+      done = true
+      clearTimeout(fallback)
+      const final = this.finalReports.get(worker.id)
+      this.finalReports.delete(worker.id)
+      if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid, why, final)
+      // After onWorkerExit has retired its counters: a report it sent in a round under way is dropped.
+      for (const round of [...this.rounds.values()]) round.exited(worker.id)
+    }
+    // The channel closes right after the exit; never wait on it for long.
+    const fallback = setTimeout(retire, 2000)
+    fallback.unref()
+    if (worker.isConnected()) worker.once('disconnect', retire)
+    else retire()
+  }
+
   private workers (): ClusterWorker[] {
     return Object.values(cluster.workers ?? {}).filter((w): w is ClusterWorker => w !== undefined)
   }
@@ -228,10 +256,13 @@ export class WorkerPool {
       case 'session-batch':
         this.opts.onSessionRequest(worker.id, message)
         break
-      case 'report':
+      case 'report': {
         this.hangWatch?.answered(worker.id, Date.now())
-        this.rounds.get(message.req)?.answered(worker.id, { pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit })
+        const report: WorkerReport = { pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit }
+        if (message.final === true) this.finalReports.set(worker.id, report)
+        else this.rounds.get(message.req)?.answered(worker.id, report)
         break
+      }
     }
   }
 
@@ -243,9 +274,7 @@ export class WorkerPool {
     this.opts.onListeningChange(this.listening.size)
     this.hangWatch?.exited(worker.id)
     const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
-    if (worker.process.pid !== undefined) this.opts.onWorkerExit?.(worker.process.pid, why)
-    // After onWorkerExit has retired its counters: a report it sent in a round under way is dropped.
-    for (const round of [...this.rounds.values()]) round.exited(worker.id)
+    this.retireOnceRead(worker, why)
     if (this.stopRequested) return
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()

@@ -61,10 +61,10 @@ export class WorkerTerminator implements NodeTerminator {
       init: () => ({ t: 'init', settings: this.settings as WorkerSettings, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
-      onWorkerExit: (pid, why) => {
+      onWorkerExit: (pid, why, final) => {
         if (why !== 'stopped') this.restarts.inc({ reason: why })
-        this.sampler.workerExited(pid)
-        hooks.onWorkerExit?.(pid)
+        this.sampler.workerExited(pid, final)
+        hooks.onWorkerExit?.(pid, final?.metrics)
       },
       keepListeners: config.user !== '',
       niceSteps: config.workerNice,

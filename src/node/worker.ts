@@ -17,9 +17,13 @@ import type { WorkerSettings } from './worker-settings.js'
  * backend. It owns L1; the primary owns L2. It takes orders only from the primary, and leaves
  * as soon as the primary is gone so that no orphan keeps the port.
  */
-function send (message: WorkerToPrimary): void {
-  if (process.connected) process.send?.(message)
+function send (message: WorkerToPrimary, sent?: () => void): void {
+  if (process.connected && process.send !== undefined) process.send(message, undefined, {}, sent)
+  else sent?.()
 }
+
+/** How long a crashing worker waits for its last report to leave before it exits anyway. */
+const LAST_REPORT_MS = 1000
 
 /**
  * L1's channel to L2 over cluster IPC. New and Del are fire-and-forget. The first of an
@@ -185,11 +189,12 @@ class Worker {
     }
   }
 
-  private async report (req: number, withMetrics: boolean): Promise<void> {
+  private async report (req: number, withMetrics: boolean, final?: { sent: () => void }): Promise<void> {
     const elu = performance.eventLoopUtilization(this.elu)
     this.elu = performance.eventLoopUtilization()
     send({
       t: 'report',
+      ...(final !== undefined ? { final: true } : {}),
       req,
       pid: process.pid,
       handshakes: this.metrics.handshakeTotals(),
@@ -198,7 +203,22 @@ class Worker {
       eventLoopUtilization: elu.utilization,
       activeConnections: this.terminator.connections.size,
       connectionLimit: Number.isFinite(this.admission.limit) ? this.admission.limit : 0
-    })
+    }, final?.sent)
+  }
+
+  /**
+   * An uncaught exception (or unhandled rejection): the state is unknown, so the worker leaves
+   * (the primary replaces it), but first it says why in the node's log, as JSON like the rest
+   * (Node's default is a stack trace on stderr), stops accepting, and sends what it counted
+   * since the last scrape, so /metrics and the totals keep it. Exit status 1, as Node's own.
+   */
+  crash (err: unknown): void {
+    this.stopping = true
+    this.log.fatal({ err }, 'worker crashed (uncaught exception): it exits and is replaced')
+    for (const server of this.servers) server.close()
+    const exit = (): never => process.exit(1)
+    setTimeout(exit, LAST_REPORT_MS)
+    this.report(0, true, { sent: exit }).catch(exit)
   }
 
   /** Stop accepting, let open connections finish within the grace period, then exit. */
@@ -251,6 +271,8 @@ export function runWorker (): void {
       if (worker !== undefined) return
       const started = new Worker(message.settings, message)
       worker = started
+      // Once: an exception while crashing gets Node's default (stack on stderr, exit).
+      process.once('uncaughtException', (err) => started.crash(err))
       started.listen(adopted).then(() => {
         try {
           started.switchUser(adopted)

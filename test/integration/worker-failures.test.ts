@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import path from 'node:path'
 import { test } from 'node:test'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { childPids, eventually, startNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
@@ -67,6 +69,36 @@ test('a worker that stops answering the primary is killed after --worker-hang-ti
     process.kill(replacement, 'SIGKILL')
     await eventually(async () => await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' }) === 1, 15_000, 'the death counted').catch(explained)
     assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'hung' }), 1)
+  } finally {
+    await node.stop()
+    await backend.close()
+  }
+})
+
+test('a worker that crashes (uncaught exception) says why in the JSON log and sends its last counts: /metrics keeps what it counted since the last scrape', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const cert = makeCertificate(dir, 'crash', ['localhost'])
+  const [port, admin] = await freePorts(2) as [number, number]
+  const preload = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'crash-on-signal.js')).href
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', cert], { adminPort: admin, env: { NODE_OPTIONS: `--import ${preload}` } })
+  const explained = (err: Error): never => { throw new Error(`${err.message}; ${node.diagnosis()}`) }
+  try {
+    const [worker] = childPids(node.process.pid as number)
+    assert.ok(worker !== undefined)
+    for (let i = 0; i < 3; i++) assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3')
+    assert.equal(await node.metric('tlsfleet_handshakes_total'), 3, 'scraped once: the worker\'s report is on the page')
+    // Counted after the last scrape: only the worker knows these.
+    for (let i = 0; i < 4; i++) assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3')
+    process.kill(worker, 'SIGUSR2')
+    const crashed = await node.waitForLog((l) => l.msg === 'worker crashed (uncaught exception): it exits and is replaced', 10_000).catch(explained)
+    assert.equal(crashed.level, 60, 'fatal')
+    assert.match(JSON.stringify(crashed.err), /crash asked for by the test \(SIGUSR2\)/)
+    await node.waitForLog((l) => l.msg === 'worker died; replacing it' && l.worker === worker && l.code === 1, 10_000).catch(explained)
+    await eventually(async () => await node.metric('tlsfleet_workers', { state: 'listening' }) === 1, 15_000, 'a replacement listening').catch(explained)
+    assert.equal(await node.metric('tlsfleet_handshakes_total'), 7, 'the crashed worker\'s counts since the last scrape were lost')
+    assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' }), 1)
+    assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3', 'the replacement serves')
   } finally {
     await node.stop()
     await backend.close()
