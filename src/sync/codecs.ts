@@ -19,7 +19,8 @@ export type { SyncMessage } from './wire-v2.js'
 /** A datagram as a codec read it: the message and, where the format names one, the sender's node id. */
 export type DecodedPacket =
   | { ok: true; message: SyncMessage; sender?: string }
-  | { ok: false; reason: RejectReason }
+  /** `twin` (v2): our node id on a packet this process did not send. */
+  | { ok: false; reason: RejectReason; twin?: true }
 
 /**
  * One farm-sync wire format, as the sync service uses it. The service owns the socket, the
@@ -98,7 +99,7 @@ export class V2Codec implements SyncCodec {
   readonly sealedWith: string
   readonly farmKey: { id: number; fingerprint: string }
   private readonly keyRing: FarmKeyRing
-  private readonly nextSequence = createSequenceCounter()
+  private readonly nextSequence: () => bigint
   private readonly replay = new ReplayGuard()
   /** Absent without persistence (tests, benchmarks). */
   readonly replayState?: ReplayState
@@ -114,6 +115,18 @@ export class V2Codec implements SyncCodec {
     const now = clock.now ?? Date.now
     const startMs = now()
     const startFloor = startMs - clock.maxSkewSeconds * 1000
+    // The sequences this process has sent: a packet with our id outside them, sent since we
+    // started, is another node's that was started with the same --node-id (on the same host,
+    // where its address does not tell it apart: multicast, one group port).
+    const counter = createSequenceCounter(startMs)
+    let first: bigint | undefined
+    let last = -1n
+    this.nextSequence = () => {
+      last = counter()
+      first ??= last
+      return last
+    }
+    const ownPacket = (sequence: bigint, sentAtMs: number): boolean => sentAtMs < startMs || (first !== undefined && sequence >= first && sequence <= last)
     if (persistence !== undefined) {
       this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
     }
@@ -128,6 +141,7 @@ export class V2Codec implements SyncCodec {
       maxPacketBytes: MAX_UDP_PAYLOAD_BYTES,
       notBeforeMs: state?.notBeforeMs ?? startFloor,
       repliesNotBeforeMs: startFloor,
+      ownPacket,
       ...(state !== undefined ? { beforeAccept: (sentAtMs: number) => state.beforeAccept(sentAtMs) } : {})
     }
   }

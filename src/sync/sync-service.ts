@@ -385,7 +385,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       if (result.reason === 'own') {
         this.count('own')
         // v2 knows a packet is ours by its node id; stud only by a session ID we just sent.
-        if (this.codec.format === 'v2') this.checkOwnSender(rinfo)
+        if (result.twin === true) this.twinSeen(from)
+        else if (this.codec.format === 'v2') this.checkOwnSender(rinfo)
         return
       }
       return this.reject(from, result.reason)
@@ -437,6 +438,18 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (ports.includes(rinfo.port) && localAddresses().has(unmappedHost(rinfo.address))) return
     this.ownIdSenders.add(key)
     this.log.error({ from: key }, 'a farm sync packet carrying this node\'s id came from another address: two nodes share one --node-id (each ignores the other\'s updates, and peers refuse one of them as replays); give every node its own')
+  }
+
+  /**
+   * A packet with our id and authenticated, but not one this process sent (its sequence number
+   * is none of ours): another node with the same --node-id, on this host too (checkOwnSender
+   * cannot tell it by its address when both send from one multicast group port). Said once
+   * per sender address, as checkOwnSender does.
+   */
+  private twinSeen (from: string): void {
+    if (this.ownIdSenders.has(from) || this.ownIdSenders.size >= MAX_PEERS) return
+    this.ownIdSenders.add(from)
+    this.log.error({ from }, 'a farm sync packet carrying this node\'s id was sent by another process (its sequence number is none of ours): two nodes share one --node-id (each ignores the other\'s updates, and peers refuse one of them as replays); give every node its own')
   }
 
   private snapshotVia (): { via?: dgram.Socket } {

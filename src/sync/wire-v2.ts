@@ -19,9 +19,10 @@
  *   sealV2 (op: number, body: Buffer, ctx): Buffer   low level (arbitrary body; tests use it)
  *   interface DecodeContext { keyRing; ownNodeId; replay: ReplayGuard; now (): number /* ms *\/;
  *                             sessionLifetimeSeconds; maxSkewSeconds; maxPacketBytes;
- *                             notBeforeMs?; repliesNotBeforeMs?; beforeAccept? (sentAtMs) }
+ *                             notBeforeMs?; repliesNotBeforeMs?; beforeAccept? (sentAtMs);
+ *                             ownPacket? (sequence, sentAtMs): boolean }
  *   type DecodeResult = { ok: true; message; sender /* node id, hex *\/; sequence; keyId; sentAtMs }
- *                     | { ok: false; reason: RejectReason }
+ *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ }
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
  *   createSequenceCounter (startMs?): () => bigint
  *   frameBatchV2 (packets): Buffer               several sealed New/Del packets in one datagram
@@ -147,12 +148,18 @@ export interface DecodeContext {
   repliesNotBeforeMs?: number
   /** Called for an authenticated packet about to be accepted, before the replay window records it. */
   beforeAccept?: (sentAtMs: number) => void
+  /**
+   * For an authenticated packet with our node id: whether this process sent it (its multicast
+   * echo) or another node started with the same --node-id did. Default: ours.
+   */
+  ownPacket?: (sequence: bigint, sentAtMs: number) => boolean
 }
 
 export type DecodeResult =
   /** `sender`: the sender's node id in hex (what the replay window and the peer list key on). */
   | { ok: true; message: SyncMessage; sender: string; sequence: bigint; keyId: number; sentAtMs: number }
-  | { ok: false; reason: RejectReason }
+  /** `twin`: an authenticated packet with our node id that `ownPacket` says we did not send. */
+  | { ok: false; reason: RejectReason; twin?: true }
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -465,7 +472,10 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   if (body === undefined) return reject('bad_tag')
   // After the tag: our node id is public (a hash of our name), so a forged packet carrying it
   // must count as the forgery it is, not as our own harmless echo.
-  if (isOwnNodeId(packet, ctx.ownNodeId)) return reject('own')
+  if (isOwnNodeId(packet, ctx.ownNodeId)) {
+    const ours = ctx.ownPacket?.(packet.readBigUInt64BE(OFF_SEQUENCE), Number(packet.readBigUInt64BE(OFF_SENT_AT))) ?? true
+    return ours ? reject('own') : { ok: false, reason: 'own', twin: true }
+  }
 
   // Authenticated from here on.
   const nowMs = ctx.now()

@@ -169,3 +169,23 @@ test('two nodes started with one --node-id: each says so (their updates are skip
     await farm.stop()
   }
 })
+
+test('two nodes on one host with one --node-id in one multicast group: each says so, though both send from the group\'s port on one address', async () => {
+  const group = '239.255.42.98'
+  const port = await freePort()
+  const farm = await startFarm(['127.0.0.1', '127.0.0.2'], {
+    sync: () => ['--node-id', 'twin', '--sync-listen', `${group}:${port}`, '--sync-interface', '127.0.0.1,1']
+  })
+  try {
+    for (const [i, n] of farm.nodes.entries()) {
+      await sClient({ host: n.host, port: n.port, tls: '1.2', sessOut: path.join(farm.dir, `mc-twin-${i}.pem`), extra: ['-no_ticket'] })
+    }
+    for (const n of farm.nodes) {
+      await n.node.waitForLog((l) => String(l.msg).includes('sent by another process (its sequence number is none of ours): two nodes share one --node-id') && l.from === `127.0.0.1:${port}`, 5000)
+    }
+    // Its own echoes are still its own, and counted as such.
+    assert.ok(await (farm.nodes[0] as typeof farm.nodes[0]).node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'own' }) >= 2)
+  } finally {
+    await farm.stop()
+  }
+})
