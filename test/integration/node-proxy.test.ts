@@ -87,6 +87,21 @@ test('a PROXY v2 header from the load balancer is accepted too', async () => {
   assert.deepEqual(conn?.proxy?.source, { address: '192.0.2.9', port: 12345 })
 })
 
+test('a client behind a PROXY v2 LOCAL or v1 UNKNOWN header (no client named): the backend sees the TCP peer, as the spec and HAProxy do', async () => {
+  const local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0x00, 0x00])])
+  for (const [label, header] of [['local', local], ['unknown', 'PROXY UNKNOWN\r\n']] as const) {
+    const socket = await connect(header)
+    const localPort = socket.localPort
+    const reply = readAll(socket)
+    socket.end(label)
+    assert.equal(await reply, `echo:${label}bye`)
+    const conn = backend.connections.find((c) => c.received.toString() === label)
+    assert.equal(conn?.proxy?.version, 2, label)
+    assert.deepEqual(conn?.proxy?.source, { address: '127.0.0.1', port: localPort }, label)
+    assert.deepEqual(conn?.proxy?.destination, { address: '127.0.0.1', port }, label)
+  }
+})
+
 test('a client of the balancer\'s Unix socket (PROXY v2 AF_UNIX) is passed on as AF_UNIX, and the worker lives on', async () => {
   const paths = Buffer.alloc(216)
   Buffer.from('/run/client.sock').copy(paths, 0)
