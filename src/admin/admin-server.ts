@@ -93,7 +93,9 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
 
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0] ?? ''
-    if (PUBLIC_ROUTES.has(path)) return
+    // No such route or method: the 404 handler says so (and lists the routes), whoever asks;
+    // a 401 would tell an operator with a typo that the token was the problem.
+    if (PUBLIC_ROUTES.has(path) || req.is404) return
     const forbid = async (message: string): Promise<void> => {
       await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `${message}; nothing was changed` } satisfies ErrorBody)
     }
@@ -135,7 +137,8 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (status >= 500) opts.log?.error({ err, url: req.url }, 'admin API error')
     const label = status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Payload Too Large' : status >= 500 ? 'Internal Server Error' : 'Bad Request'
-    return await reply.code(status).send({ statusCode: status, error: label, message: status >= 500 ? err.message : `${err.message}; nothing was changed` } satisfies ErrorBody)
+    const hint = status === 415 ? ' (send the body as Content-Type: application/json)' : ''
+    return await reply.code(status).send({ statusCode: status, error: label, message: status >= 500 ? err.message : `${err.message}${hint}; nothing was changed` } satisfies ErrorBody)
   })
 
   app.setNotFoundHandler(async (req, reply) => {

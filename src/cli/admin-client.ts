@@ -25,6 +25,10 @@ export class AdminClient {
       throw new AdminClientError(`--admin ${JSON.stringify(admin)} is not a URL (e.g. http://127.0.0.1:8445)`, 2)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AdminClientError(`--admin ${admin}: only http:// and https:// URLs`, 2)
+    // A password in the URL would be echoed in every message; a query or fragment would end up
+    // in the middle of each route's path.
+    if (url.username !== '' || url.password !== '') throw new AdminClientError('--admin: a URL with user:password@ is refused (the admin API takes a bearer token: --token-file)', 2)
+    if (url.search !== '' || url.hash !== '') throw new AdminClientError(`--admin ${admin}: a URL with a query or fragment is refused (give scheme, host, port and an optional path prefix)`, 2)
     this.base = url.toString().replace(/\/+$/, '')
     // The generated token only goes to a node on this machine: never sent to another host.
     const local = isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))

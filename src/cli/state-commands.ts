@@ -15,7 +15,8 @@ const DESCRIPTIONS: Record<AdminState, string> = {
 export function stateCommand (state: AdminState): Command {
   const command = new Command(state).description(DESCRIPTIONS[state])
   addAdminOptions(command)
-  if (state !== 'maint') command.option('--move-clients', 'also clear the node\'s HAProxy stick-table entries, so its persistent clients resume on other nodes')
+  // ready needs no move (nothing persists to a node being put back), maint moves them anyway.
+  if (state === 'drain') command.option('--move-clients', 'also clear the node\'s HAProxy stick-table entries, so its persistent clients resume on other nodes')
   command.action(async (opts: AdminClientOptions & { moveClients?: boolean }) => {
     const client = new AdminClient(opts)
     const result = await client.put<PutStateResponse>('/v1/state', { state, ...(opts.moveClients === true ? { moveClients: true } : {}) })
@@ -23,7 +24,7 @@ export function stateCommand (state: AdminState): Command {
     for (const c of result.haproxy?.commands ?? []) lines.push(`  haproxy: ${c.command}: ${c.ok ? 'ok' : `FAILED: ${c.error ?? 'unknown error'}`}`)
     process.stdout.write(lines.join('\n') + '\n')
     if (result.haproxy !== undefined && !result.haproxy.ok) {
-      throw new AdminClientError(`the node is now ${result.state}, but HAProxy refused a command (see above); its agent will still report ${result.state} at the next check`)
+      throw new AdminClientError(`the node is now ${result.state}, but a HAProxy command failed (see above); its agent will still report ${result.state} at the next check`)
     }
   })
   return command

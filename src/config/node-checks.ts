@@ -17,6 +17,11 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.adminTokenFile === '' && !isLoopbackHost(config.adminListen.host)) {
     throw new ConfigConflictError(`--admin-listen ${formatHostPort(config.adminListen)} is not a loopback address: give --admin-token-file with a bearer token (e.g. openssl rand -hex 32 > admin.token; chmod 600 admin.token), or listen on 127.0.0.1`)
   }
+  // The token file protects every route; letting state changes through without it would undo
+  // that for the ones that matter most (and, off loopback, for anyone on the network).
+  if (config.adminAllowUnauthenticated === 'on' && config.adminTokenFile !== '') {
+    throw new ConfigConflictError(`--admin-allow-unauthenticated on would let state changes through without the token --admin-token-file ${config.adminTokenFile} requires: give one or the other (unauthenticated state changes are for a loopback API on a single-user machine)`)
+  }
   if (config.haproxySocket === 'off' && config.haproxyServer !== '') {
     throw new ConfigConflictError('--haproxy-server needs --haproxy-socket (the HAProxy Runtime API to talk to)')
   }

@@ -53,6 +53,9 @@ export interface CoordinatorOptions {
   onCommand?: (outcome: CommandOutcome) => void
 }
 
+/** How long one read of HAProxy's view of this server answers /v1/state and the dashboard. */
+const VIEW_MAX_AGE_MS = 1000
+
 /**
  * Tells HAProxy about admin state changes at once through the Runtime API, instead of
  * waiting for the next agent poll, and clears this node's persistence entries when its
@@ -64,6 +67,10 @@ export class HaproxyCoordinator {
   readonly backend: string
   readonly server: string
   readonly table: string
+  /** Changes in the order they were asked: two PUTs at once must leave HAProxy where the node is. */
+  private changes: Promise<unknown> = Promise.resolve()
+  /** The last view and when it was read: shared by every caller for VIEW_MAX_AGE_MS. */
+  private lastView?: { at: number; view: Promise<HaproxyView> }
 
   constructor (private readonly opts: CoordinatorOptions) {
     const [backend, server, ...rest] = opts.server.split('/')
@@ -82,17 +89,46 @@ export class HaproxyCoordinator {
    * persistent clients are balanced to other nodes at their next connection.
    */
   async applyState (state: AdminState, opts: { moveClients?: boolean } = {}): Promise<CommandOutcome[]> {
-    const outcomes: CommandOutcome[] = []
-    const setState = await this.run(`set server ${this.backend}/${this.server} state ${state}`, async () => {
-      await this.api.setServerState(this.backend, this.server, state)
+    return await this.inTurn(async () => {
+      const outcomes: CommandOutcome[] = []
+      outcomes.push(await this.run(`set server ${this.backend}/${this.server} state ${state}`, async () => {
+        await this.api.setServerState(this.backend, this.server, state)
+      }))
+      if (state === 'maint' || opts.moveClients === true) outcomes.push(...await this.clearOwnEntries())
+      return outcomes
     })
-    outcomes.push(setState)
-    if (state === 'maint' || opts.moveClients === true) outcomes.push(...await this.moveClients())
-    return outcomes
   }
 
   /** `clear table T data.server_id eq ID`, ID being this server's `sid` in `show stat`. */
   async moveClients (): Promise<CommandOutcome[]> {
+    return await this.inTurn(async () => await this.clearOwnEntries())
+  }
+
+  /**
+   * What HAProxy says about this server now (at most VIEW_MAX_AGE_MS old, and read again after
+   * a change): every /v1/state poll and open dashboard would otherwise send HAProxy two
+   * commands. Never throws: problems land in `error`.
+   */
+  async view (now = Date.now()): Promise<HaproxyView> {
+    const last = this.lastView
+    if (last !== undefined && now - last.at < VIEW_MAX_AGE_MS && now >= last.at) return await last.view
+    const view = this.readView()
+    this.lastView = { at: now, view }
+    return await view
+  }
+
+  /** Run a change after those asked before it; the view is read afresh after it. */
+  private async inTurn<T> (change: () => Promise<T>): Promise<T> {
+    const turn = this.changes.then(change)
+    this.changes = turn.catch(() => {})
+    try {
+      return await turn
+    } finally {
+      this.lastView = undefined
+    }
+  }
+
+  private async clearOwnEntries (): Promise<CommandOutcome[]> {
     let row: StatRow
     try {
       row = await this.ownRow()
@@ -112,8 +148,7 @@ export class HaproxyCoordinator {
     })]
   }
 
-  /** What HAProxy says about this server now. Never throws: problems land in `error`. */
-  async view (): Promise<HaproxyView> {
+  private async readView (): Promise<HaproxyView> {
     const base: HaproxyView = { socket: this.api.target, backend: this.backend, server: this.server, reachable: false }
     let row: StatRow
     try {

@@ -42,8 +42,8 @@ export class WorkerMetrics {
       collect () {
         this.reset()
         for (const [version, [full, resumed]] of figures.handshakesByVersion) {
-          if (full > 0) this.inc({ result: 'full', version }, full)
-          if (resumed > 0) this.inc({ result: 'resumed', version }, resumed)
+          this.inc({ result: 'full', version }, full)
+          this.inc({ result: 'resumed', version }, resumed)
         }
       }
     })
@@ -60,8 +60,7 @@ export class WorkerMetrics {
         this.reset()
         for (const level of ['l1', 'l2'] as const) {
           for (const result of ['hit', 'miss'] as const) {
-            const n = figures.lookups[level][result]
-            if (n > 0) this.inc({ level, result }, n)
+            this.inc({ level, result }, figures.lookups[level][result])
           }
         }
       }
@@ -143,15 +142,21 @@ class ConnectionFigures {
   getTimeouts = 0
   fdExhaustions = 0
   connectionLimit = 0
+  // Label values every node can count are there from the start at 0 (Prometheus practice: a
+  // rate() or an alert on a series must not wait for its first event); others appear when counted.
   /** [full, resumed] by protocol version (getProtocol(): 'TLSv1.2', 'TLSv1.3', ...). */
-  readonly handshakesByVersion = new Map<string, [number, number]>()
-  readonly failures = new Map<string, number>()
+  readonly handshakesByVersion = new Map<string, [number, number]>([['TLSv1.2', [0, 0]], ['TLSv1.3', [0, 0]]])
+  readonly failures = zeroes(['timeout', 'closed', 'end', 'tls_error', 'sni_nomatch', 'client_certificate'])
   readonly clientCertificateRejections = new Map<string, number>()
   readonly proxyErrors = new Map<string, number>()
-  readonly closedBeforeTls = new Map<string, number>()
-  readonly backendFailures = new Map<string, number>()
-  readonly refused = new Map<string, number>()
+  readonly closedBeforeTls = zeroes(['local', 'none', 'proxy'])
+  readonly backendFailures = zeroes(['connect_timeout', 'connect_failed', 'reset', 'proxy_header'])
+  readonly refused = zeroes(['max_connections', 'fd_limit', 'per_source'])
   readonly lookups: Record<LookupLevel, Record<LookupResult, number>> = { l1: { hit: 0, miss: 0 }, l2: { hit: 0, miss: 0 } }
+}
+
+function zeroes (keys: string[]): Map<string, number> {
+  return new Map(keys.map((key) => [key, 0]))
 }
 
 function add (counts: Map<string, number>, key: string): void {

@@ -68,7 +68,16 @@ test('/health needs no token (HAProxy httpchk); every other route does', async (
   assert.match(wrong.json.message as string, /wrong bearer token/)
   const put = await call('PUT', '/v1/state', { body: '{"state":"maint"}' })
   assert.equal(put.status, 401)
-  assert.equal(await currentState(), 'ready', 'an unauthenticated PUT changed the state')
+  assert.equal(await currentState(), 'ready', 'an unauthenticated PUT changed the state')  // No such route or method: 404 naming the routes, with or without a token (not a 401 that
+  // blames the token for a typo).
+  for (const [method, route] of [['DELETE', '/v1/state'], ['POST', '/metrics'], ['GET', '/v1/nope']] as const) {
+    for (const headers of [{}, auth()]) {
+      const res = await call(method, route, { headers })
+      assert.equal(res.status, 404, `${method} ${route}`)
+      assert.match(res.json.message as string, new RegExp(`^no route ${method} ${route}; routes: `))
+    }
+  }
+  assert.equal(await currentState(), 'ready')
 })
 
 test('bad requests get JSON errors that say what was wrong, and nothing changes', async () => {
@@ -79,7 +88,7 @@ test('bad requests get JSON errors that say what was wrong, and nothing changes'
     { body: '{"state":"drain","force":true}', status: 400, message: /unknown field "force"/ },
     { body: '{"state":"drain","moveClients":"yes"}', status: 400, message: /moveClients must be boolean/ },
     { body: '["drain"]', status: 400, message: /body must be object/ },
-    { body: 'drain', type: 'text/plain', status: 415, message: /Unsupported Media Type/i },
+    { body: 'drain', type: 'text/plain', status: 415, message: /Unsupported Media Type.*send the body as Content-Type: application\/json/i },
     { body: 'state=drain', type: 'application/x-www-form-urlencoded', status: 415, message: /Unsupported Media Type/i },
     { body: '{"state":"drain","moveClients":true}', status: 409, message: /moveClients needs --haproxy-socket/ }
   ]

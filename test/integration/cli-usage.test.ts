@@ -76,3 +76,17 @@ test('numbers on the operator commands are read strictly: empty, blank, hex and 
     assert.ok(drain.stderr.includes(`--timeout: ${JSON.stringify(bad)} is not a number from 0.1 to 600 (seconds)`), drain.stderr)
   }
 })
+
+test('--admin URLs with a password, a query or a fragment are refused before anything is sent (the password never echoed); --move-clients is drain\'s alone', async () => {
+  const pw = await runCli(['status', '--admin', 'http://admin:s3cr3t@127.0.0.1:9'])
+  assert.equal(pw.code, 2, pw.stderr)
+  assert.match(pw.stderr, /--admin: a URL with user:password@ is refused/)
+  assert.ok(!pw.stderr.includes('s3cr3t'), pw.stderr)
+  for (const url of ['http://127.0.0.1:9/?x=1', 'http://127.0.0.1:9/#top']) {
+    const res = await runCli(['drain', '--admin', url])
+    assert.equal(res.code, 2, res.stderr)
+    assert.match(res.stderr, /a URL with a query or fragment is refused/)
+  }
+  assert.match(refusedLine(await runCli(['ready', '--move-clients'])), /unknown option '--move-clients'/)
+  assert.match(refusedLine(await runCli(['maint', '--move-clients'])), /unknown option '--move-clients'/)
+})

@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test'
 import tls from 'node:tls'
 import { formatAgentReply, type AgentReply } from '../../src/agent/agent-reply.js'
 import { HaproxyRuntimeError } from '../../src/errors.js'
+import { HaproxyCoordinator } from '../../src/haproxy/coordinator.js'
 import { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import type { StatRow } from '../../src/haproxy/stats.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
@@ -257,4 +258,37 @@ backend tlsfleet
   reply = { admin: 'ready', health: 'up', weightPercent: 60 }
   await until('UP 60 again', (r) => r.status === 'UP' && r.weight === 60)
   assert.equal(requests[0], 'hello\n', 'agent-send arrives verbatim')
+})
+
+test('the coordinator: state changes reach HAProxy in the order asked, and one read of its view serves every caller for a second, read again after a change', async (t) => {
+  const port = await listener(t)
+  const h = await startHaproxy(`
+${TCP_DEFAULTS}
+backend be
+  stick-table type binary len 32 size 1k expire 30m store server_id
+  server s1 127.0.0.1:${port} weight 100
+`, { t })
+  const coordinator = new HaproxyCoordinator({ socket: h.socketPath, server: 'be/s1' })
+  let reads = 0
+  const showStat = coordinator.api.showStat.bind(coordinator.api)
+  coordinator.api.showStat = async () => { reads++; return await showStat() }
+
+  // Asked at once, in this order: HAProxy ends where the last one put it.
+  const asked = ['drain', 'maint', 'ready', 'drain', 'maint', 'drain'] as const
+  const outcomes = await Promise.all(asked.map(async (state) => await coordinator.applyState(state)))
+  assert.ok(outcomes.flat().every((o) => o.ok), JSON.stringify(outcomes))
+  assert.equal((await serverRow(h.api, 'be', 's1')).status, 'DRAIN')
+
+  reads = 0
+  const views = await Promise.all(Array.from({ length: 10 }, async () => await coordinator.view()))
+  assert.equal(reads, 1, 'ten callers at once: one show stat')
+  assert.ok(views.every((v) => v.status === 'DRAIN' && v.reachable))
+  await coordinator.view()
+  assert.equal(reads, 1, 'within the second: the same read')
+  await coordinator.applyState('ready')
+  const after = await coordinator.view()
+  assert.equal(after.status, 'no check', 'read again after the change (ready, and no health check declared)')
+  assert.equal(reads, 2)
+  assert.equal((await coordinator.view(Date.now() + 1500)).status, 'no check')
+  assert.equal(reads, 3, 'older than a second: read again')
 })

@@ -97,6 +97,8 @@ test('list options take repeated flags, comma-separated text or YAML lists alike
 })
 
 test('TLS options that do not work together are refused before anything starts', () => {
+  assert.match(conflict({ 'admin-allow-unauthenticated': 'on', 'admin-token-file': 'admin.token' }), /--admin-allow-unauthenticated on would let state changes through without the token --admin-token-file admin\.token requires: give one or the other/)
+  assert.match(conflict({ 'admin-allow-unauthenticated': 'on', 'admin-token-file': 'admin.token', 'admin-listen': '0.0.0.0:8445' }), /--admin-allow-unauthenticated on would let state changes through/)
   assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)
   assert.match(conflict({ 'client-ca': 'ca.pem' }), /--client-ca has no effect with --client-verify none/)
   assert.match(conflict({ 'client-verify': 'optional', 'client-ca': 'ca.pem', crl: 'x.pem', 'proxy-tlv': ['ssl'] }), /--proxy-tlv ssl needs --proxy-protocol-out v2/)
