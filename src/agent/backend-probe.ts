@@ -1,10 +1,11 @@
 import net from 'node:net'
 import type { HostPort } from '../config/host-port.js'
+import type { ConnectLookup } from '../proxy/backend-lookup.js'
 
 /** One TCP connect to the backend, closed at once; resolves whether it was accepted in time. */
-export async function probeTcp (target: HostPort, timeoutMs: number): Promise<boolean> {
+export async function probeTcp (target: HostPort, timeoutMs: number, lookup?: ConnectLookup): Promise<boolean> {
   return await new Promise((resolve) => {
-    const socket = net.connect({ host: target.host, port: target.port })
+    const socket = net.connect({ host: target.host, port: target.port, ...(lookup !== undefined ? { lookup } : {}) })
     const done = (ok: boolean): void => { clearTimeout(timer); socket.destroy(); resolve(ok) }
     const timer = setTimeout(() => done(false), timeoutMs)
     socket.once('connect', () => done(true))
@@ -23,7 +24,8 @@ export class BackendProbe {
   private timer: NodeJS.Timeout | undefined
   reachable: boolean | undefined
 
-  constructor (private readonly opts: { target: HostPort; intervalMs: number; fall?: number; onChange: (reachable: boolean) => void }) {}
+  /** `lookup`: the backend's name as the workers look it up (--backend-refresh), so the probe sees what they see. */
+  constructor (private readonly opts: { target: HostPort; intervalMs: number; fall?: number; lookup?: ConnectLookup; onChange: (reachable: boolean) => void }) {}
 
   async start (): Promise<void> {
     await this.round()
@@ -38,7 +40,7 @@ export class BackendProbe {
   private async round (): Promise<void> {
     if (this.inFlight) return
     this.inFlight = true
-    const ok = await probeTcp(this.opts.target, Math.min(1000, this.opts.intervalMs)).finally(() => { this.inFlight = false })
+    const ok = await probeTcp(this.opts.target, Math.min(1000, this.opts.intervalMs), this.opts.lookup).finally(() => { this.inFlight = false })
     this.failures = ok ? 0 : this.failures + 1
     const reachable = ok || this.failures < (this.opts.fall ?? 2)
     if (reachable !== this.reachable) {

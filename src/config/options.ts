@@ -369,6 +369,12 @@ export const OPTIONS = {
     schema: seconds(1, 86400),
     default: 300
   }),
+  'backend-refresh': spec({
+    description: 'seconds a looked-up --backend host name is used before it is looked up again (a failed lookup keeps the last addresses); 0 = look it up for every connection',
+    expected: 'a number of seconds from 0 to 86400',
+    schema: seconds(0, 86400),
+    default: 10
+  }),
   'connect-timeout': spec({
     description: 'seconds to wait for the backend to accept a connection',
     expected: 'a number of seconds from 0.1 to 600',

@@ -6,6 +6,7 @@ import { NodeAdmin } from '../admin/node-admin.js'
 import { NodeDashboard } from '../admin/node-dashboard.js'
 import { startAgentServer } from '../agent/agent-server.js'
 import { BackendProbe } from '../agent/backend-probe.js'
+import { backendLookupFor } from '../proxy/backend-lookup.js'
 import { NodeState } from '../agent/node-state.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
@@ -217,7 +218,7 @@ export class Primary {
       allowHosts: this.config.adminAllowHost
     }, views).catch((err: unknown) => { throw new ListenError('--admin-listen', formatHostPort(listen), err) })
     this.closers.push(async () => { await admin.close() })
-    if (allowUnauthenticated) this.log.warn('--admin-allow-unauthenticated on: anyone who reaches the admin API can drain or stop this node')
+    if (allowUnauthenticated) this.log.warn('--admin-allow-unauthenticated on: anyone who reaches the admin API can drain this node, put it in maintenance or move its clients')
     else if (!credentials.explicit) this.log.info({ tokenFile: credentials.file }, 'admin API: state changes need the bearer token in this file (tlsfleet drain/ready/maint read it from --state-dir)')
   }
 
@@ -289,9 +290,12 @@ export class Primary {
 
   private async startBackendProbe (backend: HostPort): Promise<void> {
     if (this.config.backendCheckInterval <= 0) return
+    // The name looked up as the workers do, so the probe and they agree on where the backend is.
+    const lookup = backendLookupFor(backend.host, { refreshMs: this.config.backendRefresh * 1000 })
     const probe = new BackendProbe({
       target: backend,
       intervalMs: this.config.backendCheckInterval * 1000,
+      ...(lookup !== undefined ? { lookup: lookup.lookup } : {}),
       onChange: (ok) => {
         this.metrics.backendReachable.set(ok ? 1 : 0)
         this.state.updateHealth({ backendReachable: ok })

@@ -27,6 +27,8 @@ export interface WorkerSettings {
   handshakeTimeoutMs: number
   idleTimeoutMs: number
   connectTimeoutMs: number
+  /** --backend-refresh in ms (0: a lookup per connection). */
+  backendRefreshMs: number
   gracePeriodMs: number
   /** Secrets the ticket keys derive from, current first; empty = session tickets off. */
   ticketSecrets: Buffer[]
@@ -64,6 +66,7 @@ export function workerSettings (config: NodeConfig, backend: HostPort, ticketSec
     handshakeTimeoutMs: Math.round(config.handshakeTimeout * 1000),
     idleTimeoutMs: Math.round(config.idleTimeout * 1000),
     connectTimeoutMs: Math.round(config.connectTimeout * 1000),
+    backendRefreshMs: Math.round(config.backendRefresh * 1000),
     gracePeriodMs: Math.round(config.gracePeriod * 1000),
     ticketSecrets,
     ticketRotationSeconds: config.ticketRotation,

@@ -1,5 +1,6 @@
 import net from 'node:net'
 import type { HostPort } from '../config/host-port.js'
+import type { ConnectLookup } from './backend-lookup.js'
 import { encodeProxyV1, encodeProxyV2, type ProxyAddress } from './proxy-protocol.js'
 import type { ProxyTlv } from './proxy-tlv.js'
 import { DeadlineSweep, IdleSweep, sweepPeriodMs, type Activity, type HasDeadline } from '../util/sweep-timers.js'
@@ -29,6 +30,8 @@ export interface BackendTargetOptions {
   connectTimeoutMs: number
   idleTimeoutMs: number
   onBackendError: BackendTarget['onBackendError']
+  /** The backend's name looked up once per --backend-refresh (backend-lookup.ts); absent: net.connect's own lookup per connection. */
+  lookup?: ConnectLookup
 }
 
 /**
@@ -39,7 +42,7 @@ export interface BackendTargetOptions {
  */
 export function backendTarget (opts: BackendTargetOptions): BackendTarget {
   return {
-    connectOptions: Object.freeze({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true }),
+    connectOptions: Object.freeze({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true, ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {}) }),
     proxyProtocolOut: opts.proxyProtocolOut,
     connectTimeoutMs: opts.connectTimeoutMs,
     onBackendError: opts.onBackendError,

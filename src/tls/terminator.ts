@@ -5,6 +5,7 @@ import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import type { Logger } from '../util/logger.js'
 import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
+import { backendLookupFor } from '../proxy/backend-lookup.js'
 import { backendTarget, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
 import { isFailure, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
 import type { ProxyHeader } from '../proxy/proxy-protocol.js'
@@ -136,8 +137,14 @@ export class TlsTerminator {
       this.staples.useDefaultCertificate(material.certificates[0])
     }
     this.handshaking = new DeadlineSweep<Pending>(sweepPeriodMs(settings.handshakeTimeoutMs, 10), (pending) => this.fail(pending, 'timeout'))
+    const lookup = backendLookupFor(settings.backend.host, {
+      refreshMs: settings.backendRefreshMs,
+      onChange: (addresses, previous) => this.log.info({ backend: settings.backend.host, addresses, previous }, 'backend address changed'),
+      onStaleError: (err) => this.log.warn({ backend: settings.backend.host, err }, 'backend name lookup failed: the last addresses stay in use')
+    })
     this.backend = backendTarget({
       backend: settings.backend,
+      ...(lookup !== undefined ? { lookup: lookup.lookup } : {}),
       proxyProtocolOut: settings.proxyProtocolOut,
       connectTimeoutMs: settings.connectTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
