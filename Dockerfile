@@ -1,6 +1,6 @@
 # tlsfleet node image. Multi-stage: the build stage compiles TypeScript with the dev
-# dependencies; the runtime stage holds only dist/, bin/, web/ (the dashboard's files) and
-# production dependencies, and runs as the unprivileged "node" user (uid 1000) of the official image.
+# dependencies; the runtime stage holds only dist/, bin/, web/ (the dashboard's files),
+# haproxy/ (the lab reads its stick-table lines) and production dependencies, and runs as the unprivileged "node" user (uid 1000) of the official image.
 #   docker build -t tlsfleet .
 #   docker compose up            (the lab farm: docker-compose.yml)
 
@@ -27,8 +27,10 @@ RUN mkdir -p /var/lib/tlsfleet && chown node:node /var/lib/tlsfleet
 USER node
 ENV TLSFLEET_STATE_DIR=/var/lib/tlsfleet
 EXPOSE 8443 8444 8445 9443/udp
-# /health answers 200 once the node serves (workers listening, warm join over), 503 otherwise.
+# Healthy while /health says the node itself is up (workers listening, warm join over, backend
+# reachable), whatever its admin state: a node the operator drained or put in maintenance
+# answers 503 there (HAProxy's httpchk must skip it) but must not be restarted for it.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8445/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8445/health').then(r=>r.json()).then(b=>process.exit(b.health==='up'?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "/app/bin/tlsfleet.js"]
 CMD ["node"]

@@ -30,7 +30,7 @@ export function sanitizeReason (reason: string): string {
 
 /**
  * Format a complete reply line, e.g. `ready up 80% maxconn:500\n`, `drain up 100%\n`,
- * `ready down 100% #no workers\n`.
+ * `ready down 100% #no live worker\n`.
  *
  * - The health word is always sent: HAProxy 3.3 starts agent health at 0, so a reply without
  *   `up` would leave a fresh server down there; and the reason is only shown with it.

@@ -42,6 +42,11 @@ export function labCommand (): Command {
       const target = opts.target !== undefined ? parseHostPort(opts.target) : undefined
       if (typeof target === 'string') throw new UsageError(`--target: ${JSON.stringify(opts.target)}: ${target}`)
       if (opts.report !== undefined && !opts.failover) throw new UsageError('--report needs --failover (the report is the failover scene\'s)')
+      // Options of another mode would be dropped without a word: refused instead.
+      if (opts.json && !opts.failover) throw new UsageError('--json needs --failover (the JSON is the failover scene\'s report)')
+      if (target !== undefined && opts.failover) throw new UsageError('--target runs the load client alone, against a farm elsewhere: --failover needs the lab\'s own farm (give one or the other)')
+      if (opts.failover && opts.load) throw new UsageError('--load is for a lab without --failover: the scene runs its own load')
+      if (opts.failover && opts.duration !== 0) throw new UsageError('--duration is for a lab without --failover: the scene lasts as long as its acts (--acts, --act-seconds)')
       const report = opts.report !== undefined ? checkReportPath(opts.report) : undefined
       await runLab({
         listen,

@@ -87,8 +87,13 @@ export function analyzeAct (records: readonly ConnectionRecord[], event: SceneEv
   return report
 }
 
-/** Per-second buckets (by connection end) per node; `cpu` holds per-second CPU% per node. */
-export function buildTimeline (records: readonly ConnectionRecord[], nodes: readonly string[], seconds: number, cpu: ReadonlyArray<Record<string, number>>, events: readonly SceneEvent[]): TimelineRow[] {
+/**
+ * Per-second buckets (by connection end) per node; `cpu` holds per-second CPU% per node.
+ * `lateIntoLast` (the finished scene): a connection that ended after the last second counts in
+ * it, so the rows add up to the totals. Off for rows printed while the scene runs: those
+ * connections belong to seconds not printed yet, which will count them.
+ */
+export function buildTimeline (records: readonly ConnectionRecord[], nodes: readonly string[], seconds: number, cpu: ReadonlyArray<Record<string, number>>, events: readonly SceneEvent[], lateIntoLast = true): TimelineRow[] {
   const rows: TimelineRow[] = []
   for (let t = 0; t < seconds; t++) {
     const row: TimelineRow = { t: t + 1, nodes: {}, unrouted: 0, events: events.filter((e) => Math.floor(e.at / 1000) === t).map((e) => e.label) }
@@ -98,7 +103,9 @@ export function buildTimeline (records: readonly ConnectionRecord[], nodes: read
   for (const r of records) {
     // A connection still open when the last second closed ends in that second's row: the rows
     // add up to the totals.
-    const row = rows[Math.min(Math.floor(r.end / 1000), rows.length - 1)]
+    const second = Math.floor(r.end / 1000)
+    if (!lateIntoLast && second >= rows.length) continue
+    const row = rows[Math.min(second, rows.length - 1)]
     if (row === undefined) continue
     const cell = r.node !== undefined ? row.nodes[r.node] : undefined
     if (cell === undefined) { if (!r.ok) row.unrouted++; continue }
@@ -158,7 +165,10 @@ export function formatTimelineRow (row: TimelineRow, nodes: readonly string[]): 
 
 export function formatAct (act: ActReport): string {
   const pct = (x: number): string => `${(x * 100).toFixed(0)}%`
-  const kinds = Object.entries(act.byKind).map(([k, c]) => `${k} ${c.resumed}/${c.resumed + c.full}`).join(', ')
+  // Per kind, the clients it had: a kind whose clients did not move shows as such, not as 0/0.
+  const kinds = Object.entries(act.byKind).map(([k, c]) => act.event.kind === 'restart'
+    ? `${k} ${c.resumed} of ${c.clients} resumed`
+    : `${k} ${c.resumed + c.full} of ${c.clients} moved, ${c.resumed} resumed`).join('; ')
   if (act.event.kind === 'restart') {
     return `${act.event.label}: ${act.clients} returning clients reached it with a session it never issued; ` +
       `${act.resumed} resumed (${pct(act.resumedShare)}), ${act.full} full handshakes [${kinds}]`

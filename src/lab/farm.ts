@@ -13,7 +13,7 @@ import { freeTcpPort, freeTcpUdpPort } from '../util/free-port.js'
 import { LabError } from '../errors.js'
 import { writeFarmSecretFile } from '../sync/farm-secret.js'
 import { onLines } from '../util/lines.js'
-import { killGroup, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
+import { killGroup, removeIfLabDies, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
 import { treeCpuSeconds } from './proc-cpu.js'
 import { LocalHaproxy } from './local-haproxy.js'
 
@@ -149,6 +149,7 @@ export class LabFarm {
 
   constructor (readonly opts: FarmOptions) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lab-'))
+    removeIfLabDies(this.dir)
     this.log = opts.log ?? (() => {})
     this.agent = opts.agent !== 'off'
   }

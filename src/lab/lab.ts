@@ -1,6 +1,6 @@
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { LabFarm, type SyncMode, type TerminatorMode } from './farm.js'
-import { LabError } from '../errors.js'
+import { LabError, UsageError } from '../errors.js'
 import { writeHtmlReport } from '../report/html-report.js'
 import { runFailoverScene, type Act, type SceneReport } from './scene.js'
 import { sceneReportDocument } from './scene-report.js'
@@ -88,11 +88,13 @@ export async function runLab (opts: LabOptions): Promise<SceneReport | undefined
 
 async function runStatus (farm: LabFarm, opts: LabOptions, out: (line: string) => void, tty: boolean, signal: AbortSignal): Promise<void> {
   let clients: ReturningClients | undefined
+  // Counted as they come, nothing kept: the run may last for days.
+  const load = { connections: 0, errors: 0 }
   if (opts.load) {
-    clients = new ReturningClients({ target: opts.listen, clients: opts.clients, rate: opts.rate, kinds: opts.kinds })
-    const previous = farm.opts.onHaproxyLine
-    const c = clients
-    farm.opts.onHaproxyLine = (line) => { previous?.(line); c.haproxyLine(line) }
+    clients = new ReturningClients({
+      target: opts.listen, clients: opts.clients, rate: opts.rate, kinds: opts.kinds, keepRecords: false,
+      onRecord: (r) => { load.connections++; if (!r.ok) load.errors++ }
+    })
     clients.start()
   }
   const status = new StatusLine(farm)
@@ -103,8 +105,8 @@ async function runStatus (farm: LabFarm, opts: LabOptions, out: (line: string) =
     await new Promise((resolve) => { const t = setTimeout(resolve, 1000); signal.addEventListener('abort', () => { clearTimeout(t); resolve(undefined) }, { once: true }) })
     if (signal.aborted) break
     const line = await status.render()
-    const load = clients !== undefined ? ` | load ${clients.records.length} conns, ${clients.records.filter((r) => !r.ok).length} errors` : ''
-    const text = `[${Math.round((Date.now() - started) / 1000)}s] ${line}${load}`
+    const loadText = clients !== undefined ? ` | load ${load.connections} conns, ${load.errors} errors` : ''
+    const text = `[${Math.round((Date.now() - started) / 1000)}s] ${line}${loadText}`
     if (tty) process.stdout.write(`\r\x1b[K${text}`)
     else if (Date.now() - lastPrinted >= 5000) { out(text); lastPrinted = Date.now() }
   }
@@ -120,15 +122,15 @@ function describeTerminator (mode: TerminatorMode): string {
 
 export function parseActs (text: string): Act[] {
   const acts = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const act of acts) if (!ACTS.includes(act as Act)) throw new LabError(`--acts: unknown act "${act}" (expected a comma-separated list of ${ACTS.join(', ')})`)
-  if (acts.includes('restart') && !acts.includes('kill')) throw new LabError('--acts: "restart" needs "kill" before it')
+  for (const act of acts) if (!ACTS.includes(act as Act)) throw new UsageError(`--acts: unknown act "${act}" (expected a comma-separated list of ${ACTS.join(', ')})`)
+  if (acts.includes('restart') && !acts.includes('kill')) throw new UsageError('--acts: "restart" needs "kill" before it')
   return acts as Act[]
 }
 
 export function parseKinds (text: string): ClientKind[] {
   const kinds = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const kind of kinds) if (!CLIENT_KINDS.includes(kind as ClientKind)) throw new LabError(`--clients-kind: unknown kind "${kind}" (expected ${CLIENT_KINDS.join(', ')})`)
-  if (kinds.length === 0) throw new LabError('--clients-kind: give at least one kind')
+  for (const kind of kinds) if (!CLIENT_KINDS.includes(kind as ClientKind)) throw new UsageError(`--clients-kind: unknown kind "${kind}" (expected ${CLIENT_KINDS.join(', ')})`)
+  if (kinds.length === 0) throw new UsageError('--clients-kind: give at least one kind')
   return kinds as ClientKind[]
 }
 
@@ -138,20 +140,24 @@ export function parseKinds (text: string): ClientKind[] {
  * log, so here only the client's view is shown: full vs resumed handshakes and errors.
  */
 async function runLoadOnly (target: HostPort, opts: LabOptions, out: (line: string) => void, signal: AbortSignal): Promise<void> {
-  const clients = new ReturningClients({ target, clients: opts.clients, rate: opts.rate, kinds: opts.kinds })
+  // Each second's connections, counted as they come and then dropped: the run may last for days.
+  let batch = { connections: 0, resumed: 0, full: 0, errors: 0, sample: undefined as string | undefined }
+  const clients = new ReturningClients({
+    target, clients: opts.clients, rate: opts.rate, kinds: opts.kinds, keepRecords: false,
+    onRecord: (r) => {
+      batch.connections++
+      if (!r.ok) { batch.errors++; batch.sample ??= r.error } else if (r.resumed) batch.resumed++
+      else batch.full++
+    }
+  })
   out(`load: ${opts.clients} returning clients, ~${opts.rate} connections/s against ${formatHostPort(target)}`)
   clients.start()
   const started = Date.now()
-  let seen = 0
   while (!signal.aborted && (opts.duration === 0 || Date.now() - started < opts.duration * 1000)) {
     await new Promise((resolve) => { const t = setTimeout(resolve, 1000); signal.addEventListener('abort', () => { clearTimeout(t); resolve(undefined) }, { once: true }) })
-    const batch = clients.records.slice(seen)
-    seen = clients.records.length
-    const ok = batch.filter((r) => r.ok)
-    const resumed = ok.filter((r) => r.resumed).length
-    const errors = batch.length - ok.length
-    const sample = batch.find((r) => !r.ok)?.error
-    out(`[${Math.round((Date.now() - started) / 1000)}s] ${batch.length} connections: ${resumed} resumed, ${ok.length - resumed} full, ${errors} errors${sample !== undefined ? ` (${sample})` : ''}`)
+    const b = batch
+    batch = { connections: 0, resumed: 0, full: 0, errors: 0, sample: undefined }
+    out(`[${Math.round((Date.now() - started) / 1000)}s] ${b.connections} connections: ${b.resumed} resumed, ${b.full} full, ${b.errors} errors${b.sample !== undefined ? ` (${b.sample})` : ''}`)
   }
   await clients.stop()
 }

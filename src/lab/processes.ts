@@ -16,7 +16,19 @@ process.once('exit', () => { for (const child of children) killGroup(child, 'SIG
 // kills the groups (started on first use, detached, told about each group on its stdin).
 let watchdog: ChildProcess | undefined
 function watch (sign: '+' | '-', pid: number | undefined): void {
-  if (pid === undefined) return
+  if (pid !== undefined) tellWatchdog(`${sign}${pid}`)
+}
+
+/**
+ * A directory of the lab's (keys, the farm secret, certificates) that the watchdog removes when
+ * the lab dies without cleaning up. Only a `tlsfleet-*` directory right under the system's
+ * temporary directory is accepted.
+ */
+export function removeIfLabDies (dir: string): void {
+  tellWatchdog(`!${dir}`)
+}
+
+function tellWatchdog (line: string): void {
   if (watchdog === undefined) {
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'watchdog.js')
     watchdog = spawn(process.execPath, [script, String(process.pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
@@ -25,7 +37,7 @@ function watch (sign: '+' | '-', pid: number | undefined): void {
     watchdog.unref()
     ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
   }
-  watchdog.stdin?.write(`${sign}${pid}\n`)
+  watchdog.stdin?.write(`${line}\n`)
 }
 
 export function killGroup (child: ChildProcess, signal: NodeJS.Signals): void {

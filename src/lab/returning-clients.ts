@@ -30,9 +30,15 @@ export interface ReturningClientsOptions {
   /** Connections per second over all clients (each client waits clients/rate s between). */
   rate: number
   kinds?: readonly ClientKind[]
-  /** Safety bound on the number of connections. */
+  /** Safety bound on the number of connections (default a million when records are kept, none otherwise). */
   maxConnections?: number
   onRecord?: (record: ConnectionRecord) => void
+  /**
+   * false: a record is only handed to onRecord, neither kept nor joined with HAProxy's log, so
+   * a run without an end (the compose load client, `lab --load`) holds nothing. Default true:
+   * the failover scene analyses them all.
+   */
+  keepRecords?: boolean
 }
 
 /**
@@ -105,7 +111,8 @@ export class ReturningClients {
   private async clientLoop (id: number, kind: ClientKind, gapMs: number, offsetMs: number): Promise<void> {
     await sleep(offsetMs)
     let session: Buffer | undefined
-    const max = this.opts.maxConnections ?? 1_000_000
+    const keep = this.opts.keepRecords !== false
+    const max = this.opts.maxConnections ?? (keep ? 1_000_000 : Infinity)
     while (this.running && this.started < max) {
       this.started++
       const start = this.now()
@@ -122,8 +129,10 @@ export class ReturningClients {
       if (result.error !== undefined) record.error = result.error
       if (result.localPort !== undefined) record.localPort = result.localPort
       if (result.ok && result.session !== undefined) session = result.session
-      this.records.push(record)
-      this.attach(record)
+      if (keep) {
+        this.records.push(record)
+        this.attach(record)
+      }
       this.opts.onRecord?.(record)
       // Jitter keeps the clients from marching in lock step.
       if (this.running) await sleep(gapMs * (0.75 + Math.random() * 0.5))

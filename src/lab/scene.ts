@@ -92,8 +92,9 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   print(formatTimelineHeader(names))
   clients.start()
   let printed = 0
-  const printReady = (upTo: number): void => {
-    const rows = buildTimeline(clients.records, names, upTo, cpuRows, events)
+  // `last`: the scene is over, and the last row takes what ended after it, as the report's does.
+  const printReady = (upTo: number, last = false): void => {
+    const rows = buildTimeline(clients.records, names, upTo, cpuRows, events, last)
     for (; printed < upTo; printed++) print(formatTimelineRow(rows[printed] as TimelineRow, names))
   }
   let next = 0
@@ -124,7 +125,7 @@ export async function runFailoverScene (farm: LabFarm, opts: SceneOptions): Prom
   await new Promise((resolve) => setTimeout(resolve, 300)) // last HAProxy log lines
   farm.opts.onHaproxyLine = previousHook
   const seconds = cpuRows.length
-  printReady(seconds)
+  printReady(seconds, true)
 
   const acts = events.map((event, i) => analyzeAct(clients.records, event, events[i + 1]?.at ?? seconds * 1000))
   const report: SceneReport = {

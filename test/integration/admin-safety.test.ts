@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
@@ -7,7 +8,7 @@ import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
 import { runCli } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { eventually, REPO_ROOT, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 
 // A node started the way `npm start` starts one: no --admin-token-file. Reads stay open on
@@ -138,4 +139,25 @@ test('--admin-allow-unauthenticated on lets state changes through without a toke
   } finally {
     await open.stop()
   }
+})
+
+test('the Dockerfile\'s HEALTHCHECK command: healthy while the node is up, drained or not (a drained node must not be restarted); unhealthy when nothing answers', async () => {
+  const dockerfile = fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')
+  const script = /HEALTHCHECK[^\n]*\\\n\s*CMD \["node", "-e", "((?:[^"\\]|\\.)*)"\]/.exec(dockerfile)?.[1]
+  assert.ok(script !== undefined, 'no HEALTHCHECK CMD ["node", "-e", ...] in the Dockerfile')
+  const check = async (port: number): Promise<number | null> => {
+    const child = spawn(process.execPath, ['-e', script.replace('127.0.0.1:8445', `127.0.0.1:${port}`)], { stdio: 'ignore' })
+    return await new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+  }
+  assert.equal(await check(adminPort), 0)
+  const auth = { ...json, host: `127.0.0.1:${adminPort}`, authorization: `Bearer ${token()}` }
+  assert.equal((await request('PUT', '/v1/state', auth, '{"state":"drain"}')).status, 200)
+  try {
+    assert.equal((await fetch(`${node.adminUrl}/health`)).status, 503, 'HAProxy\'s httpchk sees the drain')
+    assert.equal(await check(adminPort), 0, 'a drained node is still healthy for Docker')
+  } finally {
+    assert.equal((await request('PUT', '/v1/state', auth, '{"state":"ready"}')).status, 200)
+  }
+  const [closed] = await freePorts(1) as [number]
+  assert.equal(await check(closed), 1)
 })

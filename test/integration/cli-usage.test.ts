@@ -90,3 +90,17 @@ test('--admin URLs with a password, a query or a fragment are refused before any
   assert.match(refusedLine(await runCli(['ready', '--move-clients'])), /unknown option '--move-clients'/)
   assert.match(refusedLine(await runCli(['maint', '--move-clients'])), /unknown option '--move-clients'/)
 })
+
+test('lab: options of another mode, and bad acts or client kinds, are usage errors (exit 2), nothing started', async () => {
+  for (const [args, says] of [
+    [['--json'], /--json needs --failover/],
+    [['--target', '127.0.0.1:9', '--failover'], /--target runs the load client alone/],
+    [['--failover', '--load'], /--load is for a lab without --failover/],
+    [['--failover', '--duration', '5'], /--duration is for a lab without --failover/],
+    [['--acts', 'bogus'], /--acts: unknown act "bogus"/],
+    [['--acts', 'restart'], /--acts: "restart" needs "kill" before it/],
+    [['--clients-kind', 'tls99'], /--clients-kind: unknown kind "tls99"/]
+  ] as const) {
+    assert.match(refusedLine(await runCli(['lab', ...args])), says, args.join(' '))
+  }
+})

@@ -115,7 +115,7 @@ test('failover scene: the clients of the killed node resume on the other nodes (
   assert.equal((last?.nodes.node1?.full ?? 0) + (last?.nodes.node1?.resumed ?? 0), 0)
 })
 
-test('a lab killed with SIGKILL leaves no process behind (its watchdog stops them)', async () => {
+test('a lab killed with SIGKILL leaves no process behind (its watchdog stops them), nor its directory with the farm secret and keys', async () => {
   const port = await freePort('127.0.0.10')
   const lab = startLab(['--listen', `127.0.0.10:${port}`, '--sync', 'off'])
   try {
@@ -127,7 +127,10 @@ test('a lab killed with SIGKILL leaves no process behind (its watchdog stops the
     const deadline = Date.now() + 10_000
     while (processesMentioning(dir).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200))
     assert.deepEqual(processesMentioning(dir), [])
+    while (fs.existsSync(dir) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200))
+    const left = fs.existsSync(dir)
     fs.rmSync(dir, { recursive: true, force: true })
+    assert.equal(left, false, `the watchdog left ${dir}`)
   } finally {
     await stopLab(lab)
   }
