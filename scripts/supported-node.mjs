@@ -36,6 +36,8 @@ const { node, bin } = supported ? { node: process.execPath, bin: path.dirname(pr
 // Children that call `node` (or process.execPath) get the same runtime.
 const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` }
 const child = spawn(node, process.argv.slice(2), { stdio: 'inherit', env })
-// A terminal's Ctrl-C reaches the child too; forward what only we would receive.
+// Passed on to the child, which may get the same signal directly too (a terminal's Ctrl-C reaches
+// the whole foreground group, systemd signals the whole unit): the node takes a stop signal
+// repeated within a second for the same request.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { child.kill(signal) })
 child.on('exit', (code, signal) => { process.exitCode = code ?? 128 + (os.constants.signals[signal] ?? 0) })

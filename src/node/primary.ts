@@ -32,6 +32,11 @@ import { createLogger, type Logger } from '../util/logger.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
 
+/** Signals that stop the node gracefully; a second one forces the exit. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
+/** A stop signal this soon after the first is the same request passed on by a parent, not a second one. */
+const REPEATED_SIGNAL_MS = 1000
+
 /**
  * The primary ("father") of a node. It wires the parts together and runs the start and stop
  * order; each part owns its concern: L2 (cache/), the TLS terminator (its workers, or a local
@@ -140,13 +145,30 @@ export class Primary {
   /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates. */
   handleSignals (): void {
     // SIGHUP means "reload" here, not "exit" (close-with-grace treats it as a termination signal).
-    // Its own messages ("second SIGINT, exiting", a timeout, a failed stop) go to our log, as JSON.
+    // Its own messages (a timeout, a failed stop) go to our log, as JSON.
     const logger = { error: (what: unknown) => { this.log.error(what instanceof Error ? { err: what } : {}, what instanceof Error ? 'the stop failed' : String(what)) } }
-    closeWithGrace({ delay: this.config.gracePeriod * 1000 + 5000, skip: ['SIGHUP'], logger }, async ({ signal, err }) => {
+    const grace = closeWithGrace({ delay: this.config.gracePeriod * 1000 + 5000, skip: ['SIGHUP', ...STOP_SIGNALS], logger }, async ({ signal, err }) => {
       if (err !== undefined) this.log.error({ err }, 'fatal error, shutting down')
-      else this.log.info({ signal }, 'shutting down')
+      else if (signal !== undefined) this.log.info({ signal }, 'shutting down')
       await this.stop()
     })
+    // SIGTERM and SIGINT are ours: a second one forces the exit, but not the same one delivered
+    // twice. A terminal's Ctrl-C reaches `npm start`, its launcher and the node, and the first
+    // two pass it on; systemd signals every process of the unit, and they pass it on too.
+    let firstAt: number | undefined
+    for (const signal of STOP_SIGNALS) {
+      process.on(signal, () => {
+        const now = Date.now()
+        if (firstAt === undefined) {
+          firstAt = now
+          this.log.info({ signal }, 'shutting down')
+          void grace.close()
+        } else if (now - firstAt >= REPEATED_SIGNAL_MS) {
+          this.log.error({ signal }, `second ${signal}, exiting`)
+          process.exit(1)
+        }
+      })
+    }
     process.on('SIGHUP', () => { void this.reloadCertificates() })
   }
 

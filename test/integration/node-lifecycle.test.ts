@@ -7,7 +7,7 @@ import tls from 'node:tls'
 import { test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { writeFarmSecret } from '../helpers/farm.js'
-import { childPids, CLI, eventually, startNode } from '../helpers/node-process.js'
+import { childPids, CLI, eventually, REPO_ROOT, startNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
 
@@ -389,3 +389,48 @@ async function tlsConnectionLifetime (port: number): Promise<number> {
   await new Promise<void>((resolve) => socket.once('close', () => resolve()))
   return Date.now() - secured
 }
+
+test('Ctrl-C on `npm start` (SIGINT to the launcher and the node, which the launcher passes on): one graceful stop, status 0; a second SIGTERM a second later forces the exit', async () => {
+  const dir = tempDir()
+  const [port, admin] = await freePorts(2) as [number, number]
+  // The launcher `npm start` runs, in a process group of its own, as a terminal's foreground job.
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'supported-node.mjs'), CLI, 'node', '--log-format', 'json', '--workers', '1',
+    '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', makeCertificate(dir, 'n', ['localhost']), '--state-dir', path.join(dir, 'state')],
+  { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  try {
+    await eventually(() => out.includes('tlsfleet node ready'), 30_000, `the node ready:\n${out}`)
+    process.kill(-(child.pid as number), 'SIGINT')
+    assert.equal(await exited, 0, out)
+    assert.match(out, /"msg":"stopped"/)
+    assert.doesNotMatch(out, /second SIGINT/)
+  } finally {
+    try { process.kill(-(child.pid as number), 'SIGKILL') } catch { /* gone */ }
+  }
+
+  // A real second request: a connection holds the node in its grace period, the operator insists.
+  const backend = await startRecordingBackend()
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', makeCertificate(dir, 'm', ['localhost']),
+    '--grace-period', '30'], { adminPort: admin })
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  socket.on('error', () => {})
+  try {
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    const done = new Promise<number | null>((resolve) => node.process.once('exit', (code) => resolve(code)))
+    node.process.kill('SIGTERM')
+    node.process.kill('SIGTERM') // passed on by a parent: the same request
+    await node.waitForLog((l) => l.msg === 'shutting down', 5000)
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.equal(node.process.exitCode, null, 'a repeated signal forced the exit')
+    node.process.kill('SIGTERM')
+    assert.equal(await done, 1)
+    assert.ok(node.logs.some((l) => l.msg === 'second SIGTERM, exiting' && l.level === 50), node.diagnosis())
+  } finally {
+    socket.destroy()
+    await node.stop()
+    await backend.close()
+  }
+})
