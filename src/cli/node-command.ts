@@ -7,7 +7,7 @@ import { Primary } from '../node/primary.js'
 export function nodeCommand (): Command {
   const command = new Command('node')
     .description('run an accelerator node: a primary and its TLS-terminating workers, or (--terminator haproxy) the companion of a local HAProxy that terminates TLS')
-    .option('-c, --config <FILE>', 'YAML file with any of the options below (flags win over TLSFLEET_* env vars, which win over the file)')
+    .option('-c, --config <FILE>', 'YAML file with any of the options below (flags win over TLSFLEET_* env vars, which win over the file) [env TLSFLEET_CONFIG]')
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
     const flag = `--${key} <${spec.valueName ?? 'VALUE'}>`

@@ -435,7 +435,7 @@ export const OPTIONS = {
     default: 5
   }),
   'sync-dns-server': spec({
-    description: 'DNS server for the dns: peers, IP or IP:PORT (default: the system\'s resolv.conf servers)',
+    description: 'DNS server for the dns: peers, IP or IP:PORT',
     expected: 'an IP address, optionally with :PORT (IPv6 as [::1]:53)',
     valueName: 'IP[:PORT]',
     schema: z.string().refine((s) => s === '' || net.isIP(s) !== 0 || (typeof parseHostPort(s) !== 'string' && net.isIP((parseHostPort(s) as HostPort).host) !== 0), 'not an IP address or IP:PORT'),

@@ -132,6 +132,8 @@ export class Primary {
       ...this.terminator.describe(),
       backend: backend === undefined ? 'none' : formatHostPort(backend),
       admin: formatHostPort(config.adminListen),
+      // Where a newcomer looks next: the live view of the node.
+      dashboard: `http://${formatHostPort(config.adminListen)}/`,
       node: config.nodeId,
       sessionTickets: config.sessionTickets,
       sync: config.syncListen === 'off' ? 'off' : formatHostPort(config.syncListen),

@@ -45,6 +45,7 @@ const token = (): string => fs.readFileSync(path.join(stateDir, 'admin.token'), 
 const json = { 'content-type': 'application/json' }
 
 test('without a token file the node generates one (mode 0600); reads are open, an unauthenticated state change is refused', async () => {
+  assert.equal(node.logs.find((l) => l.msg === 'tlsfleet node ready')?.dashboard, `http://127.0.0.1:${adminPort}/`, 'the ready line names the dashboard')
   const stat = fs.statSync(path.join(stateDir, 'admin.token'))
   assert.equal(stat.mode & 0o777, 0o600)
   assert.ok(token().length >= 32)

@@ -6,17 +6,34 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { CLI, REPO_ROOT } from '../helpers/node-process.js'
 
-/** bin/tlsfleet.js ARGS on this Node.js, made to report `version` as its own (a preload). */
-function launchAs (version: string, args: string[]): { status: number | null; stdout: string; stderr: string; cwd: string } {
+/**
+ * bin/tlsfleet.js ARGS on this Node.js, made to report `version` as its own (a preload); `cli`:
+ * another copy of the launcher (one with no .tlsfleet/node24 beside it, or a fake one).
+ */
+function launchAs (version: string, args: string[], cli = CLI): { status: number | null; stdout: string; stderr: string; cwd: string } {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-launcher-'))
   const preload = `data:text/javascript,Object.defineProperty(process.versions,"node",{value:"${version}"})`
-  const r = spawnSync(process.execPath, ['--import', preload, CLI, ...args], { cwd, encoding: 'utf8', timeout: 30_000 })
+  const r = spawnSync(process.execPath, ['--import', preload, cli, ...args], { cwd, encoding: 'utf8', timeout: 30_000 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, cwd }
 }
 
+/** A copy of bin/ in a directory of its own, optionally with a .tlsfleet/node24 node beside it (a script). */
+function launcherCopy (node24Script?: string): { cli: string; root: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-launcher-copy-'))
+  fs.mkdirSync(path.join(root, 'bin'))
+  for (const file of ['tlsfleet.js', 'node-support.js']) fs.copyFileSync(path.join(REPO_ROOT, 'bin', file), path.join(root, 'bin', file))
+  if (node24Script !== undefined) {
+    const dir = path.join(root, '.tlsfleet', 'node24', 'node_modules', 'node', 'bin')
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, 'node'), node24Script, { mode: 0o755 })
+  }
+  return { cli: path.join(root, 'bin', 'tlsfleet.js'), root }
+}
+
 test('the launcher refuses an unsupported Node.js with one line that says what is needed, before anything loads or is written', () => {
+  const copy = launcherCopy()
   for (const version of ['20.20.2', '22.18.0', '18.0.0']) {
-    const r = launchAs(version, ['node', '--listen', '127.0.0.1:0'])
+    const r = launchAs(version, ['node', '--listen', '127.0.0.1:0'], copy.cli)
     assert.equal(r.status, 2, r.stderr)
     assert.equal(r.stdout, '')
     assert.match(r.stderr, new RegExp(`^tlsfleet needs Node\\.js 22 \\(22\\.19 or later\\) or 24; this is Node\\.js ${version.replaceAll('.', '\\.')} \\(`))
@@ -25,6 +42,17 @@ test('the launcher refuses an unsupported Node.js with one line that says what i
     assert.deepEqual(fs.readdirSync(r.cwd), [], 'no state dir, no self-signed certificate')
     fs.rmSync(r.cwd, { recursive: true, force: true })
   }
+  fs.rmSync(copy.root, { recursive: true, force: true })
+})
+
+test('on an unsupported Node.js the launcher runs the Node 24 that `npm start` fetched into the checkout, with the same arguments and exit status', () => {
+  const copy = launcherCopy('#!/bin/sh\necho "node24 ran: $*"\nexit 7\n')
+  const r = launchAs('20.20.2', ['status', '--json'], copy.cli)
+  assert.equal(r.status, 7, r.stderr)
+  assert.equal(r.stdout.trim(), `node24 ran: ${copy.cli} status --json`)
+  assert.equal(r.stderr, '')
+  fs.rmSync(r.cwd, { recursive: true, force: true })
+  fs.rmSync(copy.root, { recursive: true, force: true })
 })
 
 test('the launcher runs the CLI on a supported Node.js (22.19 and later, 24)', () => {
