@@ -1,4 +1,11 @@
+import { clockTicksPerSecond } from '../src/lab/proc-cpu.js'
 import type { HandshakeRow } from './handshake.js'
+
+/**
+ * Server CPU is read from /proc in clock ticks (10 ms each at the usual 100 Hz): below this many
+ * ticks on either side a ratio moves by whole percents with one tick, too coarse to judge a goal.
+ */
+export const MIN_JUDGED_TICKS = 100
 
 /** A plain Markdown table (also readable in a terminal). */
 export function table (header: string[], rows: Array<Array<string | number>>): string {
@@ -60,7 +67,8 @@ export const NODE_GOALS: ReadonlyArray<{ profile: string; reference: string; goa
   { profile: 'resume-1.3-ticket', reference: 'resume-1.3-ticket', goal: 1.15 }
 ]
 
-export interface NodeRatio { cert: string; profile: string; reference: string; target: string; ratio: number; roundRatios: number[]; goal: number }
+/** `ticks`: the fewer clock ticks of server CPU of the two rows (MIN_JUDGED_TICKS). */
+export interface NodeRatio { cert: string; profile: string; reference: string; target: string; ratio: number; roundRatios: number[]; goal: number; ticks: number }
 
 /** tlsfleet (and tlsfleet with PROXY v2 in) over node, for every goal profile measured. */
 export function nodeRatios (rows: HandshakeRow[]): NodeRatio[] {
@@ -74,7 +82,8 @@ export function nodeRatios (rows: HandshakeRow[]): NodeRatio[] {
         const row = of(target, profile)
         if (row === undefined || row.serverCpuUsPerHandshake === 0) continue
         const roundRatios = row.roundsUsPerHandshake.map((us, i) => us / (node.roundsUsPerHandshake[i] ?? Number.NaN)).filter((r) => Number.isFinite(r))
-        out.push({ cert, profile, reference, target, ratio: row.serverCpuUsPerHandshake / node.serverCpuUsPerHandshake, roundRatios, goal })
+        const ticks = Math.round(Math.min(row.serverCpuSeconds, node.serverCpuSeconds) * clockTicksPerSecond())
+        out.push({ cert, profile, reference, target, ratio: row.serverCpuUsPerHandshake / node.serverCpuUsPerHandshake, roundRatios, goal, ticks })
       }
     }
   }
@@ -86,7 +95,8 @@ export function nodeRatioTable (rows: HandshakeRow[]): string {
   const cell = (r: NodeRatio | undefined): string => {
     if (r === undefined) return '-'
     const range = r.roundRatios.length > 1 ? ` (rounds ${Math.min(...r.roundRatios).toFixed(2)}-${Math.max(...r.roundRatios).toFixed(2)})` : ''
-    return `${r.ratio.toFixed(2)}x${range} ${r.ratio <= r.goal ? 'ok' : 'over'}`
+    const verdict = r.ticks < MIN_JUDGED_TICKS ? `n/a (${r.ticks} clock ticks of CPU: run longer)` : r.ratio <= r.goal ? 'ok' : 'over'
+    return `${r.ratio.toFixed(2)}x${range} ${verdict}`
   }
   const keys = [...new Set(ratios.map((r) => `${r.cert}|${r.profile}`))]
   return table(['cert', 'profile', 'node reference', 'node µs/hs', 'tlsfleet µs/hs', 'tlsfleet / node', 'tlsfleet PROXY v2 in µs/hs', 'PROXY v2 in / node', 'goal'],
