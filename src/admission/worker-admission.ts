@@ -40,7 +40,8 @@ export class WorkerAdmission {
   private servers: net.Server[] = []
   private timer: NodeJS.Timeout | undefined
   private exhaustedSince: number | undefined
-  private readonly refusals: BurstLog<{ reason: string; address: string | undefined }>
+  /** One burst log per bound: a burst of one must not hide the start of another's. */
+  private readonly refusals = new Map<string, BurstLog<string | undefined>>()
   private readonly untrustedHeaders: BurstLog<string | undefined>
   private readonly readLimit: () => number | undefined
   private readonly openFds: () => number | undefined
@@ -52,13 +53,6 @@ export class WorkerAdmission {
     this.probe = opts.probe ?? probeFd
     this.fdLimit = this.readLimit()
     this.cap = connectionCap(opts.share, Number.POSITIVE_INFINITY)
-    this.refusals = new BurstLog({
-      quietMs: QUIET_MS,
-      onStart: ({ reason, address }) => opts.log.warn({ reason, limit: this.cap.limit, maxConnections: opts.maxConnections, fdLimit: this.fdLimit, address }, reason === 'fd_limit'
-        ? 'refusing new connections: this worker holds what its file-descriptor limit allows (two per connection); raise LimitNOFILE / ulimit -n'
-        : 'refusing new connections: this worker holds its share of --max-connections'),
-      onEnd: (events, seconds) => opts.log.info({ refused: events, seconds: Math.round(seconds) }, 'connections admitted again after a burst of refusals')
-    })
     this.untrustedHeaders = new BurstLog({
       quietMs: QUIET_MS,
       onStart: (peer) => opts.log.warn({ peer }, 'PROXY header from a peer outside --proxy-from: connection closed (a client forging its address, or a balancer missing from --proxy-from)'),
@@ -104,7 +98,28 @@ export class WorkerAdmission {
   /** A connection refused by another bound (per source): counted and logged per burst too. */
   refused (reason: string, address: string | undefined): void {
     this.opts.metrics.connectionRefused(reason)
-    this.refusals.note({ reason, address })
+    let burst = this.refusals.get(reason)
+    if (burst === undefined) {
+      burst = new BurstLog({
+        quietMs: QUIET_MS,
+        onStart: (first) => this.refusalsStarted(reason, first),
+        onEnd: (events, seconds) => this.opts.log.info({ reason, refused: events, seconds: Math.round(seconds) }, 'connections admitted again after a burst of refusals')
+      })
+      this.refusals.set(reason, burst)
+    }
+    burst.note(address)
+  }
+
+  /** The first refusal of a burst: which bound, and what to do about it. */
+  private refusalsStarted (reason: string, address: string | undefined): void {
+    const log = this.opts.log
+    if (reason === 'per_source') {
+      log.warn({ reason, address }, 'refusing new connections from a source that holds its share of --max-handshakes-per-source (handshakes under way from one address, per worker)')
+    } else if (reason === 'fd_limit') {
+      log.warn({ reason, limit: this.cap.limit, fdLimit: this.fdLimit, address }, 'refusing new connections: this worker holds what its file-descriptor limit allows (two per connection); raise LimitNOFILE / ulimit -n')
+    } else {
+      log.warn({ reason, limit: this.cap.limit, maxConnections: this.opts.maxConnections, address }, 'refusing new connections: this worker holds its share of --max-connections')
+    }
   }
 
   /** A PROXY header from outside --proxy-from (the terminator counts it with the PROXY errors). */
@@ -114,7 +129,7 @@ export class WorkerAdmission {
 
   stop (): void {
     if (this.timer !== undefined) clearInterval(this.timer)
-    this.refusals.flush()
+    for (const burst of this.refusals.values()) burst.flush()
     this.untrustedHeaders.flush()
   }
 

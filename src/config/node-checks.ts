@@ -88,6 +88,9 @@ function checkAdmissionCombinations (config: NodeConfig): void {
   if (config.maxConnections > 0 && config.maxConnections < config.workers) {
     throw new ConfigConflictError(`--max-connections ${config.maxConnections} is split over ${config.workers} workers: give at least one per worker, or fewer --workers`)
   }
+  if (config.maxHandshakesPerSource > 0 && config.maxHandshakesPerSource < config.workers) {
+    throw new ConfigConflictError(`--max-handshakes-per-source ${config.maxHandshakesPerSource} is split over ${config.workers} workers (each admits at least one per source, so a source would get ${config.workers}): give at least one per worker, or fewer --workers`)
+  }
   // HAProxy would send more than the node admits: the surplus is refused instead of queued in HAProxy.
   if (config.maxConnections > 0 && config.maxconn > config.maxConnections) {
     throw new ConfigConflictError(`--maxconn ${config.maxconn} (what the agent tells HAProxy) is above --max-connections ${config.maxConnections} (what the node admits): HAProxy would send connections the node refuses; leave --maxconn at 0 and the agent sends a value below --max-connections`)

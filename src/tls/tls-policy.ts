@@ -100,6 +100,11 @@ export function resolveTlsPolicy (options: PolicyOptions): TlsPolicy {
   if (ciphers === '' && minVersion !== 'TLSv1.3') {
     throw new ConfigConflictError(`--tls-min-version ${minVersion} needs TLS 1.2 ciphers and the ${options.tlsProfile} profile has none: give --ciphers, or --tls-profile intermediate`)
   }
+  // The intermediate profile's ciphers are all TLS 1.2 AEAD suites: TLS 1.0 and 1.1 clients
+  // would fail every handshake, while the node lowered OpenSSL's security level for them.
+  if (options.ciphers === '' && options.tlsProfile === 'intermediate' && VERSION_ORDER.indexOf(minVersion) < VERSION_ORDER.indexOf('TLSv1.2')) {
+    throw new ConfigConflictError(`--tls-min-version ${minVersion} with the intermediate profile: its ciphers all need TLS 1.2, so ${minVersion} clients could not connect; give --tls-profile old (Mozilla's list for them), or --ciphers with suites they can use`)
+  }
   // OpenSSL 3 refuses TLS 1.0 and 1.1 above security level 0 (their PRF and signatures use
   // MD5/SHA-1), so a policy that admits them says so in its cipher list.
   if (ciphers !== '' && VERSION_ORDER.indexOf(minVersion) < VERSION_ORDER.indexOf('TLSv1.2') && !ciphers.includes('@SECLEVEL=')) {
@@ -110,7 +115,8 @@ export function resolveTlsPolicy (options: PolicyOptions): TlsPolicy {
     minVersion,
     maxVersion,
     ciphers: maxVersion === 'TLSv1.3' && minVersion === 'TLSv1.3' ? '' : ciphers,
-    ciphersuites: options.ciphersuites !== '' ? options.ciphersuites : profile.ciphersuites.join(':'),
+    // As checked (suiteProblems): OpenSSL's own spelling, so that Node puts every one in the TLS 1.3 list.
+    ciphersuites: options.ciphersuites !== '' ? suiteNames(options.ciphersuites).join(':') : profile.ciphersuites.join(':'),
     ecdhCurves: options.ecdhCurves !== '' ? options.ecdhCurves : profile.curves.filter(groupAvailable).join(':'),
     preferServerCiphers: options.preferServerCiphers === '' ? profile.preferServerCiphers : options.preferServerCiphers === 'on'
   }
@@ -135,7 +141,10 @@ export function policyContextOptions (policy: TlsPolicy): tls.SecureContextOptio
     // brings DHE in by keywords (HIGH, ALL, kDHE) as well as by name, and without parameters
     // OpenSSL drops them silently; a list without DHE is not changed by it.
     dhparam: 'auto',
-    secureOptions: policy.preferServerCiphers ? crypto.constants.SSL_OP_CIPHER_SERVER_PREFERENCE : 0
+    // Client-initiated renegotiation is refused, as hitch and HAProxy do: each is a full
+    // handshake a client can ask for over and over on one connection, past every admission
+    // bound (Node's own limit, tls.CLIENT_RENEG_LIMIT, covers only sockets a tls.Server makes).
+    secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | (policy.preferServerCiphers ? crypto.constants.SSL_OP_CIPHER_SERVER_PREFERENCE : 0)
   }
 }
 
@@ -161,9 +170,14 @@ function cipherListProblems (list: string): string[] {
   return problems
 }
 
+/** The names of a --ciphersuites list as OpenSSL spells them (upper case, no spaces). */
+function suiteNames (list: string): string[] {
+  return list.split(':').map((s) => s.trim().toUpperCase()).filter((s) => s !== '')
+}
+
 function suiteProblems (list: string): string[] {
   const known = tls.getCiphers().filter((c) => c.startsWith('tls_')).map((c) => c.toUpperCase())
-  return list.split(':').map((s) => s.trim()).filter((s) => s !== '' && !known.includes(s.toUpperCase()))
+  return suiteNames(list).filter((s) => !known.includes(s))
     .map((s) => `--ciphersuites: "${s}" is not a TLS 1.3 suite of this node's OpenSSL; expected some of ${known.join(', ')}`)
 }
 

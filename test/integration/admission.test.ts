@@ -140,6 +140,10 @@ test('PROXY trust: a header from a peer outside --proxy-from is closed and count
   // ...a fourth is refused and counted, while another client behind the same balancer is served.
   assert.equal(await request(port, { header }), false)
   await eventually(async () => await node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }) === 1, 3000, 'the per-source refusal counted')
+  // Logged as what it is (the per-source bound), naming the client behind the balancer.
+  const started = await node.waitForLog((l) => l.reason === 'per_source' && typeof l.msg === 'string' && l.msg.startsWith('refusing new connections from a source'), 3000)
+  assert.equal(started.address, '203.0.113.9')
+  assert.ok(!node.logs.some((l) => l.reason === 'per_source' && String(l.msg).includes('--max-connections')), 'per-source refusals logged as --max-connections ones')
   assert.equal(await request(port, { header: 'PROXY TCP4 203.0.113.10 198.51.100.1 40003 443\r\n' }), true)
   // A slot given back (the client gave up) admits the next one.
   stalled[0]?.socket.destroy()

@@ -66,6 +66,30 @@ test('overrides: max version, cipher list in the server\'s order, one curve', as
   assert.match((await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-groups', 'secp384r1:prime256v1'] })).output, /Server Temp Key: ECDH, (secp384r1|P-384)/)
 })
 
+test('a client that asks to renegotiate TLS 1.2 is refused (hitch and HAProxy refuse it too); --ciphersuites in lower case is the suite it names', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--cert', cert, '--listen', `127.0.0.1:${port}`, '--ciphersuites', 'tls_aes_128_gcm_sha256'], { adminPort: admin })
+  try {
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'app.test', maxVersion: 'TLSv1.2', rejectUnauthorized: false })
+    socket.on('error', () => {})
+    await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+    const outcome = await new Promise<string>((resolve) => {
+      const asked = socket.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err === null ? 'renegotiated' : `refused: ${err.message}`))
+      if (!asked) resolve('refused at once')
+      socket.once('close', () => resolve('closed'))
+      // OpenSSL answers with a no_renegotiation warning alert: the client's request stays unanswered.
+      setTimeout(() => resolve('not renegotiated within 2 s'), 2000).unref()
+    })
+    socket.destroy()
+    assert.notEqual(outcome, 'renegotiated')
+    // The suite named in lower case is the one served; another is refused (it used to be dropped, leaving OpenSSL's defaults).
+    assert.match((await sClient({ port, servername: 'app.test', tls: '1.3', extra: ['-ciphersuites', 'TLS_AES_128_GCM_SHA256'] })).output, /Cipher is TLS_AES_128_GCM_SHA256/)
+    assert.equal((await sClient({ port, servername: 'app.test', tls: '1.3', extra: ['-ciphersuites', 'TLS_AES_256_GCM_SHA384'] })).protocol, undefined, 'a suite outside --ciphersuites was accepted')
+  } finally {
+    await node.stop()
+  }
+})
+
 test('DHE ciphers named by a keyword (--ciphers HIGH:!aNULL:!MD5), not only by name, get parameters and negotiate', async () => {
   const [port, admin] = await freePorts(2) as [number, number]
   const node = await startNode(['--workers', '1', '--cert', cert, '--listen', `127.0.0.1:${port}`, '--ciphers', 'HIGH:!aNULL:!MD5'], { adminPort: admin })

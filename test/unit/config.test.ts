@@ -97,6 +97,7 @@ test('list options take repeated flags, comma-separated text or YAML lists alike
 })
 
 test('TLS options that do not work together are refused before anything starts', () => {
+  assert.match(conflict({ workers: 4, 'max-handshakes-per-source': 2 }), /--max-handshakes-per-source 2 is split over 4 workers \(each admits at least one per source, so a source would get 4\): give at least one per worker/)
   assert.match(conflict({ 'admin-allow-unauthenticated': 'on', 'admin-token-file': 'admin.token' }), /--admin-allow-unauthenticated on would let state changes through without the token --admin-token-file admin\.token requires: give one or the other/)
   assert.match(conflict({ 'admin-allow-unauthenticated': 'on', 'admin-token-file': 'admin.token', 'admin-listen': '0.0.0.0:8445' }), /--admin-allow-unauthenticated on would let state changes through/)
   assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
 import { test } from 'node:test'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { policyContextOptions, resolveTlsPolicy, TLS_PROFILES } from '../../src/tls/tls-policy.js'
@@ -67,4 +68,25 @@ test('versions that cannot work together are a conflict', () => {
     err instanceof ConfigConflictError && /--tls-min-version TLSv1.3 \(TLSv1.3\) is above --tls-max-version TLSv1.2/.test(err.message))
   assert.throws(() => resolveTlsPolicy({ ...defaults, tlsProfile: 'modern', tlsMaxVersion: 'TLSv1.2' }), /the modern profile's tls-min-version \(TLSv1.3\) is above/)
   assert.throws(() => resolveTlsPolicy({ ...defaults, tlsProfile: 'modern', tlsMinVersion: 'TLSv1.2' }), /needs TLS 1.2 ciphers and the modern profile has none/)
+  // Intermediate's ciphers are all TLS 1.2 suites: TLS 1.0 and 1.1 clients could not connect.
+  for (const v of ['TLSv1', 'TLSv1.1'] as const) {
+    assert.throws(() => resolveTlsPolicy({ ...defaults, tlsMinVersion: v }), (err: unknown) =>
+      err instanceof ConfigConflictError && new RegExp(`--tls-min-version ${v.replace('.', '\\.')} with the intermediate profile: its ciphers all need TLS 1\\.2.*--tls-profile old`).test(err.message))
+  }
+  // With a cipher list of one's own, or under old, that is the operator's choice.
+  assert.equal(resolveTlsPolicy({ ...defaults, tlsMinVersion: 'TLSv1', ciphers: 'ECDHE-RSA-AES128-SHA' }).minVersion, 'TLSv1')
+  assert.equal(resolveTlsPolicy({ ...defaults, tlsProfile: 'old' }).minVersion, 'TLSv1')
+})
+
+test('--ciphersuites reaches OpenSSL as OpenSSL spells the names it was checked under (lower case and spaces are not dropped)', () => {
+  const policy = resolveTlsPolicy({ ...defaults, ciphersuites: 'tls_aes_128_gcm_sha256: TLS_CHACHA20_POLY1305_SHA256' })
+  assert.equal(policy.ciphersuites, 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256')
+  assert.match(policyContextOptions(policy).ciphers ?? '', /:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256$/)
+})
+
+test('every context refuses client-initiated renegotiation', () => {
+  for (const preferServerCiphers of ['on', 'off'] as const) {
+    const { secureOptions } = policyContextOptions(resolveTlsPolicy({ ...defaults, preferServerCiphers }))
+    assert.notEqual(secureOptions & crypto.constants.SSL_OP_NO_RENEGOTIATION, 0)
+  }
 })
