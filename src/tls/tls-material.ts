@@ -58,6 +58,11 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
     if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
     certificates.push(...bundles)
   }
+  // Served all the same (a client that does not verify still connects), but said at every load.
+  for (const bundle of certificates) {
+    const until = Date.parse(bundle.notAfter)
+    if (Number.isFinite(until) && until < Date.now()) log.warn({ file: bundle.path, names: bundle.names, notAfter: bundle.notAfter }, 'certificate expired: clients that verify it refuse it; renew it (then SIGHUP)')
+  }
   if (certificates.length === 0) {
     const { file, created } = await ensureSelfSignedCertificate(sources.stateDir)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')

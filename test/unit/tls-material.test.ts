@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import { generate } from 'selfsigned'
+import { loadTlsMaterial } from '../../src/tls/tls-material.js'
+import type { Logger } from '../../src/util/logger.js'
+
+async function certificateFile (dir: string, name: string, notBefore: Date, notAfter: Date): Promise<string> {
+  const pems = await generate([{ name: 'commonName', value: `${name}.test` }], {
+    keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate: notBefore, notAfterDate: notAfter,
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: `${name}.test` }] }]
+  } as Parameters<typeof generate>[1])
+  const file = path.join(dir, `${name}.pem`)
+  fs.writeFileSync(file, `${pems.private}\n${pems.cert}\n`, { mode: 0o600 })
+  return file
+}
+
+test('an expired certificate loads (served all the same) with a warning naming the file, at every load', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-material-'))
+  const day = 86_400_000
+  const expired = await certificateFile(dir, 'old', new Date(Date.now() - 3 * day), new Date(Date.now() - day))
+  const valid = await certificateFile(dir, 'new', new Date(Date.now() - day), new Date(Date.now() + day))
+  const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = []
+  const log = { warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }), error: () => {}, info: () => {} } as unknown as Logger
+  const { material } = await loadTlsMaterial({ cert: [valid, expired], certDir: '', stateDir: dir, clientCa: '', crl: '' }, log)
+  assert.equal(material.certificates.length, 2)
+  assert.equal(warnings.length, 1, JSON.stringify(warnings))
+  assert.equal(warnings[0]?.msg, 'certificate expired: clients that verify it refuse it; renew it (then SIGHUP)')
+  assert.equal(warnings[0]?.fields.file, expired)
+  fs.rmSync(dir, { recursive: true, force: true })
+})
