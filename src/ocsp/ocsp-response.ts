@@ -34,16 +34,16 @@ export interface VerifiedResponse {
 const CLOCK_SKEW_MS = 5 * 60_000
 
 /**
- * The OCSP part of a certificate bundle: undefined when the leaf names no OCSP responder or
- * the chain has no issuer (nothing could check a response against it).
+ * The OCSP part of a certificate bundle, or why it has none: the chain has no issuer (nothing
+ * could check a response against it), or the leaf names no HTTP OCSP responder.
  */
-export function ocspSubject (chainPem: string): OcspSubject | undefined {
+export function ocspSubject (chainPem: string): OcspSubject | string {
   const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
-  if (blocks.length < 2) return undefined
+  if (blocks.length < 2) return 'the file has no issuer certificate after the leaf (needed to check a response)'
   const leaf = new crypto.X509Certificate(blocks[0] as string)
   const issuer = new crypto.X509Certificate(blocks[1] as string)
   const responderUrl = /OCSP - URI:(\S+)/.exec(leaf.infoAccess ?? '')?.[1]
-  if (responderUrl === undefined || !/^https?:\/\//.test(responderUrl)) return undefined
+  if (responderUrl === undefined || !/^https?:\/\//.test(responderUrl)) return 'the certificate names no http(s) OCSP responder (Authority Information Access)'
   return { leaf, issuer, responderUrl }
 }
 

@@ -74,6 +74,8 @@ export function retryDelay (failures: number, refreshIntervalMs: number): number
  */
 export class OcspStapler {
   private readonly targets = new Map<string, Target>()
+  /** Certificate files without OCSP (no responder named, no issuer): logged once each. */
+  private readonly unstapled = new Set<string>()
   private readonly failuresTotal: Counter<'reason'>
   private running = false
 
@@ -120,13 +122,19 @@ export class OcspStapler {
   async setCertificates (bundles: CertificateBundle[]): Promise<void> {
     const seen = new Set<string>()
     for (const bundle of bundles) {
-      let subject: OcspSubject | undefined
+      let subject: OcspSubject | string
       try {
         subject = ocspSubject(bundle.cert)
       } catch (err) {
         this.opts.log.warn({ err, certificate: bundle.path }, 'OCSP: cannot read the certificate chain; no stapling for it')
+        continue
       }
-      if (subject === undefined) continue
+      if (typeof subject === 'string') {
+        // Said once per certificate file: a client asking for a staple gets none for it.
+        if (!this.unstapled.has(bundle.path)) this.opts.log.info({ certificate: bundle.path, reason: subject }, 'OCSP: no stapling for this certificate')
+        this.unstapled.add(bundle.path)
+        continue
+      }
       const key = certificateKey(subject.leaf.raw)
       seen.add(key)
       if (this.targets.has(key)) continue
