@@ -12,6 +12,10 @@ export type LogFormat = 'json' | 'pretty' | 'auto'
 export function createLogger (opts: { level: string; format: LogFormat; name?: string; base?: Record<string, unknown> }): Logger {
   const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && process.stdout.isTTY === true)
   const options = { level: opts.level, name: opts.name, base: { pid: process.pid, ...opts.base } }
-  if (!usePretty) return pino(options)
+  // Synchronous writes: lines logged just before an exit (a refusal, a worker's crash, the
+  // stop) are neither lost nor reordered, which pino's asynchronous default allows (a line in an
+  // asynchronous write is overtaken by the exit's synchronous flush of the next). The volume is
+  // low enough for that: nothing is logged per connection at info.
+  if (!usePretty) return pino(options, pino.destination({ dest: 1, sync: true }))
   return pino(options, pretty({ colorize: process.stdout.isTTY === true, sync: true, ignore: 'hostname' }))
 }
