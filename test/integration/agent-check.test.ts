@@ -166,11 +166,14 @@ test('a node whose workers are all gone reports down, and HAProxy takes it out',
     })
     assert.match(line, /^ready down \d+% maxconn:500 #no live worker\n$/)
     // The L4 check passes (our blocker accepts): HAProxy marks it down because of the agent.
-    const down = await pollUntil('server DOWN in HAProxy', async () => {
+    // (Its L4 check may also have seen the port closed between the kill and the blocker, and
+    // marked it down before the agent's next check: wait for the agent's word too.)
+    let seen = ''
+    await pollUntil('server DOWN in HAProxy on the agent\'s word', async () => {
       const r = await row()
-      return /^DOWN/.test(r.status) ? r : undefined
-    })
-    assert.match(down.last_agt ?? '', /no live worker/)
+      seen = `${r.status}, last_agt ${JSON.stringify(r.last_agt)}`
+      return /^DOWN/.test(r.status) && /no live worker/.test(r.last_agt ?? '') ? r : undefined
+    }).catch((err: Error) => { throw new Error(`${err.message}; HAProxy last said ${seen}`) })
     const health = await fetch(`${node.adminUrl}/health`)
     assert.equal(health.status, 503)
     assert.deepEqual(await health.json(), { status: 'unavailable', state: 'ready', health: 'down', reason: 'no live worker' })
