@@ -35,13 +35,20 @@ export function loadCertificateFile (path: string): CertificateBundle {
 export function parseCertificatePem (text: string, path: string): CertificateBundle {
   const keys: string[] = []
   const certs: string[] = []
+  const labels: string[] = []
   for (const match of text.matchAll(PEM_BLOCK)) {
     const label = match[1] ?? ''
+    labels.push(label)
     if (label.endsWith('PRIVATE KEY')) keys.push(match[0])
     else if (label === 'CERTIFICATE') certs.push(match[0])
   }
-  if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length}`)
-  if (certs.length === 0) throw new CertificateError(path, 'no certificate found')
+  // What an operator most often has instead of one PEM file with key, certificate and chain.
+  if (labels.length === 0) throw new CertificateError(path, 'not a PEM file (no -----BEGIN ...----- block; a DER file converts with openssl x509 -inform der / openssl pkey -inform der)')
+  if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length} (the file must hold the key, then the certificate and its chain)`)
+  if (certs.length === 0) throw new CertificateError(path, labels.includes('TRUSTED CERTIFICATE') ? 'its certificate is a TRUSTED CERTIFICATE block, which is for trust stores; give a plain CERTIFICATE' : 'no certificate found')
+  if (keys[0]?.includes('ENCRYPTED') === true || /Proc-Type: 4,ENCRYPTED/.test(keys[0] ?? '')) {
+    throw new CertificateError(path, 'the private key is encrypted (passphrase-protected keys are not supported: decrypt it with openssl pkey -in KEY -out KEY.plain, and keep that file mode 0600)')
+  }
   let privateKey: crypto.KeyObject
   let leaf: crypto.X509Certificate
   try {
@@ -54,7 +61,12 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
   } catch (err) {
     throw new CertificateError(path, `unreadable certificate: ${(err as Error).message}`)
   }
-  if (!leaf.checkPrivateKey(privateKey)) throw new CertificateError(path, 'the private key does not match the first certificate')
+  if (!leaf.checkPrivateKey(privateKey)) {
+    const later = certs.slice(1).findIndex((pem) => { try { return new crypto.X509Certificate(pem).checkPrivateKey(privateKey) } catch { return false } })
+    throw new CertificateError(path, later >= 0
+      ? `the private key belongs to certificate ${later + 2} of the file, not the first: put the server's own certificate first, then its chain`
+      : 'the private key does not match the first certificate (nor any other in the file)')
+  }
   const names = certificateNames(leaf)
   if (names.length === 0) throw new CertificateError(path, 'the certificate names no DNS host (no subjectAltName DNS entry and no CN)')
   return {
