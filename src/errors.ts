@@ -41,7 +41,8 @@ export class UsageError extends TlsfleetError {
 }
 
 export class CertificateError extends TlsfleetError {
-  constructor (path: string, problem: string) { super('TLSFLEET_ERR_CERTIFICATE', `certificate "${path}": ${problem}`, EXIT_CONFIG) }
+  /** `what`: how the path is named in the message (a --cert-dir is not a certificate). */
+  constructor (path: string, problem: string, what = 'certificate') { super('TLSFLEET_ERR_CERTIFICATE', `${what} "${path}": ${problem}`, EXIT_CONFIG) }
 }
 
 /** A farm secret file refused at start; the message names the file and the problem. */

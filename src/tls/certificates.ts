@@ -111,7 +111,7 @@ export function loadCertificateDir (dir: string): CertificateDirectory {
       .map((entry) => entry.name)
       .sort()
   } catch (err) {
-    throw new CertificateError(dir, `--cert-dir cannot be read: ${(err as Error).message}`)
+    throw new CertificateError(dir, `cannot be read: ${(err as Error).message}`, '--cert-dir')
   }
   const result: CertificateDirectory = { bundles: [], refused: [] }
   for (const name of names) {

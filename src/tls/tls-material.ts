@@ -55,7 +55,7 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
     })
     for (const err of dir.refused) log.error({ err }, 'certificate file refused; the other files of --cert-dir still load')
     refusedFiles = dir.refused.length
-    if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in --cert-dir')
+    if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in it', '--cert-dir')
     certificates.push(...bundles)
   }
   // Served all the same (a client that does not verify still connects), but said at every load.
