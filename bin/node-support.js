@@ -1,6 +1,8 @@
-// Which Node.js versions tlsfleet runs on: 22 from 22.19, and 24 or later. Plain JavaScript
-// with no imports, so that any Node.js can load it: the launcher and scripts/supported-node.mjs
-// both ask it before anything else is loaded.
+// Which Node.js versions tlsfleet runs on: 22 from 22.19, and 24 or later, and how to hand a
+// command to another Node.js. Plain JavaScript importing only Node's builtins, so that any
+// Node.js can load it: the launcher and scripts/supported-node.mjs both ask it before anything
+// else is loaded.
+import os from 'node:os'
 
 /** Whether Node.js `version` ("24.21.0", as in process.versions.node) is supported. */
 export function isSupportedNode (version) {
@@ -9,3 +11,13 @@ export function isSupportedNode (version) {
 }
 
 export const SUPPORTED_NODE = '22 (22.19 or later) or 24'
+
+/**
+ * Run as `child` runs: the stop and reload signals passed on to it (it may get them directly too,
+ * from a terminal or systemd; the node takes a stop signal repeated within a second for the same
+ * request), and its exit status as ours (128 + the signal's number when a signal ended it).
+ */
+export function followChild (child) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { child.kill(signal) })
+  child.on('exit', (code, signal) => { process.exit(code ?? 128 + (os.constants.signals[signal] ?? 0)) })
+}

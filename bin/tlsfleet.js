@@ -4,9 +4,8 @@
 // fail to load with errors that do not say why.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { isSupportedNode, SUPPORTED_NODE } from './node-support.js'
+import { followChild, isSupportedNode, SUPPORTED_NODE } from './node-support.js'
 
 if (!isSupportedNode(process.versions.node)) {
   // The Node.js 24 `npm start` fetched into this checkout (scripts/supported-node.mjs) runs
@@ -17,10 +16,7 @@ if (!isSupportedNode(process.versions.node)) {
       '`npm start` fetches Node.js 24 from the npm registry when needed (into .tlsfleet/node24, which every tlsfleet command then uses); or install a supported Node.js and run this again.\n')
     process.exit(2)
   }
-  const child = spawn(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' })
-  // The child may get the same signal directly too; it takes a repeat within a second for the same request.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { child.kill(signal) })
-  child.on('exit', (code, signal) => { process.exit(code ?? 128 + (os.constants.signals[signal] ?? 0)) })
+  followChild(spawn(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' }))
 } else {
   await startCli()
 }

@@ -6,11 +6,10 @@
 // Node that can run npm can run it.
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { isSupportedNode, SUPPORTED_NODE } from '../bin/node-support.js'
+import { followChild, isSupportedNode, SUPPORTED_NODE } from '../bin/node-support.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const supported = isSupportedNode(process.versions.node)
@@ -35,9 +34,4 @@ function localNode24 () {
 const { node, bin } = supported ? { node: process.execPath, bin: path.dirname(process.execPath) } : localNode24()
 // Children that call `node` (or process.execPath) get the same runtime.
 const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` }
-const child = spawn(node, process.argv.slice(2), { stdio: 'inherit', env })
-// Passed on to the child, which may get the same signal directly too (a terminal's Ctrl-C reaches
-// the whole foreground group, systemd signals the whole unit): the node takes a stop signal
-// repeated within a second for the same request.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { child.kill(signal) })
-child.on('exit', (code, signal) => { process.exitCode = code ?? 128 + (os.constants.signals[signal] ?? 0) })
+followChild(spawn(node, process.argv.slice(2), { stdio: 'inherit', env }))

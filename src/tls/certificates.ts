@@ -46,7 +46,8 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
   if (labels.length === 0) throw new CertificateError(path, 'not a PEM file (no -----BEGIN ...----- block; a DER file converts with openssl x509 -inform der / openssl pkey -inform der)')
   if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length} (the file must hold the key, then the certificate and its chain)`)
   if (certs.length === 0) throw new CertificateError(path, labels.includes('TRUSTED CERTIFICATE') ? 'its certificate is a TRUSTED CERTIFICATE block, which is for trust stores; give a plain CERTIFICATE' : 'no certificate found')
-  if (keys[0]?.includes('ENCRYPTED') === true || /Proc-Type: 4,ENCRYPTED/.test(keys[0] ?? '')) {
+  // PKCS#8 (ENCRYPTED PRIVATE KEY) and the traditional form (Proc-Type: 4,ENCRYPTED) alike.
+  if (keys[0]?.includes('ENCRYPTED') === true) {
     throw new CertificateError(path, 'the private key is encrypted (passphrase-protected keys are not supported: decrypt it with openssl pkey -in KEY -out KEY.plain, and keep that file mode 0600)')
   }
   let privateKey: crypto.KeyObject

@@ -36,6 +36,19 @@ async function resolve (lookup: BackendLookup, options: { all?: boolean; family?
   })
 }
 
+/** A harness whose first lookup was answered with `list`, its clock then moved past the refresh period. */
+async function knownThenStale (list: LookupAddress[]): Promise<ReturnType<typeof harness>> {
+  const h = harness()
+  const first = resolve(h.lookup)
+  h.answer(list)
+  await first
+  h.clock.now = 10_000
+  return h
+}
+
+/** Lets a refresh answered just now finish (its handlers run after the current turn). */
+async function settled (): Promise<void> { await new Promise((resolve) => setImmediate(resolve)) }
+
 const A = [{ address: '10.0.0.1', family: 4 }, { address: 'fd00::1', family: 6 }]
 const B = [{ address: '10.0.0.2', family: 4 }]
 
@@ -56,41 +69,33 @@ test('the name is looked up once for every connection of a refresh period; the f
 })
 
 test('after the period a connection is served the last addresses at once while one lookup refreshes them; a change is told', async () => {
-  const h = harness()
-  const first = resolve(h.lookup)
-  h.answer(A)
-  await first
-  h.clock.now = 10_000
+  const h = await knownThenStale(A)
   assert.deepEqual(await resolve(h.lookup), A, 'stale, not waiting')
   assert.deepEqual(await resolve(h.lookup), A)
   assert.equal(h.asked(), 2, 'one refresh for both')
   h.answer(B)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settled()
   assert.deepEqual(await resolve(h.lookup), B)
   assert.deepEqual(h.changes, [['10.0.0.1', 'fd00::1', '->', '10.0.0.2']])
 })
 
 test('a failed refresh keeps the last addresses (told once per run of failures) and is tried again a second later', async () => {
-  const h = harness()
-  const first = resolve(h.lookup)
-  h.answer(A)
-  await first
-  h.clock.now = 10_000
+  const h = await knownThenStale(A)
   await resolve(h.lookup)
   h.answer(Object.assign(new Error('queryA ETIMEOUT app.internal'), { code: 'ETIMEOUT' }))
-  await new Promise((resolve) => setImmediate(resolve))
+  await settled()
   assert.deepEqual(await resolve(h.lookup), A)
   assert.equal(h.asked(), 2, 'not again within the second')
   h.clock.now = 11_000
   await resolve(h.lookup)
   h.answer(new Error('again'))
-  await new Promise((resolve) => setImmediate(resolve))
+  await settled()
   assert.equal(h.staleErrors.length, 1, 'once per run of failures')
   assert.match(String(h.staleErrors[0]), /ETIMEOUT/)
   h.clock.now = 12_000
   await resolve(h.lookup)
   h.answer(A)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settled()
   assert.deepEqual(h.changes, [], 'the same addresses: no change')
 })
 
