@@ -1,8 +1,9 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import tls from 'node:tls'
+import * as pkijs from 'pkijs'
 import { ConfigError } from '../errors.js'
-import { RevokedCertificates } from './revoked-certificates.js'
+import { pemBody, RevokedCertificates } from './revoked-certificates.js'
 
 export type ClientVerify = 'none' | 'optional' | 'require'
 
@@ -51,6 +52,57 @@ export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAut
     }
   }
   return files
+}
+
+/** Something about --client-ca and --crl that refuses clients although both files load. */
+export interface ClientAuthWarning {
+  message: string
+  fields: Record<string, string>
+}
+
+/**
+ * With --crl, OpenSSL checks every certificate of a client's chain against a CRL of its issuer
+ * (Node sets X509_V_FLAG_CRL_CHECK_ALL), so a CA of --client-ca without a CRL of its own, or a
+ * CRL past its nextUpdate, refuses every client below it (UNABLE_TO_GET_CRL, CRL_HAS_EXPIRED),
+ * while the node starts or reloads as if all were well. Said at every load, by name.
+ */
+export function clientAuthWarnings (files: ClientAuthFiles, now = Date.now()): ClientAuthWarning[] {
+  if (files.crl === undefined || files.ca === undefined) return []
+  const warnings: ClientAuthWarning[] = []
+  const crls = files.crl.map((block) => pkijs.CertificateRevocationList.fromBER(pemBody(block)))
+  for (const block of files.ca.match(CERTIFICATE_BLOCK) ?? []) {
+    const ca = new crypto.X509Certificate(block)
+    const subject = pkijs.Certificate.fromBER(ca.raw).subject
+    if (crls.some((crl) => crl.issuer.isEqual(subject))) continue
+    warnings.push({
+      message: '--crl has no CRL of this --client-ca certificate: OpenSSL refuses every client certificate it issued (UNABLE_TO_GET_CRL); add its CRL to --crl (then SIGHUP)',
+      fields: { ca: ca.subject.replaceAll('\n', ', ') }
+    })
+  }
+  for (const crl of crls) {
+    const issuer = nameText(crl.issuer)
+    const nextUpdate = crl.nextUpdate?.value
+    if (nextUpdate !== undefined && nextUpdate.getTime() < now) {
+      warnings.push({
+        message: 'a CRL of --crl is past its nextUpdate: OpenSSL refuses every client certificate of its CA (CRL_HAS_EXPIRED); fetch a fresh CRL (then SIGHUP)',
+        fields: { issuer, nextUpdate: nextUpdate.toISOString() }
+      })
+    }
+    const thisUpdate = crl.thisUpdate.value
+    if (thisUpdate.getTime() > now) {
+      warnings.push({
+        message: 'a CRL of --crl is not valid yet (thisUpdate ahead of this clock): OpenSSL refuses every client certificate of its CA (CRL_NOT_YET_VALID); check the clock',
+        fields: { issuer, thisUpdate: thisUpdate.toISOString() }
+      })
+    }
+  }
+  return warnings
+}
+
+/** A distinguished name as `CN=..., O=...`, enough to tell an operator which CA is meant. */
+function nameText (name: pkijs.RelativeDistinguishedNames): string {
+  const short: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C' }
+  return name.typesAndValues.map((tv) => `${short[tv.type] ?? tv.type}=${String(tv.value.valueBlock.value)}`).join(', ')
 }
 
 function readText (option: string, file: string): string {

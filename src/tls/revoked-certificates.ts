@@ -40,7 +40,7 @@ export class RevokedCertificates {
 }
 
 /** The DER inside one PEM block. */
-function pemBody (block: string): Buffer {
+export function pemBody (block: string): Buffer {
   return Buffer.from(block.replace(/-----(BEGIN|END) [^-]+-----/g, '').replace(/\s+/g, ''), 'base64')
 }
 

@@ -1,7 +1,7 @@
 import { CertificateError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { loadCertificateDir, loadCertificateFile, type CertificateBundle } from './certificates.js'
-import { loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
+import { clientAuthWarnings, loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
 import { ensureSelfSignedCertificate } from './self-signed.js'
 
 /**
@@ -68,5 +68,7 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
     certificates.push(loadCertificateFile(file))
   }
-  return { material: { certificates, clientAuth: loadClientAuthFiles(sources.clientCa, sources.crl) }, refusedFiles }
+  const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl)
+  for (const warning of clientAuthWarnings(clientAuth)) log.warn({ ...warning.fields, crl: sources.crl }, warning.message)
+  return { material: { certificates, clientAuth }, refusedFiles }
 }

@@ -198,6 +198,31 @@ test('a certificate revoked after its session was made: after SIGHUP with the ne
   }
 })
 
+test('a --client-ca CA without a CRL in --crl is warned about by name at the SIGHUP that adds it, and its clients are refused as the warning says', async () => {
+  const third = new TestCa(path.join(dir, 'ca3'), 'tlsfleet third test CA')
+  const theirs = third.issue('third-client', { names: ['client-3'], usage: 'client' })
+  const caFile = path.join(dir, 'ca-live.pem')
+  fs.copyFileSync(ca.cert, caFile)
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', server.bundle, '--listen', `127.0.0.1:${port}`,
+    '--client-verify', 'require', '--client-ca', caFile, '--crl', crl, '--proxy-protocol-out', 'v2'], { adminPort: admin })
+  const warned = (): Array<Record<string, unknown>> => node.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('--crl has no CRL of this --client-ca certificate'))
+  try {
+    assert.equal(warned().length, 0, 'warned while every CA has its CRL')
+    fs.writeFileSync(caFile, fs.readFileSync(ca.cert, 'utf8') + fs.readFileSync(third.cert, 'utf8'))
+    node.process.kill('SIGHUP')
+    const warning = await node.waitForLog((l) => warned().includes(l), 10_000)
+    assert.equal(warning.ca, 'CN=tlsfleet third test CA')
+    assert.equal(warning.level, 40)
+    await node.waitForLog((l) => l.msg === 'certificates reloaded' && l.name === 'worker', 10_000)
+    assert.equal(await nextBackendConnection(async () => await sClient({ port, servername: 'app.test', tls: '1.3', extra: certArgs(theirs) }), 1500), undefined, 'a client of the CA without a CRL was served')
+    await eventually(async () => await node.metric('tlsfleet_client_certificate_rejections_total', { reason: 'UNABLE_TO_GET_CRL' }) === 1, 5000, 'refused for the CRL it lacks')
+    assert.notEqual(await nextBackendConnection(async () => await sClient({ port, servername: 'app.test', tls: '1.3', extra: certArgs(client) })), undefined, 'a client of the CA with its CRL')
+  } finally {
+    await node.stop()
+  }
+})
+
 test('a CN with a comma reaches the backend as written (not escaped as in Node\'s subject text)', async () => {
   const doe = ca.issue('doe', { names: ['Doe, John'], usage: 'client' })
   const conn = await nextBackendConnection(async () => await sClient({ port: requiredPort, servername: 'app.test', tls: '1.3', extra: certArgs(doe) }))
