@@ -62,6 +62,14 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
   } catch (err) {
     throw new CertificateError(path, `unreadable certificate: ${(err as Error).message}`)
   }
+  // Checked here, or OpenSSL's refusal of the context would blame the TLS policy.
+  for (let i = 1; i < certs.length; i++) {
+    try {
+      void new crypto.X509Certificate(certs[i] as string)
+    } catch (err) {
+      throw new CertificateError(path, `certificate ${i + 1} of the file (the chain) is unreadable: ${(err as Error).message}`)
+    }
+  }
   if (!leaf.checkPrivateKey(privateKey)) {
     const later = certs.slice(1).findIndex((pem) => { try { return new crypto.X509Certificate(pem).checkPrivateKey(privateKey) } catch { return false } })
     throw new CertificateError(path, later >= 0
@@ -79,6 +87,19 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
     ...(privateKey.asymmetricKeyDetails?.namedCurve !== undefined ? { curve: privateKey.asymmetricKeyDetails.namedCurve } : {}),
     notAfter: leaf.validTo
   }
+}
+
+/**
+ * The largest certificate list OpenSSL clients take (SSL_CTX_set_max_cert_list's default,
+ * 100 KiB): over it they abort every handshake with "excessive message size".
+ */
+export const OPENSSL_CLIENT_MAX_CERT_LIST = 100 * 1024
+
+/** What a bundle's certificates weigh in the handshake's Certificate message (DER, 3-byte length each). */
+export function certificateListBytes (bundle: Pick<CertificateBundle, 'cert'>): number {
+  let bytes = 0
+  for (const match of bundle.cert.matchAll(PEM_BLOCK)) bytes += 3 + new crypto.X509Certificate(match[0]).raw.length
+  return bytes
 }
 
 /** DNS names from subjectAltName; the CN only when there is no DNS SAN (RFC 6125). Lowercased. */

@@ -1,6 +1,6 @@
 import { CertificateError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { loadCertificateDir, loadCertificateFile, type CertificateBundle } from './certificates.js'
+import { certificateListBytes, loadCertificateDir, loadCertificateFile, OPENSSL_CLIENT_MAX_CERT_LIST, type CertificateBundle } from './certificates.js'
 import { clientAuthWarnings, loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
 import { ensureSelfSignedCertificate } from './self-signed.js'
 
@@ -62,6 +62,8 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   for (const bundle of certificates) {
     const until = Date.parse(bundle.notAfter)
     if (Number.isFinite(until) && until < Date.now()) log.warn({ file: bundle.path, names: bundle.names, notAfter: bundle.notAfter }, 'certificate expired: clients that verify it refuse it; renew it (then SIGHUP)')
+    const bytes = certificateListBytes(bundle)
+    if (bytes > OPENSSL_CLIENT_MAX_CERT_LIST) log.warn({ file: bundle.path, names: bundle.names, bytes, limit: OPENSSL_CLIENT_MAX_CERT_LIST }, 'certificate chain too large: OpenSSL clients refuse a certificate list over 100 KiB (excessive message size); keep only the leaf and the intermediates up to the root')
   }
   if (certificates.length === 0) {
     const { file, created } = await ensureSelfSignedCertificate(sources.stateDir)

@@ -41,5 +41,8 @@ test('the files operators most often give instead of key + certificate + chain a
   const trusted = execFileSync('openssl', ['x509', '-in', path.join(dir, 'good.crt'), '-trustout']).toString()
   assert.match(refusal(write('trusted.pem', key + trusted)), /TRUSTED CERTIFICATE block, which is for trust stores; give a plain CERTIFICATE/)
   assert.match(refusal(write('cert-only.pem', cert)), /expected exactly one private key, found 0 \(the file must hold the key, then the certificate and its chain\)/)
+  // A chain certificate mangled in a copy (was blamed on the TLS policy when OpenSSL refused the context).
+  const mangled = otherCert.replace(/\n([A-Za-z0-9+/]{20})/, '\n!!!!$1')
+  assert.match(refusal(write('bad-chain.pem', key + cert + mangled)), /certificate 2 of the file \(the chain\) is unreadable/)
   assert.ok(fs.existsSync(other))
 })

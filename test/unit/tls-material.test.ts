@@ -31,3 +31,20 @@ test('an expired certificate loads (served all the same) with a warning naming t
   assert.equal(warnings[0]?.fields.file, expired)
   fs.rmSync(dir, { recursive: true, force: true })
 })
+
+test('a chain over the 100 KiB OpenSSL clients take loads with a warning naming the file and its size; a usual chain does not', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-material-'))
+  const day = 86_400_000
+  const usual = await certificateFile(dir, 'usual', new Date(Date.now() - day), new Date(Date.now() + day))
+  const text = fs.readFileSync(usual, 'utf8')
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(text)?.[0] ?? ''
+  const huge = path.join(dir, 'huge.pem')
+  fs.writeFileSync(huge, text + leaf.repeat(Math.ceil(100 * 1024 / leaf.length) * 2), { mode: 0o600 })
+  const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = []
+  const log = { warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }), error: () => {}, info: () => {} } as unknown as Logger
+  await loadTlsMaterial({ cert: [usual, huge], certDir: '', stateDir: dir, clientCa: '', crl: '' }, log)
+  assert.deepEqual(warnings.map((w) => [w.fields.file, w.fields.limit]), [[huge, 102400]])
+  assert.ok((warnings[0]?.fields.bytes as number) > 102400)
+  assert.match(warnings[0]?.msg ?? '', /excessive message size/)
+  fs.rmSync(dir, { recursive: true, force: true })
+})
