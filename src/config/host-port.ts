@@ -16,13 +16,13 @@ export function parseHostPort (text: string, { allowPortZero = false } = {}): Ho
   let portText: string
   if (trimmed.startsWith('[')) {
     const end = trimmed.indexOf(']')
-    if (end < 0 || trimmed[end + 1] !== ':') return 'expected [IPV6]:PORT'
+    if (end < 0 || trimmed[end + 1] !== ':') return 'an IPv6 address needs its port after the brackets: [IPV6]:PORT'
     host = trimmed.slice(1, end)
     portText = trimmed.slice(end + 2)
     if (!net.isIPv6(host)) return `"${host}" is not an IPv6 address`
   } else {
     const colon = trimmed.lastIndexOf(':')
-    if (colon < 0) return 'expected HOST:PORT'
+    if (colon < 0) return 'no ":PORT" in it'
     host = trimmed.slice(0, colon)
     portText = trimmed.slice(colon + 1)
     if (host.includes(':')) return 'IPv6 addresses must be written in brackets, e.g. [::1]:8443'

@@ -36,9 +36,9 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
     if (parsed.success) {
       result[camelCase(key)] = parsed.data
     } else {
-      const why = parsed.error.issues.map((issue) => issue.message).join('; ')
+      const why = reasons(parsed.error.issues.map((issue) => issue.message), spec.expected)
       const hint = candidate.source === 'file' ? unquotedIpv6Hint(candidate.value) : ''
-      problems.push(`${candidate.origin}: ${describe(candidate.value)} is not valid for "${key}": expected ${spec.expected} (${why})${hint}`)
+      problems.push(`${candidate.origin}: ${describe(candidate.value)} is not valid for "${key}": expected ${spec.expected}${why !== '' ? ` (${why})` : ''}${hint}`)
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
@@ -59,8 +59,29 @@ function asList (value: unknown, source: Source): unknown[] {
   return [value]
 }
 
+/**
+ * zod's own messages ("Invalid option: expected one of ...", "Too big: expected number to be
+ * <=256", "Invalid input") only say again, in its words, what `expected` says in ours: the
+ * reasons kept are the parsers' and refinements' own (a port out of range, a bad scheme).
+ */
+const ZOD_GENERIC = /^(Invalid input|Invalid option|Too small|Too big)\b/
+
+/** zod's wrong-type message, which is worth keeping in words an operator uses. */
+const WRONG_TYPE = /^Invalid input: expected (\w+), received (\w+)$/
+const TYPE_WORDS: Record<string, string> = { string: 'text', array: 'a list', number: 'a number', boolean: 'a boolean', null: 'empty', object: 'a mapping', undefined: 'nothing' }
+
+function reasons (messages: string[], expected: string): string {
+  const own = messages.flatMap((m) => {
+    const wrongType = WRONG_TYPE.exec(m)
+    if (wrongType !== null) return [`${TYPE_WORDS[wrongType[2] ?? ''] ?? wrongType[2]}, not ${TYPE_WORDS[wrongType[1] ?? ''] ?? wrongType[1]}`]
+    return ZOD_GENERIC.test(m) || m === `expected ${expected}` ? [] : [m]
+  })
+  return [...new Set(own)].join('; ')
+}
+
+/** The value as given, with a URL's password masked (a refused --session-store is echoed to stderr and logs). */
 function describe (value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value)
+  const text = (JSON.stringify(value) ?? String(value)).replace(/(\/\/[^/@"]*?:)[^/@"]*@/g, '$1***@')
   return text.length > 80 ? text.slice(0, 77) + '...' : text
 }
 

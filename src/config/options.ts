@@ -24,9 +24,14 @@ interface OptionSpec<T> {
   defaultHelp?: string
 }
 
-/** A string option parsed by `parse`, which returns the value or what is wrong with it. */
-function parsedBy<T> (parse: (text: string) => T | string) {
-  return z.string().transform((text, ctx): T => {
+/**
+ * A string option parsed by `parse`, which returns the value or what is wrong with it; `word`
+ * (such as "off") is taken as it is. One transform, not a union with a literal: zod reports a
+ * union that fails as "Invalid input", and `parse`'s reason was lost.
+ */
+function parsedBy<T, W extends string = never> (parse: (text: string) => T | string, word?: W) {
+  return z.string().transform((text, ctx): T | W => {
+    if (word !== undefined && text === word) return word
     const parsed = parse(text)
     if (typeof parsed === 'string') {
       ctx.addIssue({ code: 'custom', message: parsed })
@@ -38,7 +43,6 @@ function parsedBy<T> (parse: (text: string) => T | string) {
 
 const hostPort = parsedBy((text) => parseHostPort(text))
 const syncPeer = parsedBy(parseSyncPeer)
-const storeUrl = parsedBy(parseStoreUrl)
 /** A --proxy-from entry: a CIDR range, or "any". */
 const proxySource = z.string().transform((text, ctx): Cidr | 'any' => {
   if (text === 'any') return 'any'
@@ -110,7 +114,7 @@ export const OPTIONS = {
     description: 'where to forward the plaintext, or "demo" for the built-in demo backend',
     expected: 'HOST:PORT or "demo"',
     valueName: 'HOST:PORT',
-    schema: z.union([z.literal('demo'), hostPort]),
+    schema: parsedBy(parseHostPort, 'demo'),
     default: 'demo' as const
   }),
   workers: spec({
@@ -415,9 +419,9 @@ export const OPTIONS = {
   }),
   'sync-listen': spec({
     description: 'UDP address for farm sync; a multicast address joins that group (off when unset)',
-    expected: 'HOST:PORT',
+    expected: 'HOST:PORT or "off"',
     valueName: 'HOST:PORT',
-    schema: z.union([z.literal('off'), hostPort]),
+    schema: parsedBy(parseHostPort, 'off'),
     default: 'off' as const
   }),
   'sync-peer': spec({
@@ -493,7 +497,7 @@ export const OPTIONS = {
     description: 'shared session store behind L2 (Redis or Valkey): redis://HOST:PORT[/DB], rediss:// for TLS, redis+sentinel://H1:P1,H2:P2/MASTER[/DB], redis+cluster://H1:P1,H2:P2; or off',
     expected: 'off, redis://HOST:PORT[/DB], rediss://..., redis+sentinel://HOSTS/MASTER[/DB] or redis+cluster://HOSTS',
     valueName: 'URL',
-    schema: z.union([z.literal('off'), storeUrl]),
+    schema: parsedBy(parseStoreUrl, 'off'),
     default: 'off' as const
   }),
   'session-store-timeout': spec({
@@ -542,7 +546,7 @@ export const OPTIONS = {
     description: 'address of the HAProxy agent-check responder (point agent-port/agent-addr here), or off',
     expected: 'HOST:PORT or "off"',
     valueName: 'HOST:PORT',
-    schema: z.union([z.literal('off'), hostPort]),
+    schema: parsedBy(parseHostPort, 'off'),
     default: 'off' as const
   }),
   'initial-state': spec({

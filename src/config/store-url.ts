@@ -48,9 +48,15 @@ export function parseStoreUrl (text: string): StoreTarget | string {
   const target: StoreTarget = { ...scheme, hosts, db: 0 }
   if (auth !== undefined) {
     const colon = auth.indexOf(':')
-    const username = decodeURIComponent(colon < 0 ? auth : auth.slice(0, colon))
-    const password = colon < 0 ? '' : decodeURIComponent(auth.slice(colon + 1))
     if (colon < 0) return 'credentials must be USER:PASSWORD@ or :PASSWORD@'
+    let username: string
+    let password: string
+    try {
+      username = decodeURIComponent(auth.slice(0, colon))
+      password = decodeURIComponent(auth.slice(colon + 1))
+    } catch {
+      return 'the credentials hold a "%" that starts no %-escape: write % @ / : in a user name or password as %25 %40 %2F %3A'
+    }
     if (username !== '') target.username = username
     if (password !== '') target.password = password
   }
