@@ -7,6 +7,7 @@ import { tlsHandshake } from '../src/lab/tls-client.js'
 import { parseStoreUrl, type StoreTarget } from '../src/config/store-url.js'
 import { createRedisClient } from '../src/store/redis-client.js'
 import { SessionSealer } from '../src/store/sealed-session.js'
+import { MAX_VALUE_BYTES } from '../src/store/shared-session-store.js'
 import { FarmKeyRing } from '../src/sync/farm-keys.js'
 import { loadFarmSecrets, writeFarmSecretFile } from '../src/sync/farm-secret.js'
 import { encodedLengthV2 } from '../src/sync/wire-v2.js'
@@ -94,7 +95,7 @@ export async function runStoreSuite (opts: { progress: Progress; samples: number
         const key = keys[i % keys.length] as string
         const id = Buffer.from(key.split(':').pop() as string, 'hex')
         const started = performance.now()
-        const value = await client.get(key)
+        const value = await client.get(key, MAX_VALUE_BYTES)
         const opened = value !== null ? sealer.open(id, value) : undefined
         lookups.push((performance.now() - started) * 1000)
         if (opened?.ok === true && value !== null) { der = opened.entry.der.length; storeValue = value.length }

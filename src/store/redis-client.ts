@@ -3,7 +3,11 @@ import type { StoreTarget } from '../config/store-url.js'
 
 /** The few operations the session store needs, whatever the deployment (one server, Sentinel, Cluster). */
 export interface KeyValueClient {
-  get (key: string): Promise<Buffer | null>
+  /**
+   * At most `maxBytes` of the value (GETRANGE, so a huge value planted under a session key
+   * never crosses the network whole); null for no key (or an empty value).
+   */
+  get (key: string, maxBytes: number): Promise<Buffer | null>
   /** SET with an expiry in ms. */
   set (key: string, value: Buffer, ttlMs: number): Promise<void>
   del (key: string): Promise<void>
@@ -21,6 +25,8 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Connection errors, for a debug log (the caller's circuit breaker logs the transitions). */
   onError: (err: Error) => void
+  /** Connected (again): the last connection error no longer holds. */
+  onReady?: () => void
   /** The server refused the database (--session-store's /DB); the client is closed by then. */
   onRefused: (message: string) => void
 }
@@ -94,10 +100,14 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
     }
     opts.onError(err)
   })
+  client.on('ready', () => opts.onReady?.())
   const connected = client.connect().catch(() => { /* the library keeps reconnecting */ })
 
   return {
-    get: async (key) => await client.getBuffer(key),
+    get: async (key, maxBytes) => {
+      const value = await client.getrangeBuffer(key, 0, maxBytes - 1)
+      return value.length === 0 ? null : value
+    },
     set: async (key, value, ttlMs) => { await client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs))) },
     del: async (key) => { await client.del(key) },
     ready: async (timeoutMs) => {

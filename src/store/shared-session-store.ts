@@ -5,10 +5,13 @@ import type { KeyValueClient } from './redis-client.js'
 import type { SessionSealer } from './sealed-session.js'
 import type { LookupResult, StoreMetrics } from './store-metrics.js'
 
+/** What a breaker guards: lookups and writes fail apart (a store too far for the lookup bound still takes writes; a full one still answers GETs). */
+export type StorePath = 'lookups' | 'writes'
+
 export interface SharedStoreParts {
   client: KeyValueClient
   sealer: SessionSealer
-  breaker: CircuitBreaker
+  breakers: Record<StorePath, CircuitBreaker>
   metrics: StoreMetrics
   /** Key prefix naming the farm: `<prefix>session:<hex id>`. */
   prefix: string
@@ -16,10 +19,16 @@ export interface SharedStoreParts {
   lookupTimeoutMs: number
   /** Remaining lifetime of a session created at `createdAt` (L2's clock and timeout). */
   remainingMs: (createdAt: number) => number
-  /** A command failed: what Redis or the library said (kept for the breaker's log line). */
-  onError?: (err: Error) => void
+  /** A call failed: why (Redis's or the library's words, or the timeout), kept for the breaker's log line. */
+  onFailure?: (path: StorePath, cause: string | Error) => void
   log: Logger
 }
+
+/**
+ * The most a value read back may weigh: a sealed session is its DER (a few hundred bytes, a
+ * few KiB with a client certificate) plus 34. A bigger one is someone else's, refused unread.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024
 
 /** Redis's answer to a GET of a key that holds no string: someone else's data under our keys. */
 const WRONG_TYPE = /^WRONGTYPE/
@@ -28,7 +37,7 @@ const WRONG_TYPE = /^WRONGTYPE/
  * The third level behind L2: a store every node of the farm shares (Redis or Valkey).
  * New is written after L2, fire-and-forget; a Get that missed L2 asks here with a bound; a
  * Del removes the value too. Values are sealed (sealed-session.ts). Nothing here can stall a
- * handshake: lookups are bounded, and while the store fails the breaker stops asking at all.
+ * handshake: lookups are bounded, and while they fail their breaker stops asking at all.
  */
 export class SharedSessionStore {
   constructor (private readonly parts: SharedStoreParts) {}
@@ -37,18 +46,20 @@ export class SharedSessionStore {
 
   /** After an L2 miss: the session, or undefined (miss, timeout, error, refused value, circuit open). */
   async lookup (id: Buffer): Promise<SessionEntry | undefined> {
-    const { breaker, metrics, client } = this.parts
+    const { metrics, client } = this.parts
+    const breaker = this.parts.breakers.lookups
     if (!breaker.allow()) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
     const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.parts.lookupTimeoutMs, 'timeout') })
     let answer: Buffer | null | 'timeout' | 'error' | 'wrong_type'
     try {
-      answer = await Promise.race([client.get(this.key(id)).catch((err: Error) => this.failed(err)), timeout])
+      answer = await Promise.race([client.get(this.key(id), MAX_VALUE_BYTES).catch((err: Error) => this.failed(err)), timeout])
     } finally {
       clearTimeout(timer)
     }
     metrics.lookupSeconds.observe((performance.now() - started) / 1000)
+    if (answer === 'timeout') this.parts.onFailure?.('lookups', `no answer within --session-store-timeout (${this.parts.lookupTimeoutMs} ms)`)
     if (answer === 'timeout' || answer === 'error') {
       breaker.failure()
       return this.count(answer)
@@ -60,6 +71,10 @@ export class SharedSessionStore {
       return this.count('rejected')
     }
     if (answer === null) return this.count('miss')
+    if (answer.length >= MAX_VALUE_BYTES) {
+      metrics.rejected.inc({ reason: 'malformed' })
+      return this.count('rejected')
+    }
     const opened = this.parts.sealer.open(id, answer)
     if (!opened.ok) {
       metrics.rejected.inc({ reason: opened.reason })
@@ -87,13 +102,14 @@ export class SharedSessionStore {
   async close (): Promise<void> { await this.parts.client.close() }
 
   private send (op: 'set' | 'del', write: () => Promise<void>): void {
-    const { breaker, metrics } = this.parts
+    const { metrics } = this.parts
+    const breaker = this.parts.breakers.writes
     if (!breaker.allow()) { metrics.writes.inc({ op, result: 'skipped' }); return }
     write().then(() => {
       breaker.success()
       metrics.writes.inc({ op, result: 'ok' })
     }, (err: Error) => {
-      this.parts.onError?.(err)
+      this.parts.onFailure?.('writes', err)
       breaker.failure()
       metrics.writes.inc({ op, result: 'error' })
     })
@@ -102,7 +118,7 @@ export class SharedSessionStore {
   /** A lookup that failed: a key holding another type is a refused value; anything else an error, remembered. */
   private failed (err: Error): 'error' | 'wrong_type' {
     if (WRONG_TYPE.test(err.message)) return 'wrong_type'
-    this.parts.onError?.(err)
+    this.parts.onFailure?.('lookups', err)
     return 'error'
   }
 

@@ -6,11 +6,23 @@ import type { Logger } from '../util/logger.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { createRedisClient } from './redis-client.js'
 import { SessionSealer } from './sealed-session.js'
-import { SharedSessionStore } from './shared-session-store.js'
+import { SharedSessionStore, type StorePath } from './shared-session-store.js'
 import { StoreMetrics } from './store-metrics.js'
 
 /** Failures in a row that open the circuit, and its back-off before the next probe. */
 const BREAKER = { failureThreshold: 5, initialBackoffMs: 200, maxBackoffMs: 2000 }
+/** What ioredis says of a command while disconnected (no offline queue): the connection's error says why. */
+const NOT_CONNECTED = /Stream isn't writeable|Connection is closed/
+
+const FAILING: Record<StorePath, string> = {
+  lookups: 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off',
+  writes: 'session store refuses writes: new sessions are not shared through it (nor deleted from it) until a write succeeds again; retried with back-off'
+}
+const ANSWERS_AGAIN: Record<StorePath, string> = {
+  lookups: 'session store answers again: lookups resume',
+  writes: 'session store takes writes again'
+}
+
 /** How long start waits to say whether the store answers; the node serves either way. */
 const CONNECT_WAIT_MS = 1000
 /** Bound on writes still held by the client library (lookups have their own, shorter one). */
@@ -18,8 +30,8 @@ const COMMAND_TIMEOUT_MS = 1000
 
 /**
  * Build the shared store from the options: a client for the target, the sealer keyed by the
- * farm secrets, the circuit breaker (which logs once when the store goes down and once when it
- * is back) and the metrics. A store that does not answer at start is logged, not fatal.
+ * farm secrets, the circuit breakers of lookups and of writes (each logs once when its calls
+ * start failing, with the cause, and once when they succeed again) and the metrics. A store that does not answer at start is logged, not fatal.
  */
 export async function startSharedStore (opts: {
   target: StoreTarget
@@ -32,39 +44,55 @@ export async function startSharedStore (opts: {
 }): Promise<SharedSessionStore> {
   const where = describeStoreTarget(opts.target)
   const log = opts.log
-  // The last error Redis or the connection gave: the logs of a store going down say why (a
-  // wrong password or an ACL that forbids the keys reads otherwise like an outage).
-  let lastError: string | undefined
-  const breaker = new CircuitBreaker({
+  // Why each path last failed, since its breaker last closed: the log line of a store going
+  // down says why (a wrong password, an ACL, OOM under noeviction, a store too far for the
+  // lookup bound read otherwise like an outage).
+  const causes = new Map<StorePath, string>()
+  // The connection's own error: a command refused while disconnected says only that.
+  let connectionError: string | undefined
+  const causeOf = (failure: string | Error): string => {
+    if (typeof failure === 'string') return failure
+    if (!NOT_CONNECTED.test(failure.message)) return failure.message
+    return connectionError !== undefined ? `not connected: ${connectionError}` : 'not connected'
+  }
+  const breakerFor = (path: StorePath): CircuitBreaker => new CircuitBreaker({
     ...BREAKER,
     onChange: (up, { backoffMs }) => {
-      if (up) log.info({ store: where }, 'session store answers again: lookups resume')
-      else log.warn({ store: where, retryInMs: backoffMs, ...(lastError !== undefined ? { cause: lastError } : {}) }, 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off')
+      const cause = causes.get(path)
+      if (up) {
+        causes.delete(path)
+        log.info({ store: where }, ANSWERS_AGAIN[path])
+      } else {
+        log.warn({ store: where, retryInMs: backoffMs, ...(cause !== undefined ? { cause } : {}) }, FAILING[path])
+      }
     }
   })
+  const breakers = { lookups: breakerFor('lookups'), writes: breakerFor('writes') }
   const client = createRedisClient(opts.target, {
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
     onError: (err) => {
-      lastError = err.message
-      log.debug({ err, store: where }, 'session store connection error')
+      connectionError = err.message
+      // The message and code only: ioredis's errors carry the command, and AUTH's holds the password.
+      log.debug({ cause: err.message, code: (err as NodeJS.ErrnoException).code, store: where }, 'session store connection error')
     },
+    onReady: () => { connectionError = undefined },
     onRefused: (message) => log.error({ store: where, reason: message }, 'session store refused: Redis has no such database; the store is closed and not used (fix --session-store)')
   })
   const store = new SharedSessionStore({
     client,
     sealer: new SessionSealer(new FarmKeyRing(opts.farmKeys)),
-    breaker,
-    metrics: new StoreMetrics(opts.registry, () => breaker.state),
+    breakers,
+    metrics: new StoreMetrics(opts.registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
     prefix: opts.prefix,
     lookupTimeoutMs: opts.lookupTimeoutMs,
     remainingMs: opts.remainingMs,
-    onError: (err) => { lastError = err.message },
+    onFailure: (path, failure) => { causes.set(path, causeOf(failure)) },
     log
   })
   const ready = await client.ready(CONNECT_WAIT_MS)
   // Redis answered, and said no: the option must change (unlike a store that is down, which may come back).
   if (typeof ready === 'object') throw new ConfigError([`--session-store "${where}": ${ready.refused}`])
   if (ready === 'ready') log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
-  else log.warn({ store: where, ...(lastError !== undefined ? { cause: lastError } : {}) }, 'session store not reachable at start: serving without it, reconnecting in the background')
+  else log.warn({ store: where, ...(connectionError !== undefined ? { cause: connectionError } : {}) }, 'session store not reachable at start: serving without it, reconnecting in the background')
   return store
 }

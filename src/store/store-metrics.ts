@@ -13,7 +13,7 @@ export class StoreMetrics {
   readonly writes: Counter<'op' | 'result'>
   readonly rejected: Counter<'reason'>
 
-  constructor (registry: Registry, breakerState: () => BreakerState) {
+  constructor (registry: Registry, breakerStates: () => Record<'lookups' | 'writes', BreakerState>) {
     const registers = [registry]
     this.lookups = new Counter({ name: 'tlsfleet_session_store_lookups_total', help: 'Shared store lookups after an L2 miss, by result (skipped: circuit open; rejected: a value that did not open)', labelNames: ['result'] as const, registers })
     for (const result of LOOKUP_RESULTS) this.lookups.inc({ result }, 0)
@@ -29,12 +29,13 @@ export class StoreMetrics {
     for (const reason of STORE_REJECT_REASONS) this.rejected.inc({ reason }, 0)
     new Gauge({
       name: 'tlsfleet_session_store_breaker_state',
-      help: 'Circuit breaker in front of the shared store: 1 for the current state',
-      labelNames: ['state'] as const,
+      help: 'Circuit breakers in front of the shared store, one for lookups and one for writes: 1 for the current state',
+      labelNames: ['path', 'state'] as const,
       registers,
       collect () {
-        const now = breakerState()
-        for (const state of BREAKER_STATES) this.set({ state }, state === now ? 1 : 0)
+        for (const [path, now] of Object.entries(breakerStates())) {
+          for (const state of BREAKER_STATES) this.set({ path, state }, state === now ? 1 : 0)
+        }
       }
     })
   }

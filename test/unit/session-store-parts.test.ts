@@ -9,7 +9,7 @@ import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { CircuitBreaker } from '../../src/store/circuit-breaker.js'
 import type { KeyValueClient } from '../../src/store/redis-client.js'
 import { SessionSealer } from '../../src/store/sealed-session.js'
-import { SharedSessionStore } from '../../src/store/shared-session-store.js'
+import { MAX_VALUE_BYTES, SharedSessionStore, type StorePath } from '../../src/store/shared-session-store.js'
 import { StoreMetrics } from '../../src/store/store-metrics.js'
 import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
@@ -130,11 +130,23 @@ describe('circuit breaker', () => {
 })
 
 describe('the shared store level', () => {
-  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breaker: CircuitBreaker } {
+  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
     const registry = new Registry()
-    const breaker = new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
-    const store = new SharedSessionStore({ client, sealer, breaker, metrics: new StoreMetrics(registry, () => breaker.state), prefix: 'farm1:', lookupTimeoutMs, remainingMs: () => 60_000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) })
-    return { store, registry, breaker }
+    const breakerFor = (): CircuitBreaker => new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
+    const breakers = { lookups: breakerFor(), writes: breakerFor() }
+    const causes: Array<[StorePath, string]> = []
+    const store = new SharedSessionStore({
+      client,
+      sealer,
+      breakers,
+      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
+      prefix: 'farm1:',
+      lookupTimeoutMs,
+      remainingMs: () => 60_000,
+      onFailure: (path, cause) => causes.push([path, typeof cause === 'string' ? cause : cause.message]),
+      log: createLogger({ level: 'silent', format: 'json', name: 'test' })
+    })
+    return { store, registry, breakers, causes }
   }
   async function count (registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
     const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
@@ -180,20 +192,77 @@ describe('the shared store level', () => {
       ready: async () => 'unreachable' as const,
       close: async () => {}
     }
-    const { store, registry, breaker } = storeWith(hang, 20)
+    const { store, registry, breakers, causes } = storeWith(hang, 20)
     for (let i = 0; i < 2; i++) {
       const started = performance.now()
       assert.equal(await store.lookup(id), undefined)
       const took = performance.now() - started
       assert.ok(took >= 19 && took < 200, `lookup took ${took} ms`)
     }
-    assert.equal(breaker.state, 'open')
+    assert.equal(breakers.lookups.state, 'open')
+    assert.deepEqual(causes.at(-1), ['lookups', 'no answer within --session-store-timeout (20 ms)'])
     const started = performance.now()
     assert.equal(await store.lookup(id), undefined)
     assert.ok(performance.now() - started < 5, 'no wait while the circuit is open')
-    store.write(id, entry)
     assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'timeout' }), 2)
     assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'skipped' }), 1)
-    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'skipped' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_breaker_state', { path: 'lookups', state: 'open' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_breaker_state', { path: 'writes', state: 'closed' }), 1)
+  })
+
+  test('lookups and writes trip apart: writes that succeed do not keep a store too slow for the lookup bound in use, nor do failing writes (OOM) stop lookups that work', async () => {
+    const data = new Map<string, Buffer>()
+    // Answers GETs late (a store farther than --session-store-timeout), takes every SET.
+    const far: KeyValueClient = {
+      get: async (k) => await new Promise((resolve) => setTimeout(() => resolve(data.get(k) ?? null), 60)),
+      set: async (k, value) => { data.set(k, value) },
+      del: async () => {},
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const slow = storeWith(far, 20)
+    for (let i = 0; i < 2; i++) {
+      slow.store.write(crypto.randomBytes(32), entry)
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(await slow.store.lookup(id), undefined)
+      slow.store.write(crypto.randomBytes(32), entry)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    assert.equal(slow.breakers.lookups.state, 'open', 'successful writes reset the lookups\' failures')
+    assert.equal(slow.breakers.writes.state, 'closed')
+    assert.equal(await count(slow.registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'ok' }), 4)
+
+    // Full under noeviction: SET fails, GET answers.
+    const full: KeyValueClient = {
+      get: async () => sealer.seal(id, entry),
+      set: async () => { throw new Error('OOM command not allowed when used memory > \'maxmemory\'.') },
+      del: async () => {},
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const oom = storeWith(full)
+    for (let i = 0; i < 3; i++) {
+      oom.store.write(crypto.randomBytes(32), entry)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    assert.equal(oom.breakers.writes.state, 'open')
+    assert.match(oom.causes.at(-1)?.[1] ?? '', /^OOM command not allowed/)
+    assert.deepEqual(await oom.store.lookup(id), entry, 'lookups stopped by failing writes')
+    assert.equal(await count(oom.registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'skipped' }), 1)
+  })
+
+  test('a value over the bound is read only up to it and refused as malformed', async () => {
+    let asked = 0
+    const huge: KeyValueClient = {
+      get: async (_k, maxBytes) => { asked = maxBytes; return Buffer.alloc(maxBytes, 1) },
+      set: async () => {},
+      del: async () => {},
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const { store, registry } = storeWith(huge)
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(asked, MAX_VALUE_BYTES)
+    assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'malformed' }), 1)
   })
 })
