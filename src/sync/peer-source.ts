@@ -12,6 +12,9 @@ export interface PeerSource {
   close (): void
 }
 
+/** The most addresses one looked-up peer name adds to the peers. */
+export const MAX_PEERS_PER_NAME = 64
+
 /** DNS answers that mean "this name has no such records now" (the peers are gone), not a failure. */
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND'])
 
@@ -33,6 +36,7 @@ export class DnsPeerSource implements PeerSource {
   private current: HostPort[] = []
   private readonly resolved = new Map<string, HostPort[]>()
   private readonly failing = new Set<string>()
+  private readonly overCap = new Set<string>()
   private readonly resolver = new Resolver({ timeout: 1000, tries: 2 })
   private timer?: NodeJS.Timeout
 
@@ -78,13 +82,28 @@ export class DnsPeerSource implements PeerSource {
     const key = `${peer.dns}:${peer.port}`
     if (failure !== undefined) {
       // Keep the last answer: a DNS hiccup must not drop every peer.
-      if (!this.failing.has(key)) this.opts.log.warn({ err: failure.reason as Error, name: peer.dns }, 'sync peer lookup failed: keeping the last known peers')
+      if (!this.failing.has(key)) this.opts.log.warn({ err: failure.reason as Error, peerName: peer.dns }, 'sync peer lookup failed: keeping the last known peers')
       this.failing.add(key)
       return
     }
-    if (this.failing.delete(key)) this.opts.log.info({ name: peer.dns }, 'sync peer lookup answers again')
+    if (this.failing.delete(key)) this.opts.log.info({ peerName: peer.dns }, 'sync peer lookup answers again')
     const addresses = [v4, v6].flatMap((r) => r.status === 'fulfilled' ? r.value : [])
-    this.resolved.set(key, addresses.map((host) => ({ host, port: peer.port })))
+    this.resolved.set(key, this.bounded(key, peer.dns, addresses).map((host) => ({ host, port: peer.port })))
+  }
+
+  /**
+   * Every New goes to every peer: whoever answers for the name must not decide how many
+   * datagrams a handshake costs. The first MAX_PEERS_PER_NAME in address order (the same on
+   * every node), and one warning while an answer is over it.
+   */
+  private bounded (key: string, name: string, addresses: string[]): string[] {
+    if (addresses.length <= MAX_PEERS_PER_NAME) {
+      this.overCap.delete(key)
+      return addresses
+    }
+    if (!this.overCap.has(key)) this.opts.log.warn({ peerName: name, addresses: addresses.length, used: MAX_PEERS_PER_NAME }, `sync peer lookup answered more addresses than the ${MAX_PEERS_PER_NAME} used: the rest get no updates (for a farm this size, use --session-store or multicast)`)
+    this.overCap.add(key)
+    return [...addresses].sort().slice(0, MAX_PEERS_PER_NAME)
   }
 
   /** A HOST:PORT peer given by name: the system's lookup (getaddrinfo), kept when it fails. */
@@ -92,10 +111,10 @@ export class DnsPeerSource implements PeerSource {
     const key = `${peer.host}:${peer.port}`
     try {
       const addresses = await lookup(peer.host, { all: true })
-      if (this.failing.delete(key)) this.opts.log.info({ name: peer.host }, 'sync peer lookup answers again')
-      this.resolved.set(key, addresses.map((a) => ({ host: a.address, port: peer.port })))
+      if (this.failing.delete(key)) this.opts.log.info({ peerName: peer.host }, 'sync peer lookup answers again')
+      this.resolved.set(key, this.bounded(key, peer.host, addresses.map((a) => a.address)).map((host) => ({ host, port: peer.port })))
     } catch (err) {
-      if (!this.failing.has(key)) this.opts.log.warn({ err, name: peer.host }, 'sync peer lookup failed: keeping the last known peers')
+      if (!this.failing.has(key)) this.opts.log.warn({ err, peerName: peer.host }, 'sync peer lookup failed: keeping the last known peers')
       this.failing.add(key)
     }
   }
