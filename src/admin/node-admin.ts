@@ -6,6 +6,7 @@ import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { HaproxyCoordinator } from '../haproxy/coordinator.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
+import type { StoreStatus } from '../store/shared-session-store.js'
 import type { PeerStats } from '../sync/sync-service.js'
 import type { Logger } from '../util/logger.js'
 import type { AdminSource } from './admin-server.js'
@@ -24,6 +25,8 @@ export interface NodeAdminParts {
   cache: PrimarySessionCache
   coordinator?: HaproxyCoordinator
   peers?: () => PeerStats[]
+  /** The shared session store, when --session-store is set. */
+  store?: () => StoreStatus
   metrics: () => Promise<{ contentType: string; body: string }>
   dashboard: NodeDashboard
   log: Logger
@@ -104,7 +107,8 @@ export class NodeAdmin implements AdminSource {
     return {
       l2: { entries: l2.size, bytes: l2.bytes, hits: l2.hits, misses: l2.misses, maxEntries: node.cacheSize, maxBytes: node.cacheMaxBytes },
       l1: (sample?.workers ?? []).map((w) => ({ ...(w.pid !== undefined ? { pid: w.pid } : {}), entries: w.l1.entries, bytes: w.l1.bytes, hits: w.l1.hits, misses: w.l1.misses })),
-      ...(sample !== undefined ? { sampledAt: sample.at.toISOString() } : {})
+      ...(sample !== undefined ? { sampledAt: sample.at.toISOString() } : {}),
+      ...(this.parts.store !== undefined ? { store: this.parts.store() } : {})
     }
   }
 

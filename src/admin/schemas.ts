@@ -3,6 +3,7 @@
  * describe. Fastify validates request bodies against them and serializes responses through
  * them (fields a schema does not name are dropped, so nothing leaks by accident).
  */
+import type { StoreStatus } from '../store/shared-session-store.js'
 import type { AdminState } from '../agent/agent-reply.js'
 import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
@@ -207,7 +208,16 @@ export const cacheSchema = {
       type: 'array',
       items: { type: 'object', properties: { pid: { type: 'integer' }, ...storeStatsSchema.properties }, required: storeStatsSchema.required }
     },
-    sampledAt: { type: 'string' }
+    sampledAt: { type: 'string' },
+    store: {
+      type: 'object',
+      properties: {
+        target: { type: 'string' },
+        lookups: { type: 'string', enum: ['closed', 'open', 'half_open'] },
+        writes: { type: 'string', enum: ['closed', 'open', 'half_open'] }
+      },
+      required: ['target', 'lookups', 'writes']
+    }
   },
   required: ['l2', 'l1']
 } as const
@@ -217,6 +227,8 @@ export interface CacheBody {
   /** One entry per worker that answered the last sample. */
   l1: Array<StoreStats & { pid?: number }>
   sampledAt?: string
+  /** The shared store (--session-store) and its breakers: `open` = that path is not asked now. */
+  store?: StoreStatus
 }
 
 export const peersSchema = {

@@ -26,6 +26,7 @@ import { replayStateFile } from '../sync/replay-state.js'
 import { isMulticast } from '../sync/sync-addresses.js'
 import { SyncService } from '../sync/sync-service.js'
 import { startSharedStore } from '../store/start-store.js'
+import type { SharedSessionStore } from '../store/shared-session-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
@@ -55,6 +56,7 @@ export class Primary {
   private dashboard?: NodeDashboard
   private coordinator?: HaproxyCoordinator
   private sync?: SyncService
+  private store?: SharedSessionStore
   private backendProbe?: BackendProbe
   private closers: Array<() => Promise<void>> = []
   private stopping = false
@@ -227,6 +229,7 @@ export class Primary {
       cache: this.cache,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),
+      ...(this.store !== undefined ? { store: this.store.status.bind(this.store) } : {}),
       metrics: async () => await this.metrics.page(async () => await this.terminator.metrics(), this.terminator.metricsInProcess ? 0 : undefined),
       dashboard: this.dashboard,
       log: this.log
@@ -278,6 +281,7 @@ export class Primary {
    */
   private async startStore (target: StoreTarget, farmKeys: FarmKey[]): Promise<void> {
     const store = await startSharedStore({ target, farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), registry: this.metrics.registry, log: this.log })
+    this.store = store
     this.closers.push(async () => { await store.close() })
     this.cache.below = async (id) => await store.lookup(id)
     this.cache.on('local-new', (id, entry) => store.write(id, entry))

@@ -1,6 +1,6 @@
 import type { SessionEntry } from '../cache/session-store.js'
 import type { Logger } from '../util/logger.js'
-import type { CircuitBreaker } from './circuit-breaker.js'
+import type { BreakerState, CircuitBreaker } from './circuit-breaker.js'
 import type { KeyValueClient } from './redis-client.js'
 import type { SessionSealer } from './sealed-session.js'
 import type { LookupResult, StoreMetrics } from './store-metrics.js'
@@ -8,7 +8,16 @@ import type { LookupResult, StoreMetrics } from './store-metrics.js'
 /** What a breaker guards: lookups and writes fail apart (a store too far for the lookup bound still takes writes; a full one still answers GETs). */
 export type StorePath = 'lookups' | 'writes'
 
+export interface StoreStatus {
+  /** The URL without its password. */
+  target: string
+  lookups: BreakerState
+  writes: BreakerState
+}
+
 export interface SharedStoreParts {
+  /** The URL without its password (describeStoreTarget). */
+  target: string
   client: KeyValueClient
   sealer: SessionSealer
   breakers: Record<StorePath, CircuitBreaker>
@@ -41,6 +50,11 @@ const WRONG_TYPE = /^WRONGTYPE/
  */
 export class SharedSessionStore {
   constructor (private readonly parts: SharedStoreParts) {}
+
+  /** For /v1/cache: where the store is and whether each path is asked. */
+  status (): StoreStatus {
+    return { target: this.parts.target, lookups: this.parts.breakers.lookups.state, writes: this.parts.breakers.writes.state }
+  }
 
   key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }
 

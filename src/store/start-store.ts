@@ -79,6 +79,7 @@ export async function startSharedStore (opts: {
     onRefused: (message) => log.error({ store: where, reason: message }, 'session store refused: Redis has no such database; the store is closed and not used (fix --session-store)')
   })
   const store = new SharedSessionStore({
+    target: where,
     client,
     sealer: new SessionSealer(new FarmKeyRing(opts.farmKeys)),
     breakers,

@@ -174,6 +174,10 @@ test('Redis hung, then killed, under steady load: no handshake fails or waits on
   await run('hung', 2000)
   await redis.kill() // and then gone
   await run('down', 1500)
+  const cacheView = async (): Promise<Record<string, unknown>> => (await (await fetch(`${n2.node.adminUrl}/v1/cache`)).json() as { store: Record<string, unknown> }).store
+  const whileDown = await cacheView()
+  assert.equal(whileDown.target, `redis://${redis.host}:${redis.port}/0`)
+  assert.notEqual(whileDown.lookups, 'closed', '/v1/cache shows the lookups asked while Redis is gone')
   await redis.start()
   let back = false
   const deadline = Date.now() + 15_000
@@ -205,4 +209,5 @@ test('Redis hung, then killed, under steady load: no handshake fails or waits on
   // Hung first: the cause is the lookup bound, not a stale error of an earlier outage.
   assert.equal(failing[0]?.cause, `no answer within --session-store-timeout (${LOOKUP_TIMEOUT_MS} ms)`)
   await eventually(() => n2.node.logs.some((l) => l.msg?.toString().startsWith('session store answers again')), 5000, 'the "answers again" line')
+  assert.equal((await cacheView()).lookups, 'closed')
 })

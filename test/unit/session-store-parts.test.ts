@@ -136,6 +136,7 @@ describe('the shared store level', () => {
     const breakers = { lookups: breakerFor(), writes: breakerFor() }
     const causes: Array<[StorePath, string]> = []
     const store = new SharedSessionStore({
+      target: 'redis://127.0.0.1:6379/0',
       client,
       sealer,
       breakers,
