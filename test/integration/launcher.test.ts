@@ -91,3 +91,37 @@ test('npm start/test\'s runner uses a supported Node.js as it is, and names the 
   assert.match(refused.stderr, /^Node\.js 20\.20\.2 is not supported \(tlsfleet needs 22 \(22\.19 or later\) or 24\); installing Node 24 from the npm registry/)
   assert.match(refused.stderr, /could not install Node 24; install Node\.js 22 \(22\.19 or later\) or 24 yourself/)
 })
+
+test('npm start builds first when a source is newer than the build (a git pull without npm run build ran the old code), and only then', () => {
+  // A project of one source file, built by the checkout's own TypeScript.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-stale-'))
+  fs.mkdirSync(path.join(root, 'src', 'cli'), { recursive: true })
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'))
+  fs.writeFileSync(path.join(root, 'tsconfig.json'), JSON.stringify({ compilerOptions: { rootDir: '.', outDir: 'dist', module: 'NodeNext', target: 'ES2023', types: [] }, include: ['src/**/*.ts'] }))
+  const main = path.join(root, 'src', 'cli', 'main.ts')
+  const built = path.join(root, 'dist', 'src', 'cli', 'main.js')
+  const run = (): { status: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build-if-stale.mjs'), root], { encoding: 'utf8', timeout: 120_000 })
+    return { status: r.status, stderr: r.stderr }
+  }
+  fs.writeFileSync(main, 'export const version = 1\n')
+  const first = run()
+  assert.equal(first.status, 0, first.stderr)
+  assert.match(first.stderr, /^no build yet: building/)
+  assert.match(fs.readFileSync(built, 'utf8'), /version = 1/)
+
+  assert.deepEqual(run(), { status: 0, stderr: '' }, 'built again with nothing changed')
+
+  fs.writeFileSync(main, 'export const version = 2\n')
+  const later = new Date(Date.now() + 2000)
+  fs.utimesSync(main, later, later)
+  const pulled = run()
+  assert.match(pulled.stderr, /^sources changed since the last build: building/)
+  assert.match(fs.readFileSync(built, 'utf8'), /version = 2/)
+
+  fs.writeFileSync(main, 'export const version: number = "broken"\n')
+  const muchLater = new Date(Date.now() + 4000)
+  fs.utimesSync(main, muchLater, muchLater)
+  assert.notEqual(run().status, 0, 'a failed build let the old code start')
+  fs.rmSync(root, { recursive: true, force: true })
+})
