@@ -137,7 +137,8 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (status >= 500) opts.log?.error({ err, url: req.url }, 'admin API error')
     const label = status === 415 ? 'Unsupported Media Type' : status === 413 ? 'Payload Too Large' : status >= 500 ? 'Internal Server Error' : 'Bad Request'
-    const hint = status === 415 ? ' (send the body as Content-Type: application/json)' : ''
+    // Fastify refuses prototype poisoning (a "__proto__" or "constructor.prototype" key) with the same error as broken JSON.
+    const hint = status === 415 ? ' (send the body as Content-Type: application/json)' : err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? ', or it has a "__proto__" or "constructor" key, which is refused' : ''
     return await reply.code(status).send({ statusCode: status, error: label, message: status >= 500 ? err.message : `${err.message}${hint}; nothing was changed` } satisfies ErrorBody)
   })
 

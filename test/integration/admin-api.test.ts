@@ -83,6 +83,7 @@ test('/health needs no token (HAProxy httpchk); every other route does', async (
 test('bad requests get JSON errors that say what was wrong, and nothing changes', async () => {
   const cases: Array<{ body?: string; type?: string; status: number; message: RegExp }> = [
     { body: '{"state":', status: 400, message: /not valid JSON/ },
+    { body: '{"state":"drain","__proto__":{"admin":true}}', status: 400, message: /not valid JSON .*, or it has a "__proto__" or "constructor" key, which is refused/ },
     { body: '{"state":"paused"}', status: 400, message: /body\.state must be one of "ready", "drain", "maint"/ },
     { body: '{}', status: 400, message: /must have required property 'state'/ },
     { body: '{"state":"drain","force":true}', status: 400, message: /unknown field "force"/ },
