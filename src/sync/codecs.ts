@@ -118,7 +118,16 @@ export class V2Codec implements SyncCodec {
     // The sequences this process has sent: a packet with our id outside them, sent since we
     // started, is another node's that was started with the same --node-id (on the same host,
     // where its address does not tell it apart: multicast, one group port).
-    const counter = createSequenceCounter(startMs)
+    if (persistence !== undefined) {
+      this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
+    }
+    // Above every sequence the previous process with this state sent, even if the clock is now behind it.
+    const sequenceFromMs = Math.max(startMs, this.replayState?.previousCeilingMs ?? -Infinity)
+    const previousSavedAtMs = this.replayState?.previousSavedAtMs
+    if (previousSavedAtMs !== undefined && previousSavedAtMs > startMs) {
+      persistence?.log.warn({ behindMs: previousSavedAtMs - startMs }, 'sync: this clock is behind the previous run\'s (it went back between the two starts); sequence numbers continue above the previous run\'s, which peers would otherwise refuse as replays')
+    }
+    const counter = createSequenceCounter(sequenceFromMs)
     let first: bigint | undefined
     let last = -1n
     this.nextSequence = () => {
@@ -127,9 +136,6 @@ export class V2Codec implements SyncCodec {
       return last
     }
     const ownPacket = (sequence: bigint, sentAtMs: number): boolean => sentAtMs < startMs || (first !== undefined && sequence >= first && sequence <= last)
-    if (persistence !== undefined) {
-      this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
-    }
     const state = this.replayState
     this.decodeContext = {
       keyRing: this.keyRing,
@@ -151,7 +157,7 @@ export class V2Codec implements SyncCodec {
   close (): void { this.replayState?.close() }
 
   encode (message: SyncMessage): Buffer {
-    return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence, cipher: this.cipher })
+    return encodeV2(message, { keyRing: this.keyRing, nodeId: this.nodeId, nextSequence: this.nextSequence, cipher: this.cipher, now: this.decodeContext.now })
   }
 
   decode (datagram: Buffer): DecodedPacket[] {

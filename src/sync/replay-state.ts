@@ -63,6 +63,15 @@ export class ReplayState {
   /** New, Del and SnapshotRequest dated at or before this are refused as `before_start`. */
   readonly notBeforeMs: number
   readonly previous: PreviousEnd
+  /**
+   * The previous process's ceiling: its clock ran below it until it stopped, so (at under 10^6
+   * packets/s, as the sequence counter assumes) every sequence it sent was below this * 1000.
+   * A start whose clock is behind that (a VM restored from a snapshot, NTP stepping back
+   * between two starts) continues from there, or peers would refuse it as replays.
+   */
+  readonly previousCeilingMs: number | undefined
+  /** When the previous process last saved, by its clock: after this start means this clock went back. */
+  readonly previousSavedAtMs: number | undefined
   private readonly boot = crypto.randomBytes(8).toString('hex')
   private readonly now: () => number
   private readonly aheadMs: number
@@ -91,6 +100,8 @@ export class ReplayState {
       throw new SyncStateError(opts.file, err)
     }
     const saved = text === undefined ? undefined : parseState(text)
+    this.previousCeilingMs = saved?.ceilingMs
+    this.previousSavedAtMs = saved?.savedAtMs
     if (text === undefined) {
       this.previous = 'none'
       this.notBeforeMs = startFloor

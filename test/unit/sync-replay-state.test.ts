@@ -158,3 +158,46 @@ describe('sync replay state across restarts', () => {
     assert.equal(replayStateFile('/s', '[ff12::1]:8446', '[::1]:8443'), '/s/sync-replay-_ff12__1__8446-___1__8443.json')
   })
 })
+
+describe('sequence numbers across a clock that went back', () => {
+  it('a node restarted with its clock behind its previous start continues above its previous sequences (a peer refused all its packets as replays), and says so', async () => {
+    const { V2Codec } = await import('../../src/sync/codecs.js')
+    const crypto = await import('node:crypto')
+    const { farmKeyId } = await import('../../src/sync/farm-secret.js')
+    const secret = crypto.randomBytes(48)
+    const farmKeys = [{ id: farmKeyId(secret), secret }]
+    const dir = tempDir()
+    const clock = { now: 1_800_000_000_000 }
+    const options = { sessionTimeoutSeconds: 300, maxSkewSeconds: 120, now: () => clock.now }
+    const message = (): Parameters<InstanceType<typeof V2Codec>['encode']>[0] => ({ op: 'new', sessionId: crypto.randomBytes(32), session: crypto.randomBytes(100), createdAt: Math.floor(clock.now / 1000) })
+    const peer = new V2Codec(farmKeys, 'peer', options)
+    const accepted = (datagram: Buffer): string => { const [r] = peer.decode(datagram); return r?.ok === true ? 'accepted' : String(r?.reason) }
+
+    const first = new V2Codec(farmKeys, 'fixed-id', options, { file: path.join(dir, 'sync.json'), log })
+    first.replayState?.start()
+    assert.equal(accepted(first.encode(message())), 'accepted')
+    clock.now += 5_000
+    assert.equal(accepted(first.encode(message())), 'accepted')
+    first.replayState?.close()
+
+    // The same node, started again with its clock 60 s behind its previous start.
+    clock.now -= 65_000
+    const warnings: string[] = []
+    const watching = { ...log, warn: (_fields: unknown, msg: string) => { warnings.push(msg) } } as unknown as typeof log
+    const second = new V2Codec(farmKeys, 'fixed-id', options, { file: path.join(dir, 'sync.json'), log: watching })
+    second.replayState?.start()
+    assert.equal(accepted(second.encode(message())), 'accepted', 'refused after the clock went back')
+    assert.equal(accepted(second.encode(message())), 'accepted')
+    assert.equal(warnings.filter((w) => w.startsWith('sync: this clock is behind the previous run')).length, 1)
+    second.replayState?.close()
+
+    // A normal restart (clock forward) warns about nothing.
+    clock.now += 120_000
+    warnings.length = 0
+    const third = new V2Codec(farmKeys, 'fixed-id', options, { file: path.join(dir, 'sync.json'), log: watching })
+    third.replayState?.start()
+    assert.equal(accepted(third.encode(message())), 'accepted')
+    assert.deepEqual(warnings, [])
+    third.replayState?.close()
+  })
+})
