@@ -11,7 +11,7 @@ import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
 import {
   batchedPacketOk, createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_BATCH_PACKETS, MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES,
-  splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type SyncMessage
+  PacketTooBigError, splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type SyncMessage
 } from './wire-v2.js'
 
 export type { SyncMessage } from './wire-v2.js'
@@ -191,7 +191,8 @@ export class StudCodec implements SyncCodec {
 
   encode (message: SyncMessage): Buffer | undefined {
     if (message.op !== 'new') return undefined // the format has no Del and no snapshots
-    if (message.sessionId.length > STUD_SESSION_ID_BYTES || message.session.length > STUD_MAX_DER_BYTES) return undefined
+    if (message.sessionId.length > STUD_SESSION_ID_BYTES) return undefined // not an OpenSSL session ID: hitch could not use it
+    if (message.session.length > STUD_MAX_DER_BYTES) throw new PacketTooBigError('new', message.session.length, STUD_MAX_DER_BYTES, 'stud (session DER)')
     this.recentlySent.add(message.sessionId.toString('hex'))
     if (this.recentlySent.size > 4096) this.recentlySent.delete(this.recentlySent.values().next().value as string)
     // hitch aborts on a date in the future (assert in handle_shcupd): date it safely in the past.

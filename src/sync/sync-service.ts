@@ -17,7 +17,7 @@ import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
 import { isMulticast, unmappedHost } from './sync-addresses.js'
 import { JOIN_SETTLE_MS, WarmJoin, type JoinStep } from './warm-join.js'
-import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
+import { PacketTooBigError, snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
   listen: HostPort
@@ -59,6 +59,8 @@ class SyncCounts {
   readonly packetsIn = new Map<InResult, number>(REJECT_REASONS.map((r): [InResult, number] => [r, 0]))
   packetsSent = 0
   packetsSendError = 0
+  /** Updates that fit in no packet of the format (a New holding a large client certificate). */
+  packetsTooBig = 0
   datagramsIn = 0
   datagramsSent = 0
   datagramsSendError = 0
@@ -103,6 +105,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly ownIdSenders = new Set<string>()
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
+  private warnedTooBig = false
   private readonly batcher?: DatagramBatcher
   /** Per address: our peers, and senders of at least one authenticated packet. */
   private readonly peers = new Map<string, PeerCounters>()
@@ -137,7 +140,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const readKernelDrops = (): number => this.readKernelDrops()
     new Counter({
       name: 'tlsfleet_sync_packets_total',
-      help: 'Farm sync packets (one per update: New, Del, snapshot) by direction and result (accepted, sent, send_error, or the reason a packet was rejected); in/dropped_kernel counts whole datagrams the kernel dropped on our sync sockets (full receive buffer, from /proc/net/udp), whose packets are unknown',
+      help: 'Farm sync packets (one per update: New, Del, snapshot) by direction and result (accepted, sent, send_error, too_big: an update no packet of the format can hold, not sent; or the reason a packet was rejected); in/dropped_kernel counts whole datagrams the kernel dropped on our sync sockets (full receive buffer, from /proc/net/udp), whose packets are unknown',
       labelNames: ['direction', 'result'] as const,
       registers: [registry],
       collect () {
@@ -147,6 +150,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         this.inc({ direction: 'in', result: 'dropped_kernel' }, readKernelDrops())
         this.inc({ direction: 'out', result: 'sent' }, counts.packetsSent)
         this.inc({ direction: 'out', result: 'send_error' }, counts.packetsSendError)
+        this.inc({ direction: 'out', result: 'too_big' }, counts.packetsTooBig)
       }
     })
     new Counter({
@@ -327,7 +331,15 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     try {
       packet = this.codec.encode(message)
     } catch (err) {
-      this.log.debug({ err, op: message.op }, 'sync message not sendable')
+      if (!(err instanceof PacketTooBigError)) {
+        this.log.debug({ err, op: message.op }, 'sync message not sendable')
+        return
+      }
+      this.counts.packetsTooBig++
+      if (!this.warnedTooBig) {
+        this.log.warn({ op: err.op, bytes: err.bytes, limit: err.limit }, 'sync: a session too big for one sync packet is not shared with the peers (a client certificate in the session makes it large; counted in tlsfleet_sync_packets_total{direction="out",result="too_big"}; --session-store has no such limit)')
+        this.warnedTooBig = true
+      }
       return
     }
     if (packet === undefined) return // the format does not carry this operation

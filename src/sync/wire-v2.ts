@@ -316,14 +316,20 @@ export function sealV2 (op: number, body: Buffer, ctx: EncodeContext): Buffer {
   return packet
 }
 
+/** An update that does not fit in one packet of its format (a session with a large client certificate): never sent. */
+export class PacketTooBigError extends RangeError {
+  constructor (readonly op: string, readonly bytes: number, readonly limit: number, format = 'sync') {
+    super(`${format} ${op} packet would be ${bytes} bytes, over the ${limit}-byte limit`)
+    this.name = 'PacketTooBigError'
+  }
+}
+
 export function encodeV2 (msg: SyncMessage, ctx: EncodeContext): Buffer {
   const op = OP_CODES[msg.op]
   if (op === undefined) throw new Error(`sync: unknown operation ${String((msg as { op: unknown }).op)}`)
   const size = encodedLengthV2(msg)
   const limit = packetLimitV2(msg.op, ctx.maxPacketBytes)
-  if (size > limit) {
-    throw new RangeError(`sync ${msg.op} packet would be ${size} bytes, over the ${limit}-byte limit`)
-  }
+  if (size > limit) throw new PacketTooBigError(msg.op, size, limit)
   return sealV2(op, encodeBody(msg), ctx)
 }
 

@@ -51,7 +51,7 @@ export class TestCa {
    * A certificate signed by this CA. `names` go in subjectAltName (server) and names[0] is the
    * CN; `ocspUrl` puts an OCSP responder in Authority Information Access.
    */
-  issue (file: string, opts: { names: string[]; usage: 'server' | 'client' | 'ocsp'; ocspUrl?: string; keyType?: 'rsa' | 'ecdsa' }): Issued {
+  issue (file: string, opts: { names: string[]; usage: 'server' | 'client' | 'ocsp'; ocspUrl?: string; keyType?: 'rsa' | 'ecdsa'; clientAltNames?: string[] }): Issued {
     const key = path.join(this.dir, `${file}.key`)
     const csr = path.join(this.dir, `${file}.csr`)
     const cert = path.join(this.dir, `${file}.crt`)
@@ -59,6 +59,7 @@ export class TestCa {
     const lines = ['[ext]', 'basicConstraints = CA:false', 'authorityKeyIdentifier = keyid']
     if (opts.usage === 'server') lines.push('keyUsage = digitalSignature, keyEncipherment', 'extendedKeyUsage = serverAuth', `subjectAltName = ${opts.names.map((n) => `DNS:${n}`).join(',')}`)
     if (opts.usage === 'client') lines.push('keyUsage = digitalSignature', 'extendedKeyUsage = clientAuth')
+    if (opts.usage === 'client' && opts.clientAltNames !== undefined) lines.push(`subjectAltName = ${opts.clientAltNames.map((n) => `DNS:${n}`).join(',')}`)
     if (opts.usage === 'ocsp') lines.push('keyUsage = digitalSignature', 'extendedKeyUsage = OCSPSigning')
     if (opts.ocspUrl !== undefined) lines.push(`authorityInfoAccess = OCSP;URI:${opts.ocspUrl}`)
     fs.writeFileSync(ext, lines.join('\n') + '\n')

@@ -6,11 +6,13 @@ import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { decodeTlsTlvs, PP2_CLIENT_CERT_CONN, PP2_CLIENT_CERT_SESS, PP2_CLIENT_SSL } from '../../src/proxy/proxy-tlv.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { writeFarmSecret } from '../helpers/farm.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { TestCa, type Issued } from '../helpers/pki.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend, type BackendConnection } from '../helpers/recording-backend.js'
+import { UdpRecorder } from '../helpers/udp-recorder.js'
 
 // Real openssl s_client clients against nodes asking for client certificates (optional on one,
 // required on the other), offering ALPN, refusing unknown SNI names, and telling the backend
@@ -220,6 +222,36 @@ test('a --client-ca CA without a CRL in --crl is warned about by name at the SIG
     assert.notEqual(await nextBackendConnection(async () => await sClient({ port, servername: 'app.test', tls: '1.3', extra: certArgs(client) })), undefined, 'a client of the CA with its CRL')
   } finally {
     await node.stop()
+  }
+})
+
+test('a session too big for one sync packet (a large client certificate in it) is counted as too_big and warned about once; a usual one is sent', async () => {
+  const large = ca.issue('large-client', { names: ['client-large'], usage: 'client', clientAltNames: Array.from({ length: 40 }, (_, i) => `device-${i}.clients.example.internal`) })
+  const peer = await UdpRecorder.bind()
+  const secret = writeFarmSecret(dir)
+  const [port, admin, sync] = await freePorts(3) as [number, number, number]
+  const node = await startNode(['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', server.bundle, '--listen', `127.0.0.1:${port}`,
+    '--client-verify', 'require', '--client-ca', ca.cert, '--sync-listen', `127.0.0.1:${sync}`, '--sync-peer', peer.address, '--sync-secret-file', secret], { adminPort: admin })
+  const newsSent = async (): Promise<number> => await node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'sent' })
+  try {
+    const before = await newsSent()
+    const receivedBefore = peer.received.length // the warm join's snapshot request
+    await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-no_ticket', ...certArgs(client)] })
+    await eventually(async () => await newsSent() > before, 5000, 'the usual session sent')
+    await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-no_ticket', ...certArgs(large)] })
+    await eventually(async () => await node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'too_big' }) === 1, 5000, 'the large session counted as too_big')
+    await sClient({ port, servername: 'app.test', tls: '1.2', extra: ['-no_ticket', ...certArgs(large)] })
+    await eventually(async () => await node.metric('tlsfleet_sync_packets_total', { direction: 'out', result: 'too_big' }) === 2, 5000, 'the second one too')
+    const warned = node.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('sync: a session too big for one sync packet'))
+    assert.equal(warned.length, 1, 'warned once')
+    assert.ok((warned[0]?.bytes as number) > (warned[0]?.limit as number))
+    await eventually(() => peer.received.length - receivedBefore === 1, 5000, 'the usual session at the peer')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(peer.received.length - receivedBefore, 1, 'only the usual session reached the peer')
+    assert.equal(await newsSent() - before, 1)
+  } finally {
+    await node.stop()
+    peer.close()
   }
 })
 
