@@ -53,8 +53,10 @@ const SESSION_ID_CONTEXT_TAG = 0xa4
  * node that made it is set up differently (--session-id-context, --client-verify, --client-ca).
  */
 export function sessionIdContextOf (der: Buffer): Buffer | undefined {
+  // A whole SSL_SESSION, opening with its two versions: garbage (an empty SEQUENCE, bytes after
+  // it) has no context, so it is dropped as bad, not taken for a session made elsewhere.
   const session = element(der, 0, der.length)
-  if (session === undefined || session.tag !== 0x30) return undefined
+  if (session === undefined || session.tag !== 0x30 || session.end !== der.length || sessionProtocolVersion(der) === undefined) return undefined
   for (let offset = session.start; offset < session.end;) {
     const field = element(der, offset, session.end)
     if (field === undefined) return undefined

@@ -40,4 +40,10 @@ test('a truncated or foreign DER reads as undefined, never throws', async () => 
   }
   for (let i = 0; i < 2000; i++) sessionIdContextOf(crypto.randomBytes(1 + (i % 300)))
   assert.equal(sessionIdContextOf(Buffer.from([0x04, 0x01, 0x00])), undefined, 'not a SEQUENCE')
+  // Garbage a peer holding the farm key could send: it was read as "no context", so a session
+  // OpenSSL refused was taken for one made elsewhere, never dropped, and the warning misled.
+  assert.equal(sessionIdContextOf(Buffer.from('30820000deadbeef', 'hex')), undefined, 'an empty SEQUENCE, then bytes')
+  assert.equal(sessionIdContextOf(Buffer.from('3000', 'hex')), undefined, 'an empty SEQUENCE')
+  assert.equal(sessionIdContextOf(Buffer.concat([der, Buffer.from([0])])), undefined, 'a byte after the session')
+  assert.equal(sessionIdContextOf(der)?.toString('latin1'), 'x')
 })
