@@ -19,6 +19,7 @@ export function parseHostPort (text: string, { allowPortZero = false } = {}): Ho
     if (end < 0 || trimmed[end + 1] !== ':') return 'an IPv6 address needs its port after the brackets: [IPV6]:PORT'
     host = trimmed.slice(1, end)
     portText = trimmed.slice(end + 2)
+    if (host === '*') return '"[*]" (hitch\'s every address) is written [::]:PORT here (every address, IPv4 too) or 0.0.0.0:PORT (IPv4 only)'
     if (!net.isIPv6(host)) return `"${host}" is not an IPv6 address`
   } else {
     const colon = trimmed.lastIndexOf(':')

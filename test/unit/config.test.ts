@@ -78,6 +78,8 @@ test('HOST:PORT parsing', () => {
   assert.equal(typeof parseHostPort('host:0'), 'string')
   assert.deepEqual(parseHostPort('host:0', { allowPortZero: true }), { host: 'host', port: 0 })
   assert.equal(typeof parseHostPort('host'), 'string')
+  // hitch's frontend = "[*]:443": said how to write it here.
+  assert.match(parseHostPort('[*]:443') as string, /written \[::\]:PORT here .* or 0\.0\.0\.0:PORT/)
 })
 
 test('list options take repeated flags, comma-separated text or YAML lists alike', () => {
