@@ -1,4 +1,4 @@
 /** `npm run bench -- [options]`: the same command as `tlsfleet bench`. */
 import { benchCommand } from './cli.js'
 
-await benchCommand().parseAsync(['node', 'bench', ...process.argv.slice(2)])
+await benchCommand().name('npm run bench --').parseAsync(['node', 'bench', ...process.argv.slice(2)])

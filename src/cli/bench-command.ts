@@ -21,7 +21,7 @@ export function benchCommand (): Command {
         process.stderr.write(`tlsfleet bench: the benchmarks are not part of this installation (${(err as Error).message}); run them from a clone with npm run bench\n`)
         process.exit(1)
       }
-      const bench = cli.benchCommand()
+      const bench = cli.benchCommand().name('tlsfleet bench')
       throwUsageErrors(bench, 'tlsfleet bench')
       await bench.parseAsync(['node', 'bench', ...args])
     })
