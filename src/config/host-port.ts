@@ -23,7 +23,7 @@ export function parseHostPort (text: string, { allowPortZero = false } = {}): Ho
     if (!net.isIPv6(host)) return `"${host}" is not an IPv6 address`
   } else {
     const colon = trimmed.lastIndexOf(':')
-    if (colon < 0) return 'no ":PORT" in it'
+    if (colon < 0) return 'expected HOST:PORT'
     host = trimmed.slice(0, colon)
     portText = trimmed.slice(colon + 1)
     if (host.includes(':')) return 'IPv6 addresses must be written in brackets, e.g. [::1]:8443'

@@ -74,7 +74,8 @@ function reasons (messages: string[], expected: string): string {
   const own = messages.flatMap((m) => {
     const wrongType = WRONG_TYPE.exec(m)
     if (wrongType !== null) return [`${TYPE_WORDS[wrongType[2] ?? ''] ?? wrongType[2]}, not ${TYPE_WORDS[wrongType[1] ?? ''] ?? wrongType[1]}`]
-    return ZOD_GENERIC.test(m) || m === `expected ${expected}` ? [] : [m]
+    // "expected HOST:PORT" from a parser says again what `expected` says ("HOST:PORT or off").
+    return ZOD_GENERIC.test(m) || (m.startsWith('expected ') && expected.includes(m.slice('expected '.length))) ? [] : [m]
   })
   return [...new Set(own)].join('; ')
 }

@@ -31,7 +31,8 @@ const COMMAND_TIMEOUT_MS = 1000
 /**
  * Build the shared store from the options: a client for the target, the sealer keyed by the
  * farm secrets, the circuit breakers of lookups and of writes (each logs once when its calls
- * start failing, with the cause, and once when they succeed again) and the metrics. A store that does not answer at start is logged, not fatal.
+ * start failing, with the cause, and once when they succeed again) and the metrics. A store
+ * that does not answer at start is logged, not fatal.
  */
 export async function startSharedStore (opts: {
   target: StoreTarget
