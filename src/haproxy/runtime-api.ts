@@ -77,8 +77,10 @@ export class HaproxyRuntimeApi {
     if (/^prompt\b/.test(trimmed)) throw new Error('refusing "prompt": this client only speaks the non-interactive mode')
     const raw = await this.exchange(trimmed)
     if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`, true)
-    if (!raw.endsWith('\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`, true)
-    const output = raw.endsWith('\n\n') ? raw.slice(0, -1) : raw === '\n' ? '' : raw
+    // HAProxy ends every reply with an empty line (a silent success is that line alone): a reply
+    // cut at a line boundary would otherwise pass for a whole one, e.g. a ring of two keys.
+    if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`, true)
+    const output = raw === '\n' ? '' : raw.slice(0, -1)
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output
   }
