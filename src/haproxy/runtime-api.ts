@@ -79,7 +79,8 @@ export class HaproxyRuntimeApi {
     if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`, true)
     // HAProxy ends every reply with an empty line (a silent success is that line alone): a reply
     // cut at a line boundary would otherwise pass for a whole one, e.g. a ring of two keys.
-    if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`, true)
+    // The part received is not kept: it may hold key material (`show tls-keys FILE`).
+    if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, '', `incomplete reply from haproxy to "${trimmed}" (closed after ${Buffer.byteLength(raw)} bytes, before the empty line that ends every reply)`, true)
     const output = raw === '\n' ? '' : raw.slice(0, -1)
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output
@@ -178,8 +179,9 @@ export class HaproxyRuntimeApi {
       output = await this.command(`set ssl tls-key ${file} ${key}`)
     } catch (err) {
       const answer = err instanceof HaproxyRuntimeError ? err.output : ''
-      const why = err instanceof HaproxyRuntimeError ? answer.trim() : (err as Error).message.split(key).join('<key>')
-      throw new HaproxyRuntimeError(shown, answer, `haproxy did not take "${shown}": ${why === '' ? '(empty reply)' : why}`)
+      const why = err instanceof HaproxyRuntimeError && !err.lost ? answer.trim() : (err as Error).message.split(key).join('<key>')
+      // Still "lost" when it was: HAProxy going away mid-push is unreachable, not a refusal.
+      throw new HaproxyRuntimeError(shown, answer, `haproxy did not take "${shown}": ${why === '' ? '(empty reply)' : why}`, err instanceof HaproxyRuntimeError && err.lost)
     }
     if (!output.includes('TLS ticket key updated')) throw new HaproxyRuntimeError(shown, output)
   }

@@ -132,3 +132,54 @@ test('connectionLost: socket errors of a vanished HAProxy and replies cut short,
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+/** A unix socket that answers every command with `reply` and closes. */
+async function replying (dir: string, reply: string): Promise<{ api: HaproxyRuntimeApi; close: () => void }> {
+  const file = path.join(dir, `reply-${Math.random().toString(36).slice(2)}.sock`)
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {})
+    socket.once('data', () => socket.end(reply))
+  })
+  await new Promise<void>((resolve) => server.listen(file, resolve))
+  return { api: new HaproxyRuntimeApi(file, { timeoutMs: 2000 }), close: () => server.close() }
+}
+
+test('a reply cut at a line boundary (no closing empty line) is a lost connection, not a shorter answer', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  const keyFile = '/etc/haproxy/tls-ticket-keys'
+  const key = (n: number): string => Buffer.alloc(48, n).toString('base64')
+  const whole = `# id secret\n# 0 (${keyFile})\n0.0 ${key(1)}\n0.1 ${key(2)}\n0.2 ${key(3)}\n\n`
+  try {
+    const complete = await replying(dir, whole)
+    assert.deepEqual(await complete.api.showTlsKeys(keyFile), [key(1), key(2), key(3)])
+    complete.close()
+    // Two keys of three: before the fix this passed for a ring HAProxy holds.
+    const cut = await replying(dir, whole.slice(0, whole.indexOf(`0.2 `)))
+    const err = await cut.api.showTlsKeys(keyFile).then(() => undefined, (e: unknown) => e)
+    cut.close()
+    assert.ok(err instanceof Error, 'a cut ring was accepted')
+    assert.equal(connectionLost(err), true)
+    assert.match(err.message, /incomplete reply from haproxy to "show tls-keys \/etc\/haproxy\/tls-ticket-keys"/)
+    assert.equal(JSON.stringify(err).includes(key(1)), false, 'the part received (key material) is kept in the error')
+
+    const refs = await replying(dir, `# id (file)\n0 (${keyFile})\n`)
+    const refsErr = await refs.api.showTlsKeyRefs().then(() => undefined, (e: unknown) => e)
+    refs.close()
+    assert.equal(connectionLost(refsErr), true)
+
+    // What HAProxy 2.6 answers to a silent success, and to a ticket key push.
+    const silent = await replying(dir, '\n')
+    await silent.api.silentCommand('set server be/n1 state ready')
+    silent.close()
+    const pushed = await replying(dir, 'TLS ticket key updated!\n\n')
+    await pushed.api.setTlsKey(keyFile, key(4))
+    pushed.close()
+    const cutPush = await replying(dir, 'TLS ticket key updated!\n')
+    const pushErr = await cutPush.api.setTlsKey(keyFile, key(4)).then(() => undefined, (e: unknown) => e)
+    cutPush.close()
+    assert.equal(connectionLost(pushErr), true, 'a push cut short is a lost connection too')
+    assert.equal(String(pushErr).includes(key(4)), false)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
