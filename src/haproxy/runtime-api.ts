@@ -16,8 +16,25 @@ const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ENOENT'])
  */
 export function connectionLost (err: unknown): boolean {
   if (err instanceof HaproxyRuntimeError) return err.lost
-  const code = ((err as Error | undefined)?.cause as NodeJS.ErrnoException | undefined)?.code
-  return code !== undefined && LOST_CODES.has(code)
+  return err instanceof RuntimeSocketError && err.code !== undefined && LOST_CODES.has(err.code)
+}
+
+/**
+ * The Runtime API socket failed (connect, read, write) or gave no whole reply in time. The
+ * errno is kept on `code`, not as a `cause`: the message already says it, and the log
+ * serialiser would append the cause's message again.
+ */
+export class RuntimeSocketError extends Error {
+  constructor (message: string, readonly code: string | undefined, readonly timeoutMs?: number) {
+    super(message)
+    this.name = 'RuntimeSocketError'
+  }
+
+  /** Node's socket error, said once: its message repeats the address the target names. */
+  static from (target: string, err: NodeJS.ErrnoException): RuntimeSocketError {
+    const what = err.syscall !== undefined && err.code !== undefined ? `${err.syscall} ${err.code}` : err.message
+    return new RuntimeSocketError(`haproxy runtime API ${target}: ${what}`, err.code)
+  }
 }
 
 export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
@@ -203,13 +220,13 @@ export class HaproxyRuntimeApi {
       }
       // One deadline for connect + reply: a wedged HAProxy must not hang the caller.
       const timer = setTimeout(() => {
-        finish(new Error(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`))
+        finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`, undefined, this.timeoutMs))
       }, this.timeoutMs)
       socket.on('connect', () => socket.write(`${cmd}\n`))
       socket.on('data', (chunk: Buffer) => chunks.push(chunk))
       socket.on('end', () => finish(undefined))
       socket.on('close', () => finish(undefined))
-      socket.on('error', (err) => finish(new Error(`haproxy runtime API ${this.target}: ${err.message}`, { cause: err })))
+      socket.on('error', (err) => finish(RuntimeSocketError.from(this.target, err)))
     })
   }
 }

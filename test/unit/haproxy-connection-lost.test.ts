@@ -4,10 +4,12 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
+import pino from 'pino'
 import { HaproxyTerminator } from '../../src/haproxy/haproxy-terminator.js'
 import { connectionLost, HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import type { TerminatorHealth } from '../../src/node/terminator-part.js'
 import { createLogger } from '../../src/util/logger.js'
+import { freePorts } from '../helpers/ports.js'
 
 // A local HAProxy that stops mid-round, made deterministic: a unix socket that answers the
 // first commands as HAProxy 2.6 does and then goes away in each of the ways a stopping
@@ -179,6 +181,22 @@ test('a reply cut at a line boundary (no closing empty line) is a lost connectio
     cutPush.close()
     assert.equal(connectionLost(pushErr), true, 'a push cut short is a lost connection too')
     assert.equal(String(pushErr).includes(key(4)), false)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a socket error is said once in the log line: the address and errno appear one time each', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  try {
+    const [port] = await freePorts(1) as [number]
+    for (const [target, errno] of [[path.join(dir, 'node.sock'), 'ENOENT'], [`127.0.0.1:${port}`, 'ECONNREFUSED']] as const) {
+      const err = await new HaproxyRuntimeApi(target, { timeoutMs: 1000 }).showInfo().then(() => undefined, (e: unknown) => e)
+      assert.equal(connectionLost(err), true, errno)
+      // What pino writes for { err }: the message with any cause's message appended.
+      const logged = pino.stdSerializers.err(err as Error).message
+      assert.equal(logged, `haproxy runtime API ${target}: connect ${errno}`)
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
