@@ -85,7 +85,7 @@ const terminatorSchema = {
     },
     ticketKeys: {
       type: 'object',
-      properties: { current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },
+      properties: { known: { type: 'boolean' }, current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },
       required: ['current', 'rotations', 'repairs']
     },
     busy: { type: 'number' },

@@ -4,7 +4,7 @@ import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetri
 import type { CertificateBundle } from '../tls/certificates.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import type { Logger } from '../util/logger.js'
-import { connectionLost, HaproxyRuntimeApi } from './runtime-api.js'
+import { connectionLost, HaproxyRuntimeApi, RuntimeSocketError } from './runtime-api.js'
 import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
 import type { StatRow } from './stats.js'
 import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
@@ -25,6 +25,9 @@ export interface HaproxyTerminatorOptions extends LocalHaproxySetup {
 
 /** Frontend statuses that still serve (FULL: at its maxconn, new connections wait in the queue). */
 const SERVING_FRONTEND = new Set(['OPEN', 'FULL'])
+
+/** The Runtime API gave no whole reply within its deadline (a wedged HAProxy). */
+function timedOut (err: unknown): boolean { return err instanceof RuntimeSocketError && err.timeoutMs !== undefined }
 
 /** A process of the local HAProxy: its pid and start time, so a restart is told apart. */
 function processKey (info: HaproxyInfo): string { return `${String(info.pid)}@${String(info.startTime)}` }
@@ -144,6 +147,7 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(info?.version !== undefined ? { version: info.version } : {}),
       frontends: this.frontends,
       ticketKeys: {
+        known: ring !== undefined,
         current: ring?.current ?? false,
         ...(ring?.current === true ? { epoch: ring.epoch } : {}),
         rotations: this.pushes.rotation,
@@ -198,7 +202,7 @@ export class HaproxyTerminator implements NodeTerminator {
     this.info = info
     try {
       await this.checkProcess(info)
-      if (this.setupProblem !== undefined) { this.publish({ serving: false, reason: this.setupProblem }); return }
+      if (this.setupProblem !== undefined) { this.forgetRing(); this.publish({ serving: false, reason: this.setupProblem }); return }
       const rows = await this.api.showStat()
       this.readFigures(info, rows)
       const frontendProblem = this.frontendProblem(rows)
@@ -210,8 +214,8 @@ export class HaproxyTerminator implements NodeTerminator {
       this.publish({ serving: true })
     } catch (err) {
       // HAProxy stopping between two commands of a round: unreachable, as the next round will
-      // find it, not a failure to read it.
-      if (connectionLost(err)) { this.unreachable(err); return }
+      // find it, not a failure to read it. A wedged one does not answer either.
+      if (connectionLost(err) || timedOut(err)) { this.unreachable(err); return }
       this.forgetRing()
       this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
       this.publish({ serving: false, reason: `local haproxy: ${(err as Error).message}` })
@@ -225,7 +229,16 @@ export class HaproxyTerminator implements NodeTerminator {
     // What its frontends were is not what they are: unknown until it answers again.
     this.frontends = []
     this.forgetRing()
-    this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
+    this.publish({ serving: false, reason: this.unreachableReason(err) })
+  }
+
+  /** Why the local HAProxy gave no answer: gone (refused, reset, no socket), wedged, or another socket error. */
+  private unreachableReason (err: unknown): string {
+    const socket = this.opts.socket
+    if (err instanceof RuntimeSocketError && err.timeoutMs !== undefined) return `local haproxy at ${socket} does not answer: no reply within ${err.timeoutMs} ms`
+    if (connectionLost(err)) return `local haproxy unreachable at ${socket}`
+    if (err instanceof RuntimeSocketError) return `local haproxy unreachable at ${socket} (${err.code ?? err.message})`
+    return `local haproxy: ${(err as Error).message}`
   }
 
   /**
@@ -267,7 +280,7 @@ export class HaproxyTerminator implements NodeTerminator {
     return ring
   }
 
-  /** The ring's state is unknown until it is read again (shown as not current). */
+  /** The ring's state is unknown until it is read again (status says so; the agent says down). */
   private forgetRing (): void {
     this.pusher?.forget()
     this.ring = undefined

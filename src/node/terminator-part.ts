@@ -40,8 +40,11 @@ export interface TerminatorStatus {
   pid?: number
   version?: string
   frontends?: Array<{ name: string; status: string }>
-  /** The ticket key ring: current or not, the encrypting key's epoch, pushes by reason. */
-  ticketKeys?: { current: boolean; epoch?: number; rotations: number; repairs: number; lastPushAt?: string }
+  /**
+   * The ticket key ring: known (read from HAProxy since it last answered) or not, current or
+   * not, the encrypting key's epoch, pushes by reason.
+   */
+  ticketKeys?: { known: boolean; current: boolean; epoch?: number; rotations: number; repairs: number; lastPushAt?: string }
   busy?: number
   idlePercent?: number
   connections?: number
