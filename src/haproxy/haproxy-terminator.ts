@@ -1,5 +1,5 @@
 import type { LoadSample } from '../agent/load-sampler.js'
-import { TlsfleetError } from '../errors.js'
+import { TerminatorError, TlsfleetError } from '../errors.js'
 import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from '../node/terminator-part.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
@@ -69,6 +69,8 @@ export class HaproxyTerminator implements NodeTerminator {
   /** The HAProxy process last seen answering, to count restarts. */
   private seenProcess?: string
   private setupProblem?: string
+  /** The setup problem in a few words, for the agent line. */
+  private setupBrief?: string
   private reachable = false
   private running: Promise<void> = Promise.resolve()
   private pollTimer?: NodeJS.Timeout
@@ -202,7 +204,11 @@ export class HaproxyTerminator implements NodeTerminator {
     this.info = info
     try {
       await this.checkProcess(info)
-      if (this.setupProblem !== undefined) { this.forgetRing(); this.publish({ serving: false, reason: this.setupProblem }); return }
+      if (this.setupProblem !== undefined) {
+        this.forgetRing()
+        this.publish({ serving: false, reason: this.setupProblem, ...(this.setupBrief !== undefined ? { agentReason: this.setupBrief } : {}) })
+        return
+      }
       const rows = await this.api.showStat()
       this.readFigures(info, rows)
       const frontendProblem = this.frontendProblem(rows)
@@ -258,10 +264,12 @@ export class HaproxyTerminator implements NodeTerminator {
       await checkLocalHaproxy(this.api, this.opts)
       if (this.setupProblem !== undefined) this.opts.log.info('the local haproxy is set up as needed now')
       this.setupProblem = undefined
+      this.setupBrief = undefined
     } catch (err) {
       if (!(err instanceof TlsfleetError) || connectionLost(err)) throw err
       if (this.setupProblem !== err.message) this.opts.log.error({ err }, 'the local haproxy is not set up for this node: the agent says down')
       this.setupProblem = err.message
+      this.setupBrief = err instanceof TerminatorError ? err.brief : undefined
     }
     this.checkedProcess = key
   }
@@ -324,7 +332,7 @@ export class HaproxyTerminator implements NodeTerminator {
   }
 
   private publish (health: TerminatorHealth): void {
-    const changed = health.serving !== this.health.serving || health.reason !== this.health.reason
+    const changed = health.serving !== this.health.serving || health.reason !== this.health.reason || health.agentReason !== this.health.agentReason
     this.health = health
     this.figures.serving = health.serving
     if (changed && health.serving) this.opts.log.info({ socket: this.opts.socket }, 'the local haproxy serves with the farm\'s ticket keys')

@@ -4,7 +4,11 @@ import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 
 /** Whether the terminator can serve clients now: one of the node's health inputs. */
-export interface TerminatorHealth { serving: boolean; reason?: string }
+/**
+ * Whether the terminator serves, and if not why: `reason` in full (logs, status, admin API),
+ * `agentReason` in a few words for HAProxy's agent line when the reason is long.
+ */
+export interface TerminatorHealth { serving: boolean; reason?: string; agentReason?: string }
 
 /** A load figure once a second: the agent's weight derives from it. */
 export interface TerminatorLoad {

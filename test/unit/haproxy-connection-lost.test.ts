@@ -85,6 +85,8 @@ test('a HAProxy that resets the connection between two commands of a round is un
     await terminator.poll()
     // Before the fix the interrupted check counted as done and the level was never asked.
     assert.match(health.at(-1)?.reason ?? '', /answers at level "user"/)
+    // The full text is for the log and the status; HAProxy's agent line gets a few words.
+    assert.equal(health.at(-1)?.agentReason, 'local haproxy socket is at level user, needs admin')
     assert.equal(terminator.status().reachable, true)
   })
 })
