@@ -83,6 +83,7 @@ const terminatorSchema = {
       type: 'array',
       items: { type: 'object', properties: { name: { type: 'string' }, status: { type: 'string' } }, required: ['name', 'status'] }
     },
+    warnings: { type: 'array', items: { type: 'string' } },
     ticketKeys: {
       type: 'object',
       properties: { known: { type: 'boolean' }, current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },

@@ -42,6 +42,7 @@ function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string
     const ring = k.known === false ? 'ring unknown (not read from the local haproxy)' : k.current ? `the farm's ring (epoch ${k.epoch ?? '?'})` : 'NOT the farm\'s ring'
     rows.push(['ticket keys', `${t.keyFile ?? '?'}: ${ring}, ${k.rotations} rotations, ${k.repairs} repairs${k.lastPushAt !== undefined ? `, last push ${k.lastPushAt}` : ''}`])
   }
+  for (const warning of t.warnings ?? []) rows.push(['', `warning: ${warning}`])
   return rows
 }
 

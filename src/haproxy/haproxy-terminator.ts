@@ -69,6 +69,8 @@ export class HaproxyTerminator implements NodeTerminator {
   /** The HAProxy process last seen answering, to count restarts. */
   private seenProcess?: string
   private setupProblem?: string
+  /** Why the key file cannot be kept equal to the ring (a reload would start from a stale one). */
+  private keyFileProblem?: string
   /** The setup problem in a few words, for the agent line. */
   private setupBrief?: string
   private reachable = false
@@ -148,6 +150,7 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(info?.pid !== undefined ? { pid: info.pid } : {}),
       ...(info?.version !== undefined ? { version: info.version } : {}),
       frontends: this.frontends,
+      warnings: this.warnings(),
       ticketKeys: {
         known: ring !== undefined,
         current: ring?.current ?? false,
@@ -166,6 +169,11 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(info?.sslCacheLookups !== undefined ? { cacheLookups: info.sslCacheLookups } : {}),
       ...(info?.sslCacheMisses !== undefined ? { cacheMisses: info.sslCacheMisses } : {})
     }
+  }
+
+  /** What does not stop the node from serving but will bite later: said in the status. */
+  private warnings (): string[] {
+    return this.keyFileProblem !== undefined ? [`${this.keyFileProblem}: an HAProxy reload will start from a stale ring`] : []
   }
 
   describe (): Record<string, unknown> {
@@ -282,10 +290,22 @@ export class HaproxyTerminator implements NodeTerminator {
       this.pushes.lastAt = new Date()
       this.metricsPart.keyUpdates.inc({ reason: ring.reason }, ring.pushed)
       // The epoch is public (it is in every ticket's name); the keys never leave this module.
-      this.opts.log.info({ file: pusher.file, epoch: ring.epoch, keys: ring.pushed, reason: ring.reason, current: ring.current }, ring.reason === 'rotation' ? 'ticket key rotated in the local haproxy' : 'ticket key ring of the local haproxy repaired')
+      this.opts.log.info({ file: pusher.file, epoch: ring.epoch, keys: ring.pushed, reason: ring.reason, current: ring.current, fileWritten: ring.fileWritten === true }, ring.reason === 'rotation' ? 'ticket key rotated in the local haproxy' : 'ticket key ring of the local haproxy repaired')
     }
+    this.noteKeyFile(ring)
     this.figures.ringEpoch = ring.current ? ring.epoch : undefined
     return ring
+  }
+
+  /** A key file that cannot be rewritten is said once (and when it can be again); the node still serves. */
+  private noteKeyFile (ring: RingCheck): void {
+    if (!ring.current) return
+    if (ring.fileProblem !== undefined && ring.fileProblem !== this.keyFileProblem) {
+      this.opts.log.warn({ file: this.opts.keyFile, problem: ring.fileProblem }, 'the key file cannot be kept equal to the ring: an HAProxy reload or restart will serve a stale ring until the next check repairs it (let this node write the file and its directory)')
+    } else if (ring.fileProblem === undefined && this.keyFileProblem !== undefined) {
+      this.opts.log.info({ file: this.opts.keyFile }, 'the key file holds the ring again')
+    }
+    this.keyFileProblem = ring.fileProblem
   }
 
   /** The ring's state is unknown until it is read again (status says so; the agent says down). */

@@ -44,6 +44,8 @@ export interface TerminatorStatus {
   pid?: number
   version?: string
   frontends?: Array<{ name: string; status: string }>
+  /** Problems that do not stop it from serving (kind haproxy: a key file it cannot rewrite, other ticket key rings). */
+  warnings?: string[]
   /**
    * The ticket key ring: known (read from HAProxy since it last answered) or not, current or
    * not, the encrypting key's epoch, pushes by reason.

@@ -63,7 +63,7 @@ async function withTerminator (steps: (n: number) => Step, run: (t: HaproxyTermi
   await fake.listen()
   const health: TerminatorHealth[] = []
   const terminator = new HaproxyTerminator(
-    { socket: fake.path, keyFile: '/etc/haproxy/tls-ticket-keys', frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
+    { socket: fake.path, keyFile: path.join(dir, 'tls-ticket-keys'), frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
     { onHealth: (h) => health.push(h), onLoad: () => {} }
   )
   try {
