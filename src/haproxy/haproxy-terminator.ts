@@ -8,7 +8,7 @@ import { connectionLost, HaproxyRuntimeApi, RuntimeSocketError } from './runtime
 import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
 import type { StatRow } from './stats.js'
 import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
-import { checkLocalHaproxy, frontendRows, type LocalHaproxySetup } from './terminator-setup.js'
+import { checkLocalHaproxy, frontendRows, otherRingsWarning, type LocalHaproxyFindings, type LocalHaproxySetup } from './terminator-setup.js'
 import { TicketKeyPusher, type RingCheck } from './ticket-key-pusher.js'
 
 export interface HaproxyTerminatorOptions extends LocalHaproxySetup {
@@ -71,6 +71,10 @@ export class HaproxyTerminator implements NodeTerminator {
   private setupProblem?: string
   /** Why the key file cannot be kept equal to the ring (a reload would start from a stale one). */
   private keyFileProblem?: string
+  /** Rings of other key files in the local HAProxy (its last checked process), as a warning. */
+  private otherRings?: string
+  /** The HAProxy process whose findings were logged (a check cut short is made again). */
+  private warnedProcess?: string
   /** The setup problem in a few words, for the agent line. */
   private setupBrief?: string
   private reachable = false
@@ -97,7 +101,7 @@ export class HaproxyTerminator implements NodeTerminator {
       this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy does not answer yet; the agent says down until it does')
       return
     }
-    await checkLocalHaproxy(this.api, this.opts)
+    this.noteFindings(await checkLocalHaproxy(this.api, this.opts), processKey(info))
     this.checkedProcess = this.seenProcess = processKey(info)
   }
 
@@ -173,7 +177,10 @@ export class HaproxyTerminator implements NodeTerminator {
 
   /** What does not stop the node from serving but will bite later: said in the status. */
   private warnings (): string[] {
-    return this.keyFileProblem !== undefined ? [`${this.keyFileProblem}: an HAProxy reload will start from a stale ring`] : []
+    return [
+      ...(this.otherRings !== undefined ? [this.otherRings] : []),
+      ...(this.keyFileProblem !== undefined ? [`${this.keyFileProblem}: an HAProxy reload will start from a stale ring`] : [])
+    ]
   }
 
   describe (): Record<string, unknown> {
@@ -269,7 +276,7 @@ export class HaproxyTerminator implements NodeTerminator {
     }
     this.seenProcess = key
     try {
-      await checkLocalHaproxy(this.api, this.opts)
+      this.noteFindings(await checkLocalHaproxy(this.api, this.opts), key)
       if (this.setupProblem !== undefined) this.opts.log.info('the local haproxy is set up as needed now')
       this.setupProblem = undefined
       this.setupBrief = undefined
@@ -295,6 +302,13 @@ export class HaproxyTerminator implements NodeTerminator {
     this.noteKeyFile(ring)
     this.figures.ringEpoch = ring.current ? ring.epoch : undefined
     return ring
+  }
+
+  /** Once per HAProxy process (its setup is checked once): other rings are warned about, by name. */
+  private noteFindings (findings: LocalHaproxyFindings, process: string): void {
+    this.otherRings = otherRingsWarning(this.opts.keyFile, findings.otherRings)
+    if (this.otherRings !== undefined && this.warnedProcess !== process) this.opts.log.warn({ keyFile: this.opts.keyFile, otherRings: findings.otherRings }, this.otherRings)
+    this.warnedProcess = process
   }
 
   /** A key file that cannot be rewritten is said once (and when it can be again); the node still serves. */

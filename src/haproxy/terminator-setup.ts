@@ -2,7 +2,7 @@ import { TICKET_KEY_LENGTH } from '../tls/ticket-keys.js'
 import { TerminatorError } from '../errors.js'
 import type { HaproxyRuntimeApi } from './runtime-api.js'
 import type { StatRow } from './stats.js'
-import { keyLineBytes } from './tls-keys.js'
+import { keyLineBytes, type TlsKeyRef } from './tls-keys.js'
 
 export interface LocalHaproxySetup {
   /** --terminator-socket, for messages. */
@@ -18,13 +18,31 @@ export function frontendRows (rows: StatRow[]): StatRow[] {
   return rows.filter((r) => r.svname === 'FRONTEND')
 }
 
+/** What a local HAProxy that passed the checks still holds besides the managed ring. */
+export interface LocalHaproxyFindings {
+  /** Ticket key rings of other `tls-ticket-keys` files: tickets from their binds resume nowhere else. */
+  otherRings: TlsKeyRef[]
+}
+
+/**
+ * The warning for rings besides --terminator-keys, or undefined when there are none. Binds with
+ * no `tls-ticket-keys` at all do not show in `show tls-keys` (HAProxy 2.6): only the docs can
+ * say those must not exist.
+ */
+export function otherRingsWarning (keyFile: string, others: TlsKeyRef[]): string | undefined {
+  if (others.length === 0) return undefined
+  const named = others.map((r) => `${r.id} (${r.file})`).join(', ')
+  return `the local HAProxy holds ticket key rings tlsfleet does not manage: ${named}; tickets from those binds resume on no other node: every "bind ... ssl" line must use "tls-ticket-keys ${keyFile}"`
+}
+
 /**
  * Whether the local HAProxy is set up as a companioned node needs it, asked once per HAProxy
  * process: a socket at level admin (recent HAProxy versions allow ticket keys only there), a
  * bind line whose `tls-ticket-keys` is --terminator-keys, 48-byte keys (what the farm derives),
- * and the --terminator-frontend names. Throws a TerminatorError naming what to change.
+ * and the --terminator-frontend names. Throws a TerminatorError naming what to change; returns
+ * what is not fatal (rings of other key files), for a warning.
  */
-export async function checkLocalHaproxy (api: HaproxyRuntimeApi, setup: LocalHaproxySetup): Promise<void> {
+export async function checkLocalHaproxy (api: HaproxyRuntimeApi, setup: LocalHaproxySetup): Promise<LocalHaproxyFindings> {
   const { socket, keyFile } = setup
   const level = await api.cliLevel()
   if (level !== 'admin') {
@@ -47,4 +65,5 @@ export async function checkLocalHaproxy (api: HaproxyRuntimeApi, setup: LocalHap
     const missing = setup.frontends.filter((f) => !names.includes(f))
     if (missing.length > 0) throw new TerminatorError(`--terminator-frontend ${missing.join(', ')}: the local HAProxy has no such frontend (it has ${names.join(', ') || 'none'})`, `local haproxy has no frontend ${missing.join(', ')}`)
   }
+  return { otherRings: refs.filter((r) => r.file !== keyFile) }
 }

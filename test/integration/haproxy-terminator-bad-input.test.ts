@@ -195,3 +195,23 @@ test('a Runtime API socket that accepts and never replies: the agent and status 
     silent.close()
   }
 })
+
+test('a second ticket key ring in the local HAProxy: the node serves, warns once naming the other file and id, and status shows it', async () => {
+  const [agent, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--terminator', 'haproxy', '--terminator-socket', withKeys.socketPath, '--terminator-keys', keyFile, '--sync-secret-file', secret, '--agent-listen', `127.0.0.1:${agent}`], { adminPort: admin })
+  try {
+    assert.equal(await pollUntil('the agent to say up', async () => { const line = await agentSays(agent); return /^ready up/.test(line) ? line : undefined }), 'ready up 100%\n')
+    const [other] = (await withKeys.api.showTlsKeyRefs()).filter((r) => r.file === wideKeyFile)
+    assert.ok(other !== undefined)
+    const warning = `the local HAProxy holds ticket key rings tlsfleet does not manage: ${other.id} (${wideKeyFile}); tickets from those binds resume on no other node: every "bind ... ssl" line must use "tls-ticket-keys ${keyFile}"`
+    await node.waitForLog((l) => l.msg === warning)
+    const status = await runCli(['status', '--admin', node.adminUrl])
+    assert.equal(status.code, 0, status.stderr)
+    assert.ok(status.stdout.includes(`warning: ${warning}`), status.stdout)
+    // Once per HAProxy process, not at every poll.
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    assert.equal(node.logs.filter((l) => l.msg === warning).length, 1)
+  } finally {
+    await node.stop()
+  }
+})
