@@ -110,10 +110,11 @@ export class HaproxyRuntimeError extends TlsfleetError {
  * The local HAProxy a node companions (`--terminator haproxy`) is not set up as tlsfleet needs:
  * a socket below level admin, no `tls-ticket-keys` on its bind line, another key file than
  * `--terminator-keys`, keys of another size; or `tlsfleet haproxy-keys` cannot write its file.
- * The message names the option or file and what to change.
+ * The message names the option or file and what to change; `brief`, when given, says it in a
+ * few words for HAProxy's agent line (the full message goes to the log and the status).
  */
 export class TerminatorError extends TlsfleetError {
-  constructor (message: string) { super('TLSFLEET_ERR_TERMINATOR', message, EXIT_CONFIG) }
+  constructor (message: string, readonly brief?: string) { super('TLSFLEET_ERR_TERMINATOR', message, EXIT_CONFIG) }
 }
 
 /** A refusal by the admin API, with the HTTP status it answers with. */

@@ -84,9 +84,10 @@ const terminatorSchema = {
       type: 'array',
       items: { type: 'object', properties: { name: { type: 'string' }, status: { type: 'string' } }, required: ['name', 'status'] }
     },
+    warnings: { type: 'array', items: { type: 'string' } },
     ticketKeys: {
       type: 'object',
-      properties: { current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },
+      properties: { known: { type: 'boolean' }, current: { type: 'boolean' }, epoch: { type: 'integer' }, rotations: { type: 'integer' }, repairs: { type: 'integer' }, lastPushAt: { type: 'string' } },
       required: ['current', 'rotations', 'repairs']
     },
     busy: { type: 'number' },

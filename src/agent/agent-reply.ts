@@ -19,13 +19,26 @@ export interface AgentReply {
   reason?: string
 }
 
-/** Longer reasons are cut: HAProxy keeps the description in a small buffer anyway. */
+/**
+ * Longer reasons are cut: HAProxy keeps the description in a small buffer anyway. Callers with
+ * long causes give the agent a short reason of their own (TerminatorHealth.agentReason).
+ */
 const MAX_REASON = 200
+const ELLIPSIS = '...'
 
-/** Make a reason safe for one agent line: no CR/LF (would end the line), no control bytes. */
+/**
+ * Make a reason safe for one agent line: no CR/LF (would end the line), no control bytes; one
+ * over MAX_REASON is cut at a word boundary and ends with `...`, so it does not read whole.
+ */
 export function sanitizeReason (reason: string): string {
   // eslint-disable-next-line no-control-regex
-  return reason.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim().slice(0, MAX_REASON)
+  const text = reason.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim()
+  if (text.length <= MAX_REASON) return text
+  const room = text.slice(0, MAX_REASON - ELLIPSIS.length + 1)
+  const space = room.lastIndexOf(' ')
+  // One word longer than the line (a path?) is cut where the room ends.
+  const kept = space > MAX_REASON / 2 ? room.slice(0, space) : room.slice(0, -1)
+  return kept.replace(/[\s,;:]+$/, '') + ELLIPSIS
 }
 
 /**

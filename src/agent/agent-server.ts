@@ -1,7 +1,10 @@
 import net from 'node:net'
 import { EvictOldest } from '../admission/evict-oldest.js'
 import type { HostPort } from '../config/host-port.js'
-import { formatAgentReply, type AgentReply } from './agent-reply.js'
+import { formatAgentReply, type AdminState, type AgentReply } from './agent-reply.js'
+
+/** The line sent when no reply could be built: health only, so nothing the operator set is undone. */
+export const AGENT_ERROR_LINE = 'down #agent error\n'
 
 /** Why a connection to the agent port was cut or counted as bad input. */
 export type AgentInputProblem = 'oversized' | 'timeout' | 'evicted' | 'binary'
@@ -16,7 +19,8 @@ export interface AgentServerOptions {
   maxConnections?: number
   /** Bytes read from a peer before it is cut (default 1024; HAProxy's agent-send is short). */
   maxInputBytes?: number
-  onAnswered?: (reply: AgentReply) => void
+  /** The state the line told HAProxy: the admin state, or `down` (health down, or no reply could be built). */
+  onAnswered?: (state: AdminState | 'down') => void
   onProblem?: (problem: AgentInputProblem) => void
   onError?: (err: Error) => void
 }
@@ -67,19 +71,21 @@ export async function startAgentServer (opts: AgentServerOptions): Promise<Agent
       socket.destroy()
     })
 
-    let reply: AgentReply
     let line: string
+    let state: AdminState | 'down'
     try {
-      reply = opts.reply()
+      const reply: AgentReply = opts.reply()
       line = formatAgentReply(reply)
+      state = reply.health === 'down' ? 'down' : reply.admin
     } catch (err) {
-      // Never leave HAProxy with an incomplete line: say down, with the reason.
+      // Never leave HAProxy with an incomplete line: say down, with the reason. No admin-state
+      // word: an agent `ready` would cancel a drain or maint the operator set, and no weight.
       opts.onError?.(err as Error)
-      reply = { admin: 'ready', health: 'down', weightPercent: 100, reason: 'agent error' }
-      line = formatAgentReply(reply)
+      line = AGENT_ERROR_LINE
+      state = 'down'
     }
     socket.end(line)
-    opts.onAnswered?.(reply)
+    opts.onAnswered?.(state)
   })
 
   await new Promise<void>((resolve, reject) => {

@@ -9,8 +9,8 @@ export function isAdminState (value: unknown): value is AdminState {
 }
 
 /** What the node's health depends on; the primary feeds these in. */
-/** Whether the node's TLS terminator can serve, and if not why (its own words). */
-export interface TerminatorInput { serving: boolean; reason?: string }
+/** Whether the node's TLS terminator can serve, and if not why (its own words; short ones for the agent). */
+export interface TerminatorInput { serving: boolean; reason?: string; agentReason?: string }
 
 export interface HealthInputs {
   /** Workers listening, or the local HAProxy ready (src/node/terminator-part.ts). */
@@ -23,13 +23,17 @@ export interface HealthInputs {
   backendReachable?: boolean
 }
 
-export interface HealthVerdict { health: 'up' | 'down'; reason?: string }
+/** `agentReason`: the reason in a few words, for the agent line, when `reason` is long. */
+export interface HealthVerdict { health: 'up' | 'down'; reason?: string; agentReason?: string }
 
 /** The first reason that makes a node unhealthy, in order of what an operator must fix first. */
 export function judgeHealth (inputs: HealthInputs): HealthVerdict {
   if (inputs.stopping) return { health: 'down', reason: 'stopping' }
   if (!inputs.warm) return { health: 'down', reason: 'warming up (waiting for a session snapshot from peers)' }
-  if (!inputs.terminator.serving) return { health: 'down', reason: inputs.terminator.reason ?? 'the TLS terminator does not serve' }
+  if (!inputs.terminator.serving) {
+    const { reason, agentReason } = inputs.terminator
+    return { health: 'down', reason: reason ?? 'the TLS terminator does not serve', ...(agentReason !== undefined ? { agentReason } : {}) }
+  }
   if (inputs.backendReachable === false) return { health: 'down', reason: 'backend unreachable' }
   return { health: 'up' }
 }
@@ -170,7 +174,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
       health: verdict.health,
       weightPercent: this.capacity.weightPercent(),
       ...(maxconn !== undefined ? { maxconn } : {}),
-      ...(verdict.reason !== undefined ? { reason: verdict.reason } : {})
+      ...(verdict.reason !== undefined ? { reason: verdict.agentReason ?? verdict.reason } : {})
     }
   }
 }

@@ -37,7 +37,12 @@ function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string
     rows.push(['', `idle ${t.idlePercent}%, connections ${t.connections ?? 0}/${t.maxConnections ?? '?'}, TLS ${t.sslRate ?? 0}/s (full ${t.sslKeyRate ?? 0}/s), reuse ${t.sessionReusePercent ?? 0}%, session cache ${t.cacheLookups ?? 0} lookups ${t.cacheMisses ?? 0} misses`])
   }
   const k = t.ticketKeys
-  if (k !== undefined) rows.push(['ticket keys', `${t.keyFile ?? '?'}: ${k.current ? `the farm's ring (epoch ${k.epoch ?? '?'})` : 'NOT the farm\'s ring'}, ${k.rotations} rotations, ${k.repairs} repairs${k.lastPushAt !== undefined ? `, last push ${k.lastPushAt}` : ''}`])
+  if (k !== undefined) {
+    // Not read (HAProxy does not answer, or is not set up) is not the same as read and wrong.
+    const ring = k.known === false ? 'ring unknown (not read from the local haproxy)' : k.current ? `the farm's ring (epoch ${k.epoch ?? '?'})` : 'NOT the farm\'s ring'
+    rows.push(['ticket keys', `${t.keyFile ?? '?'}: ${ring}, ${k.rotations} rotations, ${k.repairs} repairs${k.lastPushAt !== undefined ? `, last push ${k.lastPushAt}` : ''}`])
+  }
+  for (const warning of t.warnings ?? []) rows.push(['', `warning: ${warning}`])
   return rows
 }
 

@@ -1,14 +1,14 @@
 import type { LoadSample } from '../agent/load-sampler.js'
-import { TlsfleetError } from '../errors.js'
+import { TerminatorError, TlsfleetError } from '../errors.js'
 import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from '../node/terminator-part.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import type { Logger } from '../util/logger.js'
-import { connectionLost, HaproxyRuntimeApi } from './runtime-api.js'
+import { connectionLost, HaproxyRuntimeApi, RuntimeSocketError } from './runtime-api.js'
 import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
 import type { StatRow } from './stats.js'
 import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
-import { checkLocalHaproxy, frontendRows, type LocalHaproxySetup } from './terminator-setup.js'
+import { checkLocalHaproxy, frontendRows, otherRingsWarning, type LocalHaproxyFindings, type LocalHaproxySetup } from './terminator-setup.js'
 import { TicketKeyPusher, type RingCheck } from './ticket-key-pusher.js'
 
 export interface HaproxyTerminatorOptions extends LocalHaproxySetup {
@@ -25,6 +25,9 @@ export interface HaproxyTerminatorOptions extends LocalHaproxySetup {
 
 /** Frontend statuses that still serve (FULL: at its maxconn, new connections wait in the queue). */
 const SERVING_FRONTEND = new Set(['OPEN', 'FULL'])
+
+/** The Runtime API gave no whole reply within its deadline (a wedged HAProxy). */
+function timedOut (err: unknown): boolean { return err instanceof RuntimeSocketError && err.timeoutMs !== undefined }
 
 /** A process of the local HAProxy: its pid and start time, so a restart is told apart. */
 function processKey (info: HaproxyInfo): string { return `${String(info.pid)}@${String(info.startTime)}` }
@@ -66,6 +69,14 @@ export class HaproxyTerminator implements NodeTerminator {
   /** The HAProxy process last seen answering, to count restarts. */
   private seenProcess?: string
   private setupProblem?: string
+  /** Why the key file cannot be kept equal to the ring (a reload would start from a stale one). */
+  private keyFileProblem?: string
+  /** Rings of other key files in the local HAProxy (its last checked process), as a warning. */
+  private otherRings?: string
+  /** The HAProxy process whose findings were logged (a check cut short is made again). */
+  private warnedProcess?: string
+  /** The setup problem in a few words, for the agent line. */
+  private setupBrief?: string
   private reachable = false
   private running: Promise<void> = Promise.resolve()
   private pollTimer?: NodeJS.Timeout
@@ -90,7 +101,7 @@ export class HaproxyTerminator implements NodeTerminator {
       this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy does not answer yet; the agent says down until it does')
       return
     }
-    await checkLocalHaproxy(this.api, this.opts)
+    this.noteFindings(await checkLocalHaproxy(this.api, this.opts), processKey(info))
     this.checkedProcess = this.seenProcess = processKey(info)
   }
 
@@ -143,7 +154,9 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(info?.pid !== undefined ? { pid: info.pid } : {}),
       ...(info?.version !== undefined ? { version: info.version } : {}),
       frontends: this.frontends,
+      warnings: this.warnings(),
       ticketKeys: {
+        known: ring !== undefined,
         current: ring?.current ?? false,
         ...(ring?.current === true ? { epoch: ring.epoch } : {}),
         rotations: this.pushes.rotation,
@@ -160,6 +173,14 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(info?.sslCacheLookups !== undefined ? { cacheLookups: info.sslCacheLookups } : {}),
       ...(info?.sslCacheMisses !== undefined ? { cacheMisses: info.sslCacheMisses } : {})
     }
+  }
+
+  /** What does not stop the node from serving but will bite later: said in the status. */
+  private warnings (): string[] {
+    return [
+      ...(this.otherRings !== undefined ? [this.otherRings] : []),
+      ...(this.keyFileProblem !== undefined ? [`${this.keyFileProblem}: an HAProxy reload will start from a stale ring`] : [])
+    ]
   }
 
   describe (): Record<string, unknown> {
@@ -198,7 +219,11 @@ export class HaproxyTerminator implements NodeTerminator {
     this.info = info
     try {
       await this.checkProcess(info)
-      if (this.setupProblem !== undefined) { this.publish({ serving: false, reason: this.setupProblem }); return }
+      if (this.setupProblem !== undefined) {
+        this.forgetRing()
+        this.publish({ serving: false, reason: this.setupProblem, ...(this.setupBrief !== undefined ? { agentReason: this.setupBrief } : {}) })
+        return
+      }
       const rows = await this.api.showStat()
       this.readFigures(info, rows)
       const frontendProblem = this.frontendProblem(rows)
@@ -210,8 +235,8 @@ export class HaproxyTerminator implements NodeTerminator {
       this.publish({ serving: true })
     } catch (err) {
       // HAProxy stopping between two commands of a round: unreachable, as the next round will
-      // find it, not a failure to read it.
-      if (connectionLost(err)) { this.unreachable(err); return }
+      // find it, not a failure to read it. A wedged one does not answer either.
+      if (connectionLost(err) || timedOut(err)) { this.unreachable(err); return }
       this.forgetRing()
       this.opts.log.error({ err, socket: this.opts.socket }, 'reading the local haproxy failed: the agent says down')
       this.publish({ serving: false, reason: `local haproxy: ${(err as Error).message}` })
@@ -225,7 +250,16 @@ export class HaproxyTerminator implements NodeTerminator {
     // What its frontends were is not what they are: unknown until it answers again.
     this.frontends = []
     this.forgetRing()
-    this.publish({ serving: false, reason: `local haproxy unreachable at ${this.opts.socket}` })
+    this.publish({ serving: false, reason: this.unreachableReason(err) })
+  }
+
+  /** Why the local HAProxy gave no answer: gone (refused, reset, no socket), wedged, or another socket error. */
+  private unreachableReason (err: unknown): string {
+    const socket = this.opts.socket
+    if (err instanceof RuntimeSocketError && err.timeoutMs !== undefined) return `local haproxy at ${socket} does not answer: no reply within ${err.timeoutMs} ms`
+    if (connectionLost(err)) return `local haproxy unreachable at ${socket}`
+    if (err instanceof RuntimeSocketError) return `local haproxy unreachable at ${socket} (${err.code ?? err.message})`
+    return `local haproxy: ${(err as Error).message}`
   }
 
   /**
@@ -242,13 +276,15 @@ export class HaproxyTerminator implements NodeTerminator {
     }
     this.seenProcess = key
     try {
-      await checkLocalHaproxy(this.api, this.opts)
+      this.noteFindings(await checkLocalHaproxy(this.api, this.opts), key)
       if (this.setupProblem !== undefined) this.opts.log.info('the local haproxy is set up as needed now')
       this.setupProblem = undefined
+      this.setupBrief = undefined
     } catch (err) {
       if (!(err instanceof TlsfleetError) || connectionLost(err)) throw err
       if (this.setupProblem !== err.message) this.opts.log.error({ err }, 'the local haproxy is not set up for this node: the agent says down')
       this.setupProblem = err.message
+      this.setupBrief = err instanceof TerminatorError ? err.brief : undefined
     }
     this.checkedProcess = key
   }
@@ -261,13 +297,32 @@ export class HaproxyTerminator implements NodeTerminator {
       this.pushes.lastAt = new Date()
       this.metricsPart.keyUpdates.inc({ reason: ring.reason }, ring.pushed)
       // The epoch is public (it is in every ticket's name); the keys never leave this module.
-      this.opts.log.info({ file: pusher.file, epoch: ring.epoch, keys: ring.pushed, reason: ring.reason, current: ring.current }, ring.reason === 'rotation' ? 'ticket key rotated in the local haproxy' : 'ticket key ring of the local haproxy repaired')
+      this.opts.log.info({ file: pusher.file, epoch: ring.epoch, keys: ring.pushed, reason: ring.reason, current: ring.current, fileWritten: ring.fileWritten === true }, ring.reason === 'rotation' ? 'ticket key rotated in the local haproxy' : 'ticket key ring of the local haproxy repaired')
     }
+    this.noteKeyFile(ring)
     this.figures.ringEpoch = ring.current ? ring.epoch : undefined
     return ring
   }
 
-  /** The ring's state is unknown until it is read again (shown as not current). */
+  /** Once per HAProxy process (its setup is checked once): other rings are warned about, by name. */
+  private noteFindings (findings: LocalHaproxyFindings, process: string): void {
+    this.otherRings = otherRingsWarning(this.opts.keyFile, findings.otherRings)
+    if (this.otherRings !== undefined && this.warnedProcess !== process) this.opts.log.warn({ keyFile: this.opts.keyFile, otherRings: findings.otherRings }, this.otherRings)
+    this.warnedProcess = process
+  }
+
+  /** A key file that cannot be rewritten is said once (and when it can be again); the node still serves. */
+  private noteKeyFile (ring: RingCheck): void {
+    if (!ring.current) return
+    if (ring.fileProblem !== undefined && ring.fileProblem !== this.keyFileProblem) {
+      this.opts.log.warn({ file: this.opts.keyFile, problem: ring.fileProblem }, 'the key file cannot be kept equal to the ring: an HAProxy reload or restart will serve a stale ring until the next check repairs it (let this node write the file and its directory)')
+    } else if (ring.fileProblem === undefined && this.keyFileProblem !== undefined) {
+      this.opts.log.info({ file: this.opts.keyFile }, 'the key file holds the ring again')
+    }
+    this.keyFileProblem = ring.fileProblem
+  }
+
+  /** The ring's state is unknown until it is read again (status says so; the agent says down). */
   private forgetRing (): void {
     this.pusher?.forget()
     this.ring = undefined
@@ -311,7 +366,7 @@ export class HaproxyTerminator implements NodeTerminator {
   }
 
   private publish (health: TerminatorHealth): void {
-    const changed = health.serving !== this.health.serving || health.reason !== this.health.reason
+    const changed = health.serving !== this.health.serving || health.reason !== this.health.reason || health.agentReason !== this.health.agentReason
     this.health = health
     this.figures.serving = health.serving
     if (changed && health.serving) this.opts.log.info({ socket: this.opts.socket }, 'the local haproxy serves with the farm\'s ticket keys')

@@ -26,14 +26,31 @@ export function writeHaproxyKeyFile (opts: KeyFileOptions): { epoch: number; nex
   const now = opts.now ?? Date.now()
   const schedule = new TicketKeySchedule({ secret, rotationSeconds: opts.rotationSeconds, lifetimeSeconds: 0, now: () => now })
   const ring: ExpectedRing = expectedRing(schedule, now)
-  const temp = path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${process.pid}.tmp`)
   try {
-    fs.writeFileSync(temp, keyFileText(ring), { mode: 0o600 })
-    fs.chmodSync(temp, 0o600)
-    fs.renameSync(temp, opts.out)
+    replaceKeyFile(opts.out, keyFileText(ring))
   } catch (err) {
-    fs.rmSync(temp, { force: true })
     throw new TerminatorError(`--out ${opts.out}: cannot write the key file: ${(err as Error).message}`)
   }
   return { epoch: ring.epoch, nextRotationMs: schedule.epochStartMs(ring.epoch + 1) }
+}
+
+/**
+ * Replace a key file with `text`: written beside it, mode 0600, then renamed over it, so a
+ * reload never reads half a file. Run as root, the new file keeps the owner of the one it
+ * replaces (HAProxy's user may read it, e.g. after a master-worker re-exec). Throws fs errors.
+ */
+export function replaceKeyFile (file: string, text: string): void {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
+  try {
+    fs.writeFileSync(temp, text, { mode: 0o600 })
+    fs.chmodSync(temp, 0o600)
+    if (process.geteuid?.() === 0) {
+      const previous = fs.statSync(file, { throwIfNoEntry: false })
+      if (previous !== undefined) fs.chownSync(temp, previous.uid, previous.gid)
+    }
+    fs.renameSync(temp, file)
+  } catch (err) {
+    fs.rmSync(temp, { force: true })
+    throw err
+  }
 }

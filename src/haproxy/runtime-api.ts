@@ -16,8 +16,25 @@ const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ENOENT'])
  */
 export function connectionLost (err: unknown): boolean {
   if (err instanceof HaproxyRuntimeError) return err.lost
-  const code = ((err as Error | undefined)?.cause as NodeJS.ErrnoException | undefined)?.code
-  return code !== undefined && LOST_CODES.has(code)
+  return err instanceof RuntimeSocketError && err.code !== undefined && LOST_CODES.has(err.code)
+}
+
+/**
+ * The Runtime API socket failed (connect, read, write) or gave no whole reply in time. The
+ * errno is kept on `code`, not as a `cause`: the message already says it, and the log
+ * serialiser would append the cause's message again.
+ */
+export class RuntimeSocketError extends Error {
+  constructor (message: string, readonly code: string | undefined, readonly timeoutMs?: number) {
+    super(message)
+    this.name = 'RuntimeSocketError'
+  }
+
+  /** Node's socket error, said once: its message repeats the address the target names. */
+  static from (target: string, err: NodeJS.ErrnoException): RuntimeSocketError {
+    const what = err.syscall !== undefined && err.code !== undefined ? `${err.syscall} ${err.code}` : err.message
+    return new RuntimeSocketError(`haproxy runtime API ${target}: ${what}`, err.code)
+  }
 }
 
 export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
@@ -77,8 +94,11 @@ export class HaproxyRuntimeApi {
     if (/^prompt\b/.test(trimmed)) throw new Error('refusing "prompt": this client only speaks the non-interactive mode')
     const raw = await this.exchange(trimmed)
     if (raw === '') throw new HaproxyRuntimeError(trimmed, raw, `haproxy closed the connection without replying to "${trimmed}"`, true)
-    if (!raw.endsWith('\n')) throw new HaproxyRuntimeError(trimmed, raw, `incomplete reply from haproxy to "${trimmed}"`, true)
-    const output = raw.endsWith('\n\n') ? raw.slice(0, -1) : raw === '\n' ? '' : raw
+    // HAProxy ends every reply with an empty line (a silent success is that line alone): a reply
+    // cut at a line boundary would otherwise pass for a whole one, e.g. a ring of two keys.
+    // The part received is not kept: it may hold key material (`show tls-keys FILE`).
+    if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, '', `incomplete reply from haproxy to "${trimmed}" (closed after ${Buffer.byteLength(raw)} bytes, before the empty line that ends every reply)`, true)
+    const output = raw === '\n' ? '' : raw.slice(0, -1)
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output
   }
@@ -176,8 +196,9 @@ export class HaproxyRuntimeApi {
       output = await this.command(`set ssl tls-key ${file} ${key}`)
     } catch (err) {
       const answer = err instanceof HaproxyRuntimeError ? err.output : ''
-      const why = err instanceof HaproxyRuntimeError ? answer.trim() : (err as Error).message.split(key).join('<key>')
-      throw new HaproxyRuntimeError(shown, answer, `haproxy did not take "${shown}": ${why === '' ? '(empty reply)' : why}`)
+      const why = err instanceof HaproxyRuntimeError && !err.lost ? answer.trim() : (err as Error).message.split(key).join('<key>')
+      // Still "lost" when it was: HAProxy going away mid-push is unreachable, not a refusal.
+      throw new HaproxyRuntimeError(shown, answer, `haproxy did not take "${shown}": ${why === '' ? '(empty reply)' : why}`, err instanceof HaproxyRuntimeError && err.lost)
     }
     if (!output.includes('TLS ticket key updated')) throw new HaproxyRuntimeError(shown, output)
   }
@@ -199,13 +220,13 @@ export class HaproxyRuntimeApi {
       }
       // One deadline for connect + reply: a wedged HAProxy must not hang the caller.
       const timer = setTimeout(() => {
-        finish(new Error(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`))
+        finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`, undefined, this.timeoutMs))
       }, this.timeoutMs)
       socket.on('connect', () => socket.write(`${cmd}\n`))
       socket.on('data', (chunk: Buffer) => chunks.push(chunk))
       socket.on('end', () => finish(undefined))
       socket.on('close', () => finish(undefined))
-      socket.on('error', (err) => finish(new Error(`haproxy runtime API ${this.target}: ${err.message}`, { cause: err })))
+      socket.on('error', (err) => finish(RuntimeSocketError.from(this.target, err)))
     })
   }
 }

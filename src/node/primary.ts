@@ -268,7 +268,7 @@ export class Primary {
     const agent = await startAgentServer({
       listen,
       reply: () => this.state.agentReply(),
-      onAnswered: (reply) => this.metrics.agentReplies.inc({ state: reply.health === 'down' ? 'down' : reply.admin }),
+      onAnswered: (state) => this.metrics.agentReplies.inc({ state }),
       onProblem: (reason) => this.metrics.agentInputErrors.inc({ reason }),
       onError: (err) => this.log.error({ err }, 'agent error')
     }).catch((err: unknown) => { throw new ListenError('--agent-listen', formatHostPort(listen), err) })

@@ -4,7 +4,11 @@ import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 
 /** Whether the terminator can serve clients now: one of the node's health inputs. */
-export interface TerminatorHealth { serving: boolean; reason?: string }
+/**
+ * Whether the terminator serves, and if not why: `reason` in full (logs, status, admin API),
+ * `agentReason` in a few words for HAProxy's agent line when the reason is long.
+ */
+export interface TerminatorHealth { serving: boolean; reason?: string; agentReason?: string }
 
 /** A load figure once a second: the agent's weight derives from it. */
 export interface TerminatorLoad {
@@ -40,8 +44,13 @@ export interface TerminatorStatus {
   pid?: number
   version?: string
   frontends?: Array<{ name: string; status: string }>
-  /** The ticket key ring: current or not, the encrypting key's epoch, pushes by reason. */
-  ticketKeys?: { current: boolean; epoch?: number; rotations: number; repairs: number; lastPushAt?: string }
+  /** Problems that do not stop it from serving (kind haproxy: a key file it cannot rewrite, other ticket key rings). */
+  warnings?: string[]
+  /**
+   * The ticket key ring: known (read from HAProxy since it last answered) or not, current or
+   * not, the encrypting key's epoch, pushes by reason.
+   */
+  ticketKeys?: { known: boolean; current: boolean; epoch?: number; rotations: number; repairs: number; lastPushAt?: string }
   busy?: number
   idlePercent?: number
   connections?: number

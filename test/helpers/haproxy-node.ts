@@ -30,6 +30,8 @@ export interface HaproxyNode {
   config: string
   /** A new local HAProxy process from the same config and the key file as it is on disk. */
   startHaproxy: () => Promise<RunningHaproxy>
+  /** Reload the local HAProxy as `haproxy -sf OLDPID` does: a new process from the key file on disk, the old one finishing. */
+  reloadHaproxy: () => Promise<RunningHaproxy>
   agent: () => Promise<string>
   stop: () => Promise<void>
 }
@@ -63,7 +65,7 @@ frontend tls_in
 backend app
   server app 127.0.0.1:${opts.backendPort}
 `
-  const launch = async (): Promise<RunningHaproxy> => await startHaproxy(config, { dir, ports: 0 })
+  const launch = async (replacing?: number): Promise<RunningHaproxy> => await startHaproxy(config, { dir, ports: 0, ...(replacing !== undefined ? { replacing } : {}) })
   const haproxy = await launch()
   let node: RunningNode
   try {
@@ -87,6 +89,13 @@ backend app
     dir,
     config,
     startHaproxy: async () => { member.haproxy = await launch(); return member.haproxy },
+    reloadHaproxy: async () => {
+      const old = member.haproxy
+      member.haproxy = await launch(old.pid)
+      // The old process exits once its connections are done; make sure it is gone.
+      await old.stop()
+      return member.haproxy
+    },
     agent: async () => await agentSays(agentPort),
     stop: async () => {
       await member.node.stop()

@@ -45,6 +45,8 @@ export interface StartHaproxyOptions {
   t?: { after: (fn: () => Promise<void> | void) => void }
   /** Run in this directory, kept on stop, instead of a fresh one: a restart finds the same socket path and files. */
   dir?: string
+  /** A reload: start with `-sf PID` (the old process finishes its connections and exits) and wait for the new pid to answer. */
+  replacing?: number
 }
 
 // Last-resort cleanup when a test crashes before its `stop()` runs.
@@ -80,7 +82,8 @@ export async function startHaproxy (config: string | ((ctx: HaproxyConfigContext
   const cfgPath = path.join(dir, 'haproxy.cfg')
   await fs.writeFile(cfgPath, text)
 
-  const child = spawn('haproxy', ['-db', '-f', cfgPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  const args = ['-db', '-f', cfgPath, ...(opts.replacing !== undefined ? ['-sf', String(opts.replacing)] : [])]
+  const child = spawn('haproxy', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   let output = ''
   const collect = (chunk: Buffer): void => { output = (output + chunk.toString()).slice(-65536) }
@@ -119,7 +122,8 @@ export async function startHaproxy (config: string | ((ctx: HaproxyConfigContext
     }
     try {
       const info = await api.command('show info')
-      if (info.includes('Name: HAProxy')) break
+      // On a reload the old process may answer on the socket until the new one takes it.
+      if (info.includes('Name: HAProxy') && (opts.replacing === undefined || info.includes(`\nPid: ${String(child.pid)}\n`))) break
     } catch { /* not listening yet */ }
     if (Date.now() > deadline || attempt > 500) {
       await stop()

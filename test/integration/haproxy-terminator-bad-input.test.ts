@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { agentSays, runCli, type CliResult } from '../helpers/agent.js'
@@ -170,5 +171,47 @@ backend app
   } finally {
     await node.stop()
     await late?.stop()
+  }
+})
+
+test('a Runtime API socket that accepts and never replies: the agent and status say no reply came within the deadline, and the ring is unknown, not wrong', async () => {
+  const wedgedDir = path.join(dir, 'wedged')
+  fs.mkdirSync(wedgedDir)
+  const socket = path.join(wedgedDir, 'admin.sock')
+  const silent = net.createServer({ pauseOnConnect: true }, (c) => { c.on('error', () => {}) })
+  await new Promise<void>((resolve) => silent.listen(socket, resolve))
+  const [agent, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--terminator', 'haproxy', '--terminator-socket', socket, '--terminator-keys', keyFile, '--sync-secret-file', secret, '--agent-listen', `127.0.0.1:${agent}`], { adminPort: admin })
+  try {
+    const reason = `local haproxy at ${socket} does not answer: no reply within 2000 ms`
+    assert.equal(await agentSays(agent), `ready down 100% #${reason}\n`)
+    const status = await runCli(['status', '--admin', node.adminUrl])
+    assert.equal(status.code, 0, status.stderr)
+    assert.ok(status.stdout.includes(`not serving (${reason})`), status.stdout)
+    assert.match(status.stdout, /ticket keys\s+\S+tls-ticket-keys: ring unknown \(not read from the local haproxy\)/)
+    assert.doesNotMatch(status.stdout, /unreachable|NOT the farm's ring/)
+  } finally {
+    await node.stop()
+    silent.close()
+  }
+})
+
+test('a second ticket key ring in the local HAProxy: the node serves, warns once naming the other file and id, and status shows it', async () => {
+  const [agent, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--terminator', 'haproxy', '--terminator-socket', withKeys.socketPath, '--terminator-keys', keyFile, '--sync-secret-file', secret, '--agent-listen', `127.0.0.1:${agent}`], { adminPort: admin })
+  try {
+    assert.equal(await pollUntil('the agent to say up', async () => { const line = await agentSays(agent); return /^ready up/.test(line) ? line : undefined }), 'ready up 100%\n')
+    const [other] = (await withKeys.api.showTlsKeyRefs()).filter((r) => r.file === wideKeyFile)
+    assert.ok(other !== undefined)
+    const warning = `the local HAProxy holds ticket key rings tlsfleet does not manage: ${other.id} (${wideKeyFile}); tickets from those binds resume on no other node: every "bind ... ssl" line must use "tls-ticket-keys ${keyFile}"`
+    await node.waitForLog((l) => l.msg === warning)
+    const status = await runCli(['status', '--admin', node.adminUrl])
+    assert.equal(status.code, 0, status.stderr)
+    assert.ok(status.stdout.includes(`warning: ${warning}`), status.stdout)
+    // Once per HAProxy process, not at every poll.
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    assert.equal(node.logs.filter((l) => l.msg === warning).length, 1)
+  } finally {
+    await node.stop()
   }
 })

@@ -153,6 +153,30 @@ test('every local HAProxy holds the farm\'s ring and encrypts with the current e
   assert.match(status.stdout, /ticket keys\s+\S+tls-ticket-keys: the farm's ring \(epoch \d+\), \d+ rotations/)
 })
 
+test('the key file follows the ring: after a rotation it holds the farm\'s ring, so a -sf reload serves it at once and its first ticket resumes on another node', async () => {
+  const n2 = node(1)
+  // Two rotations since haproxy-keys wrote the file: a file left as written would now hold a
+  // ring whose encrypting key no other node still has.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, startedAt + 2 * PERIOD_MS - Date.now())))
+  await intoPeriod()
+  const ring = farmRing(secret, ROTATION_S)
+  // Written at the start, rotations ago; rewritten by the companion after each rotation.
+  const onDisk = fs.readFileSync(n2.keyFile, 'utf8').trim().split('\n')
+  assert.deepEqual(onDisk, ring.lines, 'the key file does not hold the ring the companion pushed')
+  assert.equal(fs.statSync(n2.keyFile).mode & 0o777, 0o600)
+  const oldPid = n2.haproxy.pid
+  await n2.reloadHaproxy()
+  assert.notEqual(n2.haproxy.pid, oldPid)
+  // At once, before the companion's next check could repair anything.
+  const sess = path.join(dir, 'reload.sess')
+  const issued = await sClient({ port: n2.port, servername: 'localhost', tls: '1.3', sessOut: sess })
+  assert.equal(issued.reused, false)
+  const resumed = await sClient({ port: node(0).port, servername: 'localhost', tls: '1.3', sessIn: sess })
+  assert.equal(resumed.reused, true, `a ticket from the reloaded node 2 did not resume on node 1:\n${resumed.output}`)
+  assert.equal(await holdsFarmRing(n2), true)
+  assert.match(await agentUntil(n2, /^ready up/), /^ready up 100%/)
+})
+
 test('drain, maint and ready act as on a tlsfleet-terminated node: the agent tells the front HAProxy', async () => {
   const n1 = node(0)
   for (const [command, status] of [['drain', /^DRAIN/], ['maint', /^MAINT/], ['ready', /^UP$/]] as const) {
@@ -187,9 +211,11 @@ test('local HAProxy stopped: agent down, front marks it DOWN; restarted from its
   const state = await (await fetch(`${n3.node.adminUrl}/v1/state`)).json() as { terminator?: { frontends?: unknown[] } }
   assert.deepEqual(state.terminator?.frontends, [])
 
-  // The key file on disk is the one written at the start, rotations ago: not the farm's ring.
-  const onDisk = fs.readFileSync(n3.keyFile, 'utf8').trim().split('\n')
-  assert.ok(pushesNeeded(onDisk, farmRing(secret, ROTATION_S).lines) > 0, 'the key file should be stale by now')
+  // The companion keeps the key file current; an old one (a restored copy, a file written while
+  // the companion was away) is what the repair is for.
+  const stale = farmRing(secret, ROTATION_S, Date.now() - 3 * PERIOD_MS).lines
+  fs.writeFileSync(n3.keyFile, stale.join('\n') + '\n', { mode: 0o600 })
+  assert.ok(pushesNeeded(stale, farmRing(secret, ROTATION_S).lines) > 0)
 
   await n3.startHaproxy()
   // Poll the agent as fast as HAProxy would; the first "up" must find the farm's ring in place.

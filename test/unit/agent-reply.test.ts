@@ -45,9 +45,16 @@ test('an empty or blank reason is left out', () => {
   assert.equal(formatAgentReply({ admin: 'ready', health: 'down', weightPercent: 100, reason: ' \n ' }), 'ready down 100%\n')
 })
 
-test('long reasons are cut, commas are kept (HAProxy reads the reason to the end of line)', () => {
-  assert.equal(sanitizeReason('x'.repeat(500)).length, 200)
+test('long reasons are cut at a word boundary with an ellipsis, commas are kept (HAProxy reads the reason to the end of line)', () => {
+  assert.equal(sanitizeReason('x'.repeat(500)), 'x'.repeat(197) + '...')
   assert.equal(sanitizeReason('no workers, restarting'), 'no workers, restarting')
+  assert.equal(sanitizeReason('y'.repeat(200)), 'y'.repeat(200), 'a reason of exactly the limit is whole')
+  // Before: cut at 200 characters, mid-word, with a trailing space ('... level ').
+  const long = '--terminator-socket /run/haproxy/node.sock answers at level "operator": tlsfleet needs level admin to read and set ticket keys; declare it "stats socket /run/haproxy/node.sock ... level admin" in the local HAProxy\'s global section'
+  const cut = sanitizeReason(long)
+  assert.ok(cut.length <= 200, `${cut.length} characters`)
+  assert.match(cut, /[^\s,;:]\.\.\.$/)
+  assert.ok(long.startsWith(cut.slice(0, -3) + ' '), 'cut at a word boundary')
 })
 
 test('invalid states are rejected with a clear error', () => {

@@ -4,10 +4,12 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
+import pino from 'pino'
 import { HaproxyTerminator } from '../../src/haproxy/haproxy-terminator.js'
 import { connectionLost, HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import type { TerminatorHealth } from '../../src/node/terminator-part.js'
 import { createLogger } from '../../src/util/logger.js'
+import { freePorts } from '../helpers/ports.js'
 
 // A local HAProxy that stops mid-round, made deterministic: a unix socket that answers the
 // first commands as HAProxy 2.6 does and then goes away in each of the ways a stopping
@@ -61,7 +63,7 @@ async function withTerminator (steps: (n: number) => Step, run: (t: HaproxyTermi
   await fake.listen()
   const health: TerminatorHealth[] = []
   const terminator = new HaproxyTerminator(
-    { socket: fake.path, keyFile: '/etc/haproxy/tls-ticket-keys', frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
+    { socket: fake.path, keyFile: path.join(dir, 'tls-ticket-keys'), frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
     { onHealth: (h) => health.push(h), onLoad: () => {} }
   )
   try {
@@ -83,6 +85,8 @@ test('a HAProxy that resets the connection between two commands of a round is un
     await terminator.poll()
     // Before the fix the interrupted check counted as done and the level was never asked.
     assert.match(health.at(-1)?.reason ?? '', /answers at level "user"/)
+    // The full text is for the log and the status; HAProxy's agent line gets a few words.
+    assert.equal(health.at(-1)?.agentReason, 'local haproxy socket is at level user, needs admin')
     assert.equal(terminator.status().reachable, true)
   })
 })
@@ -128,6 +132,73 @@ test('connectionLost: socket errors of a vanished HAProxy and replies cut short,
     assert.equal(connectionLost(slow), false, 'a wedged HAProxy is not a vanished one')
     assert.equal(connectionLost(new Error('plain')), false)
     assert.equal(connectionLost(undefined), false)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/** A unix socket that answers every command with `reply` and closes. */
+async function replying (dir: string, reply: string): Promise<{ api: HaproxyRuntimeApi; close: () => void }> {
+  const file = path.join(dir, `reply-${Math.random().toString(36).slice(2)}.sock`)
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {})
+    socket.once('data', () => socket.end(reply))
+  })
+  await new Promise<void>((resolve) => server.listen(file, resolve))
+  return { api: new HaproxyRuntimeApi(file, { timeoutMs: 2000 }), close: () => server.close() }
+}
+
+test('a reply cut at a line boundary (no closing empty line) is a lost connection, not a shorter answer', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  const keyFile = '/etc/haproxy/tls-ticket-keys'
+  const key = (n: number): string => Buffer.alloc(48, n).toString('base64')
+  const whole = `# id secret\n# 0 (${keyFile})\n0.0 ${key(1)}\n0.1 ${key(2)}\n0.2 ${key(3)}\n\n`
+  try {
+    const complete = await replying(dir, whole)
+    assert.deepEqual(await complete.api.showTlsKeys(keyFile), [key(1), key(2), key(3)])
+    complete.close()
+    // Two keys of three: before the fix this passed for a ring HAProxy holds.
+    const cut = await replying(dir, whole.slice(0, whole.indexOf(`0.2 `)))
+    const err = await cut.api.showTlsKeys(keyFile).then(() => undefined, (e: unknown) => e)
+    cut.close()
+    assert.ok(err instanceof Error, 'a cut ring was accepted')
+    assert.equal(connectionLost(err), true)
+    assert.match(err.message, /incomplete reply from haproxy to "show tls-keys \/etc\/haproxy\/tls-ticket-keys"/)
+    assert.equal(JSON.stringify(err).includes(key(1)), false, 'the part received (key material) is kept in the error')
+
+    const refs = await replying(dir, `# id (file)\n0 (${keyFile})\n`)
+    const refsErr = await refs.api.showTlsKeyRefs().then(() => undefined, (e: unknown) => e)
+    refs.close()
+    assert.equal(connectionLost(refsErr), true)
+
+    // What HAProxy 2.6 answers to a silent success, and to a ticket key push.
+    const silent = await replying(dir, '\n')
+    await silent.api.silentCommand('set server be/n1 state ready')
+    silent.close()
+    const pushed = await replying(dir, 'TLS ticket key updated!\n\n')
+    await pushed.api.setTlsKey(keyFile, key(4))
+    pushed.close()
+    const cutPush = await replying(dir, 'TLS ticket key updated!\n')
+    const pushErr = await cutPush.api.setTlsKey(keyFile, key(4)).then(() => undefined, (e: unknown) => e)
+    cutPush.close()
+    assert.equal(connectionLost(pushErr), true, 'a push cut short is a lost connection too')
+    assert.equal(String(pushErr).includes(key(4)), false)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a socket error is said once in the log line: the address and errno appear one time each', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-lost-'))
+  try {
+    const [port] = await freePorts(1) as [number]
+    for (const [target, errno] of [[path.join(dir, 'node.sock'), 'ENOENT'], [`127.0.0.1:${port}`, 'ECONNREFUSED']] as const) {
+      const err = await new HaproxyRuntimeApi(target, { timeoutMs: 1000 }).showInfo().then(() => undefined, (e: unknown) => e)
+      assert.equal(connectionLost(err), true, errno)
+      // What pino writes for { err }: the message with any cause's message appended.
+      const logged = pino.stdSerializers.err(err as Error).message
+      assert.equal(logged, `haproxy runtime API ${target}: connect ${errno}`)
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { test } from 'node:test'
 import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import { haproxyBusyRatio, parseShowInfo } from '../../src/haproxy/show-info.js'
@@ -93,6 +96,42 @@ test('a counter read from HAProxy never goes backwards across an HAProxy restart
   assert.equal(total.total, 139)
 })
 
+/** A key file path in a fresh temp dir (the pusher writes the ring there), removed at exit. */
+function keyFilePath (): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-pusher-'))
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  return path.join(dir, 'tls-ticket-keys')
+}
+
+test('the key file holds the ring the pusher left: written after a rotation and a repair, read again only when the ring moves', async () => {
+  let at = 1_800_000_000_000
+  const s = schedule(at)
+  let ring = [...expectedRing(s, at).lines]
+  const api = {
+    showTlsKeys: async () => [...ring],
+    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
+  } as unknown as HaproxyRuntimeApi
+  const file = keyFilePath()
+  fs.writeFileSync(file, 'stale\n', { mode: 0o644 })
+  const pusher = new TicketKeyPusher(api, file, s, () => at)
+  assert.equal((await pusher.check()).fileWritten, true, 'a current ring over a stale file: the file is rewritten')
+  assert.equal(fs.readFileSync(file, 'utf8'), ring.join('\n') + '\n')
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600)
+  assert.equal((await pusher.check()).fileWritten, undefined, 'unchanged: not written again')
+  at += 60_000
+  const rotated = await pusher.check()
+  assert.equal(rotated.reason, 'rotation')
+  assert.equal(rotated.fileWritten, true)
+  assert.deepEqual(fs.readFileSync(file, 'utf8').trim().split('\n'), expectedRing(s, at).lines)
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['tls-ticket-keys'], 'no temporary file left behind')
+  // A directory it cannot write into: said, never thrown, never with a key.
+  const nowhere = new TicketKeyPusher(api, path.join(path.dirname(file), 'no-such-dir', 'keys'), s, () => at)
+  const check = await nowhere.check()
+  assert.equal(check.current, true)
+  assert.match(check.fileProblem ?? '', /^cannot rewrite \S+no-such-dir\/keys with the ring: ENOENT/)
+  for (const line of ring) assert.equal(check.fileProblem?.includes(line), false)
+})
+
 test('a push is a rotation only on the ring the pusher left; a ring one rotation old after a restart is a repair', async () => {
   let at = 1_800_000_000_000
   const s = schedule(at)
@@ -101,8 +140,8 @@ test('a push is a rotation only on the ring the pusher left; a ring one rotation
     showTlsKeys: async () => [...ring],
     setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
   } as unknown as HaproxyRuntimeApi
-  const pusher = new TicketKeyPusher(api, '/keys', s, () => at)
-  assert.deepEqual(await pusher.check(), { current: true, epoch: s.epochAt(at), pushed: 0 })
+  const pusher = new TicketKeyPusher(api, keyFilePath(), s, () => at)
+  assert.deepEqual(await pusher.check(), { current: true, epoch: s.epochAt(at), pushed: 0, fileWritten: true })
   const leftBehind = [...ring]
   at += 60_000 // the epoch moves on: one key, on the ring we left
   assert.equal((await pusher.check()).reason, 'rotation')
@@ -132,7 +171,7 @@ test('HAProxy restarted from the very ring the pusher left, after a rotation dur
     showTlsKeys: async () => [...ring],
     setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
   } as unknown as HaproxyRuntimeApi
-  const pusher = new TicketKeyPusher(api, '/keys', s, () => at)
+  const pusher = new TicketKeyPusher(api, keyFilePath(), s, () => at)
   assert.equal((await pusher.check()).pushed, 0)
   pusher.forget() // the terminator saw HAProxy unreachable
   at += 60_000

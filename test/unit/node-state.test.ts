@@ -48,6 +48,14 @@ test('down overrides the admin state in the effective state, and the agent says 
   assert.equal(formatAgentReply(state.agentReply()), 'maint down 100% #no live worker\n')
 })
 
+test('a terminator\'s long reason stays whole in the state; the agent says its short one', () => {
+  const state = new NodeState()
+  const reason = '--terminator-socket /run/haproxy/node.sock answers at level "operator": tlsfleet needs level admin to read and set ticket keys; declare it "stats socket /run/haproxy/node.sock ... level admin" in the local HAProxy\'s global section'
+  state.updateHealth({ ...healthy, terminator: { serving: false, reason, agentReason: 'local haproxy socket is at level operator, needs admin' } })
+  assert.equal(state.snapshot().reason, reason)
+  assert.equal(formatAgentReply(state.agentReply()), 'ready down 100% #local haproxy socket is at level operator, needs admin\n')
+})
+
 test('a stopping node tells HAProxy drain and down', () => {
   const state = new NodeState()
   state.updateHealth({ ...healthy, stopping: true })
