@@ -1,3 +1,4 @@
+import path from 'node:path'
 import { ConfigConflictError } from '../errors.js'
 import type { NodeConfig } from './options.js'
 
@@ -23,6 +24,11 @@ export function checkTerminatorOptions (config: NodeConfig): void {
   }
   if (config.terminatorKeys === '') {
     throw new ConfigConflictError('--terminator haproxy needs --terminator-keys KEYFILE: the tls-ticket-keys file of the local HAProxy\'s bind line (write it with tlsfleet haproxy-keys)')
+  }
+  // The node rewrites this file after every rotation, from its own directory; HAProxy reads it
+  // from its own: a relative path could name two files.
+  if (!path.isAbsolute(config.terminatorKeys)) {
+    throw new ConfigConflictError(`--terminator-keys ${config.terminatorKeys}: give an absolute path, on the HAProxy bind line too (tls-ticket-keys /etc/haproxy/...): this node rewrites the file from its own working directory, HAProxy reads it from its own`)
   }
   if (config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--terminator haproxy needs --sync-secret-file: the ticket keys pushed into HAProxy derive from the farm secret')

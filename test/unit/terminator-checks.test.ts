@@ -19,6 +19,7 @@ test('each missing or conflicting option of the HAProxy mode is named, with what
   assert.match(refused({ ...haproxyMode, 'terminator-socket': '' }), /needs --terminator-socket PATH\|HOST:PORT/)
   assert.match(refused({ ...haproxyMode, 'terminator-keys': '' }), /needs --terminator-keys KEYFILE: .*tlsfleet haproxy-keys/)
   assert.match(refused({ ...haproxyMode, 'sync-secret-file': [] }), /needs --sync-secret-file/)
+  assert.match(refused({ ...haproxyMode, 'terminator-keys': 'tickets.key' }), /--terminator-keys tickets\.key: give an absolute path, on the HAProxy bind line too/)
   assert.match(refused({ ...haproxyMode, 'session-tickets': 'off' }), /--session-tickets off does not go with --terminator haproxy/)
   assert.match(refused({ ...haproxyMode, 'sync-format': 'stud' }), /--sync-format stud does not go with --terminator haproxy/)
   assert.match(refused({ ...haproxyMode, cert: ['/etc/site.pem'] }), /--cert does not go with --terminator haproxy/)
