@@ -16,12 +16,24 @@ export interface ConfigSources {
   file?: string
 }
 
+/** Where each option of a loaded config was given (flag, variable, file key), for later checks' messages. */
+const ORIGINS = new WeakMap<object, Map<OptionKey, string>>()
+
+/**
+ * How to name an option in a message about its value: as it was given (`TLSFLEET_CIPHERS`,
+ * `node.yaml key "ciphers"`), or `--key` for a default or a config not made by loadConfig.
+ */
+export function optionOrigin (config: object, key: OptionKey): string {
+  return ORIGINS.get(config)?.get(key) ?? `--${key}`
+}
+
 /** Merge flags over environment over YAML file over defaults, then validate every key. */
 export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   const env = sources.env ?? process.env
   const fromFile = sources.file !== undefined ? readConfigFile(sources.file) : {}
   const problems: string[] = []
   const result: Record<string, unknown> = {}
+  const origins = new Map<OptionKey, string>()
 
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
@@ -32,6 +44,7 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
       result[camelCase(key)] = raw
       continue
     }
+    origins.set(key, candidate.origin)
     const parsed = spec.schema.safeParse(raw)
     if (parsed.success) {
       result[camelCase(key)] = parsed.data
@@ -42,6 +55,7 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
+  ORIGINS.set(result, origins)
   return result as NodeConfig
 }
 

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
 import tls from 'node:tls'
 import type { NodeConfig } from '../config/options.js'
+import { optionOrigin } from '../config/load.js'
 import { ConfigConflictError, ConfigError } from '../errors.js'
 
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'
@@ -85,9 +86,10 @@ type PolicyOptions = Pick<NodeConfig, 'tlsProfile' | 'tlsMinVersion' | 'tlsMaxVe
 export function resolveTlsPolicy (options: PolicyOptions): TlsPolicy {
   const profile = TLS_PROFILES[options.tlsProfile]
   const problems: string[] = []
-  if (options.ciphers !== '') problems.push(...cipherListProblems(options.ciphers))
-  if (options.ciphersuites !== '') problems.push(...suiteProblems(options.ciphersuites))
-  if (options.ecdhCurves !== '') problems.push(...curveProblems(options.ecdhCurves))
+  // Named as given: TLSFLEET_CIPHERS or a YAML key is not reported as --ciphers.
+  if (options.ciphers !== '') problems.push(...cipherListProblems(options.ciphers).map((p) => `${optionOrigin(options, 'ciphers')}: ${p}`))
+  if (options.ciphersuites !== '') problems.push(...suiteProblems(options.ciphersuites).map((p) => `${optionOrigin(options, 'ciphersuites')}: ${p}`))
+  if (options.ecdhCurves !== '') problems.push(...curveProblems(options.ecdhCurves).map((p) => `${optionOrigin(options, 'ecdh-curves')}: ${p}`))
   if (problems.length > 0) throw new ConfigError(problems)
 
   const minVersion = options.tlsMinVersion === '' ? profile.versions[0] : options.tlsMinVersion
@@ -154,18 +156,18 @@ function cipherListProblems (list: string): string[] {
     const token = raw.trim()
     if (token === '') continue
     if (/^[!+-]?TLS_/.test(token)) {
-      problems.push(`--ciphers: "${token}" is a TLS 1.3 suite; TLS 1.3 suites go in --ciphersuites`)
+      problems.push(`"${token}" is a TLS 1.3 suite; TLS 1.3 suites go in --ciphersuites`)
       continue
     }
     // Exclusions and ordering commands cannot add anything unknown; a name that adds ciphers
     // must match at least one on its own.
     if (/^[!+@-]/.test(token)) continue
     if (!opensslAccepts({ ciphers: token, maxVersion: 'TLSv1.2', minVersion: 'TLSv1' })) {
-      problems.push(`--ciphers: "${token}" matches no cipher of this node's OpenSSL ${process.versions.openssl}; expected OpenSSL cipher names or keywords (openssl ciphers -v shows them)`)
+      problems.push(`"${token}" matches no cipher of this node's OpenSSL ${process.versions.openssl}; expected OpenSSL cipher names or keywords (openssl ciphers -v shows them)`)
     }
   }
   if (problems.length === 0 && !opensslAccepts({ ciphers: list, maxVersion: 'TLSv1.2', minVersion: 'TLSv1' })) {
-    problems.push(`--ciphers: "${list}" is refused by OpenSSL ${process.versions.openssl} (${opensslError({ ciphers: list, maxVersion: 'TLSv1.2', minVersion: 'TLSv1' })})`)
+    problems.push(`"${list}" is refused by OpenSSL ${process.versions.openssl} (${opensslError({ ciphers: list, maxVersion: 'TLSv1.2', minVersion: 'TLSv1' })})`)
   }
   return problems
 }
@@ -178,12 +180,12 @@ function suiteNames (list: string): string[] {
 function suiteProblems (list: string): string[] {
   const known = tls.getCiphers().filter((c) => c.startsWith('tls_')).map((c) => c.toUpperCase())
   return suiteNames(list).filter((s) => !known.includes(s))
-    .map((s) => `--ciphersuites: "${s}" is not a TLS 1.3 suite of this node's OpenSSL; expected some of ${known.join(', ')}`)
+    .map((s) => `"${s}" is not a TLS 1.3 suite of this node's OpenSSL; expected some of ${known.join(', ')}`)
 }
 
 function curveProblems (list: string): string[] {
   return list.split(':').map((s) => s.trim()).filter((s) => s !== '' && !groupAvailable(s))
-    .map((s) => `--ecdh-curves: "${s}" is not a group this node's OpenSSL ${process.versions.openssl} knows; expected names such as X25519, prime256v1, secp384r1`)
+    .map((s) => `"${s}" is not a group this node's OpenSSL ${process.versions.openssl} knows; expected names such as X25519, prime256v1, secp384r1`)
 }
 
 function groupAvailable (name: string): boolean {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { test } from 'node:test'
+import { loadConfig } from '../../src/config/load.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { policyContextOptions, resolveTlsPolicy, TLS_PROFILES } from '../../src/tls/tls-policy.js'
 
@@ -59,6 +60,10 @@ test('a cipher, suite or curve OpenSSL does not know is refused, naming the opti
   assert.match(refused({ ciphers: 'TLS_AES_128_GCM_SHA256' }), /--ciphers: "TLS_AES_128_GCM_SHA256" is a TLS 1.3 suite; TLS 1.3 suites go in --ciphersuites/)
   assert.match(refused({ ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_512_GCM' }), /--ciphersuites: "TLS_AES_512_GCM" is not a TLS 1.3 suite/)
   assert.match(refused({ ecdhCurves: 'X25519:curve9000' }), /--ecdh-curves: "curve9000" is not a group/)
+  // Named as the operator gave it: a variable or a YAML key is not reported as a flag.
+  const fromEnv = loadConfig({ env: { TLSFLEET_CIPHERSUITES: 'TLS_AES_512_GCM', TLSFLEET_ECDH_CURVES: 'curve9000' } })
+  assert.throws(() => resolveTlsPolicy(fromEnv), (err: unknown) => err instanceof ConfigError &&
+    /\bTLSFLEET_CIPHERSUITES: "TLS_AES_512_GCM" is not a TLS 1\.3 suite/.test(err.message) && /\bTLSFLEET_ECDH_CURVES: "curve9000" is not a group/.test(err.message) && !err.message.includes('--ciphersuites:'))
   // Exclusions cannot add an unknown cipher: they are not tried on their own.
   assert.doesNotThrow(() => resolveTlsPolicy({ ...defaults, ciphers: 'ECDHE+AESGCM:!aNULL:!NOSUCH' }))
 })
