@@ -11,16 +11,16 @@ import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
 import {
   batchedPacketOk, createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_BATCH_PACKETS, MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES,
-  splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type SyncMessage
+  splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type RefusalDetail, type SyncMessage
 } from './wire-v2.js'
 
 export type { SyncMessage } from './wire-v2.js'
 
 /** A datagram as a codec read it: the message and, where the format names one, the sender's node id. */
 export type DecodedPacket =
-  | { ok: true; message: SyncMessage; sender?: string }
+  | { ok: true; message: SyncMessage; sender?: string; sequence?: bigint }
   /** `twin` (v2): our node id on a packet this process did not send. */
-  | { ok: false; reason: RejectReason; twin?: true }
+  | ({ ok: false; reason: RejectReason; twin?: true } & RefusalDetail)
 
 /**
  * One farm-sync wire format, as the sync service uses it. The service owns the socket, the

@@ -17,7 +17,7 @@ import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
 import { isMulticast, unmappedHost } from './sync-addresses.js'
 import { JOIN_SETTLE_MS, WarmJoin, type JoinStep } from './warm-join.js'
-import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
+import { snapshotEntryBytes, V2_OVERHEAD_BYTES, type RefusalDetail, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
   listen: HostPort
@@ -45,6 +45,12 @@ export interface PeerStats {
 
 /** PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is decided then too (DNS peers come and go). */
 type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number }
+
+/**
+ * A node's last accepted packets (their sequence numbers, and the address each came from): a
+ * copy of one arriving through another of our addresses is a duplicate, not a replay.
+ */
+interface RecentlyAccepted { from: Map<bigint, string>; atMs: number }
 
 type InResult = RejectReason
 
@@ -106,6 +112,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly batcher?: DatagramBatcher
   /** Per address: our peers, and senders of at least one authenticated packet. */
   private readonly peers = new Map<string, PeerCounters>()
+  /** Per node id (v2, unicast), the packets last accepted from it. */
+  private readonly recentlyAccepted = new Map<string, RecentlyAccepted>()
+  /** Bumped when an address turns out to be another node's: the targets are deduplicated again. */
+  private nodeIdsChanged = 0
+  private uniqueTargets: { from?: readonly HostPort[]; changes: number; targets: readonly HostPort[] } = { changes: -1, targets: [] }
+  /** Per node id: which of its addresses gets our updates (distinctTargets), moved on by its duplicates. */
+  private readonly rotation = new Map<string, number>()
   /**
    * Per address, senders of nothing authenticated yet (forged, damaged, another farm's): kept
    * apart and bounded, the oldest forgotten first, so a flood from many source addresses cannot
@@ -337,7 +350,52 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   private sendToAll (datagram: Buffer, updates: number, via?: dgram.Socket): void {
-    for (const target of this.targets) this.send(datagram, updates, target, via)
+    for (const target of this.distinctTargets()) this.send(datagram, updates, target, via)
+  }
+
+  /**
+   * The targets, one per node: a peer found by name on a dual-stack farm is listed twice (its A
+   * and its AAAA record), and each copy would reach it, the second refused as a duplicate. DNS
+   * does not say which records are one node (a headless service lists its members' records
+   * apart), and preferring one family per name would drop the nodes that only have the other; so
+   * the sync learns it from authenticated packets (the address a node sends from towards each of
+   * ours) and sends to one address of each node it knows: the first listed, or the next one
+   * after the node sent us a duplicate (it has not yet heard us from all our addresses, and
+   * learns the one we send from). Until it has heard a node from two addresses, both get updates.
+   */
+  private distinctTargets (): readonly HostPort[] {
+    const all = this.targets
+    if (all.length < 2) return all
+    const memo = this.uniqueTargets
+    if (memo.from === all && memo.changes === this.nodeIdsChanged) return memo.targets
+    const nodeOf = all.map((target) => this.peers.get(formatHostPort({ host: unmappedHost(target.host), port: target.port }))?.nodeId)
+    const byNode = new Map<string, HostPort[]>()
+    all.forEach((target, i) => {
+      const nodeId = nodeOf[i]
+      if (nodeId !== undefined) byNode.set(nodeId, [...byNode.get(nodeId) ?? [], target])
+    })
+    const targets: HostPort[] = []
+    all.forEach((target, i) => {
+      const nodeId = nodeOf[i]
+      const same = nodeId !== undefined ? byNode.get(nodeId) : undefined
+      if (nodeId === undefined || same === undefined) targets.push(target)
+      else if (same[0] === target) targets.push(same[(this.rotation.get(nodeId) ?? 0) % same.length] as HostPort)
+    })
+    this.uniqueTargets = { from: all, changes: this.nodeIdsChanged, targets }
+    return targets
+  }
+
+  /**
+   * A node's duplicate came from `from`: that address is the node's too (the packet is
+   * authenticated), and the node has not heard us from every address of ours: our next
+   * datagram to it goes to its next address, so it hears us from there.
+   */
+  private copySeen (from: string, nodeId: string): void {
+    if (this.multicast) return
+    const row = this.peerStats(from)
+    if (row.address === from) row.nodeId = nodeId
+    if (this.rotation.has(nodeId) || this.rotation.size < MAX_PEERS) this.rotation.set(nodeId, (this.rotation.get(nodeId) ?? 0) + 1)
+    this.nodeIdsChanged++
   }
 
   private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket): void {
@@ -389,20 +447,24 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         else if (this.codec.format === 'v2') this.checkOwnSender(rinfo)
         return
       }
+      if (this.isCopy(from, result)) {
+        this.copySeen(from, result.sender as string)
+        return this.reject(from, 'duplicate')
+      }
       return this.reject(from, result.reason)
     }
     const message = result.message
     switch (message.op) {
       case 'new':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         this.cache.addRemote(message.sessionId, { der: message.session, createdAt: message.createdAt })
         break
       case 'del':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         this.answerRequest(message, { host: rinfo.address, port: rinfo.port }, result.sender ?? '')
         break
       case 'snapshot-challenge': {
@@ -410,14 +472,14 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         const join = this.join?.join
         const responder = { host: rinfo.address, port: rinfo.port }
         if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(from, 'unsolicited')
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia() })
         break
       }
       case 'snapshot-chunk': {
         const attempt = this.join
         if (attempt === undefined || message.requestId !== attempt.join.requestId) return this.reject(from, 'unsolicited')
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
         attempt.onStep(attempt.join.chunk(this.addressKey(rinfo), message.sessions.length, message.last))
         break
@@ -513,12 +575,43 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.packetsIn.set(result, (this.counts.packetsIn.get(result) ?? 0) + 1)
   }
 
-  private accept (from: string, nodeId: string | undefined): void {
+  private accept (from: string, nodeId: string | undefined, sequence?: bigint): void {
     this.counts.packetsAccepted++
+    const nowMs = Date.now()
     const stats = this.peers.get(from) ?? this.promote(from)
     stats.packetsIn++
-    stats.lastSeenMs = Date.now()
-    if (nodeId !== undefined) stats.nodeId = nodeId
+    stats.lastSeenMs = nowMs
+    if (nodeId === undefined) return
+    if (stats.nodeId !== nodeId) {
+      stats.nodeId = nodeId
+      this.nodeIdsChanged++
+    }
+    // Multicast sends one datagram to the group: no copies to tell apart.
+    if (sequence === undefined || this.multicast) return
+    let recent = this.recentlyAccepted.get(nodeId)
+    if (recent === undefined) {
+      if (this.recentlyAccepted.size >= MAX_PEERS) return
+      recent = { from: new Map(), atMs: nowMs }
+      this.recentlyAccepted.set(nodeId, recent)
+    }
+    recent.from.set(sequence, from)
+    recent.atMs = nowMs
+    if (recent.from.size > COPY_WINDOW_PACKETS) recent.from.delete(recent.from.keys().next().value as bigint)
+  }
+
+  /**
+   * A replay that is the second copy of a packet just accepted from the same node through
+   * another address: a dual-stack peer sent it to both our addresses before it learnt they are
+   * one node (distinctTargets). Counted as `duplicate`, so `replay` keeps meaning trouble.
+   */
+  private isCopy (from: string, result: RefusalDetail & { reason: RejectReason }): boolean {
+    if (result.reason !== 'replay' || result.sender === undefined || result.sequence === undefined) return false
+    const recent = this.recentlyAccepted.get(result.sender)
+    if (recent === undefined || Date.now() - recent.atMs >= COPY_MAX_AGE_MS) return false
+    // Accepted by this process, from another address: a packet replayed after a restart, or
+    // one accepted long ago, is not among these.
+    const first = recent.from.get(result.sequence)
+    return first !== undefined && first !== from
   }
 
   private reject (from: string, reason: RejectReason): void {
@@ -597,6 +690,14 @@ function localAddresses (): Set<string> {
 function newCounters (address: string): PeerCounters {
   return { address, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
 }
+
+/**
+ * A replay is a dual-stack peer's second copy when the packet is among the last this many
+ * accepted from that node, from another address, and the node's last came less than this long
+ * ago: both copies leave in one send (a batch is at most 1400 bytes, a few dozen updates).
+ */
+const COPY_WINDOW_PACKETS = 128
+const COPY_MAX_AGE_MS = 1000
 
 /** Senders of nothing authenticated kept in /v1/peers (the most recent ones). */
 const MAX_STRANGERS = 256

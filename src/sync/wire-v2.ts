@@ -22,7 +22,7 @@
  *                             notBeforeMs?; repliesNotBeforeMs?; beforeAccept? (sentAtMs);
  *                             ownPacket? (sequence, sentAtMs): boolean }
  *   type DecodeResult = { ok: true; message; sender /* node id, hex *\/; sequence; keyId; sentAtMs }
- *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ }
+ *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ } & RefusalDetail
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
  *   createSequenceCounter (startMs?): () => bigint
  *   frameBatchV2 (packets): Buffer               several sealed New/Del packets in one datagram
@@ -159,7 +159,13 @@ export type DecodeResult =
   /** `sender`: the sender's node id in hex (what the replay window and the peer list key on). */
   | { ok: true; message: SyncMessage; sender: string; sequence: bigint; keyId: number; sentAtMs: number }
   /** `twin`: an authenticated packet with our node id that `ownPacket` says we did not send. */
-  | { ok: false; reason: RejectReason; twin?: true }
+  | ({ ok: false; reason: RejectReason; twin?: true } & RefusalDetail)
+
+/**
+ * What the sync service learns from a refusal: the sender and sequence of a `replay`
+ * (authenticated by then, so a dual-stack peer's second copy can be told from a replay).
+ */
+export interface RefusalDetail { sender?: string; sequence?: bigint }
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -486,7 +492,7 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const notBefore = REPLY_OPS.has(op) ? ctx.repliesNotBeforeMs : ctx.notBeforeMs
   if (notBefore !== undefined && sentAtMs <= notBefore) return reject('before_start')
   const senderHex = senderHexOf(packet)
-  if (!ctx.replay.check(senderHex, sequence, sentAtMs)) return reject('replay')
+  if (!ctx.replay.check(senderHex, sequence, sentAtMs)) return { ok: false, reason: 'replay', sender: senderHex, sequence }
 
   const decoded = decodeBody(op, body, ctx, nowMs)
   if (!decoded.ok) return decoded
