@@ -33,8 +33,11 @@ export interface SyncOptions {
 
 /** Per-sender (or per-peer) counters for /v1/peers; packets are updates (a batch datagram carries several). */
 export interface PeerStats {
+  /** The row's address; in multicast, where rows are nodes, the one it was last heard from. */
   address: string
   nodeId?: string
+  /** Multicast: every address the node was heard from (the group port it shares with the nodes of its host, its snapshot socket). */
+  addresses?: string[]
   configured: boolean
   lastSeen?: string
   packetsIn: number
@@ -110,8 +113,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private readonly batcher?: DatagramBatcher
-  /** Per address: our peers, and senders of at least one authenticated packet. */
+  /**
+   * Per address: our peers, and senders of at least one authenticated packet. In multicast, per
+   * node id instead: the nodes of one host all send from the group's port, so an address is no node.
+   */
   private readonly peers = new Map<string, PeerCounters>()
+  /** Multicast: the node id last authenticated from each address (its row in `peers`). */
+  private readonly nodeAt = new Map<string, string>()
   /** Per node id (v2, unicast), the packets last accepted from it. */
   private readonly recentlyAccepted = new Map<string, RecentlyAccepted>()
   /** Bumped when an address turns out to be another node's: the targets are deduplicated again. */
@@ -312,11 +320,19 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     })
   }
 
+  /**
+   * One row per peer address; in multicast one per node (by its authenticated id), the group
+   * being the configuration: a node heard in it is configured. Senders of nothing authenticated
+   * follow, by address.
+   */
   peerList (): PeerStats[] {
     const configured = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
-    return [...this.peers.values(), ...this.strangers.values()].map(({ lastSeenMs, ...stats }) => ({
+    const strangers = [...this.strangers.values()].map((stats) => ({ stats, configured: false }))
+    const peers = [...this.peers.values()].map((stats) => ({ stats, configured: this.multicast ? stats.nodeId !== undefined : configured.has(stats.address) }))
+    return [...peers, ...strangers].map(({ stats: { lastSeenMs, addresses, ...stats }, configured }) => ({
       ...stats,
-      configured: configured.has(stats.address),
+      ...(addresses !== undefined ? { addresses: [...addresses] } : {}),
+      configured,
       ...(lastSeenMs !== undefined ? { lastSeen: new Date(lastSeenMs).toISOString() } : {})
     }))
   }
@@ -335,7 +351,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   /** To `to` (else to every target: New/Del through the batcher), from `via` (else the sync socket). */
-  private sendMessage (message: SyncMessage, route: { to?: HostPort; via?: dgram.Socket } = {}): void {
+  private sendMessage (message: SyncMessage, route: { to?: HostPort; via?: dgram.Socket; row?: string } = {}): void {
     let packet: Buffer | undefined
     try {
       packet = this.codec.encode(message)
@@ -344,7 +360,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return
     }
     if (packet === undefined) return // the format does not carry this operation
-    if (route.to !== undefined) this.send(packet, 1, route.to, route.via)
+    if (route.to !== undefined) this.send(packet, 1, route.to, route.via, route.row)
     else if (this.batcher !== undefined && (message.op === 'new' || message.op === 'del')) this.batcher.add(packet)
     else this.sendToAll(packet, 1, route.via)
   }
@@ -398,11 +414,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.nodeIdsChanged++
   }
 
-  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket): void {
+  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket, row?: string): void {
     if (via === undefined) return
     const multicast = this.multicast && target === this.opts.listen
     const key = multicast ? undefined : formatHostPort({ host: unmappedHost(target.host), port: target.port })
-    const stats = key === undefined ? undefined : this.peerStats(key)
+    const stats = key === undefined ? undefined : this.peerStats(row ?? key, key)
     // A socket on [::] reaches IPv4 peers only by their IPv4-mapped address (EINVAL otherwise).
     const host = this.dualStack && net.isIPv4(target.host) ? `::ffff:${target.host}` : target.host
     via.send(datagram, target.port, host, (err) => {
@@ -449,9 +465,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       }
       if (this.isCopy(from, result)) {
         this.copySeen(from, result.sender as string)
-        return this.reject(from, 'duplicate')
+        return this.reject(from, 'duplicate', result)
       }
-      return this.reject(from, result.reason)
+      return this.reject(from, result.reason, result)
     }
     const message = result.message
     switch (message.op) {
@@ -473,7 +489,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         const responder = { host: rinfo.address, port: rinfo.port }
         if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(from, 'unsolicited')
         this.accept(from, result.sender, result.sequence)
-        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia() })
+        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia(), ...this.rowOfNode(result.sender) })
         break
       }
       case 'snapshot-chunk': {
@@ -518,6 +534,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.snapshotSocket !== undefined ? { via: this.snapshotSocket } : {}
   }
 
+  /** Multicast: what is sent to a node's snapshot socket is counted on the node's row, not on a row of that address. */
+  private rowOfNode (nodeId: string | undefined): { row?: string } {
+    return this.multicast && nodeId !== undefined && nodeId !== '' ? { row: nodeId } : {}
+  }
+
   /**
    * A first request gets a challenge (a cookie, in a datagram no bigger than the request); a
    * request that echoes a valid cookie from the same address gets the snapshot, within the
@@ -528,11 +549,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     switch (decision.action) {
       case 'challenge':
         this.countSnapshot('challenged')
-        this.sendMessage({ op: 'snapshot-challenge', requestId: request.requestId, cookie: decision.cookie }, { to: from, ...this.snapshotVia() })
+        this.sendMessage({ op: 'snapshot-challenge', requestId: request.requestId, cookie: decision.cookie }, { to: from, ...this.snapshotVia(), ...this.rowOfNode(nodeId) })
         break
       case 'answer':
         this.countSnapshot('answered')
-        void this.sendSnapshot(request.requestId, from).finally(() => this.gate.release())
+        void this.sendSnapshot(request.requestId, from, this.rowOfNode(nodeId)).finally(() => this.gate.release())
         break
       case 'refuse':
         this.countSnapshot(decision.reason)
@@ -550,13 +571,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
    * The total is bounded by L2's own bounds; the joiner stops listening at its timeout.
    */
-  private async sendSnapshot (requestId: number, to: HostPort): Promise<void> {
+  private async sendSnapshot (requestId: number, to: HostPort, row: { row?: string }): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
     let chunk: SnapshotEntry[] = []
     let size = 0
     let sent = 0
     const flush = async (last: boolean): Promise<void> => {
-      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia() })
+      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia(), ...row })
       chunk = []
       size = 0
       if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
@@ -578,7 +599,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private accept (from: string, nodeId: string | undefined, sequence?: bigint): void {
     this.counts.packetsAccepted++
     const nowMs = Date.now()
-    const stats = this.peers.get(from) ?? this.promote(from)
+    const stats = this.multicast && nodeId !== undefined ? this.nodeRow(nodeId, from) : this.peers.get(from) ?? this.promote(from)
     stats.packetsIn++
     stats.lastSeenMs = nowMs
     if (nodeId === undefined) return
@@ -614,10 +635,36 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return first !== undefined && first !== from
   }
 
-  private reject (from: string, reason: RejectReason): void {
+  private reject (from: string, reason: RejectReason, detail: RefusalDetail = {}): void {
     this.count(reason)
-    const stats = this.peers.get(from) ?? this.stranger(from)
+    const stats = this.rowOf(from, detail.sender) ?? this.stranger(from)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
+  }
+
+  /** The row a packet from `from` is counted on: its address's, or in multicast its node's. */
+  private rowOf (from: string, sender: string | undefined): PeerCounters | undefined {
+    if (!this.multicast) return this.peers.get(from)
+    const nodeId = sender ?? this.nodeAt.get(from)
+    return nodeId !== undefined ? this.peers.get(nodeId) : undefined
+  }
+
+  /** Multicast: a node's row, with the addresses it was heard from; what its address counted as a stranger moves over. */
+  private nodeRow (nodeId: string, from: string): PeerCounters {
+    const stats = this.peers.get(nodeId) ?? this.peerStats(nodeId, from)
+    if (stats.address === 'other') return stats
+    const known = this.strangers.get(from)
+    if (known !== undefined) {
+      this.strangers.delete(from)
+      addCounts(stats, known)
+    }
+    if (this.nodeAt.get(from) !== nodeId && (this.nodeAt.has(from) || this.nodeAt.size < MAX_PEERS)) this.nodeAt.set(from, nodeId)
+    stats.address = from
+    const addresses = stats.addresses ??= []
+    if (!addresses.includes(from)) {
+      addresses.push(from)
+      if (addresses.length > MAX_NODE_ADDRESSES) addresses.shift()
+    }
+    return stats
   }
 
   /**
@@ -632,9 +679,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.lastAddress.key
   }
 
-  /** Stats of a peer or an authenticated sender; bounded (then counted as 'other'). */
-  private peerStats (address: string): PeerCounters {
-    let stats = this.peers.get(address)
+  /** Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node id); bounded (then counted as 'other'). */
+  private peerStats (key: string, address = key): PeerCounters {
+    let stats = this.peers.get(key)
     if (stats === undefined) {
       if (this.peers.size >= MAX_PEERS) {
         stats = this.peers.get('other') ?? newCounters('other')
@@ -642,7 +689,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         return stats
       }
       stats = newCounters(address)
-      this.peers.set(address, stats)
+      this.peers.set(key, stats)
     }
     return stats
   }
@@ -690,6 +737,17 @@ function localAddresses (): Set<string> {
 function newCounters (address: string): PeerCounters {
   return { address, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
 }
+
+/** A stranger's counters added to the node row it turned out to be (multicast). */
+function addCounts (to: PeerCounters, from: PeerCounters): void {
+  to.packetsIn += from.packetsIn
+  to.packetsOut += from.packetsOut
+  to.sendErrors += from.sendErrors
+  for (const [reason, n] of Object.entries(from.rejected) as Array<[RejectReason, number]>) to.rejected[reason] = (to.rejected[reason] ?? 0) + n
+}
+
+/** Addresses listed under one node's row in multicast (its group port and its snapshot socket, and a few changes). */
+const MAX_NODE_ADDRESSES = 8
 
 /**
  * A replay is a dual-stack peer's second copy when the packet is among the last this many
