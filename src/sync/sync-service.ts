@@ -13,6 +13,7 @@ import { DatagramBatcher } from './batcher.js'
 import type { DecodedPacket, SyncCodec, SyncMessage } from './codecs.js'
 import { kernelDrops } from './kernel-drops.js'
 import type { PeerSource } from './peer-source.js'
+import { refusalWarning, RefusalWarnings, warnsAbout } from './refusal-warning.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
 import { isMulticast, unmappedHost } from './sync-addresses.js'
@@ -46,8 +47,11 @@ export interface PeerStats {
   rejected: Partial<Record<RejectReason, number>>
 }
 
-/** PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is decided then too (DNS peers come and go). */
-type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number }
+/**
+ * PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is
+ * decided then too (DNS peers come and go). `warnedMs`: when each refusal was last logged.
+ */
+type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number; warnedMs?: Partial<Record<RejectReason, number>> }
 
 /**
  * A node's last accepted packets (their sequence numbers, and the address each came from): a
@@ -76,6 +80,13 @@ class SyncCounts {
   readonly snapshotRequests = new Map<SnapshotResult, number>(SNAPSHOT_RESULTS.map((r): [SnapshotResult, number] => [r, 0]))
 }
 
+/** What a warm join brought, and the packets refused meanwhile (a responder with another secret answers nothing we can open). */
+export interface WarmJoinResult {
+  sessions: number
+  responders: number
+  refused: Partial<Record<RejectReason, number>>
+}
+
 /** This node's warm join under way, and what to do when it takes a step. */
 interface JoinAttempt {
   join: WarmJoin
@@ -92,7 +103,8 @@ const SNAPSHOT_PACKET_BYTES = 16_000
  * The farm sync in the primary: one UDP socket, New/Del to every peer (or the multicast group),
  * and what comes in is decoded by the format's codec (authenticated, checked) and only then put
  * into L2. Sends are fire-and-forget: a dead or slow peer costs a counter, never a handshake.
- * A rejected packet only increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`.
+ * A rejected packet increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`;
+ * a sender none of whose packets was accepted is also warned about, rate-limited (warnRefused).
  *
  * Snapshots (the warm join) take a round trip that proves the requester's address before any
  * session data goes to it (snapshot-gate.ts). They run over the sync socket; with multicast, over
@@ -127,6 +139,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private uniqueTargets: { from?: readonly HostPort[]; changes: number; targets: readonly HostPort[] } = { changes: -1, targets: [] }
   /** Per node id: which of its addresses gets our updates (distinctTargets), moved on by its duplicates. */
   private readonly rotation = new Map<string, number>()
+  private readonly refusalWarnings = new RefusalWarnings()
   /**
    * Per address, senders of nothing authenticated yet (forged, damaged, another farm's): kept
    * apart and bounded, the oldest forgotten first, so a flood from many source addresses cannot
@@ -295,9 +308,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * challenge, and wait until every responder has sent its last chunk (warm-join.ts says when
    * that is enough), or the timeout passes. A node alone starts anyway.
    */
-  async warmJoin (timeoutMs: number): Promise<{ sessions: number; responders: number }> {
+  async warmJoin (timeoutMs: number): Promise<WarmJoinResult> {
     const via = this.snapshotSocket
-    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return { sessions: 0, responders: 0 }
+    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return { sessions: 0, responders: 0, refused: {} }
+    const before = new Map(this.counts.packetsIn)
     // Random: a chunk or challenge is accepted only for this id, so one from before a restart is refused.
     const join = new WarmJoin(crypto.randomBytes(4).readUInt32BE(0), this.multicast ? undefined : this.targets.length)
     return await new Promise((resolve) => {
@@ -306,7 +320,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         clearTimeout(timer)
         clearTimeout(settle)
         if (this.join?.join === join) this.join = undefined
-        resolve({ sessions: join.sessions, responders: join.responders })
+        resolve({ sessions: join.sessions, responders: join.responders, refused: this.refusedSince(before) })
       }
       const timer = setTimeout(finish, timeoutMs)
       const onStep = (step: JoinStep): void => {
@@ -320,6 +334,16 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     })
   }
 
+  /** Packets refused since `before` (a copy of counts.packetsIn), by the reasons that say something is wrong. */
+  private refusedSince (before: ReadonlyMap<RejectReason, number>): Partial<Record<RejectReason, number>> {
+    const refused: Partial<Record<RejectReason, number>> = {}
+    for (const [reason, n] of this.counts.packetsIn) {
+      const more = n - (before.get(reason) ?? 0)
+      if (more > 0 && warnsAbout(reason)) refused[reason] = more
+    }
+    return refused
+  }
+
   /**
    * One row per peer address; in multicast one per node (by its authenticated id), the group
    * being the configuration: a node heard in it is configured. Senders of nothing authenticated
@@ -329,7 +353,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const configured = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
     const strangers = [...this.strangers.values()].map((stats) => ({ stats, configured: false }))
     const peers = [...this.peers.values()].map((stats) => ({ stats, configured: this.multicast ? stats.nodeId !== undefined : configured.has(stats.address) }))
-    return [...peers, ...strangers].map(({ stats: { lastSeenMs, addresses, ...stats }, configured }) => ({
+    return [...peers, ...strangers].map(({ stats: { lastSeenMs, warnedMs: _warned, addresses, ...stats }, configured }) => ({
       ...stats,
       ...(addresses !== undefined ? { addresses: [...addresses] } : {}),
       configured,
@@ -639,6 +663,24 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.count(reason)
     const stats = this.rowOf(from, detail.sender) ?? this.stranger(from)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
+    if (stats.packetsIn === 0 && warnsAbout(reason)) this.warnRefused(stats, from, reason, detail)
+  }
+
+  /**
+   * A sender none of whose packets was accepted is otherwise only in /v1/peers and the metrics:
+   * said once per sender and reason per interval, and few such lines in all (refusal-warning.ts).
+   */
+  private warnRefused (stats: PeerCounters, from: string, reason: RejectReason, detail: RefusalDetail): void {
+    const nowMs = Date.now()
+    const due = this.refusalWarnings.due(stats.warnedMs?.[reason], nowMs)
+    if (due === 'quiet') return
+    if (due === 'last') {
+      this.log.warn('sync: more senders have every packet refused; no more such warnings for 10 minutes (see /v1/peers)')
+      return
+    }
+    (stats.warnedMs ??= {})[reason] = nowMs
+    const offsetSeconds = detail.offsetMs !== undefined ? Math.round(detail.offsetMs / 1000) : undefined
+    this.log.warn({ from, reason, ...(detail.keyId !== undefined ? { keyId: detail.keyId } : {}), ...(offsetSeconds !== undefined ? { offsetSeconds } : {}) }, refusalWarning(from, reason, detail, this.codec.refusalContext))
   }
 
   /** The row a packet from `from` is counted on: its address's, or in multicast its node's. */

@@ -162,10 +162,11 @@ export type DecodeResult =
   | ({ ok: false; reason: RejectReason; twin?: true } & RefusalDetail)
 
 /**
- * What the sync service learns from a refusal: the sender and sequence of a `replay`
- * (authenticated by then, so a dual-stack peer's second copy can be told from a replay).
+ * What the sync's log needs to say why a peer is refused: the key id of an `unknown_key`
+ * packet, how far a `future`/`stale` packet's date is from our clock, and the sender and
+ * sequence of a `replay` (authenticated by then, so a copy can be told from a replay).
  */
-export interface RefusalDetail { sender?: string; sequence?: bigint }
+export interface RefusalDetail { keyId?: number; offsetMs?: number; sender?: string; sequence?: bigint }
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -472,7 +473,7 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
 
   const keyId = packet.readUInt8(OFF_KEY_ID)
   const key = ctx.keyRing.byId(keyId)
-  if (key === undefined) return reject('unknown_key')
+  if (key === undefined) return { ok: false, reason: 'unknown_key', keyId }
 
   const body = openPacket(cipher, key, packet, V2_HEADER_BYTES, bodyLen)
   if (body === undefined) return reject('bad_tag')
@@ -487,8 +488,8 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const nowMs = ctx.now()
   const sequence = packet.readBigUInt64BE(OFF_SEQUENCE)
   const sentAtMs = Number(packet.readBigUInt64BE(OFF_SENT_AT))
-  if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return reject('future')
-  if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return reject('stale')
+  if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return { ok: false, reason: 'future', offsetMs: sentAtMs - nowMs }
+  if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return { ok: false, reason: 'stale', offsetMs: sentAtMs - nowMs }
   const notBefore = REPLY_OPS.has(op) ? ctx.repliesNotBeforeMs : ctx.notBeforeMs
   if (notBefore !== undefined && sentAtMs <= notBefore) return reject('before_start')
   const senderHex = senderHexOf(packet)
