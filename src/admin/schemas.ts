@@ -243,6 +243,8 @@ export const peersSchema = {
         properties: {
           address: { type: 'string' },
           nodeId: { type: 'string' },
+          // Multicast: a row is a node; every address it was heard from.
+          addresses: { type: 'array', items: { type: 'string' } },
           configured: { type: 'boolean' },
           lastSeen: { type: 'string' },
           packetsIn: { type: 'integer' },
@@ -260,6 +262,7 @@ export const peersSchema = {
 export interface PeerBody {
   address: string
   nodeId?: string
+  addresses?: string[]
   configured?: boolean
   lastSeen?: string
   packetsIn: number

@@ -67,7 +67,7 @@ export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBo
   rows.push(['sync', peers.sync === 'off' ? 'off' : `${peers.sync}, ${peers.peers.length} peer(s)`])
   for (const p of peers.peers) {
     const rejected = Object.entries(p.rejected).filter(([, n]) => (n ?? 0) > 0).map(([reason, n]) => `${reason} ${n ?? 0}`).join(', ')
-    rows.push(['', `${p.address}${p.nodeId !== undefined ? ` (${p.nodeId})` : ''}: seen ${ago(p.lastSeen, now)}, in ${p.packetsIn}, out ${p.packetsOut}, rejected ${rejected === '' ? '0' : rejected}`])
+    rows.push(['', `${p.addresses !== undefined ? p.addresses.join(', ') : p.address}${p.nodeId !== undefined ? ` (${p.nodeId})` : ''}: seen ${ago(p.lastSeen, now)}, in ${p.packetsIn}, out ${p.packetsOut}, rejected ${rejected === '' ? '0' : rejected}`])
   }
   const h = state.haproxy
   if (h === undefined) rows.push(['haproxy', 'no --haproxy-socket configured'])

@@ -121,7 +121,12 @@ export class Primary {
     // Warm join before the terminator serves: a restarted node is not cold.
     if (this.sync !== undefined) {
       const joined = await this.sync.warmJoin(config.warmJoinTimeout * 1000)
-      this.log.info({ sessions: joined.sessions, peers: joined.responders, l2: this.cache.l2.size }, 'warm join done')
+      const refused = Object.keys(joined.refused).length > 0 ? { refused: joined.refused } : {}
+      this.log.info({ sessions: joined.sessions, peers: joined.responders, l2: this.cache.l2.size, ...refused }, 'warm join done')
+      // A responder whose challenge we cannot open (another secret, a skewed clock) is no responder: say why the node starts cold.
+      if (joined.responders === 0 && Object.keys(joined.refused).length > 0) {
+        this.log.warn({ refused: joined.refused }, `warm join got nothing: the peers' packets were refused (${Object.entries(joined.refused).map(([r, n]) => `${r} ${String(n)}`).join(', ')}), so the node starts cold; the 'sync packets from ... are all refused' warning says why`)
+      }
     }
     // A signal during the start: stop() is under way, nothing more is started.
     if (this.stopping) return

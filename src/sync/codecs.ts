@@ -4,6 +4,7 @@ import type { CertificateBundle } from '../tls/certificates.js'
 import { sessionProtocolVersion, TLS1_3_VERSION } from '../tls/session-der.js'
 import type { Logger } from '../util/logger.js'
 import { FarmKeyRing, type FarmKey } from './farm-keys.js'
+import type { RefusalContext } from './refusal-warning.js'
 import type { RejectReason } from './reject-reasons.js'
 import { backendOf, DEFAULT_SYNC_CIPHER, type SyncCipher } from './sync-aead.js'
 import { ReplayGuard } from './replay-guard.js'
@@ -11,16 +12,16 @@ import { ReplayState } from './replay-state.js'
 import { decodeStud, encodeStud, STUD_MAX_DER_BYTES, STUD_SESSION_ID_BYTES, studHmacKeyFromPrivateKeyPem } from './wire-stud.js'
 import {
   batchedPacketOk, createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_BATCH_PACKETS, MAX_SMALL_PACKET_BYTES, MAX_UDP_PAYLOAD_BYTES,
-  PacketTooBigError, splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type SyncMessage
+  PacketTooBigError, splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, type DecodeContext, type RefusalDetail, type SyncMessage
 } from './wire-v2.js'
 
 export type { SyncMessage } from './wire-v2.js'
 
 /** A datagram as a codec read it: the message and, where the format names one, the sender's node id. */
 export type DecodedPacket =
-  | { ok: true; message: SyncMessage; sender?: string }
+  | { ok: true; message: SyncMessage; sender?: string; sequence?: bigint }
   /** `twin` (v2): our node id on a packet this process did not send. */
-  | { ok: false; reason: RejectReason; twin?: true }
+  | ({ ok: false; reason: RejectReason; twin?: true } & RefusalDetail)
 
 /**
  * One farm-sync wire format, as the sync service uses it. The service owns the socket, the
@@ -42,6 +43,8 @@ export interface SyncCodec {
   readonly farmKey?: { id: number; fingerprint: string }
   /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
   readonly batching?: BatchFormat
+  /** What this node holds and allows, for the warning about a peer whose packets are all refused. */
+  readonly refusalContext: RefusalContext
   /** The packet for `message`; undefined when this format cannot carry it. Throws when the message is malformed. */
   encode (message: SyncMessage): Buffer | undefined
   /**
@@ -98,6 +101,7 @@ export class V2Codec implements SyncCodec {
   readonly cipher: SyncCipher
   readonly sealedWith: string
   readonly farmKey: { id: number; fingerprint: string }
+  readonly refusalContext: RefusalContext
   private readonly keyRing: FarmKeyRing
   private readonly nextSequence: () => bigint
   private readonly replay = new ReplayGuard()
@@ -112,6 +116,7 @@ export class V2Codec implements SyncCodec {
     this.sealedWith = `${this.cipher} (${backendOf(this.cipher)})`
     this.farmKey = { id: this.keyRing.current().id, fingerprint: this.keyRing.current().fingerprint }
     this.nodeId = v2NodeId(nodeName)
+    this.refusalContext = { keyIds: this.keyRing.ids(), maxSkewSeconds: clock.maxSkewSeconds, sessionLifetimeSeconds: clock.sessionTimeoutSeconds }
     const now = clock.now ?? Date.now
     const startMs = now()
     const startFloor = startMs - clock.maxSkewSeconds * 1000
@@ -184,9 +189,11 @@ export class StudCodec implements SyncCodec {
   private readonly recentlySent = new Set<string>()
 
   private readonly hmacKey: KeyObject
+  readonly refusalContext: RefusalContext
 
   constructor (hmacKey: Buffer, private readonly clock: CodecClock) {
     this.hmacKey = crypto.createSecretKey(hmacKey)
+    this.refusalContext = { keyIds: [], maxSkewSeconds: clock.maxSkewSeconds, sessionLifetimeSeconds: clock.sessionTimeoutSeconds }
   }
 
   encode (message: SyncMessage): Buffer | undefined {

@@ -25,7 +25,8 @@ export const REJECT_REASONS = [
   'before_start',
   'unsolicited',
   'own',
-  'tls13_session'
+  'tls13_session',
+  'duplicate'
 ] as const
 
 export type RejectReason = typeof REJECT_REASONS[number]

@@ -13,11 +13,12 @@ import { DatagramBatcher } from './batcher.js'
 import type { DecodedPacket, SyncCodec, SyncMessage } from './codecs.js'
 import { kernelDrops } from './kernel-drops.js'
 import type { PeerSource } from './peer-source.js'
+import { refusalWarning, RefusalWarnings, warnsAbout } from './refusal-warning.js'
 import { REJECT_REASONS, type RejectReason } from './reject-reasons.js'
 import { SnapshotGate, type SnapshotRefusal } from './snapshot-gate.js'
 import { isMulticast, unmappedHost } from './sync-addresses.js'
 import { JOIN_SETTLE_MS, WarmJoin, type JoinStep } from './warm-join.js'
-import { PacketTooBigError, snapshotEntryBytes, V2_OVERHEAD_BYTES, type SnapshotEntry } from './wire-v2.js'
+import { PacketTooBigError, snapshotEntryBytes, V2_OVERHEAD_BYTES, type RefusalDetail, type SnapshotEntry } from './wire-v2.js'
 
 export interface SyncOptions {
   listen: HostPort
@@ -33,8 +34,11 @@ export interface SyncOptions {
 
 /** Per-sender (or per-peer) counters for /v1/peers; packets are updates (a batch datagram carries several). */
 export interface PeerStats {
+  /** The row's address; in multicast, where rows are nodes, the one it was last heard from. */
   address: string
   nodeId?: string
+  /** Multicast: every address the node was heard from (the group port it shares with the nodes of its host, its snapshot socket). */
+  addresses?: string[]
   configured: boolean
   lastSeen?: string
   packetsIn: number
@@ -43,8 +47,17 @@ export interface PeerStats {
   rejected: Partial<Record<RejectReason, number>>
 }
 
-/** PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is decided then too (DNS peers come and go). */
-type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number }
+/**
+ * PeerStats as kept: the time as a number, made a date only when someone asks; `configured` is
+ * decided then too (DNS peers come and go). `warnedMs`: when each refusal was last logged.
+ */
+type PeerCounters = Omit<PeerStats, 'lastSeen' | 'configured'> & { lastSeenMs?: number; warnedMs?: Partial<Record<RejectReason, number>> }
+
+/**
+ * A node's last accepted packets (their sequence numbers, and the address each came from): a
+ * copy of one arriving through another of our addresses is a duplicate, not a replay.
+ */
+interface RecentlyAccepted { from: Map<bigint, string>; atMs: number }
 
 type InResult = RejectReason
 
@@ -69,6 +82,13 @@ class SyncCounts {
   readonly snapshotRequests = new Map<SnapshotResult, number>(SNAPSHOT_RESULTS.map((r): [SnapshotResult, number] => [r, 0]))
 }
 
+/** What a warm join brought, and the packets refused meanwhile (a responder with another secret answers nothing we can open). */
+export interface WarmJoinResult {
+  sessions: number
+  responders: number
+  refused: Partial<Record<RejectReason, number>>
+}
+
 /** This node's warm join under way, and what to do when it takes a step. */
 interface JoinAttempt {
   join: WarmJoin
@@ -85,7 +105,8 @@ const SNAPSHOT_PACKET_BYTES = 16_000
  * The farm sync in the primary: one UDP socket, New/Del to every peer (or the multicast group),
  * and what comes in is decoded by the format's codec (authenticated, checked) and only then put
  * into L2. Sends are fire-and-forget: a dead or slow peer costs a counter, never a handshake.
- * A rejected packet only increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`.
+ * A rejected packet increments `tlsfleet_sync_packets_total{direction="in",result=<reason>}`;
+ * a sender none of whose packets was accepted is also warned about, rate-limited (warnRefused).
  *
  * Snapshots (the warm join) take a round trip that proves the requester's address before any
  * session data goes to it (snapshot-gate.ts). They run over the sync socket; with multicast, over
@@ -107,8 +128,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly counts = new SyncCounts()
   private warnedTooBig = false
   private readonly batcher?: DatagramBatcher
-  /** Per address: our peers, and senders of at least one authenticated packet. */
+  /**
+   * Per address: our peers, and senders of at least one authenticated packet. In multicast, per
+   * node id instead: the nodes of one host all send from the group's port, so an address is no node.
+   */
   private readonly peers = new Map<string, PeerCounters>()
+  /** Multicast: the node id last authenticated from each address (its row in `peers`). */
+  private readonly nodeAt = new Map<string, string>()
+  /** Per node id (v2, unicast), the packets last accepted from it. */
+  private readonly recentlyAccepted = new Map<string, RecentlyAccepted>()
+  /** Bumped when an address turns out to be another node's: the targets are deduplicated again. */
+  private nodeIdsChanged = 0
+  private uniqueTargets: { from?: readonly HostPort[]; changes: number; targets: readonly HostPort[] } = { changes: -1, targets: [] }
+  /** Per node id: which of its addresses gets our updates (distinctTargets), moved on by its duplicates. */
+  private readonly rotation = new Map<string, number>()
+  private readonly refusalWarnings = new RefusalWarnings()
   /**
    * Per address, senders of nothing authenticated yet (forged, damaged, another farm's): kept
    * apart and bounded, the oldest forgotten first, so a flood from many source addresses cannot
@@ -278,9 +312,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * challenge, and wait until every responder has sent its last chunk (warm-join.ts says when
    * that is enough), or the timeout passes. A node alone starts anyway.
    */
-  async warmJoin (timeoutMs: number): Promise<{ sessions: number; responders: number }> {
+  async warmJoin (timeoutMs: number): Promise<WarmJoinResult> {
     const via = this.snapshotSocket
-    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return { sessions: 0, responders: 0 }
+    if (!this.codec.snapshots || via === undefined || this.targets.length === 0 || timeoutMs <= 0) return { sessions: 0, responders: 0, refused: {} }
+    const before = new Map(this.counts.packetsIn)
     // Random: a chunk or challenge is accepted only for this id, so one from before a restart is refused.
     const join = new WarmJoin(crypto.randomBytes(4).readUInt32BE(0), this.multicast ? undefined : this.targets.length)
     return await new Promise((resolve) => {
@@ -289,7 +324,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         clearTimeout(timer)
         clearTimeout(settle)
         if (this.join?.join === join) this.join = undefined
-        resolve({ sessions: join.sessions, responders: join.responders })
+        resolve({ sessions: join.sessions, responders: join.responders, refused: this.refusedSince(before) })
       }
       const timer = setTimeout(finish, timeoutMs)
       const onStep = (step: JoinStep): void => {
@@ -303,11 +338,29 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     })
   }
 
+  /** Packets refused since `before` (a copy of counts.packetsIn), by the reasons that say something is wrong. */
+  private refusedSince (before: ReadonlyMap<RejectReason, number>): Partial<Record<RejectReason, number>> {
+    const refused: Partial<Record<RejectReason, number>> = {}
+    for (const [reason, n] of this.counts.packetsIn) {
+      const more = n - (before.get(reason) ?? 0)
+      if (more > 0 && warnsAbout(reason)) refused[reason] = more
+    }
+    return refused
+  }
+
+  /**
+   * One row per peer address; in multicast one per node (by its authenticated id), the group
+   * being the configuration: a node heard in it is configured. Senders of nothing authenticated
+   * follow, by address.
+   */
   peerList (): PeerStats[] {
     const configured = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
-    return [...this.peers.values(), ...this.strangers.values()].map(({ lastSeenMs, ...stats }) => ({
+    const strangers = [...this.strangers.values()].map((stats) => ({ stats, configured: false }))
+    const peers = [...this.peers.values()].map((stats) => ({ stats, configured: this.multicast ? stats.nodeId !== undefined : configured.has(stats.address) }))
+    return [...peers, ...strangers].map(({ stats: { lastSeenMs, warnedMs: _warned, addresses, ...stats }, configured }) => ({
       ...stats,
-      configured: configured.has(stats.address),
+      ...(addresses !== undefined ? { addresses: [...addresses] } : {}),
+      configured,
       ...(lastSeenMs !== undefined ? { lastSeen: new Date(lastSeenMs).toISOString() } : {})
     }))
   }
@@ -326,7 +379,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   }
 
   /** To `to` (else to every target: New/Del through the batcher), from `via` (else the sync socket). */
-  private sendMessage (message: SyncMessage, route: { to?: HostPort; via?: dgram.Socket } = {}): void {
+  private sendMessage (message: SyncMessage, route: { to?: HostPort; via?: dgram.Socket; row?: string } = {}): void {
     let packet: Buffer | undefined
     try {
       packet = this.codec.encode(message)
@@ -343,20 +396,65 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       return
     }
     if (packet === undefined) return // the format does not carry this operation
-    if (route.to !== undefined) this.send(packet, 1, route.to, route.via)
+    if (route.to !== undefined) this.send(packet, 1, route.to, route.via, route.row)
     else if (this.batcher !== undefined && (message.op === 'new' || message.op === 'del')) this.batcher.add(packet)
     else this.sendToAll(packet, 1, route.via)
   }
 
   private sendToAll (datagram: Buffer, updates: number, via?: dgram.Socket): void {
-    for (const target of this.targets) this.send(datagram, updates, target, via)
+    for (const target of this.distinctTargets()) this.send(datagram, updates, target, via)
   }
 
-  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket): void {
+  /**
+   * The targets, one per node: a peer found by name on a dual-stack farm is listed twice (its A
+   * and its AAAA record), and each copy would reach it, the second refused as a duplicate. DNS
+   * does not say which records are one node (a headless service lists its members' records
+   * apart), and preferring one family per name would drop the nodes that only have the other; so
+   * the sync learns it from authenticated packets (the address a node sends from towards each of
+   * ours) and sends to one address of each node it knows: the first listed, or the next one
+   * after the node sent us a duplicate (it has not yet heard us from all our addresses, and
+   * learns the one we send from). Until it has heard a node from two addresses, both get updates.
+   */
+  private distinctTargets (): readonly HostPort[] {
+    const all = this.targets
+    if (all.length < 2) return all
+    const memo = this.uniqueTargets
+    if (memo.from === all && memo.changes === this.nodeIdsChanged) return memo.targets
+    const nodeOf = all.map((target) => this.peers.get(formatHostPort({ host: unmappedHost(target.host), port: target.port }))?.nodeId)
+    const byNode = new Map<string, HostPort[]>()
+    all.forEach((target, i) => {
+      const nodeId = nodeOf[i]
+      if (nodeId !== undefined) byNode.set(nodeId, [...byNode.get(nodeId) ?? [], target])
+    })
+    const targets: HostPort[] = []
+    all.forEach((target, i) => {
+      const nodeId = nodeOf[i]
+      const same = nodeId !== undefined ? byNode.get(nodeId) : undefined
+      if (nodeId === undefined || same === undefined) targets.push(target)
+      else if (same[0] === target) targets.push(same[(this.rotation.get(nodeId) ?? 0) % same.length] as HostPort)
+    })
+    this.uniqueTargets = { from: all, changes: this.nodeIdsChanged, targets }
+    return targets
+  }
+
+  /**
+   * A node's duplicate came from `from`: that address is the node's too (the packet is
+   * authenticated), and the node has not heard us from every address of ours: our next
+   * datagram to it goes to its next address, so it hears us from there.
+   */
+  private copySeen (from: string, nodeId: string): void {
+    if (this.multicast) return
+    const row = this.peerStats(from)
+    if (row.address === from) row.nodeId = nodeId
+    if (this.rotation.has(nodeId) || this.rotation.size < MAX_PEERS) this.rotation.set(nodeId, (this.rotation.get(nodeId) ?? 0) + 1)
+    this.nodeIdsChanged++
+  }
+
+  private send (datagram: Buffer, updates: number, target: HostPort, via = this.socket, row?: string): void {
     if (via === undefined) return
     const multicast = this.multicast && target === this.opts.listen
     const key = multicast ? undefined : formatHostPort({ host: unmappedHost(target.host), port: target.port })
-    const stats = key === undefined ? undefined : this.peerStats(key)
+    const stats = key === undefined ? undefined : this.peerStats(row ?? key, key)
     // A socket on [::] reaches IPv4 peers only by their IPv4-mapped address (EINVAL otherwise).
     const host = this.dualStack && net.isIPv4(target.host) ? `::ffff:${target.host}` : target.host
     via.send(datagram, target.port, host, (err) => {
@@ -401,20 +499,24 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         else if (this.codec.format === 'v2') this.checkOwnSender(rinfo)
         return
       }
-      return this.reject(from, result.reason)
+      if (this.isCopy(from, result)) {
+        this.copySeen(from, result.sender as string)
+        return this.reject(from, 'duplicate', result)
+      }
+      return this.reject(from, result.reason, result)
     }
     const message = result.message
     switch (message.op) {
       case 'new':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         this.cache.addRemote(message.sessionId, { der: message.session, createdAt: message.createdAt })
         break
       case 'del':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         this.answerRequest(message, { host: rinfo.address, port: rinfo.port }, result.sender ?? '')
         break
       case 'snapshot-challenge': {
@@ -422,14 +524,14 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         const join = this.join?.join
         const responder = { host: rinfo.address, port: rinfo.port }
         if (join === undefined || message.requestId !== join.requestId || !join.challenged(this.addressKey(rinfo))) return this.reject(from, 'unsolicited')
-        this.accept(from, result.sender)
-        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia() })
+        this.accept(from, result.sender, result.sequence)
+        this.sendMessage({ op: 'snapshot-request', requestId: message.requestId, cookie: message.cookie }, { to: responder, ...this.snapshotVia(), ...this.rowOfNode(result.sender) })
         break
       }
       case 'snapshot-chunk': {
         const attempt = this.join
         if (attempt === undefined || message.requestId !== attempt.join.requestId) return this.reject(from, 'unsolicited')
-        this.accept(from, result.sender)
+        this.accept(from, result.sender, result.sequence)
         for (const s of message.sessions) this.cache.addRemote(s.sessionId, { der: s.session, createdAt: s.createdAt })
         attempt.onStep(attempt.join.chunk(this.addressKey(rinfo), message.sessions.length, message.last))
         break
@@ -468,6 +570,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.snapshotSocket !== undefined ? { via: this.snapshotSocket } : {}
   }
 
+  /** Multicast: what is sent to a node's snapshot socket is counted on the node's row, not on a row of that address. */
+  private rowOfNode (nodeId: string | undefined): { row?: string } {
+    return this.multicast && nodeId !== undefined && nodeId !== '' ? { row: nodeId } : {}
+  }
+
   /**
    * A first request gets a challenge (a cookie, in a datagram no bigger than the request); a
    * request that echoes a valid cookie from the same address gets the snapshot, within the
@@ -478,11 +585,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     switch (decision.action) {
       case 'challenge':
         this.countSnapshot('challenged')
-        this.sendMessage({ op: 'snapshot-challenge', requestId: request.requestId, cookie: decision.cookie }, { to: from, ...this.snapshotVia() })
+        this.sendMessage({ op: 'snapshot-challenge', requestId: request.requestId, cookie: decision.cookie }, { to: from, ...this.snapshotVia(), ...this.rowOfNode(nodeId) })
         break
       case 'answer':
         this.countSnapshot('answered')
-        void this.sendSnapshot(request.requestId, from).finally(() => this.gate.release())
+        void this.sendSnapshot(request.requestId, from, this.rowOfNode(nodeId)).finally(() => this.gate.release())
         break
       case 'refuse':
         this.countSnapshot(decision.reason)
@@ -500,13 +607,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
    * The total is bounded by L2's own bounds; the joiner stops listening at its timeout.
    */
-  private async sendSnapshot (requestId: number, to: HostPort): Promise<void> {
+  private async sendSnapshot (requestId: number, to: HostPort, row: { row?: string }): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
     let chunk: SnapshotEntry[] = []
     let size = 0
     let sent = 0
     const flush = async (last: boolean): Promise<void> => {
-      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia() })
+      this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia(), ...row })
       chunk = []
       size = 0
       if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
@@ -525,18 +632,93 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.packetsIn.set(result, (this.counts.packetsIn.get(result) ?? 0) + 1)
   }
 
-  private accept (from: string, nodeId: string | undefined): void {
+  private accept (from: string, nodeId: string | undefined, sequence?: bigint): void {
     this.counts.packetsAccepted++
-    const stats = this.peers.get(from) ?? this.promote(from)
+    const nowMs = Date.now()
+    const stats = this.multicast && nodeId !== undefined ? this.nodeRow(nodeId, from) : this.peers.get(from) ?? this.promote(from)
     stats.packetsIn++
-    stats.lastSeenMs = Date.now()
-    if (nodeId !== undefined) stats.nodeId = nodeId
+    stats.lastSeenMs = nowMs
+    if (nodeId === undefined) return
+    if (stats.nodeId !== nodeId) {
+      stats.nodeId = nodeId
+      this.nodeIdsChanged++
+    }
+    // Multicast sends one datagram to the group: no copies to tell apart.
+    if (sequence === undefined || this.multicast) return
+    let recent = this.recentlyAccepted.get(nodeId)
+    if (recent === undefined) {
+      if (this.recentlyAccepted.size >= MAX_PEERS) return
+      recent = { from: new Map(), atMs: nowMs }
+      this.recentlyAccepted.set(nodeId, recent)
+    }
+    recent.from.set(sequence, from)
+    recent.atMs = nowMs
+    if (recent.from.size > COPY_WINDOW_PACKETS) recent.from.delete(recent.from.keys().next().value as bigint)
   }
 
-  private reject (from: string, reason: RejectReason): void {
+  /**
+   * A replay that is the second copy of a packet just accepted from the same node through
+   * another address: a dual-stack peer sent it to both our addresses before it learnt they are
+   * one node (distinctTargets). Counted as `duplicate`, so `replay` keeps meaning trouble.
+   */
+  private isCopy (from: string, result: RefusalDetail & { reason: RejectReason }): boolean {
+    if (result.reason !== 'replay' || result.sender === undefined || result.sequence === undefined) return false
+    const recent = this.recentlyAccepted.get(result.sender)
+    if (recent === undefined || Date.now() - recent.atMs >= COPY_MAX_AGE_MS) return false
+    // Accepted by this process, from another address: a packet replayed after a restart, or
+    // one accepted long ago, is not among these.
+    const first = recent.from.get(result.sequence)
+    return first !== undefined && first !== from
+  }
+
+  private reject (from: string, reason: RejectReason, detail: RefusalDetail = {}): void {
     this.count(reason)
-    const stats = this.peers.get(from) ?? this.stranger(from)
+    const stats = this.rowOf(from, detail.sender) ?? this.stranger(from)
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1
+    if (stats.packetsIn === 0 && warnsAbout(reason)) this.warnRefused(stats, from, reason, detail)
+  }
+
+  /**
+   * A sender none of whose packets was accepted is otherwise only in /v1/peers and the metrics:
+   * said once per sender and reason per interval, and few such lines in all (refusal-warning.ts).
+   */
+  private warnRefused (stats: PeerCounters, from: string, reason: RejectReason, detail: RefusalDetail): void {
+    const nowMs = Date.now()
+    const due = this.refusalWarnings.due(stats.warnedMs?.[reason], nowMs)
+    if (due === 'quiet') return
+    if (due === 'last') {
+      this.log.warn('sync: more senders have every packet refused; no more such warnings for 10 minutes (see /v1/peers)')
+      return
+    }
+    (stats.warnedMs ??= {})[reason] = nowMs
+    const offsetSeconds = detail.offsetMs !== undefined ? Math.round(detail.offsetMs / 1000) : undefined
+    this.log.warn({ from, reason, ...(detail.keyId !== undefined ? { keyId: detail.keyId } : {}), ...(offsetSeconds !== undefined ? { offsetSeconds } : {}) }, refusalWarning(from, reason, detail, this.codec.refusalContext))
+  }
+
+  /** The row a packet from `from` is counted on: its address's, or in multicast its node's. */
+  private rowOf (from: string, sender: string | undefined): PeerCounters | undefined {
+    if (!this.multicast) return this.peers.get(from)
+    const nodeId = sender ?? this.nodeAt.get(from)
+    return nodeId !== undefined ? this.peers.get(nodeId) : undefined
+  }
+
+  /** Multicast: a node's row, with the addresses it was heard from; what its address counted as a stranger moves over. */
+  private nodeRow (nodeId: string, from: string): PeerCounters {
+    const stats = this.peers.get(nodeId) ?? this.peerStats(nodeId, from)
+    if (stats.address === 'other') return stats
+    const known = this.strangers.get(from)
+    if (known !== undefined) {
+      this.strangers.delete(from)
+      addCounts(stats, known)
+    }
+    if (this.nodeAt.get(from) !== nodeId && (this.nodeAt.has(from) || this.nodeAt.size < MAX_PEERS)) this.nodeAt.set(from, nodeId)
+    stats.address = from
+    const addresses = stats.addresses ??= []
+    if (!addresses.includes(from)) {
+      addresses.push(from)
+      if (addresses.length > MAX_NODE_ADDRESSES) addresses.shift()
+    }
+    return stats
   }
 
   /**
@@ -551,9 +733,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.lastAddress.key
   }
 
-  /** Stats of a peer or an authenticated sender; bounded (then counted as 'other'). */
-  private peerStats (address: string): PeerCounters {
-    let stats = this.peers.get(address)
+  /** Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node id); bounded (then counted as 'other'). */
+  private peerStats (key: string, address = key): PeerCounters {
+    let stats = this.peers.get(key)
     if (stats === undefined) {
       if (this.peers.size >= MAX_PEERS) {
         stats = this.peers.get('other') ?? newCounters('other')
@@ -561,7 +743,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         return stats
       }
       stats = newCounters(address)
-      this.peers.set(address, stats)
+      this.peers.set(key, stats)
     }
     return stats
   }
@@ -609,6 +791,25 @@ function localAddresses (): Set<string> {
 function newCounters (address: string): PeerCounters {
   return { address, packetsIn: 0, packetsOut: 0, sendErrors: 0, rejected: {} }
 }
+
+/** A stranger's counters added to the node row it turned out to be (multicast). */
+function addCounts (to: PeerCounters, from: PeerCounters): void {
+  to.packetsIn += from.packetsIn
+  to.packetsOut += from.packetsOut
+  to.sendErrors += from.sendErrors
+  for (const [reason, n] of Object.entries(from.rejected) as Array<[RejectReason, number]>) to.rejected[reason] = (to.rejected[reason] ?? 0) + n
+}
+
+/** Addresses listed under one node's row in multicast (its group port and its snapshot socket, and a few changes). */
+const MAX_NODE_ADDRESSES = 8
+
+/**
+ * A replay is a dual-stack peer's second copy when the packet is among the last this many
+ * accepted from that node, from another address, and the node's last came less than this long
+ * ago: both copies leave in one send (a batch is at most 1400 bytes, a few dozen updates).
+ */
+const COPY_WINDOW_PACKETS = 128
+const COPY_MAX_AGE_MS = 1000
 
 /** Senders of nothing authenticated kept in /v1/peers (the most recent ones). */
 const MAX_STRANGERS = 256

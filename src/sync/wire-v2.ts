@@ -22,7 +22,7 @@
  *                             notBeforeMs?; repliesNotBeforeMs?; beforeAccept? (sentAtMs);
  *                             ownPacket? (sequence, sentAtMs): boolean }
  *   type DecodeResult = { ok: true; message; sender /* node id, hex *\/; sequence; keyId; sentAtMs }
- *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ }
+ *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ } & RefusalDetail
  *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
  *   createSequenceCounter (startMs?): () => bigint
  *   frameBatchV2 (packets): Buffer               several sealed New/Del packets in one datagram
@@ -159,7 +159,14 @@ export type DecodeResult =
   /** `sender`: the sender's node id in hex (what the replay window and the peer list key on). */
   | { ok: true; message: SyncMessage; sender: string; sequence: bigint; keyId: number; sentAtMs: number }
   /** `twin`: an authenticated packet with our node id that `ownPacket` says we did not send. */
-  | { ok: false; reason: RejectReason; twin?: true }
+  | ({ ok: false; reason: RejectReason; twin?: true } & RefusalDetail)
+
+/**
+ * What the sync's log needs to say why a peer is refused: the key id of an `unknown_key`
+ * packet, how far a `future`/`stale` packet's date is from our clock, and the sender and
+ * sequence of a `replay` (authenticated by then, so a copy can be told from a replay).
+ */
+export interface RefusalDetail { keyId?: number; offsetMs?: number; sender?: string; sequence?: bigint }
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -472,7 +479,7 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
 
   const keyId = packet.readUInt8(OFF_KEY_ID)
   const key = ctx.keyRing.byId(keyId)
-  if (key === undefined) return reject('unknown_key')
+  if (key === undefined) return { ok: false, reason: 'unknown_key', keyId }
 
   const body = openPacket(cipher, key, packet, V2_HEADER_BYTES, bodyLen)
   if (body === undefined) return reject('bad_tag')
@@ -487,12 +494,12 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const nowMs = ctx.now()
   const sequence = packet.readBigUInt64BE(OFF_SEQUENCE)
   const sentAtMs = Number(packet.readBigUInt64BE(OFF_SENT_AT))
-  if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return reject('future')
-  if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return reject('stale')
+  if (sentAtMs > nowMs + ctx.maxSkewSeconds * 1000) return { ok: false, reason: 'future', offsetMs: sentAtMs - nowMs }
+  if (sentAtMs < nowMs - ctx.sessionLifetimeSeconds * 1000) return { ok: false, reason: 'stale', offsetMs: sentAtMs - nowMs }
   const notBefore = REPLY_OPS.has(op) ? ctx.repliesNotBeforeMs : ctx.notBeforeMs
   if (notBefore !== undefined && sentAtMs <= notBefore) return reject('before_start')
   const senderHex = senderHexOf(packet)
-  if (!ctx.replay.check(senderHex, sequence, sentAtMs)) return reject('replay')
+  if (!ctx.replay.check(senderHex, sequence, sentAtMs)) return { ok: false, reason: 'replay', sender: senderHex, sequence }
 
   const decoded = decodeBody(op, body, ctx, nowMs)
   if (!decoded.ok) return decoded

@@ -210,7 +210,8 @@
 
     fillTable('peers-table', d.sync.peers.map(function (p) {
       var rejected = Object.keys(p.rejected).filter(function (k) { return p.rejected[k] > 0 }).map(function (k) { return k + ' ' + p.rejected[k] }).join(', ')
-      return [p.address, p.nodeId, p.lastSeen ? fmtTime(p.lastSeen) : 'never', fmtInt(p.packetsIn), fmtInt(p.packetsOut), fmtInt(p.sendErrors || 0), rejected || '0']
+      // Multicast rows are nodes: every address the node was heard from.
+      return [p.addresses ? p.addresses.join(', ') : p.address, p.nodeId, p.lastSeen ? fmtTime(p.lastSeen) : 'never', fmtInt(p.packetsIn), fmtInt(p.packetsOut), fmtInt(p.sendErrors || 0), rejected || '0']
     }))
   }
 
