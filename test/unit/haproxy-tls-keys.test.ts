@@ -96,6 +96,16 @@ test('a counter read from HAProxy never goes backwards across an HAProxy restart
   assert.equal(total.total, 139)
 })
 
+/** A Runtime API that holds one ring, starting with the farm's at `at`, as HAProxy's `set ssl tls-key` rolls it. */
+function fakeRing (s: ReturnType<typeof schedule>, at: number): { api: HaproxyRuntimeApi; ring: string[] } {
+  const state = { ring: [...expectedRing(s, at).lines] }
+  const api = {
+    showTlsKeys: async () => [...state.ring],
+    setTlsKey: async (_file: string, line: string) => { state.ring = [...state.ring.slice(1), line] }
+  } as unknown as HaproxyRuntimeApi
+  return { api, get ring () { return state.ring }, set ring (lines: string[]) { state.ring = lines } }
+}
+
 /** A key file path in a fresh temp dir (the pusher writes the ring there), removed at exit. */
 function keyFilePath (): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-pusher-'))
@@ -106,16 +116,13 @@ function keyFilePath (): string {
 test('the key file holds the ring the pusher left: written after a rotation and a repair, read again only when the ring moves', async () => {
   let at = 1_800_000_000_000
   const s = schedule(at)
-  let ring = [...expectedRing(s, at).lines]
-  const api = {
-    showTlsKeys: async () => [...ring],
-    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
-  } as unknown as HaproxyRuntimeApi
+  const haproxy = fakeRing(s, at)
+  const api = haproxy.api
   const file = keyFilePath()
   fs.writeFileSync(file, 'stale\n', { mode: 0o644 })
   const pusher = new TicketKeyPusher(api, file, s, () => at)
   assert.equal((await pusher.check()).fileWritten, true, 'a current ring over a stale file: the file is rewritten')
-  assert.equal(fs.readFileSync(file, 'utf8'), ring.join('\n') + '\n')
+  assert.equal(fs.readFileSync(file, 'utf8'), haproxy.ring.join('\n') + '\n')
   assert.equal(fs.statSync(file).mode & 0o777, 0o600)
   assert.equal((await pusher.check()).fileWritten, undefined, 'unchanged: not written again')
   at += 60_000
@@ -129,32 +136,28 @@ test('the key file holds the ring the pusher left: written after a rotation and 
   const check = await nowhere.check()
   assert.equal(check.current, true)
   assert.match(check.fileProblem ?? '', /^cannot rewrite \S+no-such-dir\/keys with the ring: ENOENT/)
-  for (const line of ring) assert.equal(check.fileProblem?.includes(line), false)
+  for (const line of haproxy.ring) assert.equal(check.fileProblem?.includes(line), false)
 })
 
 test('a push is a rotation only on the ring the pusher left; a ring one rotation old after a restart is a repair', async () => {
   let at = 1_800_000_000_000
   const s = schedule(at)
-  let ring = [...expectedRing(s, at).lines]
-  const api = {
-    showTlsKeys: async () => [...ring],
-    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
-  } as unknown as HaproxyRuntimeApi
-  const pusher = new TicketKeyPusher(api, keyFilePath(), s, () => at)
+  const haproxy = fakeRing(s, at)
+  const pusher = new TicketKeyPusher(haproxy.api, keyFilePath(), s, () => at)
   assert.deepEqual(await pusher.check(), { current: true, epoch: s.epochAt(at), pushed: 0, fileWritten: true })
-  const leftBehind = [...ring]
+  const leftBehind = [...haproxy.ring]
   at += 60_000 // the epoch moves on: one key, on the ring we left
   assert.equal((await pusher.check()).reason, 'rotation')
   at += 60_000
-  ring = leftBehind // HAProxy restarted from a key file two rotations old: two keys missing
+  haproxy.ring = leftBehind // HAProxy restarted from a key file two rotations old: two keys missing
   const repaired = await pusher.check()
   assert.equal(repaired.reason, 'repair')
   assert.equal(repaired.current, true)
   // Restarted from a file exactly one rotation old: one key is missing, still a repair.
-  const before = [...ring]
+  const before = [...haproxy.ring]
   at += 60_000
   assert.equal((await pusher.check()).reason, 'rotation', 'the ring just repaired is the one left')
-  ring = before
+  haproxy.ring = before
   const oneOld = await pusher.check()
   assert.equal(oneOld.pushed, 1)
   assert.equal(oneOld.reason, 'repair')
@@ -165,17 +168,13 @@ test('HAProxy restarted from the very ring the pusher left, after a rotation dur
   // on while it was down, then it came back from that file. The ring equals the one left.
   let at = 1_800_000_000_000
   const s = schedule(at)
-  let ring = [...expectedRing(s, at).lines]
-  const keyFile = [...ring]
-  const api = {
-    showTlsKeys: async () => [...ring],
-    setTlsKey: async (_file: string, line: string) => { ring = [...ring.slice(1), line] }
-  } as unknown as HaproxyRuntimeApi
-  const pusher = new TicketKeyPusher(api, keyFilePath(), s, () => at)
+  const haproxy = fakeRing(s, at)
+  const keyFile = [...haproxy.ring]
+  const pusher = new TicketKeyPusher(haproxy.api, keyFilePath(), s, () => at)
   assert.equal((await pusher.check()).pushed, 0)
   pusher.forget() // the terminator saw HAProxy unreachable
   at += 60_000
-  ring = [...keyFile]
+  haproxy.ring = [...keyFile]
   const back = await pusher.check()
   assert.equal(back.pushed, 1)
   assert.equal(back.reason, 'repair')
