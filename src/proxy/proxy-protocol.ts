@@ -277,21 +277,26 @@ function canonicalIPv6 (text: string): string | undefined {
 }
 
 /** A sun_path: NUL-terminated. Abstract sockets (leading NUL) are shown with '@', as ss does. */
+/**
+ * A Unix socket address as text, one character per byte (latin1): a path is bytes, not UTF-8,
+ * and what comes in must go out to the backend byte for byte (as UTF-8, 108 0xff bytes grew to
+ * 324 and no longer fit the header: the connection was cut, blamed on the backend).
+ */
 function unixPath (b: Buffer): string {
   if (b.length > 0 && b[0] === 0) {
     const rest = b.subarray(1)
     const end = rest.indexOf(0)
     const name = rest.subarray(0, end === -1 ? rest.length : end)
-    return name.length === 0 ? '' : '@' + name.toString('utf8')
+    return name.length === 0 ? '' : '@' + name.toString('latin1')
   }
   const end = b.indexOf(0)
-  return b.subarray(0, end === -1 ? b.length : end).toString('utf8')
+  return b.subarray(0, end === -1 ? b.length : end).toString('latin1')
 }
 
 /** unixPath's inverse: a path (or '@name', an abstract name) NUL-padded to 108 bytes. Throws when longer. */
 function unixPathBlock (path: string): Buffer {
   const block = Buffer.alloc(UNIX_PATH_LENGTH)
-  const bytes = path.startsWith('@') ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1), 'utf8')]) : Buffer.from(path, 'utf8')
+  const bytes = path.startsWith('@') ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1), 'latin1')]) : Buffer.from(path, 'latin1')
   if (bytes.length > UNIX_PATH_LENGTH) throw new RangeError(`PROXY v2 header: Unix socket path ${JSON.stringify(path)} is longer than ${UNIX_PATH_LENGTH} bytes`)
   bytes.copy(block)
   return block

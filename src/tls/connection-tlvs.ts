@@ -6,7 +6,8 @@ export type TlvKind = 'alpn' | 'authority' | 'ssl'
 
 /**
  * Reads, once per connection after the handshake, what the configured TLVs say. `sniName`: the
- * name read from the ClientHello, for when Node has none (a resumed TLS 1.2 session).
+ * name read from the ClientHello, checked to be a host name and lowercased (undefined when the
+ * client sent none, or something that is no host name).
  */
 export type TlvBuilder = (socket: tls.TLSSocket, client: ClientCertificate | undefined, sniName: string | undefined) => ProxyTlv[]
 
@@ -25,11 +26,9 @@ export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtoco
   return (socket, client, sniName) => {
     const facts: TlsFacts = {}
     if (alpn && typeof socket.alpnProtocol === 'string') facts.alpn = socket.alpnProtocol
-    if (authority) {
-      // Node's servername is false after a TLS 1.2 resumption (ticket or ID): the peeked name then.
-      const name = typeof socket.servername === 'string' && socket.servername !== '' ? socket.servername : sniName
-      if (name !== undefined) facts.authority = name
-    }
+    // The checked name, never OpenSSL's raw one (socket.servername): a client's SNI may hold
+    // CR/LF or control bytes, which a backend routing or logging by this TLV would take as given.
+    if (authority && sniName !== undefined) facts.authority = sniName.endsWith('.') ? sniName.slice(0, -1) : sniName
     if (ssl) {
       facts.ssl = { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name }
       if (client !== undefined) facts.ssl.clientCertificate = client.commonName !== undefined ? { commonName: client.commonName, thisConnection: client.thisConnection } : { thisConnection: client.thisConnection }

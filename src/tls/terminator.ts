@@ -420,9 +420,10 @@ export class TlsTerminator {
   private proxyOut (socket: net.Socket, preamble: Preamble, tlsSocket: tls.TLSSocket, client: ClientCertificate | undefined): ConnectionAddresses | undefined {
     if (this.settings.proxyProtocolOut === 'off') return undefined
     const tlvs = this.tlvs?.(tlsSocket, client, preamble.hello?.serverName)
-    // A LOCAL (v2) or UNKNOWN (v1) header carries no client: the connection's own endpoints
-    // stand for it (the PROXY spec's rule, and what HAProxy passes on with send-proxy).
-    const addresses: ConnectionAddresses = preamble.proxy !== undefined && preamble.proxy.command === 'proxy'
+    // A LOCAL (v2) or UNKNOWN (v1) header, or a PROXY one of family AF_UNSPEC, carries no
+    // client: the connection's own endpoints stand for it (the PROXY spec's rule, and what
+    // HAProxy passes on with send-proxy).
+    const addresses: ConnectionAddresses = preamble.proxy !== undefined && preamble.proxy.command === 'proxy' && preamble.proxy.source !== undefined
       ? { source: preamble.proxy.source, destination: preamble.proxy.destination, ...(preamble.proxy.family === 'unix' ? { family: 'unix' as const } : {}) }
       : {
           source: socket.remoteAddress !== undefined && socket.remotePort !== undefined ? { address: socket.remoteAddress, port: socket.remotePort } : undefined,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
+import { decodeTlsTlvs } from '../../src/proxy/proxy-tlv.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
@@ -29,12 +30,12 @@ after(async () => {
 })
 
 /** Open a TCP connection, optionally write a PROXY header, then run TLS over it. */
-async function connect (header?: string | Buffer): Promise<tls.TLSSocket> {
+async function connect (header?: string | Buffer, servername = 'localhost'): Promise<tls.TLSSocket> {
   const raw = net.connect(port, '127.0.0.1')
   await new Promise<void>((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject) })
   if (header !== undefined) raw.write(header)
   // allowHalfOpen is passed through to the TLSSocket (not in @types/node's ConnectionOptions).
-  const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost', allowHalfOpen: true } as tls.ConnectionOptions)
+  const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername, allowHalfOpen: true } as tls.ConnectionOptions)
   await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
   return socket
 }
@@ -87,9 +88,11 @@ test('a PROXY v2 header from the load balancer is accepted too', async () => {
   assert.deepEqual(conn?.proxy?.source, { address: '192.0.2.9', port: 12345 })
 })
 
-test('a client behind a PROXY v2 LOCAL or v1 UNKNOWN header (no client named): the backend sees the TCP peer, as the spec and HAProxy do', async () => {
+test('a client behind a PROXY v2 LOCAL, v2 PROXY of family UNSPEC or v1 UNKNOWN header (no client named): the backend sees the TCP peer, as the spec and HAProxy do', async () => {
   const local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0x00, 0x00])])
-  for (const [label, header] of [['local', local], ['unknown', 'PROXY UNKNOWN\r\n']] as const) {
+  // Passed on as LOCAL before: the backend saw tlsfleet's own address as the client.
+  const unspec = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x00, 0x00, 0x00])])
+  for (const [label, header] of [['local', local], ['unspec', unspec], ['unknown', 'PROXY UNKNOWN\r\n']] as const) {
     const socket = await connect(header)
     const localPort = socket.localPort
     const reply = readAll(socket)
@@ -99,6 +102,17 @@ test('a client behind a PROXY v2 LOCAL or v1 UNKNOWN header (no client named): t
     assert.equal(conn?.proxy?.version, 2, label)
     assert.deepEqual(conn?.proxy?.source, { address: '127.0.0.1', port: localPort }, label)
     assert.deepEqual(conn?.proxy?.destination, { address: '127.0.0.1', port }, label)
+  }
+})
+
+test('the AUTHORITY TLV carries the client\'s SNI only as a host name, lowercased without a trailing dot: never CR/LF or control bytes a client put there', async () => {
+  for (const [label, servername, authority] of [['plain', 'localhost', 'localhost'], ['case', 'LocalHost.', 'localhost'], ['crlf', 'a\r\nX-Forwarded-For: 6.6.6.6', undefined], ['control', 'evil\u0001name', undefined]] as const) {
+    const socket = await connect(undefined, servername)
+    const reply = readAll(socket)
+    socket.end(`sni-${label}`)
+    assert.equal(await reply, `echo:sni-${label}bye`)
+    const conn = backend.connections.find((c) => c.received.toString() === `sni-${label}`)
+    assert.equal(decodeTlsTlvs(conn?.proxy?.tlvs ?? []).authority, authority, label)
   }
 })
 

@@ -197,6 +197,14 @@ describe('PROXY v2', () => {
     assert.deepEqual(header.tlvs, [{ type: 0x02, value: Buffer.from('example.com') }])
   })
 
+  it('a Unix socket path goes back out byte for byte, whatever its bytes (a path is no UTF-8 text)', () => {
+    const path = Buffer.alloc(108, 0xff)
+    const body = Buffer.concat([path, Buffer.from('/run/b.sock'), Buffer.alloc(108 - 11)])
+    const { header } = ok(parse(v2(0x21, 0x31, body)))
+    const out = encodeProxyV2(header.source, header.destination, [], 'unix')
+    assert.deepEqual(out.subarray(16, 16 + 216), body)
+  })
+
   it('TLV values are copies: reusing the input buffer does not change them', () => {
     const buf = encodeProxyV2({ address: '1.2.3.4', port: 1 }, { address: '5.6.7.8', port: 2 }, [{ type: 1, value: Buffer.from('h2') }])
     const { header } = ok(parse(buf))
