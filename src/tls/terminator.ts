@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import tls from 'node:tls'
 import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
+import { BurstLog } from '../util/burst-log.js'
 import type { Logger } from '../util/logger.js'
 import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
 import { backendLookupFor } from '../proxy/backend-lookup.js'
@@ -45,6 +46,8 @@ type Refusal = Extract<PreambleFailure, { reason: string }>
 const UNTRUSTED_SOURCE: Refusal = { kind: 'proxy', reason: 'untrusted_source' }
 const PER_SOURCE: Refusal = { kind: 'refused', reason: 'per_source' }
 const CLOSED: PreambleFailure = { kind: 'closed' }
+/** Backend failures of one kind, logged again only after this long without one. */
+const BACKEND_QUIET_MS = 5000
 
 /** A handshake that offered a TLS 1.2 session ID (without a ticket), by that ID. */
 interface Offer {
@@ -75,6 +78,8 @@ export class TlsTerminator {
   private readonly plainHub = tls.createServer()
   /** By the offered ID (latin1): resumeSession is only given the ID. */
   private readonly offers = new Map<string, Offer>()
+  /** Per reason: backend connection failures are logged when they start and end, not per connection. */
+  private readonly backendFailures = new Map<string, BurstLog<undefined>>()
   private readonly backend: BackendTarget
   private readonly ticketsEnabled: boolean
   /** A client offering TLS 1.3 gets it (the policy's highest version is 1.3). */
@@ -150,7 +155,7 @@ export class TlsTerminator {
       idleTimeoutMs: settings.idleTimeoutMs,
       onBackendError: (reason) => {
         this.metrics.backendError(reason)
-        this.log.warn({ backend: settings.backend, reason }, 'backend connection failed')
+        this.backendFailed(reason)
       }
     })
     this.sessionHub.on('newSession', (id: Buffer, der: Buffer, done: () => void) => {
@@ -414,6 +419,24 @@ export class TlsTerminator {
     if (this.ticketsEnabled && hello.sessionTicket !== undefined) return this.plainHub
     if (this.ticketsEnabled && hello.sessionTicketExtPresent && hello.sessionId.length === 0) return this.plainHub
     return this.sessionHub
+  }
+
+  /**
+   * A backend down fails every connection: one line when failures of a kind start, one when
+   * none came for BACKEND_QUIET_MS, with the count (a line per connection flooded the log).
+   */
+  private backendFailed (reason: string): void {
+    let burst = this.backendFailures.get(reason)
+    if (burst === undefined) {
+      const backend = this.settings.backend
+      burst = new BurstLog<undefined>({
+        quietMs: BACKEND_QUIET_MS,
+        onStart: () => this.log.warn({ backend, reason }, `backend connection failed; further failures of this kind are counted (tlsfleet_backend_errors_total), not logged, until ${BACKEND_QUIET_MS / 1000} s pass without one`),
+        onEnd: (failures, seconds) => this.log.info({ backend, reason, failures, seconds: Math.round(seconds) }, 'backend connection failures stopped')
+      })
+      this.backendFailures.set(reason, burst)
+    }
+    burst.note(undefined)
   }
 
   /** What the PROXY header going out says; only that header needs it (each address is a system call). */

@@ -370,6 +370,12 @@ test('--connect-timeout: a backend that never accepts closes the client after th
       assert.ok(closedAfter < 2000, `closed ${closedAfter} ms after the handshake, expected at once`)
       await eventually(async () => await refused.metric('tlsfleet_backend_errors_total', { reason: 'connect_failed' }) === 1, 5000, 'connect_failed counted')
       assert.equal(await refused.metric('tlsfleet_backend_errors_total', { reason: 'connect_timeout' }), 0)
+      // Every connection fails while the backend is down: counted each, logged once (was a line per connection).
+      for (let i = 0; i < 3; i++) await tlsConnectionLifetime(port)
+      await eventually(async () => await refused.metric('tlsfleet_backend_errors_total', { reason: 'connect_failed' }) === 4, 5000, 'four connect_failed counted')
+      const failedLines = refused.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('backend connection failed'))
+      assert.equal(failedLines.length, 1, JSON.stringify(failedLines))
+      assert.equal(failedLines[0]?.reason, 'connect_failed')
     } finally {
       await refused.stop()
     }
