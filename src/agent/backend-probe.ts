@@ -43,6 +43,9 @@ export class BackendProbe {
     const ok = await probeTcp(this.opts.target, Math.min(1000, this.opts.intervalMs), this.opts.lookup).finally(() => { this.inFlight = false })
     this.failures = ok ? 0 : this.failures + 1
     const reachable = ok || this.failures < (this.opts.fall ?? 2)
+    // A first probe that failed proves nothing yet either way: not reported as reachable (the
+    // start said "backend reachable" for a backend that was down), decided by the next ones.
+    if (this.reachable === undefined && !ok && reachable) return
     if (reachable !== this.reachable) {
       this.reachable = reachable
       this.opts.onChange(reachable)
