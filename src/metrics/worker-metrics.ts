@@ -49,7 +49,7 @@ export class WorkerMetrics {
     })
     byReason(registers, 'tlsfleet_handshake_failures_total', 'Connections closed before the TLS handshake completed, by reason', figures.failures)
     byReason(registers, 'tlsfleet_client_certificate_rejections_total', 'Handshakes refused because of the client certificate (--client-verify), by OpenSSL\'s verify code or "missing"', figures.clientCertificateRejections)
-    const histogram = new FastHistogram('tlsfleet_handshake_duration_seconds', 'Time from the first ClientHello byte to the completed handshake', 'result', DURATION_BUCKETS, this.registry)
+    const histogram = new FastHistogram('tlsfleet_handshake_duration_seconds', 'Time from the ClientHello read (after any PROXY header) to the completed handshake: the server\'s part, not the client\'s sending', 'result', DURATION_BUCKETS, this.registry)
     this.durations = { full: histogram.series('full'), resumed: histogram.series('resumed') }
     this.cacheLookups = new Counter({
       name: 'tlsfleet_session_cache_lookups_total',
@@ -146,7 +146,7 @@ class ConnectionFigures {
   // rate() or an alert on a series must not wait for its first event); others appear when counted.
   /** [full, resumed] by protocol version (getProtocol(): 'TLSv1.2', 'TLSv1.3', ...). */
   readonly handshakesByVersion = new Map<string, [number, number]>([['TLSv1.2', [0, 0]], ['TLSv1.3', [0, 0]]])
-  readonly failures = zeroes(['timeout', 'closed', 'end', 'tls_error', 'sni_nomatch', 'client_certificate'])
+  readonly failures = zeroes(['timeout', 'closed', 'not_tls', 'tls_error', 'sni_nomatch', 'client_certificate'])
   readonly clientCertificateRejections = new Map<string, number>()
   readonly proxyErrors = new Map<string, number>()
   readonly closedBeforeTls = zeroes(['local', 'none', 'proxy'])
