@@ -63,7 +63,8 @@ export const SIGNATURES_GROUP_P521 = 512
 export type ClientHelloErrorReason = 'not_tls' | 'not_client_hello' | 'malformed' | 'too_large'
 
 export type ClientHelloResult =
-  | { status: 'incomplete' }
+  /** `needBytes`: no parse can complete before the buffer holds this many bytes (when known). */
+  | { status: 'incomplete'; needBytes?: number }
   | { status: 'ok'; hello: ClientHelloInfo }
   | { status: 'error'; reason: ClientHelloErrorReason }
 
@@ -95,6 +96,11 @@ const MAX_HOST_NAME_LENGTH = 253
 
 const INCOMPLETE: ClientHelloResult = Object.freeze({ status: 'incomplete' })
 const MALFORMED: ClientHelloResult = Object.freeze({ status: 'error', reason: 'malformed' })
+
+/** Incomplete until the buffer holds `needBytes`: a caller fed a byte at a time parses again only then. */
+function incomplete (needBytes: number): ClientHelloResult {
+  return { status: 'incomplete', needBytes }
+}
 
 function fail (reason: ClientHelloErrorReason): ClientHelloResult {
   return { status: 'error', reason }
@@ -132,7 +138,7 @@ function parse (buf: Buffer): ClientHelloResult {
   let offset = 0
   let records = 0
   while (needed < 0 || assembled < needed) {
-    if (buf.length < offset + RECORD_HEADER) return INCOMPLETE
+    if (buf.length < offset + RECORD_HEADER) return incomplete(offset + RECORD_HEADER)
     if (buf[offset] !== CONTENT_HANDSHAKE || buf[offset + 1] !== 3) {
       // The first record was already checked; anything else interleaved mid-hello is wrong.
       return MALFORMED
@@ -157,7 +163,7 @@ function parse (buf: Buffer): ClientHelloResult {
     // The whole ClientHello must end exactly at a record boundary: nothing may follow it in
     // the handshake stream of this flight (TLS 1.3 early data uses its own record type).
     if (needed >= 0 && assembled + length > needed) return MALFORMED
-    if (available < length) return INCOMPLETE
+    if (available < length) return incomplete(start + length)
     if (first < 0) first = start
     else (more ??= [buf.subarray(first, first + assembled)]).push(buf.subarray(start, start + length))
     assembled += length

@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import type net from 'node:net'
+import { PassThrough } from 'node:stream'
 import fc from 'fast-check'
+import { readPreamble } from '../../src/proxy/preamble.js'
 import * as S from '../../src/tls/client-hello.js'
 import { parseClientHello, type ClientHelloResult } from '../../src/tls/client-hello.js'
 
@@ -218,10 +221,21 @@ describe('parseClientHello: incremental input', () => {
       for (let n = 0; n < wire.length; n++) {
         const r = parseClientHello(wire.subarray(0, n))
         assert.equal(r.status, 'incomplete', `prefix of ${n}/${wire.length} bytes gave ${JSON.stringify(r)}`)
+        // What a byte-at-a-time reader waits for before parsing again: more than it has, never past the hello.
+        if (r.status === 'incomplete' && r.needBytes !== undefined) assert.ok(r.needBytes > n && r.needBytes <= wire.length, `prefix ${n}: needBytes ${r.needBytes} of ${wire.length}`)
       }
       assert.equal(ok(parseClientHello(wire)).serverName, 'split.test')
     })
   }
+
+  it('a 16 KiB ClientHello sent a byte at a time is read whole (the reader joins and parses again only at needBytes)', async () => {
+    const wire = clientHello({ sni: 'slow.test', extra: [ext(0xffce, Buffer.alloc(16000, 5))] })
+    const stream = new PassThrough()
+    const result = new Promise<unknown>((resolve) => readPreamble(stream as unknown as net.Socket, 'off', resolve))
+    for (let i = 0; i < wire.length; i++) stream.write(wire.subarray(i, i + 1))
+    const preamble = await result as { hello?: { serverName?: string } }
+    assert.equal(preamble.hello?.serverName, 'slow.test')
+  })
 })
 
 describe('parseClientHello: errors', () => {
