@@ -48,7 +48,7 @@ function why (reason: RejectReason, detail: RefusalDetail, ctx: RefusalContext):
     case 'stale':
       return `: dated ${seconds ?? '?'} s behind this clock, more than the ${ctx.sessionLifetimeSeconds} s session lifetime): check NTP on both nodes`
     case 'replay':
-      return ': sequence numbers this node has seen): a replayed capture, or another node with the same --node-id'
+      return ': sequence numbers this node has seen): a replayed capture, another node with the same --node-id, or a node restarted with its clock behind its previous start and without its --state-dir'
     case 'bad_magic':
     case 'bad_version':
       return ': not a sync packet this node reads): does it run another --sync-format or another program on this port?'
