@@ -373,6 +373,12 @@ export const OPTIONS = {
     schema: seconds(1, 86400),
     default: 300
   }),
+  'fin-timeout': spec({
+    description: 'seconds without traffic a proxied connection may stay half-closed (one side has sent its end, the other has not) before it is closed, as HAProxy\'s timeout client-fin/server-fin; 0 = --idle-timeout applies',
+    expected: 'a number of seconds from 0 to 86400',
+    schema: seconds(0, 86400),
+    default: 0
+  }),
   'backend-refresh': spec({
     description: 'seconds a looked-up --backend host name is used before it is looked up again (a failed lookup keeps the last addresses); 0 = look it up for every connection',
     expected: 'a number of seconds from 0 to 86400',

@@ -26,6 +26,8 @@ export interface WorkerSettings {
   proxyProtocolOut: 'off' | 'v1' | 'v2'
   handshakeTimeoutMs: number
   idleTimeoutMs: number
+  /** Half-closed connections: their inactivity bound (0: the idle timeout's). */
+  finTimeoutMs: number
   connectTimeoutMs: number
   /** --backend-refresh in ms (0: a lookup per connection). */
   backendRefreshMs: number
@@ -65,6 +67,7 @@ export function workerSettings (config: NodeConfig, backend: HostPort, ticketSec
     proxyProtocolOut: config.proxyProtocolOut,
     handshakeTimeoutMs: Math.round(config.handshakeTimeout * 1000),
     idleTimeoutMs: Math.round(config.idleTimeout * 1000),
+    finTimeoutMs: Math.round(config.finTimeout * 1000),
     connectTimeoutMs: Math.round(config.connectTimeout * 1000),
     backendRefreshMs: Math.round(config.backendRefresh * 1000),
     gracePeriodMs: Math.round(config.gracePeriod * 1000),

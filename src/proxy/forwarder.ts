@@ -16,6 +16,8 @@ export interface BackendTarget {
   connecting: DeadlineSweep<Forward>
   /** Joined connections, closed after the idle timeout without a byte in either direction. */
   idle: IdleSweep<Forward>
+  /** Half-closed ones, with --fin-timeout (absent: they stay under the idle timeout). */
+  halfClosed?: IdleSweep<Forward>
 }
 
 /** One connection being forwarded: both sockets, and what the two sweeps keep on it. */
@@ -29,6 +31,8 @@ export interface BackendTargetOptions {
   proxyProtocolOut: BackendTarget['proxyProtocolOut']
   connectTimeoutMs: number
   idleTimeoutMs: number
+  /** Inactivity bound once one side has ended (0: the idle timeout's). */
+  finTimeoutMs?: number
   onBackendError: BackendTarget['onBackendError']
   /** The backend's name looked up once per --backend-refresh (backend-lookup.ts); absent: net.connect's own lookup per connection. */
   lookup?: ConnectLookup
@@ -50,9 +54,15 @@ export function backendTarget (opts: BackendTargetOptions): BackendTarget {
       opts.onBackendError('connect_timeout')
       destroyBoth(forward)
     }),
-    idle: new IdleSweep<Forward>(sweepPeriodMs(opts.idleTimeoutMs, 100), opts.idleTimeoutMs,
-      (forward) => forward.client.bytesRead + forward.upstream.bytesRead, destroyBoth)
+    idle: new IdleSweep<Forward>(sweepPeriodMs(opts.idleTimeoutMs, 100), opts.idleTimeoutMs, bytesRead, destroyBoth),
+    ...((opts.finTimeoutMs ?? 0) > 0
+      ? { halfClosed: new IdleSweep<Forward>(sweepPeriodMs(opts.finTimeoutMs as number, 100), opts.finTimeoutMs as number, bytesRead, destroyBoth) }
+      : {})
   }
+}
+
+function bytesRead (forward: Forward): number {
+  return forward.client.bytesRead + forward.upstream.bytesRead
 }
 
 function destroyBoth (forward: Forward): void {
@@ -75,7 +85,7 @@ export interface ConnectionAddresses {
  * `pipe` gives back-pressure (a slow reader pauses the other side) and forwards each side's
  * end as a half-close, so a client that shuts its write side still gets the full response.
  * Either side failing, the backend not accepting within the connect timeout, or no traffic for
- * the idle timeout tears both down. `addresses` is only needed (and only looked up by the
+ * the idle timeout (the fin timeout once one side has ended) tears both down. `addresses` is only needed (and only looked up by the
  * caller) when a PROXY header goes out.
  */
 export function forwardToBackend (client: net.Socket, target: BackendTarget, addresses?: ConnectionAddresses): void {
@@ -102,6 +112,16 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
     upstream.pipe(client)
     target.idle.add(forward)
   })
+  // A side that has sent its end: the connection is half-closed, and --fin-timeout bounds how
+  // long it may stay so without traffic (a peer that never answers or never closes its side
+  // holds two descriptors until then, not for the whole --idle-timeout).
+  const halfClose = (): void => {
+    const halfClosed = target.halfClosed
+    if (halfClosed === undefined || !connected || !target.idle.delete(forward)) return
+    halfClosed.add(forward)
+  }
+  client.on('end', halfClose)
+  upstream.on('end', halfClose)
   upstream.on('error', () => {
     target.onBackendError(connected ? 'reset' : 'connect_failed')
     destroyBoth(forward)
@@ -113,6 +133,7 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
   upstream.on('close', (hadError) => {
     target.connecting.delete(forward)
     target.idle.delete(forward)
+    target.halfClosed?.delete(forward)
     if (hadError || !connected) client.destroy()
   })
 }

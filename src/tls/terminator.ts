@@ -153,6 +153,7 @@ export class TlsTerminator {
       proxyProtocolOut: settings.proxyProtocolOut,
       connectTimeoutMs: settings.connectTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
+      finTimeoutMs: settings.finTimeoutMs,
       onBackendError: (reason) => {
         this.metrics.backendError(reason)
         this.backendFailed(reason)

@@ -27,8 +27,9 @@ abstract class Sweep<T> {
     this.timer.unref()
   }
 
-  delete (item: T): void {
-    this.items.delete(item)
+  /** Whether the item was there. */
+  delete (item: T): boolean {
+    return this.items.delete(item)
   }
 
   get size (): number { return this.items.size }

@@ -385,6 +385,34 @@ test('--connect-timeout: a backend that never accepts closes the client after th
   }
 })
 
+test('--fin-timeout: a half-closed connection whose backend never answers nor closes is closed after it, not after --idle-timeout', async () => {
+  const dir = tempDir()
+  // A backend that reads, never answers and never closes its side (allowHalfOpen).
+  const held = new Set<net.Socket>()
+  const silent = net.createServer({ allowHalfOpen: true }, (socket) => { held.add(socket); socket.on('data', () => {}); socket.on('error', () => {}) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${(silent.address() as net.AddressInfo).port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--idle-timeout', '300', '--fin-timeout', '1'], { adminPort: admin })
+  try {
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true } as tls.ConnectionOptions)
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    socket.write('request')
+    await eventually(() => held.size === 1, 5000, 'the backend connection')
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
+    const ended = Date.now()
+    socket.end() // half-close: the backend gets our end and never answers
+    const after = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 10_000))])
+    assert.notEqual(after, -1, 'the half-closed connection was still open 10 s later (held for --idle-timeout)')
+    assert.ok(after - ended >= 900 && after - ended < 4000, `closed ${after - ended} ms after the half-close, expected about 1 s`)
+  } finally {
+    await node.stop()
+    for (const s of held) s.destroy()
+    silent.close()
+  }
+})
+
 /** Milliseconds from a completed TLS handshake to the server closing the connection. */
 async function tlsConnectionLifetime (port: number): Promise<number> {
   const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
