@@ -115,13 +115,15 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
   // A side that has sent its end: the connection is half-closed, and --fin-timeout bounds how
   // long it may stay so without traffic (a peer that never answers or never closes its side
   // holds two descriptors until then, not for the whole --idle-timeout).
-  const halfClose = (): void => {
-    const halfClosed = target.halfClosed
-    if (halfClosed === undefined || !connected || !target.idle.delete(forward)) return
-    halfClosed.add(forward)
+  // Only with the option: the default path adds no closure nor listener per connection.
+  const halfClosed = target.halfClosed
+  if (halfClosed !== undefined) {
+    const halfClose = (): void => {
+      if (connected && target.idle.delete(forward)) halfClosed.add(forward)
+    }
+    client.on('end', halfClose)
+    upstream.on('end', halfClose)
   }
-  client.on('end', halfClose)
-  upstream.on('end', halfClose)
   upstream.on('error', () => {
     target.onBackendError(connected ? 'reset' : 'connect_failed')
     destroyBoth(forward)
