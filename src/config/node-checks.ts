@@ -48,6 +48,11 @@ export function checkOptionCombinations (config: NodeConfig): void {
   if (config.sessionStore !== 'off' && config.sessionStoreTimeout >= config.cacheGetTimeout) {
     throw new ConfigConflictError(`--session-store-timeout ${config.sessionStoreTimeout} ms must be shorter than --cache-get-timeout ${config.cacheGetTimeout} ms (the worker stops waiting for L2 then)`)
   }
+  for (const [option, file] of [['--session-store-ca', config.sessionStoreCa], ['--session-store-cert', config.sessionStoreCert]] as const) {
+    if (file !== '' && (config.sessionStore === 'off' || !config.sessionStore.tls)) {
+      throw new ConfigConflictError(`${option} needs a --session-store with TLS (rediss://, rediss+sentinel://, rediss+cluster://)`)
+    }
+  }
   if (config.sessionStore !== 'off' && config.terminator === 'haproxy') {
     throw new ConfigConflictError('--session-store does not go with --terminator haproxy: the local HAProxy keeps its own session cache, which the store cannot fill or read')
   }

@@ -519,6 +519,20 @@ export const OPTIONS = {
     schema: z.string().regex(/^[A-Za-z0-9:._-]{1,64}$/, 'only letters, digits and :._-, 1 to 64 of them'),
     default: 'tlsfleet:'
   }),
+  'session-store-ca': spec({
+    description: 'with rediss://: PEM file of the CA(s) the store\'s server certificate must chain to (instead of Node\'s public CA list: a private CA)',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.string(),
+    default: ''
+  }),
+  'session-store-cert': spec({
+    description: 'with rediss://: PEM file with this node\'s client certificate and its key, for a store that asks for one (Redis\'s tls-auth-clients yes, its default with TLS)',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.string(),
+    default: ''
+  }),
   'admin-listen': spec({
     description: 'address of the admin HTTP API (health, state, metrics)',
     expected: 'HOST:PORT',

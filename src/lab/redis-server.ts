@@ -8,33 +8,46 @@ import { onLines } from '../util/lines.js'
 import { killGroup, spawnChild, stopChild, waitExit, which } from './processes.js'
 
 /** A real redis-server for the tests and the bench: loopback only, nothing written to disk. */
+/** A TLS-only server: its certificate and key, the CA it verifies clients with, and whether it asks them for a certificate. */
+export interface RedisTls {
+  certFile: string
+  keyFile: string
+  caFile: string
+  authClients: boolean
+}
+
 export class RedisServer {
   private child?: ChildProcess
 
   /** Its working directory: a replica writes the master's snapshot there, and any server loads a dump.rdb it finds there at start. */
   private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-redis-'))
 
-  private constructor (private readonly bin: string, readonly host: string, readonly port: number, private readonly extraArgs: string[]) {}
+  private constructor (private readonly bin: string, readonly host: string, readonly port: number, private readonly extraArgs: string[], private readonly tls?: RedisTls) {}
 
   /**
    * redis-server (Debian's package) on a free loopback port, ready to answer. `args` are more
    * of its options (a replica's `--replicaof`, a Cluster node's `--cluster-enabled yes`).
    */
-  static async start (host = '127.0.0.1', opts: { args?: string[] } = {}): Promise<RedisServer> {
+  static async start (host = '127.0.0.1', opts: { args?: string[]; tls?: RedisTls } = {}): Promise<RedisServer> {
     const bin = which('redis-server')
     if (bin === undefined) throw new LabError('redis-server is not installed (the session store tests and bench run a real one): apt-get install redis-server')
-    const server = new RedisServer(bin, host, await freeTcpPort(host), opts.args ?? [])
+    const server = new RedisServer(bin, host, await freeTcpPort(host), opts.args ?? [], opts.tls)
     await server.start()
     return server
   }
 
-  get url (): string { return `redis://${this.host}:${this.port}/0` }
+  /** With `tls`, a rediss:// URL: the port speaks TLS only. */
+  get url (): string { return `${this.tls !== undefined ? 'rediss' : 'redis'}://${this.host}:${this.port}/0` }
   get pid (): number | undefined { return this.child?.pid }
 
   /** (Re)start on the same port. */
   async start (timeoutMs = 10_000): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true })
-    const child = spawnChild(this.bin, ['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', '--dir', this.dir, ...this.extraArgs])
+    const tls = this.tls
+    const ports = tls === undefined
+      ? ['--port', String(this.port)]
+      : ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', tls.authClients ? 'yes' : 'no']
+    const child = spawnChild(this.bin, [...ports, '--bind', this.host, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', '--dir', this.dir, ...this.extraArgs])
     this.child = child
     let output = ''
     const ready = await new Promise<boolean>((resolve) => {

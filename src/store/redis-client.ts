@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { StoreTarget } from '../config/store-url.js'
+import type { StoreTls } from './store-tls.js'
 
 /** The few operations the session store needs, whatever the deployment (one server, Sentinel, Cluster). */
 export interface KeyValueClient {
@@ -21,6 +22,8 @@ export interface KeyValueClient {
 }
 
 export interface RedisClientOptions {
+  /** With TLS (rediss://): a private CA, a client certificate (store-tls.ts). */
+  tls?: StoreTls
   /** Bound on any command the library still holds (writes included); lookups have their own, shorter bound. */
   commandTimeoutMs: number
   /** Connection errors, for a debug log (the caller's circuit breaker logs the transitions). */
@@ -52,7 +55,7 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
   const common: RedisOptions = {
     ...(target.username !== undefined ? { username: target.username } : {}),
     ...(target.password !== undefined ? { password: target.password } : {}),
-    ...(target.tls ? { tls: {} } : {}),
+    ...(target.tls ? { tls: { ...opts.tls } } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     enableAutoPipelining: true,
@@ -81,7 +84,7 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
       // master until the Sentinel demotes it (its next INFO, up to ~10 s), and what it wrote
       // there meanwhile is lost when it resyncs as a replica.
       failoverDetector: true,
-      ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: { ...opts.tls } } : {}),
       sentinelRetryStrategy: reconnectDelay
     })
   } else {

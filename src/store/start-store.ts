@@ -6,6 +6,7 @@ import type { Logger } from '../util/logger.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { createRedisClient } from './redis-client.js'
 import { SessionSealer } from './sealed-session.js'
+import type { StoreTls } from './store-tls.js'
 import { SharedSessionStore, type StorePath } from './shared-session-store.js'
 import { StoreMetrics } from './store-metrics.js'
 
@@ -36,6 +37,8 @@ const COMMAND_TIMEOUT_MS = 1000
  */
 export async function startSharedStore (opts: {
   target: StoreTarget
+  /** rediss://: a private CA, a client certificate. */
+  tls?: StoreTls
   farmKeys: FarmKey[]
   prefix: string
   lookupTimeoutMs: number
@@ -70,6 +73,7 @@ export async function startSharedStore (opts: {
   })
   const breakers = { lookups: breakerFor('lookups'), writes: breakerFor('writes') }
   const client = createRedisClient(opts.target, {
+    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
     onError: (err) => {
       connectionError = err.message
@@ -95,6 +99,15 @@ export async function startSharedStore (opts: {
   // Redis answered, and said no: the option must change (unlike a store that is down, which may come back).
   if (typeof ready === 'object') throw new ConfigError([`--session-store "${where}": ${ready.refused}`])
   if (ready === 'ready') log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
-  else log.warn({ store: where, ...(connectionError !== undefined ? { cause: connectionError } : {}) }, 'session store not reachable at start: serving without it, reconnecting in the background')
+  else log.warn({ store: where, ...(connectionError !== undefined ? { cause: connectionError } : {}), ...tlsHint(opts.target, opts.tls, connectionError) }, 'session store not reachable at start: serving without it, reconnecting in the background')
   return store
+}
+
+/**
+ * A TLS server that wants a client certificate and gets none closes the connection: Node says
+ * only "ECONNRESET" (or a "certificate required" alert). Said in the operator's terms.
+ */
+function tlsHint (target: StoreTarget, tls: StoreTls | undefined, cause: string | undefined): { hint?: string } {
+  if (!target.tls || tls?.cert !== undefined || cause === undefined || !/ECONNRESET|EPIPE|certificate required|socket hang up/i.test(cause)) return {}
+  return { hint: 'the store closed the TLS connection: if it asks for a client certificate (Redis\'s tls-auth-clients yes, its default with TLS), give --session-store-cert' }
 }

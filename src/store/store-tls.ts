@@ -1,0 +1,66 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { ConfigError } from '../errors.js'
+
+/** What the store's TLS client presents and trusts, beyond Node's defaults (rediss:// only). */
+export interface StoreTls {
+  /** PEM CA certificates the server's certificate must chain to (replaces Node's public list). */
+  ca?: string
+  /** PEM client certificate (with its chain) and its key, for a server that asks for one. */
+  cert?: string
+  key?: string
+}
+
+const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+const KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/g
+
+/**
+ * Read --session-store-ca and --session-store-cert at start: a refusal names the option, the
+ * file and what is wrong, before the node serves (a client certificate the store refuses would
+ * otherwise read only as "session store not reachable").
+ */
+export function loadStoreTls (caFile: string, certFile: string): StoreTls {
+  const tls: StoreTls = {}
+  if (caFile !== '') {
+    const blocks = read('--session-store-ca', caFile).match(CERTIFICATE_BLOCK) ?? []
+    if (blocks.length === 0) throw new ConfigError([`--session-store-ca "${caFile}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
+    blocks.forEach((block, i) => certificate('--session-store-ca', caFile, block, i))
+    tls.ca = blocks.join('\n') + '\n'
+  }
+  if (certFile !== '') {
+    const text = read('--session-store-cert', certFile)
+    const keys = text.match(KEY_BLOCK) ?? []
+    const certs = text.match(CERTIFICATE_BLOCK) ?? []
+    if (keys.length !== 1 || certs.length === 0) {
+      throw new ConfigError([`--session-store-cert "${certFile}": expected one private key and the client certificate (then its chain), found ${keys.length} key(s) and ${certs.length} certificate(s)`])
+    }
+    let key: crypto.KeyObject
+    try {
+      key = crypto.createPrivateKey(keys[0] as string)
+    } catch (err) {
+      throw new ConfigError([`--session-store-cert "${certFile}": unreadable private key (a passphrase-protected one is not supported): ${(err as Error).message}`])
+    }
+    if (!certificate('--session-store-cert', certFile, certs[0] as string, 0).checkPrivateKey(key)) {
+      throw new ConfigError([`--session-store-cert "${certFile}": the private key does not match the first certificate (put the client certificate first, then its chain)`])
+    }
+    tls.cert = certs.join('\n') + '\n'
+    tls.key = keys[0] as string
+  }
+  return tls
+}
+
+function read (option: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`${option} "${file}": cannot read: ${(err as Error).message}`])
+  }
+}
+
+function certificate (option: string, file: string, block: string, index: number): crypto.X509Certificate {
+  try {
+    return new crypto.X509Certificate(block)
+  } catch (err) {
+    throw new ConfigError([`${option} "${file}": certificate ${index + 1} is unreadable: ${(err as Error).message}`])
+  }
+}

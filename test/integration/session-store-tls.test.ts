@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { RedisServer } from '../../src/lab/redis-server.js'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { writeFarmSecret } from '../helpers/farm.js'
+import { sClient } from '../helpers/openssl.js'
+import { eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
+import { freePorts } from '../helpers/ports.js'
+
+// A store beyond one LAN speaks TLS: a real redis-server on a TLS port only, with a private CA,
+// asking clients for a certificate (tls-auth-clients yes, Redis's default with TLS).
+const dir = tempDir()
+const pki = path.join(dir, 'pki')
+let redis: RedisServer
+let secret: string
+
+function openssl (args: string[]): void {
+  execFileSync('openssl', args, { cwd: pki, stdio: ['ignore', 'ignore', 'pipe'] })
+}
+
+/** A CA, the server's certificate for 127.0.0.1, and a client's (key + certificate in one PEM). */
+function makePki (): void {
+  fs.mkdirSync(pki, { recursive: true })
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=store test CA'])
+  for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']]) {
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`])
+    fs.writeFileSync(path.join(pki, `${name}.ext`), ext + '\n')
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`])
+  }
+  fs.writeFileSync(path.join(pki, 'client.pem'), fs.readFileSync(path.join(pki, 'client.key'), 'utf8') + fs.readFileSync(path.join(pki, 'client.crt'), 'utf8'), { mode: 0o600 })
+}
+
+before(async () => {
+  makePki()
+  secret = writeFarmSecret(dir)
+  redis = await RedisServer.start('127.0.0.1', { tls: { certFile: path.join(pki, 'server.crt'), keyFile: path.join(pki, 'server.key'), caFile: path.join(pki, 'ca.pem'), authClients: true } })
+})
+
+after(async () => { await redis?.stop() })
+
+async function nodeWithStore (name: string, storeArgs: string[]): Promise<{ node: RunningNode; port: number }> {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, name, ['localhost']), '--state-dir', path.join(dir, name),
+    '--sync-secret-file', secret, '--session-store', redis.url, '--session-store-timeout', '10', ...storeArgs], { adminPort: admin })
+  return { node, port }
+}
+
+test('rediss:// with --session-store-ca and --session-store-cert: connected, and a session made on one node resumes on another through the store', async () => {
+  const trusted = ['--session-store-ca', path.join(pki, 'ca.pem'), '--session-store-cert', path.join(pki, 'client.pem')]
+  const a = await nodeWithStore('a', trusted)
+  const b = await nodeWithStore('b', trusted)
+  try {
+    for (const n of [a, b]) assert.ok(n.node.logs.some((l) => l.msg === 'session store connected'), n.node.diagnosis())
+    const sess = path.join(dir, 'tls-store.sess')
+    await sClient({ port: a.port, servername: 'localhost', tls: '1.2', sessOut: sess, extra: ['-no_ticket'] })
+    let reused = false
+    await eventually(async () => (reused = (await sClient({ port: b.port, servername: 'localhost', tls: '1.2', sessIn: sess, extra: ['-no_ticket'] })).reused), 10_000, 'resumed on b through the store')
+    assert.equal(reused, true)
+    assert.ok(await b.node.metric('tlsfleet_session_store_lookups_total', { result: 'hit' }) >= 1)
+  } finally {
+    await a.node.stop()
+    await b.node.stop()
+  }
+})
+
+test('rediss:// without the private CA, or without the client certificate the store asks for: the node serves, and the log says why the store is not reachable', async () => {
+  for (const [name, args, said] of [
+    ['no-ca', ['--session-store-cert', path.join(pki, 'client.pem')], (l: Record<string, unknown>) => /self-signed certificate|unable to (get local issuer|verify)/i.test(String(l.cause))],
+    // Node says only ECONNRESET: the log says what to give.
+    ['no-cert', ['--session-store-ca', path.join(pki, 'ca.pem')], (l: Record<string, unknown>) => /give --session-store-cert/.test(String(l.hint))]
+  ] as const) {
+    const n = await nodeWithStore(name, [...args])
+    try {
+      const line = await n.node.waitForLog((l) => l.msg === 'session store not reachable at start: serving without it, reconnecting in the background', 10_000)
+      assert.ok(said(line), `${name}: ${JSON.stringify(line)}`)
+      assert.equal((await fetch(`${n.node.adminUrl}/health`)).status, 200, `${name}: the node serves without its store`)
+      assert.ok(!n.node.logs.some((l) => l.msg === 'session store connected'), `${name}: connected`)
+    } finally {
+      await n.node.stop()
+    }
+  }
+})
+
+test('--session-store-ca or --session-store-cert without TLS, or a file that is not what it should be, is refused at start naming the option', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const base = ['--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--state-dir', path.join(dir, 'refused'), '--sync-secret-file', secret]
+  const plain = await runNodeToExit([...base, '--session-store', 'redis://127.0.0.1:6399/0', '--session-store-ca', path.join(pki, 'ca.pem')])
+  assert.equal(plain.code, 2, plain.stderr)
+  assert.match(plain.stderr, /--session-store-ca needs a --session-store with TLS \(rediss:\/\//)
+  const keyless = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-cert', path.join(pki, 'client.crt')])
+  assert.equal(keyless.code, 2, keyless.stderr)
+  assert.match(keyless.stderr, /--session-store-cert ".*client\.crt": expected one private key and the client certificate \(then its chain\), found 0 key\(s\) and 1 certificate\(s\)/)
+  const notCa = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-ca', path.join(pki, 'ca.key')])
+  assert.match(notCa.stderr, /--session-store-ca ".*ca\.key": no PEM certificate in it/)
+})
