@@ -39,10 +39,12 @@ export function readPreamble (
   done: (result: Preamble | PreambleFailure) => void,
   check?: HeaderCheck
 ): void {
-  // The bytes so far, joined only when a parse can use them: a client sending a byte at a
-  // time made a concat and a parse from the start per byte (quadratic, ~27 ms of a worker for
-  // one 16 KiB ClientHello).
-  let chunks: Buffer[] = []
+  // The bytes so far (`buffered`, joined) and the chunks since that no parse could use yet
+  // (`waiting`): a client sending a byte at a time made a concat and a parse from the start per
+  // byte (quadratic, ~27 ms of a worker for one 16 KiB ClientHello). The usual connection, its
+  // ClientHello in its first chunk, allocates nothing here.
+  let buffered: Buffer | undefined
+  let waiting: Buffer[] | undefined
   let total = 0
   /** Bytes the ClientHello needs at least, as its record headers say (0: unknown). */
   let wanted = 0
@@ -64,11 +66,17 @@ export function readPreamble (
   }
 
   const onData = (chunk: Buffer): void => {
-    chunks.push(chunk)
     total += chunk.length
-    if (!proxyPending && total < wanted) return
-    let buffered = chunks.length === 1 ? chunk : Buffer.concat(chunks, total)
-    chunks = [buffered]
+    if (!proxyPending && total < wanted) {
+      (waiting ??= []).push(chunk)
+      return
+    }
+    if (buffered === undefined || buffered.length === 0) {
+      buffered = waiting === undefined ? chunk : Buffer.concat([...waiting, chunk], total)
+    } else {
+      buffered = Buffer.concat([buffered, ...(waiting ?? []), chunk], total)
+    }
+    waiting = undefined
     if (proxyPending && proxyMode !== 'off') {
       const parsed = parseProxyHeader(buffered, proxyMode)
       if (parsed.status === 'incomplete') return
@@ -76,7 +84,6 @@ export function readPreamble (
       if (parsed.status === 'ok') {
         proxy = parsed.header
         buffered = buffered.subarray(parsed.length)
-        chunks = [buffered]
         total = buffered.length
       }
       proxyPending = false
