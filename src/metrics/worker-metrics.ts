@@ -146,7 +146,7 @@ class ConnectionFigures {
   // rate() or an alert on a series must not wait for its first event); others appear when counted.
   /** [full, resumed] by protocol version (getProtocol(): 'TLSv1.2', 'TLSv1.3', ...). */
   readonly handshakesByVersion = new Map<string, [number, number]>([['TLSv1.2', [0, 0]], ['TLSv1.3', [0, 0]]])
-  readonly failures = zeroes(['timeout', 'closed', 'not_tls', 'tls_error', 'sni_nomatch', 'client_certificate'])
+  readonly failures = zeroes(['hello_timeout', 'timeout', 'closed', 'not_tls', 'tls_error', 'sni_nomatch', 'client_certificate'])
   readonly clientCertificateRejections = new Map<string, number>()
   readonly proxyErrors = new Map<string, number>()
   readonly closedBeforeTls = zeroes(['local', 'none', 'proxy'])

@@ -33,6 +33,8 @@ interface Pending {
   failed: boolean
   /** Its client's address while it holds a slot of --max-handshakes-per-source. */
   source: string | undefined
+  /** The ClientHello (after any PROXY header) was read: a timeout from then on is the handshake's. */
+  helloRead: boolean
 }
 
 /** Where refused connections are counted and logged (the worker's admission). */
@@ -141,7 +143,7 @@ export class TlsTerminator {
       this.staples = new StapleStore([this.sessionHub, this.plainHub])
       this.staples.useDefaultCertificate(material.certificates[0])
     }
-    this.handshaking = new DeadlineSweep<Pending>(sweepPeriodMs(settings.handshakeTimeoutMs, 10), (pending) => this.fail(pending, 'timeout'))
+    this.handshaking = new DeadlineSweep<Pending>(sweepPeriodMs(settings.handshakeTimeoutMs, 10), (pending) => this.fail(pending, pending.helloRead ? 'timeout' : 'hello_timeout'))
     const lookup = backendLookupFor(settings.backend.host, {
       refreshMs: settings.backendRefreshMs,
       onChange: (addresses, previous) => this.log.info({ backend: settings.backend.host, addresses, previous }, 'backend address changed'),
@@ -184,7 +186,7 @@ export class TlsTerminator {
   handle (socket: net.Socket): void {
     this.metrics.connectionOpened()
     this.connections.add(socket)
-    const pending: Pending = { socket, deadline: 0, failed: false, source: undefined }
+    const pending: Pending = { socket, deadline: 0, failed: false, source: undefined, helloRead: false }
     this.handshaking.add(pending, this.settings.handshakeTimeoutMs)
     socket.on('close', () => {
       this.handshaking.delete(pending)
@@ -310,6 +312,7 @@ export class TlsTerminator {
   }
 
   private startTls (pending: Pending, preamble: Preamble): void {
+    pending.helloRead = true
     const { socket } = pending
     const hello = preamble.hello
     const router = this.contexts.routerFor(hello)
