@@ -47,6 +47,8 @@ export class WorkerTerminator implements NodeTerminator {
   private readonly ownRegistry = new Registry()
   private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettings
+  /** The reload under way, if any: the next one waits for it. */
+  private reloading: Promise<unknown> = Promise.resolve()
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
@@ -133,8 +135,18 @@ export class WorkerTerminator implements NodeTerminator {
     return killed.length
   }
 
-  /** SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again. */
+  /**
+   * SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again.
+   * Reloads run one after the other: two SIGHUPs in quick succession interleaved at their awaits,
+   * and the earlier one's results (material, staples) could land after the later one's.
+   */
   async reload (): Promise<boolean> {
+    const run = this.reloading.then(async () => await this.reloadOnce())
+    this.reloading = run.then(() => {}, () => {})
+    return await run
+  }
+
+  private async reloadOnce (): Promise<boolean> {
     let refusedFiles: number
     try {
       ;({ material: this.material, refusedFiles } = await this.loadMaterial())

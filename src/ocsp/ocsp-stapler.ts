@@ -78,6 +78,8 @@ export class OcspStapler {
   private readonly unstapled = new Set<string>()
   private readonly failuresTotal: Counter<'reason'>
   private running = false
+  /** The certificate changes asked so far, applied one after the other (setCertificates). */
+  private settling: Promise<void> = Promise.resolve()
 
   constructor (private readonly opts: OcspStaplerOptions) {
     const targets = this.targets
@@ -104,6 +106,11 @@ export class OcspStapler {
   }
 
   /** Valid staples now, for a new worker's init. */
+  /** The certificate files stapling follows now (those that name a responder), in no order. */
+  followed (): string[] {
+    return [...this.targets.values()].map((target) => target.label)
+  }
+
   staples (): Staple[] {
     const now = Date.now()
     const staples: Staple[] = []
@@ -120,6 +127,14 @@ export class OcspStapler {
    * kept on disk, if still valid, and a fetch when due; certificates gone are forgotten.
    */
   async setCertificates (bundles: CertificateBundle[]): Promise<void> {
+    // One at a time, in the order asked: two reloads interleaved at their awaits each removed
+    // the entries the other had added (a replaced certificate went unstapled until the next).
+    const run = this.settling.then(async () => await this.follow(bundles))
+    this.settling = run.catch(() => {})
+    await run
+  }
+
+  private async follow (bundles: CertificateBundle[]): Promise<void> {
     const seen = new Set<string>()
     for (const bundle of bundles) {
       let subject: OcspSubject | string
@@ -192,6 +207,8 @@ export class OcspStapler {
       const der = await this.fetch(target.subject)
       const response = await verifyOcspResponse(der, target.subject, Date.now())
       await this.keep(target, response).catch((err: unknown) => this.opts.log.error({ err, file: target.file }, 'OCSP: cannot write the response into --ocsp-dir; stapling it anyway'))
+      // Forgotten meanwhile (a reload removed the certificate): nothing to report or staple.
+      if (this.targets.get(target.key) !== target) return
       target.failures = 0
       target.current = response
       this.report(target, response)
@@ -202,7 +219,9 @@ export class OcspStapler {
       this.failuresTotal.inc({ reason })
       target.failures++
       const retryMs = staggered(retryDelay(target.failures, this.opts.refreshIntervalMs))
-      this.opts.log.warn({ err, certificate: target.label, responder: target.subject.responderUrl, reason, retryInMs: retryMs, stapling: this.usable(target.current, Date.now()) ? 'the previous response' : 'none' }, 'OCSP refresh failed')
+      // An expected failure (responder down, a bad answer) is its message, not a stack at every retry.
+      const why = err instanceof OcspResponseError ? { error: err.message } : { err }
+      this.opts.log.warn({ ...why, certificate: target.label, responder: target.subject.responderUrl, reason, retryInMs: retryMs, stapling: this.usable(target.current, Date.now()) ? 'the previous response' : 'none' }, 'OCSP refresh failed')
       this.schedule(target, retryMs)
     } finally {
       target.fetching = false

@@ -42,6 +42,8 @@ export function parseCertificatePem (text: string, path: string): CertificateBun
     if (label.endsWith('PRIVATE KEY')) keys.push(match[0])
     else if (label === 'CERTIFICATE') certs.push(match[0])
   }
+  // A deploy that stopped half-way, or a file truncated: not a format problem.
+  if (text.trim() === '') throw new CertificateError(path, 'the file is empty')
   // What an operator most often has instead of one PEM file with key, certificate and chain.
   if (labels.length === 0) throw new CertificateError(path, 'not a PEM file (no -----BEGIN ...----- block; a DER file converts with openssl x509 -inform der / openssl pkey -inform der)')
   if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length} (the file must hold the key, then the certificate and its chain)`)

@@ -53,7 +53,8 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
         return false
       }
     })
-    for (const err of dir.refused) log.error({ err }, 'certificate file refused; the other files of --cert-dir still load')
+    // Its message names the file and the problem; a stack would repeat at every SIGHUP.
+    for (const err of dir.refused) log.error({ error: err.message, code: err.code }, 'certificate file refused; the other files of --cert-dir still load')
     refusedFiles = dir.refused.length
     if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in it', '--cert-dir')
     certificates.push(...bundles)

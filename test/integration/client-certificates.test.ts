@@ -6,6 +6,7 @@ import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { decodeTlsTlvs, PP2_CLIENT_CERT_CONN, PP2_CLIENT_CERT_SESS, PP2_CLIENT_SSL } from '../../src/proxy/proxy-tlv.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { capturedClientHello } from '../helpers/client-hello.js'
 import { writeFarmSecret } from '../helpers/farm.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
@@ -284,26 +285,13 @@ test('--sni-nomatch abort: an unknown name gets an unrecognized_name alert; no n
   assert.match(implausible.output, /unrecognized name|alert number 112/)
   assert.equal(implausible.protocol, undefined)
   // A ClientHello in more records than the worker reads ahead: OpenSSL reads the name, refused all the same.
-  const hello = await capturedClientHello('other.test')
+  const hello = await capturedClientHello('other.test', { maxVersion: 'TLSv1.2' })
   const fragmented = Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
   const answer = await rawExchange(optionalPort, fragmented)
   assert.ok(!answer.includes(Buffer.from('app.test')), `the fragmented ClientHello got the certificate (${answer.length} bytes back)`)
   assert.ok(answer.length <= 7, `answered ${answer.length} bytes (a ServerHello?)`)
   await eventually(async () => await optional.metric('tlsfleet_handshake_failures_total', { reason: 'sni_nomatch' }) === 3, 5000, 'both refusals counted')
 })
-
-/** The first flight of Node's TLS client for `servername`: one record holding its ClientHello. */
-async function capturedClientHello (servername: string): Promise<Buffer> {
-  const capture = net.createServer()
-  await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve))
-  const first = new Promise<Buffer>((resolve) => capture.once('connection', (socket) => socket.once('data', (d: Buffer) => { resolve(d); socket.destroy() })))
-  const client = tls.connect({ port: (capture.address() as net.AddressInfo).port, host: '127.0.0.1', servername, maxVersion: 'TLSv1.2', rejectUnauthorized: false })
-  client.on('error', () => {})
-  const hello = await first
-  client.destroy()
-  capture.close()
-  return hello
-}
 
 /** Send `bytes`, collect what comes back until the server closes (or 2 s pass). */
 async function rawExchange (port: number, bytes: Buffer): Promise<Buffer> {

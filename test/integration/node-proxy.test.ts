@@ -4,6 +4,7 @@ import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { decodeTlsTlvs } from '../../src/proxy/proxy-tlv.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { capturedClientHello } from '../helpers/client-hello.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
@@ -202,26 +203,13 @@ test('health checks (a PROXY LOCAL header, a bare connect) and clients gone befo
   assert.equal(await failed(), before.failed + 1, 'only the cut ClientHello is a handshake failure')
 })
 
-/** A real ClientHello, as Node's TLS client sends it (captured by a plain TCP listener). */
-async function capturedClientHello (): Promise<Buffer> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const first = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy() })))
-  const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
-  client.on('error', () => {})
-  const hello = await first
-  client.destroy()
-  server.close()
-  return hello
-}
-
 test('a client that stalls in the handshake is cut at the handshake timeout, others are served meanwhile; a stall before the whole ClientHello is counted apart (hello_timeout)', async () => {
   const failures = async (reason: string): Promise<number> => await node.metric('tlsfleet_handshake_failures_total', { reason })
   const before = { timeout: await failures('timeout'), hello: await failures('hello_timeout') }
   // Half a record header's worth of ClientHello, then nothing (a slowloris).
   const stalledEarly = closedWithoutHandshake((raw) => raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])))
   // A whole ClientHello, then nothing: the server answers and waits for the client's Finished.
-  const hello = await capturedClientHello()
+  const hello = await capturedClientHello('localhost')
   const stalledLate = closedWithoutHandshake((raw) => raw.write(hello))
   const socket = await connect()
   const reply = readAll(socket)

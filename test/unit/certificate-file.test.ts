@@ -40,6 +40,8 @@ test('the files operators most often give instead of key + certificate + chain a
   // A trust-store block.
   const trusted = execFileSync('openssl', ['x509', '-in', path.join(dir, 'good.crt'), '-trustout']).toString()
   assert.match(refusal(write('trusted.pem', key + trusted)), /TRUSTED CERTIFICATE block, which is for trust stores; give a plain CERTIFICATE/)
+  // A deploy that stopped half-way: said as such, not as a DER file.
+  assert.match(refusal(write('empty.pem', '')), /certificate ".*empty\.pem": the file is empty$/)
   assert.match(refusal(write('cert-only.pem', cert)), /expected exactly one private key, found 0 \(the file must hold the key, then the certificate and its chain\)/)
   // A chain certificate mangled in a copy (was blamed on the TLS policy when OpenSSL refused the context).
   const mangled = otherCert.replace(/\n([A-Za-z0-9+/]{20})/, '\n!!!!$1')
