@@ -1,5 +1,5 @@
 import fs from 'node:fs'
-import { Counter, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
@@ -45,6 +45,7 @@ export class WorkerTerminator implements NodeTerminator {
   private stapler?: OcspStapler
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
+  private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
   private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettings
   /** The reload under way, if any: the next one waits for it. */
@@ -52,6 +53,23 @@ export class WorkerTerminator implements NodeTerminator {
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
+    for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0)
+    // When each served certificate expires (a Unix time, as blackbox_exporter's
+    // probe_ssl_earliest_cert_expiry): alert on it minus time() before clients start refusing.
+    const material = (): TlsMaterial => this.material
+    new Gauge({
+      name: 'tlsfleet_certificate_expiry_timestamp_seconds',
+      help: 'When each certificate the node serves expires (its notAfter, seconds since the Unix epoch), by file and first name',
+      labelNames: ['file', 'name'] as const,
+      registers: [this.ownRegistry],
+      collect () {
+        this.reset()
+        for (const bundle of material().certificates) {
+          const notAfter = Date.parse(bundle.notAfter)
+          if (Number.isFinite(notAfter)) this.set({ file: bundle.path, name: bundle.names[0] ?? '' }, Math.floor(notAfter / 1000))
+        }
+      }
+    })
     this.runAs = resolveRunAs(config.user, config.group)
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
@@ -151,9 +169,11 @@ export class WorkerTerminator implements NodeTerminator {
     try {
       ;({ material: this.material, refusedFiles } = await this.loadMaterial())
     } catch (err) {
+      this.reloads.inc({ result: 'refused' })
       this.log.error({ err }, 'certificate reload refused; keeping the current certificates')
       return false
     }
+    this.reloads.inc({ result: 'ok' })
     this.workers.broadcast({ t: 'tls-material', material: this.material })
     // Files of --cert-dir refused (each named in an error above): the reload went ahead without them.
     const certificates = this.material.certificates.map((c) => c.path)

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
@@ -119,6 +119,10 @@ test('SIGHUP reloads certificates without dropping an established connection', a
     if (cn === 'renewed.test') break
   }
   assert.equal(cn, 'renewed.test', 'new connections did not get the reloaded certificate')
+  await eventually(async () => await node.metric('tlsfleet_certificate_reloads_total', { result: 'ok' }) === 1, 5000, 'the reload counted')
+  // When the served certificate expires, by file and name, as a Unix time.
+  const expiry = await node.metric('tlsfleet_certificate_expiry_timestamp_seconds', { file: defaultCert, name: 'renewed.test' })
+  assert.ok(expiry > Date.now() / 1000 && expiry < Date.now() / 1000 + 3 * 365 * 86400, `expiry ${expiry}`)
 
   // The connection opened before the reload still works both ways.
   open.socket.write('still-here')
@@ -135,4 +139,7 @@ test('a reload with a broken certificate file is refused and the node keeps serv
   const got = await peer()
   got.socket.destroy()
   assert.equal(got.cn, 'renewed.test')
+  // systemctl reload cannot tell; the metric can.
+  await eventually(async () => await node.metric('tlsfleet_certificate_reloads_total', { result: 'refused' }) === 1, 5000, 'the refused reload counted')
+  assert.equal(await node.metric('tlsfleet_certificate_reloads_total', { result: 'ok' }), 1)
 })
