@@ -85,8 +85,8 @@ export interface ConnectionAddresses {
  * `pipe` gives back-pressure (a slow reader pauses the other side) and forwards each side's
  * end as a half-close, so a client that shuts its write side still gets the full response.
  * Either side failing, the backend not accepting within the connect timeout, or no traffic for
- * the idle timeout (the fin timeout once one side has ended) tears both down. `addresses` is only needed (and only looked up by the
- * caller) when a PROXY header goes out.
+ * the idle timeout (the fin timeout once one side has ended) tears both down. `addresses` is
+ * only needed (and only looked up by the caller) when a PROXY header goes out.
  */
 export function forwardToBackend (client: net.Socket, target: BackendTarget, addresses?: ConnectionAddresses): void {
   const upstream = net.connect(target.connectOptions)
@@ -114,8 +114,8 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
   })
   // A side that has sent its end: the connection is half-closed, and --fin-timeout bounds how
   // long it may stay so without traffic (a peer that never answers or never closes its side
-  // holds two descriptors until then, not for the whole --idle-timeout).
-  // Only with the option: the default path adds no closure nor listener per connection.
+  // holds two descriptors until then, not for the whole --idle-timeout). Only with the option:
+  // the default path adds no closure nor listener per connection.
   const halfClosed = target.halfClosed
   if (halfClosed !== undefined) {
     const halfClose = (): void => {

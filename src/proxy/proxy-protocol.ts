@@ -276,11 +276,11 @@ function canonicalIPv6 (text: string): string | undefined {
   }
 }
 
-/** A sun_path: NUL-terminated. Abstract sockets (leading NUL) are shown with '@', as ss does. */
 /**
- * A Unix socket address as text, one character per byte (latin1): a path is bytes, not UTF-8,
- * and what comes in must go out to the backend byte for byte (as UTF-8, 108 0xff bytes grew to
- * 324 and no longer fit the header: the connection was cut, blamed on the backend).
+ * A sun_path: NUL-terminated. Abstract sockets (leading NUL) are shown with '@', as ss does.
+ * One character per byte (latin1): a path is bytes, not UTF-8, and what comes in must go out to
+ * the backend byte for byte (as UTF-8, 108 0xff bytes grew to 324 and no longer fit the header:
+ * the connection was cut, blamed on the backend).
  */
 function unixPath (b: Buffer): string {
   if (b.length > 0 && b[0] === 0) {
