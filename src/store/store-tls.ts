@@ -1,6 +1,6 @@
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import { ConfigError } from '../errors.js'
+import { CERTIFICATE_BLOCK, parseCertificateBlock, readCaCertificates, readPemFile } from '../tls/pem-files.js'
 
 /** What the store's TLS client presents and trusts, beyond Node's defaults (rediss:// only). */
 export interface StoreTls {
@@ -11,7 +11,6 @@ export interface StoreTls {
   key?: string
 }
 
-const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 const KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/g
 
 /**
@@ -21,14 +20,9 @@ const KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVAT
  */
 export function loadStoreTls (caFile: string, certFile: string): StoreTls {
   const tls: StoreTls = {}
-  if (caFile !== '') {
-    const blocks = read('--session-store-ca', caFile).match(CERTIFICATE_BLOCK) ?? []
-    if (blocks.length === 0) throw new ConfigError([`--session-store-ca "${caFile}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
-    blocks.forEach((block, i) => certificate('--session-store-ca', caFile, block, i))
-    tls.ca = blocks.join('\n') + '\n'
-  }
+  if (caFile !== '') tls.ca = readCaCertificates('--session-store-ca', caFile)
   if (certFile !== '') {
-    const text = read('--session-store-cert', certFile)
+    const text = readPemFile('--session-store-cert', certFile)
     const keys = text.match(KEY_BLOCK) ?? []
     const certs = text.match(CERTIFICATE_BLOCK) ?? []
     if (keys.length !== 1 || certs.length === 0) {
@@ -40,27 +34,11 @@ export function loadStoreTls (caFile: string, certFile: string): StoreTls {
     } catch (err) {
       throw new ConfigError([`--session-store-cert "${certFile}": unreadable private key (a passphrase-protected one is not supported): ${(err as Error).message}`])
     }
-    if (!certificate('--session-store-cert', certFile, certs[0] as string, 0).checkPrivateKey(key)) {
+    if (!parseCertificateBlock('--session-store-cert', certFile, certs[0] as string, 0).checkPrivateKey(key)) {
       throw new ConfigError([`--session-store-cert "${certFile}": the private key does not match the first certificate (put the client certificate first, then its chain)`])
     }
     tls.cert = certs.join('\n') + '\n'
     tls.key = keys[0] as string
   }
   return tls
-}
-
-function read (option: string, file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new ConfigError([`${option} "${file}": cannot read: ${(err as Error).message}`])
-  }
-}
-
-function certificate (option: string, file: string, block: string, index: number): crypto.X509Certificate {
-  try {
-    return new crypto.X509Certificate(block)
-  } catch (err) {
-    throw new ConfigError([`${option} "${file}": certificate ${index + 1} is unreadable: ${(err as Error).message}`])
-  }
 }

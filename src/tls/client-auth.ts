@@ -1,8 +1,8 @@
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import tls from 'node:tls'
 import * as pkijs from 'pkijs'
 import { ConfigError } from '../errors.js'
+import { CERTIFICATE_BLOCK, readCaCertificates, readPemFile } from './pem-files.js'
 import { pemBody, RevokedCertificates } from './revoked-certificates.js'
 
 export type ClientVerify = 'none' | 'optional' | 'require'
@@ -14,27 +14,14 @@ export interface ClientAuthFiles {
   crl?: string[]
 }
 
-const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 const CRL_BLOCK = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g
 
 /** Read --client-ca and --crl; every refusal names the option, the file and the problem. */
 export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAuthFiles {
   const files: ClientAuthFiles = {}
-  if (caFile !== '') {
-    const text = readText('--client-ca', caFile)
-    const blocks = text.match(CERTIFICATE_BLOCK) ?? []
-    if (blocks.length === 0) throw new ConfigError([`--client-ca "${caFile}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
-    blocks.map((block, i) => {
-      try {
-        return new crypto.X509Certificate(block)
-      } catch (err) {
-        throw new ConfigError([`--client-ca "${caFile}": certificate ${i + 1} is unreadable: ${(err as Error).message}`])
-      }
-    })
-    files.ca = blocks.join('\n') + '\n'
-  }
+  if (caFile !== '') files.ca = readCaCertificates('--client-ca', caFile)
   if (crlFile !== '') {
-    const text = readText('--crl', crlFile)
+    const text = readPemFile('--crl', crlFile)
     const blocks = text.match(CRL_BLOCK) ?? []
     if (blocks.length === 0) throw new ConfigError([`--crl "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
     // Each CA of a chain has its own CRL (a root's and an intermediate's): all must load.
@@ -103,14 +90,6 @@ export function clientAuthWarnings (files: ClientAuthFiles, now = Date.now()): C
 function nameText (name: pkijs.RelativeDistinguishedNames): string {
   const short: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.6': 'C' }
   return name.typesAndValues.map((tv) => `${short[tv.type] ?? tv.type}=${String(tv.value.valueBlock.value)}`).join(', ')
-}
-
-function readText (option: string, file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new ConfigError([`${option} "${file}": cannot read: ${(err as Error).message}`])
-  }
 }
 
 /**

@@ -51,13 +51,13 @@ export class TestCa {
    * A certificate signed by this CA. `names` go in subjectAltName (server) and names[0] is the
    * CN; `ocspUrl` puts an OCSP responder in Authority Information Access.
    */
-  issue (file: string, opts: { names: string[]; usage: 'server' | 'client' | 'ocsp'; ocspUrl?: string; keyType?: 'rsa' | 'ecdsa'; clientAltNames?: string[] }): Issued {
+  issue (file: string, opts: { names: string[]; usage: 'server' | 'client' | 'ocsp'; ocspUrl?: string; keyType?: 'rsa' | 'ecdsa'; clientAltNames?: string[]; addresses?: string[] }): Issued {
     const key = path.join(this.dir, `${file}.key`)
     const csr = path.join(this.dir, `${file}.csr`)
     const cert = path.join(this.dir, `${file}.crt`)
     const ext = path.join(this.dir, `${file}.ext`)
     const lines = ['[ext]', 'basicConstraints = CA:false', 'authorityKeyIdentifier = keyid']
-    if (opts.usage === 'server') lines.push('keyUsage = digitalSignature, keyEncipherment', 'extendedKeyUsage = serverAuth', `subjectAltName = ${opts.names.map((n) => `DNS:${n}`).join(',')}`)
+    if (opts.usage === 'server') lines.push('keyUsage = digitalSignature, keyEncipherment', 'extendedKeyUsage = serverAuth', `subjectAltName = ${[...opts.names.map((n) => `DNS:${n}`), ...(opts.addresses ?? []).map((a) => `IP:${a}`)].join(',')}`)
     if (opts.usage === 'client') lines.push('keyUsage = digitalSignature', 'extendedKeyUsage = clientAuth')
     if (opts.usage === 'client' && opts.clientAltNames !== undefined) lines.push(`subjectAltName = ${opts.clientAltNames.map((n) => `DNS:${n}`).join(',')}`)
     if (opts.usage === 'ocsp') lines.push('keyUsage = digitalSignature', 'extendedKeyUsage = OCSPSigning')

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { RedisServer } from '../../src/lab/redis-server.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { TestCa } from '../helpers/pki.js'
 import { writeFarmSecret } from '../helpers/farm.js'
 import { sClient } from '../helpers/openssl.js'
 import { eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
@@ -13,30 +12,16 @@ import { freePorts } from '../helpers/ports.js'
 // A store beyond one LAN speaks TLS: a real redis-server on a TLS port only, with a private CA,
 // asking clients for a certificate (tls-auth-clients yes, Redis's default with TLS).
 const dir = tempDir()
-const pki = path.join(dir, 'pki')
 let redis: RedisServer
 let secret: string
-
-function openssl (args: string[]): void {
-  execFileSync('openssl', args, { cwd: pki, stdio: ['ignore', 'ignore', 'pipe'] })
-}
-
-/** A CA, the server's certificate for 127.0.0.1, and a client's (key + certificate in one PEM). */
-function makePki (): void {
-  fs.mkdirSync(pki, { recursive: true })
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=store test CA'])
-  for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']]) {
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`])
-    fs.writeFileSync(path.join(pki, `${name}.ext`), ext + '\n')
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`])
-  }
-  fs.writeFileSync(path.join(pki, 'client.pem'), fs.readFileSync(path.join(pki, 'client.key'), 'utf8') + fs.readFileSync(path.join(pki, 'client.crt'), 'utf8'), { mode: 0o600 })
-}
+// A private CA, the server's certificate for 127.0.0.1, a client's (its bundle: key, certificate, CA).
+const ca = new TestCa(path.join(dir, 'ca'), 'store test CA')
+const server = ca.issue('server', { names: ['store.test'], addresses: ['127.0.0.1'], usage: 'server', keyType: 'ecdsa' })
+const client = ca.issue('client', { names: ['node-1'], usage: 'client', keyType: 'ecdsa' })
 
 before(async () => {
-  makePki()
   secret = writeFarmSecret(dir)
-  redis = await RedisServer.start('127.0.0.1', { tls: { certFile: path.join(pki, 'server.crt'), keyFile: path.join(pki, 'server.key'), caFile: path.join(pki, 'ca.pem'), authClients: true } })
+  redis = await RedisServer.start('127.0.0.1', { tls: { certFile: server.cert, keyFile: server.key, caFile: ca.cert, authClients: true } })
 })
 
 after(async () => { await redis?.stop() })
@@ -49,7 +34,7 @@ async function nodeWithStore (name: string, storeArgs: string[]): Promise<{ node
 }
 
 test('rediss:// with --session-store-ca and --session-store-cert: connected, and a session made on one node resumes on another through the store', async () => {
-  const trusted = ['--session-store-ca', path.join(pki, 'ca.pem'), '--session-store-cert', path.join(pki, 'client.pem')]
+  const trusted = ['--session-store-ca', ca.cert, '--session-store-cert', client.bundle]
   const a = await nodeWithStore('a', trusted)
   const b = await nodeWithStore('b', trusted)
   try {
@@ -68,9 +53,9 @@ test('rediss:// with --session-store-ca and --session-store-cert: connected, and
 
 test('rediss:// without the private CA, or without the client certificate the store asks for: the node serves, and the log says why the store is not reachable', async () => {
   for (const [name, args, said] of [
-    ['no-ca', ['--session-store-cert', path.join(pki, 'client.pem')], (l: Record<string, unknown>) => /self-signed certificate|unable to (get local issuer|verify)/i.test(String(l.cause))],
+    ['no-ca', ['--session-store-cert', client.bundle], (l: Record<string, unknown>) => /self-signed certificate|unable to (get local issuer|verify)/i.test(String(l.cause))],
     // Node says only ECONNRESET: the log says what to give.
-    ['no-cert', ['--session-store-ca', path.join(pki, 'ca.pem')], (l: Record<string, unknown>) => /give --session-store-cert/.test(String(l.hint))]
+    ['no-cert', ['--session-store-ca', ca.cert], (l: Record<string, unknown>) => /give --session-store-cert/.test(String(l.hint))]
   ] as const) {
     const n = await nodeWithStore(name, [...args])
     try {
@@ -87,12 +72,12 @@ test('rediss:// without the private CA, or without the client certificate the st
 test('--session-store-ca or --session-store-cert without TLS, or a file that is not what it should be, is refused at start naming the option', async () => {
   const [port, admin] = await freePorts(2) as [number, number]
   const base = ['--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--state-dir', path.join(dir, 'refused'), '--sync-secret-file', secret]
-  const plain = await runNodeToExit([...base, '--session-store', 'redis://127.0.0.1:6399/0', '--session-store-ca', path.join(pki, 'ca.pem')])
+  const plain = await runNodeToExit([...base, '--session-store', 'redis://127.0.0.1:6399/0', '--session-store-ca', ca.cert])
   assert.equal(plain.code, 2, plain.stderr)
   assert.match(plain.stderr, /--session-store-ca needs a --session-store with TLS \(rediss:\/\//)
-  const keyless = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-cert', path.join(pki, 'client.crt')])
+  const keyless = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-cert', client.cert])
   assert.equal(keyless.code, 2, keyless.stderr)
   assert.match(keyless.stderr, /--session-store-cert ".*client\.crt": expected one private key and the client certificate \(then its chain\), found 0 key\(s\) and 1 certificate\(s\)/)
-  const notCa = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-ca', path.join(pki, 'ca.key')])
+  const notCa = await runNodeToExit([...base, '--session-store', redis.url, '--session-store-ca', ca.key])
   assert.match(notCa.stderr, /--session-store-ca ".*ca\.key": no PEM certificate in it/)
 })
