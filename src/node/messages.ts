@@ -33,7 +33,7 @@ export type PrimaryToWorker =
   /** Before init, to a worker that replaces a dead one: that one's listener (handle attached). */
   | { t: 'listener'; index: number }
   | L2Notice
-  | { t: 'tls-material'; material: TlsMaterial }
+  | { t: 'tls-material'; material: TlsMaterial; staples?: Staple[] }
   | { t: 'ocsp-staples'; staples: Staple[] }
   /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
   | { t: 'report-request'; req: number; metrics?: boolean }

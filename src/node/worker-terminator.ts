@@ -165,21 +165,26 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   private async reloadOnce (): Promise<boolean> {
-    let refusedFiles: number
+    let loaded: LoadedTlsMaterial
     try {
-      ;({ material: this.material, refusedFiles } = await this.loadMaterial())
+      loaded = await this.loadMaterial()
     } catch (err) {
       this.reloads.inc({ result: 'refused' })
       this.log.error({ err }, 'certificate reload refused; keeping the current certificates')
       return false
     }
     this.reloads.inc({ result: 'ok' })
-    this.workers.broadcast({ t: 'tls-material', material: this.material })
+    // The staples go with the certificates: a replaced certificate sent first was served
+    // unstapled until its staple followed (a must-staple one failed those handshakes).
+    const staples = await this.stapler?.setCertificates(loaded.material.certificates)
+    this.material = loaded.material
+    this.workers.broadcast({ t: 'tls-material', material: this.material, ...(staples !== undefined ? { staples } : {}) })
     // Files of --cert-dir refused (each named in an error above): the reload went ahead without them.
     const certificates = this.material.certificates.map((c) => c.path)
-    if (refusedFiles > 0) this.log.warn({ certificates, refusedFiles }, 'certificates reloaded')
-    else this.log.info({ certificates }, 'certificates reloaded')
-    await this.stapler?.setCertificates(this.material.certificates)
+    const withoutStaple = this.stapler?.withoutStaple() ?? []
+    const fields = { certificates, ...(loaded.refusedFiles > 0 ? { refusedFiles: loaded.refusedFiles } : {}), ...(withoutStaple.length > 0 ? { withoutStaple } : {}) }
+    if (loaded.refusedFiles > 0) this.log.warn(fields, 'certificates reloaded')
+    else this.log.info(fields, 'certificates reloaded')
     return true
   }
 

@@ -171,7 +171,9 @@ class Worker {
         this.cache.forget(message.id)
         break
       case 'tls-material':
+        // Together, so that no handshake sees a new certificate without its staple.
         this.terminator.setMaterial(message.material)
+        if (message.staples !== undefined) this.terminator.setStaples(message.staples)
         this.log.info({ certificates: message.material.certificates.length }, 'certificates reloaded')
         break
       case 'ocsp-staples':

@@ -12,16 +12,20 @@ export interface OcspStaplerOptions {
   dir: string
   /** --ocsp-refresh-interval, in ms: the longest wait between two fetches. */
   refreshIntervalMs: number
-  /** The staples changed: send them to the workers. */
+  /** A refresh changed the staples: send them to the workers (setCertificates returns its own). */
   onChange: (staples: Staple[]) => void
   registry: Registry
   log: Logger
   /** Connect + answer deadline for one responder request. */
   fetchTimeoutMs?: number
+  /** How long a reload waits for the first responses of certificates new to the stapler. */
+  firstFetchWaitMs?: number
 }
 
 /** First retry after a failed fetch; doubled each time, up to the refresh interval. */
 const RETRY_BASE_MS = 10_000
+/** A reload waits this long at most for new certificates' first responses (then goes on without). */
+const FIRST_FETCH_WAIT_MS = 3000
 /** Responses are small (a few KiB); anything bigger is not one. */
 const MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -105,12 +109,18 @@ export class OcspStapler {
     })
   }
 
-  /** Valid staples now, for a new worker's init. */
   /** The certificate files stapling follows now (those that name a responder), in no order. */
   followed (): string[] {
     return [...this.targets.values()].map((target) => target.label)
   }
 
+  /** The certificate files followed that have no usable response now (nothing to staple). */
+  withoutStaple (): string[] {
+    const now = Date.now()
+    return [...this.targets.values()].filter((target) => !this.usable(target.current, now)).map((target) => target.label)
+  }
+
+  /** Valid staples now, for a new worker's init. */
   staples (): Staple[] {
     const now = Date.now()
     const staples: Staple[] = []
@@ -123,18 +133,23 @@ export class OcspStapler {
   }
 
   /**
-   * Follow the node's certificates (at start and on every reload): new ones get the response
-   * kept on disk, if still valid, and a fetch when due; certificates gone are forgotten.
+   * Follow the node's certificates (at start and on every reload) and return their staples, for
+   * the caller to send with the certificates themselves. New ones get the response kept on disk,
+   * if still valid; once fetching has started (a reload), a new one without it is fetched now,
+   * waiting FIRST_FETCH_WAIT_MS at most: a worker given a replaced certificate before its staple
+   * served it unstapled until the fetch, which fails every handshake of a must-staple
+   * certificate. Certificates gone are forgotten.
    */
-  async setCertificates (bundles: CertificateBundle[]): Promise<void> {
+  async setCertificates (bundles: CertificateBundle[]): Promise<Staple[]> {
     // One at a time, in the order asked: two reloads interleaved at their awaits each removed
     // the entries the other had added (a replaced certificate went unstapled until the next).
     const run = this.settling.then(async () => await this.follow(bundles))
-    this.settling = run.catch(() => {})
-    await run
+    this.settling = run.then(() => {}, () => {})
+    return await run
   }
 
-  private async follow (bundles: CertificateBundle[]): Promise<void> {
+  private async follow (bundles: CertificateBundle[]): Promise<Staple[]> {
+    const added: Target[] = []
     const seen = new Set<string>()
     for (const bundle of bundles) {
       let subject: OcspSubject | string
@@ -156,15 +171,35 @@ export class OcspStapler {
       const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
       this.targets.set(key, target)
       await this.loadKept(target)
-      if (this.running) this.schedule(target, this.nextRefreshIn(target.current, Date.now()))
+      added.push(target)
     }
+    if (this.running) await this.fetchFirst(added)
     for (const [key, target] of this.targets) {
       if (!seen.has(key)) {
         clearTimeout(target.timer)
         this.targets.delete(key)
       }
     }
-    this.opts.onChange(this.staples())
+    return this.staples()
+  }
+
+  /**
+   * New targets: those without a usable kept response are fetched now (each fetch plans its
+   * next itself, on success or failure), the others planned. Waits FIRST_FETCH_WAIT_MS at most;
+   * a fetch still running then carries on and sends its staple when it has it.
+   */
+  private async fetchFirst (added: Target[]): Promise<void> {
+    const now = Date.now()
+    const fetches: Array<Promise<void>> = []
+    for (const target of added) {
+      if (this.usable(target.current, now)) this.schedule(target, this.nextRefreshIn(target.current, now))
+      else fetches.push(this.refresh(target))
+    }
+    if (fetches.length === 0) return
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.opts.firstFetchWaitMs ?? FIRST_FETCH_WAIT_MS) })
+    await Promise.race([Promise.all(fetches), waited])
+    clearTimeout(timer)
   }
 
   /** Begin fetching (after the node switched to --user, so files it writes are that user's). */
