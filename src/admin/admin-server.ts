@@ -9,9 +9,9 @@ import { DASHBOARD_PAGE_PATHS, registerDashboard } from './dashboard-routes.js'
 import type { DashboardBody } from './dashboard-schema.js'
 import { crossSiteReason, hostAllowed } from './request-guards.js'
 import {
-  cacheSchema, errorSchema, healthSchema, moveClientsResponseSchema, peersSchema, putStateBodySchema,
+  cacheSchema, certificatesSchema, errorSchema, healthSchema, moveClientsResponseSchema, peersSchema, putStateBodySchema,
   putStateResponseSchema, stateSchema,
-  type CacheBody, type ErrorBody, type HaproxyResult, type HealthBody, type PeersBody, type PutStateBody,
+  type CacheBody, type CertificatesBody, type ErrorBody, type HaproxyResult, type HealthBody, type PeersBody, type PutStateBody,
   type PutStateResponse, type StateBody
 } from './schemas.js'
 
@@ -24,6 +24,8 @@ export interface AdminSource {
   moveClients (): Promise<HaproxyResult>
   cache (): CacheBody
   peers (): PeersBody
+  /** `GET /v1/certificates`: the certificates served, their expiry and their OCSP staples. */
+  certificates (): CertificatesBody
   metrics (): Promise<{ contentType: string; body: string }>
   /** What the dashboard page (`/`) draws: `GET /v1/dashboard`. */
   dashboard (): Promise<DashboardBody>
@@ -146,7 +148,7 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
     return await reply.code(404).send({
       statusCode: 404,
       error: 'Not Found',
-      message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; routes: GET / (dashboard), GET /health, GET|PUT /v1/state, POST /v1/clients/move, GET /v1/cache, GET /v1/peers, GET /v1/dashboard, GET /metrics`
+      message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; routes: GET / (dashboard), GET /health, GET|PUT /v1/state, POST /v1/clients/move, GET /v1/cache, GET /v1/peers, GET /v1/certificates, GET /v1/dashboard, GET /metrics`
     } satisfies ErrorBody)
   })
 
@@ -169,6 +171,7 @@ export async function startAdminServer (opts: AdminServerOptions, source: AdminS
   app.get('/v1/cache', { schema: { response: { 200: cacheSchema, ...errors } } }, async () => source.cache())
 
   app.get('/v1/peers', { schema: { response: { 200: peersSchema, ...errors } } }, async () => source.peers())
+  app.get('/v1/certificates', { schema: { response: { 200: certificatesSchema, ...errors } } }, async () => source.certificates())
 
   registerDashboard(app, { data: async () => await source.dashboard(), tokenRequired: opts.readsNeedToken === true })
 

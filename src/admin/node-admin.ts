@@ -12,7 +12,7 @@ import type { Logger } from '../util/logger.js'
 import type { AdminSource } from './admin-server.js'
 import type { DashboardBody } from './dashboard-schema.js'
 import type { NodeDashboard } from './node-dashboard.js'
-import type { CacheBody, HaproxyResult, PeersBody, PutStateBody, PutStateResponse, StateBody } from './schemas.js'
+import type { CacheBody, CertificatesBody, HaproxyResult, PeersBody, PutStateBody, PutStateResponse, StateBody } from './schemas.js'
 
 export interface NodeAdminParts {
   node: { id: string; workers: number; cacheSize: number; cacheMaxBytes: number; syncListen: HostPort | 'off' }
@@ -25,6 +25,8 @@ export interface NodeAdminParts {
   cache: PrimarySessionCache
   coordinator?: HaproxyCoordinator
   peers?: () => PeerStats[]
+  /** The certificates served and their OCSP staples. */
+  certificates: () => CertificatesBody
   /** The shared session store, when --session-store is set. */
   store?: () => StoreStatus
   metrics: () => Promise<{ contentType: string; body: string }>
@@ -115,6 +117,10 @@ export class NodeAdmin implements AdminSource {
   peers (): PeersBody {
     const listen = this.parts.node.syncListen
     return { sync: listen === 'off' ? 'off' : formatHostPort(listen), peers: this.parts.peers?.() ?? [] }
+  }
+
+  certificates (): CertificatesBody {
+    return this.parts.certificates()
   }
 
   async metrics (): Promise<{ contentType: string; body: string }> {

@@ -7,6 +7,7 @@ import type { StoreStatus } from '../store/shared-session-store.js'
 import type { AdminState } from '../agent/agent-reply.js'
 import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
+import type { StapleState } from '../ocsp/ocsp-stapler.js'
 
 export const errorSchema = {
   type: 'object',
@@ -273,3 +274,64 @@ export interface PeerBody {
 
 /** `sync` is the listen address, or "off". */
 export interface PeersBody { sync: string; peers: PeerBody[] }
+
+const stapleStateSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['good', 'revoked', 'none'] },
+    thisUpdate: { type: 'string' },
+    nextUpdate: { type: 'string' },
+    reason: { type: 'string' }
+  },
+  required: ['status']
+} as const
+
+export const certificatesSchema = {
+  type: 'object',
+  properties: {
+    terminator: { type: 'string', enum: ['tlsfleet', 'haproxy'] },
+    ocspStapling: { type: 'boolean' },
+    certificates: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          file: { type: 'string' },
+          names: { type: 'array', items: { type: 'string' } },
+          default: { type: 'boolean' },
+          keyType: { type: 'string' },
+          curve: { type: 'string' },
+          notAfter: { type: 'string' },
+          expiresInDays: { type: 'integer' },
+          ocsp: stapleStateSchema
+        },
+        required: ['file', 'names', 'keyType', 'notAfter', 'expiresInDays']
+      }
+    },
+    note: { type: 'string' }
+  },
+  required: ['terminator', 'ocspStapling', 'certificates']
+} as const
+
+/** One certificate file the workers serve, in load order (the first is the default: clients without SNI get it). */
+export interface CertificateBody {
+  file: string
+  names: string[]
+  default?: boolean
+  keyType: string
+  curve?: string
+  /** ISO 8601. */
+  notAfter: string
+  /** Whole days left (negative once expired). */
+  expiresInDays: number
+  /** With --ocsp-dir: what is stapled for it, or why nothing is. */
+  ocsp?: StapleState
+}
+
+/** `GET /v1/certificates`: what the node serves (HAProxy's own certificates are HAProxy's: `note`). */
+export interface CertificatesBody {
+  terminator: 'tlsfleet' | 'haproxy'
+  ocspStapling: boolean
+  certificates: CertificateBody[]
+  note?: string
+}

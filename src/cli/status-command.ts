@@ -1,5 +1,5 @@
 import { Command } from 'commander'
-import type { CacheBody, PeersBody, StateBody } from '../admin/schemas.js'
+import type { CacheBody, CertificatesBody, PeersBody, StateBody } from '../admin/schemas.js'
 import { AdminClient, DEFAULT_ADMIN_URL, type AdminClientOptions } from './admin-client.js'
 
 /** Options every admin CLI command takes. */
@@ -46,8 +46,38 @@ function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string
   return rows
 }
 
-/** Render the three admin answers as a two-column table an operator reads at a glance. */
-export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBody, admin: string, now = Date.now()): string {
+/** A certificate this close to its end is named in `tlsfleet status` (Let's Encrypt renews at 30 days left). */
+const EXPIRY_WARNING_DAYS = 14
+
+/**
+ * The certificates served: how many, the next to expire, and each one that needs the
+ * operator (expiring within EXPIRY_WARNING_DAYS, expired, no staple, revoked).
+ */
+export function certificateRows (body: CertificatesBody | Error): Array<[string, string]> {
+  if (body instanceof Error) return [['certificates', `unknown (${body.message})`]]
+  if (body.note !== undefined) return [['certificates', body.note]]
+  const rows: Array<[string, string]> = []
+  const soonest = [...body.certificates].sort((a, b) => a.expiresInDays - b.expiresInDays)[0]
+  const name = (c: CertificatesBody['certificates'][number]): string => `${c.names[0] ?? c.file} (${c.file})`
+  const days = (n: number): string => n < 0 ? `EXPIRED ${-n} day(s) ago` : `expires in ${n} day(s)`
+  rows.push(['certificates', `${body.certificates.length} served${soonest !== undefined ? `, next to expire ${name(soonest)} on ${soonest.notAfter.slice(0, 10)}` : ''}`])
+  for (const c of body.certificates) {
+    if (c.expiresInDays < EXPIRY_WARNING_DAYS) rows.push(['', `warning: ${name(c)} ${days(c.expiresInDays)}`])
+  }
+  if (body.ocspStapling) {
+    const stapled = body.certificates.filter((c) => c.ocsp?.status !== 'none').length
+    rows.push(['OCSP', `${stapled} of ${body.certificates.length} stapled`])
+    for (const c of body.certificates) {
+      if (c.ocsp?.status === 'revoked') rows.push(['', `warning: ${name(c)} is REVOKED (its responder says so; replace it)`])
+      else if (c.ocsp?.status === 'none') rows.push(['', `${name(c)}: no staple (${c.ocsp.reason ?? '?'})`])
+    }
+  }
+  return rows
+}
+
+/** Render the admin answers as a two-column table an operator reads at a glance. */
+export function formatStatus (views: { state: StateBody; cache: CacheBody; peers: PeersBody; certificates: CertificatesBody | Error }, admin: string, now = Date.now()): string {
+  const { state, cache, peers } = views
   const rows: Array<[string, string]> = []
   rows.push(['node', `${state.node} (${admin})`])
   rows.push(['state', `${state.state}${state.changedAt !== undefined ? ` (since ${state.changedAt})` : ''}`])
@@ -58,6 +88,7 @@ export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBo
   const t = state.terminator
   if (t?.kind === 'haproxy') rows.push(...terminatorRows(t))
   else rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
+  rows.push(...certificateRows(views.certificates))
   rows.push(['connections', String(state.connections)])
   rows.push(['handshakes', `full ${state.handshakes.full}, resumed ${state.handshakes.resumed} (${state.handshakes.perSecond.toFixed(1)}/s)`])
   rows.push(['L2 cache', `${cache.l2.entries} entries, ${bytes(cache.l2.bytes)}, hits ${cache.l2.hits}, misses ${cache.l2.misses}`])
@@ -83,17 +114,19 @@ export function formatStatus (state: StateBody, cache: CacheBody, peers: PeersBo
 
 /** `tlsfleet status`: one node's state, load, caches, peers and HAProxy's view of it. */
 export function statusCommand (): Command {
-  const command = new Command('status').description('show a node\'s state, health, load, caches, sync peers and what HAProxy thinks of it')
+  const command = new Command('status').description('show a node\'s state, health, load, certificates, caches, sync peers and what HAProxy thinks of it')
   addAdminOptions(command).option('--json', 'print the raw JSON answers instead of a table')
   command.action(async (opts: AdminClientOptions & { json?: boolean }) => {
     const client = new AdminClient(opts)
-    const [state, cache, peers] = await Promise.all([
+    const [state, cache, peers, certificates] = await Promise.all([
       client.get<StateBody>('/v1/state'),
       client.get<CacheBody>('/v1/cache'),
-      client.get<PeersBody>('/v1/peers')
+      client.get<PeersBody>('/v1/peers'),
+      // A node of an older version has no such route: the rest of the status still shows.
+      client.get<CertificatesBody>('/v1/certificates').catch((err: unknown) => err instanceof Error ? err : new Error(String(err)))
     ])
-    if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers }, null, 2) + '\n')
-    else process.stdout.write(formatStatus(state, cache, peers, client.base))
+    if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers, certificates: certificates instanceof Error ? { error: certificates.message } : certificates }, null, 2) + '\n')
+    else process.stdout.write(formatStatus({ state, cache, peers, certificates }, client.base))
   })
   return command
 }

@@ -1,3 +1,4 @@
+import type { CertificatesBody } from '../admin/schemas.js'
 import type { LoadSample } from '../agent/load-sampler.js'
 import { TerminatorError, TlsfleetError } from '../errors.js'
 import type { NodeTerminator, TerminatorHealth, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from '../node/terminator-part.js'
@@ -181,6 +182,10 @@ export class HaproxyTerminator implements NodeTerminator {
       ...(this.otherRings !== undefined ? [this.otherRings] : []),
       ...(this.keyFileProblem !== undefined ? [`${this.keyFileProblem}: an HAProxy reload will start from a stale ring`] : [])
     ]
+  }
+
+  certificateView (): CertificatesBody {
+    return { terminator: 'haproxy', ocspStapling: false, certificates: [], note: 'the local HAProxy serves its own certificates: ask it (show ssl cert on its Runtime API)' }
   }
 
   describe (): Record<string, unknown> {

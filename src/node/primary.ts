@@ -232,6 +232,7 @@ export class Primary {
       sample: () => this.terminator.sample(),
       listening: () => this.terminator.listening(),
       terminator: () => this.terminator.status(),
+      certificates: () => this.terminator.certificateView(),
       cache: this.cache,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
       ...(this.sync !== undefined ? { peers: this.sync.peerList.bind(this.sync) } : {}),

@@ -1,5 +1,6 @@
 import type { LoadSample } from '../agent/load-sampler.js'
 import type { HostPort } from '../config/host-port.js'
+import type { CertificatesBody } from '../admin/schemas.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 
@@ -108,6 +109,8 @@ export interface NodeTerminator {
    */
   readonly metricsInProcess: boolean
   status: () => TerminatorStatus
+  /** The certificates served and their OCSP staples (GET /v1/certificates). */
+  certificateView: () => CertificatesBody
   /** Fields for the "tlsfleet node ready" log line. */
   describe: () => Record<string, unknown>
 }

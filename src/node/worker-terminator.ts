@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import { Counter, Gauge, Registry } from 'prom-client'
+import type { CertificatesBody } from '../admin/schemas.js'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
@@ -203,6 +204,28 @@ export class WorkerTerminator implements NodeTerminator {
   status (): TerminatorStatus {
     const listening = this.workers.listening.size
     return { kind: 'tlsfleet', serving: listening > 0, ...(listening > 0 ? {} : { reason: 'no live worker' }) }
+  }
+
+  certificateView (): CertificatesBody {
+    const now = Date.now()
+    const stapler = this.stapler
+    return {
+      terminator: 'tlsfleet',
+      ocspStapling: stapler !== undefined,
+      certificates: this.material.certificates.map((bundle, i) => {
+        const notAfter = Date.parse(bundle.notAfter)
+        return {
+          file: bundle.path,
+          names: bundle.names,
+          ...(i === 0 ? { default: true } : {}),
+          keyType: bundle.keyType,
+          ...(bundle.curve !== undefined ? { curve: bundle.curve } : {}),
+          notAfter: new Date(notAfter).toISOString(),
+          expiresInDays: Math.floor((notAfter - now) / 86_400_000),
+          ...(stapler !== undefined ? { ocsp: stapler.stapleState(bundle.path) } : {})
+        }
+      })
+    }
   }
 
   describe (): Record<string, unknown> {

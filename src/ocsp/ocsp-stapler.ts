@@ -38,6 +38,17 @@ interface Target {
   failures: number
   timer?: NodeJS.Timeout
   fetching: boolean
+  /** Why the last fetch failed, until one succeeds (shown by GET /v1/certificates). */
+  lastError?: string
+}
+
+/** What stapling does for one certificate file now (GET /v1/certificates, `tlsfleet status`). */
+export interface StapleState {
+  /** `none`: nothing is stapled for it (`reason` says why). */
+  status: 'good' | 'revoked' | 'none'
+  thisUpdate?: string
+  nextUpdate?: string
+  reason?: string
 }
 
 /**
@@ -78,8 +89,10 @@ export function retryDelay (failures: number, refreshIntervalMs: number): number
  */
 export class OcspStapler {
   private readonly targets = new Map<string, Target>()
-  /** Certificate files without OCSP (no responder named, no issuer): logged once each. */
-  private readonly unstapled = new Set<string>()
+  /** Certificate files without OCSP (no responder named, no issuer), and why: logged once each. */
+  private readonly unstapled = new Map<string, string>()
+  /** Each followed certificate file's target key (two files with one leaf share a target). */
+  private paths = new Map<string, string>()
   private readonly failuresTotal: Counter<'reason'>
   private running = false
   /** The certificate changes asked so far, applied one after the other (setCertificates). */
@@ -120,6 +133,22 @@ export class OcspStapler {
     return [...this.targets.values()].filter((target) => !this.usable(target.current, now)).map((target) => target.label)
   }
 
+  /** What is stapled for the certificate file `file` now, or why nothing is. */
+  stapleState (file: string): StapleState {
+    const target = this.targets.get(this.paths.get(file) ?? '')
+    if (target === undefined) return { status: 'none', reason: this.unstapled.get(file) ?? 'not followed' }
+    const current = target.current
+    if (current !== undefined && this.usable(current, Date.now())) {
+      return {
+        status: current.status === 'revoked' ? 'revoked' : 'good',
+        thisUpdate: new Date(current.thisUpdate).toISOString(),
+        ...(current.nextUpdate !== undefined ? { nextUpdate: new Date(current.nextUpdate).toISOString() } : {})
+      }
+    }
+    const reason = target.lastError !== undefined ? `last fetch failed: ${target.lastError}` : current !== undefined ? 'the response expired' : 'no response fetched yet'
+    return { status: 'none', reason }
+  }
+
   /** Valid staples now, for a new worker's init. */
   staples (): Staple[] {
     const now = Date.now()
@@ -150,6 +179,7 @@ export class OcspStapler {
 
   private async follow (bundles: CertificateBundle[]): Promise<Staple[]> {
     const added: Target[] = []
+    const paths = new Map<string, string>()
     const seen = new Set<string>()
     for (const bundle of bundles) {
       let subject: OcspSubject | string
@@ -162,11 +192,12 @@ export class OcspStapler {
       if (typeof subject === 'string') {
         // Said once per certificate file: a client asking for a staple gets none for it.
         if (!this.unstapled.has(bundle.path)) this.opts.log.info({ certificate: bundle.path, reason: subject }, 'OCSP: no stapling for this certificate')
-        this.unstapled.add(bundle.path)
+        this.unstapled.set(bundle.path, subject)
         continue
       }
       const key = certificateKey(subject.leaf.raw)
       seen.add(key)
+      paths.set(bundle.path, key)
       if (this.targets.has(key)) continue
       const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
       this.targets.set(key, target)
@@ -180,6 +211,7 @@ export class OcspStapler {
         this.targets.delete(key)
       }
     }
+    this.paths = paths
     return this.staples()
   }
 
@@ -245,6 +277,7 @@ export class OcspStapler {
       // Forgotten meanwhile (a reload removed the certificate): nothing to report or staple.
       if (this.targets.get(target.key) !== target) return
       target.failures = 0
+      target.lastError = undefined
       target.current = response
       this.report(target, response)
       this.opts.onChange(this.staples())
@@ -253,6 +286,7 @@ export class OcspStapler {
       const reason = err instanceof OcspResponseError ? err.reason : 'unreachable'
       this.failuresTotal.inc({ reason })
       target.failures++
+      target.lastError = (err as Error).message
       const retryMs = staggered(retryDelay(target.failures, this.opts.refreshIntervalMs))
       // An expected failure (responder down, a bad answer) is its message, not a stack at every retry.
       const why = err instanceof OcspResponseError ? { error: err.message } : { err }

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import type { CacheBody, PeersBody, StateBody } from '../../src/admin/schemas.js'
+import type { CacheBody, CertificatesBody, PeersBody, StateBody } from '../../src/admin/schemas.js'
 import { agentSays, runCli, writeToken } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { CLI, startNode, type RunningNode } from '../helpers/node-process.js'
@@ -56,7 +56,7 @@ test('/health needs no token (HAProxy httpchk); every other route does', async (
   const health = await call('GET', '/health')
   assert.equal(health.status, 200)
   assert.deepEqual(health.json, { status: 'ok', state: 'ready', health: 'up' })
-  for (const [method, route] of [['GET', '/v1/state'], ['GET', '/v1/cache'], ['GET', '/v1/peers'], ['GET', '/metrics'], ['POST', '/v1/clients/move']] as const) {
+  for (const [method, route] of [['GET', '/v1/state'], ['GET', '/v1/cache'], ['GET', '/v1/peers'], ['GET', '/v1/certificates'], ['GET', '/metrics'], ['POST', '/v1/clients/move']] as const) {
     const res = await call(method, route)
     assert.equal(res.status, 401, `${method} ${route}`)
     assert.equal(res.json.error, 'Unauthorized')
@@ -169,6 +169,23 @@ test('GET /metrics: primary and worker metrics, with the agent state', async () 
   ]) assert.match(text, line)
 })
 
+test('/v1/certificates: each certificate served, its names, key, expiry and (without --ocsp-dir) no OCSP state', async () => {
+  const res = await call('GET', '/v1/certificates', { headers: auth() })
+  assert.equal(res.status, 200)
+  const body = res.json as unknown as CertificatesBody
+  assert.equal(body.terminator, 'tlsfleet')
+  assert.equal(body.ocspStapling, false)
+  assert.equal(body.certificates.length, 1)
+  const [cert] = body.certificates
+  assert.equal(cert?.file, path.join(dir, 'n.pem'))
+  assert.deepEqual(cert?.names, ['localhost'])
+  assert.equal(cert?.default, true)
+  assert.equal(cert?.keyType, 'rsa')
+  assert.equal(cert?.expiresInDays, 1)
+  assert.ok(Math.abs(Date.parse(cert?.notAfter ?? '') - (Date.now() + 2 * 86_400_000)) < 120_000, `notAfter ${cert?.notAfter ?? ''}`)
+  assert.equal(cert?.ocsp, undefined)
+})
+
 test('the CLI uses the token file; without it, it says so and exits non-zero', async () => {
   const denied = await runCli(['status', '--admin', node.adminUrl])
   assert.equal(denied.code, 1)
@@ -178,6 +195,10 @@ test('the CLI uses the token file; without it, it says so and exits non-zero', a
   assert.match(ok.stdout, /^node\s+admin-node/m)
   assert.match(ok.stdout, /^L2 cache\s+\d+ entries/m)
   assert.match(ok.stdout, /^haproxy\s+no --haproxy-socket configured/m)
+  // The test certificate is valid for two days: named as close to its end.
+  assert.match(ok.stdout, /^certificates\s+1 served, next to expire localhost \(.*n\.pem\) on \d{4}-\d\d-\d\d$/m)
+  assert.match(ok.stdout, /^\s+warning: localhost \(.*n\.pem\) expires in 1 day\(s\)$/m)
+  assert.doesNotMatch(ok.stdout, /^OCSP/m, 'no OCSP row without --ocsp-dir')
   const json = await runCli(['status', '--json', '--admin', node.adminUrl, '--token-file', tokenFile])
   assert.equal((JSON.parse(json.stdout) as { state: StateBody }).state.node, 'admin-node')
   const drain = await runCli(['drain', '--admin', node.adminUrl, '--token-file', tokenFile])

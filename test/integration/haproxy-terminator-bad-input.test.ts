@@ -190,6 +190,7 @@ test('a Runtime API socket that accepts and never replies: the agent and status 
     assert.ok(status.stdout.includes(`not serving (${reason})`), status.stdout)
     assert.match(status.stdout, /ticket keys\s+\S+tls-ticket-keys: ring unknown \(not read from the local haproxy\)/)
     assert.doesNotMatch(status.stdout, /unreachable|NOT the farm's ring/)
+    assert.match(status.stdout, /^certificates\s+the local HAProxy serves its own certificates: ask it/m)
   } finally {
     await node.stop()
     silent.close()

@@ -5,6 +5,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
+import type { CertificatesBody } from '../../src/admin/schemas.js'
+import { runCli } from '../helpers/agent.js'
 import { tempDir } from '../helpers/certs.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
@@ -103,6 +105,11 @@ test('a certificate replaced on SIGHUP is stapled from the first handshake after
   assert.equal(got.stapledSerial, serialOf(second), `the first handshake after the reload carries the new certificate's staple:\n${got.output}`)
   const primaryLine = node.logs.findLast((l) => l.msg === 'certificates reloaded' && l.name === 'primary')
   assert.equal(primaryLine?.withoutStaple, undefined)
+  const [view] = (await certificateView()).certificates
+  assert.equal(view?.ocsp?.status, 'good')
+  assert.ok(Date.parse(view?.ocsp?.nextUpdate ?? '') > Date.now() + 50 * 60_000, `nextUpdate ${view?.ocsp?.nextUpdate ?? ''}`)
+  const status = await runCli(['status', '--admin', node.adminUrl])
+  assert.match(status.stdout, /^OCSP\s+1 of 1 stapled$/m, status.stdout + status.stderr)
 })
 
 test('a reload whose new certificate\'s responder never answers goes on without its staple after a bounded wait', async () => {
@@ -114,4 +121,17 @@ test('a reload whose new certificate\'s responder never answers goes on without 
   assert.match(got.output, /OCSP response: no response sent/)
   const primaryLine = node.logs.findLast((l) => l.msg === 'certificates reloaded' && l.name === 'primary')
   assert.deepEqual(primaryLine?.withoutStaple, [served])
+  const body = await certificateView()
+  assert.equal(body.ocspStapling, true)
+  assert.equal(body.certificates[0]?.ocsp?.status, 'none')
+  assert.match(body.certificates[0]?.ocsp?.reason ?? '', /^(no response fetched yet|last fetch failed: .+)$/)
+  const status = await runCli(['status', '--admin', node.adminUrl])
+  assert.match(status.stdout, /^OCSP\s+0 of 1 stapled$/m, status.stdout + status.stderr)
+  assert.match(status.stdout, /^\s+reload\.test \(.*served\.pem\): no staple \(/m)
 })
+
+async function certificateView (): Promise<CertificatesBody> {
+  const res = await fetch(`${node.adminUrl}/v1/certificates`, { signal: AbortSignal.timeout(5000) })
+  assert.equal(res.status, 200)
+  return await res.json() as CertificatesBody
+}
