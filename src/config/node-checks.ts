@@ -120,8 +120,10 @@ function checkTlsCombinations (config: NodeConfig): void {
   if (config.crl !== '' && config.clientCa === '') {
     throw new ConfigConflictError('--crl needs --client-ca (the CAs whose revocations it lists)')
   }
-  if (config.proxyTlv.includes('ssl') && config.proxyProtocolOut !== 'v2') {
-    throw new ConfigConflictError(`--proxy-tlv ssl needs --proxy-protocol-out v2 (TLVs exist only in PROXY protocol v2; it is ${config.proxyProtocolOut})`)
+  for (const kind of ['ssl', 'crc32c'] as const) {
+    if (config.proxyTlv.includes(kind) && config.proxyProtocolOut !== 'v2') {
+      throw new ConfigConflictError(`--proxy-tlv ${kind} needs --proxy-protocol-out v2 (TLVs exist only in PROXY protocol v2; it is ${config.proxyProtocolOut})`)
+    }
   }
   if (config.group !== '' && config.user === '') {
     throw new ConfigConflictError('--group needs --user (the user to run as)')

@@ -215,12 +215,12 @@ export const OPTIONS = {
     defaultHelp: 'none (no ALPN)'
   }),
   'proxy-tlv': spec({
-    description: 'TLVs added to the PROXY v2 header sent to the backend: alpn, authority (the SNI), ssl (version, cipher, client certificate CN), or none',
-    expected: 'a comma-separated list of alpn, authority, ssl, or none',
+    description: 'TLVs added to the PROXY v2 header sent to the backend: alpn, authority (the SNI), ssl (version, cipher, client certificate CN), crc32c (the header\'s checksum), or none',
+    expected: 'a comma-separated list of alpn, authority, ssl, crc32c, or none',
     valueName: 'LIST',
-    schema: commaList(z.enum(['alpn', 'authority', 'ssl', 'none'])).refine((list) => !list.includes('none') || list.length === 1, 'none cannot be combined with other TLVs'),
+    schema: commaList(z.enum(['alpn', 'authority', 'ssl', 'crc32c', 'none'])).refine((list) => !list.includes('none') || list.length === 1, 'none cannot be combined with other TLVs'),
     multiple: true,
-    default: () => ['alpn', 'authority'] as Array<'alpn' | 'authority' | 'ssl' | 'none'>
+    default: () => ['alpn', 'authority'] as Array<'alpn' | 'authority' | 'ssl' | 'crc32c' | 'none'>
   }),
   'client-verify': spec({
     description: 'client certificates: none (not asked for), optional (verified when presented), require (a verified one is needed)',

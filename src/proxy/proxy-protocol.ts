@@ -1,5 +1,7 @@
 import net from 'node:net'
 import { u16 } from '../util/bytes.js'
+import { crc32c } from './crc32c.js'
+import { PP2_TYPE_CRC32C } from './proxy-tlv.js'
 
 /**
  * PROXY protocol v1 (text) and v2 (binary), as specified in HAProxy's proxy-protocol.txt.
@@ -187,8 +189,8 @@ function parseV2 (buf: Buffer, maxV2: number): ProxyParseResult {
     if (buf.length < total) return { status: 'incomplete' }
     let tlvs: ProxyHeader['tlvs'] = []
     if (addrLen !== undefined && declared >= addrLen) {
-      const parsed = parseTlvs(buf.subarray(PROXY_V2_HEADER_LENGTH + addrLen, total))
-      if (parsed === undefined) return fail('bad_tlv')
+      const parsed = parseTlvs(buf, PROXY_V2_HEADER_LENGTH + addrLen, total)
+      if (typeof parsed === 'string') return fail(parsed)
       tlvs = parsed
     }
     return ok({ version: 2, command: 'local', family: 'unspec', tlvs }, total)
@@ -205,8 +207,8 @@ function parseV2 (buf: Buffer, maxV2: number): ProxyParseResult {
 
   // Every connection behind a balancer comes through here: TCP4 (the common case) and TLVs
   // are read at offsets into `buf`, without a view per field.
-  const tlvs = total === PROXY_V2_HEADER_LENGTH + addrLen ? [] : parseTlvs(buf.subarray(PROXY_V2_HEADER_LENGTH + addrLen, total))
-  if (tlvs === undefined) return fail('bad_tlv')
+  const tlvs = total === PROXY_V2_HEADER_LENGTH + addrLen ? [] : parseTlvs(buf, PROXY_V2_HEADER_LENGTH + addrLen, total)
+  if (typeof tlvs === 'string') return fail(tlvs)
 
   if (famByte === FAM_UNSPEC) {
     // "The receiver should ignore address information" for AF_UNSPEC.
@@ -237,21 +239,48 @@ function parseV2 (buf: Buffer, maxV2: number): ProxyParseResult {
   return ok({ version: 2, command: 'proxy', family, source, destination, tlvs }, total)
 }
 
-/** TLVs fill the block exactly: type (1), length (2, BE), value. Undefined when one overruns. */
-function parseTlvs (block: Buffer): ProxyHeader['tlvs'] | undefined {
+/**
+ * The TLVs in `buf[start, total)`, which they fill exactly: type (1), length (2, BE), value.
+ * Else the reason to refuse the header: 'bad_tlv' when one overruns, or for a CRC32C TLV that
+ * is not 4 bytes long or not the only one; 'bad_crc32c' when the header does not match its
+ * CRC32C (spec 2.2.5; HAProxy refuses both). Headers without that TLV pay one compare per TLV.
+ */
+function parseTlvs (buf: Buffer, start: number, total: number): ProxyHeader['tlvs'] | 'bad_tlv' | 'bad_crc32c' {
   const tlvs: ProxyHeader['tlvs'] = []
-  let offset = 0
-  while (offset < block.length) {
-    if (offset + 3 > block.length) return undefined
-    const type = block.readUInt8(offset)
-    const length = block.readUInt16BE(offset + 1)
-    const start = offset + 3
-    if (start + length > block.length) return undefined
+  let crcAt = -1
+  let offset = start
+  while (offset < total) {
+    if (offset + 3 > total) return 'bad_tlv'
+    const type = buf[offset] as number
+    const length = u16(buf, offset + 1)
+    const valueAt = offset + 3
+    if (valueAt + length > total) return 'bad_tlv'
+    if (type === PP2_TYPE_CRC32C) {
+      // Two would each be computed with the other's value in or zeroed: no sender means that.
+      if (length !== 4 || crcAt !== -1) return 'bad_tlv'
+      crcAt = valueAt
+    }
     // Copy: the caller's buffer is a network chunk that will be reused or released.
-    tlvs.push({ type, value: Buffer.from(block.subarray(start, start + length)) })
-    offset = start + length
+    tlvs.push({ type, value: Buffer.from(buf.subarray(valueAt, valueAt + length)) })
+    offset = valueAt + length
   }
+  if (crcAt !== -1 && !crc32cMatches(buf, total, crcAt)) return 'bad_crc32c'
   return tlvs
+}
+
+const FOUR_ZEROES = new Uint8Array(4)
+
+/**
+ * The CRC32C of the whole header `buf[0, total)`, computed with its own 4-byte value (at
+ * `valueAt`) read as zeroes, equals that value (big-endian). `buf` is left as it is: it may be
+ * a chunk the socket still owns.
+ */
+function crc32cMatches (buf: Buffer, total: number, valueAt: number): boolean {
+  const sent = (((buf[valueAt] as number) << 24) | ((buf[valueAt + 1] as number) << 16) | ((buf[valueAt + 2] as number) << 8) | (buf[valueAt + 3] as number)) >>> 0
+  let crc = crc32c(buf, 0, valueAt)
+  crc = crc32c(FOUR_ZEROES, 0, 4, crc)
+  crc = crc32c(buf, valueAt + 4, total, crc)
+  return crc === sent
 }
 
 /** '0' to '255', made once: an address is then four lookups and a concatenation. */
@@ -387,8 +416,8 @@ export function encodeProxyV1 (source: ProxyAddress, destination: ProxyAddress):
 
 /**
  * Binary v2 header. Undefined addresses give the LOCAL command with AF_UNSPEC (e.g. a health
- * check); TLVs are appended after the address block. Throws on invalid addresses, ports, TLV
- * types or sizes.
+ * check); TLVs are appended after the address block. A CRC32C TLV (4 bytes, its value ignored)
+ * gets the header's checksum. Throws on invalid addresses, ports, TLV types or sizes.
  */
 export function encodeProxyV2 (
   source: ProxyAddress | undefined,
@@ -397,15 +426,27 @@ export function encodeProxyV2 (
   family: 'ip' | 'unix' = 'ip'
 ): Buffer {
   const tlvParts: Buffer[] = []
+  let tlvLength = 0
+  /** Where the CRC32C value sits in the TLV block (-1: none). */
+  let crcAt = -1
   for (const tlv of tlvs) {
     if (!Number.isInteger(tlv.type) || tlv.type < 0 || tlv.type > 0xff) {
       throw new RangeError(`PROXY v2 TLV type ${String(tlv.type)} is not a byte`)
     }
     if (tlv.value.length > 0xffff) throw new RangeError(`PROXY v2 TLV 0x${tlv.type.toString(16)} value is longer than 65535 bytes`)
+    if (tlv.type === PP2_TYPE_CRC32C && (tlv.value.length !== 4 || crcAt !== -1)) {
+      throw new RangeError('PROXY v2 CRC32C TLV: one only, of 4 bytes')
+    }
     const head = Buffer.alloc(3)
     head.writeUInt8(tlv.type, 0)
     head.writeUInt16BE(tlv.value.length, 1)
-    tlvParts.push(head, tlv.value)
+    if (tlv.type === PP2_TYPE_CRC32C) {
+      crcAt = tlvLength + 3
+      tlvParts.push(head, Buffer.alloc(4))
+    } else {
+      tlvParts.push(head, tlv.value)
+    }
+    tlvLength += 3 + tlv.value.length
   }
   const tlvBlock = Buffer.concat(tlvParts)
 
@@ -446,5 +487,8 @@ export function encodeProxyV2 (
   fixed.writeUInt8(verCmd, 0)
   fixed.writeUInt8(famByte, 1)
   fixed.writeUInt16BE(length, 2)
-  return Buffer.concat([PROXY_V2_SIGNATURE, fixed, addresses, tlvBlock])
+  const header = Buffer.concat([PROXY_V2_SIGNATURE, fixed, addresses, tlvBlock])
+  // Computed over the whole header with the value still zero (spec 2.2.5).
+  if (crcAt !== -1) header.writeUInt32BE(crc32c(header), PROXY_V2_HEADER_LENGTH + addresses.length + crcAt)
+  return header
 }

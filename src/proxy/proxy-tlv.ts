@@ -8,6 +8,8 @@
 
 export const PP2_TYPE_ALPN = 0x01
 export const PP2_TYPE_AUTHORITY = 0x02
+/** The header's own checksum (4 bytes), checked by the parser (proxy-protocol.ts); not a TLS fact. */
+export const PP2_TYPE_CRC32C = 0x03
 export const PP2_TYPE_SSL = 0x20
 export const PP2_SUBTYPE_SSL_VERSION = 0x21
 export const PP2_SUBTYPE_SSL_CN = 0x22

@@ -1,8 +1,11 @@
 import type tls from 'node:tls'
-import { encodeTlsTlvs, type ProxyTlv, type TlsFacts } from '../proxy/proxy-tlv.js'
+import { encodeTlsTlvs, PP2_TYPE_CRC32C, type ProxyTlv, type TlsFacts } from '../proxy/proxy-tlv.js'
 import type { ClientCertificate } from './client-auth.js'
 
-export type TlvKind = 'alpn' | 'authority' | 'ssl'
+export type TlvKind = 'alpn' | 'authority' | 'ssl' | 'crc32c'
+
+/** Its value is written by encodeProxyV2 (the header's checksum): shared, never written to. */
+const CRC32C_TLV: ProxyTlv = Object.freeze({ type: PP2_TYPE_CRC32C, value: Buffer.alloc(4) })
 
 /**
  * Reads, once per connection after the handshake, what the configured TLVs say. `sniName`: the
@@ -22,7 +25,8 @@ export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtoco
   const alpn = kinds.includes('alpn')
   const authority = kinds.includes('authority')
   const ssl = kinds.includes('ssl')
-  if (!alpn && !authority && !ssl) return undefined
+  const crc = kinds.includes('crc32c')
+  if (!alpn && !authority && !ssl && !crc) return undefined
   return (socket, client, sniName) => {
     const facts: TlsFacts = {}
     if (alpn && typeof socket.alpnProtocol === 'string') facts.alpn = socket.alpnProtocol
@@ -33,6 +37,8 @@ export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtoco
       facts.ssl = { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name }
       if (client !== undefined) facts.ssl.clientCertificate = client.commonName !== undefined ? { commonName: client.commonName, thisConnection: client.thisConnection } : { thisConnection: client.thisConnection }
     }
-    return encodeTlsTlvs(facts)
+    const tlvs = encodeTlsTlvs(facts)
+    if (crc) tlvs.push(CRC32C_TLV)
+    return tlvs
   }
 }

@@ -92,8 +92,9 @@ test('list options take repeated flags, comma-separated text or YAML lists alike
   assert.deepEqual(fromFile.alpn, ['h2', 'http/1.1'])
   assert.deepEqual(fromFile.proxyTlv, ['alpn', 'ssl'])
   assert.deepEqual(loadConfig({ env: {} }).proxyTlv, ['alpn', 'authority'])
-  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['none,ssl'] } }), /"proxy-tlv": expected a comma-separated list of alpn, authority, ssl, or none \(none cannot be combined/)
-  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['crc32c'] } }), /--proxy-tlv: \["crc32c"\] is not valid/)
+  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['none,ssl'] } }), /"proxy-tlv": expected a comma-separated list of alpn, authority, ssl, crc32c, or none \(none cannot be combined/)
+  assert.throws(() => loadConfig({ env: {}, flags: { 'proxy-tlv': ['unique-id'] } }), /--proxy-tlv: \["unique-id"\] is not valid/)
+  assert.deepEqual(loadConfig({ env: {}, flags: { 'proxy-tlv': ['alpn,crc32c'] } }).proxyTlv, ['alpn', 'crc32c'])
   assert.throws(() => loadConfig({ env: {}, flags: { alpn: ['h2,has space'] } }), /"alpn": expected protocol names of 1 to 255 printable ASCII characters/)
   assert.throws(() => loadConfig({ env: { TLSFLEET_TLS_MIN_VERSION: 'TLSv1.4' } }), /TLSFLEET_TLS_MIN_VERSION: "TLSv1.4" is not valid for "tls-min-version": expected one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3/)
 })
@@ -105,10 +106,12 @@ test('TLS options that do not work together are refused before anything starts',
   assert.match(conflict({ 'client-verify': 'require' }), /--client-verify require needs --client-ca/)
   assert.match(conflict({ 'client-ca': 'ca.pem' }), /--client-ca has no effect with --client-verify none/)
   assert.match(conflict({ 'client-verify': 'optional', 'client-ca': 'ca.pem', crl: 'x.pem', 'proxy-tlv': ['ssl'] }), /--proxy-tlv ssl needs --proxy-protocol-out v2/)
+  assert.match(conflict({ 'proxy-tlv': ['alpn', 'crc32c'], 'proxy-protocol-out': 'v1' }), /--proxy-tlv crc32c needs --proxy-protocol-out v2 \(TLVs exist only in PROXY protocol v2; it is v1\)/)
   assert.match(conflict({ group: 'nogroup' }), /--group needs --user/)
   assert.match(conflict({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], alpn: ['h2'], user: 'nobody' }),
     /--alpn, --user only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line/)
   assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'client-verify': 'optional', 'client-ca': 'ca.pem', 'proxy-tlv': ['ssl'], 'proxy-protocol-out': 'v2' } })))
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'proxy-tlv': ['crc32c'], 'proxy-protocol-out': 'v2' } })))
 })
 
 test('--sync-cipher with --sync-format stud is refused (hitch\'s format has no cipher); the default cipher, or v2, is not', () => {

@@ -12,6 +12,7 @@ import {
   type ProxyMode,
   type ProxyParseResult
 } from '../../src/proxy/proxy-protocol.js'
+import { crc32c } from '../../src/proxy/crc32c.js'
 
 type ParseMode = Exclude<ProxyMode, 'off'>
 const MODES: ParseMode[] = ['v1', 'v2', 'auto']
@@ -73,6 +74,7 @@ const VALID_V2: Array<[string, Buffer]> = [
     [{ type: 0x01, value: Buffer.from('h2') }, { type: 0x04, value: Buffer.alloc(0) }])],
   ['v2 LOCAL', encodeProxyV2(undefined, undefined)],
   ['v2 LOCAL + TLV', encodeProxyV2(undefined, undefined, [{ type: 0x05, value: Buffer.from('id') }])],
+  ['v2 TCP4 + CRC32C', encodeProxyV2({ address: '10.0.0.1', port: 1234 }, { address: '10.0.0.2', port: 443 }, [{ type: 0x03, value: Buffer.alloc(4) }])],
   ['v2 unix + TLV', v2(0x21, 0x31, Buffer.concat([unixBlock('/run/a.sock', '/run/b.sock'), tlv(0x02, Buffer.from('example.com'))]))],
   ['v2 unspec PROXY', v2(0x21, 0x00, Buffer.alloc(0))]
 ]
@@ -453,6 +455,110 @@ describe('errors', () => {
     // A TLV that would overrun the declared length but is followed by more bytes on the wire.
     const wire = Buffer.concat([v2(0x21, 0x11, Buffer.concat([addr, Buffer.from([0x01, 0x00, 0x02, 0x61])])), Buffer.from('b')])
     assert.equal(error(wire), 'bad_tlv')
+  })
+})
+
+// --- CRC32C -----------------------------------------------------------------------------------
+
+/**
+ * A v2 header whose TLVs are `before`, a CRC32C TLV, then `after`, its checksum computed as the
+ * spec says (over the whole header, the value zero), independently of the encoder.
+ */
+function signed (verCmd: number, family: number, addresses: Buffer, before: Buffer[] = [], after: Buffer[] = []): { header: Buffer; valueAt: number } {
+  const header = v2(verCmd, family, Buffer.concat([addresses, ...before, tlv(0x03, Buffer.alloc(4)), ...after]))
+  const valueAt = 16 + addresses.length + before.reduce((n, b) => n + b.length, 0) + 3
+  header.writeUInt32BE(crc32c(header), valueAt)
+  return { header, valueAt }
+}
+
+const TCP4_ADDRESSES = Buffer.from('c0000201' + 'c6336407' + '9c40' + '01bb', 'hex')
+
+describe('CRC32C TLV (0x03)', () => {
+  it('a header with the right checksum is accepted, the TLV kept; bytes after the header do not count', () => {
+    const { header, valueAt } = signed(0x21, 0x11, TCP4_ADDRESSES)
+    const { header: h, length } = ok(parse(Buffer.concat([header, CLIENT_HELLO_PREFIX]), 'v2'))
+    assert.equal(length, header.length)
+    assert.deepEqual(h.source, { address: '192.0.2.1', port: 40000 })
+    assert.deepEqual(h.tlvs, [{ type: 0x03, value: header.subarray(valueAt, valueAt + 4) }])
+  })
+
+  it('HAProxy 2.6\'s own header (a check\'s LOCAL with proxy-v2-options crc32c) is accepted; a changed checksum is not', () => {
+    const haproxy = Buffer.from('0d0a0d0a000d0a515549540a' + '20' + '00' + '0007' + '030004' + 'a9b87e8f', 'hex')
+    assert.deepEqual(ok(parse(haproxy, 'v2')).header.tlvs, [{ type: 0x03, value: Buffer.from('a9b87e8f', 'hex') }])
+    assert.equal(error(Buffer.concat([haproxy.subarray(0, -1), Buffer.from([0x8e])]), 'v2'), 'bad_crc32c')
+  })
+
+  it('one flipped bit in the addresses or in any TLV value (the checksum\'s own included) is bad_crc32c', () => {
+    // Addresses 16-27; TLVs: ALPN at 28 (value 31-32), CRC32C at 33 (value 36-39), UNIQUE_ID at 40 (value 43-46).
+    const { header } = signed(0x21, 0x11, TCP4_ADDRESSES, [tlv(0x01, Buffer.from('h2'))], [tlv(0x05, Buffer.from('id-1'))])
+    assert.equal(header.length, 47)
+    const typesAndLengths = new Set([28, 29, 30, 33, 34, 35, 40, 41, 42])
+    for (let i = 16; i < header.length; i++) {
+      if (typesAndLengths.has(i)) continue
+      for (const bit of [0x01, 0x80]) {
+        const flipped = Buffer.from(header)
+        flipped[i] = (flipped[i] as number) ^ bit
+        assert.equal(error(flipped, 'v2'), 'bad_crc32c', `byte ${i}, bit ${bit}`)
+      }
+    }
+  })
+
+  it('a corrupted type or length of a neighbouring TLV is refused too (bad_crc32c or bad_tlv, never accepted)', () => {
+    const { header } = signed(0x21, 0x11, TCP4_ADDRESSES, [tlv(0x01, Buffer.from('h2'))], [tlv(0x05, Buffer.from('id-1'))])
+    for (const i of [28, 29, 30, 40, 41, 42]) {
+      const flipped = Buffer.from(header)
+      flipped[i] = (flipped[i] as number) ^ 0x01
+      assert.ok(['bad_crc32c', 'bad_tlv'].includes(error(flipped, 'v2')), `byte ${i}`)
+    }
+  })
+
+  it('a CRC32C TLV of another length than 4, or a second one, is bad_tlv', () => {
+    for (const length of [0, 3, 5, 8]) {
+      assert.equal(error(v2(0x21, 0x11, Buffer.concat([TCP4_ADDRESSES, tlv(0x03, Buffer.alloc(length))]))), 'bad_tlv', `${length} bytes`)
+    }
+    const { header } = signed(0x21, 0x11, TCP4_ADDRESSES, [], [tlv(0x03, Buffer.alloc(4))])
+    assert.equal(error(header), 'bad_tlv')
+  })
+
+  it('with other TLVs around it, on TCP6, Unix and LOCAL headers (HAProxy\'s checks send one)', () => {
+    const before = [tlv(0x01, Buffer.from('http/1.1')), tlv(0x02, Buffer.from('app.example'))]
+    const after = [tlv(0x20, Buffer.from('0100000000', 'hex')), tlv(0x04, Buffer.alloc(0))]
+    const cases: Array<[string, number, number, Buffer]> = [
+      ['TCP4', 0x21, 0x11, TCP4_ADDRESSES],
+      ['TCP6', 0x21, 0x21, Buffer.concat([Buffer.alloc(15), Buffer.from([1]), Buffer.alloc(15), Buffer.from([2]), u16(1), u16(443)])],
+      ['unix', 0x21, 0x31, unixBlock('/run/a.sock', '/run/b.sock')],
+      ['LOCAL', 0x20, 0x00, Buffer.alloc(0)]
+    ]
+    for (const [name, verCmd, family, addresses] of cases) {
+      const { header, valueAt } = signed(verCmd, family, addresses, before, after)
+      const { header: h } = ok(parse(header, 'v2'))
+      assert.deepEqual(h.tlvs.map((t) => t.type), [0x01, 0x02, 0x03, 0x20, 0x04], name)
+      assert.equal(h.tlvs[1]?.value.toString(), 'app.example', name)
+      assert.equal(h.tlvs[2]?.value.readUInt32BE(0), header.readUInt32BE(valueAt), name)
+      // A changed authority (the last byte of 'app.example') no longer matches.
+      const forged = Buffer.from(header)
+      forged[16 + addresses.length + before[0]!.length + 3 + 10] = 0x46
+      assert.equal(error(forged, 'v2'), 'bad_crc32c', name)
+    }
+  })
+
+  it('the checked buffer is left as it came (its checksum bytes are not zeroed)', () => {
+    const { header } = signed(0x21, 0x11, TCP4_ADDRESSES, [tlv(0x01, Buffer.from('h2'))])
+    const copy = Buffer.from(header)
+    ok(parse(header, 'v2'))
+    assert.deepEqual(header, copy)
+    assert.equal(error(Buffer.concat([header.subarray(0, -1), Buffer.from([(header.at(-1) as number) ^ 0xff])]), 'v2'), 'bad_crc32c')
+  })
+
+  it('encodeProxyV2 writes the checksum of a CRC32C TLV (whatever value it was given) and refuses a malformed one', () => {
+    const tlvs = [{ type: 0x01, value: Buffer.from('h2') }, { type: 0x03, value: Buffer.from('ffffffff', 'hex') }]
+    const header = encodeProxyV2({ address: '192.0.2.1', port: 40000 }, { address: '198.51.100.7', port: 443 }, tlvs)
+    assert.deepEqual(header, signed(0x21, 0x11, TCP4_ADDRESSES, [tlv(0x01, Buffer.from('h2'))]).header)
+    assert.equal(tlvs[1]?.value.toString('hex'), 'ffffffff', 'the given TLV is not written to')
+    const local = encodeProxyV2(undefined, undefined, [{ type: 0x03, value: Buffer.alloc(4) }])
+    assert.deepEqual(local, signed(0x20, 0x00, Buffer.alloc(0)).header)
+    assert.throws(() => encodeProxyV2(undefined, undefined, [{ type: 0x03, value: Buffer.alloc(2) }]), /CRC32C TLV: one only, of 4 bytes/)
+    assert.throws(() => encodeProxyV2(undefined, undefined, [{ type: 0x03, value: Buffer.alloc(4) }, { type: 0x03, value: Buffer.alloc(4) }]), /CRC32C TLV: one only/)
   })
 })
 
