@@ -23,9 +23,10 @@ export type PreambleFailure =
 
 /**
  * Asked once the PROXY header is read (or known absent, in auto mode), before the ClientHello:
- * who the client is is known from then on. A failure closes the connection.
+ * who the client is is known from then on. `after`: bytes received after the header so far.
+ * A failure closes the connection.
  */
-export type HeaderCheck = (header: ProxyHeader | undefined) => PreambleFailure | undefined
+export type HeaderCheck = (header: ProxyHeader | undefined, after: number) => PreambleFailure | undefined
 
 /**
  * Reads the first bytes of a connection: the PROXY header when one is expected, then enough
@@ -88,7 +89,7 @@ export function readPreamble (
       }
       proxyPending = false
       if (check !== undefined) {
-        const refused = check(proxy)
+        const refused = check(proxy, buffered.length)
         if (refused !== undefined) return finish(refused)
       }
       if (buffered.length === 0) return
@@ -107,7 +108,7 @@ export function readPreamble (
   const onEnd = (): void => {
     // Nothing buffered: no byte at all, or a whole PROXY header and nothing after it.
     if (total === 0) {
-      finish({ kind: 'no_tls', header: proxy === undefined ? 'none' : proxy.command === 'local' ? 'local' : 'proxy' })
+      finish(noTls(proxy))
     } else {
       finish({ kind: 'closed' })
     }
@@ -118,6 +119,11 @@ export function readPreamble (
   // is an allocation and a slower removal for nothing.
   socket.on('end', onEnd)
   socket.on('close', onEnd)
+}
+
+/** Closed before its first TLS byte, after `header` (if any). */
+export function noTls (header: ProxyHeader | undefined): PreambleFailure {
+  return { kind: 'no_tls', header: header === undefined ? 'none' : header.command === 'local' ? 'local' : 'proxy' }
 }
 
 export function isFailure (result: Preamble | PreambleFailure): result is PreambleFailure {

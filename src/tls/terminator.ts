@@ -8,7 +8,7 @@ import type { Logger } from '../util/logger.js'
 import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
 import { backendLookupFor } from '../proxy/backend-lookup.js'
 import { backendTarget, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
-import { isFailure, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
+import { isFailure, noTls, readPreamble, type HeaderCheck, type Preamble, type PreambleFailure } from '../proxy/preamble.js'
 import type { ProxyHeader } from '../proxy/proxy-protocol.js'
 import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
 import { SourceLimiter } from '../admission/source-limiter.js'
@@ -226,10 +226,12 @@ export class TlsTerminator {
    * else the TCP peer: a LOCAL header is the balancer's own check) takes a per-source slot.
    */
   private headerCheck (pending: Pending): HeaderCheck {
-    return (header: ProxyHeader | undefined) => {
+    return (header: ProxyHeader | undefined, after: number) => {
       if (header !== undefined && this.trust !== undefined) {
-        // No address: the peer reset before we could learn it; a closed connection, not a forgery.
-        if (pending.socket.remoteAddress === undefined) return CLOSED
+        // No address: the peer reset before the worker accepted it (HAProxy's checks: a LOCAL
+        // header, then RST), so it cannot be checked, nor forge anything: a closed connection,
+        // and with nothing after the header, closed before TLS like any other check.
+        if (pending.socket.remoteAddress === undefined) return after === 0 ? noTls(header) : CLOSED
         if (!isTrustedPeer(this.trust, pending.socket)) return UNTRUSTED_SOURCE
       }
       if (this.sources !== undefined && !this.admitSource(pending, header?.source?.address ?? pending.socket.remoteAddress)) return PER_SOURCE

@@ -168,6 +168,10 @@ test('a balancer\'s health check (a PROXY v2 LOCAL header, then a reset) is neit
   await sleep(300)
   assert.equal(await node.metric('tlsfleet_proxy_protocol_errors_total', { reason: 'untrusted_source' }), 0, node.diagnosis())
   assert.ok(!node.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('PROXY header from a peer outside --proxy-from')), 'a check was logged as a forged header')
+  // Each is a check closed before TLS, also when it was reset before the worker accepted it
+  // (its peer then unknown): never a handshake failure.
+  await eventually(async () => await node.metric('tlsfleet_connections_closed_before_tls_total', { header: 'local' }) === 20, 5000, `20 checks counted as LOCAL headers closed before TLS; ${node.diagnosis()}`)
+  assert.equal(await node.metric('tlsfleet_handshake_failures_total'), 0)
   // And the balancer's real clients are still served.
   assert.equal(await request(port, { header: Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + 'cb007105' + 'c6336401' + '9c40' + '01bb', 'hex') }), true)
 })

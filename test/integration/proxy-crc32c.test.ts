@@ -31,12 +31,10 @@ before(async () => {
   backend = await startRecordingBackend()
   let adminPort: number
   ;[tlsPort, frontPort, adminPort] = await freePorts(3) as [number, number, number]
-  // The node first: a server whose first check fails starts DOWN in HAProxy. No --proxy-from:
-  // with it, a check reset before the worker accepted it has no known peer and is counted as a
-  // `closed` handshake failure, not as a LOCAL header (below).
+  // The node first: a server whose first check fails starts DOWN in HAProxy.
   node = await startNode([
     '--workers', '1', '--listen', `127.0.0.1:${tlsPort}`, '--cert', cert, '--backend', `127.0.0.1:${backend.port}`,
-    '--proxy-protocol-in', 'v2', '--proxy-protocol-out', 'v2', '--proxy-tlv', 'alpn,authority,crc32c'
+    '--proxy-protocol-in', 'v2', '--proxy-from', '127.0.0.1', '--proxy-protocol-out', 'v2', '--proxy-tlv', 'alpn,authority,crc32c'
   ], { adminPort })
   haproxy = await startHaproxy(`${TCP_DEFAULTS}
 frontend fe
@@ -80,6 +78,8 @@ test('HAProxy\'s headers with a CRC32C TLV are accepted: a TLS client through HA
   // HAProxy's checks (a LOCAL header with its CRC32C, then close) are checks, not errors.
   await eventually(async () => await node.metric('tlsfleet_connections_closed_before_tls_total', { header: 'local' }) >= 2, 5000, `HAProxy's checks counted as LOCAL headers; ${node.diagnosis()}`)
   assert.equal(await proxyErrors(), 0, node.diagnosis())
+  // Reset before the worker accepted them or not, none is a handshake failure (--proxy-from on).
+  assert.equal(await node.metric('tlsfleet_handshake_failures_total'), 0, node.diagnosis())
 })
 
 /** Writes `header` to the node directly and waits for the node to close. */
