@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
-import { BurstLog } from '../util/burst-log.js'
+import { BurstLog, BurstLogs } from '../util/burst-log.js'
 import type { Logger } from '../util/logger.js'
 import { connectionCap, fdConnectionCap, type ConnectionCap } from './connection-cap.js'
 import { countOpenFds, probeFd, readFdLimit } from './fd-limit.js'
@@ -41,7 +41,7 @@ export class WorkerAdmission {
   private timer: NodeJS.Timeout | undefined
   private exhaustedSince: number | undefined
   /** One burst log per bound: a burst of one must not hide the start of another's. */
-  private readonly refusals = new Map<string, BurstLog<string | undefined>>()
+  private readonly refusals: BurstLogs<string | undefined>
   private readonly untrustedHeaders: BurstLog<string | undefined>
   private readonly readLimit: () => number | undefined
   private readonly openFds: () => number | undefined
@@ -53,6 +53,11 @@ export class WorkerAdmission {
     this.probe = opts.probe ?? probeFd
     this.fdLimit = this.readLimit()
     this.cap = connectionCap(opts.share, Number.POSITIVE_INFINITY)
+    this.refusals = new BurstLogs({
+      quietMs: QUIET_MS,
+      onStart: (reason, first) => this.refusalsStarted(reason, first),
+      onEnd: (reason, events, seconds) => opts.log.info({ reason, refused: events, seconds: Math.round(seconds) }, 'connections admitted again after a burst of refusals')
+    })
     this.untrustedHeaders = new BurstLog({
       quietMs: QUIET_MS,
       onStart: (peer) => opts.log.warn({ peer }, 'PROXY header from a peer outside --proxy-from: connection closed (a client forging its address, or a balancer missing from --proxy-from)'),
@@ -98,16 +103,7 @@ export class WorkerAdmission {
   /** A connection refused by another bound (per source): counted and logged per burst too. */
   refused (reason: string, address: string | undefined): void {
     this.opts.metrics.connectionRefused(reason)
-    let burst = this.refusals.get(reason)
-    if (burst === undefined) {
-      burst = new BurstLog({
-        quietMs: QUIET_MS,
-        onStart: (first) => this.refusalsStarted(reason, first),
-        onEnd: (events, seconds) => this.opts.log.info({ reason, refused: events, seconds: Math.round(seconds) }, 'connections admitted again after a burst of refusals')
-      })
-      this.refusals.set(reason, burst)
-    }
-    burst.note(address)
+    this.refusals.note(reason, address)
   }
 
   /** The first refusal of a burst: which bound, and what to do about it. */
@@ -129,7 +125,7 @@ export class WorkerAdmission {
 
   stop (): void {
     if (this.timer !== undefined) clearInterval(this.timer)
-    for (const burst of this.refusals.values()) burst.flush()
+    this.refusals.flush()
     this.untrustedHeaders.flush()
   }
 

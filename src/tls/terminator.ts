@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import tls from 'node:tls'
 import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
-import { BurstLog } from '../util/burst-log.js'
+import { BurstLogs } from '../util/burst-log.js'
 import type { Logger } from '../util/logger.js'
 import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
 import { backendLookupFor } from '../proxy/backend-lookup.js'
@@ -81,7 +81,8 @@ export class TlsTerminator {
   /** By the offered ID (latin1): resumeSession is only given the ID. */
   private readonly offers = new Map<string, Offer>()
   /** Per reason: backend connection failures are logged when they start and end, not per connection. */
-  private readonly backendFailures = new Map<string, BurstLog<undefined>>()
+  /** A backend down fails every connection: one line when failures of a kind start, one when they stop, with the count. */
+  private readonly backendFailures: BurstLogs<undefined>
   private readonly backend: BackendTarget
   private readonly ticketsEnabled: boolean
   /** A client offering TLS 1.3 gets it (the policy's highest version is 1.3). */
@@ -136,6 +137,12 @@ export class TlsTerminator {
     }
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
     this.trust = settings.proxyProtocolIn !== 'off' ? proxyTrustList(settings.proxyFrom) : undefined
+    const backend = settings.backend
+    this.backendFailures = new BurstLogs({
+      quietMs: BACKEND_QUIET_MS,
+      onStart: (reason) => this.log.warn({ backend, reason }, `backend connection failed; further failures of this kind are counted (tlsfleet_backend_errors_total), not logged, until ${BACKEND_QUIET_MS / 1000} s pass without one`),
+      onEnd: (reason, failures, seconds) => this.log.info({ backend, reason, failures, seconds: Math.round(seconds) }, 'backend connection failures stopped')
+    })
     this.sources = settings.handshakesPerSource > 0 ? new SourceLimiter(settings.handshakesPerSource) : undefined
     this.sourceAtAccept = this.sources !== undefined && settings.proxyProtocolIn === 'off'
     this.checkHeader = this.trust !== undefined || (this.sources !== undefined && settings.proxyProtocolIn !== 'off')
@@ -427,22 +434,9 @@ export class TlsTerminator {
     return this.sessionHub
   }
 
-  /**
-   * A backend down fails every connection: one line when failures of a kind start, one when
-   * none came for BACKEND_QUIET_MS, with the count (a line per connection flooded the log).
-   */
+  /** A line per failed connection flooded the log: a line per burst and kind (see backendFailures). */
   private backendFailed (reason: string): void {
-    let burst = this.backendFailures.get(reason)
-    if (burst === undefined) {
-      const backend = this.settings.backend
-      burst = new BurstLog<undefined>({
-        quietMs: BACKEND_QUIET_MS,
-        onStart: () => this.log.warn({ backend, reason }, `backend connection failed; further failures of this kind are counted (tlsfleet_backend_errors_total), not logged, until ${BACKEND_QUIET_MS / 1000} s pass without one`),
-        onEnd: (failures, seconds) => this.log.info({ backend, reason, failures, seconds: Math.round(seconds) }, 'backend connection failures stopped')
-      })
-      this.backendFailures.set(reason, burst)
-    }
-    burst.note(undefined)
+    this.backendFailures.note(reason, undefined)
   }
 
   /** What the PROXY header going out says; only that header needs it (each address is a system call). */

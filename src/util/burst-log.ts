@@ -44,3 +44,35 @@ export class BurstLog<Fields> {
     this.flush()
   }
 }
+
+/**
+ * A BurstLog per kind (a reason, a bound), made at its first event: a burst of one kind must
+ * not hide the start of another's.
+ */
+export class BurstLogs<Fields> {
+  private readonly bursts = new Map<string, BurstLog<Fields>>()
+
+  constructor (private readonly opts: {
+    quietMs: number
+    onStart: (kind: string, fields: Fields) => void
+    onEnd: (kind: string, events: number, seconds: number) => void
+  }) {}
+
+  note (kind: string, fields: Fields): void {
+    let burst = this.bursts.get(kind)
+    if (burst === undefined) {
+      burst = new BurstLog({
+        quietMs: this.opts.quietMs,
+        onStart: (first) => this.opts.onStart(kind, first),
+        onEnd: (events, seconds) => this.opts.onEnd(kind, events, seconds)
+      })
+      this.bursts.set(kind, burst)
+    }
+    burst.note(fields)
+  }
+
+  /** Ends every burst now (on shutdown), logging their ends. */
+  flush (): void {
+    for (const burst of this.bursts.values()) burst.flush()
+  }
+}

@@ -15,7 +15,7 @@ import { checkOptionCombinations } from '../../src/config/node-checks.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { WorkerMetrics } from '../../src/metrics/worker-metrics.js'
 import { isTrustedPeer, proxyTrustList, proxyTrustWarning } from '../../src/proxy/proxy-trust.js'
-import { BurstLog } from '../../src/util/burst-log.js'
+import { BurstLog, BurstLogs } from '../../src/util/burst-log.js'
 
 const healthy = { terminator: { serving: true }, warm: true, stopping: false }
 
@@ -69,6 +69,17 @@ test('a burst is logged once at its start and once when it has been quiet', asyn
   burst.note('again')
   burst.flush()
   assert.deepEqual(events, ['start #0', 'end 1000', 'start again', 'end 1'])
+})
+
+test('bursts of different kinds are logged apart: one kind\'s burst does not hide the start of another\'s', () => {
+  const events: string[] = []
+  const bursts = new BurstLogs<string>({ quietMs: 60_000, onStart: (kind, what) => events.push(`start ${kind} ${what}`), onEnd: (kind, n) => events.push(`end ${kind} ${n}`) })
+  for (let i = 0; i < 5; i++) bursts.note('refused', `#${i}`)
+  bursts.note('timeout', 'x')
+  bursts.note('refused', 'late')
+  assert.deepEqual(events, ['start refused #0', 'start timeout x'])
+  bursts.flush()
+  assert.deepEqual(events, ['start refused #0', 'start timeout x', 'end refused 6', 'end timeout 1'])
 })
 
 test('--proxy-from: addresses and CIDR ranges, comma-separated or repeated; "any" alone; bad values name the key', () => {
