@@ -3,7 +3,7 @@
  * routes, the schema is also the serializer (fields it does not name are dropped).
  */
 import type { HistorySeries } from './dashboard-history.js'
-import { peersSchema, stateSchema, type PeerBody, type StateBody } from './schemas.js'
+import { certificatesSchema, peersSchema, stateSchema, type CertificatesBody, type PeerBody, type StateBody } from './schemas.js'
 
 const numbers = { type: 'array', items: { type: 'number' } } as const
 const ratio = { type: ['number', 'null'] } as const
@@ -110,9 +110,10 @@ export const dashboardSchema = {
         }
       },
       required: ['socket', 'backend', 'reachable', 'servers']
-    }
+    },
+    certificates: certificatesSchema
   },
-  required: ['generatedAt', 'node', 'history', 'lastMinute', 'cache', 'sync', 'tickets']
+  required: ['generatedAt', 'node', 'history', 'lastMinute', 'cache', 'sync', 'tickets', 'certificates']
 } as const
 
 export interface Lookups { hits: number; misses: number; hitRatio: number | null }
@@ -169,4 +170,6 @@ export interface DashboardBody {
   tickets: TicketsBody
   /** HAProxy's view of every server of this node's backend (with --haproxy-socket). */
   haproxy?: FarmViewBody
+  /** As GET /v1/certificates. */
+  certificates: CertificatesBody
 }

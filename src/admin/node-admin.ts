@@ -128,6 +128,6 @@ export class NodeAdmin implements AdminSource {
   }
 
   async dashboard (): Promise<DashboardBody> {
-    return await this.parts.dashboard.body({ state: await this.state(), cache: this.cache(), peers: this.peers() })
+    return await this.parts.dashboard.body({ state: await this.state(), cache: this.cache(), peers: this.peers(), certificates: this.certificates() })
   }
 }

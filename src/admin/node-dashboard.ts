@@ -5,7 +5,7 @@ import type { StatRow } from '../haproxy/stats.js'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { DashboardHistory } from './dashboard-history.js'
 import type { CacheLevelBody, DashboardBody, FarmViewBody, Lookups, SyncPacketsBody, TicketsBody } from './dashboard-schema.js'
-import type { CacheBody, PeersBody, StateBody } from './schemas.js'
+import type { CacheBody, CertificatesBody, PeersBody, StateBody } from './schemas.js'
 
 export interface NodeDashboardOptions {
   /** The primary's registry: the sync service counts its packets (updates) there. */
@@ -55,7 +55,7 @@ export class NodeDashboard {
     } catch { /* the next sample fills the history again */ }
   }
 
-  async body (views: { state: StateBody; cache: CacheBody; peers: PeersBody }): Promise<DashboardBody> {
+  async body (views: { state: StateBody; cache: CacheBody; peers: PeersBody; certificates: CertificatesBody }): Promise<DashboardBody> {
     const minute = this.history.window(60)
     const [sync, haproxy] = await Promise.all([this.syncCounters(), this.farmView()])
     // Lookups since start: the live workers' and those of workers that exited (entries and bytes are now's).
@@ -77,7 +77,8 @@ export class NodeDashboard {
       cache: [level('l1', l1), level('l2', { entries: l2.entries, bytes: l2.bytes, hits: l2.hits, misses: l2.misses })],
       sync: { listen: views.peers.sync, packets, peers: views.peers.peers },
       tickets: this.tickets(),
-      ...(haproxy !== undefined ? { haproxy } : {})
+      ...(haproxy !== undefined ? { haproxy } : {}),
+      certificates: views.certificates
     }
   }
 

@@ -189,6 +189,12 @@ test('in Chromium: state, live handshake chart, rising numbers, caches, sync and
     assert.equal(peers.length, 1)
     assert.ok((peers[0] ?? '').startsWith(`127.0.0.1:${n2Sync}`), peers[0])
     assert.match((await page.locator('[data-field="ticket-generation"]').textContent()) ?? '', /^\d+$/)
+    // The certificate, valid for two days: marked as close to its end.
+    const certificates = await page.locator('[data-field="certificates-table"] tbody tr').allTextContents()
+    assert.equal(certificates.length, 1, certificates.join(' | '))
+    assert.match(certificates[0] ?? '', /^localhost.*farm\.pem\s*rsa\d{4}-\d\d-\d\d \(in 1 day\(s\)\)-$/)
+    assert.equal(await page.locator('[data-field="certificates-table"] tbody tr.attention').count(), 1)
+    assert.match((await page.locator('[data-field="certificates-note"]').textContent()) ?? '', /OCSP stapling is off/)
 
     await page.screenshot({ path: docsScreenshot('dashboard.png'), fullPage: true })
     assert.deepEqual(browser.problems, [])

@@ -77,10 +77,12 @@ test('the node dashboard: hit ratios, sync counters from the registry, and the t
   await dash.record(sample(0, 1), { hits: 0, misses: 0 })
   packets.inc({ direction: 'out', result: 'sent' }, 3)
   await dash.record(sample(1, 4), { hits: 1, misses: 3 })
+  const certificates = { terminator: 'tlsfleet' as const, ocspStapling: false, certificates: [] }
   const body = await dash.body({
     state: { node: 'n', state: 'ready', health: 'up', effective: 'ready', agentReply: 'ready up 100%', weightPercent: 100, workers: { configured: 1, listening: 1 }, connections: 0, handshakes: { full: 0, resumed: 4, perSecond: 3 } },
     cache: { l2: { entries: 2, bytes: 20, hits: 1, misses: 3, maxEntries: 10, maxBytes: 100 }, l1: [{ pid: 9, entries: 1, bytes: 10, hits: 4, misses: 1 }] },
-    peers: { sync: '127.0.0.1:1', peers: [] }
+    peers: { sync: '127.0.0.1:1', peers: [] },
+    certificates
   })
   assert.deepEqual(body.cache.map((c) => [c.level, c.hitRatio, c.lastMinute.hitRatio]), [['l1', 0.8, 1], ['l2', 0.25, 0.25]])
   assert.deepEqual(body.sync.packets.find((p) => p.result === 'sent'), { direction: 'out', result: 'sent', total: 10, lastMinute: 3 })
@@ -92,7 +94,7 @@ test('the node dashboard: hit ratios, sync counters from the registry, and the t
   assert.equal(body.tickets.nextRotation, new Date(3600 * 1000 * 501).toISOString())
   assert.deepEqual(body.tickets.acceptedGenerations, [501, 500, 499], 'the previous key while its tickets live (2 min after the rotation, 5 min lifetime)')
   assert.equal(body.haproxy, undefined)
-  const off = await new NodeDashboard({ registry: new Registry(), intervalSeconds: 1 }).body({ state: body.node, cache: { l2: { entries: 0, bytes: 0, hits: 0, misses: 0, maxEntries: 1, maxBytes: 1 }, l1: [] }, peers: { sync: 'off', peers: [] } })
+  const off = await new NodeDashboard({ registry: new Registry(), intervalSeconds: 1 }).body({ state: body.node, cache: { l2: { entries: 0, bytes: 0, hits: 0, misses: 0, maxEntries: 1, maxBytes: 1 }, l1: [] }, peers: { sync: 'off', peers: [] }, certificates })
   assert.deepEqual(off.tickets, { enabled: false })
   assert.deepEqual(off.sync.packets, [])
   assert.equal(off.cache[0]?.hitRatio, null, 'no lookups: no ratio, not 0')

@@ -208,11 +208,26 @@
       }), function (i) { return farm.servers[i].self ? 'self' : '' })
     }
 
+    renderCertificates(d.certificates)
+
     fillTable('peers-table', d.sync.peers.map(function (p) {
       var rejected = Object.keys(p.rejected).filter(function (k) { return p.rejected[k] > 0 }).map(function (k) { return k + ' ' + p.rejected[k] }).join(', ')
       // Multicast rows are nodes: every address the node was heard from.
       return [p.addresses ? p.addresses.join(', ') : p.address, p.nodeId, p.lastSeen ? fmtTime(p.lastSeen) : 'never', fmtInt(p.packetsIn), fmtInt(p.packetsOut), fmtInt(p.sendErrors || 0), rejected || '0']
     }))
+  }
+
+  // Rows that need the operator are marked: expired or within 14 days of the end (as tlsfleet status), revoked, no staple.
+  function renderCertificates (c) {
+    field('certificates-note').textContent = c.note ? c.note : (c.ocspStapling ? 'OCSP stapling is on (--ocsp-dir).' : 'OCSP stapling is off (--ocsp-dir).') + ' The first certificate is the one clients without SNI get.'
+    fillTable('certificates-table', c.certificates.map(function (x) {
+      var days = x.expiresInDays < 0 ? 'EXPIRED ' + (-x.expiresInDays) + ' day(s) ago' : 'in ' + x.expiresInDays + ' day(s)'
+      var ocsp = !x.ocsp ? '-' : x.ocsp.status === 'none' ? 'none: ' + (x.ocsp.reason || '?') : x.ocsp.status + (x.ocsp.nextUpdate ? ', next update ' + x.ocsp.nextUpdate.slice(0, 16).replace('T', ' ') + ' UTC' : '')
+      return [x.names.join(', '), x.file, x.keyType + (x.curve ? ' ' + x.curve : ''), x.notAfter.slice(0, 10) + ' (' + days + ')', ocsp]
+    }), function (i) {
+      var x = c.certificates[i]
+      return x.expiresInDays < 14 || (x.ocsp && x.ocsp.status !== 'good') ? 'attention' : ''
+    })
   }
 
   function renderHealth (h) {
