@@ -5,7 +5,7 @@ import type { StatRow } from '../haproxy/stats.js'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { DashboardHistory } from './dashboard-history.js'
 import type { CacheLevelBody, DashboardBody, FarmViewBody, Lookups, SyncPacketsBody, TicketsBody } from './dashboard-schema.js'
-import type { CacheBody, CertificatesBody, PeersBody, StateBody } from './schemas.js'
+import type { CacheBody, CertificateBody, CertificatesBody, PeersBody, StateBody } from './schemas.js'
 
 export interface NodeDashboardOptions {
   /** The primary's registry: the sync service counts its packets (updates) there. */
@@ -78,7 +78,7 @@ export class NodeDashboard {
       sync: { listen: views.peers.sync, packets, peers: views.peers.peers },
       tickets: this.tickets(),
       ...(haproxy !== undefined ? { haproxy } : {}),
-      certificates: views.certificates
+      certificates: dashboardCertificates(views.certificates)
     }
   }
 
@@ -144,4 +144,20 @@ async function backendView (coordinator: HaproxyCoordinator): Promise<FarmViewBo
       ...(r.addr !== undefined ? { address: r.addr } : {})
     }))
   }
+}
+
+/** Rows the dashboard's certificate table gets at most (polled every 2 s; --cert-dir may hold thousands). */
+export const DASHBOARD_CERTIFICATES = 50
+
+/**
+ * At most DASHBOARD_CERTIFICATES of them, in load order: those that need the operator first
+ * (no good staple, then the soonest to expire), so that none of those is left out; `omitted`
+ * says how many more GET /v1/certificates lists.
+ */
+export function dashboardCertificates (body: CertificatesBody, max = DASHBOARD_CERTIFICATES): CertificatesBody {
+  if (body.certificates.length <= max) return body
+  const staple = (c: CertificateBody): number => c.ocsp === undefined || c.ocsp.status === 'good' ? 1 : 0
+  const urgent = body.certificates.map((c, i) => ({ c, i })).sort((a, b) => staple(a.c) - staple(b.c) || a.c.expiresInDays - b.c.expiresInDays || a.i - b.i)
+  const kept = new Set(urgent.slice(0, max).map((x) => x.i))
+  return { ...body, certificates: body.certificates.filter((_, i) => kept.has(i)), omitted: body.certificates.length - max }
 }

@@ -308,7 +308,8 @@ export const certificatesSchema = {
         required: ['file', 'names', 'keyType', 'notAfter', 'expiresInDays']
       }
     },
-    note: { type: 'string' }
+    note: { type: 'string' },
+    omitted: { type: 'integer' }
   },
   required: ['terminator', 'ocspStapling', 'certificates']
 } as const
@@ -334,4 +335,6 @@ export interface CertificatesBody {
   ocspStapling: boolean
   certificates: CertificateBody[]
   note?: string
+  /** The dashboard: certificates left out of its table (GET /v1/certificates lists them all). */
+  omitted?: number
 }

@@ -192,7 +192,7 @@ test('in Chromium: state, live handshake chart, rising numbers, caches, sync and
     // The certificate, valid for two days: marked as close to its end.
     const certificates = await page.locator('[data-field="certificates-table"] tbody tr').allTextContents()
     assert.equal(certificates.length, 1, certificates.join(' | '))
-    assert.match(certificates[0] ?? '', /^localhost.*farm\.pem\s*rsa\d{4}-\d\d-\d\d \(in 1 day\(s\)\)-$/)
+    assert.match(certificates[0] ?? '', /^localhost \(default\).*farm\.pem\s*rsa\d{4}-\d\d-\d\d \(in 1 day\(s\)\)-$/)
     assert.equal(await page.locator('[data-field="certificates-table"] tbody tr.attention').count(), 1)
     assert.match((await page.locator('[data-field="certificates-note"]').textContent()) ?? '', /OCSP stapling is off/)
 

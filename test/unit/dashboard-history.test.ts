@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Registry, Counter } from 'prom-client'
 import { DashboardHistory, type CounterReading } from '../../src/admin/dashboard-history.js'
-import { NodeDashboard } from '../../src/admin/node-dashboard.js'
+import { dashboardCertificates, NodeDashboard } from '../../src/admin/node-dashboard.js'
+import type { CertificateBody } from '../../src/admin/schemas.js'
 import type { LoadSample } from '../../src/agent/load-sampler.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
 
@@ -110,4 +111,20 @@ test('a node whose TLS a local HAProxy terminates (no workers): the history foll
   await dash.record(sample(2, 104, 1050), { hits: 0, misses: 0 })
   assert.deepEqual(dash.history.series().full, [4, 0])
   assert.deepEqual(dash.history.series().resumed, [30, 20])
+})
+
+test('the dashboard lists at most 50 certificates: those without a good staple and the soonest to expire, in load order, and says how many more', () => {
+  const cert = (i: number, expiresInDays: number, status: 'good' | 'none' = 'good'): CertificateBody => ({ file: `/c/${i}.pem`, names: [`n${i}.test`], keyType: 'rsa', notAfter: '2027-01-01T00:00:00.000Z', expiresInDays, ocsp: { status } })
+  const all = Array.from({ length: 60 }, (_, i) => cert(i, 100 + i))
+  all[55] = cert(55, 300, 'none')
+  all[59] = cert(59, 3)
+  const body = dashboardCertificates({ terminator: 'tlsfleet', ocspStapling: true, certificates: all }, 50)
+  assert.equal(body.omitted, 10)
+  assert.equal(body.certificates.length, 50)
+  const files = body.certificates.map((c) => c.file)
+  assert.ok(files.includes('/c/55.pem') && files.includes('/c/59.pem'), 'the unstapled one and the soonest to expire are kept')
+  assert.deepEqual(files.slice(0, 3), ['/c/0.pem', '/c/1.pem', '/c/2.pem'], 'load order')
+  assert.ok(!files.includes('/c/50.pem'))
+  const few = { terminator: 'tlsfleet' as const, ocspStapling: false, certificates: all.slice(0, 3) }
+  assert.equal(dashboardCertificates(few, 50), few)
 })
