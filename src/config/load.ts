@@ -27,6 +27,18 @@ export function optionOrigin (config: object, key: OptionKey): string {
   return ORIGINS.get(config)?.get(key) ?? `--${key}`
 }
 
+/**
+ * A message written with flags (`--admin-listen ...`, as the checks of combined options word
+ * them), with each option given another way named as given (`TLSFLEET_ADMIN_LISTEN`,
+ * `node.yaml key "admin-listen"`): what the operator looks for in a compose file or a YAML one.
+ * Options left at their defaults stay flags ("give --admin-token-file").
+ */
+export function namedAsGiven (config: object, message: string): string {
+  const origins = ORIGINS.get(config)
+  if (origins === undefined) return message
+  return message.replace(/--([a-z][a-z0-9-]*)/g, (flag, key: string) => origins.get(key as OptionKey) ?? flag)
+}
+
 /** Merge flags over environment over YAML file over defaults, then validate every key. */
 export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   const env = sources.env ?? process.env

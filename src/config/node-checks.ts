@@ -3,6 +3,7 @@ import { ConfigConflictError } from '../errors.js'
 import { isMulticast, peerFamilyOf } from '../sync/sync-addresses.js'
 import { DEFAULT_SYNC_CIPHER } from '../sync/sync-aead.js'
 import { bindClash, formatHostPort, isLoopbackHost, type HostPort } from './host-port.js'
+import { namedAsGiven } from './load.js'
 import type { NodeConfig } from './options.js'
 import { isDnsPeer } from './sync-peer.js'
 import { checkTerminatorOptions } from './terminator-checks.js'
@@ -10,9 +11,19 @@ import { checkTerminatorOptions } from './terminator-checks.js'
 /**
  * Options that are each valid (options.ts checked them one by one) but do not work together.
  * Run before anything is read or bound, so a refused combination changes nothing; the message
- * names every option involved and what to give instead.
+ * names every option involved (as given: a flag, a TLSFLEET_* variable, a YAML key) and what
+ * to give instead.
  */
 export function checkOptionCombinations (config: NodeConfig): void {
+  try {
+    checkCombinations(config)
+  } catch (err) {
+    if (err instanceof ConfigConflictError) throw new ConfigConflictError(namedAsGiven(config, err.message))
+    throw err
+  }
+}
+
+function checkCombinations (config: NodeConfig): void {
   // Anyone who reaches a non-loopback admin port could drain the node: a token is required.
   if (config.adminTokenFile === '' && !isLoopbackHost(config.adminListen.host)) {
     throw new ConfigConflictError(`--admin-listen ${formatHostPort(config.adminListen)} is not a loopback address: give --admin-token-file with a bearer token (e.g. openssl rand -hex 32 > admin.token; chmod 600 admin.token), or listen on 127.0.0.1`)

@@ -67,6 +67,26 @@ test('a YAML file that is not a mapping, or not YAML, is refused with its path',
   assert.throws(() => loadConfig({ env: {}, file: broken }), /broken\.yaml: not valid YAML/)
 })
 
+test('options that do not go together are named as they were given: flag, TLSFLEET_* variable or YAML key', () => {
+  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      checkOptionCombinations(loadConfig(sources))
+    } catch (err) {
+      assert.ok(err instanceof ConfigConflictError)
+      return err.message
+    }
+    return assert.fail('expected a ConfigConflictError')
+  }
+  const advice = 'give --admin-token-file with a bearer token'
+  assert.ok(refusal({ flags: { 'admin-listen': '0.0.0.0:8445' }, env: {} }).startsWith(`--admin-listen 0.0.0.0:8445 is not a loopback address: ${advice}`))
+  // A compose file sets variables: the message names the variable (the option left out stays a flag).
+  assert.ok(refusal({ env: { TLSFLEET_ADMIN_LISTEN: '0.0.0.0:8445' } }).startsWith(`TLSFLEET_ADMIN_LISTEN 0.0.0.0:8445 is not a loopback address: ${advice}`))
+  const dir = tempDir()
+  const file = path.join(dir, 'node.yaml')
+  fs.writeFileSync(file, 'max-connections: 100\nmaxconn: 200\n')
+  assert.equal(refusal({ env: {}, file }), `${file} key "maxconn" 200 (what the agent tells HAProxy) is above ${file} key "max-connections" 100 (what the node admits): HAProxy would send connections the node refuses; leave ${file} key "maxconn" at 0 and the agent sends a value below ${file} key "max-connections"`)
+})
+
 test('HOST:PORT parsing', () => {
   assert.deepEqual(parseHostPort('127.0.0.1:443'), { host: '127.0.0.1', port: 443 })
   assert.deepEqual(parseHostPort('[::1]:443'), { host: '::1', port: 443 })
