@@ -31,6 +31,7 @@ import type { SharedSessionStore } from '../store/shared-session-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
+import { trustedOwners } from '../util/safe-files.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
 
@@ -104,7 +105,7 @@ export class Primary {
    */
   async start (): Promise<void> {
     const config = this.config
-    const credentials = loadAdminToken(config.adminTokenFile, config.stateDir)
+    const credentials = loadAdminToken(config.adminTokenFile, config.stateDir, this.stateOwners())
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
@@ -303,7 +304,12 @@ export class Primary {
     const first = this.config.listen[0]
     const tlsAddress = isMulticast(listen.host) && first !== undefined ? formatHostPort(first) : undefined
     const file = replayStateFile(this.config.stateDir, formatHostPort(listen), tlsAddress)
-    return { file, log: this.log }
+    return { file, log: this.log, owners: this.stateOwners() }
+  }
+
+  /** Who may own --state-dir and the files in it: root, this process's user and --user's. */
+  private stateOwners (): number[] {
+    return trustedOwners(this.terminator.runAs?.uid)
   }
 
   /**

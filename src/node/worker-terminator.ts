@@ -15,6 +15,7 @@ import { selfSignedFile } from '../tls/self-signed.js'
 import { loadTlsMaterial, type LoadedTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
+import { trustedOwners } from '../util/safe-files.js'
 import { checkListenAddresses } from './listen-check.js'
 import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './privileges.js'
 import { handStateDirTo } from './state-dir.js'
@@ -41,7 +42,7 @@ export class WorkerTerminator implements NodeTerminator {
   /** Bundles the policy admits, remembered across reloads (the check builds a context per file). */
   private usable?: (bundle: CertificateBundle) => void
   /** --user/--group, resolved when the node is built: refused before anything is read or written. */
-  private readonly runAs: RunAs | undefined
+  readonly runAs: RunAs | undefined
   private stapler?: OcspStapler
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
@@ -228,7 +229,7 @@ export class WorkerTerminator implements NodeTerminator {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
     this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))
-    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl, usable: this.usable }, this.log)
+    return await loadTlsMaterial({ cert, certDir, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
