@@ -137,8 +137,7 @@ export class WorkerTerminator implements NodeTerminator {
     // Everything that needs root is done: the workers bound their listeners (and switched once
     // they had), the primary read the keys, secrets and tokens and bound its own listeners.
     if (this.runAs !== undefined) {
-      const selfSigned = this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
-      handStateDirTo(this.runAs, this.config.stateDir, [...context.stateFiles, ...selfSigned], this.log)
+      handStateDirTo(this.runAs, this.config.stateDir, [...context.stateFiles, ...this.selfSignedFiles()], this.log)
       dropPrivileges(this.runAs)
       this.log.info({ user: this.runAs.user, uid: this.runAs.uid, group: this.runAs.group, gid: this.runAs.gid }, 'running as --user')
     }
@@ -245,10 +244,17 @@ export class WorkerTerminator implements NodeTerminator {
     this.stapler = stapler
   }
 
+  /** The self-signed certificate in --state-dir, when the node serves it (no --cert, no --cert-dir). */
+  private selfSignedFiles (): string[] {
+    return this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
+  }
+
   /** After the switch, SIGHUP re-reads these files as --user: say now if it will not be able to. */
   private warnUnreadableAfterSwitch (runAs: RunAs): void {
     const { cert, certDir, clientCa, crl } = this.config
-    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '')
+    // The self-signed certificate is the node's own: handed to --user with --state-dir at the switch.
+    const handedOver = this.selfSignedFiles()
+    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
     const unreadable = inaccessibleAs(runAs, [...new Set(paths)].map((path) => ({ path, access: 'read' })))
     if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are')
   }

@@ -2,6 +2,7 @@ import { CertificateError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
 import { certificateListBytes, loadCertificateDir, loadCertificateFile, parseCertificatePem, OPENSSL_CLIENT_MAX_CERT_LIST, type CertificateBundle } from './certificates.js'
 import { clientAuthWarnings, loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
+import { warnLooseKeyFile } from './pem-files.js'
 import { ensureSelfSignedCertificate } from './self-signed.js'
 
 /**
@@ -63,6 +64,7 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   }
   // Served all the same (a client that does not verify still connects), but said at every load.
   for (const bundle of certificates) {
+    warnLooseKeyFile(sources.cert.includes(bundle.path) ? '--cert' : '--cert-dir', bundle.path, log)
     const until = Date.parse(bundle.notAfter)
     if (Number.isFinite(until) && until < Date.now()) log.warn({ file: bundle.path, names: bundle.names, notAfter: bundle.notAfter }, 'certificate expired: clients that verify it refuse it; renew it (then SIGHUP)')
     const bytes = certificateListBytes(bundle)
