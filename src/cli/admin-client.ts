@@ -1,9 +1,9 @@
-import fs from 'node:fs'
 import path from 'node:path'
 import { request } from 'undici'
-import { GENERATED_TOKEN_FILE, readTokenFile } from '../admin/admin-auth.js'
+import { GENERATED_TOKEN_FILE, readTokenDescriptor, readTokenFile } from '../admin/admin-auth.js'
 import { isLoopbackHost } from '../config/host-port.js'
 import { AdminClientError, AdminTokenError } from '../errors.js'
+import { ANY_OWNER, openPlainFile, UnsafeFileError } from '../util/safe-files.js'
 import { numberArgument } from './number-argument.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
@@ -36,8 +36,7 @@ export class AdminClient {
     if (given !== undefined) this.token = given !== '' ? readClientToken(given, '--token-file') : undefined
     else if (local) {
       const stateDir = opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet'
-      const generated = generatedTokenFile(stateDir)
-      this.token = generated !== undefined ? readClientToken(generated, `--state-dir "${stateDir}"`) : undefined
+      this.token = readGeneratedClientToken(stateDir)
     }
     const seconds = numberArgument('--timeout', opts.timeout ?? '5', 0.1, 600, 'decimal')
     if (typeof seconds === 'string') throw new AdminClientError(`${seconds} (seconds)`, 2)
@@ -91,16 +90,27 @@ export class AdminClient {
  * The token a node generated in its state dir, when it exists (a node on this machine, run from
  * here). Only a missing file means "none": one that cannot be looked at (EACCES) is refused by
  * name, not sent as no token at all (which the node answers with a bare 401).
+ *
+ * Run as root, this opens a file in a directory the node's --user owns: a link planted there
+ * would send the first line of any file to --admin, so none is followed, nor a second name of
+ * a file elsewhere (safe-files.ts). Any owner is accepted: the CLI cannot know the node's
+ * --user, and a plain file that user made holds nothing it could not send itself.
  */
-function generatedTokenFile (stateDir: string): string | undefined {
+function readGeneratedClientToken (stateDir: string): string | undefined {
   const file = path.join(stateDir, GENERATED_TOKEN_FILE)
+  let fd: number | undefined
   try {
-    fs.statSync(file)
-    return file
+    fd = openPlainFile(file, 'read', ANY_OWNER)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    throw new AdminTokenError(`--state-dir "${stateDir}": cannot read the node's admin token "${file}": ${(err as Error).message} (run as the node's --user or root, or give --token-file)`, { cause: err })
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    const hint = err instanceof UnsafeFileError ? 'refused; give --token-file' : 'run as the node\'s --user or root, or give --token-file'
+    throw new AdminTokenError(`--state-dir "${stateDir}": cannot read the node's admin token "${file}": ${(err as Error).message} (${hint})`, { cause: err })
+  }
+  if (fd === undefined) return undefined
+  try {
+    return readTokenDescriptor(file, fd, true)
+  } catch (err) {
+    throw new AdminTokenError(`--state-dir "${stateDir}": ${(err as Error).message}`, { cause: err })
   }
 }
 

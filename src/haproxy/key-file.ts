@@ -1,6 +1,6 @@
 import fs from 'node:fs'
-import path from 'node:path'
 import { TerminatorError } from '../errors.js'
+import { writeFileAtomically } from '../util/safe-files.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
@@ -36,21 +36,12 @@ export function writeHaproxyKeyFile (opts: KeyFileOptions): { epoch: number; nex
 
 /**
  * Replace a key file with `text`: written beside it, mode 0600, then renamed over it, so a
- * reload never reads half a file. Run as root, the new file keeps the owner of the one it
- * replaces (HAProxy's user may read it, e.g. after a master-worker re-exec). Throws fs errors.
+ * reload never reads half a file (under a random name created with O_EXCL: a link planted in
+ * the directory cannot redirect root's write). Run as root, the new file keeps the owner of the
+ * one it replaces (HAProxy's user may read it, e.g. after a master-worker re-exec). Throws fs errors.
  */
 export function replaceKeyFile (file: string, text: string): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
-  try {
-    fs.writeFileSync(temp, text, { mode: 0o600 })
-    fs.chmodSync(temp, 0o600)
-    if (process.geteuid?.() === 0) {
-      const previous = fs.statSync(file, { throwIfNoEntry: false })
-      if (previous !== undefined) fs.chownSync(temp, previous.uid, previous.gid)
-    }
-    fs.renameSync(temp, file)
-  } catch (err) {
-    fs.rmSync(temp, { force: true })
-    throw err
-  }
+  // lstat: the owner of a link left at the name says nothing about who should read the keys.
+  const previous = process.geteuid?.() === 0 ? fs.lstatSync(file, { throwIfNoEntry: false }) : undefined
+  writeFileAtomically(file, text, { mode: 0o600, ...(previous?.isFile() === true ? { owner: { uid: previous.uid, gid: previous.gid } } : {}) })
 }

@@ -31,6 +31,7 @@ import type { SharedSessionStore } from '../store/shared-session-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
+import { trustedOwners } from '../util/safe-files.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
 
@@ -104,7 +105,7 @@ export class Primary {
    */
   async start (): Promise<void> {
     const config = this.config
-    const credentials = loadAdminToken(config.adminTokenFile, config.stateDir)
+    const credentials = loadAdminToken(config.adminTokenFile, config.stateDir, this.stateOwners())
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
@@ -287,7 +288,7 @@ export class Primary {
    * L2 miss asks it (L2's `below`). Works with or without the farm sync.
    */
   private async startStore (target: StoreTarget, farmKeys: FarmKey[]): Promise<void> {
-    const store = await startSharedStore({ target, tls: loadStoreTls(this.config.sessionStoreCa, this.config.sessionStoreCert), farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), registry: this.metrics.registry, log: this.log })
+    const store = await startSharedStore({ target, tls: loadStoreTls(this.config.sessionStoreCa, this.config.sessionStoreCert, this.log), farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), registry: this.metrics.registry, log: this.log })
     this.store = store
     this.closers.push(async () => { await store.close() })
     this.cache.below = async (id) => await store.lookup(id)
@@ -304,7 +305,12 @@ export class Primary {
     const first = this.config.listen[0]
     const tlsAddress = isMulticast(listen.host) && first !== undefined ? formatHostPort(first) : undefined
     const file = replayStateFile(this.config.stateDir, formatHostPort(listen), tlsAddress)
-    return { file, log: this.log }
+    return { file, log: this.log, owners: this.stateOwners() }
+  }
+
+  /** Who may own --state-dir and the files in it: root, this process's user and --user's. */
+  private stateOwners (): number[] {
+    return trustedOwners(this.terminator.runAs?.uid)
   }
 
   /**

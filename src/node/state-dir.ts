@@ -1,9 +1,34 @@
 import fs from 'node:fs'
+import { ConfigError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
+import { openPlainFile, privateDirProblem, trustedOwners, UnsafeFileError } from '../util/safe-files.js'
 import { inaccessibleAs, type RunAs } from './privileges.js'
 
-/** Names of what a node writes into --state-dir (with the temporary names it writes them under). */
-const NODE_MADE = /^(?:self-signed\.pem|admin\.token|sync-replay-[A-Za-z0-9._-]+\.json)(?:\.\d+\.[0-9a-z]+)?$/
+/**
+ * Names of what a node writes into --state-dir, with the temporary names it writes them under
+ * (`.NAME.RANDOM.tmp`; `NAME.PID.X` from older versions).
+ */
+const NODE_MADE = /^\.?(?:self-signed\.pem|admin\.token|sync-replay-[A-Za-z0-9._-]+\.json)(?:\.[0-9a-f]+\.tmp|\.\d+\.[0-9a-z]+)?$/
+
+/**
+ * --state-dir before a node reads or writes a file in it (admin.token, self-signed.pem, the
+ * sync replay state): made (0700) when missing, else refused when group or others may write
+ * to it or it belongs to anyone but root, this process's user or --user's (`owners`): whoever
+ * can write there can plant links that make a node started as root read or overwrite other
+ * files. Throws a ConfigError naming the directory and what to do (fs errors as they are).
+ */
+export function prepareStateDir (dir: string, owners: readonly number[] = trustedOwners()): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const stat = fs.statSync(dir)
+  const problem = privateDirProblem(stat, owners)
+  if (problem === undefined) return
+  const fix = !stat.isDirectory()
+    ? 'give a directory'
+    : owners.includes(stat.uid)
+      ? 'run chmod 700 on it'
+      : `if it is the node's own, run chown -R ${String(owners.at(-1))} on it and chmod 700; else give a directory of the node's own (a missing one is created 0700)`
+  throw new ConfigError([`--state-dir "${dir}": ${problem}: whoever can write there can plant links that make the node read or overwrite other files; ${fix}`])
+}
 
 /**
  * With --user, just before the primary stops being root: --state-dir and the files the node
@@ -39,20 +64,19 @@ export function handStateDirTo (runAs: RunAs, stateDir: string, files: string[],
 }
 
 function handFileTo (runAs: RunAs, file: string, log: Logger): void {
-  let fd: number
+  let fd: number | undefined
   try {
-    // O_NOFOLLOW: a symbolic link put in its place must not make root chown what it points to.
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+    // A link put in its place must not make root chown what it points to (openPlainFile's rules).
+    fd = openPlainFile(file, 'read', trustedOwners(runAs.uid))
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-    log.warn({ err, file, user: runAs.user }, 'state file not handed to --user')
+    if (err instanceof UnsafeFileError) log.warn({ file, user: runAs.user, problem: err.message }, 'state file is not a plain file the node made: not handed to --user')
+    else log.warn({ err, file, user: runAs.user }, 'state file not handed to --user')
     return
   }
+  if (fd === undefined) return
   try {
     const stat = fs.fstatSync(fd)
-    // A hard link to another file (nlink > 1) is not one the node made.
-    if (!stat.isFile() || stat.nlink !== 1) log.warn({ file, user: runAs.user }, 'state file is not a plain file the node made: not handed to --user')
-    else if (stat.uid !== runAs.uid || stat.gid !== runAs.gid) fs.fchownSync(fd, runAs.uid, runAs.gid)
+    if (stat.uid !== runAs.uid || stat.gid !== runAs.gid) fs.fchownSync(fd, runAs.uid, runAs.gid)
   } finally {
     fs.closeSync(fd)
   }

@@ -3,6 +3,7 @@ import type { HostPort } from '../config/host-port.js'
 import type { CertificatesBody } from '../admin/schemas.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
+import type { RunAs } from './privileges.js'
 
 /** Whether the terminator can serve clients now: one of the node's health inputs. */
 /**
@@ -85,6 +86,8 @@ export interface NodeTerminator {
   readonly workersConfigured: number
   /** Whether this node forwards plaintext to --backend itself (else the demo backend is not started). */
   readonly forwardsToBackend: boolean
+  /** The user the node switches to (--user), which then owns --state-dir; undefined without a switch. */
+  readonly runAs?: RunAs
   /** Everything that can be refused, before anything binds. Throws a TlsfleetError. */
   prepare: () => Promise<void>
   /** Certificates this node loaded (the stud sync format keys its packets with the first). */

@@ -16,6 +16,7 @@ import { selfSignedFile } from '../tls/self-signed.js'
 import { loadTlsMaterial, type LoadedTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
 import { resolveTlsPolicy, type TlsPolicy } from '../tls/tls-policy.js'
 import type { Logger } from '../util/logger.js'
+import { trustedOwners } from '../util/safe-files.js'
 import { checkListenAddresses } from './listen-check.js'
 import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './privileges.js'
 import { handStateDirTo } from './state-dir.js'
@@ -42,7 +43,7 @@ export class WorkerTerminator implements NodeTerminator {
   /** Bundles the policy admits, remembered across reloads (the check builds a context per file). */
   private usable?: (bundle: CertificateBundle) => void
   /** --user/--group, resolved when the node is built: refused before anything is read or written. */
-  private readonly runAs: RunAs | undefined
+  readonly runAs: RunAs | undefined
   private stapler?: OcspStapler
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
@@ -137,8 +138,7 @@ export class WorkerTerminator implements NodeTerminator {
     // Everything that needs root is done: the workers bound their listeners (and switched once
     // they had), the primary read the keys, secrets and tokens and bound its own listeners.
     if (this.runAs !== undefined) {
-      const selfSigned = this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
-      handStateDirTo(this.runAs, this.config.stateDir, [...context.stateFiles, ...selfSigned], this.log)
+      handStateDirTo(this.runAs, this.config.stateDir, [...context.stateFiles, ...this.selfSignedFiles()], this.log)
       dropPrivileges(this.runAs)
       this.log.info({ user: this.runAs.user, uid: this.runAs.uid, group: this.runAs.group, gid: this.runAs.gid }, 'running as --user')
     }
@@ -251,7 +251,7 @@ export class WorkerTerminator implements NodeTerminator {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
     this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))
-    return await loadTlsMaterial({ cert, certDir, stateDir, clientCa, crl, usable: this.usable }, this.log)
+    return await loadTlsMaterial({ cert, certDir, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
@@ -267,10 +267,17 @@ export class WorkerTerminator implements NodeTerminator {
     this.stapler = stapler
   }
 
+  /** The self-signed certificate in --state-dir, when the node serves it (no --cert, no --cert-dir). */
+  private selfSignedFiles (): string[] {
+    return this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
+  }
+
   /** After the switch, SIGHUP re-reads these files as --user: say now if it will not be able to. */
   private warnUnreadableAfterSwitch (runAs: RunAs): void {
     const { cert, certDir, clientCa, crl } = this.config
-    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '')
+    // The self-signed certificate is the node's own: handed to --user with --state-dir at the switch.
+    const handedOver = this.selfSignedFiles()
+    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
     const unreadable = inaccessibleAs(runAs, [...new Set(paths)].map((path) => ({ path, access: 'read' })))
     if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are')
   }

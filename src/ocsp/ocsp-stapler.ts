@@ -4,6 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import { request } from 'undici'
 import type { CertificateBundle } from '../tls/certificates.js'
 import type { Logger } from '../util/logger.js'
+import { writeFileAtomically } from '../util/safe-files.js'
 import { buildOcspRequest, ocspSubject, OcspResponseError, verifyOcspResponse, type OcspSubject, type VerifiedResponse } from './ocsp-response.js'
 import { certificateKey, type Staple } from './staple-store.js'
 
@@ -354,11 +355,12 @@ export class OcspStapler {
     }
   }
 
-  /** Write to a temporary name and rename, so a crash or a reader never sees half a file. */
+  /**
+   * Whole or not at all, so a crash or a reader never sees half a file; under a random name
+   * created with O_EXCL, so a link planted at a predictable one cannot redirect the write.
+   */
   private async keep (target: Target, response: VerifiedResponse): Promise<void> {
-    const tmp = `${target.file}.${process.pid}.tmp`
-    await fs.promises.writeFile(tmp, response.der, { mode: 0o644 })
-    await fs.promises.rename(tmp, target.file)
+    writeFileAtomically(target.file, response.der, { mode: 0o644 })
   }
 }
 

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
 import { ConfigError } from '../errors.js'
-import { CERTIFICATE_BLOCK, parseCertificateBlock, readCaCertificates, readPemFile } from '../tls/pem-files.js'
+import { CERTIFICATE_BLOCK, parseCertificateBlock, readCaCertificates, readPemFile, warnLooseKeyFile } from '../tls/pem-files.js'
+import type { Logger } from '../util/logger.js'
 
 /** What the store's TLS client presents and trusts, beyond Node's defaults (rediss:// only). */
 export interface StoreTls {
@@ -18,7 +19,7 @@ const KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVAT
  * file and what is wrong, before the node serves (a client certificate the store refuses would
  * otherwise read only as "session store not reachable").
  */
-export function loadStoreTls (caFile: string, certFile: string): StoreTls {
+export function loadStoreTls (caFile: string, certFile: string, log?: Logger): StoreTls {
   const tls: StoreTls = {}
   if (caFile !== '') tls.ca = readCaCertificates('--session-store-ca', caFile)
   if (certFile !== '') {
@@ -39,6 +40,7 @@ export function loadStoreTls (caFile: string, certFile: string): StoreTls {
     }
     tls.cert = certs.join('\n') + '\n'
     tls.key = keys[0] as string
+    if (log !== undefined) warnLooseKeyFile('--session-store-cert', certFile, log)
   }
   return tls
 }

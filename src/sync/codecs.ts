@@ -79,6 +79,8 @@ export interface V2Options extends CodecClock {
 export interface ReplayPersistence {
   file: string
   log: Logger
+  /** Who may own the file and --state-dir (safe-files.ts trustedOwners, with --user's). */
+  owners?: readonly number[]
 }
 
 /**
@@ -124,7 +126,7 @@ export class V2Codec implements SyncCodec {
     // started, is another node's that was started with the same --node-id (on the same host,
     // where its address does not tell it apart: multicast, one group port).
     if (persistence !== undefined) {
-      this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
+      this.replayState = new ReplayState({ file: persistence.file, log: persistence.log, ...(persistence.owners !== undefined ? { owners: persistence.owners } : {}), startMs, now, maxSkewMs: clock.maxSkewSeconds * 1000, sessionLifetimeMs: clock.sessionTimeoutSeconds * 1000 }, this.replay)
     }
     // Above every sequence the previous process with this state sent, even if the clock is now behind it.
     const sequenceFromMs = Math.max(startMs, this.replayState?.previousCeilingMs ?? -Infinity)

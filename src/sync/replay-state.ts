@@ -1,8 +1,10 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { SyncStateError } from '../errors.js'
+import { ConfigError, SyncStateError } from '../errors.js'
+import { prepareStateDir } from '../node/state-dir.js'
 import type { Logger } from '../util/logger.js'
+import { openPlainFile, trustedOwners } from '../util/safe-files.js'
 import type { ReplayGuard, ReplayMarks } from './replay-guard.js'
 
 /**
@@ -25,6 +27,8 @@ import type { ReplayGuard, ReplayMarks } from './replay-guard.js'
  *
  * The file is written in place through a descriptor opened at start, so it stays writable after
  * the switch to --user. No fsync: a process that dies leaves its writes in the page cache.
+ * That descriptor is opened as root, in a directory --user may write to: never through a link
+ * (safe-files.ts), or root would overwrite whatever it points to.
  */
 export interface ReplayStateOptions {
   file: string
@@ -38,6 +42,8 @@ export interface ReplayStateOptions {
   aheadMs?: number
   /** How often the marks and ceiling are saved (ms). */
   intervalMs?: number
+  /** Who may own the file and its directory (default: root and this process's user; the node adds --user's). */
+  owners?: readonly number[]
 }
 
 /** How the previous process left the file. */
@@ -88,15 +94,19 @@ export class ReplayState {
     this.aheadMs = opts.aheadMs ?? 2000
     this.intervalMs = opts.intervalMs ?? 1000
     const startFloor = opts.startMs - opts.maxSkewMs
+    const owners = opts.owners ?? trustedOwners()
     let text: string | undefined
     try {
-      fs.mkdirSync(path.dirname(opts.file), { recursive: true, mode: 0o700 })
-      text = readIfPresent(opts.file)
+      prepareStateDir(path.dirname(opts.file), owners)
+      // Read through the descriptor that is kept: what was read is what gets written.
+      this.fd = openPlainFile(opts.file, 'write', owners)
+      text = this.fd !== undefined ? fs.readFileSync(this.fd, 'utf8') : undefined
       // A new file is made by the first save (start): a start refused before then must not leave
       // an empty one, which the next start could not tell from one a power loss emptied.
-      if (text !== undefined) this.fd = fs.openSync(opts.file, fs.constants.O_RDWR)
-      else fs.accessSync(path.dirname(opts.file), fs.constants.W_OK)
+      if (text === undefined) fs.accessSync(path.dirname(opts.file), fs.constants.W_OK)
     } catch (err) {
+      if (this.fd !== undefined) fs.closeSync(this.fd)
+      if (err instanceof ConfigError) throw err // an unsafe --state-dir: the configuration must change
       throw new SyncStateError(opts.file, err)
     }
     const saved = text === undefined ? undefined : parseState(text)
@@ -123,7 +133,8 @@ export class ReplayState {
     if (this.previous === 'unreadable') this.opts.log.warn(facts, 'sync replay state loaded: the file could not be read; updates dated before start + --sync-max-skew are refused')
     else this.opts.log.info(facts, 'sync replay state loaded')
     try {
-      this.fd ??= fs.openSync(this.opts.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
+      // O_EXCL: a name someone put there since (a link included) is refused, not opened.
+      this.fd ??= fs.openSync(this.opts.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
     } catch (err) {
       throw new SyncStateError(this.opts.file, err)
     }
@@ -205,15 +216,6 @@ export class ReplayState {
 export function replayStateFile (stateDir: string, listen: string, tlsAddress?: string): string {
   const key = [listen, ...(tlsAddress !== undefined ? [tlsAddress] : [])].join('-').replace(/[^A-Za-z0-9.-]/g, '_')
   return path.join(stateDir, `sync-replay-${key}.json`)
-}
-
-function readIfPresent (file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
 }
 
 const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)

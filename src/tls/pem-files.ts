@@ -1,6 +1,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { ConfigError } from '../errors.js'
+import type { Logger } from '../util/logger.js'
+import { modeText } from '../util/safe-files.js'
 
 /** PEM CERTIFICATE blocks in a text (global: with `match`, all of them). */
 export const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
@@ -29,4 +31,21 @@ export function readCaCertificates (option: string, file: string): string {
   if (blocks.length === 0) throw new ConfigError([`${option} "${file}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
   blocks.forEach((block, i) => parseCertificateBlock(option, file, block, i))
   return blocks.join('\n') + '\n'
+}
+
+/**
+ * A file holding a private key that group or others may open: warned at every load (start,
+ * SIGHUP), not refused, as hitch and HAProxy load such files too and certificate files are
+ * often another tool's to manage (certbot's archive/ kept keys 0644 behind 0700 directories).
+ * The mode is the file's a link points to. `option`: how the file was given.
+ */
+export function warnLooseKeyFile (option: string, file: string, log: Logger): void {
+  let stat: fs.Stats
+  try {
+    stat = fs.statSync(file)
+  } catch {
+    return // read a moment ago: gone since, the next load says so
+  }
+  if ((stat.mode & 0o077) === 0) return
+  log.warn({ option, file, mode: modeText(stat), uid: stat.uid }, 'private key file open to group or others: anyone who can read it can impersonate this server; run chmod 600 on it (or 640 with a group only the node\'s user is in), and keep its directories closed to others')
 }

@@ -1,7 +1,8 @@
 import { CertificateError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { certificateListBytes, loadCertificateDir, loadCertificateFile, OPENSSL_CLIENT_MAX_CERT_LIST, type CertificateBundle } from './certificates.js'
+import { certificateListBytes, loadCertificateDir, loadCertificateFile, parseCertificatePem, OPENSSL_CLIENT_MAX_CERT_LIST, type CertificateBundle } from './certificates.js'
 import { clientAuthWarnings, loadClientAuthFiles, type ClientAuthFiles } from './client-auth.js'
+import { warnLooseKeyFile } from './pem-files.js'
 import { ensureSelfSignedCertificate } from './self-signed.js'
 
 /**
@@ -20,6 +21,8 @@ export interface TlsMaterialSources {
   stateDir: string
   clientCa: string
   crl: string
+  /** Who may own --state-dir and the self-signed certificate in it (safe-files.ts trustedOwners, with --user's). */
+  stateOwners?: readonly number[]
   /**
    * Throws a CertificateError when a bundle cannot become a secure context where the workers
    * will build it (a key too small for the policy's security level): checked here, so a
@@ -61,15 +64,16 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   }
   // Served all the same (a client that does not verify still connects), but said at every load.
   for (const bundle of certificates) {
+    warnLooseKeyFile(sources.cert.includes(bundle.path) ? '--cert' : '--cert-dir', bundle.path, log)
     const until = Date.parse(bundle.notAfter)
     if (Number.isFinite(until) && until < Date.now()) log.warn({ file: bundle.path, names: bundle.names, notAfter: bundle.notAfter }, 'certificate expired: clients that verify it refuse it; renew it (then SIGHUP)')
     const bytes = certificateListBytes(bundle)
     if (bytes > OPENSSL_CLIENT_MAX_CERT_LIST) log.warn({ file: bundle.path, names: bundle.names, bytes, limit: OPENSSL_CLIENT_MAX_CERT_LIST }, 'certificate chain too large: OpenSSL clients refuse a certificate list over 100 KiB (excessive message size); keep only the leaf and the intermediates up to the root')
   }
   if (certificates.length === 0) {
-    const { file, created } = await ensureSelfSignedCertificate(sources.stateDir)
+    const { file, created, pem } = await ensureSelfSignedCertificate(sources.stateDir, sources.stateOwners)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
-    certificates.push(loadCertificateFile(file))
+    certificates.push(parseCertificatePem(pem, file))
   }
   const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl)
   for (const warning of clientAuthWarnings(clientAuth)) log.warn({ ...warning.fields, crl: sources.crl }, warning.message)

@@ -48,3 +48,23 @@ test('a chain over the 100 KiB OpenSSL clients take loads with a warning naming 
   assert.match(warnings[0]?.msg ?? '', /excessive message size/)
   fs.rmSync(dir, { recursive: true, force: true })
 })
+
+test('a --cert or --cert-dir key file open to group or others loads with one warning naming the file and mode, at every load', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-material-'))
+  const day = 86_400_000
+  const closed = await certificateFile(dir, 'closed', new Date(Date.now() - day), new Date(Date.now() + day))
+  const loose = await certificateFile(dir, 'loose', new Date(Date.now() - day), new Date(Date.now() + day))
+  fs.chmodSync(closed, 0o600)
+  fs.chmodSync(loose, 0o644)
+  const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-material-dir-'))
+  fs.copyFileSync(loose, path.join(certDir, 'loose-too.pem'))
+  fs.chmodSync(path.join(certDir, 'loose-too.pem'), 0o640)
+  const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = []
+  const log = { warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }), error: () => {}, info: () => {} } as unknown as Logger
+  for (let load = 0; load < 2; load++) await loadTlsMaterial({ cert: [closed, loose], certDir, stateDir: dir, clientCa: '', crl: '' }, log)
+  const loosenings = warnings.filter((w) => /private key file open to group or others/.test(w.msg)).map((w) => [w.fields.option, w.fields.file, w.fields.mode])
+  const once = [['--cert', loose, '0644'], ['--cert-dir', path.join(certDir, 'loose-too.pem'), '0640']]
+  assert.deepEqual(loosenings, [...once, ...once])
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.rmSync(certDir, { recursive: true, force: true })
+})
