@@ -75,10 +75,14 @@ const LISTEN_PROBLEMS: Record<string, { code: string; problem: string; advice: s
  * that sets it. The errno (`EADDRINUSE`, ...) stays on `cause`.
  */
 export class ListenError extends TlsfleetError {
-  constructor (readonly option: string, readonly address: string, cause: unknown) {
+  /** `connectionsOnly`: EADDRINUSE with no listener on the port, only this machine's connections from it. */
+  constructor (readonly option: string, readonly address: string, cause: unknown, connectionsOnly = false) {
     const errno = (cause as { code?: unknown } | null)?.code
     const known = typeof errno === 'string' ? LISTEN_PROBLEMS[errno] : undefined
-    const message = known !== undefined
+    const port = address.slice(address.lastIndexOf(':') + 1)
+    const message = connectionsOnly && errno === 'EADDRINUSE'
+      ? `${address} is held by connections of this machine from port ${port} (no process listens on it: connections in TIME-WAIT or open ones, see ss -tan 'sport = :${port}'): wait for them to end or give another ${option}`
+      : known !== undefined
       ? `${address} ${known.problem}: ${known.advice} another ${option}`
       : `cannot listen on ${address} (${option}): ${(cause as Error | null)?.message ?? String(cause)}`
     super(known?.code ?? 'TLSFLEET_ERR_LISTEN', message, EXIT_ENVIRONMENT, { cause })

@@ -14,7 +14,7 @@ import { describeStoreTarget, type StoreTarget } from '../config/store-url.js'
 import { checkOptionCombinations } from '../config/node-checks.js'
 import type { NodeConfig } from '../config/options.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
-import { ConfigConflictError, ListenError } from '../errors.js'
+import { ConfigConflictError } from '../errors.js'
 import { HaproxyCoordinator } from '../haproxy/coordinator.js'
 import { HaproxyTerminator } from '../haproxy/haproxy-terminator.js'
 import { PrimaryMetrics } from '../metrics/primary-metrics.js'
@@ -32,6 +32,7 @@ import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { trustedOwners } from '../util/safe-files.js'
+import { tcpListenError } from './listen-check.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
 
@@ -251,7 +252,7 @@ export class Primary {
       readsNeedToken: credentials.explicit,
       allowUnauthenticated,
       allowHosts: this.config.adminAllowHost
-    }, views).catch((err: unknown) => { throw new ListenError('--admin-listen', formatHostPort(listen), err) })
+    }, views).catch((err: unknown) => { throw tcpListenError('--admin-listen', listen, err) })
     this.closers.push(async () => { await admin.close() })
     if (allowUnauthenticated) this.log.warn('--admin-allow-unauthenticated on: anyone who reaches the admin API can drain this node, put it in maintenance or move its clients')
     else if (!credentials.explicit) this.log.info({ tokenFile: credentials.file }, 'admin API: state changes need the bearer token in this file (tlsfleet drain/ready/maint read it from --state-dir)')
@@ -279,7 +280,7 @@ export class Primary {
       onAnswered: (state) => this.metrics.agentReplies.inc({ state }),
       onProblem: (reason) => this.metrics.agentInputErrors.inc({ reason }),
       onError: (err) => this.log.error({ err }, 'agent error')
-    }).catch((err: unknown) => { throw new ListenError('--agent-listen', formatHostPort(listen), err) })
+    }).catch((err: unknown) => { throw tcpListenError('--agent-listen', listen, err) })
     this.closers.push(async () => { await agent.close() })
   }
 

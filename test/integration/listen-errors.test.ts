@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
@@ -66,6 +67,25 @@ test('the same for the agent (--agent-listen) and the sync (--sync-listen) liste
   const base = ['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${otherAdmin}`]
   assertOneLine(await second([...base, '--agent-listen', `127.0.0.1:${agent}`]), `127.0.0.1:${agent}`, '--agent-listen')
   assertOneLine(await second([...base, '--sync-listen', `127.0.0.1:${sync}`, '--sync-secret-file', secret]), `127.0.0.1:${sync}`, '--sync-listen')
+})
+
+test('a port held only by this machine\'s connections from it (no listener) is named as such, not as another process', async () => {
+  const [otherTls, otherAdmin] = await freePorts(2) as [number, number]
+  // A client connection to the first node's admin API, from an ephemeral port (as a load
+  // test's, in TIME-WAIT after it): nothing listens on that port, yet no listener can bind it.
+  // (An explicit localPort would not do: libuv binds it with SO_REUSEADDR, which lets a listener in.)
+  const client = net.connect({ host: '127.0.0.1', port: Number(new URL(first.adminUrl).port) })
+  await new Promise<void>((resolve, reject) => { client.once('connect', resolve); client.once('error', reject) })
+  const held = client.localPort as number
+  try {
+    for (const [option, args] of [['--listen', ['--listen', `127.0.0.1:${held}`, '--admin-listen', `127.0.0.1:${otherAdmin}`]], ['--admin-listen', ['--listen', `127.0.0.1:${otherTls}`, '--admin-listen', `127.0.0.1:${held}`]]] as const) {
+      const result = await second([...args])
+      assert.equal(result.code, 3, result.stderr)
+      assert.equal(result.stderr, `tlsfleet: 127.0.0.1:${held} is held by connections of this machine from port ${held} (no process listens on it: connections in TIME-WAIT or open ones, see ss -tan 'sport = :${held}'): wait for them to end or give another ${option} (TLSFLEET_ERR_ADDRESS_IN_USE)\n`)
+    }
+  } finally {
+    client.destroy()
+  }
 })
 
 test('--log-level debug adds the stack; the first node still serves throughout', async () => {
