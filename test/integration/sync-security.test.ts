@@ -10,7 +10,7 @@ import { ReplayGuard } from '../../src/sync/replay-guard.js'
 import { createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_UDP_PAYLOAD_BYTES, type SnapshotCookie, type SyncMessage } from '../../src/sync/wire-v2.js'
 import { eventually } from '../helpers/node-process.js'
 import { startFarm } from '../helpers/farm.js'
-import { nodeClient } from '../helpers/tls-client.js'
+import { nodeClient, sessionIdOf } from '../helpers/tls-client.js'
 import { UdpRecorder } from '../helpers/udp-recorder.js'
 
 // One node listening for sync; the test plays a (hostile or honest) peer with a real UDP socket.
@@ -152,6 +152,26 @@ test('a supplied session bad in itself (past its own timeout, or unreadable) is 
   await new Promise((resolve) => setTimeout(resolve, 300))
   for (const client of clients) assert.equal((await nodeClient(node().host, node().port, { ...TLS12_ID, session: client.session })).reused, false)
   assert.equal(await node().node.metric('tlsfleet_sessions_invalidated_total'), invalidated + 2)
+})
+
+test('a peer\'s Del reaches the workers\' L1 even when L2 has already evicted the session (L1 hits never touch L2)', async () => {
+  const small = await startFarm(['127.0.0.1'], { sync: (_i, ports) => ['--sync-listen', `127.0.0.1:${ports[0] as number}`], extra: ['--cache-size', '5'] })
+  try {
+    const target = small.nodes[0] as typeof small.nodes[0]
+    const key = fs.readFileSync(small.secret).subarray(0, -1)
+    const client = await nodeClient(target.host, target.port, TLS12_ID)
+    assert.equal((await nodeClient(target.host, target.port, { ...TLS12_ID, session: client.session })).reused, true, 'an L1 hit')
+    // 8 newer sessions: L2 (5 entries) evicts the client's, which L1 still serves.
+    for (let i = 0; i < 8; i++) await send(seal(newSession(), key, farmKeyId(key)), target.sync)
+    await eventually(async () => await target.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) === 8, 5000, 'the 8 sessions accepted')
+    assert.equal(await target.node.metric('tlsfleet_session_cache_entries'), 5)
+    await send(seal({ op: 'del', sessionId: sessionIdOf(client.session) }, key, farmKeyId(key)), target.sync)
+    await eventually(async () => await target.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) === 9, 5000, 'the Del accepted')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal((await nodeClient(target.host, target.port, { ...TLS12_ID, session: client.session })).reused, false, 'the worker still resumed a session the farm deleted')
+  } finally {
+    await small.stop()
+  }
 })
 
 test('a batch datagram with one forged update: the others are cached, only that one is refused and counted', async () => {
