@@ -48,7 +48,8 @@ export function entryCost (idBytes: number, derBytes: number): number {
  * session ID, bounded by entries and bytes, where each entry expires at its *original*
  * creation time plus the lifetime, so a session copied between workers or nodes dies at the
  * same moment everywhere instead of living on in each copy. Expiry is checked on read (the
- * creation time is in the entry); no timer per entry (a busy node holds 100k of them).
+ * creation time is in the entry); no timer per entry (a busy node holds 100k of them): expired
+ * entries nobody asks for again are dropped by purgeExpired, a little at a time (ExpirySweep).
  *
  * Memory: a node holds up to --cache-size sessions, so an entry is two strings and nothing
  * else. The key is the ID as a latin1 string (one byte per character); the value is the
@@ -62,6 +63,8 @@ export class SessionStore {
   private readonly lru: LRUCache<string, string>
   private readonly lifetimeMs: number
   private readonly now: () => number
+  /** purgeExpired's walk under way, if any. */
+  private walk: ReturnType<LRUCache<string, string>['rentries']> | undefined
   hits = 0
   misses = 0
 
@@ -73,6 +76,8 @@ export class SessionStore {
       ...(opts.maxBytes !== undefined ? { maxSize: opts.maxBytes, sizeCalculation: entrySize } : {})
     })
   }
+
+  get lifetimeSeconds (): number { return this.lifetimeMs / 1000 }
 
   /** Remaining lifetime in ms of a session created at `createdAt` (seconds), <= 0 when expired. */
   remainingMs (createdAt: number): number {
@@ -116,15 +121,37 @@ export class SessionStore {
     }
   }
 
+  /** Entries held: expired ones count until ExpirySweep's walk drops them (within one walk). */
   get size (): number { return this.lru.size }
   /** The byte bound's measure of what is held: entryCost per entry. */
   get bytes (): number { return this.lru.calculatedSize ?? 0 }
 
-  purgeExpired (): void {
-    for (const [key, value] of [...this.lru.entries()]) if (this.remainingMs(createdAtOf(value)) <= 0) this.lru.delete(key)
+  /**
+   * Drops expired entries, looking at `budget` entries at most, from where the last call
+   * stopped: the walk (least recently used first) of a store of millions is spread over many
+   * calls (~0.6 µs an entry), so no call pauses the process long. lru-cache's own purgeStale
+   * would walk everything at once, and its TTLs cost two numbers a slot whatever is held.
+   * Entries used meanwhile move to the newest end and are seen again. Returns true when the walk
+   * reached its end; the next call starts a new one.
+   */
+  purgeExpired (budget: number): boolean {
+    this.walk ??= this.lru.rentries()
+    for (let seen = 0; seen < budget; seen++) {
+      const next = this.walk.next()
+      if (next.done === true) {
+        this.walk = undefined
+        return true
+      }
+      const [key, value] = next.value // lru-cache types the pair as string[]
+      if (key !== undefined && value !== undefined && this.remainingMs(createdAtOf(value)) <= 0) this.lru.delete(key)
+    }
+    return false
   }
 
-  clear (): void { this.lru.clear() }
+  clear (): void {
+    this.lru.clear()
+    this.walk = undefined
+  }
 }
 
 function encodeValue (entry: SessionEntry): string {

@@ -8,6 +8,7 @@ import { startAgentServer } from '../agent/agent-server.js'
 import { BackendProbe } from '../agent/backend-probe.js'
 import { backendLookupFor } from '../proxy/backend-lookup.js'
 import { NodeState } from '../agent/node-state.js'
+import { ExpirySweep } from '../cache/expiry-sweep.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { describeStoreTarget, type StoreTarget } from '../config/store-url.js'
@@ -109,6 +110,8 @@ export class Primary {
     const credentials = loadAdminToken(config.adminTokenFile, config.stateDir, this.stateOwners())
     this.coordinator = this.createCoordinator()
     await this.terminator.prepare()
+    const sweep = new ExpirySweep(this.cache.l2)
+    this.closers.push(async () => { sweep.close() })
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
     const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
 

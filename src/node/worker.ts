@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import net from 'node:net'
 import { WorkerAdmission } from '../admission/worker-admission.js'
+import { ExpirySweep } from '../cache/expiry-sweep.js'
 import { WorkerSessionCache, type L2Channel } from '../cache/worker-session-cache.js'
 import type { SessionEntry } from '../cache/session-store.js'
 import { formatHostPort } from '../config/host-port.js'
@@ -88,6 +89,7 @@ class Worker {
   private readonly metrics = new WorkerMetrics()
   private readonly channel = new IpcL2Channel()
   private readonly cache: WorkerSessionCache
+  private readonly expirySweep: ExpirySweep
   private readonly terminator: TlsTerminator
   private readonly admission: WorkerAdmission
   private readonly servers: net.Server[] = []
@@ -104,6 +106,8 @@ class Worker {
       lifetimeSeconds: settings.sessionTimeout,
       getTimeoutMs: settings.cacheGetTimeoutMs
     }, this.channel, this.metrics)
+    // L1 keeps expired sessions as L2 does; the sweep ends with the process (its timer is unref'd).
+    this.expirySweep = new ExpirySweep(this.cache.l1)
     this.admission = new WorkerAdmission({
       share: settings.connectionShare,
       maxConnections: settings.maxConnections,

@@ -513,7 +513,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         break
       case 'del':
         this.accept(from, result.sender, result.sequence)
-        if (this.cache.deleteRemote(message.sessionId)) this.emit('remote-del', message.sessionId)
+        // Told to the workers even when L2 no longer holds it: L1 hits never touch L2, so L2
+        // evicts first the very sessions the workers' L1 serve. A Del comes only from an
+        // authenticated peer, which could make L2 hold the session first anyway (a New).
+        this.cache.deleteRemote(message.sessionId)
+        this.emit('remote-del', message.sessionId)
         break
       case 'snapshot-request':
         this.accept(from, result.sender, result.sequence)

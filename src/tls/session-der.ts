@@ -43,8 +43,49 @@ function element (der: Buffer, offset: number, end: number): { tag: number; star
   return start + length <= end ? { tag, start, end: start + length } : undefined
 }
 
-/** `[4] EXPLICIT`, OpenSSL's tag for session_id_context in SSL_SESSION_ASN1. */
+/** OpenSSL's tags in SSL_SESSION_ASN1: `[1]` time, `[2]` timeout, `[4]` session_id_context (EXPLICIT). */
+const TIME_TAG = 0xa1
+const TIMEOUT_TAG = 0xa2
 const SESSION_ID_CONTEXT_TAG = 0xa4
+/** d2i_SSL_SESSION's own bounds: a 2-byte cipher ID, SSL3_MAX_SSL_SESSION_ID_LENGTH, TLS13_MAX_RESUMPTION_PSK_LENGTH. */
+const CIPHER_ID_BYTES = 2
+const MAX_SESSION_ID_BYTES = 32
+const MAX_MASTER_KEY_BYTES = 64
+/** What d2i_SSL_SESSION takes when a session has no timeout (OpenSSL's ssl_asn1.c). */
+const DEFAULT_TIMEOUT_SECONDS = 3
+
+type Element = NonNullable<ReturnType<typeof element>>
+
+/**
+ * The top-level fields of a whole DER SSL_SESSION, by tag, or undefined when it is not one as
+ * d2i_SSL_SESSION reads it: garbage (an empty SEQUENCE, bytes after it), or required fields
+ * missing or out of OpenSSL's bounds.
+ */
+function sessionFields (der: Buffer): Map<number, Element> | undefined {
+  const session = element(der, 0, der.length)
+  if (session === undefined || session.tag !== 0x30 || session.end !== der.length || sessionProtocolVersion(der) === undefined) return undefined
+  const fields = new Map<number, Element>()
+  const required: Element[] = []
+  for (let offset = session.start; offset < session.end;) {
+    const field = element(der, offset, session.end)
+    if (field === undefined) return undefined
+    // version, sslVersion, cipher, session_id, master_key: untagged, in that order.
+    if (field.tag === 0x02 || field.tag === 0x04) required.push(field)
+    else fields.set(field.tag, field)
+    offset = field.end
+  }
+  const [, , cipher, id, masterKey] = required
+  if (required.length !== 5 || cipher?.tag !== 0x04 || id?.tag !== 0x04 || masterKey?.tag !== 0x04) return undefined
+  if (cipher.end - cipher.start !== CIPHER_ID_BYTES || id.end - id.start > MAX_SESSION_ID_BYTES || masterKey.end - masterKey.start > MAX_MASTER_KEY_BYTES) return undefined
+  return fields
+}
+
+/** The INTEGER inside an EXPLICIT field, when it is one of at most 6 bytes and not negative. */
+function explicitInteger (der: Buffer, field: Element): number | undefined {
+  const value = element(der, field.start, field.end)
+  if (value?.tag !== 0x02 || value.end - value.start > 6 || value.start === value.end || ((der[value.start] as number) & 0x80) !== 0) return undefined
+  return der.readUIntBE(value.start, value.end - value.start)
+}
 
 /**
  * The session-ID context a DER SSL_SESSION was made under (empty when it has none), or
@@ -53,18 +94,27 @@ const SESSION_ID_CONTEXT_TAG = 0xa4
  * node that made it is set up differently (--session-id-context, --client-verify, --client-ca).
  */
 export function sessionIdContextOf (der: Buffer): Buffer | undefined {
-  // A whole SSL_SESSION, opening with its two versions: garbage (an empty SEQUENCE, bytes after
-  // it) has no context, so it is dropped as bad, not taken for a session made elsewhere.
-  const session = element(der, 0, der.length)
-  if (session === undefined || session.tag !== 0x30 || session.end !== der.length || sessionProtocolVersion(der) === undefined) return undefined
-  for (let offset = session.start; offset < session.end;) {
-    const field = element(der, offset, session.end)
-    if (field === undefined) return undefined
-    if (field.tag === SESSION_ID_CONTEXT_TAG) {
-      const value = element(der, field.start, field.end)
-      return value?.tag === 0x04 ? der.subarray(value.start, value.end) : undefined
-    }
-    offset = field.end
-  }
-  return Buffer.alloc(0)
+  // Garbage has no context, so it is dropped as bad, not taken for a session made elsewhere.
+  const fields = sessionFields(der)
+  if (fields === undefined) return undefined
+  const field = fields.get(SESSION_ID_CONTEXT_TAG)
+  if (field === undefined) return Buffer.alloc(0)
+  const value = element(der, field.start, field.end)
+  return value?.tag === 0x04 ? der.subarray(value.start, value.end) : undefined
+}
+
+/**
+ * Whether a DER SSL_SESSION is past its own end (its time plus its timeout, as OpenSSL's
+ * sess_timedout judges it) at `nowSeconds`; undefined when it is not a whole session. A session
+ * without a time or timeout reads as d2i_SSL_SESSION makes it: made now, 3 s of life.
+ */
+export function sessionExpired (der: Buffer, nowSeconds: number): boolean | undefined {
+  const fields = sessionFields(der)
+  if (fields === undefined) return undefined
+  const time = fields.get(TIME_TAG)
+  const timeout = fields.get(TIMEOUT_TAG)
+  const made = time !== undefined ? explicitInteger(der, time) : nowSeconds
+  const life = timeout !== undefined ? explicitInteger(der, timeout) : DEFAULT_TIMEOUT_SECONDS
+  if (made === undefined || life === undefined) return undefined
+  return nowSeconds - made > life
 }

@@ -21,7 +21,7 @@ import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
 import { RevokedCertificates } from './revoked-certificates.js'
-import { sessionIdContextOf, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
+import { sessionExpired, sessionIdContextOf, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
 /** A connection until its handshake is done. */
@@ -55,7 +55,7 @@ const BACKEND_QUIET_MS = 5000
 interface Offer {
   /** True once resumeSession handed OpenSSL a cached session for this ID. */
   supplied: boolean
-  /** The session handed over, to tell a bad one from one made under another session-ID context. */
+  /** The session handed over, to tell a bad one from one made elsewhere or declined for the client's reasons. */
   der?: Buffer
 }
 
@@ -457,13 +457,18 @@ export class TlsTerminator {
   }
 
   /**
-   * OpenSSL refused a cached session we offered: bad everywhere (dropped farm-wide), unless it
-   * was made under another session-ID context. That one is sound where it was made, by a node
-   * set up differently (a rolling change of --session-id-context, --client-verify or
-   * --client-ca): dropping it would end its resumption on the nodes that can resume it.
+   * OpenSSL did not resume a cached session we supplied. Dropped farm-wide only when the session
+   * is bad in itself: not a whole SSL_SESSION, or past its own time plus timeout. OpenSSL also
+   * declines a sound session for the offering client's reasons (extended master secret on where
+   * the session was made without, a protocol version it did not offer), and a TLS 1.2 session
+   * ID travels in clear: dropping then let any client end another's session on every node.
+   * A session made under another session-ID context is sound where it was made, by a node set
+   * up differently (a rolling change of --session-id-context, --client-verify or --client-ca):
+   * counted, kept.
    */
   private refused (id: Buffer, offer: Offer): void {
-    const context = offer.der !== undefined ? sessionIdContextOf(offer.der) : undefined
+    const der = offer.der
+    const context = der !== undefined ? sessionIdContextOf(der) : undefined
     if (context !== undefined && !context.equals(this.sessionIdContext)) {
       this.metrics.sessionOtherContext()
       if (!this.otherContextLogged) {
@@ -472,6 +477,9 @@ export class TlsTerminator {
       }
       return
     }
+    const expired = der !== undefined ? sessionExpired(der, Date.now() / 1000) : undefined
+    // Whole and within its life: the client's reason, not the session's; its owner still resumes it.
+    if (context !== undefined && expired === false) return
     this.metrics.sessionInvalidated()
     this.cache.invalidate(id)
   }

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
-import crypto from 'node:crypto'
 import path from 'node:path'
-import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { resumesEventually, sClient, startFarm } from '../helpers/farm.js'
 import { startNode } from '../helpers/node-process.js'
+import { nodeClient } from '../helpers/tls-client.js'
 
 // Three nodes on distinct loopback addresses, each sending to the other two (unicast). Node 3
 // seals with AES-256-GCM, the others with the default ChaCha20-Poly1305: a farm changing its
@@ -68,32 +67,6 @@ test('a TLS 1.3 ticket issued by node 1 resumes on nodes 2 and 3 (farm-wide tick
     assert.equal(again.reused, true, `TLS 1.3 ticket not resumed on ${other.host}:\n${again.output}`)
   }
 })
-
-/** Node's tls client: one connection, returning its session and whether it resumed. */
-async function nodeClient (host: string, port: number, opts: { maxVersion: tls.SecureVersion; session?: Buffer; noTicket?: boolean }): Promise<{ reused: boolean; session: Buffer }> {
-  return await new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host, port, servername: 'localhost', rejectUnauthorized: false, maxVersion: opts.maxVersion,
-      ...(opts.session !== undefined ? { session: opts.session } : {}),
-      ...(opts.noTicket === true ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {})
-    })
-    let session: Buffer | undefined
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no TLS handshake with ${host}:${port} within 10 s`)) }, 10_000)
-    socket.on('session', (s: Buffer) => { session = s })
-    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
-    socket.once('secureConnect', () => {
-      clearTimeout(timer)
-      // TLS 1.3 tickets arrive after the handshake; give them a moment.
-      setTimeout(() => {
-        const reused = socket.isSessionReused()
-        session ??= socket.getSession() // TLS 1.2 without tickets emits no 'session' event
-        socket.destroy()
-        if (session === undefined) reject(new Error('no session received'))
-        else resolve({ reused, session })
-      }, 150)
-    })
-  })
-}
 
 test('Node\'s tls client resumes across the farm too, TLS 1.2 (session ID) and TLS 1.3 (ticket)', async () => {
   const [n1, n2, n3] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0], typeof farm.nodes[0]]

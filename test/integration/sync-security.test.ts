@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
+import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
@@ -9,6 +10,7 @@ import { ReplayGuard } from '../../src/sync/replay-guard.js'
 import { createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_UDP_PAYLOAD_BYTES, type SnapshotCookie, type SyncMessage } from '../../src/sync/wire-v2.js'
 import { eventually } from '../helpers/node-process.js'
 import { startFarm } from '../helpers/farm.js'
+import { nodeClient, sessionIdOf } from '../helpers/tls-client.js'
 import { UdpRecorder } from '../helpers/udp-recorder.js'
 
 // One node listening for sync; the test plays a (hostile or honest) peer with a real UDP socket.
@@ -35,8 +37,8 @@ function seal (message: SyncMessage, key: Buffer = secret, id = farmKeyId(secret
   return encodeV2(message, { keyRing: new FarmKeyRing([{ id, secret: key }]), nodeId: peerId, nextSequence: sequence })
 }
 
-async function send (packet: Buffer): Promise<void> {
-  await new Promise<void>((resolve, reject) => sender.send(packet, node().sync, '127.0.0.1', (err) => err === null ? resolve() : reject(err)))
+async function send (packet: Buffer, port = node().sync): Promise<void> {
+  await new Promise<void>((resolve, reject) => sender.send(packet, port, '127.0.0.1', (err) => err === null ? resolve() : reject(err)))
 }
 
 async function rejected (reason: string): Promise<number> {
@@ -103,6 +105,73 @@ test('a Del for a session removes it; a forged Del does not', async () => {
   assert.equal(await entries(), withSession)
   await send(del)
   await eventually(async () => await entries() === withSession - 1, 5000, 'session deleted')
+})
+
+// TLS 1.2 without tickets: the session ID is what resumes.
+const TLS12_ID = { maxVersion: 'TLSv1.2', noTicket: true } as const
+
+test('a client offering another client\'s session ID with the extended master secret on gets a full handshake; the session stays, its owner resumes it', async () => {
+  const { host, port } = node()
+  const invalidated = await node().node.metric('tlsfleet_sessions_invalidated_total')
+  // The victim, an old client: no extended master secret (RFC 7627).
+  const victim = await nodeClient(host, port, { ...TLS12_ID, noEms: true })
+  assert.equal((await nodeClient(host, port, { ...TLS12_ID, noEms: true, session: victim.session })).reused, true, 'the victim resumes')
+  // The ID travels in clear in TLS 1.2; offered with EMS on, OpenSSL declines the session (EMS
+  // mismatch): the client's reason, not the session's. It was dropped from L1, L2 and the farm.
+  assert.equal((await nodeClient(host, port, { ...TLS12_ID, session: victim.session })).reused, false)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal((await nodeClient(host, port, { ...TLS12_ID, noEms: true, session: victim.session })).reused, true, 'the victim\'s session was dropped by another client\'s offer')
+  assert.equal(await node().node.metric('tlsfleet_sessions_invalidated_total'), invalidated)
+})
+
+test('a supplied session bad in itself (past its own timeout, or unreadable) is still dropped: counted, gone from L2', async () => {
+  // Sessions of a server of the test's, under the node's session-ID context, with 1 s of life
+  // of their own: the client's copy offers the ID, the node gets the server's over the sync.
+  const pem = fs.readFileSync(farm.cert, 'utf8')
+  const server = tls.createServer({ key: pem, cert: pem, sessionIdContext: 'tlsfleet', maxVersion: 'TLSv1.2', secureOptions: crypto.constants.SSL_OP_NO_TICKET, sessionTimeout: 1 })
+  const made: Array<{ id: Buffer; der: Buffer }> = []
+  server.on('newSession', (id: Buffer, der: Buffer, done: () => void) => { made.push({ id, der }); done() })
+  server.on('secureConnection', (socket) => socket.end())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const serverPort = (server.address() as { port: number }).port
+  const clients = [await nodeClient('127.0.0.1', serverPort, TLS12_ID), await nodeClient('127.0.0.1', serverPort, TLS12_ID)]
+  server.close()
+  const [expired, unreadable] = made as [typeof made[0], typeof made[0]]
+  const entries = await node().node.metric('tlsfleet_session_cache_entries')
+  const createdAt = Math.floor(Date.now() / 1000)
+  // L2 keeps both for --session-timeout (300 s): the creation time the sync carries is now.
+  await send(seal({ op: 'new', sessionId: expired.id, session: expired.der, createdAt }))
+  await send(seal({ op: 'new', sessionId: unreadable.id, session: crypto.randomBytes(expired.der.length), createdAt }))
+  await eventually(async () => await node().node.metric('tlsfleet_session_cache_entries') === entries + 2, 5000, 'both sessions in L2')
+  await new Promise((resolve) => setTimeout(resolve, 2100)) // past the session's own second
+  const invalidated = await node().node.metric('tlsfleet_sessions_invalidated_total')
+  for (const client of clients) assert.equal((await nodeClient(node().host, node().port, { ...TLS12_ID, session: client.session })).reused, false)
+  await eventually(async () => await node().node.metric('tlsfleet_sessions_invalidated_total') === invalidated + 2, 5000, 'both counted')
+  // Gone from L1 and L2: offered again, nothing is supplied, nothing refused (the full
+  // handshakes above made two sessions of their own, in place of the two dropped).
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  for (const client of clients) assert.equal((await nodeClient(node().host, node().port, { ...TLS12_ID, session: client.session })).reused, false)
+  assert.equal(await node().node.metric('tlsfleet_sessions_invalidated_total'), invalidated + 2)
+})
+
+test('a peer\'s Del reaches the workers\' L1 even when L2 has already evicted the session (L1 hits never touch L2)', async () => {
+  const small = await startFarm(['127.0.0.1'], { sync: (_i, ports) => ['--sync-listen', `127.0.0.1:${ports[0] as number}`], extra: ['--cache-size', '5'] })
+  try {
+    const target = small.nodes[0] as typeof small.nodes[0]
+    const key = fs.readFileSync(small.secret).subarray(0, -1)
+    const client = await nodeClient(target.host, target.port, TLS12_ID)
+    assert.equal((await nodeClient(target.host, target.port, { ...TLS12_ID, session: client.session })).reused, true, 'an L1 hit')
+    // 8 newer sessions: L2 (5 entries) evicts the client's, which L1 still serves.
+    for (let i = 0; i < 8; i++) await send(seal(newSession(), key, farmKeyId(key)), target.sync)
+    await eventually(async () => await target.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) === 8, 5000, 'the 8 sessions accepted')
+    assert.equal(await target.node.metric('tlsfleet_session_cache_entries'), 5)
+    await send(seal({ op: 'del', sessionId: sessionIdOf(client.session) }, key, farmKeyId(key)), target.sync)
+    await eventually(async () => await target.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' }) === 9, 5000, 'the Del accepted')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal((await nodeClient(target.host, target.port, { ...TLS12_ID, session: client.session })).reused, false, 'the worker still resumed a session the farm deleted')
+  } finally {
+    await small.stop()
+  }
 })
 
 test('a batch datagram with one forged update: the others are cached, only that one is refused and counted', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { test } from 'node:test'
+import { ExpirySweep } from '../../src/cache/expiry-sweep.js'
 import { PrimarySessionCache } from '../../src/cache/primary-session-cache.js'
 import { ENTRY_OVERHEAD_BYTES, entryCost, RUNNING_GROWTH, SessionStore } from '../../src/cache/session-store.js'
 import { WorkerSessionCache, type L2Channel } from '../../src/cache/worker-session-cache.js'
@@ -21,6 +22,49 @@ test('entries expire at their original creation time plus the lifetime', () => {
   assert.equal(store.set(id(2), { der: Buffer.from('b'), createdAt: now / 1000 - 61 }), false, 'an expired session is not stored')
   assert.equal(store.hits, 1)
   assert.equal(store.misses, 1)
+})
+
+test('expired entries nobody asks for are purged a budget at a time, and the size then counts live entries only', () => {
+  let now = 1_000_000_000_000
+  const store = new SessionStore({ maxEntries: 100, lifetimeSeconds: 30, now: () => now })
+  const seconds = (): number => Math.floor(now / 1000)
+  for (let i = 0; i < 27; i++) store.set(id(i), { der: Buffer.from('old'), createdAt: seconds() })
+  now += 20_000
+  for (let i = 27; i < 30; i++) store.set(id(i), { der: Buffer.from('new'), createdAt: seconds() })
+  now += 15_000 // the first 27 are 35 s old, past the 30 s lifetime; the last 3 are 15 s old
+  assert.equal(store.size, 30, 'nothing read them: all still held')
+  // A call looks at no more than its budget: a store of millions is never walked at once.
+  assert.equal(store.purgeExpired(10), false)
+  assert.equal(store.size, 20)
+  let calls = 1
+  while (!store.purgeExpired(10)) calls++
+  assert.equal(calls, 3, 'the walk went on where it stopped')
+  assert.equal(store.size, 3)
+  assert.deepEqual([...store.entries()].map(([key]) => key[0]).sort(), [27, 28, 29])
+  // Entries used during a walk are seen again at its newest end, not lost to it.
+  for (let i = 0; i < 5; i++) store.set(id(40 + i), { der: Buffer.from('x'), createdAt: seconds() })
+  assert.equal(store.purgeExpired(2), false)
+  assert.ok(store.get(id(27)) !== undefined)
+  now += 31_000
+  while (!store.purgeExpired(2));
+  assert.equal(store.size, 0)
+})
+
+test('the expiry sweep purges a store on its own, every period', async () => {
+  let now = 1_000_000_000_000
+  const store = new SessionStore({ maxEntries: 10_000, lifetimeSeconds: 30, now: () => now })
+  for (let i = 0; i < 5000; i++) store.set(Buffer.from(String(i)), { der: Buffer.from('x'), createdAt: Math.floor(now / 1000) })
+  store.set(id(1), { der: Buffer.from('x'), createdAt: Math.floor(now / 1000) + 20 })
+  now += 31_000
+  const sweep = new ExpirySweep(store, 20)
+  try {
+    // 5001 entries, at least a chunk of 2000 looked at a period: walked within a few periods.
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    assert.equal(store.size, 1)
+    assert.ok(store.has(id(1)))
+  } finally {
+    sweep.close()
+  }
 })
 
 test('the byte bound evicts least recently used entries, each counted at its running cost', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import tls from 'node:tls'
 import { test } from 'node:test'
-import { sessionIdContextOf, sessionProtocolVersion } from '../../src/tls/session-der.js'
+import { sessionExpired, sessionIdContextOf, sessionProtocolVersion } from '../../src/tls/session-der.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import fs from 'node:fs'
 
@@ -46,4 +46,25 @@ test('a truncated or foreign DER reads as undefined, never throws', async () => 
   assert.equal(sessionIdContextOf(Buffer.from('3000', 'hex')), undefined, 'an empty SEQUENCE')
   assert.equal(sessionIdContextOf(Buffer.concat([der, Buffer.from([0])])), undefined, 'a byte after the session')
   assert.equal(sessionIdContextOf(der)?.toString('latin1'), 'x')
+})
+
+test('a session is expired past its own time plus timeout, as OpenSSL judges it; a DER d2i_SSL_SESSION would refuse is unreadable', async () => {
+  const der = await realSession('x', 'TLSv1.2')
+  const now = Date.now() / 1000
+  assert.equal(sessionExpired(der, now), false)
+  // A plain Node server's sessions carry OpenSSL's default timeout, 7200 s.
+  assert.equal(sessionExpired(der, now + 7199), false)
+  assert.equal(sessionExpired(der, now + 7202), true)
+  for (let cut = 0; cut < der.length; cut++) assert.equal(sessionExpired(der.subarray(0, cut), now), undefined)
+  assert.equal(sessionExpired(Buffer.concat([der, Buffer.from([0])]), now), undefined, 'a byte after the session')
+  assert.equal(sessionExpired(crypto.randomBytes(120), now), undefined)
+  // Whole SEQUENCEs of the layout, with fields out of d2i_SSL_SESSION's bounds: unreadable.
+  const tlv = (tag: number, ...content: Buffer[]): Buffer => { const body = Buffer.concat(content); return Buffer.concat([Buffer.from([tag, body.length]), body]) }
+  const made = (cipher: number, masterKey: number, time = Math.floor(now)): Buffer => tlv(0x30, tlv(0x02, Buffer.from([1])), tlv(0x02, Buffer.from([3, 3])),
+    tlv(0x04, Buffer.alloc(cipher, 0xc0)), tlv(0x04, Buffer.alloc(32, 7)), tlv(0x04, Buffer.alloc(masterKey, 9)),
+    tlv(0xa1, tlv(0x02, Buffer.from([time >>> 24, (time >>> 16) & 0xff, (time >>> 8) & 0xff, time & 0xff]))), tlv(0xa2, tlv(0x02, Buffer.from([0x01, 0x2c]))))
+  assert.equal(sessionExpired(made(2, 48), now), false)
+  assert.equal(sessionExpired(made(2, 48, Math.floor(now) - 301), now), true)
+  assert.equal(sessionExpired(made(3, 48), now), undefined, 'a cipher ID of 3 bytes')
+  assert.equal(sessionExpired(made(2, 65), now), undefined, 'a master key of 65 bytes')
 })

@@ -1,0 +1,50 @@
+import crypto from 'node:crypto'
+import tls from 'node:tls'
+
+/** OpenSSL 3's SSL_OP_NO_EXTENDED_MASTER_SECRET (SSL_OP_BIT(0)); Node's crypto.constants lacks it. */
+export const SSL_OP_NO_EXTENDED_MASTER_SECRET = 0x1
+
+/**
+ * Node's tls client: one connection, returning its session and whether it resumed.
+ * `noEms`: without the extended master secret, as an old client (RFC 7627).
+ */
+export async function nodeClient (host: string, port: number, opts: { maxVersion: tls.SecureVersion; session?: Buffer; noTicket?: boolean; noEms?: boolean }): Promise<{ reused: boolean; session: Buffer }> {
+  const secureOptions = (opts.noTicket === true ? crypto.constants.SSL_OP_NO_TICKET : 0) | (opts.noEms === true ? SSL_OP_NO_EXTENDED_MASTER_SECRET : 0)
+  return await new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host, port, servername: 'localhost', rejectUnauthorized: false, maxVersion: opts.maxVersion,
+      ...(opts.session !== undefined ? { session: opts.session } : {}),
+      ...(secureOptions !== 0 ? { secureOptions } : {})
+    })
+    let session: Buffer | undefined
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no TLS handshake with ${host}:${port} within 10 s`)) }, 10_000)
+    socket.on('session', (s: Buffer) => { session = s })
+    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.once('secureConnect', () => {
+      clearTimeout(timer)
+      // TLS 1.3 tickets arrive after the handshake; give them a moment.
+      setTimeout(() => {
+        const reused = socket.isSessionReused()
+        session ??= socket.getSession() // TLS 1.2 without tickets emits no 'session' event
+        socket.destroy()
+        if (session === undefined) reject(new Error('no session received'))
+        else resolve({ reused, session })
+      }, 150)
+    })
+  })
+}
+
+/**
+ * The session ID in a client's session: the fourth field (after two versions and the cipher) of
+ * its DER SSL_SESSION. Node 24's getSession() puts a header before the DER (a format tag and the
+ * server name): the DER is the SEQUENCE that runs to the end.
+ */
+export function sessionIdOf (session: Buffer): Buffer {
+  for (let start = 0; start + 4 < session.length; start++) {
+    if (session[start] !== 0x30 || session[start + 1] !== 0x82 || start + 4 + session.readUInt16BE(start + 2) !== session.length) continue
+    let at = start + 4
+    for (let field = 0; field < 3; field++) at += 2 + (session[at + 1] as number)
+    return session.subarray(at + 2, at + 2 + (session[at + 1] as number))
+  }
+  throw new Error('no DER SSL_SESSION in the session')
+}
