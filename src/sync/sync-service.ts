@@ -357,12 +357,13 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const configured = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
     const strangers = [...this.strangers.values()].map((stats) => ({ stats, configured: false }))
     const peers = [...this.peers.values()].map((stats) => ({ stats, configured: this.multicast ? stats.nodeId !== undefined : configured.has(stats.address) }))
-    return [...peers, ...strangers].map(({ stats: { lastSeenMs, warnedMs: _warned, addresses, ...stats }, configured }) => ({
+    const rows = [...peers, ...strangers].map(({ stats: { lastSeenMs, warnedMs: _warned, addresses, ...stats }, configured }) => ({
       ...stats,
       ...(addresses !== undefined ? { addresses: [...addresses] } : {}),
       configured,
       ...(lastSeenMs !== undefined ? { lastSeen: new Date(lastSeenMs).toISOString() } : {})
     }))
+    return this.multicast ? rows : byNode(rows)
   }
 
   /** Stops receiving; the codec's last words (the replay state's final save) in the same turn, so nothing is accepted after them. */
@@ -851,4 +852,33 @@ function multicastInterface (option: string, type: 'udp4' | 'udp6'): MulticastIn
   return type === 'udp6'
     ? { address: `${found.address}%${iface}`, sendVia: `::%${iface}`, ttl }
     : { address: found.address, sendVia: found.address, ttl }
+}
+
+/**
+ * Unicast rows are addresses: a dual-stack peer (found by its A and AAAA records) is two of our
+ * targets. Rows of targets that turned out to be one node (by its authenticated node id) become
+ * one, as in multicast, with every address in `addresses` and the counts summed; rows of
+ * senders we do not send to, and of targets not heard from yet, stay apart.
+ */
+export function byNode (rows: PeerStats[]): PeerStats[] {
+  const merged: PeerStats[] = []
+  const byId = new Map<string, PeerStats>()
+  for (const row of rows) {
+    const key = row.configured ? row.nodeId : undefined
+    const first = key !== undefined ? byId.get(key) : undefined
+    if (first === undefined) {
+      // A copy: `rejected` is still the live counters' object.
+      const own = { ...row, rejected: { ...row.rejected } }
+      merged.push(own)
+      if (key !== undefined) byId.set(key, own)
+      continue
+    }
+    first.addresses = [...first.addresses ?? [first.address], row.address]
+    first.packetsIn += row.packetsIn
+    first.packetsOut += row.packetsOut
+    first.sendErrors += row.sendErrors
+    for (const [reason, n] of Object.entries(row.rejected) as Array<[RejectReason, number]>) first.rejected[reason] = (first.rejected[reason] ?? 0) + n
+    if (row.lastSeen !== undefined && (first.lastSeen === undefined || row.lastSeen > first.lastSeen)) first.lastSeen = row.lastSeen
+  }
+  return merged
 }

@@ -68,4 +68,11 @@ test('a dual-stack peer found by its A and AAAA records gets each update once, o
   assert.deepEqual([await inbound(n1, 'duplicate'), await inbound(n2, 'duplicate')], duplicates, 'a learnt peer still gets two copies')
   assert.deepEqual([await sentTo(n1, n2) - (sent[0] as number), await sentTo(n2, n1) - (sent[1] as number)], [3, 3], 'updates sent to both addresses of one node')
   assert.deepEqual([await inbound(n1, 'replay'), await inbound(n2, 'replay')], [0, 0])
+  // /v1/peers: one row for the peer node, with both of its addresses and the counts of both.
+  for (const [from, to] of [[n1, n2], [n2, n1]] as const) {
+    const peers = ((await (await fetch(`${from.node.adminUrl}/v1/peers`)).json()) as { peers: Array<{ address: string; addresses?: string[]; nodeId?: string; packetsIn: number }> }).peers
+    assert.equal(peers.length, 1, JSON.stringify(peers))
+    assert.deepEqual([...peers[0]?.addresses ?? []].sort(), [`127.0.0.1:${to.sync}`, `[::1]:${to.sync}`].sort())
+    assert.ok((peers[0]?.packetsIn ?? 0) >= 5, JSON.stringify(peers))
+  }
 })
