@@ -92,7 +92,7 @@ export function benchCommand (): Command {
         if (report.soak?.checks.some((c) => !c.pass && c.warnOnly !== true) === true) process.exitCode = 1
       } catch (err) {
         if (err instanceof TlsfleetError) {
-          process.stderr.write(`tlsfleet bench: ${err.message} (${err.code})\n`)
+          process.stderr.write(`tlsfleet: ${err.message} (${err.code})\n`)
           process.exit(err.exitCode)
         }
         throw err

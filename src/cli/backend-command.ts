@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { parseHostPort } from '../config/host-port.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
 import { UsageError } from '../errors.js'
+import { tcpListenError } from '../node/listen-check.js'
 
 /** `tlsfleet demo-backend`: the built-in demo HTTP backend on its own (used by the lab). */
 export function demoBackendCommand (): Command {
@@ -12,7 +13,7 @@ export function demoBackendCommand (): Command {
     .action(async (opts: { listen: string; name: string }) => {
       const listen = parseHostPort(opts.listen)
       if (typeof listen === 'string') throw new UsageError(`--listen: ${JSON.stringify(opts.listen)}: ${listen}`)
-      const backend = await startDemoBackend(listen, opts.name)
+      const backend = await startDemoBackend(listen, opts.name).catch((err: unknown) => { throw tcpListenError('--listen', listen, err) })
       process.stdout.write(`demo backend "${opts.name}" listening on ${listen.host}:${backend.address.port}\n`)
       const stop = (): void => { void backend.close().then(() => process.exit(0)) }
       process.once('SIGINT', stop)

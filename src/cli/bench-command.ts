@@ -8,7 +8,7 @@ import { throwUsageErrors } from './usage-errors.js'
  */
 export function benchCommand (): Command {
   return new Command('bench')
-    .description('TLS handshake benchmarks: tlsfleet vs haproxy, hitch, node tls; failover, sync, agent (tlsfleet bench --help)')
+    .description('benchmarks: TLS handshake cost (tlsfleet vs haproxy, hitch, node tls), failover, sync, store, agent, memory, soak (tlsfleet bench --help)')
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
@@ -18,7 +18,7 @@ export function benchCommand (): Command {
       try {
         cli = await import('../../benchmarks/cli.js')
       } catch (err) {
-        process.stderr.write(`tlsfleet bench: the benchmarks are not part of this installation (${(err as Error).message}); run them from a clone with npm run bench\n`)
+        process.stderr.write(`tlsfleet: the benchmarks are not part of this installation (${(err as Error).message}); run them from a clone with npm run bench\n`)
         process.exit(1)
       }
       const bench = cli.benchCommand().name('tlsfleet bench')

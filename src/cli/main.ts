@@ -51,7 +51,8 @@ function describeFailure (err: unknown): string {
   if (err instanceof TlsfleetError) return `${err.message} (${err.code})${verbose && err.stack !== undefined ? `\n${err.stack}` : ''}`
   const message = err instanceof Error ? err.message : String(err)
   if (verbose && err instanceof Error && err.stack !== undefined) return err.stack
-  return `${message} (an unexpected error; run with --log-level debug for its stack)`
+  // Not every command takes --log-level; the variable works for all of them.
+  return `${message} (an unexpected error; TLSFLEET_LOG_LEVEL=debug shows its stack)`
 }
 
 function wantsStack (argv: string[], env: NodeJS.ProcessEnv): boolean {

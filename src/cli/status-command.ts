@@ -8,7 +8,7 @@ export function addAdminOptions (command: Command): Command {
     .option('--admin <URL>', `the node's admin API (default ${DEFAULT_ADMIN_URL}) [env TLSFLEET_ADMIN_URL]`)
     .option('--token-file <FILE>', 'file with the node\'s admin bearer token [env TLSFLEET_ADMIN_TOKEN_FILE]')
     .option('--state-dir <DIR>', 'without --token-file: the node\'s --state-dir, where it generated admin.token (default .tlsfleet) [env TLSFLEET_STATE_DIR]')
-    .option('--timeout <SECONDS>', 'how long to wait for the node', '5')
+    .option('--timeout <SECONDS>', 'how long to wait for the node (default 5)')
 }
 
 function bytes (n: number): string {

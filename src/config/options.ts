@@ -576,7 +576,7 @@ export const OPTIONS = {
     default: 'ready' as const
   }),
   maxconn: spec({
-    description: 'per-server connection limit the agent sends to HAProxy (maxconn:N); 0 = send none',
+    description: 'per-server connection limit the agent sends to HAProxy (maxconn:N); 0 = none, or with --max-connections a value just below it',
     expected: 'an integer from 0 to 1000000',
     schema: int(0, 1_000_000),
     default: 0

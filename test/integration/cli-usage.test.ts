@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { test } from 'node:test'
 import { runCli } from '../helpers/agent.js'
@@ -34,6 +35,20 @@ test('a word that names no command is refused as an unknown command, listing the
   for (const args of [['bogus'], ['bogus', '--listen', '127.0.0.1:1'], ['help', 'bogus'], ['--workers', '1', 'bogus']]) {
     assert.match(refusedLine(await runCli(args)), /^tlsfleet: unknown command 'bogus' \(commands: node, demo-backend, status, haproxy-keys, drain, ready, maint, lab, bench\); see tlsfleet --help/, args.join(' '))
   }
+})
+
+test('demo-backend on a busy port: the address, --listen and TLSFLEET_ERR_ADDRESS_IN_USE (exit 3), like the node; bench\'s refusals start with tlsfleet: too', async () => {
+  const holder = net.createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+  const port = (holder.address() as net.AddressInfo).port
+  try {
+    const result = await runCli(['demo-backend', '--listen', `127.0.0.1:${port}`])
+    assert.equal(result.code, 3, result.stderr)
+    assert.equal(result.stderr, `tlsfleet: 127.0.0.1:${port} is already in use by another process: stop that process or give another --listen (TLSFLEET_ERR_ADDRESS_IN_USE)\n`)
+  } finally {
+    holder.close()
+  }
+  assert.match(refusedLine(await runCli(['bench', '--suites', 'bogus'])), /^tlsfleet: --suites: unknown suite "bogus"/)
 })
 
 test('commander\'s "Did you mean ...?" stays, on the same line', async () => {
