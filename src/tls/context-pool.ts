@@ -1,4 +1,4 @@
-import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
+import { DEFAULT_SESSION_ID_CONTEXT, sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import { TICKET_KEY_NAME_LENGTH, type ClientHelloInfo } from './client-hello.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
@@ -8,7 +8,11 @@ import type { TlsMaterial } from './tls-material.js'
 import type { TlsPolicy } from './tls-policy.js'
 
 export interface ContextPoolOptions {
-  /** --session-id-context; the one contexts carry also depends on client verification. */
+  /**
+   * --session-id-context as given, the same for every certificate; '' (not given): each
+   * certificate choice gets its own (secure-contexts.ts choiceSessionIdContext). Either way
+   * the one contexts carry also depends on client verification.
+   */
   sessionIdContext: string
   sessionTimeoutSeconds: number
   policy: TlsPolicy
@@ -38,6 +42,8 @@ export class ContextPool {
   private readonly schedules: TicketKeySchedule[]
   /** By `${schedule index}:${epoch}`, oldest made first. */
   private readonly routers = new Map<string, Router>()
+  /** The session-ID contexts of the current material's choices (latin1), made when first asked. */
+  private knownContexts?: Set<string>
   private plain?: Router
   private lastPrune = 0
   /**
@@ -75,6 +81,7 @@ export class ContextPool {
     this.material = material
     this.contextOptions = this.optionsFor(material)
     this.routers.clear()
+    this.knownContexts = undefined
     for (const { byEpoch } of this.byTicketName) byEpoch.clear()
     this.currentRouter = undefined
     this.plain = undefined
@@ -133,6 +140,15 @@ export class ContextPool {
   /** How many generations' routers this worker holds (tests, diagnostics). */
   get generations (): number { return this.routers.size }
 
+  /**
+   * Whether `context` is one a certificate choice of this node carries now: a session made
+   * under it is another certificate's, not one of a node set up differently.
+   */
+  knowsSessionIdContext (context: Buffer): boolean {
+    this.knownContexts ??= new Set([...this.routerFor(undefined).values()].map((choice) => choice.sessionIdContext.toString('latin1')))
+    return this.knownContexts.has(context.toString('latin1'))
+  }
+
   private router (scheduleIndex: number, generation: TicketKeyGeneration): Router {
     const key = `${scheduleIndex}:${generation.epoch}`
     let router = this.routers.get(key)
@@ -161,8 +177,10 @@ export class ContextPool {
   }
 
   private optionsFor (material: TlsMaterial): ContextOptions {
+    const given = this.opts.sessionIdContext !== ''
     return {
-      sessionIdContext: sessionIdContextFor(this.opts.sessionIdContext, this.opts.clientVerify, material.clientAuth.ca),
+      sessionIdContext: sessionIdContextFor(given ? this.opts.sessionIdContext : DEFAULT_SESSION_ID_CONTEXT, this.opts.clientVerify, material.clientAuth.ca),
+      perCertificate: !given,
       sessionTimeoutSeconds: this.opts.sessionTimeoutSeconds,
       policy: this.opts.policy,
       clientAuth: material.clientAuth
