@@ -291,11 +291,13 @@ export const OPTIONS = {
     default: 300
   }),
   'session-id-context': spec({
-    description: 'TLS session-ID context; must be the same on every node of a farm ("hitch" to share with hitch)',
+    description: 'TLS session-ID context for every certificate, so sessions resume across certificates as on HAProxy or hitch ("haproxy" in a farm with HAProxy-terminated nodes, "hitch" to share with hitch); must be the same on every node of a farm',
     expected: 'a string of 1 to 32 bytes',
     valueName: 'STRING',
     schema: z.string().min(1).refine((s) => Buffer.byteLength(s) <= 32, 'longer than 32 bytes'),
-    default: 'tlsfleet'
+    // Not given: each certificate gets its own (a session resumes only under the certificate it was made with).
+    default: '',
+    defaultHelp: 'one per certificate, from its fingerprint'
   }),
   'cache-size': spec({
     description: 'L2 (node-wide) session cache size in entries',

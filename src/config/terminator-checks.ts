@@ -62,9 +62,9 @@ export function checkTerminatorOptions (config: NodeConfig): void {
   if (tlsOnly.length > 0) {
     throw new ConfigConflictError(`${tlsOnly.join(', ')} only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line (see the migration table in docs/operations.md)`)
   }
-  // The default (tlsfleet) stands for HAProxy's own context here; any other value would say the
-  // farm shares sessions under a context HAProxy can never use.
-  if (config.sessionIdContext !== HAPROXY_SESSION_ID_CONTEXT && config.sessionIdContext !== 'tlsfleet') {
+  // Not given (or the former default, tlsfleet) stands for HAProxy's own context here; any other
+  // value would say the farm shares sessions under a context HAProxy can never use.
+  if (config.sessionIdContext !== HAPROXY_SESSION_ID_CONTEXT && config.sessionIdContext !== '' && config.sessionIdContext !== 'tlsfleet') {
     throw new ConfigConflictError(`--session-id-context ${config.sessionIdContext} does not go with --terminator haproxy: HAProxy always uses "${HAPROXY_SESSION_ID_CONTEXT}"; give --session-id-context ${HAPROXY_SESSION_ID_CONTEXT} to every tlsfleet-terminated node of the farm instead`)
   }
 }

@@ -12,6 +12,7 @@ export interface WorkerSettings {
   backend: HostPort
   acceptModel: 'reuseport' | 'shared'
   sessionTimeout: number
+  /** --session-id-context; '' when not given (each certificate its own). */
   sessionIdContext: string
   l1Size: number
   cacheGetTimeoutMs: number

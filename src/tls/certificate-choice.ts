@@ -19,6 +19,11 @@ export class CertificateChoice {
   constructor (
     readonly all: CertificateContext,
     readonly first: CertificateContext,
+    /**
+     * The session-ID context every context of this choice carries (as OpenSSL stores it): a
+     * session made under another one is another certificate's, or another node setup's.
+     */
+    readonly sessionIdContext: Buffer,
     /** The name's first ECDSA and first RSA certificates, each alone in a context, when it has them. */
     readonly ecdsa?: CertificateContext,
     readonly rsa?: CertificateContext,

@@ -92,9 +92,14 @@ function nameText (name: pkijs.RelativeDistinguishedNames): string {
   return name.typesAndValues.map((tv) => `${short[tv.type] ?? tv.type}=${String(tv.value.valueBlock.value)}`).join(', ')
 }
 
+/** The base of every certificate's own session-ID context when --session-id-context is not given. */
+export const DEFAULT_SESSION_ID_CONTEXT = 'tlsfleet'
+
 /**
- * The session-ID context every secure context carries. Without client certificates it is
- * --session-id-context as given (so a farm, or hitch, shares sessions). With them it also
+ * The session-ID context secure contexts carry: with --session-id-context, every one of them;
+ * without, the base each certificate choice's own is derived from (secure-contexts.ts
+ * choiceSessionIdContext). Without client certificates it is that value as given (so a farm,
+ * or hitch, shares sessions). With them it also
  * covers the policy and the CA certificates: OpenSSL resumes a session only under the context
  * it was created in, and a resumed session skips certificate verification, so a session made
  * where no certificate was asked for (or under another CA) must never resume here. Nodes resume

@@ -1,5 +1,5 @@
-import { sessionIdContextFor, type ClientVerify } from './client-auth.js'
-import type { ClientHelloInfo } from './client-hello.js'
+import { DEFAULT_SESSION_ID_CONTEXT, sessionIdContextFor, type ClientVerify } from './client-auth.js'
+import { TICKET_KEY_NAME_LENGTH, type ClientHelloInfo } from './client-hello.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
@@ -8,7 +8,11 @@ import type { TlsMaterial } from './tls-material.js'
 import type { TlsPolicy } from './tls-policy.js'
 
 export interface ContextPoolOptions {
-  /** --session-id-context; the one contexts carry also depends on client verification. */
+  /**
+   * --session-id-context as given, the same for every certificate; '' (not given): each
+   * certificate choice gets its own (secure-contexts.ts choiceSessionIdContext). Either way
+   * the one contexts carry also depends on client verification.
+   */
   sessionIdContext: string
   sessionTimeoutSeconds: number
   policy: TlsPolicy
@@ -27,13 +31,19 @@ export interface ContextPoolOptions {
  * key name, which names its epoch, so the choice is a Map lookup. New clients get the current
  * generation. Generations are made on first use, each certificate's context in them when a
  * client first needs it (the current generation at start: all of them), and dropped once no
- * ticket under them can still be valid, so a worker holds at most a few routers per farm secret.
+ * ticket under them can still be valid. A generation is made only for a ticket whose HMAC
+ * checks out under it (a name alone is forged at will), and at most MAX_GENERATIONS are held:
+ * with a long --session-timeout and a short --ticket-rotation thousands of epochs are
+ * acceptable at once.
  */
 export class ContextPool {
   private material: TlsMaterial
   private contextOptions: ContextOptions
   private readonly schedules: TicketKeySchedule[]
+  /** By `${schedule index}:${epoch}`, oldest made first. */
   private readonly routers = new Map<string, Router>()
+  /** The session-ID contexts of the current material's choices (latin1), made when first asked. */
+  private knownContexts?: Set<string>
   private plain?: Router
   private lastPrune = 0
   /**
@@ -71,6 +81,7 @@ export class ContextPool {
     this.material = material
     this.contextOptions = this.optionsFor(material)
     this.routers.clear()
+    this.knownContexts = undefined
     for (const { byEpoch } of this.byTicketName) byEpoch.clear()
     this.currentRouter = undefined
     this.plain = undefined
@@ -86,13 +97,16 @@ export class ContextPool {
     }
     const now = this.now()
     const name = hello?.ticketKeyName
-    if (name !== undefined) {
+    if (hello !== undefined && name !== undefined) {
       const cached = this.cachedByName(name, now)
       if (cached !== undefined) return cached
+      const ticket = presentedTicket(hello)
       for (let i = 0; i < this.schedules.length; i++) {
         const schedule = this.schedules[i] as TicketKeySchedule
         const generation = schedule.byName(name)
         if (generation === undefined) continue
+        // Forged (or corrupt): a new client for OpenSSL too, which would refuse it.
+        if (ticket === undefined || !TicketKeySchedule.macValid(generation, ticket)) continue
         const router = this.router(i, generation)
         this.byTicketName[i]?.byEpoch.set(generation.epoch, { router, until: schedule.acceptableUntilMs(generation.epoch) })
         return router
@@ -123,6 +137,18 @@ export class ContextPool {
     return undefined
   }
 
+  /** How many generations' routers this worker holds (tests, diagnostics). */
+  get generations (): number { return this.routers.size }
+
+  /**
+   * Whether `context` is one a certificate choice of this node carries now: a session made
+   * under it is another certificate's, not one of a node set up differently.
+   */
+  knowsSessionIdContext (context: Buffer): boolean {
+    this.knownContexts ??= new Set([...this.routerFor(undefined).values()].map((choice) => choice.sessionIdContext.toString('latin1')))
+    return this.knownContexts.has(context.toString('latin1'))
+  }
+
   private router (scheduleIndex: number, generation: TicketKeyGeneration): Router {
     const key = `${scheduleIndex}:${generation.epoch}`
     let router = this.routers.get(key)
@@ -130,13 +156,31 @@ export class ContextPool {
       this.prune()
       router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys })
       this.routers.set(key, router)
+      this.evictBeyondCap()
     }
     return router
   }
 
+  /**
+   * A backstop for genuine tickets of many epochs (a long --session-timeout over a short
+   * --ticket-rotation): the oldest made goes, never the current one; a ticket of its epoch
+   * that comes back builds it again.
+   */
+  private evictBeyondCap (): void {
+    for (const [key, router] of this.routers) {
+      if (this.routers.size <= MAX_GENERATIONS) return
+      if (router === this.currentRouter?.router) continue
+      this.routers.delete(key)
+      const [index, epoch] = key.split(':').map(Number) as [number, number]
+      this.byTicketName[index]?.byEpoch.delete(epoch)
+    }
+  }
+
   private optionsFor (material: TlsMaterial): ContextOptions {
+    const given = this.opts.sessionIdContext !== ''
     return {
-      sessionIdContext: sessionIdContextFor(this.opts.sessionIdContext, this.opts.clientVerify, material.clientAuth.ca),
+      sessionIdContext: sessionIdContextFor(given ? this.opts.sessionIdContext : DEFAULT_SESSION_ID_CONTEXT, this.opts.clientVerify, material.clientAuth.ca),
+      perCertificate: !given,
       sessionTimeoutSeconds: this.opts.sessionTimeoutSeconds,
       policy: this.opts.policy,
       clientAuth: material.clientAuth
@@ -159,6 +203,15 @@ export class ContextPool {
 }
 
 type Router = SniRouter<CertificateChoice>
+
+/** Generations (SNI routers) a worker holds at most; the acceptable window is normally 2-3. */
+const MAX_GENERATIONS = 64
+
+/** The ticket whose first 16 bytes are `hello.ticketKeyName` (client-hello.ts picks it so). */
+function presentedTicket (hello: ClientHelloInfo): Buffer | undefined {
+  const psk = hello.pskIdentities[0]
+  return psk !== undefined && psk.length >= TICKET_KEY_NAME_LENGTH ? psk : hello.sessionTicket
+}
 
 interface CachedRouter {
   router: Router

@@ -9,8 +9,13 @@ import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
 export interface ContextOptions {
-  /** The effective one (client-auth.ts sessionIdContextFor). */
+  /**
+   * The effective one (client-auth.ts sessionIdContextFor): every context's when
+   * `perCertificate` is off, else the base each certificate choice's own is derived from.
+   */
   sessionIdContext: string
+  /** No --session-id-context given: each certificate choice gets its own (choiceSessionIdContext). */
+  perCertificate?: boolean
   sessionTimeoutSeconds: number
   /** Farm ticket keys (48 bytes); absent = stateless tickets off, the session ID resumes. */
   ticketKeys?: Buffer
@@ -22,13 +27,14 @@ export interface ContextOptions {
 /**
  * The SecureContext of one certificate, or of several of different key types (OpenSSL then
  * picks per client), under one set of options (one ticket-key generation), built at its first
- * use and kept. Every context carries the same explicit session-ID context: OpenSSL refuses to
- * resume a session whose context differs, and Node's default is derived from the process
- * command line.
+ * use and kept. Every context carries an explicit session-ID context, its certificate choice's:
+ * OpenSSL refuses to resume a session whose context differs, and Node's default is derived
+ * from the process command line.
  */
 export class CertificateContext {
   private built?: tls.SecureContext
   private refused?: Error
+  private fresh?: CertificateContext
 
   constructor (readonly bundles: readonly CertificateBundle[], private readonly opts: ContextOptions) {}
 
@@ -47,6 +53,20 @@ export class CertificateContext {
 
   get isBuilt (): boolean { return this.built !== undefined }
 
+  /** The session-ID context it carries (its certificate choice's). */
+  get sessionIdContext (): string { return this.opts.sessionIdContext }
+
+  /**
+   * The same certificates under a session-ID context no session has, so nothing resumes on it
+   * (made when first asked). With one context for every certificate (--session-id-context),
+   * this one: any session may resume under any name there anyway.
+   */
+  unresumable (): CertificateContext {
+    if (this.opts.perCertificate !== true) return this
+    this.fresh ??= new CertificateContext(this.bundles, { ...this.opts, sessionIdContext: crypto.randomBytes(24).toString('base64url') })
+    return this.fresh
+  }
+
   /** The files it serves, for logs. */
   get paths (): string { return this.bundles.map((b) => b.path).join(', ') }
 }
@@ -57,24 +77,22 @@ export class CertificateContext {
  * certificates never stalls one handshake to build them all (400 files took 170-210 ms).
  */
 export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateChoice> {
-  const singles = bundles.map((bundle) => new CertificateContext([bundle], opts))
-  const index = new Map(singles.map((context, i) => [context, i]))
-  const [firstSingle] = singles
-  if (firstSingle === undefined) throw new Error('at least one certificate is required')
+  const index = new Map(bundles.map((bundle, i) => [bundle, i]))
+  const [firstBundle] = bundles
+  if (firstBundle === undefined) throw new Error('at least one certificate is required')
   // Per name: the first certificate of each key type, in the order given.
-  const byName = new Map<string, CertificateContext[]>()
-  for (const single of singles) {
-    const bundle = single.bundles[0] as CertificateBundle
+  const byName = new Map<string, CertificateBundle[]>()
+  for (const bundle of bundles) {
     for (const raw of bundle.names) {
       const name = raw.toLowerCase()
       const kinds = byName.get(name)
-      if (kinds === undefined) byName.set(name, [single])
-      else if (!kinds.some((k) => k.bundles[0]?.keyType === bundle.keyType)) kinds.push(single)
+      if (kinds === undefined) byName.set(name, [bundle])
+      else if (!kinds.some((k) => k.keyType === bundle.keyType)) kinds.push(bundle)
     }
   }
   // Names served by the same certificates share one choice (and one context).
   const choices = new Map<string, CertificateChoice>()
-  const choiceOf = (kinds: CertificateContext[]): CertificateChoice => {
+  const choiceOf = (kinds: CertificateBundle[]): CertificateChoice => {
     const key = kinds.map((k) => index.get(k)).join(',')
     let choice = choices.get(key)
     if (choice === undefined) {
@@ -83,21 +101,53 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
     }
     return choice
   }
-  const firstName = firstSingle.bundles[0]?.names[0]?.toLowerCase()
+  const firstName = firstBundle.names[0]?.toLowerCase()
   const firstKinds = firstName !== undefined ? byName.get(firstName) : undefined
-  const fallback = choiceOf(firstKinds ?? [firstSingle])
+  const fallback = choiceOf(firstKinds ?? [firstBundle])
   const router = new SniRouter(fallback)
   for (const [name, kinds] of byName) router.add(name, choiceOf(kinds))
   for (const context of fallback.contexts()) context.context()
   return router
 }
 
-function makeChoice (kinds: CertificateContext[], opts: ContextOptions): CertificateChoice {
-  const [first] = kinds as [CertificateContext, ...CertificateContext[]]
-  const ecdsa = kinds.find((k) => k.bundles[0]?.keyType === 'ec')
-  const rsa = kinds.find((k) => k.bundles[0]?.keyType === 'rsa')
-  const all = kinds.length === 1 ? first : new CertificateContext(kinds.map((k) => k.bundles[0] as CertificateBundle), opts)
-  return new CertificateChoice(all, first, ecdsa, rsa, ecdsa?.bundles[0]?.curve)
+/**
+ * Every context of a choice (the name's certificates together, and each alone for the SNI
+ * callback) carries the choice's session-ID context, so a session resumes whichever of the
+ * name's certificates served it; a certificate that is in two choices gets a context in each.
+ */
+function makeChoice (kinds: CertificateBundle[], opts: ContextOptions): CertificateChoice {
+  const sessionIdContext = opts.perCertificate === true ? choiceSessionIdContext(opts.sessionIdContext, kinds) : opts.sessionIdContext
+  const own: ContextOptions = { ...opts, sessionIdContext }
+  const singles = kinds.map((bundle) => new CertificateContext([bundle], own))
+  const [first] = singles as [CertificateContext, ...CertificateContext[]]
+  const ecdsa = singles.find((k) => k.bundles[0]?.keyType === 'ec')
+  const rsa = singles.find((k) => k.bundles[0]?.keyType === 'rsa')
+  const all = singles.length === 1 ? first : new CertificateContext(kinds, own)
+  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve)
+}
+
+/** SHA-256 of each bundle's leaf certificate (DER), computed once per bundle a worker holds. */
+const leafFingerprints = new WeakMap<CertificateBundle, string>()
+
+function leafFingerprint (bundle: CertificateBundle): string {
+  let fingerprint = leafFingerprints.get(bundle)
+  if (fingerprint === undefined) {
+    fingerprint = new crypto.X509Certificate(bundle.cert).fingerprint256
+    leafFingerprints.set(bundle, fingerprint)
+  }
+  return fingerprint
+}
+
+/**
+ * A certificate choice's own session-ID context (nginx's ngx_ssl_session_id_context does the
+ * same per server block): the base context and the choice's leaf certificates, sorted, so
+ * every node serving the same certificates computes the same one whatever their order, and a
+ * session made with one certificate never resumes under a name another one serves (virtual
+ * host confusion: its client never saw that certificate). 32 characters, OpenSSL's limit.
+ */
+export function choiceSessionIdContext (base: string, bundles: readonly CertificateBundle[]): string {
+  const leaves = bundles.map(leafFingerprint).sort()
+  return crypto.createHash('sha256').update(`${base}\0${leaves.join('\0')}`).digest('base64url').slice(0, 32)
 }
 
 /** One certificate, or several of different key types in one context (Node takes arrays; OpenSSL keeps one per type). */

@@ -14,7 +14,7 @@ import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
 import { SourceLimiter } from '../admission/source-limiter.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
-import { checkClientCertificate, sessionIdContextFor, type ClientCertificate, type ClientVerify } from './client-auth.js'
+import { checkClientCertificate, type ClientCertificate, type ClientVerify } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
@@ -106,9 +106,9 @@ export class TlsTerminator {
   private readonly handshaking: DeadlineSweep<Pending>
   /** --crl, for resumed sessions (OpenSSL checks it in full handshakes only). */
   private revoked: RevokedCertificates | undefined
-  /** The session-ID context every context carries now (client-auth.ts sessionIdContextFor). */
-  private sessionIdContext: Buffer
-  private otherContextLogged = false
+  /** Sessions refused for another session-ID context, each kind logged once. */
+  private otherSetupLogged = false
+  private otherCertificateLogged = false
 
   constructor (
     private readonly settings: WorkerSettings,
@@ -128,7 +128,6 @@ export class TlsTerminator {
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
     this.revoked = revokedIn(material, settings.clientVerify)
-    this.sessionIdContext = effectiveContext(settings, material)
     this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
     // Only what is asked for: an empty object costs a connection nothing.
     this.socketOptions = {
@@ -182,7 +181,6 @@ export class TlsTerminator {
   setMaterial (material: TlsMaterial): void {
     this.contexts.setMaterial(material)
     this.revoked = revokedIn(material, this.settings.clientVerify)
-    this.sessionIdContext = effectiveContext(this.settings, material)
     this.staples?.useDefaultCertificate(material.certificates[0])
   }
 
@@ -333,7 +331,12 @@ export class TlsTerminator {
       socket.write(UNRECOGNIZED_NAME_ALERT, () => this.fail(pending, 'sni_nomatch'))
       return
     }
-    const secureContext = this.readyContext(this.ownContext(choice, hello), pending)
+    // A ClientHello we could not read ahead gets the default certificate's context, under which
+    // OpenSSL resumes before the SNI callback picks the name's certificate (and a resumed
+    // handshake never calls it): so nothing resumes there, or a session of the default
+    // certificate would go on under any name the client sends.
+    const own = this.ownContext(choice, hello)
+    const secureContext = this.readyContext(hello === undefined ? own.unresumable() : own, pending)
     if (secureContext === undefined) return
     const started = performance.now()
     const hub = this.hubFor(hello)
@@ -397,7 +400,7 @@ export class TlsTerminator {
       }
       const reused = tlsSocket.isSessionReused()
       this.metrics.handshakeDone(reused ? 'resumed' : 'full', tlsSocket.getProtocol() ?? 'unknown', (performance.now() - started) / 1000)
-      if (offer?.supplied === true && !reused && hello !== undefined) this.refused(hello.sessionId, offer)
+      if (offer?.supplied === true && !reused && hello !== undefined) this.refused(hello.sessionId, offer, choice)
       forwardToBackend(tlsSocket, this.backend, this.proxyOut(socket, preamble, tlsSocket, client))
     })
     tlsSocket.on('error', (err: Error & { code?: string }) => {
@@ -462,18 +465,27 @@ export class TlsTerminator {
    * declines a sound session for the offering client's reasons (extended master secret on where
    * the session was made without, a protocol version it did not offer), and a TLS 1.2 session
    * ID travels in clear: dropping then let any client end another's session on every node.
-   * A session made under another session-ID context is sound where it was made, by a node set
-   * up differently (a rolling change of --session-id-context, --client-verify or --client-ca):
-   * counted, kept.
+   * A session made under another session-ID context than the one of the certificates this
+   * client named is sound where it was made: another certificate's (a client offering one
+   * name's session to another), or a node's set up differently (a rolling change of
+   * --session-id-context, --client-verify, --client-ca or of the name's certificates): counted,
+   * kept.
    */
-  private refused (id: Buffer, offer: Offer): void {
+  private refused (id: Buffer, offer: Offer, choice: CertificateChoice): void {
     const der = offer.der
     const context = der !== undefined ? sessionIdContextOf(der) : undefined
-    if (context !== undefined && !context.equals(this.sessionIdContext)) {
+    if (context !== undefined && !context.equals(choice.sessionIdContext)) {
       this.metrics.sessionOtherContext()
-      if (!this.otherContextLogged) {
-        this.otherContextLogged = true
-        this.log.warn({ sessionIdContext: context.toString('latin1'), ours: this.sessionIdContext.toString('latin1') }, 'a farm session made under another session-ID context cannot resume here: the nodes differ in --session-id-context, --client-verify or --client-ca (logged once)')
+      if (this.otherSetupLogged && this.otherCertificateLogged) return
+      const fields = { sessionIdContext: context.toString('latin1'), ours: choice.sessionIdContext.toString('latin1') }
+      if (this.contexts.knowsSessionIdContext(context)) {
+        if (this.otherCertificateLogged) return
+        this.otherCertificateLogged = true
+        this.log.info(fields, 'a session made with another certificate of this node was offered for a name that certificate does not serve: a full handshake, the session kept for its own names (logged once)')
+      } else {
+        if (this.otherSetupLogged) return
+        this.otherSetupLogged = true
+        this.log.warn(fields, 'a farm session made under another session-ID context cannot resume here: the nodes differ in --session-id-context, --client-verify, --client-ca or the certificates of the name (logged once)')
       }
       return
     }
@@ -508,10 +520,6 @@ export class TlsTerminator {
 }
 
 function ignore (): void {}
-
-function effectiveContext (settings: WorkerSettings, material: TlsMaterial): Buffer {
-  return Buffer.from(sessionIdContextFor(settings.sessionIdContext, settings.clientVerify, material.clientAuth.ca), 'latin1')
-}
 
 function revokedIn (material: TlsMaterial, verify: ClientVerify): RevokedCertificates | undefined {
   const crl = material.clientAuth.crl

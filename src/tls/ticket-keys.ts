@@ -21,6 +21,8 @@ import crypto from 'node:crypto'
 export const TICKET_KEY_LENGTH = 48
 const TICKET_KEY_NAME_LENGTH = 16
 const TAG_LENGTH = 8
+const TICKET_IV_LENGTH = 16
+const TICKET_MAC_LENGTH = 32
 const MIN_SECRET_LENGTH = 16
 const KEY_INFO = 'tlsfleet tls ticket key v1'
 const TAG_INFO = 'tlsfleet ticket name tag'
@@ -156,6 +158,22 @@ export class TicketKeySchedule {
     const epoch = Number(big)
     if (!this.isAcceptable(epoch)) return undefined
     return this.generation(epoch)
+  }
+
+  /**
+   * Whether `ticket` was made under `generation`, by its HMAC, before any context is built for
+   * it: the name is no proof (its tag is in every ticket, its epoch is a counter), so a forged
+   * name with an acceptable epoch would otherwise make a worker build that generation's contexts.
+   * OpenSSL lays a ticket out, under Node's ticketKeys (TLS 1.2 session_ticket and TLS 1.3 PSK
+   * identity alike), as name(16) | IV(16) | AES-128-CBC ciphertext | HMAC-SHA256(32) over all
+   * before it, keyed by the 16-byte HMAC secret; it refuses one with no ciphertext.
+   */
+  static macValid (generation: TicketKeyGeneration, ticket: Buffer): boolean {
+    if (ticket.length <= TICKET_KEY_NAME_LENGTH + TICKET_IV_LENGTH + TICKET_MAC_LENGTH) return false
+    const macAt = ticket.length - TICKET_MAC_LENGTH
+    const hmacKey = generation.keys.subarray(TICKET_KEY_NAME_LENGTH, TICKET_KEY_NAME_LENGTH + 16)
+    const mac = crypto.createHmac('sha256', hmacKey).update(ticket.subarray(0, macAt)).digest()
+    return crypto.timingSafeEqual(mac, ticket.subarray(macAt))
   }
 
   msUntilNextRotation (): number {

@@ -64,3 +64,26 @@ test('ecdsaVerifiable: TLS 1.3 needs the scheme of the curve; TLS 1.2 an ECDSA s
   assert.equal(ecdsaVerifiable(SENT | ECDSA | SUITE | GROUPS | G384, 'secp384r1', false), true)
   assert.equal(ecdsaVerifiable(SENT | ECDSA | P256 | SUITE, undefined, true), false, 'a curve unknown here: RSA, which works')
 })
+
+test('session-ID contexts: without --session-id-context each choice has its own, from the base and its leaf certificates (any order), at most 32 bytes; with it, every choice carries it as given', () => {
+  const perCertificate = { ...options, sessionIdContext: 'tlsfleet', perCertificate: true }
+  const router = buildSniRouter([rsa, ecdsa, rsa2, ed], perCertificate)
+  const context = (name: string, r = router): string => r.lookup(name).sessionIdContext.toString('latin1')
+  assert.notEqual(context('a.test'), context('b.test'), 'another certificate: another context')
+  assert.notEqual(context('a.test'), context('x.w.test'), 'the same RSA certificate with another partner: another context')
+  assert.notEqual(context('a.test'), context('e.test'))
+  assert.equal(context('x.w.test'), context('y.w.test'), 'the same certificates: the same context')
+  for (const choice of router.values()) {
+    for (const c of choice.contexts()) assert.equal(c.sessionIdContext, choice.sessionIdContext.toString('latin1'), `${c.paths}: every context of a choice (together, and each alone for the SNI callback) carries the choice's`)
+  }
+  assert.ok(context('a.test').length <= 32 && Buffer.byteLength(context('a.test')) <= 32, 'OpenSSL\'s limit')
+  const reordered = buildSniRouter([ed, ecdsa, rsa, rsa2], perCertificate)
+  for (const name of ['a.test', 'b.test', 'x.w.test', 'e.test']) assert.equal(context(name, reordered), context(name), `${name}: another node listing the same files in another order computes the same`)
+  const otherBase = buildSniRouter([rsa, ecdsa, rsa2, ed], { ...perCertificate, sessionIdContext: 'other' })
+  assert.notEqual(context('b.test', otherBase), context('b.test'), 'the base (and so --client-verify and --client-ca) is part of it')
+  const renewed = load('rsa-renewed', ['a.test', 'b.test', '*.w.test'], 'rsa')
+  assert.notEqual(context('b.test', buildSniRouter([renewed], perCertificate)), context('b.test'), 'a renewed certificate: a new context')
+
+  const given = buildSniRouter([rsa, ecdsa, rsa2, ed], { ...options, sessionIdContext: 'haproxy' })
+  for (const name of ['a.test', 'b.test', 'x.w.test', 'e.test']) assert.equal(context(name, given), 'haproxy', `${name}: --session-id-context kept verbatim`)
+})

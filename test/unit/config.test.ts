@@ -15,7 +15,7 @@ test('defaults need no input', () => {
   assert.deepEqual(config.listen, [{ host: '127.0.0.1', port: 8443 }])
   assert.equal(config.backend, 'demo')
   assert.equal(config.sessionTimeout, 300)
-  assert.equal(config.sessionIdContext, 'tlsfleet')
+  assert.equal(config.sessionIdContext, '', 'not given: each certificate its own')
   assert.ok(config.workers >= 1)
 })
 

@@ -16,6 +16,23 @@ function nameFor (secret: Buffer, epoch: number): Buffer {
   return new TicketKeySchedule({ secret, rotationSeconds: ROTATION, lifetimeSeconds: LIFETIME }).generation(epoch).name
 }
 
+/** A ticket laid out as OpenSSL makes one (name | IV | ciphertext | HMAC-SHA256), its MAC right for `epoch`'s keys. */
+function ticketFor (secret: Buffer, epoch: number, rotation = ROTATION, lifetime = LIFETIME): Buffer {
+  const generation = new TicketKeySchedule({ secret, rotationSeconds: rotation, lifetimeSeconds: lifetime }).generation(epoch)
+  const body = Buffer.concat([generation.name, crypto.randomBytes(16), crypto.randomBytes(160)])
+  return Buffer.concat([body, crypto.createHmac('sha256', generation.keys.subarray(16, 32)).update(body).digest()])
+}
+
+type Hello = NonNullable<Parameters<ContextPool['routerFor']>[0]>
+
+/** A TLS 1.2 ClientHello presenting `ticket` (the pool reads its name, as client-hello.ts does). */
+function helloWith (ticket?: Buffer): Hello {
+  return {
+    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [], statusRequest: false, signatures: 0,
+    ...(ticket !== undefined ? { sessionTicket: ticket, ticketKeyName: ticket.subarray(0, 16) } : {})
+  }
+}
+
 test('context pool: a ticket name picks its generation until it expires; new clients get the current one; rotation moves them', () => {
   const dir = tempDir()
   const bundle = loadCertificateFile(makeCertificate(dir, 'pool', ['pool.test']))
@@ -23,25 +40,52 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 } // 10 s into epoch 500000
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
   const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
-  const hello = (name?: Buffer): Parameters<ContextPool['routerFor']>[0] => ({
-    legacyVersion: 0x0303, supportedVersions: [], offersTls13: false, sessionId: Buffer.alloc(0), sessionTicketExtPresent: true, pskIdentities: [], statusRequest: false, signatures: 0,
-    ...(name !== undefined ? { ticketKeyName: name } : {})
-  })
   const current = pool.routerFor(undefined)
-  const previous = pool.routerFor(hello(nameFor(secret, 499_999)))
+  const previous = pool.routerFor(helloWith(ticketFor(secret, 499_999)))
   assert.notEqual(previous, current, 'a ticket of the previous epoch gets that epoch\'s keys')
-  assert.equal(pool.routerFor(hello(nameFor(secret, 499_999))), previous, 'the same again (cached)')
-  assert.equal(pool.routerFor(hello(nameFor(secret, 500_000))), current)
-  assert.equal(pool.routerFor(hello(nameFor(crypto.randomBytes(32), 499_999))), current, 'another farm\'s ticket: a new client')
-  assert.equal(pool.routerFor(hello(nameFor(secret, 499_990))), current, 'a ticket too old to be valid: a new client')
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 499_999))), previous, 'the same again (cached)')
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 500_000))), current)
+  assert.equal(pool.routerFor(helloWith(ticketFor(crypto.randomBytes(32), 499_999))), current, 'another farm\'s ticket: a new client')
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 499_990))), current, 'a ticket too old to be valid: a new client')
   // The previous epoch's tickets die LIFETIME seconds after that epoch ended.
   clock.ms += (LIFETIME - 10) * 1000 + 1
-  assert.equal(pool.routerFor(hello(nameFor(secret, 499_999))), current, 'expired: the cached choice is not used any more')
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 499_999))), current, 'expired: the cached choice is not used any more')
   // At the rotation, new clients move to the next generation, and the old current one stays for its tickets.
   clock.ms = 1000 * ROTATION * 500_001 + 5
   const next = pool.routerFor(undefined)
   assert.notEqual(next, current)
-  assert.equal(pool.routerFor(hello(nameFor(secret, 500_000))), current)
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 500_000))), current)
+})
+
+test('context pool: a ticket whose name is ours but whose HMAC is not builds no generation; genuine tickets of many epochs are held at most 64 at a time', () => {
+  const dir = tempDir()
+  const bundle = loadCertificateFile(makeCertificate(dir, 'forged', ['forged.test']))
+  const secret = crypto.randomBytes(32)
+  // A day of sessions over 10-second rotations: 8640 past epochs are acceptable.
+  const [rotation, lifetime] = [10, 86_400]
+  const epoch = 170_000_000
+  const clock = { ms: 1000 * rotation * epoch + 5 }
+  const policy = resolveTlsPolicy(loadConfig({ env: {} }))
+  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: lifetime, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: rotation }, () => clock.ms)
+  const current = pool.routerFor(undefined)
+  assert.equal(pool.generations, 1)
+  // The farm tag is public (the first 8 bytes of any ticket) and the epoch a counter: a name
+  // anyone can write, for 2000 past epochs, with random bytes where OpenSSL's would be.
+  for (let back = 1; back <= 2000; back++) {
+    const name = nameFor(secret, epoch - back)
+    const forged = Buffer.concat([name, crypto.randomBytes(16 + 160 + 32)])
+    assert.equal(pool.routerFor(helloWith(forged)), current, 'a forged ticket: a new client')
+    // TLS 1.3: the same name as the first PSK identity.
+    assert.equal(pool.routerFor({ ...helloWith(), offersTls13: true, pskIdentities: [forged], ticketKeyName: name }), current)
+  }
+  assert.equal(pool.generations, 1, 'no generation built for a forged name')
+  // Genuine ones (the farm secret made them) do get their generation, up to the cap.
+  const genuine = pool.routerFor(helloWith(ticketFor(secret, epoch - 1, rotation, lifetime)))
+  assert.notEqual(genuine, current)
+  assert.equal(pool.generations, 2)
+  for (let back = 2; back <= 100; back++) pool.routerFor(helloWith(ticketFor(secret, epoch - back, rotation, lifetime)))
+  assert.equal(pool.generations, 64, 'at most 64 generations held')
+  assert.equal(pool.routerFor(undefined), current, 'the current one is never the one evicted')
 })
 
 test('context pool: the start builds every context of the current generation; a rotation or a reload builds only the default one, each other one when a client first names it', () => {

@@ -1,7 +1,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
-import { TICKET_KEY_LENGTH, TicketKeySchedule } from '../../src/tls/ticket-keys.js'
+import fs from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import tls from 'node:tls'
+import { TICKET_KEY_LENGTH, TicketKeySchedule, type TicketKeyGeneration } from '../../src/tls/ticket-keys.js'
+import { makeCertificate, tempDir } from '../helpers/certs.js'
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef')
 const otherSecret = Buffer.from('fedcba9876543210fedcba9876543210')
@@ -156,5 +160,46 @@ describe('TicketKeySchedule rotation', () => {
     const b = schedule({ at: 3600_000 * 20 + 500 }).s // just after
     assert.equal(a.byName(b.current().name)?.epoch, 20, 'a accepts b\'s (next) generation')
     assert.equal(b.byName(a.current().name)?.epoch, 19, 'b accepts a\'s (previous) generation')
+  })
+})
+
+/** A ticket as a real Node server (OpenSSL) issues it under `generation`'s keys, as its client receives it. */
+async function realTicket (generation: TicketKeyGeneration, version: 'TLSv1.2' | 'TLSv1.3'): Promise<Buffer> {
+  const pem = fs.readFileSync(makeCertificate(tempDir(), 'ticket', ['ticket.test']), 'utf8')
+  // The server keeps the connection open: TLS 1.3 tickets follow the handshake.
+  const open = new Set<tls.TLSSocket>()
+  const server = tls.createServer({ key: pem, cert: pem, ticketKeys: generation.keys, minVersion: version, maxVersion: version }, (socket) => { open.add(socket); socket.on('error', () => {}); socket.write('x') })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    return await new Promise<Buffer>((resolve, reject) => {
+      const socket = tls.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false })
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`${version}: no session within 5 s`)) }, 5000)
+      socket.once('session', () => { clearTimeout(timer); const ticket = socket.getTLSTicket(); socket.destroy(); if (ticket !== undefined) resolve(ticket); else reject(new Error('no ticket')) })
+      socket.once('error', reject)
+      socket.on('data', () => {})
+    })
+  } finally {
+    server.close()
+    for (const socket of open) socket.destroy()
+  }
+}
+
+describe('TicketKeySchedule.macValid', () => {
+  it('accepts the tickets OpenSSL issues under a generation (TLS 1.2 and 1.3), and nothing else', async () => {
+    const { s } = schedule()
+    const generation = s.current()
+    for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const ticket = await realTicket(generation, version)
+      assert.deepEqual(ticket.subarray(0, 16), generation.name, `${version}: the key name first`)
+      assert.equal(TicketKeySchedule.macValid(generation, ticket), true, `${version}: name | IV | ciphertext | HMAC-SHA256 under the HMAC secret`)
+      assert.equal(TicketKeySchedule.macValid(s.generation(generation.epoch - 1), ticket), false, `${version}: another generation's key`)
+      const flipped = Buffer.from(ticket)
+      flipped[40] = (flipped[40] as number) ^ 1
+      assert.equal(TicketKeySchedule.macValid(generation, flipped), false, `${version}: one bit changed`)
+      assert.equal(TicketKeySchedule.macValid(generation, ticket.subarray(0, ticket.length - 1)), false, `${version}: cut short`)
+    }
+    // A name with random bytes after it (a forged ticket), and one too short to hold a MAC.
+    assert.equal(TicketKeySchedule.macValid(generation, Buffer.concat([generation.name, crypto.randomBytes(96)])), false)
+    assert.equal(TicketKeySchedule.macValid(generation, Buffer.concat([generation.name, crypto.randomBytes(32)])), false)
   })
 })
