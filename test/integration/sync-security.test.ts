@@ -8,6 +8,9 @@ import { FarmKeyRing } from '../../src/sync/farm-keys.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
 import { ReplayGuard } from '../../src/sync/replay-guard.js'
 import { createSequenceCounter, decodeV2, encodeV2, frameBatchV2, MAX_UDP_PAYLOAD_BYTES, type SnapshotCookie, type SyncMessage } from '../../src/sync/wire-v2.js'
+import { DEFAULT_SESSION_ID_CONTEXT } from '../../src/tls/client-auth.js'
+import { loadCertificateFile } from '../../src/tls/certificates.js'
+import { choiceSessionIdContext } from '../../src/tls/secure-contexts.js'
 import { eventually } from '../helpers/node-process.js'
 import { startFarm } from '../helpers/farm.js'
 import { nodeClient, sessionIdOf } from '../helpers/tls-client.js'
@@ -125,10 +128,12 @@ test('a client offering another client\'s session ID with the extended master se
 })
 
 test('a supplied session bad in itself (past its own timeout, or unreadable) is still dropped: counted, gone from L2', async () => {
-  // Sessions of a server of the test's, under the node's session-ID context, with 1 s of life
-  // of their own: the client's copy offers the ID, the node gets the server's over the sync.
+  // Sessions of a server of the test's, under the node's session-ID context (its certificate's),
+  // with 1 s of life of their own: the client's copy offers the ID, the node gets the server's
+  // over the sync.
   const pem = fs.readFileSync(farm.cert, 'utf8')
-  const server = tls.createServer({ key: pem, cert: pem, sessionIdContext: 'tlsfleet', maxVersion: 'TLSv1.2', secureOptions: crypto.constants.SSL_OP_NO_TICKET, sessionTimeout: 1 })
+  const sessionIdContext = choiceSessionIdContext(DEFAULT_SESSION_ID_CONTEXT, [loadCertificateFile(farm.cert)])
+  const server = tls.createServer({ key: pem, cert: pem, sessionIdContext, maxVersion: 'TLSv1.2', secureOptions: crypto.constants.SSL_OP_NO_TICKET, sessionTimeout: 1 })
   const made: Array<{ id: Buffer; der: Buffer }> = []
   server.on('newSession', (id: Buffer, der: Buffer, done: () => void) => { made.push({ id, der }); done() })
   server.on('secureConnection', (socket) => socket.end())
