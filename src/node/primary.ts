@@ -114,6 +114,10 @@ export class Primary {
     this.closers.push(async () => { sweep.close() })
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
     const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
+    // hitch's sessions carry its one context ("hitch"); ours are per certificate unless told.
+    if (codec !== undefined && config.syncFormat === 'stud' && config.sessionIdContext === '') {
+      this.log.warn('--sync-format stud without --session-id-context: sessions made by hitch (context "hitch") do not resume here, nor ours on hitch; give --session-id-context hitch to share sessions with hitch nodes')
+    }
 
     await this.startAgent()
     if (config.sessionStore !== 'off') await this.startStore(config.sessionStore, farmKeys)

@@ -26,9 +26,13 @@ before(async () => {
 
 after(async () => { await redis?.stop() })
 
+// One certificate for every node: a session resumes only under the certificate that made it.
+let nodeCert: string | undefined
+
 async function nodeWithStore (name: string, storeArgs: string[]): Promise<{ node: RunningNode; port: number }> {
   const [port, admin] = await freePorts(2) as [number, number]
-  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, name, ['localhost']), '--state-dir', path.join(dir, name),
+  nodeCert ??= makeCertificate(dir, 'node', ['localhost'])
+  const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert', nodeCert, '--state-dir', path.join(dir, name),
     '--sync-secret-file', secret, '--session-store', redis.url, '--session-store-timeout', '10', ...storeArgs], { adminPort: admin })
   return { node, port }
 }

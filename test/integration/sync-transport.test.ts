@@ -71,6 +71,7 @@ test('stud format between tlsfleet nodes: sessions shared, datagrams never dated
     await sharesSessions(farm, 'stud')
     const warning = farm.nodes[0]?.node.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('cross the network in clear'))
     assert.ok(warning !== undefined, 'no startup warning about the unencrypted stud format')
+    assert.ok(!farm.nodes.some((n) => n.node.logs.some((l) => String(l.msg).startsWith('--sync-format stud without --session-id-context'))), 'warned though --session-id-context hitch is given')
     assert.ok(datagrams.length >= 1, 'the passive peer got no datagram')
     const hmacKey = studHmacKeyFromPrivateKeyPem(fs.readFileSync(farm.cert, 'utf8'))
     for (const { packet, at } of datagrams) {
@@ -81,6 +82,17 @@ test('stud format between tlsfleet nodes: sessions shared, datagrams never dated
     }
   } finally {
     listener.close()
+    await farm.stop()
+  }
+})
+
+test('stud without --session-id-context: a warning that hitch\'s sessions do not resume here (ours are per certificate)', async () => {
+  const farm = await startFarm(['127.0.0.1'], {
+    sync: (_i, ports) => ['--sync-format', 'stud', '--session-tickets', 'off', '--sync-listen', `127.0.0.1:${ports[0] as number}`]
+  })
+  try {
+    await (farm.nodes[0] as typeof farm.nodes[0]).node.waitForLog((l) => String(l.msg).startsWith('--sync-format stud without --session-id-context: sessions made by hitch'), 5000)
+  } finally {
     await farm.stop()
   }
 })
