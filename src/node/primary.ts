@@ -1,4 +1,5 @@
 import crypto from 'node:crypto'
+import fs from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import { loadAdminToken, type AdminCredentials } from '../admin/admin-auth.js'
 import { startAdminServer } from '../admin/admin-server.js'
@@ -34,6 +35,7 @@ import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { trustedOwners } from '../util/safe-files.js'
 import { tcpListenError } from './listen-check.js'
+import { stateDirAncestorProblems } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
 
@@ -114,6 +116,12 @@ export class Primary {
     this.closers.push(async () => { sweep.close() })
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
     const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
+    // Made by now when the node keeps anything there (the token, the certificate, the replay state).
+    if (fs.existsSync(config.stateDir)) {
+      for (const problem of stateDirAncestorProblems(config.stateDir, this.stateOwners())) {
+        this.log.warn({ stateDir: config.stateDir, ancestor: problem }, 'a directory above --state-dir lets another user replace it (and plant links a start as root would follow): give the node a state directory under directories only root or its own user may write')
+      }
+    }
     // hitch's sessions carry its one context ("hitch"); ours are per certificate unless told.
     if (codec !== undefined && config.syncFormat === 'stud' && config.sessionIdContext === '') {
       this.log.warn('--sync-format stud without --session-id-context: sessions made by hitch (context "hitch") do not resume here, nor ours on hitch; give --session-id-context hitch to share sessions with hitch nodes')

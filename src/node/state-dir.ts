@@ -1,7 +1,8 @@
 import fs from 'node:fs'
+import path from 'node:path'
 import { ConfigError } from '../errors.js'
 import type { Logger } from '../util/logger.js'
-import { openPlainFile, privateDirProblem, trustedOwners, UnsafeFileError } from '../util/safe-files.js'
+import { modeText, openPlainFile, privateDirProblem, trustedOwners, UnsafeFileError } from '../util/safe-files.js'
 import { inaccessibleAs, type RunAs } from './privileges.js'
 
 /**
@@ -28,6 +29,27 @@ export function prepareStateDir (dir: string, owners: readonly number[] = truste
       ? 'run chmod 700 on it'
       : `if it is the node's own, run chown -R ${String(owners.at(-1))} on it and chmod 700; else give a directory of the node's own (a missing one is created 0700)`
   throw new ConfigError([`--state-dir "${dir}": ${problem}: whoever can write there can plant links that make the node read or overwrite other files; ${fix}`])
+}
+
+/**
+ * What makes --state-dir replaceable though it is itself safe (prepareStateDir): an ancestor
+ * another user owns, or one group or others may write to (they could rename the directory away
+ * and put one of theirs in its place), unless that ancestor is sticky (/tmp) and the entry
+ * below it is a trusted owner's (then only its owner may rename it). OpenSSH checks a path the
+ * same way. One line per such ancestor, for a warning: refusing would break shared trees the
+ * operator trusts (a group-writable /srv).
+ */
+export function stateDirAncestorProblems (dir: string, owners: readonly number[] = trustedOwners()): string[] {
+  const problems: string[] = []
+  let below = fs.realpathSync(dir)
+  for (let ancestor = path.dirname(below); ; ancestor = path.dirname(ancestor)) {
+    const stat = fs.lstatSync(ancestor)
+    const mode = `mode ${modeText(stat)}, owner uid ${stat.uid}`
+    if (!owners.includes(stat.uid)) problems.push(`${ancestor} (${mode}): another user's`)
+    else if ((stat.mode & 0o022) !== 0 && ((stat.mode & 0o1000) === 0 || !owners.includes(fs.lstatSync(below).uid))) problems.push(`${ancestor} (${mode}): writable by group or others`)
+    if (ancestor === path.dirname(ancestor)) return problems
+    below = ancestor
+  }
 }
 
 /**

@@ -116,4 +116,15 @@ test('a --state-dir others may write to, or of another user, is refused at start
   const node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--state-dir', fresh], { adminPort: admin })
   await node.stop()
   assert.equal(fs.statSync(fresh).mode & 0o777, 0o700)
+  assert.ok(!node.logs.some((l) => String(l.msg).startsWith('a directory above --state-dir')), 'warned about safe parents')
+
+  // Safe itself, under a directory anyone may write to (not sticky): it could be renamed away
+  // and replaced. Warned about, naming that directory.
+  const shared = path.join(dir, 'shared')
+  fs.mkdirSync(shared)
+  fs.chmodSync(shared, 0o777)
+  const under = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--state-dir', path.join(shared, 'state')], { adminPort: admin })
+  await under.stop()
+  const warning = under.logs.find((l) => String(l.msg).startsWith('a directory above --state-dir lets another user replace it'))
+  assert.equal(warning?.ancestor, `${shared} (mode 0777, owner uid 0): writable by group or others`)
 })

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 import { readGeneratedToken } from '../../src/admin/admin-auth.js'
 import { ConfigError, SyncStateError } from '../../src/errors.js'
-import { prepareStateDir } from '../../src/node/state-dir.js'
+import { prepareStateDir, stateDirAncestorProblems } from '../../src/node/state-dir.js'
 import { ReplayGuard } from '../../src/sync/replay-guard.js'
 import { ReplayState } from '../../src/sync/replay-state.js'
 import { ensureSelfSignedCertificate } from '../../src/tls/self-signed.js'
@@ -114,6 +114,23 @@ describe('state dir', () => {
     fs.chownSync(foreign, OTHER_UID, OTHER_UID)
     assert.throws(() => prepareStateDir(foreign), (err: unknown) => err instanceof ConfigError && new RegExp(`owned by uid ${OTHER_UID} \\(mode 0700\\).*chown`).test(err.message))
     prepareStateDir(foreign, [0, OTHER_UID]) // --user's own
+  })
+
+  it('an ancestor that lets another user replace it is named; a sticky one whose entry is a trusted owner\'s is not', () => {
+    const open = path.join(tempDir(), 'open')
+    const state = path.join(open, 'state')
+    prepareStateDir(state)
+    fs.chmodSync(open, 0o777)
+    assert.deepEqual(stateDirAncestorProblems(state), [`${open} (mode 0777, owner uid 0): writable by group or others`])
+    // Sticky, as /tmp: others cannot rename what is not theirs.
+    fs.chmodSync(open, 0o1777)
+    assert.deepEqual(stateDirAncestorProblems(state), [])
+    fs.chownSync(state, OTHER_UID, OTHER_UID)
+    assert.deepEqual(stateDirAncestorProblems(state), [`${open} (mode 01777, owner uid 0): writable by group or others`])
+    assert.deepEqual(stateDirAncestorProblems(state, [0, OTHER_UID]), [], '--user\'s own entry')
+    fs.chmodSync(open, 0o755)
+    fs.chownSync(open, OTHER_UID, OTHER_UID)
+    assert.deepEqual(stateDirAncestorProblems(state), [`${open} (mode 0755, owner uid ${OTHER_UID}): another user's`])
   })
 })
 
