@@ -18,10 +18,12 @@ export function checkOcspDir (dir: string, runAs: RunAs | undefined): void {
   } catch (err) {
     throw new ConfigError([`--ocsp-dir "${dir}": cannot create it: ${(err as Error).message}`])
   }
-  if (!fs.statSync(dir).isDirectory()) throw new ConfigError([`--ocsp-dir "${dir}": not a directory`])
+  const stat = fs.statSync(dir)
+  // Said on its own: privateDirProblem's wording for it comes with a chmod advice that does not apply.
+  if (!stat.isDirectory()) throw new ConfigError([`--ocsp-dir "${dir}": not a directory`])
   // The node writes there as root (before the switch, or without --user): whoever else may
   // write there could plant links at the names it writes.
-  const problem = privateDirProblem(fs.statSync(dir), trustedOwners(runAs?.uid))
+  const problem = privateDirProblem(stat, trustedOwners(runAs?.uid))
   if (problem !== undefined) throw new ConfigError([`--ocsp-dir "${dir}": ${problem}; run chmod go-w on it and chown it to the node's user (--user's, if given)`])
   if (runAs !== undefined) {
     if (inaccessibleAs(runAs, [{ path: dir, access: 'write' }]).length > 0) {
