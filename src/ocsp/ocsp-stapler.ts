@@ -131,15 +131,23 @@ export class OcspStapler {
   /** The certificate files followed that have no usable response now (nothing to staple). */
   withoutStaple (): string[] {
     const now = Date.now()
-    return [...this.targets.values()].filter((target) => !this.usable(target.current, now)).map((target) => target.label)
+    return [...this.targets.values()].filter((target) => this.targetState(target, now).status === 'none').map((target) => target.label)
   }
 
   /** What is stapled for the certificate file `file` now, or why nothing is. */
   stapleState (file: string): StapleState {
     const target = this.targets.get(this.paths.get(file) ?? '')
     if (target === undefined) return { status: 'none', reason: this.unstapled.get(file) ?? 'not followed' }
+    return this.targetState(target, Date.now())
+  }
+
+  /**
+   * One followed certificate's staple state; withoutStaple lists the targets this says `none`
+   * of (by target, not by file: a target outlives its label's file when another file shares the leaf).
+   */
+  private targetState (target: Target, now: number): StapleState {
     const current = target.current
-    if (current !== undefined && this.usable(current, Date.now())) {
+    if (this.usable(current, now)) {
       return {
         status: current.status === 'revoked' ? 'revoked' : 'good',
         thisUpdate: new Date(current.thisUpdate).toISOString(),
