@@ -87,30 +87,41 @@ function explicitInteger (der: Buffer, field: Element): number | undefined {
   return der.readUIntBE(value.start, value.end - value.start)
 }
 
+/** What refusing an offered session needs to know of it, read in one pass over its fields. */
+export interface SessionView {
+  /**
+   * The session-ID context it was made under (empty when it has none), undefined when that
+   * field is malformed. OpenSSL resumes a session only under the same context, so a session
+   * refused for another context is no bad session: the node that made it is set up
+   * differently (--session-id-context, --client-verify, --client-ca).
+   */
+  sessionIdContext: Buffer | undefined
+  /**
+   * Whether it is past its own end (its time plus its timeout, as OpenSSL's sess_timedout
+   * judges it) at the `nowSeconds` given; undefined when those fields are malformed. A session
+   * without a time or timeout reads as d2i_SSL_SESSION makes it: made now, 3 s of life.
+   */
+  expired: boolean | undefined
+}
+
 /**
- * The session-ID context a DER SSL_SESSION was made under (empty when it has none), or
- * undefined for anything that does not look like that layout. OpenSSL resumes a session only
- * under the same context, so a session refused for another context is no bad session: the
- * node that made it is set up differently (--session-id-context, --client-verify, --client-ca).
+ * A DER SSL_SESSION's context and expiry, or undefined when it is not a whole session as
+ * d2i_SSL_SESSION reads it: garbage has no context, so it is dropped as bad, not taken for a
+ * session made elsewhere.
  */
-export function sessionIdContextOf (der: Buffer): Buffer | undefined {
-  // Garbage has no context, so it is dropped as bad, not taken for a session made elsewhere.
+export function readSession (der: Buffer, nowSeconds: number): SessionView | undefined {
   const fields = sessionFields(der)
   if (fields === undefined) return undefined
-  const field = fields.get(SESSION_ID_CONTEXT_TAG)
+  return { sessionIdContext: sessionIdContext(der, fields.get(SESSION_ID_CONTEXT_TAG)), expired: expired(der, fields, nowSeconds) }
+}
+
+function sessionIdContext (der: Buffer, field: Element | undefined): Buffer | undefined {
   if (field === undefined) return Buffer.alloc(0)
   const value = element(der, field.start, field.end)
   return value?.tag === 0x04 ? der.subarray(value.start, value.end) : undefined
 }
 
-/**
- * Whether a DER SSL_SESSION is past its own end (its time plus its timeout, as OpenSSL's
- * sess_timedout judges it) at `nowSeconds`; undefined when it is not a whole session. A session
- * without a time or timeout reads as d2i_SSL_SESSION makes it: made now, 3 s of life.
- */
-export function sessionExpired (der: Buffer, nowSeconds: number): boolean | undefined {
-  const fields = sessionFields(der)
-  if (fields === undefined) return undefined
+function expired (der: Buffer, fields: Map<number, Element>, nowSeconds: number): boolean | undefined {
   const time = fields.get(TIME_TAG)
   const timeout = fields.get(TIMEOUT_TAG)
   const made = time !== undefined ? explicitInteger(der, time) : nowSeconds

@@ -21,7 +21,7 @@ import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
 import { RevokedCertificates } from './revoked-certificates.js'
-import { sessionExpired, sessionIdContextOf, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
+import { readSession, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
 /** A connection until its handshake is done. */
@@ -472,8 +472,8 @@ export class TlsTerminator {
    * kept.
    */
   private refused (id: Buffer, offer: Offer, choice: CertificateChoice): void {
-    const der = offer.der
-    const context = der !== undefined ? sessionIdContextOf(der) : undefined
+    const session = offer.der !== undefined ? readSession(offer.der, Date.now() / 1000) : undefined
+    const context = session?.sessionIdContext
     if (context !== undefined && !context.equals(choice.sessionIdContext)) {
       this.metrics.sessionOtherContext()
       if (this.otherSetupLogged && this.otherCertificateLogged) return
@@ -489,9 +489,8 @@ export class TlsTerminator {
       }
       return
     }
-    const expired = der !== undefined ? sessionExpired(der, Date.now() / 1000) : undefined
     // Whole and within its life: the client's reason, not the session's; its owner still resumes it.
-    if (context !== undefined && expired === false) return
+    if (context !== undefined && session?.expired === false) return
     this.metrics.sessionInvalidated()
     this.cache.invalidate(id)
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import tls from 'node:tls'
 import { test } from 'node:test'
-import { sessionExpired, sessionIdContextOf, sessionProtocolVersion } from '../../src/tls/session-der.js'
+import { readSession, sessionProtocolVersion } from '../../src/tls/session-der.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import fs from 'node:fs'
 
@@ -23,6 +23,21 @@ async function realSession (sessionIdContext: string, version: 'TLSv1.2' | 'TLSv
   server.close()
   return der
 }
+
+const NOW = Date.now() / 1000
+const sessionIdContextOf = (der: Buffer): Buffer | undefined => readSession(der, NOW)?.sessionIdContext
+const sessionExpired = (der: Buffer, nowSeconds: number): boolean | undefined => readSession(der, nowSeconds)?.expired
+
+test('one read of a real TLS 1.2 or 1.3 session gives both its session-ID context and whether it has expired', async () => {
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const der = await realSession('farm-ctx-2', version)
+    const now = Date.now() / 1000
+    assert.deepEqual(readSession(der, now), { sessionIdContext: Buffer.from('farm-ctx-2', 'latin1'), expired: false }, version)
+    // OpenSSL's default timeout, 7200 s: the same context, now past its end.
+    assert.deepEqual(readSession(der, now + 7202), { sessionIdContext: Buffer.from('farm-ctx-2', 'latin1'), expired: true }, version)
+    assert.equal(readSession(der.subarray(0, der.length - 1), now), undefined, `${version}: a truncated session gives neither`)
+  }
+})
 
 test('the session-ID context is read out of real TLS 1.2 and 1.3 sessions', async () => {
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
