@@ -3,6 +3,7 @@ import { NONE_RETIRED, type LoadSample, type RetiredCounts } from '../agent/load
 import { serverStatView, type HaproxyCoordinator } from '../haproxy/coordinator.js'
 import type { StatRow } from '../haproxy/stats.js'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
+import { stapleAttention } from './certificate-attention.js'
 import { DashboardHistory } from './dashboard-history.js'
 import type { CacheLevelBody, DashboardBody, FarmViewBody, Lookups, SyncPacketsBody, TicketsBody } from './dashboard-schema.js'
 import type { CacheBody, CertificateBody, CertificatesBody, PeersBody, StateBody } from './schemas.js'
@@ -151,13 +152,13 @@ export const DASHBOARD_CERTIFICATES = 50
 
 /**
  * At most DASHBOARD_CERTIFICATES of them, in load order: those that need the operator first
- * (no good staple, then the soonest to expire), so that none of those is left out; `omitted`
- * says how many more GET /v1/certificates lists.
+ * (their `attention`: a staple problem, then an expiry one, each the soonest to expire first),
+ * so that none of those is left out; `omitted` says how many more GET /v1/certificates lists.
  */
 export function dashboardCertificates (body: CertificatesBody, max = DASHBOARD_CERTIFICATES): CertificatesBody {
   if (body.certificates.length <= max) return body
-  const staple = (c: CertificateBody): number => c.ocsp === undefined || c.ocsp.status === 'good' ? 1 : 0
-  const urgent = body.certificates.map((c, i) => ({ c, i })).sort((a, b) => staple(a.c) - staple(b.c) || a.c.expiresInDays - b.c.expiresInDays || a.i - b.i)
+  const rank = (c: CertificateBody): number => stapleAttention(c.attention) ? 0 : c.attention.length > 0 ? 1 : 2
+  const urgent = body.certificates.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c) - rank(b.c) || a.c.expiresInDays - b.c.expiresInDays || a.i - b.i)
   const kept = new Set(urgent.slice(0, max).map((x) => x.i))
   return { ...body, certificates: body.certificates.filter((_, i) => kept.has(i)), omitted: body.certificates.length - max }
 }

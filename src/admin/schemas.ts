@@ -8,6 +8,7 @@ import type { AdminState } from '../agent/agent-reply.js'
 import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
 import type { StapleState } from '../ocsp/ocsp-stapler.js'
+import { CERTIFICATE_ATTENTION, type CertificateAttention } from './certificate-attention.js'
 
 export const errorSchema = {
   type: 'object',
@@ -303,9 +304,10 @@ export const certificatesSchema = {
           curve: { type: 'string' },
           notAfter: { type: 'string' },
           expiresInDays: { type: 'integer' },
-          ocsp: stapleStateSchema
+          ocsp: stapleStateSchema,
+          attention: { type: 'array', items: { type: 'string', enum: CERTIFICATE_ATTENTION } }
         },
-        required: ['file', 'names', 'keyType', 'notAfter', 'expiresInDays']
+        required: ['file', 'names', 'keyType', 'notAfter', 'expiresInDays', 'attention']
       }
     },
     note: { type: 'string' },
@@ -327,6 +329,8 @@ export interface CertificateBody {
   expiresInDays: number
   /** With --ocsp-dir: what is stapled for it, or why nothing is. */
   ocsp?: StapleState
+  /** Why it needs the operator (certificateAttention); empty when it does not. */
+  attention: CertificateAttention[]
 }
 
 /** `GET /v1/certificates`: what the node serves (HAProxy's own certificates are HAProxy's: `note`). */

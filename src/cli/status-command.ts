@@ -46,12 +46,9 @@ function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string
   return rows
 }
 
-/** A certificate this close to its end is named in `tlsfleet status` (Let's Encrypt renews at 30 days left). */
-const EXPIRY_WARNING_DAYS = 14
-
 /**
- * The certificates served: how many, the next to expire, and each one that needs the
- * operator (expiring within EXPIRY_WARNING_DAYS, expired, no staple, revoked).
+ * The certificates served: how many, the next to expire, and each one that needs the operator
+ * (its `attention`, decided by the node: expiring soon, expired, no staple, revoked).
  */
 export function certificateRows (body: CertificatesBody | Error): Array<[string, string]> {
   if (body instanceof Error) return [['certificates', `unknown (${body.message})`]]
@@ -62,14 +59,14 @@ export function certificateRows (body: CertificatesBody | Error): Array<[string,
   const days = (n: number): string => n < 0 ? `EXPIRED ${-n} day(s) ago` : `expires in ${n} day(s)`
   rows.push(['certificates', `${body.certificates.length} served${soonest !== undefined ? `, next to expire ${name(soonest)} on ${soonest.notAfter.slice(0, 10)}` : ''}`])
   for (const c of body.certificates) {
-    if (c.expiresInDays < EXPIRY_WARNING_DAYS) rows.push(['', `warning: ${name(c)} ${days(c.expiresInDays)}`])
+    if (c.attention.includes('expired') || c.attention.includes('expiring')) rows.push(['', `warning: ${name(c)} ${days(c.expiresInDays)}`])
   }
   if (body.ocspStapling) {
     const stapled = body.certificates.filter((c) => c.ocsp?.status !== 'none').length
     rows.push(['OCSP', `${stapled} of ${body.certificates.length} stapled`])
     for (const c of body.certificates) {
-      if (c.ocsp?.status === 'revoked') rows.push(['', `warning: ${name(c)} is REVOKED (its responder says so; replace it)`])
-      else if (c.ocsp?.status === 'none') rows.push(['', `${name(c)}: no staple (${c.ocsp.reason ?? '?'})`])
+      if (c.attention.includes('revoked')) rows.push(['', `warning: ${name(c)} is REVOKED (its responder says so; replace it)`])
+      else if (c.attention.includes('unstapled')) rows.push(['', `${name(c)}: no staple (${c.ocsp?.reason ?? '?'})`])
     }
   }
   return rows

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import { Counter, Gauge, Registry } from 'prom-client'
+import { certificateAttention } from '../admin/certificate-attention.js'
 import type { CertificatesBody } from '../admin/schemas.js'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
 import { L2Responder } from '../cache/l2-responder.js'
@@ -214,6 +215,8 @@ export class WorkerTerminator implements NodeTerminator {
       ocspStapling: stapler !== undefined,
       certificates: this.material.certificates.map((bundle, i) => {
         const notAfter = Date.parse(bundle.notAfter)
+        const expiresInDays = Math.floor((notAfter - now) / 86_400_000)
+        const ocsp = stapler?.stapleState(bundle.path)
         return {
           file: bundle.path,
           names: bundle.names,
@@ -221,8 +224,9 @@ export class WorkerTerminator implements NodeTerminator {
           keyType: bundle.keyType,
           ...(bundle.curve !== undefined ? { curve: bundle.curve } : {}),
           notAfter: new Date(notAfter).toISOString(),
-          expiresInDays: Math.floor((notAfter - now) / 86_400_000),
-          ...(stapler !== undefined ? { ocsp: stapler.stapleState(bundle.path) } : {})
+          expiresInDays,
+          ...(ocsp !== undefined ? { ocsp } : {}),
+          attention: certificateAttention(expiresInDays, ocsp)
         }
       })
     }

@@ -184,6 +184,8 @@ test('/v1/certificates: each certificate served, its names, key, expiry and (wit
   assert.equal(cert?.expiresInDays, 1)
   assert.ok(Math.abs(Date.parse(cert?.notAfter ?? '') - (Date.now() + 2 * 86_400_000)) < 120_000, `notAfter ${cert?.notAfter ?? ''}`)
   assert.equal(cert?.ocsp, undefined)
+  // Two days left: it needs the operator; without --ocsp-dir no staple is expected.
+  assert.deepEqual(cert?.attention, ['expiring'])
 })
 
 test('the CLI uses the token file; without it, it says so and exits non-zero', async () => {

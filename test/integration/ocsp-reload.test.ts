@@ -107,6 +107,8 @@ test('a certificate replaced on SIGHUP is stapled from the first handshake after
   assert.equal(primaryLine?.withoutStaple, undefined)
   const [view] = (await certificateView()).certificates
   assert.equal(view?.ocsp?.status, 'good')
+  // The test CA's certificates last two days: near their end, but stapled.
+  assert.deepEqual(view?.attention, ['expiring'])
   assert.ok(Date.parse(view?.ocsp?.nextUpdate ?? '') > Date.now() + 50 * 60_000, `nextUpdate ${view?.ocsp?.nextUpdate ?? ''}`)
   const status = await runCli(['status', '--admin', node.adminUrl])
   assert.match(status.stdout, /^OCSP\s+1 of 1 stapled$/m, status.stdout + status.stderr)
@@ -125,6 +127,7 @@ test('a reload whose new certificate\'s responder never answers goes on without 
   assert.equal(body.ocspStapling, true)
   assert.equal(body.certificates[0]?.ocsp?.status, 'none')
   assert.match(body.certificates[0]?.ocsp?.reason ?? '', /^(no response fetched yet|last fetch failed: .+)$/)
+  assert.deepEqual(body.certificates[0]?.attention, ['expiring', 'unstapled'])
   const status = await runCli(['status', '--admin', node.adminUrl])
   assert.match(status.stdout, /^OCSP\s+0 of 1 stapled$/m, status.stdout + status.stderr)
   assert.match(status.stdout, /^\s+reload\.test \(.*served\.pem\): no staple \(/m)

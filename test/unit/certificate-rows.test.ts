@@ -1,10 +1,25 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { CertificateBody } from '../../src/admin/schemas.js'
+import { certificateAttention } from '../../src/admin/certificate-attention.js'
 import { certificateRows } from '../../src/cli/status-command.js'
 
+/** As the node's certificate view makes them: `attention` from the one rule. */
 const cert = (name: string, expiresInDays: number, ocsp?: CertificateBody['ocsp']): CertificateBody => ({
-  file: `/etc/tls/${name}.pem`, names: [name], keyType: 'rsa', notAfter: '2027-03-01T00:00:00.000Z', expiresInDays, ...(ocsp !== undefined ? { ocsp } : {})
+  file: `/etc/tls/${name}.pem`, names: [name], keyType: 'rsa', notAfter: '2027-03-01T00:00:00.000Z', expiresInDays, ...(ocsp !== undefined ? { ocsp } : {}),
+  attention: certificateAttention(expiresInDays, ocsp)
+})
+
+test('a certificate needs the operator when expired, within 14 days of its end, revoked or unstapled; a good one does not', () => {
+  assert.deepEqual(certificateAttention(80, { status: 'good' }), [], 'good')
+  assert.deepEqual(certificateAttention(80, undefined), [], 'no --ocsp-dir: no staple expected')
+  assert.deepEqual(certificateAttention(14, { status: 'good' }), [], '14 days left: not yet')
+  assert.deepEqual(certificateAttention(13, { status: 'good' }), ['expiring'])
+  assert.deepEqual(certificateAttention(0, undefined), ['expiring'], 'its last day')
+  assert.deepEqual(certificateAttention(-1, { status: 'good' }), ['expired'])
+  assert.deepEqual(certificateAttention(80, { status: 'none', reason: 'no response fetched yet' }), ['unstapled'])
+  assert.deepEqual(certificateAttention(80, { status: 'revoked' }), ['revoked'])
+  assert.deepEqual(certificateAttention(-2, { status: 'revoked' }), ['expired', 'revoked'], 'every reason, for status to say each')
 })
 
 test('tlsfleet status names the next certificate to expire, and each one that needs the operator', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Registry, Counter } from 'prom-client'
 import { DashboardHistory, type CounterReading } from '../../src/admin/dashboard-history.js'
+import { certificateAttention } from '../../src/admin/certificate-attention.js'
 import { dashboardCertificates, NodeDashboard } from '../../src/admin/node-dashboard.js'
 import type { CertificateBody } from '../../src/admin/schemas.js'
 import type { LoadSample } from '../../src/agent/load-sampler.js'
@@ -114,7 +115,7 @@ test('a node whose TLS a local HAProxy terminates (no workers): the history foll
 })
 
 test('the dashboard lists at most 50 certificates: those without a good staple and the soonest to expire, in load order, and says how many more', () => {
-  const cert = (i: number, expiresInDays: number, status: 'good' | 'none' = 'good'): CertificateBody => ({ file: `/c/${i}.pem`, names: [`n${i}.test`], keyType: 'rsa', notAfter: '2027-01-01T00:00:00.000Z', expiresInDays, ocsp: { status } })
+  const cert = (i: number, expiresInDays: number, status: 'good' | 'none' = 'good'): CertificateBody => ({ file: `/c/${i}.pem`, names: [`n${i}.test`], keyType: 'rsa', notAfter: '2027-01-01T00:00:00.000Z', expiresInDays, ocsp: { status }, attention: certificateAttention(expiresInDays, { status }) })
   const all = Array.from({ length: 60 }, (_, i) => cert(i, 100 + i))
   all[55] = cert(55, 300, 'none')
   all[59] = cert(59, 3)

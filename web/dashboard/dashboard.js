@@ -217,7 +217,7 @@
     }))
   }
 
-  // Rows that need the operator are marked: expired or within 14 days of the end (as tlsfleet status), revoked, no staple.
+  // Rows that need the operator are marked: the node says which (attention: expired or within 14 days of the end, revoked, no staple), as it does to tlsfleet status.
   function renderCertificates (c) {
     field('certificates-note').textContent = c.note ? c.note : (c.ocspStapling ? 'OCSP stapling is on (--ocsp-dir).' : 'OCSP stapling is off (--ocsp-dir).') + ' The one marked default is what clients without SNI get.' + (c.omitted ? ' ' + c.omitted + ' more, none of them expiring sooner or unstapled: GET /v1/certificates lists them all.' : '')
     fillTable('certificates-table', c.certificates.map(function (x) {
@@ -225,8 +225,7 @@
       var ocsp = !x.ocsp ? '-' : x.ocsp.status === 'none' ? 'none: ' + (x.ocsp.reason || '?') : x.ocsp.status + (x.ocsp.nextUpdate ? ', next update ' + x.ocsp.nextUpdate.slice(0, 16).replace('T', ' ') + ' UTC' : '')
       return [x.names.join(', ') + (x.default ? ' (default)' : ''), x.file, x.keyType + (x.curve ? ' ' + x.curve : ''), x.notAfter.slice(0, 10) + ' (' + days + ')', ocsp]
     }), function (i) {
-      var x = c.certificates[i]
-      return x.expiresInDays < 14 || (x.ocsp && x.ocsp.status !== 'good') ? 'attention' : ''
+      return c.certificates[i].attention.length > 0 ? 'attention' : ''
     })
   }
 
