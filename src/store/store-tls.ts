@@ -1,6 +1,6 @@
-import crypto from 'node:crypto'
 import { ConfigError } from '../errors.js'
-import { CERTIFICATE_BLOCK, parseCertificateBlock, readCaCertificates, readPemFile, warnLooseKeyFile } from '../tls/pem-files.js'
+import { parseKeyAndChain, pemBlocks, type KeyAndChainProblem } from '../tls/key-and-chain.js'
+import { readCaCertificates, readPemFile, warnLooseKeyFile } from '../tls/pem-files.js'
 import type { Logger } from '../util/logger.js'
 
 /** What the store's TLS client presents and trusts, beyond Node's defaults (rediss:// only). */
@@ -12,8 +12,6 @@ export interface StoreTls {
   key?: string
 }
 
-const KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/g
-
 /**
  * Read --session-store-ca and --session-store-cert at start: a refusal names the option, the
  * file and what is wrong, before the node serves (a client certificate the store refuses would
@@ -23,24 +21,24 @@ export function loadStoreTls (caFile: string, certFile: string, log?: Logger): S
   const tls: StoreTls = {}
   if (caFile !== '') tls.ca = readCaCertificates('--session-store-ca', caFile)
   if (certFile !== '') {
-    const text = readPemFile('--session-store-cert', certFile)
-    const keys = text.match(KEY_BLOCK) ?? []
-    const certs = text.match(CERTIFICATE_BLOCK) ?? []
+    const { keys, certs } = pemBlocks(readPemFile('--session-store-cert', certFile))
     if (keys.length !== 1 || certs.length === 0) {
       throw new ConfigError([`--session-store-cert "${certFile}": expected one private key and the client certificate (then its chain), found ${keys.length} key(s) and ${certs.length} certificate(s)`])
     }
-    let key: crypto.KeyObject
-    try {
-      key = crypto.createPrivateKey(keys[0] as string)
-    } catch (err) {
-      throw new ConfigError([`--session-store-cert "${certFile}": unreadable private key (a passphrase-protected one is not supported): ${(err as Error).message}`])
-    }
-    if (!parseCertificateBlock('--session-store-cert', certFile, certs[0] as string, 0).checkPrivateKey(key)) {
-      throw new ConfigError([`--session-store-cert "${certFile}": the private key does not match the first certificate (put the client certificate first, then its chain)`])
-    }
-    tls.cert = certs.join('\n') + '\n'
-    tls.key = keys[0] as string
+    const parsed = parseKeyAndChain(keys[0] as string, certs)
+    if ('problem' in parsed) throw new ConfigError([`--session-store-cert "${certFile}": ${storeCertProblem(parsed)}`])
+    tls.cert = parsed.cert
+    tls.key = parsed.key
     if (log !== undefined) warnLooseKeyFile('--session-store-cert', certFile, log)
   }
   return tls
+}
+
+/** --session-store-cert's wording for what parseKeyAndChain found wrong (a client certificate: no name to check). */
+function storeCertProblem (p: KeyAndChainProblem): string {
+  switch (p.problem) {
+    case 'unreadable key': return `unreadable private key (a passphrase-protected one is not supported): ${p.message}`
+    case 'unreadable certificate': return `certificate ${p.index + 1} is unreadable: ${p.message}`
+    case 'key mismatch': return 'the private key does not match the first certificate (put the client certificate first, then its chain)'
+  }
 }

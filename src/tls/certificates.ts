@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { CertificateError } from '../errors.js'
+import { parseKeyAndChain, pemBlocks, PEM_BLOCK, type KeyAndChainProblem } from './key-and-chain.js'
 
 /**
  * A certificate file as the primary reads and checks it: the PEM text (sent to workers, which
@@ -19,8 +20,6 @@ export interface CertificateBundle {
 }
 
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g
-
 /** Read one PEM file holding a private key, a certificate and its chain, and check they fit. */
 export function loadCertificateFile (path: string): CertificateBundle {
   let text: string
@@ -33,61 +32,43 @@ export function loadCertificateFile (path: string): CertificateBundle {
 }
 
 export function parseCertificatePem (text: string, path: string): CertificateBundle {
-  const keys: string[] = []
-  const certs: string[] = []
-  const labels: string[] = []
-  for (const match of text.matchAll(PEM_BLOCK)) {
-    const label = match[1] ?? ''
-    labels.push(label)
-    if (label.endsWith('PRIVATE KEY')) keys.push(match[0])
-    else if (label === 'CERTIFICATE') certs.push(match[0])
-  }
+  const { keys, certs, labels } = pemBlocks(text)
   // A deploy that stopped half-way, or a file truncated: not a format problem.
   if (text.trim() === '') throw new CertificateError(path, 'the file is empty')
   // What an operator most often has instead of one PEM file with key, certificate and chain.
   if (labels.length === 0) throw new CertificateError(path, 'not a PEM file (no -----BEGIN ...----- block; a DER file converts with openssl x509 -inform der / openssl pkey -inform der)')
   if (keys.length !== 1) throw new CertificateError(path, `expected exactly one private key, found ${keys.length} (the file must hold the key, then the certificate and its chain)`)
   if (certs.length === 0) throw new CertificateError(path, labels.includes('TRUSTED CERTIFICATE') ? 'its certificate is a TRUSTED CERTIFICATE block, which is for trust stores; give a plain CERTIFICATE' : 'no certificate found')
-  // PKCS#8 (ENCRYPTED PRIVATE KEY) and the traditional form (Proc-Type: 4,ENCRYPTED) alike.
-  if (keys[0]?.includes('ENCRYPTED') === true) {
-    throw new CertificateError(path, 'the private key is encrypted (passphrase-protected keys are not supported: decrypt it with openssl pkey -in KEY -out KEY.plain, and keep that file mode 0600)')
-  }
-  let privateKey: crypto.KeyObject
-  let leaf: crypto.X509Certificate
-  try {
-    privateKey = crypto.createPrivateKey(keys[0] as string)
-  } catch (err) {
-    throw new CertificateError(path, `unreadable private key: ${(err as Error).message}`)
-  }
-  try {
-    leaf = new crypto.X509Certificate(certs[0] as string)
-  } catch (err) {
-    throw new CertificateError(path, `unreadable certificate: ${(err as Error).message}`)
-  }
-  // Checked here, or OpenSSL's refusal of the context would blame the TLS policy.
-  for (let i = 1; i < certs.length; i++) {
-    try {
-      void new crypto.X509Certificate(certs[i] as string)
-    } catch (err) {
-      throw new CertificateError(path, `certificate ${i + 1} of the file (the chain) is unreadable: ${(err as Error).message}`)
-    }
-  }
-  if (!leaf.checkPrivateKey(privateKey)) {
-    const later = certs.slice(1).findIndex((pem) => { try { return new crypto.X509Certificate(pem).checkPrivateKey(privateKey) } catch { return false } })
-    throw new CertificateError(path, later >= 0
-      ? `the private key belongs to certificate ${later + 2} of the file, not the first: put the server's own certificate first, then its chain`
-      : 'the private key does not match the first certificate (nor any other in the file)')
-  }
+  const parsed = parseKeyAndChain(keys[0] as string, certs)
+  if ('problem' in parsed) throw new CertificateError(path, certificateFileProblem(parsed, keys[0] as string))
+  const { privateKey, leaf } = parsed
   const names = certificateNames(leaf)
   if (names.length === 0) throw new CertificateError(path, 'the certificate names no DNS host (no subjectAltName DNS entry and no CN)')
   return {
     path,
-    key: keys[0] as string,
-    cert: certs.join('\n') + '\n',
+    key: parsed.key,
+    cert: parsed.cert,
     names,
     keyType: privateKey.asymmetricKeyType ?? 'unknown',
     ...(privateKey.asymmetricKeyDetails?.namedCurve !== undefined ? { curve: privateKey.asymmetricKeyDetails.namedCurve } : {}),
     notAfter: leaf.validTo
+  }
+}
+
+/** --cert's wording (and --cert-dir's) for what parseKeyAndChain found wrong with `key` and its certificates. */
+function certificateFileProblem (p: KeyAndChainProblem, key: string): string {
+  switch (p.problem) {
+    case 'unreadable key':
+      // PKCS#8 (ENCRYPTED PRIVATE KEY) and the traditional form (Proc-Type: 4,ENCRYPTED) alike.
+      return key.includes('ENCRYPTED')
+        ? 'the private key is encrypted (passphrase-protected keys are not supported: decrypt it with openssl pkey -in KEY -out KEY.plain, and keep that file mode 0600)'
+        : `unreadable private key: ${p.message}`
+    case 'unreadable certificate':
+      return p.index === 0 ? `unreadable certificate: ${p.message}` : `certificate ${p.index + 1} of the file (the chain) is unreadable: ${p.message}`
+    case 'key mismatch':
+      return p.fits !== undefined
+        ? `the private key belongs to certificate ${p.fits + 1} of the file, not the first: put the server's own certificate first, then its chain`
+        : 'the private key does not match the first certificate (nor any other in the file)'
   }
 }
 
