@@ -1,5 +1,6 @@
 import { Command } from 'commander'
-import type { CacheBody, CertificatesBody, PeersBody, StateBody } from '../admin/schemas.js'
+import { certificateAttention, type CertificateAttention } from '../admin/certificate-attention.js'
+import type { CacheBody, CertificateBody, CertificatesBody, PeersBody, StateBody } from '../admin/schemas.js'
 import { AdminClient, DEFAULT_ADMIN_URL, type AdminClientOptions } from './admin-client.js'
 
 /** Options every admin CLI command takes. */
@@ -46,6 +47,11 @@ function terminatorRows (t: NonNullable<StateBody['terminator']>): Array<[string
   return rows
 }
 
+/** The node's `attention` for `c`; a node older than that field sends none: the same rule, applied here. */
+function attentionOf (c: CertificateBody): readonly CertificateAttention[] {
+  return (c as Partial<CertificateBody>).attention ?? certificateAttention(c.expiresInDays, c.ocsp)
+}
+
 /**
  * The certificates served: how many, the next to expire, and each one that needs the operator
  * (its `attention`, decided by the node: expiring soon, expired, no staple, revoked).
@@ -59,14 +65,16 @@ export function certificateRows (body: CertificatesBody | Error): Array<[string,
   const days = (n: number): string => n < 0 ? `EXPIRED ${-n} day(s) ago` : `expires in ${n} day(s)`
   rows.push(['certificates', `${body.certificates.length} served${soonest !== undefined ? `, next to expire ${name(soonest)} on ${soonest.notAfter.slice(0, 10)}` : ''}`])
   for (const c of body.certificates) {
-    if (c.attention.includes('expired') || c.attention.includes('expiring')) rows.push(['', `warning: ${name(c)} ${days(c.expiresInDays)}`])
+    const attention = attentionOf(c)
+    if (attention.includes('expired') || attention.includes('expiring')) rows.push(['', `warning: ${name(c)} ${days(c.expiresInDays)}`])
   }
   if (body.ocspStapling) {
     const stapled = body.certificates.filter((c) => c.ocsp?.status !== 'none').length
     rows.push(['OCSP', `${stapled} of ${body.certificates.length} stapled`])
     for (const c of body.certificates) {
-      if (c.attention.includes('revoked')) rows.push(['', `warning: ${name(c)} is REVOKED (its responder says so; replace it)`])
-      else if (c.attention.includes('unstapled')) rows.push(['', `${name(c)}: no staple (${c.ocsp?.reason ?? '?'})`])
+      const attention = attentionOf(c)
+      if (attention.includes('revoked')) rows.push(['', `warning: ${name(c)} is REVOKED (its responder says so; replace it)`])
+      else if (attention.includes('unstapled')) rows.push(['', `${name(c)}: no staple (${c.ocsp?.reason ?? '?'})`])
     }
   }
   return rows

@@ -49,3 +49,11 @@ test('tlsfleet status: no OCSP row without stapling; an older node or HAProxy te
   assert.deepEqual(certificateRows({ terminator: 'haproxy', ocspStapling: false, certificates: [], note: 'the local HAProxy serves its own certificates' }),
     [['certificates', 'the local HAProxy serves its own certificates']])
 })
+
+test('tlsfleet status of a node older than `attention`: the same warnings, by the same rule', () => {
+  const old = (c: CertificateBody): CertificateBody => { const { attention: _, ...rest } = c; return rest as CertificateBody }
+  const certificates = [cert('a.test', 80, { status: 'good' }), cert('b.test', -2, { status: 'revoked' }), cert('c.test', 13, { status: 'none', reason: 'no response fetched yet' })]
+  const body = { terminator: 'tlsfleet' as const, ocspStapling: true, certificates }
+  assert.deepEqual(certificateRows({ ...body, certificates: certificates.map(old) }), certificateRows(body))
+  assert.equal(certificateRows(body).length, 6)
+})
