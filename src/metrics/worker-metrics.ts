@@ -67,6 +67,7 @@ export class WorkerMetrics {
     })
     this.cacheGetTimeouts = total(registers, 'tlsfleet_session_cache_get_timeouts_total', 'L2 lookups that got no answer from the primary in time (the handshake went on as a full one)', () => figures.getTimeouts)
     total(registers, 'tlsfleet_sessions_other_context_total', 'Farm sessions offered to OpenSSL and refused because another session-ID context made them (another certificate of the node, or nodes set up differently: --session-id-context, --client-verify, --client-ca, the certificates of a name); not dropped', () => figures.otherContext)
+    total(registers, 'tlsfleet_sessions_declined_total', 'Farm sessions offered to OpenSSL and declined for the offering client\'s reasons (extended master secret, protocol version or cipher it did not offer): a full handshake, the session kept (its own client still resumes it)', () => figures.declined)
     total(registers, 'tlsfleet_sessions_invalidated_total', 'Sessions removed from the farm: offered and failed to resume, or resumed with a client certificate revoked since (--crl)', () => figures.invalidated)
     byLabel(registers, 'tlsfleet_connections_closed_before_tls_total', 'Connections closed before their first TLS byte, not handshake failures: health checks (header="local": a PROXY LOCAL header, as HAProxy\'s check with send-proxy-v2 sends; "none": a bare connect) or clients gone at once ("proxy")', 'header', figures.closedBeforeTls)
     byReason(registers, 'tlsfleet_proxy_protocol_errors_total', 'Connections closed because of a malformed or oversized PROXY protocol header, by reason', figures.proxyErrors)
@@ -115,6 +116,7 @@ export class WorkerMetrics {
   set connectionLimit (limit: number) { this.figures.connectionLimit = limit }
   sessionInvalidated (): void { this.figures.invalidated++ }
   sessionOtherContext (): void { this.figures.otherContext++ }
+  sessionDeclined (): void { this.figures.declined++ }
   cacheGetTimeout (): void { this.figures.getTimeouts++ }
 
   cacheLookup (level: LookupLevel, result: LookupResult): void {
@@ -139,6 +141,7 @@ class ConnectionFigures {
   active = 0
   invalidated = 0
   otherContext = 0
+  declined = 0
   getTimeouts = 0
   fdExhaustions = 0
   connectionLimit = 0

@@ -490,7 +490,10 @@ export class TlsTerminator {
       return
     }
     // Whole and within its life: the client's reason, not the session's; its owner still resumes it.
-    if (context !== undefined && session?.expired === false) return
+    if (context !== undefined && session?.expired === false) {
+      this.metrics.sessionDeclined()
+      return
+    }
     this.metrics.sessionInvalidated()
     this.cache.invalidate(id)
   }

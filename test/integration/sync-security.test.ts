@@ -116,6 +116,7 @@ const TLS12_ID = { maxVersion: 'TLSv1.2', noTicket: true } as const
 test('a client offering another client\'s session ID with the extended master secret on gets a full handshake; the session stays, its owner resumes it', async () => {
   const { host, port } = node()
   const invalidated = await node().node.metric('tlsfleet_sessions_invalidated_total')
+  const declined = await node().node.metric('tlsfleet_sessions_declined_total')
   // The victim, an old client: no extended master secret (RFC 7627).
   const victim = await nodeClient(host, port, { ...TLS12_ID, noEms: true })
   assert.equal((await nodeClient(host, port, { ...TLS12_ID, noEms: true, session: victim.session })).reused, true, 'the victim resumes')
@@ -125,6 +126,8 @@ test('a client offering another client\'s session ID with the extended master se
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.equal((await nodeClient(host, port, { ...TLS12_ID, noEms: true, session: victim.session })).reused, true, 'the victim\'s session was dropped by another client\'s offer')
   assert.equal(await node().node.metric('tlsfleet_sessions_invalidated_total'), invalidated)
+  // Counted as declined (metrics are collected at most once a second).
+  await eventually(async () => await node().node.metric('tlsfleet_sessions_declined_total') === declined + 1, 5000, 'the declined offer counted')
 })
 
 test('a supplied session bad in itself (past its own timeout, or unreadable) is still dropped: counted, gone from L2', async () => {
