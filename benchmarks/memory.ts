@@ -44,7 +44,7 @@ async function measure (mode: MemoryMode, sessions: number, derBytes: number): P
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   // Filling L2 with a million sessions takes seconds; ten minutes only ends a stuck process.
   const code = await waitForClose(child, { what: 'memory suite: the measuring process', timeoutMs: 600_000 })
-  if (code !== 0) throw new LabError(`memory suite: the measuring process ${describeExit(child)}`)
+  if (code !== 0 || out.trim() === '') throw new LabError(`memory suite: the measuring process ${describeExit(child, { before: 'printing its result' })}`)
   const r = JSON.parse(out) as { sessions: number; derBytes: number; rssBytesPerSession: number; countedBytesPerSession: number; heapBytesPerSession?: number; externalBytesPerSession?: number; fixedBytes?: number }
   return {
     mode,
