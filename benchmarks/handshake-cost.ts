@@ -100,6 +100,8 @@ async function accepts (port: number): Promise<boolean> {
     const socket = net.connect(port, '127.0.0.1')
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => resolve(false))
+    // A SYN the server's full backlog drops is retried by the kernel for minutes: bounded here.
+    socket.setTimeout(2000, () => { socket.destroy(); resolve(false) })
   })
 }
 

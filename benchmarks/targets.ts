@@ -72,6 +72,8 @@ async function waitForPort (child: ChildProcess, port: number, what: string, out
       const s = net.connect(port, '127.0.0.1')
       s.once('connect', () => { s.destroy(); resolve(true) })
       s.once('error', () => resolve(false))
+      // A SYN a full backlog drops is retried by the kernel for minutes: bounded here.
+      s.setTimeout(2000, () => { s.destroy(); resolve(false) })
     })
     if (open) return
     if (Date.now() > deadline) throw new LabError(`${what} did not listen on 127.0.0.1:${port} within 20 s:\n${output.join('\n')}`)
