@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../src/errors.js'
+import { describeExit, waitForClose, waitForLine } from '../src/lab/child-waits.js'
 import { spawnChild, stopChild, which } from '../src/lab/processes.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { round } from './handshake.js'
@@ -68,18 +69,19 @@ interface Probed { tlsfleet: { health: Array<number | null>; agent: Array<number
  * round probes tlsfleet's /health and agent and the reference's, one after the other, each
  * round starting one further (no responder always goes first after the pause).
  */
-function startProber (ports: { admin: number; agent: number; reference: { http: number; line: number } }, cpus: string, samples: number): { stop: () => void; result: Promise<Probed> } {
+function startProber (ports: { admin: number; agent: number; reference: { http: number; line: number } }, cpus: string, samples: number, boundMs: number): { stop: () => void; result: Promise<Probed> } {
   const child = spawnChild(process.execPath, [PROBER, '20', String(samples), `http:${ports.admin}`, `line:${ports.agent}`, `http:${ports.reference.http}`, `line:${ports.reference.line}`], { cpus })
   let out = ''
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  const result = new Promise<Probed>((resolve, reject) => {
-    child.once('exit', (code) => {
-      try {
-        const [health = [], agent = [], refHealth = [], refAgent = []] = (JSON.parse(out) as { samples: Array<Array<number | null>> }).samples
-        resolve({ tlsfleet: { health, agent }, reference: { health: refHealth, agent: refAgent } })
-      } catch { reject(new LabError(`agent suite: the prober failed (exit ${String(code)})`)) }
-    })
+  // Bounded: a prober that neither finishes its rounds nor answers SIGTERM is stopped (child-waits.ts).
+  const result = waitForClose(child, { what: 'agent suite: the prober', timeoutMs: boundMs }).then((code) => {
+    try {
+      const [health = [], agent = [], refHealth = [], refAgent = []] = (JSON.parse(out) as { samples: Array<Array<number | null>> }).samples
+      return { tlsfleet: { health, agent }, reference: { health: refHealth, agent: refAgent } }
+    } catch { throw new LabError(`agent suite: the prober ${code === 0 ? 'printed no samples' : describeExit(child)}`) }
   })
+  // Rejections are the caller's (it awaits the result); not unhandled while the load runs.
+  result.catch(() => {})
   return { stop: () => child.kill('SIGTERM'), result }
 }
 
@@ -88,17 +90,9 @@ async function startReference (cpus: string): Promise<{ ports: { http: number; l
   const child = spawnChild(process.execPath, [REFERENCE], { cpus })
   const stop = async (): Promise<void> => await stopChild(child, 2000)
   try {
-    const ports = await new Promise<{ http: number; line: number }>((resolve, reject) => {
-      let out = ''
-      const timer = setTimeout(() => reject(new LabError('agent suite: the reference responders did not listen within 10 s')), 10_000)
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (!out.includes('\n')) return
-        clearTimeout(timer)
-        try { resolve(JSON.parse(out) as { http: number; line: number }) } catch { reject(new LabError(`agent suite: the reference responders said ${JSON.stringify(out)}`)) }
-      })
-      child.once('exit', (code) => { clearTimeout(timer); reject(new LabError(`agent suite: the reference responders exited (code ${String(code)}) before they listened`)) })
-    })
+    const line = await waitForLine(child, () => true, { what: 'agent suite: the reference responders', waitingFor: 'listening', timeoutMs: 10_000 })
+    let ports: { http: number; line: number }
+    try { ports = JSON.parse(line) as { http: number; line: number } } catch { throw new LabError(`agent suite: the reference responders said ${JSON.stringify(line)}`) }
     return { ports, stop }
   } catch (err) {
     await stop()
@@ -159,13 +153,14 @@ async function measureAgent (opts: Parameters<typeof runAgentSuite>[0], plan: { 
       pem: opts.pem, backendPort: backend.port, cpus: opts.serverCpus, workers: opts.workers, dir: opts.dir, adminPort,
       tlsfleetArgs: ['--agent-listen', `127.0.0.1:${agentPort}`, ...extraArgs]
     })
-    const idle = await startProber(ports, plan.prober, 100).result
+    // 100 rounds of four probes 20 ms apart: a few seconds.
+    const idle = await startProber(ports, plan.prober, 100, 60_000).result
     const loadedProber = { current: undefined as ReturnType<typeof startProber> | undefined }
     const load = await runLoad({
       host: '127.0.0.1', port: target.port, profile: PROFILES.find((p) => p.name === 'full-1.2') as NonNullable<typeof PROFILES[0]>,
       processes: opts.processes, concurrency: opts.concurrency, count: 1_000_000, durationMs: opts.durationMs, request: true, cpus: plan.load,
       // Probing starts once the clients are primed and the window opens.
-      onStart: () => { loadedProber.current = startProber(ports, plan.prober, 100_000) },
+      onStart: () => { loadedProber.current = startProber(ports, plan.prober, 100_000, opts.durationMs + 60_000) },
       onProgress: (done, errors) => opts.progress.update(`agent suite (${label}): ${done} full handshakes, ${errors} errors`)
     })
     loadedProber.current?.stop()

@@ -11,13 +11,19 @@ export function valgrindAvailable (): boolean { return which('valgrind') !== und
 
 const execFileAsync = promisify(execFile)
 
-/** Run a program to its end; a failure is a LabError naming `what`, with the end of its stderr. */
-export async function runProgram (file: string, args: string[], what: string): Promise<{ stdout: string; stderr: string }> {
+/**
+ * Run a program to its end; a failure is a LabError naming `what`, with its exit code and the
+ * end of its stderr. Bounded by `timeoutMs` (SIGKILL then: a stuck valgrind run would
+ * otherwise hold the bench forever); the default fits the slowest run under callgrind.
+ */
+export async function runProgram (file: string, args: string[], what: string, timeoutMs = 30 * 60_000): Promise<{ stdout: string; stderr: string }> {
   try {
-    return await execFileAsync(file, args, { maxBuffer: 64 * 1024 * 1024 })
+    return await execFileAsync(file, args, { maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' })
   } catch (err) {
-    const stderr = String((err as { stderr?: unknown }).stderr ?? (err as Error).message)
-    throw new LabError(`${what} failed: ${stderr.trim().split('\n').slice(-5).join('\n')}`)
+    const e = err as { stderr?: unknown; code?: unknown; signal?: unknown; killed?: boolean }
+    const stderr = String(e.stderr ?? (err as Error).message).trim().split('\n').slice(-5).join('\n')
+    const how = e.killed === true ? `did not finish within ${Math.round(timeoutMs / 1000)} s (killed)` : `failed (${typeof e.code === 'number' ? `exit code ${e.code}` : String(e.code ?? e.signal)})`
+    throw new LabError(`${what} ${how}: ${stderr}`)
   }
 }
 

@@ -39,12 +39,21 @@ async function run (count: number): Promise<number> {
 }
 
 await run(Number(warmText))
-// A signal handler alone does not keep the process alive: the timer does, until the signal.
-const waiting = setInterval(() => {}, 1000)
-const go = new Promise((resolve) => process.once('SIGUSR2', resolve))
+// A signal handler alone does not keep the process alive: the timer does, until the signal. The
+// wait is bounded: a suite that died without stopping this client must not leave it behind
+// (the suite itself zeroes the counters in seconds).
+const SIGNAL_BOUND_MS = 600_000
+let waiting: NodeJS.Timeout | undefined
+const go = new Promise<void>((resolve) => {
+  process.once('SIGUSR2', () => resolve())
+  waiting = setTimeout(() => {
+    process.stderr.write(`handshake-cost client: no SIGUSR2 from the suite within ${SIGNAL_BOUND_MS / 1000} s after warming up\n`)
+    process.exit(3)
+  }, SIGNAL_BOUND_MS)
+})
 process.stdout.write('warm\n')
 await go
-clearInterval(waiting)
+clearTimeout(waiting)
 const count = Number(countText)
 const resumed = await run(count)
 process.stdout.write(JSON.stringify({ handshakes: count, resumed }) + '\n')

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../src/errors.js'
 import { processTree } from '../src/lab/proc-cpu.js'
+import { describeExit, waitForClose, waitForLine } from '../src/lab/child-waits.js'
 import { spawnChild, stopChild, TLSFLEET_CLI } from '../src/lab/processes.js'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { onLines } from '../src/util/lines.js'
@@ -86,7 +87,8 @@ async function startCounted (target: CostTarget, opts: { pem: string; backendPor
   while (!(await accepts(port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stopChild(child, 2000)
-      throw new LabError(`handshake-cost suite: ${target} did not start under valgrind:\n${output.join('\n')}`)
+      const how = child.exitCode !== null || child.signalCode !== null ? `exited (code ${String(child.exitCode)}${child.signalCode !== null ? `, ${child.signalCode}` : ''})` : 'did not listen within 300 s'
+      throw new LabError(`handshake-cost suite: ${target} under valgrind ${how}:\n${output.join('\n')}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 1000))
   }
@@ -98,6 +100,8 @@ async function accepts (port: number): Promise<boolean> {
     const socket = net.connect(port, '127.0.0.1')
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => resolve(false))
+    // A SYN the server's full backlog drops is retried by the kernel for minutes: bounded here.
+    socket.setTimeout(2000, () => { socket.destroy(); resolve(false) })
   })
 }
 
@@ -113,23 +117,42 @@ function dumped (outDir: string, seen: Set<string>): DumpCount {
   return sum
 }
 
+/**
+ * How long the client may take for N connections under callgrind: about 50-100 ms each on an
+ * idle machine, so 500 ms each plus two minutes (valgrind's own start, a loaded machine) only
+ * ends a client that is stuck, not a slow one.
+ */
+/** callgrind_control zeroes or dumps in a second or two; it waits on the server's next instructions. */
+const CONTROL_BOUND_MS = 120_000
+
+export function clientBoundMs (connections: number): number { return 120_000 + 500 * connections }
+
+/**
+ * The client's command. TLSFLEET_BENCH_COST_CLIENT replaces its script (a test makes the client
+ * fail before warming up with a script that does not exist).
+ */
+function clientCommand (): string { return process.env.TLSFLEET_BENCH_COST_CLIENT ?? CLIENT }
+
 async function measure (server: CountedServer, target: CostTarget, profile: string, count: number, warm: number, seen: Set<string>): Promise<{ instructions: DumpCount; resumed: number }> {
-  const client = spawnChild(process.execPath, [CLIENT, String(server.port), profile, String(warm), String(count), target === 'tlsfleet-pp2' ? 'pp2' : ''])
+  const client = spawnChild(process.execPath, [clientCommand(), String(server.port), profile, String(warm), String(count), target === 'tlsfleet-pp2' ? 'pp2' : ''])
+  const what = `handshake-cost suite: the ${target} ${profile} client`
   const pids = (): string[] => processTree(server.child.pid as number).map(String)
+  // Both waits end at the client's exit or after their bound, the client stopped (child-waits.ts).
+  await waitForLine(client, (line) => line === 'warm', { what, waitingFor: `warming up (${warm} connections)`, timeoutMs: clientBoundMs(warm) })
   let result = ''
-  const warmed = new Promise<void>((resolve) => onLines(client.stdout, (line) => { if (line === 'warm') resolve(); else result = line }))
-  await warmed
-  await runProgram('callgrind_control', ['-z', ...pids()], 'callgrind_control -z')
-  return await new Promise((resolve, reject) => {
-    client.once('exit', (code) => {
-      if (code !== 0 || result === '') { reject(new LabError(`handshake-cost suite: the ${profile} client failed (exit ${String(code)})`)); return }
-      runProgram('callgrind_control', ['-d', ...pids()], 'callgrind_control -d').then(() => {
-        const { resumed } = JSON.parse(result) as { resumed: number }
-        resolve({ instructions: dumped(server.outDir, seen), resumed })
-      }, reject)
-    })
-    process.kill(client.pid as number, 'SIGUSR2')
-  })
+  onLines(client.stdout, (line) => { result = line })
+  try {
+    await runProgram('callgrind_control', ['-z', ...pids()], 'callgrind_control -z', CONTROL_BOUND_MS)
+  } catch (err) {
+    await stopChild(client, 2000)
+    throw err
+  }
+  try { process.kill(client.pid as number, 'SIGUSR2') } catch { /* it exited: waitForClose says how */ }
+  const code = await waitForClose(client, { what, timeoutMs: clientBoundMs(count) })
+  if (code !== 0 || result === '') throw new LabError(`${what} ${describeExit(client, { before: 'printing its count' })}`)
+  await runProgram('callgrind_control', ['-d', ...pids()], 'callgrind_control -d', CONTROL_BOUND_MS)
+  const { resumed } = JSON.parse(result) as { resumed: number }
+  return { instructions: dumped(server.outDir, seen), resumed }
 }
 
 export async function runHandshakeCostSuite (opts: { progress: Progress; pem: string; certKind: string; backendPort: number; dir: string; count: number; warmup: number; targets?: CostTarget[]; profiles?: readonly string[] }): Promise<HandshakeCostReport> {

@@ -84,8 +84,15 @@ function running (): void {
   const step = Math.max(1, Math.floor(sessions / 20))
   let nextMark = step
   const feeder = fork(fileURLToPath(new URL('./memory-feeder.js', import.meta.url)), [String(sessions), String(derBytes)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  // A feeder that dies before 'done' would leave this process to end with nothing said (its
+  // channel closed, nothing else to wait for): said, with a failing status, for the suite.
+  feeder.once('exit', (code, signal) => {
+    process.stderr.write(`memory-child: the feeder exited (code ${String(code)}, signal ${String(signal)}) before it was done\n`)
+    process.exit(1)
+  })
   feeder.on('message', (message: L1Request | { t: 'done' }) => {
     if (message.t === 'done') {
+      feeder.removeAllListeners('exit')
       feeder.kill()
       const held = cache.l2.size
       // The first 30% of the fill carries the young generation's growth: fit over the rest.

@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../src/errors.js'
+import { describeExit, waitForClose } from '../src/lab/child-waits.js'
+import { spawnChild } from '../src/lab/processes.js'
 import { round } from './handshake.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
@@ -38,13 +39,12 @@ async function measure (mode: MemoryMode, sessions: number, derBytes: number): P
   // cost of a busy process that would otherwise be divided among the sessions. running: V8's
   // defaults, as a primary runs.
   const flags = mode === 'settled' ? ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'] : []
-  const child = spawn(process.execPath, [...flags, CHILD, String(sessions), String(derBytes), mode], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnChild(process.execPath, [...flags, CHILD, String(sessions), String(derBytes), mode])
   let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  if (code !== 0) throw new LabError(`memory suite: the measuring process failed (${String(code)}): ${err.trim()}`)
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  // Filling L2 with a million sessions takes seconds; ten minutes only ends a stuck process.
+  const code = await waitForClose(child, { what: 'memory suite: the measuring process', timeoutMs: 600_000 })
+  if (code !== 0 || out.trim() === '') throw new LabError(`memory suite: the measuring process ${describeExit(child, { before: 'printing its result' })}`)
   const r = JSON.parse(out) as { sessions: number; derBytes: number; rssBytesPerSession: number; countedBytesPerSession: number; heapBytesPerSession?: number; externalBytesPerSession?: number; fixedBytes?: number }
   return {
     mode,

@@ -6,6 +6,7 @@ import { sumMetric } from '../src/metrics/prometheus-text.js'
 import { tlsHandshake } from '../src/lab/tls-client.js'
 import { LabError } from '../src/errors.js'
 import { processTree } from '../src/lab/proc-cpu.js'
+import { describeExit, waitForClose } from '../src/lab/child-waits.js'
 import { spawnChild } from '../src/lab/processes.js'
 import { onLines } from '../src/util/lines.js'
 import { round } from './handshake.js'
@@ -119,8 +120,10 @@ async function runSender (keyFile: string, host: string, port: number, count: nu
   const child = spawnChild(process.execPath, [SENDER, keyFile, host, String(port), String(count), cipher], cpus !== undefined ? { cpus } : {})
   let result = ''
   onLines(child.stdout, (line) => { if (line === 'sending') onSending(); else result = line })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  if (code !== 0 || result === '') throw new LabError(`sync suite: the sending process failed (exit ${String(code)})`)
+  // It seals COUNT updates, then sends them over one second: a minute and a millisecond per
+  // update is many times what any rate of the suite takes.
+  const code = await waitForClose(child, { what: 'sync suite: the sending process', timeoutMs: 60_000 + count })
+  if (code !== 0 || result === '') throw new LabError(`sync suite: the sending process ${describeExit(child)}`)
   return JSON.parse(result) as { sent: number; datagrams: number; sendSeconds: number }
 }
 

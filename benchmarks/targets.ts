@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { freeTcpPort } from '../src/util/free-port.js'
 import { LabError } from '../src/errors.js'
 import { onLines } from '../src/util/lines.js'
+import { waitForLine } from '../src/lab/child-waits.js'
 import { spawnChild, stopChild, TLSFLEET_CLI, which } from '../src/lab/processes.js'
 
 /**
@@ -71,6 +72,8 @@ async function waitForPort (child: ChildProcess, port: number, what: string, out
       const s = net.connect(port, '127.0.0.1')
       s.once('connect', () => { s.destroy(); resolve(true) })
       s.once('error', () => resolve(false))
+      // A SYN a full backlog drops is retried by the kernel for minutes: bounded here.
+      s.setTimeout(2000, () => { s.destroy(); resolve(false) })
     })
     if (open) return
     if (Date.now() > deadline) throw new LabError(`${what} did not listen on 127.0.0.1:${port} within 20 s:\n${output.join('\n')}`)
@@ -134,9 +137,8 @@ export async function startTarget (kind: TargetKind, opts: TargetOptions): Promi
 /** The shared backend, pinned to the client CPUs so it never competes with the server measured. */
 export async function startBackend (cpus?: string): Promise<{ port: number; stop: () => Promise<void> }> {
   const child = spawnChild(process.execPath, [path.join(HERE, 'servers', 'backend.js'), '0'], cpus !== undefined ? { cpus } : {})
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new LabError('bench backend did not start')), 10_000)
-    onLines(child.stdout, (line) => { const m = /^listening (\d+)/.exec(line); if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) } })
-  })
+  // Bounded, and ends at the backend's exit (child-waits.ts), which then has been stopped.
+  const line = await waitForLine(child, (l) => /^listening \d+/.test(l), { what: 'bench backend', waitingFor: 'listening', timeoutMs: 10_000 })
+  const port = Number(/^listening (\d+)/.exec(line)?.[1])
   return { port, stop: async () => { await stopChild(child, 2000) } }
 }

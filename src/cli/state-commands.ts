@@ -24,7 +24,9 @@ export function stateCommand (state: AdminState): Command {
     for (const c of result.haproxy?.commands ?? []) lines.push(`  haproxy: ${c.command}: ${c.ok ? 'ok' : `FAILED: ${c.error ?? 'unknown error'}`}`)
     process.stdout.write(lines.join('\n') + '\n')
     if (result.haproxy !== undefined && !result.haproxy.ok) {
-      throw new AdminClientError(`the node is now ${result.state}, but a HAProxy command failed (see above); its agent will still report ${result.state} at the next check`)
+      // HAProxy's reasons in the error too: stdout may go elsewhere than the error line.
+      const reasons = result.haproxy.commands.filter((c) => !c.ok).map((c) => c.error ?? `${c.command}: unknown error`).join('; ')
+      throw new AdminClientError(`the node is now ${result.state}, but HAProxy refused: ${reasons}; its agent will still report ${result.state} at the next check`)
     }
   })
   return command

@@ -1,4 +1,5 @@
 import type { AdminState } from '../agent/agent-reply.js'
+import { HaproxyRuntimeError } from '../errors.js'
 import { HaproxyRuntimeApi } from './runtime-api.js'
 import type { StatRow } from './stats.js'
 
@@ -49,8 +50,11 @@ export interface CoordinatorOptions {
   /** Stick table; default: the backend. */
   table?: string
   timeoutMs?: number
-  /** Called for every command, so the caller can log and count it. */
-  onCommand?: (outcome: CommandOutcome) => void
+  /**
+   * Called for every command, so the caller can log and count it; `err` is the failure itself
+   * (a HaproxyRuntimeError when HAProxy refused, with its code and reply), for the log's `err`.
+   */
+  onCommand?: (outcome: CommandOutcome, err?: Error) => void
 }
 
 /** How long one read of HAProxy's view of this server answers /v1/state and the dashboard. */
@@ -133,15 +137,11 @@ export class HaproxyCoordinator {
     try {
       row = await this.ownRow()
     } catch (err) {
-      const outcome = { command: 'show stat', ok: false, error: (err as Error).message }
-      this.opts.onCommand?.(outcome)
-      return [outcome]
+      return [this.failed('show stat', err as Error)]
     }
     const sid = row.sid
     if (sid === undefined) {
-      const outcome = { command: 'show stat', ok: false, error: `no server id (sid) for ${this.backend}/${this.server} in show stat` }
-      this.opts.onCommand?.(outcome)
-      return [outcome]
+      return [this.failed('show stat', new HaproxyRuntimeError('show stat', '', `no server id (sid) for ${this.backend}/${this.server} in show stat`))]
     }
     return [await this.run(`clear table ${this.table} data.server_id eq ${sid}`, async () => {
       await this.api.clearTableByServerId(this.table, sid)
@@ -174,19 +174,26 @@ export class HaproxyCoordinator {
   private async ownRow (): Promise<StatRow> {
     const rows = await this.api.showStat()
     const row = rows.find((r) => r.pxname === this.backend && r.svname === this.server)
-    if (row === undefined) throw new Error(`haproxy has no server ${this.backend}/${this.server} (show stat)`)
+    // HAProxy answered, without this server: its refusal as much as "No such server." is.
+    if (row === undefined) throw new HaproxyRuntimeError('show stat', '', `haproxy has no server ${this.backend}/${this.server} (show stat)`)
     return row
   }
 
   private async run (command: string, action: () => Promise<void>): Promise<CommandOutcome> {
-    let outcome: CommandOutcome
     try {
       await action()
-      outcome = { command, ok: true }
     } catch (err) {
-      outcome = { command, ok: false, error: (err as Error).message }
+      return this.failed(command, err as Error)
     }
+    const outcome = { command, ok: true }
     this.opts.onCommand?.(outcome)
+    return outcome
+  }
+
+  /** A failed command: its message for the admin API's answer, the error itself for the log. */
+  private failed (command: string, err: Error): CommandOutcome {
+    const outcome = { command, ok: false, error: err.message }
+    this.opts.onCommand?.(outcome, err)
     return outcome
   }
 }

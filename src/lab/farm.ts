@@ -13,6 +13,7 @@ import { freeTcpPort, freeTcpUdpPort } from '../util/free-port.js'
 import { LabError } from '../errors.js'
 import { writeFarmSecretFile } from '../sync/farm-secret.js'
 import { onLines } from '../util/lines.js'
+import { waitForLine } from './child-waits.js'
 import { killGroup, removeIfLabDies, requireHaproxy, spawnChild, stopChild, TLSFLEET_CLI, waitExit } from './processes.js'
 import { treeCpuSeconds } from './proc-cpu.js'
 import { LocalHaproxy } from './local-haproxy.js'
@@ -174,12 +175,8 @@ export class LabFarm {
       const host = `127.0.0.${21 + i}`
       const port = await freeTcpPort(host)
       const child = spawnChild(process.execPath, [TLSFLEET_CLI, 'demo-backend', '--listen', `${host}:${port}`, '--name', name])
-      const listening = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 15_000)
-        onLines(child.stdout, (line) => { if (line.includes('listening')) { clearTimeout(timer); resolve(true) } })
-        child.once('exit', () => { clearTimeout(timer); resolve(false) })
-      })
-      if (!listening) throw new LabError(`demo backend ${name} did not start on ${host}:${port}`)
+      // Bounded, ends at the backend's exit, stops it on failure (child-waits.ts).
+      await waitForLine(child, (line) => line.includes('listening'), { what: `demo backend ${name} (${host}:${port})`, waitingFor: 'listening', timeoutMs: 15_000 })
       this.backendProcesses.push(child)
       this.backends.push({ host, port })
       this.log(`backend ${name} on ${host}:${port}`)

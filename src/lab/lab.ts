@@ -1,4 +1,5 @@
 import { formatHostPort, type HostPort } from '../config/host-port.js'
+import { checkListenAddresses } from '../node/listen-check.js'
 import { LabFarm, type SyncMode, type TerminatorMode } from './farm.js'
 import { LabError, UsageError } from '../errors.js'
 import { writeHtmlReport } from '../report/html-report.js'
@@ -39,6 +40,10 @@ export const ACTS: readonly Act[] = ['kill', 'restart', 'drain']
  * stdout, or to stderr with --json (stdout then carries only the JSON report).
  */
 export async function runLab (opts: LabOptions): Promise<SceneReport | undefined> {
+  // HAProxy binds --listen last, after the backends and three nodes have started (and with
+  // SO_REUSEPORT it would share a port another HAProxy holds): a busy address is refused here,
+  // before anything starts, as a node refuses its own --listen.
+  if (opts.target === undefined) await checkListenAddresses([opts.listen], '--listen')
   const out = (line: string): void => { (opts.json ? process.stderr : process.stdout).write(line + '\n') }
   const tty = !opts.json && process.stdout.isTTY === true
   const abort = new AbortController()

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../errors.js'
+import { onLines } from '../util/lines.js'
 
 /** bin/tlsfleet.js of this checkout or installed package. */
 export const TLSFLEET_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/tlsfleet.js')
@@ -55,7 +56,20 @@ export function spawnChild (command: string, args: string[], opts: { cpus?: stri
   watch('+', child.pid)
   child.once('exit', () => { children.delete(child); watch('-', child.pid) })
   child.on('error', () => { /* reported by the caller through exit/ready checks */ })
+  // The last lines of stderr, for the error that reports the child's early exit (child-waits.ts).
+  const tail: string[] = []
+  tails.set(child, tail)
+  onLines(child.stderr, (line) => { tail.push(line); if (tail.length > STDERR_TAIL_LINES) tail.shift() })
   return child
+}
+
+// Enough for a Node.js stack trace with its message above it.
+const STDERR_TAIL_LINES = 20
+const tails = new WeakMap<ChildProcess, string[]>()
+
+/** The last lines a child of spawnChild wrote to stderr ('' when none, or not one of spawnChild's). */
+export function stderrTail (child: ChildProcess): string {
+  return (tails.get(child) ?? []).join('\n')
 }
 
 export async function waitExit (child: ChildProcess, ms: number): Promise<boolean> {

@@ -227,11 +227,13 @@ export class Primary {
         server: this.config.haproxyServer,
         ...(this.config.haproxyTable !== '' ? { table: this.config.haproxyTable } : {}),
         timeoutMs: 2000,
-        onCommand: (outcome) => {
+        onCommand: (outcome, err) => {
           const verb = outcome.command.split(' ').slice(0, 2).join(' ')
           this.metrics.haproxyCommands.inc({ command: verb, result: outcome.ok ? 'ok' : 'error' })
           if (outcome.ok) this.log.info({ command: outcome.command }, 'haproxy runtime API command done')
-          else this.log.error({ command: outcome.command, error: outcome.error }, 'haproxy runtime API command failed')
+          // As every Runtime API failure is logged: the error under `err`, with its code
+          // (TLSFLEET_ERR_HAPROXY_RUNTIME and HAProxy's reply when HAProxy refused).
+          else this.log.error({ command: outcome.command, err: err ?? new Error(outcome.error ?? 'unknown error') }, 'haproxy runtime API command failed')
         }
       })
     } catch (err) {

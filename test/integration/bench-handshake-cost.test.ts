@@ -1,5 +1,6 @@
 // Its own file: valgrind makes it slow, and a file shares the test timeout.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -33,4 +34,20 @@ test('the handshake-cost suite counts a server\'s instructions per handshake und
   const refused = await runBench(['--suites', 'handshake-cost', '--profiles', 'mixed', '--certs', 'ecdsa'], 30_000)
   assert.equal(refused.code, 2, refused.stderr)
   assert.match(refused.stderr, /--profiles: the handshake-cost suite counts full-1\.2, full-1\.3, resume-1\.2-ticket, resume-1\.2-id, resume-1\.3-ticket, not mixed/)
+})
+
+test('a handshake-cost client that exits before warming up ends the suite at once with its exit code and stderr, and leaves no process behind', async () => {
+  // The bench's directory (and so every process it starts, valgrind's server included) under a TMPDIR of this test's.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-cost-early-'))
+  const started = performance.now()
+  // A client script that does not exist: node exits with code 1 and "Cannot find module" at once.
+  const { code, stderr } = await runBench(['--suites', 'handshake-cost', '--targets', 'node', '--profiles', 'full-1.2', '--certs', 'ecdsa', '--cost-count', '20', '--cost-warmup', '20'], 120_000,
+    { env: { TMPDIR: tmp, TLSFLEET_BENCH_COST_CLIENT: path.join(tmp, 'no-such-client.js') } })
+  assert.equal(code, 1, stderr)
+  assert.match(stderr, /tlsfleet: handshake-cost suite: the node full-1\.2 client exited with code 1 before warming up \(20 connections\); its stderr ended with:\n[\s\S]*Cannot find module[\s\S]*\(TLSFLEET_ERR_LAB\)\n$/)
+  // The plain server starts under valgrind in seconds; the client's failure is not waited on.
+  assert.ok(performance.now() - started < 60_000, `${Math.round(performance.now() - started)} ms`)
+  const left = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(tmp))
+  assert.deepEqual(left, [])
+  fs.rmSync(tmp, { recursive: true, force: true })
 })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import { test } from 'node:test'
 import { tlsHandshake } from '../../src/lab/tls-client.js'
 import { CLI } from '../helpers/node-process.js'
@@ -155,4 +156,30 @@ test('failover scene in a mixed farm: ticket clients resume from an HAProxy-term
     assert.ok(act.resumedShare >= 0.9, `${kind}: only ${act.resumed} of ${act.resumed + act.full} ticket clients resumed on another node`)
   }
   assertOnlyCutConnectionsFail(report)
+})
+
+test('a lab whose --listen is busy refuses at once with TLSFLEET_ERR_ADDRESS_IN_USE and starts nothing', async () => {
+  const port = await freePort('127.0.0.10')
+  const holder = net.createServer()
+  await new Promise<void>((resolve) => holder.listen(port, '127.0.0.10', resolve))
+  try {
+    const started = performance.now()
+    const lab = startLab(['--listen', `127.0.0.10:${port}`, '--sync', 'off'])
+    // Every process the lab starts is its child (backends, nodes, haproxy, the watchdog): watched until it exits.
+    const children = new Set<string>()
+    const watch = setInterval(() => {
+      const rows = spawnSync('ps', ['-eo', 'ppid=,pid=,args='], { encoding: 'utf8' }).stdout.split('\n')
+      for (const row of rows) if (row.trim().split(/\s+/)[0] === String(lab.child.pid)) children.add(row.trim())
+    }, 50)
+    const code = await Promise.race([lab.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())])
+    clearInterval(watch)
+    await stopLab(lab)
+    assert.equal(code, 3, lab.output())
+    assert.ok(performance.now() - started < 10_000, `${Math.round(performance.now() - started)} ms`)
+    assert.match(lab.output(), new RegExp(`^tlsfleet: 127\\.0\\.0\\.10:${port} is already in use by another process: stop that process or give another --listen \\(TLSFLEET_ERR_ADDRESS_IN_USE\\)$`, 'm'))
+    assert.doesNotMatch(lab.output(), /starting haproxy|backend web1|node1/, 'nothing started')
+    assert.deepEqual([...children], [], 'no child process')
+  } finally {
+    await new Promise((resolve) => holder.close(resolve))
+  }
 })
