@@ -54,7 +54,16 @@ const NAME_LENGTH = 16
 /** More secrets than a change-over ever has at once (current and the previous one or two). */
 const MAX_RUNS = 8
 
-interface Held { tag: Buffer; byEpoch: Map<number, TicketKeyGeneration> }
+/**
+ * One secret's keys by epoch, each a 48-byte view into the bytes the primary sent: the
+ * generation object (and its name view) is made on lookup, which the pool caches per name, so
+ * 8642 held keys (86400 / 10) cost one view each, not two objects.
+ */
+interface Held { tag: Buffer; byEpoch: Map<number, Buffer> }
+
+function generationOf (epoch: number, keys: Buffer): TicketKeyGeneration {
+  return { epoch, keys, name: keys.subarray(0, NAME_LENGTH) }
+}
 
 /**
  * Keys by secret and epoch, a name's lookup O(1) as with the schedule the primary keeps:
@@ -121,7 +130,7 @@ export class TicketKeyRing {
           keys.fill(0)
           continue
         }
-        held.byEpoch.set(epoch, { epoch, keys, name: keys.subarray(0, NAME_LENGTH) })
+        held.byEpoch.set(epoch, keys)
         added++
       }
     })
@@ -136,9 +145,9 @@ export class TicketKeyRing {
       const held = this.#held[schedule] as Held
       if (name.compare(held.tag, 0, TAG_LENGTH, 0, TAG_LENGTH) !== 0) continue
       const epoch = name.readUInt32BE(8) * 2 ** 32 + name.readUInt32BE(12)
-      const generation = held.byEpoch.get(epoch)
-      if (generation === undefined || !this.isAcceptable(epoch, nowMs)) return undefined
-      return { schedule, generation, until: this.acceptableUntilMs(epoch) }
+      const keys = held.byEpoch.get(epoch)
+      if (keys === undefined || !this.isAcceptable(epoch, nowMs)) return undefined
+      return { schedule, generation: generationOf(epoch, keys), until: this.acceptableUntilMs(epoch) }
     }
     return undefined
   }
@@ -154,17 +163,18 @@ export class TicketKeyRing {
     const current = this.epochAt(nowMs)
     const until = (current + 1) * this.#rotationMs
     const exact = held.byEpoch.get(current)
-    if (exact !== undefined) return { schedule: 0, generation: exact, until, fallback: false }
+    if (exact !== undefined) return { schedule: 0, generation: generationOf(current, exact), until, fallback: false }
     // The newest below the current epoch (what a late primary leaves), else the oldest above it.
-    let older: TicketKeyGeneration | undefined
-    let later: TicketKeyGeneration | undefined
-    for (const generation of held.byEpoch.values()) {
-      if (generation.epoch < current) {
-        if (older === undefined || generation.epoch > older.epoch) older = generation
-      } else if (later === undefined || generation.epoch < later.epoch) later = generation
+    let older: number | undefined
+    let later: number | undefined
+    for (const epoch of held.byEpoch.keys()) {
+      if (epoch < current) {
+        if (older === undefined || epoch > older) older = epoch
+      } else if (later === undefined || epoch < later) later = epoch
     }
     const best = older ?? later
-    return best === undefined ? undefined : { schedule: 0, generation: best, until, fallback: true }
+    const keys = best === undefined ? undefined : held.byEpoch.get(best)
+    return best === undefined || keys === undefined ? undefined : { schedule: 0, generation: generationOf(best, keys), until, fallback: true }
   }
 
   /** Drop (and zero) keys no ticket can be valid under any more; the issuing secret's newest stays. */
@@ -172,9 +182,9 @@ export class TicketKeyRing {
     let dropped = 0
     this.#held.forEach((held, schedule) => {
       const newest = schedule === 0 ? Math.max(...held.byEpoch.keys()) : Number.NaN
-      for (const [epoch, generation] of held.byEpoch) {
+      for (const [epoch, keys] of held.byEpoch) {
         if (nowMs < this.acceptableUntilMs(epoch) || epoch === newest) continue
-        generation.keys.fill(0)
+        keys.fill(0)
         held.byEpoch.delete(epoch)
         dropped++
       }
@@ -222,6 +232,6 @@ function checkRun (run: unknown): string | undefined {
 }
 
 function zeroAll (held: Held): void {
-  for (const generation of held.byEpoch.values()) generation.keys.fill(0)
+  for (const keys of held.byEpoch.values()) keys.fill(0)
   held.byEpoch.clear()
 }
