@@ -1,5 +1,6 @@
 import type { L1Request, L2Notice } from '../cache/l2-responder.js'
 import type { Staple } from '../ocsp/staple-store.js'
+import type { TicketKeySet } from '../tls/ticket-key-ring.js'
 import type { TlsMaterial } from '../tls/tls-material.js'
 import type { WorkerSettings } from './worker-settings.js'
 
@@ -35,6 +36,8 @@ export type PrimaryToWorker =
   | L2Notice
   | { t: 'tls-material'; material: TlsMaterial; staples?: Staple[] }
   | { t: 'ocsp-staples'; staples: Staple[] }
+  /** At each rotation: the ticket keys that became acceptable (never the secret: ticket-key-ring.ts). */
+  | { t: 'ticket-keys'; keys: TicketKeySet }
   /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
   | { t: 'report-request'; req: number; metrics?: boolean }
   | { t: 'shutdown'; graceMs: number }

@@ -3,6 +3,7 @@ import type { Cidr } from '../config/cidr.js'
 import type { HostPort } from '../config/host-port.js'
 import type { NodeConfig } from '../config/options.js'
 import type { ClientVerify } from '../tls/client-auth.js'
+import type { TicketKeySet } from '../tls/ticket-key-ring.js'
 import type { TlsPolicy } from '../tls/tls-policy.js'
 import type { RunAs } from './privileges.js'
 
@@ -33,8 +34,13 @@ export interface WorkerSettings {
   /** --backend-refresh in ms (0: a lookup per connection). */
   backendRefreshMs: number
   gracePeriodMs: number
-  /** Secrets the ticket keys derive from, current first; empty = session tickets off. */
-  ticketSecrets: Buffer[]
+  /** --session-tickets on: contexts issue and accept the farm's tickets (else SSL_OP_NO_TICKET). */
+  sessionTickets: boolean
+  /**
+   * The ticket keys acceptable when this worker starts (later ones come in `ticket-keys`
+   * messages), never the secret they derive from: the primary keeps that (ticket-key-ring.ts).
+   */
+  ticketKeys: TicketKeySet
   ticketRotationSeconds: number
   /** Versions, ciphers, curves: resolved and checked by the primary. */
   tlsPolicy: TlsPolicy
@@ -51,7 +57,10 @@ export interface WorkerSettings {
   logFormat: 'json' | 'pretty' | 'auto'
 }
 
-export function workerSettings (config: NodeConfig, backend: HostPort, ticketSecrets: Buffer[], tls: { policy: TlsPolicy; runAs: RunAs | undefined }): WorkerSettings {
+/** Settings but the ticket keys, which are those of the moment each worker starts. */
+export type WorkerSettingsBase = Omit<WorkerSettings, 'ticketKeys'>
+
+export function workerSettings (config: NodeConfig, backend: HostPort, tls: { policy: TlsPolicy; runAs: RunAs | undefined }): WorkerSettingsBase {
   return {
     listen: config.listen,
     backend,
@@ -72,7 +81,7 @@ export function workerSettings (config: NodeConfig, backend: HostPort, ticketSec
     connectTimeoutMs: Math.round(config.connectTimeout * 1000),
     backendRefreshMs: Math.round(config.backendRefresh * 1000),
     gracePeriodMs: Math.round(config.gracePeriod * 1000),
-    ticketSecrets,
+    sessionTickets: config.sessionTickets === 'on',
     ticketRotationSeconds: config.ticketRotation,
     tlsPolicy: tls.policy,
     clientVerify: config.clientVerify,

@@ -22,8 +22,9 @@ import { checkListenAddresses } from './listen-check.js'
 import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './privileges.js'
 import { handStateDirTo } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
+import { TicketKeyFeed } from './ticket-key-feed.js'
 import { WorkerPool } from './worker-pool.js'
-import { workerSettings, type WorkerSettings } from './worker-settings.js'
+import { workerSettings, type WorkerSettingsBase } from './worker-settings.js'
 
 /** How often the workers' load is sampled for the agent's weight (and /v1/state, /v1/cache). */
 const SAMPLE_INTERVAL_MS = 1000
@@ -50,7 +51,9 @@ export class WorkerTerminator implements NodeTerminator {
   private readonly ownRegistry = new Registry()
   private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
   private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
-  private settings?: WorkerSettings
+  private settings?: WorkerSettingsBase
+  /** The ticket secrets stay here: the workers get the keys of the acceptable epochs from it. */
+  private ticketKeys?: TicketKeyFeed
   /** The reload under way, if any: the next one waits for it. */
   private reloading: Promise<unknown> = Promise.resolve()
 
@@ -81,7 +84,8 @@ export class WorkerTerminator implements NodeTerminator {
     this.workers = new WorkerPool({
       size: config.workers,
       acceptModel: config.acceptModel,
-      init: () => ({ t: 'init', settings: this.settings as WorkerSettings, material: this.material, staples: this.stapler?.staples() ?? [] }),
+      // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
+      init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
       onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
       onWorkerExit: (pid, why, final) => {
@@ -132,7 +136,18 @@ export class WorkerTerminator implements NodeTerminator {
 
   async start (context: TerminatorStart): Promise<void> {
     if (context.backend === undefined) throw new Error('the tlsfleet terminator needs a backend')
-    this.settings = workerSettings(this.config, context.backend, context.ticketSecrets, { policy: this.policy as TlsPolicy, runAs: this.runAs })
+    this.settings = workerSettings(this.config, context.backend, { policy: this.policy as TlsPolicy, runAs: this.runAs })
+    const feed = new TicketKeyFeed({
+      secrets: context.ticketSecrets,
+      rotationSeconds: this.config.ticketRotation,
+      // A ticket cannot outlive its session: OpenSSL refuses sessions older than the timeout.
+      lifetimeSeconds: this.config.sessionTimeout,
+      push: (keys) => this.workers.broadcast({ t: 'ticket-keys', keys })
+    })
+    this.ticketKeys = feed
+    // Before the workers start: a rotation while they do reaches those already forked, and the
+    // others get its keys in their settings.
+    feed.start()
     if (this.config.acceptModel === 'reuseport') this.checkMigrateRequests()
     await this.workers.start()
     if (this.workers.stopping) return // stopped while the workers started: they are gone
@@ -148,6 +163,7 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   async stop (graceMs: number): Promise<number> {
+    this.ticketKeys?.stop()
     this.stapler?.stop()
     this.sampler.stop()
     const killed = await this.workers.stop(graceMs)

@@ -183,6 +183,10 @@ class Worker {
       case 'ocsp-staples':
         this.terminator.setStaples(message.staples)
         break
+      case 'ticket-keys':
+        // Checked there: the channel is the primary's, but a set is refused whole if malformed.
+        this.terminator.setTicketKeys(message.keys)
+        break
       case 'report-request':
         void this.report(message.req, message.metrics !== false)
         break

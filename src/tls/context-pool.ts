@@ -1,9 +1,11 @@
+import crypto from 'node:crypto'
 import { DEFAULT_SESSION_ID_CONTEXT, sessionIdContextFor, type ClientVerify } from './client-auth.js'
 import { TICKET_KEY_NAME_LENGTH, type ClientHelloInfo } from './client-hello.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
 import type { SniRouter } from './sni-router.js'
-import { TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
+import { TicketKeyRing, type TicketKeySet } from './ticket-key-ring.js'
+import { TICKET_KEY_LENGTH, TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
 import type { TlsMaterial } from './tls-material.js'
 import type { TlsPolicy } from './tls-policy.js'
 
@@ -17,9 +19,19 @@ export interface ContextPoolOptions {
   sessionTimeoutSeconds: number
   policy: TlsPolicy
   clientVerify: ClientVerify
-  /** Ticket secrets, current first (older farm secrets during a change-over); none = tickets off. */
-  ticketSecrets: Buffer[]
+  /** --session-tickets on; off: every context sets SSL_OP_NO_TICKET. */
+  sessionTickets: boolean
+  /** The keys the primary sent with the settings (ticket-key-ring.ts); later ones come to setTicketKeys. */
+  ticketKeys: TicketKeySet
   ticketRotationSeconds: number
+  /** Where key problems are said: a set refused, keys missing (the primary late). */
+  log?: KeyLog
+}
+
+/** The part of the worker's logger the pool speaks through. */
+export interface KeyLog {
+  warn: (fields: Record<string, unknown>, message: string) => void
+  error: (fields: Record<string, unknown>, message: string) => void
 }
 
 /**
@@ -29,7 +41,8 @@ export interface ContextPoolOptions {
  * after a rotation means choosing the context per connection. The ClientHello was already
  * peeked: the first 16 bytes of a presented ticket (TLS 1.2) or PSK identity (TLS 1.3) are the
  * key name, which names its epoch, so the choice is a Map lookup. New clients get the current
- * generation. Generations are made on first use, each certificate's context in them when a
+ * generation. The keys are the primary's (ticket-key-ring.ts): a worker never holds the secret
+ * they derive from. Generations are made on first use, each certificate's context in them when a
  * client first needs it (the current generation at start: all of them), and dropped once no
  * ticket under them can still be valid. A generation is made only for a ticket whose HMAC
  * checks out under it (a name alone is forged at will), and at most MAX_GENERATIONS are held:
@@ -39,7 +52,12 @@ export interface ContextPoolOptions {
 export class ContextPool {
   private material: TlsMaterial
   private contextOptions: ContextOptions
-  private readonly schedules: TicketKeySchedule[]
+  /** Keys by secret and epoch, as the primary sends them; undefined: tickets off. */
+  private readonly ring?: TicketKeyRing
+  /** Tickets on but no key at all from the primary: this worker's own random key, until keys come. */
+  private ownKeys?: Buffer
+  /** The primary's keys lacked the current epoch at the last choice (said once per episode). */
+  private fellBack = false
   /** By `${schedule index}:${epoch}`, oldest made first. */
   private readonly routers = new Map<string, Router>()
   /** The session-ID contexts of the current material's choices (latin1), made when first asked. */
@@ -53,29 +71,42 @@ export class ContextPool {
    * second Map read.
    */
   private currentRouter?: CachedRouter
-  /** Per schedule: its farm tag as two u32 (a name's first 8 bytes), and routers by epoch. */
-  private readonly byTicketName: Array<{ tagHigh: number; tagLow: number; byEpoch: Map<number, CachedRouter> }>
+  /** Per secret (the ring's order): its farm tag as two u32 (a name's first 8 bytes), and routers by epoch. */
+  private byTicketName: Array<{ tagHigh: number; tagLow: number; byEpoch: Map<number, CachedRouter> }> = []
 
   constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
     this.material = material
     this.contextOptions = this.optionsFor(material)
-    this.schedules = opts.ticketSecrets.map((secret) => new TicketKeySchedule({
-      secret,
-      rotationSeconds: opts.ticketRotationSeconds,
+    if (opts.sessionTickets) {
       // A ticket cannot outlive its session: OpenSSL refuses sessions older than the timeout.
-      lifetimeSeconds: opts.sessionTimeoutSeconds,
-      now
-    }))
-    this.byTicketName = this.schedules.map((schedule) => {
-      const tag = schedule.tag
-      return { tagHigh: tag.readUInt32BE(0), tagLow: tag.readUInt32BE(4), byEpoch: new Map<number, CachedRouter>() }
-    })
+      this.ring = new TicketKeyRing({ rotationSeconds: opts.ticketRotationSeconds, lifetimeSeconds: opts.sessionTimeoutSeconds })
+      this.takeKeys(opts.ticketKeys)
+    }
     // The current generation now, every context of it: the first handshakes do not pay for
     // them, and a context OpenSSL refuses fails the worker's start rather than a handshake.
     for (const choice of this.routerFor(undefined).values()) for (const context of choice.contexts()) context.context()
   }
 
-  get ticketsEnabled (): boolean { return this.schedules.length > 0 }
+  get ticketsEnabled (): boolean { return this.ring !== undefined }
+
+  /**
+   * Keys from the primary (a rotation's push): added to the ring, keys no longer acceptable
+   * dropped and zeroed with their generations' routers. A malformed set is refused whole, said in
+   * the log, and changes nothing. False when refused.
+   */
+  setTicketKeys (set: unknown): boolean {
+    if (this.ring === undefined) {
+      this.opts.log?.warn({}, 'ticket keys from the primary while session tickets are off: ignored')
+      return false
+    }
+    const ok = this.takeKeys(set)
+    // Re-chosen at the next connection: a worker that fell back issues under the new key at once.
+    this.currentRouter = undefined
+    return ok
+  }
+
+  /** Keys held now, all secrets together (tests, diagnostics). */
+  get ticketKeysHeld (): number { return this.ring?.size ?? 0 }
 
   setMaterial (material: TlsMaterial): void {
     this.material = material
@@ -90,8 +121,8 @@ export class ContextPool {
 
   /** The SNI router for this connection: by the ticket's key generation when it has one. */
   routerFor (hello: ClientHelloInfo | undefined): Router {
-    const [primary] = this.schedules
-    if (primary === undefined) {
+    const ring = this.ring
+    if (ring === undefined) {
       this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
       return this.plain
     }
@@ -100,22 +131,41 @@ export class ContextPool {
     if (hello !== undefined && name !== undefined) {
       const cached = this.cachedByName(name, now)
       if (cached !== undefined) return cached
+      const found = ring.byName(name, now)
       const ticket = presentedTicket(hello)
-      for (let i = 0; i < this.schedules.length; i++) {
-        const schedule = this.schedules[i] as TicketKeySchedule
-        const generation = schedule.byName(name)
-        if (generation === undefined) continue
-        // Forged (or corrupt): a new client for OpenSSL too, which would refuse it.
-        if (ticket === undefined || !TicketKeySchedule.macValid(generation, ticket)) continue
-        const router = this.router(i, generation)
-        this.byTicketName[i]?.byEpoch.set(generation.epoch, { router, until: schedule.acceptableUntilMs(generation.epoch) })
+      // Forged (or corrupt): a new client for OpenSSL too, which would refuse it.
+      if (found !== undefined && ticket !== undefined && TicketKeySchedule.macValid(found.generation, ticket)) {
+        const router = this.router(found.schedule, found.generation)
+        this.byTicketName[found.schedule]?.byEpoch.set(found.generation.epoch, { router, until: found.until })
         return router
       }
     }
     if (this.currentRouter !== undefined && now < this.currentRouter.until) return this.currentRouter.router
-    const generation = primary.current()
-    const router = this.router(0, generation)
-    this.currentRouter = { router, until: primary.epochStartMs(generation.epoch + 1) }
+    return this.issuingRouter(ring, now)
+  }
+
+  /**
+   * The router new clients get until the epoch ends: the current key; when the primary's push is
+   * late, the newest key held (tickets still resume on every node holding it); with no key at
+   * all, a random one of this worker's (its tickets resume here only).
+   */
+  private issuingRouter (ring: TicketKeyRing, now: number): Router {
+    const issuing = ring.issuing(now)
+    if (issuing === undefined) {
+      if (this.ownKeys === undefined) {
+        this.opts.log?.error({}, 'no ticket key from the primary: tickets are issued under a key of this worker\'s own until keys come (they resume on this worker only)')
+        this.ownKeys = crypto.randomBytes(TICKET_KEY_LENGTH)
+      }
+      const router = this.router(-1, { epoch: ring.epochAt(now), keys: this.ownKeys, name: this.ownKeys.subarray(0, 16) })
+      this.currentRouter = { router, until: (ring.epochAt(now) + 1) * this.opts.ticketRotationSeconds * 1000 }
+      return router
+    }
+    if (issuing.fallback && !this.fellBack) {
+      this.opts.log?.warn({ epoch: ring.epochAt(now), issuingEpoch: issuing.generation.epoch }, 'the primary has not sent the current ticket key yet: tickets are issued under the newest key this worker holds')
+    }
+    this.fellBack = issuing.fallback
+    const router = this.router(issuing.schedule, issuing.generation)
+    this.currentRouter = { router, until: issuing.until }
     return router
   }
 
@@ -192,13 +242,44 @@ export class ContextPool {
     const now = this.now()
     if (now - this.lastPrune < 60_000) return
     this.lastPrune = now
-    for (const key of this.routers.keys()) {
+    this.dropUnheld(now)
+  }
+
+  /** The ring drops (and zeroes) expired keys; their routers and cached choices go with them. */
+  private dropUnheld (now: number): void {
+    const ring = this.ring
+    if (ring === undefined) return
+    ring.prune(now)
+    for (const [key, router] of this.routers) {
       const [index, epoch] = key.split(':').map(Number) as [number, number]
-      if (!(this.schedules[index]?.isAcceptable(epoch) ?? false)) this.routers.delete(key)
+      // The worker's own key (index -1) goes once the primary's keys came.
+      if (index === -1 ? ring.issuing(now) !== undefined : !ring.has(index, epoch)) {
+        this.routers.delete(key)
+        if (router === this.currentRouter?.router) this.currentRouter = undefined
+      }
     }
     for (const { byEpoch } of this.byTicketName) {
       for (const [epoch, cached] of byEpoch) if (now >= cached.until) byEpoch.delete(epoch)
     }
+  }
+
+  /** Into the ring; the per-name caches follow the ring's secrets (their order is the index). */
+  private takeKeys (set: unknown): boolean {
+    const ring = this.ring as TicketKeyRing
+    const now = this.now()
+    const result = ring.update(set, now)
+    if (!result.ok) {
+      this.opts.log?.error({ reason: result.reason }, 'ticket keys from the primary refused (malformed): the keys held stay as they were')
+      return false
+    }
+    if (result.tagsChanged) {
+      // Another secret, or another order: indexes change, every router goes.
+      this.routers.clear()
+      this.currentRouter = undefined
+      this.byTicketName = ring.tags.map((tag) => ({ tagHigh: tag.readUInt32BE(0), tagLow: tag.readUInt32BE(4), byEpoch: new Map<number, CachedRouter>() }))
+    }
+    this.dropUnheld(now)
+    return true
   }
 }
 

@@ -123,8 +123,10 @@ export class TlsTerminator {
       sessionTimeoutSeconds: settings.sessionTimeout,
       policy: settings.tlsPolicy,
       clientVerify: settings.clientVerify,
-      ticketSecrets: settings.ticketSecrets,
-      ticketRotationSeconds: settings.ticketRotationSeconds
+      sessionTickets: settings.sessionTickets,
+      ticketKeys: settings.ticketKeys,
+      ticketRotationSeconds: settings.ticketRotationSeconds,
+      log
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
     this.revoked = revokedIn(material, settings.clientVerify)
@@ -182,6 +184,11 @@ export class TlsTerminator {
     this.contexts.setMaterial(material)
     this.revoked = revokedIn(material, this.settings.clientVerify)
     this.staples?.useDefaultCertificate(material.certificates[0])
+  }
+
+  /** The ticket keys the primary pushed at a rotation (checked: a malformed set is refused and logged). */
+  setTicketKeys (keys: unknown): boolean {
+    return this.contexts.setTicketKeys(keys)
   }
 
   setStaples (staples: Staple[]): void {

@@ -17,6 +17,9 @@ import crypto from 'node:crypto'
  * The tag makes names recognisably ours (and differs per farm secret); the clear epoch lets a
  * node map any presented name to its generation in O(1) and derive the key on demand. The
  * name reveals only the farm tag and the issue epoch, which the ticket shows anyway by timing.
+ *
+ * Derived where the secret is: a node's primary, the HAProxy companion, `tlsfleet haproxy-keys`.
+ * Workers never hold the secret; they get the keys of the acceptable epochs (ticket-key-ring.ts).
  */
 export const TICKET_KEY_LENGTH = 48
 const TICKET_KEY_NAME_LENGTH = 16

@@ -22,6 +22,10 @@ export async function startFarm (hosts: string[], opts: {
   /** How long each node may take to be ready (startNode's default when absent). */
   startTimeoutMs?: number
   dir?: string
+  /** Workers per node (1 unless given). */
+  workers?: number
+  /** Environment of every node. */
+  env?: NodeJS.ProcessEnv
 }): Promise<{ nodes: FarmNode[]; dir: string; cert: string; secret: string; stop: () => Promise<void> }> {
   const dir = opts.dir ?? tempDir()
   const cert = makeCertificate(dir, 'farm', ['localhost'])
@@ -35,13 +39,13 @@ export async function startFarm (hosts: string[], opts: {
     const port = ports[i * 3] as number
     const admin = ports[i * 3 + 1] as number
     const args = [
-      '--workers', '1', '--listen', `${host.includes(':') ? `[${host}]` : host}:${port}`, '--cert', cert,
+      '--workers', String(opts.workers ?? 1), '--listen', `${host.includes(':') ? `[${host}]` : host}:${port}`, '--cert', cert,
       '--node-id', `node${i + 1}`, '--sync-secret-file', secret, '--warm-join-timeout', '0.5',
       // Each node its own, kept across a restart with the same args (the sync's replay state is there).
       '--state-dir', path.join(dir, `state-node${i + 1}`),
       ...opts.sync(i, syncPorts), ...(opts.extra ?? [])
     ]
-    const node = await startNode(args, { adminPort: admin, ...(opts.startTimeoutMs !== undefined ? { timeoutMs: opts.startTimeoutMs } : {}) })
+    const node = await startNode(args, { adminPort: admin, ...(opts.startTimeoutMs !== undefined ? { timeoutMs: opts.startTimeoutMs } : {}), ...(opts.env !== undefined ? { env: opts.env } : {}) })
     nodes[i] = { node, host, port, sync: syncPorts[i] as number, args, admin }
   }))
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')

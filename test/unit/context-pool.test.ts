@@ -7,6 +7,8 @@ import { ContextPool } from '../../src/tls/context-pool.js'
 import { CertificateContext } from '../../src/tls/secure-contexts.js'
 import { resolveTlsPolicy } from '../../src/tls/tls-policy.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
+import type { TicketKeySet } from '../../src/tls/ticket-key-ring.js'
+import { TicketKeyFeed } from '../../src/node/ticket-key-feed.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 
 const ROTATION = 3600
@@ -21,6 +23,11 @@ function ticketFor (secret: Buffer, epoch: number, rotation = ROTATION, lifetime
   const generation = new TicketKeySchedule({ secret, rotationSeconds: rotation, lifetimeSeconds: lifetime }).generation(epoch)
   const body = Buffer.concat([generation.name, crypto.randomBytes(16), crypto.randomBytes(160)])
   return Buffer.concat([body, crypto.createHmac('sha256', generation.keys.subarray(16, 32)).update(body).digest()])
+}
+
+/** What the primary sends a worker starting at `ms`: the keys acceptable then, not the secret. */
+function keysAt (secret: Buffer, ms: number, rotation = ROTATION, lifetime = LIFETIME): TicketKeySet {
+  return new TicketKeyFeed({ secrets: [secret], rotationSeconds: rotation, lifetimeSeconds: lifetime, push: () => {}, now: () => ms }).all()
 }
 
 type Hello = NonNullable<Parameters<ContextPool['routerFor']>[0]>
@@ -39,7 +46,7 @@ test('context pool: a ticket name picks its generation until it expires; new cli
   const secret = crypto.randomBytes(32)
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 } // 10 s into epoch 500000
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
-  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
+  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', sessionTickets: true, ticketKeys: keysAt(secret, clock.ms), ticketRotationSeconds: ROTATION }, () => clock.ms)
   const current = pool.routerFor(undefined)
   const previous = pool.routerFor(helloWith(ticketFor(secret, 499_999)))
   assert.notEqual(previous, current, 'a ticket of the previous epoch gets that epoch\'s keys')
@@ -66,7 +73,7 @@ test('context pool: a ticket whose name is ours but whose HMAC is not builds no 
   const epoch = 170_000_000
   const clock = { ms: 1000 * rotation * epoch + 5 }
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
-  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: lifetime, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: rotation }, () => clock.ms)
+  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: lifetime, policy, clientVerify: 'none', sessionTickets: true, ticketKeys: keysAt(secret, clock.ms, rotation, lifetime), ticketRotationSeconds: rotation }, () => clock.ms)
   const current = pool.routerFor(undefined)
   assert.equal(pool.generations, 1)
   // The farm tag is public (the first 8 bytes of any ticket) and the epoch a counter: a name
@@ -94,7 +101,7 @@ test('context pool: the start builds every context of the current generation; a 
   const secret = crypto.randomBytes(32)
   const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 }
   const policy = resolveTlsPolicy(loadConfig({ env: {} }))
-  const pool = new ContextPool({ certificates: bundles, clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', ticketSecrets: [secret], ticketRotationSeconds: ROTATION }, () => clock.ms)
+  const pool = new ContextPool({ certificates: bundles, clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', sessionTickets: true, ticketKeys: keysAt(secret, clock.ms), ticketRotationSeconds: ROTATION }, () => clock.ms)
   const built = (router: ReturnType<ContextPool['routerFor']>): string[] => [...router.values()].map((choice) => choice.all).filter((c) => c.isBuilt).map((c) => c.bundles[0]?.names[0] ?? '')
   assert.deepEqual(built(pool.routerFor(undefined)), ['a.test', 'b.test', 'c.test'], 'at start: all, so no first handshake pays and a refusal fails the start')
 
@@ -122,4 +129,45 @@ test('a certificate context OpenSSL refuses throws its refusal each time, withou
   assert.throws(() => context.context(), (err) => { first = err; return err instanceof Error })
   assert.throws(() => context.context(), (err) => err === first, 'the same refusal, not a second build')
   assert.equal(context.isBuilt, false)
+})
+
+test('context pool: keys come from the primary; a late push falls back to the newest key, said once; a malformed push is refused, said, and changes nothing', () => {
+  const dir = tempDir()
+  const bundle = loadCertificateFile(makeCertificate(dir, 'ring', ['ring.test']))
+  const secret = crypto.randomBytes(32)
+  const clock = { ms: 1000 * ROTATION * 500_000 + 10_000 }
+  const policy = resolveTlsPolicy(loadConfig({ env: {} }))
+  const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = []
+  const log = {
+    warn: (fields: Record<string, unknown>, message: string) => { logged.push({ level: 'warn', message, fields }) },
+    error: (fields: Record<string, unknown>, message: string) => { logged.push({ level: 'error', message, fields }) }
+  }
+  const pushed: TicketKeySet[] = []
+  const primary = new TicketKeyFeed({ secrets: [secret], rotationSeconds: ROTATION, lifetimeSeconds: LIFETIME, push: (set) => pushed.push(set), now: () => clock.ms })
+  const pool = new ContextPool({ certificates: [bundle], clientAuth: {} }, { sessionIdContext: 'x', sessionTimeoutSeconds: LIFETIME, policy, clientVerify: 'none', sessionTickets: true, ticketKeys: primary.all(), ticketRotationSeconds: ROTATION, log }, () => clock.ms)
+  primary.start()
+  primary.stop()
+  const atStart = pool.routerFor(undefined)
+  // Two rotations and no push: the newest key held (epoch 500001) issues, said once.
+  clock.ms = 1000 * ROTATION * 500_002 + 5
+  const late = pool.routerFor(undefined)
+  assert.notEqual(late, atStart)
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 500_001))), late, 'the fallback key is the one 500001 names')
+  clock.ms += 1000
+  pool.routerFor(undefined)
+  assert.deepEqual(logged.map((l) => l.level), ['warn'])
+  assert.match(logged[0]?.message ?? '', /not sent the current ticket key/)
+  // A malformed push: refused, logged, nothing changes.
+  const held = pool.ticketKeysHeld
+  assert.equal(pool.setTicketKeys({ runs: [{ tag: Buffer.alloc(8), from: 1.5, keys: Buffer.alloc(48) }] }), false)
+  assert.equal(logged.at(-1)?.level, 'error')
+  assert.match(String(logged.at(-1)?.fields.reason), /non-negative integer epoch/)
+  assert.equal(pool.ticketKeysHeld, held)
+  assert.equal(pool.routerFor(undefined), late)
+  // The push comes: the current key issues at once; a ticket under it resumes.
+  primary.pushNow()
+  assert.equal(pool.setTicketKeys(pushed.at(-1)), true)
+  const current = pool.routerFor(undefined)
+  assert.notEqual(current, late)
+  assert.equal(pool.routerFor(helloWith(ticketFor(secret, 500_002))), current)
 })
