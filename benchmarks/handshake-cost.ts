@@ -117,14 +117,14 @@ function dumped (outDir: string, seen: Set<string>): DumpCount {
   return sum
 }
 
+/** callgrind_control zeroes or dumps in a second or two; it waits on the server's next instructions. */
+const CONTROL_BOUND_MS = 120_000
+
 /**
  * How long the client may take for N connections under callgrind: about 50-100 ms each on an
  * idle machine, so 500 ms each plus two minutes (valgrind's own start, a loaded machine) only
  * ends a client that is stuck, not a slow one.
  */
-/** callgrind_control zeroes or dumps in a second or two; it waits on the server's next instructions. */
-const CONTROL_BOUND_MS = 120_000
-
 export function clientBoundMs (connections: number): number { return 120_000 + 500 * connections }
 
 /**
