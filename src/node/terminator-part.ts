@@ -10,7 +10,16 @@ import type { RunAs } from './privileges.js'
  * Whether the terminator serves, and if not why: `reason` in full (logs, status, admin API),
  * `agentReason` in a few words for HAProxy's agent line when the reason is long.
  */
-export interface TerminatorHealth { serving: boolean; reason?: string; agentReason?: string }
+export interface TerminatorHealth {
+  serving: boolean
+  reason?: string
+  agentReason?: string
+  /**
+   * 0..1: the share of its configured workers that listen (absent: all, or no workers of its
+   * own). The agent's weight is scaled by it: HAProxy must send a node that lost workers less.
+   */
+  servingShare?: number
+}
 
 /** A load figure once a second: the agent's weight derives from it. */
 export interface TerminatorLoad {

@@ -87,7 +87,7 @@ export class WorkerTerminator implements NodeTerminator {
       // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
       init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
-      onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
+      onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true, servingShare: listening / Math.max(1, config.workers) } : { serving: false, reason: 'no live worker' }),
       onWorkerExit: (pid, why, final) => {
         if (why !== 'stopped') this.restarts.inc({ reason: why })
         this.sampler.workerExited(pid, final)
