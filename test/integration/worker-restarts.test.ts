@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { StateBody } from '../../src/admin/schemas.js'
 import { agentSays } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { childPids, eventually, startNode, type RunningNode } from '../helpers/node-process.js'
+import { childPids, eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
@@ -16,6 +17,19 @@ const FAULTS = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.ur
 async function stateOf (node: RunningNode): Promise<StateBody> {
   return await (await fetch(`${node.adminUrl}/v1/state`)).json() as StateBody
 }
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+/** The pid a worker wrote in the fault helper's directory (by cluster id), once it has. */
+async function pidOf (dir: string, id: number): Promise<number> {
+  const file = path.join(dir, `${id}.pid`)
+  await eventually(() => fs.existsSync(file), 10_000, `worker ${id} forked`)
+  return Number(fs.readFileSync(file, 'utf8'))
+}
+
+const STUCK = 'worker did not listen within its start deadline (stuck before it serves): killed, to be replaced'
 
 function weightOf (reply: string): number | undefined {
   const match = /^ready up (\d+)%/.exec(reply)
@@ -52,4 +66,57 @@ test('a node that lost 1 of its 2 workers tells HAProxy half its weight until th
     await node.stop()
     await backend.close()
   }
+})
+
+test('a replacement stuck before it listens is killed at its start deadline (--worker-hang-timeout + 5 s), counted as hung and replaced', async () => {
+  const dir = tempDir()
+  const faults = tempDir()
+  const backend = await startRecordingBackend()
+  const cert = makeCertificate(dir, 'stuck', ['localhost'])
+  const [port, admin] = await freePorts(2) as [number, number]
+  // The first replacement (cluster id 2) hangs at start; the next one is fine.
+  const node = await startNode(['--workers', '1', '--worker-hang-timeout', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', cert, '--grace-period', '1'], {
+    adminPort: admin,
+    env: { NODE_OPTIONS: `--import ${FAULTS}`, TLSFLEET_TEST_HOLD_WORKERS: '2', TLSFLEET_TEST_FAULT_DIR: faults }
+  })
+  const explained = (err: Error): never => { throw new Error(`${err.message}; ${node.diagnosis()}`) }
+  try {
+    const first = await pidOf(faults, 1)
+    process.kill(first, 'SIGKILL')
+    const stuck = await pidOf(faults, 2)
+    const killedAt = Date.now()
+    const line = await node.waitForLog((l) => l.msg === STUCK, 15_000).catch(explained)
+    assert.equal(line.worker, stuck)
+    assert.equal(line.startDeadlineMs, 7000)
+    assert.equal(line.level, 50, 'error')
+    assert.ok(Date.now() - killedAt >= 6000, 'not before its deadline')
+    await eventually(() => !alive(stuck), 5000, 'the stuck worker gone').catch(explained)
+    await node.waitForLog((l) => l.msg === 'hung worker gone; replacing it' && l.worker === stuck && l.signal === 'SIGKILL').catch(explained)
+    await eventually(async () => await node.metric('tlsfleet_workers', { state: 'listening' }) === 1, 15_000, 'a replacement listening').catch(explained)
+    assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'hung' }), 1)
+    assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' }), 1)
+    assert.equal((await sClient({ port, tls: '1.3' })).protocol, 'TLSv1.3', 'the next replacement serves')
+  } finally {
+    await node.stop()
+    await backend.close()
+  }
+})
+
+test('a worker stuck at the node\'s own start fails the start at its deadline with TLSFLEET_ERR_WORKER_START, and is not left behind', async () => {
+  const dir = tempDir()
+  const faults = tempDir()
+  const cert = makeCertificate(dir, 'stuck-start', ['localhost'])
+  const [port, admin] = await freePorts(2) as [number, number]
+  const startedAt = Date.now()
+  const result = await runNodeToExit(['--workers', '2', '--worker-hang-timeout', '1', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', cert], {
+    env: { NODE_OPTIONS: `--import ${FAULTS}`, TLSFLEET_TEST_HOLD_WORKERS: '2', TLSFLEET_TEST_FAULT_DIR: faults },
+    timeoutMs: 30_000
+  })
+  assert.equal(result.code, 1, `the start was not bounded (or failed otherwise); stderr:\n${result.stderr}`)
+  assert.match(result.stderr, /tlsfleet: a worker did not listen within 6 s of its start and was killed: .*raise --worker-hang-timeout.*\(TLSFLEET_ERR_WORKER_START\)/)
+  assert.ok(Date.now() - startedAt >= 6000)
+  const stuck = Number(fs.readFileSync(path.join(faults, '2.pid'), 'utf8'))
+  await eventually(() => !alive(stuck), 5000, 'the stuck worker gone with its node')
+  const other = Number(fs.readFileSync(path.join(faults, '1.pid'), 'utf8'))
+  await eventually(() => !alive(other), 5000, 'the worker that listened gone with its node')
 })
