@@ -4,6 +4,7 @@ import type { CertificatesBody } from '../admin/schemas.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import type { RunAs } from './privileges.js'
+import type { WorkerRestarts } from './restart-backoff.js'
 
 /** Whether the terminator can serve clients now: one of the node's health inputs. */
 /**
@@ -113,6 +114,8 @@ export interface NodeTerminator {
   sample: () => LoadSample | undefined
   /** Workers listening now (0 when HAProxy terminates). */
   listening: () => number
+  /** Its workers' restarts and crash loop, for /v1/state (absent: no workers of its own). */
+  workerRestarts?: () => WorkerRestarts
   /** Series to merge into /metrics, by process (a source that does not answer keeps its last). */
   metrics: () => Promise<TerminatorMetrics[]>
   /**

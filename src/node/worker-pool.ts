@@ -8,6 +8,7 @@ import type { Logger } from '../util/logger.js'
 import { HangWatch } from './hang-watch.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 import { ReportRound } from './report-round.js'
+import { DEFAULT_BACKOFF, RestartBackoff, type WorkerRestarts } from './restart-backoff.js'
 import { START_ALLOWANCE_MS, workerStartDeadlineMs } from './start-deadline.js'
 import { sendToWorker } from './worker-channel.js'
 import { lowerWorkerPriority } from './worker-priority.js'
@@ -53,9 +54,6 @@ type ListenerHandle = object & { close?: () => void }
 
 const START_ALLOWANCE_S = START_ALLOWANCE_MS / 1000
 
-/** Restarts within this window count towards the crash-loop back-off. */
-const RESTART_WINDOW_MS = 30_000
-
 /**
  * The workers of a node, as the primary manages them with node:cluster: fork N, know which are
  * listening, replace those that die (backing off when they keep dying right after start, e.g. a
@@ -66,7 +64,12 @@ export class WorkerPool {
   /** Report rounds under way, by request id. */
   private readonly rounds = new Map<number, ReportRound<WorkerReport>>()
   private nextReq = 1
-  private readonly restarts: number[] = []
+  /** When dead workers' replacements are forked (src/node/restart-backoff.ts). */
+  private readonly backoff: RestartBackoff
+  /** Replacements waiting for their back-off: each timer and when it is due. */
+  private readonly pendingRestarts = new Map<NodeJS.Timeout, number>()
+  /** The crash loop under way was logged (once per loop). */
+  private loopLogged = false
   /** keepListeners: each worker's listeners by --listen index, and those of dead workers. */
   private readonly kept = new Map<number, Map<number, ListenerHandle>>()
   private readonly spare: Array<Map<number, ListenerHandle>> = []
@@ -85,6 +88,9 @@ export class WorkerPool {
   constructor (private readonly opts: WorkerPoolOptions) {
     if (opts.hangTimeoutMs !== undefined && opts.hangTimeoutMs > 0) this.hangWatch = new HangWatch(opts.hangTimeoutMs)
     this.startDeadlineMs = workerStartDeadlineMs(opts.hangTimeoutMs)
+    // As many free restarts as workers: losing them all at once (the OOM killer, one bad
+    // request reaching each) is replaced at once; the next deaths back off.
+    this.backoff = new RestartBackoff({ ...DEFAULT_BACKOFF, freeRestarts: Math.max(1, opts.size) })
   }
 
   /** Once stop() was called: nothing is forked or given work from then on. */
@@ -129,6 +135,12 @@ export class WorkerPool {
       })
     }))
     this.started = true
+  }
+
+  /** Restarts for /v1/state: how many lately, whether the workers are in a crash loop, when the next replacement comes. */
+  restartStatus (now = Date.now()): WorkerRestarts {
+    const due = [...this.pendingRestarts.values()]
+    return this.backoff.status(now, due.length > 0 ? Math.min(...due) : undefined)
   }
 
   /** Ask every listening worker for its counters; answers missing after `timeoutMs` are skipped. */
@@ -328,10 +340,18 @@ export class WorkerPool {
     if (this.stopRequested) return
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()
-    this.restarts.push(now)
-    while (this.restarts.length > 0 && (this.restarts[0] as number) < now - RESTART_WINDOW_MS) this.restarts.shift()
-    const delay = this.restarts.length > 5 ? Math.min(10_000, 250 * 2 ** (this.restarts.length - 5)) : 0
-    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
-    setTimeout(() => { if (!this.stopRequested) cluster.fork() }, delay)
+    const delay = this.backoff.died(now)
+    const crashLoop = this.backoff.inCrashLoop(now)
+    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay, ...(crashLoop ? { crashLoop } : {}) }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
+    if (crashLoop && !this.loopLogged) {
+      const { recent, windowSeconds } = this.backoff.status(now)
+      this.opts.log.error({ recentRestarts: recent, windowSeconds, restartInMs: delay }, `workers keep dying (a crash loop): replacements now wait, up to ${DEFAULT_BACKOFF.capMs / 1000} s, until no worker has died for ${windowSeconds} s; the lines above say why they die`)
+    }
+    this.loopLogged = crashLoop
+    const timer = setTimeout(() => {
+      this.pendingRestarts.delete(timer)
+      if (!this.stopRequested) cluster.fork()
+    }, delay)
+    this.pendingRestarts.set(timer, now + delay)
   }
 }

@@ -23,6 +23,7 @@ import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './priv
 import { handStateDirTo } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
 import { TicketKeyFeed } from './ticket-key-feed.js'
+import { DEFAULT_BACKOFF, type WorkerRestarts } from './restart-backoff.js'
 import { WorkerPool } from './worker-pool.js'
 import { workerSettings, type WorkerSettingsBase } from './worker-settings.js'
 
@@ -59,6 +60,14 @@ export class WorkerTerminator implements NodeTerminator {
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
+    const restartStatus = (): WorkerRestarts => this.workers.restartStatus()
+    // A gauge to alert on: replacements held back because workers keep dying.
+    new Gauge({
+      name: 'tlsfleet_worker_crash_loop',
+      help: `Whether the workers are in a crash loop (1): they keep dying, and their replacements wait (up to ${DEFAULT_BACKOFF.capMs / 1000} s) until none has died for ${DEFAULT_BACKOFF.quietResetMs / 1000} s`,
+      registers: [this.ownRegistry],
+      collect () { this.set(restartStatus().crashLoop ? 1 : 0) }
+    })
     for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0)
     // When each served certificate expires (a Unix time, as blackbox_exporter's
     // probe_ssl_earliest_cert_expiry): alert on it minus time() before clients start refusing.
@@ -211,6 +220,8 @@ export class WorkerTerminator implements NodeTerminator {
   sample (): LoadSample | undefined { return this.sampler.latest }
 
   listening (): number { return this.workers.listening.size }
+
+  workerRestarts (): WorkerRestarts { return this.workers.restartStatus() }
 
   async metrics (): Promise<TerminatorMetrics[]> {
     const reports: TerminatorMetrics[] = await this.workers.collectReports()

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { StateBody } from '../../src/admin/schemas.js'
-import { agentSays } from '../helpers/agent.js'
+import { agentSays, runCli } from '../helpers/agent.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { childPids, eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
@@ -119,4 +119,54 @@ test('a worker stuck at the node\'s own start fails the start at its deadline wi
   await eventually(() => !alive(stuck), 5000, 'the stuck worker gone with its node')
   const other = Number(fs.readFileSync(path.join(faults, '1.pid'), 'utf8'))
   await eventually(() => !alive(other), 5000, 'the worker that listened gone with its node')
+})
+
+test('workers that crash 1 s after they listen: the restart delays grow to 10 s and stay there (about 35 s); /v1/state, /metrics and tlsfleet status say crash loop', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const cert = makeCertificate(dir, 'loop', ['localhost'])
+  const [port, admin, agent] = await freePorts(3) as [number, number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`, '--cert', cert, '--agent-listen', `127.0.0.1:${agent}`, '--grace-period', '1'], {
+    adminPort: admin,
+    env: { NODE_OPTIONS: `--import ${FAULTS}`, TLSFLEET_TEST_CRASH_AFTER_LISTENING_MS: '1000' }
+  })
+  const explained = (err: Error): never => { throw new Error(`${err.message}; ${node.diagnosis()}`) }
+  const delays = (): number[] => node.logs.filter((l) => l.msg === 'worker died; replacing it').map((l) => Number(l.restartInMs))
+  try {
+    // Polled while the loop runs: what an operator sees, and what HAProxy gets.
+    let looping: NonNullable<StateBody['workers']['restarts']> | undefined
+    let status = ''
+    const replies = new Set<string>()
+    // Five deaths at the cap: the delay holds. The 30 s sliding window this replaces fell back
+    // after four (10 s, 10 s, 10 s, 10 s, then 4 s, 0.5 s, 1 s ... about 35 s in).
+    await eventually(async () => {
+      const state = await stateOf(node)
+      const restarts = state.workers.restarts
+      if (restarts?.crashLoop === true && (restarts.nextRestartInMs ?? 0) > 1000 && looping === undefined) {
+        looping = restarts
+        status = (await runCli(['status', '--admin', node.adminUrl])).stdout
+      }
+      replies.add((await agentSays(agent)).replace(/ \d+%/, ' N%'))
+      const seen = delays()
+      return seen.filter((d) => d === 10_000).length >= 5 || seen.some((d, i) => i > 0 && d < (seen[i - 1] as number))
+    }, 60_000, 'five restarts at the 10 s cap').catch((err: Error) => explained(new Error(`${err.message}; restart delays ${delays().join(', ')}`)))
+    const seen = delays()
+    assert.deepEqual(seen.slice(0, 2), [0, 0], 'as many free restarts as workers')
+    for (let i = 1; i < seen.length; i++) assert.ok((seen[i] as number) >= (seen[i - 1] as number), `the back-off fell: ${seen.join(', ')}`)
+    assert.ok(seen.includes(500) && seen.includes(8000), `doubling from 0.5 s: ${seen.join(', ')}`)
+
+    assert.ok(looping !== undefined, 'never saw the crash loop in /v1/state')
+    assert.equal(looping.windowSeconds, 60)
+    assert.ok(looping.recent >= 4, `restarts in the window: ${looping.recent}`)
+    assert.ok((looping.nextRestartInMs ?? 0) <= 10_000)
+    assert.ok(looping.delayMs >= 1000 && looping.delayMs <= 10_000)
+    assert.match(status, /warning: CRASH LOOP: \d+ worker restart\(s\) in the last 60 s, next in \d+\.\d s/)
+    assert.equal(await node.metric('tlsfleet_worker_crash_loop'), 1)
+    assert.equal(node.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('workers keep dying (a crash loop)')).length, 1, 'logged once per loop')
+    // Mostly no worker at all; in between, one or two listening, at their share of the weight.
+    assert.ok(replies.has('ready down N% #no live worker\n'), [...replies].join(''))
+  } finally {
+    await node.stop()
+    await backend.close()
+  }
 })
