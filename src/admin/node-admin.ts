@@ -5,6 +5,7 @@ import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { AdminRequestError } from '../errors.js'
 import type { HaproxyCoordinator } from '../haproxy/coordinator.js'
+import type { WorkerRestarts } from '../node/restart-backoff.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
 import type { StoreStatus } from '../store/shared-session-store.js'
 import type { PeerStats } from '../sync/sync-service.js'
@@ -20,6 +21,8 @@ export interface NodeAdminParts {
   /** The latest load sample (the sampler runs on a timer; reads never wait for workers). */
   sample: () => LoadSample | undefined
   listening: () => number
+  /** The workers' restarts and crash loop (absent when the node has no workers of its own). */
+  restarts?: () => WorkerRestarts
   /** Who terminates TLS and how it is doing (shown in /v1/state). */
   terminator?: () => TerminatorStatus
   cache: PrimarySessionCache
@@ -65,7 +68,7 @@ export class NodeAdmin implements AdminSource {
       ...(snap.spareCapacity !== undefined ? { spareCapacity: snap.spareCapacity } : {}),
       ...(snap.maxconn !== undefined ? { maxconn: snap.maxconn } : {}),
       ...(snap.changedAt !== undefined ? { changedAt: snap.changedAt } : {}),
-      workers: { configured: node.workers, listening: this.parts.listening() },
+      workers: { configured: node.workers, listening: this.parts.listening(), ...(this.parts.restarts !== undefined ? { restarts: this.parts.restarts() } : {}) },
       connections: sample?.connections ?? 0,
       handshakes: { ...(sample?.handshakes ?? { full: 0, resumed: 0 }), perSecond: sample?.handshakesPerSecond ?? 0 },
       ...(sample?.eventLoopUtilization !== undefined ? { eventLoopUtilization: sample.eventLoopUtilization } : {}),

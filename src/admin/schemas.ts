@@ -6,6 +6,7 @@
 import type { StoreStatus } from '../store/shared-session-store.js'
 import type { AdminState } from '../agent/agent-reply.js'
 import type { CommandOutcome, HaproxyView } from '../haproxy/coordinator.js'
+import type { WorkerRestarts } from '../node/restart-backoff.js'
 import type { TerminatorStatus } from '../node/terminator-part.js'
 import type { StapleState } from '../ocsp/ocsp-stapler.js'
 import { CERTIFICATE_ATTENTION, type CertificateAttention } from './certificate-attention.js'
@@ -120,7 +121,21 @@ export const stateSchema = {
     changedAt: { type: 'string' },
     workers: {
       type: 'object',
-      properties: { configured: { type: 'integer' }, listening: { type: 'integer' } },
+      properties: {
+        configured: { type: 'integer' },
+        listening: { type: 'integer' },
+        restarts: {
+          type: 'object',
+          properties: {
+            recent: { type: 'integer' },
+            windowSeconds: { type: 'number' },
+            crashLoop: { type: 'boolean' },
+            delayMs: { type: 'integer' },
+            nextRestartInMs: { type: 'integer' }
+          },
+          required: ['recent', 'windowSeconds', 'crashLoop', 'delayMs']
+        }
+      },
       required: ['configured', 'listening']
     },
     connections: { type: 'integer' },
@@ -149,7 +164,8 @@ export interface StateBody {
   spareCapacity?: number
   maxconn?: number
   changedAt?: string
-  workers: { configured: number; listening: number }
+  /** `restarts`: deaths lately, the crash loop and the next replacement (nodes with workers of their own). */
+  workers: { configured: number; listening: number; restarts?: WorkerRestarts }
   connections: number
   handshakes: { full: number; resumed: number; perSecond: number }
   eventLoopUtilization?: number

@@ -7,6 +7,9 @@
  * noisy load must not make the weight flap. The price: after a change the reported value may
  * rest up to (hysteresis - quantum) points away from the smoothed one. Reaching the top (100)
  * or the floor is always reported, so an idle node gets exactly its full weight back.
+ *
+ * The share of the node's workers that serve scales the reported weight afterwards, at once
+ * (workerShareWeight): a lost worker is a known step in capacity, not noise to smooth.
  */
 
 export interface CapacityOptions {
@@ -37,6 +40,19 @@ function clamp (value: number, low: number, high: number): number {
 function checkRange (name: string, value: number, low: number, high: number): number {
   if (!Number.isFinite(value) || value < low || value > high) throw new Error(`capacity option ${name} must be a number from ${low} to ${high}, got ${value}`)
   return value
+}
+
+/**
+ * Pure: the weight of a node of which only `share` (0..1) of its configured workers serve,
+ * given the weight `percent` its serving workers' load earns. A node with half its workers has
+ * half its capacity, whatever their load: scaled, put back on the `quantum` grid, and kept at
+ * or above `floor` (a node that serves at all gets a trickle, as under load).
+ */
+export function workerShareWeight (percent: number, share: number, quantum: number, floor: number): number {
+  const s = Number.isFinite(share) ? clamp(share, 0, 1) : 1
+  if (s >= 1) return percent
+  const scaled = Math.round((percent * s) / quantum) * quantum
+  return clamp(scaled, Math.min(Math.ceil(floor / quantum) * quantum, 100), 100)
 }
 
 export class CapacityEstimator {
@@ -70,9 +86,12 @@ export class CapacityEstimator {
     if (Math.abs(candidate - this.reported) >= this.hysteresis || (atBound && candidate !== this.reported)) this.reported = candidate
   }
 
-  /** Current weight percent to report (100 before the first sample). */
-  weightPercent (): number {
-    return this.reported
+  /**
+   * Current weight percent to report (100 before the first sample), for a node of which
+   * `workerShare` (0..1) of the configured workers serve: see workerShareWeight.
+   */
+  weightPercent (workerShare = 1): number {
+    return workerShareWeight(this.reported, workerShare, this.quantum, this.minPercent)
   }
 
   /** Smoothed spare capacity 0..1 (for metrics), undefined before the first sample. */

@@ -10,7 +10,13 @@ export function isAdminState (value: unknown): value is AdminState {
 
 /** What the node's health depends on; the primary feeds these in. */
 /** Whether the node's TLS terminator can serve, and if not why (its own words; short ones for the agent). */
-export interface TerminatorInput { serving: boolean; reason?: string; agentReason?: string }
+export interface TerminatorInput {
+  serving: boolean
+  reason?: string
+  agentReason?: string
+  /** 0..1: the share of the configured workers that serve; the weight is scaled by it (absent = all). */
+  servingShare?: number
+}
 
 export interface HealthInputs {
   /** Workers listening, or the local HAProxy ready (src/node/terminator-part.ts). */
@@ -145,6 +151,11 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
 
   health (): HealthVerdict { return judgeHealth(this.inputs) }
 
+  /** The load's weight, scaled by the share of the workers that serve (a lost worker is lost capacity). */
+  private weightPercent (): number {
+    return this.capacity.weightPercent(this.inputs.terminator.servingShare ?? 1)
+  }
+
   snapshot (): NodeStateSnapshot {
     const verdict = this.health()
     const spare = this.capacity.spareCapacity()
@@ -154,7 +165,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
       health: verdict.health,
       ...(verdict.reason !== undefined ? { reason: verdict.reason } : {}),
       effective: verdict.health === 'down' ? 'down' : this.adminState,
-      weightPercent: this.capacity.weightPercent(),
+      weightPercent: this.weightPercent(),
       ...(spare !== undefined ? { spareCapacity: spare } : {}),
       ...(maxconn !== undefined ? { maxconn } : {}),
       ...(this.changedAt !== undefined ? { changedAt: this.changedAt.toISOString() } : {})
@@ -172,7 +183,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
     return {
       admin,
       health: verdict.health,
-      weightPercent: this.capacity.weightPercent(),
+      weightPercent: this.weightPercent(),
       ...(maxconn !== undefined ? { maxconn } : {}),
       ...(verdict.reason !== undefined ? { reason: verdict.agentReason ?? verdict.reason } : {})
     }

@@ -92,7 +92,11 @@ export function formatStatus (views: { state: StateBody; cache: CacheBody; peers
   if (state.maxconn !== undefined) rows.push(['maxconn', String(state.maxconn)])
   const t = state.terminator
   if (t?.kind === 'haproxy') rows.push(...terminatorRows(t))
-  else rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
+  else {
+    rows.push(['workers', `${state.workers.listening}/${state.workers.configured} listening`])
+    const restarts = state.workers.restarts
+    if (restarts?.crashLoop === true) rows.push(['', `warning: CRASH LOOP: ${restarts.recent} worker restart(s) in the last ${restarts.windowSeconds} s, ${restarts.nextRestartInMs !== undefined ? `next in ${(restarts.nextRestartInMs / 1000).toFixed(1)} s` : `replacements wait ${(restarts.delayMs / 1000).toFixed(1)} s`} (the node's log says why they die)`])
+  }
   rows.push(...certificateRows(views.certificates))
   rows.push(['connections', String(state.connections)])
   rows.push(['handshakes', `full ${state.handshakes.full}, resumed ${state.handshakes.resumed} (${state.handshakes.perSecond.toFixed(1)}/s)`])

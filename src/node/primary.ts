@@ -250,6 +250,7 @@ export class Primary {
       state: this.state,
       sample: () => this.terminator.sample(),
       listening: () => this.terminator.listening(),
+      ...(this.terminator.workerRestarts !== undefined ? { restarts: this.terminator.workerRestarts.bind(this.terminator) } : {}),
       terminator: () => this.terminator.status(),
       certificates: () => this.terminator.certificateView(),
       cache: this.cache,

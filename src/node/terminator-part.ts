@@ -4,13 +4,23 @@ import type { CertificatesBody } from '../admin/schemas.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { CertificateBundle } from '../tls/certificates.js'
 import type { RunAs } from './privileges.js'
+import type { WorkerRestarts } from './restart-backoff.js'
 
 /** Whether the terminator can serve clients now: one of the node's health inputs. */
 /**
  * Whether the terminator serves, and if not why: `reason` in full (logs, status, admin API),
  * `agentReason` in a few words for HAProxy's agent line when the reason is long.
  */
-export interface TerminatorHealth { serving: boolean; reason?: string; agentReason?: string }
+export interface TerminatorHealth {
+  serving: boolean
+  reason?: string
+  agentReason?: string
+  /**
+   * 0..1: the share of its configured workers that listen (absent: all, or no workers of its
+   * own). The agent's weight is scaled by it: HAProxy must send a node that lost workers less.
+   */
+  servingShare?: number
+}
 
 /** A load figure once a second: the agent's weight derives from it. */
 export interface TerminatorLoad {
@@ -104,6 +114,8 @@ export interface NodeTerminator {
   sample: () => LoadSample | undefined
   /** Workers listening now (0 when HAProxy terminates). */
   listening: () => number
+  /** Its workers' restarts and crash loop, for /v1/state (absent: no workers of its own). */
+  workerRestarts?: () => WorkerRestarts
   /** Series to merge into /metrics, by process (a source that does not answer keeps its last). */
   metrics: () => Promise<TerminatorMetrics[]>
   /**

@@ -8,6 +8,8 @@ import type { Logger } from '../util/logger.js'
 import { HangWatch } from './hang-watch.js'
 import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
 import { ReportRound } from './report-round.js'
+import { DEFAULT_BACKOFF, RestartBackoff, type WorkerRestarts } from './restart-backoff.js'
+import { START_ALLOWANCE_MS, workerStartDeadlineMs } from './start-deadline.js'
 import { sendToWorker } from './worker-channel.js'
 import { lowerWorkerPriority } from './worker-priority.js'
 
@@ -30,7 +32,11 @@ export interface WorkerPoolOptions {
    * the last report a crashing worker sent, fresher than any a round got from it.
    */
   onWorkerExit?: (pid: number, why: WorkerExit, final?: WorkerReport) => void
-  /** --worker-hang-timeout in ms: a listening worker silent that long (src/node/hang-watch.ts) is killed and replaced; 0 or absent = never. */
+  /**
+   * --worker-hang-timeout in ms: a listening worker silent that long (src/node/hang-watch.ts) is
+   * killed and replaced; 0 or absent = never. A worker not listening within the start deadline
+   * it gives (src/node/start-deadline.ts) is killed and replaced too, or fails the node's start.
+   */
   hangTimeoutMs?: number
   /**
    * With --user: keep a copy of each worker's listeners and give them to its replacement, which
@@ -46,8 +52,7 @@ export interface WorkerPoolOptions {
 /** A listening socket's handle as it crossed the IPC channel (an opaque libuv TCP handle). */
 type ListenerHandle = object & { close?: () => void }
 
-/** Restarts within this window count towards the crash-loop back-off. */
-const RESTART_WINDOW_MS = 30_000
+const START_ALLOWANCE_S = START_ALLOWANCE_MS / 1000
 
 /**
  * The workers of a node, as the primary manages them with node:cluster: fork N, know which are
@@ -59,7 +64,12 @@ export class WorkerPool {
   /** Report rounds under way, by request id. */
   private readonly rounds = new Map<number, ReportRound<WorkerReport>>()
   private nextReq = 1
-  private readonly restarts: number[] = []
+  /** When dead workers' replacements are forked (src/node/restart-backoff.ts). */
+  private readonly backoff: RestartBackoff
+  /** Replacements waiting for their back-off: each timer and when it is due. */
+  private readonly pendingRestarts = new Map<NodeJS.Timeout, number>()
+  /** The crash loop under way was logged (once per loop). */
+  private loopLogged = false
   /** keepListeners: each worker's listeners by --listen index, and those of dead workers. */
   private readonly kept = new Map<number, Map<number, ListenerHandle>>()
   private readonly spare: Array<Map<number, ListenerHandle>> = []
@@ -67,11 +77,20 @@ export class WorkerPool {
   private readonly hangWatch?: HangWatch
   /** Workers killed as hung, by cluster id, until their exit. */
   private readonly hung = new Set<number>()
+  /** Each forked worker's start deadline, by cluster id, until it listens or exits. */
+  private readonly startDeadlines = new Map<number, NodeJS.Timeout>()
+  private readonly startDeadlineMs: number
+  /** Once every worker of the node's start listens: from then on a stuck worker is replaced, not fatal. */
+  private started = false
   /** The last report a crashing worker sent, by cluster id, until its counters are retired. */
   private readonly finalReports = new Map<number, WorkerReport>()
 
   constructor (private readonly opts: WorkerPoolOptions) {
     if (opts.hangTimeoutMs !== undefined && opts.hangTimeoutMs > 0) this.hangWatch = new HangWatch(opts.hangTimeoutMs)
+    this.startDeadlineMs = workerStartDeadlineMs(opts.hangTimeoutMs)
+    // As many free restarts as workers: losing them all at once (the OOM killer, one bad
+    // request reaching each) is replaced at once; the next deaths back off.
+    this.backoff = new RestartBackoff({ ...DEFAULT_BACKOFF, freeRestarts: Math.max(1, opts.size) })
   }
 
   /** Once stop() was called: nothing is forked or given work from then on. */
@@ -79,7 +98,8 @@ export class WorkerPool {
 
   /**
    * Fork every worker and resolve once all listen. Rejects if one exits before: with a
-   * ListenError naming --listen when it could not bind, else a WorkerStartError.
+   * ListenError naming --listen when it could not bind, else a WorkerStartError; and with a
+   * WorkerStartError when one has not listened by its start deadline (it is killed).
    */
   async start (): Promise<void> {
     // The shared-handle model: workers accept from one socket the primary holds (SCHED_NONE);
@@ -91,7 +111,10 @@ export class WorkerPool {
     })
     cluster.on('message', (worker, message: unknown, handle: unknown) => { if (isWorkerMessage(message)) this.onMessage(worker, message, handle) })
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
-    cluster.on('fork', (worker) => lowerWorkerPriority(worker.process.pid, this.opts.niceSteps ?? 0, this.opts.log))
+    cluster.on('fork', (worker) => {
+      lowerWorkerPriority(worker.process.pid, this.opts.niceSteps ?? 0, this.opts.log)
+      this.armStartDeadline(worker)
+    })
     await Promise.all(Array.from({ length: this.opts.size }, async () => {
       const worker = cluster.fork()
       await new Promise<void>((resolve, reject) => {
@@ -101,6 +124,9 @@ export class WorkerPool {
           reject(new ListenError('--listen', failure.address, { code: failure.code, message: failure.message }))
         })
         worker.once('tlsfleet:privileges-failed', (message: string) => reject(new PrivilegeError(`a worker could not switch to --user: ${message}`)))
+        worker.once('tlsfleet:start-deadline', (ms: number) => {
+          reject(new WorkerStartError(`a worker did not listen within ${ms / 1000} s of its start and was killed: it is stuck before it serves (loading, or building its TLS contexts); if starts are that slow here, raise --worker-hang-timeout (a start may take it plus ${START_ALLOWANCE_S} s), else run with --log-level debug to see where it stops`))
+        })
         // Unless the node is stopping (a signal during the start): then leaving is what it was told.
         worker.once('exit', (code) => {
           if (this.stopRequested) resolve()
@@ -108,6 +134,13 @@ export class WorkerPool {
         })
       })
     }))
+    this.started = true
+  }
+
+  /** Restarts for /v1/state: how many lately, whether the workers are in a crash loop, when the next replacement comes. */
+  restartStatus (now = Date.now()): WorkerRestarts {
+    const due = [...this.pendingRestarts.values()]
+    return this.backoff.status(now, due.length > 0 ? Math.min(...due) : undefined)
   }
 
   /** Ask every listening worker for its counters; answers missing after `timeoutMs` are skipped. */
@@ -171,6 +204,33 @@ export class WorkerPool {
     await exited
     clearTimeout(deadline)
     return killed
+  }
+
+  /**
+   * A forked worker must listen within the start deadline: one stuck before is never asked for
+   * a report, so only this finds it. Killed as hung (the exit event replaces it, with the
+   * back-off) or, during the node's start, the start fails (start() hears the event).
+   */
+  private armStartDeadline (worker: ClusterWorker): void {
+    const ms = this.startDeadlineMs
+    const timer = setTimeout(() => {
+      this.startDeadlines.delete(worker.id)
+      if (this.stopRequested || worker.isDead() || this.listening.has(worker.id)) return
+      this.hung.add(worker.id)
+      const fields = { worker: worker.process.pid, startDeadlineMs: ms, hangTimeoutMs: this.opts.hangTimeoutMs }
+      if (this.started) this.opts.log.error(fields, 'worker did not listen within its start deadline (stuck before it serves): killed, to be replaced')
+      else this.opts.log.error(fields, 'worker did not listen within its start deadline (stuck before it serves): killed; the node cannot start')
+      worker.process.kill('SIGKILL')
+      worker.emit('tlsfleet:start-deadline', ms)
+    }, ms)
+    // Never what keeps the primary alive: it only acts on a worker, which a stop kills anyway.
+    timer.unref()
+    this.startDeadlines.set(worker.id, timer)
+  }
+
+  private clearStartDeadline (id: number): void {
+    clearTimeout(this.startDeadlines.get(id))
+    this.startDeadlines.delete(id)
   }
 
   /** A round ended without some workers' answers: kill those now hung (the exit event replaces them). */
@@ -242,6 +302,7 @@ export class WorkerPool {
         worker.emit('tlsfleet:privileges-failed', message.message)
         break
       case 'listening':
+        this.clearStartDeadline(worker.id)
         this.listening.add(worker.id)
         this.opts.onListeningChange(this.listening.size)
         worker.emit('tlsfleet:listening')
@@ -273,15 +334,24 @@ export class WorkerPool {
     this.listening.delete(worker.id)
     this.opts.onListeningChange(this.listening.size)
     this.hangWatch?.exited(worker.id)
+    this.clearStartDeadline(worker.id)
     const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
     this.retireOnceRead(worker, why)
     if (this.stopRequested) return
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()
-    this.restarts.push(now)
-    while (this.restarts.length > 0 && (this.restarts[0] as number) < now - RESTART_WINDOW_MS) this.restarts.shift()
-    const delay = this.restarts.length > 5 ? Math.min(10_000, 250 * 2 ** (this.restarts.length - 5)) : 0
-    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
-    setTimeout(() => { if (!this.stopRequested) cluster.fork() }, delay)
+    const delay = this.backoff.died(now)
+    const crashLoop = this.backoff.inCrashLoop(now)
+    this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay, ...(crashLoop ? { crashLoop } : {}) }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
+    if (crashLoop && !this.loopLogged) {
+      const { recent, windowSeconds } = this.backoff.status(now)
+      this.opts.log.error({ recentRestarts: recent, windowSeconds, restartInMs: delay }, `workers keep dying (a crash loop): replacements now wait, up to ${DEFAULT_BACKOFF.capMs / 1000} s, until no worker has died for ${windowSeconds} s; the lines above say why they die`)
+    }
+    this.loopLogged = crashLoop
+    const timer = setTimeout(() => {
+      this.pendingRestarts.delete(timer)
+      if (!this.stopRequested) cluster.fork()
+    }, delay)
+    this.pendingRestarts.set(timer, now + delay)
   }
 }

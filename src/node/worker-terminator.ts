@@ -23,6 +23,7 @@ import { dropPrivileges, inaccessibleAs, resolveRunAs, type RunAs } from './priv
 import { handStateDirTo } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
 import { TicketKeyFeed } from './ticket-key-feed.js'
+import { DEFAULT_BACKOFF, type WorkerRestarts } from './restart-backoff.js'
 import { WorkerPool } from './worker-pool.js'
 import { workerSettings, type WorkerSettingsBase } from './worker-settings.js'
 
@@ -50,7 +51,7 @@ export class WorkerTerminator implements NodeTerminator {
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
   private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
-  private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
+  private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, or not listening by its start deadline: killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettingsBase
   /** The ticket secrets stay here: the workers get the keys of the acceptable epochs from it. */
   private ticketKeys?: TicketKeyFeed
@@ -59,6 +60,14 @@ export class WorkerTerminator implements NodeTerminator {
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
+    const restartStatus = (): WorkerRestarts => this.workers.restartStatus()
+    // A gauge to alert on: replacements held back because workers keep dying.
+    new Gauge({
+      name: 'tlsfleet_worker_crash_loop',
+      help: `Whether the workers are in a crash loop (1): they keep dying, and their replacements wait (up to ${DEFAULT_BACKOFF.capMs / 1000} s) until none has died for ${DEFAULT_BACKOFF.quietResetMs / 1000} s`,
+      registers: [this.ownRegistry],
+      collect () { this.set(restartStatus().crashLoop ? 1 : 0) }
+    })
     for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0)
     // When each served certificate expires (a Unix time, as blackbox_exporter's
     // probe_ssl_earliest_cert_expiry): alert on it minus time() before clients start refusing.
@@ -87,7 +96,7 @@ export class WorkerTerminator implements NodeTerminator {
       // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
       init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
-      onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true } : { serving: false, reason: 'no live worker' }),
+      onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true, servingShare: listening / Math.max(1, config.workers) } : { serving: false, reason: 'no live worker' }),
       onWorkerExit: (pid, why, final) => {
         if (why !== 'stopped') this.restarts.inc({ reason: why })
         this.sampler.workerExited(pid, final)
@@ -211,6 +220,8 @@ export class WorkerTerminator implements NodeTerminator {
   sample (): LoadSample | undefined { return this.sampler.latest }
 
   listening (): number { return this.workers.listening.size }
+
+  workerRestarts (): WorkerRestarts { return this.workers.restartStatus() }
 
   async metrics (): Promise<TerminatorMetrics[]> {
     const reports: TerminatorMetrics[] = await this.workers.collectReports()

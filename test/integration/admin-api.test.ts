@@ -138,7 +138,7 @@ test('PUT /v1/state changes what the agent says; GET /v1/state, /v1/cache, /v1/p
   assert.equal(state.health, 'up')
   assert.equal(state.effective, 'ready')
   assert.match(state.agentReply, /^ready up \d+%$/)
-  assert.deepEqual(state.workers, { configured: 2, listening: 2 })
+  assert.deepEqual(state.workers, { configured: 2, listening: 2, restarts: { recent: 0, windowSeconds: 60, crashLoop: false, delayMs: 0 } })
   assert.ok(state.handshakes.full >= 1, JSON.stringify(state))
   assert.equal(state.haproxy, undefined)
   assert.equal(cache.l2.entries, 1)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { CapacityEstimator } from '../../src/agent/capacity.js'
+import { CapacityEstimator, workerShareWeight } from '../../src/agent/capacity.js'
 
 /** Deterministic PRNG (mulberry32) so the noisy input is the same on every run. */
 function rng (seed: number): () => number {
@@ -92,4 +92,20 @@ test('bad samples and options are rejected', () => {
   assert.equal(est.weightPercent(), 100, 'nothing changed')
   assert.throws(() => new CapacityEstimator({ alpha: 0 }), /alpha/)
   assert.throws(() => new CapacityEstimator({ minPercent: 0 }), /minPercent/)
+})
+
+test('a node with part of its workers has that part of its capacity: the weight is scaled at once, on the 5 % grid, never under the floor', () => {
+  assert.equal(workerShareWeight(100, 1, 5, 10), 100, 'all workers: the load alone')
+  assert.equal(workerShareWeight(100, 1 / 2, 5, 10), 50, '1 of 2 idle workers')
+  assert.equal(workerShareWeight(100, 1 / 8, 5, 10), 15, '1 of 8 idle workers (12.5 on the grid)')
+  assert.equal(workerShareWeight(60, 3 / 4, 5, 10), 45, '3 of 4 workers 40 % busy')
+  assert.equal(workerShareWeight(10, 1 / 2, 5, 10), 10, 'saturated and half there: the floor')
+  assert.equal(workerShareWeight(100, 1 / 64, 5, 10), 10, 'a trickle for a node that serves at all')
+  assert.equal(workerShareWeight(80, Number.NaN, 5, 10), 80, 'no share known: the load alone')
+  assert.equal(workerShareWeight(80, 2, 5, 10), 80, 'never above the load\'s weight')
+
+  const est = new CapacityEstimator()
+  for (let i = 0; i < 10; i++) est.update({ eventLoopUtilization: 0.01, handshakesPerSecond: 0 })
+  assert.equal(est.weightPercent(1 / 2), 50, 'no smoothing: HAProxy must send less from the next check on')
+  assert.equal(est.weightPercent(), 100, 'the load\'s own weight is untouched')
 })

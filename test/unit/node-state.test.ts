@@ -62,6 +62,20 @@ test('a stopping node tells HAProxy drain and down', () => {
   assert.equal(formatAgentReply(state.agentReply()), 'drain down 100% #stopping\n')
 })
 
+test('lost workers lower the weight the agent sends: 1 of 2 listening, idle, is 50 %', () => {
+  const state = new NodeState()
+  state.updateHealth({ ...healthy, terminator: { serving: true, servingShare: 1 } })
+  for (let i = 0; i < 5; i++) state.updateLoad({ eventLoopUtilization: 0.01, handshakesPerSecond: 0 })
+  assert.equal(formatAgentReply(state.agentReply()), 'ready up 100%\n')
+  state.updateHealth({ terminator: { serving: true, servingShare: 1 / 2 } })
+  assert.equal(formatAgentReply(state.agentReply()), 'ready up 50%\n')
+  assert.equal(state.snapshot().weightPercent, 50)
+  state.updateHealth({ terminator: { serving: true, servingShare: 1 / 8 } })
+  assert.equal(state.snapshot().weightPercent, 15)
+  state.updateHealth({ terminator: { serving: true, servingShare: 1 } })
+  assert.equal(state.snapshot().weightPercent, 100, 'the replacement listens: all of it back')
+})
+
 test('load lowers the weight, smoothly, and an idle node gets it all back', () => {
   const state = new NodeState({ maxHandshakesPerSecond: 1000 })
   state.updateHealth(healthy)
