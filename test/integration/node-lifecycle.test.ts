@@ -218,6 +218,44 @@ test('if the primary is killed, no worker is left holding the port', async () =>
   assert.equal(await portIsFree(port), true)
 })
 
+test('if the primary is killed, its workers release the port at once, let open connections go on for 2 s, then leave', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const [port, admin] = await freePorts(2) as [number, number]
+  // A grace period far longer than the 2 s a worker gives its clients once the primary is gone.
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--grace-period', '30'], { adminPort: admin })
+  const workers = childPids(node.process.pid as number)
+  assert.equal(workers.length, 2)
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  socket.on('error', () => {})
+  try {
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    let text = ''
+    socket.on('data', (d: Buffer) => { text += d.toString() })
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
+    socket.write('before')
+    await eventually(() => text.includes('echo:before'), 5000, 'first echo')
+
+    node.process.kill('SIGKILL')
+    const killedAt = Date.now()
+    // The port at once, so that a node started again (systemd's Restart=) can bind it.
+    await eventually(async () => await portIsFree(port), 1000, 'the port released')
+    await new Promise((resolve) => setTimeout(resolve, 500 - (Date.now() - killedAt)))
+    socket.write('after-kill')
+    await eventually(() => text.includes('echo:after-kill'), 1000, `bytes flowing 0.5 s after the primary died (closed: ${String(socket.destroyed)}, text: ${JSON.stringify(text)})`)
+    // Then cut at 2 s, not at --grace-period, and every worker gone with it.
+    const closedAfterMs = await closed - killedAt
+    assert.ok(closedAfterMs >= 1500 && closedAfterMs < 4000, `the connection was closed ${closedAfterMs} ms after the primary died`)
+    await eventually(() => workers.every((pid) => !alive(pid)), 4000 - (Date.now() - killedAt), 'every worker gone within 2 s and a margin')
+    assert.ok(node.logs.some((l) => l.msg === 'the primary is gone: stopped accepting; open connections get 2 s' && l.level === 40), node.diagnosis())
+  } finally {
+    socket.destroy()
+    for (const pid of workers) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+    await backend.close()
+  }
+})
+
 test('the default run needs no flags: self-signed certificate and the built-in demo backend', async () => {
   const dir = tempDir()
   const [port, admin] = await freePorts(2) as [number, number]
