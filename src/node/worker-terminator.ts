@@ -162,6 +162,8 @@ export class WorkerTerminator implements NodeTerminator {
     this.sampler.start()
   }
 
+  beginStop (): void { this.workers.beginStop() }
+
   async stop (graceMs: number): Promise<number> {
     this.ticketKeys?.stop()
     this.stapler?.stop()

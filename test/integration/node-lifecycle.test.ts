@@ -188,6 +188,53 @@ test('SIGHUP to the whole process group (a terminal hangup, kill -HUP -PGID): a 
   }
 })
 
+test('SIGTERM to the primary and its workers at once (systemd KillMode=control-group) with --haproxy-socket: no worker is replaced while HAProxy is told; a worker signalled alone still is', async () => {
+  const dir = tempDir()
+  // A Runtime API that accepts and never answers: the stop's drain waits its whole timeout (2 s).
+  const held = new Set<net.Socket>()
+  const blackHole = net.createServer((socket) => {
+    socket.on('error', () => {})
+    held.add(socket)
+  })
+  await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve))
+  const haproxy = (blackHole.address() as net.AddressInfo).port
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost']),
+    '--haproxy-socket', `127.0.0.1:${haproxy}`, '--haproxy-server', 'be/n1', '--grace-period', '8'], { adminPort: admin })
+  const pid = node.process.pid as number
+  let poll: NodeJS.Timeout | undefined
+  try {
+    // A worker stopped from outside, its primary not: it drains and is replaced, as before.
+    const [lone] = childPids(pid) as [number]
+    process.kill(lone, 'SIGTERM')
+    await node.waitForLog((l) => l.msg === 'worker died; replacing it' && l.worker === lone, 5000)
+    await eventually(async () => (await fetch(`${node.adminUrl}/v1/state`).then(async (r) => await r.json() as { workers?: { listening?: number } })).workers?.listening === 2, 5000, 'the replacement listening')
+    assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' }), 1)
+
+    const workers = childPids(pid)
+    assert.equal(workers.length, 2)
+    const seen = new Set<number>()
+    poll = setInterval(() => { for (const child of childPids(pid)) seen.add(child) }, 20)
+    const exited = new Promise<number | null>((resolve) => node.process.once('exit', (code) => resolve(code)))
+    // As systemd does: every process of the unit at once.
+    for (const target of [pid, ...workers]) process.kill(target, 'SIGTERM')
+    // While the stop waits on HAProxy: what the node counts then.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const restarts = await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' })
+    assert.equal(await exited, 0, node.diagnosis())
+    clearInterval(poll)
+    assert.equal(restarts, 1, 'workers were replaced during the stop')
+    assert.deepEqual([...seen].filter((child) => !workers.includes(child)), [], 'new workers were forked during the stop')
+    assert.equal(node.logs.filter((l) => l.msg === 'worker died; replacing it').length, 1, node.diagnosis())
+    assert.ok(node.logs.some((l) => l.msg === 'stopped'), node.diagnosis())
+  } finally {
+    clearInterval(poll)
+    await node.stop('SIGKILL')
+    for (const socket of held) socket.destroy()
+    await new Promise<void>((resolve) => blackHole.close(() => resolve()))
+  }
+})
+
 test('a client stalled on the admin port (half a request) does not hold the stop', async () => {
   const dir = tempDir()
   const [port, admin] = await freePorts(2) as [number, number]
