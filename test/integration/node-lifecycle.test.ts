@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -14,6 +15,11 @@ import { startRecordingBackend } from '../helpers/recording-backend.js'
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }
+}
+
+/** Whether the process catches SIGHUP yet (SigCgt bit 0): the launcher's first lines ran. */
+function catchesHup (pid: number): boolean {
+  try { return (BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0')) & 1n) === 1n } catch { return false }
 }
 
 async function portIsFree (port: number): Promise<boolean> {
@@ -86,10 +92,6 @@ test('the grace period ends with the connections still open: cut, and how many i
 test('signals while the CLI is still loading: SIGHUP does not kill it (it starts and serves), SIGTERM stops it with status 0', async () => {
   const dir = tempDir()
   const cert = makeCertificate(dir, 'early', ['localhost'])
-  /** Whether the process catches SIGHUP yet (SigCgt bit 0): the launcher's first lines ran. */
-  const catchesHup = (pid: number): boolean => {
-    try { return (BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0')) & 1n) === 1n } catch { return false }
-  }
   for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
     const [port, admin] = await freePorts(2) as [number, number]
     const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', cert, '--state-dir', path.join(dir, `state-${signal}`)], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -111,6 +113,43 @@ test('signals while the CLI is still loading: SIGHUP does not kill it (it starts
       child.kill('SIGTERM')
       await exited
     }
+  }
+})
+
+test('SIGHUPs during the first start (no --cert, empty --state-dir): the self-signed certificate is generated once, and the node serves it', async () => {
+  const dir = tempDir()
+  const stateDir = path.join(dir, 'state')
+  const [port, admin] = await freePorts(2) as [number, number]
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--listen', `127.0.0.1:${port}`,
+    '--admin-listen', `127.0.0.1:${admin}`, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  let hups: NodeJS.Timeout | undefined
+  try {
+    // From the moment a SIGHUP no longer kills it (before that, the default action would).
+    await eventually(() => catchesHup(child.pid as number), 5000, 'the launcher running')
+    let sent = 0
+    hups = setInterval(() => { child.kill('SIGHUP'); sent++ }, 20)
+    await eventually(() => out.includes('tlsfleet node ready'), 30_000, `ready while SIGHUPs keep coming:\n${out}`)
+    clearInterval(hups)
+    assert.ok(sent > 5, `only ${sent} SIGHUPs during the start`)
+    const generated = out.split('\n').filter((line) => line.includes('generated a self-signed certificate'))
+    assert.equal(generated.length, 1, out)
+    // What it serves is the certificate kept in --state-dir (generated twice, the file could be
+    // the second one and the workers serve the first).
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    const served = socket.getPeerX509Certificate()
+    socket.destroy()
+    const kept = new crypto.X509Certificate(fs.readFileSync(path.join(stateDir, 'self-signed.pem')))
+    assert.equal(served?.fingerprint256, kept.fingerprint256)
+    assert.equal(child.exitCode, null)
+  } finally {
+    clearInterval(hups)
+    child.kill('SIGTERM')
+    await exited
   }
 })
 
