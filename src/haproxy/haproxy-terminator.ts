@@ -118,10 +118,15 @@ export class HaproxyTerminator implements NodeTerminator {
     this.scheduleRotation()
   }
 
-  async stop (): Promise<number> {
+  /** No process of ours to keep from being replaced: the polls and pushes end here already. */
+  beginStop (): void {
     this.stopped = true
     clearTimeout(this.pollTimer)
     clearTimeout(this.rotationTimer)
+  }
+
+  async stop (): Promise<number> {
+    this.beginStop()
     await this.running
     return 0
   }

@@ -207,6 +207,9 @@ export class Primary {
   async stop (): Promise<void> {
     if (this.stopping) return
     this.stopping = true
+    // Before the first await: systemd's KillMode=control-group sends SIGTERM to the workers as
+    // well, and a worker that leaves while HAProxy is told below must not be replaced.
+    this.terminator.beginStop()
     this.state.updateHealth({ stopping: true })
     // Tell HAProxy at once (the agent says "drain down #stopping" from now on too), so no new
     // client is sent here while the workers close their listeners.

@@ -104,6 +104,13 @@ export interface NodeTerminator {
   certificates: () => CertificateBundle[]
   /** Serve: workers accept, or the local HAProxy's key ring is kept and its figures read. */
   start: (context: TerminatorStart) => Promise<void>
+  /**
+   * The node is stopping, said synchronously before anything is awaited (stop() comes later,
+   * once HAProxy was told): from now on no worker is forked nor replaced. A stop signal reaches
+   * the workers too (systemd signals every process of the unit), and those that left while the
+   * node still talked to HAProxy were replaced, new workers serving after the node said it stops.
+   */
+  beginStop: () => void
   /** Stop serving; open connections get `graceMs`. Never stops a local HAProxy. Resolves to the number of worker processes that hung and were killed. */
   stop: (graceMs: number) => Promise<number>
   /** SIGHUP: reload what can be reloaded; false when refused. */

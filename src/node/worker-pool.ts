@@ -177,11 +177,24 @@ export class WorkerPool {
   }
 
   /**
+   * The node is stopping: a worker that exits from now on is not replaced (it is counted as
+   * stopped), and one forked before is told to stop as soon as it is ready. Workers still
+   * running keep serving until stop(). A worker that leaves on its own before this (SIGTERM to
+   * it alone) is still replaced.
+   */
+  beginStop (): void {
+    this.stopRequested = true
+    // Replacements waiting for their back-off would do nothing now, but keep the primary alive up to 10 s.
+    for (const timer of this.pendingRestarts.keys()) clearTimeout(timer)
+    this.pendingRestarts.clear()
+  }
+
+  /**
    * Tell every worker to stop accepting and finish within `graceMs`; kill what is left 2 s
    * after (a worker that hangs). Returns the pids it had to kill.
    */
   async stop (graceMs: number): Promise<number[]> {
-    this.stopRequested = true
+    this.beginStop()
     // Kept listeners first: the kernel must stop queueing connections nobody will accept.
     for (const handles of [...this.kept.values(), ...this.spare]) for (const handle of handles.values()) handle.close?.()
     this.kept.clear()

@@ -55,10 +55,21 @@ export class WorkerTerminator implements NodeTerminator {
   private settings?: WorkerSettingsBase
   /** The ticket secrets stay here: the workers get the keys of the acceptable epochs from it. */
   private ticketKeys?: TicketKeyFeed
-  /** The reload under way, if any: the next one waits for it. */
-  private reloading: Promise<unknown> = Promise.resolve()
+  /**
+   * The reload under way, if any: the next one waits for it. The first link is prepare()'s own
+   * load of the material (and of the stapler), so a SIGHUP during the start waits for it, then
+   * reads the files again: run alongside it, both found no self-signed certificate and made one
+   * each, and a reload before prepare() would have checked the files with no TLS policy yet.
+   * Deferred, not ignored: a certificate replaced during the start is still picked up.
+   */
+  private reloading: Promise<unknown>
+  /** Settles the first link of `reloading`: whether prepare() loaded the material. */
+  private firstLoadDone: (loaded: boolean) => void = () => {}
+  private readonly firstLoad: Promise<boolean>
 
   constructor (private readonly config: NodeConfig, cache: PrimarySessionCache, private readonly log: Logger, hooks: TerminatorHooks) {
+    this.firstLoad = new Promise<boolean>((resolve) => { this.firstLoadDone = resolve })
+    this.reloading = this.firstLoad
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
     const restartStatus = (): WorkerRestarts => this.workers.restartStatus()
     // A gauge to alert on: replacements held back because workers keep dying.
@@ -129,11 +140,18 @@ export class WorkerTerminator implements NodeTerminator {
 
   async prepare (): Promise<void> {
     const config = this.config
-    this.policy = resolveTlsPolicy(config)
-    this.material = (await this.loadMaterial()).material
-    if (config.ocspDir !== '') {
-      checkOcspDir(config.ocspDir, this.runAs)
-      await this.loadStapler(config.ocspDir)
+    let loaded = false
+    try {
+      this.policy = resolveTlsPolicy(config)
+      this.material = (await this.loadMaterial()).material
+      if (config.ocspDir !== '') {
+        checkOcspDir(config.ocspDir, this.runAs)
+        await this.loadStapler(config.ocspDir)
+      }
+      loaded = true
+    } finally {
+      // Reloads asked meanwhile (SIGHUP during the start) run from here on, one after the other.
+      this.firstLoadDone(loaded)
     }
     if (this.runAs !== undefined) this.warnUnreadableAfterSwitch(this.runAs)
     await checkListenAddresses(config.listen)
@@ -171,6 +189,8 @@ export class WorkerTerminator implements NodeTerminator {
     this.sampler.start()
   }
 
+  beginStop (): void { this.workers.beginStop() }
+
   async stop (graceMs: number): Promise<number> {
     this.ticketKeys?.stop()
     this.stapler?.stop()
@@ -192,6 +212,8 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   private async reloadOnce (): Promise<boolean> {
+    // The start failed to load the files (it is refused and the node exits): nothing to reload.
+    if (!await this.firstLoad) return false
     let loaded: LoadedTlsMaterial
     try {
       loaded = await this.loadMaterial()

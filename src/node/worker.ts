@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import { performance } from 'node:perf_hooks'
 import net from 'node:net'
 import { WorkerAdmission } from '../admission/worker-admission.js'
@@ -15,13 +16,19 @@ import type { WorkerSettings } from './worker-settings.js'
 
 /**
  * A worker ("son"): accepts connections on its own listeners, terminates TLS, forwards to the
- * backend. It owns L1; the primary owns L2. It takes orders only from the primary, and leaves
- * as soon as the primary is gone so that no orphan keeps the port.
+ * backend. It owns L1; the primary owns L2. It takes orders only from the primary; when the
+ * primary is gone it releases the port at once and leaves shortly after, so no orphan keeps it.
  */
 function send (message: WorkerToPrimary, sent?: () => void): void {
   if (process.connected && process.send !== undefined) process.send(message, undefined, {}, sent)
   else sent?.()
 }
+
+/**
+ * How long a worker whose primary died lets its open connections go on before it cuts them and
+ * exits: brief, as nothing supervises it any more (--grace-period may be minutes).
+ */
+const PRIMARY_GONE_GRACE_MS = 2000
 
 /** How long a crashing worker waits for its last report to leave before it exits anyway. */
 const LAST_REPORT_MS = 1000
@@ -231,6 +238,19 @@ class Worker {
     this.report(0, true, { sent: exit }).catch(exit)
   }
 
+  /**
+   * The primary is gone: stop as below, with a brief grace. A stop already under way (SIGTERM,
+   * a crash) keeps its own deadline: it is bounded by the worker's own timer either way.
+   */
+  primaryGone (): void {
+    if (this.stopping) {
+      this.log.warn('the primary is gone: the stop under way goes on')
+      return
+    }
+    this.log.warn({ gracePeriodMs: PRIMARY_GONE_GRACE_MS }, `the primary is gone: stopped accepting; open connections get ${PRIMARY_GONE_GRACE_MS / 1000} s`)
+    this.shutdown(PRIMARY_GONE_GRACE_MS)
+  }
+
   /** Stop accepting, let open connections finish within the grace period, then exit. */
   shutdown (graceMs: number): void {
     if (this.stopping) return
@@ -262,9 +282,18 @@ export function runWorker (): void {
   process.on('SIGINT', () => {})
   process.on('SIGHUP', () => {})
   process.on('SIGTERM', () => { if (worker === undefined) process.exit(0); else worker.shutdown(worker.gracePeriodMs) })
+  // Node's cluster registers its own 'disconnect' listener in every worker, before this code
+  // runs, and it calls process.exit(0) at once unless the worker "exited after disconnect":
+  // every open connection was cut the moment the primary died. Marked so, cluster's listener
+  // leaves the decision to ours below (the flag is read nowhere else in a worker; the primary
+  // keeps its own copy, which this does not touch). Removing that listener instead would mean
+  // telling it apart from others by its source, which no API offers.
+  if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true
   process.on('disconnect', () => {
-    // The primary is gone (killed, crashed): release the port at once, finish briefly, leave.
-    if (worker !== undefined) worker.shutdown(2000)
+    // The primary is gone (killed, crashed, out of memory): nobody will stop or replace this
+    // worker now. Release the port at once (a node started again must bind it), give open
+    // connections a brief time, then leave: no orphan serves on without its primary.
+    if (worker !== undefined) worker.primaryGone()
     else process.exit(0)
   })
   // Listeners a dead worker left with the primary, sent before `init` (only with --user).

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -14,6 +15,11 @@ import { startRecordingBackend } from '../helpers/recording-backend.js'
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }
+}
+
+/** Whether the process catches SIGHUP yet (SigCgt bit 0): the launcher's first lines ran. */
+function catchesHup (pid: number): boolean {
+  try { return (BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0')) & 1n) === 1n } catch { return false }
 }
 
 async function portIsFree (port: number): Promise<boolean> {
@@ -86,10 +92,6 @@ test('the grace period ends with the connections still open: cut, and how many i
 test('signals while the CLI is still loading: SIGHUP does not kill it (it starts and serves), SIGTERM stops it with status 0', async () => {
   const dir = tempDir()
   const cert = makeCertificate(dir, 'early', ['localhost'])
-  /** Whether the process catches SIGHUP yet (SigCgt bit 0): the launcher's first lines ran. */
-  const catchesHup = (pid: number): boolean => {
-    try { return (BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0')) & 1n) === 1n } catch { return false }
-  }
   for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
     const [port, admin] = await freePorts(2) as [number, number]
     const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', cert, '--state-dir', path.join(dir, `state-${signal}`)], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -111,6 +113,43 @@ test('signals while the CLI is still loading: SIGHUP does not kill it (it starts
       child.kill('SIGTERM')
       await exited
     }
+  }
+})
+
+test('SIGHUPs during the first start (no --cert, empty --state-dir): the self-signed certificate is generated once, and the node serves it', async () => {
+  const dir = tempDir()
+  const stateDir = path.join(dir, 'state')
+  const [port, admin] = await freePorts(2) as [number, number]
+  const child = spawn(process.execPath, [CLI, 'node', '--log-format', 'json', '--workers', '1', '--listen', `127.0.0.1:${port}`,
+    '--admin-listen', `127.0.0.1:${admin}`, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  let hups: NodeJS.Timeout | undefined
+  try {
+    // From the moment a SIGHUP no longer kills it (before that, the default action would).
+    await eventually(() => catchesHup(child.pid as number), 5000, 'the launcher running')
+    let sent = 0
+    hups = setInterval(() => { child.kill('SIGHUP'); sent++ }, 20)
+    await eventually(() => out.includes('tlsfleet node ready'), 30_000, `ready while SIGHUPs keep coming:\n${out}`)
+    clearInterval(hups)
+    assert.ok(sent > 5, `only ${sent} SIGHUPs during the start`)
+    const generated = out.split('\n').filter((line) => line.includes('generated a self-signed certificate'))
+    assert.equal(generated.length, 1, out)
+    // What it serves is the certificate kept in --state-dir (generated twice, the file could be
+    // the second one and the workers serve the first).
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    const served = socket.getPeerX509Certificate()
+    socket.destroy()
+    const kept = new crypto.X509Certificate(fs.readFileSync(path.join(stateDir, 'self-signed.pem')))
+    assert.equal(served?.fingerprint256, kept.fingerprint256)
+    assert.equal(child.exitCode, null)
+  } finally {
+    clearInterval(hups)
+    child.kill('SIGTERM')
+    await exited
   }
 })
 
@@ -188,6 +227,53 @@ test('SIGHUP to the whole process group (a terminal hangup, kill -HUP -PGID): a 
   }
 })
 
+test('SIGTERM to the primary and its workers at once (systemd KillMode=control-group) with --haproxy-socket: no worker is replaced while HAProxy is told; a worker signalled alone still is', async () => {
+  const dir = tempDir()
+  // A Runtime API that accepts and never answers: the stop's drain waits its whole timeout (2 s).
+  const held = new Set<net.Socket>()
+  const blackHole = net.createServer((socket) => {
+    socket.on('error', () => {})
+    held.add(socket)
+  })
+  await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve))
+  const haproxy = (blackHole.address() as net.AddressInfo).port
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'n', ['localhost']),
+    '--haproxy-socket', `127.0.0.1:${haproxy}`, '--haproxy-server', 'be/n1', '--grace-period', '8'], { adminPort: admin })
+  const pid = node.process.pid as number
+  let poll: NodeJS.Timeout | undefined
+  try {
+    // A worker stopped from outside, its primary not: it drains and is replaced, as before.
+    const [lone] = childPids(pid) as [number]
+    process.kill(lone, 'SIGTERM')
+    await node.waitForLog((l) => l.msg === 'worker died; replacing it' && l.worker === lone, 5000)
+    await eventually(async () => (await fetch(`${node.adminUrl}/v1/state`).then(async (r) => await r.json() as { workers?: { listening?: number } })).workers?.listening === 2, 5000, 'the replacement listening')
+    assert.equal(await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' }), 1)
+
+    const workers = childPids(pid)
+    assert.equal(workers.length, 2)
+    const seen = new Set<number>()
+    poll = setInterval(() => { for (const child of childPids(pid)) seen.add(child) }, 20)
+    const exited = new Promise<number | null>((resolve) => node.process.once('exit', (code) => resolve(code)))
+    // As systemd does: every process of the unit at once.
+    for (const target of [pid, ...workers]) process.kill(target, 'SIGTERM')
+    // While the stop waits on HAProxy: what the node counts then.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const restarts = await node.metric('tlsfleet_worker_restarts_total', { reason: 'died' })
+    assert.equal(await exited, 0, node.diagnosis())
+    clearInterval(poll)
+    assert.equal(restarts, 1, 'workers were replaced during the stop')
+    assert.deepEqual([...seen].filter((child) => !workers.includes(child)), [], 'new workers were forked during the stop')
+    assert.equal(node.logs.filter((l) => l.msg === 'worker died; replacing it').length, 1, node.diagnosis())
+    assert.ok(node.logs.some((l) => l.msg === 'stopped'), node.diagnosis())
+  } finally {
+    clearInterval(poll)
+    await node.stop('SIGKILL')
+    for (const socket of held) socket.destroy()
+    await new Promise<void>((resolve) => blackHole.close(() => resolve()))
+  }
+})
+
 test('a client stalled on the admin port (half a request) does not hold the stop', async () => {
   const dir = tempDir()
   const [port, admin] = await freePorts(2) as [number, number]
@@ -216,6 +302,44 @@ test('if the primary is killed, no worker is left holding the port', async () =>
   node.process.kill('SIGKILL')
   await eventually(() => workers.every((pid) => !alive(pid)), 10_000, 'workers to exit')
   assert.equal(await portIsFree(port), true)
+})
+
+test('if the primary is killed, its workers release the port at once, let open connections go on for 2 s, then leave', async () => {
+  const dir = tempDir()
+  const backend = await startRecordingBackend()
+  const [port, admin] = await freePorts(2) as [number, number]
+  // A grace period far longer than the 2 s a worker gives its clients once the primary is gone.
+  const node = await startNode(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`,
+    '--cert', makeCertificate(dir, 'n', ['localhost']), '--grace-period', '30'], { adminPort: admin })
+  const workers = childPids(node.process.pid as number)
+  assert.equal(workers.length, 2)
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  socket.on('error', () => {})
+  try {
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+    let text = ''
+    socket.on('data', (d: Buffer) => { text += d.toString() })
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
+    socket.write('before')
+    await eventually(() => text.includes('echo:before'), 5000, 'first echo')
+
+    node.process.kill('SIGKILL')
+    const killedAt = Date.now()
+    // The port at once, so that a node started again (systemd's Restart=) can bind it.
+    await eventually(async () => await portIsFree(port), 1000, 'the port released')
+    await new Promise((resolve) => setTimeout(resolve, 500 - (Date.now() - killedAt)))
+    socket.write('after-kill')
+    await eventually(() => text.includes('echo:after-kill'), 1000, `bytes flowing 0.5 s after the primary died (closed: ${String(socket.destroyed)}, text: ${JSON.stringify(text)})`)
+    // Then cut at 2 s, not at --grace-period, and every worker gone with it.
+    const closedAfterMs = await closed - killedAt
+    assert.ok(closedAfterMs >= 1500 && closedAfterMs < 4000, `the connection was closed ${closedAfterMs} ms after the primary died`)
+    await eventually(() => workers.every((pid) => !alive(pid)), 4000 - (Date.now() - killedAt), 'every worker gone within 2 s and a margin')
+    assert.ok(node.logs.some((l) => l.msg === 'the primary is gone: stopped accepting; open connections get 2 s' && l.level === 40), node.diagnosis())
+  } finally {
+    socket.destroy()
+    for (const pid of workers) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+    await backend.close()
+  }
 })
 
 test('the default run needs no flags: self-signed certificate and the built-in demo backend', async () => {
