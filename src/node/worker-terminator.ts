@@ -63,6 +63,8 @@ export class WorkerTerminator implements NodeTerminator {
    * Deferred, not ignored: a certificate replaced during the start is still picked up.
    */
   private reloading: Promise<unknown>
+  /** The reload waiting for the one under way, if any: SIGHUPs meanwhile join it (a burst of them is one reload, not one each). */
+  private queuedReload?: Promise<boolean>
   /** Settles the first link of `reloading`: whether prepare() loaded the material. */
   private firstLoadDone: (loaded: boolean) => void = () => {}
   private readonly firstLoad: Promise<boolean>
@@ -203,10 +205,18 @@ export class WorkerTerminator implements NodeTerminator {
   /**
    * SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again.
    * Reloads run one after the other: two SIGHUPs in quick succession interleaved at their awaits,
-   * and the earlier one's results (material, staples) could land after the later one's.
+   * and the earlier one's results (material, staples) could land after the later one's. At most
+   * one waits: 200 SIGHUPs from a deploy script were 200 full reloads of a --cert-dir in a row.
    */
   async reload (): Promise<boolean> {
-    const run = this.reloading.then(async () => await this.reloadOnce())
+    // A reload still waiting its turn reads the files after this SIGHUP too: join it. (One
+    // already running may have read them before the change this SIGHUP announces: queue one.)
+    if (this.queuedReload !== undefined) return await this.queuedReload
+    const run = this.reloading.then(async () => {
+      this.queuedReload = undefined
+      return await this.reloadOnce()
+    })
+    this.queuedReload = run
     this.reloading = run.then(() => {}, () => {})
     return await run
   }
