@@ -62,7 +62,8 @@ export class SharedSessionStore {
   async lookup (id: Buffer): Promise<SessionEntry | undefined> {
     const { metrics, client } = this.parts
     const breaker = this.parts.breakers.lookups
-    if (!breaker.allow()) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
+    const call = breaker.allow()
+    if (call === undefined) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
     const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.parts.lookupTimeoutMs, 'timeout') })
@@ -75,10 +76,10 @@ export class SharedSessionStore {
     metrics.lookupSeconds.observe((performance.now() - started) / 1000)
     if (answer === 'timeout') this.parts.onFailure?.('lookups', `no answer within --session-store-timeout (${this.parts.lookupTimeoutMs} ms)`)
     if (answer === 'timeout' || answer === 'error') {
-      breaker.failure()
+      breaker.failure(call)
       return this.count(answer)
     }
-    breaker.success()
+    breaker.success(call)
     if (answer === 'wrong_type') {
       // Redis answered: not an outage, but a value that is not ours.
       metrics.rejected.inc({ reason: 'wrong_type' })
@@ -118,13 +119,14 @@ export class SharedSessionStore {
   private send (op: 'set' | 'del', write: () => Promise<void>): void {
     const { metrics } = this.parts
     const breaker = this.parts.breakers.writes
-    if (!breaker.allow()) { metrics.writes.inc({ op, result: 'skipped' }); return }
+    const call = breaker.allow()
+    if (call === undefined) { metrics.writes.inc({ op, result: 'skipped' }); return }
     write().then(() => {
-      breaker.success()
+      breaker.success(call)
       metrics.writes.inc({ op, result: 'ok' })
     }, (err: Error) => {
       this.parts.onFailure?.('writes', err)
-      breaker.failure()
+      breaker.failure(call)
       metrics.writes.inc({ op, result: 'error' })
     })
   }

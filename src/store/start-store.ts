@@ -10,8 +10,12 @@ import type { StoreTls } from './store-tls.js'
 import { SharedSessionStore, type StorePath } from './shared-session-store.js'
 import { StoreMetrics } from './store-metrics.js'
 
-/** Failures in a row that open the circuit, and its back-off before the next probe. */
-const BREAKER = { failureThreshold: 5, initialBackoffMs: 200, maxBackoffMs: 2000 }
+/**
+ * Failures in a row that open the circuit, its back-off before the next probe, and how long it
+ * must then stay closed for the store to count as back (a store that answers the odd probe but
+ * not much else keeps its longer back-off and logs no "answers again").
+ */
+const BREAKER = { failureThreshold: 5, initialBackoffMs: 200, maxBackoffMs: 2000, stableMs: 3000 }
 /** What ioredis says of a command while disconnected (no offline queue): the connection's error says why. */
 const NOT_CONNECTED = /Stream isn't writeable|Connection is closed/
 

@@ -100,35 +100,6 @@ describe('sealed session values', () => {
   })
 })
 
-describe('circuit breaker', () => {
-  test('opens after the threshold, probes after the back-off, doubles it on a failed probe, closes on success; one change per down and up', () => {
-    let now = 0
-    const changes: boolean[] = []
-    const breaker = new CircuitBreaker({ failureThreshold: 3, initialBackoffMs: 100, maxBackoffMs: 300, now: () => now, onChange: (up) => changes.push(up) })
-    breaker.failure(); breaker.failure(); breaker.success(); breaker.failure(); breaker.failure()
-    assert.equal(breaker.state, 'closed', 'failures must be in a row')
-    breaker.failure()
-    assert.equal(breaker.state, 'open')
-    assert.equal(breaker.allow(), false)
-    now = 100
-    assert.equal(breaker.allow(), true, 'the probe')
-    assert.equal(breaker.state, 'half_open')
-    assert.equal(breaker.allow(), false, 'one probe at a time')
-    breaker.failure()
-    now = 299
-    assert.equal(breaker.allow(), false, 'back-off doubled to 200 ms')
-    now = 300
-    assert.equal(breaker.allow(), true)
-    breaker.failure()
-    now = 600
-    assert.equal(breaker.allow(), true, 'back-off capped at 300 ms')
-    breaker.success()
-    assert.equal(breaker.state, 'closed')
-    assert.equal(breaker.allow(), true)
-    assert.deepEqual(changes, [false, true])
-  })
-})
-
 describe('the shared store level', () => {
   function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
     const registry = new Registry()
@@ -265,5 +236,44 @@ describe('the shared store level', () => {
     assert.equal(await store.lookup(id), undefined)
     assert.equal(asked, MAX_VALUE_BYTES)
     assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'malformed' }), 1)
+  })
+})
+
+describe('the shared store level and its breakers', () => {
+  test('a lookup already out when the lookups\' breaker opened, answering late (within its timeout), does not close it', async () => {
+    const registry = new Registry()
+    const breakers = {
+      lookups: new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }),
+      writes: new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
+    }
+    let calls = 0
+    // The first GET answers (a miss) after 30 ms; the next two fail at once: the breaker opens meanwhile.
+    const client: KeyValueClient = {
+      get: async () => {
+        if (++calls === 1) return await new Promise<null>((resolve) => setTimeout(resolve, 30, null))
+        throw new Error('Connection is closed.')
+      },
+      set: async () => {},
+      del: async () => {},
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const store = new SharedSessionStore({
+      target: 'redis://127.0.0.1:6379/0',
+      client,
+      sealer,
+      breakers,
+      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
+      prefix: 'farm1:',
+      lookupTimeoutMs: 200,
+      remainingMs: () => 60_000,
+      log: createLogger({ level: 'silent', format: 'json', name: 'test' })
+    })
+    const late = store.lookup(id)
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(breakers.lookups.state, 'open')
+    assert.equal(await late, undefined)
+    assert.equal(breakers.lookups.state, 'open', 'an answer from before the breaker opened closed it')
   })
 })
