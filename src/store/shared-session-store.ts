@@ -11,6 +11,8 @@ export type StorePath = 'lookups' | 'writes'
 export interface StoreStatus {
   /** The URL without its password. */
   target: string
+  /** The client holds a ready connection (the breakers learn of an outage only from calls). */
+  connected: boolean
   lookups: BreakerState
   writes: BreakerState
 }
@@ -19,6 +21,8 @@ export interface SharedStoreParts {
   /** The URL without its password (describeStoreTarget). */
   target: string
   client: KeyValueClient
+  /** Whether the client's connection is ready now (store-connection.ts). */
+  connected: () => boolean
   sealer: SessionSealer
   breakers: Record<StorePath, CircuitBreaker>
   metrics: StoreMetrics
@@ -53,7 +57,7 @@ export class SharedSessionStore {
 
   /** For /v1/cache: where the store is and whether each path is asked. */
   status (): StoreStatus {
-    return { target: this.parts.target, lookups: this.parts.breakers.lookups.state, writes: this.parts.breakers.writes.state }
+    return { target: this.parts.target, connected: this.parts.connected(), lookups: this.parts.breakers.lookups.state, writes: this.parts.breakers.writes.state }
   }
 
   key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }

@@ -8,6 +8,7 @@ import { createRedisClient } from './redis-client.js'
 import { SessionSealer } from './sealed-session.js'
 import type { StoreTls } from './store-tls.js'
 import { SharedSessionStore, type StorePath } from './shared-session-store.js'
+import { StoreConnection } from './store-connection.js'
 import { StoreMetrics } from './store-metrics.js'
 
 /**
@@ -32,6 +33,10 @@ const ANSWERS_AGAIN: Record<StorePath, string> = {
 const CONNECT_WAIT_MS = 1000
 /** Bound on writes still held by the client library (lookups have their own, shorter one). */
 const COMMAND_TIMEOUT_MS = 1000
+/** A connection that flaps logs at most one "connected" and one "connection lost" line per this time. */
+const CONNECTION_LINE_HOLD_MS = 10_000
+/** A server that accepts the connection and never answers (hung): ioredis says only this. */
+const SILENT = 'Command timed out'
 
 /**
  * Build the shared store from the options: a client for the target, the sealer keyed by the
@@ -58,8 +63,10 @@ export async function startSharedStore (opts: {
   const causes = new Map<StorePath, string>()
   // The connection's own error: a command refused while disconnected says only that.
   let connectionError: string | undefined
+  const silent = `no answer within ${COMMAND_TIMEOUT_MS} ms`
   const causeOf = (failure: string | Error): string => {
     if (typeof failure === 'string') return failure
+    if (failure.message === SILENT) return silent
     if (!NOT_CONNECTED.test(failure.message)) return failure.message
     return connectionError !== undefined ? `not connected: ${connectionError}` : 'not connected'
   }
@@ -76,23 +83,41 @@ export async function startSharedStore (opts: {
     }
   })
   const breakers = { lookups: breakerFor('lookups'), writes: breakerFor('writes') }
+  const connection = new StoreConnection({
+    holdMs: CONNECTION_LINE_HOLD_MS,
+    announce: {
+      up: () => log.info({ store: where }, 'session store connected'),
+      down: () => log.warn({ store: where, cause: connectionError ?? 'the connection closed' }, 'session store connection lost: serving without it, reconnecting in the background')
+    }
+  })
   const client = createRedisClient(opts.target, {
     ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
     onError: (err) => {
-      connectionError = err.message
+      // One wording whatever the library's: a hung server reads "no answer", as at start.
+      connectionError = err.message === SILENT ? silent : err.message
       // The message and code only: ioredis's errors carry the command, and AUTH's holds the password.
       log.debug({ cause: err.message, code: (err as NodeJS.ErrnoException).code, store: where }, 'session store connection error')
     },
-    onReady: () => { connectionError = undefined },
-    onRefused: (message) => log.error({ store: where, reason: message }, 'session store refused: Redis has no such database; the store is closed and not used (fix --session-store)')
+    onReady: () => { connectionError = undefined; connection.ready() },
+    onLost: () => {
+      // A server killed says nothing: the cause of the calls that fail next is the closing itself.
+      connectionError ??= 'the connection closed'
+      connection.lost()
+    },
+    onRefused: (message) => {
+      connection.close()
+      log.error({ store: where, reason: message }, 'session store refused: Redis has no such database; the store is closed and not used (fix --session-store)')
+    }
   })
   const store = new SharedSessionStore({
     target: where,
-    client,
+    // Closing the store (the node stops) is no lost connection to log.
+    client: { ...client, close: async () => { connection.close(); await client.close() } },
+    connected: () => connection.connected,
     sealer: new SessionSealer(new FarmKeyRing(opts.farmKeys)),
     breakers,
-    metrics: new StoreMetrics(opts.registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
+    metrics: new StoreMetrics(opts.registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state }), () => connection.connected),
     prefix: opts.prefix,
     lookupTimeoutMs: opts.lookupTimeoutMs,
     remainingMs: opts.remainingMs,
@@ -103,7 +128,9 @@ export async function startSharedStore (opts: {
   // Redis answered, and said no: the option must change (unlike a store that is down, which may come back).
   if (typeof ready === 'object') throw new ConfigError([`--session-store "${where}": ${ready.refused}`])
   if (ready === 'ready') log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
-  else log.warn({ store: where, ...(connectionError !== undefined ? { cause: connectionError } : {}), ...tlsHint(opts.target, opts.tls, connectionError) }, 'session store not reachable at start: serving without it, reconnecting in the background')
+  else log.warn({ store: where, cause: connectionError ?? `no answer within ${CONNECT_WAIT_MS} ms`, ...tlsHint(opts.target, opts.tls, connectionError) }, 'session store not reachable at start: serving without it, reconnecting in the background')
+  // From here on, "connected" and "connection lost" lines say when that changes.
+  connection.started(ready === 'ready')
   return store
 }
 

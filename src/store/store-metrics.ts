@@ -13,7 +13,7 @@ export class StoreMetrics {
   readonly writes: Counter<'op' | 'result'>
   readonly rejected: Counter<'reason'>
 
-  constructor (registry: Registry, breakerStates: () => Record<'lookups' | 'writes', BreakerState>) {
+  constructor (registry: Registry, breakerStates: () => Record<'lookups' | 'writes', BreakerState>, connected: () => boolean) {
     const registers = [registry]
     this.lookups = new Counter({ name: 'tlsfleet_session_store_lookups_total', help: 'Shared store lookups after an L2 miss, by result (skipped: circuit open; rejected: a value that did not open)', labelNames: ['result'] as const, registers })
     for (const result of LOOKUP_RESULTS) this.lookups.inc({ result }, 0)
@@ -27,6 +27,12 @@ export class StoreMetrics {
     for (const op of ['set', 'del']) for (const result of ['ok', 'error', 'skipped']) this.writes.inc({ op, result }, 0)
     this.rejected = new Counter({ name: 'tlsfleet_session_store_rejected_total', help: 'Values read from the shared store that were refused, by reason (another ID, another farm, garbage)', labelNames: ['reason'] as const, registers })
     for (const reason of STORE_REJECT_REASONS) this.rejected.inc({ reason }, 0)
+    new Gauge({
+      name: 'tlsfleet_session_store_connected',
+      help: 'Whether the client holds a ready connection to the shared session store (1) or not (0)',
+      registers,
+      collect () { this.set(connected() ? 1 : 0) }
+    })
     new Gauge({
       name: 'tlsfleet_session_store_breaker_state',
       help: 'Circuit breakers in front of the shared store, one for lookups and one for writes: 1 for the current state',

@@ -8,7 +8,7 @@ import { tlsHandshake } from '../../src/lab/tls-client.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { startDelayProxy } from '../helpers/delay-proxy.js'
 import { writeFarmSecret } from '../helpers/farm.js'
-import { startNode, type RunningNode } from '../helpers/node-process.js'
+import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 
 // A store that is slow, full or away, with a real redis-server: what the operator sees.
@@ -75,5 +75,41 @@ test('a store whose round trip straddles --session-store-timeout (0-20 ms of jit
   } finally {
     await n.node.stop()
     await proxy.close()
+  }
+})
+
+test('a store down at start: connected false everywhere (health still 200); Redis comes up: connected within seconds with one log line; Redis killed: false again, and said', async () => {
+  const own = await RedisServer.start()
+  await own.kill() // its port now closed; start() brings it back on the same port
+  const n = await nodeWith('connection', own.url)
+  try {
+    const view = async (): Promise<{ cache: { connected: boolean; lookups: string }; state: { connected: boolean } | undefined; gauge: number; health: number }> => ({
+      cache: (await (await fetch(`${n.node.adminUrl}/v1/cache`)).json() as { store: { connected: boolean; lookups: string } }).store,
+      state: (await (await fetch(`${n.node.adminUrl}/v1/state`)).json() as { store?: { connected: boolean } }).store,
+      gauge: await n.node.metric('tlsfleet_session_store_connected'),
+      health: (await fetch(`${n.node.adminUrl}/health`)).status
+    })
+    const down = await view()
+    assert.deepEqual([down.cache.connected, down.state?.connected, down.gauge, down.health], [false, false, 0, 200])
+    const start = n.node.logs.find((l) => l.msg === 'session store not reachable at start: serving without it, reconnecting in the background')
+    assert.match(String(start?.cause), /ECONNREFUSED/)
+
+    await own.start()
+    const line = await n.node.waitForLog((l) => l.msg === 'session store connected', 5000)
+    assert.equal(line.store, own.url)
+    // /metrics is rebuilt at most once a second.
+    await eventually(async () => { const v = await view(); return v.cache.connected && v.state?.connected === true && v.gauge === 1 }, 3000, 'connected in /v1/cache, /v1/state and the gauge')
+
+    await own.kill()
+    const lost = await n.node.waitForLog((l) => l.msg === 'session store connection lost: serving without it, reconnecting in the background', 5000)
+    assert.equal(typeof lost.cause, 'string')
+    await eventually(async () => { const v = await view(); return !v.cache.connected && v.state?.connected === false && v.gauge === 0 && v.health === 200 }, 3000, 'not connected again, still healthy')
+    // One line each way, not one per reconnection attempt.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    assert.equal(n.node.logs.filter((l) => l.msg === 'session store connection lost: serving without it, reconnecting in the background').length, 1)
+    assert.equal(n.node.logs.filter((l) => l.msg === 'session store connected').length, 1)
+  } finally {
+    await n.node.stop()
+    await own.stop()
   }
 })

@@ -109,9 +109,10 @@ describe('the shared store level', () => {
     const store = new SharedSessionStore({
       target: 'redis://127.0.0.1:6379/0',
       client,
+      connected: () => true,
       sealer,
       breakers,
-      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
+      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state }), () => true),
       prefix: 'farm1:',
       lookupTimeoutMs,
       remainingMs: () => 60_000,
@@ -237,15 +238,8 @@ describe('the shared store level', () => {
     assert.equal(asked, MAX_VALUE_BYTES)
     assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'malformed' }), 1)
   })
-})
 
-describe('the shared store level and its breakers', () => {
   test('a lookup already out when the lookups\' breaker opened, answering late (within its timeout), does not close it', async () => {
-    const registry = new Registry()
-    const breakers = {
-      lookups: new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 }),
-      writes: new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
-    }
     let calls = 0
     // The first GET answers (a miss) after 30 ms; the next two fail at once: the breaker opens meanwhile.
     const client: KeyValueClient = {
@@ -258,17 +252,7 @@ describe('the shared store level and its breakers', () => {
       ready: async () => 'ready' as const,
       close: async () => {}
     }
-    const store = new SharedSessionStore({
-      target: 'redis://127.0.0.1:6379/0',
-      client,
-      sealer,
-      breakers,
-      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
-      prefix: 'farm1:',
-      lookupTimeoutMs: 200,
-      remainingMs: () => 60_000,
-      log: createLogger({ level: 'silent', format: 'json', name: 'test' })
-    })
+    const { store, breakers } = storeWith(client, 200)
     const late = store.lookup(id)
     assert.equal(await store.lookup(id), undefined)
     assert.equal(await store.lookup(id), undefined)
