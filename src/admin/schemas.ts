@@ -78,9 +78,10 @@ const storeStatusSchema = {
     target: { type: 'string' },
     connected: { type: 'boolean' },
     lookups: { type: 'string', enum: ['closed', 'open', 'half_open'] },
-    writes: { type: 'string', enum: ['closed', 'open', 'half_open'] }
+    writes: { type: 'string', enum: ['closed', 'open', 'half_open'] },
+    deletes: { type: 'string', enum: ['closed', 'open', 'half_open'] }
   },
-  required: ['target', 'connected', 'lookups', 'writes']
+  required: ['target', 'connected', 'lookups', 'writes', 'deletes']
 } as const
 
 const terminatorSchema = {

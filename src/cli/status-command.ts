@@ -88,7 +88,7 @@ export function certificateRows (body: CertificatesBody | Error): Array<[string,
 export function storeRows (store: CacheBody['store']): Array<[string, string]> {
   if (store === undefined) return [['session store', 'off']]
   const connected = (store as Partial<typeof store>).connected
-  const rows: Array<[string, string]> = [['session store', `${store.target}${connected === undefined ? '' : connected ? ': connected' : ': NOT connected'}, lookups ${store.lookups}, writes ${store.writes}`]]
+  const rows: Array<[string, string]> = [['session store', `${store.target}${connected === undefined ? '' : connected ? ': connected' : ': NOT connected'}, lookups ${store.lookups}, writes ${store.writes}${(store as Partial<typeof store>).deletes !== undefined ? `, deletes ${store.deletes}` : ''}`]]
   if (connected === false) rows.push(['', 'warning: the session store is not connected: sessions made on other nodes resume here only through the sync or tickets (the node serves; see its log for why)'])
   return rows
 }

@@ -5,8 +5,12 @@ import type { KeyValueClient } from './redis-client.js'
 import type { SessionSealer } from './sealed-session.js'
 import type { LookupResult, StoreMetrics } from './store-metrics.js'
 
-/** What a breaker guards: lookups and writes fail apart (a store too far for the lookup bound still takes writes; a full one still answers GETs). */
-export type StorePath = 'lookups' | 'writes'
+/**
+ * What a breaker guards: lookups, writes (SET) and deletes (DEL) fail apart. A store too far for
+ * the lookup bound still takes writes; a full one (maxmemory, noeviction) still answers GETs and
+ * takes DELs, which Redis never refuses for memory: a bad session must still be deleted.
+ */
+export type StorePath = 'lookups' | 'writes' | 'deletes'
 
 export interface StoreStatus {
   /** The URL without its password. */
@@ -15,6 +19,7 @@ export interface StoreStatus {
   connected: boolean
   lookups: BreakerState
   writes: BreakerState
+  deletes: BreakerState
 }
 
 export interface SharedStoreParts {
@@ -43,6 +48,9 @@ export interface SharedStoreParts {
  */
 export const MAX_VALUE_BYTES = 64 * 1024
 
+/** Redis's refusal of a SET at maxmemory under noeviction: the store is full, not down. */
+const OUT_OF_MEMORY = /^OOM /
+
 /** Redis's answer to a GET of a key that holds no string: someone else's data under our keys. */
 const WRONG_TYPE = /^WRONGTYPE/
 
@@ -57,7 +65,8 @@ export class SharedSessionStore {
 
   /** For /v1/cache: where the store is and whether each path is asked. */
   status (): StoreStatus {
-    return { target: this.parts.target, connected: this.parts.connected(), lookups: this.parts.breakers.lookups.state, writes: this.parts.breakers.writes.state }
+    const { lookups, writes, deletes } = this.parts.breakers
+    return { target: this.parts.target, connected: this.parts.connected(), lookups: lookups.state, writes: writes.state, deletes: deletes.state }
   }
 
   key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }
@@ -122,16 +131,17 @@ export class SharedSessionStore {
 
   private send (op: 'set' | 'del', write: () => Promise<void>): void {
     const { metrics } = this.parts
-    const breaker = this.parts.breakers.writes
+    const path: StorePath = op === 'set' ? 'writes' : 'deletes'
+    const breaker = this.parts.breakers[path]
     const call = breaker.allow()
     if (call === undefined) { metrics.writes.inc({ op, result: 'skipped' }); return }
     write().then(() => {
       breaker.success(call)
       metrics.writes.inc({ op, result: 'ok' })
     }, (err: Error) => {
-      this.parts.onFailure?.('writes', err)
+      this.parts.onFailure?.(path, err)
       breaker.failure(call)
-      metrics.writes.inc({ op, result: 'error' })
+      metrics.writes.inc({ op, result: OUT_OF_MEMORY.test(err.message) ? 'refused_oom' : 'error' })
     })
   }
 

@@ -22,11 +22,13 @@ const NOT_CONNECTED = /Stream isn't writeable|Connection is closed/
 
 const FAILING: Record<StorePath, string> = {
   lookups: 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off',
-  writes: 'session store refuses writes: new sessions are not shared through it (nor deleted from it) until a write succeeds again; retried with back-off'
+  writes: 'session store refuses writes: new sessions are not shared through it until a write succeeds again; retried with back-off',
+  deletes: 'session store refuses deletes: sessions found bad here stay in it (other nodes may read them until they expire) until a delete succeeds again; retried with back-off'
 }
 const ANSWERS_AGAIN: Record<StorePath, string> = {
   lookups: 'session store answers again: lookups resume',
-  writes: 'session store takes writes again'
+  writes: 'session store takes writes again',
+  deletes: 'session store takes deletes again'
 }
 
 /** How long start waits to say whether the store answers; the node serves either way. */
@@ -40,7 +42,7 @@ const SILENT = 'Command timed out'
 
 /**
  * Build the shared store from the options: a client for the target, the sealer keyed by the
- * farm secrets, the circuit breakers of lookups and of writes (each logs once when its calls
+ * farm secrets, the circuit breakers of lookups, writes and deletes (each logs once when its calls
  * start failing, with the cause, and once when they succeed again) and the metrics. A store
  * that does not answer at start is logged, not fatal.
  */
@@ -82,7 +84,7 @@ export async function startSharedStore (opts: {
       }
     }
   })
-  const breakers = { lookups: breakerFor('lookups'), writes: breakerFor('writes') }
+  const breakers = { lookups: breakerFor('lookups'), writes: breakerFor('writes'), deletes: breakerFor('deletes') }
   const connection = new StoreConnection({
     holdMs: CONNECTION_LINE_HOLD_MS,
     announce: {
@@ -117,7 +119,7 @@ export async function startSharedStore (opts: {
     connected: () => connection.connected,
     sealer: new SessionSealer(new FarmKeyRing(opts.farmKeys)),
     breakers,
-    metrics: new StoreMetrics(opts.registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state }), () => connection.connected),
+    metrics: new StoreMetrics(opts.registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state, deletes: breakers.deletes.state }), () => connection.connected),
     prefix: opts.prefix,
     lookupTimeoutMs: opts.lookupTimeoutMs,
     remainingMs: opts.remainingMs,

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
 import path from 'node:path'
 import tls from 'node:tls'
 import fs from 'node:fs'
 import { after, before, test } from 'node:test'
 import { RedisServer } from '../../src/lab/redis-server.js'
+import { SessionSealer } from '../../src/store/sealed-session.js'
+import { FarmKeyRing } from '../../src/sync/farm-keys.js'
+import { loadFarmSecrets } from '../../src/sync/farm-secret.js'
 import { tlsHandshake } from '../../src/lab/tls-client.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { startDelayProxy } from '../helpers/delay-proxy.js'
+import { sClient } from '../helpers/openssl.js'
 import { writeFarmSecret } from '../helpers/farm.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
@@ -32,17 +37,24 @@ async function nodeWith (name: string, store: string, extra: string[] = []): Pro
   return { node, port }
 }
 
-/** A TLS 1.2 session (by ID) from another server: offered to the node, it misses L2 and asks the store. */
-async function foreignSession (): Promise<Buffer> {
+/** A server of our certificate that is not the node: the sessions it makes are unknown to the node's L2. */
+async function withForeignServer<T> (use: (port: number) => Promise<T>): Promise<T> {
   const server = tls.createServer({ key: fs.readFileSync(cert), cert: fs.readFileSync(cert), maxVersion: 'TLSv1.2' }, (s) => s.end())
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   try {
-    const made = await tlsHandshake({ host: '127.0.0.1', port: (server.address() as { port: number }).port, version: '1.2', tickets: false, timeoutMs: 5000 })
-    assert.ok(made.session !== undefined, made.error)
-    return made.session
+    return await use((server.address() as { port: number }).port)
   } finally {
     server.close()
   }
+}
+
+/** A TLS 1.2 session (by ID) from another server: offered to the node, it misses L2 and asks the store. */
+async function foreignSession (): Promise<Buffer> {
+  return await withForeignServer(async (port) => {
+    const made = await tlsHandshake({ host: '127.0.0.1', port, version: '1.2', tickets: false, timeoutMs: 5000 })
+    assert.ok(made.session !== undefined, made.error)
+    return made.session
+  })
 }
 
 const FAILING = 'session store failing: lookups stop (full handshakes for sessions not in L2) and are retried with back-off'
@@ -111,5 +123,45 @@ test('a store down at start: connected false everywhere (health still 200); Redi
   } finally {
     await n.node.stop()
     await own.stop()
+  }
+})
+
+test('a full store (maxmemory, noeviction): SETs are refused and counted as refused_oom, yet the Del of a bad session still reaches Redis', async () => {
+  const full = await RedisServer.start('127.0.0.1', { args: ['--maxmemory', '4mb', '--maxmemory-policy', 'noeviction'] })
+  try {
+    // A session ID the node does not know, whose value in the store is ours (sealed with the
+    // farm secret) but not a session OpenSSL can read: offered, it is found bad and deleted.
+    const sessFile = path.join(dir, 'bad.sess')
+    const made = await withForeignServer(async (port) => await sClient({ port, tls: '1.2', sessOut: sessFile, extra: ['-no_ticket'] }))
+    const idHex = /Session-ID: ([0-9A-F]+)/.exec(made.output)?.[1]?.toLowerCase()
+    assert.ok(idHex !== undefined && idHex.length === 64, made.output)
+    const key = `tlsfleet:session:${idHex}`
+    const [farmKey] = loadFarmSecrets([secret])
+    assert.ok(farmKey !== undefined)
+    const sealed = new SessionSealer(new FarmKeyRing([farmKey])).seal(Buffer.from(idHex, 'hex'), { der: crypto.randomBytes(100), createdAt: Math.floor(Date.now() / 1000) })
+    full.cli(['SET', key], sealed)
+    // Fill it up with junk until Redis refuses a write.
+    for (let i = 0; i < 50 && !full.cli(['SET', 'junk-probe', 'x']).toString().startsWith('OOM'); i++) {
+      full.cli(['EVAL', `for i=1,2000 do redis.call('SET', 'junk:${i}:' .. i, string.rep('x', 1000)) end`, '0'])
+    }
+    assert.match(full.cli(['SET', 'junk-probe', 'x']).toString(), /^OOM/)
+
+    const n = await nodeWith('full', full.url)
+    try {
+      // New sessions: their SETs are refused (five open the writes' breaker).
+      for (let i = 0; i < 6; i++) assert.ok((await tlsHandshake({ host: '127.0.0.1', port: n.port, version: '1.2', tickets: false, timeoutMs: 5000 })).ok)
+      await n.node.waitForLog((l) => String(l.msg).startsWith('session store refuses writes') && /^OOM/.test(String(l.cause)), 5000)
+      // The bad session offered: found in the store, refused by OpenSSL, deleted farm-wide.
+      const offered = await sClient({ port: n.port, tls: '1.2', sessIn: sessFile, extra: ['-no_ticket'] })
+      assert.match(offered.output, /^New, TLSv1\.2/m, 'a full handshake')
+      await eventually(() => full.cli(['EXISTS', key]).toString().trim() === '0', 5000, 'the bad value deleted from the full store')
+      assert.equal(await n.node.metric('tlsfleet_session_store_writes_total', { op: 'del', result: 'skipped' }), 0)
+      await eventually(async () => await n.node.metric('tlsfleet_session_store_writes_total', { op: 'set', result: 'refused_oom' }) >= 5, 5000, 'SETs counted as refused_oom')
+      assert.equal(await n.node.metric('tlsfleet_session_store_writes_total', { op: 'set', result: 'error' }), 0)
+    } finally {
+      await n.node.stop()
+    }
+  } finally {
+    await full.stop()
   }
 })

@@ -104,7 +104,7 @@ describe('the shared store level', () => {
   function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
     const registry = new Registry()
     const breakerFor = (): CircuitBreaker => new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
-    const breakers = { lookups: breakerFor(), writes: breakerFor() }
+    const breakers = { lookups: breakerFor(), writes: breakerFor(), deletes: breakerFor() }
     const causes: Array<[StorePath, string]> = []
     const store = new SharedSessionStore({
       target: 'redis://127.0.0.1:6379/0',
@@ -112,7 +112,7 @@ describe('the shared store level', () => {
       connected: () => true,
       sealer,
       breakers,
-      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state }), () => true),
+      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state, deletes: breakers.deletes.state }), () => true),
       prefix: 'farm1:',
       lookupTimeoutMs,
       remainingMs: () => 60_000,
@@ -222,6 +222,31 @@ describe('the shared store level', () => {
     assert.match(oom.causes.at(-1)?.[1] ?? '', /^OOM command not allowed/)
     assert.deepEqual(await oom.store.lookup(id), entry, 'lookups stopped by failing writes')
     assert.equal(await count(oom.registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'skipped' }), 1)
+  })
+
+  test('a full store (OOM under noeviction) refuses SETs, counted as refused_oom: they open the writes\' breaker, but a Del still goes out and is counted ok', async () => {
+    const deleted: string[] = []
+    const full: KeyValueClient = {
+      get: async () => null,
+      set: async () => { throw new Error('OOM command not allowed when used memory > \'maxmemory\'.') },
+      del: async (k) => { deleted.push(k) },
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const { store, registry, breakers } = storeWith(full)
+    for (let i = 0; i < 3; i++) {
+      store.write(crypto.randomBytes(32), entry)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    assert.equal(breakers.writes.state, 'open')
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'refused_oom' }), 2)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'error' }), 0)
+    store.remove(id)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(deleted, [store.key(id)], 'the Del of a bad session was skipped: the value stays for other nodes')
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'ok' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'skipped' }), 0)
+    assert.equal(store.status().deletes, 'closed')
   })
 
   test('a value over the bound is read only up to it and refused as malformed', async () => {

@@ -56,12 +56,12 @@ describe('store connection', () => {
   })
 
   test('tlsfleet status: a store not connected gets a warning line; a node older than the field none', () => {
-    const store = { target: 'redis://10.0.0.30:6379/0', connected: false, lookups: 'open' as const, writes: 'closed' as const }
+    const store = { target: 'redis://10.0.0.30:6379/0', connected: false, lookups: 'open' as const, writes: 'closed' as const, deletes: 'closed' as const }
     const rows = storeRows(store)
-    assert.deepEqual(rows[0], ['session store', 'redis://10.0.0.30:6379/0: NOT connected, lookups open, writes closed'])
+    assert.deepEqual(rows[0], ['session store', 'redis://10.0.0.30:6379/0: NOT connected, lookups open, writes closed, deletes closed'])
     assert.match(rows[1]?.[1] ?? '', /^warning: the session store is not connected/)
     assert.equal(storeRows({ ...store, connected: true }).length, 1)
-    const { connected: _, ...older } = store
+    const { connected: _, deletes: __, ...older } = store
     assert.deepEqual(storeRows(older as typeof store), [['session store', 'redis://10.0.0.30:6379/0, lookups open, writes closed']])
     assert.deepEqual(storeRows(undefined), [['session store', 'off']])
   })
