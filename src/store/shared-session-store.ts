@@ -37,6 +37,10 @@ export interface SharedStoreParts {
   lookupTimeoutMs: number
   /** Remaining lifetime of a session created at `createdAt` (L2's clock and timeout). */
   remainingMs: (createdAt: number) => number
+  /** --session-timeout: no value is kept in the store longer. */
+  lifetimeMs: number
+  /** --sync-max-skew: how far ahead of this clock a value may be dated, as for the sync. */
+  maxSkewMs: number
   /** A call failed: why (Redis's or the library's words, or the timeout), kept for the breaker's log line. */
   onFailure?: (path: StorePath, cause: string | Error) => void
   log: Logger
@@ -109,14 +113,21 @@ export class SharedSessionStore {
       this.parts.log.debug({ id: id.toString('hex'), reason: opened.reason }, 'session store value refused')
       return this.count('rejected')
     }
-    if (this.parts.remainingMs(opened.entry.createdAt) <= 0) return this.count('miss')
+    const remaining = this.parts.remainingMs(opened.entry.createdAt)
+    if (remaining <= 0) return this.count('miss')
+    // Dated ahead by more than the skew the sync allows: it would live past the session lifetime.
+    if (remaining > this.parts.lifetimeMs + this.parts.maxSkewMs) {
+      metrics.rejected.inc({ reason: 'future' })
+      return this.count('rejected')
+    }
     metrics.lookups.inc({ result: 'hit' })
     return opened.entry
   }
 
   /** New from this node's workers (after L2): sealed, with the session's remaining lifetime as TTL. */
   write (id: Buffer, entry: SessionEntry): void {
-    const ttlMs = this.parts.remainingMs(entry.createdAt)
+    // Never longer than the session lifetime, whatever the date (a clock ahead within the skew).
+    const ttlMs = Math.min(this.parts.remainingMs(entry.createdAt), this.parts.lifetimeMs)
     if (ttlMs <= 0) return
     const value = this.parts.sealer.seal(id, entry)
     this.send('set', async () => { await this.parts.client.set(this.key(id), value, ttlMs) })

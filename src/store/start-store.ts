@@ -54,6 +54,8 @@ export async function startSharedStore (opts: {
   prefix: string
   lookupTimeoutMs: number
   remainingMs: (createdAt: number) => number
+  lifetimeMs: number
+  maxSkewMs: number
   registry: Registry
   log: Logger
 }): Promise<SharedSessionStore> {
@@ -123,6 +125,8 @@ export async function startSharedStore (opts: {
     prefix: opts.prefix,
     lookupTimeoutMs: opts.lookupTimeoutMs,
     remainingMs: opts.remainingMs,
+    lifetimeMs: opts.lifetimeMs,
+    maxSkewMs: opts.maxSkewMs,
     onFailure: (path, failure) => { causes.set(path, causeOf(failure)) },
     log
   })

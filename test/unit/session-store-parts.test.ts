@@ -101,7 +101,7 @@ describe('sealed session values', () => {
 })
 
 describe('the shared store level', () => {
-  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
+  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20, remainingMs: (createdAt: number) => number = () => 60_000): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
     const registry = new Registry()
     const breakerFor = (): CircuitBreaker => new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
     const breakers = { lookups: breakerFor(), writes: breakerFor(), deletes: breakerFor() }
@@ -115,7 +115,9 @@ describe('the shared store level', () => {
       metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state, deletes: breakers.deletes.state }), () => true),
       prefix: 'farm1:',
       lookupTimeoutMs,
-      remainingMs: () => 60_000,
+      remainingMs,
+      lifetimeMs: 300_000,
+      maxSkewMs: 5000,
       onFailure: (path, cause) => causes.push([path, typeof cause === 'string' ? cause : cause.message]),
       log: createLogger({ level: 'silent', format: 'json', name: 'test' })
     })
@@ -247,6 +249,29 @@ describe('the shared store level', () => {
     assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'ok' }), 1)
     assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'skipped' }), 0)
     assert.equal(store.status().deletes, 'closed')
+  })
+
+  test('a value dated more than --sync-max-skew ahead is refused (future); one within it is a hit; a write\'s TTL never exceeds the session lifetime', async () => {
+    const data = new Map<string, { value: Buffer; ttlMs: number }>()
+    const client: KeyValueClient = {
+      get: async (k) => data.get(k)?.value ?? null,
+      set: async (k, value, ttlMs) => { data.set(k, { value, ttlMs }) },
+      del: async (k) => { data.delete(k) },
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    // The clock of L2: lifetime 300 s, now = 1_700_000_000 s.
+    const now = 1_700_000_000
+    const { store, registry } = storeWith(client, 20, (createdAt) => createdAt * 1000 + 300_000 - now * 1000)
+    const ahead = (seconds: number): { der: Buffer; createdAt: number } => ({ der, createdAt: now + seconds })
+    data.set(store.key(id), { value: sealer.seal(id, ahead(3600)), ttlMs: 0 })
+    assert.equal(await store.lookup(id), undefined, 'an hour ahead: accepted')
+    assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'future' }), 1)
+    data.set(store.key(id), { value: sealer.seal(id, ahead(4)), ttlMs: 0 })
+    assert.deepEqual(await store.lookup(id), ahead(4), 'within the skew')
+    store.write(id, ahead(3600))
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(data.get(store.key(id))?.ttlMs, 300_000, 'PX capped at the session lifetime')
   })
 
   test('a value over the bound is read only up to it and refused as malformed', async () => {
