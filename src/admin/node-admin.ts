@@ -73,7 +73,8 @@ export class NodeAdmin implements AdminSource {
       handshakes: { ...(sample?.handshakes ?? { full: 0, resumed: 0 }), perSecond: sample?.handshakesPerSecond ?? 0 },
       ...(sample?.eventLoopUtilization !== undefined ? { eventLoopUtilization: sample.eventLoopUtilization } : {}),
       ...(sample !== undefined ? { sampledAt: sample.at.toISOString() } : {}),
-      ...(this.parts.terminator !== undefined ? { terminator: this.parts.terminator() } : {})
+      ...(this.parts.terminator !== undefined ? { terminator: this.parts.terminator() } : {}),
+      ...(this.parts.store !== undefined ? { store: this.parts.store() } : {})
     }
     if (coordinator !== undefined) body.haproxy = await coordinator.view()
     return body

@@ -72,6 +72,19 @@ const haproxyViewSchema = {
   required: ['socket', 'backend', 'server', 'reachable']
 } as const
 
+/** The shared store (--session-store): in /v1/cache with the caches, in /v1/state with the node's other parts. */
+const storeStatusSchema = {
+  type: 'object',
+  properties: {
+    target: { type: 'string' },
+    connected: { type: 'boolean' },
+    lookups: { type: 'string', enum: ['closed', 'open', 'half_open'] },
+    writes: { type: 'string', enum: ['closed', 'open', 'half_open'] },
+    deletes: { type: 'string', enum: ['closed', 'open', 'half_open'] }
+  },
+  required: ['target', 'connected', 'lookups', 'writes', 'deletes']
+} as const
+
 const terminatorSchema = {
   type: 'object',
   properties: {
@@ -147,7 +160,8 @@ export const stateSchema = {
     eventLoopUtilization: { type: 'number' },
     sampledAt: { type: 'string' },
     terminator: terminatorSchema,
-    haproxy: haproxyViewSchema
+    haproxy: haproxyViewSchema,
+    store: storeStatusSchema
   },
   required: ['node', 'state', 'health', 'effective', 'agentReply', 'weightPercent', 'workers', 'connections', 'handshakes']
 } as const
@@ -173,6 +187,8 @@ export interface StateBody {
   /** Who terminates TLS on this node, and (a local HAProxy) its state and key ring. */
   terminator?: TerminatorStatus
   haproxy?: HaproxyView
+  /** The shared store (--session-store): whether it is connected, and its breakers. Not part of health: the node serves without it. */
+  store?: StoreStatus
 }
 
 export const putStateBodySchema = {
@@ -228,15 +244,7 @@ export const cacheSchema = {
       items: { type: 'object', properties: { pid: { type: 'integer' }, ...storeStatsSchema.properties }, required: storeStatsSchema.required }
     },
     sampledAt: { type: 'string' },
-    store: {
-      type: 'object',
-      properties: {
-        target: { type: 'string' },
-        lookups: { type: 'string', enum: ['closed', 'open', 'half_open'] },
-        writes: { type: 'string', enum: ['closed', 'open', 'half_open'] }
-      },
-      required: ['target', 'lookups', 'writes']
-    }
+    store: storeStatusSchema
   },
   required: ['l2', 'l1']
 } as const
@@ -246,7 +254,7 @@ export interface CacheBody {
   /** One entry per worker that answered the last sample. */
   l1: Array<StoreStats & { pid?: number }>
   sampledAt?: string
-  /** The shared store (--session-store) and its breakers: `open` = that path is not asked now. */
+  /** The shared store (--session-store), its connection and its breakers: `open` = that path is not asked now. */
   store?: StoreStatus
 }
 

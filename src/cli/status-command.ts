@@ -80,6 +80,19 @@ export function certificateRows (body: CertificatesBody | Error): Array<[string,
   return rows
 }
 
+/**
+ * The shared store: where, connected or not, and its breakers. Not connected gets a warning line
+ * (the node still serves: only resumption across nodes through the store is lost). A node older
+ * than the `connected` field shows no such line.
+ */
+export function storeRows (store: CacheBody['store']): Array<[string, string]> {
+  if (store === undefined) return [['session store', 'off']]
+  const connected = (store as Partial<typeof store>).connected
+  const rows: Array<[string, string]> = [['session store', `${store.target}${connected === undefined ? '' : connected ? ': connected' : ': NOT connected'}, lookups ${store.lookups}, writes ${store.writes}${(store as Partial<typeof store>).deletes !== undefined ? `, deletes ${store.deletes}` : ''}`]]
+  if (connected === false) rows.push(['', 'warning: the session store is not connected: sessions made on other nodes resume here only through the sync or tickets (the node serves; see its log for why)'])
+  return rows
+}
+
 /** Render the admin answers as a two-column table an operator reads at a glance. */
 export function formatStatus (views: { state: StateBody; cache: CacheBody; peers: PeersBody; certificates: CertificatesBody | Error }, admin: string, now = Date.now()): string {
   const { state, cache, peers } = views
@@ -104,6 +117,7 @@ export function formatStatus (views: { state: StateBody; cache: CacheBody; peers
   cache.l1.forEach((w, i) => {
     rows.push([i === 0 ? 'L1 caches' : '', `${w.pid !== undefined ? `pid ${w.pid}: ` : ''}${w.entries} entries, ${bytes(w.bytes)}, hits ${w.hits}, misses ${w.misses}`])
   })
+  rows.push(...storeRows(cache.store))
   rows.push(['sync', peers.sync === 'off' ? 'off' : `${peers.sync}, ${peers.peers.length} peer(s)`])
   for (const p of peers.peers) {
     const rejected = Object.entries(p.rejected).filter(([, n]) => (n ?? 0) > 0).map(([reason, n]) => `${reason} ${n ?? 0}`).join(', ')

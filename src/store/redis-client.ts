@@ -30,6 +30,8 @@ export interface RedisClientOptions {
   onError: (err: Error) => void
   /** Connected (again): the last connection error no longer holds. */
   onReady?: () => void
+  /** The connection closed (the library reconnects, or gave up: 'end'). */
+  onLost?: () => void
   /** The server refused the database (--session-store's /DB); the client is closed by then. */
   onRefused: (message: string) => void
 }
@@ -104,6 +106,8 @@ export function createRedisClient (target: StoreTarget, opts: RedisClientOptions
     opts.onError(err)
   })
   client.on('ready', () => opts.onReady?.())
+  client.on('close', () => opts.onLost?.())
+  client.on('end', () => opts.onLost?.())
   const connected = client.connect().catch(() => { /* the library keeps reconnecting */ })
 
   return {

@@ -24,12 +24,15 @@ const CREATED_AT_BYTES = 4
 /** Smallest value that can hold anything: header, nonce, createdAt, one DER byte, tag. */
 const MIN_SEALED_BYTES = HEADER_BYTES + NONCE_BYTES + CREATED_AT_BYTES + 1 + TAG_BYTES
 
-/** Why a value read from the store was refused. */
-/** Why a stored value was refused: not ours (three ways), or a key holding another Redis type (`wrong_type`). */
-export const STORE_REJECT_REASONS = ['malformed', 'unknown_key', 'bad_tag', 'wrong_type'] as const
+/**
+ * Why a stored value was refused: not ours (three ways), a key holding another Redis type
+ * (`wrong_type`), or ours but dated further ahead than --sync-max-skew (`future`: a clock far
+ * ahead, or a value made to outlive the session lifetime).
+ */
+export const STORE_REJECT_REASONS = ['malformed', 'unknown_key', 'bad_tag', 'wrong_type', 'future'] as const
 export type StoreRejectReason = typeof STORE_REJECT_REASONS[number]
 
-export type OpenedSession = { ok: true; entry: SessionEntry } | { ok: false; reason: Exclude<StoreRejectReason, 'wrong_type'> }
+export type OpenedSession = { ok: true; entry: SessionEntry } | { ok: false; reason: Exclude<StoreRejectReason, 'wrong_type' | 'future'> }
 
 /** Nonces drawn from the CSPRNG in blocks: one randomBytes call per 512 values, not per seal. */
 const NONCE_POOL_BYTES = NONCE_BYTES * 512

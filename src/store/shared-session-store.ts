@@ -5,20 +5,29 @@ import type { KeyValueClient } from './redis-client.js'
 import type { SessionSealer } from './sealed-session.js'
 import type { LookupResult, StoreMetrics } from './store-metrics.js'
 
-/** What a breaker guards: lookups and writes fail apart (a store too far for the lookup bound still takes writes; a full one still answers GETs). */
-export type StorePath = 'lookups' | 'writes'
+/**
+ * What a breaker guards: lookups, writes (SET) and deletes (DEL) fail apart. A store too far for
+ * the lookup bound still takes writes; a full one (maxmemory, noeviction) still answers GETs and
+ * takes DELs, which Redis never refuses for memory: a bad session must still be deleted.
+ */
+export type StorePath = 'lookups' | 'writes' | 'deletes'
 
 export interface StoreStatus {
   /** The URL without its password. */
   target: string
+  /** The client holds a ready connection (the breakers learn of an outage only from calls). */
+  connected: boolean
   lookups: BreakerState
   writes: BreakerState
+  deletes: BreakerState
 }
 
 export interface SharedStoreParts {
   /** The URL without its password (describeStoreTarget). */
   target: string
   client: KeyValueClient
+  /** Whether the client's connection is ready now (store-connection.ts). */
+  connected: () => boolean
   sealer: SessionSealer
   breakers: Record<StorePath, CircuitBreaker>
   metrics: StoreMetrics
@@ -28,6 +37,10 @@ export interface SharedStoreParts {
   lookupTimeoutMs: number
   /** Remaining lifetime of a session created at `createdAt` (L2's clock and timeout). */
   remainingMs: (createdAt: number) => number
+  /** --session-timeout: no value is kept in the store longer. */
+  lifetimeMs: number
+  /** --sync-max-skew: how far ahead of this clock a value may be dated, as for the sync. */
+  maxSkewMs: number
   /** A call failed: why (Redis's or the library's words, or the timeout), kept for the breaker's log line. */
   onFailure?: (path: StorePath, cause: string | Error) => void
   log: Logger
@@ -38,6 +51,9 @@ export interface SharedStoreParts {
  * few KiB with a client certificate) plus 34. A bigger one is someone else's, refused unread.
  */
 export const MAX_VALUE_BYTES = 64 * 1024
+
+/** Redis's refusal of a SET at maxmemory under noeviction: the store is full, not down. */
+const OUT_OF_MEMORY = /^OOM /
 
 /** Redis's answer to a GET of a key that holds no string: someone else's data under our keys. */
 const WRONG_TYPE = /^WRONGTYPE/
@@ -53,7 +69,8 @@ export class SharedSessionStore {
 
   /** For /v1/cache: where the store is and whether each path is asked. */
   status (): StoreStatus {
-    return { target: this.parts.target, lookups: this.parts.breakers.lookups.state, writes: this.parts.breakers.writes.state }
+    const { lookups, writes, deletes } = this.parts.breakers
+    return { target: this.parts.target, connected: this.parts.connected(), lookups: lookups.state, writes: writes.state, deletes: deletes.state }
   }
 
   key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }
@@ -62,7 +79,8 @@ export class SharedSessionStore {
   async lookup (id: Buffer): Promise<SessionEntry | undefined> {
     const { metrics, client } = this.parts
     const breaker = this.parts.breakers.lookups
-    if (!breaker.allow()) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
+    const call = breaker.allow()
+    if (call === undefined) { metrics.lookups.inc({ result: 'skipped' }); return undefined }
     const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.parts.lookupTimeoutMs, 'timeout') })
@@ -75,10 +93,10 @@ export class SharedSessionStore {
     metrics.lookupSeconds.observe((performance.now() - started) / 1000)
     if (answer === 'timeout') this.parts.onFailure?.('lookups', `no answer within --session-store-timeout (${this.parts.lookupTimeoutMs} ms)`)
     if (answer === 'timeout' || answer === 'error') {
-      breaker.failure()
+      breaker.failure(call)
       return this.count(answer)
     }
-    breaker.success()
+    breaker.success(call)
     if (answer === 'wrong_type') {
       // Redis answered: not an outage, but a value that is not ours.
       metrics.rejected.inc({ reason: 'wrong_type' })
@@ -95,14 +113,21 @@ export class SharedSessionStore {
       this.parts.log.debug({ id: id.toString('hex'), reason: opened.reason }, 'session store value refused')
       return this.count('rejected')
     }
-    if (this.parts.remainingMs(opened.entry.createdAt) <= 0) return this.count('miss')
+    const remaining = this.parts.remainingMs(opened.entry.createdAt)
+    if (remaining <= 0) return this.count('miss')
+    // Dated ahead by more than the skew the sync allows: it would live past the session lifetime.
+    if (remaining > this.parts.lifetimeMs + this.parts.maxSkewMs) {
+      metrics.rejected.inc({ reason: 'future' })
+      return this.count('rejected')
+    }
     metrics.lookups.inc({ result: 'hit' })
     return opened.entry
   }
 
   /** New from this node's workers (after L2): sealed, with the session's remaining lifetime as TTL. */
   write (id: Buffer, entry: SessionEntry): void {
-    const ttlMs = this.parts.remainingMs(entry.createdAt)
+    // Never longer than the session lifetime, whatever the date (a clock ahead within the skew).
+    const ttlMs = Math.min(this.parts.remainingMs(entry.createdAt), this.parts.lifetimeMs)
     if (ttlMs <= 0) return
     const value = this.parts.sealer.seal(id, entry)
     this.send('set', async () => { await this.parts.client.set(this.key(id), value, ttlMs) })
@@ -117,15 +142,17 @@ export class SharedSessionStore {
 
   private send (op: 'set' | 'del', write: () => Promise<void>): void {
     const { metrics } = this.parts
-    const breaker = this.parts.breakers.writes
-    if (!breaker.allow()) { metrics.writes.inc({ op, result: 'skipped' }); return }
+    const path: StorePath = op === 'set' ? 'writes' : 'deletes'
+    const breaker = this.parts.breakers[path]
+    const call = breaker.allow()
+    if (call === undefined) { metrics.writes.inc({ op, result: 'skipped' }); return }
     write().then(() => {
-      breaker.success()
+      breaker.success(call)
       metrics.writes.inc({ op, result: 'ok' })
     }, (err: Error) => {
-      this.parts.onFailure?.('writes', err)
-      breaker.failure()
-      metrics.writes.inc({ op, result: 'error' })
+      this.parts.onFailure?.(path, err)
+      breaker.failure(call)
+      metrics.writes.inc({ op, result: OUT_OF_MEMORY.test(err.message) ? 'refused_oom' : 'error' })
     })
   }
 

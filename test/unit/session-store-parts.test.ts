@@ -100,50 +100,24 @@ describe('sealed session values', () => {
   })
 })
 
-describe('circuit breaker', () => {
-  test('opens after the threshold, probes after the back-off, doubles it on a failed probe, closes on success; one change per down and up', () => {
-    let now = 0
-    const changes: boolean[] = []
-    const breaker = new CircuitBreaker({ failureThreshold: 3, initialBackoffMs: 100, maxBackoffMs: 300, now: () => now, onChange: (up) => changes.push(up) })
-    breaker.failure(); breaker.failure(); breaker.success(); breaker.failure(); breaker.failure()
-    assert.equal(breaker.state, 'closed', 'failures must be in a row')
-    breaker.failure()
-    assert.equal(breaker.state, 'open')
-    assert.equal(breaker.allow(), false)
-    now = 100
-    assert.equal(breaker.allow(), true, 'the probe')
-    assert.equal(breaker.state, 'half_open')
-    assert.equal(breaker.allow(), false, 'one probe at a time')
-    breaker.failure()
-    now = 299
-    assert.equal(breaker.allow(), false, 'back-off doubled to 200 ms')
-    now = 300
-    assert.equal(breaker.allow(), true)
-    breaker.failure()
-    now = 600
-    assert.equal(breaker.allow(), true, 'back-off capped at 300 ms')
-    breaker.success()
-    assert.equal(breaker.state, 'closed')
-    assert.equal(breaker.allow(), true)
-    assert.deepEqual(changes, [false, true])
-  })
-})
-
 describe('the shared store level', () => {
-  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
+  function storeWith (client: KeyValueClient, lookupTimeoutMs = 20, remainingMs: (createdAt: number) => number = () => 60_000): { store: SharedSessionStore; registry: Registry; breakers: Record<StorePath, CircuitBreaker>; causes: Array<[StorePath, string]> } {
     const registry = new Registry()
     const breakerFor = (): CircuitBreaker => new CircuitBreaker({ failureThreshold: 2, initialBackoffMs: 60_000, maxBackoffMs: 60_000 })
-    const breakers = { lookups: breakerFor(), writes: breakerFor() }
+    const breakers = { lookups: breakerFor(), writes: breakerFor(), deletes: breakerFor() }
     const causes: Array<[StorePath, string]> = []
     const store = new SharedSessionStore({
       target: 'redis://127.0.0.1:6379/0',
       client,
+      connected: () => true,
       sealer,
       breakers,
-      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state })),
+      metrics: new StoreMetrics(registry, () => ({ lookups: breakers.lookups.state, writes: breakers.writes.state, deletes: breakers.deletes.state }), () => true),
       prefix: 'farm1:',
       lookupTimeoutMs,
-      remainingMs: () => 60_000,
+      remainingMs,
+      lifetimeMs: 300_000,
+      maxSkewMs: 5000,
       onFailure: (path, cause) => causes.push([path, typeof cause === 'string' ? cause : cause.message]),
       log: createLogger({ level: 'silent', format: 'json', name: 'test' })
     })
@@ -252,6 +226,54 @@ describe('the shared store level', () => {
     assert.equal(await count(oom.registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'skipped' }), 1)
   })
 
+  test('a full store (OOM under noeviction) refuses SETs, counted as refused_oom: they open the writes\' breaker, but a Del still goes out and is counted ok', async () => {
+    const deleted: string[] = []
+    const full: KeyValueClient = {
+      get: async () => null,
+      set: async () => { throw new Error('OOM command not allowed when used memory > \'maxmemory\'.') },
+      del: async (k) => { deleted.push(k) },
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const { store, registry, breakers } = storeWith(full)
+    for (let i = 0; i < 3; i++) {
+      store.write(crypto.randomBytes(32), entry)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    assert.equal(breakers.writes.state, 'open')
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'refused_oom' }), 2)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'set', result: 'error' }), 0)
+    store.remove(id)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(deleted, [store.key(id)], 'the Del of a bad session was skipped: the value stays for other nodes')
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'ok' }), 1)
+    assert.equal(await count(registry, 'tlsfleet_session_store_writes_total', { op: 'del', result: 'skipped' }), 0)
+    assert.equal(store.status().deletes, 'closed')
+  })
+
+  test('a value dated more than --sync-max-skew ahead is refused (future); one within it is a hit; a write\'s TTL never exceeds the session lifetime', async () => {
+    const data = new Map<string, { value: Buffer; ttlMs: number }>()
+    const client: KeyValueClient = {
+      get: async (k) => data.get(k)?.value ?? null,
+      set: async (k, value, ttlMs) => { data.set(k, { value, ttlMs }) },
+      del: async (k) => { data.delete(k) },
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    // The clock of L2: lifetime 300 s, now = 1_700_000_000 s.
+    const now = 1_700_000_000
+    const { store, registry } = storeWith(client, 20, (createdAt) => createdAt * 1000 + 300_000 - now * 1000)
+    const ahead = (seconds: number): { der: Buffer; createdAt: number } => ({ der, createdAt: now + seconds })
+    data.set(store.key(id), { value: sealer.seal(id, ahead(3600)), ttlMs: 0 })
+    assert.equal(await store.lookup(id), undefined, 'an hour ahead: accepted')
+    assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'future' }), 1)
+    data.set(store.key(id), { value: sealer.seal(id, ahead(4)), ttlMs: 0 })
+    assert.deepEqual(await store.lookup(id), ahead(4), 'within the skew')
+    store.write(id, ahead(3600))
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(data.get(store.key(id))?.ttlMs, 300_000, 'PX capped at the session lifetime')
+  })
+
   test('a value over the bound is read only up to it and refused as malformed', async () => {
     let asked = 0
     const huge: KeyValueClient = {
@@ -265,5 +287,27 @@ describe('the shared store level', () => {
     assert.equal(await store.lookup(id), undefined)
     assert.equal(asked, MAX_VALUE_BYTES)
     assert.equal(await count(registry, 'tlsfleet_session_store_rejected_total', { reason: 'malformed' }), 1)
+  })
+
+  test('a lookup already out when the lookups\' breaker opened, answering late (within its timeout), does not close it', async () => {
+    let calls = 0
+    // The first GET answers (a miss) after 30 ms; the next two fail at once: the breaker opens meanwhile.
+    const client: KeyValueClient = {
+      get: async () => {
+        if (++calls === 1) return await new Promise<null>((resolve) => setTimeout(resolve, 30, null))
+        throw new Error('Connection is closed.')
+      },
+      set: async () => {},
+      del: async () => {},
+      ready: async () => 'ready' as const,
+      close: async () => {}
+    }
+    const { store, breakers } = storeWith(client, 200)
+    const late = store.lookup(id)
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(await store.lookup(id), undefined)
+    assert.equal(breakers.lookups.state, 'open')
+    assert.equal(await late, undefined)
+    assert.equal(breakers.lookups.state, 'open', 'an answer from before the breaker opened closed it')
   })
 })
