@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { AdminTokenError } from '../errors.js'
 import { prepareStateDir } from '../node/state-dir.js'
+import { BoundedFileError, MAX_SECRET_BYTES, openForBoundedRead, readBoundedDescriptor } from '../util/bounded-file.js'
 import { openPlainFile, trustedOwners, writeFileAtomically, type Owners } from '../util/safe-files.js'
 
 export const MIN_TOKEN_LENGTH = 16
@@ -18,7 +19,7 @@ export function readTokenFile (file: string, opts: { checkMode?: boolean } = {})
   let fd: number
   try {
     // O_NONBLOCK: a FIFO must not hang the open; it is refused as not a regular file.
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    fd = openForBoundedRead(file)
   } catch (err) {
     throw cannotRead(file, err)
   }
@@ -43,14 +44,20 @@ export function readGeneratedToken (file: string, owners: Owners): string | unde
 export function readTokenDescriptor (file: string, fd: number, checkMode: boolean): string {
   let text: string
   try {
-    const stat = fs.fstatSync(fd)
-    if (!stat.isFile()) throw new AdminTokenError(`token file "${file}": not a regular file`)
-    if (checkMode && (stat.mode & 0o077) !== 0) {
-      throw new AdminTokenError(`token file "${file}": readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
-    }
-    text = fs.readFileSync(fd, 'utf8')
+    // Bounded (bounded-file.ts): what is not a regular file is refused (its message says what
+    // it is), and a huge file is refused before it is read, not read whole first.
+    text = readBoundedDescriptor(fd, {
+      maxBytes: MAX_SECRET_BYTES,
+      what: 'a token file',
+      check: (stat) => {
+        if (checkMode && (stat.mode & 0o077) !== 0) {
+          throw new AdminTokenError(`token file "${file}": readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
+        }
+      }
+    }).toString('utf8')
   } catch (err) {
     if (err instanceof AdminTokenError) throw err
+    if (err instanceof BoundedFileError) throw new AdminTokenError(`token file "${file}": ${err.message}`)
     throw cannotRead(file, err)
   } finally {
     fs.closeSync(fd)

@@ -1,7 +1,7 @@
-import fs from 'node:fs'
 import net from 'node:net'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
+import { BoundedFileError, MAX_CONFIG_BYTES, readBoundedFile } from '../util/bounded-file.js'
 import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
 
 
@@ -130,14 +130,33 @@ function unquotedIpv6Hint (value: unknown): string {
   return bare ? '; in YAML, write an IPv6 address quoted, with its brackets and port: "[::1]:8443" (an unquoted [::1] is a list holding ::1)' : ''
 }
 
+/**
+ * The config file as text, refused unless it is UTF-8 (what YAML 1.2 files are): decoded with
+ * replacement, a path written in Latin-1 would silently name another file.
+ */
+function decodeConfigText (path: string, bytes: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    // Where: the first byte that re-encoding the lenient decoding does not give back.
+    const lenient = Buffer.from(bytes.toString('utf8'))
+    let at = 0
+    while (at < bytes.length && bytes[at] === lenient[at]) at++
+    const line = bytes.subarray(0, at).toString('utf8').split('\n').length
+    throw new ConfigError([`--config "${path}": not valid UTF-8 (line ${line}, byte ${at}); save it as UTF-8 (a path in Latin-1 would name another file)`])
+  }
+}
+
 /** Read the YAML file; unknown keys are refused so a typo never silently falls back to a default. */
 function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
-  let text: string
+  let bytes: Buffer
   try {
-    text = fs.readFileSync(path, 'utf8')
+    bytes = readBoundedFile(path, { maxBytes: MAX_CONFIG_BYTES, what: 'a YAML config file' })
   } catch (err) {
+    if (err instanceof BoundedFileError) throw new ConfigError([`--config "${path}": ${err.message}`])
     throw new ConfigError([`--config: cannot read "${path}": ${(err as Error).message}`])
   }
+  const text = decodeConfigText(path, bytes)
   let doc: unknown
   try {
     doc = parseYaml(text)

@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import zlib from 'node:zlib'
 import { FarmSecretError } from '../errors.js'
+import { BoundedFileError, MAX_SECRET_BYTES, readBoundedFile, readProblem } from '../util/bounded-file.js'
 import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
 
 
@@ -17,17 +18,14 @@ import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
 export function loadFarmSecrets (files: string[]): FarmKey[] {
   const keys: FarmKey[] = []
   for (const file of files) {
-    let stat: fs.Stats
+    let secret: Buffer
     try {
-      stat = fs.statSync(file)
+      // Bounded (bounded-file.ts): a FIFO, a device or a huge file is refused at once; the mode
+      // is checked on the descriptor the secret is then read from.
+      secret = readBoundedFile(file, { maxBytes: MAX_SECRET_BYTES, what: 'a farm secret', check: checkSecretMode })
     } catch (err) {
-      throw new FarmSecretError(file, `cannot read: ${(err as Error).message}`)
+      throw new FarmSecretError(file, readProblem(err))
     }
-    if (!stat.isFile()) throw new FarmSecretError(file, 'not a regular file')
-    if ((stat.mode & 0o077) !== 0) {
-      throw new FarmSecretError(file, `readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
-    }
-    let secret = fs.readFileSync(file)
     while (secret.length > 0 && (secret[secret.length - 1] === 0x0a || secret[secret.length - 1] === 0x0d)) secret = secret.subarray(0, -1)
     if (secret.length < MIN_SECRET_BYTES) {
       throw new FarmSecretError(file, `${secret.length} bytes; a farm secret needs at least ${MIN_SECRET_BYTES} (try: openssl rand -base64 48)`)
@@ -44,6 +42,13 @@ export function loadFarmSecrets (files: string[]): FarmKey[] {
     keys.push({ id, secret })
   }
   return keys
+}
+
+/** A secret readable by group or others is refused (loadFarmSecrets adds the option and the file). */
+function checkSecretMode (stat: fs.Stats): void {
+  if ((stat.mode & 0o077) !== 0) {
+    throw new BoundedFileError(`readable by group or others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 on it`)
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { CertificateError } from '../errors.js'
+import { MAX_CERTIFICATE_BYTES, readBoundedFile, readProblem } from '../util/bounded-file.js'
 import { parseKeyAndChain, pemBlocks, PEM_BLOCK, type KeyAndChainProblem } from './key-and-chain.js'
 
 /**
@@ -24,9 +25,11 @@ export interface CertificateBundle {
 export function loadCertificateFile (path: string): CertificateBundle {
   let text: string
   try {
-    text = fs.readFileSync(path, 'utf8')
+    // Bounded (bounded-file.ts): a FIFO or a device named --cert, or linked into --cert-dir,
+    // is refused at once instead of hanging or filling memory.
+    text = readBoundedFile(path, { maxBytes: MAX_CERTIFICATE_BYTES, what: 'a certificate file (key, certificate and chain)' }).toString('utf8')
   } catch (err) {
-    throw new CertificateError(path, `cannot read: ${(err as Error).message}`)
+    throw new CertificateError(path, readProblem(err))
   }
   return parseCertificatePem(text, path)
 }

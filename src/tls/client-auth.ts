@@ -2,7 +2,7 @@ import crypto from 'node:crypto'
 import tls from 'node:tls'
 import * as pkijs from 'pkijs'
 import { ConfigError } from '../errors.js'
-import { CERTIFICATE_BLOCK, readCaCertificates, readPemFile } from './pem-files.js'
+import { CERTIFICATE_BLOCK, CRL_LIMIT, readCaCertificates, readPemFile } from './pem-files.js'
 import { pemBody, RevokedCertificates } from './revoked-certificates.js'
 
 export type ClientVerify = 'none' | 'optional' | 'require'
@@ -21,7 +21,7 @@ export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAut
   const files: ClientAuthFiles = {}
   if (caFile !== '') files.ca = readCaCertificates('--client-ca', caFile)
   if (crlFile !== '') {
-    const text = readPemFile('--crl', crlFile)
+    const text = readPemFile('--crl', crlFile, CRL_LIMIT)
     const blocks = text.match(CRL_BLOCK) ?? []
     if (blocks.length === 0) throw new ConfigError([`--crl "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
     // Each CA of a chain has its own CRL (a root's and an intermediate's): all must load.

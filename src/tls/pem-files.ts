@@ -1,20 +1,31 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { ConfigError } from '../errors.js'
+import { MAX_CA_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, MAX_CRL_BYTES, readBoundedFile, readProblem, type ReadLimit } from '../util/bounded-file.js'
 import type { Logger } from '../util/logger.js'
 import { modeText } from '../util/safe-files.js'
 
 /** PEM CERTIFICATE blocks in a text (global: with `match`, all of them). */
 export const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
-/** A file an option names, as text; a refusal names the option and the file. */
-export function readPemFile (option: string, file: string): string {
+/**
+ * A PEM file an option names, as text; a refusal names the option and the file. Bounded
+ * (bounded-file.ts): a FIFO or a device is refused at once, a file over `limit` unread.
+ */
+export function readPemFile (option: string, file: string, limit: ReadLimit = PEM_LIMIT): string {
   try {
-    return fs.readFileSync(file, 'utf8')
+    return readBoundedFile(file, limit).toString('utf8')
   } catch (err) {
-    throw new ConfigError([`${option} "${file}": cannot read: ${(err as Error).message}`])
+    throw new ConfigError([`${option} "${file}": ${readProblem(err)}`])
   }
 }
+
+/** A key with its certificate and chain (--session-store-cert). */
+const PEM_LIMIT: ReadLimit = { maxBytes: MAX_CERTIFICATE_BYTES, what: 'a PEM key and certificate file' }
+/** --client-ca, --session-store-ca: a bundle may hold a whole root store. */
+const CA_BUNDLE_LIMIT: ReadLimit = { maxBytes: MAX_CA_BUNDLE_BYTES, what: 'a CA bundle' }
+/** --crl: a big CA's revocation list is the largest file of all. */
+export const CRL_LIMIT: ReadLimit = { maxBytes: MAX_CRL_BYTES, what: 'a CRL file' }
 
 /** Certificate `index` (0-based) of a file, parsed; a refusal names the option, the file and its place. */
 export function parseCertificateBlock (option: string, file: string, block: string, index: number): crypto.X509Certificate {
@@ -27,7 +38,7 @@ export function parseCertificateBlock (option: string, file: string, block: stri
 
 /** A CA file (--client-ca, --session-store-ca): its certificates as PEM text, each checked. */
 export function readCaCertificates (option: string, file: string): string {
-  const blocks = readPemFile(option, file).match(CERTIFICATE_BLOCK) ?? []
+  const blocks = readPemFile(option, file, CA_BUNDLE_LIMIT).match(CERTIFICATE_BLOCK) ?? []
   if (blocks.length === 0) throw new ConfigError([`${option} "${file}": no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)`])
   blocks.forEach((block, i) => parseCertificateBlock(option, file, block, i))
   return blocks.join('\n') + '\n'
