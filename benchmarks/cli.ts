@@ -71,7 +71,7 @@ export function benchCommand (): Command {
     .option('--workers <N>', 'server workers/threads (default: number of server CPUs)', int('--workers', 1, 256))
     .option('--no-request', 'handshake only: send no HTTP request through the server to the backend')
     .option('--sessions <N>', 'memory suite: sessions held in L2', int('--sessions', 1000, 1_000_000), 100_000)
-    .option('--cost-count <N>', 'handshake-cost suite: connections counted per server and profile (about 50 ms of valgrind time each)', int('--cost-count', 10, 100_000), 200)
+    .option('--cost-count <N>', 'handshake-cost suite: connections counted per server and profile (about 50 ms of valgrind time each; 1000 spans ~18 young-generation collections, so where they fall moves a count by under 1%)', int('--cost-count', 10, 100_000), 1000)
     .option('--cost-warmup <N>', 'handshake-cost suite: warm-up connections per server and profile before the counters are zeroed (V8 reaches its steady state after 1000-2000)', int('--cost-warmup', 0, 100_000), 2000)
     .option('--sync-cost-updates <N>', 'sync-cost suite: updates received under callgrind (about 3 ms of valgrind time each)', int('--sync-cost-updates', 100, 1_000_000), 20_000)
     .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
