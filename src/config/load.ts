@@ -1,7 +1,9 @@
 import fs from 'node:fs'
 import net from 'node:net'
-import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
+// YAML numbers reach the options as the text written; see yaml-values.ts.
+import { parseConfigYaml as parseYaml } from './yaml-values.js'
 import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
 
 

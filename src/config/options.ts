@@ -70,7 +70,8 @@ function kindOf (value: unknown): string {
 }
 
 /**
- * A YAML number, or decimal text (flags and environment variables are text, YAML may quote).
+ * Decimal text: flags and environment variables are text, and so are YAML numbers, handed on as
+ * written (yaml-values.ts). A number is taken as is only from a caller of loadConfig in code.
  * Not z.coerce.number(): Number() turns true into 1, "" and "  " into 0, and reads "0x10",
  * "0b11", "0o7" and "1e3", none of which an operator writing a count or seconds means.
  */

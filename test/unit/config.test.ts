@@ -179,6 +179,30 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   assert.equal(refused({ env: {}, flags: { 'grace-period': '-1' } }), '--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600')
 })
 
+test('YAML numbers follow the decimal rule of flags and env vars, and refusals quote them as written', () => {
+  const file = path.join(tempDir(), 'forms.yaml')
+  const refusal = (yaml: string): string => {
+    fs.writeFileSync(file, yaml)
+    try {
+      loadConfig({ env: {}, file })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(yaml)}`)
+  }
+  assert.match(refusal('workers: 0x10\n'), /key "workers": "0x10" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(refusal('workers: 0o7\n'), /key "workers": "0o7" is not valid/)
+  assert.match(refusal('workers: +12\n'), /key "workers": "\+12" is not valid/)
+  assert.match(refusal('workers: 1e3\n'), /key "workers": "1e3" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(refusal('grace-period: 1.0e+1\n'), /key "grace-period": "1\.0e\+1" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
+  assert.match(refusal('grace-period: .5\n'), /key "grace-period": "\.5" is not valid/)
+  // Decimal numbers still read as before, plain or quoted, and a number given for text is that text.
+  fs.writeFileSync(file, 'workers: 007\ngrace-period: 2.50\nnode-id: 1.50\n')
+  const config = loadConfig({ env: {}, file })
+  assert.deepEqual([config.workers, config.gracePeriod, config.nodeId], [7, 2.5, '1.50'])
+})
+
 test('YAML keys named like Object.prototype members are unknown keys', () => {
   const file = path.join(tempDir(), 'proto.yaml')
   for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
