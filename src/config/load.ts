@@ -52,13 +52,23 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
     const candidate = pick(key, sources.flags?.[key], env[envName(key)], fromFile[key], sources.file)
-    let raw = candidate?.value ?? (typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default)
-    if (spec.multiple === true && candidate !== undefined) raw = asList(raw, candidate.source)
     if (candidate === undefined) {
-      result[camelCase(key)] = raw
+      result[camelCase(key)] = typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default
       continue
     }
     origins.set(key, candidate.origin)
+    // A key given is used as given, null included: `workers:` or TLSFLEET_CERT="" falling back
+    // to the default would hide a value the operator meant to write (a self-signed certificate
+    // served where a real one was meant).
+    const given = trimmed(candidate.value)
+    const raw = spec.multiple === true ? asList(given, candidate.source) : given
+    // A list option given null or "" is empty as a whole (not a list of one empty item).
+    const whole = given === null || given === '' ? given : raw
+    const empty = spec.emptyIsNone === true && given === '' ? undefined : emptiness(whole, spec.emptyIsNone === true, candidate.value)
+    if (empty !== undefined) {
+      problems.push(`${candidate.origin}: ${empty} for "${key}" (expected ${spec.expected}; ${REMEDY[candidate.source]})`)
+      continue
+    }
     const parsed = spec.schema.safeParse(raw)
     if (parsed.success) {
       result[camelCase(key)] = parsed.data
@@ -78,6 +88,36 @@ function pick (key: OptionKey, flag: unknown, env: string | undefined, file: unk
   if (env !== undefined) return { value: env, source: 'env', origin: envName(key) }
   if (file !== undefined) return { value: file, source: 'file', origin: `${filePath ?? 'config file'} key "${key}"` }
   return undefined
+}
+
+/** What an operator does about an empty value, by where it was given. */
+const REMEDY: Record<Source, string> = {
+  flag: 'give a value or drop the flag',
+  env: 'give a value or unset the variable',
+  file: 'give a value or remove the key',
+  default: 'give a value'
+}
+
+/**
+ * Text is trimmed wherever it comes from, so that every kind of option reads " modern" as
+ * numbers and addresses always did: stray blanks are what env files and YAML quoting leave.
+ */
+function trimmed (value: unknown): unknown {
+  if (typeof value === 'string') return value.trim()
+  if (Array.isArray(value)) return value.map((item: unknown) => typeof item === 'string' ? item.trim() : item)
+  return value
+}
+
+/**
+ * Why a given value is empty, or undefined when it is not: null (a YAML key without a value),
+ * blank text, an empty list or a blank item of one. `emptyIsNone`: an empty list is that
+ * option's documented "none" (TLSFLEET_SYNC_PEER="" in a compose override, which cannot unset).
+ */
+function emptiness (value: unknown, emptyIsNone: boolean, asGiven: unknown): string | undefined {
+  if (value === null || value === '') return typeof asGiven === 'string' && asGiven !== '' ? `blank (${describe(asGiven)})` : 'empty'
+  if (!Array.isArray(value)) return undefined
+  if (value.length === 0) return emptyIsNone ? undefined : 'an empty list'
+  return value.some((item: unknown) => item === null || item === '') ? 'an empty item' : undefined
 }
 
 /** Repeatable options: env vars are comma-separated, YAML may give a scalar or a list. */

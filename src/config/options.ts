@@ -18,6 +18,8 @@ interface OptionSpec<T> {
   schema: z.ZodType<T>
   default?: T | (() => T)
   multiple?: boolean
+  /** An empty list (`TLSFLEET_X=""`, YAML `x: []`) means none; elsewhere an empty value is refused. */
+  emptyIsNone?: boolean
   /** Name of the value in --help, e.g. HOST:PORT. */
   valueName?: string
   /** The default as --help shows it, where the value alone would not say it (computed, or none). */
@@ -439,6 +441,8 @@ export const OPTIONS = {
     valueName: 'HOST:PORT|dns:NAME:PORT',
     schema: z.array(syncPeer),
     multiple: true,
+    // docker-compose.multicast.yml and .store.yml clear the base file's peers this way.
+    emptyIsNone: true,
     default: () => [] as SyncPeer[]
   }),
   'sync-peer-refresh': spec({

@@ -168,9 +168,9 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   assert.match(refused({ env: {}, file }), /numbers\.yaml key "workers": true is not valid for "workers": expected an integer from 1 to 256 \(a boolean, not a number\)/)
   fs.writeFileSync(file, 'max-connections: "0x10"\n')
   assert.match(refused({ env: {}, file }), /key "max-connections": "0x10" is not valid for "max-connections": expected an integer from 0 to 10000000 \(not an integer in decimal digits\)/)
-  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), /TLSFLEET_GRACE_PERIOD: "" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
-  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /TLSFLEET_GRACE_PERIOD: " {2}" is not valid for "grace-period"/)
-  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: "" is not valid for "max-connections"/)
+  assert.equal(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), 'TLSFLEET_GRACE_PERIOD: empty for "grace-period" (expected a number of seconds from 0 to 3600; give a value or unset the variable)')
+  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /^TLSFLEET_GRACE_PERIOD: blank \(" {2}"\) for "grace-period"/)
+  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: empty for "max-connections"/)
   assert.match(refused({ env: { TLSFLEET_HANDSHAKE_TIMEOUT: '0b11' } }), /TLSFLEET_HANDSHAKE_TIMEOUT: "0b11" is not valid for "handshake-timeout"/)
   assert.match(refused({ env: { TLSFLEET_IDLE_TIMEOUT: '1e3' } }), /TLSFLEET_IDLE_TIMEOUT: "1e3" is not valid for "idle-timeout"/)
   assert.match(refused({ env: {}, flags: { 'session-timeout': '0o17' } }), /--session-timeout: "0o17" is not valid/)
@@ -201,6 +201,43 @@ test('YAML numbers follow the decimal rule of flags and env vars, and refusals q
   fs.writeFileSync(file, 'workers: 007\ngrace-period: 2.50\nnode-id: 1.50\n')
   const config = loadConfig({ env: {}, file })
   assert.deepEqual([config.workers, config.gracePeriod, config.nodeId], [7, 2.5, '1.50'])
+})
+
+test('a key given without a value is refused, never the default: YAML null or [], empty or blank text and env vars', () => {
+  const file = path.join(tempDir(), 'empty.yaml')
+  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      loadConfig(sources)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(sources)}`)
+  }
+  const yaml = (text: string): string => {
+    fs.writeFileSync(file, text)
+    return refusal({ env: {}, file })
+  }
+  assert.equal(yaml('workers:\n'), `${file} key "workers": empty for "workers" (expected an integer from 1 to 256; give a value or remove the key)`)
+  assert.match(yaml('workers: ~\n'), /key "workers": empty for "workers"/)
+  assert.match(yaml('cert:\n'), /key "cert": empty for "cert" \(expected a file path; give a value or remove the key\)/)
+  assert.match(yaml('cert: []\n'), /key "cert": an empty list for "cert"/)
+  assert.match(yaml('cert: [a.pem, ""]\n'), /key "cert": an empty item for "cert"/)
+  assert.match(yaml('listen:\n'), /key "listen": empty for "listen" \(expected HOST:PORT;/)
+  assert.match(yaml('ciphers: ""\n'), /key "ciphers": empty for "ciphers"/)
+  assert.match(refusal({ env: { TLSFLEET_CERT: '' } }), /^TLSFLEET_CERT: empty for "cert" \(expected a file path; give a value or unset the variable\)$/)
+  assert.match(refusal({ env: { TLSFLEET_CERT: ' , ' } }), /^TLSFLEET_CERT: an empty list for "cert"/)
+  assert.match(refusal({ env: { TLSFLEET_STATE_DIR: ' ' } }), /^TLSFLEET_STATE_DIR: blank \(" "\) for "state-dir"/)
+  assert.match(refusal({ env: { TLSFLEET_SESSION_ID_CONTEXT: ' ' } }), /^TLSFLEET_SESSION_ID_CONTEXT: blank/)
+  assert.match(refusal({ env: { TLSFLEET_PROXY_TLV: '' } }), /^TLSFLEET_PROXY_TLV: empty for "proxy-tlv"/)
+  assert.match(refusal({ env: {}, flags: { 'tls-min-version': '' } }), /^--tls-min-version: empty for "tls-min-version" \(expected one of TLSv1, TLSv1\.1, TLSv1\.2, TLSv1\.3; give a value or drop the flag\)$/)
+  assert.match(refusal({ env: {}, flags: { 'prefer-server-ciphers': '' } }), /^--prefer-server-ciphers: empty/)
+  assert.match(refusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item for "cert"/)
+  // TLSFLEET_SYNC_PEER="" is how the compose overrides clear the base file's peers: "none".
+  assert.deepEqual(loadConfig({ env: { TLSFLEET_SYNC_PEER: '' } }).syncPeer, [])
+  // Text is trimmed wherever it comes from, enums as numbers and addresses always were.
+  const spaced = loadConfig({ env: { TLSFLEET_TLS_PROFILE: ' modern', TLSFLEET_STATE_DIR: ' /var/lib/tlsfleet ', TLSFLEET_WORKERS: ' 2 ' }, flags: { 'log-format': 'json ' } })
+  assert.deepEqual([spaced.tlsProfile, spaced.stateDir, spaced.workers, spaced.logFormat], ['modern', '/var/lib/tlsfleet', 2, 'json'])
 })
 
 test('YAML keys named like Object.prototype members are unknown keys', () => {
