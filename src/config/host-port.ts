@@ -66,11 +66,16 @@ function mappedIpv4 (canonical: string): string | undefined {
 function bindScope (host: string): BindScope {
   if (net.isIPv4(host)) return host === '0.0.0.0' ? { kind: 'wildcard', family: 4 } : { kind: 'address', family: 4, address: host }
   if (!net.isIPv6(host)) return { kind: 'name', name: host.toLowerCase().replace(/\.$/, '') }
+  // A zone id (fe80::1%eth0, which Node binds as given) is not URL syntax: the address is made
+  // canonical without it, and the zone kept beside it as written (interface names are case
+  // sensitive), so fe80::1%eth0 and fe80::1%eth1 are two addresses and [fe80::0:1%eth0] one.
+  const percent = host.indexOf('%')
+  const zone = percent < 0 ? '' : host.slice(percent)
   // One spelling per address (0:0::1 is ::1); a v4-mapped address is bound as the IPv4 one.
-  const canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1)
-  const ipv4 = mappedIpv4(canonical)
+  const canonical = new URL(`http://[${percent < 0 ? host : host.slice(0, percent)}]/`).hostname.slice(1, -1)
+  const ipv4 = zone === '' ? mappedIpv4(canonical) : undefined
   if (ipv4 !== undefined) return bindScope(ipv4)
-  return canonical === '::' ? { kind: 'wildcard', family: 6 } : { kind: 'address', family: 6, address: canonical }
+  return canonical === '::' && zone === '' ? { kind: 'wildcard', family: 6 } : { kind: 'address', family: 6, address: canonical + zone }
 }
 
 /** Whether a wildcard bind takes what the other scope names. */

@@ -270,6 +270,16 @@ test('two listeners of the node on one address are refused, naming both options 
   accepted({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], listen: ['127.0.0.1:29007'], 'admin-listen': '127.0.0.1:29007' })
 })
 
+test('an IPv6 zone id is taken and compared in the listener clash check, never crashing it', () => {
+  const fine = (flags: Record<string, unknown>): void => { checkOptionCombinations(loadConfig({ env: {}, flags })) }
+  fine({ listen: ['[fe80::1%lo]:29011'], 'admin-listen': '127.0.0.1:29011' })
+  fine({ listen: ['[fe80::1%lo]:29012', '[fe80::1%eth0]:29012'] })
+  fine({ listen: ['[fe80::1%lo]:29013', '[fe80::1]:29013'] })
+  assert.match(conflict({ listen: ['[fe80::1%lo]:29014', '[fe80:0::1%lo]:29014'] }), /are the same address/)
+  assert.match(conflict({ listen: ['[::]:29015', '[fe80::1%lo]:29015'] }), /overlap: \[::\] takes port 29015/)
+  assert.deepEqual(loadConfig({ env: {}, flags: { listen: ['[fe80::1%lo]:29016'] } }).listen, [{ host: 'fe80::1%lo', port: 29016 }])
+})
+
 test('an unquoted [IPV6] in YAML (a list there, or a syntax error) is refused with a hint to quote it', () => {
   const file = path.join(tempDir(), 'v6.yaml')
   fs.writeFileSync(file, 'workers: 1\nlisten: [::1]:29001\n')
