@@ -150,7 +150,9 @@ function reasons (messages: string[], expected: string): string {
 
 /** The value as given, with a URL's password masked (a refused --session-store is echoed to stderr and logs). */
 function describe (value: unknown): string {
-  const text = (JSON.stringify(value) ?? String(value)).replace(/(\/\/[^/@"]*?:)[^/@"]*@/g, '$1***@')
+  // JSON has no Infinity or NaN: it writes them as null, which reads as an empty value.
+  const json = JSON.stringify(value, (_key, item: unknown) => typeof item === 'number' && !Number.isFinite(item) ? String(item) : item)
+  const text = (typeof value === 'number' && !Number.isFinite(value) ? String(value) : json ?? String(value)).replace(/(\/\/[^/@"]*?:)[^/@"]*@/g, '$1***@')
   return text.length > 80 ? text.slice(0, 77) + '...' : text
 }
 

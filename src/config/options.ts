@@ -68,6 +68,9 @@ const DECIMAL_TEXT = /^-?\d+(\.\d+)?$/
 function kindOf (value: unknown): string {
   if (value === null) return 'empty'
   if (Array.isArray(value)) return 'a list'
+  // In words of the YAML an operator wrote, and English: not "a object", "a undefined".
+  if (typeof value === 'object') return 'a mapping'
+  if (value === undefined) return 'nothing'
   return `a ${typeof value}`
 }
 
@@ -79,7 +82,12 @@ function kindOf (value: unknown): string {
  */
 function numberFrom (text: RegExp, form: string): z.ZodType<number> {
   return z.unknown().transform((value, ctx): number => {
-    if (typeof value === 'number') return value
+    // Infinity and NaN pass typeof; zod's refusal of them gave no reason an operator reads.
+    if (typeof value === 'number' && Number.isFinite(value)) return value
+    if (typeof value === 'number') {
+      ctx.addIssue({ code: 'custom', message: `${String(value)}, not a finite number` })
+      return z.NEVER
+    }
     if (typeof value === 'string' && text.test(value.trim())) return Number(value.trim())
     ctx.addIssue({ code: 'custom', message: typeof value === 'string' ? `not ${form}` : `${kindOf(value)}, not a number` })
     return z.NEVER

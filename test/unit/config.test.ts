@@ -240,6 +240,27 @@ test('a key given without a value is refused, never the default: YAML null or []
   assert.deepEqual([spaced.tlsProfile, spaced.stateDir, spaced.workers, spaced.logFormat], ['modern', '/var/lib/tlsfleet', 2, 'json'])
 })
 
+test('a refusal shows Infinity and NaN as such, and names a mapping a mapping', () => {
+  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      loadConfig(sources)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(sources)}`)
+  }
+  assert.equal(refusal({ env: {}, flags: { workers: Infinity } }), '--workers: Infinity is not valid for "workers": expected an integer from 1 to 256 (Infinity, not a finite number)')
+  assert.equal(refusal({ env: {}, flags: { 'grace-period': -Infinity } }), '--grace-period: -Infinity is not valid for "grace-period": expected a number of seconds from 0 to 3600 (-Infinity, not a finite number)')
+  assert.match(refusal({ env: {}, flags: { workers: NaN } }), /^--workers: NaN is not valid for "workers": .*\(NaN, not a finite number\)$/)
+  const file = path.join(tempDir(), 'kinds.yaml')
+  fs.writeFileSync(file, 'workers: .inf\ngrace-period: -.inf\nmax-connections: {a: 1}\n')
+  const message = refusal({ env: {}, file })
+  assert.match(message, /key "workers": "\.inf" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(message, /key "grace-period": "-\.inf" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
+  assert.match(message, /key "max-connections": \{"a":"1"\} is not valid for "max-connections": expected an integer from 0 to 10000000 \(a mapping, not a number\)/)
+})
+
 test('YAML keys named like Object.prototype members are unknown keys', () => {
   const file = path.join(tempDir(), 'proto.yaml')
   for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
