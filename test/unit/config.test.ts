@@ -301,6 +301,29 @@ test('an IPv6 zone id is taken and compared in the listener clash check, never c
   assert.deepEqual(loadConfig({ env: {}, flags: { listen: ['[fe80::1%lo]:29016'] } }).listen, [{ host: 'fe80::1%lo', port: 29016 }])
 })
 
+test('HOST:PORT hosts follow the DNS label rule, and numeric hosts must be dotted IPv4', () => {
+  for (const [text, reason] of [
+    ['999.1.1.1:80', '"999.1.1.1" is not an IPv4 address'],
+    ['1.2.3.4.5:80', '"1.2.3.4.5" is not an IPv4 address'],
+    ['127.1:80', '"127.1" is not an IPv4 address'],
+    ['0:80', '"0" is not an IPv4 address'],
+    ['0x7f.1:80', '"0x7f.1" is not an IPv4 address'],
+    ['a..b:80', '"a..b" is not a valid host name'],
+    ['-x:80', '"-x" is not a valid host name'],
+    ['x-.example:80', '"x-.example" is not a valid host name'],
+    ['.:80', '"." is not a valid host name'],
+    [`${'a'.repeat(64)}.example:80`, 'is not a valid host name'],
+    ['back_end:80', '"back_end" is not a valid host name']
+  ] as const) {
+    const parsed = parseHostPort(text)
+    assert.ok(typeof parsed === 'string' && parsed.includes(reason), `${text}: ${JSON.stringify(parsed)}`)
+  }
+  for (const text of ['localhost:80', 'localhost.:80', 'node-1.example.com:80', '10.0.0.1:80', '0.0.0.0:80', 'x1.example:80', '1example.com:80']) {
+    assert.equal(typeof parseHostPort(text), 'object', text)
+  }
+  assert.match(String(parseHostPort('127.1:80')), /four numbers from 0 to 255/)
+})
+
 test('an unquoted [IPV6] in YAML (a list there, or a syntax error) is refused with a hint to quote it', () => {
   const file = path.join(tempDir(), 'v6.yaml')
   fs.writeFileSync(file, 'workers: 1\nlisten: [::1]:29001\n')
