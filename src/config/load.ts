@@ -44,7 +44,7 @@ export function namedAsGiven (config: object, message: string): string {
 /** Merge flags over environment over YAML file over defaults, then validate every key. */
 export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   const env = sources.env ?? process.env
-  const fromFile = sources.file !== undefined ? readConfigFile(sources.file) : {}
+  const fromFile = sources.file !== undefined ? readConfigFileSuggesting(sources.file) : {}
   const problems: string[] = []
   const result: Record<string, unknown> = {}
   const origins = new Map<OptionKey, string>()
@@ -198,6 +198,37 @@ function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
     throw new ConfigError(unknown.map((k) => `${path}: unknown key "${k}" (known keys: ${OPTION_KEYS.join(', ')})`))
   }
   return doc as Partial<Record<OptionKey, unknown>>
+}
+
+/** readConfigFile's refusal of an unknown key, which lists every known key (about 80). */
+const UNKNOWN_KEY = /^(.*): unknown key "(.*)" \(known keys: [^()]*\)$/
+
+/**
+ * readConfigFile, with each unknown key's refusal naming the closest known key instead of the
+ * whole list, which buried the one meant. Done on its messages here, not in readConfigFile,
+ * which another change owns; a message that does not match is passed on as it is.
+ */
+function readConfigFileSuggesting (path: string): Partial<Record<OptionKey, unknown>> {
+  try {
+    return readConfigFile(path)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    throw new ConfigError(err.problems.map((problem) => {
+      const match = UNKNOWN_KEY.exec(problem)
+      if (match === null) return problem
+      const [, file, key] = match as unknown as [string, string, string]
+      const closest = closestKey(key)
+      return `${file}: unknown key "${key}" (${closest !== undefined ? `did you mean "${closest}"? ` : ''}tlsfleet node --help lists the keys)`
+    }))
+  }
+}
+
+/** The option key a misspelled YAML key most likely meant (session_timeout, sessionTimeout, sesion-timeout). */
+function closestKey (key: string): string | undefined {
+  const written = key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase().replace(/_/g, '-')
+  const ranked = OPTION_KEYS.map((name) => ({ name, distance: editDistance(written, name) })).sort((x, y) => x.distance - y.distance)
+  const best = ranked[0]
+  return best !== undefined && best.distance <= 2 ? best.name : undefined
 }
 
 /**

@@ -261,6 +261,32 @@ test('a refusal shows Infinity and NaN as such, and names a mapping a mapping', 
   assert.match(message, /key "max-connections": \{"a":"1"\} is not valid for "max-connections": expected an integer from 0 to 10000000 \(a mapping, not a number\)/)
 })
 
+test('an unknown YAML key names the closest known key, not all of them; a YAML tag warning is a refusal', () => {
+  const file = path.join(tempDir(), 'typo.yaml')
+  const refusal = (yaml: string): string => {
+    fs.writeFileSync(file, yaml)
+    try {
+      loadConfig({ env: {}, file })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(yaml)}`)
+  }
+  assert.equal(refusal('sesion-timeout: 5\n'), `${file}: unknown key "sesion-timeout" (did you mean "session-timeout"? tlsfleet node --help lists the keys)`)
+  assert.match(refusal('session_id_context: x\n'), /unknown key "session_id_context" \(did you mean "session-id-context"\?/)
+  assert.match(refusal('graceПериод: 1\n'), /unknown key "graceПериод" \(tlsfleet node --help lists the keys\)$/)
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  try {
+    assert.match(refusal('workers: !!float 4\n'), /^.*typo\.yaml: not valid YAML: Unresolved tag: tag:yaml\.org,2002:float[\s\S]*no YAML tags are needed/)
+  } finally {
+    process.off('warning', onWarning)
+  }
+  assert.deepEqual(warnings, [], 'no raw YAMLWarning on stderr')
+})
+
 test('YAML keys named like Object.prototype members are unknown keys', () => {
   const file = path.join(tempDir(), 'proto.yaml')
   for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
