@@ -10,6 +10,11 @@ export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
 
 export interface AdminClientOptions { admin?: string; tokenFile?: string; stateDir?: string; timeout?: string }
 
+/** A URL's password as `***` (user:pw@ → user:***@), also in text that is not a valid URL. */
+export function maskedPassword (text: string): string {
+  return text.replace(/(\/\/[^/@]*?:)[^/@]*@/g, '$1***@')
+}
+
 /** Talks to one node's admin API (undici); every failure becomes an AdminClientError naming the node. */
 export class AdminClient {
   readonly base: string
@@ -17,10 +22,13 @@ export class AdminClient {
   private readonly timeoutMs: number
 
   constructor (opts: AdminClientOptions) {
-    const admin = opts.admin ?? process.env.TLSFLEET_ADMIN_URL ?? DEFAULT_ADMIN_URL
+    const written = opts.admin ?? process.env.TLSFLEET_ADMIN_URL ?? DEFAULT_ADMIN_URL
+    // Refusals echo the URL to stderr and the shell's logs: its password is masked there, as
+    // the node masks a refused --session-store's.
+    const admin = maskedPassword(written)
     let url: URL
     try {
-      url = new URL(/^[a-z]+:\/\//i.test(admin) ? admin : `http://${admin}`)
+      url = new URL(/^[a-z]+:\/\//i.test(written) ? written : `http://${written}`)
     } catch {
       throw new AdminClientError(`--admin ${JSON.stringify(admin)} is not a URL (e.g. http://127.0.0.1:8445)`, 2)
     }

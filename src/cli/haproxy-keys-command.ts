@@ -1,6 +1,6 @@
 import { Command } from 'commander'
 import { ConfigError } from '../errors.js'
-import { loadConfig } from '../config/load.js'
+import { loadNodeConfig } from './node-command.js'
 import { envName } from '../config/options.js'
 import { writeHaproxyKeyFile } from '../haproxy/key-file.js'
 
@@ -19,15 +19,11 @@ export function haproxyKeysCommand (): Command {
     .action((opts: { config?: string; syncSecretFile?: string[]; ticketRotation?: string; out: string }) => {
       // The node's own loader: the same sources, precedence and checks, so the key file cannot
       // follow another rotation than the companion that keeps HAProxy's ring.
-      const file = opts.config ?? process.env.TLSFLEET_CONFIG
-      const config = loadConfig({
-        flags: {
-          ...(opts.syncSecretFile !== undefined ? { 'sync-secret-file': opts.syncSecretFile } : {}),
-          ...(opts.ticketRotation !== undefined ? { 'ticket-rotation': opts.ticketRotation } : {})
-        },
-        env: process.env,
-        ...(file !== undefined ? { file } : {})
-      })
+      // loadNodeConfig, as the node: its config file named as given (--config or TLSFLEET_CONFIG).
+      const config = loadNodeConfig({
+        ...(opts.syncSecretFile !== undefined ? { 'sync-secret-file': opts.syncSecretFile } : {}),
+        ...(opts.ticketRotation !== undefined ? { 'ticket-rotation': opts.ticketRotation } : {})
+      }, opts.config, process.env)
       const secretFiles = config.syncSecretFile
       if (secretFiles.length === 0) throw new ConfigError(['--sync-secret-file is required: the farm secret the ticket keys derive from'])
       const { epoch, nextRotationMs } = writeHaproxyKeyFile({ secretFiles, rotationSeconds: config.ticketRotation, out: opts.out })

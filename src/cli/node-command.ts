@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander'
 import { loadConfig, unknownEnvironmentVariables } from '../config/load.js'
-import { OPTION_KEYS, camelCase, defaultForHelp, envName, optionSpec, type OptionKey } from '../config/options.js'
+import { OPTION_KEYS, camelCase, defaultForHelp, envName, optionSpec, type NodeConfig, type OptionKey } from '../config/options.js'
+import { ConfigError } from '../errors.js'
 import { Primary } from '../node/primary.js'
 
 /** `tlsfleet node`: every option of the config table becomes a flag here. */
@@ -21,11 +22,30 @@ export function nodeCommand (): Command {
       const value = opts[camelCase(key)]
       if (value !== undefined) flags[key] = value
     }
-    const file = (opts.config as string | undefined) ?? process.env.TLSFLEET_CONFIG
-    const config = loadConfig({ flags, env: process.env, ...(file !== undefined ? { file } : {}) })
+    const config = loadNodeConfig(flags, opts.config as string | undefined, process.env)
     const primary = new Primary(config, unknownEnvironmentVariables(process.env))
     primary.handleSignals()
     await primary.start()
   })
   return command
+}
+
+/**
+ * loadConfig with the YAML file of `--config`, else of TLSFLEET_CONFIG, each named as given: the
+ * file reader's messages say --config, which an operator who set only the variable looks for in
+ * vain. An empty or blank path is refused as such rather than read as the file "".
+ */
+export function loadNodeConfig (flags: Partial<Record<OptionKey, unknown>>, configFlag: string | undefined, env: NodeJS.ProcessEnv): NodeConfig {
+  const fromEnv = configFlag === undefined
+  const file = configFlag ?? env.TLSFLEET_CONFIG
+  const origin = fromEnv ? 'TLSFLEET_CONFIG' : '--config'
+  if (file !== undefined && file.trim() === '') {
+    throw new ConfigError([`${origin}: ${file === '' ? 'empty' : `blank (${JSON.stringify(file)})`} (give the YAML file's path or ${fromEnv ? 'unset the variable' : 'drop the flag'})`])
+  }
+  try {
+    return loadConfig({ flags, env, ...(file !== undefined ? { file } : {}) })
+  } catch (err) {
+    if (!fromEnv || !(err instanceof ConfigError)) throw err
+    throw new ConfigError(err.problems.map((problem) => problem.replace(/^--config: /, 'TLSFLEET_CONFIG: ')))
+  }
 }

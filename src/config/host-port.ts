@@ -6,6 +6,23 @@ export interface HostPort {
   port: number
 }
 
+/** A DNS host name: labels of letters, digits and inner hyphens, 1 to 63 long, 253 in all, an optional final dot. */
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * What is wrong with a host that is not in brackets, or undefined. A name whose last label is a
+ * number (decimal or 0x) is read by the resolver as an IPv4 address in a short or odd form
+ * (127.1 is 127.0.0.1, 0 is 0.0.0.0): only the four-part dotted form is taken, so that the
+ * listener clash check sees what will be bound, and 999.1.1.1 is refused here rather than at bind.
+ */
+function hostProblem (host: string): string | undefined {
+  const lastLabel = host.replace(/\.$/, '').split('.').pop() ?? ''
+  if (/^(\d+|0x[0-9a-f]*)$/i.test(lastLabel)) {
+    return net.isIPv4(host) ? undefined : `"${host}" is not an IPv4 address (four numbers from 0 to 255, such as 127.0.0.1)`
+  }
+  return HOST_NAME.test(host) ? undefined : `"${host}" is not a valid host name or address`
+}
+
 /**
  * Parse `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (all IPv4 interfaces).
  * Returns an error string instead of throwing, so the config loader can name the key.
@@ -28,7 +45,8 @@ export function parseHostPort (text: string, { allowPortZero = false } = {}): Ho
     portText = trimmed.slice(colon + 1)
     if (host.includes(':')) return 'IPv6 addresses must be written in brackets, e.g. [::1]:8443'
     if (host === '') host = '0.0.0.0'
-    if (!/^[A-Za-z0-9.-]+$/.test(host)) return `"${host}" is not a valid host name or address`
+    const problem = hostProblem(host)
+    if (problem !== undefined) return problem
   }
   if (!/^\d{1,5}$/.test(portText)) return `"${portText}" is not a port number`
   const port = Number(portText)
@@ -66,11 +84,16 @@ function mappedIpv4 (canonical: string): string | undefined {
 function bindScope (host: string): BindScope {
   if (net.isIPv4(host)) return host === '0.0.0.0' ? { kind: 'wildcard', family: 4 } : { kind: 'address', family: 4, address: host }
   if (!net.isIPv6(host)) return { kind: 'name', name: host.toLowerCase().replace(/\.$/, '') }
+  // A zone id (fe80::1%eth0, which Node binds as given) is not URL syntax: the address is made
+  // canonical without it, and the zone kept beside it as written (interface names are case
+  // sensitive), so fe80::1%eth0 and fe80::1%eth1 are two addresses and [fe80::0:1%eth0] one.
+  const percent = host.indexOf('%')
+  const zone = percent < 0 ? '' : host.slice(percent)
   // One spelling per address (0:0::1 is ::1); a v4-mapped address is bound as the IPv4 one.
-  const canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1)
-  const ipv4 = mappedIpv4(canonical)
+  const canonical = new URL(`http://[${percent < 0 ? host : host.slice(0, percent)}]/`).hostname.slice(1, -1)
+  const ipv4 = zone === '' ? mappedIpv4(canonical) : undefined
   if (ipv4 !== undefined) return bindScope(ipv4)
-  return canonical === '::' ? { kind: 'wildcard', family: 6 } : { kind: 'address', family: 6, address: canonical }
+  return canonical === '::' && zone === '' ? { kind: 'wildcard', family: 6 } : { kind: 'address', family: 6, address: canonical + zone }
 }
 
 /** Whether a wildcard bind takes what the other scope names. */

@@ -1,7 +1,9 @@
 import net from 'node:net'
-import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { YAMLParseError } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { BoundedFileError, MAX_CONFIG_BYTES, readBoundedFile } from '../util/bounded-file.js'
+// YAML numbers reach the options as the text written; see yaml-values.ts.
+import { parseConfigYaml as parseYaml } from './yaml-values.js'
 import { OPTION_KEYS, OPTIONS, camelCase, envName, optionSpec, type NodeConfig, type OptionKey } from './options.js'
 
 
@@ -50,13 +52,23 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
   for (const key of OPTION_KEYS) {
     const spec = optionSpec(key)
     const candidate = pick(key, sources.flags?.[key], env[envName(key)], fromFile[key], sources.file)
-    let raw = candidate?.value ?? (typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default)
-    if (spec.multiple === true && candidate !== undefined) raw = asList(raw, candidate.source)
     if (candidate === undefined) {
-      result[camelCase(key)] = raw
+      result[camelCase(key)] = typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default
       continue
     }
     origins.set(key, candidate.origin)
+    // A key given is used as given, null included: `workers:` or TLSFLEET_CERT="" falling back
+    // to the default would hide a value the operator meant to write (a self-signed certificate
+    // served where a real one was meant).
+    const given = trimmed(candidate.value)
+    const raw = spec.multiple === true ? asList(given, candidate.source) : given
+    // A list option given null or "" is empty as a whole (not a list of one empty item).
+    const whole = given === null || given === '' ? given : raw
+    const empty = spec.emptyIsNone === true && given === '' ? undefined : emptiness(whole, spec.emptyIsNone === true, candidate.value)
+    if (empty !== undefined) {
+      problems.push(`${candidate.origin}: ${empty} for "${key}" (expected ${spec.expected}; ${REMEDY[candidate.source]})`)
+      continue
+    }
     const parsed = spec.schema.safeParse(raw)
     if (parsed.success) {
       result[camelCase(key)] = parsed.data
@@ -76,6 +88,36 @@ function pick (key: OptionKey, flag: unknown, env: string | undefined, file: unk
   if (env !== undefined) return { value: env, source: 'env', origin: envName(key) }
   if (file !== undefined) return { value: file, source: 'file', origin: `${filePath ?? 'config file'} key "${key}"` }
   return undefined
+}
+
+/** What an operator does about an empty value, by where it was given. */
+const REMEDY: Record<Source, string> = {
+  flag: 'give a value or drop the flag',
+  env: 'give a value or unset the variable',
+  file: 'give a value or remove the key',
+  default: 'give a value'
+}
+
+/**
+ * Text is trimmed wherever it comes from, so that every kind of option reads " modern" as
+ * numbers and addresses always did: stray blanks are what env files and YAML quoting leave.
+ */
+function trimmed (value: unknown): unknown {
+  if (typeof value === 'string') return value.trim()
+  if (Array.isArray(value)) return value.map((item: unknown) => typeof item === 'string' ? item.trim() : item)
+  return value
+}
+
+/**
+ * Why a given value is empty, or undefined when it is not: null (a YAML key without a value),
+ * blank text, an empty list or a blank item of one. `emptyIsNone`: an empty list is that
+ * option's documented "none" (TLSFLEET_SYNC_PEER="" in a compose override, which cannot unset).
+ */
+function emptiness (value: unknown, emptyIsNone: boolean, asGiven: unknown): string | undefined {
+  if (value === null || value === '') return typeof asGiven === 'string' && asGiven !== '' ? `blank (${describe(asGiven)})` : 'empty'
+  if (!Array.isArray(value)) return undefined
+  if (value.length === 0) return emptyIsNone ? undefined : 'an empty list'
+  return value.some((item: unknown) => item === null || item === '') ? 'an empty item' : undefined
 }
 
 /** Repeatable options: env vars are comma-separated, YAML may give a scalar or a list. */
@@ -108,7 +150,9 @@ function reasons (messages: string[], expected: string): string {
 
 /** The value as given, with a URL's password masked (a refused --session-store is echoed to stderr and logs). */
 function describe (value: unknown): string {
-  const text = (JSON.stringify(value) ?? String(value)).replace(/(\/\/[^/@"]*?:)[^/@"]*@/g, '$1***@')
+  // JSON has no Infinity or NaN: it writes them as null, which reads as an empty value.
+  const json = JSON.stringify(value, (_key, item: unknown) => typeof item === 'number' && !Number.isFinite(item) ? String(item) : item)
+  const text = (typeof value === 'number' && !Number.isFinite(value) ? String(value) : json ?? String(value)).replace(/(\/\/[^/@"]*?:)[^/@"]*@/g, '$1***@')
   return text.length > 80 ? text.slice(0, 77) + '...' : text
 }
 
@@ -170,9 +214,21 @@ function readConfigFile (path: string): Partial<Record<OptionKey, unknown>> {
   // Own keys only: `in` also finds Object.prototype's members (constructor, toString, __proto__).
   const unknown = Object.keys(doc).filter((k) => !Object.hasOwn(OPTIONS, k))
   if (unknown.length > 0) {
-    throw new ConfigError(unknown.map((k) => `${path}: unknown key "${k}" (known keys: ${OPTION_KEYS.join(', ')})`))
+    // The closest known key, not the whole list (about 80), which buried the one meant.
+    throw new ConfigError(unknown.map((k) => {
+      const closest = closestKey(k)
+      return `${path}: unknown key "${k}" (${closest !== undefined ? `did you mean "${closest}"? ` : ''}tlsfleet node --help lists the keys)`
+    }))
   }
   return doc as Partial<Record<OptionKey, unknown>>
+}
+
+/** The option key a misspelled YAML key most likely meant (session_timeout, sessionTimeout, sesion-timeout). */
+function closestKey (key: string): string | undefined {
+  const written = key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase().replace(/_/g, '-')
+  const ranked = OPTION_KEYS.map((name) => ({ name, distance: editDistance(written, name) })).sort((x, y) => x.distance - y.distance)
+  const best = ranked[0]
+  return best !== undefined && best.distance <= 2 ? best.name : undefined
 }
 
 /**

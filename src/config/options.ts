@@ -18,6 +18,8 @@ interface OptionSpec<T> {
   schema: z.ZodType<T>
   default?: T | (() => T)
   multiple?: boolean
+  /** An empty list (`TLSFLEET_X=""`, YAML `x: []`) means none; elsewhere an empty value is refused. */
+  emptyIsNone?: boolean
   /** Name of the value in --help, e.g. HOST:PORT. */
   valueName?: string
   /** The default as --help shows it, where the value alone would not say it (computed, or none). */
@@ -66,17 +68,26 @@ const DECIMAL_TEXT = /^-?\d+(\.\d+)?$/
 function kindOf (value: unknown): string {
   if (value === null) return 'empty'
   if (Array.isArray(value)) return 'a list'
+  // In words of the YAML an operator wrote, and English: not "a object", "a undefined".
+  if (typeof value === 'object') return 'a mapping'
+  if (value === undefined) return 'nothing'
   return `a ${typeof value}`
 }
 
 /**
- * A YAML number, or decimal text (flags and environment variables are text, YAML may quote).
+ * Decimal text: flags and environment variables are text, and so are YAML numbers, handed on as
+ * written (yaml-values.ts). A number is taken as is only from a caller of loadConfig in code.
  * Not z.coerce.number(): Number() turns true into 1, "" and "  " into 0, and reads "0x10",
  * "0b11", "0o7" and "1e3", none of which an operator writing a count or seconds means.
  */
 function numberFrom (text: RegExp, form: string): z.ZodType<number> {
   return z.unknown().transform((value, ctx): number => {
-    if (typeof value === 'number') return value
+    // Infinity and NaN pass typeof; zod's refusal of them gave no reason an operator reads.
+    if (typeof value === 'number' && Number.isFinite(value)) return value
+    if (typeof value === 'number') {
+      ctx.addIssue({ code: 'custom', message: `${String(value)}, not a finite number` })
+      return z.NEVER
+    }
     if (typeof value === 'string' && text.test(value.trim())) return Number(value.trim())
     ctx.addIssue({ code: 'custom', message: typeof value === 'string' ? `not ${form}` : `${kindOf(value)}, not a number` })
     return z.NEVER
@@ -438,6 +449,8 @@ export const OPTIONS = {
     valueName: 'HOST:PORT|dns:NAME:PORT',
     schema: z.array(syncPeer),
     multiple: true,
+    // docker-compose.multicast.yml and .store.yml clear the base file's peers this way.
+    emptyIsNone: true,
     default: () => [] as SyncPeer[]
   }),
   'sync-peer-refresh': spec({

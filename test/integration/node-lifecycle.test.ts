@@ -386,7 +386,7 @@ test('a bad config value is refused at start, naming the key, the value and what
   fs.writeFileSync(file, 'session-timeout: -5\nworkers: 1\n')
   r = run(['--config', file])
   assert.equal(r.code, 2)
-  assert.match(r.stderr, /bad\.yaml key "session-timeout": -5 is not valid for "session-timeout"/)
+  assert.match(r.stderr, /bad\.yaml key "session-timeout": "-5" is not valid for "session-timeout"/)
   fs.writeFileSync(file, 'sesion-timeout: 5\n')
   r = run(['--config', file])
   assert.equal(r.code, 2)

@@ -168,15 +168,123 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   assert.match(refused({ env: {}, file }), /numbers\.yaml key "workers": true is not valid for "workers": expected an integer from 1 to 256 \(a boolean, not a number\)/)
   fs.writeFileSync(file, 'max-connections: "0x10"\n')
   assert.match(refused({ env: {}, file }), /key "max-connections": "0x10" is not valid for "max-connections": expected an integer from 0 to 10000000 \(not an integer in decimal digits\)/)
-  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), /TLSFLEET_GRACE_PERIOD: "" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
-  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /TLSFLEET_GRACE_PERIOD: " {2}" is not valid for "grace-period"/)
-  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: "" is not valid for "max-connections"/)
+  assert.equal(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), 'TLSFLEET_GRACE_PERIOD: empty for "grace-period" (expected a number of seconds from 0 to 3600; give a value or unset the variable)')
+  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /^TLSFLEET_GRACE_PERIOD: blank \(" {2}"\) for "grace-period"/)
+  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: empty for "max-connections"/)
   assert.match(refused({ env: { TLSFLEET_HANDSHAKE_TIMEOUT: '0b11' } }), /TLSFLEET_HANDSHAKE_TIMEOUT: "0b11" is not valid for "handshake-timeout"/)
   assert.match(refused({ env: { TLSFLEET_IDLE_TIMEOUT: '1e3' } }), /TLSFLEET_IDLE_TIMEOUT: "1e3" is not valid for "idle-timeout"/)
   assert.match(refused({ env: {}, flags: { 'session-timeout': '0o17' } }), /--session-timeout: "0o17" is not valid/)
   assert.match(refused({ env: {}, flags: { workers: '1.5' } }), /--workers: "1.5" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
   // zod's own words for a bound ("Too small: expected number to be >=0") only repeated the expected range.
   assert.equal(refused({ env: {}, flags: { 'grace-period': '-1' } }), '--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600')
+})
+
+test('YAML numbers follow the decimal rule of flags and env vars, and refusals quote them as written', () => {
+  const file = path.join(tempDir(), 'forms.yaml')
+  const refusal = (yaml: string): string => {
+    fs.writeFileSync(file, yaml)
+    try {
+      loadConfig({ env: {}, file })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(yaml)}`)
+  }
+  assert.match(refusal('workers: 0x10\n'), /key "workers": "0x10" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(refusal('workers: 0o7\n'), /key "workers": "0o7" is not valid/)
+  assert.match(refusal('workers: +12\n'), /key "workers": "\+12" is not valid/)
+  assert.match(refusal('workers: 1e3\n'), /key "workers": "1e3" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(refusal('grace-period: 1.0e+1\n'), /key "grace-period": "1\.0e\+1" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
+  assert.match(refusal('grace-period: .5\n'), /key "grace-period": "\.5" is not valid/)
+  // Decimal numbers still read as before, plain or quoted, and a number given for text is that text.
+  fs.writeFileSync(file, 'workers: 007\ngrace-period: 2.50\nnode-id: 1.50\n')
+  const config = loadConfig({ env: {}, file })
+  assert.deepEqual([config.workers, config.gracePeriod, config.nodeId], [7, 2.5, '1.50'])
+})
+
+test('a key given without a value is refused, never the default: YAML null or [], empty or blank text and env vars', () => {
+  const file = path.join(tempDir(), 'empty.yaml')
+  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      loadConfig(sources)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(sources)}`)
+  }
+  const yaml = (text: string): string => {
+    fs.writeFileSync(file, text)
+    return refusal({ env: {}, file })
+  }
+  assert.equal(yaml('workers:\n'), `${file} key "workers": empty for "workers" (expected an integer from 1 to 256; give a value or remove the key)`)
+  assert.match(yaml('workers: ~\n'), /key "workers": empty for "workers"/)
+  assert.match(yaml('cert:\n'), /key "cert": empty for "cert" \(expected a file path; give a value or remove the key\)/)
+  assert.match(yaml('cert: []\n'), /key "cert": an empty list for "cert"/)
+  assert.match(yaml('cert: [a.pem, ""]\n'), /key "cert": an empty item for "cert"/)
+  assert.match(yaml('listen:\n'), /key "listen": empty for "listen" \(expected HOST:PORT;/)
+  assert.match(yaml('ciphers: ""\n'), /key "ciphers": empty for "ciphers"/)
+  assert.match(refusal({ env: { TLSFLEET_CERT: '' } }), /^TLSFLEET_CERT: empty for "cert" \(expected a file path; give a value or unset the variable\)$/)
+  assert.match(refusal({ env: { TLSFLEET_CERT: ' , ' } }), /^TLSFLEET_CERT: an empty list for "cert"/)
+  assert.match(refusal({ env: { TLSFLEET_STATE_DIR: ' ' } }), /^TLSFLEET_STATE_DIR: blank \(" "\) for "state-dir"/)
+  assert.match(refusal({ env: { TLSFLEET_SESSION_ID_CONTEXT: ' ' } }), /^TLSFLEET_SESSION_ID_CONTEXT: blank/)
+  assert.match(refusal({ env: { TLSFLEET_PROXY_TLV: '' } }), /^TLSFLEET_PROXY_TLV: empty for "proxy-tlv"/)
+  assert.match(refusal({ env: {}, flags: { 'tls-min-version': '' } }), /^--tls-min-version: empty for "tls-min-version" \(expected one of TLSv1, TLSv1\.1, TLSv1\.2, TLSv1\.3; give a value or drop the flag\)$/)
+  assert.match(refusal({ env: {}, flags: { 'prefer-server-ciphers': '' } }), /^--prefer-server-ciphers: empty/)
+  assert.match(refusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item for "cert"/)
+  // TLSFLEET_SYNC_PEER="" is how the compose overrides clear the base file's peers: "none".
+  assert.deepEqual(loadConfig({ env: { TLSFLEET_SYNC_PEER: '' } }).syncPeer, [])
+  // Text is trimmed wherever it comes from, enums as numbers and addresses always were.
+  const spaced = loadConfig({ env: { TLSFLEET_TLS_PROFILE: ' modern', TLSFLEET_STATE_DIR: ' /var/lib/tlsfleet ', TLSFLEET_WORKERS: ' 2 ' }, flags: { 'log-format': 'json ' } })
+  assert.deepEqual([spaced.tlsProfile, spaced.stateDir, spaced.workers, spaced.logFormat], ['modern', '/var/lib/tlsfleet', 2, 'json'])
+})
+
+test('a refusal shows Infinity and NaN as such, and names a mapping a mapping', () => {
+  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
+    try {
+      loadConfig(sources)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(sources)}`)
+  }
+  assert.equal(refusal({ env: {}, flags: { workers: Infinity } }), '--workers: Infinity is not valid for "workers": expected an integer from 1 to 256 (Infinity, not a finite number)')
+  assert.equal(refusal({ env: {}, flags: { 'grace-period': -Infinity } }), '--grace-period: -Infinity is not valid for "grace-period": expected a number of seconds from 0 to 3600 (-Infinity, not a finite number)')
+  assert.match(refusal({ env: {}, flags: { workers: NaN } }), /^--workers: NaN is not valid for "workers": .*\(NaN, not a finite number\)$/)
+  const file = path.join(tempDir(), 'kinds.yaml')
+  fs.writeFileSync(file, 'workers: .inf\ngrace-period: -.inf\nmax-connections: {a: 1}\n')
+  const message = refusal({ env: {}, file })
+  assert.match(message, /key "workers": "\.inf" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(message, /key "grace-period": "-\.inf" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
+  assert.match(message, /key "max-connections": \{"a":"1"\} is not valid for "max-connections": expected an integer from 0 to 10000000 \(a mapping, not a number\)/)
+})
+
+test('an unknown YAML key names the closest known key, not all of them; a YAML tag warning is a refusal', () => {
+  const file = path.join(tempDir(), 'typo.yaml')
+  const refusal = (yaml: string): string => {
+    fs.writeFileSync(file, yaml)
+    try {
+      loadConfig({ env: {}, file })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${JSON.stringify(yaml)}`)
+  }
+  assert.equal(refusal('sesion-timeout: 5\n'), `${file}: unknown key "sesion-timeout" (did you mean "session-timeout"? tlsfleet node --help lists the keys)`)
+  assert.match(refusal('session_id_context: x\n'), /unknown key "session_id_context" \(did you mean "session-id-context"\?/)
+  assert.match(refusal('graceПериод: 1\n'), /unknown key "graceПериод" \(tlsfleet node --help lists the keys\)$/)
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  try {
+    assert.match(refusal('workers: !!float 4\n'), /^.*typo\.yaml: not valid YAML: Unresolved tag: tag:yaml\.org,2002:float[\s\S]*no YAML tags are needed/)
+  } finally {
+    process.off('warning', onWarning)
+  }
+  assert.deepEqual(warnings, [], 'no raw YAMLWarning on stderr')
 })
 
 test('YAML keys named like Object.prototype members are unknown keys', () => {
@@ -207,6 +315,39 @@ test('two listeners of the node on one address are refused, naming both options 
   accepted({ listen: ['127.0.0.1:29005'], 'agent-listen': '127.0.0.1:29006', 'sync-listen': '127.0.0.1:29005', 'sync-secret-file': ['/s'] })
   // With --terminator haproxy, the node binds no --listen of its own.
   accepted({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], listen: ['127.0.0.1:29007'], 'admin-listen': '127.0.0.1:29007' })
+})
+
+test('an IPv6 zone id is taken and compared in the listener clash check, never crashing it', () => {
+  const fine = (flags: Record<string, unknown>): void => { checkOptionCombinations(loadConfig({ env: {}, flags })) }
+  fine({ listen: ['[fe80::1%lo]:29011'], 'admin-listen': '127.0.0.1:29011' })
+  fine({ listen: ['[fe80::1%lo]:29012', '[fe80::1%eth0]:29012'] })
+  fine({ listen: ['[fe80::1%lo]:29013', '[fe80::1]:29013'] })
+  assert.match(conflict({ listen: ['[fe80::1%lo]:29014', '[fe80:0::1%lo]:29014'] }), /are the same address/)
+  assert.match(conflict({ listen: ['[::]:29015', '[fe80::1%lo]:29015'] }), /overlap: \[::\] takes port 29015/)
+  assert.deepEqual(loadConfig({ env: {}, flags: { listen: ['[fe80::1%lo]:29016'] } }).listen, [{ host: 'fe80::1%lo', port: 29016 }])
+})
+
+test('HOST:PORT hosts follow the DNS label rule, and numeric hosts must be dotted IPv4', () => {
+  for (const [text, reason] of [
+    ['999.1.1.1:80', '"999.1.1.1" is not an IPv4 address'],
+    ['1.2.3.4.5:80', '"1.2.3.4.5" is not an IPv4 address'],
+    ['127.1:80', '"127.1" is not an IPv4 address'],
+    ['0:80', '"0" is not an IPv4 address'],
+    ['0x7f.1:80', '"0x7f.1" is not an IPv4 address'],
+    ['a..b:80', '"a..b" is not a valid host name'],
+    ['-x:80', '"-x" is not a valid host name'],
+    ['x-.example:80', '"x-.example" is not a valid host name'],
+    ['.:80', '"." is not a valid host name'],
+    [`${'a'.repeat(64)}.example:80`, 'is not a valid host name'],
+    ['back_end:80', '"back_end" is not a valid host name']
+  ] as const) {
+    const parsed = parseHostPort(text)
+    assert.ok(typeof parsed === 'string' && parsed.includes(reason), `${text}: ${JSON.stringify(parsed)}`)
+  }
+  for (const text of ['localhost:80', 'localhost.:80', 'node-1.example.com:80', '10.0.0.1:80', '0.0.0.0:80', 'x1.example:80', '1example.com:80']) {
+    assert.equal(typeof parseHostPort(text), 'object', text)
+  }
+  assert.match(String(parseHostPort('127.1:80')), /four numbers from 0 to 255/)
 })
 
 test('an unquoted [IPV6] in YAML (a list there, or a syntax error) is refused with a hint to quote it', () => {

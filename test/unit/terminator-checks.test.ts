@@ -16,9 +16,10 @@ test('--terminator haproxy with its socket, key file and farm secret is accepted
 })
 
 test('each missing or conflicting option of the HAProxy mode is named, with what to give', () => {
-  assert.match(refused({ ...haproxyMode, 'terminator-socket': '' }), /needs --terminator-socket PATH\|HOST:PORT/)
-  assert.match(refused({ ...haproxyMode, 'terminator-keys': '' }), /needs --terminator-keys KEYFILE: .*tlsfleet haproxy-keys/)
-  assert.match(refused({ ...haproxyMode, 'sync-secret-file': [] }), /needs --sync-secret-file/)
+  // Left out (undefined), not given empty: an empty value is refused when loaded, before any check.
+  assert.match(refused({ ...haproxyMode, 'terminator-socket': undefined }), /needs --terminator-socket PATH\|HOST:PORT/)
+  assert.match(refused({ ...haproxyMode, 'terminator-keys': undefined }), /needs --terminator-keys KEYFILE: .*tlsfleet haproxy-keys/)
+  assert.match(refused({ ...haproxyMode, 'sync-secret-file': undefined }), /needs --sync-secret-file/)
   assert.match(refused({ ...haproxyMode, 'terminator-keys': 'tickets.key' }), /--terminator-keys tickets\.key: give an absolute path, on the HAProxy bind line too/)
   assert.match(refused({ ...haproxyMode, 'session-tickets': 'off' }), /--session-tickets off does not go with --terminator haproxy/)
   assert.match(refused({ ...haproxyMode, 'sync-format': 'stud' }), /--sync-format stud does not go with --terminator haproxy/)
