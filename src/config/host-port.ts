@@ -6,8 +6,12 @@ export interface HostPort {
   port: number
 }
 
-/** A DNS host name: labels of letters, digits and inner hyphens, 1 to 63 long, 253 in all, an optional final dot. */
-const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+/**
+ * A DNS host name: labels of letters, digits, underscores and inner hyphens, 1 to 63 long, 253
+ * in all, an optional final dot. An underscore is no RFC 1123 host name, but DNS and the
+ * resolver take it, and container and service names use it (tls_node, project_backend_1).
+ */
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/
 
 /**
  * What is wrong with a host that is not in brackets, or undefined. A name whose last label is a

@@ -339,12 +339,12 @@ test('HOST:PORT hosts follow the DNS label rule, and numeric hosts must be dotte
     ['x-.example:80', '"x-.example" is not a valid host name'],
     ['.:80', '"." is not a valid host name'],
     [`${'a'.repeat(64)}.example:80`, 'is not a valid host name'],
-    ['back_end:80', '"back_end" is not a valid host name']
+    ['back end:80', '"back end" is not a valid host name']
   ] as const) {
     const parsed = parseHostPort(text)
     assert.ok(typeof parsed === 'string' && parsed.includes(reason), `${text}: ${JSON.stringify(parsed)}`)
   }
-  for (const text of ['localhost:80', 'localhost.:80', 'node-1.example.com:80', '10.0.0.1:80', '0.0.0.0:80', 'x1.example:80', '1example.com:80']) {
+  for (const text of ['localhost:80', 'localhost.:80', 'node-1.example.com:80', '10.0.0.1:80', '0.0.0.0:80', 'x1.example:80', '1example.com:80', 'back_end:80', 'project_backend_1:80']) {
     assert.equal(typeof parseHostPort(text), 'object', text)
   }
   assert.match(String(parseHostPort('127.1:80')), /four numbers from 0 to 255/)
