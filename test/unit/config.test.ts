@@ -179,18 +179,21 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   assert.equal(refused({ env: {}, flags: { 'grace-period': '-1' } }), '--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600')
 })
 
+/** The ConfigError message of loading `yaml` written to `file`; fails the test if it is accepted. */
+function yamlRefusal (file: string, yaml: string): string {
+  fs.writeFileSync(file, yaml)
+  try {
+    loadConfig({ env: {}, file })
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err))
+    return err.message
+  }
+  assert.fail(`accepted ${JSON.stringify(yaml)}`)
+}
+
 test('YAML numbers follow the decimal rule of flags and env vars, and refusals quote them as written', () => {
   const file = path.join(tempDir(), 'forms.yaml')
-  const refusal = (yaml: string): string => {
-    fs.writeFileSync(file, yaml)
-    try {
-      loadConfig({ env: {}, file })
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(yaml)}`)
-  }
+  const refusal = (yaml: string): string => yamlRefusal(file, yaml)
   assert.match(refusal('workers: 0x10\n'), /key "workers": "0x10" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
   assert.match(refusal('workers: 0o7\n'), /key "workers": "0o7" is not valid/)
   assert.match(refusal('workers: +12\n'), /key "workers": "\+12" is not valid/)
@@ -263,16 +266,7 @@ test('a refusal shows Infinity and NaN as such, and names a mapping a mapping', 
 
 test('an unknown YAML key names the closest known key, not all of them; a YAML tag warning is a refusal', () => {
   const file = path.join(tempDir(), 'typo.yaml')
-  const refusal = (yaml: string): string => {
-    fs.writeFileSync(file, yaml)
-    try {
-      loadConfig({ env: {}, file })
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(yaml)}`)
-  }
+  const refusal = (yaml: string): string => yamlRefusal(file, yaml)
   assert.equal(refusal('sesion-timeout: 5\n'), `${file}: unknown key "sesion-timeout" (did you mean "session-timeout"? tlsfleet node --help lists the keys)`)
   assert.match(refusal('session_id_context: x\n'), /unknown key "session_id_context" \(did you mean "session-id-context"\?/)
   assert.match(refusal('graceПериод: 1\n'), /unknown key "graceПериод" \(tlsfleet node --help lists the keys\)$/)

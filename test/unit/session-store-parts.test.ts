@@ -123,12 +123,8 @@ describe('the shared store level', () => {
     })
     return { store, registry, breakers, causes }
   }
-  async function count (registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
-    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
-    return metric?.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0) ?? 0
-  }
-
-  test('New is stored sealed under the farm prefix with the remaining lifetime; a lookup opens it; Del removes it', async () => {
+  /** A store client keeping values and their TTLs in a Map, which the test reads. */
+  function memoryClient (): { data: Map<string, { value: Buffer; ttlMs: number }>; client: KeyValueClient } {
     const data = new Map<string, { value: Buffer; ttlMs: number }>()
     const client: KeyValueClient = {
       get: async (k) => data.get(k)?.value ?? null,
@@ -137,6 +133,15 @@ describe('the shared store level', () => {
       ready: async () => 'ready' as const,
       close: async () => {}
     }
+    return { data, client }
+  }
+  async function count (registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
+    return metric?.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0) ?? 0
+  }
+
+  test('New is stored sealed under the farm prefix with the remaining lifetime; a lookup opens it; Del removes it', async () => {
+    const { data, client } = memoryClient()
     const { store, registry } = storeWith(client)
     store.write(id, entry)
     await new Promise((resolve) => setImmediate(resolve))
@@ -252,14 +257,7 @@ describe('the shared store level', () => {
   })
 
   test('a value dated more than --sync-max-skew ahead is refused (future); one within it is a hit; a write\'s TTL never exceeds the session lifetime', async () => {
-    const data = new Map<string, { value: Buffer; ttlMs: number }>()
-    const client: KeyValueClient = {
-      get: async (k) => data.get(k)?.value ?? null,
-      set: async (k, value, ttlMs) => { data.set(k, { value, ttlMs }) },
-      del: async (k) => { data.delete(k) },
-      ready: async () => 'ready' as const,
-      close: async () => {}
-    }
+    const { data, client } = memoryClient()
     // The clock of L2: lifetime 300 s, now = 1_700_000_000 s.
     const now = 1_700_000_000
     const { store, registry } = storeWith(client, 20, (createdAt) => createdAt * 1000 + 300_000 - now * 1000)
