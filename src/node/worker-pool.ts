@@ -25,7 +25,10 @@ export interface WorkerPoolOptions {
   init: () => PrimaryToWorker
   /** New, Get and Del from a worker's L1 (by cluster worker id). */
   onSessionRequest: (worker: number, request: L1Request) => void
-  /** Called with the number of listening workers whenever it changes (health depends on it). */
+  /**
+   * Called with the number of listening workers whenever it changes (health depends on it), and
+   * at each death (the crash loop it may start is in restartStatus() by then).
+   */
   onListeningChange: (listening: number) => void
   /**
    * A worker process is gone (its counters must not vanish from /metrics), and why; `final`:
@@ -345,16 +348,20 @@ export class WorkerPool {
     this.kept.delete(worker.id)
     if (handles !== undefined && !this.stopRequested) this.spare.push(handles)
     this.listening.delete(worker.id)
-    this.opts.onListeningChange(this.listening.size)
     this.hangWatch?.exited(worker.id)
     this.clearStartDeadline(worker.id)
     const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
     this.retireOnceRead(worker, why)
-    if (this.stopRequested) return
+    if (this.stopRequested) {
+      this.opts.onListeningChange(this.listening.size)
+      return
+    }
     // Replace it; back off when workers keep dying right after start (bad port, crash loop).
     const now = Date.now()
     const delay = this.backoff.died(now)
     const crashLoop = this.backoff.inCrashLoop(now)
+    // Told after the death is counted, so a health reason read from restartStatus() has it.
+    this.opts.onListeningChange(this.listening.size)
     this.opts.log.warn({ worker: worker.process.pid, code, signal, restartInMs: delay, ...(crashLoop ? { crashLoop } : {}) }, why === 'hung' ? 'hung worker gone; replacing it' : 'worker died; replacing it')
     if (crashLoop && !this.loopLogged) {
       const { recent, windowSeconds } = this.backoff.status(now)

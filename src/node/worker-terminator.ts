@@ -24,6 +24,7 @@ import { handStateDirTo } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks, TerminatorMetrics, TerminatorStart, TerminatorStatus } from './terminator-part.js'
 import { TicketKeyFeed } from './ticket-key-feed.js'
 import { DEFAULT_BACKOFF, type WorkerRestarts } from './restart-backoff.js'
+import { workerPoolHealth } from './worker-health.js'
 import { WorkerPool } from './worker-pool.js'
 import { workerSettings, type WorkerSettingsBase } from './worker-settings.js'
 
@@ -109,7 +110,7 @@ export class WorkerTerminator implements NodeTerminator {
       // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
       init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
-      onListeningChange: (listening) => hooks.onHealth(listening > 0 ? { serving: true, servingShare: listening / Math.max(1, config.workers) } : { serving: false, reason: 'no live worker' }),
+      onListeningChange: (listening) => hooks.onHealth(workerPoolHealth(listening, config.workers, this.workers.restartStatus())),
       onWorkerExit: (pid, why, final) => {
         if (why !== 'stopped') this.restarts.inc({ reason: why })
         this.sampler.workerExited(pid, final)
@@ -262,8 +263,8 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   status (): TerminatorStatus {
-    const listening = this.workers.listening.size
-    return { kind: 'tlsfleet', serving: listening > 0, ...(listening > 0 ? {} : { reason: 'no live worker' }) }
+    const { serving, reason } = workerPoolHealth(this.workers.listening.size, this.config.workers, this.workers.restartStatus())
+    return { kind: 'tlsfleet', serving, ...(reason !== undefined ? { reason } : {}) }
   }
 
   certificateView (): CertificatesBody {
