@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import { after, before, test } from 'node:test'
 import type { DashboardBody } from '../../src/admin/dashboard-schema.js'
+import { RedisServer } from '../../src/lab/redis-server.js'
 import { ReturningClients } from '../../src/lab/returning-clients.js'
 import { writeToken } from '../helpers/agent.js'
 import { docsScreenshot, openBrowser, pixelsOfColor, type OpenBrowser } from '../helpers/browser.js'
@@ -207,5 +208,47 @@ test('in Chromium: state, live handshake chart, rising numbers, caches, sync and
   } finally {
     await load.stop()
     await browser?.close()
+  }
+})
+
+test('in Chromium: the shared session store\'s connection, marked while it is lost, and none without a store', async () => {
+  const dir = tempDir()
+  const redis = await RedisServer.start()
+  await redis.kill() // its port now closed; start() brings it back on the same port
+  const [port, admin] = await freePorts(2) as [number, number]
+  let node: RunningNode | undefined
+  let browser: OpenBrowser | undefined
+  try {
+    node = await startNode(['--workers', '1', '--listen', `127.0.0.1:${port}`, '--cert', makeCertificate(dir, 'store', ['localhost']),
+      '--sync-secret-file', writeFarmSecret(dir), '--session-store', redis.url], { adminPort: admin, timeoutMs: 40_000 })
+    browser = await openBrowser()
+    const { page } = browser
+    await page.goto(`${node.adminUrl}/`)
+    const connection = page.locator('[data-field="store-connection"]')
+    await connection.waitFor({ state: 'visible' })
+    // Down since the start: the node is healthy all the same, so only this says it.
+    assert.equal(await connection.textContent(), 'not connected: serving without it, reconnecting')
+    assert.equal(await connection.getAttribute('class'), 'warn')
+    assert.equal(await page.locator('[data-field="health"]').textContent(), 'up')
+    assert.ok(((await page.locator('[data-field="store-facts"]').textContent()) ?? '').startsWith(`store${redis.url}connection`))
+    assert.match((await page.locator('[data-field="store-circuits"]').textContent()) ?? '', /^lookups (closed|open|half-open), writes (closed|open|half-open), deletes (closed|open|half-open)$/)
+
+    await redis.start()
+    await pollUntil('the page to say connected', async () => (await connection.textContent()) === 'connected' ? true : undefined, 15_000)
+    assert.equal(await connection.getAttribute('class'), 'ok')
+
+    await redis.kill()
+    await pollUntil('the page to say not connected again', async () => (await connection.textContent()) !== 'connected' ? true : undefined, 15_000)
+    assert.equal(await connection.getAttribute('class'), 'warn')
+
+    // A node without --session-store says it has none.
+    await page.goto(`${n2().adminUrl}/`)
+    await pollUntil('n2\'s store card', async () => /^storenone \(--session-store\)/.test((await page.locator('[data-field="store-facts"]').textContent()) ?? '') ? true : undefined)
+    assert.equal(await page.locator('[data-field="store-connection"]').count(), 0)
+    assert.deepEqual(browser.problems, [])
+  } finally {
+    await browser?.close()
+    await node?.stop()
+    await redis.stop()
   }
 })

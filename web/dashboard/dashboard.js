@@ -48,7 +48,7 @@
     pairs.forEach(function (p) {
       if (p[1] === undefined || p[1] === null || p[1] === '') return
       var dt = el('dt', p[0])
-      var dd = el('dd', p[1])
+      var dd = el('dd', p[1], p[3])
       if (p[2]) dd.setAttribute('data-field', p[2])
       dl.appendChild(dt)
       dl.appendChild(dd)
@@ -183,6 +183,8 @@
         ]
       : [['tickets', 'off (--session-tickets off): TLS 1.2 resumes by session ID only']])
 
+    renderStore(s.store)
+
     ensureCharts()
     var h = d.history
     charts.handshakes.setData(h.t, [h.full, h.resumed])
@@ -215,6 +217,20 @@
       // Multicast rows are nodes: every address the node was heard from.
       return [p.addresses ? p.addresses.join(', ') : p.address, p.nodeId, p.lastSeen ? fmtTime(p.lastSeen) : 'never', fmtInt(p.packetsIn), fmtInt(p.packetsOut), fmtInt(p.sendErrors || 0), rejected || '0']
     }))
+  }
+
+  // The node serves without its store, so a lost connection never shows in health: said here, marked.
+  function renderStore (st) {
+    if (!st) {
+      setFacts('store-facts', [['store', 'none (--session-store): the farm sync alone shares sessions']])
+      return
+    }
+    var breakers = ['lookups', 'writes', 'deletes'].map(function (k) { return k + ' ' + st[k].replace('_', '-') }).join(', ')
+    setFacts('store-facts', [
+      ['store', st.target],
+      ['connection', st.connected ? 'connected' : 'not connected: serving without it, reconnecting', 'store-connection', st.connected ? 'ok' : 'warn'],
+      ['circuits', breakers, 'store-circuits']
+    ])
   }
 
   // Rows that need the operator are marked: the node says which (attention: expired or within 14 days of the end, revoked, no staple), as it does to tlsfleet status.
