@@ -66,7 +66,8 @@ export function loadConfig (sources: ConfigSources = {}): NodeConfig {
     const whole = given === null || given === '' ? given : raw
     const empty = spec.emptyIsNone === true && given === '' ? undefined : emptiness(whole, spec.emptyIsNone === true, candidate.value)
     if (empty !== undefined) {
-      problems.push(`${candidate.origin}: ${empty} for "${key}" (expected ${spec.expected}; ${REMEDY[candidate.source]})`)
+      const remedy = empty.startsWith('an empty item') ? 'remove the empty item' : REMEDY[candidate.source]
+      problems.push(`${candidate.origin}: ${empty} for "${key}" (expected ${spec.expected}; ${remedy})`)
       continue
     }
     const parsed = spec.schema.safeParse(raw)
@@ -117,13 +118,24 @@ function emptiness (value: unknown, emptyIsNone: boolean, asGiven: unknown): str
   if (value === null || value === '') return typeof asGiven === 'string' && asGiven !== '' ? `blank (${describe(asGiven)})` : 'empty'
   if (!Array.isArray(value)) return undefined
   if (value.length === 0) return emptyIsNone ? undefined : 'an empty list'
-  return value.some((item: unknown) => item === null || item === '') ? 'an empty item' : undefined
+  const blank = value.findIndex((item: unknown) => item === null || item === '')
+  if (blank < 0) return undefined
+  // Which one: in a variable's "a,,b" the item is an extra comma, found by its place.
+  const inText = typeof asGiven === 'string' ? ` in ${describe(asGiven)}` : ''
+  return `an empty item (item ${blank + 1} of ${value.length}${inText})`
 }
 
-/** Repeatable options: env vars are comma-separated, YAML may give a scalar or a list. */
+/**
+ * Repeatable options: env vars are comma-separated, YAML may give a scalar or a list. A blank
+ * item of a variable is kept, to be refused: TLSFLEET_LISTEN="a,,b" dropping it would serve
+ * other addresses than meant. Only blanks (" , ") read as an empty list.
+ */
 function asList (value: unknown, source: Source): unknown[] {
   if (Array.isArray(value)) return value
-  if (source === 'env' && typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (source === 'env' && typeof value === 'string') {
+    const items = value.split(',').map((s) => s.trim())
+    return items.every((s) => s === '') ? [] : items
+  }
   return [value]
 }
 

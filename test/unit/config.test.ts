@@ -225,7 +225,7 @@ test('a key given without a value is refused, never the default: YAML null or []
   assert.match(yaml('workers: ~\n'), /key "workers": empty for "workers"/)
   assert.match(yaml('cert:\n'), /key "cert": empty for "cert" \(expected a file path; give a value or remove the key\)/)
   assert.match(yaml('cert: []\n'), /key "cert": an empty list for "cert"/)
-  assert.match(yaml('cert: [a.pem, ""]\n'), /key "cert": an empty item for "cert"/)
+  assert.match(yaml('cert: [a.pem, ""]\n'), /key "cert": an empty item \(item 2 of 2\) for "cert" \(expected a file path; remove the empty item\)$/)
   assert.match(yaml('listen:\n'), /key "listen": empty for "listen" \(expected HOST:PORT;/)
   assert.match(yaml('ciphers: ""\n'), /key "ciphers": empty for "ciphers"/)
   assert.match(refusal({ env: { TLSFLEET_CERT: '' } }), /^TLSFLEET_CERT: empty for "cert" \(expected a file path; give a value or unset the variable\)$/)
@@ -235,7 +235,13 @@ test('a key given without a value is refused, never the default: YAML null or []
   assert.match(refusal({ env: { TLSFLEET_PROXY_TLV: '' } }), /^TLSFLEET_PROXY_TLV: empty for "proxy-tlv"/)
   assert.match(refusal({ env: {}, flags: { 'tls-min-version': '' } }), /^--tls-min-version: empty for "tls-min-version" \(expected one of TLSv1, TLSv1\.1, TLSv1\.2, TLSv1\.3; give a value or drop the flag\)$/)
   assert.match(refusal({ env: {}, flags: { 'prefer-server-ciphers': '' } }), /^--prefer-server-ciphers: empty/)
-  assert.match(refusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item for "cert"/)
+  assert.match(refusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item \(item 1 of 1\) for "cert"/)
+  // A variable's list with a blank item (an extra comma) is refused, not read without it.
+  assert.equal(refusal({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443,,127.0.0.1:8444' } }), 'TLSFLEET_LISTEN: an empty item (item 2 of 3 in "127.0.0.1:8443,,127.0.0.1:8444") for "listen" (expected HOST:PORT; remove the empty item)')
+  assert.match(refusal({ env: { TLSFLEET_CERT: 'a.pem, ' } }), /^TLSFLEET_CERT: an empty item \(item 2 of 2 in "a\.pem, "\) for "cert"/)
+  assert.match(refusal({ env: { TLSFLEET_SYNC_PEER: ',127.0.0.1:8500' } }), /^TLSFLEET_SYNC_PEER: an empty item \(item 1 of 2 in ",127\.0\.0\.1:8500"\) for "sync-peer"/)
+  assert.match(refusal({ env: { TLSFLEET_ALPN: 'h2, ,http/1.1' } }), /^TLSFLEET_ALPN: an empty item \(item 2 of 3/)
+  assert.deepEqual(loadConfig({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443, 127.0.0.1:8444' } }).listen.map((l) => l.port), [8443, 8444])
   // TLSFLEET_SYNC_PEER="" is how the compose overrides clear the base file's peers: "none".
   assert.deepEqual(loadConfig({ env: { TLSFLEET_SYNC_PEER: '' } }).syncPeer, [])
   // Text is trimmed wherever it comes from, enums as numbers and addresses always were.
