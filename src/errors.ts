@@ -42,7 +42,10 @@ export class UsageError extends TlsfleetError {
 
 export class CertificateError extends TlsfleetError {
   /** `what`: how the path is named in the message (a --cert-dir is not a certificate). */
-  constructor (path: string, problem: string, what = 'certificate') { super('TLSFLEET_ERR_CERTIFICATE', `${what} "${path}": ${problem}`, EXIT_CONFIG) }
+  constructor (readonly path: string, readonly problem: string, what = 'certificate') { super('TLSFLEET_ERR_CERTIFICATE', `${what} "${path}": ${problem}`, EXIT_CONFIG) }
+
+  /** The same refusal, the file named by the option that gave it (`--cert`, `TLSFLEET_CERT`, a YAML key). */
+  namedBy (what: string): CertificateError { return new CertificateError(this.path, this.problem, what) }
 }
 
 /** A farm secret file refused at start; the message names the file and the problem. */

@@ -7,6 +7,7 @@ import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatCidr } from '../config/cidr.js'
 import { formatHostPort } from '../config/host-port.js'
+import { optionOrigin } from '../config/load.js'
 import type { NodeConfig } from '../config/options.js'
 import { checkOcspDir } from '../ocsp/ocsp-dir.js'
 import { proxyTrustWarning } from '../proxy/proxy-trust.js'
@@ -315,7 +316,8 @@ export class WorkerTerminator implements NodeTerminator {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
     this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))
-    return await loadTlsMaterial({ cert, certDir, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    const origins = { certOrigin: optionOrigin(this.config, 'cert'), certDirOrigin: optionOrigin(this.config, 'cert-dir') }
+    return await loadTlsMaterial({ cert, certDir, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */

@@ -18,6 +18,12 @@ export interface TlsMaterial {
 export interface TlsMaterialSources {
   cert: string[]
   certDir: string
+  /**
+   * How --cert and --cert-dir were given (`TLSFLEET_CERT`, `node.yaml key "cert"`; config/load.ts
+   * optionOrigin), to name a refused file by them; `--cert`, `--cert-dir` when absent.
+   */
+  certOrigin?: string
+  certDirOrigin?: string
   stateDir: string
   clientCa: string
   crl: string
@@ -41,25 +47,32 @@ export interface LoadedTlsMaterial { material: TlsMaterial; refusedFiles: number
  */
 export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger): Promise<LoadedTlsMaterial> {
   const usable = sources.usable ?? (() => {})
-  const certificates = sources.cert.map((file) => loadCertificateFile(file))
-  for (const bundle of certificates) usable(bundle)
+  const certOrigin = sources.certOrigin ?? '--cert'
+  const certDirOrigin = sources.certDirOrigin ?? '--cert-dir'
+  // A refused --cert file is named by the option that gave it, as --client-ca's and --crl's are.
+  const certificates = sources.cert.map((file) => namedBy(certOrigin, () => {
+    const bundle = loadCertificateFile(file)
+    usable(bundle)
+    return bundle
+  }))
   let refusedFiles = 0
   if (sources.certDir !== '') {
     const dir = loadCertificateDir(sources.certDir)
+    dir.refused = dir.refused.map((err) => err.namedBy(`${certDirOrigin} file`))
     const bundles = dir.bundles.filter((bundle) => {
       try {
         usable(bundle)
         return true
       } catch (err) {
         if (!(err instanceof CertificateError)) throw err
-        dir.refused.push(err)
+        dir.refused.push(err.namedBy(`${certDirOrigin} file`))
         return false
       }
     })
     // Its message names the file and the problem; a stack would repeat at every SIGHUP.
     for (const err of dir.refused) log.error({ error: err.message, code: err.code }, 'certificate file refused; the other files of --cert-dir still load')
     refusedFiles = dir.refused.length
-    if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in it', '--cert-dir')
+    if (bundles.length === 0 && certificates.length === 0) throw new CertificateError(sources.certDir, 'no usable certificate in it', certDirOrigin)
     certificates.push(...bundles)
   }
   // Served all the same (a client that does not verify still connects), but said at every load.
@@ -78,4 +91,13 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl)
   for (const warning of clientAuthWarnings(clientAuth)) log.warn({ ...warning.fields, crl: sources.crl }, warning.message)
   return { material: { certificates, clientAuth }, refusedFiles }
+}
+
+/** `run`, a CertificateError it throws named by `origin` instead of as "certificate". */
+function namedBy<T> (origin: string, run: () => T): T {
+  try {
+    return run()
+  } catch (err) {
+    throw err instanceof CertificateError ? err.namedBy(origin) : err
+  }
 }

@@ -65,8 +65,8 @@ test('--config naming a FIFO is refused at once (tlsfleet node and tlsfleet hapr
 
 test('--cert naming a FIFO or /dev/zero is refused at once, without reading it', async () => {
   const pipe = fifo('cert.pem')
-  assertRefused(await run([...await nodeArgs('cert-fifo'), '--cert', pipe]), /certificate ".*cert\.pem": not a regular file \(a FIFO\) \(TLSFLEET_ERR_CERTIFICATE\)/)
-  assertRefused(await run([...await nodeArgs('cert-zero'), '--cert', '/dev/zero']), /certificate "\/dev\/zero": not a regular file \(a character device\) \(TLSFLEET_ERR_CERTIFICATE\)/)
+  assertRefused(await run([...await nodeArgs('cert-fifo'), '--cert', pipe]), /--cert ".*cert\.pem": not a regular file \(a FIFO\) \(TLSFLEET_ERR_CERTIFICATE\)/)
+  assertRefused(await run([...await nodeArgs('cert-zero'), '--cert', '/dev/zero']), /--cert "\/dev\/zero": not a regular file \(a character device\) \(TLSFLEET_ERR_CERTIFICATE\)/)
 })
 
 test('--client-ca naming a FIFO is refused at once (--crl, --session-store-ca and -cert read the same way: unit tests)', async () => {

@@ -90,7 +90,7 @@ test('a key too small for the TLS policy (RSA-1024): skipped in --cert-dir, refu
   const fromDir = await startNode(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--cert-dir', weakDir, ...seclevel2], { adminPort: admin })
   try {
     const refused = fromDir.logs.find((l) => String(l.msg).includes('certificate file refused'))
-    assert.match(String(refused?.error), /b-weak\.pem.*OpenSSL refuses it under the TLS policy/)
+    assert.match(String(refused?.error), /^--cert-dir file ".*b-weak\.pem": OpenSSL refuses it under the TLS policy/)
     assert.equal((await sClient({ port: p, servername: 'ok.test', tls: '1.3' })).protocol, 'TLSv1.3')
   } finally {
     await fromDir.stop()
@@ -98,7 +98,7 @@ test('a key too small for the TLS policy (RSA-1024): skipped in --cert-dir, refu
   const weak = makeCertificate(scratch, 'weak2', ['weak.test'], 'rsa-1024')
   const atStart = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--cert', weak, ...seclevel2])
   assert.equal(atStart.code, 2, atStart.stderr)
-  assert.match(atStart.stderr, /certificate ".*weak2\.pem": OpenSSL refuses it under the TLS policy \(--tls-profile intermediate\).*\(TLSFLEET_ERR_CERTIFICATE\)/)
+  assert.match(atStart.stderr, /--cert ".*weak2\.pem": OpenSSL refuses it under the TLS policy \(--tls-profile intermediate\).*\(TLSFLEET_ERR_CERTIFICATE\)/)
   // A --cert file replaced by a weak one: the reload is refused, the workers keep serving.
   const live = path.join(dir, 'live.pem')
   fs.copyFileSync(makeCertificate(scratch, 'live', ['live.test']), live)

@@ -391,9 +391,22 @@ test('a bad config value is refused at start, naming the key, the value and what
   r = run(['--config', file])
   assert.equal(r.code, 2)
   assert.match(r.stderr, /unknown key "sesion-timeout"/)
+  // A refused certificate file is named by the option that gave it, as written: flag, variable or YAML key.
   r = run(['--cert', path.join(dir, 'missing.pem'), '--workers', '1'])
   assert.equal(r.code, 2)
-  assert.match(r.stderr, /certificate ".*missing\.pem": cannot read/)
+  assert.match(r.stderr, /^tlsfleet: --cert ".*missing\.pem": cannot read/)
+  r = run(['--workers', '1'], { TLSFLEET_CERT: path.join(dir, 'missing.pem') })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /^tlsfleet: TLSFLEET_CERT ".*missing\.pem": cannot read/)
+  fs.writeFileSync(file, `cert: ${path.join(dir, 'missing.pem')}\nworkers: 1\n`)
+  r = run(['--config', file])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /^tlsfleet: .*bad\.yaml key "cert" ".*missing\.pem": cannot read/)
+  fs.mkdirSync(path.join(dir, 'certs'))
+  fs.writeFileSync(path.join(dir, 'certs', 'empty.pem'), '')
+  r = run(['--workers', '1'], { TLSFLEET_CERT_DIR: path.join(dir, 'certs') })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /^tlsfleet: TLSFLEET_CERT_DIR ".*certs": no usable certificate in it/m)
 
   // The farm secret: refused when others can read it, or when it is too short.
   const secret = path.join(dir, 'farm.key')
