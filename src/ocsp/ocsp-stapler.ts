@@ -1,5 +1,4 @@
 import fs from 'node:fs'
-import path from 'node:path'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { request } from 'undici'
 import type { CertificateBundle } from '../tls/certificates.js'
@@ -7,6 +6,7 @@ import type { Logger } from '../util/logger.js'
 import { writeFileAtomically } from '../util/safe-files.js'
 import { buildOcspRequest, ocspSubject, OcspResponseError, verifyOcspResponse, type OcspSubject, type VerifiedResponse } from './ocsp-response.js'
 import { certificateKey, type Staple } from './staple-store.js'
+import { removeStaleResponses, responseFile } from './stale-responses.js'
 
 export interface OcspStaplerOptions {
   /** --ocsp-dir: verified responses are kept here, one file per certificate. */
@@ -208,7 +208,7 @@ export class OcspStapler {
       seen.add(key)
       paths.set(bundle.path, key)
       if (this.targets.has(key)) continue
-      const target: Target = { key, label: bundle.path, subject, file: path.join(this.opts.dir, `${key}.der`), failures: 0, fetching: false }
+      const target: Target = { key, label: bundle.path, subject, file: responseFile(this.opts.dir, key), failures: 0, fetching: false }
       this.targets.set(key, target)
       await this.loadKept(target)
       added.push(target)
@@ -221,7 +221,18 @@ export class OcspStapler {
       }
     }
     this.paths = paths
+    this.removeStale()
     return this.staples()
+  }
+
+  /**
+   * Responses kept for certificates no longer served (renewed, removed) are deleted once
+   * idle for two refresh intervals: at every certificate change and after every write, so
+   * the directory holds about one file per certificate served, not one per renewal ever.
+   */
+  private removeStale (): void {
+    const removed = removeStaleResponses(this.opts.dir, new Set(this.targets.keys()), 2 * this.opts.refreshIntervalMs)
+    if (removed.length > 0) this.opts.log.info({ dir: this.opts.dir, files: removed }, 'OCSP: removed responses kept for certificates no longer served')
   }
 
   /**
@@ -369,6 +380,7 @@ export class OcspStapler {
    */
   private async keep (target: Target, response: VerifiedResponse): Promise<void> {
     writeFileAtomically(target.file, response.der, { mode: 0o644 })
+    this.removeStale()
   }
 }
 
