@@ -124,6 +124,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly failingTargets = new Set<string>()
   /** Senders of packets with our node id that are not us (checkOwnSender), each logged once. */
   private readonly ownIdSenders = new Set<string>()
+  /** This machine's addresses as last read (isLocalAddress). */
+  private localAddresses?: Set<string>
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private warnedTooBig = false
@@ -554,9 +556,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const key = this.addressKey(rinfo)
     if (this.ownIdSenders.has(key) || this.ownIdSenders.size >= MAX_PEERS) return
     const ports = [this.socket, this.snapshotSocket].map((s) => { try { return s?.address().port } catch { return undefined } })
-    if (ports.includes(rinfo.port) && localAddresses().has(unmappedHost(rinfo.address))) return
+    if (ports.includes(rinfo.port) && this.isLocalAddress(unmappedHost(rinfo.address))) return
     this.ownIdSenders.add(key)
     this.log.error({ from: key }, 'a farm sync packet carrying this node\'s id came from another address: two nodes share one --node-id (each ignores the other\'s updates, and peers refuse one of them as replays); give every node its own')
+  }
+
+  /**
+   * Whether `host` is one of this machine's addresses. Every multicast packet we send comes
+   * back here, and reading the interfaces is a getifaddrs() (~20 µs, more with many
+   * interfaces): they are read once and again only for an address not among them, which
+   * checkOwnSender then remembers in ownIdSenders.
+   */
+  private isLocalAddress (host: string): boolean {
+    if (this.localAddresses?.has(host) === true) return true
+    this.localAddresses = localAddresses()
+    return this.localAddresses.has(host)
   }
 
   /**
