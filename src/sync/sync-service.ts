@@ -225,8 +225,12 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const any = type === 'udp6' ? '::' : '0.0.0.0'
     // Resolve the interface before binding: a wrong name is a configuration error, not a crash.
     const iface = this.multicast ? multicastInterface(this.opts.multicastInterface, type) : undefined
-    // A multicast receiver binds the group's port on every address, then joins the group.
-    const socket = await this.bindSocket(type, { port, address: this.multicast ? any : host }, '--sync-listen', formatHostPort(this.opts.listen))
+    // A multicast receiver binds the group's address (and port), then joins the group. Not the
+    // port on every address: Linux hands such a socket the datagrams of every group any socket
+    // of this host joined on that port (IP_MULTICAST_ALL), so another farm on the same host and
+    // port (another group, another secret) would be decoded and refused here packet by packet.
+    const address = iface !== undefined ? groupBindAddress(host, iface) : host
+    const socket = await this.bindSocket(type, { port, address }, '--sync-listen', formatHostPort(this.opts.listen))
     this.socket = socket
     this.snapshotSocket = socket
     if (iface !== undefined) {
@@ -842,6 +846,17 @@ interface MulticastInterface {
   /** For setMulticastInterface; undefined = the kernel's default route. */
   sendVia?: string
   ttl: number
+}
+
+/**
+ * The address a multicast socket binds: the group itself, so only datagrams sent to it arrive.
+ * An IPv6 group is bound with the interface's scope (a link-scoped group without one is
+ * EINVAL); with no interface given the kernel picks one to join on, so the socket binds [::].
+ */
+function groupBindAddress (group: string, iface: MulticastInterface): string {
+  if (!net.isIPv6(group)) return group
+  const scope = iface.sendVia?.split('%')[1]
+  return scope !== undefined ? `${group}%${scope}` : '::'
 }
 
 /** `--sync-interface IFACE[,TTL]`: an interface given by name (eth0) or address, and the TTL. */

@@ -72,3 +72,25 @@ test('multicast: our own echo costs no look-up of the machine\'s interfaces per 
   // Each was a getifaddrs() call (tens of µs, more on a host with many interfaces) before.
   assert.ok(lookups <= 2, `os.networkInterfaces() called ${lookups} times for ${updates} own echoes`)
 })
+
+test('multicast: a node hears its own group only, not another farm\'s group on the same host and port', async (t) => {
+  const port = await freePort()
+  const ours = await startSync({ host: '239.255.77.2', port }, farmKeys(), 'ours')
+  const theirs = await startSync({ host: '239.255.77.3', port }, farmKeys(), 'theirs')
+  t.after(async () => { await ours.sync.close(); await theirs.sync.close() })
+  const before = await packetsIn(ours.registry, 'own')
+  for (let i = 0; i < 5; i++) {
+    const { id, entry } = newSession()
+    theirs.sync.publishNew(id, entry)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  // The other farm's node hears its own packets come back: they were on the wire.
+  await until(async () => await packetsIn(theirs.registry, 'own') >= 5, 'the other group\'s echoes')
+  // And a packet of our own group still reaches us (so the silence below is not a dead socket).
+  const { id, entry } = newSession()
+  ours.sync.publishNew(id, entry)
+  await until(async () => await packetsIn(ours.registry, 'own') > before, 'our own echo')
+  const refused = Object.fromEntries(await Promise.all(['unknown_key', 'bad_tag'].map(async (r) => [r, await packetsIn(ours.registry, r)])))
+  assert.deepEqual(refused, { unknown_key: 0, bad_tag: 0 }, 'the other group\'s datagrams were delivered to us and refused')
+  assert.equal(ours.sync.peerList().length, 0, 'no row for the other farm\'s node')
+})
