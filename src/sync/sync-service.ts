@@ -672,7 +672,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (sequence === undefined || this.multicast) return
     let recent = this.recentlyAccepted.get(nodeId)
     if (recent === undefined) {
-      if (this.recentlyAccepted.size >= MAX_PEERS) return
+      // The node first heard longest ago makes room (node ids change with restarts).
+      if (this.recentlyAccepted.size >= MAX_PEERS) this.recentlyAccepted.delete(this.recentlyAccepted.keys().next().value as string)
       recent = { from: new Map(), atMs: nowMs }
       this.recentlyAccepted.set(nodeId, recent)
     }
@@ -736,7 +737,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       this.strangers.delete(from)
       addCounts(stats, known)
     }
-    if (this.nodeAt.get(from) !== nodeId && (this.nodeAt.has(from) || this.nodeAt.size < MAX_PEERS)) this.nodeAt.set(from, nodeId)
+    if (this.nodeAt.get(from) !== nodeId) {
+      // Addresses change with restarts (a snapshot socket's port): the one mapped longest ago makes room.
+      if (!this.nodeAt.has(from) && this.nodeAt.size >= MAX_PEERS) this.nodeAt.delete(this.nodeAt.keys().next().value as string)
+      this.nodeAt.set(from, nodeId)
+    }
     stats.address = from
     const addresses = stats.addresses ??= []
     if (!addresses.includes(from)) {
@@ -758,11 +763,15 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.lastAddress.key
   }
 
-  /** Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node id); bounded (then counted as 'other'). */
+  /**
+   * Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node
+   * id); bounded: when full, the row heard from longest ago goes (forgetOldestPeer), and only
+   * when every row is a peer we send to now is the sender counted as 'other'.
+   */
   private peerStats (key: string, address = key): PeerCounters {
     let stats = this.peers.get(key)
     if (stats === undefined) {
-      if (this.peers.size >= MAX_PEERS) {
+      if (this.peers.size >= MAX_PEERS && !this.forgetOldestPeer()) {
         stats = this.peers.get('other') ?? newCounters('other')
         this.peers.set('other', stats)
         return stats
@@ -771,6 +780,29 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       this.peers.set(key, stats)
     }
     return stats
+  }
+
+  /**
+   * Makes room for a row: the one heard from longest ago (or never) that is not a peer we send
+   * to now. A node that runs for months sees peers come and go (a restarted pod has a new
+   * address and, by default, a new node id); rows were never dropped, so every peer after the
+   * 1024th was counted under 'other', its own row missing from /v1/peers.
+   */
+  private forgetOldestPeer (): boolean {
+    const targets = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
+    let oldest: string | undefined
+    let oldestMs = Infinity
+    for (const [key, stats] of this.peers) {
+      if (key === 'other' || targets.has(key)) continue
+      const seenMs = stats.lastSeenMs ?? -Infinity
+      if (seenMs < oldestMs) {
+        oldest = key
+        oldestMs = seenMs
+      }
+    }
+    if (oldest === undefined) return false
+    this.peers.delete(oldest)
+    return true
   }
 
   /** A stranger's first authenticated packet: its counters so far move to the peers. */
