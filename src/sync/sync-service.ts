@@ -694,7 +694,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     // Accepted by this process, from another address: a packet replayed after a restart, or
     // one accepted long ago, is not among these.
     const first = recent.from.get(result.sequence)
-    return first !== undefined && first !== from
+    return first !== undefined && first !== from && !this.anotherLiveNode(from, result.sender)
+  }
+
+  /**
+   * Whether `from` is the address of another node that is still sending: a copy of `sender`'s
+   * packet from there is a replay from a forged source address. A source address is not
+   * authenticated, and a copy teaches us that its address is its sender's (copySeen): one
+   * replayed packet from a peer's address made us send our updates to one of the two nodes
+   * only. A node gone quiet (restarted with a new node id) may be relearnt.
+   */
+  private anotherLiveNode (from: string, sender: string): boolean {
+    const known = this.peers.get(from)?.nodeId
+    if (known === undefined || known === sender) return false
+    const heard = this.recentlyAccepted.get(known)
+    return heard !== undefined && Date.now() - heard.atMs < KNOWN_NODE_QUIET_MS
   }
 
   private reject (from: string, reason: RejectReason, detail: RefusalDetail = {}): void {
@@ -867,6 +881,8 @@ const MAX_NODE_ADDRESSES = 8
  */
 const COPY_WINDOW_PACKETS = 128
 const COPY_MAX_AGE_MS = 1000
+/** How long a node must have sent nothing before a copy may name its address as another node's (anotherLiveNode). */
+const KNOWN_NODE_QUIET_MS = 60_000
 
 /** Senders of nothing authenticated kept in /v1/peers (the most recent ones). */
 const MAX_STRANGERS = 256

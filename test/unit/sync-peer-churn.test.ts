@@ -63,3 +63,34 @@ test('a long-lived node among peers that come and go (new addresses, new node id
   assert.equal(row.configured, true)
   assert.ok(sync.peerList().length <= 1025, 'the rows stay bounded')
 })
+
+test('a peer\'s packet replayed from another peer\'s address is a replay: it does not make the two addresses one node (and cut one of them off our updates)', async (t) => {
+  const listen = { host: '127.0.0.1', port: await freePort() }
+  const x = await bound()
+  const y = await bound()
+  const received = new Map<dgram.Socket, number>([[x, 0], [y, 0]])
+  for (const s of [x, y]) s.on('message', () => received.set(s, (received.get(s) ?? 0) + 1))
+  t.after(() => { x.close(); y.close() })
+  const targets = [x, y].map((s) => ({ host: '127.0.0.1', port: s.address().port }))
+  const cache = new PrimarySessionCache({ maxEntries: 1000, maxBytes: 1 << 24, lifetimeSeconds: 300 })
+  const registry = new Registry()
+  const sync = new SyncService({ listen, peers: { list: () => targets, close: () => {} }, multicastInterface: '', codec: new V2Codec(farmKeys, 'us', clock), recvBufferBytes: 1 << 20 }, cache, createLogger({ level: 'silent', format: 'json' }), registry)
+  await sync.start()
+  t.after(async () => { await sync.close() })
+  const fromX = newUpdate(new V2Codec(farmKeys, 'x', clock))
+  await send(x, fromX, listen)
+  await send(y, newUpdate(new V2Codec(farmKeys, 'y', clock)), listen)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  // Someone who saw x's packet sends it again with y's address as its source.
+  await send(y, fromX, listen)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  for (let i = 0; i < 10; i++) {
+    sync.publishNew(crypto.randomBytes(32), { der: crypto.randomBytes(100), createdAt: Math.floor(Date.now() / 1000) })
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.deepEqual([received.get(x), received.get(y)], [10, 10], 'each peer got every update')
+  const rows = sync.peerList()
+  assert.equal(rows.length, 2, 'two nodes, two rows')
+  assert.deepEqual(rows.find((r) => r.address === `127.0.0.1:${y.address().port}`)?.rejected, { replay: 1 })
+})
