@@ -121,6 +121,24 @@ export class SessionStore {
     }
   }
 
+  /**
+   * Live entries for a snapshot to a joining peer, read as the walk reaches them: only the IDs
+   * are taken at the start (references to the keys, no copies), and each entry is looked up
+   * then (no LRU move, no hit counted), so a snapshot sent over many event-loop turns never
+   * holds a copy of the whole store, and skips what was deleted or expired meanwhile. Entries
+   * added meanwhile are not in it (the joiner hears of them as updates).
+   */
+  * snapshot (): Generator<[Buffer, SessionEntry]> {
+    const keys: string[] = []
+    this.lru.forEach((_value, key) => { keys.push(key) })
+    for (const key of keys) {
+      const value = this.lru.peek(key)
+      if (value === undefined) continue
+      const createdAt = createdAtOf(value)
+      if (this.remainingMs(createdAt) > 0) yield [Buffer.from(key, 'latin1'), { der: derOf(value), createdAt }]
+    }
+  }
+
   /** Entries held: expired ones count until ExpirySweep's walk drops them (within one walk). */
   get size (): number { return this.lru.size }
   /** The byte bound's measure of what is held: entryCost per entry. */

@@ -48,7 +48,7 @@ function checkCombinations (config: NodeConfig): void {
   }
   // hitch's format authenticates with its own HMAC and encrypts nothing: a cipher asked for would be ignored.
   if (config.syncFormat === 'stud' && config.syncCipher !== DEFAULT_SYNC_CIPHER) {
-    throw new ConfigConflictError(`--sync-cipher ${config.syncCipher} has no effect with --sync-format stud (hitch's format signs each update with HMAC-SHA256 and does not encrypt): drop --sync-cipher, or use --sync-format v2`)
+    throw new ConfigConflictError(`--sync-cipher ${config.syncCipher} has no effect with --sync-format stud (hitch's format signs each update with HMAC-SHA1 and does not encrypt): drop --sync-cipher, or use --sync-format v2`)
   }
   // The store holds sessions with their master secrets: they are sealed with the farm key.
   if (config.sessionStore !== 'off' && config.syncSecretFile.length === 0) {

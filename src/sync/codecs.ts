@@ -170,12 +170,31 @@ export class V2Codec implements SyncCodec {
   decode (datagram: Buffer): DecodedPacket[] {
     const split = splitDatagramV2(datagram)
     if (!split.ok) return [split]
+    if (!split.batch) return [decodeV2(split.packets[0] as Buffer, this.decodeContext)]
+    let refusedOpen = 0
+    let last: DecodedPacket | undefined
     return split.packets.map((packet) => {
-      if (split.batch && !batchedPacketOk(packet)) return { ok: false, reason: 'bad_op' }
-      return decodeV2(packet, this.decodeContext)
+      if (!batchedPacketOk(packet)) return { ok: false, reason: 'bad_op' }
+      // A batch is one sender's packets of one moment: they stand or fall together. Past the
+      // second refused after an AEAD open, the rest count like the last one, unopened, or a
+      // forged batch would cost one failed open per packet (22 in 1400 bytes: 169 µs against
+      // 7.5 µs for one forged packet of that size), a replayed one one open per packet.
+      if (last !== undefined && refusedOpen >= MAX_REFUSED_OPENS_PER_BATCH) return last
+      const result = decodeV2(packet, this.decodeContext)
+      if (!result.ok && REFUSED_AFTER_OPEN.has(result.reason)) {
+        refusedOpen++
+        last = result
+      }
+      return result
     })
   }
 }
+
+/** Refused packets of a batch that cost an AEAD open, before the rest are no longer opened. */
+export const MAX_REFUSED_OPENS_PER_BATCH = 2
+
+/** decodeV2's refusals at or after the AEAD open (the tag, then what only an opened packet tells). */
+const REFUSED_AFTER_OPEN: ReadonlySet<RejectReason> = new Set(['bad_tag', 'own', 'future', 'stale', 'before_start', 'replay', 'bad_body'])
 
 /** How far in the past stud datagrams are dated, at least (hitch asserts on a future date). */
 export const STUD_CLOCK_MARGIN_SECONDS = 2

@@ -124,6 +124,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   private readonly failingTargets = new Set<string>()
   /** Senders of packets with our node id that are not us (checkOwnSender), each logged once. */
   private readonly ownIdSenders = new Set<string>()
+  /** This machine's addresses as last read (isLocalAddress). */
+  private localAddresses?: Set<string>
   private readonly codec: SyncCodec
   private readonly counts = new SyncCounts()
   private warnedTooBig = false
@@ -223,8 +225,12 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const any = type === 'udp6' ? '::' : '0.0.0.0'
     // Resolve the interface before binding: a wrong name is a configuration error, not a crash.
     const iface = this.multicast ? multicastInterface(this.opts.multicastInterface, type) : undefined
-    // A multicast receiver binds the group's port on every address, then joins the group.
-    const socket = await this.bindSocket(type, { port, address: this.multicast ? any : host }, '--sync-listen', formatHostPort(this.opts.listen))
+    // A multicast receiver binds the group's address (and port), then joins the group. Not the
+    // port on every address: Linux hands such a socket the datagrams of every group any socket
+    // of this host joined on that port (IP_MULTICAST_ALL), so another farm on the same host and
+    // port (another group, another secret) would be decoded and refused here packet by packet.
+    const address = iface !== undefined ? groupBindAddress(host, iface) : host
+    const socket = await this.bindSocket(type, { port, address }, '--sync-listen', formatHostPort(this.opts.listen))
     this.socket = socket
     this.snapshotSocket = socket
     if (iface !== undefined) {
@@ -554,9 +560,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     const key = this.addressKey(rinfo)
     if (this.ownIdSenders.has(key) || this.ownIdSenders.size >= MAX_PEERS) return
     const ports = [this.socket, this.snapshotSocket].map((s) => { try { return s?.address().port } catch { return undefined } })
-    if (ports.includes(rinfo.port) && localAddresses().has(unmappedHost(rinfo.address))) return
+    if (ports.includes(rinfo.port) && this.isLocalAddress(unmappedHost(rinfo.address))) return
     this.ownIdSenders.add(key)
     this.log.error({ from: key }, 'a farm sync packet carrying this node\'s id came from another address: two nodes share one --node-id (each ignores the other\'s updates, and peers refuse one of them as replays); give every node its own')
+  }
+
+  /**
+   * Whether `host` is one of this machine's addresses. Every multicast packet we send comes
+   * back here, and reading the interfaces is a getifaddrs() (~20 µs, more with many
+   * interfaces): they are read once and again only for an address not among them, which
+   * checkOwnSender then remembers in ownIdSenders.
+   */
+  private isLocalAddress (host: string): boolean {
+    if (this.localAddresses?.has(host) === true) return true
+    this.localAddresses = localAddresses()
+    return this.localAddresses.has(host)
   }
 
   /**
@@ -610,7 +628,9 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
   /**
    * Answer a joining node with our live sessions, in datagrams of bounded size, paced (a yield
    * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
-   * The total is bounded by L2's own bounds; the joiner stops listening at its timeout.
+   * The total is bounded by L2's own bounds; the joiner stops listening at its timeout. L2 is
+   * read as the chunks go (snapshot()): copying it whole first blocked this process ~140 ms and
+   * took ~50 MB per 100k sessions, per snapshot under way (up to 4).
    */
   private async sendSnapshot (requestId: number, to: HostPort, row: { row?: string }): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
@@ -623,7 +643,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       size = 0
       if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
     }
-    for (const [sessionId, entry] of [...this.cache.l2.entries()]) {
+    for (const [sessionId, entry] of this.cache.l2.snapshot()) {
       const item = { sessionId, session: entry.der, createdAt: entry.createdAt }
       const bytes = snapshotEntryBytes(item)
       if (size + bytes > maxBytes && chunk.length > 0) await flush(false)
@@ -652,7 +672,8 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     if (sequence === undefined || this.multicast) return
     let recent = this.recentlyAccepted.get(nodeId)
     if (recent === undefined) {
-      if (this.recentlyAccepted.size >= MAX_PEERS) return
+      // The node first heard longest ago makes room (node ids change with restarts).
+      if (this.recentlyAccepted.size >= MAX_PEERS) this.recentlyAccepted.delete(this.recentlyAccepted.keys().next().value as string)
       recent = { from: new Map(), atMs: nowMs }
       this.recentlyAccepted.set(nodeId, recent)
     }
@@ -673,7 +694,21 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     // Accepted by this process, from another address: a packet replayed after a restart, or
     // one accepted long ago, is not among these.
     const first = recent.from.get(result.sequence)
-    return first !== undefined && first !== from
+    return first !== undefined && first !== from && !this.anotherLiveNode(from, result.sender)
+  }
+
+  /**
+   * Whether `from` is the address of another node that is still sending: a copy of `sender`'s
+   * packet from there is a replay from a forged source address. A source address is not
+   * authenticated, and a copy teaches us that its address is its sender's (copySeen): one
+   * replayed packet from a peer's address made us send our updates to one of the two nodes
+   * only. A node gone quiet (restarted with a new node id) may be relearnt.
+   */
+  private anotherLiveNode (from: string, sender: string): boolean {
+    const known = this.peers.get(from)?.nodeId
+    if (known === undefined || known === sender) return false
+    const heard = this.recentlyAccepted.get(known)
+    return heard !== undefined && Date.now() - heard.atMs < KNOWN_NODE_QUIET_MS
   }
 
   private reject (from: string, reason: RejectReason, detail: RefusalDetail = {}): void {
@@ -716,7 +751,11 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       this.strangers.delete(from)
       addCounts(stats, known)
     }
-    if (this.nodeAt.get(from) !== nodeId && (this.nodeAt.has(from) || this.nodeAt.size < MAX_PEERS)) this.nodeAt.set(from, nodeId)
+    if (this.nodeAt.get(from) !== nodeId) {
+      // Addresses change with restarts (a snapshot socket's port): the one mapped longest ago makes room.
+      if (!this.nodeAt.has(from) && this.nodeAt.size >= MAX_PEERS) this.nodeAt.delete(this.nodeAt.keys().next().value as string)
+      this.nodeAt.set(from, nodeId)
+    }
     stats.address = from
     const addresses = stats.addresses ??= []
     if (!addresses.includes(from)) {
@@ -738,11 +777,15 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     return this.lastAddress.key
   }
 
-  /** Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node id); bounded (then counted as 'other'). */
+  /**
+   * Stats of a peer or an authenticated sender (`key`: its address, or in multicast its node
+   * id); bounded: when full, the row heard from longest ago goes (forgetOldestPeer), and only
+   * when every row is a peer we send to now is the sender counted as 'other'.
+   */
   private peerStats (key: string, address = key): PeerCounters {
     let stats = this.peers.get(key)
     if (stats === undefined) {
-      if (this.peers.size >= MAX_PEERS) {
+      if (this.peers.size >= MAX_PEERS && !this.forgetOldestPeer()) {
         stats = this.peers.get('other') ?? newCounters('other')
         this.peers.set('other', stats)
         return stats
@@ -751,6 +794,29 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
       this.peers.set(key, stats)
     }
     return stats
+  }
+
+  /**
+   * Makes room for a row: the one heard from longest ago (or never) that is not a peer we send
+   * to now. A node that runs for months sees peers come and go (a restarted pod has a new
+   * address and, by default, a new node id); rows were never dropped, so every peer after the
+   * 1024th was counted under 'other', its own row missing from /v1/peers.
+   */
+  private forgetOldestPeer (): boolean {
+    const targets = new Set(this.multicast ? [] : this.opts.peers.list().map((p) => formatHostPort({ host: unmappedHost(p.host), port: p.port })))
+    let oldest: string | undefined
+    let oldestMs = Infinity
+    for (const [key, stats] of this.peers) {
+      if (key === 'other' || targets.has(key)) continue
+      const seenMs = stats.lastSeenMs ?? -Infinity
+      if (seenMs < oldestMs) {
+        oldest = key
+        oldestMs = seenMs
+      }
+    }
+    if (oldest === undefined) return false
+    this.peers.delete(oldest)
+    return true
   }
 
   /** A stranger's first authenticated packet: its counters so far move to the peers. */
@@ -815,6 +881,8 @@ const MAX_NODE_ADDRESSES = 8
  */
 const COPY_WINDOW_PACKETS = 128
 const COPY_MAX_AGE_MS = 1000
+/** How long a node must have sent nothing before a copy may name its address as another node's (anotherLiveNode). */
+const KNOWN_NODE_QUIET_MS = 60_000
 
 /** Senders of nothing authenticated kept in /v1/peers (the most recent ones). */
 const MAX_STRANGERS = 256
@@ -828,6 +896,17 @@ interface MulticastInterface {
   /** For setMulticastInterface; undefined = the kernel's default route. */
   sendVia?: string
   ttl: number
+}
+
+/**
+ * The address a multicast socket binds: the group itself, so only datagrams sent to it arrive.
+ * An IPv6 group is bound with the interface's scope (a link-scoped group without one is
+ * EINVAL); with no interface given the kernel picks one to join on, so the socket binds [::].
+ */
+function groupBindAddress (group: string, iface: MulticastInterface): string {
+  if (!net.isIPv6(group)) return group
+  const scope = iface.sendVia?.split('%')[1]
+  return scope !== undefined ? `${group}%${scope}` : '::'
 }
 
 /** `--sync-interface IFACE[,TTL]`: an interface given by name (eth0) or address, and the TTL. */
