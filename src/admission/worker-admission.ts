@@ -60,7 +60,7 @@ export class WorkerAdmission {
     })
     this.untrustedHeaders = new BurstLog({
       quietMs: QUIET_MS,
-      onStart: (peer) => opts.log.warn({ peer }, 'PROXY header from a peer outside --proxy-from: connection closed (a client forging its address, or a balancer missing from --proxy-from)'),
+      onStart: (peer) => opts.log.warn({ peer }, 'PROXY header from a peer outside --proxy-from, or (--proxy-protocol-in v1|v2) any connection from one: connection closed (a client forging its address or connecting past the balancer, or a balancer missing from --proxy-from)'),
       onEnd: (events, seconds) => opts.log.info({ closed: events, seconds: Math.round(seconds) }, 'PROXY headers from peers outside --proxy-from: burst over')
     })
   }

@@ -70,6 +70,16 @@ function destroyBoth (forward: Forward): void {
   forward.upstream.destroy()
 }
 
+/**
+ * Closes a connected socket with a TCP reset (SO_LINGER 0) instead of a FIN: a peer that
+ * aborted must not look, to the other side, like one that ended its stream (a cut upload read
+ * to its "end"). Not before the connection is up: Node would defer the reset until then.
+ */
+function reset (socket: net.Socket): void {
+  if (socket.destroyed || socket.connecting) socket.destroy()
+  else socket.resetAndDestroy()
+}
+
 /** What a PROXY header going out says: the real client (from the PROXY header when present), the address it connected to, and TLVs. */
 export interface ConnectionAddresses {
   source: ProxyAddress | undefined
@@ -84,6 +94,7 @@ export interface ConnectionAddresses {
  * Connects to the backend and joins the decrypted client stream to it, both directions.
  * `pipe` gives back-pressure (a slow reader pauses the other side) and forwards each side's
  * end as a half-close, so a client that shuts its write side still gets the full response.
+ * A client's reset is passed on to the backend as a reset (see `reset`).
  * Either side failing, the backend not accepting within the connect timeout, or no traffic for
  * the idle timeout (the fin timeout once one side has ended) tears both down. `addresses` is
  * only needed (and only looked up by the caller) when a PROXY header goes out.
@@ -128,7 +139,12 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
     target.onBackendError(connected ? 'reset' : 'connect_failed')
     destroyBoth(forward)
   })
-  client.on('error', () => { destroyBoth(forward) })
+  // The client reset the connection (or broke TLS): the backend gets a reset too, as HAProxy
+  // gives it; a FIN would tell it the client's stream had ended cleanly.
+  client.on('error', () => {
+    reset(upstream)
+    client.destroy()
+  })
   // Once both directions have ended the sockets close themselves; a close on one side
   // before that (reset, destroy) must not leave the other open.
   client.on('close', () => upstream.destroy())

@@ -32,7 +32,8 @@ export type HeaderCheck = (header: ProxyHeader | undefined, after: number) => Pr
  * Reads the first bytes of a connection: the PROXY header when one is expected, then enough
  * to parse the ClientHello. Everything after the PROXY header is pushed back into the socket
  * (`unshift`) so the TLS layer sees the stream from its first byte. A ClientHello we cannot
- * parse (but that looks like TLS) is still handed to OpenSSL, which answers with a proper alert.
+ * parse (but that looks like TLS, the SSLv2-compatible format included) is still handed to
+ * OpenSSL, which serves it or answers with a proper alert.
  */
 export function readPreamble (
   socket: net.Socket,

@@ -60,7 +60,7 @@ export const SIGNATURES_GROUP_P256 = 128
 export const SIGNATURES_GROUP_P384 = 256
 export const SIGNATURES_GROUP_P521 = 512
 
-export type ClientHelloErrorReason = 'not_tls' | 'not_client_hello' | 'malformed' | 'too_large'
+export type ClientHelloErrorReason = 'not_tls' | 'not_client_hello' | 'malformed' | 'too_large' | 'sslv2_hello'
 
 export type ClientHelloResult =
   /** `needBytes`: no parse can complete before the buffer holds this many bytes (when known). */
@@ -125,7 +125,7 @@ export function parseClientHello (buf: Buffer): ClientHelloResult {
 
 function parse (buf: Buffer): ClientHelloResult {
   if (buf.length === 0) return INCOMPLETE
-  if (buf[0] !== CONTENT_HANDSHAKE) return fail('not_tls')
+  if (buf[0] !== CONTENT_HANDSHAKE) return sslv2ClientHello(buf)
   if (buf.length < 2) return INCOMPLETE
   if (buf[1] !== 3) return fail('not_tls')
 
@@ -171,6 +171,18 @@ function parse (buf: Buffer): ClientHelloResult {
   }
   if (more === undefined) return parseBody(buf, first + HANDSHAKE_HEADER, first + needed)
   return parseBody(Buffer.concat(more, assembled), HANDSHAKE_HEADER, needed)
+}
+
+/**
+ * A ClientHello in the SSLv2-compatible format (RFC 5246 Appendix E.2): a 2-byte record header
+ * with the top bit set, msg_type 1, then version 3.x. Java 6 and other clients of the `old`
+ * profile's era send it; OpenSSL still answers it (TLS 1.0-1.2; it carries no extensions, so
+ * no SNI), so it is handed on ('sslv2_hello') rather than refused as not TLS.
+ */
+function sslv2ClientHello (buf: Buffer): ClientHelloResult {
+  if (((buf[0] as number) & 0x80) === 0) return fail('not_tls')
+  if (buf.length < 4) return incomplete(4)
+  return buf[2] === HANDSHAKE_CLIENT_HELLO && buf[3] === 3 ? fail('sslv2_hello') : fail('not_tls')
 }
 
 /** A copy of b[start, end): results must not alias the connection's bytes. */

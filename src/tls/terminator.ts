@@ -216,6 +216,7 @@ export class TlsTerminator {
     // arrives with a reset (HAProxy's health checks: a LOCAL header, then RST) and the socket
     // is already gone.
     if (this.checkHeader) void socket.remoteAddress
+    if (this.trust !== undefined && !this.admitPeer(pending)) return
     const check = this.checkHeader ? this.headerCheck(pending) : undefined
     readPreamble(socket, this.settings.proxyProtocolIn, (result) => {
       if (!isFailure(result)) {
@@ -233,6 +234,28 @@ export class TlsTerminator {
   }
 
   /**
+   * At accept, with --proxy-from: a peer outside it can never be served with v1/v2 (its header
+   * would be refused, its lack of one too), so it is closed now; waiting for its header let it
+   * hold connections of the worker's cap for up to --handshake-timeout, refusing the balancer's.
+   * With auto it is a direct client: its per-source slot is taken now, as without PROXY in (it
+   * was taken at its first byte, so connections sending nothing were not counted). False when
+   * the connection was refused. (No address: reset before it was accepted, see headerCheck.)
+   */
+  private admitPeer (pending: Pending): boolean {
+    const { socket } = pending
+    if (this.trust === undefined || socket.remoteAddress === undefined || isTrustedPeer(this.trust, socket)) return true
+    if (this.settings.proxyProtocolIn !== 'auto') {
+      this.refuse(pending, UNTRUSTED_SOURCE)
+      return false
+    }
+    if (!this.admitSource(pending, socket.remoteAddress)) {
+      this.refuse(pending, PER_SOURCE)
+      return false
+    }
+    return true
+  }
+
+  /**
    * Asked once the PROXY header is read (only with --proxy-from or a per-source cap): a header
    * from a peer outside --proxy-from closes the connection; the client (the header's source,
    * else the TCP peer: a LOCAL header is the balancer's own check) takes a per-source slot.
@@ -246,7 +269,8 @@ export class TlsTerminator {
         if (pending.socket.remoteAddress === undefined) return after === 0 ? noTls(header) : CLOSED
         if (!isTrustedPeer(this.trust, pending.socket)) return UNTRUSTED_SOURCE
       }
-      if (this.sources !== undefined && !this.admitSource(pending, header?.source?.address ?? pending.socket.remoteAddress)) return PER_SOURCE
+      // A slot taken at accept (a direct client, see admitPeer) is not taken twice.
+      if (this.sources !== undefined && pending.source === undefined && !this.admitSource(pending, header?.source?.address ?? pending.socket.remoteAddress)) return PER_SOURCE
       return undefined
     }
   }

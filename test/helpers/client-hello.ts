@@ -13,3 +13,13 @@ export async function capturedClientHello (servername: string, opts: { maxVersio
   capture.close()
   return hello
 }
+
+/**
+ * A ClientHello in the SSLv2-compatible format (RFC 5246 Appendix E.2), as Java 6 sends it:
+ * version `version` (3.1 = TLS 1.0), ECDHE-RSA-AES128-SHA, AES128-SHA and the renegotiation SCSV.
+ */
+export function sslv2ClientHello (version = 0x0301): Buffer {
+  const specs = Buffer.from([0x00, 0xc0, 0x13, 0x00, 0x00, 0x2f, 0x00, 0x00, 0xff])
+  const body = Buffer.concat([Buffer.from([0x01, version >> 8, version & 0xff, 0, specs.length, 0, 0, 0, 16]), specs, Buffer.alloc(16, 0x5a)])
+  return Buffer.concat([Buffer.from([0x80 | (body.length >> 8), body.length & 0xff]), body])
+}

@@ -1,7 +1,14 @@
 import net from 'node:net'
 import { parseProxyHeader, type ProxyHeader } from '../../src/proxy/proxy-protocol.js'
 
-export interface BackendConnection { proxy?: ProxyHeader; received: Buffer; ended: boolean; socket: net.Socket }
+export interface BackendConnection {
+  proxy?: ProxyHeader
+  received: Buffer
+  ended: boolean
+  /** The connection was reset (ECONNRESET), not ended. */
+  reset: boolean
+  socket: net.Socket
+}
 
 /**
  * A backend for tests: records what each connection sends (after an optional PROXY header)
@@ -11,11 +18,11 @@ export interface BackendConnection { proxy?: ProxyHeader; received: Buffer; ende
 export async function startRecordingBackend (): Promise<{ port: number; connections: BackendConnection[]; close: () => Promise<void> }> {
   const connections: BackendConnection[] = []
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    const conn: BackendConnection = { received: Buffer.alloc(0), ended: false, socket }
+    const conn: BackendConnection = { received: Buffer.alloc(0), ended: false, reset: false, socket }
     connections.push(conn)
     let headerDone = false
     let pending: Buffer = Buffer.alloc(0)
-    socket.on('error', () => {})
+    socket.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'ECONNRESET') conn.reset = true })
     socket.on('data', (chunk: Buffer) => {
       if (!headerDone) {
         pending = Buffer.concat([pending, chunk])

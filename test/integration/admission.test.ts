@@ -152,6 +152,29 @@ test('PROXY trust: a header from a peer outside --proxy-from is closed and count
   assert.equal(await node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }), 1)
 })
 
+test('a peer outside --proxy-from cannot hold connections meant for the balancer: closed at accept with v1/v2; with auto its slot of --max-handshakes-per-source is taken at accept', async () => {
+  const balancerHeader = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + 'cb007105' + 'c6336401' + '9c40' + '01bb', 'hex')
+  const v2 = await start(['--workers', '1', '--max-connections', '2', '--proxy-protocol-in', 'v2', '--proxy-from', '127.0.0.1', '--handshake-timeout', '10'])
+  // Two connections that send nothing from 127.0.0.2, which no header is believed from: they
+  // held the worker's two slots for the handshake timeout, and the balancer was refused.
+  const stalled = [await idle(v2.port, { localAddress: '127.0.0.2' }), await idle(v2.port, { localAddress: '127.0.0.2' })]
+  await eventually(() => stalled.every((c) => c.closedByServer), 3000, 'the untrusted peer\'s connections closed at once')
+  assert.equal(await request(v2.port, { header: balancerHeader }), true)
+  assert.equal(await v2.node.metric('tlsfleet_proxy_protocol_errors_total', { reason: 'untrusted_source' }), 2)
+  assert.equal(await v2.node.metric('tlsfleet_connections_refused_total', { reason: 'max_connections' }), 0)
+  await v2.node.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('outside --proxy-from') && l.peer === '127.0.0.2')
+
+  // auto: 127.0.0.2 is a direct client; its stalled connections (not a byte sent) count against its per-source cap.
+  const auto = await start(['--workers', '1', '--proxy-protocol-in', 'auto', '--proxy-from', '127.0.0.1', '--max-handshakes-per-source', '2', '--handshake-timeout', '10'])
+  const quiet = [await idle(auto.port, { localAddress: '127.0.0.2' }), await idle(auto.port, { localAddress: '127.0.0.2' })]
+  await sleep(200)
+  assert.ok(quiet.every((c) => !c.closedByServer))
+  assert.equal(await request(auto.port, { localAddress: '127.0.0.2' }), false)
+  await eventually(async () => await auto.node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }) === 1, 3000, 'the per-source refusal counted')
+  assert.equal(await request(auto.port, { localAddress: '127.0.0.3' }), true)
+  assert.equal(await request(auto.port, { header: balancerHeader }), true)
+})
+
 test('a balancer\'s health check (a PROXY v2 LOCAL header, then a reset) is neither a forgery nor a refusal', async () => {
   const { node, port } = await start(['--workers', '1', '--proxy-protocol-in', 'v2', '--proxy-from', '127.0.0.1'])
   // HAProxy's check with send-proxy-v2: the header, and the connection reset at once.

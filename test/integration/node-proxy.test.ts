@@ -65,6 +65,23 @@ test('plaintext reaches the backend with the real client address in a PROXY v2 h
   socket.destroy()
 })
 
+test('a client that resets its connection gets the backend\'s reset too, as HAProxy does: a cut upload never looks ended', async () => {
+  const raw = net.connect(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject) })
+  const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' })
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => socket.once('secureConnect', resolve))
+  socket.write('cut-upload')
+  await eventually(() => backend.connections.some((c) => c.received.toString() === 'cut-upload'), 5000, 'backend got the first bytes')
+  raw.resetAndDestroy()
+  const conn = backend.connections.find((c) => c.received.toString() === 'cut-upload')
+  assert.ok(conn !== undefined)
+  // A FIN (the client's stream ended) was what the backend got before.
+  await eventually(() => conn.reset || conn.ended, 5000, 'backend connection closed')
+  assert.equal(conn.ended, false, 'the backend saw a clean end of the client\'s stream')
+  assert.equal(conn.reset, true)
+})
+
 test('without an incoming PROXY header (auto), the backend sees the TCP peer', async () => {
   const socket = await connect()
   const localPort = socket.localPort

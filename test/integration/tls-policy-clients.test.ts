@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { sslv2ClientHello } from '../helpers/client-hello.js'
 import { runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
@@ -88,6 +90,34 @@ test('a client that asks to renegotiate TLS 1.2 is refused (hitch and HAProxy re
   } finally {
     await node.stop()
   }
+})
+
+/** The first bytes a node answers `hello` with ('' if it closed without a byte). */
+async function firstAnswer (port: number, hello: Buffer): Promise<Buffer> {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(hello)
+  return await new Promise<Buffer>((resolve) => {
+    socket.once('data', (d: Buffer) => { resolve(d); socket.destroy() })
+    socket.once('close', () => resolve(Buffer.alloc(0)))
+  })
+}
+
+test('the old profile answers a ClientHello in the SSLv2-compatible format (Java 6 sends it) with a ServerHello, as OpenSSL and HAProxy 2.6 do; intermediate with an alert', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--cert', cert, '--listen', `127.0.0.1:${port}`, '--tls-profile', 'old'], { adminPort: admin })
+  try {
+    const answer = await firstAnswer(port, sslv2ClientHello(0x0301))
+    // A handshake record of TLS 1.0 whose first message is a ServerHello (2); it was closed unanswered (not_tls).
+    assert.deepEqual([...answer.subarray(0, 3)], [0x16, 0x03, 0x01], `answered ${answer.subarray(0, 8).toString('hex')}`)
+    assert.equal(answer[5], 2)
+    assert.equal(await node.metric('tlsfleet_handshake_failures_total', { reason: 'not_tls' }), 0)
+  } finally {
+    await node.stop()
+  }
+  // Under intermediate OpenSSL refuses it (no signature algorithm a TLS 1.2 hello without extensions allows): a fatal alert.
+  const alert = await firstAnswer(ports.intermediate, sslv2ClientHello(0x0303))
+  assert.equal(alert[0], 0x15, `answered ${alert.subarray(0, 8).toString('hex')}`)
 })
 
 test('DHE ciphers named by a keyword (--ciphers HIGH:!aNULL:!MD5), not only by name, get parameters and negotiate', async () => {

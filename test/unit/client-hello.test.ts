@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { readPreamble } from '../../src/proxy/preamble.js'
 import * as S from '../../src/tls/client-hello.js'
 import { parseClientHello, type ClientHelloResult } from '../../src/tls/client-hello.js'
+import { sslv2ClientHello } from '../helpers/client-hello.js'
 
 // --- a small ClientHello builder -------------------------------------------------------------
 
@@ -244,7 +245,14 @@ describe('parseClientHello: errors', () => {
     assert.equal(errorReason(parseClientHello(Buffer.from('G'))), 'not_tls')
     assert.equal(errorReason(parseClientHello(Buffer.from('PROXY TCP4 1.2.3.4'))), 'not_tls')
     assert.equal(errorReason(parseClientHello(Buffer.from([0x16, 0x01]))), 'not_tls')
-    assert.equal(errorReason(parseClientHello(Buffer.from([0x80, 0x2e, 0x01]))), 'not_tls') // SSLv2 hello
+    assert.equal(errorReason(parseClientHello(Buffer.from([0x80, 0x2e, 0x04, 0x00]))), 'not_tls') // an SSLv2 message, not a hello
+    assert.equal(errorReason(parseClientHello(Buffer.from([0x80, 0x2e, 0x01, 0x02]))), 'not_tls') // an SSL 2.0 hello
+  })
+
+  it('says sslv2_hello for a TLS ClientHello in the SSLv2-compatible format (OpenSSL answers it), once 4 bytes are in', () => {
+    assert.equal(parseClientHello(Buffer.from([0x80, 0x2e, 0x01])).status, 'incomplete')
+    assert.equal(errorReason(parseClientHello(sslv2ClientHello())), 'sslv2_hello')
+    assert.equal(errorReason(parseClientHello(sslv2ClientHello(0x0303))), 'sslv2_hello')
   })
 
   it('needs more bytes for an empty or tiny buffer', () => {
@@ -331,7 +339,7 @@ describe('parseClientHello: errors', () => {
 
 describe('parseClientHello: fuzz', () => {
   const statuses = new Set(['ok', 'incomplete', 'error'])
-  const reasons = new Set(['not_tls', 'not_client_hello', 'malformed', 'too_large'])
+  const reasons = new Set(['not_tls', 'not_client_hello', 'malformed', 'too_large', 'sslv2_hello'])
   const wellFormed = (r: ClientHelloResult): boolean =>
     statuses.has(r.status) && (r.status !== 'error' || reasons.has(r.reason))
 
