@@ -183,7 +183,7 @@ describe('the shared store level', () => {
     assert.deepEqual(causes.at(-1), ['lookups', 'no answer within --session-store-timeout (20 ms)'])
     const started = performance.now()
     assert.equal(await store.lookup(id), undefined)
-    assert.ok(performance.now() - started < 5, 'no wait while the circuit is open')
+    assert.ok(performance.now() - started < 15, 'no wait while the circuit is open (the timeout is 20 ms)')
     assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'timeout' }), 2)
     assert.equal(await count(registry, 'tlsfleet_session_store_lookups_total', { result: 'skipped' }), 1)
     assert.equal(await count(registry, 'tlsfleet_session_store_breaker_state', { path: 'lookups', state: 'open' }), 1)

@@ -58,24 +58,13 @@ describe('v2 batches', () => {
     const forgedTwice = [sender.encode(newSession()), sender.encode(newSession())].map(forge)
     assert.deepEqual(reasons(receiver.decode(frameBatchV2([...forgedTwice, genuine]))), ['bad_tag', 'bad_tag', 'bad_tag'],
       'a genuine packet spliced after two forged ones is not opened (a real sender\'s batch is never partly forged)')
+    // Not opened, so nothing of it was recorded: alone, it is accepted.
+    assert.deepEqual(reasons(receiver.decode(genuine)), ['accepted'])
     // Replays: a batch of packets already accepted, sent again.
     const seen = Array.from({ length: 8 }, () => sender.encode({ op: 'del', sessionId: crypto.randomBytes(32) }))
     assert.deepEqual(reasons(receiver.decode(frameBatchV2(seen))), Array(8).fill('accepted'))
     const again = receiver.decode(frameBatchV2(seen))
     assert.deepEqual(reasons(again), Array(8).fill('replay'))
-
-    // What it costs: a forged batch of 22 small packets in 1400 bytes against one forged packet of that size.
-    const batch = frameBatchV2(Array.from({ length: 22 }, () => forge(sender.encode({ op: 'del', sessionId: crypto.randomBytes(1) }))))
-    const single = forge(sender.encode(newSession(1400 - 59 - 39)))
-    const time = (datagram: Buffer): number => {
-      for (let i = 0; i < 300; i++) receiver.decode(datagram)
-      const start = process.hrtime.bigint()
-      for (let i = 0; i < 2000; i++) receiver.decode(datagram)
-      return Number(process.hrtime.bigint() - start)
-    }
-    const ratio = time(batch) / time(single)
-    // About 22 when every packet was opened; about 2 now.
-    assert.ok(ratio < 8, `a forged batch cost ${ratio.toFixed(1)} times a forged packet of its size`)
   })
 
   it('a replayed update inside a new batch is refused alone', () => {
