@@ -157,12 +157,19 @@ test('injection, bad names, refused connections and timeouts are plain errors', 
   for (const socket of held) socket.destroy()
 })
 
-test('SSL session-ID stickiness fills a binary table; clear table by server id empties it', async (t) => {
+interface StickyFarm {
+  h: Awaited<ReturnType<typeof startHaproxy>>
+  /** One TLS connection through HAProxy (TLS 1.2 unless told): which server answered, and the session. */
+  connect: (opts?: tls.ConnectionOptions) => Promise<{ server: string; session: Buffer | undefined }>
+}
+
+/** HAProxy with the shipped persistence rules (table size `size`) in front of two TLS servers, s1 and s2. */
+async function stickyFarm (t: TestContext, size = '30k'): Promise<StickyFarm> {
   const pem = fs.readFileSync(makeCertificate(tempDir(), 'backend', ['localhost']))
   const ports: number[] = []
   for (const name of ['s1', 's2']) {
     // No tickets: a TLS 1.2 server then hands out session IDs, which is what the table keys on.
-    const server = tls.createServer({ key: pem, cert: pem, maxVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET }, (socket) => {
+    const server = tls.createServer({ key: pem, cert: pem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET }, (socket) => {
       socket.on('error', () => {})
       socket.end(name)
     })
@@ -176,25 +183,29 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  ${STICKINESS}
+  ${STICKINESS.replace(' size 30k ', ` size ${size} `)}
   server s1 127.0.0.1:${ports[0]}
   server s2 127.0.0.1:${ports[1]}
 `, { t })
   const front = h.ports[0] ?? 0
-  const connect = async (session?: Buffer): Promise<{ server: string; session: Buffer | undefined }> => await new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: front, servername: 'localhost', rejectUnauthorized: false, maxVersion: 'TLSv1.2', session })
+  const connect = async (opts: tls.ConnectionOptions = { maxVersion: 'TLSv1.2' }): Promise<{ server: string; session: Buffer | undefined }> => await new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: front, servername: 'localhost', rejectUnauthorized: false, ...opts })
     let data = ''
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('TLS client timed out')) }, 5000)
     socket.on('data', (chunk: Buffer) => { data += chunk.toString() })
     socket.on('error', (err) => { clearTimeout(timer); reject(err) })
     socket.on('end', () => { clearTimeout(timer); resolve({ server: data, session: socket.getSession() }) })
   })
+  return { h, connect }
+}
 
+test('SSL session-ID stickiness fills a binary table; clear table by server id empties it', async (t) => {
+  const { h, connect } = await stickyFarm(t)
   const first = await connect()
   const second = await connect()
   assert.deepEqual([first.server, second.server].sort(), ['s1', 's2'], 'round robin without a session ID')
   // With the session ID of the first connection, every reconnect sticks to its server.
-  for (let i = 0; i < 3; i++) assert.equal((await connect(first.session)).server, first.server)
+  for (let i = 0; i < 3; i++) assert.equal((await connect({ maxVersion: 'TLSv1.2', session: first.session })).server, first.server)
 
   const table = await h.api.showTable('be')
   assert.match(table, /^# table: be, type: binary, size:30720, used:\d+/)
@@ -211,6 +222,21 @@ backend be
   assert.match(after, /server_id=2 server_key=s2/)
   await h.api.clearTableByServerId('be', 2)
   assert.match(await h.api.showTable('be'), /used:0\n$/)
+})
+
+test('TLS 1.3 connections leave no entry: a TLS 1.2 client keeps its node after more TLS 1.3 clients than the table holds', async (t) => {
+  const { h, connect } = await stickyFarm(t, '4')
+  const used = async (): Promise<number> => Number(/used:(\d+)/.exec(await h.api.showTable('be'))?.[1])
+  const first = await connect()
+  assert.equal(await used(), 1, 'the TLS 1.2 ServerHello\'s session ID is learnt')
+  // Each echoes the client's random legacy session ID; learnt, the 4-entry table would drop the TLS 1.2 one.
+  const servers = new Set<string>()
+  for (let i = 0; i < 8; i++) servers.add((await connect({ minVersion: 'TLSv1.3' })).server)
+  assert.deepEqual([...servers].sort(), ['s1', 's2'], 'TLS 1.3 clients are balanced')
+  assert.equal(await used(), 1, 'no TLS 1.3 ID learnt')
+  for (let i = 0; i < 3; i++) assert.equal((await connect({ maxVersion: 'TLSv1.2', session: first.session })).server, first.server)
+  const fresh = [await connect(), await connect()].map((c) => c.server).sort()
+  assert.deepEqual(fresh, ['s1', 's2'], 'new TLS 1.2 clients (no session ID) are still balanced')
 })
 
 test('agent-check replies drive weight, drain, maint and down', async (t) => {
