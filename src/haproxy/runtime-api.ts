@@ -41,6 +41,13 @@ export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
 
 type Target = { path: string } | { host: string; port: number }
 
+/**
+ * Most bytes read for one reply. The commands sent here answer a few KB to a few MB (`show
+ * stat` of a large config); a peer that streams more (a wrong --haproxy-socket port, a broken
+ * proxy in between) is cut at once instead of growing the primary's memory until the deadline.
+ */
+const MAX_REPLY_BYTES = 64 * 1024 * 1024
+
 /** HAProxy object names (proxies, servers, tables): letters, digits, `-_.:` (see `invalid_char`). */
 const NAME = /^[A-Za-z0-9_.:-]+$/
 
@@ -78,10 +85,13 @@ export class HaproxyRuntimeApi {
   private readonly endpoint: Target
   private readonly timeoutMs: number
 
-  constructor (target: string, opts: { timeoutMs?: number } = {}) {
+  private readonly maxReplyBytes: number
+
+  constructor (target: string, opts: { timeoutMs?: number; maxReplyBytes?: number } = {}) {
     this.target = target
     this.endpoint = parseTarget(target)
     this.timeoutMs = opts.timeoutMs ?? 5000
+    this.maxReplyBytes = opts.maxReplyBytes ?? MAX_REPLY_BYTES
   }
 
   /** Send one command and return HAProxy's reply without the terminating empty line. */
@@ -209,6 +219,7 @@ export class HaproxyRuntimeApi {
         ? net.createConnection({ path: this.endpoint.path })
         : net.createConnection({ host: this.endpoint.host, port: this.endpoint.port })
       const chunks: Buffer[] = []
+      let received = 0
       let settled = false
       const finish = (error: Error | undefined): void => {
         if (settled) return
@@ -223,7 +234,15 @@ export class HaproxyRuntimeApi {
         finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`, undefined, this.timeoutMs))
       }, this.timeoutMs)
       socket.on('connect', () => socket.write(`${cmd}\n`))
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length
+        if (received > this.maxReplyBytes) {
+          chunks.length = 0
+          finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: the reply to "${cmd}" exceeds ${this.maxReplyBytes} bytes: is this HAProxy's stats socket?`, undefined))
+          return
+        }
+        chunks.push(chunk)
+      })
       socket.on('end', () => finish(undefined))
       socket.on('close', () => finish(undefined))
       socket.on('error', (err) => finish(RuntimeSocketError.from(this.target, err)))

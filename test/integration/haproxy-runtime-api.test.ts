@@ -155,6 +155,24 @@ test('injection, bad names, refused connections and timeouts are plain errors', 
   await assert.rejects(api.command('show info'), /within 300 ms/)
   assert.ok(Date.now() - started < 2000)
   for (const socket of held) socket.destroy()
+
+  // A peer that streams without end (not HAProxy): cut at the reply bound, not at the deadline.
+  const block = Buffer.alloc(1024 * 1024, 'x')
+  const streaming = net.createServer((socket) => {
+    socket.on('error', () => {})
+    const pump = (): void => {
+      let room = true
+      while (room && !socket.destroyed) room = socket.write(block)
+    }
+    socket.on('drain', pump)
+    pump()
+  })
+  await new Promise<void>((resolve) => streaming.listen(0, '127.0.0.1', resolve))
+  t.after(() => { streaming.close() })
+  const flooded = new HaproxyRuntimeApi(`127.0.0.1:${(streaming.address() as net.AddressInfo).port}`, { timeoutMs: 3000 })
+  const floodStart = Date.now()
+  await assert.rejects(flooded.command('show stat'), /the reply to "show stat" exceeds 67108864 bytes: is this HAProxy's stats socket\?/)
+  assert.ok(Date.now() - floodStart < 2000, 'cut before the deadline (the reply grew by ~0.7 GB a second until it)')
 })
 
 interface StickyFarm {
