@@ -57,6 +57,14 @@ const NAME = /^[A-Za-z0-9_.:-]+$/
  */
 const ALWAYS_ERROR = [/^Unknown command/, /^Permission denied/]
 
+/**
+ * HAProxy's master CLI (`-S`, e.g. Debian's /run/haproxy-master.sock) knows none of the
+ * commands sent here: it suggests its own, which a worker's CLI never lists (2.6.12).
+ */
+function fromMasterCli (output: string): boolean {
+  return output.startsWith('Unknown command') && /^ {2}(?:show proc|@master|@<relative pid>) /m.test(output)
+}
+
 function parseTarget (target: string): Target {
   if (target.startsWith('unix@')) return { path: target.slice(5) }
   if (target.includes('/')) return { path: target }
@@ -109,6 +117,9 @@ export class HaproxyRuntimeApi {
     // The part received is not kept: it may hold key material (`show tls-keys FILE`).
     if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, '', `incomplete reply from haproxy to "${trimmed}" (closed after ${Buffer.byteLength(raw)} bytes, before the empty line that ends every reply)`, true)
     const output = raw === '\n' ? '' : raw.slice(0, -1)
+    if (fromMasterCli(output)) {
+      throw new HaproxyRuntimeError(trimmed, output, `haproxy rejected "${trimmed}": ${this.target} is HAProxy's master CLI (-S), which runs no such command itself; give the stats socket of the worker instead (a "stats socket PATH level admin" line of the global section)`)
+    }
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output
   }
@@ -233,7 +244,9 @@ export class HaproxyRuntimeApi {
       const timer = setTimeout(() => {
         finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`, undefined, this.timeoutMs))
       }, this.timeoutMs)
-      socket.on('connect', () => socket.write(`${cmd}\n`))
+      // Our side is closed after the command, as `echo CMD | socat stdio SOCKET` does: a worker's
+      // socket closes after its reply anyway, and HAProxy's master CLI (-S) only then.
+      socket.on('connect', () => socket.end(`${cmd}\n`))
       socket.on('data', (chunk: Buffer) => {
         received += chunk.length
         if (received > this.maxReplyBytes) {

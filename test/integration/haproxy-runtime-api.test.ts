@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { constants as cryptoConstants } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import { test, type TestContext } from 'node:test'
 import tls from 'node:tls'
 import { formatAgentReply, type AgentReply } from '../../src/agent/agent-reply.js'
@@ -173,6 +175,32 @@ test('injection, bad names, refused connections and timeouts are plain errors', 
   const floodStart = Date.now()
   await assert.rejects(flooded.command('show stat'), /the reply to "show stat" exceeds 67108864 bytes: is this HAProxy's stats socket\?/)
   assert.ok(Date.now() - floodStart < 2000, 'cut before the deadline (the reply grew by ~0.7 GB a second until it)')
+})
+
+test('HAProxy\'s master CLI (-S) given as the socket: each command fails at once, naming it and the socket to give instead', async (t) => {
+  const dir = tempDir()
+  const worker = path.join(dir, 'worker.sock')
+  const master = path.join(dir, 'master.sock')
+  const cfg = path.join(dir, 'haproxy.cfg')
+  fs.writeFileSync(cfg, `global\n  stats socket ${worker} mode 600 level admin\n${TCP_DEFAULTS}\nbackend be\n  server s1 127.0.0.1:1 weight 100\n`)
+  // Master-worker, as Debian's unit runs it (-Ws ... -S /run/haproxy-master.sock).
+  const child = spawn('haproxy', ['-W', '-db', '-S', master, '-f', cfg], { stdio: 'ignore' })
+  t.after(async () => {
+    child.kill('SIGTERM')
+    await new Promise((resolve) => { if (child.exitCode !== null || child.signalCode !== null) resolve(undefined); else child.once('exit', resolve) })
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  const workerApi = new HaproxyRuntimeApi(worker, { timeoutMs: 2000 })
+  await pollUntil('the worker\'s stats socket', async () => (await workerApi.showInfo()).pid)
+  await pollUntil('the master CLI', async () => fs.existsSync(master) ? true : undefined)
+
+  const masterApi = new HaproxyRuntimeApi(master, { timeoutMs: 3000 })
+  const started = Date.now()
+  for (const call of [async () => await masterApi.showInfo(), async () => await masterApi.showStat(), async () => await masterApi.setServerState('be', 's1', 'drain')]) {
+    await assert.rejects(call(), (err: Error) => err instanceof HaproxyRuntimeError && err.message.includes(`${master} is HAProxy's master CLI (-S), which runs no such command itself; give the stats socket of the worker instead`))
+  }
+  assert.ok(Date.now() - started < 2000, `answered at once, not at the deadline (${Date.now() - started} ms for three commands)`)
+  assert.equal((await serverRow(workerApi, 'be', 's1')).status, 'no check', 'the drain never reached HAProxy')
 })
 
 interface StickyFarm {
