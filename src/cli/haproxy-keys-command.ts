@@ -15,7 +15,7 @@ export function haproxyKeysCommand (): Command {
     .option('-c, --config <FILE>', `the node's YAML file (tlsfleet node --config): its sync-secret-file and ticket-rotation count, flags and TLSFLEET_* variables win over it as for the node [env TLSFLEET_CONFIG]`)
     .option('--sync-secret-file <FILE>', `farm secret (>= 32 bytes, mode 0600), as given to tlsfleet node; repeatable, the first one counts [env ${envName('sync-secret-file')}]`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     .option('--ticket-rotation <S>', `seconds between ticket key rotations, as given to tlsfleet node (default 3600) [env ${envName('ticket-rotation')}]`)
-    .requiredOption('--out <KEYFILE>', 'the file to write: the tls-ticket-keys file of the HAProxy bind line (written 0600, replaced atomically)')
+    .requiredOption('--out <KEYFILE>', 'the file to write: the tls-ticket-keys file of the HAProxy bind line (written 0600, 0640 if it was group-readable, replaced atomically)')
     .action((opts: { config?: string; syncSecretFile?: string[]; ticketRotation?: string; out: string }) => {
       // The node's own loader: the same sources, precedence and checks, so the key file cannot
       // follow another rotation than the companion that keeps HAProxy's ring.

@@ -92,7 +92,8 @@ export class HaproxyTerminator implements NodeTerminator {
   /**
    * Refuse a local HAProxy that answers but is not set up for this (TerminatorError). One that
    * does not answer yet is no refusal: HAProxy may start after tlsfleet; the node says down
-   * until it answers, and checks it then.
+   * until it answers, and checks it then. Nor is one that goes away during the check (a restart
+   * or reload at that moment): it is checked again when it answers.
    */
   async prepare (): Promise<void> {
     let info: HaproxyInfo
@@ -102,7 +103,15 @@ export class HaproxyTerminator implements NodeTerminator {
       this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy does not answer yet; the agent says down until it does')
       return
     }
-    this.noteFindings(await checkLocalHaproxy(this.api, this.opts), processKey(info))
+    let findings: LocalHaproxyFindings
+    try {
+      findings = await checkLocalHaproxy(this.api, this.opts)
+    } catch (err) {
+      if (!connectionLost(err) && !timedOut(err)) throw err
+      this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy went away while its setup was checked; the agent says down until it answers and passes the check')
+      return
+    }
+    this.noteFindings(findings, processKey(info))
     this.checkedProcess = this.seenProcess = processKey(info)
   }
 

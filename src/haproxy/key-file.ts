@@ -37,11 +37,20 @@ export function writeHaproxyKeyFile (opts: KeyFileOptions): { epoch: number; nex
 /**
  * Replace a key file with `text`: written beside it, mode 0600, then renamed over it, so a
  * reload never reads half a file (under a random name created with O_EXCL: a link planted in
- * the directory cannot redirect root's write). Run as root, the new file keeps the owner of the
- * one it replaces (HAProxy's user may read it, e.g. after a master-worker re-exec). Throws fs errors.
+ * the directory cannot redirect root's write). Run as root, the new file keeps the owner and
+ * group of the one it replaces (HAProxy's user may read it, e.g. after a master-worker re-exec),
+ * and its group-read bit when it had one: an HAProxy started as its own user (the official
+ * container image) may read the file through its group only, and a 0600 file made its next
+ * start or reload fail ("unable to load ssl tickets keys file"). Never readable by others.
+ * Throws fs errors.
  */
 export function replaceKeyFile (file: string, text: string): void {
   // lstat: the owner of a link left at the name says nothing about who should read the keys.
-  const previous = process.geteuid?.() === 0 ? fs.lstatSync(file, { throwIfNoEntry: false }) : undefined
-  writeFileAtomically(file, text, { mode: 0o600, ...(previous?.isFile() === true ? { owner: { uid: previous.uid, gid: previous.gid } } : {}) })
+  const previous = fs.lstatSync(file, { throwIfNoEntry: false })
+  const kept = previous?.isFile() === true ? previous : undefined
+  // The group is only kept where it can be given: as root, or when it is this process's own.
+  const root = process.geteuid?.() === 0
+  const sameGroup = kept !== undefined && (root || kept.gid === process.getegid?.())
+  const mode = 0o600 | (sameGroup ? kept.mode & 0o040 : 0)
+  writeFileAtomically(file, text, { mode, ...(root && kept !== undefined ? { owner: { uid: kept.uid, gid: kept.gid } } : {}) })
 }

@@ -41,6 +41,13 @@ export type ServerAdminCommandState = 'ready' | 'drain' | 'maint'
 
 type Target = { path: string } | { host: string; port: number }
 
+/**
+ * Most bytes read for one reply. The commands sent here answer a few KB to a few MB (`show
+ * stat` of a large config); a peer that streams more (a wrong --haproxy-socket port, a broken
+ * proxy in between) is cut at once instead of growing the primary's memory until the deadline.
+ */
+const MAX_REPLY_BYTES = 64 * 1024 * 1024
+
 /** HAProxy object names (proxies, servers, tables): letters, digits, `-_.:` (see `invalid_char`). */
 const NAME = /^[A-Za-z0-9_.:-]+$/
 
@@ -49,6 +56,14 @@ const NAME = /^[A-Za-z0-9_.:-]+$/
  * helper would otherwise try to parse "Permission denied" as data.
  */
 const ALWAYS_ERROR = [/^Unknown command/, /^Permission denied/]
+
+/**
+ * HAProxy's master CLI (`-S`, e.g. Debian's /run/haproxy-master.sock) knows none of the
+ * commands sent here: it suggests its own, which a worker's CLI never lists (2.6.12).
+ */
+function fromMasterCli (output: string): boolean {
+  return output.startsWith('Unknown command') && /^ {2}(?:show proc|@master|@<relative pid>) /m.test(output)
+}
 
 function parseTarget (target: string): Target {
   if (target.startsWith('unix@')) return { path: target.slice(5) }
@@ -78,10 +93,13 @@ export class HaproxyRuntimeApi {
   private readonly endpoint: Target
   private readonly timeoutMs: number
 
-  constructor (target: string, opts: { timeoutMs?: number } = {}) {
+  private readonly maxReplyBytes: number
+
+  constructor (target: string, opts: { timeoutMs?: number; maxReplyBytes?: number } = {}) {
     this.target = target
     this.endpoint = parseTarget(target)
     this.timeoutMs = opts.timeoutMs ?? 5000
+    this.maxReplyBytes = opts.maxReplyBytes ?? MAX_REPLY_BYTES
   }
 
   /** Send one command and return HAProxy's reply without the terminating empty line. */
@@ -99,6 +117,9 @@ export class HaproxyRuntimeApi {
     // The part received is not kept: it may hold key material (`show tls-keys FILE`).
     if (raw !== '\n' && !raw.endsWith('\n\n')) throw new HaproxyRuntimeError(trimmed, '', `incomplete reply from haproxy to "${trimmed}" (closed after ${Buffer.byteLength(raw)} bytes, before the empty line that ends every reply)`, true)
     const output = raw === '\n' ? '' : raw.slice(0, -1)
+    if (fromMasterCli(output)) {
+      throw new HaproxyRuntimeError(trimmed, output, `haproxy rejected "${trimmed}": ${this.target} is HAProxy's master CLI (-S), which runs no such command itself; give the stats socket of the worker instead (a "stats socket PATH level admin" line of the global section)`)
+    }
     if (ALWAYS_ERROR.some((re) => re.test(output))) throw new HaproxyRuntimeError(trimmed, output)
     return output
   }
@@ -209,6 +230,7 @@ export class HaproxyRuntimeApi {
         ? net.createConnection({ path: this.endpoint.path })
         : net.createConnection({ host: this.endpoint.host, port: this.endpoint.port })
       const chunks: Buffer[] = []
+      let received = 0
       let settled = false
       const finish = (error: Error | undefined): void => {
         if (settled) return
@@ -222,8 +244,18 @@ export class HaproxyRuntimeApi {
       const timer = setTimeout(() => {
         finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: no complete reply to "${cmd}" within ${this.timeoutMs} ms`, undefined, this.timeoutMs))
       }, this.timeoutMs)
-      socket.on('connect', () => socket.write(`${cmd}\n`))
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      // Our side is closed after the command, as `echo CMD | socat stdio SOCKET` does: a worker's
+      // socket closes after its reply anyway, and HAProxy's master CLI (-S) only then.
+      socket.on('connect', () => socket.end(`${cmd}\n`))
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length
+        if (received > this.maxReplyBytes) {
+          chunks.length = 0
+          finish(new RuntimeSocketError(`haproxy runtime API ${this.target}: the reply to "${cmd}" exceeds ${this.maxReplyBytes} bytes: is this HAProxy's stats socket?`, undefined))
+          return
+        }
+        chunks.push(chunk)
+      })
       socket.on('end', () => finish(undefined))
       socket.on('close', () => finish(undefined))
       socket.on('error', (err) => finish(RuntimeSocketError.from(this.target, err)))

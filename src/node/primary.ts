@@ -167,6 +167,10 @@ export class Primary {
       state: this.state.admin,
       haproxy: this.coordinator === undefined ? 'off' : `${config.haproxySocket} ${this.coordinator.backend}/${this.coordinator.server}`
     }, 'tlsfleet node ready')
+    // HAProxy keeps the drain our last stop set (a CLI state outlives the node). The agent's
+    // first reply would undo it, but without agent-check nothing would: the node says its state
+    // once it serves. Failures are logged and counted as every command's; the node serves anyway.
+    if (this.coordinator !== undefined) await this.coordinator.applyState(this.state.admin)
   }
 
   /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates. */

@@ -68,8 +68,8 @@ test('farm config: every node has weight 100, PROXY v2, a check and the agent', 
   for (const line of [
     'stick-table type binary len 32 size 30k expire 30m',
     'tcp-response inspect-delay 5s',
-    'stick on req.payload_lv(43,1) if clienthello',
-    'stick store-response res.payload_lv(43,1) if serverhello',
+    'stick match req.payload_lv(43,1) if clienthello',
+    'stick store-response res.payload_lv(43,1) if serverhello !sid32 || serverhello !tls13suite',
     'stats socket /run/haproxy/admin.sock mode 660 level admin',
     'stats socket ipv4@127.0.0.1:9999 level admin'
   ]) assert.ok(code.includes(line), `missing: ${line}`)

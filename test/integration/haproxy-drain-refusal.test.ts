@@ -23,13 +23,16 @@ test('HAProxy refusing the drain is logged as a TLSFLEET_ERR_HAPROXY_RUNTIME err
     '--haproxy-socket', haproxy.socketPath, '--haproxy-server', 'be/nosuch'
   ], { adminPort })
   t.after(async () => { await node.stop() })
+  // The start already says the node's state to HAProxy: a wrong --haproxy-server shows at once.
+  const atStart = await node.waitForLog((l) => l.msg === 'haproxy runtime API command failed', 5000)
+  assert.equal(atStart.command, 'set server be/nosuch state ready', JSON.stringify(atStart))
 
   const drain = await runCli(['drain', '--admin', node.adminUrl])
   assert.equal(drain.code, 1, drain.stdout + drain.stderr)
   assert.match(drain.stdout, /haproxy: set server be\/nosuch state drain: FAILED: haproxy rejected "set server be\/nosuch state drain": No such server\./)
   assert.match(drain.stderr, /^tlsfleet: the node is now drain, but HAProxy refused: haproxy rejected "set server be\/nosuch state drain": No such server\.; .* \(TLSFLEET_ERR_ADMIN_CLIENT\)$/m)
 
-  const line = await node.waitForLog((l) => l.msg === 'haproxy runtime API command failed', 5000)
+  const line = await node.waitForLog((l) => l.msg === 'haproxy runtime API command failed' && l.command === 'set server be/nosuch state drain', 5000)
   assert.equal(line.command, 'set server be/nosuch state drain', JSON.stringify(line))
   assert.equal(line.error, undefined, 'no plain-string error field')
   const err = line.err as { type?: string; code?: string; message?: string; output?: string } | undefined

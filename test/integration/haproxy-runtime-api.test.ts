@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { constants as cryptoConstants } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import { test, type TestContext } from 'node:test'
 import tls from 'node:tls'
 import { formatAgentReply, type AgentReply } from '../../src/agent/agent-reply.js'
@@ -155,14 +157,65 @@ test('injection, bad names, refused connections and timeouts are plain errors', 
   await assert.rejects(api.command('show info'), /within 300 ms/)
   assert.ok(Date.now() - started < 2000)
   for (const socket of held) socket.destroy()
+
+  // A peer that streams without end (not HAProxy): cut at the reply bound, not at the deadline.
+  const block = Buffer.alloc(1024 * 1024, 'x')
+  const streaming = net.createServer((socket) => {
+    socket.on('error', () => {})
+    const pump = (): void => {
+      let room = true
+      while (room && !socket.destroyed) room = socket.write(block)
+    }
+    socket.on('drain', pump)
+    pump()
+  })
+  await new Promise<void>((resolve) => streaming.listen(0, '127.0.0.1', resolve))
+  t.after(() => { streaming.close() })
+  const flooded = new HaproxyRuntimeApi(`127.0.0.1:${(streaming.address() as net.AddressInfo).port}`, { timeoutMs: 3000 })
+  const floodStart = Date.now()
+  await assert.rejects(flooded.command('show stat'), /the reply to "show stat" exceeds 67108864 bytes: is this HAProxy's stats socket\?/)
+  assert.ok(Date.now() - floodStart < 2000, 'cut before the deadline (the reply grew by ~0.7 GB a second until it)')
 })
 
-test('SSL session-ID stickiness fills a binary table; clear table by server id empties it', async (t) => {
+test('HAProxy\'s master CLI (-S) given as the socket: each command fails at once, naming it and the socket to give instead', async (t) => {
+  const dir = tempDir()
+  const worker = path.join(dir, 'worker.sock')
+  const master = path.join(dir, 'master.sock')
+  const cfg = path.join(dir, 'haproxy.cfg')
+  fs.writeFileSync(cfg, `global\n  stats socket ${worker} mode 600 level admin\n${TCP_DEFAULTS}\nbackend be\n  server s1 127.0.0.1:1 weight 100\n`)
+  // Master-worker, as Debian's unit runs it (-Ws ... -S /run/haproxy-master.sock).
+  const child = spawn('haproxy', ['-W', '-db', '-S', master, '-f', cfg], { stdio: 'ignore' })
+  t.after(async () => {
+    child.kill('SIGTERM')
+    await new Promise((resolve) => { if (child.exitCode !== null || child.signalCode !== null) resolve(undefined); else child.once('exit', resolve) })
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  const workerApi = new HaproxyRuntimeApi(worker, { timeoutMs: 2000 })
+  await pollUntil('the worker\'s stats socket', async () => (await workerApi.showInfo()).pid)
+  await pollUntil('the master CLI', async () => fs.existsSync(master) ? true : undefined)
+
+  const masterApi = new HaproxyRuntimeApi(master, { timeoutMs: 3000 })
+  const started = Date.now()
+  for (const call of [async () => await masterApi.showInfo(), async () => await masterApi.showStat(), async () => await masterApi.setServerState('be', 's1', 'drain')]) {
+    await assert.rejects(call(), (err: Error) => err instanceof HaproxyRuntimeError && err.message.includes(`${master} is HAProxy's master CLI (-S), which runs no such command itself; give the stats socket of the worker instead`))
+  }
+  assert.ok(Date.now() - started < 2000, `answered at once, not at the deadline (${Date.now() - started} ms for three commands)`)
+  assert.equal((await serverRow(workerApi, 'be', 's1')).status, 'no check', 'the drain never reached HAProxy')
+})
+
+interface StickyFarm {
+  h: Awaited<ReturnType<typeof startHaproxy>>
+  /** One TLS connection through HAProxy (TLS 1.2 unless told): which server answered, and the session. */
+  connect: (opts?: tls.ConnectionOptions) => Promise<{ server: string; session: Buffer | undefined }>
+}
+
+/** HAProxy with the shipped persistence rules (table size `size`) in front of two TLS servers, s1 and s2. */
+async function stickyFarm (t: TestContext, size = '30k'): Promise<StickyFarm> {
   const pem = fs.readFileSync(makeCertificate(tempDir(), 'backend', ['localhost']))
   const ports: number[] = []
   for (const name of ['s1', 's2']) {
     // No tickets: a TLS 1.2 server then hands out session IDs, which is what the table keys on.
-    const server = tls.createServer({ key: pem, cert: pem, maxVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET }, (socket) => {
+    const server = tls.createServer({ key: pem, cert: pem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET }, (socket) => {
       socket.on('error', () => {})
       socket.end(name)
     })
@@ -176,25 +229,29 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  ${STICKINESS}
+  ${STICKINESS.replace(' size 30k ', ` size ${size} `)}
   server s1 127.0.0.1:${ports[0]}
   server s2 127.0.0.1:${ports[1]}
 `, { t })
   const front = h.ports[0] ?? 0
-  const connect = async (session?: Buffer): Promise<{ server: string; session: Buffer | undefined }> => await new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: front, servername: 'localhost', rejectUnauthorized: false, maxVersion: 'TLSv1.2', session })
+  const connect = async (opts: tls.ConnectionOptions = { maxVersion: 'TLSv1.2' }): Promise<{ server: string; session: Buffer | undefined }> => await new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: front, servername: 'localhost', rejectUnauthorized: false, ...opts })
     let data = ''
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('TLS client timed out')) }, 5000)
     socket.on('data', (chunk: Buffer) => { data += chunk.toString() })
     socket.on('error', (err) => { clearTimeout(timer); reject(err) })
     socket.on('end', () => { clearTimeout(timer); resolve({ server: data, session: socket.getSession() }) })
   })
+  return { h, connect }
+}
 
+test('SSL session-ID stickiness fills a binary table; clear table by server id empties it', async (t) => {
+  const { h, connect } = await stickyFarm(t)
   const first = await connect()
   const second = await connect()
   assert.deepEqual([first.server, second.server].sort(), ['s1', 's2'], 'round robin without a session ID')
   // With the session ID of the first connection, every reconnect sticks to its server.
-  for (let i = 0; i < 3; i++) assert.equal((await connect(first.session)).server, first.server)
+  for (let i = 0; i < 3; i++) assert.equal((await connect({ maxVersion: 'TLSv1.2', session: first.session })).server, first.server)
 
   const table = await h.api.showTable('be')
   assert.match(table, /^# table: be, type: binary, size:30720, used:\d+/)
@@ -211,6 +268,21 @@ backend be
   assert.match(after, /server_id=2 server_key=s2/)
   await h.api.clearTableByServerId('be', 2)
   assert.match(await h.api.showTable('be'), /used:0\n$/)
+})
+
+test('TLS 1.3 connections leave no entry: a TLS 1.2 client keeps its node after more TLS 1.3 clients than the table holds', async (t) => {
+  const { h, connect } = await stickyFarm(t, '4')
+  const used = async (): Promise<number> => Number(/used:(\d+)/.exec(await h.api.showTable('be'))?.[1])
+  const first = await connect()
+  assert.equal(await used(), 1, 'the TLS 1.2 ServerHello\'s session ID is learnt')
+  // Each echoes the client's random legacy session ID; learnt, the 4-entry table would drop the TLS 1.2 one.
+  const servers = new Set<string>()
+  for (let i = 0; i < 8; i++) servers.add((await connect({ minVersion: 'TLSv1.3' })).server)
+  assert.deepEqual([...servers].sort(), ['s1', 's2'], 'TLS 1.3 clients are balanced')
+  assert.equal(await used(), 1, 'no TLS 1.3 ID learnt')
+  for (let i = 0; i < 3; i++) assert.equal((await connect({ maxVersion: 'TLSv1.2', session: first.session })).server, first.server)
+  const fresh = [await connect(), await connect()].map((c) => c.server).sort()
+  assert.deepEqual(fresh, ['s1', 's2'], 'new TLS 1.2 clients (no session ID) are still balanced')
 })
 
 test('agent-check replies drive weight, drain, maint and down', async (t) => {

@@ -174,6 +174,31 @@ backend app
   }
 })
 
+test('a local HAProxy that goes away while the start checks its setup (a restart at that moment) is no refusal either: the node starts down', async () => {
+  const goneDir = path.join(dir, 'gone')
+  fs.mkdirSync(goneDir)
+  const socket = path.join(goneDir, 'admin.sock')
+  // Answers `show info` as HAProxy does, then closes on the setup check's first command.
+  const going = net.createServer((c) => {
+    c.on('error', () => {})
+    c.once('data', (line: Buffer) => { if (line.toString().startsWith('show info')) c.end('Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nStart_time_sec: 1\n\n'); else c.destroy() })
+  })
+  await new Promise<void>((resolve) => going.listen(socket, resolve))
+  const [agent, admin] = await freePorts(2) as [number, number]
+  try {
+    const node = await startNode(['--terminator', 'haproxy', '--terminator-socket', socket, '--terminator-keys', keyFile, '--sync-secret-file', secret, '--agent-listen', `127.0.0.1:${agent}`], { adminPort: admin })
+    try {
+      const warned = await node.waitForLog((l) => l.msg === 'the local haproxy went away while its setup was checked; the agent says down until it answers and passes the check', 5000)
+      assert.equal(warned.level, 40)
+      assert.equal(await agentSays(agent), `ready down 100% #local haproxy unreachable at ${socket}\n`)
+    } finally {
+      await node.stop()
+    }
+  } finally {
+    going.close()
+  }
+})
+
 test('a Runtime API socket that accepts and never replies: the agent and status say no reply came within the deadline, and the ring is unknown, not wrong', async () => {
   const wedgedDir = path.join(dir, 'wedged')
   fs.mkdirSync(wedgedDir)

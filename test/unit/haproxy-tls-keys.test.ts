@@ -6,6 +6,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import { haproxyBusyRatio, parseShowInfo } from '../../src/haproxy/show-info.js'
+import { replaceKeyFile } from '../../src/haproxy/key-file.js'
 import { TicketKeyPusher } from '../../src/haproxy/ticket-key-pusher.js'
 import { MonotonicTotal } from '../../src/haproxy/terminator-metrics.js'
 import { expectedRing, haproxyKeyLine, keyFileText, keyLineBytes, nodeKeysFromLine, parseTlsKeyRefs, parseTlsKeys, pushesNeeded } from '../../src/haproxy/tls-keys.js'
@@ -123,7 +124,7 @@ test('the key file holds the ring the pusher left: written after a rotation and 
   const pusher = new TicketKeyPusher(api, file, s, () => at)
   assert.equal((await pusher.check()).fileWritten, true, 'a current ring over a stale file: the file is rewritten')
   assert.equal(fs.readFileSync(file, 'utf8'), haproxy.ring.join('\n') + '\n')
-  assert.equal(fs.statSync(file).mode & 0o777, 0o600)
+  assert.equal(fs.statSync(file).mode & 0o777, 0o640, 'readable by its group still, by others no more')
   assert.equal((await pusher.check()).fileWritten, undefined, 'unchanged: not written again')
   at += 60_000
   const rotated = await pusher.check()
@@ -178,4 +179,25 @@ test('HAProxy restarted from the very ring the pusher left, after a rotation dur
   const back = await pusher.check()
   assert.equal(back.pushed, 1)
   assert.equal(back.reason, 'repair')
+})
+
+test('a rewritten key file keeps its group-read bit (an HAProxy running as its own user may read it through its group), never others\' bits', () => {
+  const file = keyFilePath()
+  const root = process.geteuid?.() === 0
+  // As root the file keeps its owner and group too: give it a group that is not root's.
+  const group = root ? 65534 : (process.getegid?.() ?? 0)
+  fs.writeFileSync(file, 'old\n', { mode: 0o640 })
+  fs.chmodSync(file, 0o640)
+  if (root) fs.chownSync(file, 0, group)
+  replaceKeyFile(file, 'new\n')
+  const after = fs.statSync(file)
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new\n')
+  assert.equal(after.mode & 0o777, 0o640, 'group-readable as before: HAProxy\'s next start can read it')
+  assert.equal(after.gid, group)
+  fs.chmodSync(file, 0o606)
+  replaceKeyFile(file, 'newer\n')
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'others never read the keys')
+  fs.rmSync(file)
+  replaceKeyFile(file, 'first\n')
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'a new file is 0600')
 })
