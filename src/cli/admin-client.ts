@@ -78,7 +78,7 @@ export class AdminClient {
       const why = e.code ?? e.cause?.code ?? e.name
       throw new AdminClientError(`cannot reach the node's admin API at ${this.base} (${why}: ${e.cause?.message ?? e.message}); is the node running, and is --admin right?`)
     }
-    const text = await res.body.text()
+    const text = await this.answerText(res.body, `${method} ${this.base}${path}`, res.statusCode)
     let json: unknown
     try {
       json = JSON.parse(text)
@@ -92,7 +92,35 @@ export class AdminClient {
     }
     return json as T
   }
+
+  /**
+   * The answer's body, read within MAX_ANSWER_BYTES and the timeout: a wrong --admin (another
+   * service that streams) must not fill the CLI's memory, and a node that stalls halfway
+   * must fail with a message naming it, not an unexplained abort.
+   */
+  private async answerText (body: AsyncIterable<Buffer> & { destroy: (err?: Error) => unknown }, what: string, status: number): Promise<string> {
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of body) {
+        size += chunk.length
+        if (size > MAX_ANSWER_BYTES) {
+          body.destroy()
+          throw new AdminClientError(`${what}: HTTP ${status} with an answer larger than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, not read further; is --admin a tlsfleet node's admin API?`)
+        }
+        chunks.push(chunk)
+      }
+    } catch (err) {
+      if (err instanceof AdminClientError) throw err
+      const e = err as Error & { code?: unknown }
+      throw new AdminClientError(`${what}: HTTP ${status}, but the answer did not arrive whole (${typeof e.code === 'string' ? e.code : e.name}: ${e.message}; --timeout ${this.timeoutMs / 1000} s); is the node overloaded, or is --admin right?`)
+    }
+    return Buffer.concat(chunks).toString('utf8')
+  }
 }
+
+/** The largest answer read from a node: far above any route's (thousands of certificates fit). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 /**
  * The token a node generated in its state dir, when it exists (a node on this machine, run from
