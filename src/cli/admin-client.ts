@@ -4,6 +4,7 @@ import { GENERATED_TOKEN_FILE, readTokenDescriptor, readTokenFile } from '../adm
 import { isLoopbackHost } from '../config/host-port.js'
 import { AdminClientError, AdminTokenError } from '../errors.js'
 import { ANY_OWNER, openPlainFile, UnsafeFileError } from '../util/safe-files.js'
+import { answerProblem, type AnswerShape } from './admin-answers.js'
 import { numberArgument } from './number-argument.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
@@ -51,15 +52,16 @@ export class AdminClient {
     this.timeoutMs = seconds * 1000
   }
 
-  async get<T> (path: string): Promise<T> {
-    return await this.call<T>('GET', path)
+  /** `shape`: what the answer must hold (admin-answers.ts), checked before it is returned as T. */
+  async get<T> (path: string, shape: AnswerShape): Promise<T> {
+    return await this.call<T>('GET', path, shape)
   }
 
-  async put<T> (path: string, body: unknown): Promise<T> {
-    return await this.call<T>('PUT', path, body)
+  async put<T> (path: string, body: unknown, shape: AnswerShape): Promise<T> {
+    return await this.call<T>('PUT', path, shape, body)
   }
 
-  private async call<T> (method: 'GET' | 'PUT', path: string, body?: unknown): Promise<T> {
+  private async call<T> (method: 'GET' | 'PUT', path: string, shape: AnswerShape, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
@@ -89,6 +91,10 @@ export class AdminClient {
       const message = (json as { message?: unknown }).message
       const hint = res.statusCode === 401 ? ' (give --token-file with the node\'s admin token, or --state-dir where the node generated it)' : ''
       throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode}: ${typeof message === 'string' ? message : text.slice(0, 200)}${hint}`)
+    }
+    const problem = answerProblem(shape, json)
+    if (problem !== undefined) {
+      throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode}, but not a tlsfleet node's answer (${problem}); is --admin a tlsfleet node's admin API?`)
     }
     return json as T
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
+import { STATE_ANSWER } from '../../src/cli/admin-answers.js'
 import { AdminClient, MAX_ANSWER_BYTES } from '../../src/cli/admin-client.js'
 import { AdminClientError } from '../../src/errors.js'
 
@@ -45,7 +46,7 @@ async function refusal (path: string, timeout: string): Promise<{ message: strin
   const client = new AdminClient({ admin: base, tokenFile: '', timeout })
   const started = Date.now()
   try {
-    await client.get(path)
+    await client.get(path, STATE_ANSWER)
   } catch (err) {
     assert.ok(err instanceof AdminClientError, `not an AdminClientError: ${String(err)}`)
     return { message: err.message, ms: Date.now() - started }
