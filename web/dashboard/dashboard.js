@@ -11,6 +11,9 @@
 ;(function () {
   var POLL_MS = 2000
   var MAX_BACKOFF_MS = 15000
+  // A node that stops answering (frozen, paused, a tunnel cut) leaves a request open for
+  // minutes: without a deadline the page went on showing its last state as if it were now's.
+  var REQUEST_TIMEOUT_MS = 5000
   var TOKEN_KEY = 'tlsfleet-admin-token'
   var tokenRequired = document.querySelector('meta[name="tlsfleet-token"]').getAttribute('content') === 'required'
   var C = TlsfleetCharts.COLORS
@@ -97,6 +100,14 @@
   }
 
   function token () { return sessionStorage.getItem(TOKEN_KEY) }
+
+  function get (path, headers) {
+    return fetch(path, { headers: headers || {}, cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+  }
+
+  function why (err) {
+    return err && err.name === 'TimeoutError' ? 'no answer within ' + REQUEST_TIMEOUT_MS / 1000 + ' s' : err.message
+  }
 
   function showAuth (message) {
     $('[data-section="auth"]').hidden = false
@@ -245,19 +256,19 @@
     var stored = token()
     if (tokenRequired && !stored) {
       // Without the token only the public /health answers: show the state, ask for the token.
-      fetch('/health', { cache: 'no-store' }).then(function (res) { return res.json() }).then(function (h) {
+      get('/health').then(function (res) { return res.json() }).then(function (h) {
         failures = 0
         problem('')
         renderHealth(h)
       }).catch(function (err) {
         failures++
         unreachable()
-        problem('Cannot reach the node: ' + err.message + '; retrying.')
+        problem('Cannot reach the node: ' + why(err) + '; retrying.')
       }).then(schedule)
       return
     }
     var headers = stored ? { authorization: 'Bearer ' + stored } : {}
-    fetch('/v1/dashboard', { headers: headers, cache: 'no-store' }).then(function (res) {
+    get('/v1/dashboard', headers).then(function (res) {
       if (res.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY)
         tokenRequired = true
@@ -273,7 +284,7 @@
     }).catch(function (err) {
       failures++
       unreachable()
-      problem('Cannot read the node\'s dashboard data: ' + err.message + '; the figures below are the last ones read; retrying.')
+      problem('Cannot read the node\'s dashboard data: ' + why(err) + '; the figures below are the last ones read; retrying.')
     }).then(schedule)
   }
 
