@@ -291,8 +291,16 @@
   field('auth-form').addEventListener('submit', function (event) {
     event.preventDefault()
     var input = event.target.elements.token
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim())
+    var given = input.value.trim()
     input.value = ''
+    // Tokens are printable ASCII (the node refuses others in its token file). A character
+    // pasted along (a zero-width space from a chat) cannot even go in a header: the request
+    // failed in the browser, and the page blamed the node ("no answer").
+    if (!/^[\x21-\x7e]+$/.test(given)) {
+      field('auth-message').textContent = 'That is not a token: a token is printable ASCII without spaces, and what was entered has other characters (pasted along with it?).'
+      return
+    }
+    sessionStorage.setItem(TOKEN_KEY, given)
     field('auth-message').textContent = 'Checking…'
     failures = 0
     clearTimeout(timer)
