@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import path from 'node:path'
 import { request } from 'undici'
 import { GENERATED_TOKEN_FILE, readTokenDescriptor, readTokenFile } from '../admin/admin-auth.js'
@@ -5,6 +6,7 @@ import { isLoopbackHost } from '../config/host-port.js'
 import { AdminClientError, AdminTokenError } from '../errors.js'
 import { ANY_OWNER, openPlainFile, UnsafeFileError } from '../util/safe-files.js'
 import { answerProblem, type AnswerShape } from './admin-answers.js'
+import { listenerUids } from './loopback-listener.js'
 import { numberArgument } from './number-argument.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8445'
@@ -20,6 +22,8 @@ export function maskedPassword (text: string): string {
 export class AdminClient {
   readonly base: string
   private readonly token: string | undefined = undefined
+  /** The token came from --state-dir: who may be sent it (generatedFor). */
+  private readonly generated?: { file: string; owner: number; host: string; port: number }
   private readonly timeoutMs: number
 
   constructor (opts: AdminClientOptions) {
@@ -45,7 +49,12 @@ export class AdminClient {
     if (given !== undefined) this.token = given !== '' ? readClientToken(given, '--token-file') : undefined
     else if (local) {
       const stateDir = opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet'
-      this.token = readGeneratedClientToken(stateDir)
+      const generated = readGeneratedClientToken(stateDir)
+      if (generated !== undefined) {
+        this.token = generated.token
+        const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
+        this.generated = { file: generated.file, owner: generated.owner, host: url.hostname.replace(/^\[|\]$/g, ''), port }
+      }
     }
     const seconds = numberArgument('--timeout', opts.timeout ?? '5', 0.1, 600, 'decimal')
     if (typeof seconds === 'string') throw new AdminClientError(`${seconds} (seconds)`, 2)
@@ -63,7 +72,7 @@ export class AdminClient {
 
   private async call<T> (method: 'GET' | 'PUT', path: string, shape: AnswerShape, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' }
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    if (this.token !== undefined && this.mayGetToken()) headers.authorization = `Bearer ${this.token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Awaited<ReturnType<typeof request>>
     try {
@@ -97,6 +106,25 @@ export class AdminClient {
       throw new AdminClientError(`${method} ${this.base}${path}: HTTP ${res.statusCode}, but not a tlsfleet node's answer (${problem}); is --admin a tlsfleet node's admin API?`)
     }
     return json as T
+  }
+
+  /**
+   * Whether the listener at --admin may be sent the token found in --state-dir: only a process
+   * of root or of the token file's owner (the node binds its port as one or the other). Any
+   * local user may listen on the admin port while the node is down, and would be handed the
+   * token that drains it. No listener: no token (the connection is refused anyway). Where the
+   * socket tables cannot be read (not Linux), it is sent as before.
+   */
+  private mayGetToken (): boolean {
+    const generated = this.generated
+    if (generated === undefined) return true
+    const uids = listenerUids(generated.host, generated.port)
+    if (uids === undefined) return true
+    const stranger = uids.find((uid) => uid !== 0 && uid !== generated.owner)
+    if (stranger !== undefined) {
+      throw new AdminClientError(`${this.base}: refused to send the node's admin token (${generated.file}): the process listening there runs as uid ${stranger}, neither root nor the token file's owner (uid ${generated.owner}); is the node running, or has another user taken its port?`)
+    }
+    return uids.length > 0
   }
 
   /**
@@ -138,7 +166,7 @@ export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
  * a file elsewhere (safe-files.ts). Any owner is accepted: the CLI cannot know the node's
  * --user, and a plain file that user made holds nothing it could not send itself.
  */
-function readGeneratedClientToken (stateDir: string): string | undefined {
+function readGeneratedClientToken (stateDir: string): { token: string; file: string; owner: number } | undefined {
   const file = path.join(stateDir, GENERATED_TOKEN_FILE)
   let fd: number | undefined
   try {
@@ -150,7 +178,8 @@ function readGeneratedClientToken (stateDir: string): string | undefined {
   }
   if (fd === undefined) return undefined
   try {
-    return readTokenDescriptor(file, fd, true)
+    const owner = fs.fstatSync(fd).uid
+    return { token: readTokenDescriptor(file, fd, true), file, owner }
   } catch (err) {
     throw new AdminTokenError(`--state-dir "${stateDir}": ${(err as Error).message}`, { cause: err })
   }
