@@ -22,8 +22,8 @@ export function maskedPassword (text: string): string {
 export class AdminClient {
   readonly base: string
   private readonly token: string | undefined = undefined
-  /** The token came from --state-dir: who may be sent it (generatedFor). */
-  private readonly generated?: { file: string; owner: number; host: string; port: number }
+  /** Where the token came from, when --admin is on this machine: who may be sent it (mayGetToken). */
+  private readonly tokenFile?: { file: string; owner: number; host: string; port: number }
   private readonly timeoutMs: number
 
   constructor (opts: AdminClientOptions) {
@@ -44,18 +44,16 @@ export class AdminClient {
     if (url.search !== '' || url.hash !== '') throw new AdminClientError(`--admin ${admin}: a URL with a query or fragment is refused (give scheme, host, port and an optional path prefix)`, 2)
     this.base = url.toString().replace(/\/+$/, '')
     // The generated token only goes to a node on this machine: never sent to another host.
-    const local = isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))
+    const host = url.hostname.replace(/^\[|\]$/g, '')
+    const local = isLoopbackHost(host)
+    const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
     const given = opts.tokenFile ?? process.env.TLSFLEET_ADMIN_TOKEN_FILE
-    if (given !== undefined) this.token = given !== '' ? readClientToken(given, '--token-file') : undefined
-    else if (local) {
-      const stateDir = opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet'
-      const generated = readGeneratedClientToken(stateDir)
-      if (generated !== undefined) {
-        this.token = generated.token
-        const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
-        this.generated = { file: generated.file, owner: generated.owner, host: url.hostname.replace(/^\[|\]$/g, ''), port }
-      }
-    }
+    let found: { token: string; file: string; owner: number } | undefined
+    if (given !== undefined) found = given !== '' ? readClientToken(given, '--token-file') : undefined
+    else if (local) found = readGeneratedClientToken(opts.stateDir ?? process.env.TLSFLEET_STATE_DIR ?? '.tlsfleet')
+    this.token = found?.token
+    // On this machine, who listens can be asked (mayGetToken); elsewhere the operator chose the host.
+    if (found !== undefined && local) this.tokenFile = { file: found.file, owner: found.owner, host, port }
     const seconds = numberArgument('--timeout', opts.timeout ?? '5', 0.1, 600, 'decimal')
     if (typeof seconds === 'string') throw new AdminClientError(`${seconds} (seconds)`, 2)
     this.timeoutMs = seconds * 1000
@@ -109,20 +107,21 @@ export class AdminClient {
   }
 
   /**
-   * Whether the listener at --admin may be sent the token found in --state-dir: only a process
-   * of root or of the token file's owner (the node binds its port as one or the other). Any
-   * local user may listen on the admin port while the node is down, and would be handed the
-   * token that drains it. No listener: no token (the connection is refused anyway). Where the
-   * socket tables cannot be read (not Linux), it is sent as before.
+   * Whether the listener at a loopback --admin may be sent the token: only a process of root or
+   * of the token file's owner. A node binds its port as one or the other (as root, then --user;
+   * as its own user, who alone can read a 0600 token file). Any local user may listen on the
+   * admin port while the node is down, and would be handed the token that drains it. No
+   * listener: no token (the connection is refused anyway). Where the socket tables cannot be
+   * read (not Linux), it is sent as before.
    */
   private mayGetToken (): boolean {
-    const generated = this.generated
-    if (generated === undefined) return true
-    const uids = listenerUids(generated.host, generated.port)
+    const source = this.tokenFile
+    if (source === undefined) return true
+    const uids = listenerUids(source.host, source.port)
     if (uids === undefined) return true
-    const stranger = uids.find((uid) => uid !== 0 && uid !== generated.owner)
+    const stranger = uids.find((uid) => uid !== 0 && uid !== source.owner)
     if (stranger !== undefined) {
-      throw new AdminClientError(`${this.base}: refused to send the node's admin token (${generated.file}): the process listening there runs as uid ${stranger}, neither root nor the token file's owner (uid ${generated.owner}); is the node running, or has another user taken its port?`)
+      throw new AdminClientError(`${this.base}: refused to send the node's admin token (${source.file}): the process listening there runs as uid ${stranger}, neither root nor the token file's owner (uid ${source.owner}); is the node running, or has another user taken its port?`)
     }
     return uids.length > 0
   }
@@ -189,9 +188,11 @@ function readGeneratedClientToken (stateDir: string): { token: string; file: str
  * The token file is refused as the node refuses it (readable by others, short, unreadable):
  * the token drains the node, and the node's own generated file is 0600, so this costs nothing.
  */
-function readClientToken (file: string, source: string): string {
+function readClientToken (file: string, source: string): { token: string; file: string; owner: number } {
   try {
-    return readTokenFile(file, { checkMode: true })
+    const token = readTokenFile(file, { checkMode: true })
+    // The owner of what was read (a link is followed, as readTokenFile follows it).
+    return { token, file, owner: fs.statSync(file).uid }
   } catch (err) {
     throw new AdminTokenError(`${source}: ${(err as Error).message}`, { cause: err })
   }

@@ -8,9 +8,9 @@ import { tempDir } from '../helpers/certs.js'
 import { freePorts } from '../helpers/ports.js'
 
 /**
- * The token a node generated in --state-dir goes only to the node: another local user that
- * listens on the admin port (taken while the node was down) must not be handed it by
- * `tlsfleet status` or `drain` run as root. Real processes of another uid (nobody), real
+ * The admin token (generated in --state-dir, or a --token-file) goes only to the node: another
+ * local user that listens on a loopback admin port (taken while the node was down) must not be
+ * handed it by `tlsfleet status` or `drain` run as root. Real processes of another uid (nobody), real
  * sockets on loopback.
  */
 
@@ -53,6 +53,16 @@ test('a root-owned generated token is not sent to a listener of another user: st
     assert.equal(r.code, 1, r.stderr)
     assert.match(r.stderr, new RegExp(`refused to send the node's admin token \\(${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/admin\\.token\\): the process listening there runs as uid ${NOBODY}, neither root nor the token file's owner \\(uid 0\\)`))
   }
+  assert.ok(!fs.readFileSync(log, 'utf8').includes(token), 'the listener was sent the token')
+})
+
+test('the same for a --token-file the operator gave: refused to another user\'s listener on loopback', { skip: asRoot ? false : 'needs root (a listener of another uid)' }, async () => {
+  const { dir, token, log } = stateDirWithToken(0)
+  const [port] = await freePorts(1) as [number]
+  await listenAs(NOBODY, port, log)
+  const r = await runCli(['status', '--admin', `http://localhost:${port}`, '--token-file', path.join(dir, 'admin.token'), '--timeout', '2'])
+  assert.equal(r.code, 1, r.stderr)
+  assert.match(r.stderr, /refused to send the node's admin token \(.*admin\.token\): the process listening there runs as uid 65534/)
   assert.ok(!fs.readFileSync(log, 'utf8').includes(token), 'the listener was sent the token')
 })
 
