@@ -40,10 +40,10 @@ test('in Chromium: a frozen node shows "no answer" within seconds, and its state
   process.kill(pid, 'SIGSTOP')
   const frozenAt = Date.now()
   try {
-    // The request deadline (5 s) after the poll in flight (every 2 s), with room for a slow machine.
-    await pollUntil('"no answer" on the badge', async () => await badge() === 'no answer' ? true : undefined, 15_000)
-    assert.ok(Date.now() - frozenAt < 15_000)
-    assert.match((await page.locator('[data-field="problem"]').textContent()) ?? '', /^Cannot read the node's dashboard data: no answer within 5 s; the figures below are the last ones read; retrying\.$/)
+    // The request deadline (8 s) after the poll in flight (every 2 s), with room for a slow machine.
+    await pollUntil('"no answer" on the badge', async () => await badge() === 'no answer' ? true : undefined, 20_000)
+    assert.ok(Date.now() - frozenAt < 20_000)
+    assert.match((await page.locator('[data-field="problem"]').textContent()) ?? '', /^Cannot read the node's dashboard data: no answer within 8 s; the figures below are the last ones read; retrying\.$/)
   } finally {
     process.kill(pid, 'SIGCONT')
   }

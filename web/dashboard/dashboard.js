@@ -13,7 +13,9 @@
   var MAX_BACKOFF_MS = 15000
   // A node that stops answering (frozen, paused, a tunnel cut) leaves a request open for
   // minutes: without a deadline the page went on showing its last state as if it were now's.
-  var REQUEST_TIMEOUT_MS = 5000
+  // Above the slowest answer of a node that does answer: with its HAProxy socket hung, about 4 s
+  // (two Runtime API reads, each given up after 2-3 s).
+  var REQUEST_TIMEOUT_MS = 8000
   var TOKEN_KEY = 'tlsfleet-admin-token'
   var tokenRequired = document.querySelector('meta[name="tlsfleet-token"]').getAttribute('content') === 'required'
   var C = TlsfleetCharts.COLORS
