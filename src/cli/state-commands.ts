@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import type { PutStateResponse } from '../admin/schemas.js'
 import type { AdminState } from '../agent/agent-reply.js'
 import { AdminClientError } from '../errors.js'
+import { PUT_STATE_ANSWER } from './admin-answers.js'
 import { AdminClient, type AdminClientOptions } from './admin-client.js'
 import { addAdminOptions } from './status-command.js'
 
@@ -19,7 +20,9 @@ export function stateCommand (state: AdminState): Command {
   if (state === 'drain') command.option('--move-clients', 'also clear the node\'s HAProxy stick-table entries, so its persistent clients resume on other nodes')
   command.action(async (opts: AdminClientOptions & { moveClients?: boolean }) => {
     const client = new AdminClient(opts)
-    const result = await client.put<PutStateResponse>('/v1/state', { state, ...(opts.moveClients === true ? { moveClients: true } : {}) })
+    const result = await client.put<PutStateResponse>('/v1/state', { state, ...(opts.moveClients === true ? { moveClients: true } : {}) }, PUT_STATE_ANSWER)
+    // What the node says it is now: a drain reported done must be one.
+    if (result.state !== state) throw new AdminClientError(`PUT ${client.base}/v1/state asked for ${state}, but the node answered that it is ${result.state}`)
     const lines = [result.changed ? `${client.base}: ${result.previous} -> ${result.state}` : `${client.base}: already ${result.state}`]
     for (const c of result.haproxy?.commands ?? []) lines.push(`  haproxy: ${c.command}: ${c.ok ? 'ok' : `FAILED: ${c.error ?? 'unknown error'}`}`)
     process.stdout.write(lines.join('\n') + '\n')

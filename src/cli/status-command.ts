@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { certificateAttention, type CertificateAttention } from '../admin/certificate-attention.js'
 import type { CacheBody, CertificateBody, CertificatesBody, PeersBody, StateBody } from '../admin/schemas.js'
+import { CACHE_ANSWER, CERTIFICATES_ANSWER, PEERS_ANSWER, STATE_ANSWER } from './admin-answers.js'
 import { AdminClient, DEFAULT_ADMIN_URL, type AdminClientOptions } from './admin-client.js'
 
 /** Options every admin CLI command takes. */
@@ -142,11 +143,11 @@ export function statusCommand (): Command {
   command.action(async (opts: AdminClientOptions & { json?: boolean }) => {
     const client = new AdminClient(opts)
     const [state, cache, peers, certificates] = await Promise.all([
-      client.get<StateBody>('/v1/state'),
-      client.get<CacheBody>('/v1/cache'),
-      client.get<PeersBody>('/v1/peers'),
+      client.get<StateBody>('/v1/state', STATE_ANSWER),
+      client.get<CacheBody>('/v1/cache', CACHE_ANSWER),
+      client.get<PeersBody>('/v1/peers', PEERS_ANSWER),
       // A node of an older version has no such route: the rest of the status still shows.
-      client.get<CertificatesBody>('/v1/certificates').catch((err: unknown) => err instanceof Error ? err : new Error(String(err)))
+      client.get<CertificatesBody>('/v1/certificates', CERTIFICATES_ANSWER).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)))
     ])
     if (opts.json === true) process.stdout.write(JSON.stringify({ state, cache, peers, certificates: certificates instanceof Error ? { error: certificates.message } : certificates }, null, 2) + '\n')
     else process.stdout.write(formatStatus({ state, cache, peers, certificates }, client.base))

@@ -11,6 +11,11 @@
 ;(function () {
   var POLL_MS = 2000
   var MAX_BACKOFF_MS = 15000
+  // A node that stops answering (frozen, paused, a tunnel cut) leaves a request open for
+  // minutes: without a deadline the page went on showing its last state as if it were now's.
+  // Above the slowest answer of a node that does answer: with its HAProxy socket hung, about 4 s
+  // (two Runtime API reads, each given up after 2-3 s).
+  var REQUEST_TIMEOUT_MS = 8000
   var TOKEN_KEY = 'tlsfleet-admin-token'
   var tokenRequired = document.querySelector('meta[name="tlsfleet-token"]').getAttribute('content') === 'required'
   var C = TlsfleetCharts.COLORS
@@ -97,6 +102,14 @@
   }
 
   function token () { return sessionStorage.getItem(TOKEN_KEY) }
+
+  function get (path, headers) {
+    return fetch(path, { headers: headers || {}, cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+  }
+
+  function why (err) {
+    return err && err.name === 'TimeoutError' ? 'no answer within ' + REQUEST_TIMEOUT_MS / 1000 + ' s' : err.message
+  }
 
   function showAuth (message) {
     $('[data-section="auth"]').hidden = false
@@ -261,19 +274,19 @@
     var stored = token()
     if (tokenRequired && !stored) {
       // Without the token only the public /health answers: show the state, ask for the token.
-      fetch('/health', { cache: 'no-store' }).then(function (res) { return res.json() }).then(function (h) {
+      get('/health').then(function (res) { return res.json() }).then(function (h) {
         failures = 0
         problem('')
         renderHealth(h)
       }).catch(function (err) {
         failures++
         unreachable()
-        problem('Cannot reach the node: ' + err.message + '; retrying.')
+        problem('Cannot reach the node: ' + why(err) + '; retrying.')
       }).then(schedule)
       return
     }
     var headers = stored ? { authorization: 'Bearer ' + stored } : {}
-    fetch('/v1/dashboard', { headers: headers, cache: 'no-store' }).then(function (res) {
+    get('/v1/dashboard', headers).then(function (res) {
       if (res.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY)
         tokenRequired = true
@@ -289,15 +302,23 @@
     }).catch(function (err) {
       failures++
       unreachable()
-      problem('Cannot read the node\'s dashboard data: ' + err.message + '; the figures below are the last ones read; retrying.')
+      problem('Cannot read the node\'s dashboard data: ' + why(err) + '; the figures below are the last ones read; retrying.')
     }).then(schedule)
   }
 
   field('auth-form').addEventListener('submit', function (event) {
     event.preventDefault()
     var input = event.target.elements.token
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim())
+    var given = input.value.trim()
     input.value = ''
+    // Tokens are printable ASCII (the node refuses others in its token file). A character
+    // pasted along (a zero-width space from a chat) cannot even go in a header: the request
+    // failed in the browser, and the page blamed the node ("no answer").
+    if (!/^[\x21-\x7e]+$/.test(given)) {
+      field('auth-message').textContent = 'That is not a token: a token is printable ASCII without spaces, and what was entered has other characters (pasted along with it?).'
+      return
+    }
+    sessionStorage.setItem(TOKEN_KEY, given)
     field('auth-message').textContent = 'Checking…'
     failures = 0
     clearTimeout(timer)
