@@ -11,11 +11,10 @@ import { freePorts } from '../helpers/ports.js'
  * The admin token (generated in --state-dir, or a --token-file) goes only to the node: another
  * local user that listens on a loopback admin port (taken while the node was down) must not be
  * handed it by `tlsfleet status` or `drain` run as root. Real processes of another uid (nobody), real
- * sockets on loopback.
+ * sockets on loopback; run as root, as the tests are (README).
  */
 
 const NOBODY = 65534
-const asRoot = process.getuid?.() === 0
 const listeners: ChildProcess[] = []
 
 after(() => { for (const child of listeners) child.kill('SIGKILL') })
@@ -44,7 +43,7 @@ function stateDirWithToken (owner: number): { dir: string; token: string; log: s
   return { dir, token, log }
 }
 
-test('a root-owned generated token is not sent to a listener of another user: status and drain refuse, naming the uid', { skip: asRoot ? false : 'needs root (a listener of another uid)' }, async () => {
+test('a root-owned generated token is not sent to a listener of another user: status and drain refuse, naming the uid', async () => {
   const { dir, token, log } = stateDirWithToken(0)
   const [port] = await freePorts(1) as [number]
   await listenAs(NOBODY, port, log)
@@ -56,7 +55,7 @@ test('a root-owned generated token is not sent to a listener of another user: st
   assert.ok(!fs.readFileSync(log, 'utf8').includes(token), 'the listener was sent the token')
 })
 
-test('the same for a --token-file the operator gave: refused to another user\'s listener on loopback', { skip: asRoot ? false : 'needs root (a listener of another uid)' }, async () => {
+test('the same for a --token-file the operator gave: refused to another user\'s listener on loopback', async () => {
   const { dir, token, log } = stateDirWithToken(0)
   const [port] = await freePorts(1) as [number]
   await listenAs(NOBODY, port, log)
@@ -66,7 +65,7 @@ test('the same for a --token-file the operator gave: refused to another user\'s 
   assert.ok(!fs.readFileSync(log, 'utf8').includes(token), 'the listener was sent the token')
 })
 
-test('the token file\'s owner listening (a node run as that user) is sent the token', { skip: asRoot ? false : 'needs root (a listener of another uid)' }, async () => {
+test('the token file\'s owner listening (a node run as that user) is sent the token', async () => {
   const { dir, token, log } = stateDirWithToken(NOBODY)
   const [port] = await freePorts(1) as [number]
   await listenAs(NOBODY, port, log)
