@@ -90,7 +90,7 @@ export interface ConnectionAddresses {
  */
 export function forwardToBackend (client: net.Socket, target: BackendTarget, addresses?: ConnectionAddresses): void {
   const upstream = net.connect(target.connectOptions)
-  const forward: Forward = { client, upstream, deadline: 0, activityCount: 0, activeAt: 0 }
+  const forward: Forward = { client, upstream, deadline: 0, sweepSlot: -1, activityCount: 0, activeAt: 0 }
   let connected = false
   target.connecting.add(forward, target.connectTimeoutMs)
   // Listeners with `on`, not `once`: each of these events comes once per socket, and a `once`
