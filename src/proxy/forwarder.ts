@@ -124,21 +124,23 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
     client.on('end', halfClose)
     upstream.on('end', halfClose)
   }
-  upstream.on('error', () => {
-    target.onBackendError(connected ? 'reset' : 'connect_failed')
-    destroyBoth(forward)
-  })
-  client.on('error', () => { destroyBoth(forward) })
+  // Errors are dealt with at 'close', which follows every error (a socket destroys itself on
+  // one): a shared listener that makes no closure, and none on the client, whose errors the
+  // terminator already listens to.
+  upstream.on('error', ignore)
   // Once both directions have ended the sockets close themselves; a close on one side
   // before that (reset, destroy) must not leave the other open.
   client.on('close', () => upstream.destroy())
   upstream.on('close', (hadError) => {
+    if (hadError) target.onBackendError(connected ? 'reset' : 'connect_failed')
     target.connecting.delete(forward)
     target.idle.delete(forward)
     target.halfClosed?.delete(forward)
     if (hadError || !connected) client.destroy()
   })
 }
+
+function ignore (): void {}
 
 function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {
   if (mode === 'off') return undefined
