@@ -133,7 +133,7 @@ class Worker {
    */
   async listen (adopted: ReadonlyMap<number, object>): Promise<void> {
     const reusePort = this.settings.acceptModel === 'reuseport'
-    const onConnection = this.admission.handler((socket) => this.terminator.handle(socket), () => this.terminator.connections.size)
+    const onConnection = this.admission.handler((socket) => this.terminator.handle(socket), () => this.terminator.connections)
     for (const [index, address] of this.settings.listen.entries()) {
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection)
       const handle = adopted.get(index)
@@ -218,7 +218,7 @@ class Worker {
       metrics: withMetrics ? await this.metrics.registry.getMetricsAsJSON() : [],
       l1: { entries: this.cache.l1.size, hits: this.cache.l1.hits, misses: this.cache.l1.misses, bytes: this.cache.l1.bytes },
       eventLoopUtilization: elu.utilization,
-      activeConnections: this.terminator.connections.size,
+      activeConnections: this.terminator.connections,
       connectionLimit: Number.isFinite(this.admission.limit) ? this.admission.limit : 0
     }, final?.sent)
   }
@@ -258,14 +258,14 @@ class Worker {
     this.admission.stop()
     for (const server of this.servers) server.close()
     const exitWhenIdle = (): void => {
-      if (this.terminator.connections.size > 0) return
+      if (this.terminator.connections > 0) return
       process.exit(0)
     }
     const timer = setTimeout(() => {
-      const cut = this.terminator.connections.size
+      const cut = this.terminator.connections
       // Said before the cut: how many clients the grace period did not let finish.
       if (cut > 0) this.log.warn({ connections: cut, gracePeriodMs: graceMs }, 'grace period over: closing the connections still open')
-      for (const socket of this.terminator.connections) socket.destroy()
+      this.terminator.destroyAll()
       process.exit(0)
     }, graceMs)
     timer.unref()

@@ -101,7 +101,7 @@ export interface ConnectionAddresses {
  */
 export function forwardToBackend (client: net.Socket, target: BackendTarget, addresses?: ConnectionAddresses): void {
   const upstream = net.connect(target.connectOptions)
-  const forward: Forward = { client, upstream, deadline: 0, activityCount: 0, activeAt: 0 }
+  const forward: Forward = { client, upstream, deadline: 0, sweepSlot: -1, activityCount: 0, activeAt: 0 }
   let connected = false
   target.connecting.add(forward, target.connectTimeoutMs)
   // Listeners with `on`, not `once`: each of these events comes once per socket, and a `once`
@@ -135,26 +135,28 @@ export function forwardToBackend (client: net.Socket, target: BackendTarget, add
     client.on('end', halfClose)
     upstream.on('end', halfClose)
   }
-  upstream.on('error', () => {
-    target.onBackendError(connected ? 'reset' : 'connect_failed')
-    destroyBoth(forward)
-  })
-  // The client reset the connection (or broke TLS): the backend gets a reset too, as HAProxy
-  // gives it; a FIN would tell it the client's stream had ended cleanly.
-  client.on('error', () => {
-    reset(upstream)
-    client.destroy()
-  })
+  // Errors are dealt with at 'close', which follows every error (a socket destroys itself on
+  // one): a shared listener that makes no closure, and none on the client, whose errors the
+  // terminator already listens to.
+  upstream.on('error', ignore)
   // Once both directions have ended the sockets close themselves; a close on one side
-  // before that (reset, destroy) must not leave the other open.
-  client.on('close', () => upstream.destroy())
+  // before that (reset, destroy) must not leave the other open. A client closed by an error
+  // (it reset the connection, or broke TLS) gives the backend a reset too, as HAProxy does: a
+  // FIN would tell it the client's stream had ended cleanly (a cut upload read to its "end").
+  client.on('close', (hadError) => {
+    if (hadError) reset(upstream)
+    else upstream.destroy()
+  })
   upstream.on('close', (hadError) => {
+    if (hadError) target.onBackendError(connected ? 'reset' : 'connect_failed')
     target.connecting.delete(forward)
     target.idle.delete(forward)
     target.halfClosed?.delete(forward)
     if (hadError || !connected) client.destroy()
   })
 }
+
+function ignore (): void {}
 
 function proxyHeader (mode: BackendTarget['proxyProtocolOut'], addresses: ConnectionAddresses | undefined): Buffer | undefined {
   if (mode === 'off') return undefined

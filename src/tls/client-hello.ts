@@ -22,7 +22,7 @@ export interface ClientHelloInfo {
   /** e.g. 0x0303 */
   legacyVersion: number
   /** from the supported_versions extension (empty if absent), in client order, GREASE included */
-  supportedVersions: number[]
+  supportedVersions: readonly number[]
   offersTls13: boolean
   /** legacy session id (may be empty) */
   sessionId: Buffer
@@ -30,7 +30,7 @@ export interface ClientHelloInfo {
   sessionTicket?: Buffer
   sessionTicketExtPresent: boolean
   /** TLS 1.3 pre_shared_key identities */
-  pskIdentities: Buffer[]
+  pskIdentities: readonly Buffer[]
   /** first 16 bytes of the presented ticket: PSK identity[0] if >= 16 bytes, else the 1.2 ticket */
   ticketKeyName?: Buffer
   /** The client asked for a stapled OCSP response (status_request). */
@@ -95,6 +95,11 @@ const TLS13 = 0x0304
 const MAX_HOST_NAME_LENGTH = 253
 
 const INCOMPLETE: ClientHelloResult = Object.freeze({ status: 'incomplete' })
+/** Shared by every hello without the extension: an empty array per hello is an allocation per connection. */
+const NO_VERSIONS: readonly number[] = Object.freeze([])
+const NO_IDENTITIES: readonly Buffer[] = Object.freeze([])
+/** The empty session ID (a Buffer of length 0 has no byte to change). */
+const NO_BYTES = Buffer.alloc(0)
 const MALFORMED: ClientHelloResult = Object.freeze({ status: 'error', reason: 'malformed' })
 
 /** Incomplete until the buffer holds `needBytes`: a caller fed a byte at a time parses again only then. */
@@ -200,7 +205,7 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
   p += 2 + 32 // version, random
   const sessionIdLength = b[p++] as number
   if (sessionIdLength > 32 || end - p < sessionIdLength) return MALFORMED
-  const sessionId = copyOf(b, p, p + sessionIdLength)
+  const sessionId = sessionIdLength === 0 ? NO_BYTES : copyOf(b, p, p + sessionIdLength)
   p += sessionIdLength
   if (end - p < 2) return MALFORMED
   const ciphersLength = u16(b, p)
@@ -213,13 +218,20 @@ function parseBody (b: Buffer, start: number, end: number): ClientHelloResult {
   if (end - p < compressionLength || compressionLength < 1) return MALFORMED
   p += compressionLength
 
+  // Every field in the literal, the optional ones undefined: fields added later outgrow the
+  // object's in-object slots (a property array allocated per connection) and give hellos
+  // different shapes for the code that reads them.
   const hello: ClientHelloInfo = {
+    serverName: undefined,
+    serverNameImplausible: undefined,
     legacyVersion,
-    supportedVersions: [],
+    supportedVersions: NO_VERSIONS,
     offersTls13: false,
     sessionId,
+    sessionTicket: undefined,
     sessionTicketExtPresent: false,
-    pskIdentities: [],
+    pskIdentities: NO_IDENTITIES,
+    ticketKeyName: undefined,
     statusRequest: false,
     signatures: offersEcdsaSuite(b, ciphersStart, ciphersStart + ciphersLength) ? SIGNATURES_ECDSA_SUITE : 0
   }
@@ -292,38 +304,52 @@ function readServerName (b: Buffer, p: number, end: number, hello: ClientHelloIn
     p += 3
     if (length === 0 || end - p < length) return false
     if (nameType === 0 && hello.serverName === undefined) {
-      if (length <= MAX_HOST_NAME_LENGTH && isHostName(b, p, p + length)) hello.serverName = b.toString('latin1', p, p + length).toLowerCase()
-      else hello.serverNameImplausible = true
+      const kind = length <= MAX_HOST_NAME_LENGTH ? hostName(b, p, p + length) : NOT_HOST_NAME
+      if (kind === NOT_HOST_NAME) {
+        hello.serverNameImplausible = true
+      } else {
+        // Lowercased only when it has capitals: toLowerCase makes a new string even when nothing changes.
+        const name = b.toString('latin1', p, p + length)
+        hello.serverName = kind === HOST_NAME_CAPITALS ? name.toLowerCase() : name
+      }
     }
     p += length
   }
   return true
 }
 
+const NOT_HOST_NAME = 0
+const HOST_NAME_LOWERCASE = 1
+const HOST_NAME_CAPITALS = 2
+
 /**
  * Letters (either case), digits, '-', '_' (seen in the wild) and dots: labels of 1-63 bytes that
  * neither start nor end with '-', no empty label except a trailing dot. Byte by byte rather than
- * a regular expression, which cost more than the rest of the parse.
+ * a regular expression, which cost more than the rest of the parse. Says whether it has capitals.
  */
-function isHostName (b: Buffer, start: number, end: number): boolean {
+function hostName (b: Buffer, start: number, end: number): number {
   let label = 0
   let last = 0
+  let capitals = false
   for (let i = start; i < end; i++) {
     const c = b[i] as number
     if (c === 0x2e) { // '.'
-      if (label === 0 || last === 0x2d) return false
+      if (label === 0 || last === 0x2d) return NOT_HOST_NAME
       label = 0
     } else {
-      const letter = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a)
+      const capital = c >= 0x41 && c <= 0x5a
+      const letter = (c >= 0x61 && c <= 0x7a) || capital
       const digit = c >= 0x30 && c <= 0x39
-      if (!letter && !digit && c !== 0x5f && c !== 0x2d) return false
-      if (label === 0 && c === 0x2d) return false
-      if (++label > 63) return false
+      if (!letter && !digit && c !== 0x5f && c !== 0x2d) return NOT_HOST_NAME
+      if (label === 0 && c === 0x2d) return NOT_HOST_NAME
+      if (++label > 63) return NOT_HOST_NAME
+      if (capital) capitals = true
     }
     last = c
   }
   // A trailing dot ends with label 0, which is fine unless the name was only a dot.
-  return (label > 0 && last !== 0x2d) || (label === 0 && end - start > 1)
+  const ok = (label > 0 && last !== 0x2d) || (label === 0 && end - start > 1)
+  return !ok ? NOT_HOST_NAME : capitals ? HOST_NAME_CAPITALS : HOST_NAME_LOWERCASE
 }
 
 /**
@@ -385,7 +411,10 @@ function readSupportedVersions (b: Buffer, p: number, end: number, hello: Client
   const length = b[p] as number
   p += 1
   if (end - p !== length || length < 2 || length % 2 !== 0) return false
-  for (; p < end; p += 2) hello.supportedVersions.push(u16(b, p))
+  // Sized once (a push grew an empty array to 17 slots).
+  const versions = new Array<number>(length / 2)
+  for (let i = 0; p < end; p += 2) versions[i++] = u16(b, p)
+  hello.supportedVersions = versions
   return true
 }
 

@@ -72,7 +72,7 @@ export class ContextPool {
    */
   private currentRouter?: CachedRouter
   /** Per secret (the ring's order): its farm tag as two u32 (a name's first 8 bytes), and routers by epoch. */
-  private byTicketName: Array<{ tagHigh: number; tagLow: number; byEpoch: Map<number, CachedRouter> }> = []
+  private byTicketName: Array<{ tag: Buffer; byEpoch: Map<number, CachedRouter> }> = []
 
   constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
     this.material = material
@@ -170,17 +170,19 @@ export class ContextPool {
   }
 
   /**
-   * A name is tag(8) | epoch(8): read as four u32, compared and looked up without making a
-   * string or a BigInt per connection. Only names byName() accepted are cached, until they stop
-   * being acceptable.
+   * A name is tag(8) | epoch(8): the tag compared byte by byte and the epoch read as a number,
+   * without making a string or a BigInt per connection (nor a heap number: a tag read as a u32
+   * is above the small-integer range half the time). Only names byName() accepted are cached,
+   * until they stop being acceptable.
    */
   private cachedByName (name: Buffer, now: number): Router | undefined {
-    if (name.length !== 16) return undefined
-    const high = name.readUInt32BE(0)
-    const low = name.readUInt32BE(4)
-    const epoch = name.readUInt32BE(8) * 2 ** 32 + name.readUInt32BE(12)
-    for (const entry of this.byTicketName) {
-      if (entry.tagHigh !== high || entry.tagLow !== low) continue
+    // An epoch above 2^32 - 1 is no epoch of ours (a one-second rotation reaches it in 136 years).
+    if (name.length !== 16 || name[8] !== 0 || name[9] !== 0 || name[10] !== 0 || name[11] !== 0) return undefined
+    // Byte by byte: Buffer.readUInt32BE boxed its intermediate results (~200 bytes per connection).
+    const epoch = (name[12] as number) * 0x1000000 + (((name[13] as number) << 16) | ((name[14] as number) << 8) | (name[15] as number))
+    for (let i = 0; i < this.byTicketName.length; i++) {
+      const entry = this.byTicketName[i] as { tag: Buffer; byEpoch: Map<number, CachedRouter> }
+      if (!sameTag(entry.tag, name)) continue
       const cached = entry.byEpoch.get(epoch)
       if (cached !== undefined && now < cached.until) return cached.router
     }
@@ -276,7 +278,7 @@ export class ContextPool {
       // Another secret, or another order: indexes change, every router goes.
       this.routers.clear()
       this.currentRouter = undefined
-      this.byTicketName = ring.tags.map((tag) => ({ tagHigh: tag.readUInt32BE(0), tagLow: tag.readUInt32BE(4), byEpoch: new Map<number, CachedRouter>() }))
+      this.byTicketName = ring.tags.map((tag) => ({ tag: Buffer.from(tag.subarray(0, 8)), byEpoch: new Map<number, CachedRouter>() }))
     }
     this.dropUnheld(now)
     return true
@@ -289,6 +291,12 @@ type Router = SniRouter<CertificateChoice>
 const MAX_GENERATIONS = 64
 
 /** The ticket whose first 16 bytes are `hello.ticketKeyName` (client-hello.ts picks it so). */
+/** Whether the ticket key name starts with the 8-byte tag. */
+function sameTag (tag: Buffer, name: Buffer): boolean {
+  for (let i = 0; i < 8; i++) if (tag[i] !== name[i]) return false
+  return true
+}
+
 function presentedTicket (hello: ClientHelloInfo): Buffer | undefined {
   const psk = hello.pskIdentities[0]
   return psk !== undefined && psk.length >= TICKET_KEY_NAME_LENGTH ? psk : hello.sessionTicket

@@ -5,6 +5,7 @@ import type { WorkerSessionCache } from '../cache/worker-session-cache.js'
 import type { WorkerMetrics } from '../metrics/worker-metrics.js'
 import { BurstLogs } from '../util/burst-log.js'
 import type { Logger } from '../util/logger.js'
+import { SlotList } from '../util/slot-list.js'
 import { DeadlineSweep, sweepPeriodMs } from '../util/sweep-timers.js'
 import { backendLookupFor } from '../proxy/backend-lookup.js'
 import { backendTarget, forwardToBackend, type BackendTarget, type ConnectionAddresses } from '../proxy/forwarder.js'
@@ -24,11 +25,15 @@ import { RevokedCertificates } from './revoked-certificates.js'
 import { readSession, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
-/** A connection until its handshake is done. */
+/** A connection: its handshake state until done, and its place among the open ones until closed. */
 interface Pending {
   socket: net.Socket
   /** When --handshake-timeout gives up on it (performance.now() ms; set by the handshake sweep). */
   deadline: number
+  /** Its index in the handshake sweep (-1: none). */
+  sweepSlot: number
+  /** Its index in `open` (-1 once closed). */
+  openSlot: number
   /** Counted once: the first reason a connection was refused wins. */
   failed: boolean
   /** Its client's address while it holds a slot of --max-handshakes-per-source. */
@@ -101,7 +106,8 @@ export class TlsTerminator {
   private readonly sourceAtAccept: boolean
   /** ...or once the PROXY header is read (--proxy-from, or a per-source cap behind PROXY). */
   private readonly checkHeader: boolean
-  readonly connections = new Set<net.Socket>()
+  /** The open connections (a SlotList, not a Set: nothing allocated per connection). */
+  private readonly open = new SlotList<'openSlot', Pending>('openSlot')
   /** Connections until their handshake is done, failed at --handshake-timeout. */
   private readonly handshaking: DeadlineSweep<Pending>
   /** --crl, for resumed sessions (OpenSSL checks it in full handshakes only). */
@@ -195,14 +201,22 @@ export class TlsTerminator {
     this.staples?.set(staples)
   }
 
+  /** Connections open now. */
+  get connections (): number { return this.open.size }
+
+  /** Closes every open connection (the end of a worker's grace period). */
+  destroyAll (): void {
+    for (const pending of this.open.toArray()) pending.socket.destroy()
+  }
+
   handle (socket: net.Socket): void {
     this.metrics.connectionOpened()
-    this.connections.add(socket)
-    const pending: Pending = { socket, deadline: 0, failed: false, source: undefined, helloRead: false }
+    const pending: Pending = { socket, deadline: 0, sweepSlot: -1, openSlot: -1, failed: false, source: undefined, helloRead: false }
+    this.open.add(pending)
     this.handshaking.add(pending, this.settings.handshakeTimeoutMs)
     socket.on('close', () => {
       this.handshaking.delete(pending)
-      this.connections.delete(socket)
+      this.open.delete(pending)
       this.metrics.connectionClosed()
       this.releaseSource(pending)
     })

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { SlotList } from './slot-list.js'
 
 /**
  * Timeouts for many short-lived connections, checked by one interval per kind instead of a
@@ -14,12 +15,18 @@ export function sweepPeriodMs (timeoutMs: number, minMs: number): number {
   return Math.min(1000, Math.max(minMs, Math.round(timeoutMs / 10)))
 }
 
-/** Something with a deadline (performance.now() ms), set by DeadlineSweep.add. */
-export interface HasDeadline { deadline: number }
+/**
+ * Where an item sits in the sweep that holds it (-1: in none; start items at -1). An item is in
+ * one sweep at a time (a forward moves from the connect sweep to the idle one).
+ */
+export interface InSweep { sweepSlot: number }
 
-/** A set of items and the interval that sweeps it: what both kinds of sweep share. */
-abstract class Sweep<T> {
-  protected readonly items = new Set<T>()
+/** Something with a deadline (performance.now() ms), set by DeadlineSweep.add. */
+export interface HasDeadline extends InSweep { deadline: number }
+
+/** The items (a SlotList: no allocation per add or delete) and the interval that sweeps them: what both kinds of sweep share. */
+abstract class Sweep<T extends InSweep> {
+  protected readonly items = new SlotList<'sweepSlot', T>('sweepSlot')
   private readonly timer: NodeJS.Timeout
 
   constructor (periodMs: number) {
@@ -34,7 +41,11 @@ abstract class Sweep<T> {
 
   get size (): number { return this.items.size }
 
-  /** Expires what is due (the interval calls it; tests call it with a clock). Deleting the entry being visited is safe in a Set's for..of. */
+  /**
+   * Expires what is due (the interval calls it; tests call it with a clock). Removing the item
+   * at `i` moves the last one there, which is visited next; an expiry that deletes others
+   * (none does now: sockets close on a later tick) at worst has one visited twice.
+   */
   abstract sweep (now: number): void
 
   close (): void { clearInterval(this.timer) }
@@ -52,8 +63,9 @@ export class DeadlineSweep<T extends HasDeadline> extends Sweep<T> {
   }
 
   sweep (now: number): void {
-    for (const item of this.items) {
-      if (now < item.deadline) continue
+    for (let i = 0; i < this.items.size;) {
+      const item = this.items.at(i)
+      if (now < item.deadline) { i++; continue }
       this.items.delete(item)
       this.expire(item)
     }
@@ -61,7 +73,7 @@ export class DeadlineSweep<T extends HasDeadline> extends Sweep<T> {
 }
 
 /** What IdleSweep keeps on an item: its activity count when last seen to move, and when. */
-export interface Activity { activityCount: number; activeAt: number }
+export interface Activity extends InSweep { activityCount: number; activeAt: number }
 
 /**
  * Items that expire after `idleMs` without activity. Activity is read, not reported: the sweep
@@ -81,7 +93,8 @@ export class IdleSweep<T extends Activity> extends Sweep<T> {
   }
 
   sweep (now: number): void {
-    for (const item of this.items) {
+    for (let i = 0; i < this.items.size;) {
+      const item = this.items.at(i)
       const count = this.count(item)
       if (count !== item.activityCount) {
         item.activityCount = count
@@ -89,7 +102,9 @@ export class IdleSweep<T extends Activity> extends Sweep<T> {
       } else if (now - item.activeAt >= this.idleMs) {
         this.items.delete(item)
         this.expire(item)
+        continue
       }
+      i++
     }
   }
 }

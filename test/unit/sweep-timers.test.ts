@@ -14,9 +14,9 @@ test('DeadlineSweep expires an item once its deadline has passed, not before, an
   const expired: string[] = []
   const sweep = new DeadlineSweep<HasDeadline & { name: string }>(1000, (item) => expired.push(item.name))
   try {
-    const a = { name: 'a', deadline: 0 }
-    const b = { name: 'b', deadline: 0 }
-    const c = { name: 'c', deadline: 0 }
+    const a = { name: 'a', deadline: 0, sweepSlot: -1 }
+    const b = { name: 'b', deadline: 0, sweepSlot: -1 }
+    const c = { name: 'c', deadline: 0, sweepSlot: -1 }
     sweep.add(a, 500, 1000)
     sweep.add(b, 2000, 1000)
     sweep.add(c, 500, 1000)
@@ -40,8 +40,8 @@ test('IdleSweep expires an item only after idleMs with its count unchanged; any 
   type Item = Activity & { name: string }
   const sweep = new IdleSweep<Item>(100, 1000, (item) => counts.get(item.name) as number, (item) => expired.push(item.name))
   try {
-    const quiet: Item = { name: 'quiet', activityCount: 0, activeAt: 0 }
-    const busy: Item = { name: 'busy', activityCount: 0, activeAt: 0 }
+    const quiet: Item = { name: 'quiet', activityCount: 0, activeAt: 0, sweepSlot: -1 }
+    const busy: Item = { name: 'busy', activityCount: 0, activeAt: 0, sweepSlot: -1 }
     sweep.add(quiet, 0)
     sweep.add(busy, 0)
     for (let now = 100; now < 1000; now += 100) {
@@ -59,5 +59,33 @@ test('IdleSweep expires an item only after idleMs with its count unchanged; any 
     assert.equal(sweep.size, 0)
   } finally {
     sweep.close()
+  }
+})
+
+test('DeadlineSweep expires every due item of one sweep, whatever their order, and an item moves between sweeps', () => {
+  const expired: string[] = []
+  const first = new DeadlineSweep<HasDeadline & { name: string }>(1000, (item) => expired.push(item.name))
+  const second = new DeadlineSweep<HasDeadline & { name: string }>(1000, (item) => expired.push(`second:${item.name}`))
+  try {
+    const items = ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, deadline: 0, sweepSlot: -1 }))
+    // Due: a, c, e (deadline 1500); not yet: b, d (deadline 3000).
+    items.forEach((item, i) => first.add(item, i % 2 === 0 ? 500 : 2000, 1000))
+    first.sweep(1500)
+    assert.deepEqual([...expired].sort(), ['a', 'c', 'e'])
+    assert.equal(first.size, 2)
+    const b = items[1] as HasDeadline & { name: string }
+    assert.equal(first.delete(b), true)
+    assert.equal(first.delete(b), false, 'deleted once')
+    assert.equal(second.delete(b), false, 'never in the other sweep')
+    second.add(b, 100, 2000)
+    assert.equal(first.delete(b), false, 'in the second sweep now, not the first')
+    assert.throws(() => first.add(b, 100, 2000), /already in a list/)
+    first.sweep(5000)
+    second.sweep(5000)
+    assert.deepEqual([...expired].sort(), ['a', 'c', 'd', 'e', 'second:b'])
+    assert.equal(first.size + second.size, 0)
+  } finally {
+    first.close()
+    second.close()
   }
 })
