@@ -392,6 +392,12 @@ export const OPTIONS = {
     schema: seconds(0, 86400),
     default: 0
   }),
+  'tcp-keepalive': spec({
+    description: 'seconds a proxied connection\'s client and backend sockets may be silent before the kernel sends TCP keepalive probes (then one a second, 10 unanswered close it), as hitch\'s tcp-keepalive and HAProxy\'s option clitcpka/srvtcpka; for connections --idle-timeout lets stay idle longer than a firewall or NAT keeps their state; 0 = off',
+    expected: 'an integer number of seconds from 0 to 32767',
+    schema: int(0, 32767),
+    default: 0
+  }),
   'backend-refresh': spec({
     description: 'seconds a looked-up --backend host name is used before it is looked up again (a failed lookup keeps the last addresses); 0 = look it up for every connection',
     expected: 'a number of seconds from 0 to 86400',

@@ -62,6 +62,10 @@ export function checkTerminatorOptions (config: NodeConfig): void {
   if (tlsOnly.length > 0) {
     throw new ConfigConflictError(`${tlsOnly.join(', ')} only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line (see the migration table in docs/operations.md)`)
   }
+  // The sockets are the local HAProxy's: keepalive is set there.
+  if (config.tcpKeepalive > 0) {
+    throw new ConfigConflictError('--tcp-keepalive only applies with --terminator tlsfleet: with --terminator haproxy, the connections are the local HAProxy\'s (option clitcpka, option srvtcpka)')
+  }
   // Not given (or the former default, tlsfleet) stands for HAProxy's own context here; any other
   // value would say the farm shares sessions under a context HAProxy can never use.
   if (config.sessionIdContext !== HAPROXY_SESSION_ID_CONTEXT && config.sessionIdContext !== '' && config.sessionIdContext !== 'tlsfleet') {
