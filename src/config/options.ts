@@ -209,6 +209,14 @@ export const OPTIONS = {
     default: '',
     defaultHelp: 'the profile\'s'
   }),
+  sigalgs: spec({
+    description: 'signature algorithms the node may sign its handshakes with (and accepts in a client certificate\'s handshake signature), colon-separated in OpenSSL syntax, as HAProxy\'s sigalgs; a client offering none of them cannot connect',
+    expected: 'signature algorithms separated by ":" (e.g. ECDSA+SHA256:RSA-PSS+SHA256 or ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256)',
+    valueName: 'LIST',
+    schema: z.string(),
+    default: '',
+    defaultHelp: 'OpenSSL\'s'
+  }),
   'prefer-server-ciphers': spec({
     description: 'choose the cipher by the server\'s order instead of the client\'s',
     expected: 'one of on, off',

@@ -51,6 +51,7 @@ export function checkTerminatorOptions (config: NodeConfig): void {
     config.ciphers !== '' ? '--ciphers' : undefined,
     config.ciphersuites !== '' ? '--ciphersuites' : undefined,
     config.ecdhCurves !== '' ? '--ecdh-curves' : undefined,
+    config.sigalgs !== '' ? '--sigalgs' : undefined,
     config.preferServerCiphers !== '' ? '--prefer-server-ciphers' : undefined,
     config.alpn.length > 0 ? '--alpn' : undefined,
     config.clientVerify !== 'none' ? '--client-verify' : undefined,
