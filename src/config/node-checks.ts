@@ -43,6 +43,10 @@ function checkCombinations (config: NodeConfig): void {
   if (config.cacheMissWait >= config.cacheGetTimeout) {
     throw new ConfigConflictError(`--cache-miss-wait ${config.cacheMissWait} must be below --cache-get-timeout ${config.cacheGetTimeout} (ms): the worker stops waiting for L2 at the timeout`)
   }
+  // Probes go out only on a connection silent for --tcp-keepalive; --idle-timeout closes it at its own bound.
+  if (config.tcpKeepalive > 0 && config.tcpKeepalive >= config.idleTimeout) {
+    throw new ConfigConflictError(`--tcp-keepalive ${config.tcpKeepalive} would never send a probe: --idle-timeout ${config.idleTimeout} closes a connection silent that long first; give --tcp-keepalive below --idle-timeout, or a longer --idle-timeout (connections meant to stay silent for hours)`)
+  }
   if (config.syncListen !== 'off' && config.syncFormat === 'v2' && config.syncSecretFile.length === 0) {
     throw new ConfigConflictError('--sync-listen needs --sync-secret-file with the farm secret (sync format v2 authenticates and encrypts every packet)')
   }

@@ -209,6 +209,14 @@ export const OPTIONS = {
     default: '',
     defaultHelp: 'the profile\'s'
   }),
+  sigalgs: spec({
+    description: 'signature algorithms the node may sign its handshakes with (and accepts in a client certificate\'s handshake signature), colon-separated in OpenSSL syntax, as HAProxy\'s sigalgs; a client offering none of them cannot connect',
+    expected: 'signature algorithms separated by ":" (e.g. ECDSA+SHA256:RSA-PSS+SHA256 or ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256)',
+    valueName: 'LIST',
+    schema: z.string(),
+    default: '',
+    defaultHelp: 'OpenSSL\'s'
+  }),
   'prefer-server-ciphers': spec({
     description: 'choose the cipher by the server\'s order instead of the client\'s',
     expected: 'one of on, off',
@@ -390,6 +398,12 @@ export const OPTIONS = {
     description: 'seconds without traffic a proxied connection may stay half-closed (one side has sent its end, the other has not) before it is closed, as HAProxy\'s timeout client-fin/server-fin; 0 = --idle-timeout applies',
     expected: 'a number of seconds from 0 to 86400',
     schema: seconds(0, 86400),
+    default: 0
+  }),
+  'tcp-keepalive': spec({
+    description: 'seconds a proxied connection\'s client and backend sockets may be silent before the kernel sends TCP keepalive probes (then one a second, 10 unanswered close it), as hitch\'s tcp-keepalive and HAProxy\'s option clitcpka/srvtcpka; for connections --idle-timeout lets stay idle longer than a firewall or NAT keeps their state; 0 = off',
+    expected: 'an integer number of seconds from 0 to 32767',
+    schema: int(0, 32767),
     default: 0
   }),
   'backend-refresh': spec({

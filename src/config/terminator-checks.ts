@@ -51,6 +51,7 @@ export function checkTerminatorOptions (config: NodeConfig): void {
     config.ciphers !== '' ? '--ciphers' : undefined,
     config.ciphersuites !== '' ? '--ciphersuites' : undefined,
     config.ecdhCurves !== '' ? '--ecdh-curves' : undefined,
+    config.sigalgs !== '' ? '--sigalgs' : undefined,
     config.preferServerCiphers !== '' ? '--prefer-server-ciphers' : undefined,
     config.alpn.length > 0 ? '--alpn' : undefined,
     config.clientVerify !== 'none' ? '--client-verify' : undefined,
@@ -61,6 +62,10 @@ export function checkTerminatorOptions (config: NodeConfig): void {
   ].filter((o) => o !== undefined)
   if (tlsOnly.length > 0) {
     throw new ConfigConflictError(`${tlsOnly.join(', ')} only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line (see the migration table in docs/operations.md)`)
+  }
+  // The sockets are the local HAProxy's: keepalive is set there.
+  if (config.tcpKeepalive > 0) {
+    throw new ConfigConflictError('--tcp-keepalive only applies with --terminator tlsfleet: with --terminator haproxy, the connections are the local HAProxy\'s (option clitcpka, option srvtcpka)')
   }
   // Not given (or the former default, tlsfleet) stands for HAProxy's own context here; any other
   // value would say the farm shares sessions under a context HAProxy can never use.

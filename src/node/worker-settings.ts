@@ -30,6 +30,8 @@ export interface WorkerSettings {
   idleTimeoutMs: number
   /** Half-closed connections: their inactivity bound (0: the idle timeout's). */
   finTimeoutMs: number
+  /** --tcp-keepalive in ms: idle time before keepalive probes on both sockets (0: no keepalive). */
+  tcpKeepaliveMs: number
   connectTimeoutMs: number
   /** --backend-refresh in ms (0: a lookup per connection). */
   backendRefreshMs: number
@@ -78,6 +80,7 @@ export function workerSettings (config: NodeConfig, backend: HostPort, tls: { po
     handshakeTimeoutMs: Math.round(config.handshakeTimeout * 1000),
     idleTimeoutMs: Math.round(config.idleTimeout * 1000),
     finTimeoutMs: Math.round(config.finTimeout * 1000),
+    tcpKeepaliveMs: config.tcpKeepalive * 1000,
     connectTimeoutMs: Math.round(config.connectTimeout * 1000),
     backendRefreshMs: Math.round(config.backendRefresh * 1000),
     gracePeriodMs: Math.round(config.gracePeriod * 1000),

@@ -7,12 +7,13 @@ import { L2Responder } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatCidr } from '../config/cidr.js'
 import { formatHostPort } from '../config/host-port.js'
-import { optionOrigin } from '../config/load.js'
+import { namedAsGiven, optionOrigin } from '../config/load.js'
 import type { NodeConfig } from '../config/options.js'
 import { checkOcspDir } from '../ocsp/ocsp-dir.js'
 import { proxyTrustWarning } from '../proxy/proxy-trust.js'
 import { OcspStapler } from '../ocsp/ocsp-stapler.js'
 import type { CertificateBundle } from '../tls/certificates.js'
+import { alpnBackendWarning } from '../tls/connection-tlvs.js'
 import { checkBundleUsable, rememberingCheck } from '../tls/secure-contexts.js'
 import { selfSignedFile } from '../tls/self-signed.js'
 import { loadTlsMaterial, type LoadedTlsMaterial, type TlsMaterial } from '../tls/tls-material.js'
@@ -161,6 +162,8 @@ export class WorkerTerminator implements NodeTerminator {
     await checkListenAddresses(config.listen)
     const proxyWarning = proxyTrustWarning(config.proxyProtocolIn, config.proxyFrom)
     if (proxyWarning !== undefined) this.log.warn(proxyWarning)
+    const alpnWarning = alpnBackendWarning(config)
+    if (alpnWarning !== undefined) this.log.warn(namedAsGiven(config, alpnWarning))
   }
 
   certificates (): CertificateBundle[] { return this.material.certificates }

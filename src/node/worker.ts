@@ -135,7 +135,7 @@ class Worker {
     const reusePort = this.settings.acceptModel === 'reuseport'
     const onConnection = this.admission.handler((socket) => this.terminator.handle(socket), () => this.terminator.connections)
     for (const [index, address] of this.settings.listen.entries()) {
-      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection)
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true, ...this.keepalive() }, onConnection)
       const handle = adopted.get(index)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -153,6 +153,15 @@ class Worker {
     }
     this.admission.attach(this.servers)
     this.log.debug({ connections: this.admission.limit }, 'connection cap')
+  }
+
+  /**
+   * --tcp-keepalive on the client sockets: Node sets it on each accepted handle before the
+   * socket object exists (libuv's four setsockopt calls: on, idle, interval, count; nothing when off).
+   */
+  private keepalive (): net.ServerOpts {
+    const ms = this.settings.tcpKeepaliveMs
+    return ms > 0 ? { keepAlive: true, keepAliveInitialDelay: ms } : {}
   }
 
   /**

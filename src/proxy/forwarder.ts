@@ -33,6 +33,8 @@ export interface BackendTargetOptions {
   idleTimeoutMs: number
   /** Inactivity bound once one side has ended (0: the idle timeout's). */
   finTimeoutMs?: number
+  /** TCP keepalive on the backend socket after this much silence (--tcp-keepalive; 0 or absent: none). */
+  keepaliveMs?: number
   onBackendError: BackendTarget['onBackendError']
   /** The backend's name looked up once per --backend-refresh (backend-lookup.ts); absent: net.connect's own lookup per connection. */
   lookup?: ConnectLookup
@@ -46,7 +48,15 @@ export interface BackendTargetOptions {
  */
 export function backendTarget (opts: BackendTargetOptions): BackendTarget {
   return {
-    connectOptions: Object.freeze({ host: opts.backend.host, port: opts.backend.port, allowHalfOpen: true, noDelay: true, ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {}) }),
+    // keepAlive in the options: Node sets it on the handle once connected, no code per connection here.
+    connectOptions: Object.freeze({
+      host: opts.backend.host,
+      port: opts.backend.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {}),
+      ...((opts.keepaliveMs ?? 0) > 0 ? { keepAlive: true, keepAliveInitialDelay: opts.keepaliveMs } : {})
+    }),
     proxyProtocolOut: opts.proxyProtocolOut,
     connectTimeoutMs: opts.connectTimeoutMs,
     onBackendError: opts.onBackendError,

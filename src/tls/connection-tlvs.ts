@@ -42,3 +42,22 @@ export function tlvBuilder (kinds: ReadonlyArray<TlvKind | 'none'>, proxyProtoco
     return tlvs
   }
 }
+
+/** Protocols that are HTTP/1.x whatever a client negotiated: offering only these leaves the backend nothing to tell apart. */
+const HTTP1 = new Set(['http/1.1', 'http/1.0'])
+
+/**
+ * What to say at start when --alpn offers a protocol the backend cannot learn was chosen (no
+ * PROXY v2 ALPN TLV): each client speaks what it negotiated, or HTTP/1.1 without ALPN, and the
+ * backend gets the bytes alone (an HTTP/1.1-only backend fed h2's preface and frames). Not
+ * refused: a backend may speak both and tell them apart by the h2 preface.
+ */
+export function alpnBackendWarning (options: { alpn: readonly string[]; proxyProtocolOut: 'off' | 'v1' | 'v2'; proxyTlv: ReadonlyArray<TlvKind | 'none'> }): string | undefined {
+  if (options.alpn.every((protocol) => HTTP1.has(protocol))) return undefined
+  if (options.proxyProtocolOut === 'v2' && options.proxyTlv.includes('alpn')) return undefined
+  const missing = options.proxyProtocolOut === 'off'
+    ? 'no PROXY header goes to the backend (--proxy-protocol-out off)'
+    : options.proxyProtocolOut === 'v1' ? '--proxy-protocol-out v1 carries no TLVs' : `--proxy-tlv ${options.proxyTlv.join(',')} leaves out the alpn TLV`
+  const other = options.alpn.find((protocol) => !HTTP1.has(protocol)) as string
+  return `--alpn ${options.alpn.join(',')}: ${missing}, so the backend cannot learn which protocol each client negotiated; a backend that speaks only HTTP/1.1 gets ${other} from clients that chose it (h2: its preface and binary frames); give --proxy-protocol-out v2 with alpn in --proxy-tlv (the default) to a backend that reads it, or offer only --alpn http/1.1`
+}

@@ -170,6 +170,7 @@ export class TlsTerminator {
       connectTimeoutMs: settings.connectTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
       finTimeoutMs: settings.finTimeoutMs,
+      keepaliveMs: settings.tcpKeepaliveMs,
       onBackendError: (reason) => {
         this.metrics.backendError(reason)
         this.backendFailed(reason)

@@ -18,6 +18,8 @@ export interface TlsPolicy {
   ciphersuites: string
   ecdhCurves: string
   preferServerCiphers: boolean
+  /** --sigalgs, checked name by name (OpenSSL's ':'-separated syntax); '' = OpenSSL's defaults. */
+  sigalgs: string
 }
 
 interface Profile {
@@ -75,7 +77,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, Profile>> = {
 
 const VERSION_ORDER: readonly TlsVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
 
-type PolicyOptions = Pick<NodeConfig, 'tlsProfile' | 'tlsMinVersion' | 'tlsMaxVersion' | 'ciphers' | 'ciphersuites' | 'ecdhCurves' | 'preferServerCiphers'>
+type PolicyOptions = Pick<NodeConfig, 'tlsProfile' | 'tlsMinVersion' | 'tlsMaxVersion' | 'ciphers' | 'ciphersuites' | 'ecdhCurves' | 'preferServerCiphers' | 'sigalgs'>
 
 /**
  * The profile with the operator's overrides, checked against the OpenSSL this Node runs with.
@@ -90,6 +92,7 @@ export function resolveTlsPolicy (options: PolicyOptions): TlsPolicy {
   if (options.ciphers !== '') problems.push(...cipherListProblems(options.ciphers).map((p) => `${optionOrigin(options, 'ciphers')}: ${p}`))
   if (options.ciphersuites !== '') problems.push(...suiteProblems(options.ciphersuites).map((p) => `${optionOrigin(options, 'ciphersuites')}: ${p}`))
   if (options.ecdhCurves !== '') problems.push(...curveProblems(options.ecdhCurves).map((p) => `${optionOrigin(options, 'ecdh-curves')}: ${p}`))
+  if (options.sigalgs !== '') problems.push(...sigalgProblems(options.sigalgs).map((p) => `${optionOrigin(options, 'sigalgs')}: ${p}`))
   if (problems.length > 0) throw new ConfigError(problems)
 
   const minVersion = options.tlsMinVersion === '' ? profile.versions[0] : options.tlsMinVersion
@@ -120,7 +123,8 @@ export function resolveTlsPolicy (options: PolicyOptions): TlsPolicy {
     // As checked (suiteProblems): OpenSSL's own spelling, so that Node puts every one in the TLS 1.3 list.
     ciphersuites: options.ciphersuites !== '' ? suiteNames(options.ciphersuites).join(':') : profile.ciphersuites.join(':'),
     ecdhCurves: options.ecdhCurves !== '' ? options.ecdhCurves : profile.curves.filter(groupAvailable).join(':'),
-    preferServerCiphers: options.preferServerCiphers === '' ? profile.preferServerCiphers : options.preferServerCiphers === 'on'
+    preferServerCiphers: options.preferServerCiphers === '' ? profile.preferServerCiphers : options.preferServerCiphers === 'on',
+    sigalgs: sigalgNames(options.sigalgs).join(':')
   }
   try {
     tls.createSecureContext(policyContextOptions(policy))
@@ -139,6 +143,8 @@ export function policyContextOptions (policy: TlsPolicy): tls.SecureContextOptio
     maxVersion: policy.maxVersion,
     ciphers,
     ecdhCurve: policy.ecdhCurves,
+    // SSL_CTX_set1_sigalgs_list: what the node signs its handshake with (and accepts a client certificate's signature in).
+    ...(policy.sigalgs !== '' ? { sigalgs: policy.sigalgs } : {}),
     // DHE ciphers need parameters; 'auto' lets OpenSSL size them to the key. Always: a list
     // brings DHE in by keywords (HIGH, ALL, kDHE) as well as by name, and without parameters
     // OpenSSL drops them silently; a list without DHE is not changed by it.
@@ -186,6 +192,22 @@ function suiteProblems (list: string): string[] {
 function curveProblems (list: string): string[] {
   return list.split(':').map((s) => s.trim()).filter((s) => s !== '' && !groupAvailable(s))
     .map((s) => `"${s}" is not a group this node's OpenSSL ${process.versions.openssl} knows; expected names such as X25519, prime256v1, secp384r1`)
+}
+
+/** The items of a --sigalgs list, as OpenSSL takes it (":"-separated). */
+function sigalgNames (list: string): string[] {
+  return list.split(':').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+/**
+ * OpenSSL refuses a list holding an unknown name with an empty error ("error:00000000:lib(0)::
+ * reason(0)"), so each item is tried alone and the first one refused is named.
+ */
+function sigalgProblems (list: string): string[] {
+  const problems = sigalgNames(list).filter((name) => !opensslAccepts({ sigalgs: name }))
+    .map((name) => `"${name}" is not a signature algorithm this node's OpenSSL ${process.versions.openssl} accepts; expected ":"-separated names such as ECDSA+SHA256, RSA-PSS+SHA256, rsa_pss_rsae_sha256, ed25519`)
+  if (problems.length === 0 && sigalgNames(list).length === 0) problems.push(`"${list}" names no signature algorithm`)
+  return problems
 }
 
 function groupAvailable (name: string): boolean {

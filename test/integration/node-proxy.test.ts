@@ -241,3 +241,22 @@ test('a client that stalls in the handshake is cut at the handshake timeout, oth
     return now.timeout === before.timeout + 1 && now.hello === before.hello + 1
   }, 5000, 'each timeout counted under its reason').catch((err: Error) => { throw new Error(`${err.message}: before ${JSON.stringify(before)}, now ${JSON.stringify(now)}`) })
 })
+
+test('--alpn h2,http/1.1 without the PROXY v2 alpn TLV: the start warns, naming the options as given and why; with --proxy-protocol-out v2 it does not', async () => {
+  const dir = tempDir()
+  const cert = makeCertificate(dir, 'alpn', ['localhost'])
+  const warning = (line: Record<string, unknown>): boolean => line.level === 40 && typeof line.msg === 'string' && line.msg.includes('cannot learn which protocol each client negotiated')
+  const [p1, a1, p2, a2] = await freePorts(4) as [number, number, number, number]
+  const common = ['--workers', '1', '--backend', `127.0.0.1:${backend.port}`, '--cert', cert]
+  // TLSFLEET_ALPN: named as given, as an operator looks for it in a compose file.
+  const blind = await startNode([...common, '--listen', `127.0.0.1:${p1}`], { adminPort: a1, env: { TLSFLEET_ALPN: 'h2,http/1.1' } })
+  const told = await startNode([...common, '--listen', `127.0.0.1:${p2}`, '--alpn', 'h2,http/1.1', '--proxy-protocol-out', 'v2'], { adminPort: a2 })
+  try {
+    const line = blind.logs.find(warning)
+    assert.ok(line !== undefined, blind.diagnosis())
+    assert.match(String(line.msg), /^TLSFLEET_ALPN h2,http\/1\.1: no PROXY header goes to the backend \(--proxy-protocol-out off\), .*a backend that speaks only HTTP\/1\.1 gets h2 from clients that chose it/)
+    assert.equal(told.logs.find(warning), undefined, told.diagnosis())
+  } finally {
+    await Promise.all([blind.stop(), told.stop()])
+  }
+})

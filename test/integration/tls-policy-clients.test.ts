@@ -92,6 +92,25 @@ test('a client that asks to renegotiate TLS 1.2 is refused (hitch and HAProxy re
   }
 })
 
+test('--sigalgs: a client offering a listed signature algorithm connects (TLS 1.2 and 1.3), one offering only others is refused', async () => {
+  const [port, admin] = await freePorts(2) as [number, number]
+  const node = await startNode(['--workers', '1', '--cert', cert, '--listen', `127.0.0.1:${port}`, '--sigalgs', 'rsa_pss_rsae_sha256:ECDSA+SHA256'], { adminPort: admin })
+  try {
+    for (const version of ['1.2', '1.3'] as const) {
+      const listed = await sClient({ port, servername: 'app.test', tls: version, extra: ['-sigalgs', 'rsa_pss_rsae_sha256'] })
+      assert.equal(listed.protocol, `TLSv${version}`, listed.output)
+      assert.match(listed.output, /Peer signing digest: SHA256/)
+      // Without --sigalgs the node signs with this one (the intermediate node below): the refusal is the option's.
+      const other = ['-sigalgs', 'rsa_pss_rsae_sha384']
+      assert.equal((await sClient({ port, servername: 'app.test', tls: version, extra: other })).protocol, undefined, `TLS ${version}: a signature algorithm outside --sigalgs was accepted`)
+      const control = await sClient({ port: ports.intermediate, servername: 'app.test', tls: version, extra: other })
+      assert.match(control.output, /Peer signing digest: SHA384/, `TLS ${version}: the intermediate node`)
+    }
+  } finally {
+    await node.stop()
+  }
+})
+
 /** The first bytes a node answers `hello` with ('' if it closed without a byte). */
 async function firstAnswer (port: number, hello: Buffer): Promise<Buffer> {
   const socket = net.connect(port, '127.0.0.1')
@@ -152,6 +171,7 @@ test('bad TLS input is refused at start, naming the option and the value (exit 2
   const cases: Array<[string[], RegExp]> = [
     [['--ciphers', 'ECDHE-RSA-AES128-GCM-SHA256:NOT-A-CIPHER'], /--ciphers: "NOT-A-CIPHER" matches no cipher of this node's OpenSSL .* \(TLSFLEET_ERR_CONFIG\)/],
     [['--ecdh-curves', 'X25519:P-999'], /--ecdh-curves: "P-999" is not a group this node's OpenSSL .* knows/],
+    [['--sigalgs', 'ECDSA+SHA256:RSA+MD5'], /--sigalgs: "RSA\+MD5" is not a signature algorithm this node's OpenSSL .* accepts/],
     [['--ciphersuites', 'TLS_AES_128_CBC_SHA'], /--ciphersuites: "TLS_AES_128_CBC_SHA" is not a TLS 1.3 suite/],
     [['--client-verify', 'require', '--client-ca', notPem], /--client-ca ".*ca\.txt": no PEM certificate in it/],
     [['--client-verify', 'optional', '--client-ca', cert, '--crl', notPem], /--crl ".*ca\.txt": no PEM CRL in it/],

@@ -147,6 +147,20 @@ test('--cache-miss-wait must be below --cache-get-timeout', () => {
   assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {} })))
 })
 
+test('--tcp-keepalive: whole seconds, 0 (off) by default, below --idle-timeout, and only where the node\'s workers hold the sockets', () => {
+  assert.equal(loadConfig({ env: {} }).tcpKeepalive, 0)
+  assert.equal(loadConfig({ env: { TLSFLEET_TCP_KEEPALIVE: '60' } }).tcpKeepalive, 60)
+  assert.equal(loadConfig({ env: {}, flags: { 'tcp-keepalive': '3600', 'idle-timeout': '7200' } }).tcpKeepalive, 3600)
+  for (const bad of ['-1', '32768', '1.5', 'on']) {
+    assert.throws(() => loadConfig({ env: {}, flags: { 'tcp-keepalive': bad } }), (err: Error) => err instanceof ConfigError && /--tcp-keepalive: .* is not valid for "tcp-keepalive": expected an integer number of seconds from 0 to 32767/.test(err.message), bad)
+  }
+  // hitch's default (3600) under the default --idle-timeout (300) would never probe.
+  assert.match(conflict({ 'tcp-keepalive': '3600' }), /--tcp-keepalive 3600 would never send a probe: --idle-timeout 300 closes a connection silent that long first/)
+  assert.doesNotThrow(() => checkOptionCombinations(loadConfig({ env: {}, flags: { 'tcp-keepalive': '60' } })))
+  assert.match(conflict({ terminator: 'haproxy', 'terminator-socket': '/run/haproxy.sock', 'terminator-keys': '/k', 'sync-secret-file': ['/s'], 'tcp-keepalive': '60' }),
+    /--tcp-keepalive only applies with --terminator tlsfleet: .*option clitcpka, option srvtcpka/)
+})
+
 test('numeric options take YAML numbers and decimal text only: no booleans, blanks, hex, binary, octal or exponents', () => {
   const file = path.join(tempDir(), 'numbers.yaml')
   fs.writeFileSync(file, 'workers: 3\nhandshake-timeout: 0.5\nmax-connections: "16"\n')

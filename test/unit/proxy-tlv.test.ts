@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeProxyV2, parseProxyHeader } from '../../src/proxy/proxy-protocol.js'
+import { alpnBackendWarning } from '../../src/tls/connection-tlvs.js'
 import { decodeTlsTlvs, encodeTlsTlvs, PP2_CLIENT_CERT_CONN, PP2_CLIENT_CERT_SESS, PP2_CLIENT_SSL, PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_SSL } from '../../src/proxy/proxy-tlv.js'
 
 const source = { address: '192.0.2.1', port: 40000 }
@@ -37,4 +38,16 @@ test('decoding skips unknown TLVs and stops at a truncated sub-TLV instead of th
   const truncated = Buffer.from('0100000000' + '22ff00', 'hex')
   const decoded = decodeTlsTlvs([{ type: 0x04, value: Buffer.alloc(3) }, { type: PP2_TYPE_SSL, value: truncated }, { type: PP2_TYPE_SSL, value: Buffer.alloc(2) }])
   assert.deepEqual(decoded, { ssl: { client: 1, verify: 0 } })
+})
+
+test('--alpn offering more than HTTP/1.x without the PROXY v2 alpn TLV is warned about, naming why; with the TLV, or HTTP/1.x only, it is not', () => {
+  const tlv = ['alpn', 'authority'] as const
+  assert.match(alpnBackendWarning({ alpn: ['h2', 'http/1.1'], proxyProtocolOut: 'off', proxyTlv: [...tlv] }) ?? '',
+    /^--alpn h2,http\/1\.1: no PROXY header goes to the backend \(--proxy-protocol-out off\), so the backend cannot learn which protocol each client negotiated; a backend that speaks only HTTP\/1\.1 gets h2 from clients that chose it/)
+  assert.match(alpnBackendWarning({ alpn: ['h2'], proxyProtocolOut: 'v1', proxyTlv: [...tlv] }) ?? '', /--proxy-protocol-out v1 carries no TLVs/)
+  assert.match(alpnBackendWarning({ alpn: ['http/1.1', 'spdy/3.1'], proxyProtocolOut: 'v2', proxyTlv: ['authority', 'ssl'] }) ?? '', /--proxy-tlv authority,ssl leaves out the alpn TLV.*gets spdy\/3\.1/)
+  assert.match(alpnBackendWarning({ alpn: ['h2'], proxyProtocolOut: 'v2', proxyTlv: ['none'] }) ?? '', /--proxy-tlv none leaves out the alpn TLV/)
+  assert.equal(alpnBackendWarning({ alpn: ['h2', 'http/1.1'], proxyProtocolOut: 'v2', proxyTlv: [...tlv] }), undefined)
+  assert.equal(alpnBackendWarning({ alpn: ['http/1.1'], proxyProtocolOut: 'off', proxyTlv: [...tlv] }), undefined)
+  assert.equal(alpnBackendWarning({ alpn: [], proxyProtocolOut: 'off', proxyTlv: [...tlv] }), undefined)
 })

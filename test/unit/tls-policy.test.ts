@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/load.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
 import { policyContextOptions, resolveTlsPolicy, TLS_PROFILES } from '../../src/tls/tls-policy.js'
 
-const defaults = { tlsProfile: 'intermediate', tlsMinVersion: '', tlsMaxVersion: '', ciphers: '', ciphersuites: '', ecdhCurves: '', preferServerCiphers: '' } as const
+const defaults = { tlsProfile: 'intermediate', tlsMinVersion: '', tlsMaxVersion: '', ciphers: '', ciphersuites: '', ecdhCurves: '', preferServerCiphers: '', sigalgs: '' } as const
 
 test('each profile gives Mozilla\'s versions, ciphers and cipher order preference', () => {
   const modern = resolveTlsPolicy({ ...defaults, tlsProfile: 'modern' })
@@ -94,4 +94,26 @@ test('every context refuses client-initiated renegotiation', () => {
     const { secureOptions } = policyContextOptions(resolveTlsPolicy({ ...defaults, preferServerCiphers }))
     assert.notEqual(secureOptions & crypto.constants.SSL_OP_NO_RENEGOTIATION, 0)
   }
+})
+
+test('--sigalgs: each name is checked against OpenSSL and refused by name (OpenSSL\'s own error names nothing); a good list reaches every context', () => {
+  const refused = (sigalgs: string, env: NodeJS.ProcessEnv = {}): string => {
+    try {
+      resolveTlsPolicy(env.TLSFLEET_SIGALGS !== undefined ? loadConfig({ env }) : { ...defaults, sigalgs })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      return err.message
+    }
+    assert.fail(`accepted ${sigalgs}`)
+  }
+  assert.match(refused('ECDSA+SHA256:RSA+MD5'), /--sigalgs: "RSA\+MD5" is not a signature algorithm this node's OpenSSL [\d.]+ accepts; expected ":"-separated names/)
+  assert.match(refused('rsa_pss_rsae_sha256:bogus_sha256'), /--sigalgs: "bogus_sha256" is not a signature algorithm/)
+  // Commas are not OpenSSL's separator: the item as given is named.
+  assert.match(refused('ECDSA+SHA256,RSA-PSS+SHA256'), /--sigalgs: "ECDSA\+SHA256,RSA-PSS\+SHA256" is not a signature algorithm/)
+  assert.match(refused('', { TLSFLEET_SIGALGS: 'ECDSA+SHA999' }), /^TLSFLEET_SIGALGS: "ECDSA\+SHA999"/m)
+  const policy = resolveTlsPolicy({ ...defaults, sigalgs: ' ECDSA+SHA256 : rsa_pss_rsae_sha256 ' })
+  assert.equal(policy.sigalgs, 'ECDSA+SHA256:rsa_pss_rsae_sha256')
+  assert.equal(policyContextOptions(policy).sigalgs, 'ECDSA+SHA256:rsa_pss_rsae_sha256')
+  // Not given: OpenSSL's defaults, nothing set.
+  assert.equal('sigalgs' in policyContextOptions(resolveTlsPolicy(defaults)), false)
 })
