@@ -308,7 +308,7 @@ export class HaproxyTerminator implements NodeTerminator {
 
   private async checkRing (): Promise<RingCheck> {
     const pusher = this.pusher as TicketKeyPusher
-    const ring = await pusher.check()
+    const ring = await pusher.check(this.info?.startTime)
     if (ring.pushed > 0 && ring.reason !== undefined) {
       this.pushes[ring.reason] += 1
       this.pushes.lastAt = new Date()

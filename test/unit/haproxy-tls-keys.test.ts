@@ -214,6 +214,22 @@ test('HAProxy restarted from the very ring the pusher left, after a rotation dur
   assert.equal(back.reason, 'repair')
 })
 
+test('a new HAProxy process whose first check falls after a rotation: a rotation when it started before the boundary (its file was current), a repair when after it', async () => {
+  const boundary = 1_800_000_000_000 - (1_800_000_000_000 % 60_000) + 60_000
+  for (const [startSec, reason] of [[boundary / 1000 - 1, 'rotation'], [boundary / 1000, 'repair'], [undefined, 'repair']] as const) {
+    let at = boundary - 1500
+    const s = schedule(at)
+    const haproxy = fakeRing(s, at)
+    const pusher = new TicketKeyPusher(haproxy.api, keyFilePath(), s, () => at)
+    assert.equal((await pusher.check(boundary / 1000 - 100)).pushed, 0)
+    // Reloaded (new process, from the key file: the ring left), then the poll after the boundary.
+    pusher.forget()
+    at = boundary + 300
+    const check = await pusher.check(startSec)
+    assert.deepEqual([check.pushed, check.reason, check.current], [1, reason, true], `started at ${String(startSec)}`)
+  }
+})
+
 test('a rewritten key file keeps its group-read bit (an HAProxy running as its own user may read it through its group), never others\' bits', () => {
   const file = keyFilePath()
   const root = process.geteuid?.() === 0
