@@ -10,14 +10,16 @@ export class SourceLimiter {
   constructor (readonly limit: number) {}
 
   /** Counts a connection from `source` in; false (nothing counted) when it already holds `limit`. */
-  admit (source: string): boolean {
+  admit (address: string): boolean {
+    const source = sourceKey(address)
     const held = this.open.get(source) ?? 0
     if (held >= this.limit) return false
     this.open.set(source, held + 1)
     return true
   }
 
-  release (source: string): void {
+  release (address: string): void {
+    const source = sourceKey(address)
     const held = this.open.get(source)
     if (held === undefined) return
     if (held <= 1) this.open.delete(source)
@@ -26,4 +28,14 @@ export class SourceLimiter {
 
   /** Addresses with a connection in the handshake now. */
   get sources (): number { return this.open.size }
+}
+
+/**
+ * One key per client: an IPv4 client is `::ffff:a.b.c.d` to a `[::]` listener (dual-stack) and
+ * `a.b.c.d` to a `0.0.0.0` one or in a PROXY header, and must not get the cap twice. Node and the
+ * PROXY parser write a mapped address only so (lower case, dotted tail), so a prefix test does;
+ * the dot keeps `::ffff:1` (not a mapped address) as it is.
+ */
+export function sourceKey (address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.', 7) ? address.slice(7) : address
 }

@@ -59,6 +59,24 @@ function isRuntimeApiTarget (text: string): boolean {
   return text.includes('/') || typeof parseHostPort(text.replace(/^ipv[46]@/, '')) !== 'string'
 }
 
+/**
+ * A name the node puts in Runtime API commands (--terminator-keys is the ring's name in `show
+ * tls-keys FILE` and `set ssl tls-key FILE KEY`): whitespace splits HAProxy's arguments, `;` and
+ * a line break end its command, so the client refuses every command holding one
+ * (runtime-api.ts). Refused at load instead, naming the character, not at each command later.
+ */
+const runtimeApiWord = z.string().superRefine((text, ctx) => {
+  const bad = /[\s;\0]/.exec(text)?.[0]
+  if (bad !== undefined) ctx.addIssue({ code: 'custom', message: runtimeApiProblem(bad) })
+})
+
+function runtimeApiProblem (bad: string): string {
+  if (bad === ';') return 'contains ";", which ends a command in HAProxy\'s Runtime API'
+  if (bad === '\n' || bad === '\r') return 'contains a line break, which ends a command in HAProxy\'s Runtime API'
+  if (bad === '\0') return 'contains a NUL byte, which the Runtime API client refuses'
+  return `contains whitespace (${JSON.stringify(bad)}), which splits an argument in HAProxy's Runtime API`
+}
+
 /** Whole numbers as text (a sign is let through so that "-1" is refused by the range, not the form). */
 const INTEGER_TEXT = /^-?\d+$/
 /** Decimal numbers as text: "300", "0.5". */
@@ -659,9 +677,9 @@ export const OPTIONS = {
   }),
   'terminator-keys': spec({
     description: 'with --terminator haproxy: the tls-ticket-keys file of the local HAProxy\'s bind line, as written there; tlsfleet keeps its key ring current',
-    expected: 'a file path without spaces',
+    expected: 'a file path without whitespace or ";"',
     valueName: 'KEYFILE',
-    schema: z.string().regex(/^\S*$/, 'contains a space'),
+    schema: runtimeApiWord,
     default: ''
   }),
   'terminator-frontend': spec({

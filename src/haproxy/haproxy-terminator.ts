@@ -6,9 +6,9 @@ import type { CertificateBundle } from '../tls/certificates.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
 import type { Logger } from '../util/logger.js'
 import { connectionLost, HaproxyRuntimeApi, RuntimeSocketError } from './runtime-api.js'
-import { haproxyBusyRatio, type HaproxyInfo } from './show-info.js'
+import { haproxyBusyRatio, haproxyProcess, type HaproxyInfo } from './show-info.js'
 import type { StatRow } from './stats.js'
-import { HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
+import { addCounters, HaproxyTerminatorMetrics, MonotonicTotal, type HaproxyFigures } from './terminator-metrics.js'
 import { checkLocalHaproxy, frontendRows, otherRingsWarning, type LocalHaproxyFindings, type LocalHaproxySetup } from './terminator-setup.js'
 import { TicketKeyPusher, type RingCheck } from './ticket-key-pusher.js'
 
@@ -31,8 +31,6 @@ const SERVING_FRONTEND = new Set(['OPEN', 'FULL'])
 function timedOut (err: unknown): boolean { return err instanceof RuntimeSocketError && err.timeoutMs !== undefined }
 
 /** A process of the local HAProxy: its pid and start time, so a restart is told apart. */
-function processKey (info: HaproxyInfo): string { return `${String(info.pid)}@${String(info.startTime)}` }
-
 /**
  * `--terminator haproxy`: a local HAProxy terminates TLS and this node is its companion. Once a
  * second it reads `show info` and `show stat` through --terminator-socket and keeps the ticket
@@ -111,8 +109,8 @@ export class HaproxyTerminator implements NodeTerminator {
       this.opts.log.warn({ err, socket: this.opts.socket }, 'the local haproxy went away while its setup was checked; the agent says down until it answers and passes the check')
       return
     }
-    this.noteFindings(findings, processKey(info))
-    this.checkedProcess = this.seenProcess = processKey(info)
+    this.noteFindings(findings, haproxyProcess(info))
+    this.checkedProcess = this.seenProcess = haproxyProcess(info)
   }
 
   certificates (): CertificateBundle[] { return [] }
@@ -286,7 +284,7 @@ export class HaproxyTerminator implements NodeTerminator {
    * cut short by HAProxy going away is no check: the process is checked again when it answers.
    */
   private async checkProcess (info: HaproxyInfo): Promise<void> {
-    const key = processKey(info)
+    const key = haproxyProcess(info)
     if (key === this.checkedProcess && this.setupProblem === undefined) return
     if (this.seenProcess !== undefined && key !== this.seenProcess) {
       this.metricsPart.restarts.inc()
@@ -310,7 +308,7 @@ export class HaproxyTerminator implements NodeTerminator {
 
   private async checkRing (): Promise<RingCheck> {
     const pusher = this.pusher as TicketKeyPusher
-    const ring = await pusher.check()
+    const ring = await pusher.check(this.info?.startTime)
     if (ring.pushed > 0 && ring.reason !== undefined) {
       this.pushes[ring.reason] += 1
       this.pushes.lastAt = new Date()
@@ -364,13 +362,8 @@ export class HaproxyTerminator implements NodeTerminator {
   private readFigures (info: HaproxyInfo, rows: StatRow[]): void {
     const watched = this.opts.frontends
     const frontends = frontendRows(rows).filter((r) => watched.length === 0 || watched.includes(r.pxname))
-    const sum = (field: string): number => frontends.reduce((total, r) => total + (Number(r.fields[field]) || 0), 0)
     const f = this.figures
-    // ssl_sess counts handshakes that made a new session (full), ssl_reused_sess resumed ones.
-    f.handshakesFull.update(sum('ssl_sess'))
-    f.handshakesResumed.update(sum('ssl_reused_sess'))
-    f.cacheLookups.update(info.sslCacheLookups)
-    f.cacheMisses.update(info.sslCacheMisses)
+    addCounters(f, info, frontends)
     f.connections = info.currSslConns ?? info.currConns
     f.busy = haproxyBusyRatio(info)
     f.reusePercent = info.sslFrontendSessionReusePct

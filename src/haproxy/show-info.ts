@@ -26,6 +26,9 @@ export interface HaproxyInfo {
   fields: Record<string, string>
 }
 
+/** The HAProxy process `info` is from: a restart or reload makes another pid and start time. */
+export function haproxyProcess (info: HaproxyInfo): string { return `${String(info.pid)}@${String(info.startTime)}` }
+
 function num (value: string | undefined): number | undefined {
   if (value === undefined || value.trim() === '') return undefined
   const n = Number(value)

@@ -1,20 +1,29 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
+import { haproxyProcess, type HaproxyInfo } from './show-info.js'
+import type { StatRow } from './stats.js'
 import type { PushReason } from './ticket-key-pusher.js'
 
 /**
- * A counter HAProxy keeps, read again and again: it restarts from 0 when HAProxy restarts, and
- * tlsfleet's own counter must not go backwards, so a drop counts as a restart (the new value is
- * all new). The first reading is taken whole.
+ * A counter HAProxy keeps, read again and again: it restarts from 0 in a new HAProxy process
+ * (restart or reload), and tlsfleet's own counter must not go backwards, so the first value of
+ * a new process is all new. The process is told by `show info`'s pid and start time: a new one
+ * that passed the last value before it was read would otherwise look like growth, and its counts
+ * up to the old value be lost. A drop within one process (counters cleared) counts as a restart
+ * too. The first reading is taken whole.
  */
 export class MonotonicTotal {
   total = 0
   private last: number | undefined
+  private process: string | undefined
 
-  update (value: number | undefined): void {
+  /** `process`: haproxyProcess() of the `show info` read with the value. */
+  update (value: number | undefined, process?: string): void {
     if (value === undefined || !Number.isFinite(value) || value < 0) return
-    this.total += this.last === undefined || value < this.last ? value : value - this.last
+    const fresh = this.last === undefined || value < this.last || (process !== undefined && this.process !== undefined && process !== this.process)
+    this.total += fresh ? value : value - (this.last as number)
     this.last = value
+    if (process !== undefined) this.process = process
   }
 }
 
@@ -30,6 +39,20 @@ export interface HaproxyFigures {
   reusePercent?: number
   /** Epoch of the encrypting key while the ring is current. */
   ringEpoch?: number
+}
+
+/**
+ * One reading of the local HAProxy's counters added to the totals: `show info` (the process, its
+ * session cache) and the `show stat` rows of the watched frontends (handshakes: ssl_sess made a
+ * new session, a full handshake; ssl_reused_sess resumed one).
+ */
+export function addCounters (f: HaproxyFigures, info: HaproxyInfo, frontends: StatRow[]): void {
+  const process = haproxyProcess(info)
+  const sum = (field: string): number => frontends.reduce((total, r) => total + (Number(r.fields[field]) || 0), 0)
+  f.handshakesFull.update(sum('ssl_sess'), process)
+  f.handshakesResumed.update(sum('ssl_reused_sess'), process)
+  f.cacheLookups.update(info.sslCacheLookups, process)
+  f.cacheMisses.update(info.sslCacheMisses, process)
 }
 
 /**

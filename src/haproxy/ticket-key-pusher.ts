@@ -5,8 +5,13 @@ import type { HaproxyRuntimeApi } from './runtime-api.js'
 import { expectedRing, HAPROXY_RING_SIZE, keyFileText, pushesNeeded, type ExpectedRing } from './tls-keys.js'
 
 /**
- * Why keys were pushed: the epoch moved on (one key, on the ring this pusher left), or the ring
- * was not the one it left (HAProxy restarted from an old key file, someone else set keys).
+ * Why keys were pushed. `rotation`: one key, because the farm's epoch moved on, onto a ring that
+ * was the farm's until then: the ring this pusher left in that HAProxy process, or the ring a
+ * new process (restart, reload) loaded from its key file while that ring was still the farm's
+ * (it started before the rotation, by `show info`'s Start_time_sec). `repair`: any other push:
+ * HAProxy held a ring that was not the farm's when it got it (it started after a rotation from
+ * the file written before, or from an older file; someone else set keys), or more than one key
+ * was missing.
  */
 export type PushReason = 'rotation' | 'repair'
 
@@ -51,7 +56,8 @@ export class TicketKeyPusher {
     private readonly now: () => number = Date.now
   ) {}
 
-  async check (): Promise<RingCheck> {
+  /** `processStartSec`: the HAProxy process's Start_time_sec (`show info`), when known. */
+  async check (processStartSec?: number): Promise<RingCheck> {
     const expected = expectedRing(this.schedule, this.now())
     const actual = await this.api.showTlsKeys(this.file)
     const needed = pushesNeeded(actual, expected.lines)
@@ -60,7 +66,8 @@ export class TicketKeyPusher {
       return { current: true, epoch: expected.epoch, pushed: 0, ...this.persist(expected) }
     }
     // By the count alone, an HAProxy restarted from a key file one rotation old would look rotated.
-    const reason: PushReason = needed === 1 && this.left !== undefined && sameLines(actual, this.left) ? 'rotation' : 'repair'
+    const rotated = needed === 1 && ((this.left !== undefined && sameLines(actual, this.left)) || this.loadedCurrent(actual, expected.epoch, processStartSec))
+    const reason: PushReason = rotated ? 'rotation' : 'repair'
     for (const line of expected.lines.slice(HAPROXY_RING_SIZE - needed)) await this.api.setTlsKey(this.file, line)
     const after = await this.api.showTlsKeys(this.file)
     if (pushesNeeded(after, expected.lines) !== 0) {
@@ -69,6 +76,17 @@ export class TicketKeyPusher {
     }
     this.left = after
     return { current: true, epoch: expected.epoch, pushed: needed, reason, ...this.persist(expected) }
+  }
+
+  /**
+   * A process this pusher left no ring in (new, or not read since): it holds the farm's ring of
+   * the epoch it started in, and that epoch is the one before `epoch`. Start_time_sec is whole
+   * seconds, as rotation boundaries are, so it tells which side of the boundary it started on.
+   */
+  private loadedCurrent (actual: readonly string[], epoch: number, processStartSec: number | undefined): boolean {
+    if (processStartSec === undefined) return false
+    const atStart = expectedRing(this.schedule, processStartSec * 1000)
+    return atStart.epoch === epoch - 1 && sameLines(actual, atStart.lines)
   }
 
   /** Make the key file hold `ring` (the ring HAProxy holds now). */

@@ -19,6 +19,7 @@ import { startDemoBackend } from '../demo/demo-backend.js'
 import { ConfigConflictError } from '../errors.js'
 import { HaproxyCoordinator } from '../haproxy/coordinator.js'
 import { HaproxyTerminator } from '../haproxy/haproxy-terminator.js'
+import { HaproxyRestartWatch } from '../haproxy/restart-watch.js'
 import { PrimaryMetrics } from '../metrics/primary-metrics.js'
 import { createSyncCodec, type ReplayPersistence, type SyncCodec } from '../sync/codecs.js'
 import type { FarmKey } from '../sync/farm-keys.js'
@@ -32,6 +33,7 @@ import { loadStoreTls } from '../store/store-tls.js'
 import type { SharedSessionStore } from '../store/shared-session-store.js'
 import { farmTicketSecrets } from '../tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../tls/ticket-keys.js'
+import { BurstLog } from '../util/burst-log.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { trustedOwners } from '../util/safe-files.js'
 import { tcpListenError } from './listen-check.js'
@@ -61,6 +63,7 @@ export class Primary {
   private readonly terminator: NodeTerminator
   private dashboard?: NodeDashboard
   private coordinator?: HaproxyCoordinator
+  private restartWatch?: HaproxyRestartWatch
   private sync?: SyncService
   private store?: SharedSessionStore
   private backendProbe?: BackendProbe
@@ -170,7 +173,13 @@ export class Primary {
     // HAProxy keeps the drain our last stop set (a CLI state outlives the node). The agent's
     // first reply would undo it, but without agent-check nothing would: the node says its state
     // once it serves. Failures are logged and counted as every command's; the node serves anyway.
-    if (this.coordinator !== undefined) await this.coordinator.applyState(this.state.admin)
+    // A restarted HAProxy forgets it (a CLI state does not outlive HAProxy): said again then.
+    if (this.coordinator !== undefined) {
+      const watch = this.restartWatch = this.createRestartWatch(this.coordinator)
+      await watch.read() // the process the state below reaches
+      await this.coordinator.applyState(this.state.admin)
+      if (!this.stopping) watch.start()
+    }
   }
 
   /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates. */
@@ -214,6 +223,7 @@ export class Primary {
     // Before the first await: systemd's KillMode=control-group sends SIGTERM to the workers as
     // well, and a worker that leaves while HAProxy is told below must not be replaced.
     this.terminator.beginStop()
+    this.restartWatch?.stop()
     this.state.updateHealth({ stopping: true })
     // Tell HAProxy at once (the agent says "drain down #stopping" from now on too), so no new
     // client is sent here while the workers close their listeners.
@@ -246,6 +256,30 @@ export class Primary {
     } catch (err) {
       throw new ConfigConflictError((err as Error).message)
     }
+  }
+
+  /**
+   * Reads the front HAProxy's `show info` every few seconds; a new process is told the node's
+   * state again. Reads are counted as the other commands; failures logged once per burst.
+   */
+  private createRestartWatch (coordinator: HaproxyCoordinator): HaproxyRestartWatch {
+    const socket = this.config.haproxySocket
+    const failures = new BurstLog<Error>({
+      quietMs: 15_000,
+      onStart: (err) => this.log.error({ err, socket }, 'reading the front haproxy (show info) failed: a restart of it is noticed (and this node\'s state told again) once it answers'),
+      onEnd: (failed, seconds) => this.log.info({ failed, seconds: Math.round(seconds), socket }, 'reading the front haproxy (show info): the burst of failures is over')
+    })
+    this.closers.push(async () => { failures.flush() })
+    return new HaproxyRestartWatch(coordinator.api, {
+      onRead: (err) => {
+        this.metrics.haproxyCommands.inc({ command: 'show info', result: err === undefined ? 'ok' : 'error' })
+        if (err !== undefined) failures.note(err)
+      },
+      onRestart: async (info) => {
+        this.log.warn({ haproxyPid: info.pid, socket, state: this.state.admin }, 'the front haproxy restarted: telling it this node\'s state again (a new process keeps none set through its Runtime API)')
+        await coordinator.applyState(this.state.admin)
+      }
+    })
   }
 
   private async startAdmin (credentials: AdminCredentials, tickets: Buffer[]): Promise<void> {

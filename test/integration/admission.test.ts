@@ -24,12 +24,12 @@ after(async () => {
 })
 
 /** A node of its own, with a backend of its own. */
-async function start (args: string[]): Promise<{ node: RunningNode; port: number; agentPort: number; backend: Backend }> {
+async function start (args: string[], host = '127.0.0.1'): Promise<{ node: RunningNode; port: number; agentPort: number; backend: Backend }> {
   const backend = await startRecordingBackend()
   backends.push(backend)
   const [port, admin, agentPort] = await freePorts(3) as [number, number, number]
   const wrap = args[0] === 'prlimit' ? args.splice(0, 2) : []
-  const node = await startNode(['--listen', `127.0.0.1:${port}`, '--cert', cert, '--backend', `127.0.0.1:${backend.port}`, '--agent-listen', `127.0.0.1:${agentPort}`, ...args], { adminPort: admin, wrap })
+  const node = await startNode(['--listen', `${host}:${port}`, '--cert', cert, '--backend', `127.0.0.1:${backend.port}`, '--agent-listen', `127.0.0.1:${agentPort}`, ...args], { adminPort: admin, wrap })
   nodes.push(node)
   return { node, port, agentPort, backend }
 }
@@ -150,6 +150,22 @@ test('PROXY trust: a header from a peer outside --proxy-from is closed and count
   await sleep(200)
   assert.equal(await request(port, { header }), true)
   assert.equal(await node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }), 1)
+})
+
+test('one IPv4 client is one source on a [::] listener: its direct connections (::ffff:a.b.c.d) and those a PROXY header names (a.b.c.d) share its --max-handshakes-per-source slots', async () => {
+  const { node, port } = await start(['--workers', '1', '--proxy-protocol-in', 'auto', '--proxy-from', '127.0.0.1', '--max-handshakes-per-source', '2', '--handshake-timeout', '10'], '[::]')
+  // 127.0.0.2 connects directly over IPv4 (the node sees ::ffff:127.0.0.2), and through the
+  // balancer 127.0.0.1 (its header says 127.0.0.2): two stalled handshakes of one client.
+  const header = 'PROXY TCP4 127.0.0.2 198.51.100.1 40010 443\r\n'
+  const stalled = [await idle(port, { localAddress: '127.0.0.2' }), await idle(port, { localAddress: '127.0.0.1', header })]
+  await sleep(200)
+  assert.ok(stalled.every((c) => !c.closedByServer))
+  // A third, either way, is over its cap.
+  assert.equal(await request(port, { localAddress: '127.0.0.1', header }), false)
+  assert.equal(await request(port, { localAddress: '127.0.0.2' }), false)
+  await eventually(async () => await node.metric('tlsfleet_connections_refused_total', { reason: 'per_source' }) === 2, 3000, 'both refusals counted')
+  // Another client behind the balancer is served.
+  assert.equal(await request(port, { localAddress: '127.0.0.1', header: 'PROXY TCP4 127.0.0.3 198.51.100.1 40011 443\r\n' }), true)
 })
 
 test('a peer outside --proxy-from cannot hold connections meant for the balancer: closed at accept with v1/v2; with auto its slot of --max-handshakes-per-source is taken at accept', async () => {

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import pino from 'pino'
 import { connectionCap, FD_RESERVE, fdConnectionCap, workerShare } from '../../src/admission/connection-cap.js'
 import { parseFdLimit } from '../../src/admission/fd-limit.js'
-import { SourceLimiter } from '../../src/admission/source-limiter.js'
+import { SourceLimiter, sourceKey } from '../../src/admission/source-limiter.js'
 import { WorkerAdmission } from '../../src/admission/worker-admission.js'
 import { formatAgentReply } from '../../src/agent/agent-reply.js'
 import { makeSample } from '../../src/agent/load-sampler.js'
@@ -56,6 +56,22 @@ test('per-source slots: admitted up to the cap, given back, and the map forgets 
   limiter.release('203.0.113.5')
   assert.equal(limiter.admit('203.0.113.5'), true)
   for (const source of ['203.0.113.5', '203.0.113.5', '203.0.113.6', '198.51.100.1']) limiter.release(source)
+  assert.equal(limiter.sources, 0)
+})
+
+test('per-source slots: an IPv4 client is one source whether seen IPv4-mapped (a [::] listener) or plain (a PROXY header)', () => {
+  assert.equal(sourceKey('::ffff:203.0.113.5'), '203.0.113.5')
+  assert.equal(sourceKey('203.0.113.5'), '203.0.113.5')
+  assert.equal(sourceKey('2001:db8::5'), '2001:db8::5')
+  assert.equal(sourceKey('::ffff:1'), '::ffff:1') // not a mapped address
+  const limiter = new SourceLimiter(2)
+  assert.equal(limiter.admit('::ffff:203.0.113.5'), true)
+  assert.equal(limiter.admit('203.0.113.5'), true)
+  assert.equal(limiter.admit('::ffff:203.0.113.5'), false)
+  assert.equal(limiter.admit('203.0.113.5'), false)
+  assert.equal(limiter.sources, 1)
+  limiter.release('203.0.113.5')
+  limiter.release('::ffff:203.0.113.5')
   assert.equal(limiter.sources, 0)
 })
 

@@ -407,3 +407,19 @@ test('a refusal gives the parser\'s own reason once, never zod\'s generic words,
   assert.equal(refused({ 'admin-listen': ['127.0.0.1:1'] }), '--admin-listen: ["127.0.0.1:1"] is not valid for "admin-listen": expected HOST:PORT (a list, not text)')
   assert.equal(loadConfig({ env: {}, flags: { 'session-store': 'off', backend: 'demo' } }).sessionStore, 'off')
 })
+
+test('--terminator-keys refuses at load what the Runtime API client would refuse in every command, naming the option and the character', () => {
+  const refusal = (value: string): string => {
+    try {
+      loadConfig({ env: {}, flags: { terminator: 'haproxy', 'terminator-keys': value } })
+    } catch (err) {
+      assert.ok(err instanceof ConfigError)
+      return err.message
+    }
+    assert.fail(`${JSON.stringify(value)} was taken`)
+  }
+  assert.match(refusal('/etc/haproxy/keys;show'), /^--terminator-keys: "\/etc\/haproxy\/keys;show" is not valid for "terminator-keys": .*\(contains ";", which ends a command in HAProxy's Runtime API\)$/)
+  assert.match(refusal('/etc/haproxy/keys\nshow'), /^--terminator-keys: .* \(contains a line break, which ends a command in HAProxy's Runtime API\)$/)
+  assert.match(refusal('/etc/haproxy/my keys'), /\(contains whitespace \(" "\), which splits an argument in HAProxy's Runtime API\)$/)
+  assert.equal(loadConfig({ env: {}, flags: { terminator: 'haproxy', 'terminator-keys': '/etc/haproxy/tls-ticket-keys' } }).terminatorKeys, '/etc/haproxy/tls-ticket-keys')
+})

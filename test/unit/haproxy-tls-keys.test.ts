@@ -8,7 +8,8 @@ import type { HaproxyRuntimeApi } from '../../src/haproxy/runtime-api.js'
 import { haproxyBusyRatio, parseShowInfo } from '../../src/haproxy/show-info.js'
 import { replaceKeyFile } from '../../src/haproxy/key-file.js'
 import { TicketKeyPusher } from '../../src/haproxy/ticket-key-pusher.js'
-import { MonotonicTotal } from '../../src/haproxy/terminator-metrics.js'
+import { addCounters, MonotonicTotal, type HaproxyFigures } from '../../src/haproxy/terminator-metrics.js'
+import { parseShowStat } from '../../src/haproxy/stats.js'
 import { expectedRing, haproxyKeyLine, keyFileText, keyLineBytes, nodeKeysFromLine, parseTlsKeyRefs, parseTlsKeys, pushesNeeded } from '../../src/haproxy/tls-keys.js'
 import { farmTicketSecrets } from '../../src/tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
@@ -97,6 +98,38 @@ test('a counter read from HAProxy never goes backwards across an HAProxy restart
   assert.equal(total.total, 139)
 })
 
+// `show info` of HAProxy 2.6.12 (Debian 12), the lines the companion reads, as captured.
+function showInfo (pid: number, start: number, lookups: number, misses: number): string {
+  return `Name: HAProxy\nVersion: 2.6.12-1+deb12u4\nRelease_date: 2026/10/17\nNbthread: 2\nPid: ${pid}\nUptime_sec: 3\nMaxconn: 9986\nCurrConns: 0\nCurrSslConns: 0\nSslRate: 0\nSslFrontendKeyRate: 0\nSslFrontendSessionReuse_pct: 0\nSslCacheLookups: ${lookups}\nSslCacheMisses: ${misses}\nIdle_pct: 100\nStopping: 0\nStart_time_sec: ${start}\n`
+}
+
+// `show stat` of HAProxy 2.6.12: its header and a TLS frontend's row, ssl_sess / ssl_reused_sess filled in.
+const STAT_HEADER = '# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,'
+const FRONTEND_ROW = 'tls_in,FRONTEND,,,0,0,9981,0,0,0,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,0,0,0,,,,,,,,,,,0,0,0,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,tcp,,0,0,0,,0,0,0,,,,,,,,,,,0,,,,,,,,,-,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,'
+function showStat (full: number, resumed: number): string {
+  const header = STAT_HEADER.slice(2).split(',')
+  const cells = FRONTEND_ROW.split(',')
+  cells[header.indexOf('ssl_sess')] = String(full)
+  cells[header.indexOf('ssl_reused_sess')] = String(resumed)
+  return `${STAT_HEADER}\n${cells.join(',')}\n`
+}
+
+test('a new HAProxy process is told by show info\'s pid and start time: its counts are all new, even past the old process\'s', () => {
+  const f: HaproxyFigures = { serving: true, handshakesFull: new MonotonicTotal(), handshakesResumed: new MonotonicTotal(), cacheLookups: new MonotonicTotal(), cacheMisses: new MonotonicTotal() }
+  const read = (info: string, stat: string): void => addCounters(f, parseShowInfo(info), parseShowStat(stat).filter((r) => r.svname === 'FRONTEND'))
+  read(showInfo(16912, 1796445840, 50, 10), showStat(100, 40))
+  read(showInfo(16912, 1796445840, 55, 11), showStat(110, 44))
+  assert.deepEqual([f.handshakesFull.total, f.handshakesResumed.total, f.cacheLookups.total, f.cacheMisses.total], [110, 44, 55, 11])
+  // Restarted, and busy: before the next read the new process passed every old count.
+  read(showInfo(17002, 1796445900, 70, 15), showStat(130, 60))
+  assert.deepEqual([f.handshakesFull.total, f.handshakesResumed.total, f.cacheLookups.total, f.cacheMisses.total], [240, 104, 125, 26])
+  read(showInfo(17002, 1796445900, 71, 15), showStat(135, 61))
+  assert.deepEqual([f.handshakesFull.total, f.handshakesResumed.total, f.cacheLookups.total, f.cacheMisses.total], [245, 105, 126, 26])
+  // The same pid with another start time (the pid reused by a later process) is a new process too.
+  read(showInfo(17002, 1796446000, 80, 16), showStat(140, 70))
+  assert.equal(f.handshakesFull.total, 385)
+})
+
 /** A Runtime API that holds one ring, starting with the farm's at `at`, as HAProxy's `set ssl tls-key` rolls it. */
 function fakeRing (s: ReturnType<typeof schedule>, at: number): { api: HaproxyRuntimeApi; ring: string[] } {
   const state = { ring: [...expectedRing(s, at).lines] }
@@ -179,6 +212,22 @@ test('HAProxy restarted from the very ring the pusher left, after a rotation dur
   const back = await pusher.check()
   assert.equal(back.pushed, 1)
   assert.equal(back.reason, 'repair')
+})
+
+test('a new HAProxy process whose first check falls after a rotation: a rotation when it started before the boundary (its file was current), a repair when after it', async () => {
+  const boundary = 1_800_000_000_000 - (1_800_000_000_000 % 60_000) + 60_000
+  for (const [startSec, reason] of [[boundary / 1000 - 1, 'rotation'], [boundary / 1000, 'repair'], [undefined, 'repair']] as const) {
+    let at = boundary - 1500
+    const s = schedule(at)
+    const haproxy = fakeRing(s, at)
+    const pusher = new TicketKeyPusher(haproxy.api, keyFilePath(), s, () => at)
+    assert.equal((await pusher.check(boundary / 1000 - 100)).pushed, 0)
+    // Reloaded (new process, from the key file: the ring left), then the poll after the boundary.
+    pusher.forget()
+    at = boundary + 300
+    const check = await pusher.check(startSec)
+    assert.deepEqual([check.pushed, check.reason, check.current], [1, reason, true], `started at ${String(startSec)}`)
+  }
 })
 
 test('a rewritten key file keeps its group-read bit (an HAProxy running as its own user may read it through its group), never others\' bits', () => {

@@ -32,6 +32,6 @@ test('each missing or conflicting option of the HAProxy mode is named, with what
 test('bad values of the terminator options are refused by name', () => {
   assert.throws(() => loadConfig({ env: {}, flags: { terminator: 'nginx' } }), (err: unknown) => err instanceof ConfigError && /"terminator": expected one of tlsfleet, haproxy/.test(err.message))
   assert.throws(() => loadConfig({ env: {}, flags: { 'terminator-socket': 'nowhere' } }), /"terminator-socket": expected a socket path or HOST:PORT/)
-  assert.throws(() => loadConfig({ env: {}, flags: { 'terminator-keys': '/etc/my keys' } }), /"terminator-keys": expected a file path without spaces/)
+  assert.throws(() => loadConfig({ env: {}, flags: { 'terminator-keys': '/etc/my keys' } }), /"terminator-keys": expected a file path without whitespace or ";" \(contains whitespace/)
   assert.throws(() => loadConfig({ env: {}, flags: { 'terminator-frontend': ['a b'] } }), /"terminator-frontend"/)
 })
