@@ -67,25 +67,44 @@ test('a store whose round trip straddles --session-store-timeout (0-200 ms of ji
   const n = await nodeWith('jitter', `redis://127.0.0.1:${proxy.port}/0`, ['--session-store-timeout', '100', '--cache-get-timeout', '400'])
   try {
     const session = await foreignSession()
-    const end = Date.now() + 6000
+    const started = Date.now()
+    // 6 s, longer (12 s at most) until the store has both answered in time and timed out: on a
+    // loaded machine the lookups the breaker lets through may all come back late for a while.
+    let straddled = false
+    const counts = async (): Promise<[number, number]> => [
+      await n.node.metric('tlsfleet_session_store_lookups_total', { result: 'timeout' }),
+      await n.node.metric('tlsfleet_session_store_lookups_total', { result: 'miss' })
+    ]
+    const going = (): boolean => Date.now() < started + 6000 || (!straddled && Date.now() < started + 12_000)
     let handshakes = 0
     // Several clients at once: lookups overlap, so some are still out when the breaker opens.
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (Date.now() < end) {
-        const r = await tlsHandshake({ host: '127.0.0.1', port: n.port, version: '1.2', tickets: false, session, timeoutMs: 5000 })
-        assert.ok(r.ok, r.error)
-        handshakes++
-        // Paced (~150 handshakes/s in all): flat out, this 2-core machine itself pushes every lookup past the bound.
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-    }))
-    const timeouts = await n.node.metric('tlsfleet_session_store_lookups_total', { result: 'timeout' })
-    const answered = await n.node.metric('tlsfleet_session_store_lookups_total', { result: 'miss' })
-    assert.ok(timeouts >= 5 && answered >= 1, `not straddling the bound: ${timeouts} timeouts, ${answered} answers of ${handshakes} handshakes`)
+    await Promise.all([
+      ...Array.from({ length: 4 }, async () => {
+        while (going()) {
+          const r = await tlsHandshake({ host: '127.0.0.1', port: n.port, version: '1.2', tickets: false, session, timeoutMs: 5000 })
+          assert.ok(r.ok, r.error)
+          handshakes++
+          // Paced (~150 handshakes/s in all): flat out, this 2-core machine itself pushes every lookup past the bound.
+          await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+      }),
+      (async () => {
+        while (going()) {
+          const [timeouts, answered] = await counts()
+          straddled = timeouts >= 5 && answered >= 1
+          await new Promise((resolve) => setTimeout(resolve, 500))
+        }
+      })()
+    ])
+    const elapsed = Date.now() - started
+    const [timeouts, answered] = await counts()
+    assert.ok(timeouts >= 5 && answered >= 1, `not straddling the bound: ${timeouts} timeouts, ${answered} answers of ${handshakes} handshakes in ${elapsed} ms`)
     const lines = n.node.logs.filter((l) => l.msg === FAILING || l.msg === ANSWERS_AGAIN).map((l) => `${String(l.time)} ${String(l.msg).slice(0, 30)}`)
     assert.ok(lines.length >= 1, 'the store never said failing')
-    // One "failing"; at most one more pair if it held for the stable time once. Was ~2 a second.
-    assert.ok(lines.length <= 4, `${lines.length} lines in 6 s:\n${lines.join('\n')}`)
+    // One "failing"; at most one more pair if it held for the stable time once (two in a run
+    // prolonged to 12 s). Was ~2 a second: 12 in 6 s.
+    const allowed = elapsed <= 6500 ? 4 : 6
+    assert.ok(lines.length <= allowed, `${lines.length} lines in ${elapsed} ms:\n${lines.join('\n')}`)
   } finally {
     await n.node.stop()
     await proxy.close()
