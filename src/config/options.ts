@@ -120,10 +120,18 @@ const nonEmpty = z.string().min(1)
 
 /**
  * A list given as repeated flags, a YAML list, or comma-separated text in any of them
- * (`--alpn h2,http/1.1`), validated item by item.
+ * (`--alpn h2,http/1.1`), validated item by item. An empty item (`h2,,http/1.1`, a trailing
+ * comma) is refused, as in a variable's list: read without it, the list would not be the one
+ * written.
  */
 const commaList = <T>(item: z.ZodType<T, string>): z.ZodType<T[], unknown> =>
-  z.array(z.string()).transform((values) => values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')).pipe(z.array(item))
+  z.array(z.string()).transform((values, ctx) => {
+    const items = values.flatMap((v) => v.split(',')).map((v) => v.trim())
+    const blank = items.indexOf('')
+    if (blank < 0) return items
+    ctx.addIssue({ code: 'custom', message: `an empty item, item ${blank + 1} of ${items.length}: remove the extra comma` })
+    return z.NEVER
+  }).pipe(z.array(item))
 
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const
 const tlsVersion = z.union([z.literal(''), z.enum(TLS_VERSIONS)])

@@ -7,7 +7,7 @@ import { parseHostPort } from '../../src/config/host-port.js'
 import { loadConfig, unknownEnvironmentVariables } from '../../src/config/load.js'
 import { checkOptionCombinations } from '../../src/config/node-checks.js'
 import { ConfigConflictError, ConfigError } from '../../src/errors.js'
-import { OPTION_KEYS, envName } from '../../src/config/options.js'
+import { OPTION_KEYS, OPTIONS, envName } from '../../src/config/options.js'
 import { tempDir } from '../helpers/certs.js'
 
 test('defaults need no input', () => {
@@ -255,6 +255,10 @@ test('a key given without a value is refused, never the default: YAML null or []
   assert.match(refusal({ env: { TLSFLEET_CERT: 'a.pem, ' } }), /^TLSFLEET_CERT: an empty item \(item 2 of 2 in "a\.pem, "\) for "cert"/)
   assert.match(refusal({ env: { TLSFLEET_SYNC_PEER: ',127.0.0.1:8500' } }), /^TLSFLEET_SYNC_PEER: an empty item \(item 1 of 2 in ",127\.0\.0\.1:8500"\) for "sync-peer"/)
   assert.match(refusal({ env: { TLSFLEET_ALPN: 'h2, ,http/1.1' } }), /^TLSFLEET_ALPN: an empty item \(item 2 of 3/)
+  // The same within one flag's or YAML value's comma-separated text.
+  assert.equal(refusal({ env: {}, flags: { alpn: ['h2,,http/1.1'] } }), '--alpn: ["h2,,http/1.1"] is not valid for "alpn": expected ' + OPTIONS.alpn.expected + ' (an empty item, item 2 of 3: remove the extra comma)')
+  assert.match(yaml('proxy-tlv: "alpn,"\n'), /key "proxy-tlv": "alpn," is not valid for "proxy-tlv": .*\(an empty item, item 2 of 2: remove the extra comma\)$/)
+  assert.deepEqual(loadConfig({ env: {}, flags: { alpn: ['h2, http/1.1'] } }).alpn, ['h2', 'http/1.1'])
   assert.deepEqual(loadConfig({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443, 127.0.0.1:8444' } }).listen.map((l) => l.port), [8443, 8444])
   // TLSFLEET_SYNC_PEER="" is how the compose overrides clear the base file's peers: "none".
   assert.deepEqual(loadConfig({ env: { TLSFLEET_SYNC_PEER: '' } }).syncPeer, [])
