@@ -169,40 +169,36 @@ test('numeric options take YAML numbers and decimal text only: no booleans, blan
   const fromText = loadConfig({ env: { TLSFLEET_GRACE_PERIOD: '2.5', TLSFLEET_IDLE_TIMEOUT: ' 1000 ' }, flags: { workers: '2' } })
   assert.deepEqual([fromText.gracePeriod, fromText.idleTimeout, fromText.workers], [2.5, 1000, 2])
 
-  const refused = (sources: Parameters<typeof loadConfig>[0]): string => {
-    try {
-      loadConfig(sources)
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(sources)}`)
-  }
   fs.writeFileSync(file, 'workers: true\n')
-  assert.match(refused({ env: {}, file }), /numbers\.yaml key "workers": true is not valid for "workers": expected an integer from 1 to 256 \(a boolean, not a number\)/)
+  assert.match(configRefusal({ env: {}, file }), /numbers\.yaml key "workers": true is not valid for "workers": expected an integer from 1 to 256 \(a boolean, not a number\)/)
   fs.writeFileSync(file, 'max-connections: "0x10"\n')
-  assert.match(refused({ env: {}, file }), /key "max-connections": "0x10" is not valid for "max-connections": expected an integer from 0 to 10000000 \(not an integer in decimal digits\)/)
-  assert.equal(refused({ env: { TLSFLEET_GRACE_PERIOD: '' } }), 'TLSFLEET_GRACE_PERIOD: empty for "grace-period" (expected a number of seconds from 0 to 3600; give a value or unset the variable)')
-  assert.match(refused({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /^TLSFLEET_GRACE_PERIOD: blank \(" {2}"\) for "grace-period"/)
-  assert.match(refused({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: empty for "max-connections"/)
-  assert.match(refused({ env: { TLSFLEET_HANDSHAKE_TIMEOUT: '0b11' } }), /TLSFLEET_HANDSHAKE_TIMEOUT: "0b11" is not valid for "handshake-timeout"/)
-  assert.match(refused({ env: { TLSFLEET_IDLE_TIMEOUT: '1e3' } }), /TLSFLEET_IDLE_TIMEOUT: "1e3" is not valid for "idle-timeout"/)
-  assert.match(refused({ env: {}, flags: { 'session-timeout': '0o17' } }), /--session-timeout: "0o17" is not valid/)
-  assert.match(refused({ env: {}, flags: { workers: '1.5' } }), /--workers: "1.5" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
+  assert.match(configRefusal({ env: {}, file }), /key "max-connections": "0x10" is not valid for "max-connections": expected an integer from 0 to 10000000 \(not an integer in decimal digits\)/)
+  assert.equal(configRefusal({ env: { TLSFLEET_GRACE_PERIOD: '' } }), 'TLSFLEET_GRACE_PERIOD: empty for "grace-period" (expected a number of seconds from 0 to 3600; give a value or unset the variable)')
+  assert.match(configRefusal({ env: { TLSFLEET_GRACE_PERIOD: '  ' } }), /^TLSFLEET_GRACE_PERIOD: blank \(" {2}"\) for "grace-period"/)
+  assert.match(configRefusal({ env: { TLSFLEET_MAX_CONNECTIONS: '' } }), /TLSFLEET_MAX_CONNECTIONS: empty for "max-connections"/)
+  assert.match(configRefusal({ env: { TLSFLEET_HANDSHAKE_TIMEOUT: '0b11' } }), /TLSFLEET_HANDSHAKE_TIMEOUT: "0b11" is not valid for "handshake-timeout"/)
+  assert.match(configRefusal({ env: { TLSFLEET_IDLE_TIMEOUT: '1e3' } }), /TLSFLEET_IDLE_TIMEOUT: "1e3" is not valid for "idle-timeout"/)
+  assert.match(configRefusal({ env: {}, flags: { 'session-timeout': '0o17' } }), /--session-timeout: "0o17" is not valid/)
+  assert.match(configRefusal({ env: {}, flags: { workers: '1.5' } }), /--workers: "1.5" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
   // zod's own words for a bound ("Too small: expected number to be >=0") only repeated the expected range.
-  assert.equal(refused({ env: {}, flags: { 'grace-period': '-1' } }), '--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600')
+  assert.equal(configRefusal({ env: {}, flags: { 'grace-period': '-1' } }), '--grace-period: "-1" is not valid for "grace-period": expected a number of seconds from 0 to 3600')
 })
 
-/** The ConfigError message of loading `yaml` written to `file`; fails the test if it is accepted. */
-function yamlRefusal (file: string, yaml: string): string {
-  fs.writeFileSync(file, yaml)
+/** The ConfigError message of loading `sources`; fails the test if they are accepted. */
+function configRefusal (sources: Parameters<typeof loadConfig>[0]): string {
   try {
-    loadConfig({ env: {}, file })
+    loadConfig(sources)
   } catch (err) {
     assert.ok(err instanceof ConfigError, String(err))
     return err.message
   }
-  assert.fail(`accepted ${JSON.stringify(yaml)}`)
+  assert.fail(`accepted ${JSON.stringify(sources)}`)
+}
+
+/** The ConfigError message of loading `yaml` written to `file`; fails the test if it is accepted. */
+function yamlRefusal (file: string, yaml: string): string {
+  fs.writeFileSync(file, yaml)
+  return configRefusal({ env: {}, file })
 }
 
 test('YAML numbers follow the decimal rule of flags and env vars, and refusals quote them as written', () => {
@@ -222,18 +218,9 @@ test('YAML numbers follow the decimal rule of flags and env vars, and refusals q
 
 test('a key given without a value is refused, never the default: YAML null or [], empty or blank text and env vars', () => {
   const file = path.join(tempDir(), 'empty.yaml')
-  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
-    try {
-      loadConfig(sources)
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(sources)}`)
-  }
   const yaml = (text: string): string => {
     fs.writeFileSync(file, text)
-    return refusal({ env: {}, file })
+    return configRefusal({ env: {}, file })
   }
   assert.equal(yaml('workers:\n'), `${file} key "workers": empty for "workers" (expected an integer from 1 to 256; give a value or remove the key)`)
   assert.match(yaml('workers: ~\n'), /key "workers": empty for "workers"/)
@@ -242,21 +229,21 @@ test('a key given without a value is refused, never the default: YAML null or []
   assert.match(yaml('cert: [a.pem, ""]\n'), /key "cert": an empty item \(item 2 of 2\) for "cert" \(expected a file path; remove the empty item\)$/)
   assert.match(yaml('listen:\n'), /key "listen": empty for "listen" \(expected HOST:PORT;/)
   assert.match(yaml('ciphers: ""\n'), /key "ciphers": empty for "ciphers"/)
-  assert.match(refusal({ env: { TLSFLEET_CERT: '' } }), /^TLSFLEET_CERT: empty for "cert" \(expected a file path; give a value or unset the variable\)$/)
-  assert.match(refusal({ env: { TLSFLEET_CERT: ' , ' } }), /^TLSFLEET_CERT: an empty list for "cert"/)
-  assert.match(refusal({ env: { TLSFLEET_STATE_DIR: ' ' } }), /^TLSFLEET_STATE_DIR: blank \(" "\) for "state-dir"/)
-  assert.match(refusal({ env: { TLSFLEET_SESSION_ID_CONTEXT: ' ' } }), /^TLSFLEET_SESSION_ID_CONTEXT: blank/)
-  assert.match(refusal({ env: { TLSFLEET_PROXY_TLV: '' } }), /^TLSFLEET_PROXY_TLV: empty for "proxy-tlv"/)
-  assert.match(refusal({ env: {}, flags: { 'tls-min-version': '' } }), /^--tls-min-version: empty for "tls-min-version" \(expected one of TLSv1, TLSv1\.1, TLSv1\.2, TLSv1\.3; give a value or drop the flag\)$/)
-  assert.match(refusal({ env: {}, flags: { 'prefer-server-ciphers': '' } }), /^--prefer-server-ciphers: empty/)
-  assert.match(refusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item \(item 1 of 1\) for "cert"/)
+  assert.match(configRefusal({ env: { TLSFLEET_CERT: '' } }), /^TLSFLEET_CERT: empty for "cert" \(expected a file path; give a value or unset the variable\)$/)
+  assert.match(configRefusal({ env: { TLSFLEET_CERT: ' , ' } }), /^TLSFLEET_CERT: an empty list for "cert"/)
+  assert.match(configRefusal({ env: { TLSFLEET_STATE_DIR: ' ' } }), /^TLSFLEET_STATE_DIR: blank \(" "\) for "state-dir"/)
+  assert.match(configRefusal({ env: { TLSFLEET_SESSION_ID_CONTEXT: ' ' } }), /^TLSFLEET_SESSION_ID_CONTEXT: blank/)
+  assert.match(configRefusal({ env: { TLSFLEET_PROXY_TLV: '' } }), /^TLSFLEET_PROXY_TLV: empty for "proxy-tlv"/)
+  assert.match(configRefusal({ env: {}, flags: { 'tls-min-version': '' } }), /^--tls-min-version: empty for "tls-min-version" \(expected one of TLSv1, TLSv1\.1, TLSv1\.2, TLSv1\.3; give a value or drop the flag\)$/)
+  assert.match(configRefusal({ env: {}, flags: { 'prefer-server-ciphers': '' } }), /^--prefer-server-ciphers: empty/)
+  assert.match(configRefusal({ env: {}, flags: { cert: [''] } }), /^--cert: an empty item \(item 1 of 1\) for "cert"/)
   // A variable's list with a blank item (an extra comma) is refused, not read without it.
-  assert.equal(refusal({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443,,127.0.0.1:8444' } }), 'TLSFLEET_LISTEN: an empty item (item 2 of 3 in "127.0.0.1:8443,,127.0.0.1:8444") for "listen" (expected HOST:PORT; remove the empty item)')
-  assert.match(refusal({ env: { TLSFLEET_CERT: 'a.pem, ' } }), /^TLSFLEET_CERT: an empty item \(item 2 of 2 in "a\.pem, "\) for "cert"/)
-  assert.match(refusal({ env: { TLSFLEET_SYNC_PEER: ',127.0.0.1:8500' } }), /^TLSFLEET_SYNC_PEER: an empty item \(item 1 of 2 in ",127\.0\.0\.1:8500"\) for "sync-peer"/)
-  assert.match(refusal({ env: { TLSFLEET_ALPN: 'h2, ,http/1.1' } }), /^TLSFLEET_ALPN: an empty item \(item 2 of 3/)
+  assert.equal(configRefusal({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443,,127.0.0.1:8444' } }), 'TLSFLEET_LISTEN: an empty item (item 2 of 3 in "127.0.0.1:8443,,127.0.0.1:8444") for "listen" (expected HOST:PORT; remove the empty item)')
+  assert.match(configRefusal({ env: { TLSFLEET_CERT: 'a.pem, ' } }), /^TLSFLEET_CERT: an empty item \(item 2 of 2 in "a\.pem, "\) for "cert"/)
+  assert.match(configRefusal({ env: { TLSFLEET_SYNC_PEER: ',127.0.0.1:8500' } }), /^TLSFLEET_SYNC_PEER: an empty item \(item 1 of 2 in ",127\.0\.0\.1:8500"\) for "sync-peer"/)
+  assert.match(configRefusal({ env: { TLSFLEET_ALPN: 'h2, ,http/1.1' } }), /^TLSFLEET_ALPN: an empty item \(item 2 of 3/)
   // The same within one flag's or YAML value's comma-separated text.
-  assert.equal(refusal({ env: {}, flags: { alpn: ['h2,,http/1.1'] } }), '--alpn: ["h2,,http/1.1"] is not valid for "alpn": expected ' + OPTIONS.alpn.expected + ' (an empty item, item 2 of 3: remove the extra comma)')
+  assert.equal(configRefusal({ env: {}, flags: { alpn: ['h2,,http/1.1'] } }), '--alpn: ["h2,,http/1.1"] is not valid for "alpn": expected ' + OPTIONS.alpn.expected + ' (an empty item, item 2 of 3: remove the extra comma)')
   assert.match(yaml('proxy-tlv: "alpn,"\n'), /key "proxy-tlv": "alpn," is not valid for "proxy-tlv": .*\(an empty item, item 2 of 2: remove the extra comma\)$/)
   assert.deepEqual(loadConfig({ env: {}, flags: { alpn: ['h2, http/1.1'] } }).alpn, ['h2', 'http/1.1'])
   assert.deepEqual(loadConfig({ env: { TLSFLEET_LISTEN: '127.0.0.1:8443, 127.0.0.1:8444' } }).listen.map((l) => l.port), [8443, 8444])
@@ -268,21 +255,12 @@ test('a key given without a value is refused, never the default: YAML null or []
 })
 
 test('a refusal shows Infinity and NaN as such, and names a mapping a mapping', () => {
-  const refusal = (sources: Parameters<typeof loadConfig>[0]): string => {
-    try {
-      loadConfig(sources)
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err))
-      return err.message
-    }
-    assert.fail(`accepted ${JSON.stringify(sources)}`)
-  }
-  assert.equal(refusal({ env: {}, flags: { workers: Infinity } }), '--workers: Infinity is not valid for "workers": expected an integer from 1 to 256 (Infinity, not a finite number)')
-  assert.equal(refusal({ env: {}, flags: { 'grace-period': -Infinity } }), '--grace-period: -Infinity is not valid for "grace-period": expected a number of seconds from 0 to 3600 (-Infinity, not a finite number)')
-  assert.match(refusal({ env: {}, flags: { workers: NaN } }), /^--workers: NaN is not valid for "workers": .*\(NaN, not a finite number\)$/)
+  assert.equal(configRefusal({ env: {}, flags: { workers: Infinity } }), '--workers: Infinity is not valid for "workers": expected an integer from 1 to 256 (Infinity, not a finite number)')
+  assert.equal(configRefusal({ env: {}, flags: { 'grace-period': -Infinity } }), '--grace-period: -Infinity is not valid for "grace-period": expected a number of seconds from 0 to 3600 (-Infinity, not a finite number)')
+  assert.match(configRefusal({ env: {}, flags: { workers: NaN } }), /^--workers: NaN is not valid for "workers": .*\(NaN, not a finite number\)$/)
   const file = path.join(tempDir(), 'kinds.yaml')
   fs.writeFileSync(file, 'workers: .inf\ngrace-period: -.inf\nmax-connections: {a: 1}\n')
-  const message = refusal({ env: {}, file })
+  const message = configRefusal({ env: {}, file })
   assert.match(message, /key "workers": "\.inf" is not valid for "workers": expected an integer from 1 to 256 \(not an integer in decimal digits\)/)
   assert.match(message, /key "grace-period": "-\.inf" is not valid for "grace-period": expected a number of seconds from 0 to 3600 \(not a decimal number/)
   assert.match(message, /key "max-connections": \{"a":"1"\} is not valid for "max-connections": expected an integer from 0 to 10000000 \(a mapping, not a number\)/)
@@ -396,10 +374,7 @@ test('TLSFLEET_* variables that name no option are warned about (the closest opt
 })
 
 test('a refusal gives the parser\'s own reason once, never zod\'s generic words, and masks a URL\'s password', () => {
-  const refused = (flags: Record<string, unknown>): string => {
-    try { loadConfig({ env: {}, flags }) } catch (err) { assert.ok(err instanceof ConfigError, String(err)); return err.message }
-    assert.fail(`accepted ${JSON.stringify(flags)}`)
-  }
+  const refused = (flags: Record<string, unknown>): string => configRefusal({ env: {}, flags })
   // A union with "off" was reported as "(Invalid input)", the URL echoed with its password.
   const store = refused({ 'session-store': 'redis://:hunter2@127.0.0.1:6380/100' })
   assert.match(store, /^--session-store: "redis:\/\/:\*\*\*@127\.0\.0\.1:6380\/100" is not valid for "session-store": expected off, redis:\/\/.* \(database "100" is not a number from 0 to 99\)$/)
@@ -413,15 +388,7 @@ test('a refusal gives the parser\'s own reason once, never zod\'s generic words,
 })
 
 test('--terminator-keys refuses at load what the Runtime API client would refuse in every command, naming the option and the character', () => {
-  const refusal = (value: string): string => {
-    try {
-      loadConfig({ env: {}, flags: { terminator: 'haproxy', 'terminator-keys': value } })
-    } catch (err) {
-      assert.ok(err instanceof ConfigError)
-      return err.message
-    }
-    assert.fail(`${JSON.stringify(value)} was taken`)
-  }
+  const refusal = (value: string): string => configRefusal({ env: {}, flags: { terminator: 'haproxy', 'terminator-keys': value } })
   assert.match(refusal('/etc/haproxy/keys;show'), /^--terminator-keys: "\/etc\/haproxy\/keys;show" is not valid for "terminator-keys": .*\(contains ";", which ends a command in HAProxy's Runtime API\)$/)
   assert.match(refusal('/etc/haproxy/keys\nshow'), /^--terminator-keys: .* \(contains a line break, which ends a command in HAProxy's Runtime API\)$/)
   assert.match(refusal('/etc/haproxy/my keys'), /\(contains whitespace \(" "\), which splits an argument in HAProxy's Runtime API\)$/)
