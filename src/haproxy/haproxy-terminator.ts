@@ -30,7 +30,6 @@ const SERVING_FRONTEND = new Set(['OPEN', 'FULL'])
 /** The Runtime API gave no whole reply within its deadline (a wedged HAProxy). */
 function timedOut (err: unknown): boolean { return err instanceof RuntimeSocketError && err.timeoutMs !== undefined }
 
-/** A process of the local HAProxy: its pid and start time, so a restart is told apart. */
 /**
  * `--terminator haproxy`: a local HAProxy terminates TLS and this node is its companion. Once a
  * second it reads `show info` and `show stat` through --terminator-socket and keeps the ticket

@@ -71,7 +71,7 @@ export class ContextPool {
    * second Map read.
    */
   private currentRouter?: CachedRouter
-  /** Per secret (the ring's order): its farm tag as two u32 (a name's first 8 bytes), and routers by epoch. */
+  /** Per secret (the ring's order): its farm tag (a name's first 8 bytes), and routers by epoch. */
   private byTicketName: Array<{ tag: Buffer; byEpoch: Map<number, CachedRouter> }> = []
 
   constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
@@ -290,13 +290,13 @@ type Router = SniRouter<CertificateChoice>
 /** Generations (SNI routers) a worker holds at most; the acceptable window is normally 2-3. */
 const MAX_GENERATIONS = 64
 
-/** The ticket whose first 16 bytes are `hello.ticketKeyName` (client-hello.ts picks it so). */
 /** Whether the ticket key name starts with the 8-byte tag. */
 function sameTag (tag: Buffer, name: Buffer): boolean {
   for (let i = 0; i < 8; i++) if (tag[i] !== name[i]) return false
   return true
 }
 
+/** The ticket whose first 16 bytes are `hello.ticketKeyName` (client-hello.ts picks it so). */
 function presentedTicket (hello: ClientHelloInfo): Buffer | undefined {
   const psk = hello.pskIdentities[0]
   return psk !== undefined && psk.length >= TICKET_KEY_NAME_LENGTH ? psk : hello.sessionTicket
