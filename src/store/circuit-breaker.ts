@@ -5,7 +5,8 @@
  * - open: calls are refused at once (the caller counts them as skipped) until the back-off
  *   has passed; then one call is let through as a probe (half-open).
  * - half-open: the probe's success closes it; its failure opens it again for twice as long,
- *   up to `maxBackoffMs`. Other calls are refused while the probe is out.
+ *   up to `maxBackoffMs`. Other calls are refused while the probe is out. Reported as soon as
+ *   the back-off has passed, before any call comes (`state`): the next call will be the probe.
  *
  * Each call is tied to the breaker's generation it was let through in (`allow()` returns it;
  * every open and every close starts a new one). An answer from an older generation is ignored:
@@ -54,7 +55,14 @@ export class CircuitBreaker {
     this.stableMs = opts.stableMs ?? opts.maxBackoffMs
   }
 
-  get state (): BreakerState { return this.stateNow }
+  /**
+   * Past its back-off an open breaker reports `half_open` (the next call goes out as the probe)
+   * without waiting for that call: on an idle node it would otherwise say `open` long after the
+   * store came back. Only the report moves; nothing is sent until a call comes.
+   */
+  get state (): BreakerState {
+    return this.stateNow === 'open' && this.now() >= this.retryAt ? 'half_open' : this.stateNow
+  }
 
   /** May a call go out now? In open state past the back-off, this call becomes the probe. */
   allow (): Admission | undefined {

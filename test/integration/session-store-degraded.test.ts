@@ -147,6 +147,45 @@ test('a store down at start: connected false everywhere (health still 200); Redi
   }
 })
 
+test('breakers opened while Redis was down, then no traffic: once Redis is back they report half_open, not open, within their back-off, without a call sent; the next lookup closes them', async () => {
+  const own = await RedisServer.start()
+  const n = await nodeWith('idle-breakers', own.url)
+  try {
+    type Cache = { connected: boolean; lookups: string; writes: string }
+    const cache = async (): Promise<Cache> => (await (await fetch(`${n.node.adminUrl}/v1/cache`)).json() as { store: Cache }).store
+    const session = await foreignSession()
+    const handshake = async (): Promise<void> => { assert.ok((await tlsHandshake({ host: '127.0.0.1', port: n.port, version: '1.2', tickets: false, session, timeoutMs: 5000 })).ok) }
+    await own.kill()
+    await eventually(async () => !(await cache()).connected, 5000, 'not connected')
+    // Each handshake offers a session the node does not hold (a lookup) and makes a new one (a write).
+    let opened = await cache()
+    for (let i = 0; i < 40 && (opened.lookups !== 'open' || opened.writes !== 'open'); i++) { await handshake(); opened = await cache() }
+    assert.deepEqual([opened.lookups, opened.writes], ['open', 'open'])
+    const calls = async (): Promise<number> => {
+      let sum = 0
+      for (const result of ['hit', 'miss', 'timeout', 'error', 'rejected', 'skipped']) sum += await n.node.metric('tlsfleet_session_store_lookups_total', { result })
+      for (const result of ['ok', 'error', 'refused_oom', 'skipped']) sum += await n.node.metric('tlsfleet_session_store_writes_total', { op: 'set', result })
+      return sum
+    }
+    // /metrics is rebuilt at most once a second: past that, it holds the last handshake's counts.
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const idle = await calls()
+    await own.start()
+    await eventually(async () => (await cache()).connected, 5000, 'connected again')
+    // The back-off is 2 s at most: the report moves by then, with no traffic to probe.
+    await eventually(async () => { const c = await cache(); return c.lookups === 'half_open' && c.writes === 'half_open' }, 4000, 'half_open in /v1/cache while idle')
+    await eventually(async () => await n.node.metric('tlsfleet_session_store_breaker_state', { path: 'lookups', state: 'half_open' }) === 1 &&
+      await n.node.metric('tlsfleet_session_store_breaker_state', { path: 'lookups', state: 'open' }) === 0, 3000, 'half_open in the gauge')
+    assert.equal(await calls(), idle, 'nothing was sent to the store, nor skipped, while idle')
+    // The next handshake's lookup and write are the probes: both close.
+    await handshake()
+    await eventually(async () => { const c = await cache(); return c.lookups === 'closed' && c.writes === 'closed' }, 3000, 'closed after one handshake')
+  } finally {
+    await n.node.stop()
+    await own.stop()
+  }
+})
+
 test('a full store (maxmemory, noeviction): SETs are refused and counted as refused_oom, yet the Del of a bad session still reaches Redis', async () => {
   const full = await RedisServer.start('127.0.0.1', { args: ['--maxmemory', '4mb', '--maxmemory-policy', 'noeviction'] })
   try {

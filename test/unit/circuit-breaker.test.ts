@@ -17,6 +17,28 @@ function admitted (breaker: CircuitBreaker): Admission {
 }
 
 describe('circuit breaker', () => {
+  test('an idle open breaker reports half_open once its back-off has passed (the next call probes), and still lets only one probe out', () => {
+    const { breaker, at } = breakerAt()
+    for (let i = 0; i < 3; i++) breaker.failure(admitted(breaker))
+    assert.equal(breaker.state, 'open')
+    at(99)
+    assert.equal(breaker.state, 'open', 'within the back-off')
+    at(100)
+    assert.equal(breaker.state, 'half_open', 'no call came, yet the next one will be let through')
+    at(5000)
+    assert.equal(breaker.state, 'half_open', 'stays so while idle')
+    const probe = admitted(breaker)
+    assert.equal(breaker.allow(), undefined, 'one probe at a time')
+    breaker.failure(probe)
+    assert.equal(breaker.state, 'open', 'a failed probe opens it again')
+    at(5199)
+    assert.equal(breaker.state, 'open', 'for the doubled back-off')
+    at(5200)
+    assert.equal(breaker.state, 'half_open')
+    breaker.success(admitted(breaker))
+    assert.equal(breaker.state, 'closed')
+  })
+
   test('opens after the threshold, probes after the back-off, doubles it on a failed probe, closes on success; one change per down and up', () => {
     const { breaker, changes, at } = breakerAt({ maxBackoffMs: 300, stableMs: 0 })
     for (const ok of [false, false, true, false, false]) { const c = admitted(breaker); if (ok) breaker.success(c); else breaker.failure(c) }
