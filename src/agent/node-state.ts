@@ -19,8 +19,12 @@ export interface TerminatorInput {
 }
 
 export interface HealthInputs {
-  /** Workers listening, or the local HAProxy ready (src/node/terminator-part.ts). */
-  terminator: TerminatorInput
+  /**
+   * Workers listening, or the local HAProxy ready (src/node/terminator-part.ts). A function is
+   * read at each use: a reason that follows time (the workers' crash loop ends with no event to
+   * push a new one) is never read stale.
+   */
+  terminator: TerminatorInput | (() => TerminatorInput)
   /** False until the warm join (session snapshot from peers) is over. */
   warm: boolean
   /** The node is shutting down. */
@@ -32,12 +36,18 @@ export interface HealthInputs {
 /** `agentReason`: the reason in a few words, for the agent line, when `reason` is long. */
 export interface HealthVerdict { health: 'up' | 'down'; reason?: string; agentReason?: string }
 
+/** The terminator's health as of now. */
+function terminatorNow (inputs: HealthInputs): TerminatorInput {
+  return typeof inputs.terminator === 'function' ? inputs.terminator() : inputs.terminator
+}
+
 /** The first reason that makes a node unhealthy, in order of what an operator must fix first. */
 export function judgeHealth (inputs: HealthInputs): HealthVerdict {
   if (inputs.stopping) return { health: 'down', reason: 'stopping' }
   if (!inputs.warm) return { health: 'down', reason: 'warming up (waiting for a session snapshot from peers)' }
-  if (!inputs.terminator.serving) {
-    const { reason, agentReason } = inputs.terminator
+  const terminator = terminatorNow(inputs)
+  if (!terminator.serving) {
+    const { reason, agentReason } = terminator
     return { health: 'down', reason: reason ?? 'the TLS terminator does not serve', ...(agentReason !== undefined ? { agentReason } : {}) }
   }
   if (inputs.backendReachable === false) return { health: 'down', reason: 'backend unreachable' }
@@ -153,7 +163,7 @@ export class NodeState extends EventEmitter<{ change: [state: AdminState, previo
 
   /** The load's weight, scaled by the share of the workers that serve (a lost worker is lost capacity). */
   private weightPercent (): number {
-    return this.capacity.weightPercent(this.inputs.terminator.servingShare ?? 1)
+    return this.capacity.weightPercent(terminatorNow(this.inputs).servingShare ?? 1)
   }
 
   snapshot (): NodeStateSnapshot {

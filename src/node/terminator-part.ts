@@ -35,7 +35,8 @@ export interface TerminatorLoad {
 
 /** What the terminator tells the node about itself; the primary wires these to the node state. */
 export interface TerminatorHooks {
-  onHealth: (health: TerminatorHealth) => void
+  /** A function is read each time the node's health is (a reason that follows time, as the workers' crash loop). */
+  onHealth: (health: TerminatorHealth | (() => TerminatorHealth)) => void
   onLoad: (load: TerminatorLoad) => void
   /** A worker process exited (its counters stay on /metrics); `final`: the series it sent as it crashed, fresher than its last report. */
   onWorkerExit?: (pid: number, final?: MetricsJson) => void

@@ -112,7 +112,9 @@ export class WorkerTerminator implements NodeTerminator {
       // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
       init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
-      onListeningChange: (listening) => hooks.onHealth(workerPoolHealth(listening, config.workers, this.workers.restartStatus())),
+      // Read live, not pushed as a snapshot: a crash loop that ends while no worker listens
+      // (no listening change to push) left its "replacements wait 8 s" in the agent's reason.
+      onListeningChange: () => hooks.onHealth(() => workerPoolHealth(this.workers.listening.size, config.workers, this.workers.restartStatus())),
       onWorkerExit: (pid, why, final) => {
         if (why !== 'stopped') this.restarts.inc({ reason: why })
         this.sampler.workerExited(pid, final)

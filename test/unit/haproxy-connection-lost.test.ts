@@ -64,7 +64,7 @@ async function withTerminator (steps: (n: number) => Step, run: (t: HaproxyTermi
   const health: TerminatorHealth[] = []
   const terminator = new HaproxyTerminator(
     { socket: fake.path, keyFile: path.join(dir, 'tls-ticket-keys'), frontends: [], rotationSeconds: 3600, sessionTimeoutSeconds: 300, timeoutMs: 2000, log: createLogger({ level: 'silent', format: 'json', name: 'test' }) },
-    { onHealth: (h) => health.push(h), onLoad: () => {} }
+    { onHealth: (h) => health.push(typeof h === 'function' ? h() : h), onLoad: () => {} }
   )
   try {
     await run(terminator, health, fake.path)

@@ -37,3 +37,21 @@ test('the reason is the same in /v1/state and /health as on the agent line', () 
   assert.deepEqual(workerPoolHealth(0, 1, backoff.status(1000)), { serving: false, reason: 'no live worker (crash loop: replacements wait 10 s)' })
   assert.deepEqual(workerPoolHealth(3, 4, backoff.status(1000)), { serving: true, servingShare: 0.75 })
 })
+
+test('the agent\'s reason follows the back-off as it is read: a crash loop that ends while no worker listens (nothing pushed since) no longer says the replacements wait', () => {
+  const backoff = new RestartBackoff({ ...DEFAULT_BACKOFF, freeRestarts: 1 })
+  let now = 1_000_000
+  const state = new NodeState()
+  // Given once, as the worker terminator does at its last death: read again at each agent check.
+  state.updateHealth({ warm: true, stopping: false, terminator: () => workerPoolHealth(0, 1, backoff.status(now)) })
+  for (let i = 0; i < 6; i++) backoff.died(now += 1000)
+  assert.equal(formatAgentReply(state.agentReply()), 'ready down 100% #no live worker (crash loop: replacements wait 8 s)\n')
+  now += DEFAULT_BACKOFF.quietResetMs - 1
+  assert.equal(state.health().reason, 'no live worker (crash loop: replacements wait 8 s)', 'still within the quiet minute')
+  now += 1
+  assert.equal(formatAgentReply(state.agentReply()), 'ready down 100% #no live worker\n')
+  assert.equal(state.snapshot().reason, 'no live worker', '/v1/state and /health too')
+  // A new death starts from the bottom of the back-off again (free restarts first).
+  backoff.died(now += 1000)
+  assert.equal(state.health().reason, 'no live worker')
+})
