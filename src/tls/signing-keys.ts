@@ -131,5 +131,5 @@ export function unsignableProblem (keys: SigningKeys, keyType: string, curve: st
   if (signableVersions(keys, keyType, curve, policy).length > 0) return undefined
   const only = policy.minVersion === policy.maxVersion ? ` in ${policy.minVersion.replace('TLSv', 'TLS ')}` : ''
   const remedy = REMEDY[keyType]
-  return `no signature algorithm of ${origin} "${policy.sigalgs}" signs with its ${keyType} key${curve !== undefined ? ` (${curve})` : ''}${only}, so OpenSSL would fail every handshake with it: ${remedy !== undefined ? `add ${remedy} to ${origin}, or ` : ''}remove the file`
+  return `no signature algorithm of ${origin} "${policy.sigalgs}" signs with its ${keyType} key${curve !== undefined ? ` (${curve})` : ''}${only}, so OpenSSL would fail every handshake with it: ${remedy !== undefined ? `add ${remedy} to ${origin}, or ` : ''}serve a certificate with another key`
 }

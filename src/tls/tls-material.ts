@@ -89,7 +89,10 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   if (certificates.length === 0) {
     const { file, created, pem } = await ensureSelfSignedCertificate(sources.stateDir, sources.stateOwners)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
-    certificates.push(parseCertificatePem(pem, file))
+    // Its RSA key too must be one --sigalgs signs with: else it would fail every handshake.
+    const generated = parseCertificatePem(pem, file)
+    usable(generated)
+    certificates.push(generated)
   }
   const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl, {
     ...(sources.clientCaOrigin !== undefined ? { clientCa: sources.clientCaOrigin } : {}),

@@ -58,7 +58,9 @@ test('a certificate no --sigalgs algorithm signs with is refused at start, named
     [['--cert', rsa, '--sigalgs', 'ECDSA+SHA256'], {}, /^tlsfleet: --cert ".*pair-rsa\.pem": no signature algorithm of --sigalgs "ECDSA\+SHA256" signs with its rsa key/m],
     [['--cert', rsa], { TLSFLEET_SIGALGS: 'ecdsa_secp256r1_sha256:ed25519' }, /^tlsfleet: --cert ".*pair-rsa\.pem": no signature algorithm of TLSFLEET_SIGALGS "ecdsa_secp256r1_sha256:ed25519" signs with its rsa key/m],
     // TLS 1.3 binds ECDSA to a curve: the P-256 key signs nothing under a TLS 1.3-only profile listing only P-384's scheme.
-    [['--cert', ecdsa, '--tls-profile', 'modern', '--sigalgs', 'ECDSA+SHA384:rsa_pss_rsae_sha256'], {}, /^tlsfleet: --cert ".*pair-ecdsa\.pem": no signature algorithm of --sigalgs "ECDSA\+SHA384:rsa_pss_rsae_sha256" signs with its ec key \(prime256v1\) in TLS 1\.3/m]
+    [['--cert', ecdsa, '--tls-profile', 'modern', '--sigalgs', 'ECDSA+SHA384:rsa_pss_rsae_sha256'], {}, /^tlsfleet: --cert ".*pair-ecdsa\.pem": no signature algorithm of --sigalgs "ECDSA\+SHA384:rsa_pss_rsae_sha256" signs with its ec key \(prime256v1\) in TLS 1\.3/m],
+    // No --cert: the generated self-signed certificate (RSA) is checked too.
+    [['--state-dir', path.join(dir, 'state-self-signed'), '--sigalgs', 'ECDSA+SHA256'], {}, /^tlsfleet: certificate ".*self-signed\.pem": no signature algorithm of --sigalgs "ECDSA\+SHA256" signs with its rsa key/m]
   ]
   const [tlsPort, admin] = await freePorts(2) as [number, number]
   for (const [args, env, expected] of refusals) {
