@@ -32,7 +32,12 @@ export class CertificateChoice {
     /** The ECDSA key's named curve. */
     readonly curve?: string,
     /** What --sigalgs lets the node sign with (signing-keys.ts). */
-    readonly signing: SigningKeys = ANY_SIGNING_KEYS
+    readonly signing: SigningKeys = ANY_SIGNING_KEYS,
+    /**
+     * For a ClientHello not read (its version unknown): the RSA one, else the ECDSA one, that
+     * --sigalgs signs every allowed version with; without one, the RSA one, else the first.
+     */
+    readonly unread: CertificateContext = rsa ?? first
   ) {}
 
   /**
@@ -41,11 +46,12 @@ export class CertificateChoice {
    * client can use RSA; an Ed25519 one only when it is all the name has), else the ECDSA one
    * when the node can sign with it, else the first. A certificate the node cannot sign with
    * fails every handshake (OpenSSL has no other one in a context made for the SNI callback).
-   * `signatures` undefined: the ClientHello could not be read (`tls13` is then false).
+   * `signatures` undefined: the ClientHello could not be read (`unread`).
    */
   single (signatures: number | undefined, tls13: boolean): CertificateContext {
+    if (signatures === undefined) return this.unread
     const ecdsa = this.ecdsa !== undefined && signsWith(this.signing, 'ec', this.curve, tls13) ? this.ecdsa : undefined
-    if (signatures !== undefined && ecdsa !== undefined && ecdsaVerifiable(signatures, this.curve, tls13, this.signing.ecdsaSchemes)) return ecdsa
+    if (ecdsa !== undefined && ecdsaVerifiable(signatures, this.curve, tls13, this.signing.ecdsaSchemes)) return ecdsa
     const rsa = this.rsa !== undefined && signsWith(this.signing, 'rsa', undefined, tls13) ? this.rsa : undefined
     return rsa ?? ecdsa ?? this.rsa ?? this.first
   }

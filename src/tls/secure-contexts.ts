@@ -122,12 +122,15 @@ function makeChoice (kinds: CertificateBundle[], opts: ContextOptions, signing: 
   const own: ContextOptions = { ...opts, sessionIdContext }
   const singles = kinds.map((bundle) => new CertificateContext([bundle], own))
   const [given] = singles as [CertificateContext, ...CertificateContext[]]
-  // A client without SNI asking for a staple gets `first` whatever its version: one --sigalgs signs them all with.
-  const first = singles.find((k) => k.bundles[0] !== undefined && signsInEveryVersion(signing, k.bundles[0].keyType, k.bundles[0].curve, opts.policy)) ?? given
+  // A client without SNI asking for a staple gets `first`, and one whose ClientHello was not
+  // read `unread`, whatever its version: one --sigalgs signs them all with, when there is one.
+  const everyVersion = (k: CertificateContext | undefined): boolean => k?.bundles[0] !== undefined && signsInEveryVersion(signing, k.bundles[0].keyType, k.bundles[0].curve, opts.policy)
+  const first = singles.find(everyVersion) ?? given
   const ecdsa = singles.find((k) => k.bundles[0]?.keyType === 'ec')
   const rsa = singles.find((k) => k.bundles[0]?.keyType === 'rsa')
+  const unread = [rsa, ecdsa].find(everyVersion) ?? rsa ?? given
   const all = singles.length === 1 ? given : new CertificateContext(kinds, own)
-  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve, signing)
+  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve, signing, unread)
 }
 
 /** SHA-256 of each bundle's leaf certificate (DER), computed once per bundle a worker holds. */

@@ -59,8 +59,11 @@ test('one certificate alone follows --sigalgs: the RSA one given first is passed
   }
   const pkcs1 = choiceFor('ECDSA+SHA256:RSA+SHA256')
   assert.equal(pkcs1.first.bundles[0], ecdsa, 'first: the one signed in TLS 1.2 and 1.3')
-  assert.equal(pkcs1.single(undefined, true).bundles[0], ecdsa, 'a TLS 1.3 handshake cannot be signed with PKCS#1 RSA')
-  assert.equal(pkcs1.single(undefined, false).bundles[0], rsa, 'TLS 1.2 (or a ClientHello not read): RSA, as before')
+  const tls13client = S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P384
+  assert.equal(pkcs1.single(tls13client, true).bundles[0], ecdsa, 'a TLS 1.3 handshake cannot be signed with PKCS#1 RSA (the client cannot verify this ECDSA one either)')
+  assert.equal(pkcs1.single(S.SIGNATURES_SENT, false).bundles[0], rsa, 'TLS 1.2, a client without ECDSA: RSA')
+  assert.equal(pkcs1.single(undefined, false).bundles[0], ecdsa, 'a ClientHello not read, its version unknown: the one signed in every version')
+  assert.equal(choiceFor('ECDSA+SHA256:rsa_pss_rsae_sha256').single(undefined, false).bundles[0], rsa, 'RSA signed in every version: RSA, as without --sigalgs')
   const tls12rsaOnlyClient = S.SIGNATURES_SENT | S.SIGNATURES_ECDSA | S.SIGNATURES_ECDSA_P521 | S.SIGNATURES_ECDSA_SUITE
   assert.equal(choiceFor('ECDSA+SHA256:RSA+SHA256').single(tls12rsaOnlyClient, false).bundles[0], rsa, 'the client\'s only ECDSA hash is not listed')
   assert.equal(choiceFor('ECDSA+SHA512:RSA+SHA256').single(tls12rsaOnlyClient, false).bundles[0], ecdsa)
