@@ -13,6 +13,7 @@ import { ExpirySweep } from '../cache/expiry-sweep.js'
 import { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatHostPort, type HostPort } from '../config/host-port.js'
 import { describeStoreTarget, type StoreTarget } from '../config/store-url.js'
+import { optionOrigin } from '../config/load.js'
 import { checkOptionCombinations } from '../config/node-checks.js'
 import type { NodeConfig } from '../config/options.js'
 import { startDemoBackend } from '../demo/demo-backend.js'
@@ -348,7 +349,7 @@ export class Primary {
    * L2 miss asks it (L2's `below`). Works with or without the farm sync.
    */
   private async startStore (target: StoreTarget, farmKeys: FarmKey[]): Promise<void> {
-    const store = await startSharedStore({ target, tls: loadStoreTls(this.config.sessionStoreCa, this.config.sessionStoreCert, this.log), farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), lifetimeMs: this.config.sessionTimeout * 1000, maxSkewMs: this.config.syncMaxSkew * 1000, registry: this.metrics.registry, log: this.log })
+    const store = await startSharedStore({ target, tls: loadStoreTls(this.config.sessionStoreCa, this.config.sessionStoreCert, this.log, { ca: optionOrigin(this.config, 'session-store-ca'), cert: optionOrigin(this.config, 'session-store-cert') }), origin: optionOrigin(this.config, 'session-store'), farmKeys, prefix: this.config.sessionStorePrefix, lookupTimeoutMs: this.config.sessionStoreTimeout, remainingMs: (createdAt) => this.cache.l2.remainingMs(createdAt), lifetimeMs: this.config.sessionTimeout * 1000, maxSkewMs: this.config.syncMaxSkew * 1000, registry: this.metrics.registry, log: this.log })
     this.store = store
     this.closers.push(async () => { await store.close() })
     this.cache.below = async (id) => await store.lookup(id)

@@ -320,8 +320,14 @@ export class WorkerTerminator implements NodeTerminator {
   private async loadMaterial (): Promise<LoadedTlsMaterial> {
     const { cert, certDir, stateDir, clientCa, crl } = this.config
     const policy = this.policy as TlsPolicy
-    this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy))
-    const origins = { certOrigin: optionOrigin(this.config, 'cert'), certDirOrigin: optionOrigin(this.config, 'cert-dir') }
+    const sigalgsOrigin = optionOrigin(this.config, 'sigalgs')
+    this.usable ??= rememberingCheck((bundle) => checkBundleUsable(bundle, policy, sigalgsOrigin))
+    const origins = {
+      certOrigin: optionOrigin(this.config, 'cert'),
+      certDirOrigin: optionOrigin(this.config, 'cert-dir'),
+      clientCaOrigin: optionOrigin(this.config, 'client-ca'),
+      crlOrigin: optionOrigin(this.config, 'crl')
+    }
     return await loadTlsMaterial({ cert, certDir, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
   }
 

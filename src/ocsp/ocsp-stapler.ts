@@ -6,7 +6,7 @@ import type { Logger } from '../util/logger.js'
 import { writeFileAtomically } from '../util/safe-files.js'
 import { buildOcspRequest, ocspSubject, OcspResponseError, verifyOcspResponse, type OcspSubject, type VerifiedResponse } from './ocsp-response.js'
 import { certificateKey, type Staple } from './staple-store.js'
-import { removeStaleResponses, responseFile } from './stale-responses.js'
+import { removeStaleResponses, removeStaleTempFiles, responseFile } from './stale-responses.js'
 
 export interface OcspStaplerOptions {
   /** --ocsp-dir: verified responses are kept here, one file per certificate. */
@@ -229,10 +229,13 @@ export class OcspStapler {
    * Responses kept for certificates no longer served (renewed, removed) are deleted once
    * idle for two refresh intervals: at every certificate change and after every write, so
    * the directory holds about one file per certificate served, not one per renewal ever.
+   * Temporary files of writes a dead node left (removeStaleTempFiles) go with them.
    */
   private removeStale (): void {
     const removed = removeStaleResponses(this.opts.dir, new Set(this.targets.keys()), 2 * this.opts.refreshIntervalMs)
     if (removed.length > 0) this.opts.log.info({ dir: this.opts.dir, files: removed }, 'OCSP: removed responses kept for certificates no longer served')
+    const temps = removeStaleTempFiles(this.opts.dir)
+    if (temps.length > 0) this.opts.log.info({ dir: this.opts.dir, files: temps }, 'OCSP: removed temporary files of response writes that never finished (a node stopped mid-write)')
   }
 
   /**

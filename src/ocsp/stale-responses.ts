@@ -7,6 +7,19 @@ import path from 'node:path'
  */
 const RESPONSE_FILE = /^([0-9a-f]{64})\.der$/
 
+/**
+ * writeFileAtomically's temporary name for a response file (safe-files.ts atomicTempName):
+ * `.<key>.der.<16 hex>.tmp`. It lives for one synchronous write; one that stays was left by a
+ * node that died mid-write (a crash, SIGKILL, a full disk) and nobody renames it any more.
+ */
+const TEMP_FILE = /^\.[0-9a-f]{64}\.der\.[0-9a-f]{16}\.tmp$/
+
+/**
+ * How old a temporary response file must be to be removed: a write takes milliseconds, so one
+ * this old is no writer's, another node's sharing the directory included, even on a slow disk.
+ */
+export const STALE_TEMP_MS = 10 * 60_000
+
 /** The file a certificate's response is kept in (`key`: certificateKey of its leaf). */
 export function responseFile (dir: string, key: string): string {
   return path.join(dir, `${key}.der`)
@@ -39,6 +52,32 @@ export function removeStaleResponses (dir: string, served: ReadonlySet<string>, 
       fs.unlinkSync(file)
       removed.push(name)
     } catch { /* gone already, or not ours to remove: left */ }
+  }
+  return removed
+}
+
+/**
+ * Remove the temporary files of response writes that never finished (TEMP_FILE) from --ocsp-dir:
+ * regular files of that naming only, untouched for `olderThanMs`. Never throws. Returns the
+ * names removed.
+ */
+export function removeStaleTempFiles (dir: string, olderThanMs = STALE_TEMP_MS, now = Date.now()): string[] {
+  let names: string[]
+  try {
+    names = fs.readdirSync(dir)
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  for (const name of names) {
+    if (!TEMP_FILE.test(name)) continue
+    const file = path.join(dir, name)
+    try {
+      const stat = fs.lstatSync(file)
+      if (!stat.isFile() || now - stat.mtimeMs < olderThanMs) continue
+      fs.unlinkSync(file)
+      removed.push(name)
+    } catch { /* gone already (its writer renamed it), or not ours to remove: left */ }
   }
   return removed
 }

@@ -58,6 +58,8 @@ export async function startSharedStore (opts: {
   maxSkewMs: number
   registry: Registry
   log: Logger
+  /** How --session-store was given (config/load.ts optionOrigin), for a refusal; `--session-store` when absent. */
+  origin?: string
 }): Promise<SharedSessionStore> {
   const where = describeStoreTarget(opts.target)
   const log = opts.log
@@ -132,7 +134,7 @@ export async function startSharedStore (opts: {
   })
   const ready = await client.ready(CONNECT_WAIT_MS)
   // Redis answered, and said no: the option must change (unlike a store that is down, which may come back).
-  if (typeof ready === 'object') throw new ConfigError([`--session-store "${where}": ${ready.refused}`])
+  if (typeof ready === 'object') throw new ConfigError([`${opts.origin ?? '--session-store'} "${where}": ${ready.refused}`])
   if (ready === 'ready') log.info({ store: where, prefix: opts.prefix, lookupTimeoutMs: opts.lookupTimeoutMs }, 'session store connected')
   else log.warn({ store: where, cause: connectionError ?? `no answer within ${CONNECT_WAIT_MS} ms`, ...tlsHint(opts.target, opts.tls, connectionError) }, 'session store not reachable at start: serving without it, reconnecting in the background')
   // From here on, "connected" and "connection lost" lines say when that changes.

@@ -12,24 +12,28 @@ export interface StoreTls {
   key?: string
 }
 
+/** How --session-store-ca and --session-store-cert were given (config/load.ts optionOrigin); the flags when absent. */
+export interface StoreTlsOrigins { ca?: string; cert?: string }
+
 /**
- * Read --session-store-ca and --session-store-cert at start: a refusal names the option, the
- * file and what is wrong, before the node serves (a client certificate the store refuses would
- * otherwise read only as "session store not reachable").
+ * Read --session-store-ca and --session-store-cert at start: a refusal names the option as
+ * given, the file and what is wrong, before the node serves (a client certificate the store
+ * refuses would otherwise read only as "session store not reachable").
  */
-export function loadStoreTls (caFile: string, certFile: string, log?: Logger): StoreTls {
+export function loadStoreTls (caFile: string, certFile: string, log?: Logger, origins: StoreTlsOrigins = {}): StoreTls {
   const tls: StoreTls = {}
-  if (caFile !== '') tls.ca = readCaCertificates('--session-store-ca', caFile)
+  const certOrigin = origins.cert ?? '--session-store-cert'
+  if (caFile !== '') tls.ca = readCaCertificates(origins.ca ?? '--session-store-ca', caFile)
   if (certFile !== '') {
-    const { keys, certs } = pemBlocks(readPemFile('--session-store-cert', certFile))
+    const { keys, certs } = pemBlocks(readPemFile(certOrigin, certFile))
     if (keys.length !== 1 || certs.length === 0) {
-      throw new ConfigError([`--session-store-cert "${certFile}": expected one private key and the client certificate (then its chain), found ${keys.length} key(s) and ${certs.length} certificate(s)`])
+      throw new ConfigError([`${certOrigin} "${certFile}": expected one private key and the client certificate (then its chain), found ${keys.length} key(s) and ${certs.length} certificate(s)`])
     }
     const parsed = parseKeyAndChain(keys[0] as string, certs)
-    if ('problem' in parsed) throw new ConfigError([`--session-store-cert "${certFile}": ${storeCertProblem(parsed)}`])
+    if ('problem' in parsed) throw new ConfigError([`${certOrigin} "${certFile}": ${storeCertProblem(parsed)}`])
     tls.cert = parsed.cert
     tls.key = parsed.key
-    if (log !== undefined) warnLooseKeyFile('--session-store-cert', certFile, log)
+    if (log !== undefined) warnLooseKeyFile(certOrigin, certFile, log)
   }
   return tls
 }

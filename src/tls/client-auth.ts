@@ -16,26 +16,30 @@ export interface ClientAuthFiles {
 
 const CRL_BLOCK = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g
 
-/** Read --client-ca and --crl; every refusal names the option, the file and the problem. */
-export function loadClientAuthFiles (caFile: string, crlFile: string): ClientAuthFiles {
+/** How --client-ca and --crl were given (config/load.ts optionOrigin: TLSFLEET_CRL, a YAML key); the flags when absent. */
+export interface ClientAuthOrigins { clientCa?: string; crl?: string }
+
+/** Read --client-ca and --crl; every refusal names the option as given, the file and the problem. */
+export function loadClientAuthFiles (caFile: string, crlFile: string, origins: ClientAuthOrigins = {}): ClientAuthFiles {
   const files: ClientAuthFiles = {}
-  if (caFile !== '') files.ca = readCaCertificates('--client-ca', caFile)
+  const crlOrigin = origins.crl ?? '--crl'
+  if (caFile !== '') files.ca = readCaCertificates(origins.clientCa ?? '--client-ca', caFile)
   if (crlFile !== '') {
-    const text = readPemFile('--crl', crlFile, CRL_LIMIT)
+    const text = readPemFile(crlOrigin, crlFile, CRL_LIMIT)
     const blocks = text.match(CRL_BLOCK) ?? []
-    if (blocks.length === 0) throw new ConfigError([`--crl "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
+    if (blocks.length === 0) throw new ConfigError([`${crlOrigin} "${crlFile}": no PEM CRL in it (expected -----BEGIN X509 CRL----- blocks)`])
     // Each CA of a chain has its own CRL (a root's and an intermediate's): all must load.
     files.crl = blocks.map((block) => block + '\n')
     try {
       tls.createSecureContext({ ...(files.ca !== undefined ? { ca: files.ca } : {}), crl: files.crl })
     } catch (err) {
-      throw new ConfigError([`--crl "${crlFile}": OpenSSL cannot load it: ${(err as Error).message}`])
+      throw new ConfigError([`${crlOrigin} "${crlFile}": OpenSSL cannot load it: ${(err as Error).message}`])
     }
     try {
       // What the workers read it with, for resumed sessions: refused here, not in a worker.
       void new RevokedCertificates(files.crl)
     } catch (err) {
-      throw new ConfigError([`--crl "${crlFile}": unreadable revocation list: ${(err as Error).message}`])
+      throw new ConfigError([`${crlOrigin} "${crlFile}": unreadable revocation list: ${(err as Error).message}`])
     }
   }
   return files

@@ -5,6 +5,7 @@ import { CertificateError } from '../errors.js'
 import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
 import { CertificateChoice } from './certificate-choice.js'
+import { signingKeys, signsInEveryVersion, unsignableProblem, type SigningKeys } from './signing-keys.js'
 import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
@@ -92,11 +93,12 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
   }
   // Names served by the same certificates share one choice (and one context).
   const choices = new Map<string, CertificateChoice>()
+  const signing = signingKeys(opts.policy.sigalgs)
   const choiceOf = (kinds: CertificateBundle[]): CertificateChoice => {
     const key = kinds.map((k) => index.get(k)).join(',')
     let choice = choices.get(key)
     if (choice === undefined) {
-      choice = makeChoice(kinds, opts)
+      choice = makeChoice(kinds, opts, signing)
       choices.set(key, choice)
     }
     return choice
@@ -115,15 +117,20 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
  * callback) carries the choice's session-ID context, so a session resumes whichever of the
  * name's certificates served it; a certificate that is in two choices gets a context in each.
  */
-function makeChoice (kinds: CertificateBundle[], opts: ContextOptions): CertificateChoice {
+function makeChoice (kinds: CertificateBundle[], opts: ContextOptions, signing: SigningKeys): CertificateChoice {
   const sessionIdContext = opts.perCertificate === true ? choiceSessionIdContext(opts.sessionIdContext, kinds) : opts.sessionIdContext
   const own: ContextOptions = { ...opts, sessionIdContext }
   const singles = kinds.map((bundle) => new CertificateContext([bundle], own))
-  const [first] = singles as [CertificateContext, ...CertificateContext[]]
+  const [given] = singles as [CertificateContext, ...CertificateContext[]]
+  // A client without SNI asking for a staple gets `first`, and one whose ClientHello was not
+  // read `unread`, whatever its version: one --sigalgs signs them all with, when there is one.
+  const everyVersion = (k: CertificateContext | undefined): boolean => k?.bundles[0] !== undefined && signsInEveryVersion(signing, k.bundles[0].keyType, k.bundles[0].curve, opts.policy)
+  const first = singles.find(everyVersion) ?? given
   const ecdsa = singles.find((k) => k.bundles[0]?.keyType === 'ec')
   const rsa = singles.find((k) => k.bundles[0]?.keyType === 'rsa')
-  const all = singles.length === 1 ? first : new CertificateContext(kinds, own)
-  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve)
+  const unread = [rsa, ecdsa].find(everyVersion) ?? rsa ?? given
+  const all = singles.length === 1 ? given : new CertificateContext(kinds, own)
+  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve, signing, unread)
 }
 
 /** SHA-256 of each bundle's leaf certificate (DER), computed once per bundle a worker holds. */
@@ -168,9 +175,13 @@ export function contextOptions (bundles: readonly CertificateBundle[], opts: Con
 
 /**
  * Whether OpenSSL builds a context of `bundle` under `policy` (its security level refuses
- * small keys, e.g. RSA-1024 at intermediate): the primary asks before any worker does.
+ * small keys, e.g. RSA-1024 at intermediate), and whether --sigalgs signs with its key in some
+ * version the policy allows (OpenSSL builds that context, then fails every handshake with
+ * it): the primary asks before any worker does. `sigalgsOrigin`: --sigalgs as given.
  */
-export function checkBundleUsable (bundle: CertificateBundle, policy: TlsPolicy): void {
+export function checkBundleUsable (bundle: CertificateBundle, policy: TlsPolicy, sigalgsOrigin = '--sigalgs'): void {
+  const unsignable = unsignableProblem(signingKeys(policy.sigalgs), bundle.keyType, bundle.curve, policy, sigalgsOrigin)
+  if (unsignable !== undefined) throw new CertificateError(bundle.path, unsignable)
   try {
     tls.createSecureContext({ ...policyContextOptions(policy), key: bundle.key, cert: bundle.cert })
   } catch (err) {

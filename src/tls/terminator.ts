@@ -21,6 +21,7 @@ import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
+import type { CertificateBundle } from './certificates.js'
 import { RevokedCertificates } from './revoked-certificates.js'
 import { readSession, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
@@ -155,7 +156,7 @@ export class TlsTerminator {
     this.checkHeader = this.trust !== undefined || (this.sources !== undefined && settings.proxyProtocolIn !== 'off')
     if (settings.ocspStapling) {
       this.staples = new StapleStore([this.sessionHub, this.plainHub])
-      this.staples.useDefaultCertificate(material.certificates[0])
+      this.staples.useDefaultCertificate(this.defaultCertificate())
     }
     this.handshaking = new DeadlineSweep<Pending>(sweepPeriodMs(settings.handshakeTimeoutMs, 10), (pending) => this.fail(pending, pending.helloRead ? 'timeout' : 'hello_timeout'))
     const lookup = backendLookupFor(settings.backend.host, {
@@ -190,7 +191,16 @@ export class TlsTerminator {
   setMaterial (material: TlsMaterial): void {
     this.contexts.setMaterial(material)
     this.revoked = revokedIn(material, this.settings.clientVerify)
-    this.staples?.useDefaultCertificate(material.certificates[0])
+    if (this.staples !== undefined) this.staples.useDefaultCertificate(this.defaultCertificate())
+  }
+
+  /**
+   * The certificate a client without SNI gets with stapling (ownContext): the default name's
+   * `first`, which Node's OCSPRequest asks the hub for. Not always the first file: one
+   * --sigalgs does not sign every allowed version with is passed over (certificate-choice.ts).
+   */
+  private defaultCertificate (): CertificateBundle | undefined {
+    return this.contexts.routerFor(undefined).fallback.first.bundles[0]
   }
 
   /** The ticket keys the primary pushed at a rotation (checked: a malformed set is refused and logged). */
@@ -322,8 +332,8 @@ export class TlsTerminator {
 
   /**
    * The socket's own context: OpenSSL serves the client one of the name's certificates it can
-   * use. With OCSP stapling, a client that asks for a staple without SNI gets the first
-   * certificate alone: Node then staples the hub's own certificate, the first.
+   * use. With OCSP stapling, a client that asks for a staple without SNI gets the default
+   * name's `first` alone: Node then staples the hub's own certificate, that one (defaultCertificate).
    */
   private ownContext (choice: CertificateChoice, hello: ClientHelloInfo | undefined): CertificateContext {
     if (this.staples !== undefined && hello?.statusRequest !== false && (hello?.serverName ?? '') === '') return choice.first

@@ -24,6 +24,9 @@ export interface TlsMaterialSources {
    */
   certOrigin?: string
   certDirOrigin?: string
+  /** How --client-ca and --crl were given, likewise. */
+  clientCaOrigin?: string
+  crlOrigin?: string
   stateDir: string
   clientCa: string
   crl: string
@@ -86,9 +89,15 @@ export async function loadTlsMaterial (sources: TlsMaterialSources, log: Logger)
   if (certificates.length === 0) {
     const { file, created, pem } = await ensureSelfSignedCertificate(sources.stateDir, sources.stateOwners)
     if (created) log.warn({ file }, 'no --cert given: generated a self-signed certificate for localhost')
-    certificates.push(parseCertificatePem(pem, file))
+    // Its RSA key too must be one --sigalgs signs with: else it would fail every handshake.
+    const generated = parseCertificatePem(pem, file)
+    usable(generated)
+    certificates.push(generated)
   }
-  const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl)
+  const clientAuth = loadClientAuthFiles(sources.clientCa, sources.crl, {
+    ...(sources.clientCaOrigin !== undefined ? { clientCa: sources.clientCaOrigin } : {}),
+    ...(sources.crlOrigin !== undefined ? { crl: sources.crlOrigin } : {})
+  })
   for (const warning of clientAuthWarnings(clientAuth)) log.warn({ ...warning.fields, crl: sources.crl }, warning.message)
   return { material: { certificates, clientAuth }, refusedFiles }
 }

@@ -86,6 +86,11 @@ export interface WriteOptions {
   owner?: { uid: number; gid: number }
 }
 
+/** The name writeFileAtomically writes `file` under first: `.<name>.<16 hex digits>.tmp` beside it. */
+export function atomicTempName (file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(8).toString('hex')}.tmp`)
+}
+
 /**
  * Write `data` to `file` whole: into a new file under a random name beside it (O_CREAT|O_EXCL|
  * O_NOFOLLOW: never a file someone put there first), then renamed over `file` (which replaces
@@ -93,7 +98,7 @@ export interface WriteOptions {
  * sees half a file. Returns false when `replace` is false and `file` exists.
  */
 export function writeFileAtomically (file: string, data: string | Buffer, opts: WriteOptions): boolean {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(8).toString('hex')}.tmp`)
+  const temp = atomicTempName(file)
   const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, opts.mode)
   try {
     try {

@@ -140,6 +140,11 @@ test('a database Redis does not have refuses the start (naming --session-store);
     '--sync-secret-file', farm.secret, '--session-store', `redis://${redis.host}:${redis.port}/42`])
   assert.equal(noSuchDb.code, 2, noSuchDb.stderr)
   assert.match(noSuchDb.stderr, /--session-store "redis:\/\/.*\/42": ERR DB index is out of range.*\(TLSFLEET_ERR_CONFIG\)/)
+  // Given by a variable, the refusal names the variable.
+  const noSuchDbEnv = await runNodeToExit(['--listen', `127.0.0.9:${tlsPort}`, '--admin-listen', `127.0.0.9:${admin2}`, '--cert', farm.cert, '--state-dir', path.join(dir, 'state-db42'),
+    '--sync-secret-file', farm.secret], { env: { TLSFLEET_SESSION_STORE: `redis://${redis.host}:${redis.port}/42` } })
+  assert.equal(noSuchDbEnv.code, 2, noSuchDbEnv.stderr)
+  assert.match(noSuchDbEnv.stderr, /^tlsfleet: TLSFLEET_SESSION_STORE "redis:\/\/.*\/42": ERR DB index is out of range/m)
   const wrong = await startNode(['--listen', `127.0.0.9:${tlsPort}`, '--cert', farm.cert, '--state-dir', path.join(dir, 'state-wrongpass'), '--workers', '1',
     '--sync-secret-file', farm.secret, '--session-store', `redis://nobody:not-the-password@${redis.host}:${redis.port}/0`], { adminPort: admin })
   try {
