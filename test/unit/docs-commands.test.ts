@@ -84,3 +84,12 @@ test('docs/operations.md: the haproxy-keys example uses the flags it has, and na
   if (doc.includes('`haproxy-keys --config`')) documented.set('--config', undefined)
   assert.deepEqual(compare([haproxyKeysCommand()], documented, 'docs/operations.md haproxy-keys example'), [])
 })
+
+test('docs/benchmarks.md names every flag of tlsfleet bench', async () => {
+  const { benchCommand } = await import('../../benchmarks/cli.js')
+  const doc = readDoc('docs/benchmarks.md')
+  const flags = benchCommand().options.map((o) => o.long).filter((l): l is string => l !== undefined)
+  assert.ok(flags.length > 20)
+  // benchmarks.md also names node and V8 flags, so only this direction: each of bench's is there.
+  assert.deepEqual(flags.filter((f) => !new RegExp(`(^|[\\s\`(])${f}(?![a-z-])`, 'm').test(doc)), [], 'bench flags docs/benchmarks.md never names')
+})
