@@ -96,6 +96,7 @@ test('every agent line docs/operations.md shows is one the agent writes', () => 
     // A reply: admin state, health, weight, maxconn, reason (`ready up 80% maxconn:500`), or a part of one.
     const m = /^(ready|drain|maint) (up|down)(?: (\d+|N|\.\.\.)%?)?(?: maxconn:(\d+|M))?(?: #(.+))?$/.exec(span)
     if (m === null) {
+      if (/^(ready|drain|maint) (up|down)\b/.test(span)) problems.push(`${where(at)}: ${JSON.stringify(span)} is no agent line (admin state, health, weight%, maxconn:N, #reason)`)
       if (/^down #/.test(span) && `${span}\n` !== AGENT_ERROR_LINE) problems.push(`${where(at)}: ${JSON.stringify(span)} is not the agent's error line ${JSON.stringify(AGENT_ERROR_LINE)}`)
       continue
     }
