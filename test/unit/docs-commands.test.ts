@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Command } from 'commander'
+import fs from 'node:fs'
+import path from 'node:path'
+import { demoBackendCommand } from '../../src/cli/backend-command.js'
 import { haproxyKeysCommand } from '../../src/cli/haproxy-keys-command.js'
+import { nodeCommand } from '../../src/cli/node-command.js'
 import { labCommand } from '../../src/cli/lab-command.js'
 import { stateCommand } from '../../src/cli/state-commands.js'
 import { statusCommand } from '../../src/cli/status-command.js'
-import { docLines, readDoc, type DocLine } from '../helpers/docs.js'
+import { docLines, readDoc, where, type DocLine } from '../helpers/docs.js'
+import { REPO_ROOT } from '../helpers/node-process.js'
 
 /**
  * The flags of the other commands where the docs list them in prose: `tlsfleet lab` in
@@ -92,4 +97,32 @@ test('docs/benchmarks.md names every flag of tlsfleet bench', async () => {
   assert.ok(flags.length > 20)
   // benchmarks.md also names node and V8 flags, so only this direction: each of bench's is there.
   assert.deepEqual(flags.filter((f) => !new RegExp(`(^|[\\s\`(])${f}(?![a-z-])`, 'm').test(doc)), [], 'bench flags docs/benchmarks.md never names')
+})
+
+/**
+ * Other programs' flags the docs quote on purpose: hitch's, Node's and V8's, docker compose's,
+ * redis-server's, prlimit's, chrt's, commander's --help. A flag outside this list and outside
+ * every tlsfleet command (a renamed or removed option) fails.
+ */
+const OTHER_TOOLS_FLAGS = new Set([
+  '--help', '--build', '--test', '--import', '--silent', '--enable-sessioncache', '--frontend', '--shared-cache-listen', '--shared-cache-peer',
+  '--pid', '--save', '--appendonly', '--idle', '--min', '--single-threaded', '--single-threaded-gc', '--trace-children', '--no-memory-reducer',
+  '--initial-old-space-size', '--min-semi-space-size', '--max-semi-space-size', '--trace-opt', '--trace-gc-nvp', '--perf-basic-prof'
+])
+
+test('every --flag the README and docs/ name is a flag of a tlsfleet command (or a quoted tool\'s)', async () => {
+  const { benchCommand } = await import('../../benchmarks/cli.js')
+  const commands = [nodeCommand(), labCommand(), statusCommand(), stateCommand('drain'), haproxyKeysCommand(), demoBackendCommand(), benchCommand()]
+  const known = new Set(commands.flatMap((c) => c.options.map((o) => o.long)).filter((l): l is string => l !== undefined))
+  const files = ['README.md', ...fs.readdirSync(path.join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+  const problems: string[] = []
+  for (const file of files) {
+    for (const at of docLines(file)) {
+      for (const m of at.text.matchAll(/(?<![\w-])(--[a-z][a-z0-9-]*)/g)) {
+        const flag = m[1] as string
+        if (!known.has(flag) && !OTHER_TOOLS_FLAGS.has(flag)) problems.push(`${where(at)}: ${flag}`)
+      }
+    }
+  }
+  assert.deepEqual(problems, [], 'flags no tlsfleet command has')
 })

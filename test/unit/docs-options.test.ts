@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import { nodeCommand } from '../../src/cli/node-command.js'
 import { formatHostPort, type HostPort } from '../../src/config/host-port.js'
 import { OPTION_KEYS, envName, optionSpec, type OptionKey } from '../../src/config/options.js'
-import { docLines, sectionLines, tableRows, where, type DocLine } from '../helpers/docs.js'
+import { docLines, readDoc, sectionLines, tableRows, where, type DocLine } from '../helpers/docs.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
 
 /**
@@ -172,4 +172,11 @@ test('the YAML keys the docs show are option keys', () => {
   }
   assert.ok(shown.length >= 5, `expected the docs' YAML examples (found ${shown.join(', ')})`)
   assert.deepEqual(problems, [], 'YAML keys that are no option')
+})
+
+test('tlsfleet node --help lists every option with its environment variable, as operations.md says', () => {
+  assert.match(readDoc('docs/operations.md'), /`tlsfleet node\s+--help` lists every option with its environment variable/)
+  const help = nodeCommand().helpInformation()
+  assert.deepEqual(OPTION_KEYS.filter((key) => !help.includes(`[env ${envName(key)}]`)), [])
+  assert.match(help, /\[env TLSFLEET_CONFIG\]/)
 })
