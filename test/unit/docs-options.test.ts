@@ -4,6 +4,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { nodeCommand } from '../../src/cli/node-command.js'
 import { formatHostPort, type HostPort } from '../../src/config/host-port.js'
+import { unknownEnvironmentVariables } from '../../src/config/load.js'
 import { OPTION_KEYS, envName, optionSpec, type OptionKey } from '../../src/config/options.js'
 import { docLines, readDoc, sectionLines, tableRows, where, type DocLine } from '../helpers/docs.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
@@ -179,4 +180,16 @@ test('tlsfleet node --help lists every option with its environment variable, as 
   const help = nodeCommand().helpInformation()
   assert.deepEqual(OPTION_KEYS.filter((key) => !help.includes(`[env ${envName(key)}]`)), [])
   assert.match(help, /\[env TLSFLEET_CONFIG\]/)
+})
+
+test('the variables operations.md says the node does not warn about are not warned about, and its typo example is', () => {
+  const doc = readDoc('docs/operations.md').replace(/\s+/g, ' ')
+  const said = /\((`TLSFLEET_[A-Z_]+`[^)]*) are not warned about\)/.exec(doc)?.[1]
+  assert.ok(said !== undefined, 'the sentence was not found')
+  const names = [...said.matchAll(/`(TLSFLEET_[A-Z_]+)`/g)].map((m) => m[1] as string)
+  assert.ok(names.length >= 2)
+  assert.deepEqual(unknownEnvironmentVariables(Object.fromEntries(names.map((n) => [n, 'x']))), [])
+  const typo = /`(TLSFLEET_[A-Z]+)`: did you mean `(TLSFLEET_[A-Z]+)`\?/.exec(doc)
+  assert.ok(typo !== null, 'the typo example was not found')
+  assert.match(unknownEnvironmentVariables({ [typo[1] as string]: 'x' })[0] ?? '', new RegExp(`did you mean ${typo[2] as string}\\?`))
 })
