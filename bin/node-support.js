@@ -20,4 +20,21 @@ export const SUPPORTED_NODE = '22 (22.19 or later) or 24'
 export function followChild (child) {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => { child.kill(signal) })
   child.on('exit', (code, signal) => { process.exit(code ?? 128 + (os.constants.signals[signal] ?? 0)) })
+  if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(child)
+}
+
+/**
+ * Under an npm script (`npm start`, `npm test`), our parent is the `sh -c` npm runs the script
+ * with. npm passes a SIGTERM it gets to that shell, which dies of it without passing it on (dash
+ * does not), so the node would run on, orphaned and holding its ports, after `kill <npm>`. Once
+ * that shell is gone (we are given another parent), stop the child as a SIGTERM would have.
+ */
+function stopWhenOrphaned (child) {
+  const parent = process.ppid
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(watch)
+    child.kill('SIGTERM')
+  }, 250)
+  watch.unref()
 }

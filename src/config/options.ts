@@ -579,7 +579,8 @@ export const OPTIONS = {
     expected: 'a file path',
     valueName: 'FILE',
     schema: z.string(),
-    default: ''
+    default: '',
+    defaultHelp: 'Node\'s public CA list'
   }),
   'session-store-cert': spec({
     description: 'with rediss://: PEM file with this node\'s client certificate and its key, for a store that asks for one (Redis\'s tls-auth-clients yes, its default with TLS)',

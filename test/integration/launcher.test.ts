@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -124,4 +124,31 @@ test('npm start builds first when a source is newer than the build (a git pull w
   fs.utimesSync(main, muchLater, muchLater)
   assert.notEqual(run().status, 0, 'a failed build let the old code start')
   fs.rmSync(root, { recursive: true, force: true })
+})
+
+/**
+ * `npm start` runs its script as `sh -c "... && node scripts/supported-node.mjs ..."`. A SIGTERM
+ * to npm alone (`kill <npm's pid>`, a supervisor that signals its main process) is passed to
+ * that sh, which dies of it without passing it on: the node ran on, orphaned, holding its ports.
+ * Seen running the README's `npm start` and sending SIGTERM to npm.
+ */
+test('npm start\'s runner stops its child when npm\'s shell is gone (a SIGTERM to npm alone)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-orphan-'))
+  const marker = path.join(dir, 'stopped')
+  const pidFile = path.join(dir, 'pid')
+  const child = `const fs = require("fs"); fs.writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.on("SIGTERM", () => { fs.writeFileSync(${JSON.stringify(marker)}, "SIGTERM"); process.exit(0) }); setInterval(() => {}, 1000)`
+  // As npm runs a script: a shell, the runner under it, npm_lifecycle_event set.
+  const shell = spawn('sh', ['-c', `${JSON.stringify(process.execPath)} scripts/supported-node.mjs -e '${child}'; echo done`], {
+    cwd: REPO_ROOT, env: { ...process.env, npm_lifecycle_event: 'start' }, stdio: 'ignore'
+  })
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    shell.kill('SIGTERM') // what npm does with the SIGTERM it gets
+    const deadline = Date.now() + 5000
+    while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : 'still running 5 s after its shell died', 'SIGTERM')
+  } finally {
+    // The child, if the test failed (the runner exits with it).
+    if (!fs.existsSync(marker) && fs.existsSync(pidFile)) { try { process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL') } catch { /* gone */ } }
+  }
 })
