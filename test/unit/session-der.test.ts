@@ -64,11 +64,14 @@ test('a truncated or foreign DER reads as undefined, never throws', async () => 
 })
 
 test('a session is expired past its own time plus timeout, as OpenSSL judges it; a DER d2i_SSL_SESSION would refuse is unreadable', async () => {
+  // The session's time is whole seconds, no earlier than this: a bound taken after it crossed a
+  // second under load (now + 7199 was then past time + 7200), and the test failed now and then.
+  const before = Math.floor(Date.now() / 1000)
   const der = await realSession('x', 'TLSv1.2')
   const now = Date.now() / 1000
   assert.equal(sessionExpired(der, now), false)
   // A plain Node server's sessions carry OpenSSL's default timeout, 7200 s.
-  assert.equal(sessionExpired(der, now + 7199), false)
+  assert.equal(sessionExpired(der, before + 7199), false)
   assert.equal(sessionExpired(der, now + 7202), true)
   for (let cut = 0; cut < der.length; cut++) assert.equal(sessionExpired(der.subarray(0, cut), now), undefined)
   assert.equal(sessionExpired(Buffer.concat([der, Buffer.from([0])]), now), undefined, 'a byte after the session')
