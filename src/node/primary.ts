@@ -38,6 +38,7 @@ import { BurstLog } from '../util/burst-log.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { trustedOwners } from '../util/safe-files.js'
 import { tcpListenError } from './listen-check.js'
+import { inaccessibleAs } from './privileges.js'
 import { stateDirAncestorProblems } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
@@ -126,7 +127,10 @@ export class Primary {
     const sweep = new ExpirySweep(this.cache.l2)
     this.closers.push(async () => { sweep.close() })
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
-    if (config.syncSecretFile.length > 0) this.farmSecrets = new FarmSecretFiles(config.syncSecretFile, farmKeys)
+    if (config.syncSecretFile.length > 0) {
+      this.farmSecrets = new FarmSecretFiles(config.syncSecretFile, farmKeys)
+      this.warnSecretsUnreadableAfterSwitch(config.syncSecretFile)
+    }
     const codec = this.codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
     // Made by now when the node keeps anything there (the token, the certificate, the replay state).
     if (fs.existsSync(config.stateDir)) {
@@ -259,6 +263,14 @@ export class Primary {
     // Key ids only: public (every sync packet and stored value carries one), never the secrets.
     this.log.info({ sending: reload.after.sending, accepted: reload.after.accepted, before: reload.before }, 'farm secrets reloaded')
     return 'ok'
+  }
+
+  /** After the switch to --user, SIGHUP reads the farm secrets as that user: say now if it cannot. */
+  private warnSecretsUnreadableAfterSwitch (files: string[]): void {
+    const runAs = this.terminator.runAs
+    if (runAs === undefined) return
+    const unreadable = inaccessibleAs(runAs, files.map((path) => ({ path, access: 'read' as const })))
+    if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these farm secret files are not readable by --user: farm secret reloads (SIGHUP) will be refused until they are (give them to the user, mode 0600)')
   }
 
   /** Stop accepting, let workers finish open connections within the grace period, exit. */
