@@ -136,7 +136,7 @@ async function checkFarm (what: string): Promise<void> {
   const [n1, n2] = nodes as [Node, Node]
   await resumesAcross(n1, n2, what)
   await resumesAcross(n2, n1, what)
-for (const [i, n] of nodes.entries()) assert.equal(await refusedIn(n), baseline[i], `${what}: ${n.host} refused sync packets:\n${n.node.diagnosis()}`)
+  for (const [i, n] of nodes.entries()) assert.equal(await refusedIn(n), baseline[i], `${what}: ${n.host} refused sync packets:\n${n.node.diagnosis()}`)
 }
 
 const reloadedLogs = (n: Node): Array<Record<string, unknown>> => n.node.logs.filter((l) => l.msg === 'farm secrets reloaded')
