@@ -48,9 +48,9 @@ export class CertificateError extends TlsfleetError {
   namedBy (what: string): CertificateError { return new CertificateError(this.path, this.problem, what) }
 }
 
-/** A farm secret file refused at start; the message names the file and the problem. */
+/** A farm secret file refused (at start, or at SIGHUP); the message names the file and the problem. */
 export class FarmSecretError extends TlsfleetError {
-  constructor (file: string, problem: string) { super('TLSFLEET_ERR_FARM_SECRET', `--sync-secret-file "${file}": ${problem}`, EXIT_CONFIG) }
+  constructor (readonly file: string, readonly problem: string) { super('TLSFLEET_ERR_FARM_SECRET', `--sync-secret-file "${file}": ${problem}`, EXIT_CONFIG) }
 }
 
 /** The admin token file was refused; the message names the file and the problem. */

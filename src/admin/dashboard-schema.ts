@@ -132,6 +132,7 @@ export interface TicketsBody {
   enabled: boolean
   /** Derived from the farm secret (every node issues and accepts the same tickets), or random to this node. */
   farmWide?: boolean
+  /** Farm secrets held now (2 during a change-over; an emptied second file is none), as of the last SIGHUP. */
   farmSecrets?: number
   rotationSeconds?: number
   /** The epoch of the key new tickets are issued under. */

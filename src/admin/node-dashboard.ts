@@ -41,7 +41,11 @@ export class NodeDashboard {
   private retired: RetiredCounts = NONE_RETIRED
   private haproxyView?: { at: number; view: Promise<FarmViewBody> }
 
+  /** The ticket schedule shown: the one the terminator issues under (SIGHUP may change it). */
+  private ticketView: NodeDashboardOptions['tickets']
+
   constructor (private readonly opts: NodeDashboardOptions) {
+    this.ticketView = opts.tickets
     this.history = opts.history ?? new DashboardHistory()
     this.now = opts.now ?? Date.now
   }
@@ -83,8 +87,13 @@ export class NodeDashboard {
     }
   }
 
+  /** SIGHUP read other farm secrets: show the new sending secret's schedule and how many are held. */
+  setTickets (tickets: NonNullable<NodeDashboardOptions['tickets']>): void {
+    if (this.ticketView !== undefined) this.ticketView = tickets
+  }
+
   private tickets (): TicketsBody {
-    const tickets = this.opts.tickets
+    const tickets = this.ticketView
     if (tickets === undefined) return { enabled: false }
     const { schedule } = tickets
     const now = this.now()

@@ -56,6 +56,8 @@ export class HaproxyTerminator implements NodeTerminator {
   }
 
   private pusher?: TicketKeyPusher
+  /** The ticket secret HAProxy's ring derives from (the sending farm secret's), and the one it replaced while still accepted. */
+  private ticketSecret?: { secret: Buffer; schedule: TicketKeySchedule; outgoing?: { secret: Buffer; schedule: TicketKeySchedule } }
   private latest?: LoadSample
   private health: TerminatorHealth = { serving: false, reason: 'local haproxy not read yet' }
   private info?: HaproxyInfo
@@ -117,11 +119,37 @@ export class HaproxyTerminator implements NodeTerminator {
   async start (context: TerminatorStart): Promise<void> {
     const [secret] = context.ticketSecrets
     if (secret === undefined) throw new Error('the haproxy terminator needs the farm ticket secret')
-    const schedule = new TicketKeySchedule({ secret, rotationSeconds: this.opts.rotationSeconds, lifetimeSeconds: this.opts.sessionTimeoutSeconds, ...(this.opts.now !== undefined ? { now: this.opts.now } : {}) })
-    this.pusher = new TicketKeyPusher(this.api, this.opts.keyFile, schedule, this.opts.now)
+    this.ticketSecret = { secret, schedule: this.scheduleOf(secret) }
+    this.pusher = new TicketKeyPusher(this.api, this.opts.keyFile, this.ticketSecret.schedule, this.opts.now)
     await this.poll()
     this.schedulePoll()
     this.scheduleRotation()
+  }
+
+  /**
+   * SIGHUP read other farm secrets. HAProxy's ring follows the first (sending) one only; when it
+   * changed, the ring is pushed now, the old secret's current key kept while it is accepted
+   * (TicketKeyPusher.setSchedule); when the old one is dropped, its key leaves the ring at once.
+   */
+  setTicketSecrets (secrets: Buffer[]): void {
+    const [secret] = secrets
+    const held = this.ticketSecret
+    if (secret === undefined || held === undefined || this.pusher === undefined) return
+    const listed = (s: Buffer | undefined): boolean => s !== undefined && secrets.some((t) => t.equals(s))
+    if (secret.equals(held.secret)) {
+      if (held.outgoing === undefined || listed(held.outgoing.secret)) return
+      held.outgoing = undefined
+      this.pusher.setSchedule(held.schedule)
+    } else {
+      const outgoing = listed(held.secret) ? { secret: held.secret, schedule: held.schedule } : undefined
+      this.ticketSecret = { secret: Buffer.from(secret), schedule: this.scheduleOf(secret), ...(outgoing !== undefined ? { outgoing } : {}) }
+      this.pusher.setSchedule(this.ticketSecret.schedule, outgoing?.schedule)
+    }
+    void this.poll()
+  }
+
+  private scheduleOf (secret: Buffer): TicketKeySchedule {
+    return new TicketKeySchedule({ secret, rotationSeconds: this.opts.rotationSeconds, lifetimeSeconds: this.opts.sessionTimeoutSeconds, ...(this.opts.now !== undefined ? { now: this.opts.now } : {}) })
   }
 
   /** No process of ours to keep from being replaced: the polls and pushes end here already. */
@@ -137,9 +165,9 @@ export class HaproxyTerminator implements NodeTerminator {
     return 0
   }
 
-  /** Nothing to reload here: HAProxy's certificates are HAProxy's (reload HAProxy itself). */
+  /** No certificates to reload here: HAProxy's are HAProxy's (reload HAProxy itself). The farm secrets are the primary's. */
   async reload (): Promise<boolean> {
-    this.opts.log.info('SIGHUP: nothing to reload with --terminator haproxy (reload the local HAProxy for its certificates)')
+    this.opts.log.info('SIGHUP: no certificates to reload with --terminator haproxy (reload the local HAProxy for its certificates)')
     return true
   }
 

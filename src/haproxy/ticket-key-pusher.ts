@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import type { TicketKeySchedule } from '../tls/ticket-keys.js'
 import { replaceKeyFile } from './key-file.js'
 import type { HaproxyRuntimeApi } from './runtime-api.js'
-import { expectedRing, HAPROXY_RING_SIZE, keyFileText, pushesNeeded, type ExpectedRing } from './tls-keys.js'
+import { expectedRing, HAPROXY_RING_SIZE, haproxyKeyLine, keyFileText, pushesNeeded, type ExpectedRing } from './tls-keys.js'
 
 /**
  * Why keys were pushed. `rotation`: one key, because the farm's epoch moved on, onto a ring that
@@ -49,16 +49,40 @@ export class TicketKeyPusher {
   /** The key file's text as last written or found: not read again until the ring moves. */
   private written: string | undefined
 
+  /** The sending secret before a SIGHUP changed it, and the epoch of the change (see setSchedule). */
+  private outgoing?: { schedule: TicketKeySchedule; epoch: number }
+
   constructor (
     private readonly api: HaproxyRuntimeApi,
     readonly file: string,
-    private readonly schedule: TicketKeySchedule,
+    private schedule: TicketKeySchedule,
     private readonly now: () => number = Date.now
   ) {}
 
+  /**
+   * SIGHUP made another farm secret the sending one: the next check pushes its ring. When the
+   * old secret stays accepted (`outgoing`), the ring of the epoch of the change keeps the old
+   * secret's current key in the oldest slot (HAProxy holds 3 keys): tickets it issued this epoch
+   * still resume until the next rotation, as the workers' tickets do for their whole lifetime.
+   */
+  setSchedule (schedule: TicketKeySchedule, outgoing?: TicketKeySchedule): void {
+    this.schedule = schedule
+    this.outgoing = outgoing === undefined ? undefined : { schedule: outgoing, epoch: Math.max(1, schedule.epochAt(this.now())) }
+  }
+
+  /** The farm's ring at `nowMs`, with the outgoing secret's key during the epoch of a change. */
+  private expected (nowMs: number): ExpectedRing {
+    const ring = expectedRing(this.schedule, nowMs)
+    const outgoing = this.outgoing
+    if (outgoing !== undefined && ring.epoch === outgoing.epoch) {
+      return { epoch: ring.epoch, lines: [haproxyKeyLine(outgoing.schedule.generation(ring.epoch).keys), ...ring.lines.slice(1)] }
+    }
+    return ring
+  }
+
   /** `processStartSec`: the HAProxy process's Start_time_sec (`show info`), when known. */
   async check (processStartSec?: number): Promise<RingCheck> {
-    const expected = expectedRing(this.schedule, this.now())
+    const expected = this.expected(this.now())
     const actual = await this.api.showTlsKeys(this.file)
     const needed = pushesNeeded(actual, expected.lines)
     if (needed === 0) {
@@ -85,7 +109,7 @@ export class TicketKeyPusher {
    */
   private loadedCurrent (actual: readonly string[], epoch: number, processStartSec: number | undefined): boolean {
     if (processStartSec === undefined) return false
-    const atStart = expectedRing(this.schedule, processStartSec * 1000)
+    const atStart = this.expected(processStartSec * 1000)
     return atStart.epoch === epoch - 1 && sameLines(actual, atStart.lines)
   }
 

@@ -31,6 +31,7 @@ export class PrimaryMetrics {
   readonly agentReplies: Counter<'state'>
   readonly agentInputErrors: Counter<'reason'>
   readonly backendReachable: Gauge
+  readonly farmSecretReloads: Counter<'result'>
   private readonly scrapes: Counter<'result'>
   /** Each live worker's last full report, by pid: what it has counted so far. */
   private readonly lastReports = new Map<number, MetricsJson>()
@@ -75,6 +76,8 @@ export class PrimaryMetrics {
     this.agentReplies = new Counter({ name: 'tlsfleet_agent_replies_total', help: 'Agent-check replies sent, by the state they reported', labelNames: ['state'] as const, registers })
     this.agentInputErrors = new Counter({ name: 'tlsfleet_agent_input_errors_total', help: 'Agent port connections with bad input or cut by a bound, by reason', labelNames: ['reason'] as const, registers })
     this.backendReachable = new Gauge({ name: 'tlsfleet_backend_reachable', help: 'Whether the backend accepted the last TCP probe(s) (1) or not (0)', registers })
+    this.farmSecretReloads = new Counter({ name: 'tlsfleet_farm_secret_reloads_total', help: 'Farm secret reloads (SIGHUP, with --sync-secret-file) by result: ok (other secrets read and in use: sync, store, ticket keys), unchanged (the files hold the secrets in use), refused (a file broken: the secrets in use stay)', labelNames: ['result'] as const, registers })
+    for (const result of ['ok', 'unchanged', 'refused']) this.farmSecretReloads.inc({ result }, 0)
     this.scrapes = new Counter({ name: 'tlsfleet_metrics_scrapes_total', help: 'GET /metrics answered, by whether the workers were asked (collected) or their last reports were reused (cached)', labelNames: ['result'] as const, registers })
   }
 

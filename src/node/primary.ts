@@ -25,6 +25,7 @@ import { PrimaryMetrics } from '../metrics/primary-metrics.js'
 import { createSyncCodec, type ReplayPersistence, type SyncCodec } from '../sync/codecs.js'
 import type { FarmKey } from '../sync/farm-keys.js'
 import { loadFarmSecrets } from '../sync/farm-secret.js'
+import { FarmSecretFiles } from '../sync/farm-secret-reload.js'
 import { startPeerSource } from '../sync/peer-source.js'
 import { replayStateFile } from '../sync/replay-state.js'
 import { isMulticast } from '../sync/sync-addresses.js'
@@ -38,6 +39,7 @@ import { BurstLog } from '../util/burst-log.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { trustedOwners } from '../util/safe-files.js'
 import { tcpListenError } from './listen-check.js'
+import { inaccessibleAs } from './privileges.js'
 import { stateDirAncestorProblems } from './state-dir.js'
 import type { NodeTerminator, TerminatorHooks } from './terminator-part.js'
 import { WorkerTerminator } from './worker-terminator.js'
@@ -68,12 +70,19 @@ export class Primary {
   private sync?: SyncService
   private store?: SharedSessionStore
   private backendProbe?: BackendProbe
+  private codec?: SyncCodec
+  /** --sync-secret-file's paths and the secrets read from them; undefined without the option. */
+  private farmSecrets?: FarmSecretFiles
+  /** Settles once start() is done: a farm secret reload waits for it (its consumers exist by then). */
+  private started: Promise<void>
+  private startDone: () => void = () => {}
   private closers: Array<() => Promise<void>> = []
   private stopping = false
 
   /** `warnings`: what the configuration's sources hold that is ignored (a misspelled TLSFLEET_* variable). */
   constructor (readonly config: NodeConfig, warnings: readonly string[] = []) {
     this.log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'primary' })
+    this.started = new Promise((resolve) => { this.startDone = resolve })
     // Before the checks: an ignored variable may be why a combination is refused.
     for (const warning of warnings) this.log.warn(warning)
     // Then: the parts below are built from these options (the terminator parses
@@ -119,7 +128,11 @@ export class Primary {
     const sweep = new ExpirySweep(this.cache.l2)
     this.closers.push(async () => { sweep.close() })
     const farmKeys = loadFarmSecrets(config.syncSecretFile)
-    const codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
+    if (config.syncSecretFile.length > 0) {
+      this.farmSecrets = new FarmSecretFiles(config.syncSecretFile, farmKeys)
+      this.warnSecretsUnreadableAfterSwitch(config.syncSecretFile)
+    }
+    const codec = this.codec = config.syncListen === 'off' ? undefined : createSyncCodec({ format: config.syncFormat, farmKeys, certificates: this.terminator.certificates(), nodeName: config.nodeId, sessionTimeoutSeconds: config.sessionTimeout, maxSkewSeconds: config.syncMaxSkew, cipher: config.syncCipher, persistence: this.replayPersistence(config.syncListen) })
     // Made by now when the node keeps anything there (the token, the certificate, the replay state).
     if (fs.existsSync(config.stateDir)) {
       for (const problem of stateDirAncestorProblems(config.stateDir, this.stateOwners())) {
@@ -138,7 +151,7 @@ export class Primary {
     if (backend !== undefined) await this.startBackendProbe(backend)
     // Computed once: the dashboard shows the schedule the terminator issues tickets under.
     const tickets = ticketSecrets(config, farmKeys)
-    await this.startAdmin(credentials, tickets)
+    await this.startAdmin(credentials, tickets, farmKeys.length)
 
     // Warm join before the terminator serves: a restarted node is not cold.
     if (this.sync !== undefined) {
@@ -157,6 +170,7 @@ export class Primary {
     const stateFiles = [...(credentials.explicit ? [] : [credentials.file]), ...(codec !== undefined && config.syncListen !== 'off' ? [this.replayPersistence(config.syncListen).file] : [])]
     await this.terminator.start({ backend, ticketSecrets: tickets, stateFiles })
     if (this.stopping) return
+    this.startDone()
     this.log.info({
       ...this.terminator.describe(),
       backend: backend === undefined ? 'none' : formatHostPort(backend),
@@ -183,7 +197,7 @@ export class Primary {
     }
   }
 
-  /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates. */
+  /** Install signal handling: SIGTERM/SIGINT stop gracefully, SIGHUP reloads certificates and farm secrets. */
   handleSignals (): void {
     // SIGHUP means "reload" here, not "exit" (close-with-grace treats it as a termination signal).
     // Its own messages (a timeout, a failed stop) go to our log, as JSON.
@@ -210,11 +224,54 @@ export class Primary {
         }
       })
     }
-    process.on('SIGHUP', () => { void this.reloadCertificates() })
+    process.on('SIGHUP', () => {
+      void this.reloadFarmSecrets()
+      void this.reloadCertificates()
+    })
   }
 
   async reloadCertificates (): Promise<boolean> {
     return await this.terminator.reload()
+  }
+
+  /**
+   * SIGHUP: the --sync-secret-file files read again (their paths are the start's). Other
+   * secrets go to every consumer at once (the sync's seal and open, the store's, the ticket
+   * keys of the workers or the local HAProxy, the dashboard); a refused file changes nothing;
+   * the same secrets change nothing and log nothing. Waits for the start to be done: a SIGHUP
+   * during it is applied once every consumer exists.
+   */
+  async reloadFarmSecrets (): Promise<'ok' | 'unchanged' | 'refused' | 'none'> {
+    const secrets = this.farmSecrets
+    if (secrets === undefined) return 'none'
+    await this.started
+    if (this.stopping) return 'none'
+    const reload = secrets.reload()
+    this.metrics.farmSecretReloads.inc({ result: reload.result === 'changed' ? 'ok' : reload.result })
+    if (reload.result === 'refused') {
+      this.log.error({ err: reload.error, file: reload.error.file, problem: reload.error.problem }, 'farm secret reload refused; keeping the current secrets')
+      return 'refused'
+    }
+    if (reload.result === 'unchanged') return 'unchanged'
+    const keys = reload.keys
+    this.codec?.setFarmKeys?.(keys)
+    this.store?.setFarmKeys(keys)
+    const tickets = ticketSecrets(this.config, keys)
+    if (tickets.length > 0) {
+      this.terminator.setTicketSecrets(tickets)
+      this.dashboard?.setTickets(this.ticketView(tickets, keys.length))
+    }
+    // Key ids only: public (every sync packet and stored value carries one), never the secrets.
+    this.log.info({ sending: reload.after.sending, accepted: reload.after.accepted, before: reload.before }, 'farm secrets reloaded')
+    return 'ok'
+  }
+
+  /** After the switch to --user, SIGHUP reads the farm secrets as that user: say now if it cannot. */
+  private warnSecretsUnreadableAfterSwitch (files: string[]): void {
+    const runAs = this.terminator.runAs
+    if (runAs === undefined) return
+    const unreadable = inaccessibleAs(runAs, files.map((path) => ({ path, access: 'read' as const })))
+    if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these farm secret files are not readable by --user: farm secret reloads (SIGHUP) will be refused until they are (give them to the user, mode 0600)')
   }
 
   /** Stop accepting, let workers finish open connections within the grace period, exit. */
@@ -283,10 +340,10 @@ export class Primary {
     })
   }
 
-  private async startAdmin (credentials: AdminCredentials, tickets: Buffer[]): Promise<void> {
+  private async startAdmin (credentials: AdminCredentials, tickets: Buffer[], farmSecrets: number): Promise<void> {
     const listen = this.config.adminListen
     const allowUnauthenticated = this.config.adminAllowUnauthenticated === 'on'
-    this.dashboard = this.createDashboard(tickets)
+    this.dashboard = this.createDashboard(tickets, farmSecrets)
     const views = new NodeAdmin({
       node: { id: this.config.nodeId, workers: this.terminator.workersConfigured, cacheSize: this.config.cacheSize, cacheMaxBytes: this.config.cacheMaxBytes, syncListen: this.config.syncListen },
       state: this.state,
@@ -319,16 +376,19 @@ export class Primary {
   }
 
   /** The dashboard's history and views; it shows the ticket keys the terminator issues under. */
-  private createDashboard (tickets: Buffer[]): NodeDashboard {
-    const [secret] = tickets
+  private createDashboard (tickets: Buffer[], farmSecrets: number): NodeDashboard {
     return new NodeDashboard({
       registry: this.metrics.registry,
       intervalSeconds: 1,
       ...(this.coordinator !== undefined ? { coordinator: this.coordinator } : {}),
-      ...(secret !== undefined
-        ? { tickets: { schedule: new TicketKeySchedule({ secret, rotationSeconds: this.config.ticketRotation, lifetimeSeconds: this.config.sessionTimeout }), farmWide: this.config.syncSecretFile.length > 0, farmSecrets: this.config.syncSecretFile.length } }
-        : {})
+      ...(tickets.length > 0 ? { tickets: this.ticketView(tickets, farmSecrets) } : {})
     })
+  }
+
+  /** The dashboard's ticket view: the first secret's schedule (it issues), and how many farm secrets are held. */
+  private ticketView (tickets: Buffer[], farmSecrets: number): { schedule: TicketKeySchedule; farmWide: boolean; farmSecrets: number } {
+    const secret = tickets[0] as Buffer
+    return { schedule: new TicketKeySchedule({ secret, rotationSeconds: this.config.ticketRotation, lifetimeSeconds: this.config.sessionTimeout }), farmWide: farmSecrets > 0, farmSecrets }
   }
 
   private async startAgent (): Promise<void> {

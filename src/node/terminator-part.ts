@@ -116,6 +116,11 @@ export interface NodeTerminator {
   stop: (graceMs: number) => Promise<number>
   /** SIGHUP: reload what can be reloaded; false when refused. */
   reload: () => Promise<boolean>
+  /**
+   * SIGHUP read other farm secrets: the ticket keys of these secrets from now on, current first
+   * (it issues), the others still accepted. Only called after start().
+   */
+  setTicketSecrets: (secrets: Buffer[]) => void
   /** A session the farm found bad (sync Del): forget local copies. */
   dropSession: (id: Buffer) => void
   /** The latest load sample (never waits). */

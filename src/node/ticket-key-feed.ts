@@ -20,22 +20,45 @@ export interface TicketKeyFeedOptions {
  * (a worker that missed a push heals at the next), and any epochs a late timer skipped.
  */
 export class TicketKeyFeed {
-  private readonly schedules: TicketKeySchedule[]
+  private schedules: TicketKeySchedule[]
+  /** The secrets of `schedules`, in order: a secret kept across setSecrets keeps its schedule. */
+  private secrets: Buffer[]
   private readonly now: () => number
   /**
    * Keys by epoch per secret, kept while acceptable: with a long --session-timeout over a short
    * --ticket-rotation thousands are (8642 at 86400 / 10), and a replacement worker's settings
    * must not cost one HKDF each again (the schedule's own cache holds 64).
    */
-  private readonly derived: Array<Map<number, Buffer>>
+  private derived: Array<Map<number, Buffer>>
   /** The newest epoch the workers were sent. */
   private sentUpTo = -1
   private timer?: NodeJS.Timeout
 
   constructor (private readonly opts: TicketKeyFeedOptions) {
     this.now = opts.now ?? Date.now
-    this.schedules = opts.secrets.map((secret) => new TicketKeySchedule({ secret, rotationSeconds: opts.rotationSeconds, lifetimeSeconds: opts.lifetimeSeconds, now: this.now }))
+    this.secrets = opts.secrets.map((secret) => Buffer.from(secret))
+    this.schedules = opts.secrets.map((secret) => this.scheduleOf(secret))
     this.derived = this.schedules.map(() => new Map())
+  }
+
+  /**
+   * SIGHUP read other farm secrets: the workers get every acceptable key of each secret now
+   * listed, the first one issuing (a secret still listed keeps its keys and its cache; one no
+   * longer listed is dropped by the workers, as a set not naming it says).
+   */
+  setSecrets (secrets: Buffer[]): void {
+    const previous = this.secrets
+    const schedules = this.schedules
+    const derived = this.derived
+    const kept = secrets.map((secret) => previous.findIndex((p) => p.equals(secret)))
+    this.schedules = secrets.map((secret, i) => schedules[kept[i] as number] ?? this.scheduleOf(secret))
+    this.derived = secrets.map((_, i) => derived[kept[i] as number] ?? new Map())
+    this.secrets = secrets.map((secret) => Buffer.from(secret))
+    this.opts.push(this.all())
+  }
+
+  private scheduleOf (secret: Buffer): TicketKeySchedule {
+    return new TicketKeySchedule({ secret, rotationSeconds: this.opts.rotationSeconds, lifetimeSeconds: this.opts.lifetimeSeconds, now: this.now })
   }
 
   /** Every key acceptable now, for a worker's settings (empty runs: tickets off). */

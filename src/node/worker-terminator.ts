@@ -254,6 +254,8 @@ export class WorkerTerminator implements NodeTerminator {
     return true
   }
 
+  setTicketSecrets (secrets: Buffer[]): void { this.ticketKeys?.setSecrets(secrets) }
+
   dropSession (id: Buffer): void { this.workers.broadcast({ t: 'session-del', id }) }
 
   sample (): LoadSample | undefined { return this.sampler.latest }

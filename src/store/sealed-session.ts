@@ -42,13 +42,25 @@ const NONCE_POOL_BYTES = NONCE_BYTES * 512
  * from a KeyObject skips re-importing the raw key: about 3x cheaper per seal, measured).
  */
 export class SessionSealer {
-  private readonly keys = new Map<number, crypto.KeyObject>()
-  private readonly currentId: number
+  private keys = new Map<number, crypto.KeyObject>()
+  private currentId: number
   private nonces = Buffer.alloc(0)
 
   constructor (ring: FarmKeyRing) {
-    for (const id of ring.ids()) this.keys.set(id, crypto.createSecretKey((ring.byId(id) as NonNullable<ReturnType<FarmKeyRing['byId']>>).derive(STORE_KEY_LABEL, 32)))
+    this.currentId = this.setRing(ring)
+  }
+
+  /**
+   * SIGHUP read other farm secrets: seal under the first from now on, open values sealed under
+   * any of them. Values the store holds under a secret no longer listed stop opening
+   * (unknown_key: an L2 miss, a full handshake), which is what dropping a secret means.
+   */
+  setRing (ring: FarmKeyRing): number {
+    const keys = new Map<number, crypto.KeyObject>()
+    for (const id of ring.ids()) keys.set(id, crypto.createSecretKey((ring.byId(id) as NonNullable<ReturnType<FarmKeyRing['byId']>>).derive(STORE_KEY_LABEL, 32)))
+    this.keys = keys
     this.currentId = ring.current().id
+    return this.currentId
   }
 
   seal (id: Buffer, entry: SessionEntry): Buffer {

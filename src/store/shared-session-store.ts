@@ -4,6 +4,7 @@ import type { BreakerState, CircuitBreaker } from './circuit-breaker.js'
 import type { KeyValueClient } from './redis-client.js'
 import type { SessionSealer } from './sealed-session.js'
 import type { LookupResult, StoreMetrics } from './store-metrics.js'
+import { FarmKeyRing, type FarmKey } from '../sync/farm-keys.js'
 
 /**
  * What a breaker guards: lookups, writes (SET) and deletes (DEL) fail apart. A store too far for
@@ -74,6 +75,9 @@ export class SharedSessionStore {
   }
 
   key (id: Buffer): string { return `${this.parts.prefix}session:${id.toString('hex')}` }
+
+  /** SIGHUP read other farm secrets: values are sealed under the first from now on. */
+  setFarmKeys (keys: FarmKey[]): void { this.parts.sealer.setRing(new FarmKeyRing(keys)) }
 
   /** After an L2 miss: the session, or undefined (miss, timeout, error, refused value, circuit open). */
   async lookup (id: Buffer): Promise<SessionEntry | undefined> {

@@ -41,6 +41,11 @@ export interface SyncCodec {
   readonly sealedWith?: string
   /** For the start log (v2): the farm key's id and fingerprint, equal on nodes that share the secret. */
   readonly farmKey?: { id: number; fingerprint: string }
+  /**
+   * SIGHUP read other farm secrets (v2): seal with the first from the next packet on, open with
+   * any. The replay window is per sender, not per key, so it carries over as it is.
+   */
+  setFarmKeys?: (keys: FarmKey[]) => void
   /** How several New/Del share a datagram; absent when the format sends one per datagram (stud). */
   readonly batching?: BatchFormat
   /** What this node holds and allows, for the warning about a peer whose packets are all refused. */
@@ -102,15 +107,15 @@ export class V2Codec implements SyncCodec {
   readonly nodeId: Buffer
   readonly cipher: SyncCipher
   readonly sealedWith: string
-  readonly farmKey: { id: number; fingerprint: string }
+  farmKey: { id: number; fingerprint: string }
   readonly refusalContext: RefusalContext
-  private readonly keyRing: FarmKeyRing
+  private keyRing: FarmKeyRing
   private readonly nextSequence: () => bigint
   private readonly replay = new ReplayGuard()
   /** Absent without persistence (tests, benchmarks). */
   readonly replayState?: ReplayState
 
-  private readonly decodeContext: DecodeContext
+  private readonly decodeContext: DecodeContext & { keyRing: FarmKeyRing }
 
   constructor (farmKeys: FarmKey[], nodeName: string, clock: V2Options, persistence?: ReplayPersistence) {
     this.keyRing = new FarmKeyRing(farmKeys)
@@ -160,6 +165,15 @@ export class V2Codec implements SyncCodec {
   }
 
   start (): void { this.replayState?.start() }
+
+  setFarmKeys (keys: FarmKey[]): void {
+    // Built whole first: a bad set (the caller's bug) throws here and changes nothing.
+    const ring = new FarmKeyRing(keys)
+    this.keyRing = ring
+    this.decodeContext.keyRing = ring
+    this.farmKey = { id: ring.current().id, fingerprint: ring.current().fingerprint }
+    this.refusalContext.keyIds = ring.ids()
+  }
 
   close (): void { this.replayState?.close() }
 

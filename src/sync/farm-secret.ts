@@ -14,10 +14,15 @@ import { MIN_SECRET_BYTES, type FarmKey } from './farm-keys.js'
  * The key id every packet carries is derived from the secret itself, so all nodes agree on it
  * without configuration, and a node holding the old and the new secret during a change-over
  * can tell which one a packet was sealed with.
+ *
+ * A file after the first that is empty (0 bytes, or only a newline) holds no secret: a node can
+ * keep a fixed pair of paths, the second one emptied between change-overs (SIGHUP reads them
+ * again, farm-secret-reload.ts). Its mode is still checked; a missing file is still refused.
+ * The first file always needs a secret: it seals what this node sends.
  */
 export function loadFarmSecrets (files: string[]): FarmKey[] {
   const keys: FarmKey[] = []
-  for (const file of files) {
+  for (const [index, file] of files.entries()) {
     let secret: Buffer
     try {
       // Bounded (bounded-file.ts): a FIFO, a device or a huge file is refused at once; the mode
@@ -27,6 +32,7 @@ export function loadFarmSecrets (files: string[]): FarmKey[] {
       throw new FarmSecretError(file, readProblem(err))
     }
     while (secret.length > 0 && (secret[secret.length - 1] === 0x0a || secret[secret.length - 1] === 0x0d)) secret = secret.subarray(0, -1)
+    if (secret.length === 0 && index > 0) continue // an emptied slot: no secret to accept
     if (secret.length < MIN_SECRET_BYTES) {
       throw new FarmSecretError(file, `${secret.length} bytes; a farm secret needs at least ${MIN_SECRET_BYTES} (try: openssl rand -base64 48)`)
     }

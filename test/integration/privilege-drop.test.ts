@@ -111,6 +111,9 @@ test('default certificate, --user and --group: the state files are the user\'s, 
     const primary = second.process.pid as number
     // self-signed.pem is handed to the user at the switch: no warning that the user cannot read it.
     assert.ok(!second.logs.some((l) => l.msg === 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are'), second.diagnosis())
+    // The farm secret is root's (0600): SIGHUP, run as the user, could not read it.
+    const secretWarning = second.logs.find((l) => String(l.msg).startsWith('these farm secret files are not readable by --user'))
+    assert.deepEqual(secretWarning?.files, [secret], second.diagnosis())
     // --group replaces the user's groups (nobody's own nogroup does not stay), as runuser -g does.
     for (const pid of [primary, ...childPids(primary)]) {
       assert.equal(statusLine(pid, 'Gid'), [DAEMON, DAEMON, DAEMON, DAEMON].join('\t'), `pid ${pid}`)
