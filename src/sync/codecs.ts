@@ -177,8 +177,8 @@ export class V2Codec implements SyncCodec {
       if (!batchedPacketOk(packet)) return { ok: false, reason: 'bad_op' }
       // A batch is one sender's packets of one moment: they stand or fall together. Past the
       // second refused after an AEAD open, the rest count like the last one, unopened, or a
-      // forged batch would cost one failed open per packet (22 in 1400 bytes: 169 µs against
-      // 7.5 µs for one forged packet of that size), a replayed one one open per packet.
+      // forged batch would cost one failed open per packet (22 in 1400 bytes), a replayed one
+      // one open per packet.
       if (last !== undefined && refusedOpen >= MAX_REFUSED_OPENS_PER_BATCH) return last
       const result = decodeV2(packet, this.decodeContext)
       if (!result.ok && REFUSED_AFTER_OPEN.has(result.reason)) {
