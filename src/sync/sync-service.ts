@@ -151,8 +151,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * crowd real peers out of /v1/peers.
    */
   private readonly strangers = new Map<string, PeerCounters>()
-  /** The last datagram sender's address and its HOST:PORT key (addressKey). */
-  private lastAddress = { address: '', port: -1, key: '' }
+  /** The last datagram sender's address, its HOST:PORT key and whether it is our own socket (addressKey). */
+  private lastAddress = { address: '', port: -1, key: '', ownSocket: false }
+  /** The ports our sync sockets are bound to (start), to tell our own multicast echo by its source. */
+  private ownPorts = new Set<number>()
   private readonly gate = new SnapshotGate()
   private join?: JoinAttempt
   private kernelDropsReadAtMs = -Infinity
@@ -241,6 +243,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         this.sendOnInterface(this.snapshotSocket, iface)
       }
     }
+    this.ownPorts = new Set([socket, this.snapshotSocket].map((s) => s.address().port))
     this.codec.start?.()
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
@@ -493,7 +496,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.datagramsIn++
     // The key once per datagram, not per packet: a batch comes from one sender.
     const from = this.addressKey(rinfo)
-    for (const result of this.codec.decode(datagram)) this.onPacket(result, from, rinfo)
+    for (const result of this.codec.decode(datagram, this.lastAddress.ownSocket)) this.onPacket(result, from, rinfo)
   }
 
   private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
@@ -767,12 +770,18 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   /**
    * HOST:PORT of a datagram's sender, IPv4 as configured (a socket on [::] sees IPv4 peers as
-   * ::ffff:a.b.c.d); a busy peer sends one datagram after another, so the last is kept.
+   * ::ffff:a.b.c.d); a busy peer sends one datagram after another, so the last is kept. With it,
+   * whether the sender is one of our sockets (our port, an address of this host as last read:
+   * where our multicast echo comes from; other nodes of this host share the group's port too).
+   * The addresses are not read again here (a getifaddrs per sender change): after an interface
+   * change our echo may look foreign, and is then only opened before being refused as `own`.
    */
   private addressKey (rinfo: dgram.RemoteInfo): string {
     const last = this.lastAddress
     if (rinfo.port !== last.port || rinfo.address !== last.address) {
-      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host: unmappedHost(rinfo.address), port: rinfo.port }) }
+      const host = unmappedHost(rinfo.address)
+      const ownSocket = this.ownPorts.has(rinfo.port) && (this.localAddresses ??= localAddresses()).has(host)
+      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host, port: rinfo.port }), ownSocket }
     }
     return this.lastAddress.key
   }
