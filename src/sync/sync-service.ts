@@ -632,21 +632,28 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * Answer a joining node with our live sessions, in datagrams of bounded size, paced (a yield
    * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
    * The total is bounded by L2's own bounds; the joiner stops listening at its timeout. L2 is
-   * read as the chunks go (snapshot()): copying it whole first blocked this process ~140 ms and
-   * took ~50 MB per 100k sessions, per snapshot under way (up to 4).
+   * read as the chunks go (snapshot(), a walk of a few hundred entries per turn): copying it
+   * whole first blocked this process ~140 ms and took ~50 MB per 100k sessions, per snapshot
+   * under way (up to 4); collecting its keys first still blocked it ~30-80 ms.
    */
   private async sendSnapshot (requestId: number, to: HostPort, row: { row?: string }): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
     let chunk: SnapshotEntry[] = []
     let size = 0
     let sent = 0
+    const pause = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 1)) }
     const flush = async (last: boolean): Promise<void> => {
       this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia(), ...row })
       chunk = []
       size = 0
-      if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      if (++sent % 4 === 0) await pause()
     }
-    for (const [sessionId, entry] of this.cache.l2.snapshot()) {
+    for (const next of this.cache.l2.snapshot()) {
+      if (next === undefined) {
+        await pause() // a long run of entries passed over
+        continue
+      }
+      const [sessionId, entry] = next
       const item = { sessionId, session: entry.der, createdAt: entry.createdAt }
       const bytes = snapshotEntryBytes(item)
       if (size + bytes > maxBytes && chunk.length > 0) await flush(false)
