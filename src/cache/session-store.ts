@@ -1,5 +1,8 @@
 import { LRUCache } from 'lru-cache'
 
+/** snapshot(): entries passed over in a row before it yields a pause point (~1 µs each). */
+export const SNAPSHOT_SKIPS_PER_PAUSE = 1000
+
 /** The creation time is stored in front of the DER, as 4 latin1 characters (u32, big-endian). */
 const CREATED_AT_CHARS = 4
 
@@ -63,6 +66,8 @@ export class SessionStore {
   private readonly lru: LRUCache<string, string>
   private readonly lifetimeMs: number
   private readonly now: () => number
+  /** snapshot()s under way (each a paused walk over the LRU's order). */
+  private readonly walks = new Set<SnapshotWalk>()
   /** purgeExpired's walk under way, if any. */
   private walk: ReturnType<LRUCache<string, string>['rentries']> | undefined
   hits = 0
@@ -87,13 +92,17 @@ export class SessionStore {
   /** Store a session; returns false (and stores nothing) when it has already expired. */
   set (id: Buffer, entry: SessionEntry): boolean {
     if (this.remainingMs(entry.createdAt) <= 0) return false
-    this.lru.set(id.toString('latin1'), encodeValue(entry))
+    const key = id.toString('latin1')
+    if (this.walks.size > 0) this.touched(key)
+    this.lru.set(key, encodeValue(entry))
+    if (this.walks.size > 0) this.evictedUnder()
     return true
   }
 
   /** Look a session up, counting the hit or miss. */
   get (id: Buffer): SessionEntry | undefined {
     const key = id.toString('latin1')
+    if (this.walks.size > 0) this.touched(key)
     const value = this.lru.get(key)
     const createdAt = value === undefined ? 0 : createdAtOf(value)
     if (value === undefined || this.remainingMs(createdAt) <= 0) {
@@ -110,7 +119,9 @@ export class SessionStore {
   }
 
   delete (id: Buffer): boolean {
-    return this.lru.delete(id.toString('latin1'))
+    const key = id.toString('latin1')
+    if (this.walks.size > 0) this.touched(key)
+    return this.lru.delete(key)
   }
 
   /** Live entries (for snapshots to a joining peer), most recently used first. */
@@ -122,21 +133,81 @@ export class SessionStore {
   }
 
   /**
-   * Live entries for a snapshot to a joining peer, read as the walk reaches them: only the IDs
-   * are taken at the start (references to the keys, no copies), and each entry is looked up
-   * then (no LRU move, no hit counted), so a snapshot sent over many event-loop turns never
-   * holds a copy of the whole store, and skips what was deleted or expired meanwhile. Entries
-   * added meanwhile are not in it (the joiner hears of them as updates).
+   * Live entries for a snapshot to a joining peer, read as the walk reaches them, oldest first,
+   * in as many event-loop turns as the caller spreads it over: nothing is taken at the start
+   * (collecting the IDs first blocked the process ~75 ms per 100k sessions), no entry is copied
+   * before it is yielded, and no LRU move or hit is counted. A session held throughout is yielded
+   * exactly once; one deleted or expired before the walk reaches it is not; one added meanwhile
+   * may be (the joiner hears of it as an update anyway).
+   *
+   * How, while the cache changes between two steps: lru-cache's walk from the oldest end reads
+   * an entry's successor when it goes on, and every change moves an entry to the newest end (a
+   * read, a new value, a new entry) or removes it, so entries not yet reached stay ahead of the
+   * walk. Three things would break that. An entry already yielded and moved ahead again would
+   * come twice: the keys yielded are remembered (references to the store's own strings). The
+   * entry the walk stands on, moved or deleted, would lose it its place (its successor is then
+   * the newest end, or nothing): the store's own read, set and delete step the walk past it
+   * first (touched), reading the successor ahead, checked again when its turn comes. And the
+   * entry it stands on evicted (set, a full store): the walk starts again from the oldest end,
+   * which is where it was (evictions take the oldest first), skipping what it yielded.
+   *
+   * Entries passed over (yielded before and moved ahead since, expired) cost a step each without
+   * yielding; a read-heavy store moves thousands of them ahead during a snapshot, which would
+   * pass in one of the caller's turns: every SNAPSHOT_SKIPS_PER_PAUSE of them in a row, the walk
+   * yields undefined, a point where the caller can pause.
    */
-  * snapshot (): Generator<[Buffer, SessionEntry]> {
-    const keys: string[] = []
-    this.lru.forEach((_value, key) => { keys.push(key) })
-    for (const key of keys) {
-      const value = this.lru.peek(key)
-      if (value === undefined) continue
-      const createdAt = createdAtOf(value)
-      if (this.remainingMs(createdAt) > 0) yield [Buffer.from(key, 'latin1'), { der: derOf(value), createdAt }]
+  * snapshot (): Generator<[Buffer, SessionEntry] | undefined> {
+    const walk: SnapshotWalk = { entries: this.lru.rentries(), at: undefined, ahead: [], lost: false }
+    const yielded = new Set<string>()
+    let skipped = 0
+    this.walks.add(walk)
+    try {
+      for (;;) {
+        if (skipped >= SNAPSHOT_SKIPS_PER_PAUSE) {
+          skipped = 0
+          yield undefined
+        }
+        let key = walk.ahead.shift()
+        let value: string | undefined
+        if (key !== undefined) {
+          value = this.lru.peek(key) // read ahead: deleted or changed since, maybe
+        } else {
+          if (walk.lost) {
+            walk.lost = false
+            walk.entries = this.lru.rentries()
+          }
+          const next = walk.entries.next()
+          if (next.done === true) return
+          ;[key, value] = next.value // lru-cache types the pair as string[]
+          walk.at = key
+        }
+        const createdAt = value === undefined ? 0 : createdAtOf(value)
+        if (key === undefined || value === undefined || yielded.has(key) || this.remainingMs(createdAt) <= 0) {
+          skipped++
+          continue
+        }
+        yielded.add(key)
+        skipped = 0
+        yield [Buffer.from(key, 'latin1'), { der: derOf(value), createdAt }]
+      }
+    } finally {
+      this.walks.delete(walk)
     }
+  }
+
+  /** `key` is about to move (read, new value) or go: a snapshot standing on it steps past it first. */
+  private touched (key: string): void {
+    for (const walk of this.walks) {
+      if (walk.at !== key || walk.lost) continue
+      const next = walk.entries.next()
+      walk.at = next.done === true ? undefined : next.value[0]
+      if (walk.at !== undefined) walk.ahead.push(walk.at)
+    }
+  }
+
+  /** After an insert: a snapshot whose entry was evicted has lost its place. */
+  private evictedUnder (): void {
+    for (const walk of this.walks) if (walk.at !== undefined && !this.lru.has(walk.at)) walk.lost = true
   }
 
   /** Entries held: expired ones count until ExpirySweep's walk drops them (within one walk). */
@@ -161,15 +232,31 @@ export class SessionStore {
         return true
       }
       const [key, value] = next.value // lru-cache types the pair as string[]
-      if (key !== undefined && value !== undefined && this.remainingMs(createdAtOf(value)) <= 0) this.lru.delete(key)
+      if (key !== undefined && value !== undefined && this.remainingMs(createdAtOf(value)) <= 0) {
+        if (this.walks.size > 0) this.touched(key)
+        this.lru.delete(key)
+      }
     }
     return false
   }
 
   clear (): void {
+    for (const walk of this.walks) walk.lost = true
     this.lru.clear()
     this.walk = undefined
   }
+}
+
+/**
+ * A snapshot()'s walk over lru-cache's order: `at`, the key `entries` stands on; `ahead`, keys
+ * it stepped past because `at` was about to move or go, still to be yielded; `lost`, `at` was
+ * evicted (start again from the oldest end).
+ */
+interface SnapshotWalk {
+  entries: ReturnType<LRUCache<string, string>['rentries']>
+  at: string | undefined
+  ahead: string[]
+  lost: boolean
 }
 
 function encodeValue (entry: SessionEntry): string {

@@ -151,8 +151,10 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * crowd real peers out of /v1/peers.
    */
   private readonly strangers = new Map<string, PeerCounters>()
-  /** The last datagram sender's address and its HOST:PORT key (addressKey). */
-  private lastAddress = { address: '', port: -1, key: '' }
+  /** The last datagram sender's address, its HOST:PORT key and whether it is our own socket (addressKey). */
+  private lastAddress = { address: '', port: -1, key: '', ownSocket: false }
+  /** The ports our sync sockets are bound to (start), to tell our own multicast echo by its source. */
+  private ownPorts = new Set<number>()
   private readonly gate = new SnapshotGate()
   private join?: JoinAttempt
   private kernelDropsReadAtMs = -Infinity
@@ -241,6 +243,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
         this.sendOnInterface(this.snapshotSocket, iface)
       }
     }
+    this.ownPorts = new Set([socket, this.snapshotSocket].map((s) => s.address().port))
     this.codec.start?.()
     if (this.codec.format === 'stud') {
       this.log.warn('sync format "stud": sessions (with their master secrets) cross the network in clear, and packets have no replay protection; use it only to migrate from hitch/stud, on a trusted network')
@@ -493,7 +496,7 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
     this.counts.datagramsIn++
     // The key once per datagram, not per packet: a batch comes from one sender.
     const from = this.addressKey(rinfo)
-    for (const result of this.codec.decode(datagram)) this.onPacket(result, from, rinfo)
+    for (const result of this.codec.decode(datagram, this.lastAddress.ownSocket)) this.onPacket(result, from, rinfo)
   }
 
   private onPacket (result: DecodedPacket, from: string, rinfo: dgram.RemoteInfo): void {
@@ -629,21 +632,28 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
    * Answer a joining node with our live sessions, in datagrams of bounded size, paced (a yield
    * to the event loop every few chunks) so neither our socket nor the joiner's is flooded.
    * The total is bounded by L2's own bounds; the joiner stops listening at its timeout. L2 is
-   * read as the chunks go (snapshot()): copying it whole first blocked this process ~140 ms and
-   * took ~50 MB per 100k sessions, per snapshot under way (up to 4).
+   * read as the chunks go (snapshot(), a walk of a few hundred entries per turn): copying it
+   * whole first blocked this process ~140 ms and took ~50 MB per 100k sessions, per snapshot
+   * under way (up to 4); collecting its keys first still blocked it ~30-80 ms.
    */
   private async sendSnapshot (requestId: number, to: HostPort, row: { row?: string }): Promise<void> {
     const maxBytes = SNAPSHOT_PACKET_BYTES - V2_OVERHEAD_BYTES - 16
     let chunk: SnapshotEntry[] = []
     let size = 0
     let sent = 0
+    const pause = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 1)) }
     const flush = async (last: boolean): Promise<void> => {
       this.sendMessage({ op: 'snapshot-chunk', requestId, sessions: chunk, last }, { to, ...this.snapshotVia(), ...row })
       chunk = []
       size = 0
-      if (++sent % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      if (++sent % 4 === 0) await pause()
     }
-    for (const [sessionId, entry] of this.cache.l2.snapshot()) {
+    for (const next of this.cache.l2.snapshot()) {
+      if (next === undefined) {
+        await pause() // a long run of entries passed over
+        continue
+      }
+      const [sessionId, entry] = next
       const item = { sessionId, session: entry.der, createdAt: entry.createdAt }
       const bytes = snapshotEntryBytes(item)
       if (size + bytes > maxBytes && chunk.length > 0) await flush(false)
@@ -767,12 +777,18 @@ export class SyncService extends EventEmitter<{ 'remote-del': [id: Buffer] }> {
 
   /**
    * HOST:PORT of a datagram's sender, IPv4 as configured (a socket on [::] sees IPv4 peers as
-   * ::ffff:a.b.c.d); a busy peer sends one datagram after another, so the last is kept.
+   * ::ffff:a.b.c.d); a busy peer sends one datagram after another, so the last is kept. With it,
+   * whether the sender is one of our sockets (our port, an address of this host as last read:
+   * where our multicast echo comes from; other nodes of this host share the group's port too).
+   * The addresses are not read again here (a getifaddrs per sender change): after an interface
+   * change our echo may look foreign, and is then only opened before being refused as `own`.
    */
   private addressKey (rinfo: dgram.RemoteInfo): string {
     const last = this.lastAddress
     if (rinfo.port !== last.port || rinfo.address !== last.address) {
-      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host: unmappedHost(rinfo.address), port: rinfo.port }) }
+      const host = unmappedHost(rinfo.address)
+      const ownSocket = this.ownPorts.has(rinfo.port) && (this.localAddresses ??= localAddresses()).has(host)
+      this.lastAddress = { address: rinfo.address, port: rinfo.port, key: formatHostPort({ host, port: rinfo.port }), ownSocket }
     }
     return this.lastAddress.key
   }

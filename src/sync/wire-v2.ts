@@ -23,7 +23,7 @@
  *                             ownPacket? (sequence, sentAtMs): boolean }
  *   type DecodeResult = { ok: true; message; sender /* node id, hex *\/; sequence; keyId; sentAtMs }
  *                     | { ok: false; reason: RejectReason; twin?: true /* our id, not our packet *\/ } & RefusalDetail
- *   decodeV2 (packet, ctx): DecodeResult         never throws on any packet
+ *   decodeV2 (packet, ctx, fromOwnSocket?): DecodeResult   never throws on any packet
  *   createSequenceCounter (startMs?): () => bigint
  *   frameBatchV2 (packets): Buffer               several sealed New/Del packets in one datagram
  *   batchBytesV2 (packetBytes[]): number         size frameBatchV2 would produce
@@ -457,7 +457,15 @@ function decodeBody (op: SyncOp, body: Buffer, ctx: DecodeContext, nowMs: number
 
 function reject (reason: RejectReason): DecodeResult { return { ok: false, reason } }
 
-export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
+/**
+ * `fromOwnSocket`: the datagram's source is this node's own sync socket (one of this host's
+ * addresses, our port): where our multicast echo comes from. Such a packet with our node id and
+ * a sequence we sent is refused as `own` before the AEAD open, the open being most of what a
+ * refused packet costs. Its header is not authenticated yet, so this can only drop: a forgery
+ * (never cached either way) or a packet of a node with our --node-id (a twin, refused as `own`
+ * after the open too). Anything else with our id is opened first: `bad_tag`, or `own` after.
+ */
+export function decodeV2 (packet: Buffer, ctx: DecodeContext, fromOwnSocket = false): DecodeResult {
   const length = packet.length
   if (length > packetLimitV2('snapshot-chunk', ctx.maxPacketBytes)) return reject('oversized')
   if (length === 0) return reject('truncated')
@@ -481,14 +489,13 @@ export function decodeV2 (packet: Buffer, ctx: DecodeContext): DecodeResult {
   const key = ctx.keyRing.byId(keyId)
   if (key === undefined) return { ok: false, reason: 'unknown_key', keyId }
 
+  const ownId = isOwnNodeId(packet, ctx.ownNodeId)
+  if (ownId && fromOwnSocket && sentByUs(packet, ctx)) return reject('own')
   const body = openPacket(cipher, key, packet, V2_HEADER_BYTES, bodyLen)
   if (body === undefined) return reject('bad_tag')
   // After the tag: our node id is public (a hash of our name), so a forged packet carrying it
-  // must count as the forgery it is, not as our own harmless echo.
-  if (isOwnNodeId(packet, ctx.ownNodeId)) {
-    const ours = ctx.ownPacket?.(packet.readBigUInt64BE(OFF_SEQUENCE), Number(packet.readBigUInt64BE(OFF_SENT_AT))) ?? true
-    return ours ? reject('own') : { ok: false, reason: 'own', twin: true }
-  }
+  // from elsewhere must count as the forgery it is, not as our own harmless echo.
+  if (ownId) return sentByUs(packet, ctx) ? reject('own') : { ok: false, reason: 'own', twin: true }
 
   // Authenticated from here on.
   const nowMs = ctx.now()
@@ -523,6 +530,11 @@ function senderHexOf (packet: Buffer): string {
     }
   }
   return lastSenderHex
+}
+
+/** Whether a packet with our node id is one this process sent (ownPacket), from its header. */
+function sentByUs (packet: Buffer, ctx: DecodeContext): boolean {
+  return ctx.ownPacket?.(packet.readBigUInt64BE(OFF_SEQUENCE), Number(packet.readBigUInt64BE(OFF_SENT_AT))) ?? true
 }
 
 function isOwnNodeId (packet: Buffer, own: Buffer): boolean {

@@ -56,6 +56,43 @@ describe('sync AEADs (sync-aead.ts)', () => {
     for (const opener of [sodium, nodeChaCha]) assert.deepEqual(opener.open(ct, tag, aad, nonce, key), plain, `${opener.name}: the restored packet opens`)
   })
 
+  it('libsodium refuses a forged tag by its return value: no Error is made (a thrown one made a forged packet cost ~4x a good one)', () => {
+    const sodium = libsodiumChaCha
+    assert.ok(sodium !== undefined)
+    const plain = randomBytes(150), aad = randomBytes(43), nonce = randomBytes(12)
+    const ct = Buffer.alloc(150), tag = Buffer.alloc(16)
+    sodium.seal(ct, tag, plain, aad, nonce, key)
+    tag[0] = (tag[0] as number) ^ 0x01
+    let made = 0
+    const Original = globalThis.Error
+    globalThis.Error = class extends Original {
+      constructor (...args: ConstructorParameters<ErrorConstructor>) {
+        super(...args)
+        made++
+      }
+    } as ErrorConstructor
+    let opened: Array<Buffer | undefined>
+    try {
+      opened = Array.from({ length: 10 }, () => sodium.open(ct, tag, aad, nonce, key))
+    } finally {
+      globalThis.Error = Original
+    }
+    assert.deepEqual(opened, Array.from({ length: 10 }, () => undefined))
+    assert.equal(made, 0, 'Errors made by 10 refused opens')
+  })
+
+  it('libsodium\'s open refuses a tag, nonce or key of the wrong size instead of handing it to the binding (which would abort)', () => {
+    const sodium = libsodiumChaCha
+    assert.ok(sodium !== undefined)
+    const plain = randomBytes(150), aad = randomBytes(43), nonce = randomBytes(12)
+    const ct = Buffer.alloc(150), tag = Buffer.alloc(16)
+    sodium.seal(ct, tag, plain, aad, nonce, key)
+    assert.equal(sodium.open(ct, tag.subarray(0, 15), aad, nonce, key), undefined, 'a 15-byte tag')
+    assert.equal(sodium.open(ct, tag, aad, nonce.subarray(0, 11), key), undefined, 'an 11-byte nonce')
+    assert.equal(sodium.open(ct, tag, aad, nonce, { ...key, chachaKey: key.chachaKey.subarray(0, 31) }), undefined, 'a 31-byte key')
+    assert.deepEqual(sodium.open(ct, tag, aad, nonce, key), plain)
+  })
+
   it('sealInPlace / openPacket round-trip each cipher, and a packet opens only under the cipher that sealed it', () => {
     for (const cipher of SYNC_CIPHERS) {
       const body = randomBytes(150)

@@ -73,6 +73,36 @@ test('multicast: our own echo costs no look-up of the machine\'s interfaces per 
   assert.ok(lookups <= 2, `os.networkInterfaces() called ${lookups} times for ${updates} own echoes`)
 })
 
+test('multicast: our echo is known as coming from our own socket, so it is refused as own without an AEAD open; a neighbour on the same host and port is not', async (t) => {
+  const group = { host: '239.255.77.2', port: await freePort() }
+  const keys = farmKeys()
+  const { sync, registry } = await startSync(group, keys, 'us')
+  t.after(async () => { await sync.close() })
+  // What the service tells the codec about each datagram's source (decode's second argument).
+  const seen: Array<{ sender: string, fromOwnSocket: boolean | undefined }> = []
+  const codec = (sync as unknown as { codec: V2Codec }).codec
+  const decode = codec.decode.bind(codec)
+  codec.decode = (datagram, fromOwnSocket) => {
+    seen.push({ sender: datagram.subarray(5, 13).toString('hex'), fromOwnSocket })
+    return decode(datagram, fromOwnSocket)
+  }
+  for (let i = 0; i < 20; i++) {
+    const { id, entry } = newSession()
+    sync.publishNew(id, entry)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await until(async () => await packetsIn(registry, 'own') >= 20, '20 own echoes')
+  const ours = codec.nodeId.toString('hex')
+  assert.deepEqual([...new Set(seen.filter((s) => s.sender === ours).map((s) => s.fromOwnSocket))], [true])
+  // Another node of this host, on the group's port too: from our socket's address and port as
+  // far as the kernel says (the flag is true), yet its packets are opened and accepted.
+  const neighbour = await startSync(group, keys, 'neighbour')
+  t.after(async () => { await neighbour.sync.close() })
+  const { id, entry } = newSession()
+  neighbour.sync.publishNew(id, entry)
+  await until(async () => await packetsIn(registry, 'accepted') >= 1, 'the neighbour\'s update accepted')
+})
+
 test('multicast: a node hears its own group only, not another farm\'s group on the same host and port', async (t) => {
   const port = await freePort()
   const ours = await startSync({ host: '239.255.77.2', port }, farmKeys(), 'ours')
