@@ -107,7 +107,7 @@ test('docs/benchmarks.md names every flag of tlsfleet bench', async () => {
 const OTHER_TOOLS_FLAGS = new Set([
   '--help', '--build', '--test', '--import', '--silent', '--enable-sessioncache', '--frontend', '--shared-cache-listen', '--shared-cache-peer',
   '--pid', '--save', '--appendonly', '--idle', '--min', '--single-threaded', '--single-threaded-gc', '--trace-children', '--no-memory-reducer',
-  '--initial-old-space-size', '--min-semi-space-size', '--max-semi-space-size', '--trace-opt', '--trace-gc-nvp', '--perf-basic-prof'
+  '--initial-old-space-size', '--min-semi-space-size', '--max-semi-space-size', '--trace-opt', '--trace-gc', '--trace-gc-nvp', '--perf-basic-prof'
 ])
 
 test('every --flag the README and docs/ name is a flag of a tlsfleet command (or a quoted tool\'s)', async () => {
