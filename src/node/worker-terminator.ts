@@ -210,7 +210,7 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   /**
-   * SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again.
+   * SIGHUP: certificates (--cert, --crt-list, --cert-dir), the client CA and the CRL, read and checked again.
    * Reloads run one after the other: two SIGHUPs in quick succession interleaved at their awaits,
    * and the earlier one's results (material, staples) could land after the later one's. At most
    * one waits: 200 SIGHUPs from a deploy script were 200 full reloads of a --cert-dir in a row.
@@ -326,9 +326,11 @@ export class WorkerTerminator implements NodeTerminator {
       certOrigin: optionOrigin(this.config, 'cert'),
       certDirOrigin: optionOrigin(this.config, 'cert-dir'),
       clientCaOrigin: optionOrigin(this.config, 'client-ca'),
-      crlOrigin: optionOrigin(this.config, 'crl')
+      crlOrigin: optionOrigin(this.config, 'crl'),
+      crtListOrigin: optionOrigin(this.config, 'crt-list')
     }
-    return await loadTlsMaterial({ cert, certDir, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    const crtListGlobals = { policyOptions: this.config, policy, clientVerify: this.config.clientVerify, alpn: this.config.alpn, sessionTickets: this.config.sessionTickets === 'on' }
+    return await loadTlsMaterial({ cert, certDir, crtList: this.config.crtList, crtListGlobals, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
@@ -346,15 +348,15 @@ export class WorkerTerminator implements NodeTerminator {
 
   /** The self-signed certificate in --state-dir, when the node serves it (no --cert, no --cert-dir). */
   private selfSignedFiles (): string[] {
-    return this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
+    return this.config.cert.length === 0 && this.config.certDir === '' && this.config.crtList.length === 0 ? [selfSignedFile(this.config.stateDir)] : []
   }
 
   /** After the switch, SIGHUP re-reads these files as --user: say now if it will not be able to. */
   private warnUnreadableAfterSwitch (runAs: RunAs): void {
-    const { cert, certDir, clientCa, crl } = this.config
+    const { cert, certDir, clientCa, crl, crtList } = this.config
     // The self-signed certificate is the node's own: handed to --user with --state-dir at the switch.
     const handedOver = this.selfSignedFiles()
-    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
+    const paths = [...cert, ...crtList, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
     const unreadable = inaccessibleAs(runAs, [...new Set(paths)].map((path) => ({ path, access: 'read' })))
     if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are')
   }
