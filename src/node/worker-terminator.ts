@@ -330,7 +330,18 @@ export class WorkerTerminator implements NodeTerminator {
       crtListOrigin: optionOrigin(this.config, 'crt-list')
     }
     const crtListGlobals = { policyOptions: this.config, policy, clientVerify: this.config.clientVerify, alpn: this.config.alpn, sessionTickets: this.config.sessionTickets === 'on' }
-    return await loadTlsMaterial({ cert, certDir, crtList: this.config.crtList, crtListGlobals, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    const loaded = await loadTlsMaterial({ cert, certDir, crtList: this.config.crtList, crtListGlobals, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    // A crt-list line's own alpn reaches the backend as --alpn does: the same warning, by line.
+    const warned = new Set<string>()
+    for (const served of loaded.material.served ?? []) {
+      const line = served.settings
+      if (line === undefined || line.alpn === this.config.alpn || warned.has(line.alpn.join(','))) continue
+      const warning = alpnBackendWarning({ ...this.config, alpn: line.alpn })
+      if (warning === undefined) continue
+      warned.add(line.alpn.join(','))
+      this.log.warn({ line: line.origin }, namedAsGiven(this.config, warning.replace(/^--alpn /, 'alpn ')))
+    }
+    return loaded
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */

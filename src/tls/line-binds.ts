@@ -24,8 +24,10 @@ export interface Bind {
   revoked?: RevokedCertificates
   /** A client offering TLS 1.3 gets it. */
   tls13: boolean
-  /** Where it comes from: `global`, or `--crt-list "FILE" line N`. */
+  /** Where it comes from: `global`, or the first `--crt-list "FILE" line N` with these settings. */
   origin: string
+  /** 0 for the global settings; lines with the same settings share one Bind (and a name's certificates of several key types combine). */
+  id: number
 }
 
 /** A certificate as a worker serves it: the names it is routed for, and its settings. */
@@ -50,23 +52,29 @@ export interface GlobalBindSettings {
  * one line never resumes under a line with other settings, though the certificate be the same.
  */
 export function servedEntries (material: TlsMaterial, global: GlobalBindSettings, base: string): { entries: ServedEntry[]; global: Bind } {
-  const globalBind = makeBind({ ...global, clientAuth: material.clientAuth }, sessionIdContextFor(base, global.clientVerify, material.clientAuth.ca), 'global')
+  const globalBind = makeBind({ ...global, clientAuth: material.clientAuth }, sessionIdContextFor(base, global.clientVerify, material.clientAuth.ca), 'global', 0)
   if (material.served === undefined) return { entries: material.certificates.map((bundle) => ({ bundle, names: bundle.names, excluded: [], bind: globalBind })), global: globalBind }
-  const binds = new Map<LineSettings, Bind>()
+  const binds = new Map<string, Bind>()
   const entries = material.served.map((served) => {
     const bundle = material.certificates[served.certificate] as CertificateBundle
     const settings = served.settings
     let bind = globalBind
     if (settings !== undefined) {
-      bind = binds.get(settings) ?? makeBind(settings, sessionIdContextFor(`${base}\0${settings.key}`, settings.clientVerify, settings.clientAuth.ca), settings.origin)
-      binds.set(settings, bind)
+      const same = sameSettings(settings)
+      bind = binds.get(same) ?? makeBind(settings, sessionIdContextFor(`${base}\0${settings.key}`, settings.clientVerify, settings.clientAuth.ca), settings.origin, binds.size + 1)
+      binds.set(same, bind)
     }
     return { bundle, names: served.names.length > 0 || served.excluded.length > 0 ? served.names : bundle.names, excluded: served.excluded, bind }
   })
   return { entries, global: globalBind }
 }
 
-function makeBind (s: GlobalBindSettings & { clientAuth: ClientAuthFiles }, sessionIdContext: string, origin: string): Bind {
+/** Lines whose keywords and CA and CRL contents are the same are served alike. */
+function sameSettings (settings: LineSettings): string {
+  return JSON.stringify([settings.key, settings.clientAuth.ca ?? '', settings.clientAuth.crl ?? []])
+}
+
+function makeBind (s: GlobalBindSettings & { clientAuth: ClientAuthFiles }, sessionIdContext: string, origin: string, id: number): Bind {
   const crl = s.clientAuth.crl
   return {
     policy: s.policy,
@@ -81,7 +89,8 @@ function makeBind (s: GlobalBindSettings & { clientAuth: ClientAuthFiles }, sess
     },
     ...(s.clientVerify !== 'none' && crl !== undefined ? { revoked: new RevokedCertificates(crl) } : {}),
     tls13: s.policy.maxVersion === 'TLSv1.3',
-    origin
+    origin,
+    id
   }
 }
 

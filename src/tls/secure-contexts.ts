@@ -87,7 +87,7 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
   const groups = new Map<string, Group>()
   const groupOf = (entry: typeof first, raw: string): Group => {
     const name = raw.toLowerCase()
-    const key = `${name}\0${entry.bind?.origin ?? ''}\0${entry.excluded.join(',')}`
+    const key = `${name}\0${entry.bind?.id ?? 0}\0${entry.excluded.join(',')}`
     let group = groups.get(key)
     if (group === undefined) {
       group = { name, kinds: [], excluded: entry.excluded, ...(entry.bind !== undefined ? { bind: entry.bind } : {}) }
@@ -101,7 +101,7 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
   const choices = new Map<string, CertificateChoice>()
   const signings = new Map<string, SigningKeys>()
   const choiceOf = (kinds: CertificateBundle[], bind: Bind | undefined): CertificateChoice => {
-    const key = `${bind?.origin ?? ''}\0${kinds.map((k) => index.get(k) ?? k.path).join(',')}`
+    const key = `${bind?.id ?? 0}\0${kinds.map((k) => index.get(k) ?? k.path).join(',')}`
     let choice = choices.get(key)
     if (choice === undefined) {
       const own = bind === undefined ? opts : bindOptions(opts, bind)

@@ -47,7 +47,7 @@ export interface LineSettings {
   alpn: string[]
   sessionTickets: boolean
   /**
-   * The line's keywords (canonical text, files by content): part of the session-ID context of
+   * The line's keywords (canonical text; ca-file and crl-file by their content, in clientAuth): part of the session-ID context of
    * its certificate, so a session never resumes under a line with other settings.
    */
   key: string

@@ -114,6 +114,9 @@ async function checkBehaviour (p: number, who: string, refuses: Refusal): Promis
 
 test('each crt-list line\'s settings apply to its names only: mTLS and h2 on api, the wildcard plain, !secret to the default', async () => {
   await checkBehaviour(port, 'tlsfleet', nodeRefuses)
+  // h2 on a line, no PROXY header to the backend: warned about as --alpn is, naming the line.
+  const warning = node.logs.find((l) => String(l.msg).startsWith('alpn h2,http/1.1: no PROXY header goes to the backend')) as { line?: string } | undefined
+  assert.match(warning?.line ?? '', /--crt-list ".*list\.txt" line 3/)
 })
 
 test('ssl-min-ver TLSv1.0 on the legacy line only: a TLS 1.0 client gets legacy.example.com, not the other names', async () => {
@@ -169,7 +172,7 @@ test('SIGHUP re-reads the list: a new line serves with its settings; a refused l
   assert.equal(reloads(), before + 1)
 })
 
-test('a refused crt-list refuses the start, naming the file, the line and the keyword; with --terminator haproxy it is refused', async () => {
+test('a refused crt-list refuses the start, naming the file, the line and the keyword (given as a flag or TLSFLEET_CRT_LIST)', async () => {
   const bad = path.join(dir, 'bad.txt')
   fs.writeFileSync(bad, `${certs.first}\n# comment\n${certs.api} [verify required ca-file ${ca.cert} strict-sni] api.example.com\n`)
   const [p, admin] = await freePorts(2) as [number, number]

@@ -75,3 +75,27 @@ test('crt-list material in a worker: each name gets its line\'s settings; one ce
   assert.equal(api.all.context() !== legacy.all.context(), true)
   assert.equal(pool.knowsSessionIdContext(api.sessionIdContext), true)
 })
+
+test('crt-list lines with the same settings share them: a name\'s RSA and ECDSA certificates on two such lines combine in one choice; other settings do not', async () => {
+  const dir = tempDir()
+  const rsa = makeCertificate(dir, 'rsa', ['dual.test', 'split.test'])
+  const ecdsa = makeCertificate(dir, 'ecdsa', ['dual.test', 'split.test'], 'ecdsa')
+  const list = path.join(dir, 'list.txt')
+  fs.writeFileSync(list, [
+    `${rsa} [alpn h2] dual.test`,
+    `${ecdsa} [alpn h2] dual.test`,
+    `${rsa} [alpn h2] split.test`,
+    `${ecdsa} [alpn http/1.1] split.test`
+  ].join('\n'))
+  const { material } = await loadTlsMaterial({
+    cert: [], certDir: '', crtList: [list], stateDir: dir, clientCa: '', crl: '',
+    crtListGlobals: { policyOptions, policy, clientVerify: 'none', alpn: [], sessionTickets: true }
+  }, log)
+  const pool = new ContextPool(material, { sessionIdContext: '', sessionTimeoutSeconds: 300, policy, clientVerify: 'none', sessionTickets: false, ticketKeys: { runs: [] }, ticketRotationSeconds: 3600 })
+  const router = pool.routerFor(undefined)
+  const dual = router.lookup('dual.test')
+  assert.ok(dual.rsa !== undefined && dual.ecdsa !== undefined, 'both key types under one choice')
+  const split = router.lookup('split.test')
+  assert.ok(split.rsa !== undefined && split.ecdsa === undefined, 'the first line for the name wins; a line with other settings does not join it')
+  assert.equal(dual.bind, split.bind, 'the same keywords: one Bind')
+})
