@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
+import { capturedClientHello } from '../helpers/client-hello.js'
 import { startHaproxy, TCP_DEFAULTS } from '../helpers/haproxy.js'
 import { eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient, type SClientResult } from '../helpers/openssl.js'
@@ -144,6 +146,35 @@ test('a session of a line without client certificates never resumes under a line
     assert.equal(without.reused, false, `TLS ${version}: resumed under verify required without a certificate:\n${without.output}`)
   }
 })
+
+test('a ClientHello not read ahead starts on the default line\'s settings: a name of a line with other settings is refused, not served without them', async () => {
+  // Spread over one record per byte: more than a worker reads ahead, so OpenSSL's SNI callback names the line.
+  const fragmented = async (name: string): Promise<Buffer> => {
+    const hello = await capturedClientHello(name, { maxVersion: 'TLSv1.2' })
+    return Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
+  }
+  const failures = async (): Promise<number> => await node.metric('tlsfleet_handshake_failures_total', { reason: 'tls_error' })
+  const before = await failures()
+  const api = await rawExchange(port, await fragmented('api.example.com'))
+  assert.ok(!api.includes(Buffer.from('api.example.com')), `api.example.com's certificate was served without its line's client certificate request (${api.length} bytes back)`)
+  await eventually(async () => await failures() > before, 5000, 'the refusal counted')
+  // A name of a line with the default's settings (none) is served through the callback.
+  const www = await rawExchange(port, await fragmented('www.example.com'))
+  assert.ok(www.includes(Buffer.from('*.example.com')), `www.example.com was not served (${www.length} bytes back)`)
+})
+
+/** Send `bytes`, collect what comes back until the server closes (or 2 s pass). */
+async function rawExchange (p: number, bytes: Buffer): Promise<Buffer> {
+  return await new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    const socket = net.connect({ port: p, host: '127.0.0.1' }, () => socket.write(bytes))
+    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks)) }
+    const timer = setTimeout(done, 2000)
+    socket.on('data', (d: Buffer) => chunks.push(d))
+    socket.on('error', done)
+    socket.on('close', done)
+  })
+}
 
 test('the same crt-list file, loaded by a real HAProxy, is accepted and serves the same way', async (t) => {
   const cfg = path.join(dir, 'haproxy-check.cfg')
