@@ -185,6 +185,32 @@ test('the same crt-list file, loaded by a real HAProxy, is accepted and serves t
   await checkBehaviour(haproxy.ports[0] as number, 'haproxy', haproxyRefuses)
 })
 
+test('SNI filters pick the same certificate on the node as on HAProxy: ! passes a name to the next wildcard line; a line with only ! filters serves no name', async (t) => {
+  const two = {
+    w1: makeCertificate(dir, 'w1', ['w1.example.org', '*.example.org']),
+    w2: makeCertificate(dir, 'w2', ['w2.example.org', '*.example.org']),
+    neg: makeCertificate(dir, 'neg', ['neg.example.net'])
+  }
+  const filters = path.join(dir, 'filters.txt')
+  fs.writeFileSync(filters, `${certs.first}\n${two.w1} *.example.org !secret.example.org\n${two.w2} *.example.org\n${two.neg} !foo.example.org\n${two.neg} [alpn h2] exact.example.org\n`)
+  const [p, admin] = await freePorts(2) as [number, number]
+  const filtered = await startNode(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--crt-list', filters], { adminPort: admin })
+  t.after(async () => { await filtered.stop() })
+  const haproxy = await startHaproxy(({ ports }) => `${TCP_DEFAULTS}\nfrontend fe\n  bind 127.0.0.1:${ports[0] as number} ssl crt-list ${filters}\n  default_backend be\nbackend be\n  server s 127.0.0.1:9\n`, { t, ports: 1 })
+  const expected: Record<string, string> = {
+    'www.example.org': 'w1.example.org',
+    'secret.example.org': 'w2.example.org',
+    'neg.example.net': 'first.test',
+    'exact.example.org': 'neg.example.net',
+    'example.org': 'first.test'
+  }
+  for (const [name, want] of Object.entries(expected)) {
+    for (const [who, at] of [['tlsfleet', p], ['haproxy', haproxy.ports[0] as number]] as const) {
+      assert.equal(cn(await tls12(at, name)), want, `${who}: ${name}`)
+    }
+  }
+})
+
 test('SIGHUP re-reads the list: a new line serves with its settings; a refused list keeps the current one, naming the line', async () => {
   fs.writeFileSync(list, LIST + `${certs.wild} [alpn h2] h2.example.com\n`)
   const reloads = (): number => node.logs.filter((l) => l.msg === 'certificates reloaded' && l.name === 'worker').length
