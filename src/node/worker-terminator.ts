@@ -329,7 +329,7 @@ export class WorkerTerminator implements NodeTerminator {
       crlOrigin: optionOrigin(this.config, 'crl'),
       crtListOrigin: optionOrigin(this.config, 'crt-list')
     }
-    const crtListGlobals = { policyOptions: this.config, policy, clientVerify: this.config.clientVerify, alpn: this.config.alpn, sessionTickets: this.config.sessionTickets === 'on' }
+    const crtListGlobals = { policyOptions: this.config, clientVerify: this.config.clientVerify, alpn: this.config.alpn, sessionTickets: this.config.sessionTickets === 'on' }
     const loaded = await loadTlsMaterial({ cert, certDir, crtList: this.config.crtList, crtListGlobals, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
     // A crt-list line's own alpn reaches the backend as --alpn does: the same warning, by line.
     const warned = new Set<string>()

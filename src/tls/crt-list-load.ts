@@ -11,7 +11,6 @@ import type { LineSettings } from './tls-material.js'
 /** The global options a crt-list line's keywords override (each keyword not given keeps them). */
 export interface CrtListGlobals {
   policyOptions: PolicyOptions
-  policy: TlsPolicy
   clientVerify: ClientVerify
   alpn: string[]
   sessionTickets: boolean

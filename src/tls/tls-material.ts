@@ -28,7 +28,10 @@ export interface TlsMaterial {
 export interface ServedCertificate {
   /** Index into TlsMaterial.certificates. */
   certificate: number
-  /** The SNI names it serves (`*.domain` wildcards allowed); empty: the certificate's own names. */
+  /**
+   * The SNI names it serves (`*.domain` wildcards allowed); empty with no `excluded`: the
+   * certificate's own names (a crt-list line with only `!` filters serves none, as in HAProxy).
+   */
   names: string[]
   /** Names a wildcard of `names` covers that it is not served for (crt-list `!name`). */
   excluded: string[]

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import { CertificateError } from '../../src/errors.js'
 import { parseCrtList } from '../../src/tls/crt-list.js'
 import { loadCrtLists, type CrtListGlobals } from '../../src/tls/crt-list-load.js'
-import { resolveTlsPolicy, type PolicyOptions } from '../../src/tls/tls-policy.js'
+import type { PolicyOptions } from '../../src/tls/tls-policy.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 
 test('crt-list lines: the file, the sslbindconf in brackets, exact, wildcard and negated SNI filters; comments and blank lines skipped', () => {
@@ -51,7 +51,7 @@ test('crt-list refusals name the file, the line and the keyword or problem', () 
 })
 
 const policyOptions: PolicyOptions = { tlsProfile: 'intermediate', tlsMinVersion: '', tlsMaxVersion: '', ciphers: '', ciphersuites: '', ecdhCurves: '', preferServerCiphers: '', sigalgs: '' }
-const globals: CrtListGlobals = { policyOptions, policy: resolveTlsPolicy(policyOptions), clientVerify: 'none', alpn: [], sessionTickets: true }
+const globals: CrtListGlobals = { policyOptions, clientVerify: 'none', alpn: [], sessionTickets: true }
 
 function load (dir: string, text: string): ReturnType<typeof loadCrtLists> {
   const file = path.join(dir, 'list.txt')

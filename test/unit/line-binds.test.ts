@@ -43,7 +43,7 @@ test('crt-list material in a worker: each name gets its line\'s settings; one ce
   ].join('\n'))
   const { material } = await loadTlsMaterial({
     cert: [first], certDir: '', crtList: [list], stateDir: dir, clientCa: '', crl: '',
-    crtListGlobals: { policyOptions, policy, clientVerify: 'none', alpn: [], sessionTickets: false }
+    crtListGlobals: { policyOptions, clientVerify: 'none', alpn: [], sessionTickets: false }
   }, log)
   assert.deepEqual(material.certificates.map((c) => path.basename(c.path)), ['first.pem', 'wild.pem'], 'each file once')
   assert.equal(material.served?.length, 6)
@@ -89,7 +89,7 @@ test('crt-list lines with the same settings share them: a name\'s RSA and ECDSA 
   ].join('\n'))
   const { material } = await loadTlsMaterial({
     cert: [], certDir: '', crtList: [list], stateDir: dir, clientCa: '', crl: '',
-    crtListGlobals: { policyOptions, policy, clientVerify: 'none', alpn: [], sessionTickets: true }
+    crtListGlobals: { policyOptions, clientVerify: 'none', alpn: [], sessionTickets: true }
   }, log)
   const pool = new ContextPool(material, { sessionIdContext: '', sessionTimeoutSeconds: 300, policy, clientVerify: 'none', sessionTickets: false, ticketKeys: { runs: [] }, ticketRotationSeconds: 3600 })
   const router = pool.routerFor(undefined)
