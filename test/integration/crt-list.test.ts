@@ -32,7 +32,8 @@ const LIST = [
   `${certs.legacy} [ssl-min-ver TLSv1.0] legacy.example.com`,
   `${certs.wild} *.example.com !secret.example.com`,
   '',
-  `${certs.wild} [verify required ca-file ${ca.cert}] secure.example.com   # the wildcard certificate, with mTLS`
+  `${certs.wild} [verify required ca-file ${ca.cert}] secure.example.com   # the wildcard certificate, with mTLS`,
+  `${certs.wild} [no-tls-tickets] noticket.example.com`
 ].join('\n') + '\n'
 let node: RunningNode
 let port: number
@@ -121,6 +122,17 @@ test('each crt-list line\'s settings apply to its names only: mTLS and h2 on api
   assert.match(warning?.line ?? '', /--crt-list ".*list\.txt" line 3/)
 })
 
+test('no-tls-tickets on a line: its TLS 1.2 clients get no ticket and resume by session ID; the other lines issue tickets', async () => {
+  const plain = await tls12(port, 'www.example.com')
+  assert.match(plain.output, /TLS session ticket:/, plain.output)
+  const sess = path.join(dir, 'noticket.sess')
+  const made = await sClient({ port, servername: 'noticket.example.com', tls: '1.2', sessOut: sess })
+  assert.equal(made.protocol, 'TLSv1.2', made.output)
+  assert.doesNotMatch(made.output, /TLS session ticket:/, 'a ticket was issued on the no-tls-tickets line')
+  const again = await sClient({ port, servername: 'noticket.example.com', tls: '1.2', sessIn: sess })
+  assert.equal(again.reused, true, `no resumption by session ID:\n${again.output}`)
+})
+
 test('ssl-min-ver TLSv1.0 on the legacy line only: a TLS 1.0 client gets legacy.example.com, not the other names', async () => {
   const legacy = await sClient({ port, servername: 'legacy.example.com', extra: TLS1 })
   assert.equal(legacy.protocol, 'TLSv1.0', legacy.output)
@@ -176,13 +188,41 @@ async function rawExchange (p: number, bytes: Buffer): Promise<Buffer> {
   })
 }
 
-test('the same crt-list file, loaded by a real HAProxy, is accepted and serves the same way', async (t) => {
+/** `haproxy -c` of a bind line with `crt-list FILE`: its output (the alerts when refused). */
+function haproxyCheck (file: string): { valid: boolean; output: string } {
   const cfg = path.join(dir, 'haproxy-check.cfg')
-  fs.writeFileSync(cfg, `${TCP_DEFAULTS}\nfrontend fe\n  bind 127.0.0.1:1 ssl crt-list ${list}\n  default_backend be\nbackend be\n  server s 127.0.0.1:9\n`)
-  const check = execFileSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  assert.match(check, /Configuration file is valid/)
-  const haproxy = await startHaproxy(({ ports }) => `${TCP_DEFAULTS}\nfrontend fe\n  bind 127.0.0.1:${ports[0] as number} ssl crt-list ${list}\n  default_backend be\nbackend be\n  server s 127.0.0.1:9\n`, { t, ports: 1 })
+  fs.writeFileSync(cfg, `${TCP_DEFAULTS}\nfrontend fe\n  bind 127.0.0.1:1 ssl crt-list ${file}\n  default_backend be\nbackend be\n  server s 127.0.0.1:9\n`)
+  try {
+    return { valid: true, output: execFileSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) }
+  } catch (err) {
+    return { valid: false, output: String((err as { stderr?: string }).stderr ?? err) }
+  }
+}
+
+test('the same crt-list file, loaded by a real HAProxy, is accepted and serves the same way', async (t) => {
+  // All but the no-tls-tickets line, which HAProxy 2.6 refuses (next test).
+  const shared = path.join(dir, 'shared.txt')
+  fs.writeFileSync(shared, LIST.split('\n').filter((l) => !l.includes('no-tls-tickets')).join('\n'))
+  const check = haproxyCheck(shared)
+  assert.equal(check.valid, true, check.output)
+  const haproxy = await startHaproxy(({ ports }) => `${TCP_DEFAULTS}\nfrontend fe\n  bind 127.0.0.1:${ports[0] as number} ssl crt-list ${shared}\n  default_backend be\nbackend be\n  server s 127.0.0.1:9\n`, { t, ports: 1 })
   await checkBehaviour(haproxy.ports[0] as number, 'haproxy', haproxyRefuses)
+})
+
+test('HAProxy 2.6 takes every keyword of the node in a crt-list but sigalgs and no-tls-tickets (as docs/operations.md says)', () => {
+  const one = path.join(dir, 'one.txt')
+  const keywords = ['alpn h2', 'ciphers ECDHE-RSA-AES128-GCM-SHA256', 'ciphersuites TLS_AES_128_GCM_SHA256', 'curves X25519:P-256', 'ssl-min-ver TLSv1.0', 'ssl-max-ver TLSv1.2', `verify optional ca-file ${ca.cert} crl-file ${ca.crl()}`, 'verify none']
+  for (const keyword of keywords) {
+    fs.writeFileSync(one, `${certs.api} [${keyword}] api.example.com\n`)
+    const check = haproxyCheck(one)
+    assert.equal(check.valid, true, `${keyword}: ${check.output}`)
+  }
+  for (const keyword of ['sigalgs RSA-PSS+SHA256', 'no-tls-tickets']) {
+    fs.writeFileSync(one, `${certs.api} [${keyword}] api.example.com\n`)
+    const check = haproxyCheck(one)
+    assert.equal(check.valid, false, `HAProxy now takes ${keyword} in a crt-list: update docs/operations.md`)
+    assert.match(check.output, new RegExp(`unknown ssl keyword ${keyword.split(' ')[0] as string}`))
+  }
 })
 
 test('SNI filters pick the same certificate on the node as on HAProxy: ! passes a name to the next wildcard line; a line with only ! filters serves no name', async (t) => {
@@ -224,7 +264,7 @@ test('SIGHUP re-reads the list: a new line serves with its settings; a refused l
   node.process.kill('SIGHUP')
   await node.waitForLog(() => node.logs.some((l) => l.msg === 'certificate reload refused; keeping the current certificates'), 10_000)
   const refused = node.logs.find((l) => l.msg === 'certificate reload refused; keeping the current certificates') as { err?: { message?: string } }
-  assert.match(refused.err?.message ?? '', /--crt-list ".*list\.txt": line 8: keyword "npn" is not supported/)
+  assert.match(refused.err?.message ?? '', /--crt-list ".*list\.txt": line 9: keyword "npn" is not supported/)
   assert.equal(alpn(await tls12(port, 'h2.example.com', ['-alpn', 'h2'])), 'h2', 'the current material stays')
   assert.equal(reloads(), before + 1)
 })
