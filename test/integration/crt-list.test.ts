@@ -269,7 +269,7 @@ test('SIGHUP re-reads the list: a new line serves with its settings; a refused l
   assert.equal(reloads(), before + 1)
 })
 
-test('a refused crt-list refuses the start, naming the file, the line and the keyword (given as a flag or TLSFLEET_CRT_LIST)', async () => {
+test('a refused crt-list refuses the start, naming the file, the line and the keyword (given as a flag, TLSFLEET_CRT_LIST or a YAML key)', async () => {
   const bad = path.join(dir, 'bad.txt')
   fs.writeFileSync(bad, `${certs.first}\n# comment\n${certs.api} [verify required ca-file ${ca.cert} strict-sni] api.example.com\n`)
   const [p, admin] = await freePorts(2) as [number, number]
@@ -279,4 +279,9 @@ test('a refused crt-list refuses the start, naming the file, the line and the ke
   const env = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`], { env: { ...process.env, TLSFLEET_CRT_LIST: bad } })
   assert.equal(env.code, 2, env.stderr)
   assert.match(env.stderr, /TLSFLEET_CRT_LIST ".*bad\.txt": line 3: keyword "strict-sni"/)
+  const yaml = path.join(dir, 'node.yaml')
+  fs.writeFileSync(yaml, `crt-list:\n  - ${bad}\n`)
+  const fromYaml = await runNodeToExit(['--workers', '1', '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${admin}`, '--config', yaml])
+  assert.equal(fromYaml.code, 2, fromYaml.stderr)
+  assert.match(fromYaml.stderr, /key "crt-list" ".*bad\.txt": line 3: keyword "strict-sni"/)
 })
