@@ -300,6 +300,15 @@ export const OPTIONS = {
     schema: z.string(),
     default: ''
   }),
+  'crt-list': spec({
+    description: 'HAProxy crt-list file: one certificate a line with its own TLS settings ([alpn, ciphers, ciphersuites, curves, sigalgs, ssl-min-ver, ssl-max-ver, verify, ca-file, crl-file, no-tls-tickets]) and SNI filters; loaded after --cert, before --cert-dir (repeatable); re-read on SIGHUP',
+    expected: 'a file path',
+    valueName: 'FILE',
+    schema: z.array(nonEmpty),
+    multiple: true,
+    default: () => [] as string[],
+    defaultHelp: 'none'
+  }),
   'ocsp-dir': spec({
     description: 'enables OCSP stapling: responses fetched from each certificate\'s responder are verified, kept in this directory and stapled',
     expected: 'a directory path',

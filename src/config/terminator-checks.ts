@@ -57,6 +57,7 @@ export function checkTerminatorOptions (config: NodeConfig): void {
     config.clientVerify !== 'none' ? '--client-verify' : undefined,
     config.sniNomatch !== 'default' ? '--sni-nomatch' : undefined,
     config.certDir !== '' ? '--cert-dir' : undefined,
+    config.crtList.length > 0 ? '--crt-list' : undefined,
     config.ocspDir !== '' ? '--ocsp-dir' : undefined,
     config.user !== '' ? '--user' : undefined
   ].filter((o) => o !== undefined)

@@ -53,7 +53,7 @@ export class WorkerTerminator implements NodeTerminator {
   private stapler?: OcspStapler
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
-  private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
+  private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --crt-list, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
   private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, or not listening by its start deadline: killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettingsBase
   /** The ticket secrets stay here: the workers get the keys of the acceptable epochs from it. */
@@ -210,7 +210,7 @@ export class WorkerTerminator implements NodeTerminator {
   }
 
   /**
-   * SIGHUP: certificates (--cert, --cert-dir), the client CA and the CRL, read and checked again.
+   * SIGHUP: certificates (--cert, --crt-list, --cert-dir), the client CA and the CRL, read and checked again.
    * Reloads run one after the other: two SIGHUPs in quick succession interleaved at their awaits,
    * and the earlier one's results (material, staples) could land after the later one's. At most
    * one waits: 200 SIGHUPs from a deploy script were 200 full reloads of a --cert-dir in a row.
@@ -328,9 +328,22 @@ export class WorkerTerminator implements NodeTerminator {
       certOrigin: optionOrigin(this.config, 'cert'),
       certDirOrigin: optionOrigin(this.config, 'cert-dir'),
       clientCaOrigin: optionOrigin(this.config, 'client-ca'),
-      crlOrigin: optionOrigin(this.config, 'crl')
+      crlOrigin: optionOrigin(this.config, 'crl'),
+      crtListOrigin: optionOrigin(this.config, 'crt-list')
     }
-    return await loadTlsMaterial({ cert, certDir, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    const crtListGlobals = { policyOptions: this.config, clientVerify: this.config.clientVerify, alpn: this.config.alpn, sessionTickets: this.config.sessionTickets === 'on' }
+    const loaded = await loadTlsMaterial({ cert, certDir, crtList: this.config.crtList, crtListGlobals, ...origins, stateDir, stateOwners: trustedOwners(this.runAs?.uid), clientCa, crl, usable: this.usable }, this.log)
+    // A crt-list line's own alpn reaches the backend as --alpn does: the same warning, by line.
+    const warned = new Set<string>()
+    for (const served of loaded.material.served ?? []) {
+      const line = served.settings
+      if (line === undefined || line.alpn === this.config.alpn || warned.has(line.alpn.join(','))) continue
+      const warning = alpnBackendWarning({ ...this.config, alpn: line.alpn })
+      if (warning === undefined) continue
+      warned.add(line.alpn.join(','))
+      this.log.warn({ line: line.origin }, namedAsGiven(this.config, warning.replace(/^--alpn /, 'alpn ')))
+    }
+    return loaded
   }
 
   /** Responses kept on disk are loaded now, so the first workers staple at once; fetching starts with start(). */
@@ -348,15 +361,15 @@ export class WorkerTerminator implements NodeTerminator {
 
   /** The self-signed certificate in --state-dir, when the node serves it (no --cert, no --cert-dir). */
   private selfSignedFiles (): string[] {
-    return this.config.cert.length === 0 && this.config.certDir === '' ? [selfSignedFile(this.config.stateDir)] : []
+    return this.config.cert.length === 0 && this.config.certDir === '' && this.config.crtList.length === 0 ? [selfSignedFile(this.config.stateDir)] : []
   }
 
   /** After the switch, SIGHUP re-reads these files as --user: say now if it will not be able to. */
   private warnUnreadableAfterSwitch (runAs: RunAs): void {
-    const { cert, certDir, clientCa, crl } = this.config
+    const { cert, certDir, clientCa, crl, crtList } = this.config
     // The self-signed certificate is the node's own: handed to --user with --state-dir at the switch.
     const handedOver = this.selfSignedFiles()
-    const paths = [...cert, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
+    const paths = [...cert, ...crtList, ...this.material.certificates.map((c) => c.path), certDir, clientCa, crl].filter((p) => p !== '' && !handedOver.includes(p))
     const unreadable = inaccessibleAs(runAs, [...new Set(paths)].map((path) => ({ path, access: 'read' })))
     if (unreadable.length > 0) this.log.warn({ user: runAs.user, files: unreadable }, 'these files are not readable by --user: certificate reloads (SIGHUP) will fail until they are')
   }

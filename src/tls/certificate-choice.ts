@@ -2,6 +2,7 @@ import {
   SIGNATURES_ECDSA, SIGNATURES_ECDSA_P256, SIGNATURES_ECDSA_P384, SIGNATURES_ECDSA_P521, SIGNATURES_ECDSA_SUITE,
   SIGNATURES_GROUP_P256, SIGNATURES_GROUP_P384, SIGNATURES_GROUP_P521, SIGNATURES_GROUPS_SENT, SIGNATURES_SENT
 } from './client-hello.js'
+import type { Bind } from './line-binds.js'
 import type { CertificateContext } from './secure-contexts.js'
 import { ANY_SIGNING_KEYS, signsWith, type SigningKeys } from './signing-keys.js'
 
@@ -18,6 +19,9 @@ import { ANY_SIGNING_KEYS, signsWith, type SigningKeys } from './signing-keys.js
  * (else the first given); `single` chooses ECDSA or RSA from the ClientHello and --sigalgs.
  */
 export class CertificateChoice {
+  /** The settings it is served with (line-binds.ts); set by the router builder, absent in unit tests built by hand. */
+  bind?: Bind
+
   constructor (
     readonly all: CertificateContext,
     readonly first: CertificateContext,

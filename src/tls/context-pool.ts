@@ -3,6 +3,7 @@ import { DEFAULT_SESSION_ID_CONTEXT, sessionIdContextFor, type ClientVerify } fr
 import { TICKET_KEY_NAME_LENGTH, type ClientHelloInfo } from './client-hello.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import { buildSniRouter, type ContextOptions } from './secure-contexts.js'
+import { servedEntries, type Bind, type ServedEntry } from './line-binds.js'
 import type { SniRouter } from './sni-router.js'
 import { TicketKeyRing, type TicketKeySet } from './ticket-key-ring.js'
 import { TICKET_KEY_LENGTH, TicketKeySchedule, type TicketKeyGeneration } from './ticket-keys.js'
@@ -19,6 +20,8 @@ export interface ContextPoolOptions {
   sessionTimeoutSeconds: number
   policy: TlsPolicy
   clientVerify: ClientVerify
+  /** --alpn (a crt-list line's own alpn replaces it for its names). */
+  alpn?: string[]
   /** --session-tickets on; off: every context sets SSL_OP_NO_TICKET. */
   sessionTickets: boolean
   /** The keys the primary sent with the settings (ticket-key-ring.ts); later ones come to setTicketKeys. */
@@ -52,6 +55,9 @@ export interface KeyLog {
 export class ContextPool {
   private material: TlsMaterial
   private contextOptions: ContextOptions
+  /** What is served, each with its settings (line-binds.ts), and the global settings. */
+  private served: ServedEntry[]
+  private globalBind: Bind
   /** Keys by secret and epoch, as the primary sends them; undefined: tickets off. */
   private readonly ring?: TicketKeyRing
   /** Tickets on but no key at all from the primary: this worker's own random key, until keys come. */
@@ -77,6 +83,7 @@ export class ContextPool {
   constructor (material: TlsMaterial, private readonly opts: ContextPoolOptions, private readonly now: () => number = Date.now) {
     this.material = material
     this.contextOptions = this.optionsFor(material)
+    ;({ entries: this.served, global: this.globalBind } = this.entriesFor(material))
     if (opts.sessionTickets) {
       // A ticket cannot outlive its session: OpenSSL refuses sessions older than the timeout.
       this.ring = new TicketKeyRing({ rotationSeconds: opts.ticketRotationSeconds, lifetimeSeconds: opts.sessionTimeoutSeconds })
@@ -111,6 +118,7 @@ export class ContextPool {
   setMaterial (material: TlsMaterial): void {
     this.material = material
     this.contextOptions = this.optionsFor(material)
+    ;({ entries: this.served, global: this.globalBind } = this.entriesFor(material))
     this.routers.clear()
     this.knownContexts = undefined
     for (const { byEpoch } of this.byTicketName) byEpoch.clear()
@@ -123,7 +131,7 @@ export class ContextPool {
   routerFor (hello: ClientHelloInfo | undefined): Router {
     const ring = this.ring
     if (ring === undefined) {
-      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions)
+      this.plain ??= buildSniRouter(this.material.certificates, this.contextOptions, this.served)
       return this.plain
     }
     const now = this.now()
@@ -206,7 +214,7 @@ export class ContextPool {
     let router = this.routers.get(key)
     if (router === undefined) {
       this.prune()
-      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys })
+      router = buildSniRouter(this.material.certificates, { ...this.contextOptions, ticketKeys: generation.keys }, this.served)
       this.routers.set(key, router)
       this.evictBeyondCap()
     }
@@ -226,6 +234,14 @@ export class ContextPool {
       const [index, epoch] = key.split(':').map(Number) as [number, number]
       this.byTicketName[index]?.byEpoch.delete(epoch)
     }
+  }
+
+  /** The global settings (a choice made without a crt-list line's). */
+  get global (): Bind { return this.globalBind }
+
+  private entriesFor (material: TlsMaterial): { entries: ServedEntry[]; global: Bind } {
+    const base = this.opts.sessionIdContext !== '' ? this.opts.sessionIdContext : DEFAULT_SESSION_ID_CONTEXT
+    return servedEntries(material, { policy: this.opts.policy, clientVerify: this.opts.clientVerify, alpn: this.opts.alpn ?? [], sessionTickets: this.opts.sessionTickets }, base)
   }
 
   private optionsFor (material: TlsMaterial): ContextOptions {

@@ -6,6 +6,7 @@ import type { CertificateBundle } from './certificates.js'
 import type { ClientAuthFiles } from './client-auth.js'
 import { CertificateChoice } from './certificate-choice.js'
 import { signingKeys, signsInEveryVersion, unsignableProblem, type SigningKeys } from './signing-keys.js'
+import type { Bind, ServedEntry } from './line-binds.js'
 import { SniRouter } from './sni-router.js'
 import { policyContextOptions, type TlsPolicy } from './tls-policy.js'
 
@@ -77,39 +78,63 @@ export class CertificateContext {
  * one when a client first needs it: a new ticket-key generation or a reload over hundreds of
  * certificates never stalls one handshake to build them all (400 files took 170-210 ms).
  */
-export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions): SniRouter<CertificateChoice> {
+export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptions, served?: readonly ServedEntry[]): SniRouter<CertificateChoice> {
+  const entries: ReadonlyArray<{ bundle: CertificateBundle; names: readonly string[]; excluded: readonly string[]; bind?: Bind }> = served ?? bundles.map((bundle) => ({ bundle, names: bundle.names, excluded: [] }))
   const index = new Map(bundles.map((bundle, i) => [bundle, i]))
-  const [firstBundle] = bundles
-  if (firstBundle === undefined) throw new Error('at least one certificate is required')
-  // Per name: the first certificate of each key type, in the order given.
-  const byName = new Map<string, CertificateBundle[]>()
-  for (const bundle of bundles) {
-    for (const raw of bundle.names) {
-      const name = raw.toLowerCase()
-      const kinds = byName.get(name)
-      if (kinds === undefined) byName.set(name, [bundle])
-      else if (!kinds.some((k) => k.keyType === bundle.keyType)) kinds.push(bundle)
+  const [first] = entries
+  if (first === undefined) throw new Error('at least one certificate is required')
+  // Per name and settings: the first certificate of each key type, in the order given.
+  const groups = new Map<string, Group>()
+  const groupOf = (entry: typeof first, raw: string): Group => {
+    const name = raw.toLowerCase()
+    const key = `${name}\0${entry.bind?.id ?? 0}\0${entry.excluded.join(',')}`
+    let group = groups.get(key)
+    if (group === undefined) {
+      group = { name, kinds: [], excluded: entry.excluded, ...(entry.bind !== undefined ? { bind: entry.bind } : {}) }
+      groups.set(key, group)
     }
+    if (!group.kinds.some((k) => k.keyType === entry.bundle.keyType)) group.kinds.push(entry.bundle)
+    return group
   }
-  // Names served by the same certificates share one choice (and one context).
+  for (const entry of entries) for (const name of entry.names) groupOf(entry, name)
+  // Names served by the same certificates under the same settings share one choice (and one context).
   const choices = new Map<string, CertificateChoice>()
-  const signing = signingKeys(opts.policy.sigalgs)
-  const choiceOf = (kinds: CertificateBundle[]): CertificateChoice => {
-    const key = kinds.map((k) => index.get(k)).join(',')
+  const signings = new Map<string, SigningKeys>()
+  const choiceOf = (kinds: CertificateBundle[], bind: Bind | undefined): CertificateChoice => {
+    const key = `${bind?.id ?? 0}\0${kinds.map((k) => index.get(k) ?? k.path).join(',')}`
     let choice = choices.get(key)
     if (choice === undefined) {
-      choice = makeChoice(kinds, opts, signing)
+      const own = bind === undefined ? opts : bindOptions(opts, bind)
+      let signing = signings.get(own.policy.sigalgs)
+      if (signing === undefined) {
+        signing = signingKeys(own.policy.sigalgs)
+        signings.set(own.policy.sigalgs, signing)
+      }
+      choice = makeChoice(kinds, own, signing, bind)
       choices.set(key, choice)
     }
     return choice
   }
-  const firstName = firstBundle.names[0]?.toLowerCase()
-  const firstKinds = firstName !== undefined ? byName.get(firstName) : undefined
-  const fallback = choiceOf(firstKinds ?? [firstBundle])
+  const firstName = first.names[0]
+  const fallback = firstName !== undefined ? choiceOf(groupOf(first, firstName).kinds, first.bind) : choiceOf([first.bundle], first.bind)
   const router = new SniRouter(fallback)
-  for (const [name, kinds] of byName) router.add(name, choiceOf(kinds))
+  for (const group of groups.values()) router.add(group.name, choiceOf(group.kinds, group.bind), group.excluded)
   for (const context of fallback.contexts()) context.context()
   return router
+}
+
+interface Group { name: string; kinds: CertificateBundle[]; excluded: readonly string[]; bind?: Bind }
+
+/** The context options of a choice served with `bind`'s settings (the ticket keys are the generation's). */
+function bindOptions (opts: ContextOptions, bind: Bind): ContextOptions {
+  const { ticketKeys, ...rest } = opts
+  return {
+    ...rest,
+    policy: bind.policy,
+    clientAuth: bind.clientAuth,
+    sessionIdContext: bind.sessionIdContext,
+    ...(bind.sessionTickets && ticketKeys !== undefined ? { ticketKeys } : {})
+  }
 }
 
 /**
@@ -117,7 +142,7 @@ export function buildSniRouter (bundles: CertificateBundle[], opts: ContextOptio
  * callback) carries the choice's session-ID context, so a session resumes whichever of the
  * name's certificates served it; a certificate that is in two choices gets a context in each.
  */
-function makeChoice (kinds: CertificateBundle[], opts: ContextOptions, signing: SigningKeys): CertificateChoice {
+function makeChoice (kinds: CertificateBundle[], opts: ContextOptions, signing: SigningKeys, bind: Bind | undefined): CertificateChoice {
   const sessionIdContext = opts.perCertificate === true ? choiceSessionIdContext(opts.sessionIdContext, kinds) : opts.sessionIdContext
   const own: ContextOptions = { ...opts, sessionIdContext }
   const singles = kinds.map((bundle) => new CertificateContext([bundle], own))
@@ -130,7 +155,9 @@ function makeChoice (kinds: CertificateBundle[], opts: ContextOptions, signing: 
   const rsa = singles.find((k) => k.bundles[0]?.keyType === 'rsa')
   const unread = [rsa, ecdsa].find(everyVersion) ?? rsa ?? given
   const all = singles.length === 1 ? given : new CertificateContext(kinds, own)
-  return new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve, signing, unread)
+  const choice = new CertificateChoice(all, first, Buffer.from(sessionIdContext, 'utf8'), ecdsa, rsa, ecdsa?.bundles[0]?.curve, signing, unread)
+  if (bind !== undefined) choice.bind = bind
+  return choice
 }
 
 /** SHA-256 of each bundle's leaf certificate (DER), computed once per bundle a worker holds. */

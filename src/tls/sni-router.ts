@@ -7,15 +7,21 @@
  */
 export class SniRouter<T> {
   private readonly exact = new Map<string, T>()
-  private readonly wildcard = new Map<string, T>()
+  /** By parent name; several only when one excludes names (crt-list `!name`): the first that does not exclude the name wins. */
+  private readonly wildcard = new Map<string, Array<{ value: T; excluded?: ReadonlySet<string> }>>()
 
   constructor (readonly fallback: T) {}
 
-  add (name: string, value: T): void {
+  /** `excluded`: names a wildcard registration does not cover (an exact name ignores it). */
+  add (name: string, value: T, excluded: readonly string[] = []): void {
     const lower = name.toLowerCase()
     if (lower.startsWith('*.')) {
       const parent = lower.slice(2)
-      if (!this.wildcard.has(parent)) this.wildcard.set(parent, value)
+      const list = this.wildcard.get(parent)
+      const entry = excluded.length > 0 ? { value, excluded: new Set(excluded.map((n) => n.toLowerCase())) } : { value }
+      if (list === undefined) this.wildcard.set(parent, [entry])
+      // An entry excluding nothing ends the list: nothing after it is ever reached.
+      else if (list.every((e) => e.excluded !== undefined)) list.push(entry)
     } else if (!this.exact.has(lower)) {
       this.exact.set(lower, value)
     }
@@ -38,7 +44,7 @@ export class SniRouter<T> {
 
   /** Every value registered, the fallback first, each once. */
   values (): Set<T> {
-    return new Set([this.fallback, ...this.exact.values(), ...this.wildcard.values()])
+    return new Set([this.fallback, ...this.exact.values(), ...[...this.wildcard.values()].flatMap((list) => list.map((e) => e.value))])
   }
 
   /** True when some certificate names this host (used in tests and diagnostics). */
@@ -52,6 +58,9 @@ export class SniRouter<T> {
     const exact = this.exact.get(name)
     if (exact !== undefined) return exact
     const dot = name.indexOf('.')
-    return dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined
+    const list = dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined
+    if (list === undefined) return undefined
+    for (const entry of list) if (entry.excluded?.has(name) !== true) return entry.value
+    return undefined
   }
 }

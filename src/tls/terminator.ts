@@ -15,14 +15,14 @@ import { isTrustedPeer, proxyTrustList } from '../proxy/proxy-trust.js'
 import { SourceLimiter } from '../admission/source-limiter.js'
 import type { WorkerSettings } from '../node/worker-settings.js'
 import { StapleStore, type Staple } from '../ocsp/staple-store.js'
-import { checkClientCertificate, type ClientCertificate, type ClientVerify } from './client-auth.js'
+import { checkClientCertificate, type ClientCertificate } from './client-auth.js'
 import type { ClientHelloInfo } from './client-hello.js'
 import { tlvBuilder, type TlvBuilder } from './connection-tlvs.js'
 import { ContextPool } from './context-pool.js'
 import type { CertificateChoice } from './certificate-choice.js'
 import type { CertificateContext } from './secure-contexts.js'
 import type { CertificateBundle } from './certificates.js'
-import { RevokedCertificates } from './revoked-certificates.js'
+import type { Bind } from './line-binds.js'
 import { readSession, sessionProtocolVersion, TLS1_3_VERSION } from './session-der.js'
 import type { TlsMaterial } from './tls-material.js'
 
@@ -91,10 +91,6 @@ export class TlsTerminator {
   private readonly backendFailures: BurstLogs<undefined>
   private readonly backend: BackendTarget
   private readonly ticketsEnabled: boolean
-  /** A client offering TLS 1.3 gets it (the policy's highest version is 1.3). */
-  private readonly tls13Allowed: boolean
-  /** Per-socket TLS options decided at start: client certificate request, ALPN. */
-  private readonly socketOptions: Pick<tls.TLSSocketOptions, 'requestCert' | 'rejectUnauthorized' | 'ALPNProtocols'>
   private readonly tlvs: TlvBuilder | undefined
   private readonly staples: StapleStore | undefined
   /** Contexts OpenSSL refused to build, each logged once (a rotation or reload makes new ones, logged again). */
@@ -111,8 +107,6 @@ export class TlsTerminator {
   private readonly open = new SlotList<'openSlot', Pending>('openSlot')
   /** Connections until their handshake is done, failed at --handshake-timeout. */
   private readonly handshaking: DeadlineSweep<Pending>
-  /** --crl, for resumed sessions (OpenSSL checks it in full handshakes only). */
-  private revoked: RevokedCertificates | undefined
   /** Sessions refused for another session-ID context, each kind logged once. */
   private otherSetupLogged = false
   private otherCertificateLogged = false
@@ -130,19 +124,13 @@ export class TlsTerminator {
       sessionTimeoutSeconds: settings.sessionTimeout,
       policy: settings.tlsPolicy,
       clientVerify: settings.clientVerify,
+      alpn: settings.alpn,
       sessionTickets: settings.sessionTickets,
       ticketKeys: settings.ticketKeys,
       ticketRotationSeconds: settings.ticketRotationSeconds,
       log
     })
     this.ticketsEnabled = this.contexts.ticketsEnabled
-    this.revoked = revokedIn(material, settings.clientVerify)
-    this.tls13Allowed = settings.tlsPolicy.maxVersion === 'TLSv1.3'
-    // Only what is asked for: an empty object costs a connection nothing.
-    this.socketOptions = {
-      ...(settings.clientVerify !== 'none' ? { requestCert: true, rejectUnauthorized: settings.clientVerify === 'require' } : {}),
-      ...(settings.alpn.length > 0 ? { ALPNProtocols: alpnWireFormat(settings.alpn) } : {})
-    }
     this.tlvs = tlvBuilder(settings.proxyTlv, settings.proxyProtocolOut)
     this.trust = settings.proxyProtocolIn !== 'off' ? proxyTrustList(settings.proxyFrom) : undefined
     const backend = settings.backend
@@ -190,7 +178,6 @@ export class TlsTerminator {
   /** Swap in new certificates: new handshakes use them, established connections are untouched. */
   setMaterial (material: TlsMaterial): void {
     this.contexts.setMaterial(material)
-    this.revoked = revokedIn(material, this.settings.clientVerify)
     if (this.staples !== undefined) this.staples.useDefaultCertificate(this.defaultCertificate())
   }
 
@@ -346,7 +333,7 @@ export class TlsTerminator {
    * client can verify it, else RSA, else the first given. With stapling, Node staples that one.
    */
   private sniContext (choice: CertificateChoice, hello: ClientHelloInfo | undefined): CertificateContext {
-    return choice.single(hello?.signatures, this.tls13Allowed && hello?.offersTls13 === true)
+    return choice.single(hello?.signatures, this.bindOf(choice).tls13 && hello?.offersTls13 === true)
   }
 
   /**
@@ -391,11 +378,13 @@ export class TlsTerminator {
     // OpenSSL resumes before the SNI callback picks the name's certificate (and a resumed
     // handshake never calls it): so nothing resumes there, or a session of the default
     // certificate would go on under any name the client sends.
+    // Its settings (the global options, or its crt-list line's): ALPN, client certificates, versions.
+    const bind = this.bindOf(choice)
     const own = this.ownContext(choice, hello)
     const secureContext = this.readyContext(hello === undefined ? own.unresumable() : own, pending)
     if (secureContext === undefined) return
     const started = performance.now()
-    const hub = this.hubFor(hello)
+    const hub = this.hubFor(hello, bind)
     // Node asks resumeSession only for a TLS 1.2 session ID offered without a ticket.
     const offerKey = hub === this.sessionHub && hello !== undefined && hello.sessionId.length > 0 && hello.sessionTicket === undefined
       ? hello.sessionId.toString('latin1')
@@ -409,7 +398,7 @@ export class TlsTerminator {
       server: hub,
       secureContext,
       allowHalfOpen: true,
-      ...this.socketOptions
+      ...bind.socketOptions
     }
     // The context already comes from the SNI we peeked. OpenSSL's SNI callback, otherwise one
     // more call into JS per handshake, is needed by a ClientHello we could not parse, and with
@@ -418,6 +407,12 @@ export class TlsTerminator {
     if (hello === undefined || this.staples !== undefined) {
       options.SNICallback = (name, cb) => {
         const chosen = strict ? router.lookupStrict(name) : router.lookup(name)
+        // The socket's ALPN and client certificate request were set from the settings of the
+        // choice made before; another crt-list line's settings cannot be put on it now.
+        if (chosen !== undefined && this.bindOf(chosen) !== bind) {
+          this.fail(pending, 'tls_error')
+          return cb(new Error('the SNI name is served with other TLS settings (another crt-list line) than the ClientHello read ahead chose'), undefined)
+        }
         if (chosen !== undefined) {
           const context = this.readyContext(this.sniContext(chosen, hello), pending)
           if (context === undefined) return cb(new Error('the certificate\'s context could not be built'), undefined)
@@ -441,8 +436,8 @@ export class TlsTerminator {
       forget?.()
       this.releaseSource(pending)
       let client: ClientCertificate | undefined
-      if (this.settings.clientVerify !== 'none') {
-        const check = checkClientCertificate(tlsSocket, this.settings.clientVerify, this.revoked)
+      if (bind.clientVerify !== 'none') {
+        const check = checkClientCertificate(tlsSocket, bind.clientVerify, bind.revoked)
         if (!check.ok) {
           // A session whose certificate was revoked since it was made is bad everywhere.
           if (offer?.supplied === true && hello !== undefined && tlsSocket.isSessionReused()) {
@@ -485,12 +480,19 @@ export class TlsTerminator {
    *   ID cache would cost an IPC message to L2 and a sync update per handshake for nothing.
    * With tickets off, OpenSSL ignores tickets and the session ID is all there is.
    */
-  private hubFor (hello: ClientHelloInfo | undefined): tls.Server {
+  private hubFor (hello: ClientHelloInfo | undefined, bind: Bind): tls.Server {
     if (hello === undefined) return this.sessionHub
-    if (hello.offersTls13 && this.tls13Allowed) return this.plainHub
-    if (this.ticketsEnabled && hello.sessionTicket !== undefined) return this.plainHub
-    if (this.ticketsEnabled && hello.sessionTicketExtPresent && hello.sessionId.length === 0) return this.plainHub
+    if (hello.offersTls13 && bind.tls13) return this.plainHub
+    // A crt-list line with no-tls-tickets issues none: its sessions resume by session ID.
+    const tickets = this.ticketsEnabled && bind.sessionTickets
+    if (tickets && hello.sessionTicket !== undefined) return this.plainHub
+    if (tickets && hello.sessionTicketExtPresent && hello.sessionId.length === 0) return this.plainHub
     return this.sessionHub
+  }
+
+  /** The settings a choice is served with: its crt-list line's, else the global ones. */
+  private bindOf (choice: CertificateChoice): Bind {
+    return choice.bind ?? this.contexts.global
   }
 
   /** A line per failed connection flooded the log: a line per burst and kind (see backendFailures). */
@@ -579,15 +581,6 @@ export class TlsTerminator {
 
 function ignore (): void {}
 
-function revokedIn (material: TlsMaterial, verify: ClientVerify): RevokedCertificates | undefined {
-  const crl = material.clientAuth.crl
-  return verify !== 'none' && crl !== undefined ? new RevokedCertificates(crl) : undefined
-}
-
 /** A TLS record: fatal alert unrecognized_name (112). */
 const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70])
 
-/** ALPN protocol names as OpenSSL takes them (each prefixed by its length), built once. */
-function alpnWireFormat (protocols: string[]): Buffer {
-  return Buffer.concat(protocols.map((p) => Buffer.concat([Buffer.from([Buffer.byteLength(p, 'latin1')]), Buffer.from(p, 'latin1')])))
-}

@@ -77,7 +77,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, Profile>> = {
 
 const VERSION_ORDER: readonly TlsVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
 
-type PolicyOptions = Pick<NodeConfig, 'tlsProfile' | 'tlsMinVersion' | 'tlsMaxVersion' | 'ciphers' | 'ciphersuites' | 'ecdhCurves' | 'preferServerCiphers' | 'sigalgs'>
+export type PolicyOptions = Pick<NodeConfig, 'tlsProfile' | 'tlsMinVersion' | 'tlsMaxVersion' | 'ciphers' | 'ciphersuites' | 'ecdhCurves' | 'preferServerCiphers' | 'sigalgs'>
 
 /**
  * The profile with the operator's overrides, checked against the OpenSSL this Node runs with.

@@ -25,6 +25,7 @@ test('each missing or conflicting option of the HAProxy mode is named, with what
   assert.match(refused({ ...haproxyMode, 'sync-format': 'stud' }), /--sync-format stud does not go with --terminator haproxy/)
   assert.match(refused({ ...haproxyMode, cert: ['/etc/site.pem'] }), /--cert does not go with --terminator haproxy/)
   assert.match(refused({ ...haproxyMode, sigalgs: 'ECDSA+SHA256' }), /--sigalgs only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line/)
+  assert.match(refused({ ...haproxyMode, 'crt-list': ['/etc/haproxy/list.txt'] }), /--crt-list only apply with --terminator tlsfleet: with --terminator haproxy, TLS is set on the local HAProxy's bind line/)
   assert.match(refused({ ...haproxyMode, 'session-id-context': 'myfarm' }), /HAProxy always uses "haproxy"; give --session-id-context haproxy to every tlsfleet-terminated node/)
   assert.match(refused({ 'terminator-socket': '/run/haproxy/node.sock', 'terminator-frontend': ['fe'] }), /--terminator-socket, --terminator-frontend only apply with --terminator haproxy/)
 })
