@@ -25,7 +25,17 @@ export interface L1Channels {
   reply: (worker: number, notice: L2Notice) => void
   /** To every worker but `except`. */
   broadcast: (notice: L2Notice, except?: number) => void
+  /** A Get answered "no session" at once: the worker has MAX_PENDING_GETS waiting already. */
+  tooManyGets?: (worker: number) => void
 }
+
+/**
+ * Gets of one worker that L2 holds at once (waiting for --cache-miss-wait, or for the store):
+ * each costs the primary a timer and its closures (~1.3 KB), and a worker in a loop sent 300k
+ * in 4 s (the primary grew by 400 MB with --cache-miss-wait 999). A worker waits for at most
+ * --cache-get-timeout (25 ms) per handshake: 1024 is 40k handshakes a second each missing L1.
+ */
+export const MAX_PENDING_GETS = 1024
 
 /**
  * L2's side of the two-level cache: answers New, Get and Del from the workers. A Del also
@@ -36,6 +46,9 @@ export interface L1Channels {
  * sync or from another worker (PrimarySessionCache.getOrWait).
  */
 export class L2Responder {
+  /** Gets held per worker (cluster id), while any is. */
+  private readonly pending = new Map<number, number>()
+
   /** `missWaitMs`: how long a Get that missed waits for the session to arrive (PrimarySessionCache.getOrWait). */
   constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels, private readonly missWaitMs = 0) {}
 
@@ -46,15 +59,24 @@ export class L2Responder {
         break
       case 'session-get': {
         const below = this.cache.below
-        if (below !== undefined) {
+        const full = this.pendingOf(worker) >= MAX_PENDING_GETS
+        if (below !== undefined || full) {
           const entry = this.cache.get(request.id)
           if (entry !== undefined) this.reply(worker, request.req, entry)
-          else void this.askBelow(worker, request.req, request.id, below)
+          else if (full) this.tooMany(worker, request.req)
+          else if (below !== undefined) {
+            this.hold(worker)
+            void this.askBelow(worker, request.req, request.id, below)
+          }
           break
         }
         const found = this.cache.getOrWait(request.id, this.missWaitMs)
-        if (found instanceof Promise) void found.then((entry) => this.reply(worker, request.req, entry))
-        else this.reply(worker, request.req, found)
+        if (found instanceof Promise) {
+          this.hold(worker)
+          void found.then((entry) => this.replyHeld(worker, request.req, entry))
+        } else {
+          this.reply(worker, request.req, found)
+        }
         break
       }
       case 'session-del':
@@ -70,7 +92,24 @@ export class L2Responder {
   private async askBelow (worker: number, req: number, id: Buffer, below: LowerLevelLookup): Promise<void> {
     const found = await below(id).catch(() => undefined)
     if (found !== undefined) this.cache.addRemote(id, found)
-    this.reply(worker, req, found)
+    this.replyHeld(worker, req, found)
+  }
+
+  private pendingOf (worker: number): number { return this.pending.get(worker) ?? 0 }
+
+  private hold (worker: number): void { this.pending.set(worker, this.pendingOf(worker) + 1) }
+
+  /** A Get over the bound: "no session" at once (a full handshake), counted. */
+  private tooMany (worker: number, req: number): void {
+    this.workers.tooManyGets?.(worker)
+    this.reply(worker, req, undefined)
+  }
+
+  private replyHeld (worker: number, req: number, entry: SessionEntry | undefined): void {
+    const pending = this.pendingOf(worker) - 1
+    if (pending > 0) this.pending.set(worker, pending)
+    else this.pending.delete(worker)
+    this.reply(worker, req, entry)
   }
 
   private reply (worker: number, req: number, entry: SessionEntry | undefined): void {
