@@ -27,6 +27,8 @@ export interface L1Channels {
   broadcast: (notice: L2Notice, except?: number) => void
   /** A Get answered "no session" at once: the worker has MAX_PENDING_GETS waiting already. */
   tooManyGets?: (worker: number) => void
+  /** A Del dropped: the worker is past DELS_PER_SECOND. */
+  tooManyDels?: (worker: number) => void
 }
 
 /**
@@ -36,6 +38,16 @@ export interface L1Channels {
  * --cache-get-timeout (25 ms) per handshake: 1024 is 40k handshakes a second each missing L1.
  */
 export const MAX_PENDING_GETS = 1024
+
+/**
+ * Dels one worker may have applied, per second on average (a burst of as many at once). A Del
+ * reaches every other worker and, through the sync, every peer and its workers: 100k Dels from
+ * one worker in a loop were 100k sealed updates accepted by the peer, whose workers' event loops
+ * then read 1 (saturated). A worker drops a session only when it is bad in itself (expired, not
+ * a session, a revoked client certificate's): a handful a second. One dropped here stays in L2,
+ * and its next refusal asks again.
+ */
+export const DELS_PER_SECOND = 1000
 
 /**
  * L2's side of the two-level cache: answers New, Get and Del from the workers. A Del also
@@ -48,6 +60,10 @@ export const MAX_PENDING_GETS = 1024
 export class L2Responder {
   /** Gets held per worker (cluster id), while any is. */
   private readonly pending = new Map<number, number>()
+  /** Each worker's Del allowance (a token bucket): what is left, and when it was last refilled. */
+  private readonly delAllowance = new Map<number, { left: number; at: number }>()
+  /** Clock in ms (tests set it). */
+  now: () => number = performance.now.bind(performance)
 
   /** `missWaitMs`: how long a Get that missed waits for the session to arrive (PrimarySessionCache.getOrWait). */
   constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels, private readonly missWaitMs = 0) {}
@@ -80,6 +96,10 @@ export class L2Responder {
         break
       }
       case 'session-del':
+        if (!this.mayDelete(worker)) {
+          this.workers.tooManyDels?.(worker)
+          break
+        }
         this.cache.deleteLocal(request.id)
         this.workers.broadcast({ t: 'session-del', id: request.id }, worker)
         break
@@ -93,6 +113,19 @@ export class L2Responder {
     const found = await below(id).catch(() => undefined)
     if (found !== undefined) this.cache.addRemote(id, found)
     this.replyHeld(worker, req, found)
+  }
+
+  private mayDelete (worker: number): boolean {
+    const now = this.now()
+    // An allowance untouched for a second is full again, as one never made: dead workers' go.
+    if (this.delAllowance.size > 64) for (const [w, a] of this.delAllowance) if (now - a.at >= 1000) this.delAllowance.delete(w)
+    const allowance = this.delAllowance.get(worker) ?? { left: DELS_PER_SECOND, at: now }
+    allowance.left = Math.min(DELS_PER_SECOND, allowance.left + (now - allowance.at) * DELS_PER_SECOND / 1000)
+    allowance.at = now
+    this.delAllowance.set(worker, allowance)
+    if (allowance.left < 1) return false
+    allowance.left--
+    return true
   }
 
   private pendingOf (worker: number): number { return this.pending.get(worker) ?? 0 }

@@ -12,7 +12,7 @@ import type { L1Stats, WorkerToPrimary } from './messages.js'
  */
 
 /** Why a message was refused (the `reason` label of tlsfleet_worker_messages_refused_total). */
-export type RefusalReason = 'malformed' | 'session' | 'report' | 'out_of_turn' | 'too_many_gets'
+export type RefusalReason = 'malformed' | 'session' | 'report' | 'out_of_turn' | 'too_many_gets' | 'too_many_dels'
 
 export type CheckedMessage =
   | { ok: true; message: WorkerToPrimary }

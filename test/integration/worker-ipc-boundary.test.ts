@@ -119,3 +119,32 @@ test('a crashing worker\'s last report with counts that are not counts leaves th
   assert.equal((await fetch(`${n1.node.adminUrl}/metrics`)).status, 200)
   assert.equal(await refused('report'), before + 1)
 })
+
+test('a worker in a Del loop reaches the peer at its allowance only: the rest is dropped and counted', async () => {
+  const [n1, n2] = farm.nodes as [typeof farm.nodes[0], typeof farm.nodes[0]]
+  const explained = (err: Error): never => { throw new Error(`${err.message}; ${n1.node.diagnosis()}`) }
+  const accepted = async (): Promise<number> => await n2.node.metric('tlsfleet_sync_packets_total', { direction: 'in', result: 'accepted' })
+  const acceptedBefore = await accepted()
+  const droppedBefore = await refused('too_many_dels')
+  const malformedBefore = await refused('malformed')
+  const startedAt = Date.now()
+  inject(`
+    for (let i = 0; i < 20000; i++) {
+      const id = Buffer.alloc(32)
+      id.writeUInt32BE(i)
+      send({ t: 'session-del', id })
+      if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    await send({ t: 'no-such-message' })
+  `)
+  // The last message counted: every Del before it has been judged.
+  await eventually(async () => await refused('malformed') > malformedBefore, 20_000, 'the flood read').catch(explained)
+  const seconds = (Date.now() - startedAt) / 1000
+  const dropped = await refused('too_many_dels') - droppedBefore
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const reached = await accepted() - acceptedBefore
+  // Without the allowance all 20,000 were sealed for the peer, and its workers' event loops read 1.
+  assert.ok(reached <= 1000 + 1000 * seconds + 10, `${reached} Dels reached the peer in ${seconds} s`)
+  assert.equal(reached + dropped, 20_000, `${reached} sent and ${dropped} dropped`)
+  assert.equal(n1.node.process.exitCode, null)
+})

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import tls from 'node:tls'
 import v8 from 'node:v8'
 import { test } from 'node:test'
-import { L2Responder, MAX_PENDING_GETS, type L2Notice } from '../../src/cache/l2-responder.js'
+import { DELS_PER_SECOND, L2Responder, MAX_PENDING_GETS, type L2Notice } from '../../src/cache/l2-responder.js'
 import { PrimarySessionCache } from '../../src/cache/primary-session-cache.js'
 import { WorkerMetrics } from '../../src/metrics/worker-metrics.js'
 import { checkWorkerMessage, MAX_BATCH_UPDATES, MAX_METRIC_FAMILIES, MAX_METRIC_SAMPLES, type CheckedMessage } from '../../src/node/worker-message-check.js'
@@ -160,4 +160,29 @@ test('L2 holds at most MAX_PENDING_GETS Gets of one worker; past that a Get is a
   get(1, 6000)
   assert.equal(replies.get(1)?.length, MAX_PENDING_GETS + 1, 'held again once answered: the bound is on Gets waiting, not on Gets')
   assert.equal(tooMany, 1)
+})
+
+test('L2 applies at most DELS_PER_SECOND Dels of one worker a second (a burst of as many); past that they are dropped and counted', () => {
+  const cache = new PrimarySessionCache({ maxEntries: 100, maxBytes: 1 << 20, lifetimeSeconds: 300 })
+  const broadcasts: L2Notice[] = []
+  let published = 0
+  cache.on('local-del', () => { published++ })
+  let tooMany = 0
+  const l2 = new L2Responder(cache, { reply: () => {}, broadcast: (notice) => broadcasts.push(notice), tooManyDels: () => { tooMany++ } })
+  let clock = 1000
+  l2.now = () => clock
+  const del = (worker: number): void => l2.handle(worker, { t: 'session-del', id: Buffer.from([1]) })
+  for (let i = 0; i < DELS_PER_SECOND + 500; i++) del(1)
+  assert.equal(published, DELS_PER_SECOND, 'the burst applied, sent to the peers and the other workers; the rest not')
+  assert.equal(broadcasts.length, DELS_PER_SECOND)
+  assert.equal(tooMany, 500)
+  del(2)
+  assert.equal(published, DELS_PER_SECOND + 1, 'another worker has its own allowance')
+  clock += 100
+  for (let i = 0; i < 200; i++) del(1)
+  assert.equal(published, DELS_PER_SECOND + 1 + DELS_PER_SECOND / 10, 'a tenth of a second later, a tenth of the rate')
+  // A batch's Dels count one by one.
+  clock += 10_000
+  l2.handle(1, { t: 'session-batch', updates: Array.from({ length: DELS_PER_SECOND + 1 }, () => ({ t: 'session-del' as const, id: Buffer.from([2]) })) })
+  assert.equal(tooMany, 500 + 100 + 1)
 })
