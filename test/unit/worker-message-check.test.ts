@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import { DELS_PER_SECOND, L2Responder, MAX_PENDING_GETS, type L2Notice } from '../../src/cache/l2-responder.js'
 import { PrimarySessionCache } from '../../src/cache/primary-session-cache.js'
 import { WorkerMetrics } from '../../src/metrics/worker-metrics.js'
-import { checkWorkerMessage, MAX_BATCH_UPDATES, MAX_METRIC_FAMILIES, MAX_METRIC_SAMPLES, type CheckedMessage } from '../../src/node/worker-message-check.js'
+import { checkWorkerMessage, MAX_BATCH_UPDATES, MAX_METRIC_FAMILIES, MAX_METRIC_LABEL_CHARS, MAX_METRIC_SAMPLES, type CheckedMessage } from '../../src/node/worker-message-check.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 
 /** A TLS 1.2 session as a worker's OpenSSL makes it: its ID and DER, from a real handshake. */
@@ -130,6 +130,10 @@ test('a report whose figures are not counts, or whose metrics are not metrics or
   refused({ metrics: overIpc([{ name: 'x', help: 'h', type: 'counter', values: [{ value: 1, labels: JSON.parse('{"__proto__": {"polluted": 1}}') as unknown }] }]) }, 'a __proto__ label')
   refused({ metrics: Array.from({ length: MAX_METRIC_FAMILIES + 1 }, (_, i) => ({ name: `m${i}`, help: '', type: 'gauge', values: [] })) }, 'too many families')
   refused({ metrics: [{ name: 'x', help: 'h', type: 'gauge', values: Array.from({ length: MAX_METRIC_SAMPLES + 1 }, (_, i) => ({ value: 1, labels: { i } })) }] }, 'a million series would make the page huge')
+  // Within the other bounds, 8 labels of 250 characters on 4000 samples: a page of 8 MB.
+  const long = 'v'.repeat(250)
+  refused({ metrics: [{ name: 'x', help: 'h', type: 'gauge', values: Array.from({ length: 4000 }, (_, i) => ({ value: 1, labels: { a: `${long}${i}`, b: long, c: long, d: long, e: long, f: long, g: long, h: long } })) }] }, 'more label characters in all than MAX_METRIC_LABEL_CHARS')
+  assert.ok(8 * 250 * 4000 > MAX_METRIC_LABEL_CHARS)
   assert.equal(({} as Record<string, unknown>).polluted, undefined)
   const gaugeNaN = check({ ...base, metrics: [{ name: 'g', help: 'h', type: 'gauge', values: [{ value: NaN, labels: {} }] }] })
   assert.equal(gaugeNaN.ok, true, 'a gauge may read NaN (Prometheus takes it; nothing sums it into the retired counts)')
