@@ -61,8 +61,9 @@ function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+/** A count a worker keeps: 1e300 handshakes, kept in the retired totals, froze the node's rates for good. */
 function isCount (value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+  return typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER
 }
 
 /** `nowSeconds`: the primary's clock, for the creation time of a New. */

@@ -117,6 +117,7 @@ test('a report whose figures are not counts, or whose metrics are not metrics or
   refused({ connectionLimit: Infinity }, 'an infinite limit')
   refused({ handshakes: { full: 1, resumed: NaN } }, 'NaN handshakes (kept in the retired totals for good)')
   refused({ handshakes: { full: 1 } }, 'a count missing')
+  refused({ handshakes: { full: 1e300, resumed: 0 } }, 'a count no counter reaches (the totals then never move again)')
   refused({ l1: { entries: 1, hits: 2, misses: 3 } }, 'l1 without bytes')
   refused({ req: 1.5 }, 'a fractional request number')
   refused({ metrics: 5 }, 'metrics that are not a list')
