@@ -105,6 +105,8 @@ export class WorkerPool {
   private readonly finalReports = new Map<number, WorkerReport>()
   /** Workers that said they were ready (once each: every `ready` is answered with a whole init). */
   private readonly readied = new Set<number>()
+  /** Workers that said they cannot listen or switch user (once each), until their exit. */
+  private readonly failed = new Set<number>()
   /** Workers with a refused message logged, until their exit: the next ones are only counted. */
   private readonly refusalLogged = new Set<number>()
 
@@ -334,6 +336,19 @@ export class WorkerPool {
     this.opts.log.error({ worker: worker?.process.pid, reason: refusal.reason, problem: refusal.detail }, 'a worker sent the primary a message it cannot use: refused (a bug in the worker, or the worker is compromised); counted in tlsfleet_worker_messages_refused_total, later ones of this worker only counted')
   }
 
+  /**
+   * A worker that cannot bind or switch user says so once, before it listens, and exits: any
+   * other is refused (true), not logged (each was an error line: a worker in a loop filled the log).
+   */
+  private saidFailure (worker: ClusterWorker, t: string): boolean {
+    if (!this.listening.has(worker.id) && !this.failed.has(worker.id)) {
+      this.failed.add(worker.id)
+      return false
+    }
+    this.refuse(worker.id, { reason: 'out_of_turn', detail: `${t}: said twice, or after listening` })
+    return true
+  }
+
   private onMessage (worker: ClusterWorker, message: WorkerToPrimary, handle: unknown): void {
     switch (message.t) {
       case 'ready': {
@@ -367,6 +382,7 @@ export class WorkerPool {
         break
       }
       case 'privileges-failed':
+        if (this.saidFailure(worker, message.t)) return
         this.opts.log.error({ worker: worker.process.pid, reason: message.message }, 'worker could not switch to --user; it exits')
         worker.emit('tlsfleet:privileges-failed', message.message)
         break
@@ -377,6 +393,7 @@ export class WorkerPool {
         worker.emit('tlsfleet:listening')
         break
       case 'listen-failed':
+        if (this.saidFailure(worker, message.t)) return
         this.opts.log.error({ worker: worker.process.pid, address: message.address, code: message.code }, 'worker cannot listen')
         worker.emit('tlsfleet:listen-failed', message)
         break
@@ -405,6 +422,7 @@ export class WorkerPool {
     this.hangWatch?.exited(worker.id)
     this.clearStartDeadline(worker.id)
     this.readied.delete(worker.id)
+    this.failed.delete(worker.id)
     this.refusalLogged.delete(worker.id)
     const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
     this.retireOnceRead(worker, why)
