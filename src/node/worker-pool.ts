@@ -5,6 +5,7 @@ import type { L1Request } from '../cache/l2-responder.js'
 import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
+import { guardClusterMessages } from './cluster-message-guard.js'
 import { HangWatch } from './hang-watch.js'
 import type { L1Stats, PrimaryToWorker, WorkerToPrimary } from './messages.js'
 import { ReportRound } from './report-round.js'
@@ -137,6 +138,8 @@ export class WorkerPool {
     cluster.on('message', (worker, message: unknown, handle: unknown) => this.onRawMessage(worker, message, handle))
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
     cluster.on('fork', (worker) => {
+      const guarded = guardClusterMessages(worker, (err) => this.refuse(worker.id, { reason: 'malformed', detail: `a message to node:cluster it could not handle: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}` }))
+      if (!guarded) this.opts.log.debug('node:cluster\'s message handler not found: a worker\'s malformed cluster message is not caught')
       lowerWorkerPriority(worker.process.pid, this.opts.niceSteps ?? 0, this.opts.log)
       this.armStartDeadline(worker)
     })

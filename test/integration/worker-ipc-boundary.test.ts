@@ -63,6 +63,8 @@ test('malformed messages from a worker are refused and counted; the primary serv
     // Each was an error line in the node's log.
     for (let i = 0; i < 50; i++) await send({ t: 'listen-failed', address: 'x', code: 'EADDRINUSE', message: 'x'.repeat(100000) })
     await send({ t: 'no-such-message' })
+    // Node's own cluster protocol, beneath the node's check: its handler threw on this one.
+    await send({ cmd: 'NODE_CLUSTER', act: 'queryServer', seq: 1 })
     // Descriptors riding along messages that carry none: each stayed open in the primary.
     const net = await import('node:net')
     for (let i = 0; i < 200; i++) {
@@ -79,7 +81,7 @@ test('malformed messages from a worker are refused and counted; the primary serv
   assert.equal(await refused('report'), 1)
   assert.equal(await refused('out_of_turn'), 51)
   assert.equal(n1.node.logs.filter((l) => l.msg === 'worker cannot listen').length, 0, 'a listening worker\'s bind failure is no bind failure')
-  assert.equal(await refused('malformed'), 201)
+  assert.equal(await refused('malformed'), 202)
   assert.ok(primaryFds() < fdsBefore + 20, `the primary holds ${primaryFds() - fdsBefore} more descriptors`)
   const logged = n1.node.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('a worker sent the primary a message it cannot use'))
   assert.equal(logged.length, 1, 'logged once for the worker, then only counted')
