@@ -25,7 +25,29 @@ export interface L1Channels {
   reply: (worker: number, notice: L2Notice) => void
   /** To every worker but `except`. */
   broadcast: (notice: L2Notice, except?: number) => void
+  /** A Get answered "no session" at once: the worker has MAX_PENDING_GETS waiting already. */
+  tooManyGets?: (worker: number) => void
+  /** A Del dropped: the worker is past DELS_PER_SECOND. */
+  tooManyDels?: (worker: number) => void
 }
+
+/**
+ * Gets of one worker that L2 holds at once (waiting for --cache-miss-wait, or for the store):
+ * each costs the primary a timer and its closures (~1.3 KB), and a worker in a loop sent 300k
+ * in 4 s (the primary grew by 400 MB with --cache-miss-wait 999). A worker waits for at most
+ * --cache-get-timeout (25 ms) per handshake: 1024 is 40k handshakes a second each missing L1.
+ */
+export const MAX_PENDING_GETS = 1024
+
+/**
+ * Dels one worker may have applied, per second on average (a burst of as many at once). A Del
+ * reaches every other worker and, through the sync, every peer and its workers: 100k Dels from
+ * one worker in a loop were 100k sealed updates accepted by the peer, whose workers' event loops
+ * then read 1 (saturated). A worker drops a session only when it is bad in itself (expired, not
+ * a session, a revoked client certificate's): a handful a second. One dropped here stays in L2,
+ * and its next refusal asks again.
+ */
+export const DELS_PER_SECOND = 1000
 
 /**
  * L2's side of the two-level cache: answers New, Get and Del from the workers. A Del also
@@ -36,6 +58,13 @@ export interface L1Channels {
  * sync or from another worker (PrimarySessionCache.getOrWait).
  */
 export class L2Responder {
+  /** Gets held per worker (cluster id), while any is. */
+  private readonly pending = new Map<number, number>()
+  /** Each worker's Del allowance (a token bucket): what is left, and when it was last refilled. */
+  private readonly delAllowance = new Map<number, { left: number; at: number }>()
+  /** Clock in ms (tests set it). */
+  now: () => number = performance.now.bind(performance)
+
   /** `missWaitMs`: how long a Get that missed waits for the session to arrive (PrimarySessionCache.getOrWait). */
   constructor (private readonly cache: PrimarySessionCache, private readonly workers: L1Channels, private readonly missWaitMs = 0) {}
 
@@ -46,18 +75,31 @@ export class L2Responder {
         break
       case 'session-get': {
         const below = this.cache.below
-        if (below !== undefined) {
+        const full = this.pendingOf(worker) >= MAX_PENDING_GETS
+        if (below !== undefined || full) {
           const entry = this.cache.get(request.id)
           if (entry !== undefined) this.reply(worker, request.req, entry)
-          else void this.askBelow(worker, request.req, request.id, below)
+          else if (full) this.tooMany(worker, request.req)
+          else if (below !== undefined) {
+            this.hold(worker)
+            void this.askBelow(worker, request.req, request.id, below)
+          }
           break
         }
         const found = this.cache.getOrWait(request.id, this.missWaitMs)
-        if (found instanceof Promise) void found.then((entry) => this.reply(worker, request.req, entry))
-        else this.reply(worker, request.req, found)
+        if (found instanceof Promise) {
+          this.hold(worker)
+          void found.then((entry) => this.replyHeld(worker, request.req, entry))
+        } else {
+          this.reply(worker, request.req, found)
+        }
         break
       }
       case 'session-del':
+        if (!this.mayDelete(worker)) {
+          this.workers.tooManyDels?.(worker)
+          break
+        }
         this.cache.deleteLocal(request.id)
         this.workers.broadcast({ t: 'session-del', id: request.id }, worker)
         break
@@ -70,7 +112,37 @@ export class L2Responder {
   private async askBelow (worker: number, req: number, id: Buffer, below: LowerLevelLookup): Promise<void> {
     const found = await below(id).catch(() => undefined)
     if (found !== undefined) this.cache.addRemote(id, found)
-    this.reply(worker, req, found)
+    this.replyHeld(worker, req, found)
+  }
+
+  private mayDelete (worker: number): boolean {
+    const now = this.now()
+    // An allowance untouched for a second is full again, as one never made: dead workers' go.
+    if (this.delAllowance.size > 64) for (const [w, a] of this.delAllowance) if (now - a.at >= 1000) this.delAllowance.delete(w)
+    const allowance = this.delAllowance.get(worker) ?? { left: DELS_PER_SECOND, at: now }
+    allowance.left = Math.min(DELS_PER_SECOND, allowance.left + (now - allowance.at) * DELS_PER_SECOND / 1000)
+    allowance.at = now
+    this.delAllowance.set(worker, allowance)
+    if (allowance.left < 1) return false
+    allowance.left--
+    return true
+  }
+
+  private pendingOf (worker: number): number { return this.pending.get(worker) ?? 0 }
+
+  private hold (worker: number): void { this.pending.set(worker, this.pendingOf(worker) + 1) }
+
+  /** A Get over the bound: "no session" at once (a full handshake), counted. */
+  private tooMany (worker: number, req: number): void {
+    this.workers.tooManyGets?.(worker)
+    this.reply(worker, req, undefined)
+  }
+
+  private replyHeld (worker: number, req: number, entry: SessionEntry | undefined): void {
+    const pending = this.pendingOf(worker) - 1
+    if (pending > 0) this.pending.set(worker, pending)
+    else this.pending.delete(worker)
+    this.reply(worker, req, entry)
   }
 
   private reply (worker: number, req: number, entry: SessionEntry | undefined): void {

@@ -8,6 +8,8 @@ import type { WorkerSettings } from './worker-settings.js'
  * Messages between the primary and its workers over the cluster IPC channel (V8 "advanced"
  * serialization, so Buffers cross as Buffers). Each has a `t` tag; replies carry the
  * request's `req` number. The session-cache messages are the cache's own (cache/l2-responder.ts).
+ * The primary checks every message a worker sends against these types before it reads any of
+ * it (worker-message-check.ts): a worker faces the clients, the primary holds the farm secret.
  */
 
 /** Per-worker cache counters, reported with metrics; `bytes` approximates L1's memory. */
@@ -41,10 +43,6 @@ export type PrimaryToWorker =
   /** `metrics: false`: skip the metrics JSON (the once-a-second load sample needs only the figures). */
   | { t: 'report-request'; req: number; metrics?: boolean }
   | { t: 'shutdown'; graceMs: number }
-
-export function isWorkerMessage (value: unknown): value is WorkerToPrimary {
-  return typeof value === 'object' && value !== null && typeof (value as { t?: unknown }).t === 'string'
-}
 
 export function isPrimaryMessage (value: unknown): value is PrimaryToWorker {
   return typeof value === 'object' && value !== null && typeof (value as { t?: unknown }).t === 'string'

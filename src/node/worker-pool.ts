@@ -5,12 +5,14 @@ import type { L1Request } from '../cache/l2-responder.js'
 import { ListenError, PrivilegeError, WorkerStartError } from '../errors.js'
 import type { MetricsJson } from '../metrics/primary-metrics.js'
 import type { Logger } from '../util/logger.js'
+import { guardClusterMessages } from './cluster-message-guard.js'
 import { HangWatch } from './hang-watch.js'
-import { isWorkerMessage, type L1Stats, type PrimaryToWorker, type WorkerToPrimary } from './messages.js'
+import type { L1Stats, PrimaryToWorker, WorkerToPrimary } from './messages.js'
 import { ReportRound } from './report-round.js'
 import { DEFAULT_BACKOFF, RestartBackoff, type WorkerRestarts } from './restart-backoff.js'
 import { START_ALLOWANCE_MS, workerStartDeadlineMs } from './start-deadline.js'
 import { sendToWorker } from './worker-channel.js'
+import { checkWorkerMessage, type Refusal } from './worker-message-check.js'
 import { lowerWorkerPriority } from './worker-priority.js'
 
 /** Why a worker process is gone: the node stopped it, it died on its own, or it hung and was killed (both of the last two are replaced). */
@@ -23,8 +25,12 @@ export interface WorkerPoolOptions {
   acceptModel: 'reuseport' | 'shared'
   /** The `init` message a new worker gets (settings and certificates of the moment). */
   init: () => PrimaryToWorker
-  /** New, Get and Del from a worker's L1 (by cluster worker id). */
+  /** New, Get and Del from a worker's L1 (by cluster worker id), checked (worker-message-check.ts). */
   onSessionRequest: (worker: number, request: L1Request) => void
+  /** A worker's message refused (malformed, out of turn): counted by reason. */
+  onRefused?: (refusal: Refusal) => void
+  /** How many --listen addresses each worker binds: the indexes of the listeners it may hand over. */
+  listeners?: number
   /**
    * Called with the number of listening workers whenever it changes (health depends on it), and
    * at each death (the crash loop it may start is in restartStatus() by then).
@@ -58,6 +64,17 @@ type ListenerHandle = object & { close?: () => void }
 const START_ALLOWANCE_S = START_ALLOWANCE_MS / 1000
 
 /**
+ * Close a descriptor that came over the IPC channel, whatever Node made of it: a raw handle or
+ * a server (close), or a connected socket (destroy).
+ */
+function closeHandle (handle: unknown): void {
+  if (typeof handle !== 'object' || handle === null) return
+  const h = handle as { destroy?: () => void; close?: () => void }
+  if (typeof h.destroy === 'function') h.destroy()
+  else if (typeof h.close === 'function') h.close()
+}
+
+/**
  * The workers of a node, as the primary manages them with node:cluster: fork N, know which are
  * listening, replace those that die (backing off when they keep dying right after start, e.g. a
  * port taken), ask them for reports, broadcast to them, and stop them gracefully.
@@ -87,6 +104,12 @@ export class WorkerPool {
   private started = false
   /** The last report a crashing worker sent, by cluster id, until its counters are retired. */
   private readonly finalReports = new Map<number, WorkerReport>()
+  /** Workers that said they were ready (once each: every `ready` is answered with a whole init). */
+  private readonly readied = new Set<number>()
+  /** Workers that said they cannot listen or switch user (once each), until their exit. */
+  private readonly failed = new Set<number>()
+  /** Workers with a refused message logged, until their exit: the next ones are only counted. */
+  private readonly refusalLogged = new Set<number>()
 
   constructor (private readonly opts: WorkerPoolOptions) {
     if (opts.hangTimeoutMs !== undefined && opts.hangTimeoutMs > 0) this.hangWatch = new HangWatch(opts.hangTimeoutMs)
@@ -112,9 +135,11 @@ export class WorkerPool {
       exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
       serialization: 'advanced'
     })
-    cluster.on('message', (worker, message: unknown, handle: unknown) => { if (isWorkerMessage(message)) this.onMessage(worker, message, handle) })
+    cluster.on('message', (worker, message: unknown, handle: unknown) => this.onRawMessage(worker, message, handle))
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
     cluster.on('fork', (worker) => {
+      const guarded = guardClusterMessages(worker, (err) => this.refuse(worker.id, { reason: 'malformed', detail: `a message to node:cluster it could not handle: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}` }))
+      if (!guarded) this.opts.log.debug('node:cluster\'s message handler not found: a worker\'s malformed cluster message is not caught')
       lowerWorkerPriority(worker.process.pid, this.opts.niceSteps ?? 0, this.opts.log)
       this.armStartDeadline(worker)
     })
@@ -288,9 +313,50 @@ export class WorkerPool {
     return Object.values(cluster.workers ?? {}).filter((w): w is ClusterWorker => w !== undefined)
   }
 
+  /**
+   * Every message a worker sends is checked before use (worker-message-check.ts): a worker
+   * parses what clients send, and one gone wrong must not take the primary, and the node, with it.
+   */
+  private onRawMessage (worker: ClusterWorker, raw: unknown, handle: unknown): void {
+    const checked = checkWorkerMessage(raw, Math.floor(Date.now() / 1000))
+    // A descriptor comes with `listener` only: any other was one more open in the primary, for good.
+    if (checked.ok && typeof handle === 'object' && handle !== null && checked.message.t !== 'listener') return this.refuse(worker.id, { reason: 'malformed', detail: `a descriptor attached to a ${checked.message.t} message` }, handle)
+    if ('refused' in checked) this.refuse(worker.id, checked.refused, handle)
+    if (checked.ok) this.onMessage(worker, checked.message, handle)
+  }
+
+  /**
+   * A worker's message refused: counted, the first of each worker logged (a worker in a loop
+   * must not flood the log), and a handle it came with closed (a descriptor the primary keeps
+   * is one it can run out of).
+   */
+  refuse (id: number, refusal: Refusal, handle?: unknown): void {
+    this.opts.onRefused?.(refusal)
+    closeHandle(handle)
+    if (this.refusalLogged.has(id)) return
+    this.refusalLogged.add(id)
+    const worker = cluster.workers?.[id]
+    this.opts.log.error({ worker: worker?.process.pid, reason: refusal.reason, problem: refusal.detail }, 'a worker sent the primary a message it cannot use: refused (a bug in the worker, or the worker is compromised); counted in tlsfleet_worker_messages_refused_total, later ones of this worker only counted')
+  }
+
+  /**
+   * A worker that cannot bind or switch user says so once, before it listens, and exits: any
+   * other is refused (true), not logged (each was an error line: a worker in a loop filled the log).
+   */
+  private saidFailure (worker: ClusterWorker, t: string): boolean {
+    if (!this.listening.has(worker.id) && !this.failed.has(worker.id)) {
+      this.failed.add(worker.id)
+      return false
+    }
+    this.refuse(worker.id, { reason: 'out_of_turn', detail: `${t}: said twice, or after listening` })
+    return true
+  }
+
   private onMessage (worker: ClusterWorker, message: WorkerToPrimary, handle: unknown): void {
     switch (message.t) {
       case 'ready': {
+        if (this.readied.has(worker.id)) return this.refuse(worker.id, { reason: 'out_of_turn', detail: 'ready: said twice' })
+        this.readied.add(worker.id)
         // Forked before a stop: a shutdown sent earlier may have come before it was listening.
         if (this.stopRequested) {
           sendToWorker(worker, { t: 'shutdown', graceMs: 0 })
@@ -306,14 +372,20 @@ export class WorkerPool {
         sendToWorker(worker, this.opts.init())
         break
       }
-      case 'listener':
-        if (this.opts.keepListeners === true && typeof handle === 'object' && handle !== null) {
-          let handles = this.kept.get(worker.id)
-          if (handles === undefined) this.kept.set(worker.id, handles = new Map())
-          handles.set(message.index, handle)
+      case 'listener': {
+        // Only with --user, once per --listen index, before the worker listens: a replacement
+        // is given these, so a worker must not plant other sockets there later.
+        const handles = this.kept.get(worker.id)
+        if (this.opts.keepListeners !== true || typeof handle !== 'object' || handle === null || this.listening.has(worker.id) ||
+            message.index >= (this.opts.listeners ?? Infinity) || handles?.has(message.index) === true) {
+          return this.refuse(worker.id, { reason: 'out_of_turn', detail: `listener ${message.index}: not a listener this worker hands over now` }, handle)
         }
+        if (handles === undefined) this.kept.set(worker.id, new Map([[message.index, handle]]))
+        else handles.set(message.index, handle)
         break
+      }
       case 'privileges-failed':
+        if (this.saidFailure(worker, message.t)) return
         this.opts.log.error({ worker: worker.process.pid, reason: message.message }, 'worker could not switch to --user; it exits')
         worker.emit('tlsfleet:privileges-failed', message.message)
         break
@@ -324,6 +396,7 @@ export class WorkerPool {
         worker.emit('tlsfleet:listening')
         break
       case 'listen-failed':
+        if (this.saidFailure(worker, message.t)) return
         this.opts.log.error({ worker: worker.process.pid, address: message.address, code: message.code }, 'worker cannot listen')
         worker.emit('tlsfleet:listen-failed', message)
         break
@@ -335,7 +408,8 @@ export class WorkerPool {
         break
       case 'report': {
         this.hangWatch?.answered(worker.id, Date.now())
-        const report: WorkerReport = { pid: message.pid, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit }
+        // Filed under its real pid: one worker's report must not replace another's counters.
+        const report: WorkerReport = { pid: worker.process.pid ?? 0, handshakes: message.handshakes, metrics: message.metrics as MetricsJson, l1: message.l1, eventLoopUtilization: message.eventLoopUtilization, activeConnections: message.activeConnections, connectionLimit: message.connectionLimit }
         if (message.final === true) this.finalReports.set(worker.id, report)
         else this.rounds.get(message.req)?.answered(worker.id, report)
         break
@@ -350,6 +424,9 @@ export class WorkerPool {
     this.listening.delete(worker.id)
     this.hangWatch?.exited(worker.id)
     this.clearStartDeadline(worker.id)
+    this.readied.delete(worker.id)
+    this.failed.delete(worker.id)
+    this.refusalLogged.delete(worker.id)
     const why: WorkerExit = this.hung.delete(worker.id) ? 'hung' : this.stopRequested ? 'stopped' : 'died'
     this.retireOnceRead(worker, why)
     if (this.stopRequested) {

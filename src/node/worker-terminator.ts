@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import { certificateAttention } from '../admin/certificate-attention.js'
 import type { CertificatesBody } from '../admin/schemas.js'
 import { LoadSampler, type LoadSample } from '../agent/load-sampler.js'
-import { L2Responder } from '../cache/l2-responder.js'
+import { DELS_PER_SECOND, L2Responder, MAX_PENDING_GETS } from '../cache/l2-responder.js'
 import type { PrimarySessionCache } from '../cache/primary-session-cache.js'
 import { formatCidr } from '../config/cidr.js'
 import { formatHostPort } from '../config/host-port.js'
@@ -54,6 +54,7 @@ export class WorkerTerminator implements NodeTerminator {
   /** Series counted in this process (worker restarts, the OCSP stapler): merged into /metrics with the workers'. */
   private readonly ownRegistry = new Registry()
   private readonly reloads = new Counter({ name: 'tlsfleet_certificate_reloads_total', help: 'Certificate reloads (SIGHUP) by result: ok (the workers got the new files; --cert-dir files refused are logged), refused (a --cert, --crt-list, --client-ca or --crl file broken: the current certificates stay)', labelNames: ['result'] as const, registers: [this.ownRegistry] })
+  private readonly refusedMessages = new Counter({ name: 'tlsfleet_worker_messages_refused_total', help: 'Messages from a worker the primary refused unread: malformed (not a message of the protocol), session (a New, Get or Del whose ID, session or date is out of bounds), report (counts that are not counts, metrics that are not metrics or too many), out_of_turn (a second ready, a listener handed over late), too_many_gets (1024 Gets of one worker held already: answered "no session"), too_many_dels (past 1000 Dels a second from one worker: not applied). A bug in a worker, or a compromised one', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private readonly restarts = new Counter({ name: 'tlsfleet_worker_restarts_total', help: 'Worker processes replaced while the node served: died on their own (crash, out of memory, killed from outside) or hung (no answer to the primary for --worker-hang-timeout, or not listening by its start deadline: killed)', labelNames: ['reason'] as const, registers: [this.ownRegistry] })
   private settings?: WorkerSettingsBase
   /** The ticket secrets stay here: the workers get the keys of the acceptable epochs from it. */
@@ -76,6 +77,7 @@ export class WorkerTerminator implements NodeTerminator {
     this.firstLoad = new Promise<boolean>((resolve) => { this.firstLoadDone = resolve })
     this.reloading = this.firstLoad
     for (const reason of ['died', 'hung']) this.restarts.inc({ reason }, 0)
+    for (const reason of ['malformed', 'session', 'report', 'out_of_turn', 'too_many_gets', 'too_many_dels']) this.refusedMessages.inc({ reason }, 0)
     const restartStatus = (): WorkerRestarts => this.workers.restartStatus()
     // A gauge to alert on: replacements held back because workers keep dying.
     new Gauge({
@@ -104,7 +106,9 @@ export class WorkerTerminator implements NodeTerminator {
     this.runAs = resolveRunAs(config.user, config.group)
     const l2 = new L2Responder(cache, {
       reply: (worker, notice) => this.workers.send(worker, notice),
-      broadcast: (notice, except) => this.workers.broadcast(notice, except)
+      broadcast: (notice, except) => this.workers.broadcast(notice, except),
+      tooManyGets: (worker) => this.workers.refuse(worker, { reason: 'too_many_gets', detail: `more than ${MAX_PENDING_GETS} Gets waiting for an answer` }),
+      tooManyDels: (worker) => this.workers.refuse(worker, { reason: 'too_many_dels', detail: `more than ${DELS_PER_SECOND} Dels a second` })
     }, config.cacheMissWait)
     this.workers = new WorkerPool({
       size: config.workers,
@@ -112,6 +116,8 @@ export class WorkerTerminator implements NodeTerminator {
       // The keys of the moment, for a replacement worker too (the pushes it missed are in them).
       init: () => ({ t: 'init', settings: { ...this.settings as WorkerSettingsBase, ticketKeys: this.ticketKeys?.all() ?? { runs: [] } }, material: this.material, staples: this.stapler?.staples() ?? [] }),
       onSessionRequest: (worker, request) => l2.handle(worker, request),
+      onRefused: (refusal) => this.refusedMessages.inc({ reason: refusal.reason }),
+      listeners: config.listen.length,
       // Read live, not pushed as a snapshot: a crash loop that ends while no worker listens
       // (no listening change to push) left its "replacements wait 8 s" in the agent's reason.
       onListeningChange: () => hooks.onHealth(() => workerPoolHealth(this.workers.listening.size, config.workers, this.workers.restartStatus())),

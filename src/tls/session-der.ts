@@ -129,3 +129,50 @@ function expired (der: Buffer, fields: Map<number, Element>, nowSeconds: number)
   if (made === undefined || life === undefined) return undefined
   return nowSeconds - made > life
 }
+
+/**
+ * Whether `der` is an SSL_SESSION as d2i_SSL_SESSION reads its start (one SEQUENCE filling the
+ * bytes; version, protocol version, cipher, session ID and master key, in OpenSSL's bounds) whose
+ * session ID is `id`: what a worker's New must be, as OpenSSL made it for that ID. The primary
+ * checks it before L2 keeps a session and the sync seals it for the peers: bytes that are no
+ * session, or a session filed under another's ID, go no further. Reads only those five fields:
+ * it runs once per new session.
+ */
+export function isSessionWithId (der: Buffer, id: Buffer): boolean {
+  // No element objects: a walk of offsets (this runs in the primary for every New).
+  if (der[0] !== 0x30) return false
+  let at = contentStart(der, 0, der.length)
+  if (at < 0 || lengthEnd !== der.length) return false
+  const end = der.length
+  // version, sslVersion: INTEGERs.
+  for (let i = 0; i < 2; i++) {
+    if (der[at] !== 0x02 || (at = contentStart(der, at, end)) < 0) return false
+    at = lengthEnd
+  }
+  // cipher: 2 bytes.
+  if (der[at] !== 0x04 || (at = contentStart(der, at, end)) < 0 || lengthEnd - at !== CIPHER_ID_BYTES) return false
+  at = lengthEnd
+  if (der[at] !== 0x04 || (at = contentStart(der, at, end)) < 0 || lengthEnd - at !== id.length || der.compare(id, 0, id.length, at, lengthEnd) !== 0) return false
+  at = lengthEnd
+  return der[at] === 0x04 && (at = contentStart(der, at, end)) >= 0 && lengthEnd - at <= MAX_MASTER_KEY_BYTES
+}
+
+/** Where the element at `offset` ends: set by contentStart. */
+let lengthEnd = 0
+
+/** Where the content of the element at `offset` starts (-1 when it does not fit in `end`); its end in lengthEnd. */
+function contentStart (der: Buffer, offset: number, end: number): number {
+  if (offset + 2 > end) return -1
+  let length = der[offset + 1] as number
+  let start = offset + 2
+  if (length & 0x80) {
+    const n = length & 0x7f
+    if (n === 0 || n > 3 || start + n > end) return -1
+    length = 0
+    for (let i = 0; i < n; i++) length = length * 256 + (der[start + i] as number)
+    start += n
+  }
+  if (start + length > end) return -1
+  lengthEnd = start + length
+  return start
+}
