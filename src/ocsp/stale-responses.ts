@@ -34,26 +34,10 @@ export function responseFile (dir: string, key: string): string {
  * file that cannot be removed stays for the next sweep. Returns the names removed.
  */
 export function removeStaleResponses (dir: string, served: ReadonlySet<string>, idleMs: number, now = Date.now()): string[] {
-  let names: string[]
-  try {
-    names = fs.readdirSync(dir)
-  } catch {
-    return []
-  }
-  const removed: string[] = []
-  for (const name of names) {
+  return removeUntouched(dir, (name) => {
     const key = RESPONSE_FILE.exec(name)?.[1]
-    if (key === undefined || served.has(key)) continue
-    const file = path.join(dir, name)
-    try {
-      const stat = fs.lstatSync(file)
-      // A link or a directory under that name is not a file the node wrote (it writes by rename).
-      if (!stat.isFile() || now - stat.mtimeMs < idleMs) continue
-      fs.unlinkSync(file)
-      removed.push(name)
-    } catch { /* gone already, or not ours to remove: left */ }
-  }
-  return removed
+    return key !== undefined && !served.has(key)
+  }, idleMs, now)
 }
 
 /**
@@ -62,6 +46,16 @@ export function removeStaleResponses (dir: string, served: ReadonlySet<string>, 
  * names removed.
  */
 export function removeStaleTempFiles (dir: string, olderThanMs = STALE_TEMP_MS, now = Date.now()): string[] {
+  return removeUntouched(dir, (name) => TEMP_FILE.test(name), olderThanMs, now)
+}
+
+/**
+ * The regular files of `dir` whose name `ours` takes, removed once untouched for `idleMs`. A link
+ * or a directory under such a name is not a file the node wrote (it writes by rename); a file
+ * that cannot be removed (gone already, renamed by its writer, not ours) stays for the next
+ * sweep. Never throws. Returns the names removed.
+ */
+function removeUntouched (dir: string, ours: (name: string) => boolean, idleMs: number, now: number): string[] {
   let names: string[]
   try {
     names = fs.readdirSync(dir)
@@ -70,14 +64,14 @@ export function removeStaleTempFiles (dir: string, olderThanMs = STALE_TEMP_MS, 
   }
   const removed: string[] = []
   for (const name of names) {
-    if (!TEMP_FILE.test(name)) continue
+    if (!ours(name)) continue
     const file = path.join(dir, name)
     try {
       const stat = fs.lstatSync(file)
-      if (!stat.isFile() || now - stat.mtimeMs < olderThanMs) continue
+      if (!stat.isFile() || now - stat.mtimeMs < idleMs) continue
       fs.unlinkSync(file)
       removed.push(name)
-    } catch { /* gone already (its writer renamed it), or not ours to remove: left */ }
+    } catch { /* left for the next sweep */ }
   }
   return removed
 }

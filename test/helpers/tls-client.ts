@@ -1,4 +1,5 @@
 import crypto from 'node:crypto'
+import net from 'node:net'
 import tls from 'node:tls'
 
 /** OpenSSL 3's SSL_OP_NO_EXTENDED_MASTER_SECRET (SSL_OP_BIT(0)); Node's crypto.constants lacks it. */
@@ -47,4 +48,22 @@ export function sessionIdOf (session: Buffer): Buffer {
     return session.subarray(at + 2, at + 2 + (session[at + 1] as number))
   }
   throw new Error('no DER SSL_SESSION in the session')
+}
+
+/** Send `bytes` to 127.0.0.1:`port`, collect what comes back until the server closes (or 2 s pass). */
+export async function rawExchange (port: number, bytes: Buffer): Promise<Buffer> {
+  return await new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(bytes))
+    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks)) }
+    const timer = setTimeout(done, 2000)
+    socket.on('data', (d: Buffer) => chunks.push(d))
+    socket.on('error', done)
+    socket.on('close', done)
+  })
+}
+
+/** A ClientHello record cut into one-byte records: no server can read it ahead of OpenSSL. */
+export function byteRecords (hello: Buffer): Buffer {
+  return Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
 }

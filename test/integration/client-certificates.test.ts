@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
 import { after, before, test } from 'node:test'
@@ -13,6 +12,7 @@ import { sClient } from '../helpers/openssl.js'
 import { TestCa, type Issued } from '../helpers/pki.js'
 import { freePorts } from '../helpers/ports.js'
 import { startRecordingBackend, type BackendConnection } from '../helpers/recording-backend.js'
+import { byteRecords, rawExchange } from '../helpers/tls-client.js'
 import { UdpRecorder } from '../helpers/udp-recorder.js'
 
 // Real openssl s_client clients against nodes asking for client certificates (optional on one,
@@ -286,22 +286,10 @@ test('--sni-nomatch abort: an unknown name gets an unrecognized_name alert; no n
   assert.equal(implausible.protocol, undefined)
   // A ClientHello in more records than the worker reads ahead: OpenSSL reads the name, refused all the same.
   const hello = await capturedClientHello('other.test', { maxVersion: 'TLSv1.2' })
-  const fragmented = Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
+  const fragmented = byteRecords(hello)
   const answer = await rawExchange(optionalPort, fragmented)
   assert.ok(!answer.includes(Buffer.from('app.test')), `the fragmented ClientHello got the certificate (${answer.length} bytes back)`)
   assert.ok(answer.length <= 7, `answered ${answer.length} bytes (a ServerHello?)`)
   await eventually(async () => await optional.metric('tlsfleet_handshake_failures_total', { reason: 'sni_nomatch' }) === 3, 5000, 'both refusals counted')
 })
 
-/** Send `bytes`, collect what comes back until the server closes (or 2 s pass). */
-async function rawExchange (port: number, bytes: Buffer): Promise<Buffer> {
-  return await new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(bytes))
-    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks)) }
-    const timer = setTimeout(done, 2000)
-    socket.on('data', (d: Buffer) => chunks.push(d))
-    socket.on('error', done)
-    socket.on('close', done)
-  })
-}

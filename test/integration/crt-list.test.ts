@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
@@ -11,6 +10,7 @@ import { eventually, runNodeToExit, startNode, type RunningNode } from '../helpe
 import { sClient, type SClientResult } from '../helpers/openssl.js'
 import { TestCa } from '../helpers/pki.js'
 import { freePorts } from '../helpers/ports.js'
+import { byteRecords, rawExchange } from '../helpers/tls-client.js'
 
 // --crt-list: HAProxy's crt-list file, each line a certificate with its own TLS settings and SNI
 // filters, shown with real openssl s_client against a real node; the same file loaded by a
@@ -163,7 +163,7 @@ test('a ClientHello not read ahead starts on the default line\'s settings: a nam
   // Spread over one record per byte: more than a worker reads ahead, so OpenSSL's SNI callback names the line.
   const fragmented = async (name: string): Promise<Buffer> => {
     const hello = await capturedClientHello(name, { maxVersion: 'TLSv1.2' })
-    return Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
+    return byteRecords(hello)
   }
   const failures = async (): Promise<number> => await node.metric('tlsfleet_handshake_failures_total', { reason: 'tls_error' })
   const before = await failures()
@@ -175,18 +175,6 @@ test('a ClientHello not read ahead starts on the default line\'s settings: a nam
   assert.ok(www.includes(Buffer.from('*.example.com')), `www.example.com was not served (${www.length} bytes back)`)
 })
 
-/** Send `bytes`, collect what comes back until the server closes (or 2 s pass). */
-async function rawExchange (p: number, bytes: Buffer): Promise<Buffer> {
-  return await new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    const socket = net.connect({ port: p, host: '127.0.0.1' }, () => socket.write(bytes))
-    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks)) }
-    const timer = setTimeout(done, 2000)
-    socket.on('data', (d: Buffer) => chunks.push(d))
-    socket.on('error', done)
-    socket.on('close', done)
-  })
-}
 
 /** `haproxy -c` of a bind line with `crt-list FILE`: its output (the alerts when refused). */
 function haproxyCheck (file: string): { valid: boolean; output: string } {

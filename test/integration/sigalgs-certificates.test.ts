@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
@@ -8,6 +7,7 @@ import { capturedClientHello } from '../helpers/client-hello.js'
 import { eventually, runNodeToExit, startNode, type RunningNode } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { freePorts } from '../helpers/ports.js'
+import { byteRecords, rawExchange } from '../helpers/tls-client.js'
 
 // --sigalgs against the certificates given: tlsfleet, not OpenSSL, picks one certificate of a
 // name on the stapling path (Node staples one certificate per context), and a certificate no
@@ -55,24 +55,12 @@ test('stapling, SNI: a TLS 1.2 client whose ECDSA hash --sigalgs does not list g
   assert.equal(tls13.key, 'ecdsa', tls13.output)
 })
 
-/** Send `bytes`, collect what comes back until the server closes (or 2 s pass). */
-async function rawExchange (bytes: Buffer): Promise<Buffer> {
-  return await new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(bytes))
-    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks)) }
-    const timer = setTimeout(done, 2000)
-    socket.on('data', (d: Buffer) => chunks.push(d))
-    socket.on('error', done)
-    socket.on('close', done)
-  })
-}
 
 test('a ClientHello the worker cannot read ahead (its version unknown): the certificate --sigalgs signs every version with, so TLS 1.3 is answered', async () => {
   // One byte a record: more records than the worker reads ahead; OpenSSL reads it and asks the SNI callback.
   const hello = await capturedClientHello('pair.test', { maxVersion: 'TLSv1.3' })
-  const fragmented = Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
-  const answer = await rawExchange(fragmented)
+  const fragmented = byteRecords(hello)
+  const answer = await rawExchange(port, fragmented)
   // A handshake record whose first message is a ServerHello (2), not a handshake_failure alert (21 ... 40).
   assert.deepEqual([answer[0], answer[5]], [0x16, 0x02], `answered ${answer.subarray(0, 7).toString('hex')} (${answer.length} bytes)`)
 })
