@@ -15,16 +15,17 @@
  * - `seal DIR COUNT REFUSED` also writes, per cipher, DIR/forged-CIPHER.bin: REFUSED lone New
  *   packets (as above) with the last byte of their tag flipped, and DIR/forged-batch-CIPHER.bin:
  *   REFUSED batches of as many Del packets (1-byte ids) as fit 1400 bytes (22), every tag flipped.
- * - `forged-load DIR`: start, read the four forged files, build the receiver. Their baseline.
- * - `forged DIR SET` (SET: forged-CIPHER or forged-batch-CIPHER): as `forged-load`, then
- *   V2Codec.decode each datagram of SET; every packet must be refused `bad_tag` (a batch's
- *   first two opened, the rest counted like them unopened: codecs.ts).
- * - `own-load DIR REFUSED SHAPE` (SHAPE: one or batch): build the codec, seal REFUSED datagrams
- *   with it (a lone New, or a batch of 5 New, as the suite's updates), as our multicast echo
- *   brings them back. Their baseline.
- * - `own DIR REFUSED SHAPE`: as `own-load`, then V2Codec.decode(datagram, fromOwnSocket) each:
- *   our node id and a sequence this process sent, from our own socket, is refused `own` before
- *   the AEAD open (wire-v2.ts decodeV2).
+ *   It also writes DIR/own.bin and DIR/own-batch.bin: REFUSED lone New packets, and REFUSED
+ *   batches of 5 New, sealed (default cipher) by the node the refused modes run as: our echo.
+ * - `refused-load DIR`: start, read the six refused files, build the receiver. Their baseline.
+ * - `refused DIR SET`: as `refused-load`, then V2Codec.decode each datagram of SET. SET
+ *   forged-CIPHER or forged-batch-CIPHER: every packet must be refused `bad_tag` (a batch's first
+ *   two opened, the rest counted like them unopened: codecs.ts). SET own or own-batch, decoded as
+ *   from our own socket: every packet refused `own`, before the AEAD open (wire-v2.ts decodeV2),
+ *   as our node id with a sequence this node sent (before this process started: V2Codec counts
+ *   those as ours, the echo of a previous run, the same check as for a sequence sent since).
+ *   (Sealed in the counted process instead, the sealed packets on its heap moved where major
+ *   GCs fell, and with them the own-batch count, by ±30% with the number of datagrams.)
  * Usage: node --single-threaded sync-cost-child.js MODE DIR [COUNT|CIPHER|SET] ... → one JSON line
  * {mode, updates} (refused modes: {mode, datagrams, packets, refused, bytes}).
  * --single-threaded (no compiler or GC threads) makes the count repeat to within ~0.1%.
@@ -40,27 +41,29 @@ import { loadFarmSecrets } from '../src/sync/farm-secret.js'
 import { openPacket, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
 import { frameBatchV2, MAX_SMALL_PACKET_BYTES, OFF_KEY_ID, splitDatagramV2, V2_BATCH_HEADER_BYTES, V2_BATCH_RECORD_OVERHEAD, V2_HEADER_BYTES, V2_OVERHEAD_BYTES } from '../src/sync/wire-v2.js'
 
-const [mode = '', dir = '', third = '', fourth = '', fifth = ''] = process.argv.slice(2)
+const [mode = '', dir = '', third = '', fourth = ''] = process.argv.slice(2)
 const keyFile = path.join(dir, 'farm.key')
 const datagramFile = (cipher: SyncCipher): string => path.join(dir, `datagrams-${cipher}.bin`)
 const clock = { sessionTimeoutSeconds: 3600, maxSkewSeconds: 3600 }
 const FORGED_SETS = SYNC_CIPHERS.flatMap((cipher) => [`forged-${cipher}`, `forged-batch-${cipher}`])
+const REFUSED_SETS = [...FORGED_SETS, 'own', 'own-batch']
+/** The node the refused modes run as, which sealed own.bin and own-batch.bin. */
+const NODE = 'sync-cost-node'
 /** Packets in each own-echo batch: as many as the suite's sealed updates share a datagram. */
 const OWN_BATCH = 5
 
-/** Length-prefixed datagrams, one file. */
-function writeDatagrams (file: string, datagrams: Buffer[]): void {
+/** Length-prefixed datagrams in one buffer (as a file holds them). */
+function pack (datagrams: Buffer[]): Buffer {
   const records: Buffer[] = []
   for (const datagram of datagrams) {
     const length = Buffer.alloc(2)
     length.writeUInt16BE(datagram.length)
     records.push(length, datagram)
   }
-  fs.writeFileSync(file, Buffer.concat(records))
+  return Buffer.concat(records)
 }
 
-function readDatagrams (file: string): Buffer[] {
-  const bytes = fs.readFileSync(file)
+function unpack (bytes: Buffer): Buffer[] {
   const datagrams: Buffer[] = []
   for (let at = 0; at < bytes.length; at += 2 + bytes.readUInt16BE(at)) datagrams.push(bytes.subarray(at + 2, at + 2 + bytes.readUInt16BE(at)))
   return datagrams
@@ -102,34 +105,30 @@ if (mode === 'seal') {
     batcher.flush()
     fs.writeFileSync(datagramFile(cipher), Buffer.concat(records))
     // Forgeries, sealed by the farm key and then altered: what fails only at the AEAD tag.
-    const refused = Number(fourth)
     const forged: Buffer[] = []
-    for (let i = 0; i < refused; i++) forged.push(flipTag(sender.encode({ op: 'new', sessionId: randomBytes(32), session, createdAt })))
-    writeDatagrams(path.join(dir, `forged-${cipher}.bin`), forged)
+    for (let i = 0; i < Number(fourth); i++) forged.push(flipTag(sender.encode({ op: 'new', sessionId: randomBytes(32), session, createdAt })))
+    fs.writeFileSync(path.join(dir, `forged-${cipher}.bin`), pack(forged))
     // The smallest packet a sealed batch can hold (a Del of a 1-byte id, 61 bytes): the most
     // packets per datagram (22), the forger's best case against a per-packet cost.
     const del = (): Buffer => flipTag(sender.encode({ op: 'del', sessionId: randomBytes(1) }))
     const perBatch = Math.floor((MAX_SMALL_PACKET_BYTES - V2_BATCH_HEADER_BYTES) / (V2_BATCH_RECORD_OVERHEAD + del().length))
     const batches: Buffer[] = []
-    for (let i = 0; i < refused; i++) batches.push(frameBatchV2(Array.from({ length: perBatch }, del)))
-    writeDatagrams(path.join(dir, `forged-batch-${cipher}.bin`), batches)
+    for (let i = 0; i < Number(fourth); i++) batches.push(frameBatchV2(Array.from({ length: perBatch }, del)))
+    fs.writeFileSync(path.join(dir, `forged-batch-${cipher}.bin`), pack(batches))
   }
+  // Our echo: sealed by the node the refused modes run as.
+  const node = new V2Codec(loadFarmSecrets([keyFile]), NODE, clock)
+  const own = (): Buffer => node.encode({ op: 'new', sessionId: randomBytes(32), session, createdAt })
+  const refused = Number(fourth)
+  fs.writeFileSync(path.join(dir, 'own.bin'), pack(Array.from({ length: refused }, own)))
+  fs.writeFileSync(path.join(dir, 'own-batch.bin'), pack(Array.from({ length: refused }, () => frameBatchV2(Array.from({ length: OWN_BATCH }, own)))))
   process.stdout.write(JSON.stringify({ mode, updates: count }) + '\n')
-} else if ((mode === 'forged-load' && third === '') || (mode === 'forged' && FORGED_SETS.includes(third))) {
-  const sets = new Map(FORGED_SETS.map((set) => [set, readDatagrams(path.join(dir, `${set}.bin`))]))
-  const receiver = new V2Codec(loadFarmSecrets([keyFile]), 'sync-cost-receiver', clock)
+} else if ((mode === 'refused-load' && third === '') || (mode === 'refused' && REFUSED_SETS.includes(third))) {
+  const sets = new Map(REFUSED_SETS.map((set) => [set, unpack(fs.readFileSync(path.join(dir, `${set}.bin`)))]))
+  const receiver = new V2Codec(loadFarmSecrets([keyFile]), NODE, clock)
   const datagrams = sets.get(third) ?? []
-  const { packets, refused } = mode === 'forged' ? decodeRefused(receiver, datagrams, 'bad_tag', false) : { packets: 0, refused: 0 }
-  process.stdout.write(JSON.stringify({ mode, datagrams: datagrams.length, packets, refused, bytes: datagrams[0]?.length ?? 0 }) + '\n')
-} else if ((mode === 'own-load' || mode === 'own') && Number(third) > 0 && (fourth === 'one' || fourth === 'batch') && fifth === '') {
-  // The codec that receives is the one that sealed: its echo, a sequence it sent, as a live node's.
-  const codec = new V2Codec(loadFarmSecrets([keyFile]), 'sync-cost-node', clock)
-  const session = randomBytes(150)
-  const createdAt = Math.floor(Date.now() / 1000)
-  const seal = (): Buffer => codec.encode({ op: 'new', sessionId: randomBytes(32), session, createdAt })
-  const datagrams: Buffer[] = []
-  for (let i = 0; i < Number(third); i++) datagrams.push(fourth === 'one' ? seal() : frameBatchV2(Array.from({ length: OWN_BATCH }, seal)))
-  const { packets, refused } = mode === 'own' ? decodeRefused(codec, datagrams, 'own', true) : { packets: 0, refused: 0 }
+  const own = third.startsWith('own')
+  const { packets, refused } = mode === 'refused' ? decodeRefused(receiver, datagrams, own ? 'own' : 'bad_tag', own) : { packets: 0, refused: 0 }
   process.stdout.write(JSON.stringify({ mode, datagrams: datagrams.length, packets, refused, bytes: datagrams[0]?.length ?? 0 }) + '\n')
 } else if ((mode === 'load' || mode === 'open' || mode === 'receive') && (SYNC_CIPHERS as readonly string[]).includes(third)) {
   const cipher = third as SyncCipher
@@ -163,6 +162,6 @@ if (mode === 'seal') {
   }
   process.stdout.write(JSON.stringify({ mode, updates }) + '\n')
 } else {
-  process.stderr.write(`usage: sync-cost-child.js seal DIR COUNT REFUSED | load|open|receive DIR ${SYNC_CIPHERS.join('|')} | forged-load DIR | forged DIR ${FORGED_SETS.join('|')} | own-load|own DIR REFUSED one|batch\n`)
+  process.stderr.write(`usage: sync-cost-child.js seal DIR COUNT REFUSED | load|open|receive DIR ${SYNC_CIPHERS.join('|')} | refused-load DIR | refused DIR ${REFUSED_SETS.join('|')}\n`)
   process.exit(2)
 }

@@ -105,36 +105,31 @@ const REFUSED_LABEL: Record<RefusedRow['kind'], (r: RefusedRow) => string> = {
   'own-batch': (r) => `our own echo: a batch of ${r.packetsPerDatagram} New`
 }
 
-/** The refused rows: forged datagrams per cipher against one baseline, then our own echo (sealed in the counted process). */
+/** The refused rows, all against one baseline process that reads the same datagrams: forged per cipher, then our own echo. */
 async function refusedRows (progress: Progress, dir: string, datagrams: number): Promise<RefusedRow[]> {
+  const sets: Array<{ set: string; kind: RefusedRow['kind']; cipher: SyncCipher; reason: RefusedRow['reason'] }> = [
+    ...SYNC_CIPHERS.map((cipher) => ({ set: `forged-${cipher}`, kind: 'forged' as const, cipher, reason: 'bad_tag' as const })),
+    ...SYNC_CIPHERS.map((cipher) => ({ set: `forged-batch-${cipher}`, kind: 'forged-batch' as const, cipher, reason: 'bad_tag' as const })),
+    { set: 'own', kind: 'own', cipher: DEFAULT_SYNC_CIPHER, reason: 'own' },
+    { set: 'own-batch', kind: 'own-batch', cipher: DEFAULT_SYNC_CIPHER, reason: 'own' }
+  ]
+  progress.update(`sync-cost: ${datagrams} datagrams of each refused kind (forged, our own echo); counting instructions under callgrind (a baseline, then ${sets.length} kinds)`)
+  const run = (set: string): Promise<{ instructions: number; done: RefusedDone }> => callgrind<RefusedDone>(['refused', dir, set], `refused ${set}`)
   const rows: RefusedRow[] = []
-  const note = (row: RefusedRow): void => { progress.line(`sync-cost: ${REFUSED_LABEL[row.kind](row)} (${row.cipher}, ${row.bytes} bytes): ${row.perDatagram} instructions per datagram, ${row.refused} packets refused ${row.reason}`) }
-  progress.update(`sync-cost: ${datagrams} forged datagrams of each kind; counting instructions under callgrind (a baseline, then a lone New and a batch per cipher)`)
-  const forged = (set: string): Promise<{ instructions: number; done: RefusedDone }> => callgrind<RefusedDone>(['forged', dir, set], set)
-  const [baseline, first] = await Promise.all([callgrind<RefusedDone>(['forged-load', dir], 'forged-load'), forged(`forged-${SYNC_CIPHERS[0]}`)])
-  rows.push(refusedRow('forged', SYNC_CIPHERS[0], 'bad_tag', baseline.instructions, first, datagrams))
-  note(rows[0] as RefusedRow)
-  const sets = SYNC_CIPHERS.flatMap((cipher) => [['forged-batch', cipher], ...(cipher === SYNC_CIPHERS[0] ? [] : [['forged', cipher]])] as Array<['forged' | 'forged-batch', SyncCipher]>)
-  // Two at a time, as above.
-  for (let i = 0; i < sets.length; i += 2) {
-    const pair = sets.slice(i, i + 2)
-    const runs = await Promise.all(pair.map(([kind, cipher]) => forged(kind === 'forged' ? `forged-${cipher}` : `forged-batch-${cipher}`)))
-    pair.forEach(([kind, cipher], j) => {
-      const row = refusedRow(kind, cipher, 'bad_tag', baseline.instructions, runs[j] as { instructions: number; done: RefusedDone }, datagrams)
+  let baseline: number | undefined
+  // Two at a time, as above: the baseline with the first kind, then pairs.
+  const pending = [...sets]
+  while (pending.length > 0) {
+    const batch = pending.splice(0, baseline === undefined ? 1 : 2)
+    const [first, ...runs] = await Promise.all([baseline === undefined ? callgrind<RefusedDone>(['refused-load', dir], 'refused-load') : undefined, ...batch.map((s) => run(s.set))])
+    if (first !== undefined) baseline = first.instructions
+    batch.forEach((s, i) => {
+      const row = refusedRow(s.kind, s.cipher, s.reason, baseline as number, runs[i] as { instructions: number; done: RefusedDone }, datagrams)
       rows.push(row)
-      note(row)
+      progress.line(`sync-cost: ${REFUSED_LABEL[row.kind](row)} (${row.cipher}, ${row.bytes} bytes): ${row.perDatagram} instructions per datagram, ${row.refused} packets refused ${row.reason}`)
     })
   }
-  for (const shape of ['one', 'batch'] as const) {
-    progress.update(`sync-cost: our own echo (${shape === 'one' ? 'a New' : 'a batch'}), ${datagrams} datagrams sealed and refused in one process, against one that only seals them`)
-    const [load, own] = await Promise.all([callgrind<RefusedDone>(['own-load', dir, String(datagrams), shape], `own-load ${shape}`), callgrind<RefusedDone>(['own', dir, String(datagrams), shape], `own ${shape}`)])
-    const row = refusedRow(shape === 'one' ? 'own' : 'own-batch', DEFAULT_SYNC_CIPHER, 'own', load.instructions, own, datagrams)
-    rows.push(row)
-    note(row)
-  }
-  // The table's order: forged New per cipher, forged batch per cipher, our echo.
-  const order: Array<RefusedRow['kind']> = ['forged', 'forged-batch', 'own', 'own-batch']
-  return rows.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind) || SYNC_CIPHERS.indexOf(a.cipher) - SYNC_CIPHERS.indexOf(b.cipher))
+  return rows
 }
 
 export async function runSyncCostSuite (opts: { progress: Progress; updates: number; refused: number }): Promise<SyncCostReport> {

@@ -1,6 +1,6 @@
 // Its own file: valgrind makes it the slowest test (1.5-2 minutes on a quiet machine, near 3 on a
 // loaded one, where it once ran past the 180 s the suite allowed then; now 330 s, package.json).
-// The refused rows add 9 processes at the smallest count (--sync-cost-refused 100: mostly Node's
+// The refused rows add 7 processes at the smallest count (--sync-cost-refused 100: mostly Node's
 // start under callgrind, ~10 s each, two at a time).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
