@@ -90,6 +90,8 @@ function refusedRow (kind: RefusedRow['kind'], cipher: SyncCipher, reason: Refus
     throw new LabError(`sync-cost suite: the ${kind} process (${cipher}) refused ${String(done.refused)} of ${String(done.packets)} packets in ${String(done.datagrams)} of ${datagrams} datagrams as ${reason}`)
   }
   const perDatagram = (run.instructions - baseline) / datagrams
+  // A process's count moves by a few million instructions run to run: too few datagrams, and that is all it shows.
+  if (perDatagram <= 0) throw new LabError(`sync-cost suite: the ${kind} process (${cipher}) counted no more than its baseline over ${datagrams} datagrams; raise --sync-cost-refused`)
   return {
     kind, cipher, bytes: done.bytes, packetsPerDatagram: done.packets / datagrams, reason, refused: done.refused,
     totals: { baseline, refused: run.instructions },
