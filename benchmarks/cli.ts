@@ -45,7 +45,7 @@ interface BenchFlags {
   suites: string; targets?: string; profiles: string; certs: string; duration: number; count: number
   processes: number; concurrency: number; rounds: number; warmup: number; serverCpus: string; clientCpus: string; workers?: number
   request: boolean; json: boolean; out?: string; report?: string; quiet: boolean; cpuProf?: string
-  sessions: number; syncCostUpdates: number; costCount: number; costWarmup: number; soakSeconds: number; soakRssMb: number
+  sessions: number; syncCostUpdates: number; syncCostRefused: number; costCount: number; costWarmup: number; soakSeconds: number; soakRssMb: number
 }
 
 /**
@@ -74,6 +74,7 @@ export function benchCommand (): Command {
     .option('--cost-count <N>', 'handshake-cost suite: connections counted per server and profile (about 50 ms of valgrind time each; 1000 spans ~18 young-generation collections, so where they fall moves a count by under 1%)', int('--cost-count', 10, 100_000), 1000)
     .option('--cost-warmup <N>', 'handshake-cost suite: warm-up connections per server and profile before the counters are zeroed (V8 reaches its steady state after 1000-2000)', int('--cost-warmup', 0, 100_000), 2000)
     .option('--sync-cost-updates <N>', 'sync-cost suite: updates received under callgrind (about 3 ms of valgrind time each)', int('--sync-cost-updates', 100, 1_000_000), 20_000)
+    .option('--sync-cost-refused <N>', 'sync-cost suite: datagrams of each refused kind (forged New, forged batch, our own echo) counted under callgrind', int('--sync-cost-refused', 100, 1_000_000), 5000)
     .option('--soak-seconds <S>', 'soak suite: length of the run (a worker kill -9 every minute, every third of the run when shorter than 3 minutes)', int('--soak-seconds', 10, 86_400), 600)
     .option('--soak-rss-mb <MB>', 'soak suite: the RSS every process of the node must stay under, MiB', int('--soak-rss-mb', 32, 65_536), 256)
     .option('--cpu-prof <DIR>', 'handshake suite: CPU-profile tlsfleet and the plain Node server (node --cpu-prof into DIR) and print where their time goes, per handshake')
@@ -129,7 +130,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     settings: benchSettings({
       suites, certs: certKinds, targets, profiles: profiles.map((p) => p.name), durationSeconds: flags.duration, count: flags.count, processes: flags.processes,
       concurrency: flags.concurrency, rounds: flags.rounds, warmupSeconds: flags.warmup, workers, request: flags.request, costTargets, costProfiles, costCount: flags.costCount,
-      costWarmup: flags.costWarmup, syncCostUpdates: flags.syncCostUpdates, sessions: flags.sessions, soakSeconds: flags.soakSeconds, soakRssMb: flags.soakRssMb
+      costWarmup: flags.costWarmup, syncCostUpdates: flags.syncCostUpdates, syncCostRefused: flags.syncCostRefused, sessions: flags.sessions, soakSeconds: flags.soakSeconds, soakRssMb: flags.soakRssMb
     }),
     skipped
   }
@@ -175,7 +176,7 @@ export async function runBench (flags: BenchFlags): Promise<BenchReport> {
     if (suites.includes('sync-cost')) {
       if (!valgrindAvailable()) throw new LabError('--suites sync-cost: valgrind is not installed (apt-get install valgrind)')
       progress.line('sync-cost suite: instructions per sync update received (callgrind), against the AEAD open alone, per cipher')
-      report.syncCost = await runSyncCostSuite({ progress, updates: flags.syncCostUpdates })
+      report.syncCost = await runSyncCostSuite({ progress, updates: flags.syncCostUpdates, refused: flags.syncCostRefused })
     }
     if (suites.includes('store')) {
       progress.line('store suite: cross-node resumption through a redis-server, lookup latency, write rate')

@@ -20,6 +20,7 @@ export interface SettingsInput {
   costWarmup: number
   /** Sync-cost, memory and soak suites. */
   syncCostUpdates: number
+  syncCostRefused: number
   sessions: number
   soakSeconds: number
   soakRssMb: number
@@ -42,7 +43,7 @@ export function benchSettings (s: SettingsInput): Record<string, unknown> {
   // --count bounds the handshake suite's connections and the sample counts of failover (300 at most), sync and store (200).
   if (any('handshake', 'failover', 'sync', 'store')) out.count = s.count
   if (ran.has('handshake-cost')) Object.assign(out, { costTargets: s.costTargets, costProfiles: s.costProfiles, costCount: s.costCount, costWarmup: s.costWarmup })
-  if (ran.has('sync-cost')) out.syncCostUpdates = s.syncCostUpdates
+  if (ran.has('sync-cost')) Object.assign(out, { syncCostUpdates: s.syncCostUpdates, syncCostRefused: s.syncCostRefused })
   if (ran.has('memory')) out.sessions = s.sessions
   if (ran.has('soak')) Object.assign(out, { soakSeconds: s.soakSeconds, soakRssMb: s.soakRssMb })
   return out

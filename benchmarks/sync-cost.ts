@@ -7,7 +7,7 @@ import { round } from './handshake.js'
 import type { Progress } from './progress.js'
 import { table } from './report.js'
 import { runProgram, valgrindVersion } from './callgrind.js'
-import { backendOf, chachaBackend, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
+import { backendOf, chachaBackend, DEFAULT_SYNC_CIPHER, SYNC_CIPHERS, type SyncCipher } from '../src/sync/sync-aead.js'
 
 /**
  * The sync receive path's CPU work per update, counted in instructions by valgrind's callgrind:
@@ -29,12 +29,34 @@ export interface SyncCostRow {
   receiveOverOpen: number
 }
 
+/**
+ * A datagram the receiver refuses, counted the same way, per datagram: what a forgery costs
+ * (its AEAD open, and for a batch two opens at most) and what our own multicast echo costs
+ * (refused before the open). Per datagram = (process − its baseline process) ÷ datagrams.
+ */
+export interface RefusedRow {
+  /** forged: a lone New, tag flipped; forged-batch: a batch of Del, every tag flipped; own, own-batch: our echo. */
+  kind: 'forged' | 'forged-batch' | 'own' | 'own-batch'
+  cipher: SyncCipher
+  /** Bytes of one datagram. */
+  bytes: number
+  packetsPerDatagram: number
+  reason: 'bad_tag' | 'own'
+  /** Packets the decoder refused as `reason`: every one of the datagrams' packets. */
+  refused: number
+  totals: { baseline: number; refused: number }
+  perDatagram: number
+  perPacket: number
+}
+
 export interface SyncCostReport {
   updates: number
   /** One per cipher, the default (chacha20-poly1305) first. */
   rows: SyncCostRow[]
   /** The default cipher's receive path ÷ AES-256-GCM's. */
   defaultOverAes: number
+  /** Refused datagrams: forged (per cipher) and our own echo (the default cipher: it is not opened). */
+  refused: { datagrams: number; rows: RefusedRow[] }
   /** What runs ChaCha20-Poly1305 here: libsodium, or node:crypto where sodium-native does not load. */
   chachaBackend: string
   valgrind: string
@@ -43,20 +65,79 @@ export interface SyncCostReport {
 const CHILD = fileURLToPath(new URL('./sync-cost-child.js', import.meta.url))
 type Mode = 'load' | 'open' | 'receive'
 
-/** Instructions of one child process under callgrind. */
-async function count (mode: Mode, cipher: SyncCipher, dir: string, updates: number): Promise<number> {
-  const { stdout, stderr } = await runProgram('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', CHILD, mode, dir, cipher], `sync-cost suite: the ${mode} process (${cipher})`)
-  const done = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { updates?: number }
-  if (mode !== 'load' && done.updates !== updates) throw new LabError(`sync-cost suite: the ${mode} process (${cipher}) handled ${String(done.updates)} of ${updates} updates`)
+/** Instructions of one child process under callgrind, and the JSON line it ended with. */
+async function callgrind<T> (args: string[], what: string): Promise<{ instructions: number; done: T }> {
+  const { stdout, stderr } = await runProgram('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', CHILD, ...args], `sync-cost suite: the ${what} process`)
+  const done = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as T
   const collected = /Collected : (\d+)/.exec(stderr)
-  if (collected === null) throw new LabError(`sync-cost suite: no instruction count from callgrind for ${mode} (${cipher})`)
-  return Number(collected[1])
+  if (collected === null) throw new LabError(`sync-cost suite: no instruction count from callgrind for ${what}`)
+  return { instructions: Number(collected[1]), done }
 }
 
-export async function runSyncCostSuite (opts: { progress: Progress; updates: number }): Promise<SyncCostReport> {
+/** Instructions of one child process under callgrind. */
+async function count (mode: Mode, cipher: SyncCipher, dir: string, updates: number): Promise<number> {
+  const { instructions, done } = await callgrind<{ updates?: number }>([mode, dir, cipher], `${mode} (${cipher})`)
+  if (mode !== 'load' && done.updates !== updates) throw new LabError(`sync-cost suite: the ${mode} process (${cipher}) handled ${String(done.updates)} of ${updates} updates`)
+  return instructions
+}
+
+interface RefusedDone { datagrams: number; packets: number; refused: number; bytes: number }
+
+/** One refused row from its process and its baseline's count; every packet must have been refused as `reason`. */
+function refusedRow (kind: RefusedRow['kind'], cipher: SyncCipher, reason: RefusedRow['reason'], baseline: number, run: { instructions: number; done: RefusedDone }, datagrams: number): RefusedRow {
+  const { done } = run
+  if (done.datagrams !== datagrams || done.packets < datagrams || done.refused !== done.packets) {
+    throw new LabError(`sync-cost suite: the ${kind} process (${cipher}) refused ${String(done.refused)} of ${String(done.packets)} packets in ${String(done.datagrams)} of ${datagrams} datagrams as ${reason}`)
+  }
+  const perDatagram = (run.instructions - baseline) / datagrams
+  // A process's count moves by a few million instructions run to run: too few datagrams, and that is all it shows.
+  if (perDatagram <= 0) throw new LabError(`sync-cost suite: the ${kind} process (${cipher}) counted no more than its baseline over ${datagrams} datagrams; raise --sync-cost-refused`)
+  return {
+    kind, cipher, bytes: done.bytes, packetsPerDatagram: done.packets / datagrams, reason, refused: done.refused,
+    totals: { baseline, refused: run.instructions },
+    perDatagram: round(perDatagram, 0),
+    perPacket: round(perDatagram * datagrams / done.packets, 0)
+  }
+}
+
+const REFUSED_LABEL: Record<RefusedRow['kind'], (r: RefusedRow) => string> = {
+  forged: () => 'forged: a New, tag flipped',
+  'forged-batch': (r) => `forged: a batch of ${r.packetsPerDatagram} Del, tags flipped`,
+  own: () => 'our own echo: a New',
+  'own-batch': (r) => `our own echo: a batch of ${r.packetsPerDatagram} New`
+}
+
+/** The refused rows, all against one baseline process that reads the same datagrams: forged per cipher, then our own echo. */
+async function refusedRows (progress: Progress, dir: string, datagrams: number): Promise<RefusedRow[]> {
+  const sets: Array<{ set: string; kind: RefusedRow['kind']; cipher: SyncCipher; reason: RefusedRow['reason'] }> = [
+    ...SYNC_CIPHERS.map((cipher) => ({ set: `forged-${cipher}`, kind: 'forged' as const, cipher, reason: 'bad_tag' as const })),
+    ...SYNC_CIPHERS.map((cipher) => ({ set: `forged-batch-${cipher}`, kind: 'forged-batch' as const, cipher, reason: 'bad_tag' as const })),
+    { set: 'own', kind: 'own', cipher: DEFAULT_SYNC_CIPHER, reason: 'own' },
+    { set: 'own-batch', kind: 'own-batch', cipher: DEFAULT_SYNC_CIPHER, reason: 'own' }
+  ]
+  progress.update(`sync-cost: ${datagrams} datagrams of each refused kind (forged, our own echo); counting instructions under callgrind (a baseline, then ${sets.length} kinds)`)
+  const run = (set: string): Promise<{ instructions: number; done: RefusedDone }> => callgrind<RefusedDone>(['refused', dir, set], `refused ${set}`)
+  const rows: RefusedRow[] = []
+  let baseline: number | undefined
+  // Two at a time, as above: the baseline with the first kind, then pairs.
+  const pending = [...sets]
+  while (pending.length > 0) {
+    const batch = pending.splice(0, baseline === undefined ? 1 : 2)
+    const [first, ...runs] = await Promise.all([baseline === undefined ? callgrind<RefusedDone>(['refused-load', dir], 'refused-load') : undefined, ...batch.map((s) => run(s.set))])
+    if (first !== undefined) baseline = first.instructions
+    batch.forEach((s, i) => {
+      const row = refusedRow(s.kind, s.cipher, s.reason, baseline as number, runs[i] as { instructions: number; done: RefusedDone }, datagrams)
+      rows.push(row)
+      progress.line(`sync-cost: ${REFUSED_LABEL[row.kind](row)} (${row.cipher}, ${row.bytes} bytes): ${row.perDatagram} instructions per datagram, ${row.refused} packets refused ${row.reason}`)
+    })
+  }
+  return rows
+}
+
+export async function runSyncCostSuite (opts: { progress: Progress; updates: number; refused: number }): Promise<SyncCostReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsfleet-sync-cost-'))
   try {
-    await runProgram(process.execPath, [CHILD, 'seal', dir, String(opts.updates)], 'sync-cost suite: sealing the updates')
+    await runProgram(process.execPath, [CHILD, 'seal', dir, String(opts.updates), String(opts.refused)], 'sync-cost suite: sealing the updates and forging datagrams')
     const rows: SyncCostRow[] = []
     for (const cipher of SYNC_CIPHERS) {
       opts.progress.update(`sync-cost: ${opts.updates} updates sealed with ${cipher}; counting instructions under callgrind (load, open, receive; about a minute)`)
@@ -77,7 +158,8 @@ export async function runSyncCostSuite (opts: { progress: Progress; updates: num
       opts.progress.line(`sync-cost: ${cipher}: ${row.receivePerUpdate} instructions per update received, ${row.openPerUpdate} of them the floor (the AEAD open): ${row.receiveOverOpen}x`)
     }
     const [byDefault, aes] = [rows[0] as SyncCostRow, rows.find((r) => r.cipher === 'aes-256-gcm') as SyncCostRow]
-    return { updates: opts.updates, rows, defaultOverAes: round(byDefault.receivePerUpdate / aes.receivePerUpdate, 2), chachaBackend, valgrind: await valgrindVersion() }
+    const refused = { datagrams: opts.refused, rows: await refusedRows(opts.progress, dir, opts.refused) }
+    return { updates: opts.updates, rows, defaultOverAes: round(byDefault.receivePerUpdate / aes.receivePerUpdate, 2), refused, chachaBackend, valgrind: await valgrindVersion() }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -89,6 +171,10 @@ export function syncCostTable (r: SyncCostReport): string {
       r.rows.map((row) => [`${row.cipher} (${backendOf(row.cipher)})`, r.updates, row.openPerUpdate, row.receivePerUpdate, row.receiveOverOpen])),
     '',
     `receive path with the default cipher ÷ with aes-256-gcm: ${r.defaultOverAes}`,
-    `counted by ${r.valgrind} (callgrind), node --single-threaded; per update = (process − baseline process) ÷ updates`
+    '',
+    table(['refused datagram', 'AEAD', 'bytes', 'datagrams', 'packets refused', 'instructions/datagram', 'instructions/packet'],
+      r.refused.rows.map((row) => [REFUSED_LABEL[row.kind](row), `${row.cipher} (${backendOf(row.cipher)})`, row.bytes, r.refused.datagrams, `${row.refused} ${row.reason}`, row.perDatagram, row.perPacket])),
+    '',
+    `counted by ${r.valgrind} (callgrind), node --single-threaded; per update = (process − baseline process) ÷ updates; per datagram = (process − baseline process) ÷ datagrams`
   ].join('\n')
 }
