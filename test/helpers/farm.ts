@@ -1,5 +1,7 @@
+import crypto from 'node:crypto'
+import fs from 'node:fs'
 import path from 'node:path'
-import { writeFarmSecretFile } from '../../src/sync/farm-secret.js'
+import { farmKeyId } from '../../src/sync/farm-secret.js'
 import { makeCertificate, tempDir } from './certs.js'
 import { startNode, type RunningNode } from './node-process.js'
 import { freePorts } from './ports.js'
@@ -7,9 +9,30 @@ import { sClient, type SClientResult } from './openssl.js'
 
 export interface FarmNode { node: RunningNode; host: string; port: number; sync: number; args: string[]; admin: number }
 
-/** A farm secret file as an operator makes it: random, mode 0600. */
+/**
+ * Key ids of the secrets this test process made. A key id is one byte: two random secrets share
+ * one in 1 of 256 pairs, and a node given both refuses to start ("its key id collides"), which a
+ * test holding two secrets at once (a change-over, a wrong-secret peer) took for its own failure.
+ */
+const keyIdsMade = new Set<number>()
+
+/** A farm secret as an operator makes it (`openssl rand -base64 48`, as text), its key id unlike those made before in this process. */
+export function newFarmSecretText (): string {
+  if (keyIdsMade.size >= 128) keyIdsMade.clear()
+  for (;;) {
+    const text = crypto.randomBytes(48).toString('base64') + '\n'
+    const id = farmKeyId(Buffer.from(text.trimEnd()))
+    if (keyIdsMade.has(id)) continue
+    keyIdsMade.add(id)
+    return text
+  }
+}
+
+/** A farm secret file as an operator makes it: random, mode 0600 (newFarmSecretText). */
 export function writeFarmSecret (dir: string, name = 'farm.key'): string {
-  return writeFarmSecretFile(path.join(dir, name))
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, newFarmSecretText(), { mode: 0o600 })
+  return file
 }
 
 /**

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import tls from 'node:tls'
@@ -9,7 +8,7 @@ import { OFF_KEY_ID, splitDatagramV2 } from '../../src/sync/wire-v2.js'
 import { farmTicketSecrets } from '../../src/tls/farm-ticket-secret.js'
 import { TicketKeySchedule } from '../../src/tls/ticket-keys.js'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
-import { resumesEventually, sClient } from '../helpers/farm.js'
+import { newFarmSecretText, resumesEventually, sClient } from '../helpers/farm.js'
 import { eventually, startNode, type RunningNode } from '../helpers/node-process.js'
 import { freePorts } from '../helpers/ports.js'
 import { UdpRecorder } from '../helpers/udp-recorder.js'
@@ -30,7 +29,7 @@ let baseline: number[]
 let recorder: UdpRecorder
 
 /** An operator's secret: `openssl rand -base64 48`, as text. */
-const newSecret = (): string => crypto.randomBytes(48).toString('base64') + '\n'
+const newSecret = newFarmSecretText
 /** Written as an operator would replace it: beside it, then renamed over it (0600). */
 function writeSecret (file: string, text: string): void {
   fs.writeFileSync(file + '.tmp', text, { mode: 0o600 })

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { RedisServer } from '../../src/lab/redis-server.js'
 import { farmKeyId } from '../../src/sync/farm-secret.js'
 import { tempDir } from '../helpers/certs.js'
-import { resumesEventually, sClient, startFarm, type FarmNode } from '../helpers/farm.js'
+import { newFarmSecretText, resumesEventually, sClient, startFarm, type FarmNode } from '../helpers/farm.js'
 import { eventually } from '../helpers/node-process.js'
 
 // Two nodes sharing sessions through a real redis-server only (no sync), the farm secret changed
@@ -18,7 +17,7 @@ let farm: Awaited<ReturnType<typeof startFarm>>
 let n1: FarmNode, n2: FarmNode
 let other: string
 let secretA: string
-const secretB = crypto.randomBytes(48).toString('base64') + '\n'
+const secretB = newFarmSecretText()
 
 before(async () => {
   redis = await RedisServer.start()
