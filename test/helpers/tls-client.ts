@@ -67,3 +67,18 @@ export async function rawExchange (port: number, bytes: Buffer): Promise<Buffer>
 export function byteRecords (hello: Buffer): Buffer {
   return Buffer.concat([...hello.subarray(5)].map((byte) => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, byte])))
 }
+
+/** The key name (first 16 bytes) of the ticket a server issues a TLS 1.3 client of Node's on 127.0.0.1:`port`. */
+export async function tls13TicketName (port: number): Promise<Buffer> {
+  return await new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3' })
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no TLS 1.3 session within 5 s')) }, 5000)
+    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.once('session', () => {
+      clearTimeout(timer)
+      const ticket = socket.getTLSTicket()
+      socket.destroy()
+      if (ticket === undefined) reject(new Error('no ticket')); else resolve(ticket.subarray(0, 16))
+    })
+  })
+}

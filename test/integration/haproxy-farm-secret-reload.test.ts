@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import { makeCertificate, tempDir } from '../helpers/certs.js'
 import { writeFarmSecret } from '../helpers/farm.js'
@@ -9,6 +8,7 @@ import { farmRing, startHaproxyNode, type HaproxyNode } from '../helpers/haproxy
 import { eventually } from '../helpers/node-process.js'
 import { sClient } from '../helpers/openssl.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
+import { tls13TicketName } from '../helpers/tls-client.js'
 
 /**
  * A real local HAProxy 2.6 companioned by `tlsfleet node --terminator haproxy`: the farm secret
@@ -55,17 +55,7 @@ async function hupUntil (result: string, count: number): Promise<void> {
 
 /** The key name of the ticket HAProxy issues now (TLS 1.3, Node's client). */
 async function issuedName (): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: member.port, servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3' })
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no TLS 1.3 session within 5 s')) }, 5000)
-    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
-    socket.once('session', () => {
-      clearTimeout(timer)
-      const ticket = socket.getTLSTicket()
-      socket.destroy()
-      if (ticket === undefined) reject(new Error('no ticket')); else resolve(ticket.subarray(0, 16).toString('hex'))
-    })
-  })
+  return (await tls13TicketName(member.port)).toString('hex')
 }
 
 const nameOf = (line: string): string => Buffer.from(line, 'base64').subarray(0, 16).toString('hex')

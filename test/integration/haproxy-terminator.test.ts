@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import tls from 'node:tls'
 import { after, before, test } from 'node:test'
 import type { StateBody } from '../../src/admin/schemas.js'
 import { pushesNeeded } from '../../src/haproxy/tls-keys.js'
@@ -12,6 +11,7 @@ import { pollUntil, startHaproxy, TCP_DEFAULTS, type RunningHaproxy } from '../h
 import { agentUntil, farmRing, startHaproxyNode, type HaproxyNode } from '../helpers/haproxy-node.js'
 import { sClient } from '../helpers/openssl.js'
 import { startRecordingBackend } from '../helpers/recording-backend.js'
+import { tls13TicketName } from '../helpers/tls-client.js'
 
 /**
  * Three nodes where a real local HAProxy 2.6 terminates TLS and `tlsfleet node --terminator
@@ -51,21 +51,6 @@ async function holdsFarmRing (member: HaproxyNode): Promise<boolean> {
   const actual = await member.haproxy.api.showTlsKeys(member.keyFile)
   const now = Date.now()
   return [now, now - 300].some((at) => pushesNeeded(actual, farmRing(secret, ROTATION_S, at).lines) === 0)
-}
-
-/** A TLS 1.3 handshake with Node's client: whether it resumed, and the key name of the ticket it got. */
-async function nodeClient (port: number): Promise<{ ticketName: Buffer }> {
-  return await new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3' })
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no TLS 1.3 session within 5 s')) }, 5000)
-    socket.once('error', (err) => { clearTimeout(timer); reject(err) })
-    socket.once('session', () => {
-      clearTimeout(timer)
-      const ticket = socket.getTLSTicket()
-      socket.destroy()
-      if (ticket === undefined) reject(new Error('no ticket')); else resolve({ ticketName: ticket.subarray(0, 16) })
-    })
-  })
 }
 
 before(async () => {
@@ -127,7 +112,7 @@ test('every local HAProxy holds the farm\'s ring and encrypts with the current e
   await intoPeriod()
   for (const n of nodes) assert.equal(await holdsFarmRing(n), true, `${n.name}'s ring is not the farm's`)
   const ring = farmRing(secret, ROTATION_S)
-  const { ticketName } = await nodeClient(node(1).port)
+  const ticketName = await tls13TicketName(node(1).port)
   // The key name is the farm tag and the epoch: the ticket was encrypted with the middle key.
   assert.deepEqual(ticketName, Buffer.from(ring.lines[1] as string, 'base64').subarray(0, 16))
 
